@@ -1,0 +1,117 @@
+import type { z } from 'zod';
+
+/**
+ * The connector SDK. A connector is one typed object: its name, how to build its vendor
+ * client, and its tools. The registry, the tool catalog, the policy engine, the saga and the
+ * CDK stack all read these objects; nothing else describes a tool.
+ */
+
+/** read: no side effect. draft: reversible by nature (nothing committed). commit: a side effect that needs a compensation. */
+export type Tier = 'read' | 'draft' | 'commit';
+
+export interface Money {
+  /** Major units (e.g. dollars), as a decimal number. */
+  amount: number;
+  /** ISO 4217 code, upper case. */
+  currency: string;
+}
+
+/** Structured logger handed to tools. Never pass a credential or grant to it. */
+export interface ToolLogger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * The verified grant a step runs under (see the credential broker). Connectors receive it
+ * already verified; they read it to know on whose behalf they act.
+ */
+export interface VerifiedGrant {
+  jti: string;
+  /** The principal. */
+  sub: string;
+  /** The agent (RFC 8693 actor). */
+  act: { sub: string };
+  /** The connector name. */
+  aud: string;
+  /** The one operation allowed: `<connector>.<tool>`. */
+  scope: string;
+  actionId: string;
+  stepId: string;
+  planHash: string;
+  /** Expiry, seconds since the epoch. */
+  exp: number;
+}
+
+export interface ToolContext {
+  /** Deterministic per step (action id + step id): sent to the vendor on every state-changing call. */
+  idempotencyKey: string;
+  /** The verified grant the step runs under; undefined only for catalog reads outside a saga. */
+  grant: VerifiedGrant | undefined;
+  logger: ToolLogger;
+  /** Epoch milliseconds by which the tool must return. */
+  deadline: number;
+  /** Validate against the vendor (quotes, availability) without committing anything. */
+  dryRun: boolean;
+}
+
+/** How the compensating tool of a commit step is called, from the forward step's input and output. */
+export interface Compensation<I, O> {
+  /** Short name of a tool of the same connector. */
+  tool: string;
+  input: (input: I, output: O) => unknown;
+}
+
+export interface ToolDefinition<I = unknown, O = unknown, C = unknown> {
+  /** Short name, unique within the connector: `hold_seat`. The full name is `travel.hold_seat`. */
+  name: string;
+  /** One or two sentences an LLM reads to choose the tool. */
+  description: string;
+  tier: Tier;
+  input: z.ZodType<I>;
+  output: z.ZodType<O>;
+  /** Required for commit tools that can be undone. */
+  compensation?: Compensation<I, O>;
+  /** Dotted paths (`traveler.email`, `items.*.note`) of personal data, redacted in receipts and previews. */
+  pii?: { input?: string[]; output?: string[] };
+  /** Money at stake, read from the validated input. */
+  money?: (input: I) => Money | undefined;
+  /** The counterparty this call pays or orders from (deny/allow lists), read from the input. */
+  counterparty?: (input: I) => string | undefined;
+  /** Whether this tool only exists to undo another one (never offered for planning on its own). */
+  compensationOnly?: boolean;
+  execute: (client: C, input: I, ctx: ToolContext) => Promise<O>;
+}
+
+export interface VendorClientConfig {
+  baseUrl: string;
+  /** The connector's own vendor credential, read through the secrets port. */
+  credential: string;
+  /** Per-call timeout in milliseconds. */
+  timeoutMs?: number;
+}
+
+export interface ConnectorDefinition<C = unknown> {
+  /** Lower-case, `[a-z][a-z0-9_]*`; also the grant audience and the Lambda's suffix. */
+  name: string;
+  description: string;
+  vendor: {
+    /** Human name of the vendor system, e.g. `Sandbox Travel`. */
+    name: string;
+    /** Default base URL of the sandbox vendor when none is configured. */
+    defaultBaseUrl?: string;
+    createClient: (config: VendorClientConfig) => C;
+  };
+  tools: ToolDefinition<any, any, C>[];
+}
+
+/** Identity helpers that keep the tool's input and output types inferred from the zod schemas. */
+export function defineTool<I, O, C>(tool: ToolDefinition<I, O, C>): ToolDefinition<I, O, C> {
+  return tool;
+}
+
+export function defineConnector<C>(connector: ConnectorDefinition<C>): ConnectorDefinition<C> {
+  return connector;
+}

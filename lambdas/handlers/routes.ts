@@ -1,0 +1,22 @@
+/**
+ * The HTTP API's routes: which function serves each, and whether it needs a verified token.
+ * The CDK stack builds API Gateway routes from this table and the local server routes with
+ * it, so the two cannot drift. Data only: importing it loads no handler.
+ */
+export type FunctionName = 'intake' | 'approvals' | 'receipts';
+
+export interface RouteSpec {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
+  /** API Gateway path syntax: `/v1/actions/{id}`. */
+  path: string;
+  fn: FunctionName;
+  auth: boolean;
+}
+
+export const routes: readonly RouteSpec[] = [
+  { method: 'GET', path: '/healthz', fn: 'intake', auth: false },
+  { method: 'GET', path: '/v1/tools', fn: 'intake', auth: true },
+];
+
+/** `GET /v1/tools`, the API Gateway v2 route key. */
+export const routeKey = (r: Pick<RouteSpec, 'method' | 'path'>) => `${r.method} ${r.path}`;

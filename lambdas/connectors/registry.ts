@@ -1,11 +1,15 @@
 import type { ConnectorDefinition, ToolDefinition } from './sdk';
 import { echo } from './echo/index';
+import { travel } from './travel/index';
 
 /**
  * Every connector Airlock offers. Adding a connector is one folder under connectors/ and one
  * line here; the catalog, the policy engine and the CDK stack read this list.
  */
-export const connectors: readonly ConnectorDefinition<any>[] = [echo];
+export const connectors: readonly ConnectorDefinition<any>[] = [
+  echo,
+  travel,
+];
 
 export interface RegisteredTool {
   /** `<connector>.<tool>` */

@@ -80,9 +80,27 @@ export interface ToolDefinition<I = unknown, O = unknown, C = unknown> {
   money?: (input: I) => Money | undefined;
   /** The counterparty this call pays or orders from (deny/allow lists), read from the input. */
   counterparty?: (input: I) => string | undefined;
+  /** The person whose access changes (IAM grants), read from the input: policy keeps requesters from granting themselves. */
+  grantee?: (input: I) => string | undefined;
   /** Whether this tool only exists to undo another one (never offered for planning on its own). */
   compensationOnly?: boolean;
   execute: (client: C, input: I, ctx: ToolContext) => Promise<O>;
+  /**
+   * Dry run of a tool with side effects: validates against the vendor (quote, availability,
+   * validation endpoint) and commits nothing. Read tools need none: their dry run is `execute`.
+   */
+  preview?: (client: C, input: I, ctx: ToolContext) => Promise<DryRunResult>;
+}
+
+/** What a dry run reports: the vendor's verdict on the call, with nothing committed. */
+export interface DryRunResult {
+  dryRun: true;
+  /** What was checked at the vendor: `availability`, `quote`, `validation`, `lookup`. */
+  check: string;
+  /** The vendor's price for the operation, when it has one. */
+  quote?: Money;
+  /** Facts a reviewer needs to see (never credentials). */
+  details?: Record<string, unknown>;
 }
 
 export interface VendorClientConfig {
@@ -91,6 +109,8 @@ export interface VendorClientConfig {
   credential: string;
   /** Per-call timeout in milliseconds. */
   timeoutMs?: number;
+  /** HTTP implementation; global `fetch` unless given. */
+  fetch?: typeof fetch;
 }
 
 export interface ConnectorDefinition<C = unknown> {

@@ -1,8 +1,98 @@
+import { z } from 'zod';
+import { ActionStatuses } from '../core/action';
+import { actionView, canView } from '../core/action-view';
 import { toolCatalog } from '../core/catalog';
-import { httpApi } from './http';
+import { ActionIdPattern } from '../core/ids';
+import { acceptAction } from '../core/intake';
+import { badRequest, notFound, serviceUnavailable } from '../core/problem';
+import { InvalidCursorError, LedgerThrottledError } from '../ports/ledger';
+import { httpApi, type HttpRequest } from './http';
+import { runtime } from './runtime';
 
-/** The intake function: the agent-facing front door. */
+/** The intake function: the agent-facing front door (tools, actions). */
+
+const ListQuery = z
+  .object({
+    status: z.enum(ActionStatuses).optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().min(1).max(2048).optional(),
+  })
+  .strict();
+
+function principalOf(req: HttpRequest) {
+  // The edge guarantees a principal on authenticated routes; this narrows the type.
+  if (!req.principal) throw new Error('authenticated route without principal');
+  return req.principal;
+}
+
+async function readLedger<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (error) {
+    if (error instanceof LedgerThrottledError) throw serviceUnavailable('The ledger is busy; retry shortly.', 1, error);
+    throw error;
+  }
+}
+
 export const handler = httpApi({
   'GET /healthz': { auth: false, handle: async () => ({ status: 200, body: { status: 'ok' } }) },
+
   'GET /v1/tools': { auth: true, handle: async () => ({ status: 200, body: { tools: toolCatalog() } }) },
+
+  'POST /v1/actions': {
+    auth: true,
+    handle: async (req) => {
+      const rt = await runtime();
+      const res = await acceptAction(
+        { principal: principalOf(req), idempotencyKey: req.headers['idempotency-key'], body: req.body },
+        { actions: rt.actions, idempotency: rt.idempotency, workflow: rt.workflow, decider: rt.decider, config: rt.intake, logger: req.logger },
+      );
+      return { status: res.status, headers: res.headers, body: res.body };
+    },
+  },
+
+  'GET /v1/actions/{id}': {
+    auth: true,
+    handle: async (req) => {
+      const id = req.pathParameters.id ?? '';
+      if (!ActionIdPattern.test(id)) throw notFound(`No action ${id.slice(0, 40)}.`);
+      const rt = await runtime();
+      const action = await readLedger(() => rt.actions.getAction(id));
+      if (!action || !canView(principalOf(req), action)) throw notFound(`No action ${id}.`);
+      return { status: 200, body: actionView(action) };
+    },
+  },
+
+  'GET /v1/actions': {
+    auth: true,
+    handle: async (req) => {
+      const query = ListQuery.safeParse(req.query);
+      if (!query.success) {
+        throw badRequest(
+          'The query string is invalid.',
+          query.error.issues.map((i) => ({ path: `query:${i.path.join('.') || '(root)'}`, message: i.message })),
+        );
+      }
+      const rt = await runtime();
+      try {
+        const page = await readLedger(() =>
+          rt.actions.listActions({
+            principalSub: principalOf(req).sub,
+            limit: query.data.limit,
+            ...(query.data.status ? { status: query.data.status } : {}),
+            ...(query.data.cursor ? { cursor: query.data.cursor } : {}),
+          }),
+        );
+        return {
+          status: 200,
+          body: { items: page.items.map((a) => actionView(a)), nextCursor: page.nextCursor ?? null },
+        };
+      } catch (error) {
+        if (error instanceof InvalidCursorError) {
+          throw badRequest('The cursor is not valid; start again without one.', [{ path: 'query:cursor', message: 'invalid cursor' }]);
+        }
+        throw error;
+      }
+    },
+  },
 });

@@ -16,6 +16,9 @@ export interface RouteSpec {
 export const routes: readonly RouteSpec[] = [
   { method: 'GET', path: '/healthz', fn: 'intake', auth: false },
   { method: 'GET', path: '/v1/tools', fn: 'intake', auth: true },
+  { method: 'POST', path: '/v1/actions', fn: 'intake', auth: true },
+  { method: 'GET', path: '/v1/actions', fn: 'intake', auth: true },
+  { method: 'GET', path: '/v1/actions/{id}', fn: 'intake', auth: true },
 ];
 
 /** `GET /v1/tools`, the API Gateway v2 route key. */

@@ -19,3 +19,7 @@ if (typeof P.withResolvers !== 'function') {
   });
 }
 export {};
+
+// The SDK warns once per process that its 2027 releases need Node 22; this machine runs
+// Node 20 on purpose (the Lambda runtime is newer), so the warning is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

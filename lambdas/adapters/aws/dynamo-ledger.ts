@@ -1,0 +1,428 @@
+import {
+  ConditionalCheckFailedException,
+  DeleteItemCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+} from '@aws-sdk/client-dynamodb';
+import { z } from 'zod';
+import { predecessorsOf, type ActionRecord, type ActionStatus, type StoredDecision } from '../../core/action';
+import { sha256Hex } from '../../core/canonical-json';
+import {
+  InvalidCursorError,
+  LedgerThrottledError,
+  StatusTransitionError,
+  type ActionPage,
+  type ActionStore,
+  type ClaimResult,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type ListActionsQuery,
+  type StoredResponse,
+} from '../../ports/ledger';
+
+/**
+ * The ledger on DynamoDB: one table, single-item conditional writes only (no transactions,
+ * so it runs unchanged on dynalite). The key design is written down in `ledger.md` beside
+ * this file.
+ */
+
+type Item = Record<string, AttributeValue>;
+
+const THROTTLE_NAMES = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+]);
+
+/** Turns throttling into a named error the HTTP edge maps to 503 + Retry-After. */
+async function guard<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (error) {
+    if (error instanceof Error && THROTTLE_NAMES.has(error.name)) throw new LedgerThrottledError({ cause: error });
+    throw error;
+  }
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error instanceof Error && error.name === 'ConditionalCheckFailedException')
+  );
+}
+
+const S = (value: string): AttributeValue => ({ S: value });
+const N = (value: number): AttributeValue => ({ N: String(value) });
+
+export const Keys = {
+  action: (id: string) => ({ pk: S(`ACTION#${id}`), sk: S('ACTION') }),
+  actionByPrincipal: (sub: string) => `PRINCIPAL#${sub}`,
+  /** Keys are hashed: they are up to 255 arbitrary printable characters chosen by agents. */
+  idempotency: (scope: string, key: string) => ({
+    pk: S(`IDEMP#${sha256Hex(`${scope}\n${key}`)}`),
+    sk: S('IDEMP'),
+  }),
+};
+
+const CursorSchema = z
+  .object({ pk: z.string().max(300), sk: z.string().max(300), gsi1pk: z.string().max(300), gsi1sk: z.string().max(300) })
+  .strict();
+
+function encodeCursor(key: Item | undefined): string | undefined {
+  if (!key) return undefined;
+  const plain: Record<string, string> = {};
+  for (const [k, v] of Object.entries(key)) if (v.S !== undefined) plain[k] = v.S;
+  return Buffer.from(JSON.stringify(plain), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string, gsi1pk: string): Item {
+  try {
+    const parsed = CursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    // A cursor only continues the caller's own listing.
+    if (parsed.gsi1pk !== gsi1pk) throw new Error('cursor belongs to another listing');
+    return { pk: S(parsed.pk), sk: S(parsed.sk), gsi1pk: S(parsed.gsi1pk), gsi1sk: S(parsed.gsi1sk) };
+  } catch (cause) {
+    throw new InvalidCursorError({ cause });
+  }
+}
+
+const StoredResponseSchema = z.object({
+  status: z.number().int(),
+  headers: z.record(z.string(), z.string()),
+  body: z.unknown(),
+});
+
+function toAction(item: Item | undefined): ActionRecord | undefined {
+  const doc = item?.doc?.S;
+  if (!doc) return undefined;
+  const record = JSON.parse(doc) as ActionRecord;
+  // Status and version live in their own attributes (conditions read them); they win.
+  record.status = (item.status?.S ?? record.status) as ActionStatus;
+  record.version = Number(item.version?.N ?? record.version);
+  return record;
+}
+
+export interface DynamoLedgerOptions {
+  client: DynamoDBClient;
+  tableName: string;
+}
+
+export class DynamoLedger implements ActionStore, IdempotencyStore {
+  private readonly client: DynamoDBClient;
+  private readonly table: string;
+
+  constructor(options: DynamoLedgerOptions) {
+    this.client = options.client;
+    this.table = options.tableName;
+  }
+
+  // ── idempotency ────────────────────────────────────────────────────────────
+
+  async claim(input: {
+    scope: string;
+    key: string;
+    fingerprint: string;
+    proposedActionId: string;
+    now: number;
+    lockMs: number;
+    retentionMs: number;
+  }): Promise<ClaimResult> {
+    const owner = `${input.proposedActionId}:${Math.random().toString(36).slice(2, 10)}`;
+    const key = Keys.idempotency(input.scope, input.key);
+    const values = {
+      ':inprog': S('in_progress'),
+      ':fp': S(input.fingerprint),
+      ':lock': N(input.now + input.lockMs),
+      ':owner': S(owner),
+      ':exp': N(Math.ceil((input.now + input.retentionMs) / 1000)),
+      ':nowSec': N(Math.floor(input.now / 1000)),
+    };
+    // 1. A new key, or one whose retention has run out: a fresh claim with a fresh action id.
+    try {
+      await guard(() =>
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.table,
+            Item: {
+              ...key,
+              state: S('in_progress'),
+              fingerprint: S(input.fingerprint),
+              actionId: S(input.proposedActionId),
+              lockExpiresAt: N(input.now + input.lockMs),
+              owner: S(owner),
+              expiresAt: N(Math.ceil((input.now + input.retentionMs) / 1000)),
+            },
+            ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :nowSec',
+            ExpressionAttributeValues: { ':nowSec': values[':nowSec'] },
+          }),
+        ),
+      );
+      return { outcome: 'claimed', actionId: input.proposedActionId, owner, takenOver: false };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    // 2. An abandoned claim for the same payload: take it over and keep its action id, so the
+    //    retry finishes what the crashed request started instead of starting a second action.
+    try {
+      const out = await guard(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: key,
+            UpdateExpression: 'SET lockExpiresAt = :lock, #owner = :owner, expiresAt = :exp',
+            ConditionExpression: '#state = :inprog AND lockExpiresAt < :now AND fingerprint = :fp',
+            ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner' },
+            ExpressionAttributeValues: {
+              ':inprog': values[':inprog'],
+              ':fp': values[':fp'],
+              ':lock': values[':lock'],
+              ':owner': values[':owner'],
+              ':exp': values[':exp'],
+              ':now': N(input.now),
+            },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      const actionId = out.Attributes?.actionId?.S ?? input.proposedActionId;
+      return { outcome: 'claimed', actionId, owner, takenOver: true };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    const record = await this.read(input.scope, input.key);
+    if (!record) {
+      // Released between our attempts: let the caller retry from the start.
+      return this.claim(input);
+    }
+    return { outcome: 'exists', record };
+  }
+
+  async complete(input: {
+    scope: string;
+    key: string;
+    owner: string;
+    response: StoredResponse;
+    now: number;
+    retentionMs: number;
+  }): Promise<void> {
+    try {
+      await guard(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: Keys.idempotency(input.scope, input.key),
+            UpdateExpression: 'SET #state = :complete, #response = :response, expiresAt = :exp REMOVE lockExpiresAt',
+            ConditionExpression: '#state = :inprog AND #owner = :owner',
+            ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner', '#response': 'response' },
+            ExpressionAttributeValues: {
+              ':complete': S('complete'),
+              ':inprog': S('in_progress'),
+              ':owner': S(input.owner),
+              ':response': S(JSON.stringify(input.response)),
+              ':exp': N(Math.ceil((input.now + input.retentionMs) / 1000)),
+            },
+          }),
+        ),
+      );
+    } catch (error) {
+      // Another request took the claim over (ours outlived its lock); it will complete it.
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  async release(input: { scope: string; key: string; owner: string }): Promise<void> {
+    try {
+      await guard(() =>
+        this.client.send(
+          new DeleteItemCommand({
+            TableName: this.table,
+            Key: Keys.idempotency(input.scope, input.key),
+            ConditionExpression: '#state = :inprog AND #owner = :owner',
+            ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner' },
+            ExpressionAttributeValues: { ':inprog': S('in_progress'), ':owner': S(input.owner) },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  async read(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
+    const out = await guard(() =>
+      this.client.send(
+        new GetItemCommand({ TableName: this.table, Key: Keys.idempotency(scope, key), ConsistentRead: true }),
+      ),
+    );
+    const item = out.Item;
+    if (!item) return undefined;
+    const fingerprint = item.fingerprint?.S ?? '';
+    const actionId = item.actionId?.S ?? '';
+    if (item.state?.S === 'complete' && item.response?.S) {
+      const response = StoredResponseSchema.parse(JSON.parse(item.response.S)) as StoredResponse;
+      return { state: 'complete', fingerprint, actionId, response };
+    }
+    return {
+      state: 'in_progress',
+      fingerprint,
+      actionId,
+      lockExpiresAt: Number(item.lockExpiresAt?.N ?? 0),
+      owner: item.owner?.S ?? '',
+    };
+  }
+
+  // ── actions ────────────────────────────────────────────────────────────────
+
+  private actionItem(action: ActionRecord): Item {
+    return {
+      ...Keys.action(action.id),
+      gsi1pk: S(Keys.actionByPrincipal(action.principal.sub)),
+      gsi1sk: S(`ACTION#${action.id}`),
+      status: S(action.status),
+      version: N(action.version),
+      updatedAt: S(action.updatedAt),
+      doc: S(JSON.stringify(action)),
+    };
+  }
+
+  async createAction(action: ActionRecord): Promise<'created' | 'exists'> {
+    try {
+      await guard(() =>
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.table,
+            Item: this.actionItem(action),
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+      return 'created';
+    } catch (error) {
+      if (isConditionFailure(error)) return 'exists';
+      throw error;
+    }
+  }
+
+  async getAction(id: string): Promise<ActionRecord | undefined> {
+    const out = await guard(() =>
+      this.client.send(new GetItemCommand({ TableName: this.table, Key: Keys.action(id), ConsistentRead: true })),
+    );
+    return toAction(out.Item);
+  }
+
+  async listActions(query: ListActionsQuery): Promise<ActionPage> {
+    const gsi1pk = Keys.actionByPrincipal(query.principalSub);
+    const start = query.cursor ? decodeCursor(query.cursor, gsi1pk) : undefined;
+    const out = await guard(() =>
+      this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: 'gsi1',
+          KeyConditionExpression: 'gsi1pk = :p AND begins_with(gsi1sk, :prefix)',
+          ExpressionAttributeValues: {
+            ':p': S(gsi1pk),
+            ':prefix': S('ACTION#'),
+            ...(query.status ? { ':s': S(query.status) } : {}),
+          },
+          ...(query.status
+            ? { FilterExpression: '#status = :s', ExpressionAttributeNames: { '#status': 'status' } }
+            : {}),
+          ScanIndexForward: false,
+          Limit: query.limit,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      ),
+    );
+    const items = (out.Items ?? []).map(toAction).filter((a): a is ActionRecord => a !== undefined);
+    const nextCursor = encodeCursor(out.LastEvaluatedKey);
+    return { items, ...(nextCursor ? { nextCursor } : {}) };
+  }
+
+  async transition(
+    id: string,
+    to: ActionStatus,
+    patch: { statusReason?: string; decision?: StoredDecision; result?: unknown; receiptKey?: string; approvalId?: string } = {},
+    now: Date = new Date(),
+  ): Promise<ActionRecord> {
+    const allowedFrom = predecessorsOf(to);
+    // Optimistic loop: re-read after losing a race and try again only if the move is still legal.
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const current = await this.getAction(id);
+      if (!current || !allowedFrom.includes(current.status)) {
+        throw new StatusTransitionError(id, to, current?.status);
+      }
+      const next: ActionRecord = {
+        ...current,
+        status: to,
+        updatedAt: now.toISOString(),
+        version: current.version + 1,
+        ...(patch.statusReason !== undefined ? { statusReason: patch.statusReason } : {}),
+        ...(patch.decision !== undefined ? { decision: patch.decision } : {}),
+        ...(patch.result !== undefined ? { result: patch.result } : {}),
+        ...(patch.receiptKey !== undefined ? { receiptKey: patch.receiptKey } : {}),
+        ...(patch.approvalId !== undefined
+          ? { approvalIds: [...new Set([...(current.approvalIds ?? []), patch.approvalId])] }
+          : {}),
+      };
+      try {
+        await guard(() =>
+          this.client.send(
+            new UpdateItemCommand({
+              TableName: this.table,
+              Key: Keys.action(id),
+              UpdateExpression: 'SET #status = :to, version = :next, updatedAt = :at, doc = :doc',
+              ConditionExpression: '#status = :from AND version = :v',
+              ExpressionAttributeNames: { '#status': 'status' },
+              ExpressionAttributeValues: {
+                ':to': S(to),
+                ':from': S(current.status),
+                ':v': N(current.version),
+                ':next': N(next.version),
+                ':at': S(next.updatedAt),
+                ':doc': S(JSON.stringify(next)),
+              },
+            }),
+          ),
+        );
+        return next;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+    }
+    const latest = await this.getAction(id);
+    throw new StatusTransitionError(id, to, latest?.status);
+  }
+
+  async setDecision(id: string, decision: StoredDecision, now: Date = new Date()): Promise<void> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const current = await this.getAction(id);
+      if (!current) throw new StatusTransitionError(id, 'received', undefined);
+      const next = { ...current, decision, updatedAt: now.toISOString(), version: current.version + 1 };
+      try {
+        await guard(() =>
+          this.client.send(
+            new UpdateItemCommand({
+              TableName: this.table,
+              Key: Keys.action(id),
+              UpdateExpression: 'SET version = :next, updatedAt = :at, doc = :doc',
+              ConditionExpression: 'version = :v',
+              ExpressionAttributeValues: {
+                ':v': N(current.version),
+                ':next': N(next.version),
+                ':at': S(next.updatedAt),
+                ':doc': S(JSON.stringify(next)),
+              },
+            }),
+          ),
+        );
+        return;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+    }
+  }
+}

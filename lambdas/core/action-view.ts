@@ -1,0 +1,47 @@
+import type { ActionRecord } from './action';
+import type { Principal } from './principal';
+
+/** Roles that may read every action (auditors answer "who asked, who approved"). */
+export const AUDITOR_ROLE = 'auditor';
+
+/**
+ * Whether `viewer` may see `action`. Anyone else is told the action does not exist (404,
+ * not 403), so ids cannot be probed.
+ */
+export function canView(viewer: Principal, action: ActionRecord, extraViewers: readonly string[] = []): boolean {
+  return action.principal.sub === viewer.sub || viewer.roles.includes(AUDITOR_ROLE) || extraViewers.includes(viewer.sub);
+}
+
+function plannedSteps(envelope: unknown): { id: string; tool: string }[] {
+  if (envelope && typeof envelope === 'object') {
+    const e = envelope as Record<string, unknown>;
+    if (Array.isArray(e.plan)) {
+      return e.plan.map((s) => ({ id: String((s as Record<string, unknown>).id), tool: String((s as Record<string, unknown>).tool) }));
+    }
+    if (typeof e.tool === 'string') return [{ id: 'call', tool: e.tool }];
+  }
+  return [];
+}
+
+/** The public representation of an action (GET /v1/actions/{id} and listings). */
+export function actionView(action: ActionRecord, steps?: { id: string; tool: string; status: string; [k: string]: unknown }[]) {
+  return {
+    id: action.id,
+    status: action.status,
+    ...(action.statusReason ? { statusReason: action.statusReason } : {}),
+    kind: action.kind,
+    mode: action.mode,
+    principal: { sub: action.principal.sub },
+    actor: action.actor,
+    ...(action.reason ? { reason: action.reason } : {}),
+    planHash: action.planHash,
+    steps: steps ?? plannedSteps(action.envelope).map((s) => ({ ...s, status: 'pending' })),
+    decision: action.decision ?? null,
+    approvals: action.approvalIds ?? [],
+    receipt: action.receiptKey ?? null,
+    result: action.result ?? null,
+    createdAt: action.createdAt,
+    updatedAt: action.updatedAt,
+    links: { self: `/v1/actions/${action.id}` },
+  };
+}

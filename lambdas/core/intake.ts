@@ -1,0 +1,266 @@
+import type { ActionRecord, StoredDecision } from './action';
+import { canonicalJson, fingerprint, inspectJsonShape, sha256Hex } from './canonical-json';
+import { MAX_JSON_DEPTH, validateEnvelope, type NormalizedAction } from './envelope';
+import { newActionId } from './ids';
+import type { Principal } from './principal';
+import { badRequest, problem, ProblemError, serviceUnavailable } from './problem';
+import { LedgerThrottledError, type ActionStore, type IdempotencyStore, type StoredResponse } from '../ports/ledger';
+import type { WorkflowStarter } from '../ports/workflow';
+import type { Logger } from './logger';
+
+/**
+ * Accepting an action: the front door's use case. Validates the envelope, makes the call
+ * idempotent per principal and Idempotency-Key (IETF draft-ietf-httpapi-idempotency-key-header,
+ * with Stripe's replay behaviour), decides with policy, records the action and hands it to
+ * the workflow.
+ */
+
+export interface IntakeConfig {
+  /** How long a completed key is remembered (≥ 24 h). */
+  idempotencyRetentionMs: number;
+  /** How long an in-progress claim blocks others before it counts as abandoned. */
+  idempotencyLockMs: number;
+  /** How long a concurrent duplicate waits for the first request before answering 409. */
+  inProgressWaitMs: number;
+}
+
+export const defaultIntakeConfig: IntakeConfig = {
+  idempotencyRetentionMs: 24 * 60 * 60 * 1000,
+  idempotencyLockMs: 30_000,
+  inProgressWaitMs: 2_000,
+};
+
+/** Decides an action with policy; the result is stored on the action. */
+export interface Decider {
+  decide(principal: Principal, action: NormalizedAction, now: Date): Promise<StoredDecision>;
+}
+
+export interface IntakeDeps {
+  actions: ActionStore;
+  idempotency: IdempotencyStore;
+  workflow: WorkflowStarter;
+  decider: Decider;
+  config: IntakeConfig;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  logger?: Logger;
+}
+
+export interface IntakeRequest {
+  principal: Principal;
+  idempotencyKey: string | undefined;
+  body: unknown;
+}
+
+export interface IntakeResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+const PROBLEM_JSON = 'application/problem+json';
+
+/**
+ * Parses an Idempotency-Key header: 1–255 printable ASCII characters. The draft makes it a
+ * structured-field string (`"abc"`); Stripe-style bare tokens are accepted too.
+ */
+export function parseIdempotencyKey(raw: string | undefined): string {
+  if (raw === undefined || raw.length === 0) {
+    throw problem(
+      'idempotencyKeyMissing',
+      400,
+      'Idempotency-Key required',
+      'POST /v1/actions needs an Idempotency-Key header (1–255 printable characters, e.g. a UUID). Reuse the same key when you retry the same request.',
+    );
+  }
+  const unquoted = raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw;
+  if (unquoted.length < 1 || unquoted.length > 255 || !/^[\x20-\x7E]+$/.test(unquoted)) {
+    throw badRequest('The Idempotency-Key header must be 1–255 printable ASCII characters.', [
+      { path: 'header:Idempotency-Key', message: 'must be 1–255 printable ASCII characters' },
+    ]);
+  }
+  return unquoted;
+}
+
+/** SHA-256 over the canonical plan: what an approval is bound to. */
+export function planHash(action: NormalizedAction): string {
+  return sha256Hex(
+    canonicalJson({ mode: action.mode, steps: action.steps.map((s) => ({ id: s.id, tool: s.tool, arguments: s.arguments })) }),
+  );
+}
+
+/** The public view of an action's acceptance (202 body). */
+export function acceptedBody(action: ActionRecord) {
+  return {
+    id: action.id,
+    status: action.status,
+    decision: action.decision
+      ? {
+          outcome: action.decision.outcome,
+          policyIds: action.decision.policyIds,
+          reasons: action.decision.reasons,
+          quorum: action.decision.quorum,
+        }
+      : null,
+    planHash: action.planHash,
+    links: { self: `/v1/actions/${action.id}` },
+  };
+}
+
+function deniedResponse(action: ActionRecord): IntakeResponse {
+  const decision = action.decision;
+  const reasons = decision?.reasons ?? [];
+  return {
+    status: 403,
+    headers: { 'content-type': PROBLEM_JSON },
+    body: {
+      type: 'urn:airlock:problem:policy-denied',
+      title: 'Denied by policy',
+      status: 403,
+      detail: reasons.length > 0 ? reasons.join(' ') : 'No policy permits this request.',
+      actionId: action.id,
+      policyIds: decision?.policyIds ?? [],
+      reasons,
+      policySetVersion: decision?.policySetVersion ?? null,
+    },
+  };
+}
+
+function toProblemResponse(error: ProblemError): IntakeResponse {
+  return { status: error.problem.status, headers: { 'content-type': PROBLEM_JSON, ...error.headers }, body: error.problem };
+}
+
+/**
+ * Handles POST /v1/actions. Validation failures are answered before the key is touched
+ * (nothing is stored for a request that never started, as Stripe does).
+ */
+export async function acceptAction(req: IntakeRequest, deps: IntakeDeps): Promise<IntakeResponse> {
+  const now = deps.now ?? Date.now;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const key = parseIdempotencyKey(req.idempotencyKey);
+
+  const shapeIssues = inspectJsonShape(req.body, MAX_JSON_DEPTH);
+  if (shapeIssues.length > 0) throw badRequest('The body is not an acceptable JSON document.', shapeIssues);
+  const validated = validateEnvelope(req.body);
+  if (!validated.ok) {
+    throw badRequest(
+      `The request has ${validated.violations.length} problem(s); fix every listed violation and retry with a new Idempotency-Key.`,
+      validated.violations,
+    );
+  }
+  const action = validated.action;
+  const scope = req.principal.sub;
+  const fp = fingerprint({ method: 'POST', path: '/v1/actions', body: req.body });
+
+  let claim;
+  const waitUntil = now() + deps.config.inProgressWaitMs;
+  for (let pause = 25; ; pause = Math.min(pause * 2, 250)) {
+    try {
+      claim = await deps.idempotency.claim({
+        scope,
+        key,
+        fingerprint: fp,
+        proposedActionId: newActionId(now()),
+        now: now(),
+        lockMs: deps.config.idempotencyLockMs,
+        retentionMs: deps.config.idempotencyRetentionMs,
+      });
+    } catch (error) {
+      if (error instanceof LedgerThrottledError) throw serviceUnavailable('The ledger is busy; retry shortly with the same Idempotency-Key.', 1, error);
+      throw error;
+    }
+    if (claim.outcome === 'claimed') break;
+    const record = claim.record;
+    if (record.fingerprint !== fp) {
+      throw problem(
+        'idempotencyKeyReused',
+        422,
+        'Idempotency-Key reused',
+        'This Idempotency-Key was already used with a different request body. Use a new key for a new request.',
+      );
+    }
+    if (record.state === 'complete') {
+      return {
+        status: record.response.status,
+        headers: { ...record.response.headers, 'idempotent-replayed': 'true' },
+        body: record.response.body,
+      };
+    }
+    if (now() >= waitUntil) {
+      // The first request usually finishes within a second; a crashed one is taken over
+      // once its lock lapses, so a short, honest hint beats the full lock time.
+      throw problem(
+        'idempotencyInProgress',
+        409,
+        'Request in progress',
+        'A request with this Idempotency-Key is still being accepted. Retry after the indicated delay with the same key.',
+        { retryAfter: 1 },
+        { headers: { 'retry-after': '1' } },
+      );
+    }
+    await sleep(pause);
+  }
+
+  const { actionId, owner } = claim;
+  let created = false;
+  try {
+    let record = await deps.actions.getAction(actionId);
+    if (!record) {
+      const at = new Date(now());
+      const decision = await deps.decider.decide(req.principal, action, at);
+      const fresh: ActionRecord = {
+        id: actionId,
+        principal: req.principal,
+        actor: action.agent,
+        envelope: req.body,
+        kind: action.kind,
+        mode: action.mode,
+        ...(action.reason !== undefined ? { reason: action.reason } : {}),
+        planHash: planHash(action),
+        status: 'received',
+        decision,
+        createdAt: at.toISOString(),
+        updatedAt: at.toISOString(),
+        version: 1,
+      };
+      await deps.actions.createAction(fresh);
+      record = (await deps.actions.getAction(actionId)) ?? fresh;
+    }
+    created = true;
+    let response: IntakeResponse;
+    if (record.decision?.outcome === 'deny') {
+      if (record.status === 'received') {
+        record = await deps.actions.transition(actionId, 'denied', { statusReason: 'denied by policy' });
+      }
+      response = deniedResponse(record);
+    } else {
+      await deps.workflow.start(actionId, { actionId });
+      response = {
+        status: 202,
+        headers: { 'content-type': 'application/json', location: `/v1/actions/${actionId}` },
+        body: acceptedBody(record),
+      };
+    }
+    const stored: StoredResponse = { status: response.status, headers: response.headers, body: response.body };
+    await deps.idempotency.complete({
+      scope,
+      key,
+      owner,
+      response: stored,
+      now: now(),
+      retentionMs: deps.config.idempotencyRetentionMs,
+    });
+    return response;
+  } catch (error) {
+    // Before the action exists nothing was done: free the key so the retry starts clean.
+    // After, keep the claim: the retry takes it over once the lock lapses and finishes
+    // this same action (StartExecution by action id is idempotent).
+    if (!created) await deps.idempotency.release({ scope, key, owner }).catch(() => undefined);
+    if (error instanceof ProblemError) return toProblemResponse(error);
+    if (error instanceof LedgerThrottledError) {
+      const retryAfter = created ? Math.ceil(deps.config.idempotencyLockMs / 1000) : 1;
+      throw serviceUnavailable('The ledger is busy; retry with the same Idempotency-Key.', retryAfter, error);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,105 @@
+import type { ActionRecord, ActionStatus, StoredDecision } from '../core/action';
+
+/**
+ * The ledger: every durable record Airlock keeps about actions. One DynamoDB table in AWS
+ * (and locally, through dynalite). All writes are single-item conditional writes.
+ */
+
+/** A stored HTTP answer, replayed verbatim for a repeated Idempotency-Key. */
+export interface StoredResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+export type IdempotencyRecord =
+  | {
+      state: 'in_progress';
+      fingerprint: string;
+      actionId: string;
+      /** Epoch ms after which another request may take the key over (the owner crashed). */
+      lockExpiresAt: number;
+      owner: string;
+    }
+  | { state: 'complete'; fingerprint: string; actionId: string; response: StoredResponse };
+
+export type ClaimResult =
+  | { outcome: 'claimed'; actionId: string; owner: string; takenOver: boolean }
+  | { outcome: 'exists'; record: IdempotencyRecord };
+
+export interface IdempotencyStore {
+  /**
+   * Claims `key` for `scope` (the principal) with a payload fingerprint. Succeeds when the key
+   * is new, expired, or held by an abandoned in-progress record with the same fingerprint
+   * (whose action id is then reused, so a crash between writes never doubles an action).
+   */
+  claim(input: {
+    scope: string;
+    key: string;
+    fingerprint: string;
+    proposedActionId: string;
+    now: number;
+    lockMs: number;
+    retentionMs: number;
+  }): Promise<ClaimResult>;
+  /** Stores the final response; only the owner of the claim may complete it. */
+  complete(input: { scope: string; key: string; owner: string; response: StoredResponse; now: number; retentionMs: number }): Promise<void>;
+  /** Releases an in-progress claim that failed before anything was written (best effort). */
+  release(input: { scope: string; key: string; owner: string }): Promise<void>;
+  read(scope: string, key: string): Promise<IdempotencyRecord | undefined>;
+}
+
+export interface ListActionsQuery {
+  principalSub: string;
+  status?: ActionStatus;
+  limit: number;
+  cursor?: string;
+}
+
+export interface ActionPage {
+  items: ActionRecord[];
+  nextCursor?: string;
+}
+
+export class StatusTransitionError extends Error {
+  readonly current: ActionStatus | undefined;
+  constructor(id: string, to: ActionStatus, current: ActionStatus | undefined) {
+    super(`Action ${id} cannot move to ${to} from ${current ?? 'nothing'}`);
+    this.name = 'StatusTransitionError';
+    this.current = current;
+  }
+}
+
+export class InvalidCursorError extends Error {
+  constructor(options?: { cause?: unknown }) {
+    super('The cursor is not valid for this listing', options);
+    this.name = 'InvalidCursorError';
+  }
+}
+
+/** Thrown when the store asks us to slow down; intake answers 503 with Retry-After. */
+export class LedgerThrottledError extends Error {
+  constructor(options?: { cause?: unknown }) {
+    super('The ledger is throttling requests', options);
+    this.name = 'LedgerThrottledError';
+  }
+}
+
+export interface ActionStore {
+  /** Creates the action item; `exists` when an item with this id is already there. */
+  createAction(action: ActionRecord): Promise<'created' | 'exists'>;
+  getAction(id: string): Promise<ActionRecord | undefined>;
+  listActions(query: ListActionsQuery): Promise<ActionPage>;
+  /**
+   * Moves an action forward. The write is conditional on the current status being one of
+   * `to`'s predecessors, so a stale writer loses and no status ever goes backwards.
+   */
+  transition(
+    id: string,
+    to: ActionStatus,
+    patch?: { statusReason?: string; decision?: StoredDecision; result?: unknown; receiptKey?: string; approvalId?: string },
+    now?: Date,
+  ): Promise<ActionRecord>;
+  /** Records the decision without changing status (e.g. run-time re-evaluation). */
+  setDecision(id: string, decision: StoredDecision, now?: Date): Promise<void>;
+}

@@ -1,0 +1,64 @@
+import type { StoredDecision } from '../../lambdas/core/action';
+import { defaultIntakeConfig, type Decider, type IntakeDeps } from '../../lambdas/core/intake';
+import type { Principal } from '../../lambdas/core/principal';
+import type { ActionStore, IdempotencyStore } from '../../lambdas/ports/ledger';
+import type { SagaInput, WorkflowStarter } from '../../lambdas/ports/workflow';
+
+export const alice: Principal = { sub: 'alice', roles: ['employee'], manager: 'bob', department: 'sales' };
+export const mallory: Principal = { sub: 'mallory', roles: ['employee'] };
+
+export function decision(outcome: StoredDecision['outcome'], extra: Partial<StoredDecision> = {}): StoredDecision {
+  return {
+    outcome,
+    policyIds: outcome === 'deny' ? ['test-forbid'] : ['test-permit'],
+    reasons: outcome === 'deny' ? ['Tests say no.'] : [],
+    quorum: outcome === 'require_approval' ? 1 : 0,
+    approverRule: null,
+    policySetVersion: 'test',
+    evaluationMicros: 1,
+    decidedAt: new Date(0).toISOString(),
+    ...extra,
+  };
+}
+
+/** A decider with a fixed outcome: intake's semantics are tested apart from Cedar here. */
+export function fixedDecider(outcome: StoredDecision['outcome']): Decider & { calls: number } {
+  const d = {
+    calls: 0,
+    async decide() {
+      d.calls++;
+      return decision(outcome);
+    },
+  };
+  return d;
+}
+
+/** Records every start; `gate` can hold starts open to exercise in-progress races. */
+export class RecordingWorkflow implements WorkflowStarter {
+  readonly started: SagaInput[] = [];
+  gate: Promise<void> | undefined;
+  async start(_actionId: string, input: SagaInput): Promise<void> {
+    if (this.gate) await this.gate;
+    this.started.push(input);
+  }
+}
+
+export function intakeDeps(
+  store: ActionStore & IdempotencyStore,
+  overrides: Partial<IntakeDeps> = {},
+): IntakeDeps & { workflow: RecordingWorkflow } {
+  return {
+    actions: store,
+    idempotency: store,
+    workflow: new RecordingWorkflow(),
+    decider: fixedDecider('allow'),
+    config: { ...defaultIntakeConfig },
+    ...overrides,
+  } as IntakeDeps & { workflow: RecordingWorkflow };
+}
+
+export const echoCall = (message = 'hello') => ({
+  tool: 'echo.say',
+  arguments: { message },
+  agent: { name: 'test-agent', model: 'gpt-test' },
+});

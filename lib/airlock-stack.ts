@@ -1,0 +1,141 @@
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import { connectors } from '../lambdas/connectors/registry';
+import { type FunctionName, routes as routeTable, type RouteSpec } from '../lambdas/handlers/routes';
+import type { AirlockConfig } from './config';
+import { AirlockApi } from './constructs/api';
+import { AirlockFunction } from './constructs/airlock-function';
+import { AuditVault } from './constructs/audit-vault';
+import { Ledger } from './constructs/ledger';
+import { ActionSaga } from './constructs/saga';
+import { AirlockSecrets } from './constructs/secrets';
+
+/** Env var with the grant lifetime, in functions that mint or verify grants. */
+export const GRANT_TTL_ENV = 'GRANT_TTL_SECONDS';
+/** Env var naming the connector a connector function serves. */
+export const CONNECTOR_NAME_ENV = 'CONNECTOR_NAME';
+
+/** Props of {@link AirlockStack}. */
+export interface AirlockStackProps extends StackProps {
+  readonly config: AirlockConfig;
+  /** Defaults to the route table in lambdas/handlers/routes.ts (tests may pass their own). */
+  readonly routes?: readonly RouteSpec[];
+  /** Defaults to the connector names in lambdas/connectors/registry.ts. */
+  readonly connectorNames?: readonly string[];
+}
+
+/** `travel-desk` → `TravelDesk`, for ASL placeholders (`${ConnectorTravelDeskFunctionArn}`). */
+function pascal(name: string): string {
+  return name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part[0]!.toUpperCase() + part.slice(1))
+    .join('');
+}
+
+/**
+ * Airlock on AWS: the HTTP API, the functions, the ledger, the audit vault, the saga and
+ * the secrets, wired with least privilege. Each capability is one construct; this class
+ * only composes them and decides who may do what.
+ */
+export class AirlockStack extends Stack {
+  readonly api: AirlockApi;
+  readonly ledger: Ledger;
+  readonly auditVault: AuditVault;
+  readonly saga: ActionSaga;
+  readonly secrets: AirlockSecrets;
+  /** The API and saga functions by name. */
+  readonly functions: Readonly<Record<FunctionName | 'policy', AirlockFunction>>;
+  /** Connector functions by connector name. */
+  readonly connectorFunctions: ReadonlyMap<string, AirlockFunction>;
+
+  constructor(scope: Construct, id: string, props: AirlockStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const retain = config.removalPolicy === 'retain';
+    const removalPolicy = retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    const connectorNames = props.connectorNames ?? connectors.map((c) => c.name);
+
+    this.ledger = new Ledger(this, 'Ledger', { removalPolicy, deletionProtection: retain });
+    this.auditVault = new AuditVault(this, 'AuditVault', { retentionDays: config.auditRetentionDays, removalPolicy });
+    this.secrets = new AirlockSecrets(this, 'Secrets', { connectors: connectorNames, removalPolicy });
+
+    const make = (id: string, entry: string, description: string, extra: { cedar?: boolean; timeoutSeconds?: number } = {}) =>
+      new AirlockFunction(this, id, {
+        entry,
+        description,
+        memoryMiB: config.lambda.memoryMiB,
+        timeout: Duration.seconds(extra.timeoutSeconds ?? config.lambda.timeoutSeconds),
+        logRetention: config.logRetentionDays,
+        removalPolicy,
+        ...(extra.cedar ? { cedar: true } : {}),
+      });
+
+    const intake = make('Intake', 'lambdas/handlers/intake.ts', 'Airlock intake: validate, dedupe, decide, start the saga', {
+      cedar: true,
+    });
+    const policy = make('Policy', 'lambdas/handlers/policy.ts', 'Airlock policy: Cedar decision at saga run time', {
+      cedar: true,
+    });
+    const approvals = make('Approvals', 'lambdas/handlers/approvals.ts', 'Airlock approvals: record votes, answer the saga', {
+      cedar: true,
+    });
+    const receipts = make('Receipts', 'lambdas/handlers/receipts.ts', 'Airlock receipts: write-once receipts and digests');
+    this.functions = { intake, policy, approvals, receipts };
+
+    const connectorFunctions = new Map<string, AirlockFunction>();
+    for (const name of connectorNames) {
+      const fn = make(`Connector-${name}`, 'lambdas/handlers/connector.ts', `Airlock connector ${name}`, {
+        timeoutSeconds: config.lambda.connectorTimeoutSeconds,
+      });
+      fn.addEnvironment(CONNECTOR_NAME_ENV, name);
+      fn.addEnvironment(GRANT_TTL_ENV, String(config.grantTtlSeconds));
+      this.ledger.bindConnector(fn);
+      this.secrets.grantVendorCredentialRead(name, fn);
+      this.secrets.grantSigningKeyRead(fn);
+      connectorFunctions.set(name, fn);
+    }
+    this.connectorFunctions = connectorFunctions;
+
+    // The core functions share the ledger; only receipts touches the audit vault.
+    for (const fn of [intake, policy, approvals]) this.ledger.bindReadWrite(fn);
+    this.auditVault.bindReceiptWriter(receipts);
+    for (const reader of config.grantKeyReaders) {
+      const fn = this.functions[reader];
+      fn.addEnvironment(GRANT_TTL_ENV, String(config.grantTtlSeconds));
+      this.secrets.grantSigningKeyRead(fn);
+    }
+
+    const sagaFunctions: Record<string, AirlockFunction> = {
+      IntakeFunctionArn: intake,
+      PolicyFunctionArn: policy,
+      ApprovalsFunctionArn: approvals,
+      ReceiptsFunctionArn: receipts,
+    };
+    for (const [name, fn] of connectorFunctions) sagaFunctions[`Connector${pascal(name)}FunctionArn`] = fn;
+    this.saga = new ActionSaga(this, 'ActionSaga', {
+      functions: sagaFunctions,
+      approvalTimeoutSeconds: config.approvalTimeoutSeconds,
+      logRetention: config.logRetentionDays,
+      removalPolicy,
+      logGroupPrefix: this.stackName,
+    });
+    this.saga.bindStarter(intake);
+    this.saga.bindTaskResponder(approvals);
+
+    this.api = new AirlockApi(this, 'Api', {
+      routes: props.routes ?? routeTable,
+      functions: { intake, approvals, receipts },
+      jwtIssuer: config.jwt.issuer,
+      jwtAudience: config.jwt.audience,
+      throttling: config.throttling,
+      logRetention: config.logRetentionDays,
+      removalPolicy,
+    });
+
+    new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the Airlock HTTP API' });
+    new CfnOutput(this, 'LedgerTableName', { value: this.ledger.table.tableName });
+    new CfnOutput(this, 'AuditBucketName', { value: this.auditVault.bucket.bucketName });
+    new CfnOutput(this, 'StateMachineArn', { value: this.saga.stateMachine.stateMachineArn });
+  }
+}

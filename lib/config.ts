@@ -1,0 +1,172 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { z } from 'zod';
+
+/**
+ * The one typed configuration of the Airlock stack. Every value has a default that is safe
+ * to deploy (fail closed), so `cdk synth` works with no configuration at all; a deployment
+ * that should accept real tokens sets at least `jwt.issuer` and `jwt.audience`.
+ *
+ * Sources, later ones winning, merged key by key:
+ *   1. the defaults below;
+ *   2. a JSON file named by context `airlock:configFile` or env `AIRLOCK_CONFIG_FILE`;
+ *   3. CDK context `airlock` (an object in cdk.json / cdk.context.json, or a JSON string
+ *      from `cdk synth -c airlock='{"jwt":{...}}'`).
+ */
+
+/** Context key holding the config object (or its JSON text). */
+export const CONFIG_CONTEXT_KEY = 'airlock';
+/** Context key naming a JSON config file, relative to the working directory. */
+export const CONFIG_FILE_CONTEXT_KEY = 'airlock:configFile';
+/** Environment variable naming a JSON config file (used when the context key is absent). */
+export const CONFIG_FILE_ENV = 'AIRLOCK_CONFIG_FILE';
+
+/**
+ * Issuer used when none is configured. `.invalid` can never resolve (RFC 2606), so the JWT
+ * authorizer rejects every token: an unconfigured deployment is closed, not open.
+ */
+export const PLACEHOLDER_ISSUER = 'https://issuer.airlock.invalid/';
+
+/** Functions that may be named as grant-signing-key readers (connectors always read it). */
+export const GRANT_KEY_READER_CANDIDATES = ['intake', 'policy', 'approvals', 'receipts'] as const;
+
+const retentionDays = z
+  .number()
+  .int()
+  .refine((n) => (Object.values(RetentionDays) as unknown[]).includes(n), {
+    message: 'must be a CloudWatch Logs retention value (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ...)',
+  });
+
+/** The zod schema of the configuration; `AirlockConfig` is its output type. */
+export const AirlockConfigSchema = z
+  .object({
+    /** CloudFormation stack name. */
+    stackName: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/).default('Airlock'),
+    jwt: z
+      .object({
+        /** OIDC issuer URL; API Gateway fetches `<issuer>/.well-known/openid-configuration`. */
+        issuer: z.url({ protocol: /^https$/ }).default(PLACEHOLDER_ISSUER),
+        /** Accepted `aud` values (API Gateway requires at least one). */
+        audience: z.array(z.string().min(1)).min(1).default(['airlock']),
+      })
+      .strict()
+      .prefault({}),
+    /** Default COMPLIANCE-mode Object Lock retention of receipts and digests. */
+    auditRetentionDays: z.number().int().min(1).max(36500).default(365),
+    /**
+     * How long WaitForApproval waits for a human before the saga times out. Standard
+     * workflows run at most one year, so the approval wait cannot be longer.
+     */
+    approvalTimeoutSeconds: z.number().int().min(60).max(31_536_000).default(259_200),
+    /** Lifetime of a signed grant. The design caps grants at five minutes. */
+    grantTtlSeconds: z.number().int().min(5).max(300).default(300),
+    /** Retention of every CloudWatch log group the stack creates. */
+    logRetentionDays: retentionDays.default(RetentionDays.THREE_MONTHS),
+    /** Default-stage throttling of the HTTP API (steady requests per second and burst). */
+    throttling: z
+      .object({
+        rateLimit: z.number().positive().max(10_000).default(50),
+        burstLimit: z.number().int().positive().max(5_000).default(100),
+      })
+      .strict()
+      .prefault({}),
+    lambda: z
+      .object({
+        /** Memory of every function; 1 GiB also buys the CPU Cedar's wasm start-up needs. */
+        memoryMiB: z.number().int().min(128).max(10_240).default(1024),
+        /** Timeout of the API and saga functions. */
+        timeoutSeconds: z.number().int().min(1).max(900).default(10),
+        /** Timeout of connector functions, which call vendors over the network. */
+        connectorTimeoutSeconds: z.number().int().min(1).max(900).default(30),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Functions besides the connectors that may read the grant-signing key: the ones that
+     * mint grants. Connectors always read it because they verify every grant they receive.
+     */
+    grantKeyReaders: z.array(z.enum(GRANT_KEY_READER_CANDIDATES)).min(1).default(['policy']),
+    /**
+     * `retain` (default) keeps keys, table, secrets and logs when the stack is deleted and
+     * turns on table deletion protection; `destroy` is for throwaway dev stacks. The audit
+     * bucket is retained either way: COMPLIANCE-mode objects cannot be deleted early.
+     */
+    removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
+  })
+  .strict();
+
+/** The parsed configuration. */
+export type AirlockConfig = z.output<typeof AirlockConfigSchema>;
+/** What a user may write: every key optional. */
+export type AirlockConfigInput = z.input<typeof AirlockConfigSchema>;
+
+/** Thrown when the configuration does not parse; the message lists every problem. */
+export class InvalidConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InvalidConfigError';
+  }
+}
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Merges plain objects key by key; arrays and scalars from `override` replace. */
+function deepMerge(base: JsonObject, override: JsonObject): JsonObject {
+  const out: JsonObject = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const current = out[key];
+    out[key] = isObject(current) && isObject(value) ? deepMerge(current, value) : value;
+  }
+  return out;
+}
+
+function asObject(value: unknown, source: string): JsonObject {
+  let parsed = value;
+  if (typeof value === 'string') {
+    try {
+      parsed = JSON.parse(value) as unknown;
+    } catch (cause) {
+      throw new InvalidConfigError(`${source} is not valid JSON`, { cause });
+    }
+  }
+  if (!isObject(parsed)) throw new InvalidConfigError(`${source} must be a JSON object`);
+  return parsed;
+}
+
+/** Parses raw input into a config, or throws InvalidConfigError naming every bad key. */
+export function parseConfig(input: unknown, source = 'Airlock config'): AirlockConfig {
+  const result = AirlockConfigSchema.safeParse(input ?? {});
+  if (!result.success) {
+    throw new InvalidConfigError(`${source} is invalid:\n${z.prettifyError(result.error)}`, { cause: result.error });
+  }
+  return result.data;
+}
+
+/**
+ * Reads the configuration for an app: file (if named), then context `airlock`, over the
+ * defaults. Call it with the App (or any construct whose context is the app's).
+ */
+export function loadConfig(scope: Construct, env: NodeJS.ProcessEnv = process.env): AirlockConfig {
+  let merged: JsonObject = {};
+  const fileContext: unknown = scope.node.tryGetContext(CONFIG_FILE_CONTEXT_KEY);
+  const file = typeof fileContext === 'string' && fileContext !== '' ? fileContext : env[CONFIG_FILE_ENV];
+  if (file) {
+    const path = resolve(file);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (cause) {
+      throw new InvalidConfigError(`Cannot read config file ${path}`, { cause });
+    }
+    merged = deepMerge(merged, asObject(text, `Config file ${path}`));
+  }
+  const context: unknown = scope.node.tryGetContext(CONFIG_CONTEXT_KEY);
+  if (context !== undefined) merged = deepMerge(merged, asObject(context, `Context "${CONFIG_CONTEXT_KEY}"`));
+  return parseConfig(merged);
+}

@@ -1,0 +1,139 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { type IGrantable, type IPrincipal, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { type ICommandHooks, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+/** The repository root: NodejsFunction bundles from here, with package-lock.json as the lock file. */
+export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Cedar's wasm package: too big to inline (4.3 MB), so it ships beside the bundle. */
+export const CEDAR_WASM_PACKAGE = '@cedar-policy/cedar-wasm';
+
+/**
+ * The runtime every function uses. cdk-nag's AwsSolutions-L1 demands the newest Node.js
+ * runtime this aws-cdk-lib knows; bump it together with aws-cdk-lib.
+ */
+export const FUNCTION_RUNTIME = Runtime.NODEJS_24_X;
+
+/**
+ * Lets bundled ESM call `require` for Node built-ins that CommonJS dependencies pull in
+ * (esbuild's ESM output otherwise throws "Dynamic require of ... is not supported").
+ */
+const ESM_REQUIRE_BANNER =
+  "import { createRequire as __airlockCreateRequire } from 'node:module'; const require = __airlockCreateRequire(import.meta.url);";
+
+/**
+ * Copies Cedar's Node.js entry (and its package.json, for the `exports` map) next to the
+ * bundle, from the local node_modules. Chosen over `nodeModules: [...]`, which runs
+ * `npm install` inside the asset and so needs the network.
+ */
+const cedarCommandHooks: ICommandHooks = {
+  beforeBundling: () => [],
+  beforeInstall: () => [],
+  afterBundling: (inputDir: string, outputDir: string) => {
+    const from = `${inputDir}/node_modules/${CEDAR_WASM_PACKAGE}`;
+    const to = `${outputDir}/node_modules/${CEDAR_WASM_PACKAGE}`;
+    return [`mkdir -p "${to}"`, `cp "${from}/package.json" "${to}/package.json"`, `cp -R "${from}/nodejs" "${to}/nodejs"`];
+  },
+};
+
+/** Props of {@link AirlockFunction}. */
+export interface AirlockFunctionProps {
+  /** Handler file, relative to the repository root (`lambdas/handlers/intake.ts`). */
+  readonly entry: string;
+  readonly description: string;
+  readonly memoryMiB: number;
+  readonly timeout: Duration;
+  readonly logRetention: RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+  readonly environment?: Record<string, string>;
+  /** Ship `@cedar-policy/cedar-wasm` beside the bundle (functions that evaluate policy). */
+  readonly cedar?: boolean;
+}
+
+/**
+ * The one way Airlock builds a Lambda function: NodejsFunction bundled by the local esbuild
+ * (never Docker), ARM64, the current Node.js runtime, X-Ray active tracing, explicit memory
+ * and timeout, its own log group with retention, ESM with source maps, and a role of its
+ * own that starts empty, so every permission is one a construct granted on purpose.
+ */
+export class AirlockFunction extends Construct implements IGrantable {
+  readonly function: NodejsFunction;
+  readonly role: Role;
+  readonly logGroup: LogGroup;
+  readonly grantPrincipal: IPrincipal;
+
+  constructor(scope: Construct, id: string, props: AirlockFunctionProps) {
+    super(scope, id);
+
+    this.logGroup = new LogGroup(this, 'Logs', {
+      retention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+
+    // A role per function instead of the default one: the default attaches the AWS managed
+    // AWSLambdaBasicExecutionRole (AwsSolutions-IAM4), which may write to any log group.
+    this.role = new Role(this, 'Role', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of ${id}`,
+    });
+    this.grantPrincipal = this.role;
+    this.logGroup.grantWrite(this.role);
+
+    this.function = new NodejsFunction(this, 'Function', {
+      entry: join(PROJECT_ROOT, props.entry),
+      handler: 'handler',
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
+      description: props.description,
+      runtime: FUNCTION_RUNTIME,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memoryMiB,
+      timeout: props.timeout,
+      tracing: Tracing.ACTIVE,
+      role: this.role,
+      logGroup: this.logGroup,
+      loggingFormat: LoggingFormat.JSON,
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        ...props.environment,
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node24',
+        mainFields: ['module', 'main'],
+        minify: true,
+        // Error names are the ErrorEquals contract with the ASL: keep class names intact.
+        keepNames: true,
+        sourceMap: true,
+        banner: ESM_REQUIRE_BANNER,
+        // The SDK is bundled so the deployed version is the pinned one the tests ran with,
+        // not whatever the runtime happens to ship.
+        bundleAwsSDK: true,
+        externalModules: props.cedar ? [CEDAR_WASM_PACKAGE] : [],
+        ...(props.cedar ? { commandHooks: cedarCommandHooks } : {}),
+        forceDockerBundling: false,
+      },
+    });
+
+    // Tracing.ACTIVE adds xray:PutTraceSegments / xray:PutTelemetryRecords on "*" to this
+    // policy; it is the only wildcard statement the base construct creates.
+    const defaultPolicy = this.role.node.tryFindChild('DefaultPolicy');
+    if (defaultPolicy) {
+      Validations.of(defaultPolicy).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (the X-Ray service authorization reference lists no resource types), so Resource must be "*". Other wildcard statements are kept out of this policy and test/infra checks that every "*" statement is on an allow-list.',
+      });
+    }
+  }
+
+  /** Sets an environment variable on the function. */
+  addEnvironment(name: string, value: string): void {
+    this.function.addEnvironment(name, value);
+  }
+}

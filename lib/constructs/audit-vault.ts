@@ -1,0 +1,140 @@
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { AnyPrincipal, Effect, Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  type CfnBucket,
+  ObjectLockRetention,
+  ObjectOwnership,
+} from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import type { AirlockFunction } from './airlock-function';
+
+/** Env var holding the audit bucket name in the receipts function. */
+export const AUDIT_BUCKET_ENV = 'AUDIT_BUCKET';
+/** Key prefixes the receipts writer owns: receipts and the signed digests chaining them. */
+export const AUDIT_PREFIXES = ['receipts/', 'digests/'] as const;
+
+/**
+ * Object actions of the receipts writer. Deliberately absent: s3:PutObjectRetention,
+ * s3:PutObjectLegalHold, s3:BypassGovernanceRetention and s3:DeleteObject*. Retention comes
+ * from the bucket's default COMPLIANCE rule, so the writer can neither shorten nor remove it
+ * (the S3 adapter must therefore not send x-amz-object-lock-* headers, which would need
+ * PutObjectRetention).
+ */
+export const RECEIPT_OBJECT_ACTIONS = ['s3:PutObject', 's3:GetObject'] as const;
+
+/** Props of {@link AuditVault}. */
+export interface AuditVaultProps {
+  /** Default COMPLIANCE-mode retention of every object version. */
+  readonly retentionDays: number;
+  /** Removal policy of the KMS key and the access-log bucket; the vault itself is always retained. */
+  readonly removalPolicy: RemovalPolicy;
+}
+
+/**
+ * The WORM store for receipts and digests: S3 Object Lock with a default COMPLIANCE
+ * retention, versioning, no public access, TLS only, a customer-managed rotating KMS key,
+ * and server access logs to a separate bucket, so reads of the evidence leave evidence.
+ */
+export class AuditVault extends Construct {
+  readonly bucket: Bucket;
+  readonly accessLogs: Bucket;
+  readonly key: Key;
+
+  constructor(scope: Construct, id: string, props: AuditVaultProps) {
+    super(scope, id);
+
+    this.key = new Key(this, 'Key', {
+      description: 'Airlock audit vault encryption',
+      enableKeyRotation: true,
+      // Receipts outlive the stack; losing the key would make them unreadable.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // S3 server access logging only delivers to SSE-S3 buckets, so this one cannot use the
+    // KMS key; it still refuses plain HTTP and public access.
+    this.accessLogs = new Bucket(this, 'AccessLogs', {
+      encryption: BucketEncryption.S3_MANAGED,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      lifecycleRules: [{ expiration: Duration.days(Math.max(props.retentionDays, 90)) }],
+      removalPolicy: props.removalPolicy,
+    });
+    Validations.of(this.accessLogs).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason:
+        'This is the server-access-log target of the audit vault. Logging a log bucket into itself loops, and into a third bucket only moves the finding; its contents are S3-written delivery records. (cdk-nag 3 already exempts log-target buckets; the acknowledgement records the decision should that change.)',
+    });
+
+    this.bucket = new Bucket(this, 'Bucket', {
+      objectLockEnabled: true,
+      objectLockDefaultRetention: ObjectLockRetention.compliance(Duration.days(props.retentionDays)),
+      versioned: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      encryption: BucketEncryption.KMS,
+      encryptionKey: this.key,
+      bucketKeyEnabled: true,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      serverAccessLogsBucket: this.accessLogs,
+      serverAccessLogsPrefix: 'audit-vault/',
+      // COMPLIANCE-locked versions cannot be deleted before they expire, whatever the stack
+      // says; retaining keeps CloudFormation from failing on a bucket it cannot empty.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // Object Lock stops a version from being deleted, but a plain DeleteObject still adds a
+    // delete marker that hides the receipt from anyone listing current versions. Nobody
+    // deletes from the vault; changing this takes an explicit bucket-policy change.
+    this.bucket.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'DenyDeletes',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: ['s3:DeleteObject', 's3:DeleteObjectVersion'],
+        resources: [this.bucket.arnForObjects('*')],
+      }),
+    );
+  }
+
+  /**
+   * Lets the receipts function write and read receipts and digests (nothing else), sets
+   * AUDIT_BUCKET, and lets it use the vault key only through S3.
+   */
+  bindReceiptWriter(fn: AirlockFunction): void {
+    fn.addEnvironment(AUDIT_BUCKET_ENV, this.bucket.bucketName);
+    const objectArns = AUDIT_PREFIXES.map((prefix) => this.bucket.arnForObjects(`${prefix}*`));
+    const policy = new Policy(fn, 'AuditVaultPolicy', {
+      roles: [fn.role],
+      statements: [
+        new PolicyStatement({ sid: 'WriteReceipts', actions: [...RECEIPT_OBJECT_ACTIONS], resources: objectArns }),
+        // Lets a missing digest read as 404 instead of 403 when the writer looks up the chain head.
+        new PolicyStatement({
+          sid: 'ListReceiptPrefixes',
+          actions: ['s3:ListBucket'],
+          resources: [this.bucket.bucketArn],
+          conditions: { StringLike: { 's3:prefix': AUDIT_PREFIXES.map((prefix) => `${prefix}*`) } },
+        }),
+        new PolicyStatement({
+          sid: 'VaultKeyViaS3',
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: [this.key.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.amazonaws.com` } },
+        }),
+      ],
+    });
+    const bucketLogicalId = Stack.of(this).resolve(Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnBucket));
+    for (const prefix of AUDIT_PREFIXES) {
+      Validations.of(policy).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${String(bucketLogicalId)}.Arn>/${prefix}*]`,
+        reason: `Object ARNs under one key prefix need a trailing wildcard; ${prefix}* is the narrowest scope that covers the receipts writer's keys, and the actions are only PutObject/GetObject.`,
+      });
+    }
+  }
+}

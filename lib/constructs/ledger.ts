@@ -1,0 +1,129 @@
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { Construct } from 'constructs';
+import type { AirlockFunction } from './airlock-function';
+
+/** Env var holding the ledger table name in every function bound to it. */
+export const LEDGER_TABLE_ENV = 'LEDGER_TABLE';
+/** Name of the one global secondary index (`gsi1pk` / `gsi1sk`). */
+export const LEDGER_GSI1 = 'gsi1';
+/** Key prefixes a connector may touch: its step records and single-use grant ids (jti). */
+export const CONNECTOR_KEY_PREFIXES = ['STEP#', 'GRANT#'] as const;
+
+/**
+ * Item-level actions of the core functions. Listed one by one (no `dynamodb:*`), and no
+ * Scan: nothing needs to read the whole ledger, and no TransactWriteItems: the ledger is
+ * designed around single-item conditional writes (dynalite has no transactions).
+ */
+export const LEDGER_READ_WRITE_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:ConditionCheckItem',
+] as const;
+
+/** What a connector needs for step records and jti single-use: read, conditional put, update. */
+export const LEDGER_CONNECTOR_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'] as const;
+
+/**
+ * KMS actions a DynamoDB client needs on the table's key: decrypt on reads, data keys on
+ * writes. Named exactly rather than `kms:GenerateDataKey*` / `kms:ReEncrypt*`.
+ */
+const TABLE_KEY_ACTIONS = ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'];
+
+/** Props of {@link Ledger}. */
+export interface LedgerProps {
+  readonly removalPolicy: RemovalPolicy;
+  /** Refuse DeleteTable (on unless the stack is a throwaway dev stack). */
+  readonly deletionProtection: boolean;
+}
+
+/**
+ * The ledger: one DynamoDB table for actions, idempotency keys, steps, approvals and
+ * counters (`pk`/`sk`, GSI `gsi1`, TTL on `expiresAt`), on demand, with point-in-time
+ * recovery, deletion protection and a customer-managed, rotating KMS key.
+ */
+export class Ledger extends Construct {
+  readonly table: Table;
+  readonly key: Key;
+
+  constructor(scope: Construct, id: string, props: LedgerProps) {
+    super(scope, id);
+    this.key = new Key(this, 'Key', {
+      description: 'Airlock ledger table encryption',
+      enableKeyRotation: true,
+      removalPolicy: props.removalPolicy,
+    });
+    this.table = new Table(this, 'Table', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: TableEncryption.CUSTOMER_MANAGED,
+      encryptionKey: this.key,
+      deletionProtection: props.deletionProtection,
+      timeToLiveAttribute: 'expiresAt',
+      removalPolicy: props.removalPolicy,
+    });
+    this.table.addGlobalSecondaryIndex({
+      indexName: LEDGER_GSI1,
+      partitionKey: { name: 'gsi1pk', type: AttributeType.STRING },
+      sortKey: { name: 'gsi1sk', type: AttributeType.STRING },
+      projectionType: ProjectionType.ALL,
+    });
+  }
+
+  /** Sets LEDGER_TABLE and grants item-level read/write on the table and its GSI. */
+  bindReadWrite(fn: AirlockFunction): void {
+    fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerItemReadWrite',
+        actions: [...LEDGER_READ_WRITE_ACTIONS],
+        resources: [this.table.tableArn, `${this.table.tableArn}/index/${LEDGER_GSI1}`],
+      }),
+    );
+    this.grantKey(fn);
+  }
+
+  /**
+   * Sets LEDGER_TABLE and grants a connector only its own kind of items. A connector runs
+   * vendor code paths with vendor data, so it is the function most likely to be tricked;
+   * `dynamodb:LeadingKeys` keeps it to partition keys starting with STEP# or GRANT#, so it
+   * can record steps and burn grant ids but never read or forge APPROVAL# (or any other)
+   * items. ForAllValues is vacuously true when the key is absent (Scan), which is why the
+   * action list holds only single-item operations that always carry the partition key.
+   */
+  bindConnector(fn: AirlockFunction): void {
+    fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerConnectorItems',
+        actions: [...LEDGER_CONNECTOR_ACTIONS],
+        resources: [this.table.tableArn],
+        conditions: {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': CONNECTOR_KEY_PREFIXES.map((p) => `${p}*`) },
+        },
+      }),
+    );
+    this.grantKey(fn);
+  }
+
+  private grantKey(fn: AirlockFunction): void {
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerKeyViaDynamoDB',
+        effect: Effect.ALLOW,
+        actions: TABLE_KEY_ACTIONS,
+        resources: [this.key.keyArn],
+        // Only through DynamoDB: the role cannot use the key to decrypt anything else.
+        conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com` } },
+      }),
+    );
+  }
+}

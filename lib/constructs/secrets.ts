@@ -1,0 +1,123 @@
+import { Lazy, type RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { SecretNames } from '../../lambdas/ports/secrets';
+import type { AirlockFunction } from './airlock-function';
+
+/** Env var with the grant-signing key's secret name, in every function that may read it. */
+export const GRANT_KEY_SECRET_ENV = 'GRANT_SIGNING_KEY_SECRET';
+/** Env var with the connector's vendor-credential secret name. */
+export const VENDOR_SECRET_ENV = 'VENDOR_CREDENTIAL_SECRET';
+
+/** Props of {@link AirlockSecrets}. */
+export interface AirlockSecretsProps {
+  /** Connector names; one vendor-credential secret each. */
+  readonly connectors: readonly string[];
+  readonly removalPolicy: RemovalPolicy;
+}
+
+/**
+ * A secret whose readers are closed: the identity policy of each reader allows it, and the
+ * secret's own resource policy denies GetSecretValue to every other principal in the
+ * account, so a broad `secretsmanager:*` role elsewhere still cannot read it.
+ */
+class ClosedSecret {
+  private readonly readers: AirlockFunction[] = [];
+
+  constructor(
+    readonly secret: Secret,
+    private readonly name: string,
+  ) {
+    secret.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'OnlyNamedReaders',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: ['*'],
+        conditions: {
+          StringNotEquals: {
+            'aws:PrincipalArn': Lazy.list({ produce: () => this.readers.map((r) => r.role.roleArn) }),
+          },
+        },
+      }),
+    );
+  }
+
+  grantRead(fn: AirlockFunction, envName: string): void {
+    this.readers.push(fn);
+    this.secret.grantRead(fn.role);
+    fn.addEnvironment(envName, this.name);
+  }
+}
+
+/**
+ * Secrets Manager: the grant-signing key and one vendor credential per connector
+ * (`SecretNames` from lambdas/ports/secrets). Values are generated at deploy time; vendor
+ * credentials are replaced by the operator with `put-secret-value`.
+ */
+export class AirlockSecrets extends Construct {
+  private readonly grantKey: ClosedSecret;
+  private readonly vendor = new Map<string, ClosedSecret>();
+
+  constructor(scope: Construct, id: string, props: AirlockSecretsProps) {
+    super(scope, id);
+
+    const grantKey = new Secret(this, 'GrantSigningKey', {
+      secretName: SecretNames.grantSigningKey,
+      description: 'Airlock grant-signing key (HMAC material for single-use step grants)',
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      removalPolicy: props.removalPolicy,
+    });
+    Validations.of(grantKey).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'Rotation of the grant-signing key needs a two-key verification window in the grant verifier (a later issue); until then a rotation Lambda would invalidate in-flight grants. Grants live at most 5 minutes, so a manual rotation is cheap.',
+    });
+    this.grantKey = new ClosedSecret(grantKey, SecretNames.grantSigningKey);
+
+    for (const name of props.connectors) {
+      const secret = new Secret(this, `Vendor-${name}`, {
+        secretName: SecretNames.vendorCredential(name),
+        description: `Vendor credential of the ${name} connector (replace with put-secret-value)`,
+        generateSecretString: { passwordLength: 32, excludePunctuation: true },
+        removalPolicy: props.removalPolicy,
+      });
+      Validations.of(secret).acknowledge({
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'Vendor credentials are issued and rotated by the vendor, not by AWS; Secrets Manager cannot mint a new one. Operators rotate them with put-secret-value.',
+      });
+      this.vendor.set(name, new ClosedSecret(secret, SecretNames.vendorCredential(name)));
+    }
+  }
+
+  /**
+   * Lets a function read the grant-signing key. Minting functions (named in config
+   * `grantKeyReaders`) sign grants; connectors verify every grant they receive, so they
+   * read it too.
+   */
+  grantSigningKeyRead(fn: AirlockFunction): void {
+    this.grantKey.grantRead(fn, GRANT_KEY_SECRET_ENV);
+  }
+
+  /** Lets exactly one connector function read its own vendor credential. */
+  grantVendorCredentialRead(connector: string, fn: AirlockFunction): void {
+    const secret = this.vendor.get(connector);
+    if (!secret) throw new Error(`No vendor secret for connector ${connector}`);
+    secret.grantRead(fn, VENDOR_SECRET_ENV);
+  }
+
+  /** The grant-signing key secret. */
+  get grantSigningKey(): Secret {
+    return this.grantKey.secret;
+  }
+
+  /** The vendor-credential secret of a connector. */
+  vendorCredential(connector: string): Secret {
+    const secret = this.vendor.get(connector);
+    if (!secret) throw new Error(`No vendor secret for connector ${connector}`);
+    return secret.secret;
+  }
+}

@@ -1,0 +1,396 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { connectors } from '../../lambdas/connectors/registry';
+import { routeKey, routes } from '../../lambdas/handlers/routes';
+import { SecretNames } from '../../lambdas/ports/secrets';
+import { CONNECTOR_KEY_PREFIXES, LEDGER_CONNECTOR_ACTIONS, LEDGER_READ_WRITE_ACTIONS } from '../../lib/constructs/ledger';
+import { APPROVAL_STATE } from '../../lib/constructs/saga';
+import {
+  actionsOf,
+  logicalId,
+  mentions,
+  resourcesOf,
+  type Statement,
+  statementsByRole,
+  type Synthesized,
+  synthAirlock,
+} from './support';
+
+let s: Synthesized;
+let byRole: Map<string, Statement[]>;
+/** Role logical ids by function name (`intake`, `connector-echo`, ...). */
+let roles: Record<string, string>;
+
+const allows = (role: string) => (byRole.get(role) ?? []).filter((st) => st.Effect === 'Allow');
+
+beforeAll(() => {
+  // Prepare: one synth for the whole file (synth is the slow part).
+  s = synthAirlock();
+  byRole = statementsByRole(s.template);
+  roles = Object.fromEntries(Object.entries(s.stack.functions).map(([name, fn]) => [name, logicalId(fn.role)]));
+  for (const [name, fn] of s.stack.connectorFunctions) roles[`connector-${name}`] = logicalId(fn.role);
+});
+
+describe('audit vault', () => {
+  it('locks objects in COMPLIANCE mode for the configured days, versioned', () => {
+    s.template.hasResourceProperties('AWS::S3::Bucket', {
+      ObjectLockEnabled: true,
+      ObjectLockConfiguration: {
+        ObjectLockEnabled: 'Enabled',
+        Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: s.config.auditRetentionDays } },
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+    });
+    expect(s.config.auditRetentionDays).toBe(400);
+  });
+
+  it('blocks public access, uses the customer-managed key, and logs access to the log bucket', () => {
+    const vault = logicalId(s.stack.auditVault.bucket);
+    const logs = logicalId(s.stack.auditVault.accessLogs);
+    const bucket = s.template.toJSON().Resources[vault];
+    expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault).toEqual({
+      SSEAlgorithm: 'aws:kms',
+      KMSMasterKeyID: { 'Fn::GetAtt': [logicalId(s.stack.auditVault.key), 'Arn'] },
+    });
+    expect(bucket.Properties.LoggingConfiguration.DestinationBucketName).toEqual({ Ref: logs });
+    expect(bucket.DeletionPolicy).toBe('Retain');
+  });
+
+  it('requires TLS on both buckets and keeps the log bucket private', () => {
+    for (const bucket of [s.stack.auditVault.bucket, s.stack.auditVault.accessLogs]) {
+      s.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: logicalId(bucket) },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    }
+    s.template.hasResourceProperties('AWS::S3::Bucket', {
+      LoggingConfiguration: Match.absent(),
+      PublicAccessBlockConfiguration: Match.objectEquals({
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      }),
+    });
+  });
+
+  it('denies deletes (and delete markers) on the vault to every principal', () => {
+    s.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logicalId(s.stack.auditVault.bucket) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Sid: 'DenyDeletes', Effect: 'Deny', Principal: { AWS: '*' }, Action: ['s3:DeleteObject', 's3:DeleteObjectVersion'] }),
+        ]),
+      },
+    });
+  });
+
+  it('lets no role change retention, bypass governance, set legal holds or delete objects', () => {
+    const forbidden = /^s3:(PutObjectRetention|BypassGovernanceRetention|PutObjectLegalHold|DeleteObject.*|PutBucketObjectLockConfiguration|\*)$/;
+    for (const [role, statements] of byRole) {
+      const bad = statements.filter((st) => st.Effect === 'Allow').flatMap(actionsOf).filter((a) => forbidden.test(a));
+      expect(bad, role).toEqual([]);
+    }
+  });
+
+  it('gives the receipts role object access under receipts/ and digests/ only', () => {
+    const vault = logicalId(s.stack.auditVault.bucket);
+    const s3 = allows(roles.receipts!).filter((st) => actionsOf(st).some((a) => a.startsWith('s3:')));
+    expect(s3.flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    const objectStatement = s3.find((st) => actionsOf(st).includes('s3:PutObject'))!;
+    const suffixes = resourcesOf(objectStatement).map((r) => JSON.stringify(r));
+    expect(suffixes).toHaveLength(2);
+    expect(suffixes.every((r) => r.includes(vault))).toBe(true);
+    expect(suffixes.some((r) => r.includes('/receipts/*'))).toBe(true);
+    expect(suffixes.some((r) => r.includes('/digests/*'))).toBe(true);
+  });
+
+  it('gives connectors and the other functions nothing on S3', () => {
+    for (const name of Object.keys(roles).filter((n) => n !== 'receipts')) {
+      const s3 = allows(roles[name]!).flatMap(actionsOf).filter((a) => a.startsWith('s3:'));
+      expect(s3, name).toEqual([]);
+    }
+  });
+});
+
+describe('ledger', () => {
+  it('is on demand with PITR, deletion protection, TTL, the key schema and gsi1', () => {
+    s.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      GlobalSecondaryIndexes: [
+        Match.objectLike({
+          IndexName: 'gsi1',
+          KeySchema: [
+            { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+            { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+          ],
+        }),
+      ],
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      DeletionProtectionEnabled: true,
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+    });
+  });
+
+  it('is encrypted with its own customer-managed, rotating key', () => {
+    s.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      SSESpecification: {
+        SSEEnabled: true,
+        SSEType: 'KMS',
+        KMSMasterKeyId: { 'Fn::GetAtt': [logicalId(s.stack.ledger.key), 'Arn'] },
+      },
+    });
+    const keys = s.template.findResources('AWS::KMS::Key');
+    expect(Object.keys(keys)).toHaveLength(2);
+    for (const key of Object.values(keys)) expect(key.Properties.EnableKeyRotation).toBe(true);
+  });
+
+  it('grants the core functions the exact item actions and no wildcard DynamoDB action anywhere', () => {
+    for (const name of ['intake', 'policy', 'approvals']) {
+      const ddb = allows(roles[name]!).flatMap(actionsOf).filter((a) => a.startsWith('dynamodb:'));
+      expect(ddb.sort(), name).toEqual([...LEDGER_READ_WRITE_ACTIONS].sort());
+    }
+    for (const statements of byRole.values()) {
+      expect(statements.flatMap(actionsOf).filter((a) => a.startsWith('dynamodb:') && a.includes('*'))).toEqual([]);
+      expect(statements.flatMap(actionsOf)).not.toContain('dynamodb:Scan');
+    }
+  });
+
+  it('keeps connectors to STEP# and GRANT# partition keys with dynamodb:LeadingKeys', () => {
+    expect(s.stack.connectorFunctions.size).toBe(connectors.length);
+    for (const name of s.stack.connectorFunctions.keys()) {
+      const ddb = allows(roles[`connector-${name}`]!).filter((st) => actionsOf(st).some((a) => a.startsWith('dynamodb:')));
+      expect(ddb.length, name).toBeGreaterThan(0);
+      for (const st of ddb) {
+        expect(actionsOf(st).sort()).toEqual([...LEDGER_CONNECTOR_ACTIONS].sort());
+        expect(st.Condition).toEqual({
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': CONNECTOR_KEY_PREFIXES.map((p) => `${p}*`) },
+        });
+      }
+    }
+  });
+
+  it('sets LEDGER_TABLE on every function bound to the ledger', () => {
+    for (const fn of [s.stack.functions.intake, s.stack.functions.policy, s.stack.functions.approvals, ...s.stack.connectorFunctions.values()]) {
+      s.template.hasResourceProperties('AWS::Lambda::Function', {
+        Role: { 'Fn::GetAtt': [logicalId(fn.role), 'Arn'] },
+        Environment: { Variables: Match.objectLike({ LEDGER_TABLE: { Ref: logicalId(s.stack.ledger.table) } }) },
+      });
+    }
+  });
+});
+
+describe('secrets', () => {
+  const readersOf = (secretId: string) =>
+    [...byRole]
+      .filter(([, sts]) =>
+        sts.some(
+          (st) =>
+            st.Effect === 'Allow' &&
+            actionsOf(st).includes('secretsmanager:GetSecretValue') &&
+            resourcesOf(st).some((r) => mentions(r, secretId)),
+        ),
+      )
+      .map(([role]) => role)
+      .sort();
+
+  it('makes each vendor secret readable by exactly its own connector role', () => {
+    for (const name of s.stack.connectorFunctions.keys()) {
+      const secret = s.stack.secrets.vendorCredential(name);
+      s.template.hasResourceProperties('AWS::SecretsManager::Secret', { Name: SecretNames.vendorCredential(name) });
+      expect(readersOf(logicalId(secret)), name).toEqual([roles[`connector-${name}`]]);
+    }
+  });
+
+  it('makes the grant-signing key readable by the configured minters and the connectors only', () => {
+    const expected = [...s.config.grantKeyReaders.map((r) => roles[r]!), ...[...s.stack.connectorFunctions.keys()].map((n) => roles[`connector-${n}`]!)].sort();
+    s.template.hasResourceProperties('AWS::SecretsManager::Secret', { Name: SecretNames.grantSigningKey });
+    expect(readersOf(logicalId(s.stack.secrets.grantSigningKey))).toEqual(expected);
+  });
+
+  it('denies GetSecretValue to every other principal through the secret resource policy', () => {
+    const policies = s.template.findResources('AWS::SecretsManager::ResourcePolicy');
+    expect(Object.keys(policies)).toHaveLength(1 + s.stack.connectorFunctions.size);
+    for (const policy of Object.values(policies)) {
+      expect(policy.Properties.ResourcePolicy.Statement).toContainEqual(
+        expect.objectContaining({
+          Effect: 'Deny',
+          Action: 'secretsmanager:GetSecretValue',
+          Condition: { StringNotEquals: { 'aws:PrincipalArn': expect.any(Array) } },
+        }),
+      );
+    }
+  });
+});
+
+describe('http api', () => {
+  it('has a JWT authorizer with the configured issuer and audience', () => {
+    s.template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'JWT',
+      IdentitySource: ['$request.header.Authorization'],
+      JwtConfiguration: { Issuer: 'https://auth.example.com/', Audience: ['airlock-api', 'airlock-cli'] },
+    });
+  });
+
+  it('builds one route per entry of the route table, authorizing exactly the auth: true ones', () => {
+    const deployed = Object.values(s.template.findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties);
+    expect(deployed.map((r) => r.RouteKey).sort()).toEqual(routes.map(routeKey).sort());
+    for (const route of routes) {
+      const props = deployed.find((r) => r.RouteKey === routeKey(route));
+      expect(props.AuthorizationType, routeKey(route)).toBe(route.auth ? 'JWT' : 'NONE');
+      expect(props.AuthorizerId === undefined, routeKey(route)).toBe(!route.auth);
+    }
+    expect(deployed.find((r) => r.RouteKey === 'GET /healthz')?.AuthorizationType).toBe('NONE');
+  });
+
+  it('logs access as JSON to a retained log group and throttles the default stage', () => {
+    s.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      AccessLogSettings: {
+        DestinationArn: { 'Fn::GetAtt': [logicalId(s.stack.api.accessLogs), 'Arn'] },
+        Format: Match.stringLikeRegexp('"requestId":"\\$context\\.requestId"'),
+      },
+      DefaultRouteSettings: { ThrottlingRateLimit: 25, ThrottlingBurstLimit: 40 },
+    });
+    s.template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+});
+
+describe('functions', () => {
+  it('share the base construct defaults', () => {
+    const fns = Object.values(s.template.findResources('AWS::Lambda::Function')).map((f) => f.Properties);
+    expect(fns).toHaveLength(4 + connectors.length);
+    for (const fn of fns) {
+      expect(fn.Runtime).toBe('nodejs24.x');
+      expect(fn.Architectures).toEqual(['arm64']);
+      expect(fn.TracingConfig).toEqual({ Mode: 'Active' });
+      expect(fn.Handler).toBe('index.handler');
+      expect(fn.MemorySize).toBe(768);
+      expect([12, 20]).toContain(fn.Timeout);
+      expect(fn.LoggingConfig.LogGroup).toHaveProperty('Ref');
+      expect(fn.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
+    }
+    for (const group of Object.values(s.template.findResources('AWS::Logs::LogGroup'))) {
+      expect(group.Properties.RetentionInDays).toBe(30);
+    }
+  });
+
+  it('runs one connector function per registered connector', () => {
+    for (const c of connectors) {
+      s.template.hasResourceProperties('AWS::Lambda::Function', {
+        Timeout: 20,
+        Environment: { Variables: Match.objectLike({ CONNECTOR_NAME: c.name, GRANT_TTL_SECONDS: '120' }) },
+      });
+    }
+  });
+
+  it('use no AWS managed policies', () => {
+    for (const role of Object.values(s.template.findResources('AWS::IAM::Role'))) {
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+
+  it('use "*" resources only for actions that support nothing narrower', () => {
+    const allowed = new Set([
+      'xray:PutTraceSegments',
+      'xray:PutTelemetryRecords',
+      'xray:GetSamplingRules',
+      'xray:GetSamplingTargets',
+      'states:SendTaskSuccess',
+      'states:SendTaskFailure',
+      'logs:CreateLogDelivery',
+      'logs:GetLogDelivery',
+      'logs:UpdateLogDelivery',
+      'logs:DeleteLogDelivery',
+      'logs:ListLogDeliveries',
+      'logs:PutResourcePolicy',
+      'logs:DescribeResourcePolicies',
+      'logs:DescribeLogGroups',
+    ]);
+    for (const [role, statements] of byRole) {
+      for (const st of statements.filter((x) => x.Effect === 'Allow' && resourcesOf(x).includes('*'))) {
+        expect(actionsOf(st).filter((a) => !allowed.has(a)), role).toEqual([]);
+      }
+      expect(statements.flatMap(actionsOf).filter((a) => a.endsWith(':*') || a === '*'), role).toEqual([]);
+    }
+  });
+});
+
+describe('saga', () => {
+  const stateMachine = () => Object.values(s.template.findResources('AWS::StepFunctions::StateMachine'))[0]!.Properties;
+
+  it('is STANDARD with ALL logging (no execution data) and tracing', () => {
+    expect(stateMachine()).toMatchObject({
+      StateMachineType: 'STANDARD',
+      LoggingConfiguration: {
+        Level: 'ALL',
+        IncludeExecutionData: false,
+        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [logicalId(s.stack.saga.logGroup), 'Arn'] } } }],
+      },
+      TracingConfiguration: { Enabled: true },
+    });
+  });
+
+  it('keeps the states in the template, with the configured approval timeout', () => {
+    const definition = JSON.parse(stateMachine().DefinitionString as string) as {
+      StartAt: string;
+      States: Record<string, { Type: string; Resource?: string; TimeoutSeconds?: number; Parameters?: Record<string, unknown> }>;
+    };
+    const tasks = Object.entries(definition.States).filter(([, st]) => st.Type === 'Task');
+    expect(tasks.length).toBeGreaterThan(0);
+    expect(definition.States[definition.StartAt]).toBeDefined();
+    const approval = definition.States[APPROVAL_STATE]!;
+    expect(approval.Resource).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
+    expect(approval.TimeoutSeconds).toBe(7200);
+  });
+
+  it('substitutes and may invoke exactly the functions the ASL names', () => {
+    const subs = stateMachine().DefinitionSubstitutions as Record<string, unknown>;
+    const invoked = [...s.stack.saga.invoked.values()].map((fn) => logicalId(fn.function));
+    expect(Object.keys(subs).sort()).toEqual([...s.stack.saga.invoked.keys()].sort());
+    expect(Object.keys(subs)).toEqual(expect.arrayContaining(['PolicyFunctionArn', 'ApprovalsFunctionArn', 'ReceiptsFunctionArn']));
+    const smRole = logicalId(s.stack.saga.stateMachine.role);
+    const invokes = allows(smRole).filter((st) => actionsOf(st).includes('lambda:InvokeFunction'));
+    expect(invokes).toHaveLength(1);
+    expect(resourcesOf(invokes[0]!)).toEqual(invoked.map((id) => ({ 'Fn::GetAtt': [id, 'Arn'] })));
+  });
+
+  it('lets intake start it and approvals answer it, and nobody else', () => {
+    const sm = logicalId(s.stack.saga.stateMachine);
+    for (const [name, role] of Object.entries(roles)) {
+      const actions = allows(role).flatMap(actionsOf).filter((a) => a.startsWith('states:'));
+      if (name === 'intake') expect(actions).toEqual(['states:StartExecution']);
+      else if (name === 'approvals') expect(actions.sort()).toEqual(['states:SendTaskFailure', 'states:SendTaskSuccess']);
+      else expect(actions, name).toEqual([]);
+    }
+    const start = allows(roles.intake!).find((st) => actionsOf(st).includes('states:StartExecution'))!;
+    expect(start.Resource).toEqual({ Ref: sm });
+    s.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: { 'Fn::GetAtt': [roles.intake, 'Arn'] },
+      Environment: { Variables: Match.objectLike({ STATE_MACHINE_ARN: { Ref: sm } }) },
+    });
+  });
+});
+
+describe('outputs', () => {
+  it('exports the API URL, table, bucket and state machine', () => {
+    expect(Object.keys(s.template.findOutputs('*')).sort()).toEqual(
+      ['ApiUrl', 'AuditBucketName', 'LedgerTableName', 'StateMachineArn'].sort(),
+    );
+  });
+});

@@ -1,5 +1,8 @@
 import type { ConnectorDefinition, ToolDefinition } from './sdk';
 import { echo } from './echo/index';
+import { iam } from './iam/index';
+import { payments } from './payments/index';
+import { procurement } from './procurement/index';
 import { travel } from './travel/index';
 
 /**
@@ -9,6 +12,9 @@ import { travel } from './travel/index';
 export const connectors: readonly ConnectorDefinition<any>[] = [
   echo,
   travel,
+  payments,
+  procurement,
+  iam,
 ];
 
 export interface RegisteredTool {

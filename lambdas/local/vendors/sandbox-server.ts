@@ -1,0 +1,445 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+
+/**
+ * The shared machinery of the sandbox vendors: routing, API-key auth, the `Idempotency-Key`
+ * layer (Stripe semantics: the first response of an executed endpoint is stored and replayed;
+ * a different body under the same key is a 422; a key still in flight is a 409), side-effect
+ * counters, and fault injection that lives only here and on the admin endpoint, never in the
+ * production payload.
+ */
+
+/** Fail the next `count` calls of an operation (`*` = any) with a status, before any effect. */
+export interface FailNextFault {
+  operation: string;
+  count: number;
+  /** HTTP status to answer with; 503 unless given. */
+  status?: number;
+  /** Vendor error code in the body; derived from the status unless given. */
+  code?: string;
+}
+
+/** Accept the next `count` calls of an operation and never answer: nothing happens, the client times out. */
+export interface TimeoutFault {
+  operation: string;
+  count: number;
+}
+
+/**
+ * Perform the next `count` calls of an operation (the side effect commits), then lose the
+ * response: `hang` holds it until the client gives up, `destroy` resets the socket.
+ */
+export interface CommitThenDropFault {
+  operation: string;
+  count: number;
+  mode?: 'hang' | 'destroy';
+}
+
+/** Fault injection for one sandbox vendor. Setting faults replaces the previous set. */
+export interface VendorFaults {
+  /** Added before every API call, in milliseconds. */
+  latencyMs?: number;
+  /** Probability (0..1) that an API call fails with `errorStatus` before doing anything. */
+  errorRate?: number;
+  /** Status used by `errorRate`; 503 unless given. */
+  errorStatus?: number;
+  /** Seed of the random generator behind `errorRate`, so failures are reproducible. */
+  seed?: number;
+  failNext?: FailNextFault[];
+  timeoutNext?: TimeoutFault[];
+  commitThenDrop?: CommitThenDropFault[];
+}
+
+const faultsSchema = z
+  .object({
+    latencyMs: z.number().int().min(0).max(60_000).optional(),
+    errorRate: z.number().min(0).max(1).optional(),
+    errorStatus: z.number().int().min(400).max(599).optional(),
+    seed: z.number().int().optional(),
+    failNext: z
+      .array(z.object({ operation: z.string(), count: z.number().int().positive(), status: z.number().int().min(400).max(599).optional(), code: z.string().optional() }).strict())
+      .optional(),
+    timeoutNext: z.array(z.object({ operation: z.string(), count: z.number().int().positive() }).strict()).optional(),
+    commitThenDrop: z
+      .array(z.object({ operation: z.string(), count: z.number().int().positive(), mode: z.enum(['hang', 'destroy']).optional() }).strict())
+      .optional(),
+  })
+  .strict();
+
+/** Side effects performed (committed, not replayed) and requests seen, per operation. */
+export interface VendorStats {
+  sideEffects: Record<string, number>;
+  requests: Record<string, number>;
+}
+
+/** What a route handler answers. */
+export interface Reply {
+  status: number;
+  body: unknown;
+}
+
+/** The parsed request a route handler receives. */
+export interface SandboxRequest {
+  params: Record<string, string>;
+  query: URLSearchParams;
+  body: unknown;
+}
+
+/** Clock and id helpers shared by a vendor's handlers. */
+export interface SandboxEnv {
+  now(): number;
+  newId(prefix: string): string;
+}
+
+/** One endpoint of a sandbox vendor. */
+export interface Route<S> {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  /** Path with `:name` parameters, e.g. `/v1/holds/:id/release`. */
+  path: string;
+  /** Operation name used by stats and faults (the connector's tool name where there is one). */
+  operation: string;
+  /** Whether a 2xx from this route changed state (counted, and covered by the idempotency layer). */
+  sideEffect: boolean;
+  handle(req: SandboxRequest, state: S, env: SandboxEnv): Reply;
+}
+
+/** A sandbox vendor: fresh state and its routes. */
+export interface SandboxVendorSpec<S> {
+  name: string;
+  createState(env: SandboxEnv): S;
+  routes: Route<S>[];
+}
+
+/** Options every sandbox vendor accepts at start-up. */
+export interface SandboxVendorOptions {
+  /** The only API key accepted (`x-api-key` or `Authorization: Bearer`). */
+  apiKey: string;
+  /** Token for `/_admin/*` (header `x-admin-token`); random unless given. Never the API key. */
+  adminToken?: string;
+  faults?: VendorFaults;
+  /** Clock, injectable so tests can expire holds without waiting. */
+  now?: () => number;
+  /** Port on 127.0.0.1; 0 (ephemeral) unless given. */
+  port?: number;
+}
+
+/** In-process control of a running sandbox vendor (the same powers as its admin endpoint). */
+export interface SandboxVendorAdmin {
+  setFaults(faults: VendorFaults): void;
+  /** Clears state, stats, idempotency records and faults. */
+  reset(): void;
+  stats(): VendorStats;
+}
+
+export interface RunningSandboxVendor {
+  name: string;
+  baseUrl: string;
+  adminToken: string;
+  admin: SandboxVendorAdmin;
+  close(): Promise<void>;
+}
+
+/** Builds an error reply in the vendor error shape the connectors parse. */
+export function fail(status: number, code: string, message: string): Reply {
+  return { status, body: { error: { code, message } } };
+}
+
+/** Parses a request body with zod, or yields the 400 reply a vendor would give. */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): { ok: true; value: T } | { ok: false; reply: Reply } {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const first = parsed.error.issues[0];
+  const where = first && first.path.length > 0 ? `${first.path.join('.')}: ` : '';
+  return { ok: false, reply: fail(400, 'invalid_request', `${where}${first?.message ?? 'invalid body'}`) };
+}
+
+/** Deterministic PRNG (mulberry32) so a seeded error rate fails the same calls every run. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+function statusCode(status: number): string {
+  if (status === 429) return 'rate_limited';
+  if (status === 401) return 'unauthorized';
+  if (status === 403) return 'forbidden';
+  if (status === 404) return 'not_found';
+  if (status === 409) return 'conflict';
+  if (status >= 500) return 'service_unavailable';
+  return 'bad_request';
+}
+
+interface IdempotencyRecord {
+  fingerprint: string;
+  reply: Reply | undefined;
+}
+
+interface CompiledRoute<S> {
+  route: Route<S>;
+  regex: RegExp;
+  names: string[];
+}
+
+/** Longest a hung request is held before the vendor gives up on it itself (client timeouts are far shorter). */
+const MAX_HANG_MS = 120_000;
+const MAX_BODY_BYTES = 1_000_000;
+
+/** Starts one sandbox vendor on 127.0.0.1. */
+export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options: SandboxVendorOptions): Promise<RunningSandboxVendor> {
+  const now = options.now ?? Date.now;
+  const adminToken = options.adminToken ?? randomBytes(24).toString('base64url');
+  if (safeEqual(adminToken, options.apiKey)) throw new Error(`${spec.name} sandbox: the admin token must differ from the API key`);
+  let counter = 0;
+  const env: SandboxEnv = {
+    now,
+    newId: (prefix) => `${prefix}_${(++counter).toString(36).padStart(4, '0')}${randomBytes(4).toString('hex')}`,
+  };
+
+  let state = spec.createState(env);
+  let faults: VendorFaults = {};
+  let random = Math.random;
+  let sideEffects: Record<string, number> = {};
+  let requests: Record<string, number> = {};
+  let idempotency = new Map<string, IdempotencyRecord>();
+  const timers = new Set<NodeJS.Timeout>();
+
+  const setFaults = (next: VendorFaults) => {
+    faults = structuredClone(faultsSchema.parse(next));
+    random = faults.seed === undefined ? Math.random : seededRandom(faults.seed);
+  };
+  setFaults(options.faults ?? {});
+
+  const admin: SandboxVendorAdmin = {
+    setFaults,
+    reset() {
+      state = spec.createState(env);
+      sideEffects = {};
+      requests = {};
+      idempotency = new Map();
+      setFaults({});
+    },
+    stats: () => ({ sideEffects: { ...sideEffects }, requests: { ...requests } }),
+  };
+
+  const compiled: CompiledRoute<S>[] = spec.routes.map((route) => {
+    const names: string[] = [];
+    const pattern = route.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:([a-zA-Z]+)/g, (_m, name: string) => {
+      names.push(name);
+      return '([^/]+)';
+    });
+    return { route, regex: new RegExp(`^${pattern}$`), names };
+  });
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        resolve();
+      }, ms);
+      timers.add(t);
+    });
+
+  /** Holds the response open until the client gives up (socket closes) or MAX_HANG_MS passes. */
+  const hang = (res: ServerResponse) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      res.destroy();
+    }, MAX_HANG_MS);
+    timers.add(t);
+    res.on('close', () => {
+      clearTimeout(t);
+      timers.delete(t);
+    });
+  };
+
+  const takeFault = <F extends { operation: string; count: number }>(list: F[] | undefined, operation: string): F | undefined => {
+    const rule = list?.find((f) => f.count > 0 && (f.operation === operation || f.operation === '*'));
+    if (rule) rule.count -= 1;
+    return rule;
+  };
+
+  const send = (res: ServerResponse, reply: Reply, extra: Record<string, string> = {}) => {
+    if (res.destroyed) return;
+    const payload = JSON.stringify(reply.body);
+    res.writeHead(reply.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...extra });
+    res.end(payload);
+  };
+
+  const readBody = (req: IncomingMessage) =>
+    new Promise<string>((resolve, reject) => {
+      let size = 0;
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_BODY_BYTES) {
+          reject(new Error('body too large'));
+          req.destroy();
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      req.on('error', reject);
+    });
+
+  const presentedKey = (req: IncomingMessage): string | undefined => {
+    const header = req.headers['x-api-key'];
+    if (typeof header === 'string') return header;
+    const auth = req.headers.authorization;
+    return auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length) : undefined;
+  };
+
+  const handleAdmin = (req: IncomingMessage, res: ServerResponse, path: string, raw: string) => {
+    const token = req.headers['x-admin-token'];
+    if (typeof token !== 'string' || !safeEqual(token, adminToken)) {
+      send(res, fail(401, 'unauthorized', 'admin token required'));
+      return;
+    }
+    if (req.method === 'GET' && path === '/_admin/stats') return send(res, { status: 200, body: admin.stats() });
+    if (req.method === 'POST' && path === '/_admin/reset') {
+      admin.reset();
+      return send(res, { status: 204, body: {} });
+    }
+    if (req.method === 'POST' && path === '/_admin/faults') {
+      let json: unknown;
+      try {
+        json = JSON.parse(raw || '{}');
+      } catch {
+        return send(res, fail(400, 'invalid_json', 'body is not JSON'));
+      }
+      const parsed = faultsSchema.safeParse(json);
+      if (!parsed.success) return send(res, fail(400, 'invalid_request', parsed.error.issues[0]?.message ?? 'invalid faults'));
+      setFaults(parsed.data);
+      return send(res, { status: 200, body: { faults } });
+    }
+    send(res, fail(404, 'not_found', 'no such admin endpoint'));
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://sandbox');
+    let raw: string;
+    try {
+      raw = await readBody(req);
+    } catch {
+      return send(res, fail(413, 'body_too_large', 'request body too large'));
+    }
+    if (url.pathname.startsWith('/_admin/')) return handleAdmin(req, res, url.pathname, raw);
+
+    let matched: { route: Route<S>; params: Record<string, string> } | undefined;
+    for (const c of compiled) {
+      if (c.route.method !== req.method) continue;
+      const m = c.regex.exec(url.pathname);
+      if (!m) continue;
+      const params: Record<string, string> = {};
+      c.names.forEach((name, i) => {
+        params[name] = decodeURIComponent(m[i + 1] ?? '');
+      });
+      matched = { route: c.route, params };
+      break;
+    }
+    const key = presentedKey(req);
+    if (key === undefined || !safeEqual(key, options.apiKey)) return send(res, fail(401, 'unauthorized', 'invalid API key'));
+    if (!matched) return send(res, fail(404, 'not_found', `no route ${req.method} ${url.pathname}`));
+    const { route, params } = matched;
+    requests[route.operation] = (requests[route.operation] ?? 0) + 1;
+
+    if (faults.latencyMs) await sleep(faults.latencyMs);
+    // Faults model the front door failing before the endpoint runs, so (as at Stripe) nothing
+    // is stored under the idempotency key and a retry executes normally.
+    if (takeFault(faults.timeoutNext, route.operation)) return hang(res);
+    const failRule = takeFault(faults.failNext, route.operation);
+    if (failRule) {
+      const status = failRule.status ?? 503;
+      return send(res, fail(status, failRule.code ?? statusCode(status), 'injected failure'));
+    }
+    if (faults.errorRate && random() < faults.errorRate) {
+      const status = faults.errorStatus ?? 503;
+      return send(res, fail(status, statusCode(status), 'injected failure'));
+    }
+
+    let body: unknown = undefined;
+    if (raw.length > 0) {
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        return send(res, fail(400, 'invalid_json', 'body is not JSON'));
+      }
+    }
+
+    const idemKey = route.sideEffect ? req.headers['idempotency-key'] : undefined;
+    let record: IdempotencyRecord | undefined;
+    if (typeof idemKey === 'string') {
+      if (idemKey.length === 0 || idemKey.length > 255) return send(res, fail(400, 'invalid_idempotency_key', 'Idempotency-Key must be 1-255 characters'));
+      const fingerprint = createHash('sha256').update(`${req.method} ${url.pathname}\n${raw}`).digest('hex');
+      const existing = idempotency.get(idemKey);
+      if (existing) {
+        if (existing.fingerprint !== fingerprint) {
+          return send(res, fail(422, 'idempotency_key_reused', 'Idempotency-Key was used with a different request'));
+        }
+        if (!existing.reply) return send(res, fail(409, 'idempotency_in_flight', 'a request with this Idempotency-Key is in progress'));
+        return send(res, existing.reply, { 'idempotent-replayed': 'true' });
+      }
+      record = { fingerprint, reply: undefined };
+      idempotency.set(idemKey, record);
+    }
+
+    let reply: Reply;
+    try {
+      reply = route.handle({ params, query: url.searchParams, body }, state, env);
+    } catch (err) {
+      // A crashed handler committed nothing we can vouch for; free the key so a retry can run.
+      if (typeof idemKey === 'string') idempotency.delete(idemKey);
+      throw err;
+    }
+    if (record) record.reply = reply;
+    if (route.sideEffect && reply.status >= 200 && reply.status < 300) {
+      sideEffects[route.operation] = (sideEffects[route.operation] ?? 0) + 1;
+    }
+
+    const drop = takeFault(faults.commitThenDrop, route.operation);
+    if (drop) {
+      if (drop.mode === 'destroy') return void res.destroy();
+      return hang(res);
+    }
+    send(res, reply);
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) send(res, fail(500, 'internal_error', 'sandbox vendor error'));
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    name: spec.name,
+    baseUrl: `http://127.0.0.1:${port}`,
+    adminToken,
+    admin,
+    async close() {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,78 @@
+import { parseArgs } from 'node:util';
+import {
+  InvalidPortError,
+  PortInUseError,
+  startLocalRuntime,
+  type LocalRuntime,
+} from '../../lambdas/local/server';
+import { StateDirInUseError } from '../../lambdas/local/state-dir';
+
+/** `airlock dev`: the local control plane in the foreground until Ctrl-C. */
+export const summary = 'Start the local control plane on 127.0.0.1 (port from AIRLOCK_PORT, default 8787)';
+
+const usage = `Usage: airlock dev
+
+Starts the embedded Airlock: the HTTP API on 127.0.0.1 (AIRLOCK_PORT, default 8787),
+DynamoDB (dynalite) and secrets, all kept under AIRLOCK_HOME (default ./.airlock).
+Stop it with Ctrl-C.
+`;
+
+/** The startup banner: where it listens, how to get a token, and a call to try. */
+export function banner(rt: LocalRuntime): string {
+  const homeHint = process.env.AIRLOCK_HOME ? `AIRLOCK_HOME=${JSON.stringify(rt.stateDir)} ` : '';
+  const lines = [
+    '',
+    'Airlock local control plane is running',
+    `  API        ${rt.url}`,
+    `  state      ${rt.stateDir}`,
+    `  DynamoDB   ${rt.dynamo.endpoint} (table ${rt.dynamo.tableName})`,
+    ...rt.services.flatMap((s) => Object.entries(s.info).map(([k, v]) => `  ${k.padEnd(10)} ${v}`)),
+    '',
+    'Get a token (valid 1h) for a principal:',
+    `  TOKEN=$(${homeHint}npx airlock token alice --role employee --manager bob --department sales)`,
+    'Try it:',
+    `  curl -s ${rt.url}/healthz`,
+    `  curl -s -H "Authorization: Bearer $TOKEN" ${rt.url}/v1/tools`,
+    '',
+    'Press Ctrl-C to stop.',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      // A second Ctrl-C while shutting down means "now".
+      process.once('SIGINT', () => process.exit(130));
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' } }, strict: true });
+  if (values.help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  let runtime: LocalRuntime;
+  try {
+    runtime = await startLocalRuntime();
+  } catch (error) {
+    if (error instanceof PortInUseError || error instanceof InvalidPortError || error instanceof StateDirInUseError) {
+      process.stderr.write(`${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+  process.stdout.write(banner(runtime));
+  const signal = await waitForSignal();
+  process.stdout.write(`\n${signal}: shutting down\n`);
+  await runtime.close();
+  return 0;
+}

@@ -1,0 +1,51 @@
+import { resolve } from 'node:path';
+import { analyzePolicyFiles } from './analyze';
+import { createPolicyEngine } from './engine';
+import { defaultPolicyDir, readPolicyDir, type PolicyFiles } from './files';
+import type { PolicyEngine, PolicyValidation } from './types';
+
+export type * from './types';
+export { createPolicyEngine, PolicySetInvalidError, type PolicyEngineOptions } from './engine';
+export { defaultPolicyDir, policySetVersion, readPolicyDir, PolicyConfigSchema } from './files';
+export type { PolicyConfig, PolicyFiles } from './files';
+
+const engines = new Map<string, PolicyEngine>();
+
+/**
+ * The engine for a policy directory (default: the shipped `policies/`, or AIRLOCK_POLICY_DIR),
+ * built once per process and cached, so a Lambda pays for parsing only at cold start.
+ * Throws PolicySetInvalidError if the directory is invalid.
+ */
+export function loadPolicyEngine(dir: string = defaultPolicyDir()): PolicyEngine {
+  const key = resolve(dir);
+  let engine = engines.get(key);
+  if (!engine) {
+    engine = createPolicyEngine(readPolicyDir(key));
+    engines.set(key, engine);
+  }
+  return engine;
+}
+
+/** Validates policy files already in memory (strict mode, plus Airlock's annotation rules). */
+export function validatePolicyFiles(files: PolicyFiles): PolicyValidation {
+  return analyzePolicyFiles(files).validation;
+}
+
+/**
+ * Validates a policy directory without building an engine: what `airlock policy validate`,
+ * `npm test` and the CDK synth call. Never throws for bad policies; a missing directory is
+ * reported as a problem too.
+ */
+export function validatePolicyDir(dir: string = defaultPolicyDir()): PolicyValidation {
+  let files: PolicyFiles;
+  try {
+    files = readPolicyDir(dir);
+  } catch (err) {
+    return {
+      ok: false,
+      errors: [{ file: dir, message: `Cannot read the policy directory: ${err instanceof Error ? err.message : String(err)}` }],
+      warnings: [],
+    };
+  }
+  return validatePolicyFiles(files);
+}

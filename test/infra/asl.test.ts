@@ -1,0 +1,138 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import aslValidator from 'asl-validator';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../lib/constructs/airlock-function';
+import { ACTION_SAGA_ASL, APPROVAL_STATE, aslPlaceholders, loadAsl } from '../../lib/constructs/saga';
+
+interface State {
+  Type: string;
+  Resource?: string;
+  Next?: string;
+  End?: boolean;
+  TimeoutSeconds?: number;
+  Retry?: { ErrorEquals: string[] }[];
+  Catch?: { ErrorEquals: string[]; Next: string }[];
+  Parameters?: Record<string, unknown>;
+  ItemProcessor?: Definition;
+  Iterator?: Definition;
+  Branches?: Definition[];
+}
+interface Definition {
+  StartAt: string;
+  States: Record<string, State>;
+}
+
+const dir = join(PROJECT_ROOT, 'statemachines');
+const files = readdirSync(dir).filter((f) => f.endsWith('.asl.json'));
+
+/** Every [name, state] pair, including states nested in Map and Parallel states. */
+function allStates(definition: Definition): [string, State][] {
+  return Object.entries(definition.States).flatMap(([name, state]) => [
+    [name, state] as [string, State],
+    ...[state.ItemProcessor, state.Iterator, ...(state.Branches ?? [])]
+      .filter((d): d is Definition => d !== undefined)
+      .flatMap(allStates),
+  ]);
+}
+
+/** Every nested definition (the top one, Map processors, Parallel branches). */
+function allDefinitions(definition: Definition): Definition[] {
+  return [
+    definition,
+    ...Object.values(definition.States).flatMap((s) =>
+      [s.ItemProcessor, s.Iterator, ...(s.Branches ?? [])].filter((d): d is Definition => d !== undefined).flatMap(allDefinitions),
+    ),
+  ];
+}
+
+const read = (file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as Definition;
+
+describe('statemachines/*.asl.json', () => {
+  it('includes the action saga', () => {
+    expect(files).toContain('action-saga.asl.json');
+  });
+
+  describe.each(files)('%s', (file) => {
+    const definition = read(file);
+
+    it('is valid ASL according to asl-validator', () => {
+      // The validator annotates its input (QueryLanguage), so give it a copy.
+      const result = aslValidator(structuredClone(definition));
+      expect(result.errorsText()).toBe('');
+      expect(result.isValid).toBe(true);
+    });
+
+    it('starts at a state that exists, in every nested definition', () => {
+      for (const d of allDefinitions(definition)) expect(Object.keys(d.States)).toContain(d.StartAt);
+    });
+
+    it('gives every Task a Retry, a Catch and an explicit TimeoutSeconds', () => {
+      const tasks = allStates(definition).filter(([, s]) => s.Type === 'Task');
+      expect(tasks.length).toBeGreaterThan(0);
+      for (const [name, task] of tasks) {
+        expect(task.Retry?.length, `${name}.Retry`).toBeGreaterThan(0);
+        expect(task.Catch?.length, `${name}.Catch`).toBeGreaterThan(0);
+        // aws-local-stepfunctions defaults Task timeouts to 60 s; AWS to 99999999 s.
+        expect(Number.isInteger(task.TimeoutSeconds), `${name}.TimeoutSeconds`).toBe(true);
+      }
+    });
+
+    it('names states in PascalCase', () => {
+      for (const [name] of allStates(definition)) expect(name).toMatch(/^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+$/);
+    });
+
+    it('uses only ${...FunctionArn} substitutions', () => {
+      const text = readFileSync(join(dir, file), 'utf8');
+      const all = [...text.matchAll(/\$\{([^}]*)\}/g)].map((m) => m[1]);
+      expect(all.length).toBeGreaterThan(0);
+      expect(all.every((name) => /^[A-Za-z][A-Za-z0-9]*FunctionArn$/.test(name ?? ''))).toBe(true);
+      expect(aslPlaceholders(text).length).toBe(new Set(all).size);
+    });
+
+    it('passes the task token to every callback task', () => {
+      for (const [name, task] of allStates(definition).filter(([, s]) => s.Resource?.endsWith('.waitForTaskToken'))) {
+        expect(JSON.stringify(task.Parameters), name).toContain('"$$.Task.Token"');
+      }
+    });
+  });
+});
+
+describe('action saga', () => {
+  const definition = read('action-saga.asl.json');
+
+  it('re-checks policy, waits for approval with a callback, and writes the receipt', () => {
+    expect(definition.StartAt).toBe('EvaluatePolicy');
+    expect(definition.States.EvaluatePolicy).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::lambda:invoke' });
+    expect(definition.States.EvaluatePolicy?.Parameters?.FunctionName).toBe('${PolicyFunctionArn}');
+    expect(definition.States[APPROVAL_STATE]).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken' });
+    expect(definition.States.WriteReceipt?.Parameters?.FunctionName).toBe('${ReceiptsFunctionArn}');
+    const types = new Set(Object.values(definition.States).map((s) => s.Type));
+    expect([...types]).toEqual(expect.arrayContaining(['Task', 'Choice', 'Succeed', 'Fail']));
+  });
+
+  it('sends an approval timeout to its own Fail state', () => {
+    const timeout = definition.States[APPROVAL_STATE]?.Catch?.find((c) => c.ErrorEquals.includes('States.Timeout'));
+    expect(timeout).toBeDefined();
+    expect(definition.States[timeout!.Next]?.Type).toBe('Fail');
+  });
+
+  it('is deployed with the configured approval timeout, still valid ASL', () => {
+    const deployed = JSON.parse(loadAsl(ACTION_SAGA_ASL, { [APPROVAL_STATE]: 3600 })) as Definition;
+    expect(deployed.States[APPROVAL_STATE]?.TimeoutSeconds).toBe(3600);
+    expect(aslValidator(deployed).isValid).toBe(true);
+  });
+
+  it('refuses to configure a state that does not exist', () => {
+    expect(() => loadAsl(ACTION_SAGA_ASL, { ApproveNothing: 60 })).toThrow(/no state ApproveNothing/);
+  });
+});
+
+describe('asl-validator itself', () => {
+  it('rejects a definition whose transition target is missing (the checks above can fail)', () => {
+    const broken = { StartAt: 'DoThing', States: { DoThing: { Type: 'Pass', Next: 'Nowhere' } } };
+    const result = aslValidator(broken);
+    expect(result.isValid).toBe(false);
+    expect(result.errorsText()).toMatch(/Nowhere|MISSING_TRANSITION_TARGET/);
+  });
+});

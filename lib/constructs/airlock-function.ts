@@ -26,10 +26,17 @@ export const FUNCTION_RUNTIME = Runtime.NODEJS_24_X;
 const ESM_REQUIRE_BANNER =
   "import { createRequire as __airlockCreateRequire } from 'node:module'; const require = __airlockCreateRequire(import.meta.url);";
 
+/** Where a Lambda zip is unpacked (LAMBDA_TASK_ROOT). */
+const LAMBDA_TASK_ROOT = '/var/task';
+/** Env var the policy engine reads its directory from (lambdas/core/policy/files.ts). */
+export const POLICY_DIR_ENV = 'AIRLOCK_POLICY_DIR';
+
 /**
- * Copies Cedar's Node.js entry (and its package.json, for the `exports` map) next to the
- * bundle, from the local node_modules. Chosen over `nodeModules: [...]`, which runs
- * `npm install` inside the asset and so needs the network.
+ * Puts beside the bundle what the policy engine loads at run time: Cedar's Node.js entry
+ * (with its package.json, for the `exports` map), copied from the local node_modules, and
+ * the policy set (top-level *.cedar, schema.cedarschema, config.json; not the fixtures).
+ * Chosen over `nodeModules: [...]`, which runs `npm install` inside the asset and so needs
+ * the network.
  */
 const cedarCommandHooks: ICommandHooks = {
   beforeBundling: () => [],
@@ -37,7 +44,12 @@ const cedarCommandHooks: ICommandHooks = {
   afterBundling: (inputDir: string, outputDir: string) => {
     const from = `${inputDir}/node_modules/${CEDAR_WASM_PACKAGE}`;
     const to = `${outputDir}/node_modules/${CEDAR_WASM_PACKAGE}`;
-    return [`mkdir -p "${to}"`, `cp "${from}/package.json" "${to}/package.json"`, `cp -R "${from}/nodejs" "${to}/nodejs"`];
+    return [
+      `mkdir -p "${to}" "${outputDir}/policies"`,
+      `cp "${from}/package.json" "${to}/package.json"`,
+      `cp -R "${from}/nodejs" "${to}/nodejs"`,
+      `cp "${inputDir}"/policies/*.cedar "${inputDir}/policies/schema.cedarschema" "${inputDir}/policies/config.json" "${outputDir}/policies/"`,
+    ];
   },
 };
 
@@ -51,7 +63,10 @@ export interface AirlockFunctionProps {
   readonly logRetention: RetentionDays;
   readonly removalPolicy: RemovalPolicy;
   readonly environment?: Record<string, string>;
-  /** Ship `@cedar-policy/cedar-wasm` beside the bundle (functions that evaluate policy). */
+  /**
+   * Ship `@cedar-policy/cedar-wasm` and the policy set beside the bundle, and point
+   * AIRLOCK_POLICY_DIR at it (functions that evaluate policy).
+   */
   readonly cedar?: boolean;
 }
 
@@ -100,6 +115,7 @@ export class AirlockFunction extends Construct implements IGrantable {
       loggingFormat: LoggingFormat.JSON,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
+        ...(props.cedar ? { [POLICY_DIR_ENV]: `${LAMBDA_TASK_ROOT}/policies` } : {}),
         ...props.environment,
       },
       bundling: {

@@ -290,6 +290,14 @@ describe('functions', () => {
     }
   });
 
+  it('point the policy-evaluating functions, and only them, at the shipped policy set', () => {
+    for (const [name, fn] of [...Object.entries(s.stack.functions), ...[...s.stack.connectorFunctions].map(([n, f]) => [`connector-${n}`, f] as const)]) {
+      const props = s.template.toJSON().Resources[logicalId(fn.function)].Properties;
+      const expected = ['intake', 'policy', 'approvals'].includes(name) ? '/var/task/policies' : undefined;
+      expect(props.Environment.Variables.AIRLOCK_POLICY_DIR, name).toBe(expected);
+    }
+  });
+
   it('runs one connector function per registered connector', () => {
     for (const c of connectors) {
       s.template.hasResourceProperties('AWS::Lambda::Function', {

@@ -1,0 +1,64 @@
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AirlockFunction, CEDAR_WASM_PACKAGE } from '../../lib/constructs/airlock-function';
+
+/**
+ * One real bundle (local esbuild, no Docker) of a function that evaluates policy: what
+ * `cdk synth` ships must hold the ESM bundle, its source map, Cedar's wasm and the policy set.
+ */
+let assetDir: string;
+let outdir: string;
+
+beforeAll(() => {
+  // Prepare: a bare app (bundling on) with one cedar function.
+  const app = new App({ builtinCloudFormationValidation: false });
+  const stack = new Stack(app, 'BundleProbe');
+  const fn = new AirlockFunction(stack, 'Intake', {
+    entry: 'lambdas/handlers/intake.ts',
+    description: 'bundle probe',
+    memoryMiB: 256,
+    timeout: Duration.seconds(5),
+    logRetention: RetentionDays.ONE_DAY,
+    removalPolicy: RemovalPolicy.DESTROY,
+    cedar: true,
+  });
+  // Act
+  const assembly = app.synth();
+  outdir = assembly.directory;
+  const code: unknown = stack.resolve((fn.function.node.defaultChild as CfnFunction).code);
+  const hash = JSON.stringify(code).match(/([0-9a-f]{64})\.zip/)?.[1];
+  expect(hash).toBeDefined();
+  assetDir = join(outdir, `asset.${hash}`);
+}, 60_000);
+
+afterAll(() => {
+  if (outdir?.startsWith(tmpdir())) rmSync(outdir, { recursive: true, force: true });
+});
+
+describe('AirlockFunction bundling', () => {
+  it('emits an ESM bundle with the require banner and a source map', () => {
+    const bundle = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
+    expect(bundle.startsWith("import { createRequire as __airlockCreateRequire } from 'node:module';")).toBe(true);
+    expect(existsSync(join(assetDir, 'index.mjs.map'))).toBe(true);
+  });
+
+  it('keeps Cedar external and ships its Node.js entry beside the bundle', () => {
+    const bundle = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
+    expect(bundle).toContain(`${CEDAR_WASM_PACKAGE}/nodejs`);
+    expect(existsSync(join(assetDir, 'node_modules', CEDAR_WASM_PACKAGE, 'package.json'))).toBe(true);
+    expect(existsSync(join(assetDir, 'node_modules', CEDAR_WASM_PACKAGE, 'nodejs', 'cedar_wasm_bg.wasm'))).toBe(true);
+    // Only the Node.js build: the esm/ and web/ copies would triple the asset.
+    expect(existsSync(join(assetDir, 'node_modules', CEDAR_WASM_PACKAGE, 'web'))).toBe(false);
+  });
+
+  it('ships the policy set without its test fixtures', () => {
+    expect(existsSync(join(assetDir, 'policies', 'schema.cedarschema'))).toBe(true);
+    expect(existsSync(join(assetDir, 'policies', 'config.json'))).toBe(true);
+    expect(existsSync(join(assetDir, 'policies', 'tests'))).toBe(false);
+  });
+});

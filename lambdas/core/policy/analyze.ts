@@ -5,6 +5,8 @@ import type { PolicyInfo, PolicyProblem, PolicyValidation } from './types';
 /** A policy with its verbatim text, ready to be handed to Cedar under its `@id`. */
 export interface ParsedPolicy extends PolicyInfo {
   text: string;
+  /** Where the policy starts in its file. */
+  where: { line?: number; column?: number };
 }
 
 /** Everything a policy directory yields: problems, and when there are none, the parsed set. */
@@ -72,6 +74,7 @@ function analyzeJoined(
     inOrder[Number(cedarIds[k]?.slice('policy'.length))] = policyText;
   });
   const out: ParsedPolicy[] = [];
+  const perFile = new Map<string, number>();
   let cursor = 0;
   inOrder.forEach((policyText, index) => {
     // The parts are verbatim slices of the text, in order: finding each one gives its file and line.
@@ -82,6 +85,8 @@ function analyzeJoined(
     const file = start?.file ?? '(policies)';
     const fileText = files[file] ?? '';
     const where = start ? locate(fileText, charToByteOffset(fileText, at - start.charStart)) : {};
+    const nth = (perFile.get(file) ?? 0) + 1;
+    perFile.set(file, nth);
     const problem = (message: string, policyId?: string) =>
       errors.push({ file, ...(policyId === undefined ? {} : { policyId }), message, ...where });
     const parsed = cedar.policyToJson(policyText);
@@ -94,7 +99,7 @@ function analyzeJoined(
     const id = a.id;
     idsByIndex[index] = id;
     if (!id) {
-      problem(`Policy #${index + 1} has no @id("...") annotation.`);
+      problem(`Policy #${nth} of ${file} has no @id("...") annotation.`);
       return;
     }
     if (!a.reason) problem(`Policy ${id} has no @reason("...") annotation.`, id);
@@ -119,6 +124,7 @@ function analyzeJoined(
       approvers: a.approvers ?? null,
       shadow: config?.files[file]?.mode === 'shadow',
       text: policyText,
+      where,
     });
   });
   return { policies: out, idsByIndex };
@@ -206,7 +212,9 @@ export function analyzePolicyFiles(files: PolicyFiles): Analysis {
   const seen = new Map<string, string>();
   for (const p of policies) {
     const other = seen.get(p.id);
-    if (other !== undefined) errors.push({ file: p.file, policyId: p.id, message: `Duplicate @id("${p.id}"): also used in ${other}.` });
+    if (other !== undefined) {
+      errors.push({ file: p.file, policyId: p.id, message: `Duplicate @id("${p.id}"): also used in ${other}.`, ...p.where });
+    }
     else seen.set(p.id, p.file);
   }
 

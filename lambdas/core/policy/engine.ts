@@ -317,6 +317,6 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
     }
   }
 
-  const policies: PolicyInfo[] = analysis.policies.map(({ text: _text, ...info }) => info);
+  const policies: PolicyInfo[] = analysis.policies.map(({ text: _text, where: _where, ...info }) => info);
   return { decide, canApprove, version, policies };
 }

@@ -357,7 +357,16 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     const { route, params } = matched;
     requests[route.operation] = (requests[route.operation] ?? 0) + 1;
 
-    if (faults.latencyMs) await sleep(faults.latencyMs);
+    if (faults.latencyMs) {
+      let abandoned = false;
+      res.once('close', () => {
+        abandoned = true;
+      });
+      await sleep(faults.latencyMs);
+      // A client that gave up during injected latency never reaches the endpoint, so slow
+      // calls stay "nothing happened"; `commitThenDrop` is the explicit "it happened" case.
+      if (abandoned) return;
+    }
     // Faults model the front door failing before the endpoint runs, so (as at Stripe) nothing
     // is stored under the idempotency key and a retry executes normally.
     if (takeFault(faults.timeoutNext, route.operation)) return hang(res);

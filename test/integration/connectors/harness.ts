@@ -38,8 +38,8 @@ export async function startHarness(options: Partial<StartSandboxVendorsOptions> 
     secrets,
     baseUrls: vendors.baseUrls,
     logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
-    // Short so "commit then drop" and timeouts resolve quickly in tests.
-    timeoutMs: 300,
+    // Short so "commit then drop" and timeouts resolve quickly, long enough for a busy CI box.
+    timeoutMs: 1_000,
   };
   return {
     vendors,

@@ -82,6 +82,19 @@ describe('procurement connector', () => {
     expect(await run()).toEqual(first);
   });
 
+  it('takes faults as start options: latency beyond the client timeout is a VendorTimeoutError', async () => {
+    const slow = await startHarness({ faults: { procurement: { latencyMs: 1_300 } } });
+    try {
+      expect(await failure(slow.call('procurement.search_catalog', {}))).toBeInstanceOf(VendorTimeoutError);
+      slow.vendors.admin.setFaults('procurement', { latencyMs: 50, failNext: [{ operation: 'search_catalog', count: 2, status: 503 }] });
+      const outcomes = [];
+      for (let i = 0; i < 3; i += 1) outcomes.push(await slow.call('procurement.search_catalog', {}).then(() => 'ok', (e: Error) => e.name));
+      expect(outcomes).toEqual(['VendorUnavailableError', 'VendorUnavailableError', 'ok']);
+    } finally {
+      await slow.vendors.close();
+    }
+  });
+
   it('dry run quotes the order without placing it', async () => {
     const preview = (await h.call('procurement.place_order', order, { dryRun: true })) as { quote: { amount: number } };
     expect(preview.quote.amount).toBe(85.98);

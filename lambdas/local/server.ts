@@ -272,6 +272,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
+      req.off('close', onClose);
     };
     const onData = (chunk: Buffer) => {
       size += chunk.byteLength;
@@ -291,9 +292,12 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
       cleanup();
       reject(error);
     };
+    // A client that hangs up mid-body: settle instead of leaving the request pending.
+    const onClose = () => onError(new Error('request closed before the body ended'));
     req.on('data', onData);
     req.once('end', onEnd);
     req.once('error', onError);
+    req.once('close', onClose);
   });
 }
 

@@ -1,20 +1,44 @@
+import middy from '@middy/core';
+import { z } from 'zod';
+import { runStep } from '../core/run-step';
+import { connectorRuntime } from './runtime';
+
 /**
- * The connector function: runs one connector's tools under a verified, single-use grant (CONNECTOR_NAME).
- * Placeholder so the stack can bundle and deploy it; a later issue fills it in.
+ * A connector function (one per connector, named by CONNECTOR_NAME): runs one step call
+ * under a verified, single-use grant, exactly once per step.
  */
 
-/** Thrown by placeholder handlers. The name is the ErrorEquals contract in the ASL. */
-export class NotImplementedError extends Error {
-  constructor(what: string, options?: { cause?: unknown }) {
-    super(`${what} is not implemented yet`, options);
-    this.name = 'NotImplementedError';
+export const RunStepSchema = z.object({
+  task: z.literal('RunStep'),
+  kind: z.enum(['forward', 'compensate']),
+  actionId: z.string().regex(/^act_[0-9A-HJKMNP-TV-Z]{26}$/),
+  stepId: z.string().min(1).max(64),
+  tool: z.string().min(3).max(128),
+  input: z.unknown(),
+  planHash: z.string().regex(/^[0-9a-f]{64}$/),
+  dryRun: z.boolean(),
+  grant: z.string().min(10).max(8192),
+  skipReason: z.string().max(500).optional(),
+});
+
+/** A payload that does not match the contract: never retried. */
+export class StepPayloadInvalidError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StepPayloadInvalidError';
   }
 }
 
-/** Saga step input carrying a grant; untrusted until validated with zod. */
-export type ConnectorEvent = unknown;
-
-/** Lambda entry point. */
-export async function handler(_event: ConnectorEvent): Promise<never> {
-  throw new NotImplementedError('The connector handler');
+/** The handler of one connector's function; locally one is made per connector. */
+export function connectorHandler(connector?: string) {
+  return middy<unknown, unknown>().handler(async (event: unknown) => {
+    const parsed = RunStepSchema.safeParse(event);
+    if (!parsed.success) {
+      throw new StepPayloadInvalidError(`Invalid step payload at ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+    }
+    return runStep(await connectorRuntime(connector), parsed.data);
+  });
 }
+
+/** Lambda entry point: serves CONNECTOR_NAME. */
+export const handler = connectorHandler();

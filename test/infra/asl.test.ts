@@ -111,10 +111,11 @@ describe('action saga', () => {
     expect([...types]).toEqual(expect.arrayContaining(['Task', 'Choice', 'Succeed', 'Fail']));
   });
 
-  it('sends an approval timeout to its own Fail state', () => {
-    const timeout = definition.States[APPROVAL_STATE]?.Catch?.find((c) => c.ErrorEquals.includes('States.Timeout'));
-    expect(timeout).toBeDefined();
-    expect(definition.States[timeout!.Next]?.Type).toBe('Fail');
+  it('ends an approval timeout as expired, a rejection as rejected', () => {
+    const catches = definition.States[APPROVAL_STATE]?.Catch ?? [];
+    const target = (error: string) => definition.States[catches.find((c) => c.ErrorEquals.includes(error))?.Next ?? ''] as State & { Result?: { status?: string } };
+    expect(target('States.Timeout').Result?.status).toBe('expired');
+    expect(target('ApprovalRejected').Result?.status).toBe('rejected');
   });
 
   it('is deployed with the configured approval timeout, still valid ASL', () => {

@@ -1,0 +1,344 @@
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+} from '@aws-sdk/client-dynamodb';
+import { canonicalJson, sha256Hex } from '../../core/canonical-json';
+import { LedgerThrottledError } from '../../ports/ledger';
+import type {
+  AuditEvent,
+  BeginStepResult,
+  EventLog,
+  GrantSummary,
+  SpendStore,
+  StepError,
+  StepKey,
+  StepRecord,
+  StepStore,
+} from '../../ports/steps';
+
+/**
+ * Step records, grant uses, the per-action audit event chain and daily spend counters on
+ * the ledger table (see ledger.md). Single-item conditional writes only.
+ */
+
+type Item = Record<string, AttributeValue>;
+const S = (value: string): AttributeValue => ({ S: value });
+const N = (value: number): AttributeValue => ({ N: String(value) });
+
+const THROTTLE_NAMES = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
+
+async function guard<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (error) {
+    if (error instanceof Error && THROTTLE_NAMES.has(error.name)) throw new LedgerThrottledError({ cause: error });
+    throw error;
+  }
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return error instanceof ConditionalCheckFailedException || (error instanceof Error && error.name === 'ConditionalCheckFailedException');
+}
+
+const stepKey = (key: StepKey) => ({ pk: S(`STEP#${key.actionId}`), sk: S(`${key.kind}#${key.stepId}`) });
+const EVENT_PREFIX = 'EVENT#';
+const GENESIS = '0'.repeat(64);
+
+function parseJson(value: AttributeValue | undefined): unknown {
+  return value?.S === undefined ? undefined : (JSON.parse(value.S) as unknown);
+}
+
+function toStep(item: Item): StepRecord {
+  const [kind, ...rest] = (item.sk?.S ?? '').split('#');
+  const startedAt = item.startedAt?.S ?? '';
+  const finishedAt = item.finishedAt?.S;
+  const error = parseJson(item.lastError) as StepError | undefined;
+  return {
+    actionId: (item.pk?.S ?? '').slice('STEP#'.length),
+    stepId: rest.join('#'),
+    kind: kind === 'compensate' ? 'compensate' : 'forward',
+    tool: item.tool?.S ?? '',
+    status: (item.status?.S ?? 'in_progress') as StepRecord['status'],
+    attempts: Number(item.attempts?.N ?? 0),
+    idempotencyKey: item.idem?.S ?? '',
+    input: parseJson(item.inputJson),
+    ...(item.outputJson ? { output: parseJson(item.outputJson) } : {}),
+    ...(error ? { error } : {}),
+    grants: (parseJson(item.grantsJson) as GrantSummary[] | undefined) ?? [],
+    dryRun: item.dryRun?.BOOL ?? false,
+    startedAt,
+    ...(finishedAt ? { finishedAt, durationMs: Date.parse(finishedAt) - Date.parse(startedAt) } : {}),
+  };
+}
+
+export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
+  private readonly client: DynamoDBClient;
+  private readonly table: string;
+
+  constructor(options: { client: DynamoDBClient; tableName: string }) {
+    this.client = options.client;
+    this.table = options.tableName;
+  }
+
+  async getStep(key: StepKey): Promise<StepRecord | undefined> {
+    const out = await guard(() => this.client.send(new GetItemCommand({ TableName: this.table, Key: stepKey(key), ConsistentRead: true })));
+    return out.Item ? toStep(out.Item) : undefined;
+  }
+
+  async beginStep(
+    key: StepKey,
+    attempt: { tool: string; input: unknown; idempotencyKey: string; grant: GrantSummary; dryRun: boolean },
+    now: Date,
+  ): Promise<BeginStepResult> {
+    const current = await this.getStep(key);
+    if (current?.status === 'complete') return { state: 'complete', record: current };
+    const grants = [...(current?.grants ?? []), attempt.grant].slice(-20);
+    try {
+      const out = await guard(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: stepKey(key),
+            UpdateExpression:
+              'SET #status = :inprog, attempts = if_not_exists(attempts, :zero) + :one, tool = :tool, idem = :idem, dryRun = :dry, startedAt = if_not_exists(startedAt, :now), inputJson = :input, grantsJson = :grants',
+            // Never reopen a completed step; `attempts` guards against a concurrent starter.
+            ConditionExpression: '(attribute_not_exists(pk) OR #status <> :complete) AND (attribute_not_exists(attempts) OR attempts = :seen)',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':inprog': S('in_progress'),
+              ':complete': S('complete'),
+              ':zero': N(0),
+              ':one': N(1),
+              ':seen': N(current?.attempts ?? 0),
+              ':tool': S(attempt.tool),
+              ':idem': S(attempt.idempotencyKey),
+              ':dry': { BOOL: attempt.dryRun },
+              ':now': S(now.toISOString()),
+              ':input': S(JSON.stringify(attempt.input ?? null)),
+              ':grants': S(JSON.stringify(grants)),
+            },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      return { state: 'started', record: toStep(out.Attributes ?? {}) };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const latest = await this.getStep(key);
+      if (latest?.status === 'complete') return { state: 'complete', record: latest };
+      // Another attempt started at the same moment; retrying is safe (same idempotency key).
+      return this.beginStep(key, attempt, now);
+    }
+  }
+
+  async completeStep(key: StepKey, output: unknown, now: Date): Promise<StepRecord> {
+    try {
+      const out = await guard(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: stepKey(key),
+            UpdateExpression: 'SET #status = :complete, outputJson = :output, finishedAt = :now REMOVE lastError',
+            ConditionExpression: '#status = :inprog',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':complete': S('complete'),
+              ':inprog': S('in_progress'),
+              ':output': S(JSON.stringify(output ?? null)),
+              ':now': S(now.toISOString()),
+            },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      return toStep(out.Attributes ?? {});
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const latest = await this.getStep(key);
+      if (latest?.status === 'complete') return latest;
+      throw new Error(`Step ${key.actionId}/${key.kind}/${key.stepId} is not in progress`, { cause: error });
+    }
+  }
+
+  async failStep(key: StepKey, error: StepError, final: boolean, now: Date): Promise<void> {
+    try {
+      await guard(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: stepKey(key),
+            UpdateExpression: final
+              ? 'SET #status = :failed, lastError = :err, finishedAt = :now'
+              : 'SET lastError = :err',
+            ConditionExpression: 'attribute_exists(pk) AND #status <> :complete',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':complete': S('complete'),
+              ':err': S(JSON.stringify({ name: error.name, message: error.message.slice(0, 500) })),
+              ...(final ? { ':failed': S('failed'), ':now': S(now.toISOString()) } : {}),
+            },
+          }),
+        ),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  async listSteps(actionId: string): Promise<StepRecord[]> {
+    const items: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const out = await guard(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :pk',
+            ExpressionAttributeValues: { ':pk': S(`STEP#${actionId}`) },
+            ConsistentRead: true,
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items.map(toStep);
+  }
+
+  async useGrant(jti: string, expiresAtSeconds: number, use: StepKey): Promise<boolean> {
+    try {
+      await guard(() =>
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.table,
+            Item: {
+              pk: S(`GRANT#${jti}`),
+              sk: S('GRANT'),
+              // Kept a day past expiry: long enough that an expired grant is refused by its
+              // exp check before its record can disappear.
+              expiresAt: N(expiresAtSeconds + 86_400),
+              use: S(JSON.stringify(use)),
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  // ── audit events ───────────────────────────────────────────────────────────
+
+  async append(actionId: string, event: { type: string; actor: string; data?: Record<string, unknown> }, now = new Date()): Promise<AuditEvent> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const last = await guard(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :ev)',
+            ExpressionAttributeValues: { ':pk': S(`ACTION#${actionId}`), ':ev': S(EVENT_PREFIX) },
+            ScanIndexForward: false,
+            Limit: 1,
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      const prev = last.Items?.[0];
+      const seq = prev ? Number(prev.seq?.N ?? 0) + 1 : 1;
+      const prevHash = prev?.hash?.S ?? GENESIS;
+      const body = { actionId, seq, type: event.type, at: now.toISOString(), actor: event.actor, data: event.data ?? {} };
+      const hash = sha256Hex(`${prevHash}\n${canonicalJson(body)}`);
+      try {
+        await guard(() =>
+          this.client.send(
+            new PutItemCommand({
+              TableName: this.table,
+              Item: {
+                pk: S(`ACTION#${actionId}`),
+                sk: S(`${EVENT_PREFIX}${String(seq).padStart(8, '0')}`),
+                seq: N(seq),
+                hash: S(hash),
+                prevHash: S(prevHash),
+                doc: S(JSON.stringify(body)),
+              },
+              ConditionExpression: 'attribute_not_exists(sk)',
+            }),
+          ),
+        );
+        return { ...body, hash, prevHash };
+      } catch (error) {
+        // Another writer took this sequence number; chain onto theirs.
+        if (!isConditionFailure(error)) throw error;
+      }
+    }
+    throw new Error(`Could not append an audit event to ${actionId}`);
+  }
+
+  async list(actionId: string): Promise<AuditEvent[]> {
+    const events: AuditEvent[] = [];
+    let start: Item | undefined;
+    do {
+      const out = await guard(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :ev)',
+            ExpressionAttributeValues: { ':pk': S(`ACTION#${actionId}`), ':ev': S(EVENT_PREFIX) },
+            ConsistentRead: true,
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      for (const item of out.Items ?? []) {
+        const body = JSON.parse(item.doc?.S ?? '{}') as Omit<AuditEvent, 'hash' | 'prevHash'>;
+        events.push({ ...body, hash: item.hash?.S ?? '', prevHash: item.prevHash?.S ?? '' });
+      }
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return events;
+  }
+
+  // ── spend ──────────────────────────────────────────────────────────────────
+
+  async dailySpend(sub: string, day: string): Promise<number> {
+    const out = await guard(() =>
+      this.client.send(
+        new GetItemCommand({ TableName: this.table, Key: { pk: S(`SPEND#${sub}#${day}`), sk: S('SPEND') }, ConsistentRead: true }),
+      ),
+    );
+    return Number(out.Item?.total?.N ?? 0);
+  }
+
+  async addSpend(sub: string, day: string, amount: number, actionId: string): Promise<void> {
+    if (!(amount > 0)) return;
+    try {
+      await guard(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: { pk: S(`SPEND#${sub}#${day}`), sk: S('SPEND') },
+            UpdateExpression: 'ADD total :amount, actionIds :ids SET expiresAt = :exp',
+            ConditionExpression: 'attribute_not_exists(actionIds) OR NOT contains(actionIds, :id)',
+            ExpressionAttributeValues: {
+              ':amount': N(Math.round(amount * 100) / 100),
+              ':ids': { SS: [actionId] },
+              ':id': S(actionId),
+              ':exp': N(Math.floor(Date.parse(`${day}T00:00:00Z`) / 1000) + 8 * 86_400),
+            },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Step records, grant uses, audit events and spend counters: the rest of the ledger.
+ * Every write is a single-item conditional write, so retries and replays converge.
+ */
+
+export type StepKind = 'forward' | 'compensate';
+
+export interface StepKey {
+  actionId: string;
+  stepId: string;
+  kind: StepKind;
+}
+
+export interface StepError {
+  name: string;
+  message: string;
+}
+
+export interface GrantSummary {
+  jti: string;
+  scope: string;
+  /** Seconds since the epoch. */
+  exp: number;
+}
+
+export interface StepRecord extends StepKey {
+  tool: string;
+  status: 'in_progress' | 'complete' | 'failed';
+  attempts: number;
+  idempotencyKey: string;
+  input?: unknown;
+  output?: unknown;
+  error?: StepError;
+  grants: GrantSummary[];
+  dryRun: boolean;
+  startedAt: string;
+  finishedAt?: string;
+  durationMs?: number;
+}
+
+export type BeginStepResult = { state: 'started'; record: StepRecord } | { state: 'complete'; record: StepRecord };
+
+export interface StepStore {
+  getStep(key: StepKey): Promise<StepRecord | undefined>;
+  /**
+   * Marks a step attempt as started (attempts + 1). If the step already completed, returns
+   * the recorded output instead: the caller must not call the vendor again.
+   */
+  beginStep(
+    key: StepKey,
+    attempt: { tool: string; input: unknown; idempotencyKey: string; grant: GrantSummary; dryRun: boolean },
+    now: Date,
+  ): Promise<BeginStepResult>;
+  /** Records the output; a step completes once (a second completion keeps the first output). */
+  completeStep(key: StepKey, output: unknown, now: Date): Promise<StepRecord>;
+  /** Records a failed attempt; `final` marks the step failed for good. Never touches a completed step. */
+  failStep(key: StepKey, error: StepError, final: boolean, now: Date): Promise<void>;
+  listSteps(actionId: string): Promise<StepRecord[]>;
+  /** Consumes a grant id; false when it was used before (a replayed grant). */
+  useGrant(jti: string, expiresAtSeconds: number, use: StepKey): Promise<boolean>;
+}
+
+export interface AuditEvent {
+  actionId: string;
+  seq: number;
+  type: string;
+  at: string;
+  /** Verified identity of whoever caused the event (principal, approver, or `airlock`). */
+  actor: string;
+  data: Record<string, unknown>;
+  /** SHA-256 of the previous event's hash and this event's canonical form: a per-action chain. */
+  hash: string;
+  prevHash: string;
+}
+
+export interface EventLog {
+  append(actionId: string, event: { type: string; actor: string; data?: Record<string, unknown> }, now?: Date): Promise<AuditEvent>;
+  list(actionId: string): Promise<AuditEvent[]>;
+}
+
+export interface SpendStore {
+  /** Commit-tier spend recorded for a principal on a UTC day (major units). */
+  dailySpend(sub: string, day: string): Promise<number>;
+  /** Adds an action's spend once (a replay of the same action id adds nothing). */
+  addSpend(sub: string, day: string, amount: number, actionId: string): Promise<void>;
+}
+
+/** The deterministic idempotency key of a step, sent to the vendor. */
+export function stepIdempotencyKey(key: StepKey): string {
+  return `${key.actionId}.${key.stepId}${key.kind === 'compensate' ? '.undo' : ''}`;
+}
+
+/** UTC day of a date, `YYYY-MM-DD`. */
+export function utcDay(now: Date): string {
+  return now.toISOString().slice(0, 10);
+}

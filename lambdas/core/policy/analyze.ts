@@ -7,6 +7,17 @@ export interface ParsedPolicy extends PolicyInfo {
   text: string;
   /** Where the policy starts in its file. */
   where: { line?: number; column?: number };
+  /**
+   * The connector the policy is limited to, when a `when` clause requires
+   * `resource.connector == "<name>"` as one of its top-level conjuncts; null when the policy
+   * may apply to any connector. Lets the engine hand Cedar only the policies that can match.
+   */
+  connector: string | null;
+  /**
+   * The `context` attributes the policy reads, or null when it uses `context` as a whole.
+   * Crossing into wasm costs per attribute, so the engine sends only what a set reads.
+   */
+  contextAttrs: string[] | null;
 }
 
 /** Everything a policy directory yields: problems, and when there are none, the parsed set. */
@@ -48,6 +59,75 @@ function actionOf(json: cedar.PolicyJson): string | null {
   const uid = scope.entity;
   const plain = '__entity' in uid ? uid.__entity : uid;
   return plain.type === ACTION_TYPE ? plain.id : null;
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** `resource.connector` as a policy-JSON expression. */
+function isResourceConnector(e: unknown): boolean {
+  if (!isRecord(e) || !isRecord(e['.'])) return false;
+  const dot = e['.'];
+  return dot.attr === 'connector' && isRecord(dot.left) && dot.left.Var === 'resource';
+}
+
+/** The string of a literal policy-JSON expression, if it is one. */
+function stringLiteral(e: unknown): string | undefined {
+  return isRecord(e) && typeof e.Value === 'string' ? e.Value : undefined;
+}
+
+/** The top-level conjuncts of an expression: `a && (b && c)` gives a, b, c. */
+function conjuncts(e: unknown): unknown[] {
+  if (isRecord(e) && isRecord(e['&&'])) return [...conjuncts(e['&&'].left), ...conjuncts(e['&&'].right)];
+  return [e];
+}
+
+/** See ParsedPolicy.connector. Only a `when` conjunct narrows a policy; anything else keeps it global. */
+function connectorOf(json: cedar.PolicyJson): string | null {
+  for (const clause of json.conditions) {
+    if (clause.kind !== 'when') continue;
+    for (const c of conjuncts(clause.body)) {
+      if (!isRecord(c) || !isRecord(c['=='])) continue;
+      const { left, right } = c['=='];
+      const name = isResourceConnector(left) ? stringLiteral(right) : isResourceConnector(right) ? stringLiteral(left) : undefined;
+      if (name !== undefined) return name;
+    }
+  }
+  return null;
+}
+
+/** See ParsedPolicy.contextAttrs: walks the whole policy JSON, so no use of `context` is missed. */
+function contextAttrsOf(json: cedar.PolicyJson): string[] | null {
+  const attrs = new Set<string>();
+  let whole = false;
+  const isContext = (e: unknown) => isRecord(e) && e.Var === 'context';
+  const walk = (e: unknown): void => {
+    if (Array.isArray(e)) {
+      for (const x of e) walk(x);
+      return;
+    }
+    if (!isRecord(e)) return;
+    const dot = e['.'];
+    if (isRecord(dot) && isContext(dot.left) && typeof dot.attr === 'string') {
+      attrs.add(dot.attr);
+      return;
+    }
+    const has = e.has;
+    if (isRecord(has) && isContext(has.left)) {
+      const first = Array.isArray(has.attr) ? has.attr[0] : has.attr;
+      if (typeof first === 'string') attrs.add(first);
+      else whole = true;
+      return;
+    }
+    if (isContext(e)) {
+      whole = true;
+      return;
+    }
+    for (const v of Object.values(e)) walk(v);
+  };
+  walk(json.conditions);
+  return whole ? null : [...attrs].sort();
 }
 
 /** Splits the joined set into policies, reads their annotations and checks Airlock's conventions. */
@@ -125,6 +205,8 @@ function analyzeJoined(
       shadow: config?.files[file]?.mode === 'shadow',
       text: policyText,
       where,
+      connector: connectorOf(json),
+      contextAttrs: contextAttrsOf(json),
     });
   });
   return { policies: out, idsByIndex };

@@ -4,6 +4,7 @@ import { analyzePolicyFiles, type ParsedPolicy } from './analyze';
 import { policySetVersion, type PolicyConfig, type PolicyFiles } from './files';
 import {
   ACTION,
+  TOOL,
   approvalContext,
   preparePlan,
   spendCents,
@@ -22,6 +23,7 @@ import type {
   Outcome,
   PolicyEngine,
   PolicyInfo,
+  PlanStep,
   PolicyProblem,
   ShadowOutcome,
   StepDecision,
@@ -52,6 +54,11 @@ export interface PolicyEngineOptions {
    */
   validateRequests?: boolean;
 }
+
+/** The pool of policies that decides; shadow pools are named after their file. */
+const ENFORCED = '';
+
+type CedarAction = 'request' | 'run_unattended' | 'approve';
 
 const RANK: Record<Outcome, number> = { allow: 0, require_approval: 1, deny: 2 };
 
@@ -93,34 +100,76 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
     }
   };
   if (options.validateRequests) preparse('schema.cedarschema', cedar.preparseSchema(schemaName, files.schema));
-  const asSet = (ps: ParsedPolicy[]) => ({ staticPolicies: Object.fromEntries(ps.map((p) => [p.id, p.text])) });
   const enforced = analysis.policies.filter((p) => !p.shadow);
-  const enforcedSet = `airlock:${version}:enforced`;
-  preparse('policies', cedar.preparsePolicySet(enforcedSet, asSet(enforced)));
-  const shadowSets: { file: string; setId: string }[] = [];
-  for (const file of unique(analysis.policies.filter((p) => p.shadow).map((p) => p.file))) {
-    const setId = `airlock:${version}:shadow:${file}`;
-    preparse(file, cedar.preparsePolicySet(setId, asSet([...enforced, ...analysis.policies.filter((p) => p.file === file)])));
-    shadowSets.push({ file, setId });
+  const shadowFiles = unique(analysis.policies.filter((p) => p.shadow).map((p) => p.file));
+  const pools = new Map<string, ParsedPolicy[]>([[ENFORCED, enforced]]);
+  for (const file of shadowFiles) pools.set(file, [...enforced, ...analysis.policies.filter((p) => p.file === file)]);
+
+  // Cedar evaluates every policy of a set, so a request is answered by a set holding only the
+  // policies that can match it: those scoped to its action (or to any action) and limited to
+  // its connector (or to none). Each set is preparsed the first time it is needed and kept
+  // for the life of the process.
+  /** A preparsed set: its Cedar id and the context attributes its policies read (null: all). */
+  interface PolicySetRef {
+    id: string;
+    contextAttrs: string[] | null;
+  }
+  const preparsed = new Map<string, PolicySetRef>();
+  const named = new Set(analysis.policies.map((p) => p.connector).filter((c): c is string => c !== null));
+  function setFor(pool: string, action: CedarAction, connector: string): PolicySetRef {
+    // Connectors no policy names share one set (global policies only), so the cache stays
+    // bounded whatever connector names arrive.
+    const key = JSON.stringify([pool, action, named.has(connector) ? connector : null]);
+    const known = preparsed.get(key);
+    if (known !== undefined) return known;
+    const members = (pools.get(pool) ?? []).filter(
+      (p) => (p.action === null || p.action === action) && (p.connector === null || p.connector === connector),
+    );
+    const id = `airlock:${version}:${preparsed.size}`;
+    preparse(pool, cedar.preparsePolicySet(id, { staticPolicies: Object.fromEntries(members.map((p) => [p.id, p.text])) }));
+    // With request validation on, Cedar needs the whole context the schema declares.
+    const reads = members.map((p) => p.contextAttrs);
+    const contextAttrs = options.validateRequests || reads.includes(null) ? null : unique(reads.flatMap((r) => r ?? [])).sort();
+    const ref = { id, contextAttrs };
+    preparsed.set(key, ref);
+    return ref;
+  }
+
+  function pick(context: cedar.Context, attrs: string[] | null): cedar.Context {
+    if (attrs === null) return context;
+    const out: cedar.Context = {};
+    for (const a of attrs) {
+      const v = context[a];
+      if (v !== undefined) out[a] = v;
+    }
+    return out;
+  }
+  // Build the common sets now, so the first request does not pay for them.
+  for (const pool of pools.keys()) {
+    for (const connector of named) {
+      setFor(pool, 'request', connector);
+      setFor(pool, 'run_unattended', connector);
+    }
   }
 
   const dailyCap = spendCents(config.dailyExposureCap);
 
   function ask(
-    setId: string,
-    action: 'request' | 'run_unattended' | 'approve',
+    pool: string,
+    action: CedarAction,
     principal: string,
-    resource: string,
+    step: PlanStep,
     context: cedar.Context,
     entities: cedar.EntityJson[],
   ): Answer {
+    const set = setFor(pool, action, step.facts.connector);
     const answer = cedar.statefulIsAuthorized({
       principal: userUid(principal),
       action: { type: ACTION, id: action },
-      resource: { type: 'Airlock::Tool', id: resource },
-      context,
+      resource: { type: TOOL, id: step.facts.tool },
+      context: pick(context, set.contextAttrs),
       entities,
-      preparsedPolicySetId: setId,
+      preparsedPolicySetId: set.id,
       ...(options.validateRequests ? { preparsedSchemaName: schemaName, validateRequest: true } : {}),
     });
     if (answer.type === 'failure') {
@@ -138,7 +187,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
   const reasonsOf = (ids: string[]) => ids.map((id) => byId.get(id)?.reason ?? id);
 
   function decideStep(
-    setId: string,
+    pool: string,
     principal: Principal,
     principalEntity: cedar.EntityJson,
     shared: SharedContext,
@@ -156,7 +205,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
       reasons: [`Policy evaluation failed, so ${tool} is denied (fail closed): ${error}`],
     });
 
-    const request = ask(setId, 'request', principal.sub, tool, context, entities);
+    const request = ask(pool, 'request', principal.sub, step, context, entities);
     if (request.error !== undefined) return failed(request.error);
     if (!request.allowed) {
       return request.ids.length > 0
@@ -173,7 +222,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
         reasons: [...reasonsOf(request.ids), 'Dry run: validated only, nothing executes.'],
       };
     }
-    const unattended = ask(setId, 'run_unattended', principal.sub, tool, context, entities);
+    const unattended = ask(pool, 'run_unattended', principal.sub, step, context, entities);
     if (unattended.error !== undefined) return failed(unattended.error);
     if (unattended.allowed) {
       const ids = unique([...request.ids, ...unattended.ids]);
@@ -217,13 +266,13 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
 
   type Verdict = Omit<Decision, 'policySetVersion' | 'evaluationMicros' | 'shadow'>;
 
-  function decideWith(setId: string, req: DecisionRequest, plan: PreparedPlan): Verdict {
+  function decideWith(pool: string, req: DecisionRequest, plan: PreparedPlan): Verdict {
     if (plan.steps.length === 0) {
       return { outcome: 'deny', policyIds: [], reasons: ['The action has no steps.'], quorum: 0, approverRule: null, steps: [] };
     }
     const shared = sharedContext(req, plan);
     const principalEntity = userEntity(req.principal);
-    const steps = plan.steps.map((s) => decideStep(setId, req.principal, principalEntity, shared, s));
+    const steps = plan.steps.map((s) => decideStep(pool, req.principal, principalEntity, shared, s));
     const outcome = combine(steps.map((s) => s.outcome));
     const deciding = steps.filter((s) => s.outcome === outcome);
     const rules = unique(deciding.map((s) => s.approverRule).filter((r): r is string => r !== null));
@@ -254,10 +303,13 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
   function decide(req: DecisionRequest): Decision {
     const started = process.hrtime.bigint();
     try {
+      // Callers are typed, but a decision must not depend on a clock or identity that is not there.
+      if (!(req.now instanceof Date) || Number.isNaN(req.now.getTime())) throw new TypeError('the request time is not a valid date');
+      if (typeof req.principal?.sub !== 'string' || !Array.isArray(req.principal.roles)) throw new TypeError('the principal is malformed');
       const plan = preparePlan(req.steps, config);
-      const verdict = decideWith(enforcedSet, req, plan);
-      const shadow: ShadowOutcome[] = shadowSets.map(({ file, setId }) => {
-        const v = decideWith(setId, req, plan);
+      const verdict = decideWith(ENFORCED, req, plan);
+      const shadow: ShadowOutcome[] = shadowFiles.map((file) => {
+        const v = decideWith(file, req, plan);
         return { file, outcome: v.outcome, policyIds: v.policyIds, reasons: v.reasons, quorum: v.quorum };
       });
       return {
@@ -276,7 +328,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
       const plan = preparePlan(req.steps, config);
       const decision =
         req.decision ??
-        decideWith(enforcedSet, { principal: req.requester, steps: req.steps, dryRun: false, dailySpend: 0, now: req.now ?? new Date() }, plan);
+        decideWith(ENFORCED, { principal: req.requester, steps: req.steps, dryRun: false, dailySpend: 0, now: req.now ?? new Date() }, plan);
       const needing = new Set(decision.steps.filter((s) => s.outcome === 'require_approval').map((s) => s.id));
       const targets = plan.steps.filter((s) => needing.has(s.step.id));
       if (targets.length === 0) {
@@ -288,7 +340,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
       const forbids: string[] = [];
       const refusals: string[] = [];
       for (const s of targets) {
-        const answer = ask(enforcedSet, 'approve', req.approver.sub, s.step.facts.tool, approvalContext(req.requester, plan, s), [
+        const answer = ask(ENFORCED, 'approve', req.approver.sub, s.step, approvalContext(req.requester, plan, s), [
           ...entities,
           toolEntity(s.step),
         ]);
@@ -317,6 +369,15 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
     }
   }
 
-  const policies: PolicyInfo[] = analysis.policies.map(({ text: _text, where: _where, ...info }) => info);
+  const policies: PolicyInfo[] = analysis.policies.map(({ id, file, effect, action, reason, approvals, approvers, shadow }) => ({
+    id,
+    file,
+    effect,
+    action,
+    reason,
+    approvals,
+    approvers,
+    shadow,
+  }));
   return { decide, canApprove, version, policies };
 }

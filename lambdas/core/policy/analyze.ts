@@ -18,6 +18,12 @@ export interface ParsedPolicy extends PolicyInfo {
    * Crossing into wasm costs per attribute, so the engine sends only what a set reads.
    */
   contextAttrs: string[] | null;
+  /**
+   * The attributes the policy reads from the principal and resource entities, or null when it
+   * reaches an entity some other way (`context.requester.manager`), so every entity must be
+   * sent whole.
+   */
+  entityAttrs: { principal: string[]; resource: string[] } | null;
 }
 
 /** Everything a policy directory yields: problems, and when there are none, the parsed set. */
@@ -97,37 +103,43 @@ function connectorOf(json: cedar.PolicyJson): string | null {
   return null;
 }
 
-/** See ParsedPolicy.contextAttrs: walks the whole policy JSON, so no use of `context` is missed. */
-function contextAttrsOf(json: cedar.PolicyJson): string[] | null {
-  const attrs = new Set<string>();
-  let whole = false;
-  const isContext = (e: unknown) => isRecord(e) && e.Var === 'context';
+/** What a policy reads: see ParsedPolicy.contextAttrs and ParsedPolicy.entityAttrs. */
+function readsOf(json: cedar.PolicyJson): Pick<ParsedPolicy, 'contextAttrs' | 'entityAttrs'> {
+  const reads = { context: new Set<string>(), principal: new Set<string>(), resource: new Set<string>() };
+  let wholeContext = false;
+  let otherEntities = false;
+  const varOf = (e: unknown) => (isRecord(e) && typeof e.Var === 'string' ? e.Var : undefined);
+  const note = (left: unknown, attr: unknown) => {
+    const v = varOf(left);
+    const name = Array.isArray(attr) ? attr[0] : attr;
+    if ((v === 'context' || v === 'principal' || v === 'resource') && typeof name === 'string') reads[v].add(name);
+    else if (v === 'context') wholeContext = true;
+    // Reading an attribute of anything but principal, resource or context means an entity
+    // reached through another value, whose attributes must all be there.
+    else if (v !== 'action') otherEntities = true;
+  };
   const walk = (e: unknown): void => {
     if (Array.isArray(e)) {
       for (const x of e) walk(x);
       return;
     }
     if (!isRecord(e)) return;
-    const dot = e['.'];
-    if (isRecord(dot) && isContext(dot.left) && typeof dot.attr === 'string') {
-      attrs.add(dot.attr);
-      return;
+    for (const op of ['.', 'has'] as const) {
+      const access = e[op];
+      if (isRecord(access)) {
+        note(access.left, access.attr);
+        if (varOf(access.left) === undefined) walk(access.left);
+        return;
+      }
     }
-    const has = e.has;
-    if (isRecord(has) && isContext(has.left)) {
-      const first = Array.isArray(has.attr) ? has.attr[0] : has.attr;
-      if (typeof first === 'string') attrs.add(first);
-      else whole = true;
-      return;
-    }
-    if (isContext(e)) {
-      whole = true;
-      return;
-    }
+    if (varOf(e) === 'context') wholeContext = true;
     for (const v of Object.values(e)) walk(v);
   };
   walk(json.conditions);
-  return whole ? null : [...attrs].sort();
+  return {
+    contextAttrs: wholeContext ? null : [...reads.context].sort(),
+    entityAttrs: otherEntities ? null : { principal: [...reads.principal].sort(), resource: [...reads.resource].sort() },
+  };
 }
 
 /** Splits the joined set into policies, reads their annotations and checks Airlock's conventions. */
@@ -206,7 +218,7 @@ function analyzeJoined(
       text: policyText,
       where,
       connector: connectorOf(json),
-      contextAttrs: contextAttrsOf(json),
+      ...readsOf(json),
     });
   });
   return { policies: out, idsByIndex };

@@ -5,6 +5,7 @@ import { policySetVersion, type PolicyConfig, type PolicyFiles } from './files';
 import {
   ACTION,
   TOOL,
+  USER,
   approvalContext,
   preparePlan,
   spendCents,
@@ -113,6 +114,8 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
   interface PolicySetRef {
     id: string;
     contextAttrs: string[] | null;
+    /** Principal and resource attributes the set reads; null: send entities whole. */
+    entityAttrs: { principal: string[]; resource: string[] } | null;
   }
   const preparsed = new Map<string, PolicySetRef>();
   const named = new Set(analysis.policies.map((p) => p.connector).filter((c): c is string => c !== null));
@@ -127,20 +130,45 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
     );
     const id = `airlock:${version}:${preparsed.size}`;
     preparse(pool, cedar.preparsePolicySet(id, { staticPolicies: Object.fromEntries(members.map((p) => [p.id, p.text])) }));
-    // With request validation on, Cedar needs the whole context the schema declares.
-    const reads = members.map((p) => p.contextAttrs);
-    const contextAttrs = options.validateRequests || reads.includes(null) ? null : unique(reads.flatMap((r) => r ?? [])).sort();
-    const ref = { id, contextAttrs };
+    // With request validation on, Cedar needs everything the schema declares.
+    const full = options.validateRequests === true;
+    const ctx = members.map((p) => p.contextAttrs);
+    const ents = members.map((p) => p.entityAttrs);
+    const ref: PolicySetRef = {
+      id,
+      contextAttrs: full || ctx.includes(null) ? null : unique(ctx.flatMap((r) => r ?? [])).sort(),
+      entityAttrs:
+        full || ents.includes(null)
+          ? null
+          : {
+              principal: unique(ents.flatMap((e) => e?.principal ?? [])).sort(),
+              resource: unique(ents.flatMap((e) => e?.resource ?? [])).sort(),
+            },
+    };
     preparsed.set(key, ref);
     return ref;
   }
 
-  function pick(context: cedar.Context, attrs: string[] | null): cedar.Context {
-    if (attrs === null) return context;
-    const out: cedar.Context = {};
+  function pick(values: Record<string, cedar.CedarValueJson>, attrs: string[] | null): Record<string, cedar.CedarValueJson> {
+    if (attrs === null) return values;
+    const out: Record<string, cedar.CedarValueJson> = {};
     for (const a of attrs) {
-      const v = context[a];
+      const v = values[a];
       if (v !== undefined) out[a] = v;
+    }
+    return out;
+  }
+
+  /** The principal and resource entities, cut down to the attributes the set reads. */
+  function slim(entities: cedar.EntityJson[], set: PolicySetRef, principal: string, resource: string): cedar.EntityJson[] {
+    const attrs = set.entityAttrs;
+    if (attrs === null) return entities;
+    const out: cedar.EntityJson[] = [];
+    for (const e of entities) {
+      const uid = 'type' in e.uid ? e.uid : e.uid.__entity;
+      if (uid.type === USER && uid.id === principal) out.push({ ...e, attrs: pick(e.attrs, attrs.principal) });
+      else if (uid.type === TOOL && uid.id === resource) out.push({ ...e, attrs: pick(e.attrs, attrs.resource) });
+      // Other entities cannot be read by a set that only reaches principal and resource.
     }
     return out;
   }
@@ -168,7 +196,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
       action: { type: ACTION, id: action },
       resource: { type: TOOL, id: step.facts.tool },
       context: pick(context, set.contextAttrs),
-      entities,
+      entities: slim(entities, set, principal, step.facts.tool),
       preparsedPolicySetId: set.id,
       ...(options.validateRequests ? { preparsedSchemaName: schemaName, validateRequest: true } : {}),
     });

@@ -1,4 +1,5 @@
-import type { ActionRecord, StoredDecision } from './action';
+import { TerminalStatuses, type ActionRecord, type StoredDecision } from './action';
+import { actionView } from './action-view';
 import { canonicalJson, fingerprint, inspectJsonShape, sha256Hex } from './canonical-json';
 import { MAX_JSON_DEPTH, validateEnvelope, type NormalizedAction } from './envelope';
 import { newActionId } from './ids';
@@ -22,12 +23,18 @@ export interface IntakeConfig {
   idempotencyLockMs: number;
   /** How long a concurrent duplicate waits for the first request before answering 409. */
   inProgressWaitMs: number;
+  /** How long an allowed action may run before the POST answers 202 instead of its result. */
+  syncWaitMs: number;
+  /** The most a client may ask for with `Prefer: wait=N` (API Gateway cuts at 30 s). */
+  maxSyncWaitMs: number;
 }
 
 export const defaultIntakeConfig: IntakeConfig = {
   idempotencyRetentionMs: 24 * 60 * 60 * 1000,
   idempotencyLockMs: 30_000,
   inProgressWaitMs: 2_000,
+  syncWaitMs: 5_000,
+  maxSyncWaitMs: 20_000,
 };
 
 /** Decides an action with policy; the result is stored on the action. */
@@ -50,6 +57,17 @@ export interface IntakeRequest {
   principal: Principal;
   idempotencyKey: string | undefined;
   body: unknown;
+  /** The RFC 7240 `Prefer` header, if any (`wait=N`, `respond-async`). */
+  prefer?: string | undefined;
+}
+
+/** How long to wait for the result, from `Prefer` (RFC 7240) and the configured default. */
+export function preferredWaitMs(prefer: string | undefined, config: IntakeConfig): number {
+  if (!prefer) return config.syncWaitMs;
+  const prefs = prefer.toLowerCase().split(',').map((p) => p.trim());
+  if (prefs.includes('respond-async')) return 0;
+  const wait = prefs.map((p) => /^wait\s*=\s*(\d{1,6})$/.exec(p)).find((m) => m !== null);
+  return wait ? Math.min(Number(wait[1]) * 1000, config.maxSyncWaitMs) : config.syncWaitMs;
 }
 
 export interface IntakeResponse {
@@ -128,6 +146,22 @@ function deniedResponse(action: ActionRecord): IntakeResponse {
 
 function toProblemResponse(error: ProblemError): IntakeResponse {
   return { status: error.problem.status, headers: { 'content-type': PROBLEM_JSON, ...error.headers }, body: error.problem };
+}
+
+/** Polls the action until it reaches a terminal status or the deadline passes. */
+async function waitForEnd(
+  deps: IntakeDeps,
+  actionId: string,
+  deadline: number,
+  sleep: (ms: number) => Promise<void>,
+): Promise<ActionRecord | undefined> {
+  const now = deps.now ?? Date.now;
+  for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
+    const action = await deps.actions.getAction(actionId);
+    if (action && TerminalStatuses.has(action.status)) return action;
+    if (now() + pause > deadline) return undefined;
+    await sleep(pause);
+  }
 }
 
 /**
@@ -232,14 +266,24 @@ export async function acceptAction(req: IntakeRequest, deps: IntakeDeps): Promis
       if (record.status === 'received') {
         record = await deps.actions.transition(actionId, 'denied', { statusReason: 'denied by policy' });
       }
+      // The saga sees a terminal action and only writes its receipt: denials are audited too.
+      await deps.workflow.start(actionId, { actionId });
       response = deniedResponse(record);
     } else {
       await deps.workflow.start(actionId, { actionId });
-      response = {
-        status: 202,
-        headers: { 'content-type': 'application/json', location: `/v1/actions/${actionId}` },
-        body: acceptedBody(record),
-      };
+      const waitMs = record.decision?.outcome === 'allow' ? preferredWaitMs(req.prefer, deps.config) : 0;
+      const finished = waitMs > 0 ? await waitForEnd(deps, actionId, now() + waitMs, sleep) : undefined;
+      response = finished
+        ? {
+            status: 200,
+            headers: { 'content-type': 'application/json', location: `/v1/actions/${actionId}`, 'preference-applied': `wait=${Math.ceil(waitMs / 1000)}` },
+            body: actionView(finished),
+          }
+        : {
+            status: 202,
+            headers: { 'content-type': 'application/json', location: `/v1/actions/${actionId}` },
+            body: acceptedBody(record),
+          };
     }
     const stored: StoredResponse = { status: response.status, headers: response.headers, body: response.body };
     await deps.idempotency.complete({

@@ -44,7 +44,7 @@ export const handler = httpApi({
     handle: async (req) => {
       const rt = await runtime();
       const res = await acceptAction(
-        { principal: principalOf(req), idempotencyKey: req.headers['idempotency-key'], body: req.body },
+        { principal: principalOf(req), idempotencyKey: req.headers['idempotency-key'], body: req.body, prefer: req.headers.prefer },
         { actions: rt.actions, idempotency: rt.idempotency, workflow: rt.workflow, decider: rt.decider, config: rt.intake, logger: req.logger },
       );
       return { status: res.status, headers: res.headers, body: res.body };

@@ -52,7 +52,7 @@ export function intakeDeps(
     idempotency: store,
     workflow: new RecordingWorkflow(),
     decider: fixedDecider('allow'),
-    config: { ...defaultIntakeConfig },
+    config: { ...defaultIntakeConfig, syncWaitMs: 0 },
     ...overrides,
   } as IntakeDeps & { workflow: RecordingWorkflow };
 }

@@ -1,7 +1,7 @@
 import { QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../../lambdas/core/action';
-import { acceptAction, type IntakeResponse } from '../../lambdas/core/intake';
+import { acceptAction, defaultIntakeConfig, type IntakeResponse } from '../../lambdas/core/intake';
 import { ProblemError } from '../../lambdas/core/problem';
 import { fingerprint } from '../../lambdas/core/canonical-json';
 import { StatusTransitionError } from '../../lambdas/ports/ledger';
@@ -42,7 +42,7 @@ describe('POST /v1/actions idempotency against dynalite', () => {
   it('200 concurrent requests with one key and payload make exactly one action', async () => {
     // Prepare
     const principal = { ...alice, sub: 'race-200' };
-    const deps = intakeDeps(env.ledger, { config: { idempotencyRetentionMs: 86_400_000, idempotencyLockMs: 30_000, inProgressWaitMs: 20_000 } });
+    const deps = intakeDeps(env.ledger, { config: { ...defaultIntakeConfig, syncWaitMs: 0, idempotencyLockMs: 30_000, inProgressWaitMs: 20_000 } });
     const body = echoCall('race');
     // Act
     const responses = await Promise.all(
@@ -83,7 +83,7 @@ describe('POST /v1/actions idempotency against dynalite', () => {
     const workflow = new RecordingWorkflow();
     let open!: () => void;
     workflow.gate = new Promise<void>((r) => (open = r));
-    const deps = intakeDeps(env.ledger, { workflow, config: { idempotencyRetentionMs: 86_400_000, idempotencyLockMs: 30_000, inProgressWaitMs: 0 } });
+    const deps = intakeDeps(env.ledger, { workflow, config: { ...defaultIntakeConfig, syncWaitMs: 0, idempotencyLockMs: 30_000, inProgressWaitMs: 0 } });
     const first = acceptAction({ principal, idempotencyKey: 'slow', body: echoCall() }, deps);
     await new Promise((r) => setTimeout(r, 100));
     const second = await answer(() => acceptAction({ principal, idempotencyKey: 'slow', body: echoCall() }, deps));
@@ -108,7 +108,7 @@ describe('POST /v1/actions idempotency against dynalite', () => {
       now: clock, lockMs: 30_000, retentionMs: 86_400_000,
     });
     expect(claim.outcome).toBe('claimed');
-    const deps = intakeDeps(env.ledger, { now: () => clock, config: { idempotencyRetentionMs: 86_400_000, idempotencyLockMs: 30_000, inProgressWaitMs: 0 } });
+    const deps = intakeDeps(env.ledger, { now: () => clock, config: { ...defaultIntakeConfig, syncWaitMs: 0, idempotencyLockMs: 30_000, inProgressWaitMs: 0 } });
     // While the lock holds: 409.
     const blocked = await answer(() => acceptAction({ principal, idempotencyKey: 'crash-key', body }, deps));
     expect(blocked.status).toBe(409);
@@ -147,7 +147,8 @@ describe('POST /v1/actions idempotency against dynalite', () => {
     expect(body.type).toBe('urn:airlock:problem:policy-denied');
     expect(body.policyIds).toEqual(['test-forbid']);
     expect((await env.ledger.getAction(body.actionId))?.status).toBe('denied');
-    expect(deps.workflow.started).toHaveLength(0);
+    // The saga still runs once: it finds the action denied and only writes its receipt.
+    expect(deps.workflow.started).toEqual([{ actionId: body.actionId }]);
     const again = await acceptAction({ principal, idempotencyKey: 'd', body: echoCall() }, deps);
     expect(again.status).toBe(403);
     expect(again.headers['idempotent-replayed']).toBe('true');

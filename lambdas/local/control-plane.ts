@@ -1,0 +1,170 @@
+import './polyfills';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
+import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
+import { TerminalStatuses, type ActionStatus } from '../core/action';
+import { GrantKeyring } from '../core/grants';
+import { defaultIntakeConfig, type IntakeConfig } from '../core/intake';
+import { loadPolicyEngine } from '../core/policy/index';
+import { connectors } from '../connectors/registry';
+import { connectorHandler } from '../handlers/connector';
+import { handler as policyHandler } from '../handlers/policy';
+import { installConnectorRuntime, installRuntime, installSagaRuntime, ledgerDecider, resetRuntime } from '../handlers/runtime';
+import { SecretNames } from '../ports/secrets';
+import { cachingLoader, loadHandlerModule } from './handler-loader';
+import { LocalSagaRunner, localFunctionArn, type LocalFunction } from './saga-runner';
+import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions, type LocalService, type LocalServiceContext } from './server';
+import { SANDBOX_CONNECTORS, startSandboxVendors, type SandboxVendors, type StartSandboxVendorsOptions } from './vendors/index';
+
+/**
+ * The whole control plane on one machine: the API server (server.ts) plus the services that
+ * stand in for the rest of AWS — the saga runner for Step Functions, sandbox vendors for the
+ * outside world — wired to the same handlers, ASL and policies the stack deploys.
+ */
+
+export interface ControlPlaneOptions {
+  /** Vendor options (faults at start, clock, hold TTL). */
+  vendors?: Omit<StartSandboxVendorsOptions, 'credentials'>;
+  /** Shortens saga Retry intervals to this many ms (tests). */
+  retryIntervalMs?: number;
+  intake?: Partial<IntakeConfig>;
+  grantTtlSeconds?: number;
+  /** Per vendor call budget in ms, reconcile included. */
+  vendorTimeoutMs?: number;
+  /**
+   * Replaces in-process functions by name (`receipts`, `approvals`, …): for the parts that
+   * another module supplies (see lambdas/handlers/<name>.ts).
+   */
+  functions?: Partial<Record<string, LocalFunction>>;
+}
+
+/** What the control plane service exposes once started. */
+export interface ControlPlane {
+  runner: LocalSagaRunner;
+  vendors: SandboxVendors;
+  ledger: DynamoLedger;
+  store: DynamoSagaStore;
+}
+
+const loadHandler = cachingLoader(loadHandlerModule);
+const handlerOf = async (name: string) => (await loadHandler(name)) as LocalFunction;
+
+/** Actions a previous run left mid-flight: resumed or compensated on start. */
+async function unfinishedActions(ctx: LocalServiceContext): Promise<string[]> {
+  const ids: string[] = [];
+  let start: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
+  do {
+    const out = await ctx.dynamo.client.send(
+      new ScanCommand({
+        TableName: ctx.dynamo.tableName,
+        FilterExpression: 'sk = :action',
+        ExpressionAttributeValues: { ':action': { S: 'ACTION' } },
+        ProjectionExpression: 'pk, #status',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of out.Items ?? []) {
+      const status = item.status?.S as ActionStatus | undefined;
+      const pk = item.pk?.S ?? '';
+      if (status && !TerminalStatuses.has(status) && pk.startsWith('ACTION#')) ids.push(pk.slice('ACTION#'.length));
+    }
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return ids.sort();
+}
+
+/** The service that plugs the saga runner, vendors and adapters into the local runtime. */
+export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted?: (cp: ControlPlane) => void): LocalService {
+  return {
+    name: 'control-plane',
+    async start(ctx) {
+      const credentials: Record<string, string> = {};
+      for (const name of SANDBOX_CONNECTORS) credentials[name] = await ctx.secrets.getSecret(SecretNames.vendorCredential(name));
+      const vendors = await startSandboxVendors({ ...options.vendors, credentials });
+      const ledger = new DynamoLedger({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
+      const store = new DynamoSagaStore({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
+      const decider = ledgerDecider(loadPolicyEngine(), store);
+      const keyring = new GrantKeyring(ctx.secrets);
+
+      const functions = new Map<string, LocalFunction>();
+      functions.set(localFunctionArn('policy'), options.functions?.policy ?? (policyHandler as LocalFunction));
+      for (const name of ['approvals', 'receipts']) {
+        const given = options.functions?.[name];
+        functions.set(localFunctionArn(name), given ?? (async (event, context) => (await handlerOf(name))(event, context)));
+      }
+      for (const c of connectors) functions.set(localFunctionArn(`connector-${c.name}`), connectorHandler(c.name) as LocalFunction);
+
+      const runner = new LocalSagaRunner({
+        functions,
+        substitutions: {
+          PolicyFunctionArn: localFunctionArn('policy'),
+          ApprovalsFunctionArn: localFunctionArn('approvals'),
+          ReceiptsFunctionArn: localFunctionArn('receipts'),
+        },
+        logger: ctx.logger,
+        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+      });
+
+      installRuntime({
+        actions: ledger,
+        idempotency: ledger,
+        workflow: runner,
+        decider,
+        intake: { ...defaultIntakeConfig, ...options.intake },
+      });
+      installSagaRuntime({
+        actions: ledger,
+        steps: store,
+        events: store,
+        spend: store,
+        decider,
+        keyring,
+        connectorFunction: (connector) => localFunctionArn(`connector-${connector}`),
+        grantTtlSeconds: options.grantTtlSeconds ?? 300,
+        now: () => new Date(),
+        logger: ctx.logger,
+      });
+      installConnectorRuntime((connector) => ({
+        connector,
+        steps: store,
+        keyring,
+        secrets: ctx.secrets,
+        baseUrls: vendors.baseUrls,
+        logger: ctx.logger,
+        now: () => new Date(),
+        timeoutMs: options.vendorTimeoutMs ?? 8_000,
+      }));
+
+      // Everything a previous run left unfinished: every step is idempotent, so running the
+      // saga again either resumes it, compensates it or just writes its receipt.
+      const unfinished = await unfinishedActions(ctx);
+      for (const id of unfinished) await runner.start(id, { actionId: id });
+      if (unfinished.length > 0) ctx.logger.info('resumed unfinished actions', { count: unfinished.length });
+
+      onStarted?.({ runner, vendors, ledger, store });
+      return {
+        async stop() {
+          await runner.close();
+          await vendors.close();
+          resetRuntime();
+        },
+        info: Object.fromEntries(Object.entries(vendors.baseUrls).map(([name, url]) => [`${name} vendor`, url])),
+      };
+    },
+  };
+}
+
+/** Starts the local runtime with the whole control plane plugged in. */
+export async function startControlPlane(
+  options: LocalRuntimeOptions & { controlPlane?: ControlPlaneOptions } = {},
+): Promise<LocalRuntime & { controlPlane: ControlPlane }> {
+  let cp: ControlPlane | undefined;
+  const { controlPlane, services, ...rest } = options;
+  const runtime = await startLocalRuntime({
+    ...rest,
+    services: [controlPlaneService(controlPlane, (started) => (cp = started)), ...(services ?? [])],
+  });
+  if (!cp) throw new Error('the control plane did not start');
+  return Object.assign(runtime, { controlPlane: cp });
+}

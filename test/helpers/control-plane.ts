@@ -1,0 +1,100 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../lambdas/local/control-plane';
+import { silentLogger, type LocalRuntime, type LocalRuntimeOptions } from '../../lambdas/local/server';
+import type { TestTokenOptions } from './local-runtime';
+
+export interface TestControlPlane {
+  url: string;
+  stateDir: string;
+  runtime: LocalRuntime;
+  cp: ControlPlane;
+  token(sub: string, options?: TestTokenOptions): Promise<string>;
+  /** POST /v1/actions as `token`, returning status, headers and parsed body. */
+  post(token: string, body: unknown, options?: { key?: string; prefer?: string }): Promise<{ status: number; headers: Headers; body: any }>;
+  get(token: string, path: string): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+/**
+ * The whole local control plane (API, saga runner, sandbox vendors, dynalite in memory unless
+ * a state dir is given) on a free port, with fast saga retries.
+ */
+export async function startTestControlPlane(
+  options: Omit<LocalRuntimeOptions, 'port'> & { controlPlane?: ControlPlaneOptions } = {},
+): Promise<TestControlPlane> {
+  const owned = options.stateDir === undefined;
+  const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'airlock-cp-')));
+  const runtime = await startControlPlane({
+    logger: silentLogger,
+    inMemoryDynamo: owned,
+    ...options,
+    port: 0,
+    stateDir,
+    controlPlane: { retryIntervalMs: 5, vendorTimeoutMs: 1_000, ...options.controlPlane },
+  });
+  let n = 0;
+  const token = (sub: string, o: TestTokenOptions = {}) =>
+    runtime.issuer.sign(
+      { ...o.claims, sub, roles: o.roles ?? [], ...(o.manager ? { manager: o.manager } : {}), ...(o.department ? { department: o.department } : {}) },
+      o.ttl ?? '1h',
+    );
+  return {
+    url: runtime.url,
+    stateDir,
+    runtime,
+    cp: runtime.controlPlane,
+    token,
+    async post(tok, body, o = {}) {
+      const res = await fetch(`${runtime.url}/v1/actions`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${tok}`,
+          'content-type': 'application/json',
+          'idempotency-key': o.key ?? `test-${Date.now()}-${n++}`,
+          ...(o.prefer ? { prefer: o.prefer } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, headers: res.headers, body: await res.json() };
+    },
+    async get(tok, path) {
+      const res = await fetch(`${runtime.url}${path}`, { headers: { authorization: `Bearer ${tok}` } });
+      return { status: res.status, body: await res.json() };
+    },
+    async close() {
+      await runtime.close();
+      if (owned) await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The four-step travel plan: search → hold → authorize → book ($274.50, under every approval threshold). */
+export function travelPlan(overrides: { mode?: 'execute' | 'dry_run'; date?: string } = {}) {
+  const date = overrides.date ?? '2026-12-15';
+  return {
+    agent: { name: 'trip-bot', model: 'test-model' },
+    reason: 'Conference in New York',
+    ...(overrides.mode ? { mode: overrides.mode } : {}),
+    plan: [
+      { id: 'search', tool: 'travel.search_flights', arguments: { origin: 'SFO', destination: 'JFK', date } },
+      { id: 'hold', tool: 'travel.hold_seat', arguments: { flightId: `SB102-${date}`, seats: 1 } },
+      {
+        id: 'pay',
+        tool: 'payments.authorize',
+        arguments: { amount: 274.5, currency: 'USD', payee: 'sandbox-air', paymentMethod: 'pm_card_visa', customerEmail: 'ada@example.com' },
+      },
+      {
+        id: 'book',
+        tool: 'travel.book_flight',
+        arguments: {
+          holdId: { $ref: 'steps.hold.output.holdId' },
+          travelers: [{ firstName: 'Ada', lastName: 'Lovelace', passportNumber: 'X1234567' }],
+          contact: { email: 'ada@example.com' },
+          price: { amount: 274.5, currency: 'USD' },
+        },
+      },
+    ],
+  };
+}

@@ -28,14 +28,17 @@ export interface PreparedPlan {
   planTotal: number;
 }
 
+/** The Cedar uid of a user. */
 export function userUid(sub: string): cedar.EntityUidJson {
   return { type: USER, id: sub };
 }
 
+/** A user as an entity-reference value (for context attributes and `manager`). */
 export function userRef(sub: string): cedar.CedarValueJson {
   return { __entity: { type: USER, id: sub } };
 }
 
+/** A principal as a Cedar entity (schema type Airlock::User); no parents: roles are an attribute. */
 export function userEntity(p: Principal): cedar.EntityJson {
   const attrs: Record<string, cedar.CedarValueJson> = { roles: [...p.roles] };
   if (p.manager !== undefined) attrs.manager = userRef(p.manager);
@@ -43,6 +46,7 @@ export function userEntity(p: Principal): cedar.EntityJson {
   return { uid: userUid(p.sub), attrs, parents: [] };
 }
 
+/** A step's tool as a Cedar entity (schema type Airlock::Tool), id = full tool name. */
 export function toolEntity(step: PlanStep): cedar.EntityJson {
   const f = step.facts;
   return { uid: { type: TOOL, id: f.tool }, attrs: { tier: f.tier, connector: f.connector, vendor: f.vendor }, parents: [] };

@@ -1,10 +1,6 @@
 import { parseArgs } from 'node:util';
-import {
-  InvalidPortError,
-  PortInUseError,
-  startLocalRuntime,
-  type LocalRuntime,
-} from '../../lambdas/local/server';
+import { startControlPlane } from '../../lambdas/local/control-plane';
+import { InvalidPortError, PortInUseError, type LocalRuntime } from '../../lambdas/local/server';
 import { StateDirInUseError } from '../../lambdas/local/state-dir';
 
 /** `airlock dev`: the local control plane in the foreground until Ctrl-C. */
@@ -13,7 +9,8 @@ export const summary = 'Start the local control plane on 127.0.0.1 (port from AI
 const usage = `Usage: airlock dev
 
 Starts the embedded Airlock: the HTTP API on 127.0.0.1 (AIRLOCK_PORT, default 8787),
-DynamoDB (dynalite) and secrets, all kept under AIRLOCK_HOME (default ./.airlock).
+DynamoDB (dynalite), secrets, the saga runner (the same ASL) and the sandbox vendors,
+all kept under AIRLOCK_HOME (default ./.airlock).
 Stop it with Ctrl-C.
 `;
 
@@ -62,7 +59,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   let runtime: LocalRuntime;
   try {
-    runtime = await startLocalRuntime();
+    runtime = await startControlPlane();
   } catch (error) {
     if (error instanceof PortInUseError || error instanceof InvalidPortError || error instanceof StateDirInUseError) {
       process.stderr.write(`${error.message}\n`);

@@ -61,6 +61,39 @@ const ENFORCED = '';
 
 type CedarAction = 'request' | 'run_unattended' | 'approve';
 
+/** A preparsed set: its Cedar id and what its policies read (null: everything). */
+interface PolicySetRef {
+  id: string;
+  contextAttrs: string[] | null;
+  /** Principal and resource attributes the set reads; null: send entities whole. */
+  entityAttrs: { principal: string[]; resource: string[] } | null;
+}
+
+/** Copies only the named attributes (all of them when `attrs` is null). */
+function pick(values: Record<string, cedar.CedarValueJson>, attrs: string[] | null): Record<string, cedar.CedarValueJson> {
+  if (attrs === null) return values;
+  const out: Record<string, cedar.CedarValueJson> = {};
+  for (const a of attrs) {
+    const v = values[a];
+    if (v !== undefined) out[a] = v;
+  }
+  return out;
+}
+
+/** The principal and resource entities, cut down to the attributes the set reads. */
+function slim(entities: cedar.EntityJson[], set: PolicySetRef, principal: string, resource: string): cedar.EntityJson[] {
+  const attrs = set.entityAttrs;
+  if (attrs === null) return entities;
+  const out: cedar.EntityJson[] = [];
+  for (const e of entities) {
+    const uid = 'type' in e.uid ? e.uid : e.uid.__entity;
+    if (uid.type === USER && uid.id === principal) out.push({ ...e, attrs: pick(e.attrs, attrs.principal) });
+    else if (uid.type === TOOL && uid.id === resource) out.push({ ...e, attrs: pick(e.attrs, attrs.resource) });
+    // Other entities cannot be read by a set that only reaches principal and resource.
+  }
+  return out;
+}
+
 const RANK: Record<Outcome, number> = { allow: 0, require_approval: 1, deny: 2 };
 
 interface Answer {
@@ -110,13 +143,6 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
   // policies that can match it: those scoped to its action (or to any action) and limited to
   // its connector (or to none). Each set is preparsed the first time it is needed and kept
   // for the life of the process.
-  /** A preparsed set: its Cedar id and the context attributes its policies read (null: all). */
-  interface PolicySetRef {
-    id: string;
-    contextAttrs: string[] | null;
-    /** Principal and resource attributes the set reads; null: send entities whole. */
-    entityAttrs: { principal: string[]; resource: string[] } | null;
-  }
   const preparsed = new Map<string, PolicySetRef>();
   const named = new Set(analysis.policies.map((p) => p.connector).filter((c): c is string => c !== null));
   function setFor(pool: string, action: CedarAction, connector: string): PolicySetRef {
@@ -149,29 +175,6 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
     return ref;
   }
 
-  function pick(values: Record<string, cedar.CedarValueJson>, attrs: string[] | null): Record<string, cedar.CedarValueJson> {
-    if (attrs === null) return values;
-    const out: Record<string, cedar.CedarValueJson> = {};
-    for (const a of attrs) {
-      const v = values[a];
-      if (v !== undefined) out[a] = v;
-    }
-    return out;
-  }
-
-  /** The principal and resource entities, cut down to the attributes the set reads. */
-  function slim(entities: cedar.EntityJson[], set: PolicySetRef, principal: string, resource: string): cedar.EntityJson[] {
-    const attrs = set.entityAttrs;
-    if (attrs === null) return entities;
-    const out: cedar.EntityJson[] = [];
-    for (const e of entities) {
-      const uid = 'type' in e.uid ? e.uid : e.uid.__entity;
-      if (uid.type === USER && uid.id === principal) out.push({ ...e, attrs: pick(e.attrs, attrs.principal) });
-      else if (uid.type === TOOL && uid.id === resource) out.push({ ...e, attrs: pick(e.attrs, attrs.resource) });
-      // Other entities cannot be read by a set that only reaches principal and resource.
-    }
-    return out;
-  }
   // Build the common sets now, so the first request does not pay for them.
   for (const pool of pools.keys()) {
     for (const connector of named) {

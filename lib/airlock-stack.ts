@@ -12,6 +12,8 @@ import { AirlockSecrets } from './constructs/secrets';
 
 /** Env var with the grant lifetime, in functions that mint or verify grants. */
 export const GRANT_TTL_ENV = 'GRANT_TTL_SECONDS';
+/** Env var with `{ connector: function ARN }` in the policy function (IssueGrant). */
+export const CONNECTOR_FUNCTIONS_ENV = 'CONNECTOR_FUNCTIONS';
 /** Env var naming the connector a connector function serves. */
 export const CONNECTOR_NAME_ENV = 'CONNECTOR_NAME';
 
@@ -113,8 +115,14 @@ export class AirlockStack extends Stack {
       ReceiptsFunctionArn: receipts,
     };
     for (const [name, fn] of connectorFunctions) sagaFunctions[`Connector${pascal(name)}FunctionArn`] = fn;
+    // IssueGrant names the connector function of each step; the saga invokes it by that name.
+    policy.addEnvironment(
+      CONNECTOR_FUNCTIONS_ENV,
+      Stack.of(this).toJsonString(Object.fromEntries([...connectorFunctions].map(([name, fn]) => [name, fn.function.functionArn]))),
+    );
     this.saga = new ActionSaga(this, 'ActionSaga', {
       functions: sagaFunctions,
+      dynamicTargets: [...connectorFunctions.values()],
       approvalTimeoutSeconds: config.approvalTimeoutSeconds,
       logRetention: config.logRetentionDays,
       removalPolicy,

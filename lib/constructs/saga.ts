@@ -69,6 +69,11 @@ export interface ActionSagaProps {
    * ASL actually references are substituted and granted lambda:InvokeFunction.
    */
   readonly functions: Readonly<Record<string, AirlockFunction>>;
+  /**
+   * Functions the saga calls by a name it reads at run time (`FunctionName.$`): the connector
+   * functions, chosen per step by IssueGrant. They get lambda:InvokeFunction too.
+   */
+  readonly dynamicTargets?: readonly AirlockFunction[];
   readonly approvalTimeoutSeconds: number;
   readonly logRetention: RetentionDays;
   readonly removalPolicy: RemovalPolicy;
@@ -124,14 +129,15 @@ export class ActionSaga extends Construct {
       },
     });
 
-    if (invoked.size > 0) {
-      // Exactly the functions the ASL names; no `:*` alias/version wildcard, because the
-      // definition calls the unqualified ARNs.
+    const targets = [...new Set([...invoked.values(), ...(props.dynamicTargets ?? [])])];
+    if (targets.length > 0) {
+      // Exactly the functions the ASL names or IssueGrant may pick; no `:*` alias/version
+      // wildcard, because the definition calls the unqualified ARNs.
       this.stateMachine.addToRolePolicy(
         new PolicyStatement({
           sid: 'InvokeSagaFunctions',
           actions: ['lambda:InvokeFunction'],
-          resources: [...invoked.values()].map((fn) => fn.function.functionArn),
+          resources: targets.map((fn) => fn.function.functionArn),
         }),
       );
     }

@@ -367,15 +367,21 @@ describe('saga', () => {
     expect(approval.TimeoutSeconds).toBe(7200);
   });
 
-  it('substitutes and may invoke exactly the functions the ASL names', () => {
+  it('substitutes the functions the ASL names and may invoke exactly those and the connectors', () => {
     const subs = stateMachine().DefinitionSubstitutions as Record<string, unknown>;
-    const invoked = [...s.stack.saga.invoked.values()].map((fn) => logicalId(fn.function));
+    const invoked = [...s.stack.saga.invoked.values(), ...s.stack.connectorFunctions.values()].map((fn) => logicalId(fn.function));
     expect(Object.keys(subs).sort()).toEqual([...s.stack.saga.invoked.keys()].sort());
     expect(Object.keys(subs)).toEqual(expect.arrayContaining(['PolicyFunctionArn', 'ApprovalsFunctionArn', 'ReceiptsFunctionArn']));
     const smRole = logicalId(s.stack.saga.stateMachine.role);
     const invokes = allows(smRole).filter((st) => actionsOf(st).includes('lambda:InvokeFunction'));
     expect(invokes).toHaveLength(1);
-    expect(resourcesOf(invokes[0]!)).toEqual(invoked.map((id) => ({ 'Fn::GetAtt': [id, 'Arn'] })));
+    const key = (r: unknown) => JSON.stringify(r);
+    expect(resourcesOf(invokes[0]!).map(key).sort()).toEqual(invoked.map((id) => key({ 'Fn::GetAtt': [id, 'Arn'] })).sort());
+    // IssueGrant picks each step's connector function from this map.
+    s.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: { 'Fn::GetAtt': [roles.policy, 'Arn'] },
+      Environment: { Variables: Match.objectLike({ CONNECTOR_FUNCTIONS: Match.anyValue() }) },
+    });
   });
 
   it('lets intake start it and approvals answer it, and nobody else', () => {

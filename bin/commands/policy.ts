@@ -4,6 +4,7 @@ import { runFixtures, type FixtureResult } from '../../lambdas/core/policy/fixtu
 import {
   createPolicyEngine,
   defaultPolicyDir,
+  formatPolicyProblem,
   readPolicyDir,
   validatePolicyDir,
   type PolicyProblem,
@@ -37,10 +38,7 @@ const processIo: Io = {
 };
 
 function formatProblem(dir: string, p: PolicyProblem, severity: 'error' | 'warning'): string {
-  const path = relative(process.cwd(), join(dir, p.file)) || p.file;
-  const where = p.line === undefined ? path : `${path}:${p.line}:${p.column ?? 1}`;
-  const id = p.policyId ? ` [${p.policyId}]` : '';
-  return `${where}: ${severity}${id}: ${p.message}\n`;
+  return `${formatPolicyProblem(p, severity, relative(process.cwd(), dir))}\n`;
 }
 
 function validate(dir: string, io: Io): boolean {

@@ -1,8 +1,8 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { analyzePolicyFiles } from './analyze';
 import { createPolicyEngine } from './engine';
 import { defaultPolicyDir, readPolicyDir, type PolicyFiles } from './files';
-import type { PolicyEngine, PolicyValidation } from './types';
+import type { PolicyEngine, PolicyProblem, PolicyValidation } from './types';
 
 export type * from './types';
 export { createPolicyEngine, PolicySetInvalidError, type PolicyEngineOptions } from './engine';
@@ -43,9 +43,19 @@ export function validatePolicyDir(dir: string = defaultPolicyDir()): PolicyValid
   } catch (err) {
     return {
       ok: false,
-      errors: [{ file: dir, message: `Cannot read the policy directory: ${err instanceof Error ? err.message : String(err)}` }],
+      errors: [{ file: '.', message: `Cannot read the policy directory: ${err instanceof Error ? err.message : String(err)}` }],
       warnings: [],
     };
   }
   return validatePolicyFiles(files);
+}
+
+/**
+ * One problem as a compiler-style line, `<dir>/<file>:<line>:<col>: error [<policy id>]: <message>`,
+ * for the CLI and for the CDK synth to fail with.
+ */
+export function formatPolicyProblem(p: PolicyProblem, severity: 'error' | 'warning' = 'error', dir = ''): string {
+  const path = dir ? join(dir, p.file) : p.file;
+  const where = p.line === undefined ? path : `${path}:${p.line}:${p.column ?? 1}`;
+  return `${where}: ${severity}${p.policyId ? ` [${p.policyId}]` : ''}: ${p.message}`;
 }

@@ -9,7 +9,28 @@ export const AUDITOR_ROLE = 'auditor';
  * not 403), so ids cannot be probed.
  */
 export function canView(viewer: Principal, action: ActionRecord, extraViewers: readonly string[] = []): boolean {
-  return action.principal.sub === viewer.sub || viewer.roles.includes(AUDITOR_ROLE) || extraViewers.includes(viewer.sub);
+  return (
+    action.principal.sub === viewer.sub ||
+    viewer.roles.includes(AUDITOR_ROLE) ||
+    extraViewers.includes(viewer.sub) ||
+    matchesApproverRule(viewer, action)
+  );
+}
+
+/**
+ * Whether `viewer` fits the stored approver rule of an action that needed approval
+ * (`manager`, `role:<Role>`, joined by ` and `), so approvers can open the action they are
+ * asked about. Viewing only: deciding is checked with Cedar by the approvals function.
+ */
+export function matchesApproverRule(viewer: Principal, action: ActionRecord): boolean {
+  const rule = action.decision?.outcome === 'require_approval' ? action.decision.approverRule : null;
+  if (!rule || viewer.sub === action.principal.sub) return false;
+  return rule.split(' and ').every((part) => {
+    const term = part.trim();
+    if (term === 'manager') return action.principal.manager !== undefined && action.principal.manager === viewer.sub;
+    if (term.startsWith('role:')) return viewer.roles.includes(term.slice('role:'.length));
+    return false;
+  });
 }
 
 function plannedSteps(envelope: unknown): { id: string; tool: string }[] {

@@ -1,20 +1,150 @@
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { decideApproval, getApprovalPreview, listApprovals, requestApproval } from '../core/approvals';
+import { ActionIdPattern } from '../core/ids';
+import { badRequest, notFound, serviceUnavailable, type Violation } from '../core/problem';
+import { ApprovalIdPattern, ApprovalStatuses } from '../ports/approvals';
+import { InvalidCursorError, LedgerThrottledError } from '../ports/ledger';
+import { approvalsRuntime } from './approvals-runtime';
+import { httpApi, type HttpEvent, type HttpRequest, type HttpResult } from './http';
+
 /**
- * The approvals function: records approval votes and answers WaitForApproval with SendTaskSuccess / SendTaskFailure.
- * Placeholder so the stack can bundle and deploy it; a later issue fills it in.
+ * The approvals function. Two callers, told apart by the event's shape:
+ * - the saga's WaitForApproval task (`{ task: "RequestApproval", actionId, taskToken }`, no
+ *   routeKey), which stores the approval and returns; the saga waits for the callback;
+ * - API Gateway (events with a `routeKey`): list, preview and decide.
+ * Task tokens arrive only through the first; no route accepts or returns one.
  */
 
-/** Thrown by placeholder handlers. The name is the ErrorEquals contract in the ASL. */
-export class NotImplementedError extends Error {
-  constructor(what: string, options?: { cause?: unknown }) {
-    super(`${what} is not implemented yet`, options);
-    this.name = 'NotImplementedError';
+export const RequestApprovalTaskSchema = z
+  .object({
+    task: z.literal('RequestApproval'),
+    actionId: z.string().regex(ActionIdPattern),
+    // Step Functions tokens are up to 2,048 characters (SendTaskSuccess's limit).
+    taskToken: z.string().min(1).max(2048),
+  })
+  .strict();
+
+/** A task payload that does not match the contract: a bug in the ASL, never retried. */
+export class ApprovalTaskInvalidError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ApprovalTaskInvalidError';
   }
 }
 
-/** API Gateway v2 event, or the WaitForApproval payload with the task token; untrusted until validated with zod. */
-export type ApprovalsEvent = unknown;
+const ListQuery = z
+  .object({
+    status: z.enum(ApprovalStatuses).default('pending'),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().min(1).max(2048).optional(),
+  })
+  .strict();
 
-/** Lambda entry point. */
-export async function handler(_event: ApprovalsEvent): Promise<never> {
-  throw new NotImplementedError('The approvals handler');
+export const DecisionBodySchema = z
+  .object({
+    decision: z.enum(['approve', 'reject']),
+    planHash: z.string().regex(/^[0-9a-f]{64}$/, 'the planHash shown in the preview (64 hex characters)'),
+    comment: z.string().trim().min(1).max(1000).optional(),
+  })
+  .strict();
+
+function violations(error: z.ZodError, where: 'body' | 'query'): Violation[] {
+  return error.issues.map((i) => ({ path: where === 'body' ? `/${i.path.join('/')}` : `query:${i.path.join('.') || '(root)'}`, message: i.message }));
 }
+
+function principalOf(req: HttpRequest) {
+  // The edge guarantees a principal on authenticated routes; this narrows the type.
+  if (!req.principal) throw new Error('authenticated route without principal');
+  return req.principal;
+}
+
+function approvalId(req: HttpRequest): string {
+  const id = req.pathParameters.id ?? '';
+  if (!ApprovalIdPattern.test(id)) throw notFound(`No approval ${id.slice(0, 40)}.`);
+  return id;
+}
+
+async function ledger<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (error) {
+    if (error instanceof LedgerThrottledError) throw serviceUnavailable('The ledger is busy; retry shortly.', 1, error);
+    throw error;
+  }
+}
+
+const http = httpApi({
+  'GET /v1/approvals': {
+    auth: true,
+    handle: async (req) => {
+      const query = ListQuery.safeParse(req.query);
+      if (!query.success) throw badRequest('The query string is invalid.', violations(query.error, 'query'));
+      const deps = await approvalsRuntime();
+      try {
+        const page = await ledger(() =>
+          listApprovals(deps, principalOf(req), {
+            status: query.data.status,
+            limit: query.data.limit,
+            ...(query.data.cursor ? { cursor: query.data.cursor } : {}),
+          }),
+        );
+        return { status: 200, body: page };
+      } catch (error) {
+        if (error instanceof InvalidCursorError) {
+          throw badRequest('The cursor is not valid; start again without one.', [{ path: 'query:cursor', message: 'invalid cursor' }]);
+        }
+        throw error;
+      }
+    },
+  },
+
+  'GET /v1/approvals/{id}': {
+    auth: true,
+    handle: async (req) => {
+      const id = approvalId(req);
+      const deps = await approvalsRuntime();
+      return { status: 200, body: await ledger(() => getApprovalPreview(deps, principalOf(req), id)) };
+    },
+  },
+
+  'POST /v1/approvals/{id}/decision': {
+    auth: true,
+    handle: async (req) => {
+      const id = approvalId(req);
+      const body = DecisionBodySchema.safeParse(req.body);
+      if (!body.success) throw badRequest('The decision body is invalid.', violations(body.error, 'body'));
+      const deps = await approvalsRuntime();
+      const result = await ledger(() =>
+        decideApproval(deps, {
+          approvalId: id,
+          voter: principalOf(req),
+          decision: body.data.decision,
+          planHash: body.data.planHash,
+          ...(body.data.comment ? { comment: body.data.comment } : {}),
+        }),
+      );
+      return { status: 200, body: result };
+    },
+  },
+});
+
+async function runTask(event: unknown): Promise<{ approvalId: string; status: string }> {
+  const parsed = RequestApprovalTaskSchema.safeParse(event);
+  if (!parsed.success) {
+    // Paths only: the payload holds the task token.
+    throw new ApprovalTaskInvalidError(`Invalid approvals task: ${parsed.error.issues.map((i) => i.path.join('.') || '(root)').join(', ')}`);
+  }
+  return requestApproval(await approvalsRuntime(), { actionId: parsed.data.actionId, taskToken: parsed.data.taskToken });
+}
+
+function isHttpEvent(event: unknown): event is HttpEvent {
+  return typeof event === 'object' && event !== null && typeof (event as { routeKey?: unknown }).routeKey === 'string';
+}
+
+/** Lambda entry point: API Gateway events go to the routes, anything else must be the saga task. */
+export const handler = middy<unknown, unknown>().handler(async (event: unknown, context: Context): Promise<HttpResult | { approvalId: string; status: string }> => {
+  if (isHttpEvent(event)) return http(event, context);
+  return runTask(event);
+});

@@ -19,6 +19,9 @@ export const routes: readonly RouteSpec[] = [
   { method: 'POST', path: '/v1/actions', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/actions', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/actions/{id}', fn: 'intake', auth: true },
+  { method: 'GET', path: '/v1/approvals', fn: 'approvals', auth: true },
+  { method: 'GET', path: '/v1/approvals/{id}', fn: 'approvals', auth: true },
+  { method: 'POST', path: '/v1/approvals/{id}/decision', fn: 'approvals', auth: true },
 ];
 
 /** `GET /v1/tools`, the API Gateway v2 route key. */

@@ -53,6 +53,8 @@ const grantRole = defineTool({
     .strict(),
   output: changeOutput,
   compensation: { tool: 'revoke_role', input: (input, _output) => ({ principalId: input.principalId, role: input.role, reason: 'saga compensation' }) },
+  // Who receives the role: policy (and the approvals code) never let them approve it.
+  grantee: (input) => input.principalId,
   async preview(client: IamClient, input, ctx) {
     const v = await client.validateGrant(input.principalId, { role: input.role, reason: input.reason, expiresAt: input.expiresAt }, callOptions(ctx));
     return { dryRun: true, check: 'validation', details: { before: v.before, after: v.after } };

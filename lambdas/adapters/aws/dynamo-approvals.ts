@@ -1,0 +1,317 @@
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+} from '@aws-sdk/client-dynamodb';
+import { z } from 'zod';
+import { InvalidCursorError, LedgerThrottledError } from '../../ports/ledger';
+import {
+  ApprovalStatuses,
+  type ApprovalPage,
+  type ApprovalRecord,
+  type ApprovalStatus,
+  type ApprovalStore,
+  type CreateApprovalResult,
+  type PutVoteResult,
+  type VoteRecord,
+} from '../../ports/approvals';
+
+/**
+ * Approvals and votes on the ledger table (see ledger.md): the approval item at
+ * `APPROVAL#<id> / APPROVAL`, listed by status through gsi1 (`APPROVALS#<status>`), and one
+ * vote item per voter at `APPROVAL#<id> / VOTE#<sub>`. Single-item conditional writes only.
+ */
+
+type Item = Record<string, AttributeValue>;
+const S = (value: string): AttributeValue => ({ S: value });
+const N = (value: number): AttributeValue => ({ N: String(value) });
+
+const THROTTLE_NAMES = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
+
+async function guard<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (error) {
+    if (error instanceof Error && THROTTLE_NAMES.has(error.name)) throw new LedgerThrottledError({ cause: error });
+    throw error;
+  }
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return error instanceof ConditionalCheckFailedException || (error instanceof Error && error.name === 'ConditionalCheckFailedException');
+}
+
+export const ApprovalKeys = {
+  approval: (id: string) => ({ pk: S(`APPROVAL#${id}`), sk: S('APPROVAL') }),
+  vote: (id: string, voter: string) => ({ pk: S(`APPROVAL#${id}`), sk: S(`VOTE#${voter}`) }),
+  byStatus: (status: ApprovalStatus) => `APPROVALS#${status}`,
+};
+
+/** What a record is read from: everything but the task token, which is read on its own. */
+const RECORD_ATTRIBUTES = 'pk, sk, gsi1pk, gsi1sk, #status, updatedAt, doc, outcome, answeredAt';
+
+/** Kept after the outcome so the approval (and its votes) can still be shown and audited. */
+const RETENTION_SECONDS = 400 * 24 * 3600;
+
+const RecordSchema = z.object({
+  id: z.string(),
+  actionId: z.string(),
+  status: z.enum(ApprovalStatuses),
+  planHash: z.string(),
+  quorum: z.number().int(),
+  approverRule: z.string().nullable(),
+  requester: z.string(),
+  grantees: z.array(z.string()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  expiresAt: z.string(),
+  outcome: z.object({ by: z.string(), reason: z.string(), at: z.string() }).optional(),
+  answeredAt: z.string().optional(),
+});
+
+const VoteSchema = z.object({
+  approvalId: z.string(),
+  voter: z.string(),
+  decision: z.enum(['approve', 'reject']),
+  planHash: z.string(),
+  comment: z.string().optional(),
+  at: z.string(),
+});
+
+function toRecord(item: Item | undefined): ApprovalRecord | undefined {
+  const doc = item?.doc?.S;
+  if (!item || !doc) return undefined;
+  const parsed = RecordSchema.parse(JSON.parse(doc));
+  // Top-level attributes are what conditions read and what updates change: they win.
+  const status = item.status?.S;
+  const record: ApprovalRecord = {
+    ...parsed,
+    status: ApprovalStatuses.includes(status as ApprovalStatus) ? (status as ApprovalStatus) : parsed.status,
+    updatedAt: item.updatedAt?.S ?? parsed.updatedAt,
+  };
+  const outcome = item.outcome?.S;
+  if (outcome) record.outcome = RecordSchema.shape.outcome.unwrap().parse(JSON.parse(outcome));
+  if (item.answeredAt?.S) record.answeredAt = item.answeredAt.S;
+  return record;
+}
+
+function toVote(item: Item): VoteRecord {
+  return VoteSchema.parse(JSON.parse(item.doc?.S ?? '{}')) as VoteRecord;
+}
+
+const CursorSchema = z.object({ pk: z.string().max(300), sk: z.string().max(300), gsi1pk: z.string().max(300), gsi1sk: z.string().max(300) }).strict();
+
+export interface DynamoApprovalStoreOptions {
+  client: DynamoDBClient;
+  tableName: string;
+}
+
+export class DynamoApprovalStore implements ApprovalStore {
+  private readonly client: DynamoDBClient;
+  private readonly table: string;
+
+  constructor(options: DynamoApprovalStoreOptions) {
+    this.client = options.client;
+    this.table = options.tableName;
+  }
+
+  async createApproval(record: ApprovalRecord, taskToken: string): Promise<CreateApprovalResult> {
+    const { outcome: _o, answeredAt: _a, ...doc } = record;
+    try {
+      await guard(() =>
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.table,
+            Item: {
+              ...ApprovalKeys.approval(record.id),
+              gsi1pk: S(ApprovalKeys.byStatus(record.status)),
+              gsi1sk: S(record.id),
+              status: S(record.status),
+              actionId: S(record.actionId),
+              updatedAt: S(record.updatedAt),
+              taskToken: S(taskToken),
+              doc: S(JSON.stringify(doc)),
+              expiresAt: N(Math.ceil(Date.parse(record.expiresAt) / 1000) + RETENTION_SECONDS),
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+      return 'created';
+    } catch (error) {
+      if (isConditionFailure(error)) return 'exists';
+      throw error;
+    }
+  }
+
+  private async item(id: string, projection?: string): Promise<Item | undefined> {
+    const out = await guard(() =>
+      this.client.send(
+        new GetItemCommand({
+          TableName: this.table,
+          Key: ApprovalKeys.approval(id),
+          ConsistentRead: true,
+          ...(projection ? { ProjectionExpression: projection, ExpressionAttributeNames: { '#status': 'status' } } : {}),
+        }),
+      ),
+    );
+    return out.Item;
+  }
+
+  async getApproval(id: string): Promise<ApprovalRecord | undefined> {
+    // Never project the token into a record.
+    return toRecord(await this.item(id, RECORD_ATTRIBUTES));
+  }
+
+  async getTaskToken(id: string): Promise<string | undefined> {
+    return (await this.item(id, 'taskToken, #status'))?.taskToken?.S;
+  }
+
+  async replaceTaskToken(id: string, taskToken: string, now: Date): Promise<void> {
+    await guard(() =>
+      this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: ApprovalKeys.approval(id),
+          UpdateExpression: 'SET taskToken = :t, updatedAt = :at REMOVE answeredAt',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':t': S(taskToken), ':at': S(now.toISOString()) },
+        }),
+      ),
+    );
+  }
+
+  async putVote(vote: VoteRecord): Promise<PutVoteResult> {
+    try {
+      await guard(() =>
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.table,
+            Item: { ...ApprovalKeys.vote(vote.approvalId, vote.voter), decision: S(vote.decision), at: S(vote.at), doc: S(JSON.stringify(vote)) },
+            // One vote per person: the conditional put is the whole guarantee.
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+      return { outcome: 'recorded' };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    const existing = await this.getVote(vote.approvalId, vote.voter);
+    if (!existing) throw new Error(`Vote of ${vote.voter} on ${vote.approvalId} vanished after a conflicting write`);
+    return { outcome: 'exists', vote: existing };
+  }
+
+  async getVote(approvalId: string, voter: string): Promise<VoteRecord | undefined> {
+    const out = await guard(() =>
+      this.client.send(new GetItemCommand({ TableName: this.table, Key: ApprovalKeys.vote(approvalId, voter), ConsistentRead: true })),
+    );
+    return out.Item ? toVote(out.Item) : undefined;
+  }
+
+  async listVotes(approvalId: string): Promise<VoteRecord[]> {
+    const votes: VoteRecord[] = [];
+    let start: Item | undefined;
+    do {
+      const out = await guard(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :v)',
+            ExpressionAttributeValues: { ':pk': S(`APPROVAL#${approvalId}`), ':v': S('VOTE#') },
+            // Strongly consistent: a voter who just wrote their vote must see it when counting.
+            ConsistentRead: true,
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      for (const item of out.Items ?? []) votes.push(toVote(item));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return votes.sort((a, b) => a.at.localeCompare(b.at));
+  }
+
+  async settle(id: string, to: Exclude<ApprovalStatus, 'pending'>, outcome: { by: string; reason: string }, now: Date): Promise<boolean> {
+    try {
+      await guard(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: ApprovalKeys.approval(id),
+            UpdateExpression: 'SET #status = :to, gsi1pk = :g, updatedAt = :at, outcome = :outcome',
+            ConditionExpression: '#status = :pending',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':to': S(to),
+              ':pending': S('pending'),
+              ':g': S(ApprovalKeys.byStatus(to)),
+              ':at': S(now.toISOString()),
+              ':outcome': S(JSON.stringify({ ...outcome, at: now.toISOString() })),
+            },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async markAnswered(id: string, now: Date): Promise<void> {
+    await guard(() =>
+      this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: ApprovalKeys.approval(id),
+          UpdateExpression: 'SET answeredAt = :at',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':at': S(now.toISOString()) },
+        }),
+      ),
+    );
+  }
+
+  async listApprovals(query: { status: ApprovalStatus; limit: number; cursor?: string }): Promise<ApprovalPage> {
+    const gsi1pk = ApprovalKeys.byStatus(query.status);
+    let start: Item | undefined;
+    if (query.cursor) {
+      try {
+        const parsed = CursorSchema.parse(JSON.parse(Buffer.from(query.cursor, 'base64url').toString('utf8')));
+        if (parsed.gsi1pk !== gsi1pk) throw new Error('cursor belongs to another listing');
+        start = { pk: S(parsed.pk), sk: S(parsed.sk), gsi1pk: S(parsed.gsi1pk), gsi1sk: S(parsed.gsi1sk) };
+      } catch (cause) {
+        throw new InvalidCursorError({ cause });
+      }
+    }
+    const out = await guard(() =>
+      this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: 'gsi1',
+          KeyConditionExpression: 'gsi1pk = :p',
+          ExpressionAttributeValues: { ':p': S(gsi1pk) },
+          ProjectionExpression: RECORD_ATTRIBUTES,
+          ExpressionAttributeNames: { '#status': 'status' },
+          // Approval ids are ULIDs: descending is newest first.
+          ScanIndexForward: false,
+          Limit: query.limit,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      ),
+    );
+    const items = (out.Items ?? []).map(toRecord).filter((r): r is ApprovalRecord => r !== undefined);
+    const last = out.LastEvaluatedKey;
+    let nextCursor: string | undefined;
+    if (last) {
+      const plain: Record<string, string> = {};
+      for (const [k, v] of Object.entries(last)) if (v.S !== undefined) plain[k] = v.S;
+      nextCursor = Buffer.from(JSON.stringify(plain), 'utf8').toString('base64url');
+    }
+    return { items, ...(nextCursor ? { nextCursor } : {}) };
+  }
+}

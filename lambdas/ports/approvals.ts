@@ -1,0 +1,93 @@
+/**
+ * Approvals in the ledger: one approval item per action that policy sent to a human, and one
+ * vote item per approver. Every write is a single-item conditional write, so two approvers
+ * racing, a retried click or a resumed saga all converge on one outcome.
+ */
+
+export const ApprovalStatuses = ['pending', 'approved', 'rejected', 'expired'] as const;
+export type ApprovalStatus = (typeof ApprovalStatuses)[number];
+
+/** What the ledger keeps about an approval, minus the task token (read apart, on purpose). */
+export interface ApprovalRecord {
+  /** `apr_` + the ULID of the action id: one approval per action, so a retried request is idempotent. */
+  id: string;
+  actionId: string;
+  status: ApprovalStatus;
+  /** The plan hash approvers bind to (the action's `planHash`). */
+  planHash: string;
+  /** Distinct approvers needed. */
+  quorum: number;
+  /** Human-readable label of who may approve (`manager`, `role:FinanceAdmin`); the check is Cedar's. */
+  approverRule: string | null;
+  /** `sub` of the principal the agent acted for: never an approver. */
+  requester: string;
+  /** Subs who receive something from the action (IAM grantees): never approvers either. */
+  grantees: string[];
+  createdAt: string;
+  updatedAt: string;
+  /** ISO time after which no vote counts; the saga's WaitForApproval times out then too. */
+  expiresAt: string;
+  /** Who ended it and why (reject reason, `quorum reached`, `expired`). */
+  outcome?: { by: string; reason: string; at: string };
+  /** When the saga was told the outcome (SendTaskSuccess / SendTaskFailure succeeded). */
+  answeredAt?: string;
+}
+
+export type VoteDecision = 'approve' | 'reject';
+
+/** One person's vote. The voter is the verified `sub`, never anything from a body. */
+export interface VoteRecord {
+  approvalId: string;
+  voter: string;
+  decision: VoteDecision;
+  /** The plan hash the voter saw and sent. */
+  planHash: string;
+  comment?: string;
+  at: string;
+}
+
+export type CreateApprovalResult = 'created' | 'exists';
+export type PutVoteResult = { outcome: 'recorded' } | { outcome: 'exists'; vote: VoteRecord };
+
+export interface ApprovalPage {
+  items: ApprovalRecord[];
+  nextCursor?: string;
+}
+
+export interface ApprovalStore {
+  /** Creates the approval with its task token; `exists` when it was created before. */
+  createApproval(record: ApprovalRecord, taskToken: string): Promise<CreateApprovalResult>;
+  getApproval(id: string): Promise<ApprovalRecord | undefined>;
+  /**
+   * The task token that answers the saga. Kept out of ApprovalRecord so that no view built
+   * from a record can ever carry it.
+   */
+  getTaskToken(id: string): Promise<string | undefined>;
+  /** Replaces the task token (a resumed saga waits on a new one). */
+  replaceTaskToken(id: string, taskToken: string, now: Date): Promise<void>;
+  /** Records a vote once per voter (conditional put); `exists` returns the earlier vote. */
+  putVote(vote: VoteRecord): Promise<PutVoteResult>;
+  getVote(approvalId: string, voter: string): Promise<VoteRecord | undefined>;
+  listVotes(approvalId: string): Promise<VoteRecord[]>;
+  /**
+   * Moves a pending approval to its outcome. Conditional on `status = pending`, so of two
+   * racing callers exactly one gets `true` and answers the saga.
+   */
+  settle(id: string, to: Exclude<ApprovalStatus, 'pending'>, outcome: { by: string; reason: string }, now: Date): Promise<boolean>;
+  /** Records that the saga was answered. */
+  markAnswered(id: string, now: Date): Promise<void>;
+  /** Approvals in one status, newest first. */
+  listApprovals(query: { status: ApprovalStatus; limit: number; cursor?: string }): Promise<ApprovalPage>;
+}
+
+/** The approval id of an action: `act_<ULID>` → `apr_<ULID>`. */
+export function approvalIdFor(actionId: string): string {
+  return `apr_${actionId.replace(/^act_/, '')}`;
+}
+
+/** The action id of an approval id (the inverse of {@link approvalIdFor}). */
+export function actionIdOf(approvalId: string): string {
+  return `act_${approvalId.replace(/^apr_/, '')}`;
+}
+
+export const ApprovalIdPattern = /^apr_[0-9A-HJKMNP-TV-Z]{26}$/;

@@ -1,0 +1,524 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Context } from 'aws-lambda';
+import { DynamoApprovalStore } from '../../lambdas/adapters/aws/dynamo-approvals';
+import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
+import type { ActionRecord } from '../../lambdas/core/action';
+import {
+  ApprovalEventTypes,
+  decideApproval,
+  expireApproval,
+  getApprovalPreview,
+  listApprovals,
+  requestApproval,
+  type ApprovalsDeps,
+} from '../../lambdas/core/approvals';
+import { PII_MASK } from '../../lambdas/core/approval-preview';
+import { deciderFor } from '../../lambdas/core/decide';
+import { validateEnvelope } from '../../lambdas/core/envelope';
+import { newActionId } from '../../lambdas/core/ids';
+import { planHash } from '../../lambdas/core/intake';
+import { createLogger } from '../../lambdas/core/logger';
+import { createPolicyEngine, loadPolicyEngine, readPolicyDir, type PolicyEngine } from '../../lambdas/core/policy/index';
+import type { Principal } from '../../lambdas/core/principal';
+import { ProblemError, ProblemType } from '../../lambdas/core/problem';
+import { approvalIdFor } from '../../lambdas/ports/approvals';
+import type { EventPublisher, PublishedEvent } from '../../lambdas/ports/events';
+import { TaskTokenInvalidError, type TaskCallbacks } from '../../lambdas/ports/task-callbacks';
+import { handler } from '../../lambdas/handlers/approvals';
+import { installApprovalsRuntime } from '../../lambdas/handlers/approvals-runtime';
+import { resetRuntime } from '../../lambdas/handlers/runtime';
+import { startLedger } from '../helpers/ledger';
+
+// ── people ─────────────────────────────────────────────────────────────────
+const alice: Principal = { sub: 'alice', roles: ['Employee'], manager: 'maria', department: 'sales' };
+const maria: Principal = { sub: 'maria', roles: ['Employee', 'Manager'], manager: 'olivia', department: 'sales' };
+const bob: Principal = { sub: 'bob', roles: ['Employee'], manager: 'maria', department: 'sales' };
+const fiona: Principal = { sub: 'fiona', roles: ['Employee', 'FinanceAdmin'], manager: 'olivia', department: 'finance' };
+const frank: Principal = { sub: 'frank', roles: ['Employee', 'FinanceAdmin'], manager: 'olivia', department: 'finance' };
+const fern: Principal = { sub: 'fern', roles: ['Employee', 'FinanceAdmin'], manager: 'olivia', department: 'finance' };
+const sam: Principal = { sub: 'sam', roles: ['Employee', 'SecurityAdmin'], manager: 'olivia', department: 'security' };
+const sasha: Principal = { sub: 'sasha', roles: ['Employee', 'SecurityAdmin'], manager: 'olivia', department: 'security' };
+const sid: Principal = { sub: 'sid', roles: ['Employee', 'SecurityAdmin'], manager: 'olivia', department: 'security' };
+const audrey: Principal = { sub: 'audrey', roles: ['auditor'] };
+
+const agent = { name: 'trip-planner', model: 'test-model' };
+
+const bookFlight = {
+  tool: 'travel.book_flight',
+  arguments: {
+    holdId: 'hold_123',
+    travelers: [{ firstName: 'Alice', lastName: 'Liddell', passportNumber: 'X1234567' }],
+    contact: { email: 'alice@example.com', phone: '+1 555 0100' },
+    price: { amount: 2500, currency: 'USD' },
+  },
+  agent,
+  reason: 'Customer visit in Berlin next week',
+};
+const bigPayment = {
+  tool: 'payments.authorize',
+  arguments: { amount: 20000, currency: 'USD', payee: 'merchant-1', paymentMethod: 'pm_card_visa', customerEmail: 'alice@example.com' },
+  agent,
+  reason: 'Annual license renewal',
+};
+const grantToSam = {
+  tool: 'iam.grant_role',
+  arguments: { principalId: 'sam', role: 'admin', reason: 'on-call rotation' },
+  agent,
+  reason: 'Sam needs admin for the on-call week',
+};
+
+// ── fakes ──────────────────────────────────────────────────────────────────
+interface Call {
+  kind: 'success' | 'failure';
+  token: string;
+  output?: unknown;
+  error?: string;
+  cause?: string;
+}
+
+/** Records callbacks; `failNext` makes the next call throw (a lost answer, a dead token). */
+class RecordingCallbacks implements TaskCallbacks {
+  calls: Call[] = [];
+  failNext: Error | undefined;
+  private take(): void {
+    const failure = this.failNext;
+    this.failNext = undefined;
+    if (failure) throw failure;
+  }
+  async sendTaskSuccess(token: string, output: unknown): Promise<void> {
+    // A real round trip, so racing voters interleave.
+    await new Promise((r) => setTimeout(r, 1));
+    this.take();
+    this.calls.push({ kind: 'success', token, output });
+  }
+  async sendTaskFailure(token: string, error: string, cause: string): Promise<void> {
+    await new Promise((r) => setTimeout(r, 1));
+    this.take();
+    this.calls.push({ kind: 'failure', token, error, cause });
+  }
+}
+
+class RecordingPublisher implements EventPublisher {
+  events: PublishedEvent[] = [];
+  async publish(event: PublishedEvent): Promise<void> {
+    this.events.push(event);
+  }
+}
+
+// ── fixture ────────────────────────────────────────────────────────────────
+let ledgerEnv: Awaited<ReturnType<typeof startLedger>>;
+let store: DynamoSagaStore;
+let approvals: DynamoApprovalStore;
+let engine: PolicyEngine;
+let callbacks: RecordingCallbacks;
+let publisher: RecordingPublisher;
+let logLines: string[];
+let clock: Date;
+let deps: ApprovalsDeps;
+let tokenSeq = 0;
+const issuedTokens: string[] = [];
+
+function newToken(): string {
+  const token = `AQCEAAAAKgAAAAMAAAAAAAAAA${(++tokenSeq).toString().padStart(6, '0')}SECRET-TASK-TOKEN-${Math.random().toString(36).slice(2)}`;
+  issuedTokens.push(token);
+  return token;
+}
+
+beforeAll(async () => {
+  ledgerEnv = await startLedger();
+  store = new DynamoSagaStore({ client: ledgerEnv.dynalite.client, tableName: ledgerEnv.tableName });
+  approvals = new DynamoApprovalStore({ client: ledgerEnv.dynalite.client, tableName: ledgerEnv.tableName });
+  engine = loadPolicyEngine();
+});
+
+afterAll(async () => {
+  resetRuntime();
+  await ledgerEnv?.close();
+});
+
+beforeEach(() => {
+  callbacks = new RecordingCallbacks();
+  publisher = new RecordingPublisher();
+  logLines = [];
+  clock = new Date('2026-03-02T09:00:00.000Z');
+  deps = {
+    actions: ledgerEnv.ledger,
+    approvals,
+    events: store,
+    callbacks,
+    publisher,
+    engine,
+    timeoutSeconds: 3600,
+    now: () => new Date(clock),
+    logger: createLogger({ level: 'debug', sink: (line) => logLines.push(line) }),
+  };
+});
+
+/** Stores an action the way intake does, already awaiting approval, and runs RequestApproval. */
+async function awaitingApproval(requester: Principal, body: unknown, useEngine: PolicyEngine = engine) {
+  const validated = validateEnvelope(body);
+  if (!validated.ok) throw new Error(`bad fixture: ${JSON.stringify(validated.violations)}`);
+  const action = validated.action;
+  const decision = await deciderFor(useEngine).decide(requester, action, clock);
+  expect(decision.outcome).toBe('require_approval');
+  const id = newActionId(clock.getTime());
+  const record: ActionRecord = {
+    id,
+    principal: requester,
+    actor: action.agent,
+    envelope: body,
+    kind: action.kind,
+    mode: action.mode,
+    ...(action.reason ? { reason: action.reason } : {}),
+    planHash: planHash(action),
+    status: 'awaiting_approval',
+    decision,
+    createdAt: clock.toISOString(),
+    updatedAt: clock.toISOString(),
+    version: 1,
+  };
+  await ledgerEnv.ledger.createAction(record);
+  const token = newToken();
+  const requested = await requestApproval(deps, { actionId: id, taskToken: token });
+  return { action: record, approvalId: requested.approvalId, token, planHash: record.planHash };
+}
+
+async function problemOf(work: Promise<unknown>): Promise<ProblemError['problem']> {
+  try {
+    await work;
+  } catch (error) {
+    if (error instanceof ProblemError) return error.problem;
+    throw error;
+  }
+  throw new Error('expected a problem');
+}
+
+describe('RequestApproval', () => {
+  it('stores the approval bound to the plan, audits and notifies without the token, and is idempotent', async () => {
+    const { action, approvalId, token } = await awaitingApproval(alice, bookFlight);
+    expect(approvalId).toBe(approvalIdFor(action.id));
+
+    const stored = await approvals.getApproval(approvalId);
+    expect(stored).toMatchObject({
+      status: 'pending',
+      actionId: action.id,
+      planHash: action.planHash,
+      quorum: 1,
+      approverRule: 'manager',
+      requester: 'alice',
+      expiresAt: new Date(clock.getTime() + 3600_000).toISOString(),
+    });
+    expect(JSON.stringify(stored)).not.toContain(token);
+    expect(await approvals.getTaskToken(approvalId)).toBe(token);
+
+    const events = (await store.list(action.id)).filter((e) => e.type.startsWith('approval.'));
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      type: 'approval.requested',
+      actor: 'airlock',
+      data: { approvalId, planHash: action.planHash, quorum: 1, approverRule: 'manager', expiresAt: stored!.expiresAt },
+    });
+    expect(publisher.events).toHaveLength(1);
+    expect(publisher.events[0]!.type).toBe('airlock.approval.requested');
+    expect(publisher.events[0]!.detail).toMatchObject({ approvalId, actionId: action.id, requester: 'alice', quorum: 1 });
+
+    // A resumed saga asks again with a new token: same approval, new token, no second event.
+    const second = newToken();
+    await requestApproval(deps, { actionId: action.id, taskToken: second });
+    expect(await approvals.getTaskToken(approvalId)).toBe(second);
+    expect((await store.list(action.id)).filter((e) => e.type === 'approval.requested')).toHaveLength(1);
+    expect(publisher.events).toHaveLength(1);
+    expect(callbacks.calls).toHaveLength(0);
+  });
+
+  it('answers a new token at once when the quorum was reached but the success call was lost', async () => {
+    const { approvalId, planHash: hash, action } = await awaitingApproval(alice, bookFlight);
+    callbacks.failNext = new Error('socket hang up');
+    await expect(decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash })).rejects.toThrow('socket hang up');
+    expect((await approvals.getApproval(approvalId))?.status).toBe('approved');
+    expect(callbacks.calls).toHaveLength(0);
+
+    const resumed = newToken();
+    await requestApproval(deps, { actionId: action.id, taskToken: resumed });
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'success', token: resumed })]);
+    expect((await approvals.getApproval(approvalId))?.answeredAt).toBeDefined();
+  });
+});
+
+describe('deciding', () => {
+  it('approves with the manager: one SendTaskSuccess with the votes, audited with the voter identity', async () => {
+    const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bookFlight);
+    const res = await decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash, comment: 'ok for the Berlin trip' });
+    expect(res).toMatchObject({ status: 'approved', recorded: true, approvalsSoFar: 1, quorum: 1 });
+    expect(callbacks.calls).toHaveLength(1);
+    expect(callbacks.calls[0]).toMatchObject({ kind: 'success', token, output: { approvalId, planHash: hash, votes: [{ voter: 'maria', decision: 'approve' }] } });
+
+    const events = (await store.list(action.id)).filter((e) => e.type.startsWith('approval.'));
+    expect(events.map((e) => e.type)).toEqual(['approval.requested', 'approval.vote', 'approval.granted']);
+    expect(events[1]).toMatchObject({ actor: 'maria', data: { approvalId, voter: 'maria', decision: 'approve', comment: 'ok for the Berlin trip' } });
+    expect(events[2]).toMatchObject({ actor: 'maria', data: { approvalId, votes: [{ voter: 'maria' }] } });
+  });
+
+  it('refuses self-approval with the shipped policies', async () => {
+    const { approvalId, planHash: hash } = await awaitingApproval(fiona, bigPayment);
+    const p = await problemOf(decideApproval(deps, { approvalId, voter: fiona, decision: 'approve', planHash: hash }));
+    expect(p).toMatchObject({ status: 403, type: ProblemType.approvalForbidden });
+    expect(callbacks.calls).toHaveLength(0);
+  });
+
+  it('refuses self-approval even when a policy would allow it', async () => {
+    const files = readPolicyDir();
+    // A policy set where anyone may approve anything and the not-requester forbid is gone.
+    const permissive = createPolicyEngine({
+      ...files,
+      policies: {
+        ...files.policies,
+        'base.cedar': files.policies['base.cedar']!.replace(/@id\("approve\.not-requester"\)[\s\S]*?when \{ principal == context\.requester \};/, ''),
+        'zz-open.cedar': '@id("open.approve")\n@reason("test: anyone approves")\npermit (principal, action == Airlock::Action::"approve", resource);\n',
+      },
+    });
+    const selfCheck = permissive.canApprove({
+      approver: fiona,
+      requester: fiona,
+      steps: [{ id: 'call', facts: { tool: 'payments.authorize', connector: 'payments', tier: 'commit', vendor: 'Sandbox Payments', amount: { amount: 20000, currency: 'USD' } } }],
+    });
+    expect(selfCheck.allowed).toBe(true); // the policy alone would let her
+
+    deps.engine = permissive;
+    const { approvalId, planHash: hash } = await awaitingApproval(fiona, bigPayment, permissive);
+    const p = await problemOf(decideApproval(deps, { approvalId, voter: fiona, decision: 'approve', planHash: hash }));
+    expect(p).toMatchObject({ status: 403, type: ProblemType.approvalForbidden });
+    expect(p.detail).toMatch(/own action/);
+    expect(await approvals.listVotes(approvalId)).toHaveLength(0);
+    expect(callbacks.calls).toHaveLength(0);
+  });
+
+  it('refuses a voter outside the approver rule (403)', async () => {
+    const { approvalId, planHash: hash } = await awaitingApproval(alice, bookFlight);
+    const p = await problemOf(decideApproval(deps, { approvalId, voter: bob, decision: 'approve', planHash: hash }));
+    expect(p).toMatchObject({ status: 403, type: ProblemType.approvalForbidden });
+    const q = await problemOf(decideApproval(deps, { approvalId, voter: fiona, decision: 'reject', planHash: hash }));
+    expect(q.status).toBe(403);
+    expect(await approvals.listVotes(approvalId)).toHaveLength(0);
+  });
+
+  it('counts the same person voting twice once, and refuses a different second vote (409)', async () => {
+    const { approvalId, planHash: hash, action } = await awaitingApproval(alice, bigPayment);
+    const first = await decideApproval(deps, { approvalId, voter: fiona, decision: 'approve', planHash: hash });
+    expect(first).toMatchObject({ status: 'pending', recorded: true, approvalsSoFar: 1, quorum: 2 });
+    const again = await decideApproval(deps, { approvalId, voter: fiona, decision: 'approve', planHash: hash });
+    expect(again).toMatchObject({ status: 'pending', recorded: false, approvalsSoFar: 1 });
+    const p = await problemOf(decideApproval(deps, { approvalId, voter: fiona, decision: 'reject', planHash: hash }));
+    expect(p).toMatchObject({ status: 409, type: ProblemType.voteConflict });
+    expect(callbacks.calls).toHaveLength(0);
+    expect((await store.list(action.id)).filter((e) => e.type === 'approval.vote')).toHaveLength(1);
+  });
+
+  it('refuses a stale planHash (409) and records nothing', async () => {
+    const { approvalId } = await awaitingApproval(alice, bookFlight);
+    const p = await problemOf(decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: 'a'.repeat(64) }));
+    expect(p).toMatchObject({ status: 409, type: ProblemType.planMismatch });
+    expect(await approvals.listVotes(approvalId)).toHaveLength(0);
+    expect(callbacks.calls).toHaveLength(0);
+  });
+
+  it('refuses approving after expiry (409), expires the approval once and tells the saga', async () => {
+    const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bookFlight);
+    clock = new Date(clock.getTime() + 3600_000 + 1);
+    const p = await problemOf(decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash }));
+    expect(p).toMatchObject({ status: 409, type: ProblemType.approvalExpired });
+    expect((await approvals.getApproval(approvalId))?.status).toBe('expired');
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'failure', token, error: 'ApprovalExpired' })]);
+    expect(await expireApproval(deps, approvalId)).toBe(false);
+    const q = await problemOf(decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash }));
+    expect(q).toMatchObject({ status: 409, type: ProblemType.approvalClosed });
+    const expired = (await store.list(action.id)).filter((e) => e.type === ApprovalEventTypes.expired);
+    expect(expired).toEqual([expect.objectContaining({ actor: 'airlock', data: { approvalId } })]);
+  });
+
+  it('sends exactly one SendTaskSuccess when two approvers race to complete a quorum of 2', async () => {
+    for (let round = 0; round < 4; round++) {
+      callbacks.calls = [];
+      const { approvalId, planHash: hash, token } = await awaitingApproval(alice, bigPayment);
+      const results = await Promise.all(
+        [fiona, frank, fern].map((voter) => decideApproval(deps, { approvalId, voter, decision: 'approve', planHash: hash })),
+      );
+      expect(results.every((r) => r.recorded)).toBe(true);
+      expect(callbacks.calls).toHaveLength(1);
+      expect(callbacks.calls[0]).toMatchObject({ kind: 'success', token });
+      const output = callbacks.calls[0]!.output as { votes: { voter: string }[] };
+      expect(new Set(output.votes.map((v) => v.voter)).size).toBeGreaterThanOrEqual(2);
+      expect((await approvals.getApproval(approvalId))?.status).toBe('approved');
+    }
+  });
+
+  it('rejects: one SendTaskFailure with ApprovalRejected and the reason; later decisions get 409', async () => {
+    const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bigPayment);
+    await decideApproval(deps, { approvalId, voter: fiona, decision: 'approve', planHash: hash });
+    const res = await decideApproval(deps, { approvalId, voter: frank, decision: 'reject', planHash: hash, comment: 'vendor not under contract' });
+    expect(res.status).toBe('rejected');
+    expect(callbacks.calls).toEqual([{ kind: 'failure', token, error: 'ApprovalRejected', cause: 'vendor not under contract' }]);
+    const p = await problemOf(decideApproval(deps, { approvalId, voter: fern, decision: 'approve', planHash: hash }));
+    expect(p).toMatchObject({ status: 409, type: ProblemType.approvalClosed });
+    // A retried click of the rejecting vote is harmless.
+    expect(await decideApproval(deps, { approvalId, voter: frank, decision: 'reject', planHash: hash })).toMatchObject({ recorded: false, status: 'rejected' });
+    expect(callbacks.calls).toHaveLength(1);
+    const rejected = (await store.list(action.id)).filter((e) => e.type === 'approval.rejected');
+    expect(rejected).toEqual([expect.objectContaining({ actor: 'frank', data: { approvalId, voter: 'frank', reason: 'vendor not under contract' } })]);
+  });
+
+  it('IAM grant: the grantee is refused even as a SecurityAdmin; two others complete the quorum', async () => {
+    const { approvalId, planHash: hash, token } = await awaitingApproval(alice, grantToSam);
+    expect((await approvals.getApproval(approvalId))?.grantees).toEqual(['sam']);
+    const p = await problemOf(decideApproval(deps, { approvalId, voter: sam, decision: 'approve', planHash: hash }));
+    expect(p).toMatchObject({ status: 403, type: ProblemType.approvalForbidden });
+    await decideApproval(deps, { approvalId, voter: sasha, decision: 'approve', planHash: hash });
+    expect(callbacks.calls).toHaveLength(0);
+    await decideApproval(deps, { approvalId, voter: sid, decision: 'approve', planHash: hash });
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'success', token })]);
+  });
+
+  it('maps a dead task token to a 409 problem', async () => {
+    const { approvalId, planHash: hash } = await awaitingApproval(alice, bookFlight);
+    callbacks.failNext = new TaskTokenInvalidError('timed_out');
+    const p = await problemOf(decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash }));
+    expect(p).toMatchObject({ status: 409, type: ProblemType.approvalClosed, reason: 'timed_out' });
+  });
+});
+
+describe('preview and listing', () => {
+  it('shows everything an approver needs; PII only to eligible approvers; 404 for strangers', async () => {
+    const { approvalId, planHash: hash, action } = await awaitingApproval(alice, bookFlight);
+    const forManager = await getApprovalPreview(deps, maria, approvalId);
+    expect(forManager).toMatchObject({
+      id: approvalId,
+      actionId: action.id,
+      status: 'pending',
+      planHash: hash,
+      quorum: 1,
+      requestedBy: { principal: 'alice', agent },
+      reason: 'Customer visit in Berlin next week',
+      amountAtStake: [{ currency: 'USD', amount: 2500 }],
+      policies: { policyIds: ['travel.employee-over-limit'] },
+      viewer: { canDecide: true },
+    });
+    const step = forManager.steps[0]!;
+    expect(step.plain).toMatch(/travel\.book_flight on Sandbox Travel/);
+    expect(step.plain).toMatch(/2,500\.00 USD/);
+    expect(step.compensation).toMatchObject({ tool: 'travel.cancel_booking' });
+    expect(step.arguments).toEqual(bookFlight.arguments);
+    expect(forManager.policies.reasons.join(' ')).toMatch(/manager/);
+
+    for (const viewer of [alice, audrey]) {
+      const masked = await getApprovalPreview(deps, viewer, approvalId);
+      expect(masked.viewer.canDecide).toBe(false);
+      expect(masked.steps[0]!.piiMasked).toBe(true);
+      const text = JSON.stringify(masked);
+      for (const secret of ['Alice', 'Liddell', 'X1234567', 'alice@example.com', '555 0100']) expect(text).not.toContain(secret);
+      expect(masked.steps[0]!.arguments).toMatchObject({ holdId: 'hold_123', contact: { email: PII_MASK }, price: { amount: 2500 } });
+    }
+    expect((await problemOf(getApprovalPreview(deps, bob, approvalId))).status).toBe(404);
+  });
+
+  it('lists pending approvals the caller may decide, newest first', async () => {
+    const older = await awaitingApproval(alice, bookFlight);
+    clock = new Date(clock.getTime() + 1000);
+    const newer = await awaitingApproval(bob, bookFlight);
+    clock = new Date(clock.getTime() + 1000);
+    await awaitingApproval(alice, bigPayment);
+    const forMaria = await listApprovals(deps, maria, { status: 'pending', limit: 100 });
+    const ids = forMaria.items.map((i) => i.id);
+    expect(ids.indexOf(newer.approvalId)).toBeGreaterThanOrEqual(0);
+    expect(ids.indexOf(newer.approvalId)).toBeLessThan(ids.indexOf(older.approvalId));
+    expect(forMaria.items.every((i) => i.canDecide && i.tools.includes('travel.book_flight'))).toBe(true);
+    const forBob = await listApprovals(deps, bob, { status: 'pending', limit: 100 });
+    expect(forBob.items.map((i) => i.id)).not.toContain(older.approvalId);
+    expect(forBob.items.map((i) => i.id)).not.toContain(newer.approvalId); // his own
+  });
+});
+
+describe('the approvals handler', () => {
+  const context = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
+  const httpEvent = (routeKey: string, principal: Principal, extra: { id?: string; body?: unknown; query?: Record<string, string> } = {}) => {
+    const [method, path] = routeKey.split(' ') as [string, string];
+    return {
+      version: '2.0',
+      routeKey,
+      rawPath: path.replace('{id}', extra.id ?? ''),
+      rawQueryString: '',
+      headers: { 'content-type': 'application/json' },
+      queryStringParameters: extra.query,
+      pathParameters: extra.id ? { id: extra.id } : undefined,
+      body: extra.body === undefined ? undefined : JSON.stringify(extra.body),
+      isBase64Encoded: false,
+      requestContext: {
+        requestId: 'req-1',
+        http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+        authorizer: { jwt: { claims: { sub: principal.sub, roles: principal.roles, ...(principal.manager ? { manager: principal.manager } : {}) }, scopes: [] } },
+      },
+    };
+  };
+
+  it('serves the saga task and the HTTP routes, and no response or log line carries a task token', async () => {
+    installApprovalsRuntime(deps);
+    const responses: unknown[] = [];
+    const validated = validateEnvelope(bigPayment);
+    if (!validated.ok) throw new Error('fixture');
+    const decision = await deciderFor(engine).decide(alice, validated.action, clock);
+    const id = newActionId(clock.getTime());
+    await ledgerEnv.ledger.createAction({
+      id,
+      principal: alice,
+      actor: agent,
+      envelope: bigPayment,
+      kind: 'single',
+      mode: 'execute',
+      reason: bigPayment.reason,
+      planHash: planHash(validated.action),
+      status: 'awaiting_approval',
+      decision,
+      createdAt: clock.toISOString(),
+      updatedAt: clock.toISOString(),
+      version: 1,
+    });
+    const token = newToken();
+    const task = await handler({ task: 'RequestApproval', actionId: id, taskToken: token }, context);
+    responses.push(task);
+    expect(task).toEqual({ approvalId: approvalIdFor(id), status: 'pending' });
+    await expect(handler({ task: 'RequestApproval', actionId: id }, context)).rejects.toMatchObject({ name: 'ApprovalTaskInvalidError' });
+
+    const apr = approvalIdFor(id);
+    const list = (await handler(httpEvent('GET /v1/approvals', fiona, { query: { status: 'pending' } }), context)) as { statusCode: number; body: string };
+    responses.push(list);
+    expect(list.statusCode).toBe(200);
+    expect((JSON.parse(list.body) as { items: { id: string }[] }).items.map((i) => i.id)).toContain(apr);
+
+    const preview = (await handler(httpEvent('GET /v1/approvals/{id}', fiona, { id: apr }), context)) as { statusCode: number; body: string };
+    responses.push(preview);
+    const hash = (JSON.parse(preview.body) as { planHash: string }).planHash;
+
+    const bad = (await handler(httpEvent('POST /v1/approvals/{id}/decision', fiona, { id: apr, body: { decision: 'maybe', planHash: hash } }), context)) as { statusCode: number; body: string };
+    expect(bad.statusCode).toBe(400);
+    const smuggled = (await handler(httpEvent('POST /v1/approvals/{id}/decision', fiona, { id: apr, body: { decision: 'approve', planHash: hash, taskToken: 'forged' } }), context)) as { statusCode: number };
+    expect(smuggled.statusCode).toBe(400);
+
+    for (const voter of [fiona, frank]) {
+      const res = (await handler(httpEvent('POST /v1/approvals/{id}/decision', voter, { id: apr, body: { decision: 'approve', planHash: hash } }), context)) as { statusCode: number; body: string };
+      responses.push(res);
+      expect(res.statusCode).toBe(200);
+    }
+    const self = (await handler(httpEvent('POST /v1/approvals/{id}/decision', alice, { id: apr, body: { decision: 'approve', planHash: hash } }), context)) as { statusCode: number; headers: Record<string, string>; body: string };
+    expect(self.statusCode).toBe(403);
+    expect(self.headers['content-type']).toBe('application/problem+json');
+    responses.push(self);
+    const after = (await handler(httpEvent('POST /v1/approvals/{id}/decision', fern, { id: apr, body: { decision: 'approve', planHash: hash } }), context)) as { statusCode: number; body: string };
+    expect(after.statusCode).toBe(409);
+    responses.push(after);
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'success', token })]);
+
+    const everything = JSON.stringify(responses) + logLines.join('\n') + JSON.stringify(publisher.events) + JSON.stringify(await store.list(id));
+    expect(logLines.length).toBeGreaterThan(0);
+    for (const t of issuedTokens) expect(everything).not.toContain(t);
+    expect(everything).not.toContain('SECRET-TASK-TOKEN');
+  });
+});

@@ -5,6 +5,7 @@ import { type FunctionName, routes as routeTable, type RouteSpec } from '../lamb
 import type { AirlockConfig } from './config';
 import { AirlockApi } from './constructs/api';
 import { AirlockFunction } from './constructs/airlock-function';
+import { bindApprovalEvents } from './constructs/approval-events';
 import { AuditVault } from './constructs/audit-vault';
 import { Ledger } from './constructs/ledger';
 import { ActionSaga } from './constructs/saga';
@@ -130,6 +131,7 @@ export class AirlockStack extends Stack {
     });
     this.saga.bindStarter(intake);
     this.saga.bindTaskResponder(approvals);
+    bindApprovalEvents(approvals, { approvalTimeoutSeconds: config.approvalTimeoutSeconds });
 
     this.api = new AirlockApi(this, 'Api', {
       routes: props.routes ?? routeTable,

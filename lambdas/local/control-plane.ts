@@ -25,6 +25,11 @@ import { SANDBOX_CONNECTORS, startSandboxVendors, type SandboxVendors, type Star
 export interface ControlPlaneOptions {
   /** Vendor options (faults at start, clock, hold TTL). */
   vendors?: Omit<StartSandboxVendorsOptions, 'credentials'>;
+  /**
+   * Vendors that outlive this control plane (real vendors do): used instead of starting
+   * sandbox vendors, and left running on stop. They must accept the state dir's credentials.
+   */
+  externalVendors?: SandboxVendors;
   /** Shortens saga Retry intervals to this many ms (tests). */
   retryIntervalMs?: number;
   intake?: Partial<IntakeConfig>;
@@ -81,7 +86,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
     async start(ctx) {
       const credentials: Record<string, string> = {};
       for (const name of SANDBOX_CONNECTORS) credentials[name] = await ctx.secrets.getSecret(SecretNames.vendorCredential(name));
-      const vendors = await startSandboxVendors({ ...options.vendors, credentials });
+      const vendors = options.externalVendors ?? (await startSandboxVendors({ ...options.vendors, credentials }));
       const ledger = new DynamoLedger({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
       const store = new DynamoSagaStore({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
       const decider = ledgerDecider(loadPolicyEngine(), store);
@@ -146,7 +151,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       return {
         async stop() {
           await runner.close();
-          await vendors.close();
+          if (!options.externalVendors) await vendors.close();
           resetRuntime();
         },
         info: Object.fromEntries(Object.entries(vendors.baseUrls).map(([name, url]) => [`${name} vendor`, url])),

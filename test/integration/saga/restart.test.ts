@@ -1,0 +1,66 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileSecrets } from '../../../lambdas/adapters/local/file-secrets';
+import { connectors } from '../../../lambdas/connectors/registry';
+import { SecretNames } from '../../../lambdas/ports/secrets';
+import { provisionLocalSecrets } from '../../../lambdas/local/provision-secrets';
+import { ensurePrivateDir } from '../../../lambdas/local/state-dir';
+import { SANDBOX_CONNECTORS, startSandboxVendors, type SandboxVendors } from '../../../lambdas/local/vendors/index';
+import { startTestControlPlane, travelPlan } from '../../helpers/control-plane';
+
+let stateDir: string;
+let vendors: SandboxVendors;
+
+beforeAll(async () => {
+  // Vendors outlive Airlock, as real ones do: provision the state dir's secrets first so
+  // the vendors accept the credentials both runs will read.
+  stateDir = await mkdtemp(join(tmpdir(), 'airlock-restart-'));
+  await ensurePrivateDir(join(stateDir, 'secrets'));
+  const secrets = new FileSecrets(join(stateDir, 'secrets'));
+  await provisionLocalSecrets(secrets, connectors.map((c) => c.name));
+  const credentials: Record<string, string> = {};
+  for (const name of SANDBOX_CONNECTORS) credentials[name] = await secrets.getSecret(SecretNames.vendorCredential(name));
+  vendors = await startSandboxVendors({ credentials });
+});
+afterAll(async () => {
+  await vendors?.close();
+  await rm(stateDir, { recursive: true, force: true });
+});
+
+describe('restarting the local control plane mid-saga', () => {
+  it('resumes the interrupted action on start: nothing lost, nothing done twice', async () => {
+    // Prepare: the payment vendor is slow, so the saga is inside the authorize step when we stop.
+    vendors.admin.setFaults('payments', { latencyMs: 1_200 });
+    const first = await startTestControlPlane({ stateDir, controlPlane: { externalVendors: vendors, vendorTimeoutMs: 5_000 } });
+    const alice = await first.token('alice', { roles: ['employee'], manager: 'bob' });
+    const accepted = await first.post(alice, travelPlan(), { prefer: 'respond-async' });
+    expect(accepted.status).toBe(202);
+    const id = accepted.body.id as string;
+    for (let i = 0; i < 100; i++) {
+      const steps = await first.cp.store.listSteps(id);
+      if (steps.some((s) => s.stepId === 'pay')) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Act: stop while the vendor is still working on the authorization, let it finish, restart.
+    await first.close();
+    await new Promise((r) => setTimeout(r, 1_400));
+    expect(vendors.admin.stats('payments').sideEffects).toEqual({ authorize: 1 });
+    vendors.admin.setFaults('payments', {});
+    const second = await startTestControlPlane({ stateDir, controlPlane: { externalVendors: vendors } });
+    try {
+      await second.cp.runner.idle();
+      // Assess
+      const action = await second.cp.ledger.getAction(id);
+      expect(action?.status).toBe('completed');
+      expect(vendors.admin.stats('payments').sideEffects).toEqual({ authorize: 1 });
+      expect(vendors.admin.stats('travel').sideEffects).toEqual({ hold_seat: 1, book_flight: 1 });
+      const steps = await second.cp.store.listSteps(id);
+      expect(steps.find((s) => s.stepId === 'pay')?.attempts).toBe(2);
+      expect(steps.find((s) => s.stepId === 'hold')?.attempts).toBe(1);
+    } finally {
+      await second.close();
+    }
+  });
+});

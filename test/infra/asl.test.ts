@@ -137,3 +137,60 @@ describe('asl-validator itself', () => {
     expect(result.errorsText()).toMatch(/Nowhere|MISSING_TRANSITION_TARGET/);
   });
 });
+
+describe('action saga structure', () => {
+  const definition = read('action-saga.asl.json');
+  const states = definition.States as Record<string, State & { Default?: string; Choices?: { Next: string }[]; Branches?: Definition[]; Retry?: { ErrorEquals: string[]; JitterStrategy?: string; MaxDelaySeconds?: number; MaxAttempts?: number }[] }>;
+  const successors = (name: string): string[] => {
+    const s = states[name]!;
+    return [s.Next, s.Default, ...(s.Choices ?? []).map((c) => c.Next), ...(s.Catch ?? []).map((c) => c.Next)].filter((n): n is string => typeof n === 'string');
+  };
+
+  it('ends every path in WriteReceipt before any terminal state', () => {
+    const afterReceipt = new Set(['WriteReceipt', 'ReportOutcome', 'ActionFailed', 'SagaComplete', 'ReceiptFailed']);
+    for (const start of Object.keys(states).filter((n) => !afterReceipt.has(n))) {
+      const seen = new Set<string>();
+      const queue = [start];
+      while (queue.length > 0) {
+        const name = queue.pop()!;
+        if (seen.has(name) || name === 'WriteReceipt') continue;
+        seen.add(name);
+        const type = states[name]!.Type;
+        expect(['Succeed', 'Fail'].includes(type) ? `${start} reaches ${name} without a receipt` : 'ok').toBe('ok');
+        queue.push(...successors(name));
+      }
+    }
+  });
+
+  it('retries a step attempt on retryable named errors with capped, jittered backoff, and compensates on anything else', () => {
+    const step = states.ExecuteStep!;
+    expect(step.Type).toBe('Parallel');
+    const retry = step.Retry![0]!;
+    expect(retry.ErrorEquals).toEqual(expect.arrayContaining(['VendorUnavailableError', 'VendorTimeoutError']));
+    expect(retry.ErrorEquals).not.toContain('VendorRejectedError');
+    expect(retry.ErrorEquals).not.toContain('States.ALL');
+    expect(retry.JitterStrategy).toBe('FULL');
+    expect(retry.MaxDelaySeconds).toBeGreaterThan(0);
+    expect(step.Catch).toEqual([expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: 'PrepareCompensation' })]);
+    // One attempt = a fresh grant + one connector call.
+    const branch = step.Branches![0]!;
+    expect(branch.StartAt).toBe('IssueGrant');
+    expect(branch.States.IssueGrant?.Next).toBe('RunStep');
+    expect(branch.States.RunStep?.Parameters).toMatchObject({ 'FunctionName.$': '$.grant.functionName' });
+  });
+
+  it('runs steps one at a time in plan order and compensates in a loop that never stops early', () => {
+    expect(successors('StartSteps')).toEqual(['HasNextStep']);
+    expect(states.HasNextStep?.Default).toBe('MarkCompleted');
+    expect(states.AdvanceStep?.Next).toBe('HasNextStep');
+    expect(JSON.stringify(states.AdvanceStep?.Parameters)).toContain('States.MathAdd($.run.index, 1)');
+    expect(states.PrepareCompensation?.Next).toBe('StartCompensation');
+    const comp = states.CompensateStep!;
+    expect(comp.Retry![0]!.MaxAttempts).toBeGreaterThan(states.ExecuteStep!.Retry![0]!.MaxAttempts!);
+    expect(comp.Catch![0]!.Next).toBe('RecordCompensationFailure');
+    expect(states.RecordCompensationFailure?.Next).toBe('AdvanceCompensation');
+    expect(states.AdvanceCompensation?.Next).toBe('HasNextCompensation');
+    expect(states.HasNextCompensation?.Default).toBe('FinishCompensation');
+    expect(states.FinishCompensation?.Next).toBe('SettleAction');
+  });
+});

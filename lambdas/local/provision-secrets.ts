@@ -33,8 +33,16 @@ export function generateVendorCredential(): string {
  * values are never replaced, so restarts keep grants and vendor keys stable.
  */
 export async function provisionLocalSecrets(secrets: FileSecrets, connectorNames: readonly string[]): Promise<string[]> {
-  const names = [SecretNames.grantSigningKey, ...connectorNames.map((c) => SecretNames.vendorCredential(c))];
+  const names = [
+    SecretNames.grantSigningKey,
+    SecretNames.receiptRedactionKey,
+    SecretNames.digestSigningKey,
+    ...connectorNames.map((c) => SecretNames.vendorCredential(c)),
+  ];
   await secrets.ensureSecret(SecretNames.grantSigningKey, generateGrantSigningKey);
+  // Receipt redaction (HMAC) and digest signing (Ed25519 seed): 256 random bits each.
+  await secrets.ensureSecret(SecretNames.receiptRedactionKey, generateVendorCredential);
+  await secrets.ensureSecret(SecretNames.digestSigningKey, generateVendorCredential);
   for (const connector of connectorNames) {
     await secrets.ensureSecret(SecretNames.vendorCredential(connector), generateVendorCredential);
   }

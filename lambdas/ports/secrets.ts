@@ -17,5 +17,9 @@ export class SecretNotFoundError extends Error {
 /** Secret names, shared by the stack, the adapters and the local runtime. */
 export const SecretNames = {
   grantSigningKey: 'airlock/grant-signing-key',
+  /** HMAC key of receipt redaction tokens (read only by the receipts function). */
+  receiptRedactionKey: 'airlock/receipt-redaction-key',
+  /** Seed of the Ed25519 key that signs audit digests (read only by the receipts function). */
+  digestSigningKey: 'airlock/digest-signing-key',
   vendorCredential: (connector: string) => `airlock/vendor/${connector}`,
 } as const;

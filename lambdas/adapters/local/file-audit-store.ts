@@ -1,0 +1,108 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, readdir, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import {
+  AuditChecksumMismatchError,
+  AuditObjectConflictError,
+  assertAuditKey,
+  ObjectLockedError,
+  type AuditObjectInfo,
+  type AuditStore,
+  type PutResult,
+} from '../../ports/audit-store';
+import { isErrno } from './private-file';
+
+/**
+ * S3 Object Lock's local stand-in: a write-once file store with the vault's key layout
+ * under `<AIRLOCK_HOME>/audit/`. Objects are created atomically (written to a temporary
+ * name, then hard-linked into place: `link` fails when the target exists, so exactly one of
+ * two racing writers wins and nobody sees half a file) and made read-only (0444). The API
+ * has no overwrite and refuses deletes. A user with shell access can still chmod and edit;
+ * that is what `airlock audit verify` is for.
+ */
+export class FileAuditStore implements AuditStore {
+  /** @param root the audit folder, normally `<stateDir>/audit`. */
+  constructor(readonly root: string) {}
+
+  private pathOf(key: string): string {
+    assertAuditKey(key);
+    return join(this.root, ...key.split('/'));
+  }
+
+  async putIfAbsent(key: string, body: Uint8Array, sha256: string): Promise<PutResult> {
+    const path = this.pathOf(key);
+    if (sha256Hex(body) !== sha256) throw new AuditChecksumMismatchError(key);
+    const existing = await this.get(key);
+    if (existing) return this.compare(key, existing, sha256);
+    await mkdir(join(path, '..'), { recursive: true });
+    const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(temp, body, { flag: 'wx', mode: 0o444 });
+    try {
+      await link(temp, path);
+      // The object's time is when it became visible, not when its temp file was written, so a
+      // digest that listed the folder in between still finds it in its next period.
+      const visible = new Date();
+      await utimes(path, visible, visible);
+      await chmod(path, 0o444);
+      return 'created';
+    } catch (error) {
+      if (!isErrno(error, 'EEXIST')) throw error;
+      const winner = await this.get(key);
+      if (!winner) throw error;
+      return this.compare(key, winner, sha256);
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
+  }
+
+  private compare(key: string, stored: Uint8Array, sha256: string): PutResult {
+    const storedSha = sha256Hex(stored);
+    if (storedSha === sha256) return 'identical';
+    throw new AuditObjectConflictError(key, storedSha, sha256);
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    try {
+      return new Uint8Array(await readFile(this.pathOf(key)));
+    } catch (error) {
+      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return undefined;
+      throw error;
+    }
+  }
+
+  /** Always refuses: the vault has no delete. */
+  async delete(key: string): Promise<never> {
+    assertAuditKey(key);
+    throw new ObjectLockedError(key);
+  }
+
+  async list(prefix: string): Promise<AuditObjectInfo[]> {
+    let entries: string[];
+    try {
+      entries = (await readdir(this.root, { recursive: true })) as string[];
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return [];
+      throw error;
+    }
+    const out: AuditObjectInfo[] = [];
+    for (const entry of entries) {
+      const key = entry.split(sep).join('/');
+      if (!key.startsWith(prefix) || key.endsWith('.tmp')) continue;
+      const info = await stat(join(this.root, entry)).catch(() => undefined);
+      if (!info?.isFile()) continue;
+      out.push({ key, size: info.size, lastModified: info.mtime });
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** The file behind a key (tests and the CLI print it). */
+  fileOf(key: string): string {
+    const path = this.pathOf(key);
+    if (relative(this.root, path).startsWith('..')) throw new ObjectLockedError(key);
+    return path;
+  }
+}
+
+function sha256Hex(body: Uint8Array): string {
+  return createHash('sha256').update(body).digest('hex');
+}

@@ -1,4 +1,4 @@
-import type { ActionRecord } from './action';
+import { TerminalStatuses, type ActionRecord } from './action';
 import { AUDITOR_ROLE } from './action-view';
 import { approvalPreview, approvalSummary, voteView } from './approval-preview';
 import { toolFacts } from './decide';
@@ -43,6 +43,12 @@ export const ApprovalEventTypes = {
   rejected: 'approval.rejected',
   expired: 'approval.expired',
 } as const;
+
+/**
+ * How long after an outcome a repeated vote waits before re-sending a lost answer: longer
+ * than any approvals function runs (the stack's timeout is seconds), so the winner is gone.
+ */
+export const ANSWER_GRACE_MS = 60_000;
 
 /** EventBridge detail-type of the notification sent when an approval is requested. */
 export const APPROVAL_REQUESTED_EVENT = 'airlock.approval.requested';
@@ -406,7 +412,12 @@ async function repeatVote(deps: ApprovalsDeps, approval: ApprovalRecord, existin
     });
   }
   const latest = (await deps.approvals.getApproval(approval.id)) ?? approval;
-  if (latest.status !== 'pending' && !latest.answeredAt) await answerStored(deps, latest.id);
+  // Finish an answer only when its winner must have died: within the grace period the winner
+  // may still be calling, and a second SendTaskSuccess on one token is what we never send.
+  const settledAt = latest.outcome ? Date.parse(latest.outcome.at) : Number.NaN;
+  if (latest.status !== 'pending' && !latest.answeredAt && deps.now().getTime() - settledAt > ANSWER_GRACE_MS) {
+    await answerStored(deps, latest.id);
+  }
   return result(deps, approval.id, existing, false);
 }
 
@@ -430,6 +441,11 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
   if (earlier) return repeatVote(deps, approval, earlier, input.decision);
 
   if (approval.status !== 'pending') throw closed(approval);
+  if (TerminalStatuses.has(action.status)) {
+    throw problem('approvalClosed', 409, 'Action already ended', `Action ${action.id} is ${action.status}; there is nothing left to approve.`, {
+      actionStatus: action.status,
+    });
+  }
   if (Date.parse(approval.expiresAt) <= now.getTime()) {
     await expireApproval(deps, approval.id);
     throw problem('approvalExpired', 409, 'Approval expired', `Approval ${approval.id} expired at ${approval.expiresAt}; the action will not run.`, {

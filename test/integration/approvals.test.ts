@@ -3,6 +3,7 @@ import type { Context } from 'aws-lambda';
 import { DynamoApprovalStore } from '../../lambdas/adapters/aws/dynamo-approvals';
 import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import type { ActionRecord } from '../../lambdas/core/action';
+import { AUDITOR_ROLE } from '../../lambdas/core/action-view';
 import {
   ApprovalEventTypes,
   decideApproval,
@@ -39,7 +40,7 @@ const fern: Principal = { sub: 'fern', roles: ['Employee', 'FinanceAdmin'], mana
 const sam: Principal = { sub: 'sam', roles: ['Employee', 'SecurityAdmin'], manager: 'olivia', department: 'security' };
 const sasha: Principal = { sub: 'sasha', roles: ['Employee', 'SecurityAdmin'], manager: 'olivia', department: 'security' };
 const sid: Principal = { sub: 'sid', roles: ['Employee', 'SecurityAdmin'], manager: 'olivia', department: 'security' };
-const audrey: Principal = { sub: 'audrey', roles: ['auditor'] };
+const audrey: Principal = { sub: 'audrey', roles: [AUDITOR_ROLE] };
 
 const agent = { name: 'trip-planner', model: 'test-model' };
 
@@ -238,10 +239,26 @@ describe('RequestApproval', () => {
     expect((await approvals.getApproval(approvalId))?.status).toBe('approved');
     expect(callbacks.calls).toHaveLength(0);
 
+    // A retried click right away does not re-send (the winner may still be answering)...
+    await decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash });
+    expect(callbacks.calls).toHaveLength(0);
+
     const resumed = newToken();
     await requestApproval(deps, { actionId: action.id, taskToken: resumed });
     expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'success', token: resumed })]);
     expect((await approvals.getApproval(approvalId))?.answeredAt).toBeDefined();
+  });
+});
+
+describe('a lost answer', () => {
+  it('is re-sent by a retried click once the winner is surely gone, and only once', async () => {
+    const { approvalId, planHash: hash, token } = await awaitingApproval(alice, bookFlight);
+    callbacks.failNext = new Error('socket hang up');
+    await expect(decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash })).rejects.toThrow('socket hang up');
+    clock = new Date(clock.getTime() + 61_000);
+    expect(await decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash })).toMatchObject({ recorded: false, status: 'approved' });
+    expect(await decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash })).toMatchObject({ recorded: false });
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'success', token })]);
   });
 });
 

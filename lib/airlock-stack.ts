@@ -102,7 +102,9 @@ export class AirlockStack extends Stack {
 
     // The core functions share the ledger; only receipts touches the audit vault.
     for (const fn of [intake, policy, approvals]) this.ledger.bindReadWrite(fn);
-    this.auditVault.bindReceiptWriter(receipts);
+    // Receipts read the ledger (never write it); the digest looks back as far as an action can live.
+    this.ledger.bindReader(receipts);
+    this.auditVault.bindReceiptWriter(receipts, { lookbackDays: Math.ceil(config.approvalTimeoutSeconds / 86_400) + 1 });
     for (const reader of config.grantKeyReaders) {
       const fn = this.functions[reader];
       fn.addEnvironment(GRANT_TTL_ENV, String(config.grantTtlSeconds));

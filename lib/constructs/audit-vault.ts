@@ -1,4 +1,6 @@
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { AnyPrincipal, Effect, Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import {
@@ -9,22 +11,28 @@ import {
   ObjectLockRetention,
   ObjectOwnership,
 } from 'aws-cdk-lib/aws-s3';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { SecretNames } from '../../lambdas/ports/secrets';
 import type { AirlockFunction } from './airlock-function';
 
 /** Env var holding the audit bucket name in the receipts function. */
 export const AUDIT_BUCKET_ENV = 'AUDIT_BUCKET';
+/** Env var with the COMPLIANCE retention (days) the receipts function sets on every object. */
+export const AUDIT_RETENTION_ENV = 'AUDIT_RETENTION_DAYS';
+/** Env var with how many days back the digest looks for receipts keyed by their action's creation day. */
+export const AUDIT_LOOKBACK_ENV = 'AUDIT_DIGEST_LOOKBACK_DAYS';
 /** Key prefixes the receipts writer owns: receipts and the signed digests chaining them. */
 export const AUDIT_PREFIXES = ['receipts/', 'digests/'] as const;
 
 /**
- * Object actions of the receipts writer. Deliberately absent: s3:PutObjectRetention,
- * s3:PutObjectLegalHold, s3:BypassGovernanceRetention and s3:DeleteObject*. Retention comes
- * from the bucket's default COMPLIANCE rule, so the writer can neither shorten nor remove it
- * (the S3 adapter must therefore not send x-amz-object-lock-* headers, which would need
- * PutObjectRetention).
+ * Object actions of the receipts writer. Every PutObject names its retention explicitly
+ * (ObjectLockMode COMPLIANCE + RetainUntilDate), which needs s3:PutObjectRetention; in
+ * COMPLIANCE mode that permission can only lengthen a retention, never shorten or remove
+ * it. Deliberately absent: s3:PutObjectLegalHold, s3:BypassGovernanceRetention,
+ * s3:PutBucketObjectLockConfiguration and s3:DeleteObject*.
  */
-export const RECEIPT_OBJECT_ACTIONS = ['s3:PutObject', 's3:GetObject'] as const;
+export const RECEIPT_OBJECT_ACTIONS = ['s3:PutObject', 's3:PutObjectRetention', 's3:GetObject'] as const;
 
 /** Props of {@link AuditVault}. */
 export interface AuditVaultProps {
@@ -32,6 +40,12 @@ export interface AuditVaultProps {
   readonly retentionDays: number;
   /** Removal policy of the KMS key and the access-log bucket; the vault itself is always retained. */
   readonly removalPolicy: RemovalPolicy;
+}
+
+/** Options of {@link AuditVault.bindReceiptWriter}. */
+export interface ReceiptWriterOptions {
+  /** Longest time (days) from an action's creation to its receipt: approval timeout plus a margin. */
+  readonly lookbackDays: number;
 }
 
 /**
@@ -43,9 +57,15 @@ export class AuditVault extends Construct {
   readonly bucket: Bucket;
   readonly accessLogs: Bucket;
   readonly key: Key;
+  /** HMAC key of receipt redaction tokens. */
+  readonly redactionKey: Secret;
+  /** Seed of the Ed25519 key that signs digests. */
+  readonly digestSigningKey: Secret;
+  private readonly retentionDays: number;
 
   constructor(scope: Construct, id: string, props: AuditVaultProps) {
     super(scope, id);
+    this.retentionDays = props.retentionDays;
 
     this.key = new Key(this, 'Key', {
       description: 'Airlock audit vault encryption',
@@ -101,14 +121,36 @@ export class AuditVault extends Construct {
         resources: [this.bucket.arnForObjects('*')],
       }),
     );
+
+    // Losing either key would orphan the evidence (tokens no longer linkable, digests no
+    // longer continuable by the same key), so both outlive the stack.
+    this.redactionKey = this.auditSecret('RedactionKey', SecretNames.receiptRedactionKey, 'Airlock receipt redaction key (HMAC-SHA-256 of PII fields)');
+    this.digestSigningKey = this.auditSecret('DigestSigningKey', SecretNames.digestSigningKey, 'Airlock digest signing key (seed of the Ed25519 key)');
+  }
+
+  private auditSecret(id: string, name: string, description: string): Secret {
+    const secret = new Secret(this, id, {
+      secretName: name,
+      description,
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(secret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'Rotating the redaction key breaks the linkability of PII tokens across receipts, and rotating the digest key needs the new public key published first; both are deliberate, manual operations (docs/audit.md).',
+    });
+    return secret;
   }
 
   /**
    * Lets the receipts function write and read receipts and digests (nothing else), sets
    * AUDIT_BUCKET, and lets it use the vault key only through S3.
    */
-  bindReceiptWriter(fn: AirlockFunction): void {
+  bindReceiptWriter(fn: AirlockFunction, options: ReceiptWriterOptions): void {
     fn.addEnvironment(AUDIT_BUCKET_ENV, this.bucket.bucketName);
+    fn.addEnvironment(AUDIT_RETENTION_ENV, String(this.retentionDays));
+    fn.addEnvironment(AUDIT_LOOKBACK_ENV, String(options.lookbackDays));
     const objectArns = AUDIT_PREFIXES.map((prefix) => this.bucket.arnForObjects(`${prefix}*`));
     const policy = new Policy(fn, 'AuditVaultPolicy', {
       roles: [fn.role],
@@ -133,8 +175,30 @@ export class AuditVault extends Construct {
     for (const prefix of AUDIT_PREFIXES) {
       Validations.of(policy).acknowledge({
         id: `AwsSolutions-IAM5[Resource::<${String(bucketLogicalId)}.Arn>/${prefix}*]`,
-        reason: `Object ARNs under one key prefix need a trailing wildcard; ${prefix}* is the narrowest scope that covers the receipts writer's keys, and the actions are only PutObject/GetObject.`,
+        reason: `Object ARNs under one key prefix need a trailing wildcard; ${prefix}* is the narrowest scope that covers the receipts writer's keys, and the actions are only PutObject (conditional, COMPLIANCE-locked), PutObjectRetention and GetObject.`,
       });
     }
+
+    for (const secret of [this.redactionKey, this.digestSigningKey]) {
+      secret.grantRead(fn.role);
+      // Only the receipts function may read these, whatever other roles in the account allow.
+      secret.addToResourcePolicy(
+        new PolicyStatement({
+          sid: 'OnlyReceiptsFunction',
+          effect: Effect.DENY,
+          principals: [new AnyPrincipal()],
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: ['*'],
+          conditions: { StringNotEquals: { 'aws:PrincipalArn': [fn.role.roleArn] } },
+        }),
+      );
+    }
+
+    // Hourly digests, as CloudTrail delivers its digest files.
+    new Rule(this, 'DigestSchedule', {
+      description: 'Airlock: sign and chain the receipts written in the last hour',
+      schedule: Schedule.rate(Duration.hours(1)),
+      targets: [new LambdaFunction(fn.function, { event: RuleTargetInput.fromObject({ task: 'WriteDigest' }), retryAttempts: 4 })],
+    });
   }
 }

@@ -99,6 +99,22 @@ export class Ledger extends Construct {
    * items. ForAllValues is vacuously true when the key is absent (Scan), which is why the
    * action list holds only single-item operations that always carry the partition key.
    */
+  /** Read-only item access (GetItem, Query on the table): the receipts function reads, never writes. */
+  bindReader(fn: AirlockFunction): void {
+    fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({ sid: 'LedgerItemRead', actions: ['dynamodb:GetItem', 'dynamodb:Query'], resources: [this.table.tableArn] }),
+    );
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerKeyDecryptViaDynamoDB',
+        actions: ['kms:Decrypt', 'kms:DescribeKey'],
+        resources: [this.key.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com` } },
+      }),
+    );
+  }
+
   bindConnector(fn: AirlockFunction): void {
     fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
     fn.role.addToPrincipalPolicy(

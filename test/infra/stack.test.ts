@@ -95,18 +95,20 @@ describe('audit vault', () => {
     });
   });
 
-  it('lets no role change retention, bypass governance, set legal holds or delete objects', () => {
-    const forbidden = /^s3:(PutObjectRetention|BypassGovernanceRetention|PutObjectLegalHold|DeleteObject.*|PutBucketObjectLockConfiguration|\*)$/;
+  it('lets no role bypass governance, set legal holds or delete objects; only receipts sets retention', () => {
+    const forbidden = /^s3:(BypassGovernanceRetention|PutObjectLegalHold|DeleteObject.*|PutBucketObjectLockConfiguration|\*)$/;
     for (const [role, statements] of byRole) {
-      const bad = statements.filter((st) => st.Effect === 'Allow').flatMap(actionsOf).filter((a) => forbidden.test(a));
-      expect(bad, role).toEqual([]);
+      const allowed = statements.filter((st) => st.Effect === 'Allow').flatMap(actionsOf);
+      expect(allowed.filter((a) => forbidden.test(a)), role).toEqual([]);
+      // Receipts name COMPLIANCE retention on every PUT (it can only be lengthened in that mode).
+      if (role !== roles.receipts) expect(allowed.filter((a) => a === 's3:PutObjectRetention'), role).toEqual([]);
     }
   });
 
   it('gives the receipts role object access under receipts/ and digests/ only', () => {
     const vault = logicalId(s.stack.auditVault.bucket);
     const s3 = allows(roles.receipts!).filter((st) => actionsOf(st).some((a) => a.startsWith('s3:')));
-    expect(s3.flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    expect(s3.flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:ListBucket', 's3:PutObject', 's3:PutObjectRetention']);
     const objectStatement = s3.find((st) => actionsOf(st).includes('s3:PutObject'))!;
     const suffixes = resourcesOf(objectStatement).map((r) => JSON.stringify(r));
     expect(suffixes).toHaveLength(2);
@@ -224,7 +226,8 @@ describe('secrets', () => {
 
   it('denies GetSecretValue to every other principal through the secret resource policy', () => {
     const policies = s.template.findResources('AWS::SecretsManager::ResourcePolicy');
-    expect(Object.keys(policies)).toHaveLength(1 + s.stack.connectorFunctions.size);
+    // The grant key, the audit vault's redaction and digest keys, one per connector.
+    expect(Object.keys(policies)).toHaveLength(3 + s.stack.connectorFunctions.size);
     for (const policy of Object.values(policies)) {
       expect(policy.Properties.ResourcePolicy.Statement).toContainEqual(
         expect.objectContaining({
@@ -406,5 +409,25 @@ describe('outputs', () => {
     expect(Object.keys(s.template.findOutputs('*')).sort()).toEqual(
       ['ApiUrl', 'AuditBucketName', 'LedgerTableName', 'StateMachineArn'].sort(),
     );
+  });
+});
+
+describe('audit vault: receipts function', () => {
+  it('reads the ledger without writing it, and learns bucket, retention and lookback from the environment', () => {
+    const ledger = allows(roles.receipts!).flatMap(actionsOf).filter((a) => a.startsWith('dynamodb:'));
+    expect(ledger.sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+    s.template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('receipts'),
+      Environment: {
+        Variables: Match.objectLike({ AUDIT_BUCKET: Match.anyValue(), AUDIT_RETENTION_DAYS: '400', AUDIT_DIGEST_LOOKBACK_DAYS: '2', LEDGER_TABLE: Match.anyValue() }),
+      },
+    });
+  });
+
+  it('writes a digest every hour', () => {
+    s.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 hour)',
+      Targets: [Match.objectLike({ Input: JSON.stringify({ task: 'WriteDigest' }) })],
+    });
   });
 });

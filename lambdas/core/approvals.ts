@@ -198,7 +198,7 @@ export async function expireApproval(deps: ApprovalsDeps, approvalId: string): P
 export async function requestApproval(
   deps: ApprovalsDeps,
   input: { actionId: string; taskToken: string },
-): Promise<{ approvalId: string; status: ApprovalStatus }> {
+): Promise<{ approvalId: string; status: ApprovalStatus; expiresAt: string }> {
   const action = await deps.actions.getAction(input.actionId);
   if (!action) throw new ApprovalRequestError(`No action ${input.actionId}`);
   const id = approvalIdFor(action.id);
@@ -255,7 +255,8 @@ export async function requestApproval(
   }
   const latest = (await deps.approvals.getApproval(id)) ?? approval;
   deps.logger.info('approval requested', { approvalId: id, actionId: action.id, status: latest.status });
-  return { approvalId: id, status: latest.status };
+  // expiresAt lets a local runner keep the original deadline across restarts.
+  return { approvalId: id, status: latest.status, expiresAt: latest.expiresAt };
 }
 
 /** Best effort: the approval is in the ledger (and the API) whether or not the notification goes out. */

@@ -130,7 +130,7 @@ const http = httpApi({
   },
 });
 
-async function runTask(event: unknown): Promise<{ approvalId: string; status: string }> {
+async function runTask(event: unknown): Promise<{ approvalId: string; status: string; expiresAt: string }> {
   const parsed = RequestApprovalTaskSchema.safeParse(event);
   if (!parsed.success) {
     // Paths only: the payload holds the task token.
@@ -144,7 +144,7 @@ function isHttpEvent(event: unknown): event is HttpEvent {
 }
 
 /** Lambda entry point: API Gateway events go to the routes, anything else must be the saga task. */
-export const handler = middy<unknown, unknown>().handler(async (event: unknown, context: Context): Promise<HttpResult | { approvalId: string; status: string }> => {
+export const handler = middy<unknown, unknown>().handler(async (event: unknown, context: Context): Promise<HttpResult | { approvalId: string; status: string; expiresAt: string }> => {
   if (isHttpEvent(event)) return http(event, context);
   return runTask(event);
 });

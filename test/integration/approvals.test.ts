@@ -501,7 +501,7 @@ describe('the approvals handler', () => {
     const token = newToken();
     const task = await handler({ task: 'RequestApproval', actionId: id, taskToken: token }, context);
     responses.push(task);
-    expect(task).toEqual({ approvalId: approvalIdFor(id), status: 'pending' });
+    expect(task).toEqual({ approvalId: approvalIdFor(id), status: 'pending', expiresAt: new Date(clock.getTime() + 3600_000).toISOString() });
     await expect(handler({ task: 'RequestApproval', actionId: id }, context)).rejects.toMatchObject({ name: 'ApprovalTaskInvalidError' });
 
     const apr = approvalIdFor(id);

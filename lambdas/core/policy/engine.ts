@@ -124,6 +124,10 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
   const config: PolicyConfig = analysis.config;
   const version = policySetVersion(files);
   const byId = new Map<string, ParsedPolicy>(analysis.policies.map((p) => [p.id, p]));
+  // Cedar returns determining policies in no particular order; decisions end up in receipts,
+  // so they list ids in source order (file name, then position) to be reproducible.
+  const rank = new Map<string, number>(analysis.policies.map((p, i) => [p.id, i]));
+  const inSourceOrder = (ids: string[]) => [...ids].sort((a, b) => (rank.get(a) ?? Infinity) - (rank.get(b) ?? Infinity));
 
   // Cedar's preparsed cache is per process and keyed by name: the version in the name keeps
   // two engines (tests, a hot reload) from overwriting each other's sets.
@@ -212,7 +216,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
     if (diagnostics.errors.length > 0) {
       return { allowed: false, ids: [], error: diagnostics.errors.map((e) => e.error.message).join('; ') };
     }
-    return { allowed: decision === 'allow', ids: diagnostics.reason };
+    return { allowed: decision === 'allow', ids: inSourceOrder(diagnostics.reason) };
   }
 
   const reasonsOf = (ids: string[]) => ids.map((id) => byId.get(id)?.reason ?? id);

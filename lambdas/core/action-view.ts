@@ -2,7 +2,7 @@ import type { ActionRecord } from './action';
 import type { Principal } from './principal';
 
 /** Roles that may read every action (auditors answer "who asked, who approved"). */
-export const AUDITOR_ROLE = 'auditor';
+export const AUDITOR_ROLE = 'Auditor';
 
 /**
  * Whether `viewer` may see `action`. Anyone else is told the action does not exist (404,

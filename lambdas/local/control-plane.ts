@@ -9,6 +9,8 @@ import { loadPolicyEngine } from '../core/policy/index';
 import { connectors } from '../connectors/registry';
 import { connectorHandler } from '../handlers/connector';
 import { handler as policyHandler } from '../handlers/policy';
+import { installApprovalsRuntime, localApprovalsDeps } from '../handlers/approvals-runtime';
+import { createLocalReceiptsRuntime, type LocalReceipts } from '../handlers/receipts-runtime';
 import { installConnectorRuntime, installRuntime, installSagaRuntime, ledgerDecider, resetRuntime } from '../handlers/runtime';
 import { SecretNames } from '../ports/secrets';
 import { cachingLoader, loadHandlerModule } from './handler-loader';
@@ -34,6 +36,10 @@ export interface ControlPlaneOptions {
   retryIntervalMs?: number;
   intake?: Partial<IntakeConfig>;
   grantTtlSeconds?: number;
+  /** How often a receipts digest is written (the stack's schedule is hourly). */
+  digestIntervalMs?: number;
+  /** How long an approval waits for its quorum (the ASL's WaitForApproval timeout). */
+  approvalTimeoutSeconds?: number;
   /** Per vendor call budget in ms, reconcile included. */
   vendorTimeoutMs?: number;
   /**
@@ -49,6 +55,7 @@ export interface ControlPlane {
   vendors: SandboxVendors;
   ledger: DynamoLedger;
   store: DynamoSagaStore;
+  receipts: LocalReceipts;
 }
 
 const loadHandler = cachingLoader(loadHandlerModule);
@@ -130,6 +137,30 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         now: () => new Date(),
         logger: ctx.logger,
       });
+      installApprovalsRuntime(
+        localApprovalsDeps({
+          client: ctx.dynamo.client,
+          tableName: ctx.dynamo.tableName,
+          stateDir: ctx.stateDir,
+          callbacks: runner,
+          logger: ctx.logger,
+          ...(options.approvalTimeoutSeconds !== undefined ? { timeoutSeconds: options.approvalTimeoutSeconds } : {}),
+        }),
+      );
+      const receipts = await createLocalReceiptsRuntime({
+        stateDir: ctx.stateDir,
+        dynamo: { client: ctx.dynamo.client, tableName: ctx.dynamo.tableName },
+        secrets: ctx.secrets,
+        logger: ctx.logger,
+        // A digest per receipt would re-list the vault every time; like the hourly schedule
+        // in AWS, digests are written on a timer here (and on demand, and at shutdown).
+        digestAfterEachReceipt: false,
+      });
+      receipts.install();
+      const digestTimer = setInterval(() => {
+        receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
+      }, options.digestIntervalMs ?? 60_000);
+      digestTimer.unref();
       installConnectorRuntime((connector) => ({
         connector,
         steps: store,
@@ -147,10 +178,12 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       for (const id of unfinished) await runner.start(id, { actionId: id });
       if (unfinished.length > 0) ctx.logger.info('resumed unfinished actions', { count: unfinished.length });
 
-      onStarted?.({ runner, vendors, ledger, store });
+      onStarted?.({ runner, vendors, ledger, store, receipts });
       return {
         async stop() {
+          clearInterval(digestTimer);
           await runner.close();
+          await receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
           if (!options.externalVendors) await vendors.close();
           resetRuntime();
         },

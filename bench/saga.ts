@@ -1,0 +1,54 @@
+/**
+ * Saga latency in local mode (`npm run bench:saga`). Not a test. Measures an allowed 4-step
+ * travel plan end to end (POST until completed, synchronous answer) and the time to
+ * compensate after the vendor refuses the 4th step (from the failure event to `compensated`).
+ */
+import '../lambdas/local/polyfills';
+import { benchControlPlane, ms, summarize } from './support';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 30);
+
+function plan(i: number) {
+  const day = String(1 + (i % 28)).padStart(2, '0');
+  const date = `2026-12-${day}`;
+  return {
+    agent: { name: 'bench' },
+    plan: [
+      { id: 'search', tool: 'travel.search_flights', arguments: { origin: 'SFO', destination: 'JFK', date } },
+      { id: 'hold', tool: 'travel.hold_seat', arguments: { flightId: `SB102-${date}`, seats: 1 } },
+      { id: 'pay', tool: 'payments.authorize', arguments: { amount: 274.5, currency: 'USD', payee: 'sandbox-air', paymentMethod: 'pm_card_visa' } },
+      {
+        id: 'book',
+        tool: 'travel.book_flight',
+        arguments: { holdId: { $ref: 'steps.hold.output.holdId' }, travelers: [{ firstName: 'Ada', lastName: 'Lovelace' }], contact: { email: 'ada@example.com' }, price: { amount: 274.5, currency: 'USD' } },
+      },
+    ],
+  };
+}
+
+const cp = await benchControlPlane();
+await cp.post(plan(999), 'warm', 'wait=20');
+const endToEnd: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  const res = await cp.post(plan(i), `ok-${i}`, 'wait=20');
+  if (res.body.status !== 'completed') throw new Error(`run ${i} ended ${String(res.body.status)}`);
+  endToEnd.push(res.ms);
+}
+const compensate: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  cp.rt.controlPlane.vendors.admin.setFaults('travel', { failNext: [{ operation: 'book_flight', count: 1, status: 400 }] });
+  const res = await cp.post(plan(i), `fail-${i}`, 'wait=20');
+  const id = String(res.body.id);
+  await cp.rt.controlPlane.runner.idle();
+  const events = await cp.rt.controlPlane.store.list(id);
+  const failed = events.find((e) => e.type === 'step.failed');
+  const done = events.find((e) => e.type === 'action.status' && e.data.to === 'compensated');
+  if (!failed || !done) throw new Error(`run ${i} did not compensate`);
+  compensate.push(Date.parse(done.at) - Date.parse(failed.at));
+}
+await cp.close();
+const a = summarize(endToEnd);
+const b = summarize(compensate);
+console.log(`saga, local mode, ${RUNS} runs each`);
+console.log(`4-step plan end to end     mean ${ms(a.mean)}  p50 ${ms(a.p50)}  p90 ${ms(a.p90)}  max ${ms(a.max)}`);
+console.log(`compensate after step 4    mean ${ms(b.mean)}  p50 ${ms(b.p50)}  p90 ${ms(b.p90)}  max ${ms(b.max)}`);

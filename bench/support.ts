@@ -1,0 +1,59 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startControlPlane, type ControlPlaneOptions } from '../lambdas/local/control-plane';
+import { silentLogger } from '../lambdas/local/server';
+
+/** Percentile of a sorted list (nearest rank). */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+export function summarize(samples: number[]) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mean = samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
+  return { n: samples.length, mean, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
+}
+
+export const ms = (v: number) => `${v.toFixed(1)} ms`;
+
+/** The local control plane on a free port with a throwaway state dir, as `npm start` runs it. */
+export async function benchControlPlane(controlPlane: ControlPlaneOptions = {}) {
+  const stateDir = await mkdtemp(join(tmpdir(), 'airlock-bench-'));
+  const rt = await startControlPlane({ port: 0, stateDir, inMemoryDynamo: true, logger: silentLogger, controlPlane });
+  const token = await rt.issuer.sign({ sub: 'bench', roles: ['Employee'], manager: 'boss' }, '1h');
+  return {
+    rt,
+    token,
+    async post(body: unknown, key: string, prefer?: string) {
+      const t0 = performance.now();
+      const res = await fetch(`${rt.url}/v1/actions`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'idempotency-key': key,
+          ...(prefer ? { prefer } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+      const json = (await res.json()) as Record<string, unknown>;
+      return { status: res.status, ms: performance.now() - t0, body: json, replayed: res.headers.get('idempotent-replayed') === 'true' };
+    },
+    async close() {
+      await rt.close();
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs `task(i)` for i in [0, n) with at most `concurrency` in flight. */
+export async function pool(n: number, concurrency: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, n) }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
+}

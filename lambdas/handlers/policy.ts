@@ -14,7 +14,7 @@ import { sagaRuntime } from './runtime';
 /**
  * The policy function: the saga's decision and bookkeeping tasks (EvaluatePolicy,
  * BeginExecution, IssueGrant, PrepareCompensation, RecordCompensationFailure,
- * FinishCompensation, SettleAction). Each Task state names its task; errors are thrown by
+ * FinishCompensation, SettleAction, RecordReceipt). Each Task state names its task; errors are thrown by
  * name and caught by the ASL.
  */
 
@@ -28,6 +28,7 @@ export const PolicyTaskSchema = z.discriminatedUnion('task', [
   z.object({ task: z.literal('PrepareCompensation'), actionId: ActionId, state: z.object({ error: z.unknown().optional() }).passthrough() }),
   z.object({ task: z.literal('RecordCompensationFailure'), actionId: ActionId, index: Index, error: z.unknown().optional() }),
   z.object({ task: z.literal('FinishCompensation'), actionId: ActionId }),
+  z.object({ task: z.literal('RecordReceipt'), actionId: ActionId, key: z.string().min(1).max(1024) }),
   z.object({
     task: z.literal('SettleAction'),
     actionId: ActionId,
@@ -63,6 +64,9 @@ async function run(event: unknown): Promise<unknown> {
       return {};
     case 'FinishCompensation':
       return finishCompensation(deps, task.actionId);
+    case 'RecordReceipt':
+      await deps.actions.setReceiptKey(task.actionId, task.key, deps.now());
+      return {};
     case 'SettleAction':
       return settleAction(deps, { actionId: task.actionId, ...(task.state.final ? { final: task.state.final } : {}) });
   }

@@ -184,6 +184,8 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
       const token = (call.Payload as { taskToken?: unknown } | null)?.taskToken;
       if (typeof token !== 'string') throw new NamedStateError('States.Runtime', `${name} sends no task token`);
       const answered = new Promise<unknown>((resolve, reject) => this.waiters.set(token, { resolve, reject }));
+      // An aborted execution no longer awaits its task; its rejection at close is expected.
+      answered.catch(() => undefined);
       try {
         const result = ApprovalRequestResult.safeParse(await this.invoke(call.FunctionName, call.Payload));
         const expiresAt = result.success && result.data.expiresAt ? Date.parse(result.data.expiresAt) : undefined;

@@ -102,4 +102,6 @@ export interface ActionStore {
   ): Promise<ActionRecord>;
   /** Records the decision without changing status (e.g. run-time re-evaluation). */
   setDecision(id: string, decision: StoredDecision, now?: Date): Promise<void>;
+  /** Records where the action's receipt was written (once the audit vault holds it). */
+  setReceiptKey(id: string, receiptKey: string, now?: Date): Promise<void>;
 }

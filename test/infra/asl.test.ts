@@ -147,7 +147,7 @@ describe('action saga structure', () => {
   };
 
   it('ends every path in WriteReceipt before any terminal state', () => {
-    const afterReceipt = new Set(['WriteReceipt', 'ReportOutcome', 'ActionFailed', 'SagaComplete', 'ReceiptFailed']);
+    const afterReceipt = new Set(['WriteReceipt', 'RecordReceipt', 'ReportOutcome', 'ActionFailed', 'SagaComplete', 'ReceiptFailed']);
     for (const start of Object.keys(states).filter((n) => !afterReceipt.has(n))) {
       const seen = new Set<string>();
       const queue = [start];

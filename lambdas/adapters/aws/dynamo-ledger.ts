@@ -398,10 +398,21 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
   }
 
   async setDecision(id: string, decision: StoredDecision, now: Date = new Date()): Promise<void> {
+    await this.patchDoc(id, (current) => ({ ...current, decision }), now);
+  }
+
+  async setReceiptKey(id: string, receiptKey: string, now: Date = new Date()): Promise<void> {
+    await this.patchDoc(id, (current) => (current.receiptKey === receiptKey ? undefined : { ...current, receiptKey }), now);
+  }
+
+  /** Read-modify-write of the action document under a version check; status never changes here. */
+  private async patchDoc(id: string, change: (current: ActionRecord) => ActionRecord | undefined, now: Date): Promise<void> {
     for (let attempt = 0; attempt < 10; attempt++) {
       const current = await this.getAction(id);
       if (!current) throw new StatusTransitionError(id, 'received', undefined);
-      const next = { ...current, decision, updatedAt: now.toISOString(), version: current.version + 1 };
+      const changed = change(current);
+      if (!changed) return;
+      const next = { ...changed, status: current.status, updatedAt: now.toISOString(), version: current.version + 1 };
       try {
         await guard(() =>
           this.client.send(
@@ -424,5 +435,6 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
         if (!isConditionFailure(error)) throw error;
       }
     }
+    throw new Error(`Could not update action ${id}: too many concurrent writers`);
   }
 }

@@ -1,6 +1,7 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { connectors } from '../lambdas/connectors/registry';
+import { defaultPolicyDir, formatPolicyProblem, validatePolicyDir } from '../lambdas/core/policy/index';
 import { type FunctionName, routes as routeTable, type RouteSpec } from '../lambdas/handlers/routes';
 import type { AirlockConfig } from './config';
 import { AirlockApi } from './constructs/api';
@@ -25,6 +26,16 @@ export interface AirlockStackProps extends StackProps {
   readonly routes?: readonly RouteSpec[];
   /** Defaults to the connector names in lambdas/connectors/registry.ts. */
   readonly connectorNames?: readonly string[];
+  /** The Cedar policy set to validate and ship; defaults to policies/. */
+  readonly policyDir?: string;
+}
+
+/** The policy set failed strict validation: synth stops with Cedar's messages and locations. */
+export class InvalidPolicySetError extends Error {
+  constructor(lines: string[]) {
+    super(`The Cedar policy set is invalid:\n${lines.map((l) => `  ${l}`).join('\n')}`);
+    this.name = 'InvalidPolicySetError';
+  }
 }
 
 /** `travel-desk` → `TravelDesk`, for ASL placeholders (`${ConnectorTravelDeskFunctionArn}`). */
@@ -58,6 +69,10 @@ export class AirlockStack extends Stack {
     const retain = config.removalPolicy === 'retain';
     const removalPolicy = retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     const connectorNames = props.connectorNames ?? connectors.map((c) => c.name);
+    // A policy that does not validate must never reach an account: fail the synth here.
+    const policyDir = props.policyDir ?? defaultPolicyDir();
+    const validation = validatePolicyDir(policyDir);
+    if (!validation.ok) throw new InvalidPolicySetError(validation.errors.map((p) => formatPolicyProblem(p, 'error', policyDir)));
 
     this.ledger = new Ledger(this, 'Ledger', { removalPolicy, deletionProtection: retain });
     this.auditVault = new AuditVault(this, 'AuditVault', { retentionDays: config.auditRetentionDays, removalPolicy });

@@ -22,6 +22,8 @@ export const echo = defineConnector<EchoClient>({
   description: 'Echoes its input. Built in; talks to no vendor.',
   vendor: {
     name: 'Airlock',
+    // Built in: there is no vendor to call, so the base URL is a marker the client ignores.
+    defaultBaseUrl: 'builtin:echo',
     createClient: () => ({ say: (message: string) => ({ message, length: [...message].length }) }),
   },
   tools: [say],

@@ -1,5 +1,6 @@
 import type { ActionRecord } from './action';
 import type { Principal } from './principal';
+import type { ActionView } from './api-schemas';
 
 /** Roles that may read every action (auditors answer "who asked, who approved"). */
 export const AUDITOR_ROLE = 'Auditor';
@@ -45,7 +46,7 @@ function plannedSteps(envelope: unknown): { id: string; tool: string }[] {
 }
 
 /** The public representation of an action (GET /v1/actions/{id} and listings). */
-export function actionView(action: ActionRecord, steps?: { id: string; tool: string; status: string; [k: string]: unknown }[]) {
+export function actionView(action: ActionRecord, steps?: { id: string; tool: string; status: string; [k: string]: unknown }[]): ActionView {
   return {
     id: action.id,
     status: action.status,

@@ -3,6 +3,7 @@ import { planOf } from './saga';
 import { toolFacts } from './decide';
 import { compensationOf, findTool } from '../connectors/registry';
 import type { ApprovalRecord, VoteRecord } from '../ports/approvals';
+import type { ApprovalPreview, ApprovalSummary, VoteView } from './api-schemas';
 
 /**
  * What an approver sees before deciding: who asked and why, every step in plain words with
@@ -121,12 +122,12 @@ export function amountAtStake(steps: readonly PreviewStep[], action: ActionRecor
 }
 
 /** The public shape of a vote. */
-export function voteView(v: VoteRecord) {
+export function voteView(v: VoteRecord): VoteView {
   return { voter: v.voter, decision: v.decision, ...(v.comment ? { comment: v.comment } : {}), at: v.at };
 }
 
 /** The short form of an approval (listings). Never carries the task token: records do not hold it. */
-export function approvalSummary(approval: ApprovalRecord, votes: readonly VoteRecord[], now: Date) {
+export function approvalSummary(approval: ApprovalRecord, votes: readonly VoteRecord[], now: Date): ApprovalSummary {
   const approvals = new Set(votes.filter((v) => v.decision === 'approve').map((v) => v.voter));
   return {
     id: approval.id,
@@ -152,7 +153,7 @@ export function approvalPreview(
   votes: readonly VoteRecord[],
   viewer: PreviewViewer,
   now: Date,
-) {
+): ApprovalPreview {
   const steps = previewSteps(action, viewer.canDecide);
   return {
     ...approvalSummary(approval, votes, now),

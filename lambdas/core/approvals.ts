@@ -2,6 +2,7 @@ import { TerminalStatuses, type ActionRecord } from './action';
 import { AUDITOR_ROLE } from './action-view';
 import { approvalPreview, approvalSummary, voteView } from './approval-preview';
 import { toolFacts } from './decide';
+import type { ApprovalPage } from './api-schemas';
 import type { Logger } from './logger';
 import type { Outcome, PolicyEngine, StepDecision } from './policy/index';
 import type { Principal } from './principal';
@@ -320,7 +321,11 @@ export async function getApprovalPreview(deps: ApprovalsDeps, viewer: Principal,
  * GET /v1/approvals?status=…: for `pending`, the approvals the caller may decide (not yet
  * expired); for other statuses, those the caller may view. Newest first.
  */
-export async function listApprovals(deps: ApprovalsDeps, viewer: Principal, query: { status: ApprovalStatus; limit: number; cursor?: string }) {
+export async function listApprovals(
+  deps: ApprovalsDeps,
+  viewer: Principal,
+  query: { status: ApprovalStatus; limit: number; cursor?: string },
+): Promise<ApprovalPage> {
   const now = deps.now();
   const items: ReturnType<typeof listItem>[] = [];
   let cursor = query.cursor;

@@ -1,5 +1,6 @@
 import { TerminalStatuses, type ActionRecord, type StoredDecision } from './action';
 import { actionView } from './action-view';
+import type { AcceptedAction } from './api-schemas';
 import { canonicalJson, fingerprint, inspectJsonShape, sha256Hex } from './canonical-json';
 import { MAX_JSON_DEPTH, validateEnvelope, type NormalizedAction } from './envelope';
 import { newActionId } from './ids';
@@ -108,7 +109,7 @@ export function planHash(action: NormalizedAction): string {
 }
 
 /** The public view of an action's acceptance (202 body). */
-export function acceptedBody(action: ActionRecord) {
+export function acceptedBody(action: ActionRecord): AcceptedAction {
   return {
     id: action.id,
     status: action.status,

@@ -1,10 +1,11 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
+import { ApprovalListQuerySchema, DecisionBodySchema } from '../core/api-schemas';
 import { decideApproval, getApprovalPreview, listApprovals, requestApproval } from '../core/approvals';
 import { ActionIdPattern } from '../core/ids';
 import { badRequest, notFound, serviceUnavailable, type Violation } from '../core/problem';
-import { ApprovalIdPattern, ApprovalStatuses } from '../ports/approvals';
+import { ApprovalIdPattern } from '../ports/approvals';
 import { InvalidCursorError, LedgerThrottledError } from '../ports/ledger';
 import { approvalsRuntime } from './approvals-runtime';
 import { httpApi, type HttpEvent, type HttpRequest, type HttpResult } from './http';
@@ -34,21 +35,9 @@ export class ApprovalTaskInvalidError extends Error {
   }
 }
 
-const ListQuery = z
-  .object({
-    status: z.enum(ApprovalStatuses).default('pending'),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    cursor: z.string().min(1).max(2048).optional(),
-  })
-  .strict();
-
-export const DecisionBodySchema = z
-  .object({
-    decision: z.enum(['approve', 'reject']),
-    planHash: z.string().regex(/^[0-9a-f]{64}$/, 'the planHash shown in the preview (64 hex characters)'),
-    comment: z.string().trim().min(1).max(1000).optional(),
-  })
-  .strict();
+// Wire shapes live in core/api-schemas so the OpenAPI document is generated from them.
+const ListQuery = ApprovalListQuerySchema;
+export { DecisionBodySchema };
 
 function violations(error: z.ZodError, where: 'body' | 'query'): Violation[] {
   return error.issues.map((i) => ({ path: where === 'body' ? `/${i.path.join('/')}` : `query:${i.path.join('.') || '(root)'}`, message: i.message }));

@@ -1,9 +1,9 @@
-import { z } from 'zod';
-import { ActionStatuses } from '../core/action';
 import { actionView, canView } from '../core/action-view';
+import { ActionListQuerySchema } from '../core/api-schemas';
 import { toolCatalog } from '../core/catalog';
 import { ActionIdPattern } from '../core/ids';
 import { acceptAction } from '../core/intake';
+import { openApiDocument } from '../core/openapi';
 import { badRequest, notFound, serviceUnavailable } from '../core/problem';
 import { InvalidCursorError, LedgerThrottledError } from '../ports/ledger';
 import { httpApi, type HttpRequest } from './http';
@@ -11,13 +11,8 @@ import { runtime } from './runtime';
 
 /** The intake function: the agent-facing front door (tools, actions). */
 
-const ListQuery = z
-  .object({
-    status: z.enum(ActionStatuses).optional(),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    cursor: z.string().min(1).max(2048).optional(),
-  })
-  .strict();
+// The query schema lives with the other wire shapes so the OpenAPI document shows it.
+const ListQuery = ActionListQuerySchema;
 
 function principalOf(req: HttpRequest) {
   // The edge guarantees a principal on authenticated routes; this narrows the type.
@@ -36,6 +31,9 @@ async function readLedger<T>(op: () => Promise<T>): Promise<T> {
 
 export const handler = httpApi({
   'GET /healthz': { auth: false, handle: async () => ({ status: 200, body: { status: 'ok' } }) },
+
+  // Public like the health check: the contract is no secret and clients fetch it before they have a token.
+  'GET /openapi.json': { auth: false, handle: async () => ({ status: 200, body: openApiDocument() }) },
 
   'GET /v1/tools': { auth: true, handle: async () => ({ status: 200, body: { tools: toolCatalog() } }) },
 

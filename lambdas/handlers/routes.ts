@@ -15,6 +15,7 @@ export interface RouteSpec {
 
 export const routes: readonly RouteSpec[] = [
   { method: 'GET', path: '/healthz', fn: 'intake', auth: false },
+  { method: 'GET', path: '/openapi.json', fn: 'intake', auth: false },
   { method: 'GET', path: '/v1/tools', fn: 'intake', auth: true },
   { method: 'POST', path: '/v1/actions', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/actions', fn: 'intake', auth: true },

@@ -106,7 +106,7 @@ export class AirlockApi extends Construct {
       if (!route.auth && created) {
         Validations.of(created).acknowledge({
           id: 'AwsSolutions-APIG4',
-          reason: `${key} is declared auth: false in lambdas/handlers/routes.ts, the reviewed list of public routes (health checks; they return no principal data). Every other route uses the JWT authorizer.`,
+          reason: `${key} is declared auth: false in lambdas/handlers/routes.ts, the reviewed list of public routes (the health check and the OpenAPI document; they return no principal data). Every other route uses the JWT authorizer.`,
         });
       }
     }

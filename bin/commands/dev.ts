@@ -14,8 +14,32 @@ all kept under AIRLOCK_HOME (default ./.airlock).
 Stop it with Ctrl-C.
 `;
 
-/** The startup banner: where it listens, how to get a token, and a call to try. */
-export function banner(rt: LocalRuntime): string {
+/** The demo people: who they are and the claims their ready-made tokens carry. */
+export const DEMO_PEOPLE = [
+  { label: 'employee', sub: 'alice', roles: ['Employee'], manager: 'bob', department: 'sales' },
+  { label: 'her manager', sub: 'bob', roles: ['Employee', 'Manager'], department: 'sales' },
+  { label: 'security admin', sub: 'carol', roles: ['Employee', 'SecurityAdmin'], department: 'security' },
+  { label: 'security admin', sub: 'dave', roles: ['Employee', 'SecurityAdmin'], department: 'security' },
+  { label: 'auditor', sub: 'audrey', roles: ['Auditor'], department: 'audit' },
+] as const;
+
+/** Ready-made tokens for the demo people, valid 12 hours. */
+export async function demoTokens(rt: LocalRuntime): Promise<{ label: string; sub: string; roles: readonly string[]; token: string }[]> {
+  return Promise.all(
+    DEMO_PEOPLE.map(async (p) => ({
+      label: p.label,
+      sub: p.sub,
+      roles: p.roles,
+      token: await rt.issuer.sign(
+        { sub: p.sub, roles: [...p.roles], department: p.department, ...('manager' in p ? { manager: p.manager } : {}) },
+        '12h',
+      ),
+    })),
+  );
+}
+
+/** The startup banner: where it listens, tokens for the demo people, and calls to try. */
+export function banner(rt: LocalRuntime, tokens: { label: string; sub: string; roles: readonly string[]; token: string }[] = []): string {
   const homeHint = process.env.AIRLOCK_HOME ? `AIRLOCK_HOME=${JSON.stringify(rt.stateDir)} ` : '';
   const lines = [
     '',
@@ -25,11 +49,22 @@ export function banner(rt: LocalRuntime): string {
     `  DynamoDB   ${rt.dynamo.endpoint} (table ${rt.dynamo.tableName})`,
     ...rt.services.flatMap((s) => Object.entries(s.info).map(([k, v]) => `  ${k.padEnd(10)} ${v}`)),
     '',
-    'Get a token (valid 1h) for a principal:',
-    `  TOKEN=$(${homeHint}npx airlock token alice --role employee --manager bob --department sales)`,
+    ...(tokens.length > 0
+      ? [
+          'Tokens for the demo people (valid 12h):',
+          ...tokens.flatMap((t) => [`  ${t.sub} (${t.label}; ${t.roles.join(', ')})`, `    ${t.token}`]),
+          '',
+        ]
+      : []),
+    'Get a token (valid 1h) for anyone:',
+    `  TOKEN=$(${homeHint}npx airlock token alice --role Employee --manager bob --department sales)`,
     'Try it:',
     `  curl -s ${rt.url}/healthz`,
     `  curl -s -H "Authorization: Bearer $TOKEN" ${rt.url}/v1/tools`,
+    `  curl -s -X POST ${rt.url}/v1/actions -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\`,
+    `    -H "Idempotency-Key: $(date +%s)" -d '{"tool":"travel.search_flights","arguments":{"origin":"SFO","destination":"JFK","date":"2026-12-15"},"agent":{"name":"curl"}}'`,
+    `  ${homeHint}npx airlock approvals list --url ${rt.url} --as bob --role Manager`,
+    `  ${homeHint}npm run demo        # a scripted agent, against its own control plane`,
     '',
     'Press Ctrl-C to stop.',
     '',
@@ -67,7 +102,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw error;
   }
-  process.stdout.write(banner(runtime));
+  process.stdout.write(banner(runtime, await demoTokens(runtime)));
   const signal = await waitForSignal();
   process.stdout.write(`\n${signal}: shutting down\n`);
   await runtime.close();

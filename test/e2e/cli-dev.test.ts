@@ -101,7 +101,11 @@ describe('airlock dev', () => {
       30_000,
       'startup banner',
     );
-    expect(run.stdout()).toContain('npx airlock token alice --role employee');
+    expect(run.stdout()).toContain('npx airlock token alice --role Employee');
+    // Ready-made tokens for the demo people.
+    for (const who of ['alice (employee', 'bob (her manager', 'carol (security admin', 'dave (security admin', 'audrey (auditor']) {
+      expect(run.stdout()).toContain(who);
+    }
     expect(run.stdout()).toContain(`curl -s ${url}/healthz`);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
 

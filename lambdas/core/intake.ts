@@ -258,14 +258,15 @@ export async function acceptAction(req: IntakeRequest, deps: IntakeDeps): Promis
         updatedAt: at.toISOString(),
         version: 1,
       };
-      await deps.actions.createAction(fresh);
-      record = (await deps.actions.getAction(actionId)) ?? fresh;
+      const written = await deps.actions.createAction(fresh);
+      // Only a concurrent creator could have written something else under this id.
+      record = written === 'created' ? fresh : ((await deps.actions.getAction(actionId)) ?? fresh);
     }
     created = true;
     let response: IntakeResponse;
     if (record.decision?.outcome === 'deny') {
       if (record.status === 'received') {
-        record = await deps.actions.transition(actionId, 'denied', { statusReason: 'denied by policy' });
+        record = await deps.actions.transition(actionId, 'denied', { statusReason: 'denied by policy' }, new Date(now()), record);
       }
       // The saga sees a terminal action and only writes its receipt: denials are audited too.
       await deps.workflow.start(actionId, { actionId });

@@ -1,4 +1,4 @@
-import type { ActionRecord, ActionStatus } from './action';
+import type { ActionRecord, ActionStatus, StoredDecision } from './action';
 import { TerminalStatuses } from './action';
 import { canonicalJson, sha256Hex } from './canonical-json';
 import { isRef, validateEnvelope, type NormalizedAction, type PlannedStep } from './envelope';
@@ -78,10 +78,16 @@ export function planOf(action: ActionRecord): NormalizedAction {
   return result.action;
 }
 
-async function move(deps: SagaDeps, action: ActionRecord, to: ActionStatus, reason?: string): Promise<ActionRecord> {
+async function move(
+  deps: SagaDeps,
+  action: ActionRecord,
+  to: ActionStatus,
+  reason?: string,
+  patch: { decision?: StoredDecision } = {},
+): Promise<ActionRecord> {
   if (action.status === to) return action;
   try {
-    const next = await deps.actions.transition(action.id, to, reason ? { statusReason: reason } : {}, deps.now());
+    const next = await deps.actions.transition(action.id, to, { ...patch, ...(reason ? { statusReason: reason } : {}) }, deps.now(), action);
     await deps.events.append(action.id, { type: 'action.status', actor: 'airlock', data: { from: action.status, to, ...(reason ? { reason } : {}) } }, deps.now());
     return next;
   } catch (error) {
@@ -105,18 +111,21 @@ export async function evaluatePolicy(deps: SagaDeps, actionId: string): Promise<
   if (action.status === 'awaiting_approval') return { next: 'approve', count };
 
   const decision = await deps.decider.decide(action.principal, plan, deps.now());
-  await deps.actions.setDecision(actionId, decision, deps.now());
   await deps.events.append(actionId, {
     type: 'policy.evaluated',
     actor: 'airlock',
     data: { outcome: decision.outcome, policyIds: decision.policyIds, policySetVersion: decision.policySetVersion, at: 'run' },
   }, deps.now());
-  if (decision.outcome === 'deny') return { next: 'deny', count };
+  // The run-time decision is stored with the move it causes: one conditional write.
+  if (decision.outcome === 'deny') {
+    await deps.actions.setDecision(actionId, decision, deps.now());
+    return { next: 'deny', count };
+  }
   if (decision.outcome === 'require_approval') {
-    await move(deps, action, 'awaiting_approval');
+    await move(deps, action, 'awaiting_approval', undefined, { decision });
     return { next: 'approve', count };
   }
-  await move(deps, action, 'running');
+  await move(deps, action, 'running', undefined, { decision });
   return { next: 'execute', count };
 }
 
@@ -386,7 +395,7 @@ export async function settleAction(
       const outputs = Object.fromEntries(records.filter((r) => r.kind === 'forward' && r.status === 'complete').map((r) => [r.stepId, r.output]));
       const result = plan.kind === 'single' ? outputs[plan.steps[0]!.id] : outputs;
       try {
-        action = await deps.actions.transition(action.id, 'completed', { result, ...(reason ? { statusReason: reason } : {}) }, deps.now());
+        action = await deps.actions.transition(action.id, 'completed', { result, ...(reason ? { statusReason: reason } : {}) }, deps.now(), action);
         await deps.events.append(action.id, { type: 'action.status', actor: 'airlock', data: { to: 'completed' } }, deps.now());
       } catch (error) {
         if (!(error instanceof StatusTransitionError)) throw error;

@@ -99,6 +99,8 @@ export interface ActionStore {
     to: ActionStatus,
     patch?: { statusReason?: string; decision?: StoredDecision; result?: unknown; receiptKey?: string; approvalId?: string },
     now?: Date,
+    /** The caller's current copy: saves a read; a stale copy only costs a retry. */
+    known?: ActionRecord,
   ): Promise<ActionRecord>;
   /** Records the decision without changing status (e.g. run-time re-evaluation). */
   setDecision(id: string, decision: StoredDecision, now?: Date): Promise<void>;

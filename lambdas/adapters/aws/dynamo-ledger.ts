@@ -347,12 +347,17 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
     to: ActionStatus,
     patch: { statusReason?: string; decision?: StoredDecision; result?: unknown; receiptKey?: string; approvalId?: string } = {},
     now: Date = new Date(),
+    known?: ActionRecord,
   ): Promise<ActionRecord> {
     const allowedFrom = predecessorsOf(to);
     // Optimistic loop: re-read after losing a race and try again only if the move is still legal.
+    let hint = known?.id === id ? known : undefined;
     for (let attempt = 0; attempt < 10; attempt++) {
-      const current = await this.getAction(id);
+      const fromHint = hint !== undefined;
+      const current = hint ?? (await this.getAction(id));
+      hint = undefined;
       if (!current || !allowedFrom.includes(current.status)) {
+        if (fromHint) continue; // the caller's copy may be stale: decide on a fresh read
         throw new StatusTransitionError(id, to, current?.status);
       }
       const next: ActionRecord = {

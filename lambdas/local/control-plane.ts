@@ -1,5 +1,7 @@
 import './polyfills';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { TerminalStatuses, type ActionStatus } from '../core/action';
@@ -57,6 +59,13 @@ export interface ControlPlane {
   store: DynamoSagaStore;
   receipts: LocalReceipts;
 }
+
+/**
+ * File in the state dir listing the sandbox vendors' URLs and admin tokens (mode 0600), so
+ * local tools that share AIRLOCK_HOME (`airlock demo` against `npm start`) can read their
+ * side-effect counters and inject faults; removed when the control plane stops.
+ */
+export const SANDBOX_VENDORS_FILE = 'sandbox-vendors.json';
 
 const loadHandler = cachingLoader(loadHandlerModule);
 const handlerOf = async (name: string) => (await loadHandler(name)) as LocalFunction;
@@ -178,9 +187,13 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       for (const id of unfinished) await runner.start(id, { actionId: id });
       if (unfinished.length > 0) ctx.logger.info('resumed unfinished actions', { count: unfinished.length });
 
+      const vendorsFile = join(ctx.stateDir, SANDBOX_VENDORS_FILE);
+      await writeFile(vendorsFile, JSON.stringify({ baseUrls: vendors.baseUrls, adminTokens: vendors.adminTokens }), { mode: 0o600 });
+
       onStarted?.({ runner, vendors, ledger, store, receipts });
       return {
         async stop() {
+          await rm(vendorsFile, { force: true });
           clearInterval(digestTimer);
           await runner.close();
           await receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));

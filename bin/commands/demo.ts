@@ -1,0 +1,138 @@
+import { access, mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { createLogger } from '../../lambdas/core/logger';
+import { SANDBOX_VENDORS_FILE, startControlPlane } from '../../lambdas/local/control-plane';
+import { ISSUER_KEY_FILE, loadOrCreateIssuer } from '../../lambdas/local/dev-issuer';
+import type { LocalRuntime } from '../../lambdas/local/server';
+import { resolveStateDir, StateDirInUseError } from '../../lambdas/local/state-dir';
+import { api, createContext, httpVendors, inProcessVendors, type VendorControl } from '../demo/context';
+import { runScenes, scenes } from '../demo/scenes';
+import { Timeline, wantsColor } from '../demo/timeline';
+
+/** `airlock demo`: a scripted agent plays the eight scenes of Airlock's story, checking each one. */
+export const summary = 'Play a scripted agent through 8 scenes (read, booking, approval, retry, compensation, IAM, deny, audit)';
+
+const usage = `Usage: airlock demo
+
+Plays a scripted agent against Airlock and prints a timeline of what it asked, what Airlock
+checked and why. Exits 1 if any scene does not behave as described.
+
+Standalone (default) it starts its own control plane on a free port, with its state in
+AIRLOCK_HOME (a fresh temporary directory if unset), and prints that path at the end so
+its receipts can be inspected:  AIRLOCK_HOME=<path> npx airlock audit verify
+
+AIRLOCK_URL=<url> runs it against an already running server (\`npm start\`) instead. The
+demo then mints its people's tokens with that server's local dev issuer, so AIRLOCK_HOME
+must be the server's state directory (both default to ./.airlock). Vendor side-effect
+checks and the fault of scene 5 use the vendors' admin endpoints listed in
+<AIRLOCK_HOME>/${SANDBOX_VENDORS_FILE}; without them those parts are skipped and say so.
+`;
+
+const VendorsFileSchema = z.object({
+  baseUrls: z.record(z.string(), z.string()),
+  adminTokens: z.record(z.string(), z.string()),
+});
+
+/** The vendors' admin endpoints a running local server published in its state dir, if any. */
+async function discoverVendors(home: string): Promise<{ vendors?: VendorControl; reason?: string }> {
+  const file = join(home, SANDBOX_VENDORS_FILE);
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return { reason: `the server at AIRLOCK_URL published no vendor admin endpoints (${file} is missing)` };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { reason: `${file} is not JSON` };
+  }
+  const parsed = VendorsFileSchema.safeParse(json);
+  if (!parsed.success) return { reason: `${file} does not list vendor URLs and admin tokens` };
+  return { vendors: httpVendors(parsed.data.baseUrls, parsed.data.adminTokens) };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  try {
+    const { values } = parseArgs({ args: argv, strict: true, options: { help: { type: 'boolean', short: 'h' } } });
+    if (values.help) {
+      process.stdout.write(usage);
+      return 0;
+    }
+  } catch (error) {
+    process.stderr.write(`airlock demo: ${error instanceof Error ? error.message : 'bad arguments'}\n${usage}`);
+    return 2;
+  }
+
+  const out = new Timeline({ write: (t) => process.stdout.write(t), color: wantsColor(process.stdout) });
+  const external = process.env.AIRLOCK_URL;
+  let runtime: LocalRuntime | undefined;
+  let home: string;
+  let sign: (claims: Parameters<LocalRuntime['issuer']['sign']>[0]) => Promise<string>;
+  let vendors: VendorControl | undefined;
+  let vendorsMissingReason: string | undefined;
+  let url: string;
+
+  if (external) {
+    home = resolveStateDir();
+    // Creating a new issuer key here would only make tokens the server rejects.
+    if (!(await access(join(home, 'issuer', ISSUER_KEY_FILE)).then(() => true, () => false))) {
+      process.stderr.write(`airlock demo: ${home} holds no dev issuer key. With AIRLOCK_URL, set AIRLOCK_HOME to that server's state directory.\n`);
+      return 1;
+    }
+    const issuer = await loadOrCreateIssuer(home);
+    sign = (claims) => issuer.sign(claims, '1h');
+    url = external.replace(/\/+$/, '');
+    ({ vendors, reason: vendorsMissingReason } = await discoverVendors(home));
+  } else {
+    home = process.env.AIRLOCK_HOME ? resolve(process.env.AIRLOCK_HOME) : await mkdtemp(join(tmpdir(), 'airlock-demo-'));
+    // Handlers log through the process logger; the timeline is the demo's output.
+    process.env.LOG_LEVEL ??= 'warn';
+    try {
+      const started = await startControlPlane({
+        port: 0,
+        stateDir: home,
+        logger: createLogger({ level: 'error', sink: (line) => process.stderr.write(`${line}\n`) }),
+      });
+      runtime = started;
+      vendors = inProcessVendors(started.controlPlane.vendors);
+      const issuer = started.issuer;
+      sign = (claims) => issuer.sign(claims, '1h');
+      url = started.url;
+    } catch (error) {
+      if (error instanceof StateDirInUseError) {
+        process.stderr.write(`airlock demo: ${error.message}\n  To play the demo against that server, set AIRLOCK_URL to its URL.\n`);
+        return 1;
+      }
+      throw error;
+    }
+  }
+
+  try {
+    const ctx = createContext({ url, home, out, sign, vendors, ...(vendorsMissingReason ? { vendorsMissingReason } : {}) });
+    out.title('Airlock demo: a scripted agent acts for alice (Employee; her manager is maria)');
+    out.note(`API      ${ctx.url} (${runtime ? 'started by the demo on a free port' : 'AIRLOCK_URL'})`);
+    out.note(`state    ${home}`);
+    out.note(`vendors  ${vendors ? vendors.via : `no admin access: ${vendorsMissingReason ?? 'unknown'}`}`);
+    out.note(`people   alice (Employee), maria (Manager), sam and sasha (SecurityAdmin), audrey (Auditor); tokens from the local dev issuer`);
+
+    // One probe first: a wrong AIRLOCK_HOME would otherwise fail every scene with 401.
+    const probe = await api(ctx, 'alice', 'GET', '/v1/tools').catch((error: unknown) => error);
+    if (probe instanceof Error || (probe as { status: number }).status !== 200) {
+      const why = probe instanceof Error ? probe.message : `it answered ${(probe as { status: number }).status}`;
+      process.stderr.write(
+        `airlock demo: cannot use ${ctx.url}: ${why}.\n  Against an external server, AIRLOCK_HOME must be that server's state directory (tokens are signed with its dev issuer).\n`,
+      );
+      return 1;
+    }
+
+    const result = await runScenes(ctx);
+    out.title(`\nSummary: ${result.passed.length}/${scenes.length} scenes passed${result.failed.length ? `, ${result.failed.length} failed (${result.failed.map((f) => f.n).join(', ')})` : ''}${result.skipped.length ? `, ${result.skipped.length} skipped (${result.skipped.map((s) => s.n).join(', ')})` : ''}`);
+    out.note(`State directory: ${home}`);
+    out.note(`Inspect it:  AIRLOCK_HOME=${home} npx airlock audit verify`);
+    out.note(`             AIRLOCK_HOME=${home} npx airlock audit show <actionId>`);
+    return result.failed.length === 0 ? 0 : 1;
+  } finally {
+    await runtime?.close();
+  }
+}

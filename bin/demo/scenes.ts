@@ -1,0 +1,493 @@
+import { chmod, cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { canonicalJson } from '../../lambdas/core/canonical-json';
+import { ReceiptSchema, type Receipt } from '../../lambdas/core/receipts/schema';
+import { approvalIdFor } from '../../lambdas/ports/approvals';
+import {
+  ActionSchema,
+  airlockCli,
+  api,
+  eventually,
+  expectThat,
+  parseAs,
+  ProblemSchema,
+  SceneFailedError,
+  SceneSkippedError,
+  submit,
+  waitForStatus,
+  type ActionView,
+  type DemoContext,
+} from './context';
+
+/**
+ * The eight scenes of the demo (issue 10). Each one acts like an agent (or a person) would,
+ * over the public API and CLI only, checks that Airlock behaved as described, and throws
+ * SceneFailedError when it did not.
+ */
+
+/** One scene: its number, a title for the timeline, and the play that returns its success line. */
+export interface Scene {
+  n: number;
+  title: string;
+  run(ctx: DemoContext): Promise<string>;
+}
+
+const AGENT = { name: 'trip-bot', model: 'scripted-demo' };
+const TERMINAL = ['completed', 'denied', 'rejected', 'expired', 'failed', 'compensated', 'cancelled'] as const;
+
+// Sandbox fares (lambdas/local/vendors/travel.ts): SB200 LHR→CDG €129, SB101 JFK→SFO $310,
+// SB102 SFO→JFK $274.50. The booking price must equal the hold's total, as at a real airline.
+const SCENE2 = { flight: 'SB200', origin: 'LHR', destination: 'CDG', seats: 3 };
+const SCENE3 = { flight: 'SB101', seats: 8, fare: 310, currency: 'USD' };
+const SCENE5 = { flight: 'SB102', seats: 1, fare: 274.5, currency: 'USD' };
+/** Rates from policies/config.json, only to print the base-currency value next to the price. */
+const USD_PER: Record<string, number> = { USD: 1, EUR: 1.1 };
+
+const money = (amount: number, currency: string) =>
+  `${currency === 'USD' ? '$' : currency === 'EUR' ? '€' : `${currency} `}${amount.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+
+const travelers = (n: number) =>
+  ['Ada Lovelace', 'Grace Hopper', 'Alan Turing', 'Edsger Dijkstra', 'Barbara Liskov', 'Donald Knuth', 'Frances Allen', 'Ken Thompson', 'Margaret Hamilton']
+    .slice(0, n)
+    .map((name) => {
+      const [firstName = '', lastName = ''] = name.split(' ');
+      return { firstName, lastName };
+    });
+
+/** The plan an agent sends to book `seats` seats on `flightId`: hold → authorize → book. */
+export function bookingPlan(o: { flightId: string; seats: number; total: number; currency: string; reason: string }) {
+  return {
+    agent: AGENT,
+    reason: o.reason,
+    plan: [
+      { id: 'hold', tool: 'travel.hold_seat', arguments: { flightId: o.flightId, seats: o.seats } },
+      {
+        id: 'pay',
+        tool: 'payments.authorize',
+        arguments: { amount: o.total, currency: o.currency, payee: 'sandbox-air', paymentMethod: 'pm_card_visa', customerEmail: 'alice@example.com' },
+      },
+      {
+        id: 'book',
+        tool: 'travel.book_flight',
+        arguments: {
+          holdId: { $ref: 'steps.hold.output.holdId' },
+          travelers: travelers(o.seats),
+          contact: { email: 'alice@example.com' },
+          price: { amount: o.total, currency: o.currency },
+        },
+      },
+    ],
+  };
+}
+
+const key = (ctx: DemoContext, what: string) => `demo-${ctx.nonce}-${what}`;
+const reasonsOf = (a: ActionView) => (a.decision ? `${a.decision.policyIds.join(', ')}: ${a.decision.reasons.join(' ')}` : 'no decision recorded');
+
+/** Reads a receipt from the vault the server writes (`<AIRLOCK_HOME>/audit/<key>`). */
+async function readReceipt(ctx: DemoContext, receiptKey: string): Promise<Receipt> {
+  const path = join(ctx.home, 'audit', ...receiptKey.split('/'));
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  if (text === undefined) throw new SceneFailedError(`the receipt ${receiptKey} is not in the vault at ${join(ctx.home, 'audit')}`);
+  return parseAs(ReceiptSchema, JSON.parse(text) as unknown, `receipt ${receiptKey}`);
+}
+
+/** The action's final state: from a 200 answer directly, else by polling its Location. */
+async function finished(ctx: DemoContext, res: { status: number; body: unknown }): Promise<ActionView> {
+  const action = parseAs(ActionSchema, res.body, 'POST /v1/actions');
+  if ((TERMINAL as readonly string[]).includes(action.status)) return action;
+  return waitForStatus(ctx, 'alice', action.id, TERMINAL);
+}
+
+/**
+ * The action's receipt key. WriteReceipt runs after the saga settles the status, so a
+ * synchronous answer can show `completed` a moment before the receipt is filed: poll briefly.
+ */
+async function receiptOf(ctx: DemoContext, action: ActionView): Promise<string | null> {
+  if (action.receipt !== null) return action.receipt;
+  return eventually(ctx, `the receipt of ${action.id}`, async () => {
+    const res = await api(ctx, 'alice', 'GET', `/v1/actions/${action.id}`);
+    return res.status === 200 ? (parseAs(ActionSchema, res.body, `GET /v1/actions/${action.id}`).receipt ?? undefined) : undefined;
+  }).catch(() => null);
+}
+
+async function sideEffects(ctx: DemoContext, connector: string): Promise<Record<string, number> | undefined> {
+  return ctx.vendors ? (await ctx.vendors.stats(connector)).sideEffects : undefined;
+}
+const delta = (after: Record<string, number>, before: Record<string, number>, op: string) => (after[op] ?? 0) - (before[op] ?? 0);
+
+// ── 1 ──────────────────────────────────────────────────────────────────────
+const FlightsSchema = z.object({
+  flights: z.array(z.object({ flightId: z.string(), farePerSeat: z.object({ amount: z.number(), currency: z.string() }), seatsAvailable: z.number() })),
+});
+
+const readScene: Scene = {
+  n: 1,
+  title: 'A read: search flights, answered synchronously',
+  async run(ctx) {
+    ctx.out.act('trip-bot (for alice)', `POST /v1/actions travel.search_flights ${SCENE2.origin}→${SCENE2.destination} on ${ctx.date}, Prefer: wait=10`);
+    const res = await submit(
+      ctx,
+      'alice',
+      { tool: 'travel.search_flights', arguments: { origin: SCENE2.origin, destination: SCENE2.destination, date: ctx.date }, agent: AGENT, reason: 'Team offsite in Paris' },
+      key(ctx, 'search'),
+    );
+    const action = parseAs(ActionSchema, res.body, 'the search answer');
+    ctx.out.got(`${res.status} ${action.status} (${action.id})`);
+    expectThat(ctx, res.status === 200, 'answered in the same call with 200', `got ${res.status} (${action.status})`);
+    expectThat(ctx, action.status === 'completed', 'the action is completed', `it is ${action.status}`);
+    const result = z.object({ call: FlightsSchema }).or(FlightsSchema).safeParse(action.result);
+    const flights = result.success ? ('call' in result.data ? result.data.call.flights : result.data.flights) : [];
+    const wanted = flights.find((f) => f.flightId === `${SCENE2.flight}-${ctx.date}`);
+    expectThat(ctx, wanted !== undefined, `the vendor's flights came back (${flights.map((f) => `${f.flightId} ${money(f.farePerSeat.amount, f.farePerSeat.currency)}`).join(', ')})`, `no ${SCENE2.flight} in the result`);
+    ctx.state.fare = wanted.farePerSeat;
+    ctx.out.why(reasonsOf(action));
+    return 'read answered synchronously (200)';
+  },
+};
+
+// ── 2 ──────────────────────────────────────────────────────────────────────
+const bookingScene: Scene = {
+  n: 2,
+  title: 'A booking under the limit runs unattended',
+  async run(ctx) {
+    const fare = ctx.state.fare ?? { amount: 129, currency: 'EUR' };
+    const total = Math.round(fare.amount * SCENE2.seats * 100) / 100;
+    const usd = total * (USD_PER[fare.currency] ?? 1);
+    const body = bookingPlan({ flightId: `${SCENE2.flight}-${ctx.date}`, seats: SCENE2.seats, total, currency: fare.currency, reason: 'Team offsite in Paris' });
+    const idem = key(ctx, 'offsite');
+    const before = await sideEffects(ctx, 'travel');
+    ctx.out.act(
+      'trip-bot (for alice)',
+      `POST /v1/actions plan hold → authorize → book, ${SCENE2.seats} seats ${SCENE2.flight}, ${money(total, fare.currency)} (≈ ${money(usd, 'USD')}), Idempotency-Key ${idem}`,
+    );
+    const res = await submit(ctx, 'alice', body, idem);
+    const action = await finished(ctx, res);
+    ctx.out.got(`${res.status} ${action.status} (${action.id})`);
+    expectThat(ctx, action.decision?.outcome === 'allow', 'policy allowed it without approval', `decision was ${action.decision?.outcome ?? 'none'}`);
+    ctx.out.why(reasonsOf(action));
+    expectThat(ctx, action.status === 'completed', 'the saga ran every step: completed', `it ended ${action.status}${action.statusReason ? ` (${action.statusReason})` : ''}`);
+    const booking = z.object({ book: z.object({ bookingId: z.string(), status: z.string() }) }).safeParse(action.result);
+    expectThat(ctx, booking.success && booking.data.book.status === 'confirmed', `the vendor confirmed booking ${booking.data?.book.bookingId ?? ''}`, 'no confirmed booking in the result');
+    const receiptKey = await receiptOf(ctx, action);
+    expectThat(ctx, receiptKey !== null, `a receipt key is on the action: ${receiptKey}`, 'the action has no receipt');
+    const receiptPath = join(ctx.home, 'audit', ...receiptKey.split('/'));
+    const written = await stat(receiptPath).catch(() => undefined);
+    expectThat(ctx, written?.isFile() === true, `the receipt is in the write-once vault (mode ${((written?.mode ?? 0) & 0o777).toString(8)})`, `${receiptPath} does not exist`);
+    if (before) {
+      const after = (await sideEffects(ctx, 'travel'))!;
+      expectThat(ctx, delta(after, before, 'book_flight') === 1, 'the travel vendor booked exactly once', `it booked ${delta(after, before, 'book_flight')} times`);
+    }
+    ctx.state.scene2 = { key: idem, body, actionId: action.id, receipt: receiptKey };
+    return `${money(total, fare.currency)} booking allowed, saga completed, receipt written`;
+  },
+};
+
+// ── 3 ──────────────────────────────────────────────────────────────────────
+/** A 202 answer: the action was accepted and is not finished. */
+const AcceptedSchema = z.object({ id: z.string(), status: z.string() });
+const ApprovalListSchema = z.object({ items: z.array(z.object({ id: z.string(), status: z.string() })) });
+
+const approvalScene: Scene = {
+  n: 3,
+  title: 'A booking over the limit waits for the manager',
+  async run(ctx) {
+    const total = SCENE3.fare * SCENE3.seats;
+    const body = bookingPlan({ flightId: `${SCENE3.flight}-${ctx.date}`, seats: SCENE3.seats, total, currency: SCENE3.currency, reason: 'Sales team flies home from the New York summit' });
+    ctx.out.act('trip-bot (for alice)', `POST /v1/actions plan hold → authorize → book, ${SCENE3.seats} seats ${SCENE3.flight}, ${money(total, 'USD')}`);
+    const res = await submit(ctx, 'alice', body, key(ctx, 'summit'), 2);
+    const first = parseAs(AcceptedSchema, res.body, 'POST /v1/actions');
+    ctx.out.got(`${res.status} ${first.status} (${first.id}), Location ${res.headers.get('location') ?? '-'}`);
+    expectThat(ctx, res.status === 202, 'accepted (202), not run: it needs a human', `got ${res.status} ${first.status}`);
+    const waiting = await waitForStatus(ctx, 'alice', first.id, ['awaiting_approval', ...TERMINAL]);
+    expectThat(ctx, waiting.status === 'awaiting_approval', 'the action is awaiting_approval', `it is ${waiting.status}`);
+    expectThat(
+      ctx,
+      waiting.decision?.outcome === 'require_approval' && waiting.decision.policyIds.includes('travel.employee-over-limit'),
+      'policy travel.employee-over-limit asks for alice’s manager',
+      `decision ${waiting.decision?.outcome ?? 'none'} (${waiting.decision?.policyIds.join(', ') ?? ''})`,
+    );
+    ctx.out.why(reasonsOf(waiting));
+
+    const approvalId = approvalIdFor(first.id);
+    await eventually(ctx, `approval ${approvalId} in maria's inbox`, async () => {
+      const inbox = await api(ctx, 'maria', 'GET', '/v1/approvals?status=pending');
+      return inbox.status === 200 && parseAs(ApprovalListSchema, inbox.body, 'the approvals inbox').items.some((a) => a.id === approvalId) ? true : undefined;
+    });
+    ctx.out.check(`maria sees ${approvalId} in GET /v1/approvals?status=pending`);
+
+    ctx.out.act('maria (manager)', `$ airlock approvals approve ${approvalId} --url ${ctx.url} --token <maria's token> --comment "Summit budget approved"`);
+    const cli = await airlockCli(ctx, ['approvals', 'approve', approvalId, '--url', ctx.url, '--token', await ctx.token('maria'), '--comment', 'Summit budget approved']);
+    ctx.out.output(
+      cli.stdout
+        .split('\n')
+        .filter((l) => /^(Approval |  Asked by|  At stake|  Policies|  Who|Recorded|Already recorded|Sending)/.test(l))
+        .join('\n') || cli.stderr,
+    );
+    expectThat(ctx, cli.code === 0, 'the CLI exited 0', `it exited ${cli.code}: ${cli.stderr.trim()}`);
+    expectThat(ctx, /Recorded: approve\. Approval is approved \(1\/1 approvals\)/.test(cli.stdout), 'the approval is recorded: approved 1/1', 'the CLI did not report the approval as approved');
+
+    const done = await waitForStatus(ctx, 'alice', first.id, TERMINAL);
+    ctx.out.got(`GET /v1/actions/${first.id}: ${done.status}`);
+    expectThat(ctx, done.status === 'completed', 'the saga resumed and completed', `it ended ${done.status}${done.statusReason ? ` (${done.statusReason})` : ''}`);
+    const receiptKey = await receiptOf(ctx, done);
+    expectThat(ctx, receiptKey !== null, `receipt written: ${receiptKey}`, 'no receipt');
+    const receipt = await readReceipt(ctx, receiptKey);
+    const vote = receipt.approvals[0]?.votes[0];
+    expectThat(ctx, vote?.voter === 'maria' && vote.decision === 'approve', 'the receipt records maria’s approval', `votes: ${JSON.stringify(receipt.approvals)}`);
+    return `${money(total, 'USD')} booking required the manager, approved from the CLI, completed`;
+  },
+};
+
+// ── 4 ──────────────────────────────────────────────────────────────────────
+const replayScene: Scene = {
+  n: 4,
+  title: 'The agent retries scene 2 with the same Idempotency-Key',
+  async run(ctx) {
+    const first = ctx.state.scene2;
+    if (!first) throw new SceneFailedError('scene 2 did not complete, so there is nothing to retry');
+    const travelBefore = await sideEffects(ctx, 'travel');
+    const paymentsBefore = await sideEffects(ctx, 'payments');
+    ctx.out.act('trip-bot (for alice)', `POST /v1/actions, the same plan again, Idempotency-Key ${first.key} (a timeout made it unsure)`);
+    const res = await submit(ctx, 'alice', first.body, first.key);
+    const action = parseAs(ActionSchema, res.body, 'the replayed answer');
+    ctx.out.got(`${res.status} ${action.status} (${action.id}), Idempotent-Replayed: ${res.headers.get('idempotent-replayed') ?? '-'}`);
+    expectThat(ctx, res.headers.get('idempotent-replayed') === 'true', 'the original answer was replayed (Idempotent-Replayed: true)', `got ${res.status} without the header`);
+    expectThat(ctx, action.id === first.actionId, `it is the same action ${first.actionId}`, `a new action ${action.id} was created`);
+    ctx.out.why('keys are scoped per principal; the same key and payload replay the first response, nothing runs again');
+    if (travelBefore && paymentsBefore && ctx.vendors) {
+      const travelAfter = (await sideEffects(ctx, 'travel'))!;
+      const paymentsAfter = (await sideEffects(ctx, 'payments'))!;
+      const moved = ['hold_seat', 'book_flight'].map((op) => delta(travelAfter, travelBefore, op)).concat(delta(paymentsAfter, paymentsBefore, 'authorize'));
+      expectThat(ctx, moved.every((d) => d === 0), `no second hold, authorization or booking at the vendors (${ctx.vendors.via})`, `side effects moved by ${moved.join(', ')}`);
+    } else {
+      ctx.out.skip(`vendor side-effect counters: ${ctx.vendorsMissingReason ?? 'no vendor admin access'}`);
+    }
+    ctx.out.act('trip-bot (for alice)', 'POST /v1/actions, the same key with a different reason');
+    const changed = await submit(ctx, 'alice', { ...(first.body as Record<string, unknown>), reason: 'Team offsite in Paris (changed)' }, first.key);
+    const problem = ProblemSchema.safeParse(changed.body);
+    ctx.out.got(`${changed.status} ${problem.success ? problem.data.title : ''}`);
+    expectThat(ctx, changed.status === 422, 'a different payload under the same key is refused (422)', `got ${changed.status}`);
+    return 'retry replayed (Idempotent-Replayed: true), no second booking';
+  },
+};
+
+// ── 5 ──────────────────────────────────────────────────────────────────────
+const compensationScene: Scene = {
+  n: 5,
+  title: 'The vendor fails at the booking step: the saga undoes the rest',
+  async run(ctx) {
+    if (!ctx.vendors) throw new SceneSkippedError(`cannot inject a vendor fault: ${ctx.vendorsMissingReason ?? 'no vendor admin access'}`);
+    const total = SCENE5.fare * SCENE5.seats;
+    const body = bookingPlan({ flightId: `${SCENE5.flight}-${ctx.date}`, seats: SCENE5.seats, total, currency: SCENE5.currency, reason: 'Client visit in New York' });
+    ctx.out.act('demo', `sets a fault on the travel vendor (${ctx.vendors.via}): the next book_flight fails with 400 fare_unavailable`);
+    await ctx.vendors.setFaults('travel', { failNext: [{ operation: 'book_flight', count: 1, status: 400, code: 'fare_unavailable' }] });
+    try {
+      const travelBefore = (await sideEffects(ctx, 'travel'))!;
+      const paymentsBefore = (await sideEffects(ctx, 'payments'))!;
+      ctx.out.act('trip-bot (for alice)', `POST /v1/actions plan hold → authorize → book, ${SCENE5.flight}, ${money(total, 'USD')}`);
+      const res = await submit(ctx, 'alice', body, key(ctx, 'client-visit'));
+      const action = await finished(ctx, res);
+      ctx.out.got(`${res.status} ${action.status} (${action.id}): ${action.statusReason ?? ''}`);
+      expectThat(ctx, action.status === 'compensated', 'the action ended compensated', `it ended ${action.status}${action.statusReason ? ` (${action.statusReason})` : ''}`);
+      const travelAfter = (await sideEffects(ctx, 'travel'))!;
+      const paymentsAfter = (await sideEffects(ctx, 'payments'))!;
+      expectThat(ctx, delta(travelAfter, travelBefore, 'book_flight') === 0, 'nothing was booked', `${delta(travelAfter, travelBefore, 'book_flight')} booking(s)`);
+      expectThat(ctx, delta(travelAfter, travelBefore, 'release_hold') === 1, 'the seat hold was released at the vendor, once', `released ${delta(travelAfter, travelBefore, 'release_hold')} time(s)`);
+      expectThat(ctx, delta(paymentsAfter, paymentsBefore, 'void_authorization') === 1, 'the card authorization was voided, once', `voided ${delta(paymentsAfter, paymentsBefore, 'void_authorization')} time(s)`);
+      const receiptKey = await receiptOf(ctx, action);
+      expectThat(ctx, receiptKey !== null, `receipt written: ${receiptKey}`, 'no receipt');
+      const receipt = await readReceipt(ctx, receiptKey);
+      const undone = receipt.steps.filter((s) => s.kind === 'compensate' && s.status === 'complete').map((s) => `${s.stepId} (${s.tool})`);
+      const failed = receipt.steps.find((s) => s.kind === 'forward' && s.stepId === 'book');
+      expectThat(ctx, receipt.outcome.status === 'compensated', 'the receipt’s outcome is compensated', `it says ${receipt.outcome.status}`);
+      expectThat(ctx, failed?.status === 'failed', `the receipt shows the booking step failed (${failed?.error?.name ?? 'no error'})`, `book is ${failed?.status ?? 'missing'}`);
+      expectThat(ctx, undone.length === 2 && undone[0]?.startsWith('pay') === true && undone[1]?.startsWith('hold') === true, `the receipt lists the compensations in reverse order: ${undone.join(', ')}`, `compensations: ${undone.join(', ') || 'none'}`);
+      ctx.out.why('each commit step declares its compensation; on failure they run newest first, each with its own grant and idempotency key');
+      return 'booking failed at the vendor; hold and authorization compensated, receipt says so';
+    } finally {
+      await ctx.vendors.setFaults('travel', {});
+    }
+  },
+};
+
+// ── 6 ──────────────────────────────────────────────────────────────────────
+const PreviewSchema = z.object({ planHash: z.string(), quorum: z.number(), viewer: z.object({ canDecide: z.boolean(), refusal: z.string().optional() }) });
+const DecisionSchema = z.object({ status: z.string(), recorded: z.boolean(), approvalsSoFar: z.number(), quorum: z.number() });
+const RolesSchema = z.object({ call: z.object({ roles: z.array(z.object({ role: z.string() })) }) }).or(z.object({ roles: z.array(z.object({ role: z.string() })) }));
+
+const iamScene: Scene = {
+  n: 6,
+  title: 'An IAM role grant needs two security admins',
+  async run(ctx) {
+    const grantee = 'carol';
+    ctx.out.act('ops-bot (for alice)', `reads ${grantee}'s roles first (iam.get_role_assignments)`);
+    const read = await submit(ctx, 'alice', { tool: 'iam.get_role_assignments', arguments: { principalId: grantee }, agent: { name: 'ops-bot' } }, key(ctx, 'roles'));
+    const current = RolesSchema.safeParse(parseAs(ActionSchema, read.body, 'the role read').result);
+    const held = current.success ? ('call' in current.data ? current.data.call.roles : current.data.roles).map((r) => r.role) : [];
+    // A role carol lacks, so the demo also runs again against a long-lived server.
+    const role = ['editor', 'billing-admin', 'viewer', 'auditor', 'admin'].find((r) => !held.includes(r));
+    if (!role) throw new SceneFailedError(`${grantee} already holds every sandbox role`);
+    ctx.out.got(`${grantee} has [${held.join(', ')}]; the agent asks for ${role}`);
+
+    const res = await submit(
+      ctx,
+      'alice',
+      { tool: 'iam.grant_role', arguments: { principalId: grantee, role, reason: 'Joins the on-call rotation' }, agent: { name: 'ops-bot' }, reason: `${grantee} joins on-call` },
+      key(ctx, 'grant'),
+      2,
+    );
+    const first = parseAs(AcceptedSchema, res.body, 'POST /v1/actions');
+    ctx.out.got(`${res.status} ${first.status} (${first.id})`);
+    const waiting = await waitForStatus(ctx, 'alice', first.id, ['awaiting_approval', ...TERMINAL]);
+    expectThat(ctx, waiting.status === 'awaiting_approval', 'the grant waits for approval', `it is ${waiting.status}`);
+    expectThat(ctx, waiting.decision?.policyIds.includes('iam.two-security-admins') === true, 'policy iam.two-security-admins decided it', `policies: ${waiting.decision?.policyIds.join(', ') ?? 'none'}`);
+    ctx.out.why(reasonsOf(waiting));
+
+    const approvalId = approvalIdFor(first.id);
+    const preview = await eventually(ctx, `approval ${approvalId}`, async () => {
+      const r = await api(ctx, 'sam', 'GET', `/v1/approvals/${approvalId}`);
+      return r.status === 200 ? parseAs(PreviewSchema, r.body, 'the approval preview') : undefined;
+    });
+    expectThat(ctx, preview.quorum === 2, 'quorum is 2 people', `quorum is ${preview.quorum}`);
+    const decide = (person: 'alice' | 'sam' | 'sasha', comment: string) =>
+      api(ctx, person, 'POST', `/v1/approvals/${approvalId}/decision`, { body: { decision: 'approve', planHash: preview.planHash, comment } });
+
+    ctx.out.act('alice (the requester)', `POST /v1/approvals/${approvalId}/decision approve`);
+    const own = await decide('alice', 'I asked for it, so it is fine');
+    const ownProblem = ProblemSchema.safeParse(own.body);
+    ctx.out.got(`${own.status} ${ownProblem.success ? `${ownProblem.data.title}: ${ownProblem.data.detail}` : ''}`);
+    expectThat(ctx, own.status === 403, 'the requester’s own approval is refused (403)', `got ${own.status}`);
+
+    ctx.out.act('sam (SecurityAdmin)', 'approves');
+    const s1 = parseAs(DecisionSchema, (await decide('sam', 'Confirmed with the on-call lead')).body, 'sam’s decision');
+    ctx.out.got(`${s1.status}, ${s1.approvalsSoFar}/${s1.quorum}`);
+    expectThat(ctx, s1.recorded && s1.status === 'pending' && s1.approvalsSoFar === 1, 'one vote recorded; still pending', `${s1.status} ${s1.approvalsSoFar}/${s1.quorum}`);
+    ctx.out.act('sam (SecurityAdmin)', 'approves again');
+    const s2 = parseAs(DecisionSchema, (await decide('sam', 'Again')).body, 'sam’s second decision');
+    expectThat(ctx, !s2.recorded && s2.approvalsSoFar === 1, 'a second vote by the same person does not count (still 1/2)', `${s2.approvalsSoFar}/${s2.quorum}`);
+    ctx.out.act('sasha (SecurityAdmin)', 'approves');
+    const s3 = parseAs(DecisionSchema, (await decide('sasha', 'Looks right')).body, 'sasha’s decision');
+    ctx.out.got(`${s3.status}, ${s3.approvalsSoFar}/${s3.quorum}`);
+    expectThat(ctx, s3.status === 'approved' && s3.approvalsSoFar === 2, 'two distinct security admins: approved 2/2', `${s3.status} ${s3.approvalsSoFar}/${s3.quorum}`);
+
+    const done = await waitForStatus(ctx, 'alice', first.id, TERMINAL);
+    const change = z.object({ call: z.object({ before: z.array(z.string()), after: z.array(z.string()) }) }).safeParse(done.result);
+    ctx.out.got(`${done.status}${change.success ? `: ${grantee} [${change.data.call.before.join(', ')}] → [${change.data.call.after.join(', ')}]` : ''}`);
+    expectThat(ctx, done.status === 'completed', `the role was granted`, `it ended ${done.status}${done.statusReason ? ` (${done.statusReason})` : ''}`);
+    return 'IAM grant approved by two security admins; the requester’s own approval refused (403)';
+  },
+};
+
+// ── 7 ──────────────────────────────────────────────────────────────────────
+const denyScene: Scene = {
+  n: 7,
+  title: 'An order from a deny-listed supplier is refused',
+  async run(ctx) {
+    const before = await sideEffects(ctx, 'procurement');
+    ctx.out.act('buyer-bot (for alice)', 'POST /v1/actions procurement.place_order, 2 × SHADY-LAPTOP from shady-supplies');
+    const res = await submit(
+      ctx,
+      'alice',
+      {
+        tool: 'procurement.place_order',
+        arguments: {
+          supplierId: 'shady-supplies',
+          lines: [{ sku: 'SHADY-LAPTOP', quantity: 2 }],
+          shipTo: { name: 'Alice Example', street: '1 Market St', city: 'San Francisco', postalCode: '94105', country: 'US' },
+          maxTotal: { amount: 398, currency: 'USD' },
+        },
+        agent: { name: 'buyer-bot' },
+        reason: 'Cheap laptops for the new hires',
+      },
+      key(ctx, 'laptops'),
+    );
+    const problem = ProblemSchema.safeParse(res.body);
+    ctx.out.got(`${res.status} ${res.headers.get('content-type') ?? ''}${problem.success ? ` ${problem.data.type}` : ''}`);
+    expectThat(ctx, res.status === 403, 'refused with 403', `got ${res.status}`);
+    expectThat(ctx, (res.headers.get('content-type') ?? '').startsWith('application/problem+json'), 'the body is application/problem+json', `content-type ${res.headers.get('content-type')}`);
+    expectThat(ctx, problem.success && (problem.data.policyIds ?? []).includes('procurement.denied-vendor'), 'it names the policy: procurement.denied-vendor', `policyIds ${JSON.stringify(problem.data?.policyIds)}`);
+    expectThat(ctx, (problem.data?.reasons ?? []).length > 0, `and the reason: “${problem.data?.reasons?.[0] ?? ''}”`, 'no reasons');
+    if (before) {
+      const after = (await sideEffects(ctx, 'procurement'))!;
+      expectThat(ctx, delta(after, before, 'place_order') === 0, 'nothing reached the supplier', 'an order was placed');
+    }
+    return 'deny-listed supplier refused: 403 procurement.denied-vendor with its reason';
+  },
+};
+
+// ── 8 ──────────────────────────────────────────────────────────────────────
+const auditScene: Scene = {
+  n: 8,
+  title: 'Auditors verify the vault; tampering is caught',
+  async run(ctx) {
+    const vault = join(ctx.home, 'audit');
+    ctx.out.act('audrey (auditor)', `$ airlock audit digest --dir ${vault}`);
+    const digest = await airlockCli(ctx, ['audit', 'digest', '--dir', vault]);
+    ctx.out.output(digest.stdout || digest.stderr);
+    expectThat(ctx, digest.code === 0, 'a signed digest now covers every receipt', `audit digest exited ${digest.code}: ${digest.stderr.trim()}`);
+
+    ctx.out.act('audrey (auditor)', `$ airlock audit verify --dir ${vault}`);
+    const ok = await airlockCli(ctx, ['audit', 'verify', '--dir', vault]);
+    ctx.out.output(ok.stdout || ok.stderr);
+    expectThat(ctx, ok.code === 0 && /OK: no findings/.test(ok.stdout), 'verify passes: signatures, chain and checksums hold', `audit verify exited ${ok.code}`);
+
+    // The vault's files are read-only on purpose; the tampering happens in a copy.
+    const copy = await mkdtemp(join(tmpdir(), 'airlock-demo-tampered-'));
+    try {
+      await cp(vault, copy, { recursive: true });
+      const target = ctx.state.scene2?.receipt;
+      if (!target) throw new SceneFailedError('scene 2 wrote no receipt to tamper with');
+      const path = join(copy, ...target.split('/'));
+      const receipt = JSON.parse(await readFile(path, 'utf8')) as { outcome?: { status?: string } };
+      if (!receipt.outcome) throw new SceneFailedError(`${target} has no outcome to alter`);
+      receipt.outcome.status = 'cancelled';
+      await chmod(path, 0o644);
+      // A careful forger keeps the canonical form, so only the checksum can give it away.
+      await writeFile(path, `${canonicalJson(receipt)}\n`);
+      ctx.out.act('mallory', `edits ${target} in a copy of the vault (${copy}): outcome completed → cancelled, format kept`);
+      ctx.out.act('audrey (auditor)', `$ airlock audit verify --dir ${copy}`);
+      const bad = await airlockCli(ctx, ['audit', 'verify', '--dir', copy]);
+      ctx.out.output(bad.stderr || bad.stdout);
+      expectThat(ctx, bad.code === 1, 'verify fails (exit 1)', `audit verify exited ${bad.code}`);
+      expectThat(ctx, /MODIFIED/.test(bad.stderr) && bad.stderr.includes(target), `and names the receipt: MODIFIED ${target}`, 'the finding does not name the receipt');
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
+    return 'audit verify passes; a tampered copy fails and names the receipt';
+  },
+};
+
+/** The scenes in the order the demo plays them. */
+export const scenes: readonly Scene[] = [readScene, bookingScene, approvalScene, replayScene, compensationScene, iamScene, denyScene, auditScene];
+
+/** How a run went. */
+export interface DemoOutcome {
+  passed: number[];
+  failed: { n: number; reason: string }[];
+  skipped: { n: number; reason: string }[];
+}
+
+/** Plays `list` in order; a failing scene is reported and the next one still runs. */
+export async function runScenes(ctx: DemoContext, list: readonly Scene[] = scenes): Promise<DemoOutcome> {
+  const outcome: DemoOutcome = { passed: [], failed: [], skipped: [] };
+  for (const scene of list) {
+    ctx.out.scene(scene.n, scenes.length, scene.title);
+    try {
+      ctx.out.pass(scene.n, await scene.run(ctx));
+      outcome.passed.push(scene.n);
+    } catch (error) {
+      if (error instanceof SceneSkippedError) {
+        ctx.out.skipped(scene.n, error.message);
+        outcome.skipped.push({ n: scene.n, reason: error.message });
+        continue;
+      }
+      // Anything else (an unexpected answer, a crash) means the scene did not behave as described.
+      const reason = error instanceof Error ? `${error instanceof SceneFailedError ? '' : `${error.name}: `}${error.message}` : String(error);
+      ctx.out.fail(scene.n, reason);
+      outcome.failed.push({ n: scene.n, reason });
+    }
+  }
+  return outcome;
+}

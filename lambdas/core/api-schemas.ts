@@ -75,6 +75,11 @@ export const DecisionSchema = z
   })
   .meta({ id: 'Decision' });
 
+/** POST /v1/decisions: the decision policy would make now, and the plan hash it covers. */
+export const DecisionPreviewSchema = z
+  .object({ decision: DecisionSchema, planHash: z.string().regex(/^[0-9a-f]{64}$/) })
+  .meta({ id: 'DecisionPreview' });
+
 /** A step of an action as its owner sees it; run-time details appear once the saga ran it. */
 export const ActionStepSchema = z
   .object({

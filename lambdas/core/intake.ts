@@ -149,6 +149,33 @@ function toProblemResponse(error: ProblemError): IntakeResponse {
   return { status: error.problem.status, headers: { 'content-type': PROBLEM_JSON, ...error.headers }, body: error.problem };
 }
 
+/**
+ * Validates an untrusted body as an envelope (shape first: depth and prototype-polluting keys,
+ * then the envelope itself) or throws a 400 listing every violation.
+ */
+export function parseEnvelope(body: unknown, retryHint = 'and retry'): NormalizedAction {
+  const shapeIssues = inspectJsonShape(body, MAX_JSON_DEPTH);
+  if (shapeIssues.length > 0) throw badRequest('The body is not an acceptable JSON document.', shapeIssues);
+  const validated = validateEnvelope(body);
+  if (!validated.ok) {
+    throw badRequest(`The request has ${validated.violations.length} problem(s); fix every listed violation ${retryHint}.`, validated.violations);
+  }
+  return validated.action;
+}
+
+/**
+ * POST /v1/decisions: what policy would decide for this envelope now, without creating an
+ * action (a preview for agents and policy authors). Nothing is written.
+ */
+export async function previewDecision(
+  req: { principal: Principal; body: unknown },
+  deps: { decider: Decider; now?: () => number },
+): Promise<{ decision: StoredDecision; planHash: string }> {
+  const action = parseEnvelope(req.body);
+  const decision = await deps.decider.decide(req.principal, action, new Date((deps.now ?? Date.now)()));
+  return { decision, planHash: planHash(action) };
+}
+
 /** Polls the action until it reaches a terminal status or the deadline passes. */
 async function waitForEnd(
   deps: IntakeDeps,
@@ -174,16 +201,7 @@ export async function acceptAction(req: IntakeRequest, deps: IntakeDeps): Promis
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const key = parseIdempotencyKey(req.idempotencyKey);
 
-  const shapeIssues = inspectJsonShape(req.body, MAX_JSON_DEPTH);
-  if (shapeIssues.length > 0) throw badRequest('The body is not an acceptable JSON document.', shapeIssues);
-  const validated = validateEnvelope(req.body);
-  if (!validated.ok) {
-    throw badRequest(
-      `The request has ${validated.violations.length} problem(s); fix every listed violation and retry with a new Idempotency-Key.`,
-      validated.violations,
-    );
-  }
-  const action = validated.action;
+  const action = parseEnvelope(req.body, 'and retry with a new Idempotency-Key');
   const scope = req.principal.sub;
   const fp = fingerprint({ method: 'POST', path: '/v1/actions', body: req.body });
 

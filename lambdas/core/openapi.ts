@@ -16,6 +16,7 @@ import {
   PolicyDeniedProblemSchema,
   ProblemSchema,
   ToolCatalogSchema,
+  DecisionPreviewSchema,
 } from './api-schemas';
 import { toolCatalog } from './catalog';
 import { EnvelopeSchema, MAX_PLAN_STEPS } from './envelope';
@@ -87,6 +88,7 @@ const responses = {
   ApprovalPage: ApprovalPageSchema,
   ApprovalPreview: ApprovalPreviewSchema,
   ApprovalDecisionResult: DecisionResultSchema,
+  DecisionPreview: DecisionPreviewSchema,
 } satisfies Record<string, z.ZodType>;
 
 type RequestName = keyof typeof requests;
@@ -233,6 +235,16 @@ const operations: Record<string, OperationSpec> = {
     parameters: [ref('parameters', 'ActionId')],
     success: [{ status: 200, description: 'The action.', schema: 'Action' }],
     errors: [{ status: 404, types: ['notFound'], when: 'no such action, or the caller may not see it' }],
+  },
+  'POST /v1/decisions': {
+    operationId: 'previewDecision',
+    tag: 'actions',
+    summary: 'What policy would decide, without acting',
+    description:
+      'Validates an envelope exactly as POST /v1/actions does and returns the Cedar decision (outcome, policy ids, reasons, quorum, approver rule, policy-set version, shadow outcomes) and the plan hash. Nothing is recorded and no Idempotency-Key is needed: a preview for agents and policy authors.',
+    body: 'ActionEnvelope',
+    success: [{ status: 200, description: 'The decision policy would make now.', schema: 'DecisionPreview' }],
+    errors: [{ status: 400, types: ['validation'], when: 'the envelope is invalid; `violations` lists every problem' }],
   },
   'GET /v1/approvals': {
     operationId: 'listApprovals',

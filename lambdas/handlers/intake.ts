@@ -2,7 +2,7 @@ import { actionView, canView } from '../core/action-view';
 import { ActionListQuerySchema } from '../core/api-schemas';
 import { toolCatalog } from '../core/catalog';
 import { ActionIdPattern } from '../core/ids';
-import { acceptAction } from '../core/intake';
+import { acceptAction, previewDecision } from '../core/intake';
 import { openApiDocument } from '../core/openapi';
 import { badRequest, notFound, serviceUnavailable } from '../core/problem';
 import { InvalidCursorError, LedgerThrottledError } from '../ports/ledger';
@@ -46,6 +46,15 @@ export const handler = httpApi({
         { actions: rt.actions, idempotency: rt.idempotency, workflow: rt.workflow, decider: rt.decider, config: rt.intake, logger: req.logger },
       );
       return { status: res.status, headers: res.headers, body: res.body };
+    },
+  },
+
+  'POST /v1/decisions': {
+    auth: true,
+    handle: async (req) => {
+      const rt = await runtime();
+      const preview = await readLedger(() => previewDecision({ principal: principalOf(req), body: req.body }, { decider: rt.decider }));
+      return { status: 200, body: preview };
     },
   },
 

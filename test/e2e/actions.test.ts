@@ -102,6 +102,24 @@ describe('the actions API over HTTP', () => {
     expect(got.body.receipt).toBeTruthy();
   });
 
+  it('previews a decision with POST /v1/decisions and records nothing', async () => {
+    const who = await cp.token('previewer', { roles: ['Employee'], manager: 'boss' });
+    const decide = (body: unknown) =>
+      raw('/v1/decisions', { method: 'POST', token: who, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const allow = await decide(echo('preview'));
+    expect(allow.status).toBe(200);
+    expect(allow.body!.decision).toMatchObject({ outcome: 'allow', policyIds: expect.arrayContaining(['read.request']) });
+    expect(allow.body!.planHash).toMatch(/^[0-9a-f]{64}$/);
+    const big = await decide({
+      agent: { name: 'e2e' },
+      tool: 'travel.book_flight',
+      arguments: { holdId: 'hold_x', travelers: [{ firstName: 'A', lastName: 'B' }], contact: { email: 'a@example.com' }, price: { amount: 2400, currency: 'USD' } },
+    });
+    expect(big.body!.decision).toMatchObject({ outcome: 'require_approval', quorum: 1, approverRule: 'manager' });
+    expect((await decide({ ...echo(), tool: 'nope.nothing' })).status).toBe(400);
+    expect((await raw('/v1/actions', { token: who })).body!.items).toEqual([]);
+  });
+
   it('hides other people’s actions behind 404', async () => {
     const mine = await cp.post(alice, echo('private'));
     const mallory = await cp.token('mallory', { roles: ['Employee'] });

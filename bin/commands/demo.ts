@@ -110,11 +110,11 @@ export async function run(argv: string[]): Promise<number> {
 
   try {
     const ctx = createContext({ url, home, out, sign, vendors, ...(vendorsMissingReason ? { vendorsMissingReason } : {}) });
-    out.title('Airlock demo: a scripted agent acts for alice (Employee; her manager is maria)');
+    out.title('Airlock demo: a scripted agent acts for alice (Employee; her manager is bob)');
     out.note(`API      ${ctx.url} (${runtime ? 'started by the demo on a free port' : 'AIRLOCK_URL'})`);
     out.note(`state    ${home}`);
     out.note(`vendors  ${vendors ? vendors.via : `no admin access: ${vendorsMissingReason ?? 'unknown'}`}`);
-    out.note(`people   alice (Employee), maria (Manager), sam and sasha (SecurityAdmin), audrey (Auditor); tokens from the local dev issuer`);
+    out.note(`people   alice (Employee), bob (Manager), carol and dave (SecurityAdmin), audrey (Auditor); tokens from the local dev issuer`);
 
     // One probe first: a wrong AIRLOCK_HOME would otherwise fail every scene with 401.
     const probe = await api(ctx, 'alice', 'GET', '/v1/tools').catch((error: unknown) => error);

@@ -27,14 +27,14 @@ export class SceneSkippedError extends Error {
   }
 }
 
-/** The people of the demo. Names match the ready-made tokens `npm start` prints where it can. */
+/** The people of the demo: the same as the ready-made tokens `npm start` prints (bin/commands/dev.ts). */
 export const People = {
-  /** The employee the agent acts for; her manager is maria. */
-  alice: { sub: 'alice', roles: ['Employee'], manager: 'maria', department: 'sales' },
-  maria: { sub: 'maria', roles: ['Employee', 'Manager'], manager: 'olivia', department: 'sales' },
-  sam: { sub: 'sam', roles: ['Employee', 'SecurityAdmin'], manager: 'olivia', department: 'security' },
-  sasha: { sub: 'sasha', roles: ['Employee', 'SecurityAdmin'], manager: 'olivia', department: 'security' },
-  audrey: { sub: 'audrey', roles: ['Auditor'] },
+  /** The employee the agent acts for; her manager is bob. */
+  alice: { sub: 'alice', roles: ['Employee'], manager: 'bob', department: 'sales' },
+  bob: { sub: 'bob', roles: ['Employee', 'Manager'], department: 'sales' },
+  carol: { sub: 'carol', roles: ['Employee', 'SecurityAdmin'], department: 'security' },
+  dave: { sub: 'dave', roles: ['Employee', 'SecurityAdmin'], department: 'security' },
+  audrey: { sub: 'audrey', roles: ['Auditor'], department: 'audit' },
 } satisfies Record<string, PrincipalClaims>;
 export type Person = keyof typeof People;
 

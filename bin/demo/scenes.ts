@@ -211,14 +211,14 @@ const approvalScene: Scene = {
     ctx.out.why(reasonsOf(waiting));
 
     const approvalId = approvalIdFor(first.id);
-    await eventually(ctx, `approval ${approvalId} in maria's inbox`, async () => {
-      const inbox = await api(ctx, 'maria', 'GET', '/v1/approvals?status=pending');
+    await eventually(ctx, `approval ${approvalId} in bob's inbox`, async () => {
+      const inbox = await api(ctx, 'bob', 'GET', '/v1/approvals?status=pending');
       return inbox.status === 200 && parseAs(ApprovalListSchema, inbox.body, 'the approvals inbox').items.some((a) => a.id === approvalId) ? true : undefined;
     });
-    ctx.out.check(`maria sees ${approvalId} in GET /v1/approvals?status=pending`);
+    ctx.out.check(`bob sees ${approvalId} in GET /v1/approvals?status=pending`);
 
-    ctx.out.act('maria (manager)', `$ airlock approvals approve ${approvalId} --url ${ctx.url} --token <maria's token> --comment "Summit budget approved"`);
-    const cli = await airlockCli(ctx, ['approvals', 'approve', approvalId, '--url', ctx.url, '--token', await ctx.token('maria'), '--comment', 'Summit budget approved']);
+    ctx.out.act('bob (manager)', `$ airlock approvals approve ${approvalId} --url ${ctx.url} --token <bob's token> --comment "Summit budget approved"`);
+    const cli = await airlockCli(ctx, ['approvals', 'approve', approvalId, '--url', ctx.url, '--token', await ctx.token('bob'), '--comment', 'Summit budget approved']);
     ctx.out.output(
       cli.stdout
         .split('\n')
@@ -235,7 +235,7 @@ const approvalScene: Scene = {
     expectThat(ctx, receiptKey !== null, `receipt written: ${receiptKey}`, 'no receipt');
     const receipt = await readReceipt(ctx, receiptKey);
     const vote = receipt.approvals[0]?.votes[0];
-    expectThat(ctx, vote?.voter === 'maria' && vote.decision === 'approve', 'the receipt records maria’s approval', `votes: ${JSON.stringify(receipt.approvals)}`);
+    expectThat(ctx, vote?.voter === 'bob' && vote.decision === 'approve', 'the receipt records bob’s approval', `votes: ${JSON.stringify(receipt.approvals)}`);
     return `${money(total, 'USD')} booking required the manager, approved from the CLI, completed`;
   },
 };
@@ -321,12 +321,13 @@ const iamScene: Scene = {
   n: 6,
   title: 'An IAM role grant needs two security admins',
   async run(ctx) {
-    const grantee = 'carol';
+    // Not carol or dave: the grantee may never approve, and they are the approvers.
+    const grantee = 'bob';
     ctx.out.act('ops-bot (for alice)', `reads ${grantee}'s roles first (iam.get_role_assignments)`);
     const read = await submit(ctx, 'alice', { tool: 'iam.get_role_assignments', arguments: { principalId: grantee }, agent: { name: 'ops-bot' } }, key(ctx, 'roles'));
     const current = RolesSchema.safeParse(parseAs(ActionSchema, read.body, 'the role read').result);
     const held = current.success ? ('call' in current.data ? current.data.call.roles : current.data.roles).map((r) => r.role) : [];
-    // A role carol lacks, so the demo also runs again against a long-lived server.
+    // A role the grantee lacks, so the demo also runs again against a long-lived server.
     const role = ['editor', 'billing-admin', 'viewer', 'auditor', 'admin'].find((r) => !held.includes(r));
     if (!role) throw new SceneFailedError(`${grantee} already holds every sandbox role`);
     ctx.out.got(`${grantee} has [${held.join(', ')}]; the agent asks for ${role}`);
@@ -347,11 +348,11 @@ const iamScene: Scene = {
 
     const approvalId = approvalIdFor(first.id);
     const preview = await eventually(ctx, `approval ${approvalId}`, async () => {
-      const r = await api(ctx, 'sam', 'GET', `/v1/approvals/${approvalId}`);
+      const r = await api(ctx, 'carol', 'GET', `/v1/approvals/${approvalId}`);
       return r.status === 200 ? parseAs(PreviewSchema, r.body, 'the approval preview') : undefined;
     });
     expectThat(ctx, preview.quorum === 2, 'quorum is 2 people', `quorum is ${preview.quorum}`);
-    const decide = (person: 'alice' | 'sam' | 'sasha', comment: string) =>
+    const decide = (person: 'alice' | 'carol' | 'dave', comment: string) =>
       api(ctx, person, 'POST', `/v1/approvals/${approvalId}/decision`, { body: { decision: 'approve', planHash: preview.planHash, comment } });
 
     ctx.out.act('alice (the requester)', `POST /v1/approvals/${approvalId}/decision approve`);
@@ -360,21 +361,23 @@ const iamScene: Scene = {
     ctx.out.got(`${own.status} ${ownProblem.success ? `${ownProblem.data.title}: ${ownProblem.data.detail}` : ''}`);
     expectThat(ctx, own.status === 403, 'the requester’s own approval is refused (403)', `got ${own.status}`);
 
-    ctx.out.act('sam (SecurityAdmin)', 'approves');
-    const s1 = parseAs(DecisionSchema, (await decide('sam', 'Confirmed with the on-call lead')).body, 'sam’s decision');
+    ctx.out.act('carol (SecurityAdmin)', 'approves');
+    const s1 = parseAs(DecisionSchema, (await decide('carol', 'Confirmed with the on-call lead')).body, 'carol’s decision');
     ctx.out.got(`${s1.status}, ${s1.approvalsSoFar}/${s1.quorum}`);
     expectThat(ctx, s1.recorded && s1.status === 'pending' && s1.approvalsSoFar === 1, 'one vote recorded; still pending', `${s1.status} ${s1.approvalsSoFar}/${s1.quorum}`);
-    ctx.out.act('sam (SecurityAdmin)', 'approves again');
-    const s2 = parseAs(DecisionSchema, (await decide('sam', 'Again')).body, 'sam’s second decision');
+    ctx.out.act('carol (SecurityAdmin)', 'approves again');
+    const s2 = parseAs(DecisionSchema, (await decide('carol', 'Again')).body, 'carol’s second decision');
     expectThat(ctx, !s2.recorded && s2.approvalsSoFar === 1, 'a second vote by the same person does not count (still 1/2)', `${s2.approvalsSoFar}/${s2.quorum}`);
-    ctx.out.act('sasha (SecurityAdmin)', 'approves');
-    const s3 = parseAs(DecisionSchema, (await decide('sasha', 'Looks right')).body, 'sasha’s decision');
+    ctx.out.act('dave (SecurityAdmin)', 'approves');
+    const s3 = parseAs(DecisionSchema, (await decide('dave', 'Looks right')).body, 'dave’s decision');
     ctx.out.got(`${s3.status}, ${s3.approvalsSoFar}/${s3.quorum}`);
     expectThat(ctx, s3.status === 'approved' && s3.approvalsSoFar === 2, 'two distinct security admins: approved 2/2', `${s3.status} ${s3.approvalsSoFar}/${s3.quorum}`);
 
     const done = await waitForStatus(ctx, 'alice', first.id, TERMINAL);
-    const change = z.object({ call: z.object({ before: z.array(z.string()), after: z.array(z.string()) }) }).safeParse(done.result);
-    ctx.out.got(`${done.status}${change.success ? `: ${grantee} [${change.data.call.before.join(', ')}] → [${change.data.call.after.join(', ')}]` : ''}`);
+    const Change = z.object({ before: z.array(z.string()), after: z.array(z.string()) });
+    const change = z.object({ call: Change }).or(Change).safeParse(done.result);
+    const moved = change.success ? ('call' in change.data ? change.data.call : change.data) : undefined;
+    ctx.out.got(`${done.status}${moved ? `: ${grantee} [${moved.before.join(', ')}] → [${moved.after.join(', ')}]` : ''}`);
     expectThat(ctx, done.status === 'completed', `the role was granted`, `it ended ${done.status}${done.statusReason ? ` (${done.statusReason})` : ''}`);
     return 'IAM grant approved by two security admins; the requester’s own approval refused (403)';
   },

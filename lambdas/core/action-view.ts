@@ -1,5 +1,6 @@
 import type { ActionRecord } from './action';
 import type { Principal } from './principal';
+import { approvalIdFor } from '../ports/approvals';
 import type { ActionView } from './api-schemas';
 
 /** Roles that may read every action (auditors answer "who asked, who approved"). */
@@ -59,7 +60,8 @@ export function actionView(action: ActionRecord, steps?: { id: string; tool: str
     planHash: action.planHash,
     steps: steps ?? plannedSteps(action.envelope).map((s) => ({ ...s, status: 'pending' })),
     decision: action.decision ?? null,
-    approvals: action.approvalIds ?? [],
+    // One approval per action, with an id derived from the action's: listed once one was asked for.
+    approvals: action.approvalIds ?? (action.decision?.outcome === 'require_approval' ? [approvalIdFor(action.id)] : []),
     receipt: action.receiptKey ?? null,
     result: action.result ?? null,
     createdAt: action.createdAt,

@@ -65,6 +65,7 @@ describe('approval through the local saga runner', () => {
     const id = res.body.id as string;
     await until(async () => ((await cp.cp.ledger.getAction(id))?.status === 'awaiting_approval' ? true : undefined));
     const approvalId = approvalIdFor(id);
+    expect((await cp.get(alice, `/v1/actions/${id}`)).body.approvals).toEqual([approvalId]);
     await until(async () => ((await cp.get(bob, `/v1/approvals/${approvalId}`)).status === 200 ? true : undefined));
     // Nothing happened at the vendors while waiting.
     expect(cp.cp.vendors.admin.stats('travel').sideEffects).toEqual({});

@@ -19,31 +19,13 @@ import {
   type PutVoteResult,
   type VoteRecord,
 } from '../../ports/approvals';
+import { guard, isConditionFailure, N, S, type Item } from './dynamo-support';
 
 /**
  * Approvals and votes on the ledger table (see ledger.md): the approval item at
  * `APPROVAL#<id> / APPROVAL`, listed by status through gsi1 (`APPROVALS#<status>`), and one
  * vote item per voter at `APPROVAL#<id> / VOTE#<sub>`. Single-item conditional writes only.
  */
-
-type Item = Record<string, AttributeValue>;
-const S = (value: string): AttributeValue => ({ S: value });
-const N = (value: number): AttributeValue => ({ N: String(value) });
-
-const THROTTLE_NAMES = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
-
-async function guard<T>(op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (error) {
-    if (error instanceof Error && THROTTLE_NAMES.has(error.name)) throw new LedgerThrottledError({ cause: error });
-    throw error;
-  }
-}
-
-function isConditionFailure(error: unknown): boolean {
-  return error instanceof ConditionalCheckFailedException || (error instanceof Error && error.name === 'ConditionalCheckFailedException');
-}
 
 export const ApprovalKeys = {
   approval: (id: string) => ({ pk: S(`APPROVAL#${id}`), sk: S('APPROVAL') }),

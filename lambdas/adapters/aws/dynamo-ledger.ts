@@ -23,40 +23,13 @@ import {
   type ListActionsQuery,
   type StoredResponse,
 } from '../../ports/ledger';
+import { guard, isConditionFailure, N, S, type Item } from './dynamo-support';
 
 /**
  * The ledger on DynamoDB: one table, single-item conditional writes only (no transactions,
  * so it runs unchanged on dynalite). The key design is written down in `ledger.md` beside
  * this file.
  */
-
-type Item = Record<string, AttributeValue>;
-
-const THROTTLE_NAMES = new Set([
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-]);
-
-/** Turns throttling into a named error the HTTP edge maps to 503 + Retry-After. */
-async function guard<T>(op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (error) {
-    if (error instanceof Error && THROTTLE_NAMES.has(error.name)) throw new LedgerThrottledError({ cause: error });
-    throw error;
-  }
-}
-
-function isConditionFailure(error: unknown): boolean {
-  return (
-    error instanceof ConditionalCheckFailedException ||
-    (error instanceof Error && error.name === 'ConditionalCheckFailedException')
-  );
-}
-
-const S = (value: string): AttributeValue => ({ S: value });
-const N = (value: number): AttributeValue => ({ N: String(value) });
 
 export const Keys = {
   action: (id: string) => ({ pk: S(`ACTION#${id}`), sk: S('ACTION') }),

@@ -20,30 +20,12 @@ import type {
   StepRecord,
   StepStore,
 } from '../../ports/steps';
+import { guard, isConditionFailure, N, S, type Item } from './dynamo-support';
 
 /**
  * Step records, grant uses, the per-action audit event chain and daily spend counters on
  * the ledger table (see ledger.md). Single-item conditional writes only.
  */
-
-type Item = Record<string, AttributeValue>;
-const S = (value: string): AttributeValue => ({ S: value });
-const N = (value: number): AttributeValue => ({ N: String(value) });
-
-const THROTTLE_NAMES = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
-
-async function guard<T>(op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (error) {
-    if (error instanceof Error && THROTTLE_NAMES.has(error.name)) throw new LedgerThrottledError({ cause: error });
-    throw error;
-  }
-}
-
-function isConditionFailure(error: unknown): boolean {
-  return error instanceof ConditionalCheckFailedException || (error instanceof Error && error.name === 'ConditionalCheckFailedException');
-}
 
 const stepKey = (key: StepKey) => ({ pk: S(`STEP#${key.actionId}`), sk: S(`${key.kind}#${key.stepId}`) });
 const EVENT_PREFIX = 'EVENT#';

@@ -1,4 +1,5 @@
 import type { ActionRecord } from './action';
+import type { StepRecord } from '../ports/steps';
 import type { Principal } from './principal';
 import { approvalIdFor } from '../ports/approvals';
 import type { ActionView } from './api-schemas';
@@ -44,6 +45,30 @@ function plannedSteps(envelope: unknown): { id: string; tool: string }[] {
     if (typeof e.tool === 'string') return [{ id: 'call', tool: e.tool }];
   }
   return [];
+}
+
+const stepStatus = { in_progress: 'running', complete: 'completed', failed: 'failed' } as const;
+
+/**
+ * The plan's steps with what the saga recorded for each: status, attempts, output or error,
+ * timings, and the compensation that undid it, if any.
+ */
+export function stepViews(action: ActionRecord, records: readonly StepRecord[]) {
+  const forward = new Map(records.filter((r) => r.kind === 'forward').map((r) => [r.stepId, r]));
+  const undo = new Map(records.filter((r) => r.kind === 'compensate').map((r) => [r.stepId, r]));
+  return plannedSteps(action.envelope).map((step) => {
+    const r = forward.get(step.id);
+    const u = undo.get(step.id);
+    return {
+      ...step,
+      status: r ? stepStatus[r.status] : 'pending',
+      ...(r ? { attempts: r.attempts, startedAt: r.startedAt } : {}),
+      ...(r?.finishedAt ? { finishedAt: r.finishedAt } : {}),
+      ...(r?.status === 'complete' ? { output: r.output } : {}),
+      ...(r?.error && r.status !== 'complete' ? { error: r.error } : {}),
+      ...(u ? { compensation: { tool: u.tool, status: stepStatus[u.status], ...(u.finishedAt ? { finishedAt: u.finishedAt } : {}) } } : {}),
+    };
+  });
 }
 
 /** The public representation of an action (GET /v1/actions/{id} and listings). */

@@ -101,9 +101,9 @@ export function previewSteps(action: ActionRecord, showPii: boolean): PreviewSte
 }
 
 /**
- * Money at stake per currency over commit-tier steps. The same amount to the same
- * counterparty through one connector (hold then book, authorize then capture) counts once,
- * as the policy engine totals plans.
+ * Money at stake per currency over commit-tier steps. The same amount in the same currency
+ * counts once: a plan that authorizes a payment for a booking and then books it moves that
+ * money once, and an approver must see what the trip costs, not twice that.
  */
 export function amountAtStake(steps: readonly PreviewStep[], action: ActionRecord): { amount: number; currency: string }[] {
   const plan = planOf(action);
@@ -113,7 +113,7 @@ export function amountAtStake(steps: readonly PreviewStep[], action: ActionRecor
     if (s.tier !== 'commit' || !s.amount) return;
     const step = plan.steps[i]!;
     const facts = toolFacts(step.tool, step.arguments);
-    const key = `${facts.connector}|${facts.counterparty ?? ''}|${s.amount.currency}|${s.amount.amount}`;
+    const key = `${s.amount.currency}|${s.amount.amount}`;
     if (seen.has(key)) return;
     seen.add(key);
     totals.set(s.amount.currency, (totals.get(s.amount.currency) ?? 0) + s.amount.amount);

@@ -104,11 +104,11 @@ export interface Eligibility {
  */
 export function eligibility(engine: PolicyEngine, approver: Principal, action: ActionRecord, approval?: ApprovalRecord, now?: Date): Eligibility {
   if (approver.sub === action.principal.sub || approver.sub === approval?.requester) {
-    return { allowed: false, reason: 'The requester can never approve their own action.', policyIds: [] };
+    return { allowed: false, reason: 'The requester can never approve their own action.', policyIds: ['approve.not-requester'] };
   }
   const grantees = new Set([...granteesOf(action), ...(approval?.grantees ?? [])]);
   if (grantees.has(approver.sub)) {
-    return { allowed: false, reason: 'The person who receives the grant can never approve it.', policyIds: [] };
+    return { allowed: false, reason: 'The person who receives the grant can never approve it.', policyIds: ['approve.not-grantee'] };
   }
   const steps = planOf(action).steps.map((s) => ({ id: s.id, facts: toolFacts(s.tool, s.arguments) }));
   const decided: StepDecision[] | undefined = action.decision?.steps?.map((s) => ({

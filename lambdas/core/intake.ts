@@ -1,5 +1,6 @@
 import { TerminalStatuses, type ActionRecord, type StoredDecision } from './action';
-import { actionView } from './action-view';
+import { actionView, stepViews } from './action-view';
+import type { StepStore } from '../ports/steps';
 import type { AcceptedAction } from './api-schemas';
 import { canonicalJson, fingerprint, inspectJsonShape, sha256Hex } from './canonical-json';
 import { MAX_JSON_DEPTH, validateEnvelope, type NormalizedAction } from './envelope';
@@ -45,6 +46,8 @@ export interface Decider {
 
 export interface IntakeDeps {
   actions: ActionStore;
+  /** Step records, for the steps of a synchronous answer. */
+  steps?: StepStore;
   idempotency: IdempotencyStore;
   workflow: WorkflowStarter;
   decider: Decider;
@@ -186,8 +189,10 @@ async function waitForEnd(
   const now = deps.now ?? Date.now;
   for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
     const action = await deps.actions.getAction(actionId);
-    if (action && TerminalStatuses.has(action.status)) return action;
-    if (now() + pause > deadline) return undefined;
+    const ended = action !== undefined && TerminalStatuses.has(action.status);
+    // The receipt is written just after the end; answer with it when it comes in time.
+    if (ended && action.receiptKey) return action;
+    if (now() + pause > deadline) return ended ? action : undefined;
     await sleep(pause);
   }
 }
@@ -297,7 +302,7 @@ export async function acceptAction(req: IntakeRequest, deps: IntakeDeps): Promis
         ? {
             status: 200,
             headers: { 'content-type': 'application/json', location: `/v1/actions/${actionId}`, 'preference-applied': `wait=${Math.ceil(waitMs / 1000)}` },
-            body: actionView(finished),
+            body: actionView(finished, deps.steps ? stepViews(finished, await deps.steps.listSteps(actionId)) : undefined),
           }
         : {
             status: 202,

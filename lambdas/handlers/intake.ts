@@ -1,4 +1,4 @@
-import { actionView, canView } from '../core/action-view';
+import { actionView, canView, stepViews } from '../core/action-view';
 import { ActionListQuerySchema } from '../core/api-schemas';
 import { toolCatalog } from '../core/catalog';
 import { ActionIdPattern } from '../core/ids';
@@ -43,7 +43,15 @@ export const handler = httpApi({
       const rt = await runtime();
       const res = await acceptAction(
         { principal: principalOf(req), idempotencyKey: req.headers['idempotency-key'], body: req.body, prefer: req.headers.prefer },
-        { actions: rt.actions, idempotency: rt.idempotency, workflow: rt.workflow, decider: rt.decider, config: rt.intake, logger: req.logger },
+        {
+          actions: rt.actions,
+          idempotency: rt.idempotency,
+          workflow: rt.workflow,
+          decider: rt.decider,
+          config: rt.intake,
+          logger: req.logger,
+          ...(rt.steps ? { steps: rt.steps } : {}),
+        },
       );
       return { status: res.status, headers: res.headers, body: res.body };
     },
@@ -66,7 +74,8 @@ export const handler = httpApi({
       const rt = await runtime();
       const action = await readLedger(() => rt.actions.getAction(id));
       if (!action || !canView(principalOf(req), action)) throw notFound(`No action ${id}.`);
-      return { status: 200, body: actionView(action) };
+      const steps = rt.steps ? await readLedger(() => rt.steps!.listSteps(id)) : undefined;
+      return { status: 200, body: actionView(action, steps ? stepViews(action, steps) : undefined) };
     },
   },
 

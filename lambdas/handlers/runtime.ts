@@ -69,6 +69,7 @@ export function ledgerDecider(engine: PolicyEngine, spend: SpendStore): Decider 
 // ── intake ────────────────────────────────────────────────────────────────
 export interface Runtime {
   actions: ActionStore;
+  steps?: StepStore;
   idempotency: IdempotencyStore;
   workflow: WorkflowStarter;
   decider: Decider;
@@ -93,6 +94,7 @@ export function runtime(): Promise<Runtime> {
     const store = new DynamoSagaStore({ client: dynamoClient(), tableName: env.LEDGER_TABLE });
     return {
       actions: ledger,
+      steps: store,
       idempotency: ledger,
       workflow: new StepFunctionsWorkflow({ stateMachineArn: env.STATE_MACHINE_ARN, client: new SFNClient({}) }),
       decider: ledgerDecider(loadPolicyEngine(), store),

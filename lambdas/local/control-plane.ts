@@ -129,6 +129,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
 
       installRuntime({
         actions: ledger,
+        steps: store,
         idempotency: ledger,
         workflow: runner,
         decider,

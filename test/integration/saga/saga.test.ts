@@ -39,6 +39,10 @@ describe('the action saga, locally', () => {
     expect(res.body.status).toBe('completed');
     expect(res.body.result.book.status).toBe('confirmed');
     expect(res.body.result.book.holdId).toBe(res.body.result.hold.holdId);
+    expect(res.body.steps.map((s: { id: string; status: string }) => [s.id, s.status])).toEqual([
+      ['search', 'completed'], ['hold', 'completed'], ['pay', 'completed'], ['book', 'completed'],
+    ]);
+    expect(res.body.receipt).toMatch(/^receipts\/dt=/);
     expect(sideEffects('travel')).toEqual({ hold_seat: 1, book_flight: 1 });
     expect(sideEffects('payments')).toEqual({ authorize: 1 });
     const events = await cp.cp.store.list(res.body.id);
@@ -65,6 +69,8 @@ describe('the action saga, locally', () => {
     // Reverse order: the grants were issued last-step first.
     const order = events.filter((e) => e.type === 'grant.issued' && e.data.kind === 'compensate').map((e) => e.data.stepId);
     expect(order).toEqual(undone);
+    const view = await cp.get(alice, `/v1/actions/${action.id}`);
+    for (const id of undone) expect(view.body.steps.find((s: { id: string }) => s.id === id).compensation.status).toBe('completed');
     // No orphan at the vendors: what was held is released, what was authorized is voided.
     const undo = byKind(steps, 'compensate');
     if (undone.includes('hold')) expect((undo.hold!.output as { status: string }).status).toBe('released');

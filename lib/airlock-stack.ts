@@ -62,6 +62,8 @@ export class AirlockStack extends Stack {
   readonly functions: Readonly<Record<FunctionName | 'policy', AirlockFunction>>;
   /** Connector functions by connector name. */
   readonly connectorFunctions: ReadonlyMap<string, AirlockFunction>;
+  /** The rotation function of the grant-signing key (invoked by Secrets Manager only). */
+  readonly grantKeyRotator: AirlockFunction;
 
   constructor(scope: Construct, id: string, props: AirlockStackProps) {
     super(scope, id, props);
@@ -125,6 +127,9 @@ export class AirlockStack extends Stack {
       fn.addEnvironment(GRANT_TTL_ENV, String(config.grantTtlSeconds));
       this.secrets.grantSigningKeyRead(fn);
     }
+
+    this.grantKeyRotator = make('GrantKeyRotator', 'lambdas/handlers/rotate-grant-key.ts', 'Airlock grant-signing key rotation');
+    this.secrets.rotateGrantSigningKey(this.grantKeyRotator, Duration.days(config.grantKeyRotationDays));
 
     const sagaFunctions: Record<string, AirlockFunction> = {
       IntakeFunctionArn: intake,

@@ -62,6 +62,12 @@ export const AirlockConfigSchema = z
     approvalTimeoutSeconds: z.number().int().min(60).max(31_536_000).default(259_200),
     /** Lifetime of a signed grant. The design caps grants at five minutes. */
     grantTtlSeconds: z.number().int().min(5).max(300).default(300),
+    /**
+     * Days between automatic rotations of the grant-signing key (Secrets Manager rotation
+     * schedule). Each rotation promotes the key published by the previous one, so verifiers
+     * never meet an unknown key; the retired key keeps verifying until the next rotation.
+     */
+    grantKeyRotationDays: z.number().int().min(1).max(365).default(30),
     /** Retention of every CloudWatch log group the stack creates. */
     logRetentionDays: retentionDays.default(RetentionDays.THREE_MONTHS),
     /** Default-stage throttling of the HTTP API (steady requests per second and burst). */

@@ -218,8 +218,13 @@ describe('secrets', () => {
     }
   });
 
-  it('makes the grant-signing key readable by the configured minters and the connectors only', () => {
-    const expected = [...s.config.grantKeyReaders.map((r) => roles[r]!), ...[...s.stack.connectorFunctions.keys()].map((n) => roles[`connector-${n}`]!)].sort();
+  it('makes the grant-signing key readable by the configured minters, the connectors and its rotation function only', () => {
+    const expected = [
+      ...s.config.grantKeyReaders.map((r) => roles[r]!),
+      ...[...s.stack.connectorFunctions.keys()].map((n) => roles[`connector-${n}`]!),
+      // Deliberate: the rotation protocol reads AWSCURRENT and AWSPENDING.
+      logicalId(s.stack.grantKeyRotator.role),
+    ].sort();
     s.template.hasResourceProperties('AWS::SecretsManager::Secret', { Name: SecretNames.grantSigningKey });
     expect(readersOf(logicalId(s.stack.secrets.grantSigningKey))).toEqual(expected);
   });
@@ -236,6 +241,67 @@ describe('secrets', () => {
           Condition: { StringNotEquals: { 'aws:PrincipalArn': expect.any(Array) } },
         }),
       );
+    }
+  });
+});
+
+describe('grant-signing key rotation', () => {
+  const rotatorRole = () => logicalId(s.stack.grantKeyRotator.role);
+  const grantKey = () => logicalId(s.stack.secrets.grantSigningKey);
+
+  it('schedules rotation of the signing key every configured number of days, through the rotation function', () => {
+    const schedules = s.template.findResources('AWS::SecretsManager::RotationSchedule');
+    expect(Object.values(schedules)).toHaveLength(1);
+    expect(Object.values(schedules)[0]!.Properties).toEqual({
+      SecretId: { Ref: grantKey() },
+      RotationLambdaARN: { 'Fn::GetAtt': [logicalId(s.stack.grantKeyRotator.function), 'Arn'] },
+      RotationRules: { ScheduleExpression: `rate(${s.config.grantKeyRotationDays} days)` },
+      RotateImmediatelyOnUpdate: true,
+    });
+    expect(s.config.grantKeyRotationDays).toBe(7);
+    s.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: { 'Fn::GetAtt': [rotatorRole(), 'Arn'] },
+      Handler: 'index.handler',
+    });
+  });
+
+  it('lets Secrets Manager, from this account only, invoke the rotation function, before the schedule exists', () => {
+    const permissions = Object.entries(s.template.findResources('AWS::Lambda::Permission')).filter(
+      ([, p]) => p.Properties.Principal === 'secretsmanager.amazonaws.com',
+    );
+    expect(permissions).toHaveLength(1);
+    const [permissionId, permission] = permissions[0]!;
+    expect(permission.Properties).toEqual({
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [logicalId(s.stack.grantKeyRotator.function), 'Arn'] },
+      Principal: 'secretsmanager.amazonaws.com',
+      SourceAccount: { Ref: 'AWS::AccountId' },
+    });
+    const schedule = Object.values(s.template.findResources('AWS::SecretsManager::RotationSchedule'))[0]!;
+    expect(schedule.DependsOn).toContain(permissionId);
+  });
+
+  it('gives the rotation role exactly the rotation actions on the signing key, and nothing else outside logs and tracing', () => {
+    const statements = allows(rotatorRole());
+    const secretStatements = statements.filter((st) => actionsOf(st).some((a) => a.startsWith('secretsmanager:')));
+    expect(secretStatements).toHaveLength(1);
+    expect(actionsOf(secretStatements[0]!).sort()).toEqual([
+      'secretsmanager:DescribeSecret',
+      'secretsmanager:GetSecretValue',
+      'secretsmanager:PutSecretValue',
+      'secretsmanager:UpdateSecretVersionStage',
+    ]);
+    expect(secretStatements[0]!.Resource).toEqual({ Ref: grantKey() });
+    const others = statements.flatMap(actionsOf).filter((a) => !a.startsWith('secretsmanager:') && !a.startsWith('logs:') && !a.startsWith('xray:'));
+    expect(others).toEqual([]);
+  });
+
+  it('lets no role write the signing key or move its stages but the rotation role, and nobody call GetRandomPassword', () => {
+    for (const [role, statements] of byRole) {
+      const actions = statements.filter((st) => st.Effect === 'Allow').flatMap(actionsOf);
+      expect(actions, role).not.toContain('secretsmanager:GetRandomPassword');
+      if (role === rotatorRole()) continue;
+      expect(actions.filter((a) => a === 'secretsmanager:PutSecretValue' || a === 'secretsmanager:UpdateSecretVersionStage'), role).toEqual([]);
     }
   });
 });
@@ -277,7 +343,8 @@ describe('http api', () => {
 describe('functions', () => {
   it('share the base construct defaults', () => {
     const fns = Object.values(s.template.findResources('AWS::Lambda::Function')).map((f) => f.Properties);
-    expect(fns).toHaveLength(4 + connectors.length);
+    // intake, policy, approvals, receipts, the grant-key rotator, one per connector.
+    expect(fns).toHaveLength(5 + connectors.length);
     for (const fn of fns) {
       expect(fn.Runtime).toBe('nodejs24.x');
       expect(fn.Architectures).toEqual(['arm64']);

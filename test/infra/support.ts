@@ -21,6 +21,7 @@ export const TEST_CONFIG_INPUT = {
   auditRetentionDays: 400,
   approvalTimeoutSeconds: 7200,
   grantTtlSeconds: 120,
+  grantKeyRotationDays: 7,
   logRetentionDays: 30,
   throttling: { rateLimit: 25, burstLimit: 40 },
   lambda: { memoryMiB: 768, timeoutSeconds: 12, connectorTimeoutSeconds: 20 },

@@ -3,30 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { approvalIdFor } from '../../../lambdas/ports/approvals';
-import { startTestControlPlane, type TestControlPlane } from '../../helpers/control-plane';
-
-/** Four seats on SB100 ($329 each): $1,316, over an employee's $1,000 travel limit. */
-function bigTrip(date = '2026-12-20') {
-  const total = 1316;
-  return {
-    agent: { name: 'trip-bot' },
-    reason: 'Team offsite',
-    plan: [
-      { id: 'hold', tool: 'travel.hold_seat', arguments: { flightId: `SB100-${date}`, seats: 4 } },
-      { id: 'pay', tool: 'payments.authorize', arguments: { amount: total, currency: 'USD', payee: 'sandbox-air', paymentMethod: 'pm_card_visa' } },
-      {
-        id: 'book',
-        tool: 'travel.book_flight',
-        arguments: {
-          holdId: { $ref: 'steps.hold.output.holdId' },
-          travelers: ['Ada', 'Grace', 'Edsger', 'Barbara'].map((firstName) => ({ firstName, lastName: 'Team' })),
-          contact: { email: 'team@example.com' },
-          price: { amount: total, currency: 'USD' },
-        },
-      },
-    ],
-  };
-}
+import { bigTrip, startTestControlPlane, type TestControlPlane } from '../../helpers/control-plane';
 
 async function until<T>(probe: () => Promise<T | undefined>, ms = 5_000): Promise<T> {
   const end = Date.now() + ms;

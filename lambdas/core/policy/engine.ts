@@ -1,3 +1,5 @@
+// Must run before Cedar's wasm bindings load (see wasm-guard.ts).
+import './wasm-guard';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Principal } from '../principal';
 import { analyzePolicyFiles, type ParsedPolicy } from './analyze';

@@ -3,15 +3,23 @@
  * numbers, asserts nothing. A read tool (echo.say) is POSTed with `Prefer: respond-async`, so
  * the figure is the front door itself (validate, claim the key, decide with Cedar, record,
  * start the saga); the sagas run in the background in the same process, as under `npm start`.
+ * The "front door" rounds leave the sagas out to show intake's own cost.
  */
 import '../lambdas/local/polyfills';
+import { installRuntime, runtime } from '../lambdas/handlers/runtime';
 import { benchControlPlane, ms, pool, summarize } from './support';
 
 const N = Number(process.env.BENCH_ACTIONS ?? 1_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 
-async function round(label: string, duplicateShare: number) {
+async function round(label: string, duplicateShare: number, frontDoorOnly = false) {
   const cp = await benchControlPlane();
+  if (frontDoorOnly) {
+    // The same adapters, but a workflow that only records: the front door's own cost,
+    // without the sagas sharing the process (and its two cores) with it.
+    const rt = await runtime();
+    installRuntime({ ...rt, workflow: { start: async () => undefined } });
+  }
   const body = (i: number) => ({ tool: 'echo.say', arguments: { message: `hello ${i}` }, agent: { name: 'bench' } });
   // Warm-up: Cedar, the SDK clients and the ASL parse once per process.
   await pool(50, 8, async (i) => void (await cp.post(body(-i - 1), `warm-${i}`, 'respond-async')));
@@ -42,3 +50,5 @@ async function round(label: string, duplicateShare: number) {
 console.log(`intake, local mode, echo.say, concurrency ${CONCURRENCY}`);
 await round('unique keys', 0);
 await round('10% duplicate keys', 0.1);
+await round('front door only', 0, true);
+await round('front door, 10% dup', 0.1, true);

@@ -65,6 +65,7 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStepPayload, '
     key,
     { tool: payload.tool, input: payload.input, idempotencyKey, grant: { jti: grant.jti, scope: grant.scope, exp: grant.exp }, dryRun: payload.dryRun },
     deps.now(),
+    existing ?? null,
   );
   if (begun.state === 'complete') return begun.record.output;
 

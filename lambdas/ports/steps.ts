@@ -50,6 +50,8 @@ export interface StepStore {
     key: StepKey,
     attempt: { tool: string; input: unknown; idempotencyKey: string; grant: GrantSummary; dryRun: boolean },
     now: Date,
+    /** The record the caller just read (`null`: none); saves a read, a stale copy only costs a retry. */
+    known?: StepRecord | null,
   ): Promise<BeginStepResult>;
   /** Records the output; a step completes once (a second completion keeps the first output). */
   completeStep(key: StepKey, output: unknown, now: Date): Promise<StepRecord>;

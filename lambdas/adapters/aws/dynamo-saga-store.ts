@@ -76,8 +76,9 @@ export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
     key: StepKey,
     attempt: { tool: string; input: unknown; idempotencyKey: string; grant: GrantSummary; dryRun: boolean },
     now: Date,
+    known?: StepRecord | null,
   ): Promise<BeginStepResult> {
-    const current = await this.getStep(key);
+    const current = known === undefined ? await this.getStep(key) : (known ?? undefined);
     if (current?.status === 'complete') return { state: 'complete', record: current };
     const grants = [...(current?.grants ?? []), attempt.grant].slice(-20);
     try {
@@ -220,23 +221,36 @@ export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
 
   // ── audit events ───────────────────────────────────────────────────────────
 
+  /**
+   * The last event this store wrote per action. A hint only: the next append tries the
+   * following sequence number straight away and falls back to reading the head when another
+   * writer got there first (the conditional put keeps the chain from forking either way).
+   */
+  private readonly heads = new Map<string, { seq: number; hash: string }>();
+
+  private async head(actionId: string): Promise<{ seq: number; hash: string }> {
+    const last = await guard(() =>
+      this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :ev)',
+          ExpressionAttributeValues: { ':pk': S(`ACTION#${actionId}`), ':ev': S(EVENT_PREFIX) },
+          ScanIndexForward: false,
+          Limit: 1,
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    const prev = last.Items?.[0];
+    return { seq: prev ? Number(prev.seq?.N ?? 0) : 0, hash: prev?.hash?.S ?? GENESIS };
+  }
+
   async append(actionId: string, event: { type: string; actor: string; data?: Record<string, unknown> }, now = new Date()): Promise<AuditEvent> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const last = await guard(() =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :ev)',
-            ExpressionAttributeValues: { ':pk': S(`ACTION#${actionId}`), ':ev': S(EVENT_PREFIX) },
-            ScanIndexForward: false,
-            Limit: 1,
-            ConsistentRead: true,
-          }),
-        ),
-      );
-      const prev = last.Items?.[0];
-      const seq = prev ? Number(prev.seq?.N ?? 0) + 1 : 1;
-      const prevHash = prev?.hash?.S ?? GENESIS;
+      const cached = this.heads.get(actionId);
+      const prev = cached ?? (await this.head(actionId));
+      const seq = prev.seq + 1;
+      const prevHash = prev.hash;
       const body = { actionId, seq, type: event.type, at: now.toISOString(), actor: event.actor, data: event.data ?? {} };
       const hash = sha256Hex(`${prevHash}\n${canonicalJson(body)}`);
       try {
@@ -256,10 +270,14 @@ export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
             }),
           ),
         );
+        this.heads.delete(actionId);
+        this.heads.set(actionId, { seq, hash });
+        if (this.heads.size > 1_000) this.heads.delete(this.heads.keys().next().value!);
         return { ...body, hash, prevHash };
       } catch (error) {
         // Another writer took this sequence number; chain onto theirs.
         if (!isConditionFailure(error)) throw error;
+        this.heads.delete(actionId);
       }
     }
     throw new Error(`Could not append an audit event to ${actionId}`);

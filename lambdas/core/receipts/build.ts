@@ -258,6 +258,7 @@ export function buildReceipt(input: ReceiptInput): Receipt {
       createdAt: action.createdAt,
       settledAt: action.updatedAt,
       durationMs: Math.max(0, Date.parse(action.updatedAt) - Date.parse(action.createdAt)),
+      simulated: action.mode === 'dry_run',
     },
     traceId: input.traceId ?? null,
     events: {

@@ -138,6 +138,8 @@ export const ReceiptSchema = z
         createdAt: IsoTime,
         settledAt: IsoTime,
         durationMs: z.number().int().min(0),
+        /** A dry run: every step was validated against its vendor and nothing was committed. */
+        simulated: z.boolean(),
       })
       .strict(),
     traceId: z.string().nullable(),

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { StepRecord } from '../../../lambdas/ports/steps';
 import { startTestControlPlane, travelPlan, type TestControlPlane } from '../../helpers/control-plane';
@@ -118,6 +120,11 @@ describe('the action saga, locally', () => {
     expect(sideEffects('payments')).toEqual({});
     expect((byKind(steps, 'forward').hold!.output as { dryRun: boolean }).dryRun).toBe(true);
     expect((byKind(steps, 'forward').book!.output as { check: string }).check).toBe('skipped');
+    // The receipt says the whole thing was simulated.
+    const view = await cp.get(alice, `/v1/actions/${action.id}`);
+    const receipt = JSON.parse(readFileSync(join(cp.stateDir, 'audit', view.body.receipt as string), 'utf8')) as { outcome: { simulated: boolean }; request: { mode: string } };
+    expect(receipt.outcome.simulated).toBe(true);
+    expect(receipt.request.mode).toBe('dry_run');
   });
 
   it('GET /v1/actions/{id} shows the outcome to its principal only', async () => {

@@ -44,10 +44,12 @@ export function banner(rt: LocalRuntime, tokens: { label: string; sub: string; r
   const lines = [
     '',
     'Airlock local control plane is running',
-    `  API        ${rt.url}`,
-    `  state      ${rt.stateDir}`,
-    `  DynamoDB   ${rt.dynamo.endpoint} (table ${rt.dynamo.tableName})`,
-    ...rt.services.flatMap((s) => Object.entries(s.info).map(([k, v]) => `  ${k.padEnd(10)} ${v}`)),
+    ...[
+      ['API', rt.url],
+      ['state', rt.stateDir],
+      ['DynamoDB', `${rt.dynamo.endpoint} (table ${rt.dynamo.tableName})`],
+      ...rt.services.flatMap((s) => Object.entries(s.info)),
+    ].map(([k, v]) => `  ${k!.padEnd(20)} ${v}`),
     '',
     ...(tokens.length > 0
       ? [

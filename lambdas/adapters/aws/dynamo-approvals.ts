@@ -1,14 +1,12 @@
 import {
-  ConditionalCheckFailedException,
   DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
-  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
-import { InvalidCursorError, LedgerThrottledError } from '../../ports/ledger';
+import { InvalidCursorError } from '../../ports/ledger';
 import {
   ApprovalStatuses,
   type ApprovalPage,
@@ -19,7 +17,7 @@ import {
   type PutVoteResult,
   type VoteRecord,
 } from '../../ports/approvals';
-import { guard, isConditionFailure, N, S, type Item } from './dynamo-support';
+import { guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
 /**
  * Approvals and votes on the ledger table (see ledger.md): the approval item at
@@ -196,25 +194,13 @@ export class DynamoApprovalStore implements ApprovalStore {
   }
 
   async listVotes(approvalId: string): Promise<VoteRecord[]> {
-    const votes: VoteRecord[] = [];
-    let start: Item | undefined;
-    do {
-      const out = await guard(() =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :v)',
-            ExpressionAttributeValues: { ':pk': S(`APPROVAL#${approvalId}`), ':v': S('VOTE#') },
-            // Strongly consistent: a voter who just wrote their vote must see it when counting.
-            ConsistentRead: true,
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        ),
-      );
-      for (const item of out.Items ?? []) votes.push(toVote(item));
-      start = out.LastEvaluatedKey;
-    } while (start);
-    return votes.sort((a, b) => a.at.localeCompare(b.at));
+    // Strongly consistent (queryAll's default): a voter who just voted must see it when counting.
+    const items = await queryAll(this.client, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :v)',
+      ExpressionAttributeValues: { ':pk': S(`APPROVAL#${approvalId}`), ':v': S('VOTE#') },
+    });
+    return items.map(toVote).sort((a, b) => a.at.localeCompare(b.at));
   }
 
   async settle(id: string, to: Exclude<ApprovalStatus, 'pending'>, outcome: { by: string; reason: string }, now: Date): Promise<boolean> {

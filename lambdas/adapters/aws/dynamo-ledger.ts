@@ -1,19 +1,16 @@
 import {
-  ConditionalCheckFailedException,
   DeleteItemCommand,
   DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
-  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
 import { predecessorsOf, type ActionRecord, type ActionStatus, type StoredDecision } from '../../core/action';
 import { sha256Hex } from '../../core/canonical-json';
 import {
   InvalidCursorError,
-  LedgerThrottledError,
   StatusTransitionError,
   type ActionPage,
   type ActionStore,

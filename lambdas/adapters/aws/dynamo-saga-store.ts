@@ -1,14 +1,11 @@
 import {
-  ConditionalCheckFailedException,
   DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
-  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { canonicalJson, sha256Hex } from '../../core/canonical-json';
-import { LedgerThrottledError } from '../../ports/ledger';
 import type {
   AuditEvent,
   BeginStepResult,
@@ -20,7 +17,7 @@ import type {
   StepRecord,
   StepStore,
 } from '../../ports/steps';
-import { guard, isConditionFailure, N, S, type Item } from './dynamo-support';
+import { guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
 /**
  * Step records, grant uses, the per-action audit event chain and daily spend counters on
@@ -31,7 +28,7 @@ const stepKey = (key: StepKey) => ({ pk: S(`STEP#${key.actionId}`), sk: S(`${key
 const EVENT_PREFIX = 'EVENT#';
 const GENESIS = '0'.repeat(64);
 
-function parseJson(value: AttributeValue | undefined): unknown {
+function parseJson(value: Item[string] | undefined): unknown {
   return value?.S === undefined ? undefined : (JSON.parse(value.S) as unknown);
 }
 
@@ -174,23 +171,11 @@ export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
   }
 
   async listSteps(actionId: string): Promise<StepRecord[]> {
-    const items: Item[] = [];
-    let start: Item | undefined;
-    do {
-      const out = await guard(() =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: 'pk = :pk',
-            ExpressionAttributeValues: { ':pk': S(`STEP#${actionId}`) },
-            ConsistentRead: true,
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        ),
-      );
-      items.push(...(out.Items ?? []));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const items = await queryAll(this.client, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': S(`STEP#${actionId}`) },
+    });
     return items.map(toStep);
   }
 
@@ -284,27 +269,15 @@ export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
   }
 
   async list(actionId: string): Promise<AuditEvent[]> {
-    const events: AuditEvent[] = [];
-    let start: Item | undefined;
-    do {
-      const out = await guard(() =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :ev)',
-            ExpressionAttributeValues: { ':pk': S(`ACTION#${actionId}`), ':ev': S(EVENT_PREFIX) },
-            ConsistentRead: true,
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        ),
-      );
-      for (const item of out.Items ?? []) {
-        const body = JSON.parse(item.doc?.S ?? '{}') as Omit<AuditEvent, 'hash' | 'prevHash'>;
-        events.push({ ...body, hash: item.hash?.S ?? '', prevHash: item.prevHash?.S ?? '' });
-      }
-      start = out.LastEvaluatedKey;
-    } while (start);
-    return events;
+    const items = await queryAll(this.client, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :ev)',
+      ExpressionAttributeValues: { ':pk': S(`ACTION#${actionId}`), ':ev': S(EVENT_PREFIX) },
+    });
+    return items.map((item) => {
+      const body = JSON.parse(item.doc?.S ?? '{}') as Omit<AuditEvent, 'hash' | 'prevHash'>;
+      return { ...body, hash: item.hash?.S ?? '', prevHash: item.prevHash?.S ?? '' };
+    });
   }
 
   // ── spend ──────────────────────────────────────────────────────────────────

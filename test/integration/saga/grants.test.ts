@@ -123,10 +123,14 @@ describe('grants: a connector refuses anything but exactly this call', () => {
     const d = deps();
     const stepId = fresh();
     const grant = (await mintGrant(d.keyring, subject({ stepId }))).token;
-    // The step is still running elsewhere when the same grant arrives again.
+    // The step is still running elsewhere (a slow vendor) when the same grant arrives again.
+    vendors.admin.setFaults('travel', { latencyMs: 400 });
     const first = runStep(d, payload(grant, stepId));
+    first.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
     const second = await runStep(d, payload(grant, stepId)).catch((e: unknown) => e);
     await first;
+    vendors.admin.setFaults('travel', {});
     expect(second).toBeInstanceOf(GrantInvalidError);
     expect(vendors.admin.stats('travel').sideEffects).toEqual({ hold_seat: 1 });
   });

@@ -105,14 +105,11 @@ export function previewSteps(action: ActionRecord, showPii: boolean): PreviewSte
  * counts once: a plan that authorizes a payment for a booking and then books it moves that
  * money once, and an approver must see what the trip costs, not twice that.
  */
-export function amountAtStake(steps: readonly PreviewStep[], action: ActionRecord): { amount: number; currency: string }[] {
-  const plan = planOf(action);
+export function amountAtStake(steps: readonly PreviewStep[]): { amount: number; currency: string }[] {
   const seen = new Set<string>();
   const totals = new Map<string, number>();
-  steps.forEach((s, i) => {
+  steps.forEach((s) => {
     if (s.tier !== 'commit' || !s.amount) return;
-    const step = plan.steps[i]!;
-    const facts = toolFacts(step.tool, step.arguments);
     const key = `${s.amount.currency}|${s.amount.amount}`;
     if (seen.has(key)) return;
     seen.add(key);
@@ -161,7 +158,7 @@ export function approvalPreview(
     reason: action.reason ?? null,
     mode: action.mode,
     steps,
-    amountAtStake: amountAtStake(steps, action),
+    amountAtStake: amountAtStake(steps),
     policies: {
       policyIds: action.decision?.policyIds ?? [],
       reasons: action.decision?.reasons ?? [],

@@ -37,10 +37,10 @@ export interface Scene {
 const AGENT = { name: 'trip-bot', model: 'scripted-demo' };
 const TERMINAL = ['completed', 'denied', 'rejected', 'expired', 'failed', 'compensated', 'cancelled'] as const;
 
-// Sandbox fares (lambdas/local/vendors/travel.ts): SB200 LHR→CDG €129, SB101 JFK→SFO $310,
-// SB102 SFO→JFK $274.50. The booking price must equal the hold's total, as at a real airline.
-const SCENE2 = { flight: 'SB200', origin: 'LHR', destination: 'CDG', seats: 3 };
-const SCENE3 = { flight: 'SB101', seats: 8, fare: 310, currency: 'USD' };
+// Sandbox fares (lambdas/local/vendors/travel.ts): SB400 SFO→SEA $420, SB500 SFO→LHR $1,200 a
+// seat, SB102 SFO→JFK $274.50. The booking price must equal the hold's total, as at a real airline.
+const SCENE2 = { flight: 'SB400', origin: 'SFO', destination: 'SEA', seats: 1 };
+const SCENE3 = { flight: 'SB500', seats: 2, fare: 1200, currency: 'USD' };
 const SCENE5 = { flight: 'SB102', seats: 1, fare: 274.5, currency: 'USD' };
 /** Rates from policies/config.json, only to print the base-currency value next to the price. */
 const USD_PER: Record<string, number> = { USD: 1, EUR: 1.1 };
@@ -130,7 +130,7 @@ const readScene: Scene = {
     const res = await submit(
       ctx,
       'alice',
-      { tool: 'travel.search_flights', arguments: { origin: SCENE2.origin, destination: SCENE2.destination, date: ctx.date }, agent: AGENT, reason: 'Team offsite in Paris' },
+      { tool: 'travel.search_flights', arguments: { origin: SCENE2.origin, destination: SCENE2.destination, date: ctx.date }, agent: AGENT, reason: 'Client meeting in Seattle' },
       key(ctx, 'search'),
     );
     const action = parseAs(ActionSchema, res.body, 'the search answer');
@@ -152,15 +152,15 @@ const bookingScene: Scene = {
   n: 2,
   title: 'A booking under the limit runs unattended',
   async run(ctx) {
-    const fare = ctx.state.fare ?? { amount: 129, currency: 'EUR' };
+    const fare = ctx.state.fare ?? { amount: 420, currency: 'USD' };
     const total = Math.round(fare.amount * SCENE2.seats * 100) / 100;
     const usd = total * (USD_PER[fare.currency] ?? 1);
-    const body = bookingPlan({ flightId: `${SCENE2.flight}-${ctx.date}`, seats: SCENE2.seats, total, currency: fare.currency, reason: 'Team offsite in Paris' });
+    const body = bookingPlan({ flightId: `${SCENE2.flight}-${ctx.date}`, seats: SCENE2.seats, total, currency: fare.currency, reason: 'Client meeting in Seattle' });
     const idem = key(ctx, 'offsite');
     const before = await sideEffects(ctx, 'travel');
     ctx.out.act(
       'trip-bot (for alice)',
-      `POST /v1/actions plan hold → authorize → book, ${SCENE2.seats} seats ${SCENE2.flight}, ${money(total, fare.currency)} (≈ ${money(usd, 'USD')}), Idempotency-Key ${idem}`,
+      `POST /v1/actions plan hold → authorize → book, ${SCENE2.seats} seat${SCENE2.seats === 1 ? "" : "s"} ${SCENE2.flight}, ${money(total, fare.currency)}${fare.currency === "USD" ? "" : ` (≈ ${money(usd, "USD")})`}, Idempotency-Key ${idem}`,
     );
     const res = await submit(ctx, 'alice', body, idem);
     const action = await finished(ctx, res);
@@ -194,7 +194,7 @@ const approvalScene: Scene = {
   title: 'A booking over the limit waits for the manager',
   async run(ctx) {
     const total = SCENE3.fare * SCENE3.seats;
-    const body = bookingPlan({ flightId: `${SCENE3.flight}-${ctx.date}`, seats: SCENE3.seats, total, currency: SCENE3.currency, reason: 'Sales team flies home from the New York summit' });
+    const body = bookingPlan({ flightId: `${SCENE3.flight}-${ctx.date}`, seats: SCENE3.seats, total, currency: SCENE3.currency, reason: 'Two engineers to the London office' });
     ctx.out.act('trip-bot (for alice)', `POST /v1/actions plan hold → authorize → book, ${SCENE3.seats} seats ${SCENE3.flight}, ${money(total, 'USD')}`);
     const res = await submit(ctx, 'alice', body, key(ctx, 'summit'), 2);
     const first = parseAs(AcceptedSchema, res.body, 'POST /v1/actions');
@@ -265,7 +265,7 @@ const replayScene: Scene = {
       ctx.out.skip(`vendor side-effect counters: ${ctx.vendorsMissingReason ?? 'no vendor admin access'}`);
     }
     ctx.out.act('trip-bot (for alice)', 'POST /v1/actions, the same key with a different reason');
-    const changed = await submit(ctx, 'alice', { ...(first.body as Record<string, unknown>), reason: 'Team offsite in Paris (changed)' }, first.key);
+    const changed = await submit(ctx, 'alice', { ...(first.body as Record<string, unknown>), reason: 'Client meeting in Seattle (changed)' }, first.key);
     const problem = ProblemSchema.safeParse(changed.body);
     ctx.out.got(`${changed.status} ${problem.success ? problem.data.title : ''}`);
     expectThat(ctx, changed.status === 422, 'a different payload under the same key is refused (422)', `got ${changed.status}`);

@@ -63,6 +63,8 @@ const routesTable: { carrier: string; number: number; origin: string; destinatio
   { carrier: 'SB', number: 200, origin: 'LHR', destination: 'CDG', depart: '08:05', minutes: 75, fareMinor: 12_900, currency: 'EUR' },
   { carrier: 'SB', number: 201, origin: 'CDG', destination: 'LHR', depart: '18:40', minutes: 80, fareMinor: 11_900, currency: 'EUR' },
   { carrier: 'SB', number: 300, origin: 'NRT', destination: 'SFO', depart: '17:00', minutes: 600, fareMinor: 98_000, currency: 'JPY' },
+  { carrier: 'SB', number: 400, origin: 'SFO', destination: 'SEA', depart: '08:30', minutes: 125, fareMinor: 42_000, currency: 'USD' },
+  { carrier: 'SB', number: 500, origin: 'SFO', destination: 'LHR', depart: '16:10', minutes: 630, fareMinor: 120_000, currency: 'USD' },
 ];
 
 const dateSchema = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);

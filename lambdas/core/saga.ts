@@ -248,10 +248,8 @@ export async function issueGrant(
     const resolved = resolveRefs(step.arguments, outputs);
     callInput = resolved.value;
     if (resolved.missing.length > 0) {
-      const skippedEarlier = records.some((r) => r.dryRun && resolved.missing.some((m) => m.startsWith(`steps.${r.stepId}.`)));
-      if (!(dryRun && skippedEarlier) && !dryRun) {
-        throw new StepInputInvalidError(`Step ${step.id} refers to outputs that do not exist: ${resolved.missing.join(', ')}`);
-      }
+      if (!dryRun) throw new StepInputInvalidError(`Step ${step.id} refers to outputs that do not exist: ${resolved.missing.join(', ')}`);
+      // A dry run's earlier steps return simulations, not real outputs: this one is skipped.
       skipReason = `depends on simulated output (${resolved.missing.join(', ')})`;
     }
   } else {

@@ -1,3 +1,4 @@
+import '../lambdas/local/polyfills';
 import { createHash } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

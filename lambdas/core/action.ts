@@ -97,6 +97,8 @@ export interface ActionRecord {
   approvalIds?: string[];
   receiptKey?: string;
   result?: unknown;
+  /** Correlates the action across services: the X-Ray trace root in AWS, the request id locally. */
+  traceId?: string;
   createdAt: string;
   updatedAt: string;
   /** Optimistic-concurrency counter, incremented on every update. */

@@ -63,6 +63,8 @@ export interface IntakeRequest {
   body: unknown;
   /** The RFC 7240 `Prefer` header, if any (`wait=N`, `respond-async`). */
   prefer?: string | undefined;
+  /** Trace id to record on the action (X-Ray root or request id). */
+  traceId?: string | undefined;
 }
 
 /** How long to wait for the result, from `Prefer` (RFC 7240) and the configured default. */
@@ -275,6 +277,7 @@ export async function acceptAction(req: IntakeRequest, deps: IntakeDeps): Promis
         mode: action.mode,
         ...(action.reason !== undefined ? { reason: action.reason } : {}),
         planHash: planHash(action),
+        ...(req.traceId ? { traceId: req.traceId } : {}),
         status: 'received',
         decision,
         createdAt: at.toISOString(),

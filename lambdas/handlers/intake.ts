@@ -14,6 +14,11 @@ import { runtime } from './runtime';
 // The query schema lives with the other wire shapes so the OpenAPI document shows it.
 const ListQuery = ActionListQuerySchema;
 
+/** The X-Ray trace root of this invocation, when Lambda runs with tracing. */
+function traceRoot(): string | undefined {
+  return /Root=([^;]+)/.exec(process.env._X_AMZN_TRACE_ID ?? '')?.[1];
+}
+
 function principalOf(req: HttpRequest) {
   // The edge guarantees a principal on authenticated routes; this narrows the type.
   if (!req.principal) throw new Error('authenticated route without principal');
@@ -42,7 +47,13 @@ export const handler = httpApi({
     handle: async (req) => {
       const rt = await runtime();
       const res = await acceptAction(
-        { principal: principalOf(req), idempotencyKey: req.headers['idempotency-key'], body: req.body, prefer: req.headers.prefer },
+        {
+          principal: principalOf(req),
+          idempotencyKey: req.headers['idempotency-key'],
+          body: req.body,
+          prefer: req.headers.prefer,
+          traceId: traceRoot() ?? req.requestId,
+        },
         {
           actions: rt.actions,
           idempotency: rt.idempotency,

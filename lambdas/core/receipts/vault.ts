@@ -77,8 +77,7 @@ export async function writeReceipt(deps: ReceiptsDeps, actionId: string, options
     deps.secrets.getSecret(AuditSecretNames.redactionKey),
   ]);
   // An action-level trace id wins when intake records one; else the saga's X-Ray trace.
-  const recorded = (action as unknown as { traceId?: unknown }).traceId;
-  const traceId = typeof recorded === 'string' ? recorded : options.traceId;
+  const traceId = action.traceId ?? options.traceId;
   const receipt = buildReceipt({ action, steps, events, redactor: new Redactor(key), traceId: traceId ?? null });
   if (!receipt.events.intact) deps.logger.error('ALARM audit event chain does not verify', { actionId, events: receipt.events.count });
   const body = serializeReceipt(receipt);

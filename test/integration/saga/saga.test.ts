@@ -124,6 +124,8 @@ describe('the action saga, locally', () => {
     const view = await cp.get(alice, `/v1/actions/${action.id}`);
     const receipt = JSON.parse(readFileSync(join(cp.stateDir, 'audit', view.body.receipt as string), 'utf8')) as { outcome: { simulated: boolean }; request: { mode: string } };
     expect(receipt.outcome.simulated).toBe(true);
+    // The request's trace id (the API request id locally, the X-Ray root in AWS) ties them together.
+    expect((receipt as unknown as { traceId: string | null }).traceId).toMatch(/\S/);
     expect(receipt.request.mode).toBe('dry_run');
   });
 

@@ -3,7 +3,7 @@ import type { NormalizedAction } from './envelope';
 import type { Decider } from './intake';
 import type { Principal } from './principal';
 import { findTool } from '../connectors/registry';
-import { loadPolicyEngine, type PolicyEngine, type ToolFacts } from './policy/index';
+import type { PolicyEngine, ToolFacts } from './policy/index';
 
 /**
  * Facts about a step that policy decides on, read from the tool's declaration and the
@@ -52,9 +52,4 @@ export function deciderFor(engine: PolicyEngine, dailySpend: (sub: string, now: 
       return { ...decision, decidedAt: now.toISOString() };
     },
   };
-}
-
-/** The Decider over the shipped policies, loaded once per process. */
-export async function policyDecider(): Promise<Decider> {
-  return deciderFor(await loadPolicyEngine());
 }

@@ -10,7 +10,16 @@ import { deciderFor } from '../core/decide';
 import { DEFAULT_GRANT_TTL_SECONDS, GrantKeyring, MAX_GRANT_TTL_SECONDS } from '../core/grants';
 import { defaultIntakeConfig, type Decider, type IntakeConfig } from '../core/intake';
 import { logger } from '../core/logger';
-import { loadPolicyEngine, type PolicyEngine } from '../core/policy/index';
+import type { PolicyEngine } from '../core/policy/index';
+
+/**
+ * The Cedar engine, loaded on first use. Never imported statically here: the connector and
+ * receipts functions share this module but ship without the Cedar wasm, which loads at import.
+ */
+async function policyEngine(): Promise<PolicyEngine> {
+  const { loadPolicyEngine } = await import('../core/policy/index');
+  return loadPolicyEngine();
+}
 import type { RunStepDeps } from '../core/run-step';
 import type { SagaDeps } from '../core/saga';
 import { utcDay, type EventLog, type SpendStore, type StepStore } from '../ports/steps';
@@ -97,7 +106,7 @@ export function runtime(): Promise<Runtime> {
       steps: store,
       idempotency: ledger,
       workflow: new StepFunctionsWorkflow({ stateMachineArn: env.STATE_MACHINE_ARN, client: new SFNClient({}) }),
-      decider: ledgerDecider(loadPolicyEngine(), store),
+      decider: ledgerDecider(await policyEngine(), store),
       intake: { ...defaultIntakeConfig, idempotencyRetentionMs: env.IDEMPOTENCY_RETENTION_HOURS * 3_600_000 },
     };
   });
@@ -133,7 +142,7 @@ export function sagaRuntime(): Promise<SagaDeps> {
       steps: store,
       events: store,
       spend: store,
-      decider: ledgerDecider(loadPolicyEngine(), store),
+      decider: ledgerDecider(await policyEngine(), store),
       keyring: new GrantKeyring(secretsPort()),
       connectorFunction: (connector: string) => {
         const arn = env.CONNECTOR_FUNCTIONS[connector];

@@ -16,6 +16,8 @@ import { AirlockSecrets } from './constructs/secrets';
 export const GRANT_TTL_ENV = 'GRANT_TTL_SECONDS';
 /** Env var with `{ connector: function ARN }` in the policy function (IssueGrant). */
 export const CONNECTOR_FUNCTIONS_ENV = 'CONNECTOR_FUNCTIONS';
+/** Env var with a connector's vendor API base URL (config `vendorBaseUrls`). */
+export const VENDOR_BASE_URL_ENV = 'VENDOR_BASE_URL';
 /** Env var naming the connector a connector function serves. */
 export const CONNECTOR_NAME_ENV = 'CONNECTOR_NAME';
 
@@ -109,6 +111,8 @@ export class AirlockStack extends Stack {
         timeoutSeconds: config.lambda.connectorTimeoutSeconds,
       });
       fn.addEnvironment(CONNECTOR_NAME_ENV, name);
+      const vendorBaseUrl = config.vendorBaseUrls[name];
+      if (vendorBaseUrl) fn.addEnvironment(VENDOR_BASE_URL_ENV, vendorBaseUrl);
       fn.addEnvironment(GRANT_TTL_ENV, String(config.grantTtlSeconds));
       this.ledger.bindConnector(fn);
       this.secrets.grantVendorCredentialRead(name, fn);

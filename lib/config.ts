@@ -95,6 +95,12 @@ export const AirlockConfigSchema = z
      */
     grantKeyReaders: z.array(z.enum(GRANT_KEY_READER_CANDIDATES)).min(1).default(['policy']),
     /**
+     * Base URL of each connector's vendor API (`{ "travel": "https://api.vendor.example" }`),
+     * set as VENDOR_BASE_URL on that connector's function. A connector without one calls the
+     * default in its definition (the sandbox vendor's loopback address), which only works locally.
+     */
+    vendorBaseUrls: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), z.url({ protocol: /^https?$/ })).default({}),
+    /**
      * `retain` (default) keeps keys, table, secrets and logs when the stack is deleted and
      * turns on table deletion protection; `destroy` is for throwaway dev stacks. The audit
      * bucket is retained either way: COMPLIANCE-mode objects cannot be deleted early.

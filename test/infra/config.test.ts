@@ -35,6 +35,7 @@ describe('parseConfig', () => {
       throttling: { rateLimit: 50, burstLimit: 100 },
       lambda: { memoryMiB: 1024, timeoutSeconds: 10, connectorTimeoutSeconds: 30 },
       grantKeyReaders: ['policy'],
+      vendorBaseUrls: {},
       removalPolicy: 'retain',
     });
   });

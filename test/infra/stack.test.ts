@@ -368,6 +368,17 @@ describe('functions', () => {
     }
   });
 
+  it('points each connector at its vendor from config, and only that one', () => {
+    s.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: { 'Fn::GetAtt': [roles['connector-travel'], 'Arn'] },
+      Environment: { Variables: Match.objectLike({ CONNECTOR_NAME: 'travel', VENDOR_BASE_URL: 'https://travel.vendor.example/api' }) },
+    });
+    const payments = Object.values(s.template.findResources('AWS::Lambda::Function')).find(
+      (r) => (r as { Properties: { Environment?: { Variables?: Record<string, unknown> } } }).Properties.Environment?.Variables?.CONNECTOR_NAME === 'payments',
+    ) as { Properties: { Environment: { Variables: Record<string, unknown> } } };
+    expect(payments.Properties.Environment.Variables.VENDOR_BASE_URL).toBeUndefined();
+  });
+
   it('runs one connector function per registered connector', () => {
     for (const c of connectors) {
       s.template.hasResourceProperties('AWS::Lambda::Function', {

@@ -26,6 +26,7 @@ export const TEST_CONFIG_INPUT = {
   throttling: { rateLimit: 25, burstLimit: 40 },
   lambda: { memoryMiB: 768, timeoutSeconds: 12, connectorTimeoutSeconds: 20 },
   grantKeyReaders: ['policy'],
+  vendorBaseUrls: { travel: 'https://travel.vendor.example/api' },
 } satisfies AirlockConfigInput;
 
 const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { context?: Record<string, unknown> };

@@ -7,6 +7,7 @@ import { mintGrant, type GrantKeyring } from './grants';
 import type { Logger } from './logger';
 import { compensationOf, findTool, type RegisteredTool } from '../connectors/registry';
 import { StatusTransitionError, type ActionStore } from '../ports/ledger';
+import { approvalIdFor, type ApprovalStore } from '../ports/approvals';
 import {
   stepIdempotencyKey,
   utcDay,
@@ -35,6 +36,8 @@ export interface SagaDeps {
   grantTtlSeconds: number;
   now: () => Date;
   logger: Logger;
+  /** Approval items: an approval whose wait timed out is closed as expired (and audited). */
+  approvals?: Pick<ApprovalStore, 'getApproval' | 'settle' | 'markAnswered'>;
 }
 
 /** Which way the saga goes after a decision. */
@@ -404,6 +407,16 @@ export async function settleAction(
         if (error instanceof StatusTransitionError) return move(deps, await load(deps, input.actionId), 'failed', reason);
         throw error;
       });
+    }
+  }
+  if (target === 'expired' && deps.approvals) {
+    // The wait timed out in the state machine: close the approval too, so nobody votes on it
+    // and the receipt records the expiry. Only the winner of the conditional settle audits it.
+    const approvalId = approvalIdFor(action.id);
+    const approval = await deps.approvals.getApproval(approvalId);
+    if (approval?.status === 'pending' && (await deps.approvals.settle(approvalId, 'expired', { by: 'airlock', reason: 'expired' }, deps.now()))) {
+      await deps.approvals.markAnswered(approvalId, deps.now());
+      await deps.events.append(action.id, { type: 'approval.expired', actor: 'airlock', data: { approvalId } }, deps.now());
     }
   }
   if (action.status === 'completed' && action.mode === 'execute') {

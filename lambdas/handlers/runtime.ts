@@ -3,6 +3,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
+import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { SecretsManagerSecrets } from '../adapters/aws/secrets-manager';
 import { StepFunctionsWorkflow } from '../adapters/aws/sfn-workflow';
@@ -142,6 +143,7 @@ export function sagaRuntime(): Promise<SagaDeps> {
       steps: store,
       events: store,
       spend: store,
+      approvals: new DynamoApprovalStore({ client: dynamoClient(), tableName: env.LEDGER_TABLE }),
       decider: ledgerDecider(await policyEngine(), store),
       keyring: new GrantKeyring(secretsPort()),
       connectorFunction: (connector: string) => {

@@ -3,6 +3,7 @@ import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
+import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { TerminalStatuses, type ActionStatus } from '../core/action';
 import { GrantKeyring } from '../core/grants';
@@ -140,6 +141,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         steps: store,
         events: store,
         spend: store,
+        approvals: new DynamoApprovalStore({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName }),
         decider,
         keyring,
         connectorFunction: (connector) => localFunctionArn(`connector-${connector}`),

@@ -72,6 +72,9 @@ describe('approval through the local saga runner', () => {
     expect((await cp.cp.ledger.getAction(rid))?.status).toBe('rejected');
     const eid = expired.body.id as string;
     expect((await cp.cp.ledger.getAction(eid))?.status).toBe('expired');
+    // The approval is closed as expired too, and the expiry is an audit event.
+    expect((await cp.get(alice, `/v1/approvals/${approvalIdFor(eid)}`)).body.status).toBe('expired');
+    expect((await cp.cp.store.list(eid)).map((e) => e.type)).toContain('approval.expired');
     // Deciding after the end is refused.
     expect((await decide(cp, bob, approvalIdFor(eid), 'approve')).status).toBe(409);
     for (const id of [rid, eid]) expect((await cp.cp.ledger.getAction(id))?.receiptKey ?? (await cp.get(alice, `/v1/actions/${id}`)).body.receipt).toBeTruthy();

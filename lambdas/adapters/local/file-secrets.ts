@@ -1,4 +1,4 @@
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
 import { SecretNotFoundError, type SecretsPort } from '../../ports/secrets';
 import { createPrivateFileOnce, isErrno, readIfExists } from './private-file';
@@ -70,6 +70,18 @@ export class FileSecrets implements SecretsPort {
     const path = this.pathOf(name);
     await this.ensureDir();
     return createPrivateFileOnce(path, generate);
+  }
+
+  /**
+   * Replaces an existing secret (a local rotation): written to a private temp file and renamed
+   * over the old one, so a reader sees either the old value or the new one, never half.
+   */
+  async replaceSecret(name: string, value: string): Promise<void> {
+    const path = this.pathOf(name);
+    await this.getSecret(name);
+    const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
+    await writeFile(temp, value, { mode: 0o600, flag: 'wx' });
+    await rename(temp, path);
   }
 
   private async ensureDir(): Promise<void> {

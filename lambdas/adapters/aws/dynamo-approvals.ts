@@ -17,7 +17,7 @@ import {
   type PutVoteResult,
   type VoteRecord,
 } from '../../ports/approvals';
-import { guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
+import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
 /**
  * Approvals and votes on the ledger table (see ledger.md): the approval item at
@@ -101,31 +101,24 @@ export class DynamoApprovalStore implements ApprovalStore {
 
   async createApproval(record: ApprovalRecord, taskToken: string): Promise<CreateApprovalResult> {
     const { outcome: _o, answeredAt: _a, ...doc } = record;
-    try {
-      await guard(() =>
-        this.client.send(
-          new PutItemCommand({
-            TableName: this.table,
-            Item: {
-              ...ApprovalKeys.approval(record.id),
-              gsi1pk: S(ApprovalKeys.byStatus(record.status)),
-              gsi1sk: S(record.id),
-              status: S(record.status),
-              actionId: S(record.actionId),
-              updatedAt: S(record.updatedAt),
-              taskToken: S(taskToken),
-              doc: S(JSON.stringify(doc)),
-              expiresAt: N(Math.ceil(Date.parse(record.expiresAt) / 1000) + RETENTION_SECONDS),
-            },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          }),
-        ),
-      );
-      return 'created';
-    } catch (error) {
-      if (isConditionFailure(error)) return 'exists';
-      throw error;
-    }
+    return (await conditionalWrite(
+      this.client,
+      new PutItemCommand({
+        TableName: this.table,
+        Item: {
+          ...ApprovalKeys.approval(record.id),
+          gsi1pk: S(ApprovalKeys.byStatus(record.status)),
+          gsi1sk: S(record.id),
+          status: S(record.status),
+          actionId: S(record.actionId),
+          updatedAt: S(record.updatedAt),
+          taskToken: S(taskToken),
+          doc: S(JSON.stringify(doc)),
+          expiresAt: N(Math.ceil(Date.parse(record.expiresAt) / 1000) + RETENTION_SECONDS),
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    )) ? 'created' : 'exists';
   }
 
   private async item(id: string, projection?: string): Promise<Item | undefined> {
@@ -204,30 +197,23 @@ export class DynamoApprovalStore implements ApprovalStore {
   }
 
   async settle(id: string, to: Exclude<ApprovalStatus, 'pending'>, outcome: { by: string; reason: string }, now: Date): Promise<boolean> {
-    try {
-      await guard(() =>
-        this.client.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: ApprovalKeys.approval(id),
-            UpdateExpression: 'SET #status = :to, gsi1pk = :g, updatedAt = :at, outcome = :outcome',
-            ConditionExpression: '#status = :pending',
-            ExpressionAttributeNames: { '#status': 'status' },
-            ExpressionAttributeValues: {
-              ':to': S(to),
-              ':pending': S('pending'),
-              ':g': S(ApprovalKeys.byStatus(to)),
-              ':at': S(now.toISOString()),
-              ':outcome': S(JSON.stringify({ ...outcome, at: now.toISOString() })),
-            },
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return conditionalWrite(
+      this.client,
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: ApprovalKeys.approval(id),
+        UpdateExpression: 'SET #status = :to, gsi1pk = :g, updatedAt = :at, outcome = :outcome',
+        ConditionExpression: '#status = :pending',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':to': S(to),
+          ':pending': S('pending'),
+          ':g': S(ApprovalKeys.byStatus(to)),
+          ':at': S(now.toISOString()),
+          ':outcome': S(JSON.stringify({ ...outcome, at: now.toISOString() })),
+        },
+      }),
+    );
   }
 
   async markAnswered(id: string, now: Date): Promise<void> {

@@ -20,7 +20,7 @@ import {
   type ListActionsQuery,
   type StoredResponse,
 } from '../../ports/ledger';
-import { guard, isConditionFailure, N, S, type Item } from './dynamo-support';
+import { conditionalWrite, guard, isConditionFailure, N, S, type Item } from './dynamo-support';
 
 /**
  * The ledger on DynamoDB: one table, single-item conditional writes only (no transactions,
@@ -179,47 +179,37 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
     now: number;
     retentionMs: number;
   }): Promise<void> {
-    try {
-      await guard(() =>
-        this.client.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: Keys.idempotency(input.scope, input.key),
-            UpdateExpression: 'SET #state = :complete, #response = :response, expiresAt = :exp REMOVE lockExpiresAt',
-            ConditionExpression: '#state = :inprog AND #owner = :owner',
-            ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner', '#response': 'response' },
-            ExpressionAttributeValues: {
-              ':complete': S('complete'),
-              ':inprog': S('in_progress'),
-              ':owner': S(input.owner),
-              ':response': S(JSON.stringify(input.response)),
-              ':exp': N(Math.ceil((input.now + input.retentionMs) / 1000)),
-            },
-          }),
-        ),
-      );
-    } catch (error) {
-      // Another request took the claim over (ours outlived its lock); it will complete it.
-      if (!isConditionFailure(error)) throw error;
-    }
+    // Another request took the claim over (ours outlived its lock); it will complete it.
+    await conditionalWrite(
+      this.client,
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: Keys.idempotency(input.scope, input.key),
+        UpdateExpression: 'SET #state = :complete, #response = :response, expiresAt = :exp REMOVE lockExpiresAt',
+        ConditionExpression: '#state = :inprog AND #owner = :owner',
+        ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner', '#response': 'response' },
+        ExpressionAttributeValues: {
+          ':complete': S('complete'),
+          ':inprog': S('in_progress'),
+          ':owner': S(input.owner),
+          ':response': S(JSON.stringify(input.response)),
+          ':exp': N(Math.ceil((input.now + input.retentionMs) / 1000)),
+        },
+      }),
+    );
   }
 
   async release(input: { scope: string; key: string; owner: string }): Promise<void> {
-    try {
-      await guard(() =>
-        this.client.send(
-          new DeleteItemCommand({
-            TableName: this.table,
-            Key: Keys.idempotency(input.scope, input.key),
-            ConditionExpression: '#state = :inprog AND #owner = :owner',
-            ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner' },
-            ExpressionAttributeValues: { ':inprog': S('in_progress'), ':owner': S(input.owner) },
-          }),
-        ),
-      );
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
+    await conditionalWrite(
+      this.client,
+      new DeleteItemCommand({
+        TableName: this.table,
+        Key: Keys.idempotency(input.scope, input.key),
+        ConditionExpression: '#state = :inprog AND #owner = :owner',
+        ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner' },
+        ExpressionAttributeValues: { ':inprog': S('in_progress'), ':owner': S(input.owner) },
+      }),
+    );
   }
 
   async read(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
@@ -260,21 +250,14 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
   }
 
   async createAction(action: ActionRecord): Promise<'created' | 'exists'> {
-    try {
-      await guard(() =>
-        this.client.send(
-          new PutItemCommand({
-            TableName: this.table,
-            Item: this.actionItem(action),
-            ConditionExpression: 'attribute_not_exists(pk)',
-          }),
-        ),
-      );
-      return 'created';
-    } catch (error) {
-      if (isConditionFailure(error)) return 'exists';
-      throw error;
-    }
+    return (await conditionalWrite(
+      this.client,
+      new PutItemCommand({
+        TableName: this.table,
+        Item: this.actionItem(action),
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    )) ? 'created' : 'exists';
   }
 
   async getAction(id: string): Promise<ActionRecord | undefined> {

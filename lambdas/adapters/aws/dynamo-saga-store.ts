@@ -17,7 +17,7 @@ import type {
   StepRecord,
   StepStore,
 } from '../../ports/steps';
-import { guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
+import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
 /**
  * Step records, grant uses, the per-action audit event chain and daily spend counters on
@@ -146,28 +146,23 @@ export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
   }
 
   async failStep(key: StepKey, error: StepError, final: boolean, now: Date): Promise<void> {
-    try {
-      await guard(() =>
-        this.client.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: stepKey(key),
-            UpdateExpression: final
-              ? 'SET #status = :failed, lastError = :err, finishedAt = :now'
-              : 'SET lastError = :err',
-            ConditionExpression: 'attribute_exists(pk) AND #status <> :complete',
-            ExpressionAttributeNames: { '#status': 'status' },
-            ExpressionAttributeValues: {
-              ':complete': S('complete'),
-              ':err': S(JSON.stringify({ name: error.name, message: error.message.slice(0, 500) })),
-              ...(final ? { ':failed': S('failed'), ':now': S(now.toISOString()) } : {}),
-            },
-          }),
-        ),
-      );
-    } catch (err) {
-      if (!isConditionFailure(err)) throw err;
-    }
+    await conditionalWrite(
+      this.client,
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: stepKey(key),
+        UpdateExpression: final
+          ? 'SET #status = :failed, lastError = :err, finishedAt = :now'
+          : 'SET lastError = :err',
+        ConditionExpression: 'attribute_exists(pk) AND #status <> :complete',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':complete': S('complete'),
+          ':err': S(JSON.stringify({ name: error.name, message: error.message.slice(0, 500) })),
+          ...(final ? { ':failed': S('failed'), ':now': S(now.toISOString()) } : {}),
+        },
+      }),
+    );
   }
 
   async listSteps(actionId: string): Promise<StepRecord[]> {
@@ -180,28 +175,21 @@ export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
   }
 
   async useGrant(jti: string, expiresAtSeconds: number, use: StepKey): Promise<boolean> {
-    try {
-      await guard(() =>
-        this.client.send(
-          new PutItemCommand({
-            TableName: this.table,
-            Item: {
-              pk: S(`GRANT#${jti}`),
-              sk: S('GRANT'),
-              // Kept a day past expiry: long enough that an expired grant is refused by its
-              // exp check before its record can disappear.
-              expiresAt: N(expiresAtSeconds + 86_400),
-              use: S(JSON.stringify(use)),
-            },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return conditionalWrite(
+      this.client,
+      new PutItemCommand({
+        TableName: this.table,
+        Item: {
+          pk: S(`GRANT#${jti}`),
+          sk: S('GRANT'),
+          // Kept a day past expiry: long enough that an expired grant is refused by its
+          // exp check before its record can disappear.
+          expiresAt: N(expiresAtSeconds + 86_400),
+          use: S(JSON.stringify(use)),
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
   }
 
   // ── audit events ───────────────────────────────────────────────────────────
@@ -293,25 +281,20 @@ export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
 
   async addSpend(sub: string, day: string, amount: number, actionId: string): Promise<void> {
     if (!(amount > 0)) return;
-    try {
-      await guard(() =>
-        this.client.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: { pk: S(`SPEND#${sub}#${day}`), sk: S('SPEND') },
-            UpdateExpression: 'ADD total :amount, actionIds :ids SET expiresAt = :exp',
-            ConditionExpression: 'attribute_not_exists(actionIds) OR NOT contains(actionIds, :id)',
-            ExpressionAttributeValues: {
-              ':amount': N(Math.round(amount * 100) / 100),
-              ':ids': { SS: [actionId] },
-              ':id': S(actionId),
-              ':exp': N(Math.floor(Date.parse(`${day}T00:00:00Z`) / 1000) + 8 * 86_400),
-            },
-          }),
-        ),
-      );
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
+    await conditionalWrite(
+      this.client,
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: { pk: S(`SPEND#${sub}#${day}`), sk: S('SPEND') },
+        UpdateExpression: 'ADD total :amount, actionIds :ids SET expiresAt = :exp',
+        ConditionExpression: 'attribute_not_exists(actionIds) OR NOT contains(actionIds, :id)',
+        ExpressionAttributeValues: {
+          ':amount': N(Math.round(amount * 100) / 100),
+          ':ids': { SS: [actionId] },
+          ':id': S(actionId),
+          ':exp': N(Math.floor(Date.parse(`${day}T00:00:00Z`) / 1000) + 8 * 86_400),
+        },
+      }),
+    );
   }
 }

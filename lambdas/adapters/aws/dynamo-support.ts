@@ -1,4 +1,13 @@
-import { ConditionalCheckFailedException, QueryCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  QueryCommand,
+  type AttributeValue,
+  type DeleteItemCommand,
+  type DynamoDBClient,
+  type PutItemCommand,
+  type QueryCommandInput,
+  type UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { LedgerThrottledError } from '../../ports/ledger';
 
 /** Helpers every ledger adapter shares: attribute builders, throttling and condition checks. */
@@ -39,4 +48,22 @@ export async function queryAll(client: DynamoDBClient, input: QueryCommandInput)
     start = out.LastEvaluatedKey;
   } while (start);
   return items;
+}
+
+/**
+ * Sends a conditional write: true when it was applied, false when its condition did not hold
+ * (a lost race or a replay); throttling becomes LedgerThrottledError, anything else is thrown.
+ */
+export async function conditionalWrite(
+  client: DynamoDBClient,
+  command: PutItemCommand | UpdateItemCommand | DeleteItemCommand,
+): Promise<boolean> {
+  try {
+    // The union defeats send()'s overloads; each member is a command this client accepts.
+    await guard(() => client.send(command as PutItemCommand));
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
 }

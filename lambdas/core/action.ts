@@ -50,10 +50,6 @@ export function predecessorsOf(to: ActionStatus): ActionStatus[] {
   return ActionStatuses.filter((from) => Transitions[from].includes(to));
 }
 
-export function canTransition(from: ActionStatus, to: ActionStatus): boolean {
-  return Transitions[from].includes(to);
-}
-
 /** What the policy engine decided, as stored on the action. */
 export interface StoredDecision {
   outcome: 'allow' | 'deny' | 'require_approval';
@@ -66,17 +62,6 @@ export interface StoredDecision {
   steps?: { id: string; outcome: string; policyIds: string[]; reasons: string[] }[];
   shadow?: { policyIds: string[]; outcome: string }[];
   decidedAt: string;
-}
-
-export interface ActionStepView {
-  id: string;
-  tool: string;
-  status: string;
-  attempts?: number;
-  output?: unknown;
-  error?: { name: string; message: string };
-  startedAt?: string;
-  finishedAt?: string;
 }
 
 /** The action item: one per agent request. */

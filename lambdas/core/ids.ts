@@ -12,8 +12,3 @@ export function newActionId(now = Date.now()): string {
 }
 
 export const ActionIdPattern = /^act_[0-9A-HJKMNP-TV-Z]{26}$/;
-
-/** A ULID-based id with a prefix, for approvals and other records. */
-export function newId(prefix: string, now = Date.now()): string {
-  return `${prefix}_${nextUlid(now)}`;
-}

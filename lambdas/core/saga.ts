@@ -9,7 +9,6 @@ import { compensationOf, findTool, type RegisteredTool } from '../connectors/reg
 import { StatusTransitionError, type ActionStore } from '../ports/ledger';
 import { approvalIdFor, type ApprovalStore } from '../ports/approvals';
 import {
-  stepIdempotencyKey,
   utcDay,
   type EventLog,
   type SpendStore,
@@ -441,4 +440,3 @@ export async function settleAction(
   return { status: action.status };
 }
 
-export { stepIdempotencyKey };

@@ -23,7 +23,7 @@ async function policyEngine(): Promise<PolicyEngine> {
 }
 import type { RunStepDeps } from '../core/run-step';
 import type { SagaDeps } from '../core/saga';
-import { utcDay, type EventLog, type SpendStore, type StepStore } from '../ports/steps';
+import { utcDay, type SpendStore, type StepStore } from '../ports/steps';
 import type { ActionStore, IdempotencyStore } from '../ports/ledger';
 import type { SecretsPort } from '../ports/secrets';
 import type { WorkflowStarter } from '../ports/workflow';
@@ -194,4 +194,3 @@ export async function connectorRuntime(connector?: string): Promise<RunStepDeps>
   return factory(connector ?? process.env.CONNECTOR_NAME ?? '');
 }
 
-export type { EventLog, StepStore };

@@ -85,7 +85,7 @@ async function move(
   action: ActionRecord,
   to: ActionStatus,
   reason?: string,
-  patch: { decision?: StoredDecision } = {},
+  patch: { decision?: StoredDecision; result?: unknown } = {},
 ): Promise<ActionRecord> {
   if (action.status === to) return action;
   try {
@@ -388,19 +388,18 @@ export async function settleAction(
     typeof wanted === 'string' && (['completed', 'denied', 'rejected', 'expired', 'failed', 'compensated'] as const).includes(wanted as never)
       ? (wanted as ActionStatus)
       : 'failed';
+  let records: Promise<StepRecord[]> | undefined;
+  const stepRecords = () => (records ??= deps.steps.listSteps(input.actionId));
   if (!TerminalStatuses.has(action.status)) {
-    const records = await deps.steps.listSteps(action.id);
-    const plan = planOf(action);
     if (target === 'completed') {
-      const outputs = Object.fromEntries(records.filter((r) => r.kind === 'forward' && r.status === 'complete').map((r) => [r.stepId, r.output]));
+      const plan = planOf(action);
+      const done = (await stepRecords()).filter((r) => r.kind === 'forward' && r.status === 'complete');
+      const outputs = Object.fromEntries(done.map((r) => [r.stepId, r.output]));
       const result = plan.kind === 'single' ? outputs[plan.steps[0]!.id] : outputs;
-      try {
-        action = await deps.actions.transition(action.id, 'completed', { result, ...(reason ? { statusReason: reason } : {}) }, deps.now(), action);
-        await deps.events.append(action.id, { type: 'action.status', actor: 'airlock', data: { to: 'completed' } }, deps.now());
-      } catch (error) {
-        if (!(error instanceof StatusTransitionError)) throw error;
-        action = await load(deps, action.id);
-      }
+      action = await move(deps, action, 'completed', reason, { result }).catch(async (error: unknown) => {
+        if (error instanceof StatusTransitionError) return load(deps, input.actionId);
+        throw error;
+      });
     } else {
       action = await move(deps, action, target, reason).catch(async (error: unknown) => {
         if (error instanceof StatusTransitionError) return move(deps, await load(deps, input.actionId), 'failed', reason);
@@ -423,7 +422,7 @@ export async function settleAction(
     // then book, authorize then capture), as the policy engine totals plans.
     const seen = new Set<string>();
     let spent = 0;
-    for (const r of await deps.steps.listSteps(action.id)) {
+    for (const r of await stepRecords()) {
       const registered = r.kind === 'forward' && r.status === 'complete' ? findTool(r.tool) : undefined;
       if (!registered || registered.tool.tier !== 'commit') continue;
       const parsed = registered.tool.input.safeParse(r.input);

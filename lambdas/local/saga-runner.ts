@@ -68,38 +68,20 @@ interface TaskState {
   Retry?: unknown[];
 }
 
-function tasksOf(definition: unknown): Map<string, TaskState> {
+/** Every state of a definition by name, including those inside Parallel branches and Map processors. */
+function statesOf(definition: unknown): Map<string, TaskState> {
   const found = new Map<string, TaskState>();
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(visit);
     if (node === null || typeof node !== 'object') return;
     const obj = node as Record<string, unknown>;
     if (obj.States && typeof obj.States === 'object') {
-      for (const [name, state] of Object.entries(obj.States as Record<string, TaskState>)) {
-        if (state.Type === 'Task') found.set(name, state);
-      }
+      for (const [name, state] of Object.entries(obj.States as Record<string, TaskState>)) found.set(name, state);
     }
     Object.values(obj).forEach(visit);
   };
   visit(definition);
   return found;
-}
-
-function retryingStates(definition: unknown): string[] {
-  const names: string[] = [];
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) return node.forEach(visit);
-    if (node === null || typeof node !== 'object') return;
-    const obj = node as Record<string, unknown>;
-    if (obj.States && typeof obj.States === 'object') {
-      for (const [name, state] of Object.entries(obj.States as Record<string, TaskState>)) {
-        if (Array.isArray(state.Retry)) names.push(name);
-      }
-    }
-    Object.values(obj).forEach(visit);
-  };
-  visit(definition);
-  return names;
 }
 
 export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
@@ -119,8 +101,9 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     }
     const definition = JSON.parse(text) as ConstructorParameters<typeof StateMachine>[0];
     this.machine = new StateMachine(definition, { validationOptions: { checkPaths: true, checkArn: true } });
-    this.tasks = tasksOf(definition);
-    this.retryStates = retryingStates(definition);
+    const states = [...statesOf(definition)];
+    this.tasks = new Map(states.filter(([, state]) => state.Type === 'Task'));
+    this.retryStates = states.filter(([, state]) => Array.isArray(state.Retry)).map(([name]) => name);
   }
 
   /** Starts the saga for an action; a second start while one runs is a no-op (like an execution name). */

@@ -4,13 +4,14 @@
  * compensate after the vendor refuses the 4th step (from the failure event to `compensated`).
  */
 import '../lambdas/local/polyfills';
+import { isoDay } from '../test/helpers/dates';
 import { benchControlPlane, ms, summarize } from './support';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 
 function plan(i: number) {
-  const day = String(1 + (i % 28)).padStart(2, '0');
-  const date = `2026-12-${day}`;
+  // Days 1 to 28 ahead, so runs spread over 28 flights and none has departed.
+  const date = isoDay(1 + (i % 28));
   return {
     agent: { name: 'bench' },
     plan: [

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approvalIdFor } from '../../lambdas/ports/approvals';
 import { bigTrip, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
+import { isoDay } from '../helpers/dates';
 
 /**
  * Every command in the README runs: the local ones here, against a running control plane,
@@ -45,7 +46,7 @@ beforeAll(async () => {
   stateDir = await mkdtemp(join(tmpdir(), 'airlock-readme-'));
   cp = await startTestControlPlane({ stateDir });
   const alice = await cp.token('alice', { roles: ['Employee'], manager: 'bob' });
-  for (const date of ['2026-12-10', '2026-12-11']) {
+  for (const date of [isoDay(10), isoDay(11)]) {
     const res = await cp.post(alice, bigTrip(date));
     ids.approvals.push(approvalIdFor(res.body.id as string));
   }

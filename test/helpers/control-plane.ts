@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../lambdas/local/control-plane';
 import { silentLogger, type LocalRuntime, type LocalRuntimeOptions } from '../../lambdas/local/server';
+import { isoDay } from './dates';
 import type { TestTokenOptions } from './local-runtime';
 
 export interface TestControlPlane {
@@ -72,7 +73,7 @@ export async function startTestControlPlane(
 
 /** The four-step travel plan: search → hold → authorize → book ($274.50, under every approval threshold). */
 export function travelPlan(overrides: { mode?: 'execute' | 'dry_run'; date?: string } = {}) {
-  const date = overrides.date ?? '2026-12-15';
+  const date = overrides.date ?? isoDay(14);
   return {
     agent: { name: 'trip-bot', model: 'test-model' },
     reason: 'Conference in New York',
@@ -100,7 +101,7 @@ export function travelPlan(overrides: { mode?: 'execute' | 'dry_run'; date?: str
 }
 
 /** Four seats on SB100 ($329 each): $1,316, over an employee's $1,000 travel limit. */
-export function bigTrip(date = '2026-12-20') {
+export function bigTrip(date = isoDay(20)) {
   const total = 1316;
   return {
     agent: { name: 'trip-bot' },

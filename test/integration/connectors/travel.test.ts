@@ -3,9 +3,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { VendorAuthError, VendorRejectedError, VendorTimeoutError, VendorUnavailableError } from '../../../lambdas/connectors/errors';
 import { ToolInputInvalidError, invokeTool } from '../../../lambdas/connectors/runtime';
 import { DEFAULT_HOLD_TTL_MS } from '../../../lambdas/local/vendors/index';
+import { isoDay } from '../../helpers/dates';
 import { failure, startHarness, type Harness } from './harness';
 
-const date = new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10);
+const date = isoDay(30);
 const flightId = `SB100-${date}`;
 const traveler = { firstName: 'Ada', lastName: 'Lovelace', passportNumber: 'X1234567' };
 const contact = { email: 'ada@example.com' };

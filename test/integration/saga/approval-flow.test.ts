@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { approvalIdFor } from '../../../lambdas/ports/approvals';
 import { bigTrip, startTestControlPlane, type TestControlPlane } from '../../helpers/control-plane';
+import { isoDay } from '../../helpers/dates';
 
 async function until<T>(probe: () => Promise<T | undefined>, ms = 5_000): Promise<T> {
   const end = Date.now() + ms;
@@ -63,8 +64,8 @@ describe('approval through the local saga runner', () => {
     cleanup.push(() => cp.close());
     const alice = await cp.token('alice', { roles: ['Employee'], manager: 'bob' });
     const bob = await cp.token('bob', { roles: ['Manager'] });
-    const rejected = await cp.post(alice, bigTrip('2026-12-21'));
-    const expired = await cp.post(alice, bigTrip('2026-12-22'));
+    const rejected = await cp.post(alice, bigTrip(isoDay(21)));
+    const expired = await cp.post(alice, bigTrip(isoDay(22)));
     const rid = rejected.body.id as string;
     await until(async () => ((await cp.get(bob, `/v1/approvals/${approvalIdFor(rid)}`)).status === 200 ? true : undefined));
     expect((await decide(cp, bob, approvalIdFor(rid), 'reject')).status).toBe(200);
@@ -86,7 +87,7 @@ describe('approval through the local saga runner', () => {
     cleanup.push(() => rm(stateDir, { recursive: true, force: true }));
     const first = await startTestControlPlane({ stateDir });
     const alice = await first.token('alice', { roles: ['Employee'], manager: 'bob' });
-    const res = await first.post(alice, bigTrip('2026-12-23'));
+    const res = await first.post(alice, bigTrip(isoDay(23)));
     const id = res.body.id as string;
     await until(async () => ((await first.cp.ledger.getAction(id))?.status === 'awaiting_approval' ? true : undefined));
     const bob1 = await first.token('bob', { roles: ['Manager'] });

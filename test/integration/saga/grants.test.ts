@@ -7,6 +7,7 @@ import { runStep, type RunStepDeps } from '../../../lambdas/core/run-step';
 import { inputHash } from '../../../lambdas/core/saga';
 import { SecretNames, type SecretsPort } from '../../../lambdas/ports/secrets';
 import { startSandboxVendors, type SandboxVendors } from '../../../lambdas/local/vendors/index';
+import { isoDay } from '../../helpers/dates';
 import { startLedger } from '../../helpers/ledger';
 
 /** Secrets in memory: what a rotation changes is just this map. */
@@ -34,7 +35,7 @@ let currentKey: Record<string, unknown>;
 
 const actionId = 'act_01J00000000000000000000000';
 const planHash = 'a'.repeat(64);
-const input = { flightId: 'SB102-2026-12-15', seats: 1 };
+const input = { flightId: `SB102-${isoDay(14)}`, seats: 1 };
 
 function deps(): RunStepDeps {
   return {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../../lambdas/core/logger';
 import { startTestControlPlane, travelPlan, type TestControlPlane } from '../../helpers/control-plane';
+import { isoDay } from '../../helpers/dates';
 
 /**
  * A full saga with every log line captured at debug level (the runtime's logger and anything
@@ -29,8 +30,8 @@ describe('secret hygiene over a whole saga', () => {
   it('keeps keys, credentials and grants out of logs, the action and the receipt', async () => {
     const alice = await cp.token('alice', { roles: ['Employee'], manager: 'bob' });
     cp.cp.vendors.admin.setFaults('travel', { failNext: [{ operation: 'book_flight', count: 1, status: 400 }] });
-    const failed = await cp.post(alice, travelPlan({ date: '2026-12-27' }));
-    const ok = await cp.post(alice, travelPlan({ date: '2026-12-28' }));
+    const failed = await cp.post(alice, travelPlan({ date: isoDay(27) }));
+    const ok = await cp.post(alice, travelPlan({ date: isoDay(28) }));
     await cp.cp.runner.idle();
     expect(ok.body.status).toBe('completed');
     expect(failed.body.status).toBe('compensated');

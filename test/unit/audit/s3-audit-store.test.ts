@@ -6,11 +6,11 @@ import { S3AuditStore } from '../../../lambdas/adapters/aws/s3-audit-store';
 import { AuditObjectConflictError, InvalidAuditKeyError } from '../../../lambdas/ports/audit-store';
 
 const s3 = mockClient(S3Client);
-const NOW = new Date('2026-01-01T00:00:00.000Z');
+const NOW = new Date('2025-01-01T00:00:00.000Z');
 const store = () => new S3AuditStore({ bucket: 'vault', retentionDays: 400, client: new S3Client({ region: 'us-east-1' }), now: () => NOW });
 const body = Buffer.from('{"a":1}\n');
 const sha = createHash('sha256').update(body).digest('hex');
-const KEY = 'receipts/dt=2026-01-01/act_01J00000000000000000000001.json';
+const KEY = 'receipts/dt=2025-01-01/act_01J00000000000000000000001.json';
 
 function failure(name: string, status: number): S3ServiceException {
   return new S3ServiceException({ name, $fault: 'client', $metadata: { httpStatusCode: status }, message: name });
@@ -37,7 +37,7 @@ describe('S3AuditStore', () => {
         IfNoneMatch: '*',
         ChecksumSHA256: Buffer.from(sha, 'hex').toString('base64'),
         ObjectLockMode: 'COMPLIANCE',
-        ObjectLockRetainUntilDate: new Date('2027-02-05T00:00:00.000Z'),
+        ObjectLockRetainUntilDate: new Date('2026-02-05T00:00:00.000Z'),
       });
     }
   });

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { startControlPlane } from '../../lambdas/local/control-plane';
 import { InvalidPortError, PortInUseError, type LocalRuntime } from '../../lambdas/local/server';
 import { StateDirInUseError } from '../../lambdas/local/state-dir';
+import { utcDay } from '../../lambdas/ports/steps';
 
 /** `airlock dev`: the local control plane in the foreground until Ctrl-C. */
 export const summary = 'Start the local control plane on 127.0.0.1 (port from AIRLOCK_PORT, default 8787)';
@@ -38,8 +39,17 @@ export async function demoTokens(rt: LocalRuntime): Promise<{ label: string; sub
   );
 }
 
-/** The startup banner: where it listens, tokens for the demo people, and calls to try. */
-export function banner(rt: LocalRuntime, tokens: { label: string; sub: string; roles: readonly string[]; token: string }[] = []): string {
+/**
+ * The startup banner: where it listens, tokens for the demo people, and calls to try. The
+ * example search is for a day 30 days after `now`, so the printed command never names a
+ * date that has gone by.
+ */
+export function banner(
+  rt: LocalRuntime,
+  tokens: { label: string; sub: string; roles: readonly string[]; token: string }[] = [],
+  now: Date = new Date(),
+): string {
+  const day = utcDay(new Date(now.getTime() + 30 * 86_400_000));
   const homeHint = process.env.AIRLOCK_HOME ? `AIRLOCK_HOME=${JSON.stringify(rt.stateDir)} ` : '';
   const lines = [
     '',
@@ -64,7 +74,7 @@ export function banner(rt: LocalRuntime, tokens: { label: string; sub: string; r
     `  curl -s ${rt.url}/healthz`,
     `  curl -s -H "Authorization: Bearer $TOKEN" ${rt.url}/v1/tools`,
     `  curl -s -X POST ${rt.url}/v1/actions -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\`,
-    `    -H "Idempotency-Key: $(date +%s)" -d '{"tool":"travel.search_flights","arguments":{"origin":"SFO","destination":"JFK","date":"2026-12-15"},"agent":{"name":"curl"}}'`,
+    `    -H "Idempotency-Key: $(date +%s)" -d '{"tool":"travel.search_flights","arguments":{"origin":"SFO","destination":"JFK","date":"${day}"},"agent":{"name":"curl"}}'`,
     `  ${homeHint}npx airlock approvals list --url ${rt.url} --as bob --role Manager`,
     `  ${homeHint}npm run demo        # a scripted agent, against its own control plane`,
     '',

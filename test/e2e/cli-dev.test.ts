@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isoDay } from '../helpers/dates';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(repo, 'bin', 'airlock.mjs');
@@ -89,6 +90,7 @@ describe('airlock dev', () => {
   });
 
   it('starts, prints a banner, serves tokens from `airlock token`, and stops cleanly on SIGTERM', async () => {
+    const started = new Date();
     const run = airlock(['dev'], { AIRLOCK_PORT: '0' });
     const url = await within(
       new Promise<string>((resolve, reject) => {
@@ -107,6 +109,9 @@ describe('airlock dev', () => {
       expect(run.stdout()).toContain(who);
     }
     expect(run.stdout()).toContain(`curl -s ${url}/healthz`);
+    // The example search names the day 30 days ahead of the clock, never a fixed date.
+    const searchDay = /"date":"(\d{4}-\d{2}-\d{2})"/.exec(run.stdout())?.[1];
+    expect([isoDay(30, started), isoDay(30)]).toContain(searchDay);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
 
     const tokenRun = airlock(['token', 'alice', '--role', 'employee', '--manager', 'bob', '--ttl', '5m']);

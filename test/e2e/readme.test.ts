@@ -86,6 +86,7 @@ describe('the README', () => {
           .replace(/apr_01J…/g, () => ids.approvals[/ reject /.test(line) ? 1 : 0]!),
       );
     expect(script.length).toBeGreaterThanOrEqual(10);
+    const started = new Date();
     const traced = script.map((line) => `echo "+ ${line.slice(0, 60).replace(/["$`\\]/g, '')}" >&2\n${line}`);
     // Asynchronously: the control plane answering these commands lives in this process.
     const run = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
@@ -107,5 +108,8 @@ describe('the README', () => {
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stdout).toContain('"tools"');
     expect(run.stdout).toContain('travel.search_flights');
+    // The quickstart's search is for the day 30 days ahead of the clock, not a fixed date.
+    const day = [isoDay(30, started), isoDay(30)].find((d) => run.stdout.includes(`"flightId":"SB102-${d}"`));
+    expect(day, 'the search for flights 30 days ahead').toBeDefined();
   }, 150_000);
 });

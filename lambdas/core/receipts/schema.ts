@@ -205,6 +205,22 @@ export const DigestSchema = z
     endTime: IsoTime,
     receipts: z.array(DigestEntrySchema),
     previous: z.object({ key: z.string(), sha256: Sha256Hex, signature: z.string() }).strict().nullable(),
+    heartbeat: z
+      .object({
+        intervalSeconds: z.number().int().min(1).meta({ description: 'The writer runs on this schedule: the next digest ends at most this long after this one (plus the verifier\'s tolerance).' }),
+        stopped: z.literal(true).optional().meta({ description: 'The writer stopped cleanly after this digest (local runtime shutdown): no next digest is promised.' }),
+        paused: z
+          .literal(true)
+          .optional()
+          .meta({ description: 'The writer wrote the previous digest itself and was paused since (the machine slept): a late digest, with nothing removed in between.' }),
+      })
+      .strict()
+      .nullable()
+      .optional()
+      .meta({
+        description:
+          'The schedule the vault keeps, so a verifier can tell a vault that stops early. null: written on demand, nothing promised. Absent: a digest from before heartbeats.',
+      }),
     signing: z.object({ algorithm: z.literal('Ed25519'), keyId: z.string(), publicKeyKey: z.string() }).strict(),
     signature: z.string(),
   })

@@ -1,5 +1,9 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Context } from 'aws-lambda';
 import { DynamoApprovalStore } from '../../lambdas/adapters/aws/dynamo-approvals';
 import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
@@ -16,9 +20,11 @@ import {
   VoteRefusalRules,
   type ApprovalsDeps,
 } from '../../lambdas/core/approvals';
-import { buildReceipt } from '../../lambdas/core/receipts/build';
 import { Redactor } from '../../lambdas/core/receipts/redact';
 import { renderTimeline } from '../../lambdas/core/receipts/timeline';
+import { buildReceipt, receiptKey, serializeReceipt } from '../../lambdas/core/receipts/build';
+import { FileAuditStore } from '../../lambdas/adapters/local/file-audit-store';
+import { run as auditCli } from '../../bin/commands/audit';
 import { PII_MASK } from '../../lambdas/core/approval-preview';
 import { deciderFor } from '../../lambdas/core/decide';
 import { validateEnvelope } from '../../lambdas/core/envelope';
@@ -618,6 +624,23 @@ describe('refused votes are audited', () => {
     ]);
     expect(receipt.events.chain.map((e) => e.type)).toContain('approval.vote_refused');
     expect(renderTimeline(receipt)).toContain('REFUSED approve by fiona [Employee, FinanceAdmin]: self_approval (airlock.self_approval)');
+
+    // `airlock audit show` on a vault holding this receipt prints the refusal in the timeline.
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-refused-'));
+    try {
+      const bytes = serializeReceipt(receipt);
+      await new FileAuditStore(dir).putIfAbsent(receiptKey(action), bytes, createHash('sha256').update(bytes).digest('hex'));
+      const out: string[] = [];
+      vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
+      try {
+        expect(await auditCli(['show', action.id, '--dir', dir])).toBe(0);
+      } finally {
+        vi.restoreAllMocks();
+      }
+      expect(out.join('')).toMatch(new RegExp(`${clock.toISOString()}\\s+REFUSED approve by fiona \\[Employee, FinanceAdmin\\]: self_approval \\(airlock\\.self_approval\\) — The requester can never approve their own action\\.`));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('an approver no policy permits: 403, recorded as ineligible (airlock.no_permit when Cedar names no policy)', async () => {

@@ -346,4 +346,25 @@ describe('airlock audit verify (tail)', () => {
     expect(await audit(['verify', '--dir', dir, '--expect-head', 'digests/dt=2026-03-01/x.json'])).toBe(2);
     expect(out.stderr.join('')).toContain('--expect-head takes a digest');
   });
+
+  it('(property) any --until, --tolerance and --expect-head: exit 0, 1 or 2, never a throw', async () => {
+    const vault = await hourlyVault(2);
+    const dir = await onDisk(vault);
+    capture();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.option(fc.oneof(fc.string({ maxLength: 40 }), fc.date({ noInvalidDate: true }).map((d) => d.toISOString())), { nil: undefined }),
+        fc.option(fc.oneof(fc.string({ maxLength: 12 }), fc.nat().map((n) => `${n}m`)), { nil: undefined }),
+        fc.array(fc.oneof(fc.string({ maxLength: 70 }), fc.stringMatching(/^[0-9a-f]{64}$/)), { maxLength: 2 }),
+        async (until, tolerance, heads) => {
+          const args = ['verify', '--dir', dir];
+          if (until !== undefined) args.push(`--until=${until}`);
+          if (tolerance !== undefined) args.push(`--tolerance=${tolerance}`);
+          for (const h of heads) args.push(`--expect-head=${h}`);
+          expect([0, 1, 2]).toContain(await audit(args));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
 });

@@ -466,7 +466,8 @@ async function refuse(
   const { approval, action, input, now } = ctx;
   const voter = input.voter.sub;
   const rules = policyIds.length > 0 ? [...policyIds] : [VoteRefusalRules[reason]];
-  const entry = { approvalId: approval.id, actionId: action.id, voter, roles: input.voter.roles, decision: input.decision, reason, policyIds: rules };
+  const roles = input.voter.roles.slice(0, MAX_RECORDED_ROLES).map((r) => r.slice(0, 128));
+  const entry = { approvalId: approval.id, actionId: action.id, voter, roles, decision: input.decision, reason, policyIds: rules };
   const current = await deps.actions.getAction(action.id);
   if (!current || TerminalStatuses.has(current.status)) {
     deps.logger.warn('vote refused after the action settled (logged only; its receipt is final)', entry);
@@ -478,26 +479,32 @@ async function refuse(
     return refusal;
   }
   const sent = /^[0-9a-f]{64}$/.test(input.planHash) ? { planHash: input.planHash } : {};
-  await deps.events.append(
-    action.id,
-    {
-      type: ApprovalEventTypes.voteRefused,
-      actor: voter,
-      data: {
-        approvalId: approval.id,
-        voter,
-        roles: input.voter.roles.slice(0, MAX_RECORDED_ROLES).map((r) => r.slice(0, 128)),
-        decision: input.decision,
-        reason,
-        policyIds: rules,
-        detail: refusal.problem.detail,
-        ...sent,
-        at: now.toISOString(),
-        ...(claim.count >= MAX_REFUSED_VOTES ? { capReached: true } : {}),
+  try {
+    await deps.events.append(
+      action.id,
+      {
+        type: ApprovalEventTypes.voteRefused,
+        actor: voter,
+        data: {
+          approvalId: approval.id,
+          voter,
+          roles,
+          decision: input.decision,
+          reason,
+          policyIds: rules,
+          detail: refusal.problem.detail,
+          ...sent,
+          at: now.toISOString(),
+          ...(claim.count >= MAX_REFUSED_VOTES ? { capReached: true } : {}),
+        },
       },
-    },
-    now,
-  );
+      now,
+    );
+  } catch (error) {
+    // The claim is spent, so a retry would not record it: the log line is the record.
+    deps.logger.error('ALARM refused vote claimed but not recorded on the action', entry);
+    throw error;
+  }
   deps.logger.info('vote refused', entry);
   return refusal;
 }

@@ -48,7 +48,7 @@ export interface VerifyOptions {
    * explicitly, a vault whose writer stopped cleanly (or wrote on demand) may end anywhere.
    */
   until?: Date;
-  /** Extra lateness allowed per heartbeat; default one interval (a late or retried run). */
+  /** Extra lateness allowed per heartbeat; default {@link defaultToleranceMs} of the interval. */
   toleranceMs?: number;
   /** SHA-256s of digests recorded outside the vault (the writer's log): each must still be in it. */
   expectHeads?: string[];
@@ -283,15 +283,17 @@ function checkTail(
   const promised = beat && !beat.stopped ? allowedLag(digest, options.toleranceMs) : null;
   const allowed = promised ?? (given ? (options.toleranceMs ?? (beat ? defaultToleranceMs(beat.intervalSeconds * 1000) : 0)) : null);
   if (allowed !== null && behind > allowed) {
-    const schedule = beat
-      ? `${beat.stopped ? 'its writer stopped there (it ran' : 'its writer promised a digest'} every ${formatDuration(beat.intervalSeconds * 1000)}${beat.stopped ? ')' : ''}`
+    const why = beat
+      ? beat.stopped
+        ? ', where its writer stopped'
+        : `, but its writer promised a digest every ${formatDuration(beat.intervalSeconds * 1000)}`
       : beat === null
-        ? 'it was written on demand'
-        : 'it predates heartbeats';
+        ? ' (a digest written on demand)'
+        : ' (a digest from before heartbeats)';
     add(
       'truncated-tail',
       digest.key,
-      `the vault ends at ${digest.endTime}, but ${schedule}: nothing covers the ${formatDuration(behind)} up to ${untilText}, more than the ${formatDuration(allowed)} allowed`,
+      `the vault ends at ${digest.endTime}${why}: nothing covers the ${formatDuration(behind)} up to ${untilText}, more than the ${formatDuration(allowed)} allowed`,
     );
   }
   return {

@@ -243,7 +243,14 @@ describe('a vault whose writer stopped', () => {
 
   it('with --until past the stop it is TRUNCATED; at the stop it is clean', async () => {
     const { vault, closing, stoppedAt } = await stoppedVault();
-    expect(await kinds(vault, { until: new Date(stoppedAt + HOUR) })).toEqual([['truncated-tail', closing.key]]);
+    const late = await verifyVault(vault.store, { until: new Date(stoppedAt + HOUR) });
+    expect(late.findings).toEqual([
+      {
+        kind: 'truncated-tail',
+        key: closing.key,
+        detail: `the vault ends at ${closing.digest.endTime}, where its writer stopped: nothing covers the 1 h up to ${new Date(stoppedAt + HOUR).toISOString()}, more than the 10 s allowed`,
+      },
+    ]);
     expect(await kinds(vault, { until: new Date(stoppedAt + 5_000) })).toEqual([]);
   });
 

@@ -11,7 +11,7 @@ import { ed25519KeyId } from '../../lambdas/core/receipts/signing';
 import { PublicKeyDocSchema, ReceiptSchema, receiptJsonSchema, type PublicKeyDoc } from '../../lambdas/core/receipts/schema';
 import { renderTimeline } from '../../lambdas/core/receipts/timeline';
 import { AuditSecretNames, writeDigest } from '../../lambdas/core/receipts/vault';
-import { verifyVault, type Finding } from '../../lambdas/core/receipts/verify';
+import { formatDuration, verifyVault, type Finding, type VaultTail } from '../../lambdas/core/receipts/verify';
 import { generateAuditSecret } from '../../lambdas/handlers/receipts-runtime';
 import type { AuditStore } from '../../lambdas/ports/audit-store';
 import { resolveStateDir } from '../../lambdas/local/state-dir';
@@ -22,10 +22,16 @@ export const summary = 'Audit vault: verify [--from --to] [--bucket B | --dir D]
 const usage = `Usage:
   airlock audit verify [--from <time>] [--to <time>] [--bucket <name> | --dir <path>]
                        [--public-key <file|base64url>]... [--grace 2h] [--json]
+                       [--until <time>] [--tolerance <duration>] [--expect-head <sha256>]...
       Checks every digest's signature, the chain between digests, every receipt's SHA-256
       against its digest, and reports modified, missing and unlisted receipts. Exit 1 on
       any finding. --public-key pins the signing keys (a digests/keys/<kid>.json document
       or the raw key); without it the keys published in the vault are trusted.
+      Digests carry a heartbeat (hourly in AWS): the vault must reach --until (default
+      --to, else now) within one interval plus --tolerance (default a sixth of it), and
+      no heartbeat may be missing inside the chain. A vault whose writer stopped cleanly
+      may end earlier unless --until is given. --expect-head names a digest (the SHA-256
+      the writer logged) that must still be in the vault.
   airlock audit show <actionId> [--bucket <name> | --dir <path>] [--json]
       Prints a receipt as a timeline.
   airlock audit digest [--dir <path>]
@@ -40,7 +46,7 @@ const TimeArg = z
   .string()
   .refine((s) => !Number.isNaN(Date.parse(s)), 'must be a date or ISO time')
   .transform((s) => new Date(s));
-const GraceArg = z
+const DurationArg = z
   .string()
   .regex(/^\d+(ms|s|m|h|d)?$/, 'a duration like 90m, 2h or 0')
   .transform((s) => {
@@ -77,7 +83,28 @@ const LABELS: Record<Finding['kind'], string> = {
   'bad-key': 'BAD KEY',
   'broken-chain': 'BROKEN CHAIN',
   'missing-digest': 'MISSING DIGEST',
+  'truncated-tail': 'TRUNCATED',
+  'digest-gap': 'GAP',
+  'missing-anchor': 'MISSING HEAD',
 };
+
+/** One line on where the vault ends and what was required of its end. */
+function tailLine(tail: VaultTail): string {
+  if (!tail.key) return 'The vault holds no digest yet.';
+  const beat = tail.heartbeat;
+  const schedule = beat
+    ? beat.stopped
+      ? `its writer stopped there (it wrote a digest every ${formatDuration(beat.intervalSeconds * 1000)})`
+      : `a digest every ${formatDuration(beat.intervalSeconds * 1000)}`
+    : beat === null
+      ? 'written on demand, no further digest promised'
+      : 'a digest from before heartbeats';
+  const reach =
+    tail.allowedMs === null
+      ? 'not checked against a time (give --until to require one)'
+      : `checked up to ${tail.until}${tail.untilGiven ? '' : ' (now)'}, allowing ${formatDuration(tail.allowedMs)}`;
+  return `Vault ends at ${tail.endsAt} (${tail.key}); ${schedule}; ${reach}.\nHead SHA-256 ${tail.sha256} (keep it: --expect-head checks it is still there).`;
+}
 
 async function verify(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -90,16 +117,26 @@ async function verify(argv: string[]): Promise<number> {
       dir: { type: 'string' },
       'public-key': { type: 'string', multiple: true },
       grace: { type: 'string' },
+      until: { type: 'string' },
+      tolerance: { type: 'string' },
+      'expect-head': { type: 'string', multiple: true },
       json: { type: 'boolean' },
     },
   });
   if (values.bucket && values.dir) return fail('give --bucket or --dir, not both');
   const from = values.from === undefined ? undefined : TimeArg.safeParse(values.from);
   const to = values.to === undefined ? undefined : TimeArg.safeParse(values.to);
-  const grace = values.grace === undefined ? undefined : GraceArg.safeParse(values.grace);
+  const until = values.until === undefined ? undefined : TimeArg.safeParse(values.until);
+  const grace = values.grace === undefined ? undefined : DurationArg.safeParse(values.grace);
+  const tolerance = values.tolerance === undefined ? undefined : DurationArg.safeParse(values.tolerance);
   if (from && !from.success) return fail('--from must be a date or ISO time');
   if (to && !to.success) return fail('--to must be a date or ISO time');
+  if (until && !until.success) return fail('--until must be a date or ISO time');
   if (grace && !grace.success) return fail('--grace must be a duration like 90m, 2h or 0');
+  if (tolerance && !tolerance.success) return fail('--tolerance must be a duration like 10m, 1h or 0');
+  const expectHeads = values['expect-head'] ?? [];
+  const badHead = expectHeads.find((h) => !/^[0-9a-fA-F]{64}$/.test(h));
+  if (badHead !== undefined) return fail(`--expect-head takes a digest's SHA-256 (64 hex characters), not ${JSON.stringify(badHead.slice(0, 80))}`);
   const publicKeys: PublicKeyDoc[] = [];
   for (const arg of values['public-key'] ?? []) {
     try {
@@ -112,7 +149,10 @@ async function verify(argv: string[]): Promise<number> {
   const report = await verifyVault(storeOf(values), {
     ...(from?.success ? { from: from.data } : {}),
     ...(to?.success ? { to: to.data } : {}),
+    ...(until?.success ? { until: until.data } : {}),
     ...(grace?.success ? { graceMs: grace.data } : {}),
+    ...(tolerance?.success ? { toleranceMs: tolerance.data } : {}),
+    ...(expectHeads.length > 0 ? { expectHeads } : {}),
     publicKeys,
   });
   const ms = Math.round(performance.now() - started);
@@ -123,6 +163,7 @@ async function verify(argv: string[]): Promise<number> {
   const out: string[] = [];
   out.push(`Checked ${report.digestsChecked} digest(s) and ${report.receiptsChecked} receipt listing(s) in ${ms} ms.`);
   out.push(`Signing keys: ${report.keyIds.join(', ') || 'none'} (${report.pinned ? 'pinned with --public-key' : 'trusted from digests/keys/ in the vault; pin them with --public-key'}).`);
+  out.push(tailLine(report.tail));
   if (report.pending.length > 0) out.push(`${report.pending.length} receipt(s) written after the last digest, not yet covered: ${report.pending.slice(0, 5).join(', ')}${report.pending.length > 5 ? ', …' : ''}`);
   if (report.findings.length === 0) out.push('OK: no findings.');
   else {
@@ -193,7 +234,9 @@ async function digest(argv: string[]): Promise<number> {
     now: () => new Date(),
     digests: { settleMs: 0, wholeSeconds: false },
   });
-  process.stdout.write(written ? `${written.key}: ${written.digest.receipts.length} receipt(s)\n` : 'No time has passed since the last digest.\n');
+  process.stdout.write(
+    written ? `${written.key}: ${written.digest.receipts.length} receipt(s), SHA-256 ${written.sha256}\n` : 'No time has passed since the last digest.\n',
+  );
   return 0;
 }
 

@@ -6,7 +6,7 @@ import type { ApprovalPage } from './api-schemas';
 import type { Logger } from './logger';
 import type { Outcome, PolicyEngine, StepDecision } from './policy/index';
 import type { Principal } from './principal';
-import { notFound, problem } from './problem';
+import { notFound, problem, ProblemError } from './problem';
 import { planOf } from './saga';
 import type { ActionStore } from '../ports/ledger';
 import {
@@ -17,6 +17,7 @@ import {
   type ApprovalStore,
   type VoteDecision,
   type VoteRecord,
+  type VoteRefusalReason,
 } from '../ports/approvals';
 import type { EventPublisher } from '../ports/events';
 import type { EventLog } from '../ports/steps';
@@ -43,7 +44,33 @@ export const ApprovalEventTypes = {
   granted: 'approval.granted',
   rejected: 'approval.rejected',
   expired: 'approval.expired',
+  voteRefused: 'approval.vote_refused',
 } as const;
+
+/**
+ * The rule that refused a vote when code, not Cedar, decided it: stable ids recorded in the
+ * audit event and the receipt beside the Cedar policy ids of the other refusals.
+ */
+export const VoteRefusalRules = {
+  self_approval: 'airlock.self_approval',
+  grantee: 'airlock.grantee_approval',
+  // Only when Cedar named no policy: no permit matched (default deny) or evaluation failed.
+  ineligible: 'airlock.no_permit',
+  stale_plan: 'airlock.plan_hash',
+  vote_changed: 'airlock.one_vote',
+  closed: 'airlock.approval_closed',
+  expired: 'airlock.approval_expired',
+} as const satisfies Record<VoteRefusalReason, string>;
+
+/**
+ * Refused votes recorded per approval at most (and one per voter and reason): enough for
+ * every real mistake, small enough that someone hammering the API with many identities
+ * cannot bloat the action's chain or its receipt. Refusals past the cap are only logged.
+ */
+export const MAX_REFUSED_VOTES = 50;
+
+/** Roles recorded with a refused vote: the verified claim, bounded like the rest of the event. */
+const MAX_RECORDED_ROLES = 32;
 
 /**
  * How long after an outcome a repeated vote waits before re-sending a lost answer: longer
@@ -95,6 +122,8 @@ export interface Eligibility {
   allowed: boolean;
   reason: string;
   policyIds: string[];
+  /** Why not, as a refusal code, when not allowed. */
+  refusal?: Extract<VoteRefusalReason, 'self_approval' | 'grantee' | 'ineligible'>;
 }
 
 /**
@@ -104,11 +133,11 @@ export interface Eligibility {
  */
 export function eligibility(engine: PolicyEngine, approver: Principal, action: ActionRecord, approval?: ApprovalRecord, now?: Date): Eligibility {
   if (approver.sub === action.principal.sub || approver.sub === approval?.requester) {
-    return { allowed: false, reason: 'The requester can never approve their own action.', policyIds: ['approve.not-requester'] };
+    return { allowed: false, reason: 'The requester can never approve their own action.', policyIds: [VoteRefusalRules.self_approval], refusal: 'self_approval' };
   }
   const grantees = new Set([...granteesOf(action), ...(approval?.grantees ?? [])]);
   if (grantees.has(approver.sub)) {
-    return { allowed: false, reason: 'The person who receives the grant can never approve it.', policyIds: ['approve.not-grantee'] };
+    return { allowed: false, reason: 'The person who receives the grant can never approve it.', policyIds: [VoteRefusalRules.grantee], refusal: 'grantee' };
   }
   const steps = planOf(action).steps.map((s) => ({ id: s.id, facts: toolFacts(s.tool, s.arguments) }));
   const decided: StepDecision[] | undefined = action.decision?.steps?.map((s) => ({
@@ -126,10 +155,12 @@ export function eligibility(engine: PolicyEngine, approver: Principal, action: A
     ...(decided ? { decision: { steps: decided } } : {}),
     ...(now ? { now } : {}),
   });
+  if (check.allowed) return { allowed: true, reason: 'eligible', policyIds: check.policyIds };
   return {
-    allowed: check.allowed,
-    reason: check.allowed ? 'eligible' : check.reasons.join(' ') || 'No policy lets you approve this action.',
+    allowed: false,
+    reason: check.reasons.join(' ') || 'No policy lets you approve this action.',
     policyIds: check.policyIds,
+    refusal: 'ineligible',
   };
 }
 
@@ -410,12 +441,87 @@ async function result(deps: ApprovalsDeps, approvalId: string, vote: VoteRecord,
   };
 }
 
+/** What a refusal needs to be recorded: the approval, its action, the vote as sent, and when. */
+interface VoteContext {
+  approval: ApprovalRecord;
+  action: ActionRecord;
+  input: DecisionInput;
+  now: Date;
+}
+
+/**
+ * Records a refused vote on the action's audit chain with the voter's verified identity, the
+ * refusal code and the rule(s) that refused it, then returns the problem for the caller to
+ * throw. Recorded once per voter and reason and at most {@link MAX_REFUSED_VOTES} per
+ * approval; repeats are only logged. Nothing is added once the action has settled: its
+ * receipt may already be in the vault, and a receipt is never rewritten.
+ */
+async function refuse(
+  deps: ApprovalsDeps,
+  ctx: VoteContext,
+  reason: VoteRefusalReason,
+  policyIds: readonly string[],
+  refusal: ProblemError,
+): Promise<ProblemError> {
+  const { approval, action, input, now } = ctx;
+  const voter = input.voter.sub;
+  const rules = policyIds.length > 0 ? [...policyIds] : [VoteRefusalRules[reason]];
+  const roles = input.voter.roles.slice(0, MAX_RECORDED_ROLES).map((r) => r.slice(0, 128));
+  const entry = { approvalId: approval.id, actionId: action.id, voter, roles, decision: input.decision, reason, policyIds: rules };
+  const current = await deps.actions.getAction(action.id);
+  if (!current || TerminalStatuses.has(current.status)) {
+    deps.logger.warn('vote refused after the action settled (logged only; its receipt is final)', entry);
+    return refusal;
+  }
+  const claim = await deps.approvals.claimRefusal(approval.id, voter, reason, MAX_REFUSED_VOTES, now);
+  if (claim.outcome !== 'recorded') {
+    deps.logger.warn(claim.outcome === 'duplicate' ? 'vote refused again (recorded once)' : 'vote refused past the cap (logged only)', entry);
+    return refusal;
+  }
+  const sent = /^[0-9a-f]{64}$/.test(input.planHash) ? { planHash: input.planHash } : {};
+  try {
+    await deps.events.append(
+      action.id,
+      {
+        type: ApprovalEventTypes.voteRefused,
+        actor: voter,
+        data: {
+          approvalId: approval.id,
+          voter,
+          roles,
+          decision: input.decision,
+          reason,
+          policyIds: rules,
+          detail: refusal.problem.detail,
+          ...sent,
+          at: now.toISOString(),
+          ...(claim.count >= MAX_REFUSED_VOTES ? { capReached: true } : {}),
+        },
+      },
+      now,
+    );
+  } catch (error) {
+    // The claim is spent, so a retry would not record it: the log line is the record.
+    deps.logger.error('ALARM refused vote claimed but not recorded on the action', entry);
+    throw error;
+  }
+  deps.logger.info('vote refused', entry);
+  return refusal;
+}
+
 /** A repeated click: the same decision is harmless (and finishes an answer that was lost); another one is a conflict. */
-async function repeatVote(deps: ApprovalsDeps, approval: ApprovalRecord, existing: VoteRecord, decision: VoteDecision): Promise<DecisionResult> {
-  if (existing.decision !== decision) {
-    throw problem('voteConflict', 409, 'Already voted', `You already voted to ${existing.decision} approval ${approval.id}; a vote cannot be changed.`, {
-      vote: voteView(existing),
-    });
+async function repeatVote(deps: ApprovalsDeps, ctx: VoteContext, existing: VoteRecord): Promise<DecisionResult> {
+  const { approval } = ctx;
+  if (existing.decision !== ctx.input.decision) {
+    throw await refuse(
+      deps,
+      ctx,
+      'vote_changed',
+      [],
+      problem('voteConflict', 409, 'Already voted', `You already voted to ${existing.decision} approval ${approval.id}; a vote cannot be changed.`, {
+        vote: voteView(existing),
+      }),
+    );
   }
   const latest = (await deps.approvals.getApproval(approval.id)) ?? approval;
   // Finish an answer only when its winner must have died: within the grace period the winner
@@ -427,44 +533,87 @@ async function repeatVote(deps: ApprovalsDeps, approval: ApprovalRecord, existin
   return result(deps, approval.id, existing, false);
 }
 
+/** Loads the approval voted on; a vote on one that does not exist (404) is logged, since there is no action to record it on. */
+async function loadForVote(deps: ApprovalsDeps, input: DecisionInput): Promise<{ approval: ApprovalRecord; action: ActionRecord }> {
+  try {
+    return await load(deps, input.approvalId);
+  } catch (error) {
+    if (error instanceof ProblemError && error.problem.status === 404) {
+      deps.logger.warn('vote refused: no such approval', { approvalId: input.approvalId, voter: input.voter.sub, roles: input.voter.roles, decision: input.decision });
+    }
+    throw error;
+  }
+}
+
 /**
  * POST /v1/approvals/{id}/decision. Order of checks: eligibility (403), a repeat of the
  * caller's own vote (200 / 409), the approval still open and unexpired (409), the plan hash
  * the approver saw (409); then one conditional vote write and, when it completes the quorum
- * or rejects, one conditional outcome write whose winner answers the saga.
+ * or rejects, one conditional outcome write whose winner answers the saga. Every refusal is
+ * recorded on the action's audit chain (see {@link refuse}).
  */
 export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput): Promise<DecisionResult> {
-  const { approval, action } = await load(deps, input.approvalId);
+  const { approval, action } = await loadForVote(deps, input);
   const now = deps.now();
   const voter = input.voter.sub;
+  const ctx: VoteContext = { approval, action, input, now };
 
   const check = eligibility(deps.engine, input.voter, action, approval, now);
   if (!check.allowed) {
-    throw problem('approvalForbidden', 403, 'Not allowed to decide', check.reason, { policyIds: check.policyIds });
+    throw await refuse(
+      deps,
+      ctx,
+      check.refusal ?? 'ineligible',
+      check.policyIds,
+      problem('approvalForbidden', 403, 'Not allowed to decide', check.reason, { policyIds: check.policyIds }),
+    );
   }
 
   const earlier = await deps.approvals.getVote(approval.id, voter);
-  if (earlier) return repeatVote(deps, approval, earlier, input.decision);
+  if (earlier) return repeatVote(deps, ctx, earlier);
 
-  if (approval.status !== 'pending') throw closed(approval);
+  if (approval.status === 'expired') {
+    throw await refuse(deps, ctx, 'expired', [], closed(approval));
+  }
+  if (approval.status !== 'pending') throw await refuse(deps, ctx, 'closed', [], closed(approval));
   if (TerminalStatuses.has(action.status)) {
-    throw problem('approvalClosed', 409, 'Action already ended', `Action ${action.id} is ${action.status}; there is nothing left to approve.`, {
-      actionStatus: action.status,
-    });
+    throw await refuse(
+      deps,
+      ctx,
+      'closed',
+      [],
+      problem('approvalClosed', 409, 'Action already ended', `Action ${action.id} is ${action.status}; there is nothing left to approve.`, {
+        actionStatus: action.status,
+      }),
+    );
   }
   if (Date.parse(approval.expiresAt) <= now.getTime()) {
+    // Recorded before the saga hears of the expiry, so it lands in the receipt.
+    const refusal = await refuse(
+      deps,
+      ctx,
+      'expired',
+      [],
+      problem('approvalExpired', 409, 'Approval expired', `Approval ${approval.id} expired at ${approval.expiresAt}; the action will not run.`, {
+        expiresAt: approval.expiresAt,
+      }),
+    );
     await expireApproval(deps, approval.id);
-    throw problem('approvalExpired', 409, 'Approval expired', `Approval ${approval.id} expired at ${approval.expiresAt}; the action will not run.`, {
-      expiresAt: approval.expiresAt,
-    });
+    throw refusal;
   }
   if (input.planHash !== approval.planHash || input.planHash !== action.planHash) {
-    throw problem(
-      'planMismatch',
-      409,
-      'Plan changed',
-      'The planHash you sent is not the plan waiting for approval. Fetch the preview again and decide on what it shows.',
-      { planHash: approval.planHash },
+    throw await refuse(
+      deps,
+      ctx,
+      'stale_plan',
+      [],
+      problem(
+        'planMismatch',
+        409,
+        'Plan changed',
+        'The planHash you sent is not the plan waiting for approval. Fetch the preview again and decide on what it shows.',
+        { planHash: approval.planHash },
+      ),
     );
   }
 
@@ -477,7 +626,7 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
     at: now.toISOString(),
   };
   const put = await deps.approvals.putVote(vote);
-  if (put.outcome === 'exists') return repeatVote(deps, approval, put.vote, input.decision);
+  if (put.outcome === 'exists') return repeatVote(deps, ctx, put.vote);
   await deps.events.append(
     action.id,
     { type: ApprovalEventTypes.vote, actor: voter, data: { approvalId: approval.id, voter, decision: vote.decision, ...(vote.comment ? { comment: vote.comment } : {}), at: vote.at } },

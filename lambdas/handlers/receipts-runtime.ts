@@ -40,6 +40,8 @@ const ReceiptsEnv = z.object({
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500),
   /** Days between an action's creation and its receipt at most (approval timeout + a margin). */
   AUDIT_DIGEST_LOOKBACK_DAYS: z.coerce.number().int().min(1).max(400).default(4),
+  /** The digest schedule (the stack's EventBridge rule), declared in every digest as its heartbeat. */
+  AUDIT_DIGEST_INTERVAL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
 });
 
 /** The receipts function's adapters; in AWS built once from the environment. */
@@ -59,7 +61,7 @@ export function receiptsRuntime(): Promise<ReceiptsRuntime> {
         logger: defaultLogger,
         now: () => new Date(),
         // A minute's margin covers PUTs in flight while the hourly digest lists the bucket.
-        digests: { lookbackDays: env.AUDIT_DIGEST_LOOKBACK_DAYS, settleMs: 60_000, wholeSeconds: true },
+        digests: { lookbackDays: env.AUDIT_DIGEST_LOOKBACK_DAYS, settleMs: 60_000, wholeSeconds: true, intervalSeconds: env.AUDIT_DIGEST_INTERVAL_SECONDS },
       },
     };
   });
@@ -79,14 +81,22 @@ export interface LocalReceiptsOptions {
   now?: () => Date;
   /** Write a digest after every receipt (default true): locally nothing else schedules one. */
   digestAfterEachReceipt?: boolean;
+  /**
+   * How often the caller writes digests on a timer (the control plane's digest timer): declared
+   * in each digest as its heartbeat. Unset: digests promise no successor.
+   */
+  digestIntervalMs?: number;
 }
 
 export interface LocalReceipts {
   /** What `provide('receipts', …)` / {@link installReceiptsRuntime} takes. */
   runtime: ReceiptsRuntime;
   store: FileAuditStore;
-  /** Writes a digest now, after any in-flight one (digests are serialized). */
-  writeDigestNow(): Promise<{ key: string; digest: Digest } | undefined>;
+  /**
+   * Writes a digest now, after any in-flight one (digests are serialized). `closing`: the
+   * writer stops after it (the control plane's shutdown), so it promises no successor.
+   */
+  writeDigestNow(options?: { closing?: boolean }): Promise<{ key: string; digest: Digest; sha256: string } | undefined>;
   /** Installs `runtime` into the `receipts` slot. */
   install(): void;
 }
@@ -119,11 +129,21 @@ export async function createLocalReceiptsRuntime(options: LocalReceiptsOptions):
     logger: options.logger ?? defaultLogger,
     now: options.now ?? (() => new Date()),
     // One process writes both receipts and digests here, in order: no settle margin needed.
-    digests: { settleMs: 0, wholeSeconds: false },
+    digests: {
+      settleMs: 0,
+      wholeSeconds: false,
+      ...(options.digestIntervalMs ? { intervalSeconds: Math.max(1, Math.ceil(options.digestIntervalMs / 1000)) } : {}),
+    },
   };
   let queue: Promise<unknown> = Promise.resolve();
-  const writeDigestNow = () => {
-    const next = queue.then(() => writeDigest(deps));
+  // What this writer wrote last: lets the next digest tell a pause from removed digests.
+  let lastWritten: string | undefined;
+  const writeDigestNow = (digestOptions: { closing?: boolean } = {}) => {
+    const next = queue.then(async () => {
+      const written = await writeDigest(deps, undefined, { ...digestOptions, ...(lastWritten ? { lastWritten } : {}) });
+      if (written) lastWritten = written.key;
+      return written;
+    });
     queue = next.catch(() => undefined);
     return next;
   };

@@ -159,6 +159,8 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           ...(options.approvalTimeoutSeconds !== undefined ? { timeoutSeconds: options.approvalTimeoutSeconds } : {}),
         }),
       );
+      // Every digest declares this schedule, so `audit verify` can tell a vault that stops early.
+      const digestIntervalMs = options.digestIntervalMs ?? 60_000;
       const receipts = await createLocalReceiptsRuntime({
         stateDir: ctx.stateDir,
         dynamo: { client: ctx.dynamo.client, tableName: ctx.dynamo.tableName },
@@ -167,11 +169,12 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         // A digest per receipt would re-list the vault every time; like the hourly schedule
         // in AWS, digests are written on a timer here (and on demand, and at shutdown).
         digestAfterEachReceipt: false,
+        digestIntervalMs,
       });
       receipts.install();
       const digestTimer = setInterval(() => {
         receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
-      }, options.digestIntervalMs ?? 60_000);
+      }, digestIntervalMs);
       digestTimer.unref();
       installConnectorRuntime((connector) => ({
         connector,
@@ -199,7 +202,8 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           await rm(vendorsFile, { force: true });
           clearInterval(digestTimer);
           await runner.close();
-          await receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
+          // The closing digest says the writer stopped here, so a stopped vault still verifies.
+          await receipts.writeDigestNow({ closing: true }).catch((error: unknown) => ctx.logger.error('digest failed', { error }));
           if (!options.externalVendors) await vendors.close();
           resetRuntime();
         },

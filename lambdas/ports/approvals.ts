@@ -46,6 +46,22 @@ export interface VoteRecord {
   at: string;
 }
 
+/**
+ * Why a vote was refused, as recorded on the action's audit chain: the requester voting on
+ * their own action, an IAM grantee voting on their grant, an approver no policy permits, a
+ * plan hash other than the one waiting, a changed vote, a vote after the outcome (or after
+ * the action ended), a vote after the expiry.
+ */
+export const VoteRefusalReasons = ['self_approval', 'grantee', 'ineligible', 'stale_plan', 'vote_changed', 'closed', 'expired'] as const;
+export type VoteRefusalReason = (typeof VoteRefusalReasons)[number];
+
+/**
+ * Whether a refused vote may be written to the audit chain: `recorded` (the `count`-th of
+ * this approval), `duplicate` (this voter was refused for this reason before) or `capped`
+ * (the approval already holds its limit of refusals).
+ */
+export type ClaimRefusalResult = { outcome: 'recorded'; count: number } | { outcome: 'duplicate' } | { outcome: 'capped' };
+
 export type CreateApprovalResult = 'created' | 'exists';
 export type PutVoteResult = { outcome: 'recorded' } | { outcome: 'exists'; vote: VoteRecord };
 
@@ -74,6 +90,12 @@ export interface ApprovalStore {
    * racing callers exactly one gets `true` and answers the saga.
    */
   settle(id: string, to: Exclude<ApprovalStatus, 'pending'>, outcome: { by: string; reason: string }, now: Date): Promise<boolean>;
+  /**
+   * Claims the right to record one refused vote: once per (voter, reason) and at most
+   * `limit` per approval, each a conditional write, so a voter hammering the API cannot grow
+   * the action's audit chain (and its receipt) without bound.
+   */
+  claimRefusal(approvalId: string, voter: string, reason: VoteRefusalReason, limit: number, now: Date): Promise<ClaimRefusalResult>;
   /** Records that the saga was answered. */
   markAnswered(id: string, now: Date): Promise<void>;
   /** Approvals in one status, newest first. */

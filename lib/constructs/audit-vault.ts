@@ -22,6 +22,10 @@ export const AUDIT_BUCKET_ENV = 'AUDIT_BUCKET';
 export const AUDIT_RETENTION_ENV = 'AUDIT_RETENTION_DAYS';
 /** Env var with how many days back the digest looks for receipts keyed by their action's creation day. */
 export const AUDIT_LOOKBACK_ENV = 'AUDIT_DIGEST_LOOKBACK_DAYS';
+/** Env var with the digest schedule in seconds, which every digest declares as its heartbeat. */
+export const AUDIT_DIGEST_INTERVAL_ENV = 'AUDIT_DIGEST_INTERVAL_SECONDS';
+/** How often digests are written: the schedule's rate and the heartbeat `audit verify` checks. */
+export const DIGEST_INTERVAL = Duration.hours(1);
 /** Key prefixes the receipts writer owns: receipts and the signed digests chaining them. */
 export const AUDIT_PREFIXES = ['receipts/', 'digests/'] as const;
 
@@ -151,6 +155,7 @@ export class AuditVault extends Construct {
     fn.addEnvironment(AUDIT_BUCKET_ENV, this.bucket.bucketName);
     fn.addEnvironment(AUDIT_RETENTION_ENV, String(this.retentionDays));
     fn.addEnvironment(AUDIT_LOOKBACK_ENV, String(options.lookbackDays));
+    fn.addEnvironment(AUDIT_DIGEST_INTERVAL_ENV, String(DIGEST_INTERVAL.toSeconds()));
     const objectArns = AUDIT_PREFIXES.map((prefix) => this.bucket.arnForObjects(`${prefix}*`));
     const policy = new Policy(fn, 'AuditVaultPolicy', {
       roles: [fn.role],
@@ -194,10 +199,11 @@ export class AuditVault extends Construct {
       );
     }
 
-    // Hourly digests, as CloudTrail delivers its digest files.
+    // Hourly digests, as CloudTrail delivers its digest files; empty ones too, so the chain has
+    // a heartbeat and a vault that stops early is visible to the verifier.
     new Rule(this, 'DigestSchedule', {
       description: 'Airlock: sign and chain the receipts written in the last hour',
-      schedule: Schedule.rate(Duration.hours(1)),
+      schedule: Schedule.rate(DIGEST_INTERVAL),
       targets: [new LambdaFunction(fn.function, { event: RuleTargetInput.fromObject({ task: 'WriteDigest' }), retryAttempts: 4 })],
     });
   }

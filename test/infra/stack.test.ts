@@ -508,4 +508,11 @@ describe('audit vault: receipts function', () => {
       Targets: [Match.objectLike({ Input: JSON.stringify({ task: 'WriteDigest' }) })],
     });
   });
+
+  it('tells the writer the schedule, which every digest declares as its heartbeat', () => {
+    s.template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('receipts'),
+      Environment: { Variables: Match.objectLike({ AUDIT_DIGEST_INTERVAL_SECONDS: '3600' }) },
+    });
+  });
 });

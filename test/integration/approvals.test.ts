@@ -1,4 +1,9 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Context } from 'aws-lambda';
 import { DynamoApprovalStore } from '../../lambdas/adapters/aws/dynamo-approvals';
 import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
@@ -10,9 +15,16 @@ import {
   expireApproval,
   getApprovalPreview,
   listApprovals,
+  MAX_REFUSED_VOTES,
   requestApproval,
+  VoteRefusalRules,
   type ApprovalsDeps,
 } from '../../lambdas/core/approvals';
+import { Redactor } from '../../lambdas/core/receipts/redact';
+import { renderTimeline } from '../../lambdas/core/receipts/timeline';
+import { buildReceipt, receiptKey, serializeReceipt } from '../../lambdas/core/receipts/build';
+import { FileAuditStore } from '../../lambdas/adapters/local/file-audit-store';
+import { run as auditCli } from '../../bin/commands/audit';
 import { PII_MASK } from '../../lambdas/core/approval-preview';
 import { deciderFor } from '../../lambdas/core/decide';
 import { validateEnvelope } from '../../lambdas/core/envelope';
@@ -538,4 +550,253 @@ describe('the approvals handler', () => {
     for (const t of issuedTokens) expect(everything).not.toContain(t);
     expect(everything).not.toContain('SECRET-TASK-TOKEN');
   });
+});
+
+// ── refused votes ──────────────────────────────────────────────────────────
+describe('refused votes are audited', () => {
+  const context = { awsRequestId: 'req-2', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
+  /** POST /v1/approvals/{id}/decision through the approvals handler, as API Gateway calls it. */
+  async function vote(voter: Principal, approvalId: string, body: { decision: 'approve' | 'reject'; planHash: string; comment?: string }) {
+    installApprovalsRuntime(deps);
+    const res = (await handler(
+      {
+        version: '2.0',
+        routeKey: 'POST /v1/approvals/{id}/decision',
+        rawPath: `/v1/approvals/${approvalId}/decision`,
+        rawQueryString: '',
+        headers: { 'content-type': 'application/json' },
+        pathParameters: { id: approvalId },
+        body: JSON.stringify(body),
+        isBase64Encoded: false,
+        requestContext: {
+          requestId: 'req-2',
+          http: { method: 'POST', path: `/v1/approvals/${approvalId}/decision`, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+          authorizer: { jwt: { claims: { sub: voter.sub, roles: voter.roles, ...(voter.manager ? { manager: voter.manager } : {}) }, scopes: [] } },
+        },
+      },
+      context,
+    )) as { statusCode: number; body: string };
+    return { status: res.statusCode, body: JSON.parse(res.body) as Record<string, unknown> };
+  }
+  const refusals = async (actionId: string) => (await store.list(actionId)).filter((e) => e.type === ApprovalEventTypes.voteRefused);
+  /** Settles the action the way the saga would and builds its receipt from the ledger. */
+  async function receiptOf(actionId: string, to: 'rejected' | 'expired' | 'cancelled' = 'cancelled') {
+    const settled = await ledgerEnv.ledger.transition(actionId, to, { statusReason: 'test' }, new Date(clock.getTime() + 1));
+    return buildReceipt({ action: settled, steps: [], events: await store.list(actionId), redactor: new Redactor('test-redaction-key-0123456789') });
+  }
+
+  it('self-approval: 403, recorded with the voter, roles, reason and the airlock rule, in the receipt and its timeline', async () => {
+    const { action, approvalId, planHash: hash } = await awaitingApproval(fiona, bigPayment);
+    const res = await vote(fiona, approvalId, { decision: 'approve', planHash: hash, comment: 'my own, fine' });
+    expect(res.status).toBe(403);
+    expect(res.body).toMatchObject({ type: ProblemType.approvalForbidden, policyIds: [VoteRefusalRules.self_approval] });
+    const events = await refusals(action.id);
+    expect(events).toEqual([
+      expect.objectContaining({
+        actor: 'fiona',
+        at: clock.toISOString(),
+        data: {
+          approvalId,
+          voter: 'fiona',
+          roles: ['Employee', 'FinanceAdmin'],
+          decision: 'approve',
+          reason: 'self_approval',
+          policyIds: ['airlock.self_approval'],
+          detail: 'The requester can never approve their own action.',
+          planHash: hash,
+          at: clock.toISOString(),
+        },
+      }),
+    ]);
+    expect(JSON.stringify(events)).not.toContain('my own, fine'); // free text from the refused caller is not kept
+    const receipt = await receiptOf(action.id);
+    expect(receipt.approvals[0]!.refusedVotes).toEqual([
+      {
+        voter: 'fiona',
+        roles: ['Employee', 'FinanceAdmin'],
+        decision: 'approve',
+        reason: 'self_approval',
+        policyIds: ['airlock.self_approval'],
+        detail: 'The requester can never approve their own action.',
+        planHash: hash,
+        at: clock.toISOString(),
+      },
+    ]);
+    expect(receipt.events.chain.map((e) => e.type)).toContain('approval.vote_refused');
+    expect(renderTimeline(receipt)).toContain('REFUSED approve by fiona [Employee, FinanceAdmin]: self_approval (airlock.self_approval)');
+
+    // `airlock audit show` on a vault holding this receipt prints the refusal in the timeline.
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-refused-'));
+    try {
+      const bytes = serializeReceipt(receipt);
+      await new FileAuditStore(dir).putIfAbsent(receiptKey(action), bytes, createHash('sha256').update(bytes).digest('hex'));
+      const out: string[] = [];
+      vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
+      try {
+        expect(await auditCli(['show', action.id, '--dir', dir])).toBe(0);
+      } finally {
+        vi.restoreAllMocks();
+      }
+      expect(out.join('')).toMatch(new RegExp(`${clock.toISOString()}\\s+REFUSED approve by fiona \\[Employee, FinanceAdmin\\]: self_approval \\(airlock\\.self_approval\\) — The requester can never approve their own action\\.`));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an approver no policy permits: 403, recorded as ineligible (airlock.no_permit when Cedar names no policy)', async () => {
+    const { action, approvalId, planHash: hash } = await awaitingApproval(alice, bookFlight);
+    expect((await vote(bob, approvalId, { decision: 'approve', planHash: hash })).status).toBe(403);
+    expect((await vote(fiona, approvalId, { decision: 'reject', planHash: hash })).status).toBe(403);
+    const receipt = await receiptOf(action.id);
+    expect(receipt.approvals[0]!.refusedVotes).toEqual([
+      expect.objectContaining({ voter: 'bob', roles: ['Employee'], decision: 'approve', reason: 'ineligible', policyIds: ['airlock.no_permit'], detail: expect.stringMatching(/No policy lets bob approve/) }),
+      expect.objectContaining({ voter: 'fiona', decision: 'reject', reason: 'ineligible', policyIds: ['airlock.no_permit'] }),
+    ]);
+  });
+
+  it('an approver a Cedar forbid refuses: recorded with that policy id', async () => {
+    const files = readPolicyDir();
+    const strict = createPolicyEngine({
+      ...files,
+      policies: {
+        ...files.policies,
+        'zz-freeze.cedar':
+          '// Test rule: maria is on leave and approves nothing.\n@id("test.maria-on-leave")\n@reason("maria is on leave.")\nforbid (principal == Airlock::User::"maria", action == Airlock::Action::"approve", resource);\n',
+      },
+    });
+    deps.engine = strict;
+    const { action, approvalId, planHash: hash } = await awaitingApproval(alice, bookFlight, strict);
+    const res = await vote(maria, approvalId, { decision: 'approve', planHash: hash });
+    expect(res).toMatchObject({ status: 403, body: { policyIds: ['test.maria-on-leave'] } });
+    const receipt = await receiptOf(action.id);
+    expect(receipt.approvals[0]!.refusedVotes).toEqual([expect.objectContaining({ voter: 'maria', reason: 'ineligible', policyIds: ['test.maria-on-leave'], detail: 'maria is on leave.' })]);
+  });
+
+  it('the grantee of an IAM grant: 403, recorded as grantee', async () => {
+    const { action, approvalId, planHash: hash } = await awaitingApproval(alice, grantToSam);
+    expect((await vote(sam, approvalId, { decision: 'approve', planHash: hash })).status).toBe(403);
+    const receipt = await receiptOf(action.id);
+    expect(receipt.approvals[0]!.refusedVotes).toEqual([
+      expect.objectContaining({ voter: 'sam', roles: ['Employee', 'SecurityAdmin'], reason: 'grantee', policyIds: ['airlock.grantee_approval'] }),
+    ]);
+  });
+
+  it('a stale plan hash: 409, recorded with the hash the voter sent', async () => {
+    const { action, approvalId } = await awaitingApproval(alice, bookFlight);
+    const stale = 'a'.repeat(64);
+    expect((await vote(maria, approvalId, { decision: 'approve', planHash: stale })).body).toMatchObject({ status: 409, type: ProblemType.planMismatch });
+    expect(await approvals.listVotes(approvalId)).toHaveLength(0);
+    const receipt = await receiptOf(action.id);
+    expect(receipt.approvals[0]!.votes).toEqual([]);
+    expect(receipt.approvals[0]!.refusedVotes).toEqual([expect.objectContaining({ voter: 'maria', reason: 'stale_plan', policyIds: ['airlock.plan_hash'], planHash: stale })]);
+  });
+
+  it('a changed vote: 409, recorded as vote_changed; the first vote stands', async () => {
+    const { action, approvalId, planHash: hash } = await awaitingApproval(alice, bigPayment);
+    expect((await vote(fiona, approvalId, { decision: 'approve', planHash: hash })).status).toBe(200);
+    expect((await vote(fiona, approvalId, { decision: 'reject', planHash: hash })).body).toMatchObject({ status: 409, type: ProblemType.voteConflict });
+    const receipt = await receiptOf(action.id);
+    expect(receipt.approvals[0]!.votes).toEqual([expect.objectContaining({ voter: 'fiona', decision: 'approve' })]);
+    expect(receipt.approvals[0]!.refusedVotes).toEqual([expect.objectContaining({ voter: 'fiona', decision: 'reject', reason: 'vote_changed', policyIds: ['airlock.one_vote'] })]);
+  });
+
+  it('a vote after the outcome: 409, recorded as closed', async () => {
+    const { action, approvalId, planHash: hash } = await awaitingApproval(alice, bigPayment);
+    await vote(fiona, approvalId, { decision: 'approve', planHash: hash });
+    await vote(frank, approvalId, { decision: 'approve', planHash: hash });
+    expect((await approvals.getApproval(approvalId))?.status).toBe('approved');
+    clock = new Date(clock.getTime() + 5_000);
+    expect((await vote(fern, approvalId, { decision: 'reject', planHash: hash })).body).toMatchObject({ status: 409, type: ProblemType.approvalClosed });
+    const receipt = await receiptOf(action.id);
+    expect(receipt.approvals[0]).toMatchObject({ outcome: 'granted', refusedVotes: [expect.objectContaining({ voter: 'fern', decision: 'reject', reason: 'closed', policyIds: ['airlock.approval_closed'], at: clock.toISOString() })] });
+  });
+
+  it('a vote after expiry: 409, recorded before the expiry so the receipt holds both, in order', async () => {
+    const { action, approvalId, planHash: hash } = await awaitingApproval(alice, bookFlight);
+    clock = new Date(clock.getTime() + 3600_000 + 1);
+    expect((await vote(maria, approvalId, { decision: 'approve', planHash: hash })).body).toMatchObject({ status: 409, type: ProblemType.approvalExpired });
+    // Once expired, a second late voter is refused too (the approval is closed by expiry).
+    expect((await vote(maria, approvalId, { decision: 'reject', planHash: hash })).status).toBe(409);
+    const types = (await store.list(action.id)).map((e) => e.type).filter((t) => t.startsWith('approval.'));
+    expect(types).toEqual(['approval.requested', 'approval.vote_refused', 'approval.expired']);
+    const receipt = await receiptOf(action.id, 'expired');
+    expect(receipt.approvals[0]).toMatchObject({
+      outcome: 'expired',
+      refusedVotes: [expect.objectContaining({ voter: 'maria', decision: 'approve', reason: 'expired', policyIds: ['airlock.approval_expired'] })],
+    });
+  });
+
+  it('a repeated refusal is recorded once and logged again', async () => {
+    const { action, approvalId, planHash: hash } = await awaitingApproval(alice, bookFlight);
+    for (let i = 0; i < 5; i++) expect((await vote(bob, approvalId, { decision: 'approve', planHash: hash })).status).toBe(403);
+    expect(await refusals(action.id)).toHaveLength(1);
+    expect(logLines.filter((l) => l.includes('vote refused again'))).toHaveLength(4);
+    // Another reason from the same voter is a new record.
+    await vote(maria, approvalId, { decision: 'approve', planHash: 'b'.repeat(64) });
+    expect((await refusals(action.id)).map((e) => [e.actor, e.data.reason])).toEqual([['bob', 'ineligible'], ['maria', 'stale_plan']]);
+  });
+
+  it(`records at most ${MAX_REFUSED_VOTES} refusals per approval, marks the cap, and logs the rest`, async () => {
+    const { action, approvalId, planHash: hash } = await awaitingApproval(alice, bookFlight);
+    const crowd = Array.from({ length: MAX_REFUSED_VOTES + 5 }, (_, i): Principal => ({ sub: `mallory-${i}`, roles: ['Employee'] }));
+    for (const voter of crowd) expect((await vote(voter, approvalId, { decision: 'approve', planHash: hash })).status).toBe(403);
+    const events = await refusals(action.id);
+    expect(events).toHaveLength(MAX_REFUSED_VOTES);
+    expect(events.at(-1)!.data.capReached).toBe(true);
+    expect(logLines.filter((l) => l.includes('vote refused past the cap'))).toHaveLength(5);
+    // The cap never locks out the real approver.
+    expect((await vote(maria, approvalId, { decision: 'approve', planHash: hash })).status).toBe(200);
+    const receipt = await receiptOf(action.id);
+    expect(receipt.approvals[0]!.refusedVotes).toHaveLength(MAX_REFUSED_VOTES);
+    expect(receipt.approvals[0]!.refusedVotesCapped).toBe(true);
+    expect(renderTimeline(receipt)).toContain('were only logged (cap reached)');
+  });
+
+  it('after the action settled nothing is added to its chain (the receipt is final); the refusal is logged', async () => {
+    const { action, approvalId, planHash: hash } = await awaitingApproval(alice, bookFlight);
+    await ledgerEnv.ledger.transition(action.id, 'cancelled', { statusReason: 'test' }, clock);
+    const before = (await store.list(action.id)).length;
+    expect((await vote(maria, approvalId, { decision: 'approve', planHash: hash })).body).toMatchObject({ status: 409, type: ProblemType.approvalClosed });
+    expect((await vote(bob, approvalId, { decision: 'approve', planHash: hash })).status).toBe(403);
+    expect(await store.list(action.id)).toHaveLength(before);
+    const logged = logLines.filter((l) => l.includes('vote refused after the action settled'));
+    expect(logged).toHaveLength(2);
+    expect(logged[1]).toContain('"voter":"bob"');
+  });
+
+  it('a vote on an approval that does not exist is a 404, logged with the voter', async () => {
+    const ghost = approvalIdFor(newActionId(clock.getTime()));
+    expect((await vote(bob, ghost, { decision: 'approve', planHash: 'c'.repeat(64) })).status).toBe(404);
+    expect(logLines.some((l) => l.includes('vote refused: no such approval') && l.includes(ghost) && l.includes('"voter":"bob"'))).toBe(true);
+  });
+
+  it('(property) any voters and plan hashes: never a 5xx, at most one record per voter and reason, all in the receipt', async () => {
+    const people = [alice, maria, bob, fiona, sam, audrey];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            who: fc.oneof(fc.constantFrom(...people), fc.record({ sub: fc.string({ minLength: 1, maxLength: 40 }), roles: fc.uniqueArray(fc.string({ minLength: 1, maxLength: 12 }), { maxLength: 4 }) })),
+            decision: fc.constantFrom('approve' as const, 'reject' as const),
+            stale: fc.boolean(),
+          }),
+          { minLength: 1, maxLength: 8 },
+        ),
+        async (votes) => {
+          const { action, approvalId, planHash: hash } = await awaitingApproval(alice, bookFlight);
+          for (const v of votes) {
+            const res = await vote(v.who, approvalId, { decision: v.decision, planHash: v.stale ? 'd'.repeat(64) : hash });
+            expect(res.status).toBeLessThan(500);
+          }
+          const events = await refusals(action.id);
+          const keys = events.map((e) => `${e.actor}|${String(e.data.reason)}`);
+          expect(new Set(keys).size).toBe(keys.length);
+          for (const e of events) expect(e.actor).toBe(e.data.voter);
+          const receipt = await receiptOf(action.id);
+          expect(receipt.approvals[0]!.refusedVotes ?? []).toHaveLength(events.length);
+        },
+      ),
+      { numRuns: 12 },
+    );
+  }, 60_000);
 });

@@ -107,6 +107,9 @@ class MemoryApprovals implements ApprovalStore {
     this.records.set(id, { ...r, status: to, outcome: { ...outcome, at: now.toISOString() } });
     return true;
   }
+  async claimRefusal() {
+    return { outcome: 'recorded' as const, count: 1 };
+  }
   async markAnswered(id: string, now: Date) {
     const r = this.records.get(id)!;
     this.records.set(id, { ...r, answeredAt: now.toISOString() });

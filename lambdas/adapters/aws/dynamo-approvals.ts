@@ -13,9 +13,11 @@ import {
   type ApprovalRecord,
   type ApprovalStatus,
   type ApprovalStore,
+  type ClaimRefusalResult,
   type CreateApprovalResult,
   type PutVoteResult,
   type VoteRecord,
+  type VoteRefusalReason,
 } from '../../ports/approvals';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
@@ -28,6 +30,8 @@ import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item 
 export const ApprovalKeys = {
   approval: (id: string) => ({ pk: S(`APPROVAL#${id}`), sk: S('APPROVAL') }),
   vote: (id: string, voter: string) => ({ pk: S(`APPROVAL#${id}`), sk: S(`VOTE#${voter}`) }),
+  refusal: (id: string, reason: string, voter: string) => ({ pk: S(`APPROVAL#${id}`), sk: S(`REFUSAL#${reason}#${voter}`) }),
+  refusalCount: (id: string) => ({ pk: S(`APPROVAL#${id}`), sk: S('REFUSALCOUNT') }),
   byStatus: (status: ApprovalStatus) => `APPROVALS#${status}`,
 };
 
@@ -214,6 +218,39 @@ export class DynamoApprovalStore implements ApprovalStore {
         },
       }),
     );
+  }
+
+  async claimRefusal(approvalId: string, voter: string, reason: VoteRefusalReason, limit: number, now: Date): Promise<ClaimRefusalResult> {
+    const expiresAt = N(Math.ceil(now.getTime() / 1000) + RETENTION_SECONDS);
+    // First the (voter, reason) marker, so a repeat costs no slot under the cap.
+    const first = await conditionalWrite(
+      this.client,
+      new PutItemCommand({
+        TableName: this.table,
+        Item: { ...ApprovalKeys.refusal(approvalId, reason, voter), at: S(now.toISOString()), expiresAt },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+    if (!first) return { outcome: 'duplicate' };
+    try {
+      const out = await guard(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: ApprovalKeys.refusalCount(approvalId),
+            UpdateExpression: 'ADD #n :one SET expiresAt = :exp',
+            ConditionExpression: 'attribute_not_exists(#n) OR #n < :limit',
+            ExpressionAttributeNames: { '#n': 'n' },
+            ExpressionAttributeValues: { ':one': N(1), ':limit': N(limit), ':exp': expiresAt },
+            ReturnValues: 'UPDATED_NEW',
+          }),
+        ),
+      );
+      return { outcome: 'recorded', count: Number(out.Attributes?.n?.N ?? limit) };
+    } catch (error) {
+      if (isConditionFailure(error)) return { outcome: 'capped' };
+      throw error;
+    }
   }
 
   async markAnswered(id: string, now: Date): Promise<void> {

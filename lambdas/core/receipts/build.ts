@@ -183,6 +183,23 @@ export function approvalsFromEvents(events: readonly AuditEvent[]): ReceiptAppro
         });
         break;
       }
+      case 'approval.vote_refused': {
+        const detail = str(d.detail);
+        const planHash = str(d.planHash);
+        const strings = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+        (a.refusedVotes ??= []).push({
+          voter: str(d.voter) ?? e.actor,
+          roles: strings(d.roles),
+          decision: str(d.decision) ?? 'unknown',
+          reason: str(d.reason) ?? 'unknown',
+          policyIds: strings(d.policyIds),
+          ...(detail ? { detail } : {}),
+          ...(planHash && /^[0-9a-f]{64}$/.test(planHash) ? { planHash } : {}),
+          at: isoOf(d.at) ?? e.at,
+        });
+        if (d.capReached === true) a.refusedVotesCapped = true;
+        break;
+      }
       case 'approval.granted':
       case 'approval.rejected':
       case 'approval.expired': {
@@ -278,6 +295,7 @@ export function buildReceipt(input: ReceiptInput): Receipt {
     approvals: draft.approvals.map((a) => ({
       ...a,
       votes: a.votes.map((v) => (v.comment ? { ...v, comment: redactor.scrub(v.comment) } : v)),
+      ...(a.refusedVotes ? { refusedVotes: a.refusedVotes.map((v) => (v.detail ? { ...v, detail: redactor.scrub(v.detail) } : v)) } : {}),
       ...(a.reason ? { reason: redactor.scrub(a.reason) } : {}),
     })),
     steps: draft.steps.map((s) => ({

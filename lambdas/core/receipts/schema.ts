@@ -65,6 +65,24 @@ export const ReceiptVoteSchema = z
   })
   .strict();
 
+export const ReceiptRefusedVoteSchema = z
+  .object({
+    voter: z.string().meta({ description: 'The verified sub of whoever tried to vote.' }),
+    roles: z.array(z.string()).meta({ description: 'Their roles, from the verified token.' }),
+    decision: z.string().meta({ description: 'What they tried: approve or reject.' }),
+    reason: z.string().meta({
+      description: 'Refusal code: self_approval, grantee, ineligible, stale_plan, vote_changed, closed (after the outcome or the end of the action) or expired.',
+    }),
+    policyIds: z.array(z.string()).meta({
+      description: 'What refused it: the Cedar policy ids when policy decided, an airlock.* rule id when code did (airlock.self_approval, airlock.plan_hash, …).',
+    }),
+    detail: z.string().optional(),
+    planHash: Sha256Hex.optional().meta({ description: 'The plan hash the voter sent.' }),
+    at: IsoTime,
+  })
+  .strict()
+  .meta({ description: 'A vote Airlock refused. Recorded once per voter and reason, and only up to a cap per approval (docs/audit.md).' });
+
 export const ReceiptApprovalSchema = z
   .object({
     approvalId: z.string(),
@@ -74,6 +92,8 @@ export const ReceiptApprovalSchema = z
     requestedAt: IsoTime.optional(),
     expiresAt: IsoTime.optional(),
     votes: z.array(ReceiptVoteSchema),
+    refusedVotes: z.array(ReceiptRefusedVoteSchema).optional().meta({ description: 'Votes refused while the action was open; absent when there were none.' }),
+    refusedVotesCapped: z.literal(true).optional().meta({ description: 'More refusals came after the cap and were only logged.' }),
     outcome: z.enum(['pending', 'granted', 'rejected', 'expired']),
     decidedAt: IsoTime.optional(),
     decidedBy: z.string().optional(),
@@ -169,6 +189,7 @@ export const ReceiptSchema = z
 export type Receipt = z.infer<typeof ReceiptSchema>;
 export type ReceiptStep = z.infer<typeof ReceiptStepSchema>;
 export type ReceiptApproval = z.infer<typeof ReceiptApprovalSchema>;
+export type ReceiptRefusedVote = z.infer<typeof ReceiptRefusedVoteSchema>;
 
 /** A receipt listed in a digest: its key, SHA-256 of its bytes, size and write time. */
 export const DigestEntrySchema = z
@@ -184,6 +205,22 @@ export const DigestSchema = z
     endTime: IsoTime,
     receipts: z.array(DigestEntrySchema),
     previous: z.object({ key: z.string(), sha256: Sha256Hex, signature: z.string() }).strict().nullable(),
+    heartbeat: z
+      .object({
+        intervalSeconds: z.number().int().min(1).meta({ description: 'The writer runs on this schedule: the next digest ends at most this long after this one (plus the verifier\'s tolerance).' }),
+        stopped: z.literal(true).optional().meta({ description: 'The writer stopped cleanly after this digest (local runtime shutdown): no next digest is promised.' }),
+        paused: z
+          .literal(true)
+          .optional()
+          .meta({ description: 'The writer wrote the previous digest itself and was paused since (the machine slept): a late digest, with nothing removed in between.' }),
+      })
+      .strict()
+      .nullable()
+      .optional()
+      .meta({
+        description:
+          'The schedule the vault keeps, so a verifier can tell a vault that stops early. null: written on demand, nothing promised. Absent: a digest from before heartbeats.',
+      }),
     signing: z.object({ algorithm: z.literal('Ed25519'), keyId: z.string(), publicKeyKey: z.string() }).strict(),
     signature: z.string(),
   })

@@ -27,6 +27,13 @@ export function renderTimeline(receipt: Receipt): string {
   for (const a of receipt.approvals) {
     if (a.requestedAt) rows.push({ at: a.requestedAt, text: `approval ${a.approvalId} requested (quorum ${a.quorum ?? '?'}${a.expiresAt ? `, expires ${a.expiresAt}` : ''})` });
     for (const v of a.votes) rows.push({ at: v.at, text: `  vote ${v.decision} by ${v.voter}${v.comment ? `: ${v.comment}` : ''}` });
+    for (const v of a.refusedVotes ?? []) {
+      rows.push({
+        at: v.at,
+        text: `  REFUSED ${v.decision} by ${v.voter}${v.roles.length ? ` [${v.roles.join(', ')}]` : ''}: ${v.reason} (${v.policyIds.join(', ')})${v.detail ? ` — ${v.detail}` : ''}`,
+      });
+    }
+    if (a.refusedVotesCapped) rows.push({ at: a.refusedVotes?.at(-1)?.at ?? a.requestedAt ?? r.receivedAt, text: `  further refused votes on ${a.approvalId} were only logged (cap reached)` });
     if (a.decidedAt) rows.push({ at: a.decidedAt, text: `approval ${a.approvalId} ${a.outcome}${a.decidedBy ? ` by ${a.decidedBy}` : ''}${a.reason ? `: ${a.reason}` : ''}` });
   }
   for (const s of receipt.steps) {

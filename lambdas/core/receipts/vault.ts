@@ -52,6 +52,25 @@ export interface DigestOptions {
   settleMs: number;
   /** Truncate digest end times to whole seconds (S3 LastModified has second precision). */
   wholeSeconds: boolean;
+  /**
+   * The schedule digests are written on (hourly in AWS, a timer locally), declared in every
+   * digest as its heartbeat so the verifier can tell a vault that stops early. Undefined: the
+   * writer runs on demand and promises nothing.
+   */
+  intervalSeconds?: number;
+}
+
+/** Options of one {@link writeDigest} call. */
+export interface WriteDigestOptions {
+  /** The writer is stopping cleanly: this digest says no next one is due. */
+  closing?: boolean;
+  /**
+   * The key of the digest this writer (this process) wrote last. When the vault's head is
+   * still that digest and it is overdue, the writer was paused (the machine slept) and says
+   * so; when the head is older than that digest, digests were removed behind the writer's
+   * back: an alarm.
+   */
+  lastWritten?: string;
 }
 
 export interface WriteReceiptResult {
@@ -153,7 +172,8 @@ export async function latestDigest(store: AuditStore, now: Date): Promise<{ key:
 export async function writeDigest(
   deps: Pick<ReceiptsDeps, 'store' | 'secrets' | 'logger' | 'now' | 'digests'>,
   signer?: DigestSigner,
-): Promise<{ key: string; digest: Digest } | undefined> {
+  options: WriteDigestOptions = {},
+): Promise<{ key: string; digest: Digest; sha256: string } | undefined> {
   const now = deps.now();
   const sign = signer ?? digestSignerFromSecret(await deps.secrets.getSecret(AuditSecretNames.digestSigningKey));
   const head = await latestDigest(deps.store, now);
@@ -161,8 +181,21 @@ export async function writeDigest(
   if (deps.digests.wholeSeconds) endMs = Math.floor(endMs / 1000) * 1000;
   const startTime = head?.digest.endTime ?? EPOCH;
   const startMs = Date.parse(startTime);
+  // A closing digest must land even right after another one, or the vault would end on a
+  // digest that still promises a successor.
+  if (endMs <= startMs && options.closing && !deps.digests.wholeSeconds) endMs = startMs + 1;
   if (endMs <= startMs) return undefined;
   const endTime = new Date(endMs).toISOString();
+  // Keys sort by end time. Another writer's newer digest (`audit digest`) is fine; an older head is not.
+  if (options.lastWritten && (!head || head.key < options.lastWritten)) {
+    deps.logger.error('ALARM the newest digest in the vault is not the one this writer wrote last: digests were removed', {
+      lastWritten: options.lastWritten,
+      head: head?.key ?? null,
+    });
+  }
+  const interval = deps.digests.intervalSeconds;
+  const overdue = head?.digest.heartbeat && !head.digest.heartbeat.stopped && endMs - startMs > head.digest.heartbeat.intervalSeconds * 1000;
+  const paused = Boolean(interval && overdue && options.lastWritten !== undefined && head?.key === options.lastWritten);
 
   const lookback = deps.digests.lookbackDays;
   const candidates =
@@ -186,13 +219,18 @@ export async function writeDigest(
     endTime,
     receipts: entries,
     previous: head ? { key: head.key, sha256: sha256Hex(head.bytes), signature: head.digest.signature } : null,
+    heartbeat: interval
+      ? { intervalSeconds: interval, ...(options.closing ? { stopped: true as const } : {}), ...(paused ? { paused: true as const } : {}) }
+      : null,
     signing: { algorithm: 'Ed25519', keyId: sign.keyId, publicKeyKey: publicKeyKey(sign.keyId) },
   };
   const digest: Digest = { ...body, signature: sign.sign(digestSigningInput(body)) };
   const bytes = serializeDocument(digest);
-  await deps.store.putIfAbsent(key, bytes, sha256Hex(bytes));
-  deps.logger.info('digest stored', { key, receipts: entries.length, previous: head?.key ?? null });
-  return { key, digest };
+  const sha256 = sha256Hex(bytes);
+  await deps.store.putIfAbsent(key, bytes, sha256);
+  // The log is the anchor outside the vault: its SHA-256 is what `audit verify --expect-head` takes.
+  deps.logger.info('digest stored', { key, sha256, receipts: entries.length, previous: head?.key ?? null, heartbeat: body.heartbeat });
+  return { key, digest, sha256 };
 }
 
 async function receiptsSince(store: AuditStore, fromMs: number, toMs: number) {

@@ -21,7 +21,10 @@ export type FindingKind =
   | 'untrusted-key'
   | 'bad-key'
   | 'broken-chain'
-  | 'missing-digest';
+  | 'missing-digest'
+  | 'truncated-tail'
+  | 'digest-gap'
+  | 'missing-anchor';
 
 export interface Finding {
   kind: FindingKind;
@@ -39,7 +42,35 @@ export interface VerifyOptions {
   publicKeys?: PublicKeyDoc[];
   /** A receipt newer than the last digest is "pending" for this long before it counts as unlisted. */
   graceMs?: number;
+  /**
+   * The vault must be covered up to here: its newest digest may end at most one heartbeat
+   * interval (plus the tolerance) before. Defaults to `to`, else `now`; with neither given
+   * explicitly, a vault whose writer stopped cleanly (or wrote on demand) may end anywhere.
+   */
+  until?: Date;
+  /** Extra lateness allowed per heartbeat; default {@link defaultToleranceMs} of the interval. */
+  toleranceMs?: number;
+  /** SHA-256s of digests recorded outside the vault (the writer's log): each must still be in it. */
+  expectHeads?: string[];
   now?: Date;
+}
+
+/** Where the vault ends, and what the verifier expected of its end. */
+export interface VaultTail {
+  /** The newest digest, or null when there is none. */
+  key: string | null;
+  sha256: string | null;
+  endsAt: string | null;
+  /** The newest digest's heartbeat: its schedule, `null` (none promised) or `undefined` (a digest from before heartbeats). */
+  heartbeat: Digest['heartbeat'];
+  /** The time the vault had to reach. */
+  until: string;
+  /** Whether `until` was asked for (`until` / `to`) rather than defaulting to now. */
+  untilGiven: boolean;
+  /** How far the vault's end lies behind `until` (ms, 0 when it reaches it). */
+  behindMs: number;
+  /** How far behind it may lie; null when nothing was promised and no `until` was given. */
+  allowedMs: number | null;
 }
 
 export interface VerifyReport {
@@ -52,6 +83,7 @@ export interface VerifyReport {
   keyIds: string[];
   /** Whether the trusted keys came from `--public-key` rather than the vault itself. */
   pinned: boolean;
+  tail: VaultTail;
 }
 
 const sha256Hex = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -173,7 +205,119 @@ export async function verifyVault(store: AuditStore, options: VerifyOptions = {}
     }
     add('unlisted-receipt', r.key, t <= lastEnd ? 'written before the last digest but listed in none' : `listed in no digest for more than ${Math.round(grace / 60_000)} min`);
   }
-  return { findings, digestsChecked: chain.length, receiptsChecked, pending, keyIds: [...keyIds].sort(), pinned };
+  // ── heartbeat: gaps inside the chain, the tail, and anchors kept outside the vault ──
+  const ordered = chain.map((o) => parsed.get(o.key)).filter((p): p is { bytes: Uint8Array; digest: Digest } => p !== undefined);
+  for (let i = 1; i < ordered.length; i++) {
+    const before = ordered[i - 1]!.digest;
+    const after = ordered[i]!.digest;
+    const allowed = allowedLag(before, options.toleranceMs);
+    const lag = Date.parse(after.endTime) - Date.parse(before.endTime);
+    // A writer that wrote `before` itself and was paused since says so; nothing can be missing.
+    if (allowed !== null && lag > allowed && !after.heartbeat?.paused) {
+      const interval = before.heartbeat!.intervalSeconds * 1000;
+      add(
+        'digest-gap',
+        after.key,
+        `no digest for ${formatDuration(lag)} between ${before.endTime} and ${after.endTime}, although ${before.key} promised one every ${formatDuration(interval)} (tolerance ${formatDuration(allowed - interval)}): digests were removed, or the writer was down`,
+      );
+    }
+  }
+  const tail = checkTail(options, now, [...parsed.values()], {
+    anyDigestObject: all.length > 0,
+    keyPublished: digestObjects.some((d) => d.key.startsWith('digests/keys/')),
+    settledReceipts: receiptObjects.some((r) => !covered.has(r.key) && !pending.includes(r.key)),
+  }, add);
+  const hashesOfDigests = new Set([...parsed.values()].map((p) => sha256Hex(p.bytes)));
+  for (const head of options.expectHeads ?? []) {
+    if (!hashesOfDigests.has(head.toLowerCase())) {
+      add('missing-anchor', head, 'no digest in the vault has this SHA-256: the digest recorded outside the vault is gone (cut off, or this is another vault)');
+    }
+  }
+  return { findings, digestsChecked: chain.length, receiptsChecked, pending, keyIds: [...keyIds].sort(), pinned, tail };
+}
+
+/** How long after `digest` its successor may end: interval + tolerance, or null when nothing was promised. */
+function allowedLag(digest: Digest, toleranceMs: number | undefined): number | null {
+  const beat = digest.heartbeat;
+  if (!beat || beat.stopped) return null;
+  const interval = beat.intervalSeconds * 1000;
+  return interval + (toleranceMs ?? defaultToleranceMs(interval));
+}
+
+/**
+ * How late a scheduled digest may be by default: a sixth of the interval, at least 10 s
+ * (10 min for the hourly AWS schedule: EventBridge's delivery, the writer's 1-minute settle
+ * margin and Lambda's retries). Small on purpose: the vault cut back by one digest is caught
+ * as soon as the verification runs more than this after the digest that is gone was due.
+ */
+export function defaultToleranceMs(intervalMs: number): number {
+  return Math.max(10_000, Math.round(intervalMs / 6));
+}
+
+function checkTail(
+  options: VerifyOptions,
+  now: Date,
+  digests: { bytes: Uint8Array; digest: Digest }[],
+  evidence: { anyDigestObject: boolean; keyPublished: boolean; settledReceipts: boolean },
+  add: (kind: FindingKind, key: string, detail: string) => void,
+): VaultTail {
+  const given = options.until ?? options.to;
+  const until = given ?? now;
+  const newest = digests.reduce<{ bytes: Uint8Array; digest: Digest } | undefined>(
+    (a, b) => (!a || Date.parse(b.digest.endTime) > Date.parse(a.digest.endTime) ? b : a),
+    undefined,
+  );
+  const untilText = `${until.toISOString()}${given ? '' : ' (now)'}`;
+  if (!newest) {
+    // A published key, a receipt past its grace, or an expectation of coverage: digests existed or should.
+    if (evidence.keyPublished || evidence.settledReceipts || given || (options.expectHeads?.length ?? 0) > 0) {
+      if (!evidence.anyDigestObject) add('truncated-tail', 'digests/', `the vault holds no digest, but ${evidence.keyPublished ? 'a signing key was published' : evidence.settledReceipts ? 'it holds receipts' : `coverage up to ${untilText} was asked for`}: every digest is missing`);
+    }
+    return { key: null, sha256: null, endsAt: null, heartbeat: undefined, until: until.toISOString(), untilGiven: given !== undefined, behindMs: 0, allowedMs: null };
+  }
+  const { digest } = newest;
+  const behind = Math.max(0, until.getTime() - Date.parse(digest.endTime));
+  const beat = digest.heartbeat;
+  // A stopped writer, an on-demand digest or a digest from before heartbeats promises nothing;
+  // then only an explicit `until` says where the vault must reach.
+  const promised = beat && !beat.stopped ? allowedLag(digest, options.toleranceMs) : null;
+  const allowed = promised ?? (given ? (options.toleranceMs ?? (beat ? defaultToleranceMs(beat.intervalSeconds * 1000) : 0)) : null);
+  if (allowed !== null && behind > allowed) {
+    const why = beat
+      ? beat.stopped
+        ? ', where its writer stopped'
+        : `, but its writer promised a digest every ${formatDuration(beat.intervalSeconds * 1000)}`
+      : beat === null
+        ? ' (a digest written on demand)'
+        : ' (a digest from before heartbeats)';
+    add(
+      'truncated-tail',
+      digest.key,
+      `the vault ends at ${digest.endTime}${why}: nothing covers the ${formatDuration(behind)} up to ${untilText}, more than the ${formatDuration(allowed)} allowed`,
+    );
+  }
+  return {
+    key: digest.key,
+    sha256: sha256Hex(newest.bytes),
+    endsAt: digest.endTime,
+    heartbeat: beat,
+    until: until.toISOString(),
+    untilGiven: given !== undefined,
+    behindMs: behind,
+    allowedMs: allowed,
+  };
+}
+
+/** `5 h 12 min`, `90 s`, `2 d 3 h`: durations people read in a finding. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
 }
 
 async function readKeyDoc(store: AuditStore, key: string): Promise<PublicKeyDoc | string> {

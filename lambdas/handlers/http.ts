@@ -1,12 +1,14 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { internalProblem, malformedJson, notFound, payloadTooLarge, problem, ProblemError, unauthorized } from '../core/problem';
-import { principalFromClaims, type Principal } from '../core/principal';
+import { internalProblem, malformedJson, notFound, payloadTooLarge, problem, ProblemError } from '../core/problem';
+import type { Principal } from '../core/principal';
 import { logger as rootLogger, type Logger } from '../core/logger';
+import { identityProblem, IdentityRefusedError, principalFromRequest } from './identity';
 
 /**
  * The HTTP edge shared by every API function: body limits and JSON parsing, the principal
- * from verified claims, route dispatch by API Gateway route key, and RFC 9457 errors.
+ * from the verified token (identity.ts), route dispatch by API Gateway route key, and RFC
+ * 9457 errors.
  * Handlers built on it receive typed requests and never see a raw event.
  */
 
@@ -100,6 +102,16 @@ export function errorToResult(error: unknown, requestId: string, log: Logger): H
   return problemResult(internalProblem(requestId));
 }
 
+/** The principal of an authenticated route, or a 401 problem. */
+function authenticate(event: HttpEvent, headers: Record<string, string>, log: Logger): Principal {
+  try {
+    return principalFromRequest(event.requestContext?.authorizer?.jwt?.claims, headers.authorization);
+  } catch (error) {
+    if (error instanceof IdentityRefusedError) throw identityProblem(error, log);
+    throw error;
+  }
+}
+
 /**
  * Builds the Lambda handler for an API function from its route table. Middleware first,
  * handler last: the route function sees a parsed, authenticated request.
@@ -111,13 +123,13 @@ export function httpApi(table: RouteTable) {
     try {
       const route = table[event.routeKey];
       if (!route) throw notFound(`No route ${event.routeKey}.`);
-      const principal = principalFromClaims(event.requestContext?.authorizer?.jwt?.claims);
-      if (route.auth && !principal) throw unauthorized();
+      const headers = lowerHeaders(event.headers);
+      const principal = route.auth ? authenticate(event, headers, log) : undefined;
       const req: HttpRequest = {
         routeKey: event.routeKey,
         method: event.requestContext.http.method,
         path: event.rawPath,
-        headers: lowerHeaders(event.headers),
+        headers,
         pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
         query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
         body: decodeBody(event),

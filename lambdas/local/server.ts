@@ -384,9 +384,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
 
     let claims;
     if (match.route.auth) {
-      const header = req.headers.authorization;
-      const bearer = header ? BEARER.exec(header) : null;
-      if (!bearer?.[1]) return problemResponse(unauthorized('Send Authorization: Bearer <token>; `airlock token <sub> --role <role>` prints one.'));
+      // Node keeps only the first of repeated Authorization headers in req.headers; the
+      // handler would see them comma-joined. One token per request, or none is trusted.
+      const values = req.headersDistinct.authorization ?? [];
+      const bearer = values.length === 1 ? BEARER.exec(values[0]!) : null;
+      if (!bearer?.[1]) return problemResponse(unauthorized('Send exactly one Authorization: Bearer <token> header; `airlock token <sub> --role <role>` prints one.'));
       try {
         claims = await issuer.verify(bearer[1]);
       } catch (error) {

@@ -29,6 +29,7 @@ import { handler } from '../../lambdas/handlers/approvals';
 import { installApprovalsRuntime } from '../../lambdas/handlers/approvals-runtime';
 import { resetRuntime } from '../../lambdas/handlers/runtime';
 import { startLedger } from '../helpers/ledger';
+import { verifiedIdentity } from '../helpers/events';
 
 // ── people ─────────────────────────────────────────────────────────────────
 const alice: Principal = { sub: 'alice', roles: ['Employee'], manager: 'maria', department: 'sales' };
@@ -458,12 +459,13 @@ describe('the approvals handler', () => {
   const context = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
   const httpEvent = (routeKey: string, principal: Principal, extra: { id?: string; body?: unknown; query?: Record<string, string> } = {}) => {
     const [method, path] = routeKey.split(' ') as [string, string];
+    const identity = verifiedIdentity({ sub: principal.sub, roles: principal.roles, ...(principal.manager ? { manager: principal.manager } : {}) });
     return {
       version: '2.0',
       routeKey,
       rawPath: path.replace('{id}', extra.id ?? ''),
       rawQueryString: '',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: identity.authorization },
       queryStringParameters: extra.query,
       pathParameters: extra.id ? { id: extra.id } : undefined,
       body: extra.body === undefined ? undefined : JSON.stringify(extra.body),
@@ -471,7 +473,7 @@ describe('the approvals handler', () => {
       requestContext: {
         requestId: 'req-1',
         http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-        authorizer: { jwt: { claims: { sub: principal.sub, roles: principal.roles, ...(principal.manager ? { manager: principal.manager } : {}) }, scopes: [] } },
+        authorizer: { jwt: { claims: identity.claims, scopes: [] } },
       },
     };
   };

@@ -1,6 +1,7 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { internalProblem, malformedJson, notFound, payloadTooLarge, problem, ProblemError } from '../core/problem';
+import { badRequest, internalProblem, malformedJson, notFound, payloadTooLarge, problem, ProblemError } from '../core/problem';
+import { InvalidCursorError, LedgerRequestRejectedError } from '../ports/ledger';
 import type { Principal } from '../core/principal';
 import { logger as rootLogger, type Logger } from '../core/logger';
 import { identityProblem, IdentityRefusedError, principalFromRequest } from './identity';
@@ -91,8 +92,29 @@ function jsonResult(res: HttpResponse): HttpResult {
   };
 }
 
+/** The 400 for a cursor this listing did not issue (forged, altered, someone else's, another filter). */
+export const invalidCursor = (cause?: unknown) =>
+  new ProblemError(badRequest('The cursor is not valid for this listing; start again without one.', [{ path: 'query:cursor', message: 'invalid cursor' }]).problem, { cause });
+
+/**
+ * Errors of the ports that mean "bad input", as problems. Here, once, rather than at each
+ * call site: whichever route reaches the ledger with input that got past validation
+ * answers 400, not 500.
+ */
+function inputProblem(error: unknown, log: Logger): ProblemError | undefined {
+  if (error instanceof InvalidCursorError) return invalidCursor(error);
+  if (error instanceof LedgerRequestRejectedError) {
+    // Worth a look: validation should have caught it first. The cause names no secret.
+    const cause = error.cause instanceof Error ? error.cause.message.slice(0, 300) : undefined;
+    log.warn('ledger refused a request as malformed', { cause });
+    return new ProblemError(badRequest('The request names something that cannot be looked up; check its identifiers and parameters.').problem, { cause: error });
+  }
+  return undefined;
+}
+
 /** Turns anything thrown into a problem response; only ProblemErrors say what went wrong. */
 export function errorToResult(error: unknown, requestId: string, log: Logger): HttpResult {
+  error = inputProblem(error, log) ?? error;
   if (error instanceof ProblemError) {
     if (error.problem.status >= 500) log.error('request failed', { problem: error.problem.type, cause: error.cause });
     return problemResult({ ...error.problem, ...(error.problem.status >= 500 ? { requestId } : {}) }, error.headers);

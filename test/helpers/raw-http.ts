@@ -11,9 +11,11 @@ export interface RawResponse {
 
 /**
  * Sends `request` byte for byte to 127.0.0.1:`port` (no client library to refuse or repair
- * it) and reads one response; the server is expected to close or to send Content-Length.
+ * it) and reads one response (the first; with `untilClose`, everything until the server
+ * closes, e.g. pipelined answers, all in `raw`).
  */
-export function rawHttp(port: number, request: string | Buffer, timeoutMs = 5_000): Promise<RawResponse> {
+export function rawHttp(port: number, request: string | Buffer, options: { timeoutMs?: number; untilClose?: boolean } = {}): Promise<RawResponse> {
+  const timeoutMs = options.timeoutMs ?? 5_000;
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });
     const chunks: Buffer[] = [];
@@ -31,7 +33,7 @@ export function rawHttp(port: number, request: string | Buffer, timeoutMs = 5_00
     const timer = setTimeout(() => finish(new Error('timed out')), timeoutMs);
     socket.on('data', (chunk: Buffer) => {
       chunks.push(chunk);
-      if (parse(Buffer.concat(chunks).toString('latin1'))) finish();
+      if (!options.untilClose && parse(Buffer.concat(chunks).toString('latin1'))) finish();
     });
     socket.on('end', () => finish());
     socket.on('close', () => finish());

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Context } from 'aws-lambda';
 import { DynamoApprovalStore } from '../../lambdas/adapters/aws/dynamo-approvals';
@@ -27,7 +28,8 @@ import type { EventPublisher, PublishedEvent } from '../../lambdas/ports/events'
 import { TaskTokenInvalidError, type TaskCallbacks } from '../../lambdas/ports/task-callbacks';
 import { handler } from '../../lambdas/handlers/approvals';
 import { installApprovalsRuntime } from '../../lambdas/handlers/approvals-runtime';
-import { resetRuntime } from '../../lambdas/handlers/runtime';
+import { installCursorCodec, resetRuntime } from '../../lambdas/handlers/runtime';
+import { CursorCodec } from '../../lambdas/core/cursor';
 import { startLedger } from '../helpers/ledger';
 import { verifiedIdentity } from '../helpers/events';
 
@@ -480,6 +482,7 @@ describe('the approvals handler', () => {
 
   it('serves the saga task and the HTTP routes, and no response or log line carries a task token', async () => {
     installApprovalsRuntime(deps);
+    installCursorCodec(new CursorCodec(randomBytes(32)));
     const responses: unknown[] = [];
     const validated = validateEnvelope(bigPayment);
     if (!validated.ok) throw new Error('fixture');

@@ -289,7 +289,7 @@ const operations: Record<string, OperationSpec> = {
 /** Errors the shared HTTP edge (http.ts) and the ledger add to a route. */
 function edgeErrors(route: RouteSpec, spec: OperationSpec): ErrorSpec[] {
   const errors: ErrorSpec[] = [];
-  if (route.auth) errors.push({ status: 401, types: ['unauthorized'], when: 'the bearer token is missing, invalid or expired', headers: ['WWWAuthenticate'] });
+  if (route.auth) errors.push({ status: 401, types: ['unauthorized'], when: 'the bearer token is missing, invalid or expired, sent in more than one Authorization header, or carries `sub`, `roles`, `manager` or `department` in another shape than documented', headers: ['WWWAuthenticate'] });
   if (spec.body) {
     errors.push({ status: 400, types: ['malformedJson'], when: 'the body is not JSON' });
     errors.push({ status: 413, types: ['payloadTooLarge'], when: `the body exceeds ${MAX_BODY_BYTES} bytes` });

@@ -6,7 +6,6 @@ import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { TerminalStatuses, type ActionStatus } from '../core/action';
-import { CursorCodec } from '../core/cursor';
 import { GrantKeyring } from '../core/grants';
 import { defaultIntakeConfig, type IntakeConfig } from '../core/intake';
 import { loadPolicyEngine } from '../core/policy/index';
@@ -15,7 +14,7 @@ import { connectorHandler } from '../handlers/connector';
 import { handler as policyHandler } from '../handlers/policy';
 import { installApprovalsRuntime, localApprovalsDeps } from '../handlers/approvals-runtime';
 import { createLocalReceiptsRuntime, type LocalReceipts } from '../handlers/receipts-runtime';
-import { installConnectorRuntime, installCursorCodec, installRuntime, installSagaRuntime, ledgerDecider, resetRuntime } from '../handlers/runtime';
+import { installConnectorRuntime, installRuntime, installSagaRuntime, ledgerDecider, resetRuntime } from '../handlers/runtime';
 import { SecretNames } from '../ports/secrets';
 import { cachingLoader, loadHandlerModule } from './handler-loader';
 import { LocalSagaRunner, localFunctionArn, type LocalFunction } from './saga-runner';
@@ -129,7 +128,6 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
       });
 
-      installCursorCodec(new CursorCodec(await ctx.secrets.getSecret(SecretNames.cursorKey)));
       installRuntime({
         actions: ledger,
         steps: store,

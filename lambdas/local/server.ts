@@ -25,6 +25,9 @@ import {
   type ProblemDocument,
 } from '../core/problem';
 import { MAX_BODY_BYTES, problemResult, type HttpResult } from '../handlers/http';
+import { installCursorCodec } from '../handlers/runtime';
+import { CursorCodec } from '../core/cursor';
+import { SecretNames } from '../ports/secrets';
 import { routes as defaultRoutes, type RouteSpec } from '../handlers/routes';
 import {
   buildApiGatewayEvent,
@@ -542,6 +545,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       secrets,
       connectors.map((c) => c.name),
     );
+    // What CURSOR_KEY_SECRET names in AWS: the handlers' page cursors are signed with it.
+    installCursorCodec(new CursorCodec(await secrets.getSecret(SecretNames.cursorKey)));
 
     const dynalite = await startDynalite(
       options.inMemoryDynamo ? {} : { path: await ensurePrivateDir(join(stateDir, 'dynamodb')) },

@@ -123,6 +123,8 @@ export class AirlockStack extends Stack {
 
     // The core functions share the ledger; only receipts touches the audit vault.
     for (const fn of [intake, policy, approvals]) this.ledger.bindReadWrite(fn);
+    // The two functions that serve listings sign and check their page cursors.
+    for (const fn of [intake, approvals]) this.secrets.grantCursorKeyRead(fn);
     // Receipts read the ledger (never write it); the digest looks back as far as an action can live.
     this.ledger.bindReader(receipts);
     this.auditVault.bindReceiptWriter(receipts, { lookbackDays: Math.ceil(config.approvalTimeoutSeconds / 86_400) + 1 });

@@ -348,24 +348,34 @@ export async function getApprovalPreview(deps: ApprovalsDeps, viewer: Principal,
   );
 }
 
+/** One page of the approvals inbox, and where the next one starts (an approval id), if anywhere. */
+export interface ApprovalListing {
+  items: ApprovalPage['items'];
+  startAfter?: string;
+}
+
 /**
  * GET /v1/approvals?status=…: for `pending`, the approvals the caller may decide (not yet
- * expired); for other statuses, those the caller may view. Newest first.
+ * expired); for other statuses, those the caller may view. Newest first, continuing after
+ * the approval id `startAfter` (the edge turns it into and out of an authenticated cursor).
  */
 export async function listApprovals(
   deps: ApprovalsDeps,
   viewer: Principal,
-  query: { status: ApprovalStatus; limit: number; cursor?: string },
-): Promise<ApprovalPage> {
+  query: { status: ApprovalStatus; limit: number; startAfter?: string },
+): Promise<ApprovalListing> {
   const now = deps.now();
   const items: ReturnType<typeof listItem>[] = [];
-  let cursor = query.cursor;
+  let position = query.startAfter;
   // Filtering happens after the query, so read a few pages to fill one; bounded so a caller
   // who may decide nothing does not make us read the whole index.
-  for (let page = 0; page < 5 && items.length < query.limit; page++) {
-    const res = await deps.approvals.listApprovals({ status: query.status, limit: 50, ...(cursor ? { cursor } : {}) });
+  for (let page = 0; page < 5; page++) {
+    const res = await deps.approvals.listApprovals({ status: query.status, limit: 50, ...(position !== undefined ? { startAfter: position } : {}) });
+    let examined = 0;
     for (const approval of res.items) {
       if (items.length >= query.limit) break;
+      examined++;
+      position = approval.id;
       if (query.status === 'pending' && Date.parse(approval.expiresAt) <= now.getTime()) continue;
       const action = await deps.actions.getAction(approval.actionId);
       if (!action) continue;
@@ -377,10 +387,13 @@ export async function listApprovals(
       if (!visible) continue;
       items.push(listItem(approval, action, await deps.approvals.listVotes(approval.id), check.allowed, now));
     }
-    cursor = res.nextCursor;
-    if (!cursor) break;
+    // The page is full before this batch ran out: the next page starts after the last one examined.
+    if (examined < res.items.length) return { items, startAfter: position! };
+    if (res.lastEvaluated === undefined) return { items };
+    position = res.lastEvaluated;
+    if (items.length >= query.limit) break;
   }
-  return { items, nextCursor: cursor ?? null };
+  return { items, startAfter: position! };
 }
 
 function listItem(approval: ApprovalRecord, action: ActionRecord, votes: VoteRecord[], canDecide: boolean, now: Date) {

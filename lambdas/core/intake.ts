@@ -84,9 +84,53 @@ export interface IntakeResponse {
 
 const PROBLEM_JSON = 'application/problem+json';
 
+/** Longest Idempotency-Key accepted, counted after unquoting. */
+export const MAX_IDEMPOTENCY_KEY_CHARS = 255;
+
 /**
- * Parses an Idempotency-Key header: 1–255 printable ASCII characters. The draft makes it a
- * structured-field string (`"abc"`); Stripe-style bare tokens are accepted too.
+ * An RFC 8941 sf-string (`"…"` with `\"` and `\\` escapes, printable ASCII inside) that is
+ * the whole field value; undefined when the value is anything else, including a string
+ * followed by more (`"a","b"`: a repeated header joined by a comma, or parameters).
+ */
+function sfString(value: string): string | undefined {
+  if (!value.startsWith('"')) return undefined;
+  let out = '';
+  for (let i = 1; i < value.length; i++) {
+    const c = value[i]!;
+    if (c === '\\') {
+      const next = value[++i];
+      if (next !== '"' && next !== '\\') return undefined;
+      out += next;
+    } else if (c === '"') {
+      return i === value.length - 1 ? out : undefined;
+    } else if (c < ' ' || c > '~') {
+      return undefined;
+    } else {
+      out += c;
+    }
+  }
+  return undefined;
+}
+
+/** RFC 9110 §5.5: leading and trailing SP / HTAB are not part of a field value (no regex: `[ \t]+$` is quadratic). */
+function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && (value[start] === ' ' || value[start] === '\t')) start++;
+  while (end > start && (value[end - 1] === ' ' || value[end - 1] === '\t')) end--;
+  return value.slice(start, end);
+}
+
+const keyProblem = (message: string) =>
+  badRequest(`The Idempotency-Key header is invalid: it ${message}.`, [{ path: 'header:Idempotency-Key', message }]);
+
+/**
+ * Parses an Idempotency-Key header. The draft (draft-ietf-httpapi-idempotency-key-header)
+ * makes it an RFC 8941 sf-string (`"abc"`); Stripe-style bare keys are accepted too, as long
+ * as they hold no comma. A comma is what a repeated header turns into: Node, API Gateway and
+ * most proxies join repeated fields with `,`, so `one,two` (or `"one", "two"`) may be two
+ * keys, and which one the client meant cannot be known. A quoted key may hold a comma.
+ * Either form: 1–255 printable ASCII characters once unquoted.
  */
 export function parseIdempotencyKey(raw: string | undefined): string {
   if (raw === undefined || raw.length === 0) {
@@ -97,13 +141,25 @@ export function parseIdempotencyKey(raw: string | undefined): string {
       'POST /v1/actions needs an Idempotency-Key header (1–255 printable characters, e.g. a UUID). Reuse the same key when you retry the same request.',
     );
   }
-  const unquoted = raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw;
-  if (unquoted.length < 1 || unquoted.length > 255 || !/^[\x20-\x7E]+$/.test(unquoted)) {
-    throw badRequest('The Idempotency-Key header must be 1–255 printable ASCII characters.', [
-      { path: 'header:Idempotency-Key', message: 'must be 1–255 printable ASCII characters' },
-    ]);
+  const value = trimOws(raw);
+  let key: string | undefined;
+  if (value.startsWith('"')) {
+    key = sfString(value);
+    if (key === undefined) {
+      throw keyProblem(
+        'must be exactly one quoted string ("…", escaping only \\" and \\\\, printable ASCII), nothing after it: send the header once',
+      );
+    }
+  } else {
+    if (value.includes(',')) {
+      throw keyProblem('must be one key, sent once: a comma means a repeated header; quote a key that contains a comma ("a,b")');
+    }
+    key = value;
   }
-  return unquoted;
+  if (key.length < 1 || key.length > MAX_IDEMPOTENCY_KEY_CHARS || !/^[\x20-\x7E]+$/.test(key)) {
+    throw keyProblem('must be 1–255 printable ASCII characters');
+  }
+  return key;
 }
 
 /** SHA-256 over the canonical plan: what an approval is bound to. */

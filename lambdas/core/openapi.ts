@@ -133,7 +133,7 @@ const HOURS = 3_600_000;
 
 const idempotencyText = [
   '**Idempotency** (draft-ietf-httpapi-idempotency-key-header, with Stripe\'s replay behaviour):',
-  '- `Idempotency-Key` is required: 1–255 printable ASCII characters (a UUID is a good choice), bare or as a quoted structured-field string. Missing → 400 `urn:airlock:problem:idempotency-key-missing`.',
+  '- `Idempotency-Key` is required, once: 1–255 printable ASCII characters (a UUID is a good choice), bare or as a quoted structured-field string (RFC 8941). Missing → 400 `urn:airlock:problem:idempotency-key-missing`. A repeated header, or a comma in a bare key (what a repeated header becomes once joined), → 400 `urn:airlock:problem:validation`; quote a key that contains a comma.',
   '- Keys are scoped to the authenticated principal (`sub`): two people may use the same key without meeting.',
   `- Keys are kept **at least 24 hours** after the request completes (configurable per deployment, ${defaultIntakeConfig.idempotencyRetentionMs / HOURS} h by default, never less than 24 h).`,
   '- Same key, same body (compared as a SHA-256 fingerprint of canonical JSON) → the original status, headers and body are replayed with `Idempotent-Replayed: true`; nothing runs a second time. This includes a 403 denial.',
@@ -162,7 +162,8 @@ function toolsText(): string {
   ].join('\n');
 }
 
-const cursorNote = 'Pass `nextCursor` from the previous page; an invalid cursor is a 400.';
+const cursorNote =
+  'Pass `nextCursor` from the previous page as `cursor`. Cursors are opaque and signed, and valid only for the caller and the `status` they were issued with (`limit` may change); any other cursor is a 400 with a `query:cursor` violation.';
 
 const operations: Record<string, OperationSpec> = {
   'GET /healthz': {
@@ -288,7 +289,7 @@ const operations: Record<string, OperationSpec> = {
 /** Errors the shared HTTP edge (http.ts) and the ledger add to a route. */
 function edgeErrors(route: RouteSpec, spec: OperationSpec): ErrorSpec[] {
   const errors: ErrorSpec[] = [];
-  if (route.auth) errors.push({ status: 401, types: ['unauthorized'], when: 'the bearer token is missing, invalid or expired', headers: ['WWWAuthenticate'] });
+  if (route.auth) errors.push({ status: 401, types: ['unauthorized'], when: 'the bearer token is missing, invalid or expired, sent in more than one Authorization header, or carries `sub`, `roles`, `manager` or `department` in another shape than documented', headers: ['WWWAuthenticate'] });
   if (spec.body) {
     errors.push({ status: 400, types: ['malformedJson'], when: 'the body is not JSON' });
     errors.push({ status: 413, types: ['payloadTooLarge'], when: `the body exceeds ${MAX_BODY_BYTES} bytes` });
@@ -296,6 +297,7 @@ function edgeErrors(route: RouteSpec, spec: OperationSpec): ErrorSpec[] {
   }
   // Every authenticated route reads the ledger except the catalog, which is static.
   if (route.auth && route.path !== '/v1/tools') {
+    errors.push({ status: 400, types: ['validation'], when: 'the ledger refused the request as malformed (input that got past validation; never a 500)' });
     errors.push({ status: 503, types: ['unavailable'], when: 'the ledger is throttling; retry after the delay', headers: ['RetryAfter'] });
   }
   errors.push({ status: 500, types: ['internal'], when: 'something failed on the server; nothing internal is disclosed (`requestId` correlates with logs)' });
@@ -424,10 +426,11 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
       summary: 'The control plane between AI agents and the systems they act on.',
       description: [
         'Agents submit actions (tool calls or plans); Airlock decides with policy, asks humans when it must, runs the work as a saga that can be undone, never does it twice, and writes an immutable receipt.',
-        '**Authentication**: a bearer JWT from the configured issuer on every route except `/healthz` and `/openapi.json`. The principal (`sub`, `roles`, `manager`, `department`) is read only from the verified token.',
+        '**Authentication**: a bearer JWT from the configured issuer on every route except `/healthz` and `/openapi.json`, in exactly one Authorization header. The principal (`sub`, `roles`, `manager`, `department`) is read only from the verified token, in the JSON types it was issued in: `roles` is an array of strings, each one role name exactly as issued; a token with these claims in another shape is refused with 401.',
         `**Errors** are RFC 9457 \`application/problem+json\` documents with a stable \`type\` URN to switch on, a \`detail\` written so an LLM can act on it, and extension members (\`violations\`, \`policyIds\`, \`retryAfter\`, …). Types: ${problemTypesText}.`,
         'On AWS, API Gateway\'s JWT authorizer answers a missing or invalid token itself (401 with a plain `{"message": "Unauthorized"}` body); the local server answers with the `urn:airlock:problem:unauthorized` problem documented on each route.',
         'Outside the handlers, API Gateway itself may answer 429 (stage throttling) or 404 for an unknown route with a plain `{"message": …}` body; the local server answers 405 `urn:airlock:problem:method-not-allowed` for a known path with another method.',
+        'Requests that are not valid HTTP never reach a route: the local server answers them with 400 `urn:airlock:problem:malformed-request` (control characters in a header, broken framing), 431 `urn:airlock:problem:headers-too-large` (request line and headers over 10,240 bytes, API Gateway\'s limit) or 408 `urn:airlock:problem:request-timeout`; on AWS, API Gateway answers them itself.',
       ].join('\n\n'),
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
@@ -446,8 +449,9 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
           name: 'Idempotency-Key',
           in: 'header',
           required: true,
-          description: `Makes the request safe to retry. 1–255 printable ASCII characters, scoped to the caller, kept at least 24 hours. See the operation's description.`,
-          schema: { type: 'string', minLength: 1, maxLength: 257, pattern: '^[\\x20-\\x7E]+$' },
+          description: `Makes the request safe to retry. 1–255 printable ASCII characters, bare (no comma) or as an RFC 8941 quoted string; sent once; scoped to the caller, kept at least 24 hours. See the operation's description.`,
+          // Bare: printable ASCII but the comma, not opening with a quote. Quoted: sf-string, whose escapes may double its length.
+          schema: { type: 'string', minLength: 1, maxLength: 512, pattern: '^(?:[\\x20\\x21\\x23-\\x2B\\x2D-\\x7E][\\x20-\\x2B\\x2D-\\x7E]*|"(?:[\\x20\\x21\\x23-\\x5B\\x5D-\\x7E]|\\\\["\\\\])*")$' },
         },
         Prefer: {
           name: 'Prefer',

@@ -20,36 +20,66 @@ export const ActorSchema = z
   .strict();
 export type Actor = z.infer<typeof ActorSchema>;
 
-const claimString = z.string().min(1).max(256);
-
-/**
- * Reads list claims in every shape they arrive in: a JSON array from jose locally, and the
- * `[a b]` string API Gateway's HTTP API JWT authorizer makes of an array claim.
- */
-function listClaim(value: unknown): string[] {
-  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string' && v.length > 0);
-  if (typeof value !== 'string' || value.length === 0) return [];
-  const trimmed = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
-  return trimmed.split(/[\s,]+/).filter((v) => v.length > 0);
-}
-
 /** Claim names Airlock reads from a verified JWT. */
 export const ClaimNames = { roles: 'roles', manager: 'manager', department: 'department' } as const;
 
+/** Most roles one token may carry; identity providers cap group claims well below this. */
+export const MAX_ROLES = 256;
+/** Longest `sub`, role, manager or department Airlock accepts (ledger keys include `sub`). */
+export const MAX_CLAIM_CHARS = 256;
+
+/** A claim the token carries in a shape Airlock does not accept: the token is refused (401). */
+export class InvalidClaimsError extends Error {
+  /** Paths of the offending claims, for logs; never the values. */
+  readonly claims: string[];
+  constructor(claims: string[], options?: { cause?: unknown }) {
+    super(`The token's claims are not usable: ${claims.join(', ')}`, options);
+    this.name = 'InvalidClaimsError';
+    this.claims = claims;
+  }
+}
+
+// A lone surrogate cannot be encoded as UTF-8: DynamoDB, Cedar and receipts would each
+// handle it differently, so a name holding one is refused rather than repaired.
+const LONE_SURROGATE = /\p{Cs}/u;
+const claimText = z
+  .string()
+  .min(1)
+  .max(MAX_CLAIM_CHARS)
+  .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode');
+
 /**
- * Maps verified JWT claims to a Principal. Returns undefined when the token carries no
- * usable subject, so the caller answers 401.
+ * The claims Airlock reads, in the JSON types the identity provider issued them in. Every
+ * other claim is ignored. `roles` is a JSON array of strings, read element by element: a
+ * role named "Security Admins" or "a,b" is one role, exactly as issued.
  */
-export function principalFromClaims(claims: Record<string, unknown> | undefined): Principal | undefined {
-  if (!claims) return undefined;
-  const sub = claimString.safeParse(claims.sub);
-  if (!sub.success) return undefined;
-  const manager = claimString.safeParse(claims[ClaimNames.manager]);
-  const department = claimString.safeParse(claims[ClaimNames.department]);
+export const VerifiedClaimsSchema = z
+  .object({
+    sub: claimText,
+    [ClaimNames.roles]: z.array(claimText).max(MAX_ROLES).optional(),
+    [ClaimNames.manager]: claimText.optional(),
+    [ClaimNames.department]: claimText.optional(),
+  })
+  .loose();
+
+/**
+ * Maps a verified token's JSON payload to a Principal. Throws InvalidClaimsError when `sub`
+ * is missing or any claim Airlock reads has another shape (a roles claim that is a string, a
+ * number, or holds a non-string): refusing beats guessing what an identity provider meant.
+ * Roles are a set: duplicates collapse and the order is normalized.
+ */
+export function principalFromVerifiedClaims(payload: unknown): Principal {
+  const parsed = VerifiedClaimsSchema.safeParse(payload);
+  if (!parsed.success) {
+    throw new InvalidClaimsError([...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(root)'))], { cause: parsed.error });
+  }
+  const claims = parsed.data;
+  const manager = claims[ClaimNames.manager];
+  const department = claims[ClaimNames.department];
   return {
-    sub: sub.data,
-    roles: [...new Set(listClaim(claims[ClaimNames.roles]))].sort(),
-    ...(manager.success ? { manager: manager.data } : {}),
-    ...(department.success ? { department: department.data } : {}),
+    sub: claims.sub,
+    roles: [...new Set(claims[ClaimNames.roles] ?? [])].sort(),
+    ...(manager !== undefined ? { manager } : {}),
+    ...(department !== undefined ? { department } : {}),
   };
 }

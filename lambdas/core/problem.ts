@@ -26,6 +26,9 @@ export const ProblemType = {
   validation: `${base}validation`,
   malformedJson: `${base}malformed-json`,
   payloadTooLarge: `${base}payload-too-large`,
+  headersTooLarge: `${base}headers-too-large`,
+  malformedRequest: `${base}malformed-request`,
+  requestTimeout: `${base}request-timeout`,
   unauthorized: `${base}unauthorized`,
   forbidden: `${base}forbidden`,
   policyDenied: `${base}policy-denied`,
@@ -91,6 +94,29 @@ export const methodNotAllowed = (allow: string[]) =>
 
 export const payloadTooLarge = (limit: number) =>
   problem('payloadTooLarge', 413, 'Payload too large', `The request body exceeds ${limit} bytes.`, { limit });
+
+/** The request line and headers exceed what the server reads (API Gateway: 10,240 bytes). */
+export const headersTooLarge = (limit: number) =>
+  problem(
+    'headersTooLarge',
+    431,
+    'Request headers too large',
+    `The request line and headers exceed ${limit} bytes. Send fewer or smaller headers; a bearer token this large was not issued for this API.`,
+    { limit },
+  );
+
+/** Not an HTTP request the server can parse (bad header characters, a broken request line or framing). */
+export const malformedRequest = () =>
+  problem(
+    'malformedRequest',
+    400,
+    'Malformed HTTP request',
+    'The request is not valid HTTP/1.1: a header name or value holds characters HTTP forbids (control characters, for one), or the request line or body framing is broken.',
+  );
+
+/** The client took too long to send its request. */
+export const requestTimeout = () =>
+  problem('requestTimeout', 408, 'Request timeout', 'The request was not received in time; send it again, all at once.');
 
 export const malformedJson = (detail = 'The request body is not valid JSON.') =>
   problem('malformedJson', 400, 'Malformed JSON', detail);

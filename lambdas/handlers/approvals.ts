@@ -2,12 +2,14 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { ApprovalListQuerySchema, DecisionBodySchema } from '../core/api-schemas';
+import type { CursorScope } from '../core/cursor';
 import { decideApproval, getApprovalPreview, listApprovals, requestApproval } from '../core/approvals';
 import { ActionIdPattern } from '../core/ids';
 import { badRequest, notFound, serviceUnavailable, type Violation } from '../core/problem';
 import { ApprovalIdPattern } from '../ports/approvals';
-import { InvalidCursorError, LedgerThrottledError } from '../ports/ledger';
+import { LedgerThrottledError } from '../ports/ledger';
 import { approvalsRuntime } from './approvals-runtime';
+import { cursorCodec } from './runtime';
 import { httpApi, type HttpEvent, type HttpRequest, type HttpResult } from './http';
 
 /**
@@ -70,22 +72,16 @@ const http = httpApi({
     handle: async (req) => {
       const query = ListQuery.safeParse(req.query);
       if (!query.success) throw badRequest('The query string is invalid.', violations(query.error, 'query'));
+      const viewer = principalOf(req);
+      // Bound to the caller as well: what one person's inbox shows says nothing about another's.
+      const scope: CursorScope = { listing: 'approvals', caller: viewer.sub, filter: query.data.status };
+      const cursors = await cursorCodec();
+      const startAfter = query.data.cursor === undefined ? undefined : cursors.open(scope, query.data.cursor, ApprovalIdPattern);
       const deps = await approvalsRuntime();
-      try {
-        const page = await ledger(() =>
-          listApprovals(deps, principalOf(req), {
-            status: query.data.status,
-            limit: query.data.limit,
-            ...(query.data.cursor ? { cursor: query.data.cursor } : {}),
-          }),
-        );
-        return { status: 200, body: page };
-      } catch (error) {
-        if (error instanceof InvalidCursorError) {
-          throw badRequest('The cursor is not valid; start again without one.', [{ path: 'query:cursor', message: 'invalid cursor' }]);
-        }
-        throw error;
-      }
+      const page = await ledger(() =>
+        listApprovals(deps, viewer, { status: query.data.status, limit: query.data.limit, ...(startAfter !== undefined ? { startAfter } : {}) }),
+      );
+      return { status: 200, body: { items: page.items, nextCursor: page.startAfter !== undefined ? cursors.seal(scope, page.startAfter) : null } };
     },
   },
 

@@ -1,12 +1,15 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { internalProblem, malformedJson, notFound, payloadTooLarge, problem, ProblemError, unauthorized } from '../core/problem';
-import { principalFromClaims, type Principal } from '../core/principal';
+import { badRequest, internalProblem, malformedJson, notFound, payloadTooLarge, problem, ProblemError } from '../core/problem';
+import { InvalidCursorError, LedgerRequestRejectedError } from '../ports/ledger';
+import type { Principal } from '../core/principal';
 import { logger as rootLogger, type Logger } from '../core/logger';
+import { identityProblem, IdentityRefusedError, principalFromRequest } from './identity';
 
 /**
  * The HTTP edge shared by every API function: body limits and JSON parsing, the principal
- * from verified claims, route dispatch by API Gateway route key, and RFC 9457 errors.
+ * from the verified token (identity.ts), route dispatch by API Gateway route key, and RFC
+ * 9457 errors.
  * Handlers built on it receive typed requests and never see a raw event.
  */
 
@@ -89,8 +92,29 @@ function jsonResult(res: HttpResponse): HttpResult {
   };
 }
 
+/** The 400 for a cursor this listing did not issue (forged, altered, someone else's, another filter). */
+export const invalidCursor = (cause?: unknown) =>
+  new ProblemError(badRequest('The cursor is not valid for this listing; start again without one.', [{ path: 'query:cursor', message: 'invalid cursor' }]).problem, { cause });
+
+/**
+ * Errors of the ports that mean "bad input", as problems. Here, once, rather than at each
+ * call site: whichever route reaches the ledger with input that got past validation
+ * answers 400, not 500.
+ */
+function inputProblem(error: unknown, log: Logger): ProblemError | undefined {
+  if (error instanceof InvalidCursorError) return invalidCursor(error);
+  if (error instanceof LedgerRequestRejectedError) {
+    // Worth a look: validation should have caught it first. The cause names no secret.
+    const cause = error.cause instanceof Error ? error.cause.message.slice(0, 300) : undefined;
+    log.warn('ledger refused a request as malformed', { cause });
+    return new ProblemError(badRequest('The request names something that cannot be looked up; check its identifiers and parameters.').problem, { cause: error });
+  }
+  return undefined;
+}
+
 /** Turns anything thrown into a problem response; only ProblemErrors say what went wrong. */
 export function errorToResult(error: unknown, requestId: string, log: Logger): HttpResult {
+  error = inputProblem(error, log) ?? error;
   if (error instanceof ProblemError) {
     if (error.problem.status >= 500) log.error('request failed', { problem: error.problem.type, cause: error.cause });
     return problemResult({ ...error.problem, ...(error.problem.status >= 500 ? { requestId } : {}) }, error.headers);
@@ -98,6 +122,16 @@ export function errorToResult(error: unknown, requestId: string, log: Logger): H
   const err = error instanceof Error ? error : new Error(String(error));
   log.error('unhandled error', { error: { name: err.name, message: err.message }, stack: err.stack });
   return problemResult(internalProblem(requestId));
+}
+
+/** The principal of an authenticated route, or a 401 problem. */
+function authenticate(event: HttpEvent, headers: Record<string, string>, log: Logger): Principal {
+  try {
+    return principalFromRequest(event.requestContext?.authorizer?.jwt?.claims, headers.authorization);
+  } catch (error) {
+    if (error instanceof IdentityRefusedError) throw identityProblem(error, log);
+    throw error;
+  }
 }
 
 /**
@@ -111,13 +145,13 @@ export function httpApi(table: RouteTable) {
     try {
       const route = table[event.routeKey];
       if (!route) throw notFound(`No route ${event.routeKey}.`);
-      const principal = principalFromClaims(event.requestContext?.authorizer?.jwt?.claims);
-      if (route.auth && !principal) throw unauthorized();
+      const headers = lowerHeaders(event.headers);
+      const principal = route.auth ? authenticate(event, headers, log) : undefined;
       const req: HttpRequest = {
         routeKey: event.routeKey,
         method: event.requestContext.http.method,
         path: event.rawPath,
-        headers: lowerHeaders(event.headers),
+        headers,
         pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
         query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
         body: decodeBody(event),

@@ -1,13 +1,14 @@
 import { actionView, canView, stepViews } from '../core/action-view';
 import { ActionListQuerySchema } from '../core/api-schemas';
+import type { CursorScope } from '../core/cursor';
 import { toolCatalog } from '../core/catalog';
 import { ActionIdPattern } from '../core/ids';
 import { acceptAction, previewDecision } from '../core/intake';
 import { openApiDocument } from '../core/openapi';
 import { badRequest, notFound, serviceUnavailable } from '../core/problem';
-import { InvalidCursorError, LedgerThrottledError } from '../ports/ledger';
+import { LedgerThrottledError } from '../ports/ledger';
 import { httpApi, type HttpRequest } from './http';
-import { runtime } from './runtime';
+import { cursorCodec, runtime } from './runtime';
 
 /** The intake function: the agent-facing front door (tools, actions). */
 
@@ -100,26 +101,24 @@ export const handler = httpApi({
           query.error.issues.map((i) => ({ path: `query:${i.path.join('.') || '(root)'}`, message: i.message })),
         );
       }
+      const principal = principalOf(req);
+      // A cursor continues one caller's listing with one filter; the page size may change.
+      const scope: CursorScope = { listing: 'actions', caller: principal.sub, filter: query.data.status ?? '' };
+      const cursors = await cursorCodec();
+      const startAfter = query.data.cursor === undefined ? undefined : cursors.open(scope, query.data.cursor, ActionIdPattern);
       const rt = await runtime();
-      try {
-        const page = await readLedger(() =>
-          rt.actions.listActions({
-            principalSub: principalOf(req).sub,
-            limit: query.data.limit,
-            ...(query.data.status ? { status: query.data.status } : {}),
-            ...(query.data.cursor ? { cursor: query.data.cursor } : {}),
-          }),
-        );
-        return {
-          status: 200,
-          body: { items: page.items.map((a) => actionView(a)), nextCursor: page.nextCursor ?? null },
-        };
-      } catch (error) {
-        if (error instanceof InvalidCursorError) {
-          throw badRequest('The cursor is not valid; start again without one.', [{ path: 'query:cursor', message: 'invalid cursor' }]);
-        }
-        throw error;
-      }
+      const page = await readLedger(() =>
+        rt.actions.listActions({
+          principalSub: principal.sub,
+          limit: query.data.limit,
+          ...(query.data.status ? { status: query.data.status } : {}),
+          ...(startAfter !== undefined ? { startAfter } : {}),
+        }),
+      );
+      return {
+        status: 200,
+        body: { items: page.items.map((a) => actionView(a)), nextCursor: page.lastEvaluated ? cursors.seal(scope, page.lastEvaluated) : null },
+      };
     },
   },
 });

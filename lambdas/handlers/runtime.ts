@@ -7,6 +7,7 @@ import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { SecretsManagerSecrets } from '../adapters/aws/secrets-manager';
 import { StepFunctionsWorkflow } from '../adapters/aws/sfn-workflow';
+import { CursorCodec } from '../core/cursor';
 import { deciderFor } from '../core/decide';
 import { DEFAULT_GRANT_TTL_SECONDS, GrantKeyring, MAX_GRANT_TTL_SECONDS } from '../core/grants';
 import { defaultIntakeConfig, type Decider, type IntakeConfig } from '../core/intake';
@@ -70,6 +71,22 @@ const dynamoClient = () => (dynamo ??= new DynamoDBClient({}));
 const secretsPort = () => (secrets ??= new SecretsManagerSecrets({ client: new SecretsManagerClient({}) }));
 
 const TableEnv = z.object({ LEDGER_TABLE: z.string().min(1) });
+
+// ── page cursors (intake and approvals) ────────────────────────────────────
+const CursorEnv = z.object({ CURSOR_KEY_SECRET: z.string().min(1) });
+
+/** Installs the cursor codec (local runtime, tests). */
+export function installCursorCodec(codec: CursorCodec): void {
+  provide('cursors', codec);
+}
+
+/**
+ * The codec of page cursors. In AWS its key is the `CURSOR_KEY_SECRET` secret, read on the
+ * first listing (not at cold start: most requests never page).
+ */
+export function cursorCodec(): Promise<CursorCodec> {
+  return slot('cursors', async () => new CursorCodec(await secretsPort().getSecret(CursorEnv.parse(process.env).CURSOR_KEY_SECRET)));
+}
 
 /** A Decider whose daily spend comes from the ledger. */
 export function ledgerDecider(engine: PolicyEngine, spend: SpendStore): Decider {

@@ -29,7 +29,8 @@ export function generateVendorCredential(): string {
 }
 
 /**
- * Ensures the grant-signing key and one vendor credential per connector exist. Existing
+ * Ensures the grant-signing key, the receipt, digest and cursor keys, and one vendor
+ * credential per connector exist. Existing
  * values are never replaced, so restarts keep grants and vendor keys stable.
  */
 export async function provisionLocalSecrets(secrets: FileSecrets, connectorNames: readonly string[]): Promise<string[]> {
@@ -37,12 +38,15 @@ export async function provisionLocalSecrets(secrets: FileSecrets, connectorNames
     SecretNames.grantSigningKey,
     SecretNames.receiptRedactionKey,
     SecretNames.digestSigningKey,
+    SecretNames.cursorKey,
     ...connectorNames.map((c) => SecretNames.vendorCredential(c)),
   ];
   await secrets.ensureSecret(SecretNames.grantSigningKey, generateGrantSigningKey);
   // Receipt redaction (HMAC) and digest signing (Ed25519 seed): 256 random bits each.
   await secrets.ensureSecret(SecretNames.receiptRedactionKey, generateVendorCredential);
   await secrets.ensureSecret(SecretNames.digestSigningKey, generateVendorCredential);
+  // Page-cursor HMAC key: 256 random bits, like the stack's generated secret.
+  await secrets.ensureSecret(SecretNames.cursorKey, generateVendorCredential);
   for (const connector of connectorNames) {
     await secrets.ensureSecret(SecretNames.vendorCredential(connector), generateVendorCredential);
   }

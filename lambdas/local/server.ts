@@ -1,7 +1,7 @@
 import './polyfills';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Context } from 'aws-lambda';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -12,16 +12,22 @@ import { DEFAULT_LEDGER_TABLE, ensureTables } from '../adapters/local/dynamo-tab
 import { FileSecrets } from '../adapters/local/file-secrets';
 import { createLogger, logger as rootLogger, type Logger } from '../core/logger';
 import {
+  headersTooLarge,
   internalProblem,
+  malformedRequest,
   methodNotAllowed,
   notFound,
   payloadTooLarge,
   ProblemError,
+  requestTimeout,
   serviceUnavailable,
   unauthorized,
   type ProblemDocument,
 } from '../core/problem';
 import { MAX_BODY_BYTES, problemResult, type HttpResult } from '../handlers/http';
+import { installCursorCodec } from '../handlers/runtime';
+import { CursorCodec } from '../core/cursor';
+import { SecretNames } from '../ports/secrets';
 import { routes as defaultRoutes, type RouteSpec } from '../handlers/routes';
 import {
   buildApiGatewayEvent,
@@ -50,6 +56,12 @@ export const DEFAULT_HANDLER_TIMEOUT_MS = 30_000;
 const CLOSE_GRACE_MS = 5_000;
 /** Bytes an early-rejected request may still upload before its socket is cut. */
 const DRAIN_LIMIT_BYTES = 1024 * 1024;
+/**
+ * Most bytes of request line and headers read, as API Gateway's HTTP API ("total combined
+ * size of request line and header values: 10240 bytes"). Set explicitly so that Node's
+ * default (16 KiB, or a `--max-http-header-size` flag) does not decide it.
+ */
+export const MAX_HEADER_BYTES = 10_240;
 
 /** The port is taken by another process. */
 export class PortInUseError extends Error {
@@ -233,6 +245,49 @@ function send(res: ServerResponse, response: LocalResponse, requestId: string): 
   res.end(response.body);
 }
 
+/** The problem for an error Node's HTTP parser raised before any request object existed. */
+export function parserProblem(code: string | undefined): ProblemError {
+  if (code === 'HPE_HEADER_OVERFLOW') return headersTooLarge(MAX_HEADER_BYTES);
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT') return requestTimeout();
+  return malformedRequest();
+}
+
+/**
+ * Answers a request Node's parser refused (bad header bytes, header overflow, broken framing)
+ * with a problem document written straight to the socket, then closes it: Node's own answer
+ * is a bare status line with no body.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Socket, log: Logger): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const doc = parserProblem(error.code).problem;
+  const body = Buffer.from(JSON.stringify(doc), 'utf8');
+  const head = [
+    `HTTP/1.1 ${doc.status} ${STATUS_CODES[doc.status] ?? ''}`,
+    'content-type: application/problem+json',
+    'cache-control: no-store',
+    `apigw-requestid: ${newRequestId()}`,
+    `content-length: ${body.byteLength}`,
+    'connection: close',
+    '',
+    '',
+  ].join('\r\n');
+  log.info('unparseable request refused', { code: error.code, status: doc.status });
+  socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+  // Closing with unread bytes pending makes the kernel send a reset, which can overtake the
+  // answer (a 100 KB header arrives faster than it is refused): read a bounded amount of what
+  // is still coming, then cut.
+  let drained = 0;
+  socket.on('data', (chunk: Buffer) => {
+    drained += chunk.byteLength;
+    if (drained > DRAIN_LIMIT_BYTES) socket.destroy();
+  });
+  socket.resume();
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}
+
 function resultOf(doc: ProblemDocument, headers: Record<string, string> = {}): LocalResponse {
   const r: HttpResult = problemResult(doc, headers);
   return resultToResponse(r)!;
@@ -259,27 +314,37 @@ function discardRest(req: IncomingMessage, res: ServerResponse): void {
   req.resume();
 }
 
-type BodyResult = { ok: true; body: Buffer | undefined } | { ok: false };
+type BodyResult = { ok: true; body: Buffer | undefined } | { ok: false; reason: 'too-large' | 'malformed' };
+
+/**
+ * Node reports a body it cannot parse (bad chunk framing) as a `clientError` on the server,
+ * not on the request, and the request then never ends. The server marks such a request and
+ * emits this event on it, so its body read gives up at once.
+ */
+const BODY_BROKEN = 'airlock:body-broken';
+const brokenBodies = new WeakSet<IncomingMessage>();
 
 /** Reads the body up to `limit` bytes; stops reading (never buffers more) past it. */
 function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ ok: false });
-  return new Promise((resolve, reject) => {
+  if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ ok: false, reason: 'too-large' });
+  if (brokenBodies.has(req)) return Promise.resolve({ ok: false, reason: 'malformed' });
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const cleanup = () => {
       req.off('data', onData);
       req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
+      req.off('error', onBroken);
+      req.off('close', onBroken);
+      req.off(BODY_BROKEN, onBroken);
     };
     const onData = (chunk: Buffer) => {
       size += chunk.byteLength;
       if (size > limit) {
         cleanup();
         req.pause();
-        resolve({ ok: false });
+        resolve({ ok: false, reason: 'too-large' });
         return;
       }
       chunks.push(chunk);
@@ -288,16 +353,17 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
       cleanup();
       resolve({ ok: true, body: size === 0 ? undefined : Buffer.concat(chunks, size) });
     };
-    const onError = (error: Error) => {
+    // Broken framing, a stream error, or a client that hung up mid-body: the body is unusable,
+    // which is the client's doing (400), and the request must settle instead of hanging.
+    const onBroken = () => {
       cleanup();
-      reject(error);
+      resolve({ ok: false, reason: 'malformed' });
     };
-    // A client that hangs up mid-body: settle instead of leaving the request pending.
-    const onClose = () => onError(new Error('request closed before the body ended'));
     req.on('data', onData);
     req.once('end', onEnd);
-    req.once('error', onError);
-    req.once('close', onClose);
+    req.once('error', onBroken);
+    req.once('close', onBroken);
+    req.once(BODY_BROKEN, onBroken);
   });
 }
 
@@ -384,9 +450,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
 
     let claims;
     if (match.route.auth) {
-      const header = req.headers.authorization;
-      const bearer = header ? BEARER.exec(header) : null;
-      if (!bearer?.[1]) return problemResponse(unauthorized('Send Authorization: Bearer <token>; `airlock token <sub> --role <role>` prints one.'));
+      // Node keeps only the first of repeated Authorization headers in req.headers; the
+      // handler would see them comma-joined. One token per request, or none is trusted.
+      const values = req.headersDistinct.authorization ?? [];
+      const bearer = values.length === 1 ? BEARER.exec(values[0]!) : null;
+      if (!bearer?.[1]) return problemResponse(unauthorized('Send exactly one Authorization: Bearer <token> header; `airlock token <sub> --role <role>` prints one.'));
       try {
         claims = await issuer.verify(bearer[1]);
       } catch (error) {
@@ -397,7 +465,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     }
 
     const body = await readBody(req, MAX_BODY_BYTES);
-    if (!body.ok) return problemResponse(payloadTooLarge(MAX_BODY_BYTES));
+    if (!body.ok) return problemResponse(body.reason === 'too-large' ? payloadTooLarge(MAX_BODY_BYTES) : malformedRequest());
 
     const headers: Record<string, string[]> = {};
     for (const [k, v] of Object.entries(req.headersDistinct)) if (v) headers[k] = v;
@@ -428,11 +496,38 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     return response;
   };
 
-  const server = createServer({ requestTimeout: timeoutMs + 5_000, headersTimeout: 10_000 }, (req, res) => {
+  // A parser error can arrive while the socket still owes an answer. In the body of the
+  // request being answered, it is that request's problem: its body read gives up and its
+  // answer (a 400) is the only one. After it (pipelining), the answer in progress goes out
+  // first, then the problem; interleaving would corrupt both.
+  const answering = new Map<Socket, IncomingMessage>();
+  const deferred = new Map<Socket, NodeJS.ErrnoException>();
+  const server = createServer({ requestTimeout: timeoutMs + 5_000, headersTimeout: 10_000, maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
+    const socket = req.socket;
+    answering.set(socket, req);
+    res.once('close', () => {
+      if (answering.get(socket) === req) answering.delete(socket);
+      const error = deferred.get(socket);
+      deferred.delete(socket);
+      if (error && res.writableFinished) answerClientError(error, socket, log);
+      else if (error) socket.destroy();
+    });
     handle(req, res).catch((error) => {
       log.error('response failed', { error });
       res.destroy();
     });
+  });
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    const inFlight = answering.get(socket);
+    if (!inFlight) {
+      answerClientError(error, socket, log);
+    } else if (!inFlight.complete) {
+      log.info('request body refused', { code: error.code });
+      brokenBodies.add(inFlight);
+      inFlight.emit(BODY_BROKEN);
+    } else {
+      deferred.set(socket, error);
+    }
   });
 
   const port = await listen(server, requestedPort);
@@ -450,6 +545,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       secrets,
       connectors.map((c) => c.name),
     );
+    // What CURSOR_KEY_SECRET names in AWS: the handlers' page cursors are signed with it.
+    installCursorCodec(new CursorCodec(await secrets.getSecret(SecretNames.cursorKey)));
 
     const dynalite = await startDynalite(
       options.inMemoryDynamo ? {} : { path: await ensurePrivateDir(join(stateDir, 'dynamodb')) },

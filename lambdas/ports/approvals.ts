@@ -67,7 +67,8 @@ export type PutVoteResult = { outcome: 'recorded' } | { outcome: 'exists'; vote:
 
 export interface ApprovalPage {
   items: ApprovalRecord[];
-  nextCursor?: string;
+  /** The id of the last approval read, when more may follow. */
+  lastEvaluated?: string;
 }
 
 export interface ApprovalStore {
@@ -98,8 +99,11 @@ export interface ApprovalStore {
   claimRefusal(approvalId: string, voter: string, reason: VoteRefusalReason, limit: number, now: Date): Promise<ClaimRefusalResult>;
   /** Records that the saga was answered. */
   markAnswered(id: string, now: Date): Promise<void>;
-  /** Approvals in one status, newest first. */
-  listApprovals(query: { status: ApprovalStatus; limit: number; cursor?: string }): Promise<ApprovalPage>;
+  /**
+   * Approvals in one status, newest first, continuing after the approval id `startAfter`
+   * (any approval id: the store builds its own start key from it).
+   */
+  listApprovals(query: { status: ApprovalStatus; limit: number; startAfter?: string }): Promise<ApprovalPage>;
 }
 
 /** The approval id of an action: `act_<ULID>` → `apr_<ULID>`. */

@@ -53,12 +53,17 @@ export interface ListActionsQuery {
   principalSub: string;
   status?: ActionStatus;
   limit: number;
-  cursor?: string;
+  /**
+   * Continue after this action id (an earlier page's `lastEvaluated`). Only an id: the store
+   * builds its own start key from it, so nothing from a client reaches the database as a key.
+   */
+  startAfter?: string;
 }
 
 export interface ActionPage {
   items: ActionRecord[];
-  nextCursor?: string;
+  /** The id of the last action examined, when more may follow (also when it was filtered out). */
+  lastEvaluated?: string;
 }
 
 export class StatusTransitionError extends Error {
@@ -70,10 +75,23 @@ export class StatusTransitionError extends Error {
   }
 }
 
+/** A page cursor or start position that this listing did not issue; the edge answers 400. */
 export class InvalidCursorError extends Error {
   constructor(options?: { cause?: unknown }) {
     super('The cursor is not valid for this listing', options);
     this.name = 'InvalidCursorError';
+  }
+}
+
+/**
+ * The store refused a request as malformed (DynamoDB's ValidationException). Every key and
+ * value Airlock sends is validated first, so this means input got past that validation: the
+ * edge answers 400 and logs the cause, never a 500.
+ */
+export class LedgerRequestRejectedError extends Error {
+  constructor(options?: { cause?: unknown }) {
+    super('The ledger refused the request as malformed', options);
+    this.name = 'LedgerRequestRejectedError';
   }
 }
 

@@ -21,5 +21,7 @@ export const SecretNames = {
   receiptRedactionKey: 'airlock/receipt-redaction-key',
   /** Seed of the Ed25519 key that signs audit digests (read only by the receipts function). */
   digestSigningKey: 'airlock/digest-signing-key',
+  /** HMAC key of page cursors (read by the intake and approvals functions). */
+  cursorKey: 'airlock/cursor-key',
   vendorCredential: (connector: string) => `airlock/vendor/${connector}`,
 } as const;

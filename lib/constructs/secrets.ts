@@ -10,6 +10,8 @@ import type { AirlockFunction } from './airlock-function';
 export const GRANT_KEY_SECRET_ENV = 'GRANT_SIGNING_KEY_SECRET';
 /** Env var with the connector's vendor-credential secret name. */
 export const VENDOR_SECRET_ENV = 'VENDOR_CREDENTIAL_SECRET';
+/** Env var with the page-cursor key's secret name (read by lambdas/handlers/runtime.ts). */
+export const CURSOR_KEY_SECRET_ENV = 'CURSOR_KEY_SECRET';
 
 /**
  * What a Secrets Manager rotation function calls on the secret it rotates: read and describe
@@ -72,12 +74,13 @@ class ClosedSecret {
 }
 
 /**
- * Secrets Manager: the grant-signing key and one vendor credential per connector
+ * Secrets Manager: the grant-signing key, the page-cursor key and one vendor credential per connector
  * (`SecretNames` from lambdas/ports/secrets). Values are generated at deploy time; vendor
  * credentials are replaced by the operator with `put-secret-value`.
  */
 export class AirlockSecrets extends Construct {
   private readonly grantKey: ClosedSecret;
+  private readonly cursorKey: ClosedSecret;
   private readonly vendor = new Map<string, ClosedSecret>();
 
   constructor(scope: Construct, id: string, props: AirlockSecretsProps) {
@@ -92,6 +95,19 @@ export class AirlockSecrets extends Construct {
       removalPolicy: props.removalPolicy,
     });
     this.grantKey = new ClosedSecret(grantKey, SecretNames.grantSigningKey);
+
+    const cursorKey = new Secret(this, 'CursorKey', {
+      secretName: SecretNames.cursorKey,
+      description: 'Airlock page-cursor key (HMAC-SHA-256 over each cursor, its caller and its filter)',
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      removalPolicy: props.removalPolicy,
+    });
+    Validations.of(cursorKey).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'The cursor key only authenticates page cursors, which live for one listing: replacing it (put-secret-value) costs clients one 400 and a restarted listing. A rotation function would add a Lambda for no protection a manual replacement lacks.',
+    });
+    this.cursorKey = new ClosedSecret(cursorKey, SecretNames.cursorKey);
 
     for (const name of props.connectors) {
       const secret = new Secret(this, `Vendor-${name}`, {
@@ -116,6 +132,11 @@ export class AirlockSecrets extends Construct {
    */
   grantSigningKeyRead(fn: AirlockFunction): void {
     this.grantKey.grantRead(fn, GRANT_KEY_SECRET_ENV);
+  }
+
+  /** Lets an API function issue and check page cursors. */
+  grantCursorKeyRead(fn: AirlockFunction): void {
+    this.cursorKey.grantRead(fn, CURSOR_KEY_SECRET_ENV);
   }
 
   /**
@@ -158,6 +179,11 @@ export class AirlockSecrets extends Construct {
   /** The grant-signing key secret. */
   get grantSigningKey(): Secret {
     return this.grantKey.secret;
+  }
+
+  /** The page-cursor key secret. */
+  get cursorKeySecret(): Secret {
+    return this.cursorKey.secret;
   }
 
   /** The vendor-credential secret of a connector. */

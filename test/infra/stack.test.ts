@@ -229,10 +229,21 @@ describe('secrets', () => {
     expect(readersOf(logicalId(s.stack.secrets.grantSigningKey))).toEqual(expected);
   });
 
+  it('makes the page-cursor key readable by the two functions that serve listings, and names it to them', () => {
+    s.template.hasResourceProperties('AWS::SecretsManager::Secret', { Name: SecretNames.cursorKey });
+    expect(readersOf(logicalId(s.stack.secrets.cursorKeySecret))).toEqual([roles.intake, roles.approvals].sort());
+    for (const fn of [s.stack.functions.intake, s.stack.functions.approvals]) {
+      s.template.hasResourceProperties('AWS::Lambda::Function', {
+        Role: { 'Fn::GetAtt': [logicalId(fn.role), 'Arn'] },
+        Environment: { Variables: Match.objectLike({ CURSOR_KEY_SECRET: SecretNames.cursorKey }) },
+      });
+    }
+  });
+
   it('denies GetSecretValue to every other principal through the secret resource policy', () => {
     const policies = s.template.findResources('AWS::SecretsManager::ResourcePolicy');
-    // The grant key, the audit vault's redaction and digest keys, one per connector.
-    expect(Object.keys(policies)).toHaveLength(3 + s.stack.connectorFunctions.size);
+    // The grant and cursor keys, the audit vault's redaction and digest keys, one per connector.
+    expect(Object.keys(policies)).toHaveLength(4 + s.stack.connectorFunctions.size);
     for (const policy of Object.values(policies)) {
       expect(policy.Properties.ResourcePolicy.Statement).toContainEqual(
         expect.objectContaining({

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,8 +39,10 @@ import type { EventPublisher, PublishedEvent } from '../../lambdas/ports/events'
 import { TaskTokenInvalidError, type TaskCallbacks } from '../../lambdas/ports/task-callbacks';
 import { handler } from '../../lambdas/handlers/approvals';
 import { installApprovalsRuntime } from '../../lambdas/handlers/approvals-runtime';
-import { resetRuntime } from '../../lambdas/handlers/runtime';
+import { installCursorCodec, resetRuntime } from '../../lambdas/handlers/runtime';
+import { CursorCodec } from '../../lambdas/core/cursor';
 import { startLedger } from '../helpers/ledger';
+import { verifiedIdentity } from '../helpers/events';
 
 // ── people ─────────────────────────────────────────────────────────────────
 const alice: Principal = { sub: 'alice', roles: ['Employee'], manager: 'maria', department: 'sales' };
@@ -470,12 +472,13 @@ describe('the approvals handler', () => {
   const context = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
   const httpEvent = (routeKey: string, principal: Principal, extra: { id?: string; body?: unknown; query?: Record<string, string> } = {}) => {
     const [method, path] = routeKey.split(' ') as [string, string];
+    const identity = verifiedIdentity({ sub: principal.sub, roles: principal.roles, ...(principal.manager ? { manager: principal.manager } : {}) });
     return {
       version: '2.0',
       routeKey,
       rawPath: path.replace('{id}', extra.id ?? ''),
       rawQueryString: '',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: identity.authorization },
       queryStringParameters: extra.query,
       pathParameters: extra.id ? { id: extra.id } : undefined,
       body: extra.body === undefined ? undefined : JSON.stringify(extra.body),
@@ -483,13 +486,14 @@ describe('the approvals handler', () => {
       requestContext: {
         requestId: 'req-1',
         http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-        authorizer: { jwt: { claims: { sub: principal.sub, roles: principal.roles, ...(principal.manager ? { manager: principal.manager } : {}) }, scopes: [] } },
+        authorizer: { jwt: { claims: identity.claims, scopes: [] } },
       },
     };
   };
 
   it('serves the saga task and the HTTP routes, and no response or log line carries a task token', async () => {
     installApprovalsRuntime(deps);
+    installCursorCodec(new CursorCodec(randomBytes(32)));
     const responses: unknown[] = [];
     const validated = validateEnvelope(bigPayment);
     if (!validated.ok) throw new Error('fixture');
@@ -558,20 +562,21 @@ describe('refused votes are audited', () => {
   /** POST /v1/approvals/{id}/decision through the approvals handler, as API Gateway calls it. */
   async function vote(voter: Principal, approvalId: string, body: { decision: 'approve' | 'reject'; planHash: string; comment?: string }) {
     installApprovalsRuntime(deps);
+    const identity = verifiedIdentity({ sub: voter.sub, roles: voter.roles, ...(voter.manager ? { manager: voter.manager } : {}) });
     const res = (await handler(
       {
         version: '2.0',
         routeKey: 'POST /v1/approvals/{id}/decision',
         rawPath: `/v1/approvals/${approvalId}/decision`,
         rawQueryString: '',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: identity.authorization },
         pathParameters: { id: approvalId },
         body: JSON.stringify(body),
         isBase64Encoded: false,
         requestContext: {
           requestId: 'req-2',
           http: { method: 'POST', path: `/v1/approvals/${approvalId}/decision`, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-          authorizer: { jwt: { claims: { sub: voter.sub, roles: voter.roles, ...(voter.manager ? { manager: voter.manager } : {}) }, scopes: [] } },
+          authorizer: { jwt: { claims: identity.claims, scopes: [] } },
         },
       },
       context,

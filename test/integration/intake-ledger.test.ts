@@ -4,7 +4,7 @@ import type { ActionRecord } from '../../lambdas/core/action';
 import { acceptAction, defaultIntakeConfig, type IntakeResponse } from '../../lambdas/core/intake';
 import { ProblemError } from '../../lambdas/core/problem';
 import { fingerprint } from '../../lambdas/core/canonical-json';
-import { StatusTransitionError } from '../../lambdas/ports/ledger';
+import { InvalidCursorError, StatusTransitionError } from '../../lambdas/ports/ledger';
 import { startLedger } from '../helpers/ledger';
 import { alice, echoCall, fixedDecider, intakeDeps, mallory, RecordingWorkflow } from '../helpers/intake';
 
@@ -186,16 +186,21 @@ describe('the action ledger', () => {
     expect(after?.version).toBe(3);
   });
 
-  it('lists a principal’s actions newest first, page by page, and refuses foreign cursors', async () => {
+  it('lists a principal’s actions newest first, page by page, from start positions it builds itself', async () => {
     const ids = ['act_01J00000000000000000000010', 'act_01J00000000000000000000011', 'act_01J00000000000000000000012'];
     for (const id of ids) await env.ledger.createAction(record(id, 'lister'));
     await env.ledger.createAction(record('act_01J00000000000000000000013', 'someone-else'));
     const page1 = await env.ledger.listActions({ principalSub: 'lister', limit: 2 });
     expect(page1.items.map((a) => a.id)).toEqual([ids[2], ids[1]]);
-    expect(page1.nextCursor).toBeDefined();
-    const page2 = await env.ledger.listActions({ principalSub: 'lister', limit: 2, cursor: page1.nextCursor! });
+    expect(page1.lastEvaluated).toBe(ids[1]);
+    const page2 = await env.ledger.listActions({ principalSub: 'lister', limit: 2, startAfter: page1.lastEvaluated! });
     expect(page2.items.map((a) => a.id)).toEqual([ids[0]]);
-    await expect(env.ledger.listActions({ principalSub: 'someone-else', limit: 2, cursor: page1.nextCursor! })).rejects.toThrow(/cursor/);
-    await expect(env.ledger.listActions({ principalSub: 'lister', limit: 2, cursor: 'garbage!!' })).rejects.toThrow(/cursor/);
+    // A position is only a place in the caller's own partition: it never reaches another's items.
+    const elsewhere = await env.ledger.listActions({ principalSub: 'someone-else', limit: 5, startAfter: 'act_01J00000000000000000000099' });
+    expect(elsewhere.items.map((a) => a.id)).toEqual(['act_01J00000000000000000000013']);
+    // Anything but an action id is refused before DynamoDB is asked.
+    for (const startAfter of ['garbage!!', '', 'ACTION#act_01J00000000000000000000010', 'act_01J0000000000000000000001']) {
+      await expect(env.ledger.listActions({ principalSub: 'lister', limit: 2, startAfter })).rejects.toBeInstanceOf(InvalidCursorError);
+    }
   });
 });

@@ -8,6 +8,7 @@ import {
 import { z } from 'zod';
 import { InvalidCursorError } from '../../ports/ledger';
 import {
+  ApprovalIdPattern,
   ApprovalStatuses,
   type ApprovalPage,
   type ApprovalRecord,
@@ -87,7 +88,6 @@ function toVote(item: Item): VoteRecord {
   return VoteSchema.parse(JSON.parse(item.doc?.S ?? '{}')) as VoteRecord;
 }
 
-const CursorSchema = z.object({ pk: z.string().max(300), sk: z.string().max(300), gsi1pk: z.string().max(300), gsi1sk: z.string().max(300) }).strict();
 
 export interface DynamoApprovalStoreOptions {
   client: DynamoDBClient;
@@ -267,17 +267,13 @@ export class DynamoApprovalStore implements ApprovalStore {
     );
   }
 
-  async listApprovals(query: { status: ApprovalStatus; limit: number; cursor?: string }): Promise<ApprovalPage> {
+  async listApprovals(query: { status: ApprovalStatus; limit: number; startAfter?: string }): Promise<ApprovalPage> {
     const gsi1pk = ApprovalKeys.byStatus(query.status);
     let start: Item | undefined;
-    if (query.cursor) {
-      try {
-        const parsed = CursorSchema.parse(JSON.parse(Buffer.from(query.cursor, 'base64url').toString('utf8')));
-        if (parsed.gsi1pk !== gsi1pk) throw new Error('cursor belongs to another listing');
-        start = { pk: S(parsed.pk), sk: S(parsed.sk), gsi1pk: S(parsed.gsi1pk), gsi1sk: S(parsed.gsi1sk) };
-      } catch (cause) {
-        throw new InvalidCursorError({ cause });
-      }
+    if (query.startAfter !== undefined) {
+      // The start key is rebuilt from a checked id: nothing a client sent is a key attribute.
+      if (!ApprovalIdPattern.test(query.startAfter)) throw new InvalidCursorError();
+      start = { ...ApprovalKeys.approval(query.startAfter), gsi1pk: S(gsi1pk), gsi1sk: S(query.startAfter) };
     }
     const out = await guard(() =>
       this.client.send(
@@ -296,13 +292,8 @@ export class DynamoApprovalStore implements ApprovalStore {
       ),
     );
     const items = (out.Items ?? []).map(toRecord).filter((r): r is ApprovalRecord => r !== undefined);
-    const last = out.LastEvaluatedKey;
-    let nextCursor: string | undefined;
-    if (last) {
-      const plain: Record<string, string> = {};
-      for (const [k, v] of Object.entries(last)) if (v.S !== undefined) plain[k] = v.S;
-      nextCursor = Buffer.from(JSON.stringify(plain), 'utf8').toString('base64url');
-    }
-    return { items, ...(nextCursor ? { nextCursor } : {}) };
+    const last = out.LastEvaluatedKey?.gsi1sk?.S;
+    if (last !== undefined && !ApprovalIdPattern.test(last)) throw new Error(`Unexpected listing key ${last.slice(0, 80)}`);
+    return { items, ...(last !== undefined ? { lastEvaluated: last } : {}) };
   }
 }

@@ -9,6 +9,7 @@ import {
 import { z } from 'zod';
 import { predecessorsOf, type ActionRecord, type ActionStatus, type StoredDecision } from '../../core/action';
 import { sha256Hex } from '../../core/canonical-json';
+import { ActionIdPattern } from '../../core/ids';
 import {
   InvalidCursorError,
   StatusTransitionError,
@@ -38,26 +39,25 @@ export const Keys = {
   }),
 };
 
-const CursorSchema = z
-  .object({ pk: z.string().max(300), sk: z.string().max(300), gsi1pk: z.string().max(300), gsi1sk: z.string().max(300) })
-  .strict();
+/** The gsi1 sort key of an action in its principal's listing. */
+const actionSortKey = (id: string) => `ACTION#${id}`;
 
-function encodeCursor(key: Item | undefined): string | undefined {
-  if (!key) return undefined;
-  const plain: Record<string, string> = {};
-  for (const [k, v] of Object.entries(key)) if (v.S !== undefined) plain[k] = v.S;
-  return Buffer.from(JSON.stringify(plain), 'utf8').toString('base64url');
+/**
+ * The full start key of a listing position (table and index keys), built from an action id
+ * that was checked first: nothing a client sent is ever a key attribute.
+ */
+function actionStartKey(id: string, gsi1pk: string): Item {
+  if (!ActionIdPattern.test(id)) throw new InvalidCursorError();
+  return { ...Keys.action(id), gsi1pk: S(gsi1pk), gsi1sk: S(actionSortKey(id)) };
 }
 
-function decodeCursor(cursor: string, gsi1pk: string): Item {
-  try {
-    const parsed = CursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
-    // A cursor only continues the caller's own listing.
-    if (parsed.gsi1pk !== gsi1pk) throw new Error('cursor belongs to another listing');
-    return { pk: S(parsed.pk), sk: S(parsed.sk), gsi1pk: S(parsed.gsi1pk), gsi1sk: S(parsed.gsi1sk) };
-  } catch (cause) {
-    throw new InvalidCursorError({ cause });
-  }
+/** The action id at a LastEvaluatedKey; these keys come from our own items. */
+function positionOf(key: Item | undefined): string | undefined {
+  const sortKey = key?.gsi1sk?.S;
+  if (sortKey === undefined) return undefined;
+  const id = sortKey.slice(actionSortKey('').length);
+  if (!sortKey.startsWith(actionSortKey('')) || !ActionIdPattern.test(id)) throw new Error(`Unexpected listing key ${sortKey.slice(0, 80)}`);
+  return id;
 }
 
 const StoredResponseSchema = z.object({
@@ -241,7 +241,7 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
     return {
       ...Keys.action(action.id),
       gsi1pk: S(Keys.actionByPrincipal(action.principal.sub)),
-      gsi1sk: S(`ACTION#${action.id}`),
+      gsi1sk: S(actionSortKey(action.id)),
       status: S(action.status),
       version: N(action.version),
       updatedAt: S(action.updatedAt),
@@ -269,7 +269,7 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
 
   async listActions(query: ListActionsQuery): Promise<ActionPage> {
     const gsi1pk = Keys.actionByPrincipal(query.principalSub);
-    const start = query.cursor ? decodeCursor(query.cursor, gsi1pk) : undefined;
+    const start = query.startAfter !== undefined ? actionStartKey(query.startAfter, gsi1pk) : undefined;
     const out = await guard(() =>
       this.client.send(
         new QueryCommand({
@@ -291,8 +291,8 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
       ),
     );
     const items = (out.Items ?? []).map(toAction).filter((a): a is ActionRecord => a !== undefined);
-    const nextCursor = encodeCursor(out.LastEvaluatedKey);
-    return { items, ...(nextCursor ? { nextCursor } : {}) };
+    const lastEvaluated = positionOf(out.LastEvaluatedKey);
+    return { items, ...(lastEvaluated ? { lastEvaluated } : {}) };
   }
 
   async transition(

@@ -8,7 +8,7 @@ import {
   type QueryCommandInput,
   type UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { LedgerThrottledError } from '../../ports/ledger';
+import { LedgerRequestRejectedError, LedgerThrottledError } from '../../ports/ledger';
 
 /** Helpers every ledger adapter shares: attribute builders, throttling and condition checks. */
 
@@ -18,12 +18,18 @@ export const N = (value: number): AttributeValue => ({ N: String(value) });
 
 const THROTTLE_NAMES = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
 
-/** Turns DynamoDB throttling into LedgerThrottledError, which the HTTP edge answers with 503 + Retry-After. */
+/**
+ * Every ledger call goes through here, so DynamoDB's errors are translated in one place:
+ * throttling becomes LedgerThrottledError (the edge: 503 + Retry-After) and a request
+ * DynamoDB refuses as malformed (ValidationException: a bad key, an oversized value) becomes
+ * LedgerRequestRejectedError (the edge: 400), never an unexplained 500.
+ */
 export async function guard<T>(op: () => Promise<T>): Promise<T> {
   try {
     return await op();
   } catch (error) {
     if (error instanceof Error && THROTTLE_NAMES.has(error.name)) throw new LedgerThrottledError({ cause: error });
+    if (error instanceof Error && error.name === 'ValidationException') throw new LedgerRequestRejectedError({ cause: error });
     throw error;
   }
 }

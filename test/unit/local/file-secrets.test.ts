@@ -84,7 +84,8 @@ describe('FileSecrets', () => {
 
   it('provisions a grant-signing Ed25519 JWK with kid and one key per connector', async () => {
     const names = await provisionLocalSecrets(secrets, ['travel', 'echo']);
-    expect(names).toEqual([SecretNames.grantSigningKey, SecretNames.receiptRedactionKey, SecretNames.digestSigningKey, 'airlock/vendor/travel', 'airlock/vendor/echo']);
+    expect(names).toEqual([SecretNames.grantSigningKey, SecretNames.receiptRedactionKey, SecretNames.digestSigningKey, SecretNames.cursorKey, 'airlock/vendor/travel', 'airlock/vendor/echo']);
+    expect(await secrets.getSecret(SecretNames.cursorKey)).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const jwk = JSON.parse(await secrets.getSecret(SecretNames.grantSigningKey)) as Record<string, string>;
     expect(jwk).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' });
     expect(jwk.kid).toMatch(/^[A-Za-z0-9_-]{43}$/);

@@ -8,6 +8,7 @@ import { badRequest, notFound, serviceUnavailable, type Violation } from '../cor
 import { ApprovalIdPattern } from '../ports/approvals';
 import { InvalidCursorError, LedgerThrottledError } from '../ports/ledger';
 import { approvalsRuntime } from './approvals-runtime';
+import { boundedErrors } from './bounded-errors';
 import { httpApi, type HttpEvent, type HttpRequest, type HttpResult } from './http';
 
 /**
@@ -133,7 +134,7 @@ function isHttpEvent(event: unknown): event is HttpEvent {
 }
 
 /** Lambda entry point: API Gateway events go to the routes, anything else must be the saga task. */
-export const handler = middy<unknown, unknown>().handler(async (event: unknown, context: Context): Promise<HttpResult | { approvalId: string; status: string; expiresAt: string }> => {
+export const handler = middy<unknown, unknown>().use(boundedErrors()).handler(async (event: unknown, context: Context): Promise<HttpResult | { approvalId: string; status: string; expiresAt: string }> => {
   if (isHttpEvent(event)) return http(event, context);
   return runTask(event);
 });

@@ -176,7 +176,8 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     this.definition = applySagaTimeouts(parsed, this.timeouts);
     // The execution timeout is kept here (see start): the library would arm one Node timer for
     // it, which fires at once past ~24.8 days.
-    const { TimeoutSeconds: _executionTimeout, ...forLibrary } = this.definition;
+    // A copy: the library annotates the definition it validates.
+    const { TimeoutSeconds: _executionTimeout, ...forLibrary } = structuredClone(this.definition);
     const definition = forLibrary as unknown as ConstructorParameters<typeof StateMachine>[0];
     this.machine = new StateMachine(definition, { validationOptions: { checkPaths: true, checkArn: true } });
     const states = [...statesOf(definition)];

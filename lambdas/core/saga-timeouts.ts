@@ -9,9 +9,10 @@
  * The bound, in seconds (every term read from the ASL's Retry fields, defaults as in the ASL spec):
  *
  *   task(s)       = fn(s) + TASK_TIMEOUT_MARGIN_SECONDS        fn = timeout of the Lambda it invokes
+ *   task(wait)    = approvalTimeoutSeconds + task(approvals function)
  *   delays(s)     = Σ retriers Σ k<MaxAttempts min(IntervalSeconds·BackoffRate^k, MaxDelaySeconds)
  *   worst(Task)   = (1 + Σ MaxAttempts)·task(s) + delays(s)
- *   worst(wait)   = Σ MaxAttempts·task(s) + approvalTimeoutSeconds + delays(s)
+ *   worst(wait)   = Σ MaxAttempts·task(approvals function) + task(wait) + delays(s)
  *   worst(Parallel) = (1 + Σ MaxAttempts)·max over branches run(branch) + delays(s)
  *   run(def)      = Σ states visits(s)·(worst(s) + TRANSITION_ALLOWANCE_SECONDS)
  *   visits(s)     = maxSteps if s lies on a cycle (the step and compensation loops), else 1
@@ -59,7 +60,7 @@ export const DEFAULT_SAGA_TIMEOUTS: Readonly<SagaTimeoutConfig> = Object.freeze(
 export interface SagaTimeouts {
   /** The execution's top-level TimeoutSeconds. */
   executionSeconds: number;
-  /** TimeoutSeconds of every Task state, by state name. */
+  /** TimeoutSeconds of every Task state, by state name (the approval wait's includes the approvals function's time). */
   tasks: Record<string, number>;
   /** The execution bound without the approval wait: what the saga itself may take at worst. */
   runSeconds: number;
@@ -138,7 +139,10 @@ function statesOnCycles(states: JsonObject): Set<string> {
 /** The TimeoutSeconds a Task gets: its Lambda's timeout plus the margin, or the approval wait. */
 function taskTimeout(name: string, state: JsonObject, config: SagaTimeoutConfig): number {
   const params = isObject(state.Parameters) ? state.Parameters : {};
-  if (state.Resource === CALLBACK) return config.approvalTimeoutSeconds;
+  // The wait's timer starts before the approvals function stores the approval (and its
+  // expiry, approvalTimeoutSeconds later): the function's own Task time on top keeps the
+  // stored expiry first, so a vote the ledger accepts is never answered to a timed-out task.
+  if (state.Resource === CALLBACK) return config.approvalTimeoutSeconds + config.functionTimeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS;
   if (state.Resource === INVOKE) {
     if (typeof params.FunctionName === 'string' && FIXED_FUNCTION.test(params.FunctionName)) {
       return config.functionTimeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS;
@@ -167,7 +171,7 @@ function runSeconds(definition: JsonObject, config: SagaTimeoutConfig, tasks: Re
         // Retried errors (Lambda.*, LedgerThrottledError) come from the invoke, never from the
         // answer: a failed attempt lasts at most the approvals function's own Task timeout.
         const invoke = config.functionTimeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS;
-        worst = retries * invoke + (countWait ? timeout : 0) + delaySeconds;
+        worst = retries * invoke + timeout - (countWait ? 0 : config.approvalTimeoutSeconds) + delaySeconds;
       } else {
         worst = (1 + retries) * timeout + delaySeconds;
       }

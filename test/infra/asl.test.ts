@@ -132,14 +132,15 @@ describe('action saga', () => {
     const config = { ...DEFAULT_SAGA_TIMEOUTS, approvalTimeoutSeconds: 3600, functionTimeoutSeconds: 12, connectorTimeoutSeconds: 45 };
     const { text, timeouts } = renderAsl(config);
     const deployed = JSON.parse(text) as Definition & { TimeoutSeconds: number };
-    expect(deployed.States[APPROVAL_STATE]?.TimeoutSeconds).toBe(3600);
+    // The approval's hour, plus the approvals function's own time (it stores the expiry).
+    expect(deployed.States[APPROVAL_STATE]?.TimeoutSeconds).toBe(3600 + 12 + TASK_TIMEOUT_MARGIN_SECONDS);
     expect(deployed.TimeoutSeconds).toBe(timeouts.executionSeconds);
     expect(deployed.TimeoutSeconds).toBe(3600 + timeouts.runSeconds);
     // Each Task outlasts the Lambda it invokes: the function's own timeout fires first.
     for (const [name, task] of allStates(deployed).filter(([, s]) => s.Type === 'Task')) {
       const params = task.Parameters ?? {};
       const expected =
-        task.Resource?.endsWith('.waitForTaskToken') ? 3600
+        task.Resource?.endsWith('.waitForTaskToken') ? 3600 + 12 + TASK_TIMEOUT_MARGIN_SECONDS
         : 'FunctionName.$' in params ? 45 + TASK_TIMEOUT_MARGIN_SECONDS
         : 12 + TASK_TIMEOUT_MARGIN_SECONDS;
       expect(task.TimeoutSeconds, name).toBe(expected);

@@ -447,7 +447,9 @@ describe('saga', () => {
     expect(definition.States[definition.StartAt]).toBeDefined();
     const approval = definition.States[APPROVAL_STATE]!;
     expect(approval.Resource).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
-    expect(approval.TimeoutSeconds).toBe(7200);
+    // approvalTimeoutSeconds, plus the approvals function's own Task time: the expiry it
+    // stores (7200 s after it runs) always comes before the wait times out.
+    expect(approval.TimeoutSeconds).toBe(7200 + 12 + TASK_TIMEOUT_MARGIN_SECONDS);
   });
 
   it('derives the execution and every Task timeout from config, each Task outlasting its Lambda', () => {
@@ -472,7 +474,7 @@ describe('saga', () => {
     for (const [name, task] of tasks) {
       const connectorCall = task.Parameters !== undefined && 'FunctionName.$' in task.Parameters;
       const seconds =
-        name === APPROVAL_STATE ? s.config.approvalTimeoutSeconds
+        name === APPROVAL_STATE ? s.config.approvalTimeoutSeconds + lambdaTimeout(s.stack.functions.approvals) + TASK_TIMEOUT_MARGIN_SECONDS
         : connectorCall ? lambdaTimeout([...s.stack.connectorFunctions.values()][0]!) + TASK_TIMEOUT_MARGIN_SECONDS
         : lambdaTimeout(s.stack.functions.policy) + TASK_TIMEOUT_MARGIN_SECONDS;
       expect(task.TimeoutSeconds, name).toBe(seconds);

@@ -115,6 +115,8 @@ describe('local saga runner: the same TimeoutSeconds as the stack', () => {
     expect(() => runnerWith({ approvalTimeoutSeconds: MAX_TIMER_SECONDS + 1 })).toThrow(SagaTimeoutError);
     expect(() => runnerWith({ approvalTimeoutSeconds: MAX_TIMER_SECONDS + 1 })).toThrow(/Node\.js timer.*approvalTimeoutSeconds/);
     expect(() => runnerWith({ approvalTimeoutSeconds: 31_536_000 })).toThrow(/approvalTimeoutSeconds.*one year/);
-    expect(() => runnerWith({ approvalTimeoutSeconds: MAX_TIMER_SECONDS })).not.toThrow();
+    // The wait also covers the approvals function's own Task time (10 + 10 s by default).
+    expect(() => runnerWith({ approvalTimeoutSeconds: MAX_TIMER_SECONDS - 20 })).not.toThrow();
+    expect(() => runnerWith({ approvalTimeoutSeconds: MAX_TIMER_SECONDS - 19 })).toThrow(/Node\.js timer/);
   });
 });

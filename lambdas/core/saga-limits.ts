@@ -70,7 +70,7 @@ export class StepOutputTooLargeError extends Error {
     super(
       `${tool} returned ${bytes} bytes of output, more than the ${STEP_OUTPUT_MAX_BYTES} a step may record; narrow the request (fewer results, a smaller page)` +
         (options?.committed ? '. The vendor reported success: its side effect is not undone automatically' : ''),
-      options,
+      options?.cause === undefined ? undefined : { cause: options.cause },
     );
     this.name = 'StepOutputTooLargeError';
   }

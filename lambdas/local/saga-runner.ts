@@ -174,9 +174,9 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     }
     if (problems.length > 0) throw new SagaTimeoutError(`Cannot run the saga locally: ${problems.join('; ')}`);
     this.definition = applySagaTimeouts(parsed, this.timeouts);
-    // The execution timeout is kept here (see start): the library would arm one Node timer for
-    // it, which fires at once past ~24.8 days.
-    // A copy: the library annotates the definition it validates.
+    // The library gets a copy (it annotates what it validates) without the execution timeout,
+    // which start() keeps instead: the library would arm one Node timer for it, and a Node
+    // timer fires at once past ~24.8 days.
     const { TimeoutSeconds: _executionTimeout, ...forLibrary } = structuredClone(this.definition);
     const definition = forLibrary as unknown as ConstructorParameters<typeof StateMachine>[0];
     this.machine = new StateMachine(definition, { validationOptions: { checkPaths: true, checkArn: true } });
@@ -256,14 +256,13 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     waiter?.reject(exec.stopped);
   }
 
-  /** Checks one payload against the 256 KiB cap; false (and the execution stopped) when over. */
-  private measure(exec: Execution, state: string, what: string, payload: unknown): boolean {
+  /** Checks one payload against the 256 KiB cap, stopping the execution when it is over. */
+  private measure(exec: Execution, state: string, what: string, payload: unknown): void {
     const bytes = jsonBytes(payload);
-    const largest = exec.report.largestPayload;
-    if (bytes > largest.bytes) exec.report.largestPayload = { bytes, state, what };
-    if (bytes <= STATE_PAYLOAD_MAX_BYTES) return true;
-    this.stop(exec, 'States.DataLimitExceeded', `The ${what} of state ${state} is ${bytes} bytes, over the ${STATE_PAYLOAD_MAX_BYTES} Step Functions allows`, state);
-    return false;
+    if (bytes > exec.report.largestPayload.bytes) exec.report.largestPayload = { bytes, state, what };
+    if (bytes > STATE_PAYLOAD_MAX_BYTES) {
+      this.stop(exec, 'States.DataLimitExceeded', `The ${what} of state ${state} is ${bytes} bytes, over the ${STATE_PAYLOAD_MAX_BYTES} Step Functions allows`, state);
+    }
   }
 
   /** Measures every state's input and output, Parallel branches included, until the execution ends. */

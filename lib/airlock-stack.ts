@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import { connectors } from '../lambdas/connectors/registry';
 import { defaultPolicyDir, formatPolicyProblem, validatePolicyDir } from '../lambdas/core/policy/index';
 import { type FunctionName, routes as routeTable, type RouteSpec } from '../lambdas/handlers/routes';
-import type { AirlockConfig } from './config';
+import { type AirlockConfig, sagaTimeoutConfig } from './config';
 import { AirlockApi } from './constructs/api';
 import { AirlockFunction } from './constructs/airlock-function';
 import { bindApprovalEvents } from './constructs/approval-events';
@@ -125,9 +125,8 @@ export class AirlockStack extends Stack {
     for (const fn of [intake, policy, approvals]) this.ledger.bindReadWrite(fn);
     // The two functions that serve listings sign and check their page cursors.
     for (const fn of [intake, approvals]) this.secrets.grantCursorKeyRead(fn);
-    // Receipts read the ledger (never write it); the digest looks back as far as an action can live.
+    // Receipts read the ledger (never write it).
     this.ledger.bindReader(receipts);
-    this.auditVault.bindReceiptWriter(receipts, { lookbackDays: Math.ceil(config.approvalTimeoutSeconds / 86_400) + 1 });
     for (const reader of config.grantKeyReaders) {
       const fn = this.functions[reader];
       fn.addEnvironment(GRANT_TTL_ENV, String(config.grantTtlSeconds));
@@ -152,11 +151,13 @@ export class AirlockStack extends Stack {
     this.saga = new ActionSaga(this, 'ActionSaga', {
       functions: sagaFunctions,
       dynamicTargets: [...connectorFunctions.values()],
-      approvalTimeoutSeconds: config.approvalTimeoutSeconds,
+      timeouts: sagaTimeoutConfig(config),
       logRetention: config.logRetentionDays,
       removalPolicy,
       logGroupPrefix: this.stackName,
     });
+    // The digest looks back as far as an action can live: the saga's execution timeout.
+    this.auditVault.bindReceiptWriter(receipts, { lookbackDays: Math.ceil(this.saga.timeouts.executionSeconds / 86_400) + 1 });
     this.saga.bindStarter(intake);
     this.saga.bindTaskResponder(approvals);
     bindApprovalEvents(approvals, { approvalTimeoutSeconds: config.approvalTimeoutSeconds });

@@ -3,6 +3,9 @@ import { resolve } from 'node:path';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { z } from 'zod';
+import { MAX_PLAN_STEPS } from '../lambdas/core/envelope';
+import { DEFAULT_SAGA_TIMEOUTS, deriveSagaTimeouts, sagaTimeoutProblems, type SagaTimeoutConfig } from '../lambdas/core/saga-timeouts';
+import { readAsl } from './constructs/saga';
 
 /**
  * The one typed configuration of the Airlock stack. Every value has a default that is safe
@@ -39,6 +42,9 @@ const retentionDays = z
     message: 'must be a CloudWatch Logs retention value (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ...)',
   });
 
+/** The saga's ASL, read once: every config is checked against it. */
+let sagaDefinition: unknown;
+
 /** The zod schema of the configuration; `AirlockConfig` is its output type. */
 export const AirlockConfigSchema = z
   .object({
@@ -57,9 +63,11 @@ export const AirlockConfigSchema = z
     auditRetentionDays: z.number().int().min(1).max(36500).default(365),
     /**
      * How long WaitForApproval waits for a human before the saga times out. Standard
-     * workflows run at most one year, so the approval wait cannot be longer.
+     * workflows run at most one year, and the execution must also outlast the saga's
+     * worst-case run (see lambdas/core/saga-timeouts.ts): a value that leaves no room for it
+     * is refused, with the largest value that fits.
      */
-    approvalTimeoutSeconds: z.number().int().min(60).max(31_536_000).default(259_200),
+    approvalTimeoutSeconds: z.number().int().min(60).max(31_536_000).default(DEFAULT_SAGA_TIMEOUTS.approvalTimeoutSeconds),
     /** Lifetime of a signed grant. The design caps grants at five minutes. */
     grantTtlSeconds: z.number().int().min(5).max(300).default(300),
     /**
@@ -83,9 +91,9 @@ export const AirlockConfigSchema = z
         /** Memory of every function; 1 GiB also buys the CPU Cedar's wasm start-up needs. */
         memoryMiB: z.number().int().min(128).max(10_240).default(1024),
         /** Timeout of the API and saga functions. */
-        timeoutSeconds: z.number().int().min(1).max(900).default(10),
+        timeoutSeconds: z.number().int().min(1).max(900).default(DEFAULT_SAGA_TIMEOUTS.functionTimeoutSeconds),
         /** Timeout of connector functions, which call vendors over the network. */
-        connectorTimeoutSeconds: z.number().int().min(1).max(900).default(30),
+        connectorTimeoutSeconds: z.number().int().min(1).max(900).default(DEFAULT_SAGA_TIMEOUTS.connectorTimeoutSeconds),
       })
       .strict()
       .prefault({}),
@@ -107,10 +115,32 @@ export const AirlockConfigSchema = z
      */
     removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    // An execution that times out is a failure no Catch sees (no compensation, no receipt),
+    // so the execution must outlast the approval wait plus the worst-case run of the saga.
+    const inputs = sagaTimeoutConfig(config);
+    let problems: string[];
+    try {
+      problems = sagaTimeoutProblems(deriveSagaTimeouts((sagaDefinition ??= readAsl()), inputs), inputs);
+    } catch (error) {
+      problems = [error instanceof Error ? error.message : String(error)];
+    }
+    for (const message of problems) ctx.addIssue({ code: 'custom', path: ['approvalTimeoutSeconds'], message });
+  });
 
 /** The parsed configuration. */
 export type AirlockConfig = z.output<typeof AirlockConfigSchema>;
+
+/** What the saga's timeouts are derived from, out of a parsed config. */
+export function sagaTimeoutConfig(config: Pick<AirlockConfig, 'approvalTimeoutSeconds' | 'lambda'>): SagaTimeoutConfig {
+  return {
+    approvalTimeoutSeconds: config.approvalTimeoutSeconds,
+    functionTimeoutSeconds: config.lambda.timeoutSeconds,
+    connectorTimeoutSeconds: config.lambda.connectorTimeoutSeconds,
+    maxSteps: MAX_PLAN_STEPS,
+  };
+}
 /** What a user may write: every key optional. */
 export type AirlockConfigInput = z.input<typeof AirlockConfigSchema>;
 

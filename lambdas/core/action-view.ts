@@ -71,6 +71,24 @@ export function stepViews(action: ActionRecord, records: readonly StepRecord[]) 
   });
 }
 
+/** A completed action's result: a single call's output, or a plan's outputs by step id. */
+export function resultFromSteps(action: Pick<ActionRecord, 'kind' | 'envelope'>, records: readonly StepRecord[]): unknown {
+  const outputs = Object.fromEntries(
+    records.filter((r) => r.kind === 'forward' && r.status === 'complete').map((r) => [r.stepId, r.output]),
+  );
+  return action.kind === 'single' ? outputs[plannedSteps(action.envelope)[0]?.id ?? ''] : outputs;
+}
+
+/**
+ * The view of one action with its steps. A completed action whose outputs were too large for
+ * the action record (see ACTION_RESULT_MAX_BYTES) gets its result from the step records.
+ */
+export function actionDetailView(action: ActionRecord, records: readonly StepRecord[]): ActionView {
+  const view = actionView(action, stepViews(action, records));
+  if (action.result === undefined && action.status === 'completed') view.result = resultFromSteps(action, records) ?? null;
+  return view;
+}
+
 /** The public representation of an action (GET /v1/actions/{id} and listings). */
 export function actionView(action: ActionRecord, steps?: { id: string; tool: string; status: string; [k: string]: unknown }[]): ActionView {
   return {

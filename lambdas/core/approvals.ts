@@ -166,14 +166,25 @@ export function eligibility(engine: PolicyEngine, approver: Principal, action: A
 
 // ── requesting ──────────────────────────────────────────────────────────────
 
+/**
+ * What SendTaskSuccess answers the saga with. Bounded (Step Functions refuses an output over
+ * 256 KiB): the approving votes without their comments, at most MAX_ANSWER_VOTES of them;
+ * the ledger and the receipt keep every vote in full.
+ */
 function successOutput(approval: ApprovalRecord, votes: readonly VoteRecord[]) {
   return {
     approvalId: approval.id,
     planHash: approval.planHash,
-    votes: votes.filter((v) => v.decision === 'approve').map(voteView),
+    votes: votes
+      .filter((v) => v.decision === 'approve')
+      .slice(0, MAX_ANSWER_VOTES)
+      .map((v) => ({ voter: v.voter, decision: v.decision, at: v.at })),
     approvedAt: approval.outcome?.at ?? null,
   };
 }
+
+/** Approving votes named in the saga's answer: with 256-character voter ids, still far under 256 KiB. */
+const MAX_ANSWER_VOTES = 100;
 
 /** Answers the saga for an approval that already has its outcome (a lost answer, or a resumed saga). */
 async function answer(deps: ApprovalsDeps, approval: ApprovalRecord, taskToken: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { TerminalStatuses, type ActionRecord, type StoredDecision } from './action';
-import { actionView, stepViews } from './action-view';
+import { actionDetailView, actionView } from './action-view';
 import type { StepStore } from '../ports/steps';
 import type { AcceptedAction } from './api-schemas';
 import { canonicalJson, fingerprint, inspectJsonShape, sha256Hex } from './canonical-json';
@@ -361,7 +361,7 @@ export async function acceptAction(req: IntakeRequest, deps: IntakeDeps): Promis
         ? {
             status: 200,
             headers: { 'content-type': 'application/json', location: `/v1/actions/${actionId}`, 'preference-applied': `wait=${Math.ceil(waitMs / 1000)}` },
-            body: actionView(finished, deps.steps ? stepViews(finished, await deps.steps.listSteps(actionId)) : undefined),
+            body: deps.steps ? actionDetailView(finished, await deps.steps.listSteps(actionId)) : actionView(finished),
           }
         : {
             status: 202,

@@ -3,6 +3,7 @@ import { findTool } from '../connectors/registry';
 import { GrantInvalidError, verifyGrant, type GrantKeyring } from './grants';
 import type { Logger } from './logger';
 import { inputHash, type RunStepPayload } from './saga';
+import { jsonBytes, STEP_OUTPUT_MAX_BYTES, StepOutputTooLargeError } from './saga-limits';
 import type { SecretsPort } from '../ports/secrets';
 import { stepIdempotencyKey, type StepKey, type StepStore } from '../ports/steps';
 
@@ -88,6 +89,14 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStepPayload, '
             ...(deps.fetch ? { fetch: deps.fetch } : {}),
           },
         );
+    // Checked before recording: the step record is one DynamoDB item, and the output flows on
+    // into later inputs, the action's result and the receipt.
+    const bytes = jsonBytes(output);
+    if (bytes > STEP_OUTPUT_MAX_BYTES) {
+      const committed = !payload.dryRun && registered.tool.tier === 'commit';
+      if (committed) log.error('ALARM step output too large after a committed side effect', { bytes, idempotencyKey });
+      throw new StepOutputTooLargeError(payload.tool, bytes, { committed });
+    }
     const done = await deps.steps.completeStep(key, output, deps.now());
     log.info('step complete', { attempts: done.attempts });
     return done.output;

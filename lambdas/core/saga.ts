@@ -1,10 +1,12 @@
 import type { ActionRecord, ActionStatus, StoredDecision } from './action';
+import { resultFromSteps } from './action-view';
 import { TerminalStatuses } from './action';
 import { canonicalJson, sha256Hex } from './canonical-json';
 import { isRef, validateEnvelope, type NormalizedAction, type PlannedStep } from './envelope';
 import type { Decider } from './intake';
 import { mintGrant, type GrantKeyring } from './grants';
 import type { Logger } from './logger';
+import { ACTION_RESULT_MAX_BYTES, jsonBytes, STEP_INPUT_MAX_BYTES, StepInputTooLargeError } from './saga-limits';
 import { compensationOf, findTool, type RegisteredTool } from '../connectors/registry';
 import { StatusTransitionError, type ActionStore } from '../ports/ledger';
 import { approvalIdFor, type ApprovalStore } from '../ports/approvals';
@@ -263,6 +265,9 @@ export async function issueGrant(
     callInput = item.input;
   }
   if (!registered) throw new ActionStateError(`Action ${action.id} names an unknown tool`);
+  // The input rides in the state to the connector function; Step Functions caps a state at 256 KiB.
+  const inputBytes = jsonBytes(callInput);
+  if (inputBytes > STEP_INPUT_MAX_BYTES) throw new StepInputTooLargeError(stepId, registered.fullName, inputBytes);
   if (!skipReason) {
     const check = registered.tool.input.safeParse(callInput);
     if (!check.success) {
@@ -392,11 +397,11 @@ export async function settleAction(
   const stepRecords = () => (records ??= deps.steps.listSteps(input.actionId));
   if (!TerminalStatuses.has(action.status)) {
     if (target === 'completed') {
-      const plan = planOf(action);
-      const done = (await stepRecords()).filter((r) => r.kind === 'forward' && r.status === 'complete');
-      const outputs = Object.fromEntries(done.map((r) => [r.stepId, r.output]));
-      const result = plan.kind === 'single' ? outputs[plan.steps[0]!.id] : outputs;
-      action = await move(deps, action, 'completed', reason, { result }).catch(async (error: unknown) => {
+      const result = resultFromSteps(action, await stepRecords());
+      // The action record is one DynamoDB item: outputs too large for it stay in the step
+      // records, from which the action view and the receipt put the result together.
+      const patch = jsonBytes(result) <= ACTION_RESULT_MAX_BYTES ? { result } : {};
+      action = await move(deps, action, 'completed', reason, patch).catch(async (error: unknown) => {
         if (error instanceof StatusTransitionError) return load(deps, input.actionId);
         throw error;
       });

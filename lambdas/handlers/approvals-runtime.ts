@@ -42,7 +42,10 @@ const unwiredCallbacks: TaskCallbacks = {
 /** Env of the approvals function, parsed once at cold start. */
 export const ApprovalsEnv = z.object({
   LEDGER_TABLE: z.string().min(1),
-  /** Must equal WaitForApproval's TimeoutSeconds; the stack sets both from `approvalTimeoutSeconds`. */
+  /**
+   * The stack sets it from `approvalTimeoutSeconds`; WaitForApproval waits that long plus this
+   * function's own Task time (lambdas/core/saga-timeouts.ts), so the stored expiry comes first.
+   */
   APPROVAL_TIMEOUT_SECONDS: z.coerce.number().int().min(60).max(31_536_000).default(DEFAULT_APPROVAL_TIMEOUT_SECONDS),
   /** EventBridge bus for `airlock.approval.requested`; the account's default bus when unset. */
   APPROVAL_EVENT_BUS: z.string().min(1).max(1600).default('default'),

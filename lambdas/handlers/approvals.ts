@@ -10,6 +10,7 @@ import { ApprovalIdPattern } from '../ports/approvals';
 import { LedgerThrottledError } from '../ports/ledger';
 import { approvalsRuntime } from './approvals-runtime';
 import { cursorCodec } from './runtime';
+import { boundedErrors } from './bounded-errors';
 import { httpApi, type HttpEvent, type HttpRequest, type HttpResult } from './http';
 
 /**
@@ -129,7 +130,7 @@ function isHttpEvent(event: unknown): event is HttpEvent {
 }
 
 /** Lambda entry point: API Gateway events go to the routes, anything else must be the saga task. */
-export const handler = middy<unknown, unknown>().handler(async (event: unknown, context: Context): Promise<HttpResult | { approvalId: string; status: string; expiresAt: string }> => {
+export const handler = middy<unknown, unknown>().use(boundedErrors()).handler(async (event: unknown, context: Context): Promise<HttpResult | { approvalId: string; status: string; expiresAt: string }> => {
   if (isHttpEvent(event)) return http(event, context);
   return runTask(event);
 });

@@ -1,6 +1,8 @@
 import middy from '@middy/core';
 import { z } from 'zod';
 import { runStep } from '../core/run-step';
+import { GRANT_TOKEN_MAX_CHARS, jsonBytes, type StepSummary } from '../core/saga-limits';
+import { boundedErrors } from './bounded-errors';
 import { connectorRuntime } from './runtime';
 
 /**
@@ -17,7 +19,7 @@ export const RunStepSchema = z.object({
   input: z.unknown(),
   planHash: z.string().regex(/^[0-9a-f]{64}$/),
   dryRun: z.boolean(),
-  grant: z.string().min(10).max(8192),
+  grant: z.string().min(10).max(GRANT_TOKEN_MAX_CHARS),
   skipReason: z.string().max(500).optional(),
 });
 
@@ -29,15 +31,23 @@ export class StepPayloadInvalidError extends Error {
   }
 }
 
-/** The handler of one connector's function; locally one is made per connector. */
+/**
+ * The handler of one connector's function; locally one is made per connector. It returns a
+ * summary, never the output: the output is in the step record, and a state over 256 KiB would
+ * fail the execution beyond any Catch.
+ */
 export function connectorHandler(connector?: string) {
-  return middy<unknown, unknown>().handler(async (event: unknown) => {
-    const parsed = RunStepSchema.safeParse(event);
-    if (!parsed.success) {
-      throw new StepPayloadInvalidError(`Invalid step payload at ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
-    }
-    return runStep(await connectorRuntime(connector), parsed.data);
-  });
+  return middy<unknown, StepSummary>()
+    .use(boundedErrors())
+    .handler(async (event: unknown) => {
+      const parsed = RunStepSchema.safeParse(event);
+      if (!parsed.success) {
+        throw new StepPayloadInvalidError(`Invalid step payload at ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+      }
+      const { stepId, kind } = parsed.data;
+      const output = await runStep(await connectorRuntime(connector), parsed.data);
+      return { stepId, kind, outputBytes: jsonBytes(output) };
+    });
 }
 
 /** Lambda entry point: serves CONNECTOR_NAME. */

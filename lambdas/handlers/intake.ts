@@ -1,4 +1,4 @@
-import { actionView, canView, stepViews } from '../core/action-view';
+import { actionDetailView, actionView, canView } from '../core/action-view';
 import { ActionListQuerySchema } from '../core/api-schemas';
 import type { CursorScope } from '../core/cursor';
 import { toolCatalog } from '../core/catalog';
@@ -87,7 +87,7 @@ export const handler = httpApi({
       const action = await readLedger(() => rt.actions.getAction(id));
       if (!action || !canView(principalOf(req), action)) throw notFound(`No action ${id}.`);
       const steps = rt.steps ? await readLedger(() => rt.steps!.listSteps(id)) : undefined;
-      return { status: 200, body: actionView(action, steps ? stepViews(action, steps) : undefined) };
+      return { status: 200, body: steps ? actionDetailView(action, steps) : actionView(action) };
     },
   },
 

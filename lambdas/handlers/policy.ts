@@ -9,6 +9,7 @@ import {
   recordCompensationFailure,
   settleAction,
 } from '../core/saga';
+import { boundedErrors } from './bounded-errors';
 import { sagaRuntime } from './runtime';
 
 /**
@@ -73,4 +74,4 @@ async function run(event: unknown): Promise<unknown> {
 }
 
 /** Lambda entry point. */
-export const handler = middy<unknown, unknown>().handler(run);
+export const handler = middy<unknown, unknown>().use(boundedErrors()).handler(run);

@@ -1,6 +1,7 @@
 import middy from '@middy/core';
 import { z } from 'zod';
 import { writeDigest, writeReceipt } from '../core/receipts/vault';
+import { boundedErrors } from './bounded-errors';
 import { receiptsRuntime } from './receipts-runtime';
 
 /**
@@ -50,4 +51,4 @@ async function run(event: ReceiptsEvent): Promise<unknown> {
 }
 
 /** Lambda entry point. */
-export const handler = middy<ReceiptsEvent, unknown>().handler(run);
+export const handler = middy<ReceiptsEvent, unknown>().use(boundedErrors()).handler(run);

@@ -126,6 +126,8 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         },
         logger: ctx.logger,
         ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        // The same derivation as the stack's: WaitForApproval waits as long as the approval lives.
+        ...(options.approvalTimeoutSeconds !== undefined ? { timeouts: { approvalTimeoutSeconds: options.approvalTimeoutSeconds } } : {}),
       });
 
       installRuntime({

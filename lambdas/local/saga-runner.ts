@@ -6,6 +6,17 @@ import type { Context } from 'aws-lambda';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { z } from 'zod';
 import type { Logger } from '../core/logger';
+import { jsonBytes, STATE_PAYLOAD_MAX_BYTES } from '../core/saga-limits';
+import {
+  applySagaTimeouts,
+  DEFAULT_SAGA_TIMEOUTS,
+  deriveSagaTimeouts,
+  SagaTimeoutError,
+  sagaTimeoutProblems,
+  TASK_TIMEOUT_MARGIN_SECONDS,
+  type SagaTimeoutConfig,
+  type SagaTimeouts,
+} from '../core/saga-timeouts';
 import { TaskTokenInvalidError, type TaskCallbacks } from '../ports/task-callbacks';
 import type { SagaInput, WorkflowStarter } from '../ports/workflow';
 
@@ -15,6 +26,12 @@ import type { SagaInput, WorkflowStarter } from '../ports/workflow';
  * deploys, in-process. It mints the task tokens that library never generates and answers
  * `.waitForTaskToken` states through a callback registry behind the same TaskCallbacks port
  * the approvals function uses with SendTaskSuccess / SendTaskFailure in AWS.
+ *
+ * It also keeps two promises the library does not: the TimeoutSeconds derived from config,
+ * exactly as the stack derives them (the execution's enforced here, since the library arms a
+ * single Node timer, capped at ~24.8 days), and the 256 KiB cap on every state's input and
+ * output, a task's input and its result: a breach stops the execution with
+ * States.DataLimitExceeded, beyond any Catch, as Step Functions does, so local tests see it.
  */
 
 /** A deployed function, in-process: the handler module's export. */
@@ -42,7 +59,29 @@ export interface LocalSagaRunnerOptions {
    * (seconds, with backoff and jitter) apply otherwise.
    */
   retryIntervalMs?: number;
+  /** What the TimeoutSeconds are derived from (the stack uses its config); the config defaults otherwise. */
+  timeouts?: Partial<SagaTimeoutConfig>;
 }
+
+/** Why the runner stopped an execution, or the error of the Fail state it ended in. */
+export interface ExecutionFailure {
+  error: string;
+  cause: string;
+  /** The state where it happened, when the runner stopped it. */
+  state?: string;
+}
+
+/** What the runner saw of one execution. */
+export interface ExecutionReport {
+  failure?: ExecutionFailure;
+  /** Largest state input or output, task input or result (UTF-8 bytes of its JSON), and where. */
+  largestPayload: { bytes: number; state: string; what: string };
+}
+
+/** Longest delay a Node.js timer takes (2^31 - 1 ms); longer ones fire at once. */
+export const MAX_TIMER_SECONDS = Math.floor(2_147_483_647 / 1000);
+/** Reports kept for finished executions (oldest dropped first). */
+const MAX_REPORTS = 1_000;
 
 type RunOverrides = NonNullable<NonNullable<Parameters<StateMachine['run']>[1]>['overrides']>;
 
@@ -68,6 +107,20 @@ interface TaskState {
   Retry?: unknown[];
 }
 
+/** One running execution. */
+interface Execution {
+  actionId: string;
+  token: string;
+  abort: () => void;
+  report: ExecutionReport;
+  /** Set once the runner has stopped it; every task it would still run is refused. */
+  stopped?: NamedStateError;
+  cancelTimeout?: () => void;
+}
+
+type EventLogs = ReturnType<StateMachine['run']>['eventLogs'];
+const TERMINAL_EVENTS = new Set(['ExecutionSucceeded', 'ExecutionFailed', 'ExecutionAborted', 'ExecutionTimeout']);
+
 /** Every state of a definition by name, including those inside Parallel branches and Map processors. */
 function statesOf(definition: unknown): Map<string, TaskState> {
   const found = new Map<string, TaskState>();
@@ -84,22 +137,48 @@ function statesOf(definition: unknown): Map<string, TaskState> {
   return found;
 }
 
+/** The local Step Functions: see the module comment. */
 export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
+  /** The definition as run here: the ASL with placeholders substituted and derived TimeoutSeconds. */
+  readonly definition: Record<string, unknown>;
+  /** The derived TimeoutSeconds, the same numbers the stack deploys for the same config. */
+  readonly timeouts: SagaTimeouts;
+  private readonly config: SagaTimeoutConfig;
   private readonly machine: StateMachine;
   private readonly tasks: Map<string, TaskState>;
   private readonly retryStates: string[];
   private readonly running = new Map<string, Promise<void>>();
-  private readonly aborts = new Map<string, () => void>();
+  private readonly executions = new Map<string, Execution>();
+  private readonly reports = new Map<string, ExecutionReport>();
   private readonly waiters = new Map<string, Waiter>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
 
   constructor(private readonly options: LocalSagaRunnerOptions) {
-    let text = readFileSync(options.definitionPath ?? DEFAULT_ASL, 'utf8');
+    const source = readFileSync(options.definitionPath ?? DEFAULT_ASL, 'utf8');
+    let text = source;
     for (const [placeholder, arn] of Object.entries(options.substitutions)) {
       text = text.replaceAll(`\${${placeholder}}`, arn);
     }
-    const definition = JSON.parse(text) as ConstructorParameters<typeof StateMachine>[0];
+    const config: SagaTimeoutConfig = { ...DEFAULT_SAGA_TIMEOUTS, ...options.timeouts };
+    this.config = config;
+    // Derived from the file as the stack reads it (placeholders tell a Task's function apart).
+    this.timeouts = deriveSagaTimeouts(JSON.parse(source) as unknown, config);
+    const parsed = JSON.parse(text) as Record<string, unknown>;
+    const problems = sagaTimeoutProblems(this.timeouts, config);
+    const tooLong = Object.entries(this.timeouts.tasks).filter(([, seconds]) => seconds > MAX_TIMER_SECONDS);
+    if (tooLong.length > 0) {
+      problems.push(
+        `the local runner waits at most ${MAX_TIMER_SECONDS} s in one Task (a Node.js timer limit), and ${tooLong.map(([n, sec]) => `${n} would wait ${sec} s`).join(', ')}: lower approvalTimeoutSeconds`,
+      );
+    }
+    if (problems.length > 0) throw new SagaTimeoutError(`Cannot run the saga locally: ${problems.join('; ')}`);
+    this.definition = applySagaTimeouts(parsed, this.timeouts);
+    // The library gets a copy (it annotates what it validates) without the execution timeout,
+    // which start() keeps instead: the library would arm one Node timer for it, and a Node
+    // timer fires at once past ~24.8 days.
+    const { TimeoutSeconds: _executionTimeout, ...forLibrary } = structuredClone(this.definition);
+    const definition = forLibrary as unknown as ConstructorParameters<typeof StateMachine>[0];
     this.machine = new StateMachine(definition, { validationOptions: { checkPaths: true, checkArn: true } });
     const states = [...statesOf(definition)];
     this.tasks = new Map(states.filter(([, state]) => state.Type === 'Task'));
@@ -111,10 +190,11 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     if (this.closed) throw new Error('The local saga runner is closed');
     if (this.running.has(actionId)) return;
     const token = `local-${randomUUID()}`;
+    const exec: Execution = { actionId, token, abort: () => undefined, report: { largestPayload: { bytes: 0, state: '', what: '' } } };
     const execution = this.machine.run(input as unknown as Parameters<StateMachine['run']>[0], {
       overrides: {
         taskResourceLocalHandlers: Object.fromEntries(
-          [...this.tasks].map(([name, state]) => [name, (taskInput: unknown) => this.runTask(name, state, taskInput)]),
+          [...this.tasks].map(([name, state]) => [name, (taskInput: unknown) => this.guardedTask(exec, name, state, taskInput)]),
         ),
         ...(this.options.retryIntervalMs !== undefined
           ? { retryIntervalOverrides: Object.fromEntries(this.retryStates.map((n) => [n, this.options.retryIntervalMs!])) }
@@ -126,26 +206,91 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
       },
       noThrowOnAbort: true,
     });
-    this.aborts.set(actionId, execution.abort);
+    exec.abort = execution.abort;
+    this.executions.set(actionId, exec);
+    this.reports.set(actionId, exec.report);
+    while (this.reports.size > MAX_REPORTS) this.reports.delete(this.reports.keys().next().value!);
+    // Ends with the execution: the library dispatches its terminal event before it settles.
+    const watching = this.watchPayloads(exec, execution.eventLogs).catch((error: unknown) =>
+      this.options.logger.error('payload watch failed', { actionId, error }),
+    );
+    exec.cancelTimeout = this.after(Date.now() + this.timeouts.executionSeconds * 1000, () =>
+      this.stop(exec, 'States.Timeout', `The execution ran longer than its TimeoutSeconds (${this.timeouts.executionSeconds} s)`),
+    );
     const done = execution.result.then(
-      (output) => this.options.logger.debug('saga finished', { actionId, output }),
+      (output) => {
+        if (!exec.stopped) this.options.logger.debug('saga finished', { actionId, output });
+      },
       (error: unknown) => {
         const e = error instanceof Error ? error : new Error(String(error));
         const cause = (e as { cause?: unknown }).cause;
-        const name = cause instanceof Error ? cause.name : e.name;
-        this.options.logger.warn('saga ended in a Fail state', { actionId, error: name });
+        const failed = cause instanceof Error ? cause : e;
+        exec.report.failure ??= { error: failed.name, cause: failed.message };
+        this.options.logger.warn('saga ended in a Fail state', { actionId, error: failed.name });
       },
-    ).finally(() => {
+    ).then(() => watching).finally(() => {
+      exec.cancelTimeout?.();
       this.running.delete(actionId);
-      this.aborts.delete(actionId);
+      this.executions.delete(actionId);
     });
     this.running.set(actionId, done);
   }
 
-  private invoke(functionName: string, payload: unknown): Promise<unknown> {
+  /** What the runner saw of the latest execution for an action (kept after it ends). */
+  reportOf(actionId: string): ExecutionReport | undefined {
+    return this.reports.get(actionId);
+  }
+
+  /**
+   * Stops an execution the way Step Functions fails it for a data limit or a timeout: no
+   * Catch runs, nothing after it runs, the action stays where the ledger has it.
+   */
+  private stop(exec: Execution, error: string, cause: string, state?: string): void {
+    if (exec.stopped) return;
+    exec.stopped = new NamedStateError(error, cause);
+    exec.report.failure = { error, cause, ...(state ? { state } : {}) };
+    this.options.logger.error('saga execution failed', { actionId: exec.actionId, error, state, cause });
+    exec.abort();
+    const waiter = this.waiters.get(exec.token);
+    this.waiters.delete(exec.token);
+    waiter?.reject(exec.stopped);
+  }
+
+  /** Checks one payload against the 256 KiB cap, stopping the execution when it is over. */
+  private measure(exec: Execution, state: string, what: string, payload: unknown): void {
+    const bytes = jsonBytes(payload);
+    if (bytes > exec.report.largestPayload.bytes) exec.report.largestPayload = { bytes, state, what };
+    if (bytes > STATE_PAYLOAD_MAX_BYTES) {
+      this.stop(exec, 'States.DataLimitExceeded', `The ${what} of state ${state} is ${bytes} bytes, over the ${STATE_PAYLOAD_MAX_BYTES} Step Functions allows`, state);
+    }
+  }
+
+  /** Measures every state's input and output, Parallel branches included, until the execution ends. */
+  private async watchPayloads(exec: Execution, events: EventLogs): Promise<void> {
+    for await (const event of events) {
+      if (event.type === 'StateEntered') this.measure(exec, event.state.name, 'input', event.state.input);
+      else if (event.type === 'StateExited') this.measure(exec, event.state.name, 'output', event.state.output);
+      if (TERMINAL_EVENTS.has(event.type)) return;
+    }
+  }
+
+  /** Runs a Task for an execution, unless the runner stopped it; measures the task's input and result. */
+  private async guardedTask(exec: Execution, name: string, state: TaskState, input: unknown): Promise<unknown> {
+    // The library announces a state before it runs it: one macrotask lets watchPayloads look at
+    // everything so far, so a breach stops the execution before this task's side effects.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (!exec.stopped) this.measure(exec, name, 'task input', input);
+    if (exec.stopped) throw exec.stopped;
+    const result = await this.runTask(name, state, input);
+    if (!exec.stopped) this.measure(exec, name, 'task result', result);
+    if (exec.stopped) throw exec.stopped;
+    return result;
+  }
+
+  private invoke(functionName: string, payload: unknown, timeoutSeconds: number): Promise<unknown> {
     const fn = this.options.functions.get(functionName);
     if (!fn) return Promise.reject(new NamedStateError('Lambda.ResourceNotFoundException', `No local function ${functionName}`));
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + timeoutSeconds * 1000;
     const context = {
       awsRequestId: randomUUID(),
       functionName,
@@ -157,9 +302,11 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
 
   private async runTask(name: string, state: TaskState, input: unknown): Promise<unknown> {
     const resource = state.Resource ?? '';
+    // The function's own timeout: its Task's, less the margin the Task adds for a cold start.
+    const functionTimeout = (this.timeouts.tasks[name] ?? 0) - TASK_TIMEOUT_MARGIN_SECONDS;
     if (resource === 'arn:aws:states:::lambda:invoke') {
       const call = LambdaInvokeSchema.parse(input);
-      const payload = await this.invoke(call.FunctionName, call.Payload);
+      const payload = await this.invoke(call.FunctionName, call.Payload, functionTimeout);
       return { ExecutedVersion: '$LATEST', Payload: payload ?? null, StatusCode: 200 };
     }
     if (resource === 'arn:aws:states:::lambda:invoke.waitForTaskToken') {
@@ -170,7 +317,7 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
       // An aborted execution no longer awaits its task; its rejection at close is expected.
       answered.catch(() => undefined);
       try {
-        const result = ApprovalRequestResult.safeParse(await this.invoke(call.FunctionName, call.Payload));
+        const result = ApprovalRequestResult.safeParse(await this.invoke(call.FunctionName, call.Payload, this.config.functionTimeoutSeconds));
         const expiresAt = result.success && result.data.expiresAt ? Date.parse(result.data.expiresAt) : undefined;
         // After a restart the ASL's TimeoutSeconds would start again from zero; the stored
         // expiry keeps the deadline where it was.
@@ -181,27 +328,42 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
       }
       return answered;
     }
-    if (resource.startsWith('arn:aws:lambda:')) return this.invoke(resource, input);
+    if (resource.startsWith('arn:aws:lambda:')) return this.invoke(resource, input, functionTimeout);
     throw new NamedStateError('States.Runtime', `${name}: unsupported resource ${resource}`);
   }
 
   private expireAt(token: string, at: number): void {
-    const fire = () => {
+    this.after(at, () => {
       const waiter = this.waiters.get(token);
       if (!waiter) return;
       this.waiters.delete(token);
       waiter.reject(new NamedStateError('States.Timeout', 'The approval timed out'));
+    });
+  }
+
+  /** Calls `fire` at epoch ms `at`, however far away; returns a cancel function. */
+  private after(at: number, fire: () => void): () => void {
+    let timer: NodeJS.Timeout | undefined;
+    let cancelled = false;
+    const arm = () => {
+      const delay = at - Date.now();
+      if (delay <= 0) return void queueMicrotask(() => cancelled || fire());
+      // Node timers cap at ~24.8 days; re-arm in steps for longer waits.
+      timer = setTimeout(() => {
+        this.timers.delete(timer!);
+        arm();
+      }, Math.min(delay, 2_000_000_000));
+      timer.unref();
+      this.timers.add(timer);
     };
-    const delay = at - Date.now();
-    if (delay <= 0) return void queueMicrotask(fire);
-    // Node timers cap at ~24.8 days; re-arm in steps for longer approval windows.
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      if (at - Date.now() > 0) this.expireAt(token, at);
-      else fire();
-    }, Math.min(delay, 2_000_000_000));
-    timer.unref();
-    this.timers.add(timer);
+    arm();
+    return () => {
+      cancelled = true;
+      if (timer) {
+        clearTimeout(timer);
+        this.timers.delete(timer);
+      }
+    };
   }
 
   async sendTaskSuccess(taskToken: string, output: unknown): Promise<void> {
@@ -236,7 +398,7 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     this.closed = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    for (const abort of this.aborts.values()) abort();
+    for (const exec of this.executions.values()) exec.abort();
     for (const waiter of this.waiters.values()) waiter.reject(new NamedStateError('States.Runtime', 'runner closed'));
     this.waiters.clear();
     await Promise.allSettled([...this.running.values()]);

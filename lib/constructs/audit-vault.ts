@@ -48,7 +48,7 @@ export interface AuditVaultProps {
 
 /** Options of {@link AuditVault.bindReceiptWriter}. */
 export interface ReceiptWriterOptions {
-  /** Longest time (days) from an action's creation to its receipt: approval timeout plus a margin. */
+  /** Longest time (days) from an action's creation to its receipt: the saga's execution timeout, rounded up, plus a day. */
   readonly lookbackDays: number;
 }
 

@@ -5,61 +5,54 @@ import { Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import {
+  applySagaTimeouts,
+  deriveSagaTimeouts,
+  SagaTimeoutError,
+  sagaTimeoutProblems,
+  type SagaTimeoutConfig,
+  type SagaTimeouts,
+} from '../../lambdas/core/saga-timeouts';
 import { type AirlockFunction, PROJECT_ROOT } from './airlock-function';
 
 /** Env var holding the saga's ARN in the functions that start or answer it. */
 export const STATE_MACHINE_ARN_ENV = 'STATE_MACHINE_ARN';
 /** The saga's ASL file, relative to the repository root. */
 export const ACTION_SAGA_ASL = 'statemachines/action-saga.asl.json';
-/** The Task that waits for a human; its TimeoutSeconds comes from config. */
+/** The Task that waits for a human; its TimeoutSeconds is `approvalTimeoutSeconds`. */
 export const APPROVAL_STATE = 'WaitForApproval';
 
 /** `${PolicyFunctionArn}`-style placeholders: the only substitutions the ASL may use. */
 const PLACEHOLDER = /\$\{([A-Za-z][A-Za-z0-9]*FunctionArn)\}/g;
-
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type JsonObject = { [key: string]: Json };
-
-function isJsonObject(value: Json | undefined): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Every `States` map in a definition, including those inside Map and Parallel states. */
-function allStateMaps(node: Json): JsonObject[] {
-  const found: JsonObject[] = [];
-  const visit = (value: Json): void => {
-    if (Array.isArray(value)) value.forEach(visit);
-    else if (isJsonObject(value)) {
-      for (const [key, child] of Object.entries(value)) {
-        if (key === 'States' && isJsonObject(child)) found.push(child);
-        visit(child);
-      }
-    }
-  };
-  visit(node);
-  return found;
-}
 
 /** Names of the `${...FunctionArn}` placeholders in an ASL text, sorted and unique. */
 export function aslPlaceholders(aslText: string): string[] {
   return [...new Set([...aslText.matchAll(PLACEHOLDER)].map((m) => m[1] as string))].sort();
 }
 
+/** Reads and parses an ASL file (relative to the repository root). */
+export function readAsl(relativePath: string = ACTION_SAGA_ASL): unknown {
+  return JSON.parse(readFileSync(join(PROJECT_ROOT, relativePath), 'utf8')) as unknown;
+}
+
+/** An ASL definition as deployed: the file with every TimeoutSeconds derived from config. */
+export interface RenderedAsl {
+  text: string;
+  timeouts: SagaTimeouts;
+}
+
 /**
- * Reads an ASL file and sets the TimeoutSeconds of named states. The file stays valid JSON
- * with a sensible number in it (the local runner uses it as is); only the deployed copy
- * takes the configured value, because definitionSubstitutions can only insert strings.
+ * Reads an ASL file and writes the derived TimeoutSeconds into it (the execution's and every
+ * Task's; see lambdas/core/saga-timeouts.ts). Done on the parsed JSON rather than with
+ * definitionSubstitutions, which can only insert strings. Throws SagaTimeoutError when the
+ * config cannot be honoured (lib/config.ts refuses such configs first).
  */
-export function loadAsl(relativePath: string, timeouts: Record<string, number>): string {
-  const parsed = JSON.parse(readFileSync(join(PROJECT_ROOT, relativePath), 'utf8')) as Json;
-  if (!isJsonObject(parsed)) throw new Error(`${relativePath} is not a JSON object`);
-  const stateMaps = allStateMaps(parsed);
-  for (const [stateName, seconds] of Object.entries(timeouts)) {
-    const state = stateMaps.map((states) => states[stateName]).find(isJsonObject);
-    if (!state) throw new Error(`${relativePath} has no state ${stateName}; config cannot set its TimeoutSeconds`);
-    state.TimeoutSeconds = seconds;
-  }
-  return JSON.stringify(parsed, null, 2);
+export function renderAsl(config: SagaTimeoutConfig, relativePath: string = ACTION_SAGA_ASL): RenderedAsl {
+  const definition = readAsl(relativePath);
+  const timeouts = deriveSagaTimeouts(definition, config);
+  const problems = sagaTimeoutProblems(timeouts, config);
+  if (problems.length > 0) throw new SagaTimeoutError(`${relativePath}: ${problems.join('; ')}`);
+  return { text: JSON.stringify(applySagaTimeouts(definition, timeouts), null, 2), timeouts };
 }
 
 /** Props of {@link ActionSaga}. */
@@ -74,7 +67,8 @@ export interface ActionSagaProps {
    * functions, chosen per step by IssueGrant. They get lambda:InvokeFunction too.
    */
   readonly dynamicTargets?: readonly AirlockFunction[];
-  readonly approvalTimeoutSeconds: number;
+  /** What the execution's and every Task's TimeoutSeconds are derived from. */
+  readonly timeouts: SagaTimeoutConfig;
   readonly logRetention: RetentionDays;
   readonly removalPolicy: RemovalPolicy;
   /** Prefix of the vended-logs group name, to keep names unique per stack. */
@@ -90,11 +84,14 @@ export class ActionSaga extends Construct {
   readonly logGroup: LogGroup;
   /** Functions the definition invokes, by placeholder. */
   readonly invoked: ReadonlyMap<string, AirlockFunction>;
+  /** The derived TimeoutSeconds (execution and every Task). */
+  readonly timeouts: SagaTimeouts;
 
   constructor(scope: Construct, id: string, props: ActionSagaProps) {
     super(scope, id);
 
-    const definition = loadAsl(ACTION_SAGA_ASL, { [APPROVAL_STATE]: props.approvalTimeoutSeconds });
+    const { text: definition, timeouts } = renderAsl(props.timeouts);
+    this.timeouts = timeouts;
     const invoked = new Map<string, AirlockFunction>();
     for (const placeholder of aslPlaceholders(definition)) {
       const fn = props.functions[placeholder];

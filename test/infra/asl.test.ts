@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import aslValidator from 'asl-validator';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../lib/constructs/airlock-function';
-import { ACTION_SAGA_ASL, APPROVAL_STATE, aslPlaceholders, loadAsl } from '../../lib/constructs/saga';
+import { APPROVAL_STATE, aslPlaceholders, renderAsl } from '../../lib/constructs/saga';
+import { DEFAULT_SAGA_TIMEOUTS, SagaTimeoutError, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/core/saga-timeouts';
 
 interface State {
   Type: string;
@@ -67,15 +68,24 @@ describe('statemachines/*.asl.json', () => {
       for (const d of allDefinitions(definition)) expect(Object.keys(d.States)).toContain(d.StartAt);
     });
 
-    it('gives every Task a Retry, a Catch and an explicit TimeoutSeconds', () => {
+    it('gives every Task a Retry, a Catch and, once rendered from config, an explicit TimeoutSeconds', () => {
       const tasks = allStates(definition).filter(([, s]) => s.Type === 'Task');
       expect(tasks.length).toBeGreaterThan(0);
+      const rendered = JSON.parse(renderAsl(DEFAULT_SAGA_TIMEOUTS, `statemachines/${file}`).text) as Definition & { TimeoutSeconds?: number };
+      const renderedTasks = new Map(allStates(rendered));
       for (const [name, task] of tasks) {
         expect(task.Retry?.length, `${name}.Retry`).toBeGreaterThan(0);
         expect(task.Catch?.length, `${name}.Catch`).toBeGreaterThan(0);
         // aws-local-stepfunctions defaults Task timeouts to 60 s; AWS to 99999999 s.
-        expect(Number.isInteger(task.TimeoutSeconds), `${name}.TimeoutSeconds`).toBe(true);
+        expect(Number.isInteger(renderedTasks.get(name)?.TimeoutSeconds), `${name}.TimeoutSeconds`).toBe(true);
       }
+      expect(Number.isInteger(rendered.TimeoutSeconds)).toBe(true);
+    });
+
+    it('hard-codes no TimeoutSeconds: every one is derived from config', () => {
+      const text = readFileSync(join(dir, file), 'utf8');
+      expect(text).not.toMatch(/"TimeoutSeconds(Path)?"\s*:/);
+      expect(text).not.toMatch(/"HeartbeatSeconds(Path)?"\s*:/);
     });
 
     it('names states in PascalCase', () => {
@@ -118,14 +128,30 @@ describe('action saga', () => {
     expect(target('ApprovalRejected').Result?.status).toBe('rejected');
   });
 
-  it('is deployed with the configured approval timeout, still valid ASL', () => {
-    const deployed = JSON.parse(loadAsl(ACTION_SAGA_ASL, { [APPROVAL_STATE]: 3600 })) as Definition;
-    expect(deployed.States[APPROVAL_STATE]?.TimeoutSeconds).toBe(3600);
+  it('is deployed with the configured timeouts, still valid ASL', () => {
+    const config = { ...DEFAULT_SAGA_TIMEOUTS, approvalTimeoutSeconds: 3600, functionTimeoutSeconds: 12, connectorTimeoutSeconds: 45 };
+    const { text, timeouts } = renderAsl(config);
+    const deployed = JSON.parse(text) as Definition & { TimeoutSeconds: number };
+    // The approval's hour, plus the approvals function's own time (it stores the expiry).
+    expect(deployed.States[APPROVAL_STATE]?.TimeoutSeconds).toBe(3600 + 12 + TASK_TIMEOUT_MARGIN_SECONDS);
+    expect(deployed.TimeoutSeconds).toBe(timeouts.executionSeconds);
+    expect(deployed.TimeoutSeconds).toBe(3600 + timeouts.runSeconds);
+    // Each Task outlasts the Lambda it invokes: the function's own timeout fires first.
+    for (const [name, task] of allStates(deployed).filter(([, s]) => s.Type === 'Task')) {
+      const params = task.Parameters ?? {};
+      const expected =
+        task.Resource?.endsWith('.waitForTaskToken') ? 3600 + 12 + TASK_TIMEOUT_MARGIN_SECONDS
+        : 'FunctionName.$' in params ? 45 + TASK_TIMEOUT_MARGIN_SECONDS
+        : 12 + TASK_TIMEOUT_MARGIN_SECONDS;
+      expect(task.TimeoutSeconds, name).toBe(expected);
+    }
     expect(aslValidator(deployed).isValid).toBe(true);
   });
 
-  it('refuses to configure a state that does not exist', () => {
-    expect(() => loadAsl(ACTION_SAGA_ASL, { ApproveNothing: 60 })).toThrow(/no state ApproveNothing/);
+  it('refuses a config whose execution would outlast a Standard workflow, naming the fields', () => {
+    const config = { ...DEFAULT_SAGA_TIMEOUTS, approvalTimeoutSeconds: 31_536_000 };
+    expect(() => renderAsl(config)).toThrow(SagaTimeoutError);
+    expect(() => renderAsl(config)).toThrow(/approvalTimeoutSeconds.*lambda\.timeoutSeconds.*lambda\.connectorTimeoutSeconds/);
   });
 });
 

@@ -2,8 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { deriveSagaTimeouts, STANDARD_MAX_EXECUTION_SECONDS } from '../../lambdas/core/saga-timeouts';
+import { readAsl } from '../../lib/constructs/saga';
 import {
+  type AirlockConfig,
+  type AirlockConfigInput,
   CONFIG_CONTEXT_KEY,
   CONFIG_FILE_CONTEXT_KEY,
   CONFIG_FILE_ENV,
@@ -11,6 +16,7 @@ import {
   loadConfig,
   parseConfig,
   PLACEHOLDER_ISSUER,
+  sagaTimeoutConfig,
 } from '../../lib/config';
 
 const dir = mkdtempSync(join(tmpdir(), 'airlock-config-'));
@@ -61,6 +67,58 @@ describe('parseConfig', () => {
   ])('rejects %j, naming %s', (input, key) => {
     expect(() => parseConfig(input)).toThrow(InvalidConfigError);
     expect(() => parseConfig(input)).toThrow(key);
+  });
+});
+
+describe('parseConfig: timeouts the saga can honour', () => {
+  const executionOf = (config: AirlockConfigInput) => {
+    const parsed = { approvalTimeoutSeconds: 259_200, ...config, lambda: { timeoutSeconds: 10, connectorTimeoutSeconds: 30, ...config.lambda } };
+    return deriveSagaTimeouts(readAsl(), sagaTimeoutConfig(parsed as AirlockConfig));
+  };
+
+  it('refuses a one-year approval wait: the execution would time out first, naming the fields and the largest value that fits', () => {
+    const input = { approvalTimeoutSeconds: STANDARD_MAX_EXECUTION_SECONDS };
+    expect(() => parseConfig(input)).toThrow(InvalidConfigError);
+    const room = STANDARD_MAX_EXECUTION_SECONDS - executionOf(input).runSeconds;
+    const message = (() => {
+      try {
+        parseConfig(input);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return '';
+    })();
+    for (const field of ['approvalTimeoutSeconds', 'lambda.timeoutSeconds', 'lambda.connectorTimeoutSeconds', `at most ${room}`]) {
+      expect(message).toContain(field);
+    }
+    // Exactly at the limit is fine; one second more is not.
+    expect(parseConfig({ approvalTimeoutSeconds: room }).approvalTimeoutSeconds).toBe(room);
+    expect(() => parseConfig({ approvalTimeoutSeconds: room + 1 })).toThrow(/approvalTimeoutSeconds/);
+  });
+
+  it('counts the Lambda timeouts: the longest functions leave less room for the approval', () => {
+    const slow = { lambda: { timeoutSeconds: 900, connectorTimeoutSeconds: 900 } };
+    const room = STANDARD_MAX_EXECUTION_SECONDS - executionOf(slow).runSeconds;
+    expect(room).toBeLessThan(STANDARD_MAX_EXECUTION_SECONDS - executionOf({}).runSeconds);
+    expect(() => parseConfig({ ...slow, approvalTimeoutSeconds: room })).not.toThrow();
+    expect(() => parseConfig({ ...slow, approvalTimeoutSeconds: room + 1 })).toThrow(/lambda\.connectorTimeoutSeconds = 900/);
+  });
+
+  it('accepts a config exactly when its derived execution fits in a year (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 60, max: STANDARD_MAX_EXECUTION_SECONDS }),
+        fc.integer({ min: 1, max: 900 }),
+        fc.integer({ min: 1, max: 900 }),
+        (approvalTimeoutSeconds, timeoutSeconds, connectorTimeoutSeconds) => {
+          const input = { approvalTimeoutSeconds, lambda: { timeoutSeconds, connectorTimeoutSeconds } };
+          const fits = executionOf(input).executionSeconds <= STANDARD_MAX_EXECUTION_SECONDS;
+          if (fits) expect(parseConfig(input).approvalTimeoutSeconds).toBe(approvalTimeoutSeconds);
+          else expect(() => parseConfig(input)).toThrow(/approvalTimeoutSeconds/);
+        },
+      ),
+      { numRuns: 100 },
+    );
   });
 });
 

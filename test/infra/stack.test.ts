@@ -4,7 +4,9 @@ import { connectors } from '../../lambdas/connectors/registry';
 import { routeKey, routes } from '../../lambdas/handlers/routes';
 import { SecretNames } from '../../lambdas/ports/secrets';
 import { CONNECTOR_KEY_PREFIXES, LEDGER_CONNECTOR_ACTIONS, LEDGER_READ_WRITE_ACTIONS } from '../../lib/constructs/ledger';
-import { APPROVAL_STATE } from '../../lib/constructs/saga';
+import { deriveSagaTimeouts, STANDARD_MAX_EXECUTION_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/core/saga-timeouts';
+import { sagaTimeoutConfig } from '../../lib/config';
+import { APPROVAL_STATE, readAsl } from '../../lib/constructs/saga';
 import {
   actionsOf,
   logicalId,
@@ -456,7 +458,39 @@ describe('saga', () => {
     expect(definition.States[definition.StartAt]).toBeDefined();
     const approval = definition.States[APPROVAL_STATE]!;
     expect(approval.Resource).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
-    expect(approval.TimeoutSeconds).toBe(7200);
+    // approvalTimeoutSeconds, plus the approvals function's own Task time: the expiry it
+    // stores (7200 s after it runs) always comes before the wait times out.
+    expect(approval.TimeoutSeconds).toBe(7200 + 12 + TASK_TIMEOUT_MARGIN_SECONDS);
+  });
+
+  it('derives the execution and every Task timeout from config, each Task outlasting its Lambda', () => {
+    type State = { Type: string; Resource?: string; TimeoutSeconds?: number; Parameters?: Record<string, unknown>; Branches?: { States: Record<string, State> }[] };
+    const definition = JSON.parse(stateMachine().DefinitionString as string) as { TimeoutSeconds?: number; States: Record<string, State> };
+    const expected = deriveSagaTimeouts(readAsl(), sagaTimeoutConfig(s.config));
+    expect(definition.TimeoutSeconds).toBe(expected.executionSeconds);
+    expect(definition.TimeoutSeconds).toBe(s.stack.saga.timeouts.executionSeconds);
+    // The execution outlasts the approval wait plus the saga's worst-case run.
+    expect(definition.TimeoutSeconds).toBe(7200 + expected.runSeconds);
+    expect(definition.TimeoutSeconds).toBeLessThanOrEqual(STANDARD_MAX_EXECUTION_SECONDS);
+    const tasks: [string, State][] = [];
+    const walk = (states: Record<string, State>) => {
+      for (const [name, st] of Object.entries(states)) {
+        if (st.Type === 'Task') tasks.push([name, st]);
+        for (const b of st.Branches ?? []) walk(b.States);
+      }
+    };
+    walk(definition.States);
+    expect(tasks.map(([n]) => n).sort()).toEqual(Object.keys(expected.tasks).sort());
+    const lambdaTimeout = (fn: { function: { timeout?: { toSeconds(): number } } }) => fn.function.timeout!.toSeconds();
+    for (const [name, task] of tasks) {
+      const connectorCall = task.Parameters !== undefined && 'FunctionName.$' in task.Parameters;
+      const seconds =
+        name === APPROVAL_STATE ? s.config.approvalTimeoutSeconds + lambdaTimeout(s.stack.functions.approvals) + TASK_TIMEOUT_MARGIN_SECONDS
+        : connectorCall ? lambdaTimeout([...s.stack.connectorFunctions.values()][0]!) + TASK_TIMEOUT_MARGIN_SECONDS
+        : lambdaTimeout(s.stack.functions.policy) + TASK_TIMEOUT_MARGIN_SECONDS;
+      expect(task.TimeoutSeconds, name).toBe(seconds);
+    }
+    expect(Object.values(expected.tasks)).toEqual(expect.arrayContaining([12 + TASK_TIMEOUT_MARGIN_SECONDS, 20 + TASK_TIMEOUT_MARGIN_SECONDS]));
   });
 
   it('substitutes the functions the ASL names and may invoke exactly those and the connectors', () => {

@@ -1,6 +1,7 @@
 import { canonicalJson, sha256Hex } from '../canonical-json';
 import type { ActionRecord } from '../action';
 import { TerminalStatuses } from '../action';
+import { resultFromSteps } from '../action-view';
 import { findTool } from '../../connectors/registry';
 import type { AuditEvent, StepRecord } from '../../ports/steps';
 import { Redactor } from './redact';
@@ -234,7 +235,7 @@ export function buildReceipt(input: ReceiptInput): Receipt {
   const events = [...input.events].sort((a, b) => a.seq - b.seq);
   const steps = buildSteps(redactor, input.steps, action);
   const envelope = redactEnvelope(redactor, action.envelope);
-  const result = redactResult(redactor, action);
+  const result = redactResult(redactor, action, input.steps);
   const d = action.decision;
   const draft: Receipt = {
     schemaVersion: RECEIPT_SCHEMA_VERSION,
@@ -314,19 +315,23 @@ export function buildReceipt(input: ReceiptInput): Receipt {
   return ReceiptSchema.parse(receipt);
 }
 
-/** The action's result: a single call's output, or a plan's outputs by step id. */
-function redactResult(redactor: Redactor, action: ActionRecord): unknown {
-  if (action.result === undefined) return undefined;
+/**
+ * The action's result: a single call's output, or a plan's outputs by step id. Outputs too
+ * large for the action record are put together from the step records.
+ */
+function redactResult(redactor: Redactor, action: ActionRecord, records: readonly StepRecord[]): unknown {
+  const value = action.result === undefined && action.status === 'completed' ? resultFromSteps(action, records) : action.result;
+  if (value === undefined) return undefined;
   const env = action.envelope as { tool?: unknown; plan?: unknown } | null;
-  if (action.kind === 'single' && typeof env?.tool === 'string') return redactToolValue(redactor, env.tool, 'output', action.result);
-  if (Array.isArray(env?.plan) && action.result !== null && typeof action.result === 'object') {
+  if (action.kind === 'single' && typeof env?.tool === 'string') return redactToolValue(redactor, env.tool, 'output', value);
+  if (Array.isArray(env?.plan) && value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     const tools = new Map(env.plan.map((s: unknown) => [String((s as { id?: unknown })?.id), String((s as { tool?: unknown })?.tool)]));
-    for (const [id, value] of Object.entries(action.result as Record<string, unknown>)) {
+    for (const [id, output] of Object.entries(value as Record<string, unknown>)) {
       const tool = tools.get(id);
-      out[id] = tool ? redactToolValue(redactor, tool, 'output', value) : redactor.redactAll(value);
+      out[id] = tool ? redactToolValue(redactor, tool, 'output', output) : redactor.redactAll(output);
     }
     return out;
   }
-  return redactor.redactAll(action.result);
+  return redactor.redactAll(value);
 }

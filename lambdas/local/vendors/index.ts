@@ -4,7 +4,7 @@ import { procurementVendor } from './procurement';
 import { startSandboxVendor, type RunningSandboxVendor, type SandboxVendorSpec, type VendorFaults, type VendorStats } from './sandbox-server';
 import { travelVendor } from './travel';
 
-export type { CommitThenDropFault, FailNextFault, TimeoutFault, VendorFaults, VendorStats } from './sandbox-server';
+export type { CommitThenDropFault, FailNextFault, OversizeFault, TimeoutFault, VendorFaults, VendorStats } from './sandbox-server';
 export { DEFAULT_HOLD_TTL_MS } from './travel';
 
 /** The connectors that have a sandbox vendor. */

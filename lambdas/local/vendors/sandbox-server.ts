@@ -37,6 +37,17 @@ export interface CommitThenDropFault {
   mode?: 'hang' | 'destroy';
 }
 
+/**
+ * Answer the next `count` successful calls of an operation with a body of at least `bytes`:
+ * its `data` list repeated, as a vendor does that ignores paging or returns far more than
+ * asked. Nothing else changes (no side effect, no stored idempotent reply).
+ */
+export interface OversizeFault {
+  operation: string;
+  count: number;
+  bytes: number;
+}
+
 /** Fault injection for one sandbox vendor. Setting faults replaces the previous set. */
 export interface VendorFaults {
   /** Added before every API call, in milliseconds. */
@@ -50,7 +61,11 @@ export interface VendorFaults {
   failNext?: FailNextFault[];
   timeoutNext?: TimeoutFault[];
   commitThenDrop?: CommitThenDropFault[];
+  oversizeNext?: OversizeFault[];
 }
+
+/** Largest body the oversize fault makes (16 MB). */
+const MAX_OVERSIZE_BYTES = 16_000_000;
 
 const faultsSchema = z
   .object({
@@ -65,8 +80,22 @@ const faultsSchema = z
     commitThenDrop: z
       .array(z.object({ operation: z.string(), count: z.number().int().positive(), mode: z.enum(['hang', 'destroy']).optional() }).strict())
       .optional(),
+    oversizeNext: z
+      .array(z.object({ operation: z.string(), count: z.number().int().positive(), bytes: z.number().int().positive().max(MAX_OVERSIZE_BYTES) }).strict())
+      .optional(),
   })
   .strict();
+
+/** Repeats a reply's `data` list until its JSON is at least `bytes` long (unchanged without a non-empty list). */
+function oversize(reply: Reply, bytes: number): Reply {
+  const body = reply.body as { data?: unknown } | null;
+  if (!body || typeof body !== 'object' || !Array.isArray(body.data) || body.data.length === 0) return reply;
+  const items = body.data as unknown[];
+  const base = Buffer.byteLength(JSON.stringify({ ...body, data: [] }));
+  const perItem = Buffer.byteLength(JSON.stringify(items)) / items.length;
+  const count = Math.max(items.length, Math.ceil((bytes - base) / perItem));
+  return { ...reply, body: { ...body, data: Array.from({ length: count }, (_, i) => items[i % items.length]) } };
+}
 
 /** Side effects performed (committed, not replayed) and requests seen, per operation. */
 export interface VendorStats {
@@ -424,7 +453,8 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
       if (drop.mode === 'destroy') return void res.destroy();
       return hang(res);
     }
-    send(res, reply);
+    const big = reply.status >= 200 && reply.status < 300 ? takeFault(faults.oversizeNext, route.operation) : undefined;
+    send(res, big ? oversize(reply, big.bytes) : reply);
   };
 
   const server: Server = createServer((req, res) => {

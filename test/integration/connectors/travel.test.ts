@@ -185,4 +185,29 @@ describe('travel connector', () => {
     expect(released.status).toBe('released');
     expect(h.vendors.admin.stats('travel').sideEffects.release_hold).toBe(1);
   });
+
+  it('answers a search with ~1 MB when told to through the admin endpoint, then normally again', async () => {
+    // Prepare: the fault lives on the admin endpoint, never in the request.
+    const faults = await fetch(`${h.vendors.baseUrls.travel}/_admin/faults`, {
+      method: 'POST',
+      headers: { 'x-admin-token': h.vendors.adminTokens.travel!, 'content-type': 'application/json' },
+      body: JSON.stringify({ oversizeNext: [{ operation: 'search_flights', count: 1, bytes: 1_000_000 }] }),
+    });
+    expect(faults.status).toBe(200);
+    // Act
+    const big = (await h.call('travel.search_flights', { origin: 'SFO', destination: 'JFK', date })) as { flights: { flightId: string }[] };
+    const normal = (await h.call('travel.search_flights', { origin: 'SFO', destination: 'JFK', date })) as { flights: { flightId: string }[] };
+    // Assess: the same flights, repeated; the next search is back to normal.
+    expect(Buffer.byteLength(JSON.stringify(big))).toBeGreaterThan(900_000);
+    expect(new Set(big.flights.map((f) => f.flightId))).toEqual(new Set(normal.flights.map((f) => f.flightId)));
+    expect(normal.flights.length).toBeLessThan(10);
+    expect(h.vendors.admin.stats('travel').sideEffects).toEqual({});
+    // Refused when malformed, like every fault.
+    const bad = await fetch(`${h.vendors.baseUrls.travel}/_admin/faults`, {
+      method: 'POST',
+      headers: { 'x-admin-token': h.vendors.adminTokens.travel!, 'content-type': 'application/json' },
+      body: JSON.stringify({ oversizeNext: [{ operation: 'search_flights', count: 1, bytes: 1e12 }] }),
+    });
+    expect(bad.status).toBe(400);
+  });
 });

@@ -127,8 +127,8 @@ function newToken(): string {
 
 beforeAll(async () => {
   ledgerEnv = await startLedger();
-  store = new DynamoSagaStore({ client: ledgerEnv.dynalite.client, tableName: ledgerEnv.tableName });
-  approvals = new DynamoApprovalStore({ client: ledgerEnv.dynalite.client, tableName: ledgerEnv.tableName });
+  store = new DynamoSagaStore({ client: ledgerEnv.dynamo.client, tableName: ledgerEnv.tableName });
+  approvals = new DynamoApprovalStore({ client: ledgerEnv.dynamo.client, tableName: ledgerEnv.tableName });
   engine = loadPolicyEngine();
 });
 

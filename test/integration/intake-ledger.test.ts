@@ -18,7 +18,7 @@ afterAll(async () => {
 });
 
 async function countActions(sub: string): Promise<number> {
-  const out = await env.dynalite.client.send(
+  const out = await env.dynamo.client.send(
     new QueryCommand({
       TableName: env.tableName,
       IndexName: 'gsi1',

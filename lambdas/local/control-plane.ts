@@ -68,6 +68,22 @@ export interface ControlPlane {
  */
 export const SANDBOX_VENDORS_FILE = 'sandbox-vendors.json';
 
+/** Why a vendor call was cut short: the control plane is stopping (the step's outcome is unknown). */
+export class RuntimeStoppingError extends Error {
+  constructor() {
+    super('the local control plane is stopping');
+    this.name = 'RuntimeStoppingError';
+  }
+}
+
+/**
+ * Global fetch, cut short when `signal` aborts: a vendor call in flight at shutdown ends at
+ * once (as if the process had died) instead of holding close() open for its whole timeout.
+ */
+function stoppableFetch(signal: AbortSignal): typeof fetch {
+  return (input, init) => fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+}
+
 const loadHandler = cachingLoader(loadHandlerModule);
 const handlerOf = async (name: string) => (await loadHandler(name)) as LocalFunction;
 
@@ -173,6 +189,8 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
       }, options.digestIntervalMs ?? 60_000);
       digestTimer.unref();
+      const stopping = new AbortController();
+      const vendorFetch = stoppableFetch(stopping.signal);
       installConnectorRuntime((connector) => ({
         connector,
         steps: store,
@@ -182,6 +200,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         logger: ctx.logger,
         now: () => new Date(),
         timeoutMs: options.vendorTimeoutMs ?? 8_000,
+        fetch: vendorFetch,
       }));
 
       // Everything a previous run left unfinished: every step is idempotent, so running the
@@ -198,6 +217,9 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         async stop() {
           await rm(vendorsFile, { force: true });
           clearInterval(digestTimer);
+          // Vendor calls in flight end now (their steps are retried on the next start, with
+          // the same idempotency keys); close() then waits for their handlers to record that.
+          stopping.abort(new RuntimeStoppingError());
           await runner.close();
           await receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
           if (!options.externalVendors) await vendors.close();

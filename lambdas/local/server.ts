@@ -365,6 +365,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     markReady = resolve;
   });
   let issuer: DevIssuer | undefined;
+  // Once close() begins, new requests get 503 and close() waits for the handlers already
+  // running before it stops services and DynamoDB, so none of them writes afterwards.
+  let draining = false;
+  const inFlight = new Set<Promise<void>>();
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = newRequestId();
@@ -385,7 +389,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   };
 
   const route = async (req: IncomingMessage, method: string, requestId: string, reqLog: Logger): Promise<LocalResponse> => {
-    if (!(await ready) || !issuer) return problemResponse(serviceUnavailable('The local runtime is shutting down.', 1));
+    if (draining || !(await ready) || !issuer) return problemResponse(serviceUnavailable('The local runtime is shutting down.', 1));
     const url = req.url ?? '/';
     const { rawPath } = splitTarget(url);
     const match = matchRoute(matcher, method, rawPath);
@@ -439,10 +443,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   };
 
   const server = createServer({ requestTimeout: timeoutMs + 5_000, headersTimeout: 10_000 }, (req, res) => {
-    handle(req, res).catch((error) => {
+    const work = handle(req, res).catch((error) => {
       log.error('response failed', { error });
       res.destroy();
     });
+    inFlight.add(work);
+    void work.finally(() => inFlight.delete(work));
   });
 
   const port = await listen(server, requestedPort);
@@ -509,7 +515,19 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       env,
       services: started,
       close: () => {
-        closing ??= runCleanups(cleanups, log);
+        closing ??= (async () => {
+          draining = true;
+          // Bounded: a request holding a `Prefer: wait` open only reads by then.
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            Promise.allSettled([...inFlight]),
+            new Promise((resolve) => {
+              timer = setTimeout(resolve, CLOSE_GRACE_MS);
+            }),
+          ]);
+          clearTimeout(timer);
+          await runCleanups(cleanups, log);
+        })();
         return closing;
       },
     };

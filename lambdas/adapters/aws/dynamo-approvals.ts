@@ -6,7 +6,6 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
-import { InvalidCursorError } from '../../ports/ledger';
 import {
   ApprovalStatuses,
   type ApprovalPage,
@@ -17,7 +16,7 @@ import {
   type PutVoteResult,
   type VoteRecord,
 } from '../../ports/approvals';
-import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
+import { conditionalWrite, decodeGsiCursor, encodeGsiCursor, fromCursor, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
 /**
  * Approvals and votes on the ledger table (see ledger.md): the approval item at
@@ -82,8 +81,6 @@ function toRecord(item: Item | undefined): ApprovalRecord | undefined {
 function toVote(item: Item): VoteRecord {
   return VoteSchema.parse(JSON.parse(item.doc?.S ?? '{}')) as VoteRecord;
 }
-
-const CursorSchema = z.object({ pk: z.string().max(300), sk: z.string().max(300), gsi1pk: z.string().max(300), gsi1sk: z.string().max(300) }).strict();
 
 export interface DynamoApprovalStoreOptions {
   client: DynamoDBClient;
@@ -232,17 +229,8 @@ export class DynamoApprovalStore implements ApprovalStore {
 
   async listApprovals(query: { status: ApprovalStatus; limit: number; cursor?: string }): Promise<ApprovalPage> {
     const gsi1pk = ApprovalKeys.byStatus(query.status);
-    let start: Item | undefined;
-    if (query.cursor) {
-      try {
-        const parsed = CursorSchema.parse(JSON.parse(Buffer.from(query.cursor, 'base64url').toString('utf8')));
-        if (parsed.gsi1pk !== gsi1pk) throw new Error('cursor belongs to another listing');
-        start = { pk: S(parsed.pk), sk: S(parsed.sk), gsi1pk: S(parsed.gsi1pk), gsi1sk: S(parsed.gsi1sk) };
-      } catch (cause) {
-        throw new InvalidCursorError({ cause });
-      }
-    }
-    const out = await guard(() =>
+    const start = query.cursor ? decodeGsiCursor(query.cursor, { gsi1pk, pkPrefix: 'APPROVAL#', sk: 'APPROVAL', gsi1skPrefix: '' }) : undefined;
+    const out = await fromCursor(start, () =>
       this.client.send(
         new QueryCommand({
           TableName: this.table,
@@ -259,13 +247,7 @@ export class DynamoApprovalStore implements ApprovalStore {
       ),
     );
     const items = (out.Items ?? []).map(toRecord).filter((r): r is ApprovalRecord => r !== undefined);
-    const last = out.LastEvaluatedKey;
-    let nextCursor: string | undefined;
-    if (last) {
-      const plain: Record<string, string> = {};
-      for (const [k, v] of Object.entries(last)) if (v.S !== undefined) plain[k] = v.S;
-      nextCursor = Buffer.from(JSON.stringify(plain), 'utf8').toString('base64url');
-    }
+    const nextCursor = encodeGsiCursor(out.LastEvaluatedKey);
     return { items, ...(nextCursor ? { nextCursor } : {}) };
   }
 }

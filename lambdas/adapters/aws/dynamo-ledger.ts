@@ -10,7 +10,6 @@ import { z } from 'zod';
 import { predecessorsOf, type ActionRecord, type ActionStatus, type StoredDecision } from '../../core/action';
 import { sha256Hex } from '../../core/canonical-json';
 import {
-  InvalidCursorError,
   StatusTransitionError,
   type ActionPage,
   type ActionStore,
@@ -20,7 +19,7 @@ import {
   type ListActionsQuery,
   type StoredResponse,
 } from '../../ports/ledger';
-import { conditionalWrite, guard, isConditionFailure, N, S, type Item } from './dynamo-support';
+import { conditionalWrite, decodeGsiCursor, encodeGsiCursor, fromCursor, guard, isConditionFailure, N, S, type Item } from './dynamo-support';
 
 /**
  * The ledger on DynamoDB: one table, single-item conditional writes only (no transactions,
@@ -37,28 +36,6 @@ export const Keys = {
     sk: S('IDEMP'),
   }),
 };
-
-const CursorSchema = z
-  .object({ pk: z.string().max(300), sk: z.string().max(300), gsi1pk: z.string().max(300), gsi1sk: z.string().max(300) })
-  .strict();
-
-function encodeCursor(key: Item | undefined): string | undefined {
-  if (!key) return undefined;
-  const plain: Record<string, string> = {};
-  for (const [k, v] of Object.entries(key)) if (v.S !== undefined) plain[k] = v.S;
-  return Buffer.from(JSON.stringify(plain), 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string, gsi1pk: string): Item {
-  try {
-    const parsed = CursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
-    // A cursor only continues the caller's own listing.
-    if (parsed.gsi1pk !== gsi1pk) throw new Error('cursor belongs to another listing');
-    return { pk: S(parsed.pk), sk: S(parsed.sk), gsi1pk: S(parsed.gsi1pk), gsi1sk: S(parsed.gsi1sk) };
-  } catch (cause) {
-    throw new InvalidCursorError({ cause });
-  }
-}
 
 const StoredResponseSchema = z.object({
   status: z.number().int(),
@@ -269,8 +246,8 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
 
   async listActions(query: ListActionsQuery): Promise<ActionPage> {
     const gsi1pk = Keys.actionByPrincipal(query.principalSub);
-    const start = query.cursor ? decodeCursor(query.cursor, gsi1pk) : undefined;
-    const out = await guard(() =>
+    const start = query.cursor ? decodeGsiCursor(query.cursor, { gsi1pk, pkPrefix: 'ACTION#', sk: 'ACTION', gsi1skPrefix: 'ACTION#' }) : undefined;
+    const out = await fromCursor(start, () =>
       this.client.send(
         new QueryCommand({
           TableName: this.table,
@@ -291,7 +268,7 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
       ),
     );
     const items = (out.Items ?? []).map(toAction).filter((a): a is ActionRecord => a !== undefined);
-    const nextCursor = encodeCursor(out.LastEvaluatedKey);
+    const nextCursor = encodeGsiCursor(out.LastEvaluatedKey);
     return { items, ...(nextCursor ? { nextCursor } : {}) };
   }
 

@@ -68,6 +68,9 @@ export interface ControlPlane {
  */
 export const SANDBOX_VENDORS_FILE = 'sandbox-vendors.json';
 
+/** Folder in the state dir where the sandbox vendors keep their state (one file each). */
+export const SANDBOX_VENDOR_STATE_DIR = 'vendors';
+
 /** Why a vendor call was cut short: the control plane is stopping (the step's outcome is unknown). */
 export class RuntimeStoppingError extends Error {
   constructor() {
@@ -119,7 +122,10 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
     async start(ctx) {
       const credentials: Record<string, string> = {};
       for (const name of SANDBOX_CONNECTORS) credentials[name] = await ctx.secrets.getSecret(SecretNames.vendorCredential(name));
-      const vendors = options.externalVendors ?? (await startSandboxVendors({ ...options.vendors, credentials }));
+      // Vendors keep their state beside the ledger, so a restarted runtime resumes or
+      // compensates steps against vendors that still know what they did.
+      const vendors =
+        options.externalVendors ?? (await startSandboxVendors({ stateDir: join(ctx.stateDir, SANDBOX_VENDOR_STATE_DIR), ...options.vendors, credentials }));
       const ledger = new DynamoLedger({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
       const store = new DynamoSagaStore({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
       const decider = ledgerDecider(loadPolicyEngine(), store);

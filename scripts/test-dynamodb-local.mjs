@@ -35,17 +35,22 @@ function log(message) {
   process.stderr.write(`dynamodb-local: ${message}\n`);
 }
 
-/** Re-runs this script inside new network + PID namespaces; undefined when they cannot be made. */
+/**
+ * Re-runs this script inside new network + PID namespaces; undefined when they cannot be
+ * made. `setpriv --pdeathsig` ties unshare to this process and `--kill-child` the namespace
+ * to unshare, so killing this script (even with SIGKILL) ends everything inside.
+ */
 function runNamespaced() {
   if (process.env[INSIDE] || process.platform !== 'linux') return undefined;
-  const probe = spawnSync('unshare', ['--net', '--pid', '--fork', '--kill-child', '--map-root-user', 'true'], { stdio: 'ignore' });
+  const namespaces = ['setpriv', '--pdeathsig', 'SIGKILL', 'unshare', '--net', '--pid', '--fork', '--kill-child', '--map-root-user'];
+  const probe = spawnSync(namespaces[0], [...namespaces.slice(1), 'true'], { stdio: 'ignore' });
   if (probe.status !== 0) return undefined;
   const script = `ip link set lo up 2>/dev/null || true; exec "$0" "$@"`;
-  const result = spawnSync(
-    'unshare',
-    ['--net', '--pid', '--fork', '--kill-child', '--map-root-user', 'sh', '-c', script, process.execPath, fileURLToPath(import.meta.url), ...args],
-    { stdio: 'inherit', cwd: repo, env: { ...process.env, [INSIDE]: '1' } },
-  );
+  const result = spawnSync(namespaces[0], [...namespaces.slice(1), 'sh', '-c', script, process.execPath, fileURLToPath(import.meta.url), ...args], {
+    stdio: 'inherit',
+    cwd: repo,
+    env: { ...process.env, [INSIDE]: '1' },
+  });
   return result.status ?? 1;
 }
 

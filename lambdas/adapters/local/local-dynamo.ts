@@ -14,8 +14,9 @@ export const DYNAMODB_TABLE_ENV = 'AIRLOCK_DYNAMODB_TABLE';
 
 /** AIRLOCK_DYNAMODB_ENDPOINT is not an http(s) URL without credentials. */
 export class InvalidDynamoEndpointError extends Error {
-  constructor(value: string, options?: { cause?: unknown }) {
-    super(`${DYNAMODB_ENDPOINT_ENV} must be an http(s) URL such as http://127.0.0.1:8000, not ${JSON.stringify(value.slice(0, 80))}`, options);
+  constructor(options?: { cause?: unknown }) {
+    // The value is not echoed: it may carry a password.
+    super(`${DYNAMODB_ENDPOINT_ENV} must be an http(s) URL without user or password, such as http://127.0.0.1:8000`, options);
     this.name = 'InvalidDynamoEndpointError';
   }
 }
@@ -38,10 +39,10 @@ export function dynamoEndpointFromEnv(env: NodeJS.ProcessEnv = process.env): str
   try {
     url = new URL(raw);
   } catch (error) {
-    throw new InvalidDynamoEndpointError(raw, { cause: error });
+    throw new InvalidDynamoEndpointError({ cause: error });
   }
   // Credentials in the URL would end up in the banner and in handlers' environment.
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password) throw new InvalidDynamoEndpointError(raw);
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password) throw new InvalidDynamoEndpointError();
   return url.origin + url.pathname.replace(/\/+$/, '');
 }
 

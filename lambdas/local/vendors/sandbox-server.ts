@@ -516,6 +516,8 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
       timers.clear();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      // A change whose request was cut off above is still written: closed means on disk.
+      await durable();
     },
   };
 }

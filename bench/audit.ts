@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const env = await startLedger();
   try {
     // 1. WriteReceipt end to end, from ledger records on dynalite.
-    const saga = new DynamoSagaStore({ client: env.dynalite.client, tableName: env.tableName });
+    const saga = new DynamoSagaStore({ client: env.dynamo.client, tableName: env.tableName });
     const ledgerStore = new FileAuditStore(join(dir, 'ledger-vault'));
     const deps: ReceiptsDeps = {
       actions: env.ledger,

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { InvalidDynamoEndpointError, InvalidTableNameError } from '../../lambdas/adapters/local/local-dynamo';
 import { startControlPlane } from '../../lambdas/local/control-plane';
 import { InvalidPortError, PortInUseError, type LocalRuntime } from '../../lambdas/local/server';
 import { StateDirInUseError } from '../../lambdas/local/state-dir';
@@ -10,7 +11,8 @@ export const summary = 'Start the local control plane on 127.0.0.1 (port from AI
 const usage = `Usage: airlock dev
 
 Starts the embedded Airlock: the HTTP API on 127.0.0.1 (AIRLOCK_PORT, default 8787),
-DynamoDB (dynalite), secrets, the saga runner (the same ASL) and the sandbox vendors,
+DynamoDB (dynalite, or the endpoint in AIRLOCK_DYNAMODB_ENDPOINT, table
+AIRLOCK_DYNAMODB_TABLE), secrets, the saga runner (the same ASL) and the sandbox vendors,
 all kept under AIRLOCK_HOME (default ./.airlock).
 Stop it with Ctrl-C.
 `;
@@ -108,7 +110,13 @@ export async function run(argv: string[]): Promise<number> {
   try {
     runtime = await startControlPlane();
   } catch (error) {
-    if (error instanceof PortInUseError || error instanceof InvalidPortError || error instanceof StateDirInUseError) {
+    if (
+      error instanceof PortInUseError ||
+      error instanceof InvalidPortError ||
+      error instanceof StateDirInUseError ||
+      error instanceof InvalidDynamoEndpointError ||
+      error instanceof InvalidTableNameError
+    ) {
       process.stderr.write(`${error.message}\n`);
       return 1;
     }

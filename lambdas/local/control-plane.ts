@@ -68,6 +68,25 @@ export interface ControlPlane {
  */
 export const SANDBOX_VENDORS_FILE = 'sandbox-vendors.json';
 
+/** Folder in the state dir where the sandbox vendors keep their state (one file each). */
+export const SANDBOX_VENDOR_STATE_DIR = 'vendors';
+
+/** Why a vendor call was cut short: the control plane is stopping (the step's outcome is unknown). */
+export class RuntimeStoppingError extends Error {
+  constructor() {
+    super('the local control plane is stopping');
+    this.name = 'RuntimeStoppingError';
+  }
+}
+
+/**
+ * Global fetch, cut short when `signal` aborts: a vendor call in flight at shutdown ends at
+ * once (as if the process had died) instead of holding close() open for its whole timeout.
+ */
+function stoppableFetch(signal: AbortSignal): typeof fetch {
+  return (input, init) => fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+}
+
 const loadHandler = cachingLoader(loadHandlerModule);
 const handlerOf = async (name: string) => (await loadHandler(name)) as LocalFunction;
 
@@ -103,7 +122,10 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
     async start(ctx) {
       const credentials: Record<string, string> = {};
       for (const name of SANDBOX_CONNECTORS) credentials[name] = await ctx.secrets.getSecret(SecretNames.vendorCredential(name));
-      const vendors = options.externalVendors ?? (await startSandboxVendors({ ...options.vendors, credentials }));
+      // Vendors keep their state beside the ledger, so a restarted runtime resumes or
+      // compensates steps against vendors that still know what they did.
+      const vendors =
+        options.externalVendors ?? (await startSandboxVendors({ stateDir: join(ctx.stateDir, SANDBOX_VENDOR_STATE_DIR), ...options.vendors, credentials }));
       const ledger = new DynamoLedger({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
       const store = new DynamoSagaStore({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
       const decider = ledgerDecider(loadPolicyEngine(), store);
@@ -178,6 +200,8 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
       }, digestIntervalMs);
       digestTimer.unref();
+      const stopping = new AbortController();
+      const vendorFetch = stoppableFetch(stopping.signal);
       installConnectorRuntime((connector) => ({
         connector,
         steps: store,
@@ -187,6 +211,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         logger: ctx.logger,
         now: () => new Date(),
         timeoutMs: options.vendorTimeoutMs ?? 8_000,
+        fetch: vendorFetch,
       }));
 
       // Everything a previous run left unfinished: every step is idempotent, so running the
@@ -203,6 +228,9 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         async stop() {
           await rm(vendorsFile, { force: true });
           clearInterval(digestTimer);
+          // Vendor calls in flight end now (their steps are retried on the next start, with
+          // the same idempotency keys); close() then waits for their handlers to record that.
+          stopping.abort(new RuntimeStoppingError());
           await runner.close();
           // The closing digest says the writer stopped here, so a stopped vault still verifies.
           await receipts.writeDigestNow({ closing: true }).catch((error: unknown) => ctx.logger.error('digest failed', { error }));

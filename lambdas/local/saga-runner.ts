@@ -61,7 +61,15 @@ export interface LocalSagaRunnerOptions {
   retryIntervalMs?: number;
   /** What the TimeoutSeconds are derived from (the stack uses its config); the config defaults otherwise. */
   timeouts?: Partial<SagaTimeoutConfig>;
+  /**
+   * How long close() waits for task handlers still running (default 30 s). Handlers are
+   * expected to end sooner: the control plane aborts their vendor calls when it stops.
+   */
+  closeTimeoutMs?: number;
 }
+
+/** Default bound of close()'s wait for running task handlers: API Gateway's integration timeout. */
+const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
 
 /** Why the runner stopped an execution, or the error of the Fail state it ended in. */
 export interface ExecutionFailure {
@@ -152,6 +160,8 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
   private readonly reports = new Map<string, ExecutionReport>();
   private readonly waiters = new Map<string, Waiter>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Task handler invocations still running; an aborted execution does not stop them. */
+  private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
 
   constructor(private readonly options: LocalSagaRunnerOptions) {
@@ -288,6 +298,9 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
   }
 
   private invoke(functionName: string, payload: unknown, timeoutSeconds: number): Promise<unknown> {
+    // An execution aborted by close() may still reach a Task (a Retry timer firing); a stopped
+    // runner starts no handler, so nothing writes to the ledger after close() returns.
+    if (this.closed) return Promise.reject(new NamedStateError('States.Runtime', 'runner closed'));
     const fn = this.options.functions.get(functionName);
     if (!fn) return Promise.reject(new NamedStateError('Lambda.ResourceNotFoundException', `No local function ${functionName}`));
     const deadline = Date.now() + timeoutSeconds * 1000;
@@ -297,7 +310,14 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
       invokedFunctionArn: functionName,
       getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     } as unknown as Context;
-    return fn(payload, context);
+    const work = fn(payload, context);
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(settled);
+    void settled.finally(() => this.inFlight.delete(settled));
+    return work;
   }
 
   private async runTask(name: string, state: TaskState, input: unknown): Promise<unknown> {
@@ -380,6 +400,11 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     waiter.reject(new NamedStateError(error, cause));
   }
 
+  /** Task handler invocations still running (after close(): those that outlived its bound). */
+  get inFlightTasks(): number {
+    return this.inFlight.size;
+  }
+
   /** Whether a saga for this action is running in this process. */
   isRunning(actionId: string): boolean {
     return this.running.has(actionId);
@@ -391,8 +416,10 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
   }
 
   /**
-   * Stops every execution. Their state is in the ledger: the next start resumes them
-   * (safe because every step is idempotent).
+   * Stops every execution and waits (bounded by closeTimeoutMs) for the task handlers they
+   * had running, which an abort does not stop: once it returns nothing of this runner writes
+   * to the ledger, even when the database outlives the process. The executions' state is in
+   * the ledger: the next start resumes them (safe because every step is idempotent).
    */
   async close(): Promise<void> {
     this.closed = true;
@@ -402,5 +429,16 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     for (const waiter of this.waiters.values()) waiter.reject(new NamedStateError('States.Runtime', 'runner closed'));
     this.waiters.clear();
     await Promise.allSettled([...this.running.values()]);
+    if (this.inFlight.size === 0) return;
+    const bound = this.options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      Promise.all([...this.inFlight]).then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), bound);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) this.options.logger.error('task handlers still running after close', { count: this.inFlight.size, waitedMs: bound });
   }
 }

@@ -7,7 +7,8 @@ import type { Context } from 'aws-lambda';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
 import { connectors } from '../connectors/registry';
-import { LOCAL_AWS_CREDENTIALS, LOCAL_AWS_REGION, startDynalite } from '../adapters/local/dynalite';
+import { LOCAL_AWS_CREDENTIALS, LOCAL_AWS_REGION } from '../adapters/local/dynalite';
+import { dynamoEndpointFromEnv, openLocalDynamo, tableNameFromEnv } from '../adapters/local/local-dynamo';
 import { DEFAULT_LEDGER_TABLE, ensureTables } from '../adapters/local/dynamo-tables';
 import { FileSecrets } from '../adapters/local/file-secrets';
 import { createLogger, logger as rootLogger, type Logger } from '../core/logger';
@@ -44,8 +45,9 @@ import { acquireStateLock, ensurePrivateDir, resolveStateDir } from './state-dir
 
 /**
  * The embedded default: one process that plays API Gateway (routes, JWT authorizer, payload
- * format 2.0), DynamoDB (dynalite) and Secrets Manager (files), and invokes the same handler
- * modules the stack deploys. Everything it keeps lives in the state directory.
+ * format 2.0), DynamoDB (dynalite, or an external endpoint) and Secrets Manager (files), and
+ * invokes the same handler modules the stack deploys. Everything it keeps lives in the state
+ * directory (and, with an external endpoint, in that database).
  */
 
 /** Port used when neither the options nor AIRLOCK_PORT name one. */
@@ -93,11 +95,13 @@ export function portFromEnv(env: NodeJS.ProcessEnv = process.env): number | unde
   return parsed.data;
 }
 
-/** The embedded DynamoDB as handlers and services reach it. */
+/** The DynamoDB handlers and services reach: embedded dynalite or an external endpoint. */
 export interface LocalDynamo {
   endpoint: string;
   client: DynamoDBClient;
   tableName: string;
+  /** The database outlives the runtime (AIRLOCK_DYNAMODB_ENDPOINT), so closing keeps its data. */
+  external: boolean;
 }
 
 /** What a plug-in service gets when it starts: every shared piece of the runtime. */
@@ -135,8 +139,13 @@ export interface LocalRuntimeOptions {
   port?: number;
   /** State directory. Default: AIRLOCK_HOME, else `.airlock/` under the cwd. */
   stateDir?: string;
-  /** Ledger table name. Default `airlock-ledger`. */
+  /** Ledger table name. Default: AIRLOCK_DYNAMODB_TABLE, else `airlock-ledger`. */
   tableName?: string;
+  /**
+   * A DynamoDB-compatible endpoint (DynamoDB Local, …) to use instead of starting dynalite.
+   * Default: AIRLOCK_DYNAMODB_ENDPOINT; `null` forces dynalite.
+   */
+  dynamoEndpoint?: string | null;
   /** Route table. Default: lambdas/handlers/routes.ts, the table the stack deploys. */
   routes?: readonly RouteSpec[];
   /** Maps a route's `fn` to its handler. Default: import `lambdas/handlers/<fn>.ts`. */
@@ -145,7 +154,7 @@ export interface LocalRuntimeOptions {
   services?: readonly LocalService[];
   /** Runtime logger (access log, errors). Default: the process logger. */
   logger?: Logger;
-  /** Keep DynamoDB in memory instead of `<stateDir>/dynamodb`. Default false. */
+  /** Keep dynalite in memory instead of `<stateDir>/dynamodb`. Default false; moot with an endpoint. */
   inMemoryDynamo?: boolean;
   /**
    * Export the runtime's configuration to `process.env` for handlers, which read their
@@ -410,7 +419,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   const log = options.logger ?? rootLogger.child({ component: 'local-runtime' });
   const requestedPort = options.port ?? portFromEnv() ?? DEFAULT_PORT;
   const stateDir = resolveStateDir(options.stateDir);
-  const tableName = options.tableName ?? DEFAULT_LEDGER_TABLE;
+  const tableName = options.tableName ?? tableNameFromEnv() ?? DEFAULT_LEDGER_TABLE;
+  const dynamoEndpoint = options.dynamoEndpoint === null ? undefined : (options.dynamoEndpoint ?? dynamoEndpointFromEnv());
   const timeoutMs = options.handlerTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS;
   const matcher = compileRoutes(options.routes ?? defaultRoutes);
   const loadHandler = cachingLoader(options.loadHandler ?? loadHandlerModule);
@@ -421,6 +431,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     markReady = resolve;
   });
   let issuer: DevIssuer | undefined;
+  // Once close() begins, new requests get 503 and close() waits for the handlers already
+  // running before it stops services and DynamoDB, so none of them writes afterwards.
+  let draining = false;
+  const inFlight = new Set<Promise<void>>();
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = newRequestId();
@@ -441,7 +455,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   };
 
   const route = async (req: IncomingMessage, method: string, requestId: string, reqLog: Logger): Promise<LocalResponse> => {
-    if (!(await ready) || !issuer) return problemResponse(serviceUnavailable('The local runtime is shutting down.', 1));
+    if (draining || !(await ready) || !issuer) return problemResponse(serviceUnavailable('The local runtime is shutting down.', 1));
     const url = req.url ?? '/';
     const { rawPath } = splitTarget(url);
     const match = matchRoute(matcher, method, rawPath);
@@ -512,10 +526,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       if (error && res.writableFinished) answerClientError(error, socket, log);
       else if (error) socket.destroy();
     });
-    handle(req, res).catch((error) => {
+    const work = handle(req, res).catch((error) => {
       log.error('response failed', { error });
       res.destroy();
     });
+    inFlight.add(work);
+    void work.finally(() => inFlight.delete(work));
   });
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     const inFlight = answering.get(socket);
@@ -548,20 +564,22 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     // What CURSOR_KEY_SECRET names in AWS: the handlers' page cursors are signed with it.
     installCursorCodec(new CursorCodec(await secrets.getSecret(SecretNames.cursorKey)));
 
-    const dynalite = await startDynalite(
-      options.inMemoryDynamo ? {} : { path: await ensurePrivateDir(join(stateDir, 'dynamodb')) },
-    );
-    cleanups.push(() => dynalite.close());
-    await ensureTables(dynalite.client, tableName);
-    const dynamo: LocalDynamo = { endpoint: dynalite.endpoint, client: dynalite.client, tableName };
+    const db = await openLocalDynamo({
+      endpoint: dynamoEndpoint,
+      path: dynamoEndpoint || options.inMemoryDynamo ? undefined : await ensurePrivateDir(join(stateDir, 'dynamodb')),
+    });
+    cleanups.push(() => db.close());
+    // A real engine may take seconds to make a table ACTIVE; dynalite does it at once.
+    await ensureTables(db.client, tableName, { timeoutMs: db.external ? 60_000 : 10_000 });
+    const dynamo: LocalDynamo = { endpoint: db.endpoint, client: db.client, tableName, external: db.external };
 
     // What the stack sets on each function, plus the endpoint override the SDK honours, so
-    // handlers' module-scope clients reach dynalite with no local-only code path.
+    // handlers' module-scope clients reach the same DynamoDB with no local-only code path.
     const env: Record<string, string> = {
       AIRLOCK_RUNTIME: 'local',
       AIRLOCK_HOME: stateDir,
       LEDGER_TABLE: tableName,
-      AWS_ENDPOINT_URL_DYNAMODB: dynalite.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
       AWS_REGION: LOCAL_AWS_REGION,
       AWS_ACCESS_KEY_ID: LOCAL_AWS_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: LOCAL_AWS_CREDENTIALS.secretAccessKey,
@@ -594,7 +612,19 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       env,
       services: started,
       close: () => {
-        closing ??= runCleanups(cleanups, log);
+        closing ??= (async () => {
+          draining = true;
+          // Bounded: a request holding a `Prefer: wait` open only reads by then.
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            Promise.allSettled([...inFlight]),
+            new Promise((resolve) => {
+              timer = setTimeout(resolve, CLOSE_GRACE_MS);
+            }),
+          ]);
+          clearTimeout(timer);
+          await runCleanups(cleanups, log);
+        })();
         return closing;
       },
     };

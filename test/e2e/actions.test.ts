@@ -58,6 +58,11 @@ describe('the actions API over HTTP', () => {
     expect((await raw('/v1/actions?limit=0', { token: bob })).status).toBe(400);
     expect((await raw('/v1/actions?status=nope', { token: bob })).status).toBe(400);
     expect((await raw('/v1/actions?cursor=forged', { token: bob })).status).toBe(400);
+    // Well-formed but with an empty key: DynamoDB refuses it (ValidationException), which is the cursor's fault.
+    const emptyKey = Buffer.from(JSON.stringify({ pk: '', sk: '', gsi1pk: 'PRINCIPAL#list-bob', gsi1sk: '' })).toString('base64url');
+    const refused = await raw(`/v1/actions?cursor=${emptyKey}`, { token: bob });
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get('content-type')).toContain('application/problem+json');
   });
 
   it.each([

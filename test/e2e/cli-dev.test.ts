@@ -89,6 +89,13 @@ describe('airlock dev', () => {
     expect(existsSync(join(stateDir, 'runtime.lock'))).toBe(false);
   });
 
+  it('exits 1 with a one-line error, touching no state, when AIRLOCK_DYNAMODB_ENDPOINT is not a URL', async () => {
+    const run = airlock(['dev'], { AIRLOCK_PORT: '0', AIRLOCK_DYNAMODB_ENDPOINT: 'http://user:s3cr3t@127.0.0.1:8000' });
+    expect(await within(run.exited, 20_000, 'airlock dev')).toBe(1);
+    expect(run.stderr()).toBe('AIRLOCK_DYNAMODB_ENDPOINT must be an http(s) URL without user or password, such as http://127.0.0.1:8000\n');
+    expect(existsSync(join(stateDir, 'runtime.lock'))).toBe(false);
+  });
+
   it('starts, prints a banner, serves tokens from `airlock token`, and stops cleanly on SIGTERM', async () => {
     const started = new Date();
     const run = airlock(['dev'], { AIRLOCK_PORT: '0' });

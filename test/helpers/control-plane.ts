@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../lambdas/local/control-plane';
 import { silentLogger, type LocalRuntime, type LocalRuntimeOptions } from '../../lambdas/local/server';
 import { isoDay } from './dates';
+import { runtimeTable } from './dynamo';
 import type { TestTokenOptions } from './local-runtime';
 
 export interface TestControlPlane {
@@ -20,21 +21,31 @@ export interface TestControlPlane {
 
 /**
  * The whole local control plane (API, saga runner, sandbox vendors, dynalite in memory unless
- * a state dir is given) on a free port, with fast saga retries.
+ * a state dir is given, or a table of its own on AIRLOCK_DYNAMODB_ENDPOINT) on a free port,
+ * with fast saga retries.
  */
 export async function startTestControlPlane(
   options: Omit<LocalRuntimeOptions, 'port'> & { controlPlane?: ControlPlaneOptions } = {},
 ): Promise<TestControlPlane> {
   const owned = options.stateDir === undefined;
   const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'airlock-cp-')));
-  const runtime = await startControlPlane({
-    logger: silentLogger,
-    inMemoryDynamo: owned,
-    ...options,
-    port: 0,
-    stateDir,
-    controlPlane: { retryIntervalMs: 5, vendorTimeoutMs: 1_000, ...options.controlPlane },
-  });
+  const table = runtimeTable(owned ? undefined : stateDir);
+  let runtime: Awaited<ReturnType<typeof startControlPlane>>;
+  try {
+    runtime = await startControlPlane({
+      logger: silentLogger,
+      inMemoryDynamo: owned,
+      ...(table.tableName ? { tableName: table.tableName } : {}),
+      ...options,
+      port: 0,
+      stateDir,
+      controlPlane: { retryIntervalMs: 5, vendorTimeoutMs: 1_000, ...options.controlPlane },
+    });
+  } catch (error) {
+    await table.cleanup();
+    if (owned) await rm(stateDir, { recursive: true, force: true });
+    throw error;
+  }
   let n = 0;
   const token = (sub: string, o: TestTokenOptions = {}) =>
     runtime.issuer.sign(
@@ -66,6 +77,7 @@ export async function startTestControlPlane(
     },
     async close() {
       await runtime.close();
+      await table.cleanup();
       if (owned) await rm(stateDir, { recursive: true, force: true });
     },
   };

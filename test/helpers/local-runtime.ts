@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../lambdas/local/server';
+import { runtimeTable } from './dynamo';
 
 /** Claims for a test principal besides `sub`. */
 export interface TestTokenOptions {
@@ -28,6 +29,7 @@ export interface TestRuntime {
 /**
  * Starts the local runtime on a free port with a fresh temp state directory and a silent
  * logger. Pass `stateDir` to reuse one (e.g. to test a restart); it is then not deleted.
+ * With AIRLOCK_DYNAMODB_ENDPOINT set it gets a table of its own there (see helpers/dynamo.ts).
  * Always `await close()` in afterAll/afterEach.
  */
 export async function startTestRuntime(
@@ -35,10 +37,12 @@ export async function startTestRuntime(
 ): Promise<TestRuntime> {
   const owned = options.stateDir === undefined;
   const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'airlock-test-')));
+  const table = runtimeTable(owned ? undefined : stateDir);
   let runtime: LocalRuntime;
   try {
-    runtime = await startLocalRuntime({ logger: silentLogger, ...options, port: 0, stateDir });
+    runtime = await startLocalRuntime({ logger: silentLogger, ...(table.tableName ? { tableName: table.tableName } : {}), ...options, port: 0, stateDir });
   } catch (error) {
+    await table.cleanup();
     if (owned) await rm(stateDir, { recursive: true, force: true });
     throw error;
   }
@@ -59,6 +63,7 @@ export async function startTestRuntime(
       ),
     close: async () => {
       await runtime.close();
+      await table.cleanup();
       if (owned) await rm(stateDir, { recursive: true, force: true });
     },
   };

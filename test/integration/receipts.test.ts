@@ -32,11 +32,11 @@ const receipts = new Map<Terminal, { key: string; bytes: string; receipt: Receip
 
 beforeAll(async () => {
   env = await startLedger();
-  store = new DynamoSagaStore({ client: env.dynalite.client, tableName: env.tableName });
+  store = new DynamoSagaStore({ client: env.dynamo.client, tableName: env.tableName });
   dir = await mkdtemp(join(tmpdir(), 'airlock-receipts-'));
   local = await createLocalReceiptsRuntime({
     stateDir: dir,
-    dynamo: { client: env.dynalite.client, tableName: env.tableName },
+    dynamo: { client: env.dynamo.client, tableName: env.tableName },
     secrets: new FileSecrets(join(dir, 'secrets')),
     logger: createLogger({ level: 'info', sink: (line) => lines.push(line) }),
   });

@@ -7,8 +7,11 @@ import dynalite from 'dynalite';
  * conditional writes and expressions are evaluated by a DynamoDB implementation, not a mock.
  */
 
-/** Credentials dynalite accepts; never valid anywhere else. */
-export const LOCAL_AWS_CREDENTIALS = { accessKeyId: 'airlock-local', secretAccessKey: 'airlock-local' } as const;
+/**
+ * Dummy credentials, never valid anywhere real. Letters only: AWS's DynamoDB Local rejects an
+ * access key with a hyphen (UnrecognizedClientException), dynalite accepts anything.
+ */
+export const LOCAL_AWS_CREDENTIALS = { accessKeyId: 'airlocklocal', secretAccessKey: 'airlocklocal' } as const;
 /** Region the local runtime pretends to be in. */
 export const LOCAL_AWS_REGION = 'us-east-1';
 
@@ -28,13 +31,13 @@ export interface RunningDynalite {
   close(): Promise<void>;
 }
 
-/** Builds a DynamoDB client for a local endpoint (dynalite) with dummy static credentials. */
+/** Builds a DynamoDB client for a local endpoint (dynalite, DynamoDB Local) with dummy static credentials. */
 export function localDynamoClient(endpoint: string): DynamoDBClient {
   return new DynamoDBClient({
     endpoint,
     region: LOCAL_AWS_REGION,
     credentials: LOCAL_AWS_CREDENTIALS,
-    // dynalite answers in milliseconds; a short retry budget surfaces a dead server quickly.
+    // Local endpoints answer in milliseconds; a short retry budget surfaces a dead server quickly.
     maxAttempts: 3,
   });
 }

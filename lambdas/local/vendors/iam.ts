@@ -41,6 +41,25 @@ const seedPrincipals: Record<string, string[]> = {
   dave: ['auditor'],
 };
 
+const savedAssignment: z.ZodType<Assignment> = z.object({
+  assignmentId: z.string(),
+  role: z.string(),
+  grantedAt: z.number(),
+  expiresAt: z.number().nullable(),
+  reason: z.string(),
+});
+const savedChange: z.ZodType<Change> = z.object({
+  changeId: z.string(),
+  kind: z.enum(['grant', 'revoke']),
+  principalId: z.string(),
+  role: z.string(),
+  before: z.array(z.string()),
+  after: z.array(z.string()),
+  clientReference: z.string().nullable(),
+  at: z.number(),
+});
+const SavedIamSchema: z.ZodType<IamState> = z.object({ assignments: z.map(z.string(), z.array(savedAssignment)), changes: z.array(savedChange) });
+
 const grantBody = z.object({
   role: z.string().min(1),
   reason: z.string().min(1).max(500),
@@ -182,6 +201,7 @@ export function iamVendor(): SandboxVendorSpec<IamState> {
       ),
       changes: [],
     }),
+    restoreState: (saved) => SavedIamSchema.parse(saved),
     routes,
   };
 }

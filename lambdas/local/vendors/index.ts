@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { ensurePrivateDir } from '../state-dir';
 import { iamVendor } from './iam';
 import { paymentsVendor } from './payments';
 import { procurementVendor } from './procurement';
@@ -5,6 +7,7 @@ import { startSandboxVendor, type RunningSandboxVendor, type SandboxVendorSpec, 
 import { travelVendor } from './travel';
 
 export type { CommitThenDropFault, FailNextFault, OversizeFault, TimeoutFault, VendorFaults, VendorStats } from './sandbox-server';
+export { VendorStateCorruptError } from './state-file';
 export { DEFAULT_HOLD_TTL_MS } from './travel';
 
 /** The connectors that have a sandbox vendor. */
@@ -23,6 +26,12 @@ export interface StartSandboxVendorsOptions {
   holdTtlMs?: number;
   /** Admin token for `/_admin/*` on every vendor; random unless given. */
   adminToken?: string;
+  /**
+   * Folder (created 0700) where each vendor keeps its state as `<name>.json` (0600), so a
+   * restart — even after SIGKILL — finds the holds, payments, orders and grants it answered
+   * for. In memory only when omitted. Faults are never kept.
+   */
+  stateDir?: string;
 }
 
 /** In-process control of all running sandbox vendors. */
@@ -62,6 +71,7 @@ function specFor(connector: SandboxConnector, options: StartSandboxVendorsOption
 export async function startSandboxVendors(options: StartSandboxVendorsOptions): Promise<SandboxVendors> {
   const running = new Map<string, RunningSandboxVendor>();
   try {
+    if (options.stateDir) await ensurePrivateDir(options.stateDir);
     for (const connector of SANDBOX_CONNECTORS) {
       const apiKey = options.credentials[connector];
       if (!apiKey) continue;
@@ -70,6 +80,7 @@ export async function startSandboxVendors(options: StartSandboxVendorsOptions): 
         ...(options.adminToken ? { adminToken: options.adminToken } : {}),
         ...(options.faults?.[connector] ? { faults: options.faults[connector] } : {}),
         ...(options.now ? { now: options.now } : {}),
+        ...(options.stateDir ? { stateFile: join(options.stateDir, `${connector}.json`) } : {}),
       });
       running.set(connector, vendor);
     }

@@ -46,6 +46,42 @@ interface PaymentsState {
   refunds: Map<string, Refund>;
 }
 
+const savedAuthorization: z.ZodType<Authorization> = z.object({
+  authorizationId: z.string(),
+  amountMinor: z.number().int(),
+  currency: z.string(),
+  payee: z.string(),
+  paymentMethod: z.string(),
+  description: z.string().nullable(),
+  customerEmail: z.string().nullable(),
+  status: z.enum(['authorized', 'captured', 'voided']),
+  clientReference: z.string().nullable(),
+  createdAt: z.number(),
+});
+const savedCapture: z.ZodType<Capture> = z.object({
+  captureId: z.string(),
+  authorizationId: z.string(),
+  amountMinor: z.number().int(),
+  currency: z.string(),
+  refundedMinor: z.number().int(),
+  clientReference: z.string().nullable(),
+  createdAt: z.number(),
+});
+const savedRefund: z.ZodType<Refund> = z.object({
+  refundId: z.string(),
+  captureId: z.string(),
+  amountMinor: z.number().int(),
+  currency: z.string(),
+  reason: z.string().nullable(),
+  clientReference: z.string().nullable(),
+  createdAt: z.number(),
+});
+const SavedPaymentsSchema: z.ZodType<PaymentsState> = z.object({
+  authorizations: z.map(z.string(), savedAuthorization),
+  captures: z.map(z.string(), savedCapture),
+  refunds: z.map(z.string(), savedRefund),
+});
+
 /** Largest single authorization the sandbox accepts, in minor units. */
 const MAX_AUTHORIZATION_MINOR = 10_000_000;
 
@@ -279,6 +315,7 @@ export function paymentsVendor(): SandboxVendorSpec<PaymentsState> {
   return {
     name: 'payments',
     createState: () => ({ authorizations: new Map(), captures: new Map(), refunds: new Map() }),
+    restoreState: (saved) => SavedPaymentsSchema.parse(saved),
     routes,
   };
 }

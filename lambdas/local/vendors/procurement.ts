@@ -64,6 +64,31 @@ const catalogSeed: CatalogItem[] = [
   { sku: 'SHADY-GIFTCARD-500', name: 'Gift card, 500 USD', supplierId: 'shady-supplies', unitPriceMinor: 45_000, currency: 'USD', stock: 999 },
 ];
 
+const savedLine = z.object({ sku: z.string(), quantity: z.number().int(), unitPriceMinor: z.number().int() });
+const savedItem: z.ZodType<CatalogItem> = z.object({
+  sku: z.string(),
+  name: z.string(),
+  supplierId: z.string(),
+  unitPriceMinor: z.number().int(),
+  currency: z.string(),
+  stock: z.number().int(),
+});
+const savedOrder: z.ZodType<Order> = z.object({
+  orderId: z.string(),
+  supplierId: z.string(),
+  lines: z.array(savedLine),
+  totalMinor: z.number().int(),
+  currency: z.string(),
+  shipTo: z.object({ name: z.string(), street: z.string(), city: z.string(), postalCode: z.string(), country: z.string() }),
+  note: z.string().nullable(),
+  status: z.enum(['placed', 'cancelled']),
+  clientReference: z.string().nullable(),
+  createdAt: z.number(),
+  changes: z.array(z.object({ clientReference: z.string().nullable(), previous: z.object({ lines: z.array(savedLine), totalMinor: z.number().int() }) })),
+});
+/** What the state file holds: stock and orders change; the supplier list is fixed. */
+const SavedProcurementSchema = z.object({ catalog: z.map(z.string(), savedItem), orders: z.map(z.string(), savedOrder), suppliers: z.unknown().optional() });
+
 const lineBody = z.object({ sku: z.string().min(1), quantity: z.number().int().positive().max(10_000) });
 const orderBody = z.object({
   supplierId: z.string().min(1),
@@ -268,6 +293,10 @@ export function procurementVendor(): SandboxVendorSpec<ProcurementState> {
   return {
     name: 'procurement',
     createState: () => ({ suppliers, catalog: new Map(catalogSeed.map((i) => [i.sku, { ...i }])), orders: new Map() }),
+    restoreState: (saved) => {
+      const { catalog, orders } = SavedProcurementSchema.parse(saved);
+      return { suppliers, catalog, orders };
+    },
     routes,
   };
 }

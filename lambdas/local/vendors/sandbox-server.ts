@@ -2,13 +2,15 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { VendorStateCorruptError, VendorStateFile } from './state-file';
 
 /**
  * The shared machinery of the sandbox vendors: routing, API-key auth, the `Idempotency-Key`
  * layer (Stripe semantics: the first response of an executed endpoint is stored and replayed;
  * a different body under the same key is a 422; a key still in flight is a 409), side-effect
- * counters, and fault injection that lives only here and on the admin endpoint, never in the
- * production payload.
+ * counters, fault injection that lives only here and on the admin endpoint, never in the
+ * production payload, and — given a state file — durability: like a real vendor, what it
+ * answered survives a crash of the process (faults do not).
  */
 
 /** Fail the next `count` calls of an operation (`*` = any) with a status, before any effect. */
@@ -138,6 +140,11 @@ export interface Route<S> {
 export interface SandboxVendorSpec<S> {
   name: string;
   createState(env: SandboxEnv): S;
+  /**
+   * State read back from the vendor's state file (Maps already revived); validates it and
+   * throws on anything that is not a state this vendor wrote.
+   */
+  restoreState(saved: unknown, env: SandboxEnv): S;
   routes: Route<S>[];
 }
 
@@ -152,6 +159,12 @@ export interface SandboxVendorOptions {
   now?: () => number;
   /** Port on 127.0.0.1; 0 (ephemeral) unless given. */
   port?: number;
+  /**
+   * File the vendor keeps its state in (holds, orders, payments, idempotency records,
+   * side-effect counters), loaded at start and written before every answer that follows a
+   * change. In memory only when omitted.
+   */
+  stateFile?: string;
 }
 
 /** In-process control of a running sandbox vendor (the same powers as its admin endpoint). */
@@ -217,6 +230,20 @@ interface IdempotencyRecord {
   reply: Reply | undefined;
 }
 
+const counts = z.record(z.string(), z.number().int().nonnegative());
+/** The state file's envelope; the vendor's own state inside it is checked by its spec. */
+const SavedVendorSchema = z
+  .object({
+    version: z.literal(1),
+    vendor: z.string(),
+    idCounter: z.number().int().nonnegative(),
+    sideEffects: counts,
+    requests: counts,
+    idempotency: z.array(z.tuple([z.string(), z.object({ fingerprint: z.string(), reply: z.object({ status: z.number().int(), body: z.unknown() }) })])),
+    state: z.unknown(),
+  })
+  .strict();
+
 interface CompiledRoute<S> {
   route: Route<S>;
   regex: RegExp;
@@ -246,6 +273,39 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
   let idempotency = new Map<string, IdempotencyRecord>();
   const timers = new Set<NodeJS.Timeout>();
 
+  const stateFile = options.stateFile
+    ? new VendorStateFile(options.stateFile, () => ({
+        version: 1,
+        vendor: spec.name,
+        idCounter: counter,
+        sideEffects,
+        requests,
+        // A record without a reply belongs to a request still running; it has changed nothing yet.
+        idempotency: [...idempotency].filter(([, r]) => r.reply !== undefined),
+        state,
+      }))
+    : undefined;
+  if (stateFile) {
+    await stateFile.discardPartialWrite();
+    const saved = await stateFile.load();
+    if (saved !== undefined) {
+      try {
+        const parsed = SavedVendorSchema.parse(saved);
+        if (parsed.vendor !== spec.name) throw new Error(`the file belongs to the ${parsed.vendor} vendor`);
+        state = spec.restoreState(parsed.state, env);
+        counter = parsed.idCounter;
+        sideEffects = parsed.sideEffects;
+        requests = parsed.requests;
+        idempotency = new Map(parsed.idempotency.map(([key, r]) => [key, { fingerprint: r.fingerprint, reply: { status: r.reply.status, body: r.reply.body } }]));
+      } catch (error) {
+        throw new VendorStateCorruptError(stateFile.path, { cause: error });
+      }
+    }
+  }
+  /** Resolves once everything answered so far would survive a crash (at once without a state file). */
+  const durable = () => stateFile?.durable() ?? Promise.resolve();
+  const changed = () => stateFile?.changed();
+
   const setFaults = (next: VendorFaults) => {
     faults = structuredClone(faultsSchema.parse(next));
     random = faults.seed === undefined ? Math.random : seededRandom(faults.seed);
@@ -260,6 +320,7 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
       requests = {};
       idempotency = new Map();
       setFaults({});
+      changed();
     },
     stats: () => ({ sideEffects: { ...sideEffects }, requests: { ...requests } }),
   };
@@ -332,7 +393,7 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     return auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length) : undefined;
   };
 
-  const handleAdmin = (req: IncomingMessage, res: ServerResponse, path: string, raw: string) => {
+  const handleAdmin = async (req: IncomingMessage, res: ServerResponse, path: string, raw: string) => {
     const token = req.headers['x-admin-token'];
     if (typeof token !== 'string' || !safeEqual(token, adminToken)) {
       send(res, fail(401, 'unauthorized', 'admin token required'));
@@ -341,6 +402,7 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     if (req.method === 'GET' && path === '/_admin/stats') return send(res, { status: 200, body: admin.stats() });
     if (req.method === 'POST' && path === '/_admin/reset') {
       admin.reset();
+      await durable();
       return send(res, { status: 204, body: {} });
     }
     if (req.method === 'POST' && path === '/_admin/faults') {
@@ -441,12 +503,17 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     } catch (err) {
       // A crashed handler committed nothing we can vouch for; free the key so a retry can run.
       if (typeof idemKey === 'string') idempotency.delete(idemKey);
+      if (route.sideEffect) changed();
       throw err;
     }
     if (record) record.reply = reply;
     if (route.sideEffect && reply.status >= 200 && reply.status < 300) {
       sideEffects[route.operation] = (sideEffects[route.operation] ?? 0) + 1;
     }
+    if (route.sideEffect) changed();
+    // Nothing is answered before it is on disk, reads included: a read must not show a change
+    // that a crash could still take back.
+    await durable();
 
     const drop = takeFault(faults.commitThenDrop, route.operation);
     if (drop) {
@@ -479,6 +546,8 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
       timers.clear();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      // A change whose request was cut off above is still written: closed means on disk.
+      await durable();
     },
   };
 }

@@ -117,6 +117,36 @@ function bookingView(b: Booking) {
   return { ...rest, createdAt: new Date(b.createdAt).toISOString() };
 }
 
+const money = z.object({ amountMinor: z.number().int(), currency: z.string() });
+const savedContact = z.object({ email: z.string(), phone: z.string().optional() });
+const savedHold: z.ZodType<Hold> = z.object({
+  holdId: z.string(),
+  flightId: z.string(),
+  seats: z.number().int(),
+  fare: money,
+  status: z.enum(['held', 'released', 'booked', 'expired']),
+  expiresAt: z.number(),
+  clientReference: z.string().nullable(),
+  createdAt: z.number(),
+});
+const savedBooking: z.ZodType<Booking> = z.object({
+  bookingId: z.string(),
+  holdId: z.string(),
+  flightId: z.string(),
+  seats: z.number().int(),
+  travelers: z.array(
+    z.object({ firstName: z.string(), lastName: z.string(), dateOfBirth: z.string().optional(), passportNumber: z.string().optional() }),
+  ),
+  contact: savedContact,
+  price: money,
+  status: z.enum(['confirmed', 'cancelled']),
+  clientReference: z.string().nullable(),
+  createdAt: z.number(),
+  changes: z.array(z.object({ clientReference: z.string().nullable(), previous: z.object({ contact: savedContact }), at: z.number() })),
+});
+/** What the state file holds; the hold TTL is configuration, not state (holds keep their expiry). */
+const SavedTravelSchema = z.object({ holds: z.map(z.string(), savedHold), bookings: z.map(z.string(), savedBooking), holdTtlMs: z.number().optional() });
+
 const holdBody = z.object({
   flightId: z.string().min(1),
   seats: z.number().int().min(1).max(SEATS_PER_FLIGHT),
@@ -392,6 +422,10 @@ export function travelVendor(options: TravelVendorOptions = {}): SandboxVendorSp
   return {
     name: 'travel',
     createState: () => ({ holds: new Map(), bookings: new Map(), holdTtlMs: options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS }),
+    restoreState: (saved) => {
+      const { holds, bookings } = SavedTravelSchema.parse(saved);
+      return { holds, bookings, holdTtlMs: options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS };
+    },
     routes,
   };
 }

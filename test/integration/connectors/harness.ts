@@ -16,7 +16,7 @@ export interface Harness {
 }
 
 export async function startHarness(options: Partial<StartSandboxVendorsOptions> = {}): Promise<Harness> {
-  const credentials: Record<string, string> = {
+  const credentials: Record<string, string> = options.credentials ?? {
     travel: `sk_travel_${randomUUID()}`,
     payments: `sk_payments_${randomUUID()}`,
     procurement: `sk_procurement_${randomUUID()}`,

@@ -63,7 +63,7 @@ const payload = (grant: string, stepId = 'hold') => ({
 
 beforeAll(async () => {
   env = await startLedger();
-  store = new DynamoSagaStore({ client: env.dynalite.client, tableName: env.tableName });
+  store = new DynamoSagaStore({ client: env.dynamo.client, tableName: env.tableName });
   currentKey = await newKey();
   secrets = new MemorySecrets(new Map([
     [SecretNames.grantSigningKey, JSON.stringify(currentKey)],

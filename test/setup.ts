@@ -1,2 +1,22 @@
 // aws-local-stepfunctions 3 calls Promise.withResolvers, which Node 20 lacks.
 import '../lambdas/local/polyfills';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, inject } from 'vitest';
+import { contractFetch, contractOriginsRegistered, validatedCounts } from './helpers/contract';
+
+// Every response from a local runtime serving the default routes is validated against
+// docs/openapi.json before the test sees it (helpers register their runtime's origin), so a
+// response the published contract does not describe fails the test that received it.
+globalThis.fetch = contractFetch(globalThis.fetch);
+
+afterAll(() => {
+  const counts = Object.fromEntries(validatedCounts());
+  // A file that served the API but validated nothing bypassed the checker (raw sockets, a
+  // fetch captured before this wrapper): make that visible rather than silently unchecked.
+  if (contractOriginsRegistered() > 0 && Object.keys(counts).length === 0) {
+    throw new Error('This file started a local runtime, but no response was validated against docs/openapi.json.');
+  }
+  if (Object.keys(counts).length > 0) writeFileSync(join(inject('contractLog'), `${randomUUID()}.json`), JSON.stringify(counts));
+});

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { checkContractOf, forgetContractOrigin } from '../helpers/contract';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(repo, 'bin', 'airlock.mjs');
@@ -107,6 +108,8 @@ describe('airlock dev', () => {
       expect(run.stdout()).toContain(who);
     }
     expect(run.stdout()).toContain(`curl -s ${url}/healthz`);
+    // `airlock dev` serves the published API: hold its answers to the contract too.
+    checkContractOf(url);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
 
     const tokenRun = airlock(['token', 'alice', '--role', 'employee', '--manager', 'bob', '--ttl', '5m']);
@@ -119,6 +122,7 @@ describe('airlock dev', () => {
 
     run.child.kill('SIGTERM');
     expect(await within(run.exited, 15_000, 'shutdown')).toBe(0);
+    forgetContractOrigin(url);
     expect(run.stderr()).toBe('');
     expect(existsSync(join(stateDir, 'runtime.lock'))).toBe(false);
     await expect(fetch(`${url}/healthz`)).rejects.toThrow();

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../lambdas/local/control-plane';
 import { silentLogger, type LocalRuntime, type LocalRuntimeOptions } from '../../lambdas/local/server';
+import { checkContractOf, forgetContractOrigin } from './contract';
 import type { TestTokenOptions } from './local-runtime';
 
 export interface TestControlPlane {
@@ -34,6 +35,9 @@ export async function startTestControlPlane(
     stateDir,
     controlPlane: { retryIntervalMs: 5, vendorTimeoutMs: 1_000, ...options.controlPlane },
   });
+  // Custom route tables are not the published API; only the default one is held to it.
+  const contract = options.routes === undefined;
+  if (contract) checkContractOf(runtime.url);
   let n = 0;
   const token = (sub: string, o: TestTokenOptions = {}) =>
     runtime.issuer.sign(
@@ -65,6 +69,7 @@ export async function startTestControlPlane(
     },
     async close() {
       await runtime.close();
+      if (contract) forgetContractOrigin(runtime.url);
       if (owned) await rm(stateDir, { recursive: true, force: true });
     },
   };

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checkContractOf, forgetContractOrigin } from './contract';
 import { silentLogger, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../lambdas/local/server';
 
 /** Claims for a test principal besides `sub`. */
@@ -42,6 +43,9 @@ export async function startTestRuntime(
     if (owned) await rm(stateDir, { recursive: true, force: true });
     throw error;
   }
+  // Custom route tables are not the published API; only the default one is held to it.
+  const contract = options.routes === undefined;
+  if (contract) checkContractOf(runtime.url);
   return {
     url: runtime.url,
     stateDir,
@@ -59,6 +63,7 @@ export async function startTestRuntime(
       ),
     close: async () => {
       await runtime.close();
+      if (contract) forgetContractOrigin(runtime.url);
       if (owned) await rm(stateDir, { recursive: true, force: true });
     },
   };

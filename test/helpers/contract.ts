@@ -84,9 +84,17 @@ interface CompiledResponse {
   headers: { name: string; required: boolean; schema: Json; validate: ValidateFunction }[];
 }
 
+/** Compiled on first use: a test file meets a handful of responses, not all of them. */
+type LazyResponse = () => CompiledResponse;
+
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => (made ??= { value: make() }).value;
+}
+
 interface Operation {
   key: string;
-  responses: Map<string, CompiledResponse>;
+  responses: Map<string, LazyResponse>;
 }
 
 interface PathEntry {
@@ -101,7 +109,7 @@ interface PathEntry {
 export class ContractChecker {
   private readonly ajv: Ajv2020;
   private readonly paths: PathEntry[] = [];
-  private readonly unrouted = new Map<string, CompiledResponse>();
+  private readonly unrouted = new Map<string, LazyResponse>();
 
   constructor(readonly doc: Json) {
     // strict: unknown keywords, formats and loose typing in the document are errors too, so a
@@ -118,9 +126,9 @@ export class ContractChecker {
         const op = item[method];
         if (!isObject(op)) continue;
         const key = `${method.toUpperCase()} ${template}`;
-        const responses = new Map<string, CompiledResponse>();
+        const responses = new Map<string, LazyResponse>();
         for (const [status, res] of Object.entries(isObject(op.responses) ? op.responses : {})) {
-          responses.set(status, this.compileResponse(`${key} ${status}`, res));
+          responses.set(status, once(() => this.compileResponse(`${key} ${status}`, res)));
         }
         operations.set(method.toUpperCase(), { key, responses });
       }
@@ -134,8 +142,15 @@ export class ContractChecker {
 
     const unrouted = doc['x-airlock-unrouted'];
     for (const [status, res] of Object.entries(isObject(unrouted) ? unrouted : {})) {
-      this.unrouted.set(status, this.compileResponse(`x-airlock-unrouted ${status}`, res));
+      this.unrouted.set(status, once(() => this.compileResponse(`x-airlock-unrouted ${status}`, res)));
     }
+  }
+
+  /** Compiles every response now (schemas are otherwise compiled on first use); returns how many. */
+  compileAll(): number {
+    const all = [...this.paths.flatMap((p) => [...p.operations.values()].flatMap((o) => [...o.responses.values()])), ...this.unrouted.values()];
+    for (const compile of all) compile();
+    return all.length;
   }
 
   /** Resolves `#/components/...` references outside schemas (responses, headers). */
@@ -198,7 +213,7 @@ export class ContractChecker {
       if (status !== expected) {
         problems.push(entry ? `${method} is not documented for ${entry.template}, and the answer is not the 405 refusal` : `no documented path matches, and the answer is not the 404 refusal`);
       } else {
-        response = this.unrouted.get(status);
+        response = this.unrouted.get(status)?.();
         if (!response) problems.push(`the document declares no x-airlock-unrouted ${status} response`);
         if (entry) {
           const allow = headerOf(observed.headers, 'allow');
@@ -209,7 +224,7 @@ export class ContractChecker {
       }
     } else {
       match = { operation: operation.key, status };
-      response = operation.responses.get(status) ?? operation.responses.get(`${status[0]}XX`) ?? operation.responses.get('default');
+      response = (operation.responses.get(status) ?? operation.responses.get(`${status[0]}XX`) ?? operation.responses.get('default'))?.();
       if (!response) problems.push(`status ${status} is not documented for ${operation.key} (documented: ${[...operation.responses.keys()].join(', ')})`);
     }
 

@@ -64,8 +64,15 @@ function violations(observed: ObservedResponse): string[] {
 }
 
 describe('the contract checker', () => {
-  it('compiles the checked-in document in strict mode', () => {
-    expect(() => contractChecker()).not.toThrow();
+  it('compiles every response of the checked-in document in strict mode', () => {
+    expect(contractChecker().compileAll()).toBeGreaterThan(60);
+  });
+
+  it('refuses to compile a schema with a keyword a lax validator would ignore (a typo)', () => {
+    const doc = structuredClone(openApiDocument()) as { paths: Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: unknown }> }> }>> };
+    doc.paths['/healthz']!.get!.responses['200']!.content['application/json']!.schema = { type: 'object', requried: ['status'] };
+    const loose = new ContractChecker(doc);
+    expect(() => loose.compileAll()).toThrow(/GET \/healthz 200 application\/json: schema does not compile in strict mode/);
   });
 
   it('passes a response the document describes, and names what it was checked as', () => {

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import type { Ajv2020 as Ajv2020Type, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
+import type addFormatsFn from 'ajv-formats';
 
 /**
  * The contract checker: validates one HTTP response against docs/openapi.json, the document
@@ -45,6 +46,22 @@ export class ContractViolationError extends Error {
   }
 }
 
+/** The document itself cannot be used for checking (a dangling $ref, a schema ajv refuses). */
+export class ContractDocumentError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ContractDocumentError';
+  }
+}
+
+/** A test file started a runtime serving the API but no response of it was validated. */
+export class ContractNotCheckedError extends Error {
+  constructor() {
+    super('This file started a local runtime serving the API, but no response was validated against docs/openapi.json (raw sockets, or a fetch captured before test/setup.ts wrapped it).');
+    this.name = 'ContractNotCheckedError';
+  }
+}
+
 type Json = { [key: string]: unknown };
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 /** Where the document's shared schemas are registered with ajv. */
@@ -53,8 +70,20 @@ const COMPONENTS_ID = 'urn:airlock:openapi:components';
 /** The checked-in document (test/unit/openapi.test.ts keeps it equal to a fresh generation). */
 export const DOC_PATH = join(import.meta.dirname, '..', '..', 'docs', 'openapi.json');
 
-// ajv-formats is CommonJS; its default export arrives wrapped under some loaders.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as typeof addFormatsModule;
+/**
+ * ajv, loaded on first use: test/setup.ts installs the fetch wrapper in every test file, and
+ * most files never check a response.
+ */
+function newAjv(options: { allErrors: boolean }): Ajv2020Type {
+  const require = createRequire(import.meta.url);
+  const { Ajv2020 } = require('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020Type };
+  const addFormats = require('ajv-formats') as typeof addFormatsFn;
+  // strict: unknown keywords, formats and loose typing are errors too, so a schema that ajv
+  // would silently half-apply cannot pass for a check.
+  const ajv = new Ajv2020({ strict: true, validateFormats: true, inlineRefs: false, ...options });
+  addFormats(ajv);
+  return ajv;
+}
 
 function isObject(value: unknown): value is Json {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -107,15 +136,12 @@ interface PathEntry {
 
 /** Validates responses against one OpenAPI 3.1 document. */
 export class ContractChecker {
-  private readonly ajv: Ajv2020;
+  private readonly ajv: Ajv2020Type;
   private readonly paths: PathEntry[] = [];
   private readonly unrouted = new Map<string, LazyResponse>();
 
   constructor(readonly doc: Json) {
-    // strict: unknown keywords, formats and loose typing in the document are errors too, so a
-    // schema that ajv would silently ignore cannot pass for a check.
-    this.ajv = new Ajv2020({ strict: true, allErrors: true, validateFormats: true });
-    addFormats(this.ajv);
+    this.ajv = newAjv({ allErrors: true });
     const components = isObject(doc.components) ? doc.components : {};
     this.ajv.addSchema({ $id: COMPONENTS_ID, $defs: relocate(components.schemas ?? {}) });
 
@@ -146,6 +172,12 @@ export class ContractChecker {
     }
   }
 
+  /** Compiles one small response, paying ajv's one-off start-up cost now. */
+  warmUp(): void {
+    const first = this.paths.flatMap((p) => [...p.operations.values()]).flatMap((o) => [...o.responses.values()])[0];
+    first?.();
+  }
+
   /** Compiles every response now (schemas are otherwise compiled on first use); returns how many. */
   compileAll(): number {
     const all = [...this.paths.flatMap((p) => [...p.operations.values()].flatMap((o) => [...o.responses.values()])), ...this.unrouted.values()];
@@ -157,13 +189,13 @@ export class ContractChecker {
   private deref(node: unknown): Json {
     let n = node;
     for (let hops = 0; isObject(n) && typeof n.$ref === 'string'; hops++) {
-      if (hops > 10 || !n.$ref.startsWith('#/')) throw new Error(`unresolvable $ref ${n.$ref}`);
+      if (hops > 10 || !n.$ref.startsWith('#/')) throw new ContractDocumentError(`unresolvable $ref ${n.$ref}`);
       let target: unknown = this.doc;
       for (const seg of n.$ref.slice(2).split('/')) target = isObject(target) ? target[seg.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined;
-      if (target === undefined) throw new Error(`unresolvable $ref ${n.$ref}`);
+      if (target === undefined) throw new ContractDocumentError(`unresolvable $ref ${n.$ref}`);
       n = target;
     }
-    if (!isObject(n)) throw new Error('expected an object');
+    if (!isObject(n)) throw new ContractDocumentError('a response or header is not an object');
     return n;
   }
 
@@ -175,7 +207,7 @@ export class ContractChecker {
       try {
         content.set(mediaType.toLowerCase(), this.ajv.compile(relocate(schema) as Json));
       } catch (error) {
-        throw new Error(`${where} ${mediaType}: schema does not compile in strict mode`, { cause: error });
+        throw new ContractDocumentError(`${where} ${mediaType}: schema does not compile in strict mode`, { cause: error });
       }
     }
     const headers = Object.entries(isObject(res.headers) ? res.headers : {}).map(([name, h]) => {
@@ -285,8 +317,7 @@ function headerValue(value: string, schema: Json): unknown {
  * such as the tool catalog's input and output schemas.
  */
 export function strictSchemaProblems(schema: unknown): string[] {
-  const ajv = new Ajv2020({ strict: true, validateFormats: true });
-  addFormats(ajv);
+  const ajv = newAjv({ allErrors: false });
   try {
     ajv.compile(schema as Json);
     return [];
@@ -310,10 +341,16 @@ const origins = new Set<string>();
 const counts = new Map<string, number>();
 let registered = 0;
 
-/** Checks every response from `url`'s origin from now on (until `forgetContractOrigin`). */
+/**
+ * Checks every response from `url`'s origin from now on (until `forgetContractOrigin`). Builds
+ * the checker here, while a runtime starts, so ajv's first-compile cost (a few hundred ms)
+ * does not land inside a test that races a timer; each response schema then compiles on
+ * first use in a few ms.
+ */
 export function checkContractOf(url: string): void {
   origins.add(new URL(url).origin);
   registered++;
+  contractChecker().warmUp();
 }
 
 /** How many origins were registered in this process, ever. */

@@ -495,14 +495,12 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
         Object.entries(headerDocs).map(([key, h]) => [key, { description: h.description, required: h.required, schema: h.schema }]),
       ),
       responses: {
-        NoRoute: {
-          ...problemResponse([{ status: 404, types: ['notFound'], when: 'no documented path matches the request (the local server; API Gateway answers a plain `{"message": "Not Found"}`)' }]),
-        },
-        MethodNotAllowed: {
-          ...problemResponse([
-            { status: 405, types: ['methodNotAllowed'], when: 'the path exists but not with this method; `allow` and the Allow header list the methods it takes (the local server; API Gateway answers 404)', headers: ['Allow'] },
-          ]),
-        },
+        NoRoute: problemResponse([
+          { status: 404, types: ['notFound'], when: 'no documented path matches the request (the local server; API Gateway answers a plain `{"message": "Not Found"}`)' },
+        ]),
+        MethodNotAllowed: problemResponse([
+          { status: 405, types: ['methodNotAllowed'], when: 'the path exists but not with this method; `allow` and the Allow header list the methods it takes (the local server; API Gateway answers 404)', headers: ['Allow'] },
+        ]),
       },
       securitySchemes: {
         bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT from the configured issuer (locally: `airlock token <sub>`).' },

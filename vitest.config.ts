@@ -11,5 +11,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     setupFiles: ['test/setup.ts'],
+    // Sums the contract checker's per-file counts into one line at the end of the run.
+    globalSetup: ['test/global-setup.ts'],
   },
 });

@@ -61,7 +61,7 @@ export function stepViews(action: ActionRecord, records: readonly StepRecord[]) 
     const u = undo.get(step.id);
     return {
       ...step,
-      status: r ? stepStatus[r.status] : 'pending',
+      status: r ? stepStatus[r.status] : ('pending' as const),
       ...(r ? { attempts: r.attempts, startedAt: r.startedAt } : {}),
       ...(r?.finishedAt ? { finishedAt: r.finishedAt } : {}),
       ...(r?.status === 'complete' ? { output: r.output } : {}),
@@ -90,7 +90,7 @@ export function actionDetailView(action: ActionRecord, records: readonly StepRec
 }
 
 /** The public representation of an action (GET /v1/actions/{id} and listings). */
-export function actionView(action: ActionRecord, steps?: { id: string; tool: string; status: string; [k: string]: unknown }[]): ActionView {
+export function actionView(action: ActionRecord, steps?: ActionView['steps']): ActionView {
   return {
     id: action.id,
     status: action.status,
@@ -101,7 +101,7 @@ export function actionView(action: ActionRecord, steps?: { id: string; tool: str
     actor: action.actor,
     ...(action.reason ? { reason: action.reason } : {}),
     planHash: action.planHash,
-    steps: steps ?? plannedSteps(action.envelope).map((s) => ({ ...s, status: 'pending' })),
+    steps: steps ?? plannedSteps(action.envelope).map((s) => ({ ...s, status: 'pending' as const })),
     decision: action.decision ?? null,
     // One approval per action, with an id derived from the action's: listed once one was asked for.
     approvals: action.approvalIds ?? (action.decision?.outcome === 'require_approval' ? [approvalIdFor(action.id)] : []),

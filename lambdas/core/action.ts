@@ -1,5 +1,6 @@
 import type { Actor, Principal } from './principal';
 import type { Mode } from './envelope';
+import type { ShadowOutcome, StepDecision } from './policy/types';
 
 /**
  * Action status and its forward-only state machine (DESIGN.md):
@@ -59,8 +60,9 @@ export interface StoredDecision {
   approverRule: string | null;
   policySetVersion: string;
   evaluationMicros: number;
-  steps?: { id: string; outcome: string; policyIds: string[]; reasons: string[] }[];
-  shadow?: { policyIds: string[]; outcome: string }[];
+  /** The engine's per-step decisions, as it made them (quorum and approver rule included). */
+  steps?: StepDecision[];
+  shadow?: ShadowOutcome[];
   decidedAt: string;
 }
 

@@ -1,11 +1,14 @@
 import { z } from 'zod';
 import { ActionStatuses } from './action';
+import { ActionIdPattern } from './ids';
 import { ActorSchema } from './principal';
-import { ApprovalStatuses } from '../ports/approvals';
+import { ApprovalIdPattern, ApprovalStatuses } from '../ports/approvals';
 import type { CatalogEntry } from './catalog';
 import type { PreviewStep, PreviewViewer } from './approval-preview';
 import type { DecisionResult } from './approvals';
 import type { StoredDecision } from './action';
+import type { ShadowOutcome, StepDecision } from './policy/types';
+import type { stepViews } from './action-view';
 
 /**
  * The wire shapes of the HTTP API as zod schemas: query strings and bodies the handlers
@@ -15,6 +18,29 @@ import type { StoredDecision } from './action';
  *
  * `.meta({ id })` names a schema as a reusable component (`#/components/schemas/<id>`).
  */
+
+// ── shared ──────────────────────────────────────────────────────────────────
+
+/** An instant as `Date.toISOString()` writes it (UTC, milliseconds). */
+const TimestampSchema = z.iso.datetime().meta({ id: 'Timestamp' });
+const ActionIdSchema = z.string().regex(ActionIdPattern).meta({ id: 'ActionId', description: '`act_` + ULID.' });
+const ApprovalIdSchema = z.string().regex(ApprovalIdPattern).meta({ id: 'ApprovalId', description: '`apr_` + ULID.' });
+const PlanHashSchema = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/)
+  .meta({ id: 'PlanHash', description: 'SHA-256 (hex) of the canonical plan: what approvals bind to.' });
+
+export const ActionStatusSchema = z.enum(ActionStatuses).meta({
+  id: 'ActionStatus',
+  description: 'received → awaiting_approval → running → completed, or a terminal denied / rejected / expired / failed / compensated / cancelled.',
+});
+
+export const ApprovalStatusSchema = z.enum(ApprovalStatuses).meta({ id: 'ApprovalStatus' });
+
+export const VoteSchema = z
+  .object({ voter: z.string(), decision: z.enum(['approve', 'reject']), comment: z.string().optional(), at: TimestampSchema })
+  .meta({ id: 'Vote' });
+export type VoteView = z.infer<typeof VoteSchema>;
 
 // ── errors ──────────────────────────────────────────────────────────────────
 
@@ -34,17 +60,27 @@ export const ProblemSchema = z
     status: z.number().int(),
     detail: z.string().meta({ description: 'What went wrong and what to do about it, written for a human or an LLM.' }),
     instance: z.string().optional(),
-    violations: z.array(ViolationSchema).optional().meta({ description: 'Every violation found (validation problems).' }),
-    retryAfter: z.number().int().optional().meta({ description: 'Seconds to wait before retrying (also in the Retry-After header).' }),
-    requestId: z.string().optional().meta({ description: 'Correlates a 5xx with the server logs.' }),
-    policyIds: z.array(z.string()).optional().meta({ description: 'The Cedar policies behind a denial.' }),
+    violations: z.array(ViolationSchema).optional().meta({ description: 'Every violation found (`validation`).' }),
+    retryAfter: z.number().int().min(0).optional().meta({ description: 'Seconds to wait before retrying, also in the Retry-After header (`idempotency-in-progress`, `unavailable`).' }),
+    requestId: z.string().optional().meta({ description: 'Correlates a 5xx with the server logs (`internal`, `unavailable`).' }),
+    policyIds: z.array(z.string()).optional().meta({ description: 'The Cedar policies behind a refusal (`approval-forbidden`).' }),
+    limit: z.number().int().optional().meta({ description: 'The body size limit in bytes (`payload-too-large`).' }),
+    allow: z.array(z.string()).optional().meta({ description: 'The methods the path accepts (`method-not-allowed`).' }),
+    approvalStatus: ApprovalStatusSchema.optional().meta({ description: 'Where the approval stands (`approval-closed`).' }),
+    actionStatus: ActionStatusSchema.optional().meta({ description: 'Where the action stands (`approval-closed`).' }),
+    reason: z.enum(['invalid', 'timed_out', 'gone']).optional().meta({ description: 'Why the workflow no longer waits (`approval-closed`).' }),
+    expiresAt: TimestampSchema.optional().meta({ description: 'When the approval expired (`approval-expired`).' }),
+    planHash: PlanHashSchema.optional().meta({ description: 'The plan waiting for approval (`plan-mismatch`).' }),
+    vote: VoteSchema.optional().meta({ description: 'The vote already cast (`vote-conflict`).' }),
   })
-  .loose()
-  .meta({ id: 'Problem', description: 'RFC 9457 problem details (application/problem+json).' });
+  .meta({
+    id: 'Problem',
+    description: 'RFC 9457 problem details (application/problem+json). Each extension member names the problem types that carry it; a new member is added here before any response carries it.',
+  });
 
 /** The 403 answer to POST /v1/actions when policy denies the action (it is recorded and receipted). */
 export const PolicyDeniedProblemSchema = ProblemSchema.extend({
-  actionId: z.string(),
+  actionId: ActionIdSchema,
   policyIds: z.array(z.string()),
   reasons: z.array(z.string()),
   policySetVersion: z.string().nullable(),
@@ -52,12 +88,30 @@ export const PolicyDeniedProblemSchema = ProblemSchema.extend({
 
 // ── actions ─────────────────────────────────────────────────────────────────
 
-export const ActionStatusSchema = z.enum(ActionStatuses).meta({
-  id: 'ActionStatus',
-  description: 'received → awaiting_approval → running → completed, or a terminal denied / rejected / expired / failed / compensated / cancelled.',
-});
+const DecisionOutcomeSchema = z.enum(['allow', 'deny', 'require_approval']).meta({ id: 'DecisionOutcome' });
 
-const DecisionOutcomeSchema = z.enum(['allow', 'deny', 'require_approval']);
+/** The decision for one step of the plan (policy/types.ts `StepDecision`). */
+export const StepDecisionSchema = z
+  .object({
+    id: z.string(),
+    outcome: DecisionOutcomeSchema,
+    policyIds: z.array(z.string()),
+    reasons: z.array(z.string()),
+    quorum: z.number().int().min(0).meta({ description: 'Distinct approvers this step needs; 0 unless require_approval.' }),
+    approverRule: z.string().nullable().meta({ description: 'Who may approve this step (`manager`, `role:<Role>`, joined by ` and `); null unless require_approval.' }),
+  })
+  .meta({ id: 'StepDecision' });
+
+/** What a shadow-mode policy file would have decided (policy/types.ts `ShadowOutcome`). */
+export const ShadowOutcomeSchema = z
+  .object({
+    file: z.string().meta({ description: 'The shadow-mode policy file.' }),
+    outcome: DecisionOutcomeSchema,
+    policyIds: z.array(z.string()),
+    reasons: z.array(z.string()),
+    quorum: z.number().int().min(0),
+  })
+  .meta({ id: 'ShadowOutcome', description: 'What a shadow-mode policy file would have decided, had it been enforced; never changes the outcome.' });
 
 /** What policy decided, as stored on the action. */
 export const DecisionSchema = z
@@ -65,40 +119,43 @@ export const DecisionSchema = z
     outcome: DecisionOutcomeSchema,
     policyIds: z.array(z.string()),
     reasons: z.array(z.string()),
-    quorum: z.number().int(),
+    quorum: z.number().int().min(0),
     approverRule: z.string().nullable(),
     policySetVersion: z.string(),
     evaluationMicros: z.number(),
-    steps: z.array(z.object({ id: z.string(), outcome: z.string(), policyIds: z.array(z.string()), reasons: z.array(z.string()) })).optional(),
-    shadow: z.array(z.object({ policyIds: z.array(z.string()), outcome: z.string() })).optional(),
-    decidedAt: z.string(),
+    steps: z.array(StepDecisionSchema).optional(),
+    shadow: z.array(ShadowOutcomeSchema).optional(),
+    decidedAt: TimestampSchema,
   })
   .meta({ id: 'Decision' });
 
 /** POST /v1/decisions: the decision policy would make now, and the plan hash it covers. */
-export const DecisionPreviewSchema = z
-  .object({ decision: DecisionSchema, planHash: z.string().regex(/^[0-9a-f]{64}$/) })
-  .meta({ id: 'DecisionPreview' });
+export const DecisionPreviewSchema = z.object({ decision: DecisionSchema, planHash: PlanHashSchema }).meta({ id: 'DecisionPreview' });
+
+const StepStatusSchema = z.enum(['pending', 'running', 'completed', 'failed']);
 
 /** A step of an action as its owner sees it; run-time details appear once the saga ran it. */
 export const ActionStepSchema = z
   .object({
     id: z.string(),
     tool: z.string(),
-    status: z.string(),
+    status: StepStatusSchema,
     attempts: z.number().int().optional(),
     output: z.unknown().optional(),
     error: z.object({ name: z.string(), message: z.string() }).optional(),
-    startedAt: z.string().optional(),
-    finishedAt: z.string().optional(),
+    startedAt: TimestampSchema.optional(),
+    finishedAt: TimestampSchema.optional(),
+    compensation: z
+      .object({ tool: z.string(), status: z.enum(['running', 'completed', 'failed']), finishedAt: TimestampSchema.optional() })
+      .optional()
+      .meta({ description: 'The compensating call that undid this step, once the saga ran it.' }),
   })
-  .loose()
   .meta({ id: 'ActionStep' });
 
 /** GET /v1/actions/{id}, listings, and the 200 of POST /v1/actions. */
 export const ActionViewSchema = z
   .object({
-    id: z.string(),
+    id: ActionIdSchema,
     status: ActionStatusSchema,
     statusReason: z.string().optional(),
     kind: z.enum(['single', 'plan']),
@@ -106,14 +163,14 @@ export const ActionViewSchema = z
     principal: z.object({ sub: z.string() }),
     actor: ActorSchema,
     reason: z.string().optional(),
-    planHash: z.string().meta({ description: 'SHA-256 of the canonical plan: what approvals bind to.' }),
+    planHash: PlanHashSchema,
     steps: z.array(ActionStepSchema),
     decision: DecisionSchema.nullable(),
-    approvals: z.array(z.string()).meta({ description: 'Approval ids (GET /v1/approvals/{id}).' }),
+    approvals: z.array(ApprovalIdSchema).meta({ description: 'Approval ids (GET /v1/approvals/{id}).' }),
     receipt: z.string().nullable().meta({ description: 'Object key of the receipt once written.' }),
     result: z.unknown(),
-    createdAt: z.string(),
-    updatedAt: z.string(),
+    createdAt: TimestampSchema,
+    updatedAt: TimestampSchema,
     links: z.object({ self: z.string() }),
   })
   .meta({ id: 'Action' });
@@ -122,12 +179,12 @@ export type ActionView = z.infer<typeof ActionViewSchema>;
 /** The 202 body of POST /v1/actions: accepted, still running or waiting for approval. */
 export const AcceptedActionSchema = z
   .object({
-    id: z.string(),
+    id: ActionIdSchema,
     status: ActionStatusSchema,
     decision: z
-      .object({ outcome: DecisionOutcomeSchema, policyIds: z.array(z.string()), reasons: z.array(z.string()), quorum: z.number().int() })
+      .object({ outcome: DecisionOutcomeSchema, policyIds: z.array(z.string()), reasons: z.array(z.string()), quorum: z.number().int().min(0) })
       .nullable(),
-    planHash: z.string(),
+    planHash: PlanHashSchema,
     links: z.object({ self: z.string() }),
   })
   .meta({ id: 'AcceptedAction' });
@@ -166,28 +223,21 @@ export const ToolCatalogSchema = z.object({ tools: z.array(ToolSchema) }).meta({
 
 // ── approvals ───────────────────────────────────────────────────────────────
 
-export const ApprovalStatusSchema = z.enum(ApprovalStatuses).meta({ id: 'ApprovalStatus' });
-
-export const VoteSchema = z
-  .object({ voter: z.string(), decision: z.enum(['approve', 'reject']), comment: z.string().optional(), at: z.string() })
-  .meta({ id: 'Vote' });
-export type VoteView = z.infer<typeof VoteSchema>;
-
 const MoneySchema = z.object({ amount: z.number(), currency: z.string() });
 
 const approvalSummaryShape = {
-  id: z.string(),
-  actionId: z.string(),
+  id: ApprovalIdSchema,
+  actionId: ActionIdSchema,
   status: ApprovalStatusSchema,
-  planHash: z.string().meta({ description: 'Send this back with the decision: it binds the vote to this plan.' }),
-  quorum: z.number().int(),
+  planHash: PlanHashSchema.meta({ description: 'Send this back with the decision: it binds the vote to this plan.' }),
+  quorum: z.number().int().min(1),
   approverRule: z.string().nullable(),
   requester: z.string(),
-  approvalsSoFar: z.number().int(),
-  expiresAt: z.string(),
+  approvalsSoFar: z.number().int().min(0),
+  expiresAt: TimestampSchema,
   expired: z.boolean(),
-  createdAt: z.string(),
-  outcome: z.object({ by: z.string(), reason: z.string(), at: z.string() }).optional(),
+  createdAt: TimestampSchema,
+  outcome: z.object({ by: z.string(), reason: z.string(), at: TimestampSchema }).optional(),
   links: z.object({ self: z.string(), decision: z.string(), action: z.string() }),
 };
 
@@ -227,7 +277,7 @@ export const PreviewStepSchema = z
 const PreviewViewerSchema = z.object({
   canDecide: z.boolean(),
   refusal: z.string().optional(),
-  vote: z.object({ decision: z.string(), at: z.string() }).optional(),
+  vote: z.object({ decision: z.string(), at: TimestampSchema }).optional(),
 });
 
 export const ApprovalPreviewSchema = z
@@ -241,7 +291,7 @@ export const ApprovalPreviewSchema = z
       policyIds: z.array(z.string()),
       reasons: z.array(z.string()),
       policySetVersion: z.string().nullable(),
-      steps: z.array(z.object({ id: z.string(), outcome: z.string(), policyIds: z.array(z.string()), reasons: z.array(z.string()) })),
+      steps: z.array(StepDecisionSchema).meta({ description: 'The steps that asked for a human, with their quorum and approver rule.' }),
     }),
     votes: z.array(VoteSchema),
     viewer: PreviewViewerSchema,
@@ -270,12 +320,12 @@ export const DecisionBodySchema = z
 
 export const DecisionResultSchema = z
   .object({
-    approvalId: z.string(),
+    approvalId: ApprovalIdSchema,
     status: ApprovalStatusSchema,
     vote: VoteSchema,
     recorded: z.boolean().meta({ description: 'False when this repeated a vote already counted.' }),
-    approvalsSoFar: z.number().int(),
-    quorum: z.number().int(),
+    approvalsSoFar: z.number().int().min(0),
+    quorum: z.number().int().min(1),
   })
   .meta({ id: 'ApprovalDecisionResult' });
 
@@ -297,4 +347,7 @@ export type ApiSchemaChecks = [
   Assert<Same<PreviewViewer, z.infer<typeof PreviewViewerSchema>>>,
   Assert<Same<DecisionResult, z.infer<typeof DecisionResultSchema>>>,
   Assert<Same<StoredDecision, z.infer<typeof DecisionSchema>>>,
+  Assert<Same<StepDecision, z.infer<typeof StepDecisionSchema>>>,
+  Assert<Same<ShadowOutcome, z.infer<typeof ShadowOutcomeSchema>>>,
+  Assert<Same<ReturnType<typeof stepViews>[number], z.infer<typeof ActionStepSchema>>>,
 ];

@@ -438,8 +438,9 @@ export interface DecisionResult {
 }
 
 const closed = (approval: ApprovalRecord) =>
+  // Not `status`: that member is the HTTP status (RFC 9457) and would be overwritten by it.
   problem('approvalClosed', 409, 'Approval already decided', `Approval ${approval.id} is ${approval.status}; no more decisions are taken.`, {
-    status: approval.status,
+    approvalStatus: approval.status,
   });
 
 const tokenGone = (approvalId: string, cause: TaskTokenInvalidError) =>

@@ -40,6 +40,8 @@ export type JsonObject = { [key: string]: unknown };
 export const API_VERSION = '1.0.0';
 
 const DIALECT = 'https://json-schema.org/draft/2020-12/schema';
+/** The local runtime's default port (lambdas/local/server.ts `DEFAULT_PORT`; a unit test keeps them equal without core importing the server). */
+export const LOCAL_PORT = 8787;
 const ref = (kind: 'schemas' | 'parameters' | 'headers' | 'responses', name: string) => ({ $ref: `#/components/${kind}/${name}` });
 
 // ── zod → JSON Schema ───────────────────────────────────────────────────────
@@ -286,49 +288,65 @@ const operations: Record<string, OperationSpec> = {
   },
 };
 
-/** Errors the shared HTTP edge (http.ts) and the ledger add to a route. */
+/**
+ * Errors every route gets from the shared edge: the local server / API Gateway stand-in
+ * (server.ts) and the HTTP middleware (http.ts). Derived from their code paths: the server
+ * caps every request body, checks the token on authenticated routes, and answers 503 while it
+ * shuts down or when a handler times out; http.ts parses the body of every route that takes
+ * one (it ignores a GET's) and turns anything unexpected into a 500.
+ */
 function edgeErrors(route: RouteSpec, spec: OperationSpec): ErrorSpec[] {
   const errors: ErrorSpec[] = [];
   if (route.auth) errors.push({ status: 401, types: ['unauthorized'], when: 'the bearer token is missing, invalid or expired, sent in more than one Authorization header, or carries `sub`, `roles`, `manager` or `department` in another shape than documented', headers: ['WWWAuthenticate'] });
   if (spec.body) {
     errors.push({ status: 400, types: ['malformedJson'], when: 'the body is not JSON' });
-    errors.push({ status: 413, types: ['payloadTooLarge'], when: `the body exceeds ${MAX_BODY_BYTES} bytes` });
     errors.push({ status: 415, types: ['unsupportedMediaType'], when: 'the body is not sent as application/json' });
   }
+  errors.push({ status: 413, types: ['payloadTooLarge'], when: `the request body exceeds ${MAX_BODY_BYTES} bytes` });
   // Every authenticated route reads the ledger except the catalog, which is static.
-  if (route.auth && route.path !== '/v1/tools') {
-    errors.push({ status: 400, types: ['validation'], when: 'the ledger refused the request as malformed (input that got past validation; never a 500)' });
-    errors.push({ status: 503, types: ['unavailable'], when: 'the ledger is throttling; retry after the delay', headers: ['RetryAfter'] });
-  }
+  const ledger = route.auth && route.path !== '/v1/tools';
+  // Only a listing hands the ledger something a client shaped (its cursor position and filter).
+  if (ledger && spec.query) errors.push({ status: 400, types: ['validation'], when: 'the ledger refused the listing as malformed (input that got past validation; never a 500)' });
+  errors.push({
+    status: 503,
+    types: ['unavailable'],
+    when: `${ledger ? 'the ledger is throttling, ' : ''}the request timed out, or the server is shutting down; retry after the delay`,
+    headers: ['RetryAfter'],
+  });
   errors.push({ status: 500, types: ['internal'], when: 'something failed on the server; nothing internal is disclosed (`requestId` correlates with logs)' });
   return errors;
 }
 
+/** The problem+json response for one status: the problem schema narrowed to its types and status. */
 function problemResponse(errors: ErrorSpec[]): JsonObject {
   const types = [...new Set(errors.flatMap((e) => e.types.map((t) => ProblemType[t])))];
   const schemaName = errors.find((e) => e.schema)?.schema ?? 'Problem';
   const headers = [...new Set(errors.flatMap((e) => e.headers ?? []))];
+  const status = errors[0]!.status;
   return {
     description: errors.map((e) => `\`${e.types.map((t) => ProblemType[t]).join('`, `')}\`: ${e.when}.`).join('\n'),
     ...(headers.length ? { headers: Object.fromEntries(headers.map((h) => [headerName(h), ref('headers', h)])) } : {}),
     content: {
       'application/problem+json': {
-        schema: { allOf: [ref('schemas', schemaName), { properties: { type: { enum: types } } }] },
+        schema: { allOf: [ref('schemas', schemaName), { type: 'object', properties: { type: { enum: types }, status: { const: status } } }] },
       },
     },
   };
 }
 
-const headerDocs: Record<string, { name: string; description: string; schema: JsonObject }> = {
-  Location: { name: 'Location', description: 'Where to read the action.', schema: { type: 'string' } },
-  PreferenceApplied: { name: 'Preference-Applied', description: 'The wait that was honoured (RFC 7240), e.g. `wait=5`.', schema: { type: 'string' } },
+/** Response headers; `required` when every response that lists one always sends it. */
+const headerDocs: Record<string, { name: string; description: string; required: boolean; schema: JsonObject }> = {
+  Location: { name: 'Location', description: 'Where to read the action.', required: true, schema: { type: 'string', pattern: `^/v1/actions/${ActionIdPattern.source.slice(1)}` } },
+  PreferenceApplied: { name: 'Preference-Applied', description: 'The wait that was honoured (RFC 7240), e.g. `wait=5`.', required: true, schema: { type: 'string', pattern: '^wait=\\d+$' } },
   IdempotentReplayed: {
     name: 'Idempotent-Replayed',
     description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key.',
+    required: false,
     schema: { type: 'string', enum: ['true'] },
   },
-  RetryAfter: { name: 'Retry-After', description: 'Seconds to wait before retrying.', schema: { type: 'integer', minimum: 0 } },
-  WWWAuthenticate: { name: 'WWW-Authenticate', description: '`Bearer`.', schema: { type: 'string' } },
+  RetryAfter: { name: 'Retry-After', description: 'Seconds to wait before retrying.', required: true, schema: { type: 'integer', minimum: 0 } },
+  WWWAuthenticate: { name: 'WWW-Authenticate', description: '`Bearer`.', required: true, schema: { type: 'string', enum: ['Bearer'] } },
+  Allow: { name: 'Allow', description: 'The methods the path accepts (RFC 9110), e.g. `GET, POST`.', required: true, schema: { type: 'string' } },
 };
 
 const headerName = (key: string) => headerDocs[key]!.name;
@@ -429,8 +447,9 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
         '**Authentication**: a bearer JWT from the configured issuer on every route except `/healthz` and `/openapi.json`, in exactly one Authorization header. The principal (`sub`, `roles`, `manager`, `department`) is read only from the verified token, in the JSON types it was issued in: `roles` is an array of strings, each one role name exactly as issued; a token with these claims in another shape is refused with 401.',
         `**Errors** are RFC 9457 \`application/problem+json\` documents with a stable \`type\` URN to switch on, a \`detail\` written so an LLM can act on it, and extension members (\`violations\`, \`policyIds\`, \`retryAfter\`, …). Types: ${problemTypesText}.`,
         'On AWS, API Gateway\'s JWT authorizer answers a missing or invalid token itself (401 with a plain `{"message": "Unauthorized"}` body); the local server answers with the `urn:airlock:problem:unauthorized` problem documented on each route.',
-        'Outside the handlers, API Gateway itself may answer 429 (stage throttling) or 404 for an unknown route with a plain `{"message": …}` body; the local server answers 405 `urn:airlock:problem:method-not-allowed` for a known path with another method.',
+        'Outside the handlers, API Gateway itself may answer 429 (stage throttling) or 404 for an unknown route with a plain `{"message": …}` body; the local server answers 404 `urn:airlock:problem:not-found` for an unknown path and 405 `urn:airlock:problem:method-not-allowed` (with `Allow`) for a known path with another method. `x-airlock-unrouted` declares these two refusals.',
         'Requests that are not valid HTTP never reach a route: the local server answers them with 400 `urn:airlock:problem:malformed-request` (control characters in a header, broken framing), 431 `urn:airlock:problem:headers-too-large` (request line and headers over 10,240 bytes, API Gateway\'s limit) or 408 `urn:airlock:problem:request-timeout`; on AWS, API Gateway answers them itself.',
+        'Every response the end-to-end tests receive from the local runtime is validated against this document (JSON Schema 2020-12, strict): members not listed here are never sent.',
       ].join('\n\n'),
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
@@ -440,8 +459,21 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
       { name: 'tools', description: 'What an agent may call.' },
       { name: 'meta', description: 'Health and this document.' },
     ],
+    servers: [
+      { url: `http://127.0.0.1:${LOCAL_PORT}`, description: 'The local runtime (`npm start`; AIRLOCK_PORT changes the port).' },
+      {
+        url: 'https://{apiId}.execute-api.{region}.amazonaws.com',
+        description: 'A deployed stack: the HTTP API\'s default endpoint (the `ApiUrl` stack output).',
+        variables: {
+          apiId: { default: 'abcdef1234', description: 'The HTTP API id.' },
+          region: { default: 'us-east-1', description: 'The AWS region the stack is deployed to.' },
+        },
+      },
+    ],
     security: [{ bearerAuth: [] }],
     paths,
+    // Not an operation: what answers a request outside `paths` (checked by test/helpers/contract.ts).
+    'x-airlock-unrouted': { '404': ref('responses', 'NoRoute'), '405': ref('responses', 'MethodNotAllowed') },
     components: {
       schemas: sortKeys(defs),
       parameters: {
@@ -465,8 +497,16 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
         ApprovalId: { name: 'id', in: 'path', required: true, description: 'Approval id (`apr_` + ULID).', schema: { type: 'string', pattern: ApprovalIdPattern.source } },
       },
       headers: Object.fromEntries(
-        Object.entries(headerDocs).map(([key, h]) => [key, { description: h.description, schema: h.schema }]),
+        Object.entries(headerDocs).map(([key, h]) => [key, { description: h.description, required: h.required, schema: h.schema }]),
       ),
+      responses: {
+        NoRoute: problemResponse([
+          { status: 404, types: ['notFound'], when: 'no documented path matches the request (the local server; API Gateway answers a plain `{"message": "Not Found"}`)' },
+        ]),
+        MethodNotAllowed: problemResponse([
+          { status: 405, types: ['methodNotAllowed'], when: 'the path exists but not with this method; `allow` and the Allow header list the methods it takes (the local server; API Gateway answers 404)', headers: ['Allow'] },
+        ]),
+      },
       securitySchemes: {
         bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT from the configured issuer (locally: `airlock token <sub>`).' },
       },

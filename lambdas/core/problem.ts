@@ -67,13 +67,19 @@ export class ProblemError extends Error {
   }
 }
 
+/**
+ * Extension members of a problem. The RFC 9457 members are set by `problem()` and would
+ * silently overwrite an extension of the same name, so the type refuses those names.
+ */
+export type ProblemExtensions = Record<string, unknown> & { type?: never; title?: never; status?: never; detail?: never; instance?: never };
+
 /** Builds a ProblemError of a known type. */
 export function problem(
   kind: ProblemTypeName,
   status: number,
   title: string,
   detail: string,
-  extensions: Record<string, unknown> = {},
+  extensions: ProblemExtensions = {},
   options?: { cause?: unknown; headers?: Record<string, string> },
 ): ProblemError {
   return new ProblemError({ ...extensions, type: ProblemType[kind], title, status, detail }, options);

@@ -18,6 +18,7 @@ export type HttpEvent = APIGatewayProxyEventV2WithJWTAuthorizer;
 export type HttpResult = APIGatewayProxyStructuredResultV2;
 
 export const MAX_BODY_BYTES = 64 * 1024;
+const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
 
 export interface HttpRequest {
   routeKey: string;
@@ -154,7 +155,9 @@ export function httpApi(table: RouteTable) {
         headers,
         pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
         query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
-        body: decodeBody(event),
+        // A GET's content has no meaning (RFC 9110 §9.3.1): ignore it rather than give reads
+        // failure modes (415, malformed JSON) that no operation documents.
+        body: BODYLESS_METHODS.has(event.requestContext.http.method) ? undefined : decodeBody(event),
         principal,
         requestId,
         logger: log,

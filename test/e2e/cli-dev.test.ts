@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isoDay } from '../helpers/dates';
+import { checkContractOf, forgetContractOrigin } from '../helpers/contract';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(repo, 'bin', 'airlock.mjs');
@@ -119,6 +120,8 @@ describe('airlock dev', () => {
     // The example search names the day 30 days ahead of the clock, never a fixed date.
     const searchDay = /"date":"(\d{4}-\d{2}-\d{2})"/.exec(run.stdout())?.[1];
     expect([isoDay(30, started), isoDay(30)]).toContain(searchDay);
+    // `airlock dev` serves the published API: hold its answers to the contract too.
+    checkContractOf(url);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
 
     const tokenRun = airlock(['token', 'alice', '--role', 'employee', '--manager', 'bob', '--ttl', '5m']);
@@ -131,6 +134,7 @@ describe('airlock dev', () => {
 
     run.child.kill('SIGTERM');
     expect(await within(run.exited, 15_000, 'shutdown')).toBe(0);
+    forgetContractOrigin(url);
     expect(run.stderr()).toBe('');
     expect(existsSync(join(stateDir, 'runtime.lock'))).toBe(false);
     await expect(fetch(`${url}/healthz`)).rejects.toThrow();

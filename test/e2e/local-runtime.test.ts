@@ -11,6 +11,7 @@ import { ProblemType } from '../../lambdas/core/problem';
 import { SecretNames } from '../../lambdas/ports/secrets';
 import { ISSUER_KEY_FILE, LOCAL_AUDIENCE, LOCAL_ISSUER } from '../../lambdas/local/dev-issuer';
 import type { LocalService } from '../../lambdas/local/server';
+import { strictSchemaProblems, validateResponse } from '../helpers/contract';
 import { startTestRuntime, type TestRuntime } from '../helpers/local-runtime';
 
 /** Every response body seen, checked at the end for leaked stack frames. */
@@ -94,7 +95,7 @@ describe('local runtime over HTTP (default routes and handlers)', () => {
       const schema = tool.inputSchema as Record<string, unknown>;
       expect(schema.$schema, String(tool.name)).toBe('https://json-schema.org/draft/2020-12/schema');
       expect(schema.type, String(tool.name)).toBe('object');
-      expect(structuralProblems(schema), String(tool.name)).toEqual([]);
+      expect(strictSchemaProblems(schema), String(tool.name)).toEqual([]);
     }
   });
 
@@ -133,7 +134,7 @@ describe('local runtime over HTTP (default routes and handlers)', () => {
   });
 
   it('stops reading a chunked body once it passes 64 KiB', async () => {
-    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const { status, body, headers } = await new Promise<{ status: number; body: string; headers: Record<string, string> }>((resolve, reject) => {
       const req = httpRequest(
         `${rt.url}/v1/actions`,
         { method: 'POST', headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json' } },
@@ -141,7 +142,7 @@ describe('local runtime over HTTP (default routes and handlers)', () => {
           let text = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers as Record<string, string> }));
         },
       );
       req.on('error', reject);
@@ -158,6 +159,8 @@ describe('local runtime over HTTP (default routes and handlers)', () => {
     });
     bodies.push(body);
     expect(status).toBe(413);
+    // Not a fetch, so not validated by the wrapper in test/setup.ts: check it here.
+    validateResponse({ method: 'POST', path: '/v1/actions', status, headers, body });
   });
 
   it('never puts a stack trace in a response body', () => {
@@ -320,53 +323,3 @@ describe('local runtime restart', () => {
     }
   });
 });
-
-/**
- * A structural check of a JSON Schema (no validator is installed): every keyword this
- * project's zod schemas produce has the type the 2020-12 meta-schema requires.
- */
-function structuralProblems(schema: unknown, path = '#'): string[] {
-  if (typeof schema === 'boolean') return [];
-  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) return [`${path}: not a schema`];
-  const s = schema as Record<string, unknown>;
-  const out: string[] = [];
-  const types = ['null', 'boolean', 'object', 'array', 'number', 'string', 'integer'];
-  if ('type' in s) {
-    const t = s.type;
-    const ok = typeof t === 'string' ? types.includes(t) : Array.isArray(t) && t.every((x) => typeof x === 'string' && types.includes(x));
-    if (!ok) out.push(`${path}/type: invalid`);
-  }
-  if ('required' in s && !(Array.isArray(s.required) && s.required.every((x) => typeof x === 'string'))) out.push(`${path}/required: invalid`);
-  if ('enum' in s && !Array.isArray(s.enum)) out.push(`${path}/enum: invalid`);
-  for (const k of ['minLength', 'maxLength', 'minItems', 'maxItems', 'minProperties', 'maxProperties']) {
-    if (k in s && !(Number.isInteger(s[k]) && (s[k] as number) >= 0)) out.push(`${path}/${k}: invalid`);
-  }
-  for (const k of ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf']) {
-    if (k in s && typeof s[k] !== 'number') out.push(`${path}/${k}: invalid`);
-  }
-  if ('pattern' in s) {
-    try {
-      new RegExp(String(s.pattern), 'u');
-    } catch {
-      out.push(`${path}/pattern: invalid`);
-    }
-  }
-  for (const k of ['properties', 'patternProperties', '$defs']) {
-    if (k in s) {
-      const v = s[k];
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) out.push(`${path}/${k}: invalid`);
-      else for (const [name, sub] of Object.entries(v)) out.push(...structuralProblems(sub, `${path}/${k}/${name}`));
-    }
-  }
-  for (const k of ['items', 'additionalProperties', 'not', 'contains', 'propertyNames', 'unevaluatedProperties']) {
-    if (k in s) out.push(...structuralProblems(s[k], `${path}/${k}`));
-  }
-  for (const k of ['anyOf', 'oneOf', 'allOf', 'prefixItems']) {
-    if (k in s) {
-      const v = s[k];
-      if (!Array.isArray(v) || v.length === 0) out.push(`${path}/${k}: invalid`);
-      else v.forEach((sub, i) => out.push(...structuralProblems(sub, `${path}/${k}/${i}`)));
-    }
-  }
-  return out;
-}

@@ -5,6 +5,7 @@ import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '
 import { silentLogger, type LocalRuntime, type LocalRuntimeOptions } from '../../lambdas/local/server';
 import { isoDay } from './dates';
 import { runtimeTable } from './dynamo';
+import { checkContractOf, forgetContractOrigin } from './contract';
 import type { TestTokenOptions } from './local-runtime';
 
 export interface TestControlPlane {
@@ -46,6 +47,9 @@ export async function startTestControlPlane(
     if (owned) await rm(stateDir, { recursive: true, force: true });
     throw error;
   }
+  // Custom route tables are not the published API; only the default one is held to it.
+  const contract = options.routes === undefined;
+  if (contract) checkContractOf(runtime.url);
   let n = 0;
   const token = (sub: string, o: TestTokenOptions = {}) =>
     runtime.issuer.sign(
@@ -78,6 +82,7 @@ export async function startTestControlPlane(
     async close() {
       await runtime.close();
       await table.cleanup();
+      if (contract) forgetContractOrigin(runtime.url);
       if (owned) await rm(stateDir, { recursive: true, force: true });
     },
   };

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checkContractOf, forgetContractOrigin } from './contract';
 import { silentLogger, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../lambdas/local/server';
 import { runtimeTable } from './dynamo';
 
@@ -46,6 +47,9 @@ export async function startTestRuntime(
     if (owned) await rm(stateDir, { recursive: true, force: true });
     throw error;
   }
+  // Custom route tables are not the published API; only the default one is held to it.
+  const contract = options.routes === undefined;
+  if (contract) checkContractOf(runtime.url);
   return {
     url: runtime.url,
     stateDir,
@@ -64,6 +68,7 @@ export async function startTestRuntime(
     close: async () => {
       await runtime.close();
       await table.cleanup();
+      if (contract) forgetContractOrigin(runtime.url);
       if (owned) await rm(stateDir, { recursive: true, force: true });
     },
   };

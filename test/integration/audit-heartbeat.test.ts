@@ -33,6 +33,7 @@ describe('the local control plane', () => {
     const first = await startTestControlPlane({ stateDir, controlPlane: { digestIntervalMs: 200 } });
     // Act: let the timer run
     try {
+      expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
       await expect.poll(async () => (await digestsIn(store)).length, { timeout: 10_000, interval: 50 }).toBeGreaterThanOrEqual(2);
       // Assess: a running vault verifies against now
       const running = await verifyVault(store, { graceMs: 60_000 });

@@ -14,7 +14,7 @@ import {
 } from '../../lambdas/core/api-schemas';
 import { approvalPreview, voteView } from '../../lambdas/core/approval-preview';
 import { acceptedBody } from '../../lambdas/core/intake';
-import { buildOpenApiDocument, openApiDocument, renderOpenApi, type JsonObject } from '../../lambdas/core/openapi';
+import { buildOpenApiDocument, LOCAL_PORT, openApiDocument, renderOpenApi, type JsonObject } from '../../lambdas/core/openapi';
 import { ProblemType } from '../../lambdas/core/problem';
 import { routes, routeKey } from '../../lambdas/handlers/routes';
 import type { ApprovalRecord, VoteRecord } from '../../lambdas/ports/approvals';
@@ -150,6 +150,7 @@ describe('the OpenAPI document', () => {
     expect(text).toMatch(/`travel\.book_flight` \| commit/);
     const responses = op.responses as Record<string, JsonObject>;
     expect(Object.keys(responses).sort()).toEqual(['200', '202', '400', '401', '403', '409', '413', '415', '422', '500', '503']);
+    expect(responses['200']!.headers).toMatchObject({ Location: expect.anything(), 'Preference-Applied': expect.anything(), 'Idempotent-Replayed': expect.anything() });
     expect(Object.keys(responses['202']!.headers as object)).toContain('Location');
     expect(Object.keys(responses['409']!.headers as object)).toContain('Retry-After');
     expect(Object.keys(responses['503']!.headers as object)).toContain('Retry-After');
@@ -173,9 +174,10 @@ describe('the OpenAPI document', () => {
     }
     const statusOf = (path: string, method: string, status: string) =>
       (((paths[path]![method]!.responses as Record<string, JsonObject>)[status]!.content as Record<string, { schema: JsonObject }>)['application/problem+json']!.schema.allOf as JsonObject[])[1]!;
-    expect(statusOf('/v1/actions', 'post', '403')).toEqual({ properties: { type: { enum: [ProblemType.policyDenied] } } });
+    expect(statusOf('/v1/actions', 'post', '403')).toEqual({ type: 'object', properties: { type: { enum: [ProblemType.policyDenied] }, status: { const: 403 } } });
     expect(statusOf('/v1/approvals/{id}/decision', 'post', '409').properties).toEqual({
       type: { enum: [ProblemType.approvalClosed, ProblemType.approvalExpired, ProblemType.planMismatch, ProblemType.voteConflict] },
+      status: { const: 409 },
     });
     const problem = (doc.components as Record<string, Record<string, JsonObject>>).schemas!.Problem!;
     expect(Object.keys(problem.properties as object)).toEqual(expect.arrayContaining(['type', 'title', 'status', 'detail', 'violations', 'retryAfter']));
@@ -191,6 +193,68 @@ describe('the OpenAPI document', () => {
   });
 });
 
+/**
+ * The 4xx each operation can answer, read from the code paths (server.ts, http.ts, the
+ * handlers and the core functions they call), kept here by hand so that the generator
+ * cannot silently drop or invent one. test/e2e/contract.test.ts provokes each over HTTP.
+ */
+const EXPECTED_4XX: Record<string, number[]> = {
+  // The local server caps every request body (413); a GET's body is otherwise ignored.
+  'GET /healthz': [413],
+  'GET /openapi.json': [413],
+  'GET /v1/tools': [401, 413],
+  'POST /v1/actions': [400, 401, 403, 409, 413, 415, 422],
+  'GET /v1/actions': [400, 401, 413],
+  'GET /v1/actions/{id}': [401, 404, 413],
+  'POST /v1/decisions': [400, 401, 413, 415],
+  'GET /v1/approvals': [400, 401, 413],
+  'GET /v1/approvals/{id}': [401, 404, 413],
+  'POST /v1/approvals/{id}/decision': [400, 401, 403, 404, 409, 413, 415],
+};
+
+describe('every operation documents its errors and its security', () => {
+  it.each(routes.map((r) => [routeKey(r), r] as const))('%s', (key, route) => {
+    const op = paths[route.path]![route.method.toLowerCase()]!;
+    const statuses = Object.keys(op.responses as object).map(Number);
+    expect(statuses.filter((s) => s >= 400 && s < 500), key).toEqual(EXPECTED_4XX[key]);
+    // Every route can fail on the server or be turned away while it is busy or shutting down.
+    expect(statuses.filter((s) => s >= 500), key).toEqual([500, 503]);
+    expect(op.security, key).toEqual(route.auth ? [{ bearerAuth: [] }] : []);
+    for (const status of statuses.filter((s) => s >= 400)) {
+      const res = (op.responses as Record<string, JsonObject>)[String(status)]!;
+      expect(Object.keys(res.content as object), `${key} ${status}`).toEqual(['application/problem+json']);
+      expect(res.description, `${key} ${status}`).toMatch(/`urn:airlock:problem:[a-z-]+`: ./);
+    }
+    const headersOf = (status: number) => Object.keys(((op.responses as Record<string, JsonObject>)[String(status)]!.headers ?? {}) as object);
+    if (route.auth) expect(headersOf(401), key).toContain('WWW-Authenticate');
+    expect(headersOf(503), key).toContain('Retry-After');
+  });
+
+  it('lists the tables above for exactly the routes there are', () => {
+    expect(Object.keys(EXPECTED_4XX).sort()).toEqual(routes.map(routeKey).sort());
+  });
+});
+
+describe('servers and what answers outside the paths', () => {
+  it('names the local runtime and a templated API Gateway URL', async () => {
+    const { DEFAULT_PORT } = await import('../../lambdas/local/server');
+    expect(LOCAL_PORT).toBe(DEFAULT_PORT);
+    const servers = doc.servers as JsonObject[];
+    expect(servers.map((s) => s.url)).toEqual([`http://127.0.0.1:${DEFAULT_PORT}`, 'https://{apiId}.execute-api.{region}.amazonaws.com']);
+    const variables = servers[1]!.variables as Record<string, JsonObject>;
+    // Every {variable} in the URL has a definition with a default (OpenAPI 3.1 §4.8.6).
+    for (const name of [...String(servers[1]!.url).matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!)) expect(variables[name]!.default, name).toEqual(expect.any(String));
+  });
+
+  it('declares the 404 and 405 refusals for requests outside the document', () => {
+    const unrouted = doc['x-airlock-unrouted'] as Record<string, JsonObject>;
+    expect(Object.keys(unrouted)).toEqual(['404', '405']);
+    const notAllowed = deref(unrouted['405']);
+    expect(Object.keys(notAllowed.headers as object)).toEqual(['Allow']);
+    expect(deref((notAllowed.headers as Record<string, unknown>).Allow)).toMatchObject({ required: true });
+  });
+});
+
 describe('the view functions answer exactly the documented shapes', () => {
   // `.strict()` on the parse: a field the code adds without adding it to the schema fails here
   // (the return types already catch missing or mistyped ones at compile time).
@@ -203,7 +267,8 @@ describe('the view functions answer exactly the documented shapes', () => {
     approverRule: 'manager',
     policySetVersion: 'v1',
     evaluationMicros: 150,
-    steps: [{ id: 'call', outcome: 'require_approval', policyIds: ['manager-approval'], reasons: ['over the limit'] }],
+    steps: [{ id: 'call', outcome: 'require_approval', policyIds: ['manager-approval'], reasons: ['over the limit'], quorum: 1, approverRule: 'manager' }],
+    shadow: [{ file: 'next.cedar', outcome: 'allow', policyIds: [], reasons: [], quorum: 0 }],
     decidedAt: at,
   };
   const action: ActionRecord = {

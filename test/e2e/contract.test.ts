@@ -1,0 +1,208 @@
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fingerprint } from '../../lambdas/core/canonical-json';
+import { newActionId } from '../../lambdas/core/ids';
+import { routes } from '../../lambdas/handlers/routes';
+import { MAX_BODY_BYTES } from '../../lambdas/handlers/http';
+import { approvalIdFor } from '../../lambdas/ports/approvals';
+import { contractChecker, validatedCounts, validateResponse } from '../helpers/contract';
+import { bigTrip, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
+
+/**
+ * A tour of the published contract over HTTP: every status the document lists for an
+ * operation (500 and 503 aside: a healthy local runtime cannot be made to answer them on
+ * demand) is provoked here, and every response is validated against docs/openapi.json by
+ * the fetch wrapper (test/setup.ts). The last test checks that nothing documented was left
+ * unprovoked, so a documented error that the code cannot produce fails too.
+ */
+let cp: TestControlPlane;
+let alice: string;
+let bob: string;
+
+beforeAll(async () => {
+  // A short in-progress wait makes the 409 for a key still being accepted quick to provoke.
+  cp = await startTestControlPlane({ controlPlane: { intake: { inProgressWaitMs: 50 } } });
+  alice = await cp.token('contract-alice', { roles: ['Employee'], manager: 'contract-bob' });
+  bob = await cp.token('contract-bob', { roles: ['Employee', 'Manager'] });
+});
+afterAll(async () => {
+  await cp?.close();
+});
+
+const echo = (message = 'hi') => ({ tool: 'echo.say', arguments: { message }, agent: { name: 'contract' } });
+const ANY_ACTION = 'act_01JABCDEFGHJKMNPQRSTVWXYZ0';
+const ANY_APPROVAL = 'apr_01JABCDEFGHJKMNPQRSTVWXYZ0';
+const concrete = (path: string) => path.replace('/v1/actions/{id}', `/v1/actions/${ANY_ACTION}`).replace('{id}', ANY_APPROVAL);
+
+async function call(method: string, path: string, init: { token?: string; headers?: Record<string, string>; body?: string } = {}) {
+  const res = await fetch(`${cp.url}${path}`, {
+    method,
+    headers: { ...(init.token ? { authorization: `Bearer ${init.token}` } : {}), ...init.headers },
+    ...(init.body !== undefined ? { body: init.body } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, any>) : undefined };
+}
+
+const postJson = (path: string, token: string, body: unknown, headers: Record<string, string> = {}) =>
+  call('POST', path, { token, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+/**
+ * A request fetch cannot make (a GET with a body), over node:http; its response is validated
+ * here since it does not pass through the fetch wrapper.
+ */
+function rawRequest(method: string, path: string, headers: Record<string, string>, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${cp.url}${path}`, { method, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        const flat: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') flat[k] = v;
+        try {
+          validateResponse({ method, path, status: res.statusCode ?? 0, headers: flat, body: text });
+          resolve(res.statusCode ?? 0);
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+    // The server answers before reading an oversized body and then cuts the socket.
+    req.on('error', (error: NodeJS.ErrnoException) => (['EPIPE', 'ECONNRESET'].includes(error.code ?? '') ? undefined : reject(error)));
+    req.end(body);
+  });
+}
+
+describe('the contract, operation by operation', () => {
+  it('answers the public routes and the catalog', async () => {
+    expect((await call('GET', '/healthz')).status).toBe(200);
+    expect((await call('GET', '/openapi.json')).status).toBe(200);
+    expect((await call('GET', '/v1/tools', { token: alice })).status).toBe(200);
+  });
+
+  it('answers 401 on every authenticated route without a token', async () => {
+    for (const route of routes.filter((r) => r.auth)) {
+      const res = await call(route.method, concrete(route.path), route.method === 'POST' ? { headers: { 'content-type': 'application/json' }, body: '{}' } : {});
+      expect(res.status, `${route.method} ${route.path}`).toBe(401);
+    }
+  });
+
+  it('answers 413 on every route for a body over the limit, GETs included', async () => {
+    const big = JSON.stringify({ pad: 'x'.repeat(MAX_BODY_BYTES) });
+    for (const route of routes) {
+      const status = await rawRequest(route.method, concrete(route.path), { authorization: `Bearer ${alice}`, 'content-type': 'application/json', 'idempotency-key': 'big' }, big);
+      expect(status, `${route.method} ${route.path}`).toBe(413);
+    }
+  });
+
+  it('ignores a small body on a GET instead of parsing it', async () => {
+    expect(await rawRequest('GET', '/v1/tools', { authorization: `Bearer ${alice}`, 'content-type': 'text/plain' }, 'not json')).toBe(200);
+    expect(await rawRequest('GET', '/healthz', { 'content-type': 'application/json' }, '{"broken":')).toBe(200);
+  });
+
+  it('POST /v1/actions: 200, 202 and every documented refusal', async () => {
+    expect((await postJson('/v1/actions', alice, echo('sync'), { 'idempotency-key': 'c-sync' })).status).toBe(200);
+    const replay = await postJson('/v1/actions', alice, echo('sync'), { 'idempotency-key': 'c-sync' });
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect((await postJson('/v1/actions', alice, echo('async'), { 'idempotency-key': 'c-async', prefer: 'respond-async' })).status).toBe(202);
+    expect((await postJson('/v1/actions', alice, echo())).body).toMatchObject({ status: 400, type: 'urn:airlock:problem:idempotency-key-missing' });
+    expect((await postJson('/v1/actions', alice, { ...echo(), tool: 'nope.nothing' }, { 'idempotency-key': 'c-bad' })).body).toMatchObject({ status: 400, type: 'urn:airlock:problem:validation' });
+    const malformed = await call('POST', '/v1/actions', { token: alice, headers: { 'content-type': 'application/json', 'idempotency-key': 'c-json' }, body: '{"tool":' });
+    expect(malformed.body).toMatchObject({ status: 400, type: 'urn:airlock:problem:malformed-json' });
+    const text = await call('POST', '/v1/actions', { token: alice, headers: { 'content-type': 'text/plain', 'idempotency-key': 'c-text' }, body: 'hello' });
+    expect(text.status).toBe(415);
+    await postJson('/v1/actions', alice, echo('one'), { 'idempotency-key': 'c-reuse' });
+    expect((await postJson('/v1/actions', alice, echo('two'), { 'idempotency-key': 'c-reuse' })).status).toBe(422);
+
+    const denied = {
+      tool: 'procurement.place_order',
+      arguments: {
+        supplierId: 'shady-supplies',
+        lines: [{ sku: 'SHD-001', quantity: 1 }],
+        shipTo: { name: 'Ada Lovelace', street: '1 Analytical Way', city: 'London', postalCode: 'N1 9GU', country: 'GB' },
+        maxTotal: { amount: 50, currency: 'USD' },
+      },
+      agent: { name: 'contract' },
+    };
+    expect((await postJson('/v1/actions', alice, denied, { 'idempotency-key': 'c-deny' })).status).toBe(403);
+    expect((await postJson('/v1/actions', alice, denied, { 'idempotency-key': 'c-deny' })).headers.get('idempotent-replayed')).toBe('true');
+
+    // A key held by a request still being accepted (as a crashed or slow first attempt leaves it).
+    const held = echo('held');
+    await cp.cp.ledger.claim({
+      scope: 'contract-alice',
+      key: 'c-held',
+      fingerprint: fingerprint({ method: 'POST', path: '/v1/actions', body: held }),
+      proposedActionId: newActionId(),
+      now: Date.now(),
+      lockMs: 60_000,
+      retentionMs: 86_400_000,
+    });
+    const busy = await postJson('/v1/actions', alice, held, { 'idempotency-key': 'c-held' });
+    expect(busy.status).toBe(409);
+    expect(busy.headers.get('retry-after')).toBe('1');
+  });
+
+  it('GET /v1/actions and /v1/actions/{id}', async () => {
+    const list = await call('GET', '/v1/actions?limit=2', { token: alice });
+    expect(list.status).toBe(200);
+    expect((await call('GET', '/v1/actions?limit=0', { token: alice })).status).toBe(400);
+    expect((await call('GET', '/v1/actions?cursor=forged', { token: alice })).status).toBe(400);
+    const id = list.body!.items[0].id as string;
+    expect((await call('GET', `/v1/actions/${id}`, { token: alice })).status).toBe(200);
+    expect((await call('GET', `/v1/actions/${id}`, { token: bob })).status).toBe(404);
+    expect((await call('GET', '/v1/actions/not-an-id', { token: alice })).status).toBe(404);
+  });
+
+  it('POST /v1/decisions', async () => {
+    expect((await postJson('/v1/decisions', alice, bigTrip())).body!.decision).toMatchObject({ outcome: 'require_approval', steps: expect.any(Array) });
+    expect((await postJson('/v1/decisions', alice, { ...echo(), tool: 'nope.nothing' })).status).toBe(400);
+    expect((await call('POST', '/v1/decisions', { token: alice, headers: { 'content-type': 'application/json' }, body: '[' })).status).toBe(400);
+    expect((await call('POST', '/v1/decisions', { token: alice, headers: { 'content-type': 'text/plain' }, body: 'x' })).status).toBe(415);
+  });
+
+  it('the approvals routes, from the inbox to a vote', async () => {
+    const asked = await postJson('/v1/actions', alice, bigTrip(), { 'idempotency-key': 'c-trip' });
+    expect(asked.status).toBe(202);
+    const approvalId = approvalIdFor(asked.body!.id as string);
+    await expect.poll(async () => (await call('GET', `/v1/approvals/${approvalId}`, { token: bob })).status, { timeout: 10_000 }).toBe(200);
+    const preview = (await call('GET', `/v1/approvals/${approvalId}`, { token: bob })).body!;
+    expect(preview.policies.steps[0]).toMatchObject({ outcome: 'require_approval', quorum: 1, approverRule: 'manager' });
+
+    expect((await call('GET', '/v1/approvals', { token: bob })).body!.items.map((a: { id: string }) => a.id)).toContain(approvalId);
+    expect((await call('GET', '/v1/approvals?status=nope', { token: bob })).status).toBe(400);
+    expect((await call('GET', `/v1/approvals/${ANY_APPROVAL}`, { token: bob })).status).toBe(404);
+
+    const decision = `/v1/approvals/${approvalId}/decision`;
+    const vote = { decision: 'approve', planHash: preview.planHash };
+    expect((await postJson(decision, bob, { decision: 'maybe' })).status).toBe(400);
+    expect((await call('POST', decision, { token: bob, headers: { 'content-type': 'application/json' }, body: '{' })).status).toBe(400);
+    expect((await call('POST', decision, { token: bob, headers: { 'content-type': 'text/plain' }, body: 'approve' })).status).toBe(415);
+    expect((await postJson(`/v1/approvals/${ANY_APPROVAL}/decision`, bob, vote)).status).toBe(404);
+    expect((await postJson(decision, alice, vote)).status).toBe(403);
+    expect((await postJson(decision, bob, { ...vote, planHash: 'f'.repeat(64) })).status).toBe(409);
+    expect((await postJson(decision, bob, vote)).status).toBe(200);
+    const changed = await postJson(decision, bob, { ...vote, decision: 'reject', comment: 'changed my mind' });
+    expect(changed.body).toMatchObject({ status: 409, type: 'urn:airlock:problem:vote-conflict', vote: { decision: 'approve' } });
+  });
+
+  it('refuses requests outside the document as it declares', async () => {
+    expect((await call('GET', '/v1/nothing-here', { token: alice })).status).toBe(404);
+    const wrong = await call('DELETE', '/v1/actions', { token: alice });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get('allow')).toBe('GET, POST');
+  });
+
+  it('provoked every documented status except 500 and 503, and nothing it does not document', () => {
+    const doc = contractChecker().doc as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    const documented = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item).flatMap(([method, op]) => Object.keys(op.responses).map((status) => `${method.toUpperCase()} ${path} ${status}`)),
+    );
+    const seen = [...validatedCounts().keys()];
+    const unprovoked = documented.filter((key) => !/ 50[03]$/.test(key) && !seen.includes(key));
+    expect(unprovoked).toEqual([]);
+    expect(seen.filter((key) => !key.startsWith('unrouted ') && !documented.includes(key))).toEqual([]);
+    expect(seen.filter((key) => key.startsWith('unrouted ')).sort()).toEqual(['unrouted 404', 'unrouted 405']);
+  });
+});

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProblemType } from '../../lambdas/core/problem';
 import { MAX_HEADER_BYTES } from '../../lambdas/local/server';
 import { bigTrip, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
+import { isoDay } from '../helpers/dates';
 import { rawHttp, type RawResponse } from '../helpers/raw-http';
 
 /**
@@ -185,7 +186,7 @@ describe('page cursors over HTTP', () => {
     const boss = await cp.token('boss', { roles: ['Employee', 'Manager'] });
     const otherManager = await cp.token('other-boss', { roles: ['Employee', 'Manager'] });
     const actionIds: string[] = [];
-    for (const day of ['2026-12-20', '2026-12-21', '2026-12-22']) {
+    for (const day of [isoDay(20), isoDay(21), isoDay(22)]) {
       const res = await cp.post(tripper, bigTrip(day), { prefer: 'respond-async' });
       expect(res.status).toBe(202);
       actionIds.push(res.body.id as string);

@@ -1,14 +1,14 @@
-import '../lambdas/local/polyfills';
+import '../local/polyfills';
 import { createHash } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoSagaStore } from '../lambdas/adapters/aws/dynamo-saga-store';
 import { FileAuditStore } from '../lambdas/adapters/local/file-audit-store';
-import { createLogger } from '../lambdas/core/logger';
-import { digestSignerFromSecret } from '../lambdas/core/receipts/signing';
-import { writeDigest, writeReceipt, type ReceiptsDeps } from '../lambdas/core/receipts/vault';
-import { verifyVault } from '../lambdas/core/receipts/verify';
+import { createLogger } from '../lambdas/shared/logger';
+import { digestSignerFromSecret } from '../lambdas/receipts/signing';
+import { writeDigest, writeReceipt, type ReceiptsDeps } from '../lambdas/receipts/vault';
+import { verifyVault } from '../lambdas/receipts/verify';
 import { startLedger } from '../test/helpers/ledger';
 import { REDACTION_KEY, SIGNING_SECRET, seedAction, syntheticReceipt } from '../test/helpers/receipts';
 

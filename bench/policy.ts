@@ -9,7 +9,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { DecisionRequest, PolicyEngine, PolicyFiles, ToolFacts } from '../lambdas/core/policy/index';
+import type { DecisionRequest, PolicyEngine, PolicyFiles, ToolFacts } from '../lambdas/policy/index';
 
 const WARMUP = 1_000;
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 5_000);
@@ -99,7 +99,7 @@ async function coldOnce(): Promise<void> {
   const t0 = performance.now();
   await import('@cedar-policy/cedar-wasm/nodejs');
   const t1 = performance.now();
-  const policy = await import('../lambdas/core/policy/index');
+  const policy = await import('../lambdas/policy/index');
   const t2 = performance.now();
   const engine = policy.createPolicyEngine(policy.readPolicyDir());
   const t3 = performance.now();
@@ -111,7 +111,7 @@ async function coldOnce(): Promise<void> {
 
 async function main(): Promise<void> {
   if (process.argv.includes('--cold-once')) return coldOnce();
-  const { createPolicyEngine, readPolicyDir } = await import('../lambdas/core/policy/index');
+  const { createPolicyEngine, readPolicyDir } = await import('../lambdas/policy/index');
   const shipped: PolicyFiles = readPolicyDir();
   const withGenerated: PolicyFiles = { ...shipped, policies: { ...shipped.policies, 'generated.cedar': generatedPolicies(GENERATED) } };
   const engines: [string, PolicyEngine][] = [

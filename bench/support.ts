@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startControlPlane, type ControlPlaneOptions } from '../lambdas/local/control-plane';
-import { silentLogger } from '../lambdas/local/server';
+import { startControlPlane, type ControlPlaneOptions } from '../local/control-plane';
+import { silentLogger } from '../local/server';
 
 /** Percentile of a sorted list (nearest rank). */
 export function percentile(sorted: number[], p: number): number {

@@ -1,8 +1,8 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { connectors } from '../lambdas/connectors/registry';
-import { defaultPolicyDir, formatPolicyProblem, validatePolicyDir } from '../lambdas/core/policy/index';
-import { type FunctionName, routes as routeTable, type RouteSpec } from '../lambdas/handlers/routes';
+import { connectors } from '../lambdas/tools/registry';
+import { defaultPolicyDir, formatPolicyProblem, validatePolicyDir } from '../lambdas/policy/index';
+import { type FunctionName, routes as routeTable, type RouteSpec } from '../lambdas/api/routes';
 import { type AirlockConfig, sagaTimeoutConfig } from './config';
 import { AirlockApi } from './constructs/api';
 import { AirlockFunction } from './constructs/airlock-function';
@@ -24,9 +24,9 @@ export const CONNECTOR_NAME_ENV = 'CONNECTOR_NAME';
 /** Props of {@link AirlockStack}. */
 export interface AirlockStackProps extends StackProps {
   readonly config: AirlockConfig;
-  /** Defaults to the route table in lambdas/handlers/routes.ts (tests may pass their own). */
+  /** Defaults to the route table in lambdas/api/routes.ts (tests may pass their own). */
   readonly routes?: readonly RouteSpec[];
-  /** Defaults to the connector names in lambdas/connectors/registry.ts. */
+  /** Defaults to the connector names in lambdas/tools/registry.ts. */
   readonly connectorNames?: readonly string[];
   /** The Cedar policy set to validate and ship; defaults to policies/. */
   readonly policyDir?: string;
@@ -93,21 +93,21 @@ export class AirlockStack extends Stack {
         ...(extra.cedar ? { cedar: true } : {}),
       });
 
-    const intake = make('Intake', 'lambdas/handlers/intake.ts', 'Airlock intake: validate, dedupe, decide, start the saga', {
+    const intake = make('Intake', 'lambdas/intake/handler.ts', 'Airlock intake: validate, dedupe, decide, start the saga', {
       cedar: true,
     });
-    const policy = make('Policy', 'lambdas/handlers/policy.ts', 'Airlock policy: Cedar decision at saga run time', {
+    const policy = make('Policy', 'lambdas/saga/handler.ts', 'Airlock policy: Cedar decision at saga run time', {
       cedar: true,
     });
-    const approvals = make('Approvals', 'lambdas/handlers/approvals.ts', 'Airlock approvals: record votes, answer the saga', {
+    const approvals = make('Approvals', 'lambdas/approvals/handler.ts', 'Airlock approvals: record votes, answer the saga', {
       cedar: true,
     });
-    const receipts = make('Receipts', 'lambdas/handlers/receipts.ts', 'Airlock receipts: write-once receipts and digests');
+    const receipts = make('Receipts', 'lambdas/receipts/handler.ts', 'Airlock receipts: write-once receipts and digests');
     this.functions = { intake, policy, approvals, receipts };
 
     const connectorFunctions = new Map<string, AirlockFunction>();
     for (const name of connectorNames) {
-      const fn = make(`Connector-${name}`, 'lambdas/handlers/connector.ts', `Airlock connector ${name}`, {
+      const fn = make(`Connector-${name}`, 'lambdas/steps/handler.ts', `Airlock connector ${name}`, {
         timeoutSeconds: config.lambda.connectorTimeoutSeconds,
       });
       fn.addEnvironment(CONNECTOR_NAME_ENV, name);
@@ -133,7 +133,7 @@ export class AirlockStack extends Stack {
       this.secrets.grantSigningKeyRead(fn);
     }
 
-    this.grantKeyRotator = make('GrantKeyRotator', 'lambdas/handlers/rotate-grant-key.ts', 'Airlock grant-signing key rotation');
+    this.grantKeyRotator = make('GrantKeyRotator', 'lambdas/keys/handler.ts', 'Airlock grant-signing key rotation');
     this.secrets.rotateGrantSigningKey(this.grantKeyRotator, Duration.days(config.grantKeyRotationDays));
 
     const sagaFunctions: Record<string, AirlockFunction> = {

@@ -3,8 +3,8 @@ import { resolve } from 'node:path';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { z } from 'zod';
-import { MAX_PLAN_STEPS } from '../lambdas/core/envelope';
-import { DEFAULT_SAGA_TIMEOUTS, deriveSagaTimeouts, sagaTimeoutProblems, type SagaTimeoutConfig } from '../lambdas/core/saga-timeouts';
+import { MAX_PLAN_STEPS } from '../lambdas/intake/envelope';
+import { DEFAULT_SAGA_TIMEOUTS, deriveSagaTimeouts, sagaTimeoutProblems, type SagaTimeoutConfig } from '../lambdas/saga/timeouts';
 import { readAsl } from './constructs/saga';
 
 /**

@@ -31,8 +31,9 @@ home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
 start=$SECONDS
 "${shifted[@]}" npx vitest run \
-  test/integration/saga \
-  test/integration/connectors/travel.test.ts \
+  test/saga \
+  test/steps \
+  test/tools/travel.test.ts \
   test/e2e/readme.test.ts \
   test/e2e/cli-dev.test.ts
 mkdir "$home/demo"

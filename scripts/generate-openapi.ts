@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderOpenApi } from '../lambdas/core/openapi';
+import { renderOpenApi } from '../lambdas/api/openapi';
 
 const out = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'openapi.json');
 writeFileSync(out, renderOpenApi());

@@ -17,12 +17,13 @@ import { fileURLToPath } from 'node:url';
 
 /** The suites that reach DynamoDB (the connector suites only talk to sandbox vendors). */
 const SUITES = [
-  'test/integration/local-dynamo.test.ts',
-  'test/integration/intake-ledger.test.ts',
-  'test/integration/approvals.test.ts',
-  'test/integration/receipts.test.ts',
-  'test/integration/saga/',
-  'test/integration/dynamodb-semantics.test.ts',
+  'test/adapters/dynalite.test.ts',
+  'test/adapters/dynamodb-semantics.test.ts',
+  'test/intake/ledger.test.ts',
+  'test/approvals/approvals.test.ts',
+  'test/receipts/receipts.test.ts',
+  'test/saga/',
+  'test/steps/grants.test.ts',
 ];
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { loadOrCreateIssuer } from '../../lambdas/local/dev-issuer';
-import { resolveStateDir } from '../../lambdas/local/state-dir';
+import { loadOrCreateIssuer } from '../../local/dev-issuer';
+import { resolveStateDir } from '../../local/state-dir';
 
 /** `airlock approvals`: list, show, approve and reject approvals from a terminal, over the HTTP API. */
 export const summary = 'Decide approvals: approvals list|show <id>|approve <id>|reject <id> [--comment <text>]';

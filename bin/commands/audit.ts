@@ -6,15 +6,15 @@ import { z } from 'zod';
 import { S3AuditStore } from '../../lambdas/adapters/aws/s3-audit-store';
 import { FileAuditStore } from '../../lambdas/adapters/local/file-audit-store';
 import { FileSecrets } from '../../lambdas/adapters/local/file-secrets';
-import { createLogger } from '../../lambdas/core/logger';
-import { ed25519KeyId } from '../../lambdas/core/receipts/signing';
-import { PublicKeyDocSchema, ReceiptSchema, receiptJsonSchema, type PublicKeyDoc } from '../../lambdas/core/receipts/schema';
-import { renderTimeline } from '../../lambdas/core/receipts/timeline';
-import { AuditSecretNames, writeDigest } from '../../lambdas/core/receipts/vault';
-import { formatDuration, verifyVault, type Finding, type VaultTail } from '../../lambdas/core/receipts/verify';
-import { generateAuditSecret } from '../../lambdas/handlers/receipts-runtime';
+import { createLogger } from '../../lambdas/shared/logger';
+import { ed25519KeyId } from '../../lambdas/receipts/signing';
+import { PublicKeyDocSchema, ReceiptSchema, receiptJsonSchema, type PublicKeyDoc } from '../../lambdas/receipts/schema';
+import { renderTimeline } from '../../lambdas/receipts/timeline';
+import { AuditSecretNames, writeDigest } from '../../lambdas/receipts/vault';
+import { formatDuration, verifyVault, type Finding, type VaultTail } from '../../lambdas/receipts/verify';
+import { generateAuditSecret } from '../../lambdas/composition/receipts-runtime';
 import type { AuditStore } from '../../lambdas/ports/audit-store';
-import { resolveStateDir } from '../../lambdas/local/state-dir';
+import { resolveStateDir } from '../../local/state-dir';
 
 /** `airlock audit`: verify the vault, show a receipt, write a digest, print the receipt schema. */
 export const summary = 'Audit vault: verify [--from --to] [--bucket B | --dir D] | show <actionId> | digest | schema';

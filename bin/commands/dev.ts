@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { InvalidDynamoEndpointError, InvalidTableNameError } from '../../lambdas/adapters/local/local-dynamo';
-import { startControlPlane } from '../../lambdas/local/control-plane';
-import { InvalidPortError, PortInUseError, type LocalRuntime } from '../../lambdas/local/server';
-import { StateDirInUseError } from '../../lambdas/local/state-dir';
+import { startControlPlane } from '../../local/control-plane';
+import { InvalidPortError, PortInUseError, type LocalRuntime } from '../../local/server';
+import { StateDirInUseError } from '../../local/state-dir';
 import { utcDay } from '../../lambdas/ports/steps';
 
 /** `airlock dev`: the local control plane in the foreground until Ctrl-C. */

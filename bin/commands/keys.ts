@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FileSecrets } from '../../lambdas/adapters/local/file-secrets';
-import { rotateGrantKeySet, testPendingValue } from '../../lambdas/core/key-rotation';
+import { rotateGrantKeySet, testPendingValue } from '../../lambdas/keys/rotation';
 import { SecretNames } from '../../lambdas/ports/secrets';
-import { resolveStateDir } from '../../lambdas/local/state-dir';
+import { resolveStateDir } from '../../local/state-dir';
 
 /** `airlock keys rotate`: the grant-signing key rotation the stack schedules, on the local secrets. */
 export const summary = 'Rotate the local grant-signing key: keys rotate (same steps as the AWS rotation function)';

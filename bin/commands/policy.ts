@@ -1,6 +1,6 @@
 import { relative, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runFixtures, type FixtureResult } from '../../lambdas/core/policy/fixtures';
+import { runFixtures, type FixtureResult } from '../../lambdas/policy/fixtures';
 import {
   createPolicyEngine,
   defaultPolicyDir,
@@ -8,7 +8,7 @@ import {
   readPolicyDir,
   validatePolicyDir,
   type PolicyProblem,
-} from '../../lambdas/core/policy/index';
+} from '../../lambdas/policy/index';
 
 /** `airlock policy test | validate`: the policy author's loop, from the command line. */
 export const summary = 'Validate the Cedar policies (policy validate) or run their fixtures (policy test) [--dir policies]';

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { loadOrCreateIssuer, MAX_TOKEN_TTL_SECONDS, parseTtl } from '../../lambdas/local/dev-issuer';
-import { resolveStateDir } from '../../lambdas/local/state-dir';
+import { loadOrCreateIssuer, MAX_TOKEN_TTL_SECONDS, parseTtl } from '../../local/dev-issuer';
+import { resolveStateDir } from '../../local/state-dir';
 
 /** `airlock token`: a JWT for the local dev issuer, for curl and agents in local mode. */
 export const summary = 'Print a token for the local issuer: token <sub> --role <role>... [--manager <sub>] [--department <d>] [--ttl 1h]';

@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import type { PrincipalClaims } from '../../lambdas/local/dev-issuer';
-import type { SandboxVendors, VendorFaults, VendorStats } from '../../lambdas/local/vendors/index';
+import type { PrincipalClaims } from '../../local/dev-issuer';
+import type { SandboxVendors, VendorFaults, VendorStats } from '../../local/vendors/index';
 import type { Timeline } from './timeline';
 
 /**

@@ -2,8 +2,8 @@ import { chmod, cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { canonicalJson } from '../../lambdas/core/canonical-json';
-import { ReceiptSchema, type Receipt } from '../../lambdas/core/receipts/schema';
+import { canonicalJson } from '../../lambdas/shared/canonical-json';
+import { ReceiptSchema, type Receipt } from '../../lambdas/receipts/schema';
 import { approvalIdFor } from '../../lambdas/ports/approvals';
 import {
   ActionSchema,

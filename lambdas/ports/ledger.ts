@@ -1,4 +1,4 @@
-import type { ActionRecord, ActionStatus, StoredDecision } from '../core/action';
+import type { ActionRecord, ActionStatus, StoredDecision } from '../actions/action';
 
 /**
  * The ledger: every durable record Airlock keeps about actions. One DynamoDB table in AWS

@@ -5,7 +5,7 @@ import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { type FunctionName, type RouteSpec, routeKey } from '../../lambdas/handlers/routes';
+import { type FunctionName, type RouteSpec, routeKey } from '../../lambdas/api/routes';
 import type { AirlockFunction } from './airlock-function';
 
 /** Props of {@link AirlockApi}. */

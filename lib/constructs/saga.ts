@@ -12,7 +12,7 @@ import {
   sagaTimeoutProblems,
   type SagaTimeoutConfig,
   type SagaTimeouts,
-} from '../../lambdas/core/saga-timeouts';
+} from '../../lambdas/saga/timeouts';
 import { type AirlockFunction, PROJECT_ROOT } from './airlock-function';
 
 /** Env var holding the saga's ARN in the functions that start or answer it. */

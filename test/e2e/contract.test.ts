@@ -1,9 +1,9 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fingerprint } from '../../lambdas/core/canonical-json';
-import { newActionId } from '../../lambdas/core/ids';
-import { routes } from '../../lambdas/handlers/routes';
-import { MAX_BODY_BYTES } from '../../lambdas/handlers/http';
+import { fingerprint } from '../../lambdas/shared/canonical-json';
+import { newActionId } from '../../lambdas/shared/ids';
+import { routes } from '../../lambdas/api/routes';
+import { MAX_BODY_BYTES } from '../../lambdas/middleware/http';
 import { approvalIdFor } from '../../lambdas/ports/approvals';
 import { contractChecker, validatedCounts, validateResponse } from '../helpers/contract';
 import { bigTrip, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProblemType } from '../../lambdas/core/problem';
-import { MAX_HEADER_BYTES } from '../../lambdas/local/server';
+import { ProblemType } from '../../lambdas/shared/problem';
+import { MAX_HEADER_BYTES } from '../../local/server';
 import { bigTrip, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
 import { isoDay } from '../helpers/dates';
 import { rawHttp, type RawResponse } from '../helpers/raw-http';

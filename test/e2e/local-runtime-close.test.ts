@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { LocalService } from '../../lambdas/local/server';
+import type { LocalService } from '../../local/server';
 import { startTestRuntime } from '../helpers/local-runtime';
 
 /**

@@ -6,11 +6,11 @@ import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { importJWK, SignJWT, UnsecuredJWT, generateKeyPair, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
-import { httpApi, type HttpEvent } from '../../lambdas/handlers/http';
-import { ProblemType } from '../../lambdas/core/problem';
+import { httpApi, type HttpEvent } from '../../lambdas/middleware/http';
+import { ProblemType } from '../../lambdas/shared/problem';
 import { SecretNames } from '../../lambdas/ports/secrets';
-import { ISSUER_KEY_FILE, LOCAL_AUDIENCE, LOCAL_ISSUER } from '../../lambdas/local/dev-issuer';
-import type { LocalService } from '../../lambdas/local/server';
+import { ISSUER_KEY_FILE, LOCAL_AUDIENCE, LOCAL_ISSUER } from '../../local/dev-issuer';
+import type { LocalService } from '../../local/server';
 import { strictSchemaProblems, validateResponse } from '../helpers/contract';
 import { startTestRuntime, type TestRuntime } from '../helpers/local-runtime';
 

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ToolCatalogSchema, ToolSchema } from '../../lambdas/core/api-schemas';
-import { openApiDocument } from '../../lambdas/core/openapi';
+import { ToolCatalogSchema, ToolSchema } from '../../lambdas/api/schemas';
+import { openApiDocument } from '../../lambdas/api/openapi';
 import { startTestRuntime, type TestRuntime } from '../helpers/local-runtime';
 
 /** The served document is the checked-in one, public, and what it describes is what is served. */

@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../lambdas/local/control-plane';
-import { silentLogger, type LocalRuntime, type LocalRuntimeOptions } from '../../lambdas/local/server';
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../local/control-plane';
+import { silentLogger, type LocalRuntime, type LocalRuntimeOptions } from '../../local/server';
 import { isoDay } from './dates';
 import { runtimeTable } from './dynamo';
 import { checkContractOf, forgetContractOrigin } from './contract';

@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
-import type { HttpEvent } from '../../lambdas/handlers/http';
-import { httpApiClaims } from '../../lambdas/local/api-gateway-event';
+import type { HttpEvent } from '../../lambdas/middleware/http';
+import { httpApiClaims } from '../../local/api-gateway-event';
 
 /**
  * A JWS compact token carrying `claims`, as the Authorization header holds it once API

@@ -1,6 +1,6 @@
-import type { StoredDecision } from '../../lambdas/core/action';
-import { defaultIntakeConfig, type Decider, type IntakeDeps } from '../../lambdas/core/intake';
-import type { Principal } from '../../lambdas/core/principal';
+import type { StoredDecision } from '../../lambdas/actions/action';
+import { defaultIntakeConfig, type Decider, type IntakeDeps } from '../../lambdas/intake/intake';
+import type { Principal } from '../../lambdas/shared/principal';
 import type { ActionStore, IdempotencyStore } from '../../lambdas/ports/ledger';
 import type { SagaInput, WorkflowStarter } from '../../lambdas/ports/workflow';
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkContractOf, forgetContractOrigin } from './contract';
-import { silentLogger, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../lambdas/local/server';
+import { silentLogger, startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../local/server';
 import { runtimeTable } from './dynamo';
 
 /** Claims for a test principal besides `sub`. */

@@ -1,7 +1,7 @@
-import type { ActionRecord, ActionStatus, StoredDecision } from '../../lambdas/core/action';
-import { canonicalJson, sha256Hex } from '../../lambdas/core/canonical-json';
-import { buildReceipt, serializeReceipt, receiptKey } from '../../lambdas/core/receipts/build';
-import { Redactor } from '../../lambdas/core/receipts/redact';
+import type { ActionRecord, ActionStatus, StoredDecision } from '../../lambdas/actions/action';
+import { canonicalJson, sha256Hex } from '../../lambdas/shared/canonical-json';
+import { buildReceipt, serializeReceipt, receiptKey } from '../../lambdas/receipts/build';
+import { Redactor } from '../../lambdas/receipts/redact';
 import type { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
 import type { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import type { AuditEvent, StepRecord } from '../../lambdas/ports/steps';

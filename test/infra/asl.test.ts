@@ -4,7 +4,7 @@ import aslValidator from 'asl-validator';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../lib/constructs/airlock-function';
 import { APPROVAL_STATE, aslPlaceholders, renderAsl } from '../../lib/constructs/saga';
-import { DEFAULT_SAGA_TIMEOUTS, SagaTimeoutError, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/core/saga-timeouts';
+import { DEFAULT_SAGA_TIMEOUTS, SagaTimeoutError, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/saga/timeouts';
 
 interface State {
   Type: string;

@@ -6,7 +6,7 @@ import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
 
 /**
- * The functions that ship without Cedar's wasm (connectors, receipts) must still load:
+ * The functions that ship without Cedar's wasm (connectors: steps/, receipts) must still load:
  * bundled the way the stack bundles them, their module graph may not evaluate Cedar at import
  * (it reads its .wasm from beside the bundle, which only the Cedar functions have).
  */
@@ -14,11 +14,11 @@ const out = mkdtempSync(join(tmpdir(), 'airlock-bundle-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe('cold start of functions without Cedar', () => {
-  it.each(['connector', 'receipts'])('the %s bundle loads and exports its handler', async (name) => {
+  it.each(['steps', 'receipts'])('the %s bundle loads and exports its handler', async (name) => {
     // Prepare: an ESM bundle like NodejsFunction's (format esm, require banner).
     const outfile = join(out, `${name}.mjs`);
     await build({
-      entryPoints: [join(import.meta.dirname, '..', '..', 'lambdas', 'handlers', `${name}.ts`)],
+      entryPoints: [join(import.meta.dirname, '..', '..', 'lambdas', name, 'handler.ts')],
       bundle: true,
       platform: 'node',
       format: 'esm',

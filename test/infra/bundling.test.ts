@@ -19,7 +19,7 @@ beforeAll(() => {
   const app = new App({ builtinCloudFormationValidation: false });
   const stack = new Stack(app, 'BundleProbe');
   const fn = new AirlockFunction(stack, 'Intake', {
-    entry: 'lambdas/handlers/intake.ts',
+    entry: 'lambdas/intake/handler.ts',
     description: 'bundle probe',
     memoryMiB: 256,
     timeout: Duration.seconds(5),

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deriveSagaTimeouts, STANDARD_MAX_EXECUTION_SECONDS } from '../../lambdas/core/saga-timeouts';
+import { deriveSagaTimeouts, STANDARD_MAX_EXECUTION_SECONDS } from '../../lambdas/saga/timeouts';
 import { readAsl } from '../../lib/constructs/saga';
 import {
   type AirlockConfig,

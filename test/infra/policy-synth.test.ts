@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultPolicyDir } from '../../lambdas/core/policy/index';
+import { defaultPolicyDir } from '../../lambdas/policy/index';
 import { addAirlock } from '../../lib/airlock-app';
 import { parseConfig } from '../../lib/config';
 import { InvalidPolicySetError } from '../../lib/airlock-stack';

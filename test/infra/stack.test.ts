@@ -1,10 +1,10 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { connectors } from '../../lambdas/connectors/registry';
-import { routeKey, routes } from '../../lambdas/handlers/routes';
+import { connectors } from '../../lambdas/tools/registry';
+import { routeKey, routes } from '../../lambdas/api/routes';
 import { SecretNames } from '../../lambdas/ports/secrets';
 import { CONNECTOR_KEY_PREFIXES, LEDGER_CONNECTOR_ACTIONS, LEDGER_READ_WRITE_ACTIONS } from '../../lib/constructs/ledger';
-import { deriveSagaTimeouts, STANDARD_MAX_EXECUTION_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/core/saga-timeouts';
+import { deriveSagaTimeouts, STANDARD_MAX_EXECUTION_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/saga/timeouts';
 import { sagaTimeoutConfig } from '../../lib/config';
 import { APPROVAL_STATE, readAsl } from '../../lib/constructs/saga';
 import {

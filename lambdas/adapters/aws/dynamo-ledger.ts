@@ -7,9 +7,9 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
-import { predecessorsOf, type ActionRecord, type ActionStatus, type StoredDecision } from '../../core/action';
-import { sha256Hex } from '../../core/canonical-json';
-import { ActionIdPattern } from '../../core/ids';
+import { predecessorsOf, type ActionRecord, type ActionStatus, type StoredDecision } from '../../actions/action';
+import { sha256Hex } from '../../shared/canonical-json';
+import { ActionIdPattern } from '../../shared/ids';
 import {
   InvalidCursorError,
   StatusTransitionError,

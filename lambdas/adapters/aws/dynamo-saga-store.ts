@@ -5,7 +5,7 @@ import {
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { canonicalJson, sha256Hex } from '../../core/canonical-json';
+import { canonicalJson, sha256Hex } from '../../shared/canonical-json';
 import type {
   AuditEvent,
   BeginStepResult,

@@ -1,0 +1,93 @@
+import type { Actor, Principal } from '../shared/principal';
+import type { Mode } from '../intake/envelope';
+import type { ShadowOutcome, StepDecision } from '../policy/types';
+
+/**
+ * Action status and its forward-only state machine (DESIGN.md):
+ * received → awaiting_approval → running → completed, or one of the other terminal states.
+ */
+export const ActionStatuses = [
+  'received',
+  'awaiting_approval',
+  'running',
+  'compensating',
+  'completed',
+  'denied',
+  'rejected',
+  'expired',
+  'failed',
+  'compensated',
+  'cancelled',
+] as const;
+export type ActionStatus = (typeof ActionStatuses)[number];
+
+export const TerminalStatuses: ReadonlySet<ActionStatus> = new Set([
+  'completed',
+  'denied',
+  'rejected',
+  'expired',
+  'failed',
+  'compensated',
+  'cancelled',
+]);
+
+/** For each status, the statuses it may move to. Nothing ever moves back. */
+export const Transitions: Readonly<Record<ActionStatus, readonly ActionStatus[]>> = {
+  received: ['awaiting_approval', 'running', 'denied', 'cancelled', 'failed'],
+  awaiting_approval: ['running', 'rejected', 'expired', 'denied', 'cancelled', 'failed'],
+  running: ['compensating', 'completed', 'failed', 'denied'],
+  compensating: ['compensated', 'failed'],
+  completed: [],
+  denied: [],
+  rejected: [],
+  expired: [],
+  failed: [],
+  compensated: [],
+  cancelled: [],
+};
+
+/** The statuses from which `to` may be reached in one move. */
+export function predecessorsOf(to: ActionStatus): ActionStatus[] {
+  return ActionStatuses.filter((from) => Transitions[from].includes(to));
+}
+
+/** What the policy engine decided, as stored on the action. */
+export interface StoredDecision {
+  outcome: 'allow' | 'deny' | 'require_approval';
+  policyIds: string[];
+  reasons: string[];
+  quorum: number;
+  approverRule: string | null;
+  policySetVersion: string;
+  evaluationMicros: number;
+  /** The engine's per-step decisions, as it made them (quorum and approver rule included). */
+  steps?: StepDecision[];
+  shadow?: ShadowOutcome[];
+  decidedAt: string;
+}
+
+/** The action item: one per agent request. */
+export interface ActionRecord {
+  id: string;
+  principal: Principal;
+  actor: Actor;
+  /** The body exactly as submitted (arguments included). */
+  envelope: unknown;
+  kind: 'single' | 'plan';
+  mode: Mode;
+  reason?: string;
+  /** SHA-256 of the canonical plan (steps with tools and arguments): what approvers bind to. */
+  planHash: string;
+  status: ActionStatus;
+  statusReason?: string;
+  decision?: StoredDecision;
+  approvalIds?: string[];
+  receiptKey?: string;
+  result?: unknown;
+  /** Correlates the action across services: the X-Ray trace root in AWS, the request id locally. */
+  traceId?: string;
+  createdAt: string;
+  updatedAt: string;
+  /** Optimistic-concurrency counter, incremented on every update. */
+  version: number;
+}

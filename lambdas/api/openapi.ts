@@ -1,0 +1,528 @@
+import { z } from 'zod';
+import { MAX_BODY_BYTES } from '../middleware/http';
+import { routes as routeTable, routeKey, type RouteSpec } from './routes';
+import { ApprovalIdPattern } from '../ports/approvals';
+import {
+  AcceptedActionSchema,
+  ActionListQuerySchema,
+  ActionPageSchema,
+  ActionViewSchema,
+  ApprovalListQuerySchema,
+  ApprovalPageSchema,
+  ApprovalPreviewSchema,
+  DecisionBodySchema,
+  DecisionResultSchema,
+  HealthSchema,
+  PolicyDeniedProblemSchema,
+  ProblemSchema,
+  ToolCatalogSchema,
+  DecisionPreviewSchema,
+} from './schemas';
+import { toolCatalog } from '../tools/catalog';
+import { EnvelopeSchema, MAX_PLAN_STEPS } from '../intake/envelope';
+import { ActionIdPattern } from '../shared/ids';
+import { defaultIntakeConfig } from '../intake/intake';
+import { ProblemType, type ProblemTypeName } from '../shared/problem';
+
+/**
+ * The OpenAPI 3.1 document of the HTTP API, generated from the zod schemas the handlers
+ * use (api-schemas.ts, envelope.ts) and from the route table (routes.ts). Nothing here is
+ * hand-written JSON Schema: a shape changes in one place and the document follows. The
+ * operations below only add what zod cannot know: prose, headers and which errors each
+ * route can answer. `npm run openapi` writes it to docs/openapi.json; the intake function
+ * serves it at GET /openapi.json.
+ */
+
+/** A JSON object (a schema, an operation, the whole document). */
+export type JsonObject = { [key: string]: unknown };
+
+/** Version of the API contract (`info.version`); bump it when the contract changes. */
+export const API_VERSION = '1.0.0';
+
+const DIALECT = 'https://json-schema.org/draft/2020-12/schema';
+/** The local runtime's default port (lambdas/local/server.ts `DEFAULT_PORT`; a unit test keeps them equal without core importing the server). */
+export const LOCAL_PORT = 8787;
+const ref = (kind: 'schemas' | 'parameters' | 'headers' | 'responses', name: string) => ({ $ref: `#/components/${kind}/${name}` });
+
+// ── zod → JSON Schema ───────────────────────────────────────────────────────
+
+/** Rewrites zod's `#/$defs/<id>` references to OpenAPI components, in place. */
+function relocateRefs(node: unknown): void {
+  if (Array.isArray(node)) {
+    node.forEach(relocateRefs);
+  } else if (node !== null && typeof node === 'object') {
+    const obj = node as JsonObject;
+    if (typeof obj.$ref === 'string' && obj.$ref.startsWith('#/$defs/')) obj.$ref = `#/components/schemas/${obj.$ref.slice('#/$defs/'.length)}`;
+    for (const value of Object.values(obj)) relocateRefs(value);
+  }
+}
+
+/**
+ * Converts named zod schemas in one pass, so every schema with `.meta({ id })` becomes one
+ * shared definition. Returns each entry's schema (a `$ref` when it has an id) and the
+ * definitions, with references already pointing at `#/components/schemas`.
+ */
+function convert(entries: Record<string, z.ZodType>, io: 'input' | 'output'): { entries: Record<string, JsonObject>; defs: Record<string, JsonObject> } {
+  const json = z.toJSONSchema(z.object(entries), { target: 'draft-2020-12', io, unrepresentable: 'any', cycles: 'ref', reused: 'inline' }) as JsonObject;
+  relocateRefs(json);
+  return {
+    entries: (json.properties ?? {}) as Record<string, JsonObject>,
+    defs: (json.$defs ?? {}) as Record<string, JsonObject>,
+  };
+}
+
+// Request shapes are documented as clients send them (before defaults); responses as sent.
+const requests = {
+  ActionEnvelope: EnvelopeSchema,
+  ApprovalDecision: DecisionBodySchema,
+  ActionListQuery: ActionListQuerySchema,
+  ApprovalListQuery: ApprovalListQuerySchema,
+} satisfies Record<string, z.ZodType>;
+
+const responses = {
+  Problem: ProblemSchema,
+  PolicyDeniedProblem: PolicyDeniedProblemSchema,
+  Health: HealthSchema,
+  ToolCatalog: ToolCatalogSchema,
+  Action: ActionViewSchema,
+  AcceptedAction: AcceptedActionSchema,
+  ActionPage: ActionPageSchema,
+  ApprovalPage: ApprovalPageSchema,
+  ApprovalPreview: ApprovalPreviewSchema,
+  ApprovalDecisionResult: DecisionResultSchema,
+  DecisionPreview: DecisionPreviewSchema,
+} satisfies Record<string, z.ZodType>;
+
+type RequestName = keyof typeof requests;
+type ResponseName = keyof typeof responses;
+
+function sortKeys<T>(record: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+// ── what each route answers ─────────────────────────────────────────────────
+
+interface ErrorSpec {
+  status: number;
+  types: ProblemTypeName[];
+  /** When it happens, in a sentence. */
+  when: string;
+  headers?: string[];
+  /** A problem schema with extra members (default: Problem). */
+  schema?: ResponseName;
+}
+
+interface SuccessSpec {
+  status: number;
+  description: string;
+  schema: ResponseName | JsonObject;
+  headers?: string[];
+}
+
+interface OperationSpec {
+  operationId: string;
+  tag: string;
+  summary: string;
+  description: string;
+  parameters?: JsonObject[];
+  query?: RequestName;
+  body?: RequestName;
+  success: SuccessSpec[];
+  errors: ErrorSpec[];
+}
+
+const HOURS = 3_600_000;
+
+const idempotencyText = [
+  '**Idempotency** (draft-ietf-httpapi-idempotency-key-header, with Stripe\'s replay behaviour):',
+  '- `Idempotency-Key` is required, once: 1–255 printable ASCII characters (a UUID is a good choice), bare or as a quoted structured-field string (RFC 8941). Missing → 400 `urn:airlock:problem:idempotency-key-missing`. A repeated header, or a comma in a bare key (what a repeated header becomes once joined), → 400 `urn:airlock:problem:validation`; quote a key that contains a comma.',
+  '- Keys are scoped to the authenticated principal (`sub`): two people may use the same key without meeting.',
+  `- Keys are kept **at least 24 hours** after the request completes (configurable per deployment, ${defaultIntakeConfig.idempotencyRetentionMs / HOURS} h by default, never less than 24 h).`,
+  '- Same key, same body (compared as a SHA-256 fingerprint of canonical JSON) → the original status, headers and body are replayed with `Idempotent-Replayed: true`; nothing runs a second time. This includes a 403 denial.',
+  '- Same key, different body → 422 `urn:airlock:problem:idempotency-key-reused`. Use a new key for a new request.',
+  `- Same key while the first request is still being accepted → 409 \`urn:airlock:problem:idempotency-in-progress\` with \`Retry-After\`; retry with the same key. A request that crashed mid-way stops blocking its key after ${defaultIntakeConfig.idempotencyLockMs / 1000} s.`,
+  '- A request rejected by validation (400) stores nothing under its key.',
+  '- After a 5xx or a timeout, retry with the same key: the action is created at most once.',
+].join('\n');
+
+const preferText = [
+  '**Waiting for the result** (`Prefer`, RFC 7240):',
+  `- Without \`Prefer\`, an allowed action is awaited up to ${defaultIntakeConfig.syncWaitMs / 1000} s.`,
+  `- \`Prefer: wait=N\` waits up to N seconds (at most ${defaultIntakeConfig.maxSyncWaitMs / 1000}).`,
+  '- `Prefer: respond-async` answers 202 at once.',
+  '- 200 carries the finished action and `Preference-Applied`; otherwise 202 carries the accepted action and `Location` (poll GET /v1/actions/{id}). Actions that need approval always answer 202 with status `awaiting_approval`.',
+].join('\n');
+
+function toolsText(): string {
+  const lines = toolCatalog().map((t) => `| \`${t.name}\` | ${t.tier} | ${t.compensation ? `\`${t.compensation}\`` : '—'} |`);
+  return [
+    '**Tools** (GET /v1/tools has each tool\'s input and output JSON Schema; tiers: `read` changes nothing, `draft` prepares without committing, `commit` changes something outside and, where a compensation is listed, can be undone by it):',
+    '',
+    '| tool | tier | compensation |',
+    '| --- | --- | --- |',
+    ...lines,
+  ].join('\n');
+}
+
+const cursorNote =
+  'Pass `nextCursor` from the previous page as `cursor`. Cursors are opaque and signed, and valid only for the caller and the `status` they were issued with (`limit` may change); any other cursor is a 400 with a `query:cursor` violation.';
+
+const operations: Record<string, OperationSpec> = {
+  'GET /healthz': {
+    operationId: 'getHealth',
+    tag: 'meta',
+    summary: 'Liveness check',
+    description: 'Answers 200 while the function is up. Needs no token and touches no data.',
+    success: [{ status: 200, description: 'Up.', schema: 'Health' }],
+    errors: [],
+  },
+  'GET /openapi.json': {
+    operationId: 'getOpenApi',
+    tag: 'meta',
+    summary: 'This OpenAPI document',
+    description: 'The OpenAPI 3.1 description of this API, generated from the same zod schemas the handlers validate with. Needs no token.',
+    success: [{ status: 200, description: 'The document (also checked in as docs/openapi.json).', schema: { type: 'object', description: 'An OpenAPI 3.1 document.' } }],
+    errors: [],
+  },
+  'GET /v1/tools': {
+    operationId: 'listTools',
+    tag: 'tools',
+    summary: 'The tool catalog',
+    description: 'Every tool an agent may name in an envelope, with its tier, compensation, PII fields and input/output JSON Schemas.',
+    success: [{ status: 200, description: 'The catalog.', schema: 'ToolCatalog' }],
+    errors: [],
+  },
+  'POST /v1/actions': {
+    operationId: 'createAction',
+    tag: 'actions',
+    summary: 'Ask Airlock to do something',
+    description: '',
+    parameters: [ref('parameters', 'IdempotencyKey'), ref('parameters', 'Prefer')],
+    body: 'ActionEnvelope',
+    success: [
+      {
+        status: 200,
+        description: 'The action was allowed and finished within the wait: its final state (check `status`: completed, failed, compensated…).',
+        schema: 'Action',
+        headers: ['Location', 'PreferenceApplied', 'IdempotentReplayed'],
+      },
+      {
+        status: 202,
+        description: 'Accepted: still running, or waiting for approval. Poll `Location`.',
+        schema: 'AcceptedAction',
+        headers: ['Location', 'IdempotentReplayed'],
+      },
+    ],
+    errors: [
+      { status: 400, types: ['validation'], when: `the envelope is invalid: unknown tool, arguments failing the tool's schema, unknown fields, a \`$ref\` to a later or missing step, more than ${MAX_PLAN_STEPS} steps, a commit step without compensation before the last step, or a bad Idempotency-Key; \`violations\` lists every problem` },
+      { status: 400, types: ['idempotencyKeyMissing'], when: 'the Idempotency-Key header is missing' },
+      { status: 403, types: ['policyDenied'], when: 'policy denies the action; it is recorded (`actionId`) and receipted', schema: 'PolicyDeniedProblem', headers: ['IdempotentReplayed'] },
+      { status: 409, types: ['idempotencyInProgress'], when: 'a request with this key is still being accepted', headers: ['RetryAfter'] },
+      { status: 422, types: ['idempotencyKeyReused'], when: 'the key was used before with a different body' },
+    ],
+  },
+  'GET /v1/actions': {
+    operationId: 'listActions',
+    tag: 'actions',
+    summary: 'Your actions, newest first',
+    description: `The caller's own actions, optionally in one status. ${cursorNote}`,
+    query: 'ActionListQuery',
+    success: [{ status: 200, description: 'One page.', schema: 'ActionPage' }],
+    errors: [{ status: 400, types: ['validation'], when: 'the query string is invalid (unknown parameter, bad status or limit, invalid cursor)' }],
+  },
+  'GET /v1/actions/{id}': {
+    operationId: 'getAction',
+    tag: 'actions',
+    summary: 'One action',
+    description: 'Status, steps, decision, approvals, receipt and timestamps. Visible to its principal, its approvers and auditors; anyone else gets 404 (never 403, so ids cannot be probed).',
+    parameters: [ref('parameters', 'ActionId')],
+    success: [{ status: 200, description: 'The action.', schema: 'Action' }],
+    errors: [{ status: 404, types: ['notFound'], when: 'no such action, or the caller may not see it' }],
+  },
+  'POST /v1/decisions': {
+    operationId: 'previewDecision',
+    tag: 'actions',
+    summary: 'What policy would decide, without acting',
+    description:
+      'Validates an envelope exactly as POST /v1/actions does and returns the Cedar decision (outcome, policy ids, reasons, quorum, approver rule, policy-set version, shadow outcomes) and the plan hash. Nothing is recorded and no Idempotency-Key is needed: a preview for agents and policy authors.',
+    body: 'ActionEnvelope',
+    success: [{ status: 200, description: 'The decision policy would make now.', schema: 'DecisionPreview' }],
+    errors: [{ status: 400, types: ['validation'], when: 'the envelope is invalid; `violations` lists every problem' }],
+  },
+  'GET /v1/approvals': {
+    operationId: 'listApprovals',
+    tag: 'approvals',
+    summary: 'Approvals inbox',
+    description: `With \`status=pending\` (the default): the unexpired approvals the caller may decide. Other statuses: those the caller may view (requester, eligible approvers, auditors). Newest first. ${cursorNote}`,
+    query: 'ApprovalListQuery',
+    success: [{ status: 200, description: 'One page.', schema: 'ApprovalPage' }],
+    errors: [{ status: 400, types: ['validation'], when: 'the query string is invalid (unknown parameter, bad status or limit, invalid cursor)' }],
+  },
+  'GET /v1/approvals/{id}': {
+    operationId: 'getApproval',
+    tag: 'approvals',
+    summary: 'Preview what would be approved',
+    description: 'Who asked and why, every step in plain words with the exact arguments, the money at stake, the policies that asked for a human, how each step is undone, the votes so far, and the `planHash` a decision must carry. PII is masked for viewers who may not decide.',
+    parameters: [ref('parameters', 'ApprovalId')],
+    success: [{ status: 200, description: 'The preview.', schema: 'ApprovalPreview' }],
+    errors: [{ status: 404, types: ['notFound'], when: 'no such approval, or the caller may not see it' }],
+  },
+  'POST /v1/approvals/{id}/decision': {
+    operationId: 'decideApproval',
+    tag: 'approvals',
+    summary: 'Approve or reject',
+    description:
+      'Records the caller\'s vote on the plan identified by `planHash` (from the preview). Nobody approves their own action or one that grants them something; quorum counts distinct people. Repeating the same vote is harmless (200, `recorded: false`); changing it is a 409.',
+    parameters: [ref('parameters', 'ApprovalId')],
+    body: 'ApprovalDecision',
+    success: [{ status: 200, description: 'The vote and where the approval stands.', schema: 'ApprovalDecisionResult' }],
+    errors: [
+      { status: 400, types: ['validation'], when: 'the body is invalid; `violations` lists every problem' },
+      { status: 403, types: ['approvalForbidden'], when: 'the caller may not decide this approval (requester, grantee, or not an eligible approver); `policyIds` says why' },
+      { status: 404, types: ['notFound'], when: 'no such approval, or the caller may not see it' },
+      { status: 409, types: ['approvalClosed'], when: 'the approval is already decided, or the action ended or no longer waits' },
+      { status: 409, types: ['approvalExpired'], when: 'the approval expired' },
+      { status: 409, types: ['planMismatch'], when: 'the `planHash` sent is not the plan waiting for approval; fetch the preview again' },
+      { status: 409, types: ['voteConflict'], when: 'the caller already voted the other way' },
+    ],
+  },
+};
+
+/**
+ * Errors every route gets from the shared edge: the local server / API Gateway stand-in
+ * (server.ts) and the HTTP middleware (http.ts). Derived from their code paths: the server
+ * caps every request body, checks the token on authenticated routes, and answers 503 while it
+ * shuts down or when a handler times out; http.ts parses the body of every route that takes
+ * one (it ignores a GET's) and turns anything unexpected into a 500.
+ */
+function edgeErrors(route: RouteSpec, spec: OperationSpec): ErrorSpec[] {
+  const errors: ErrorSpec[] = [];
+  if (route.auth) errors.push({ status: 401, types: ['unauthorized'], when: 'the bearer token is missing, invalid or expired, sent in more than one Authorization header, or carries `sub`, `roles`, `manager` or `department` in another shape than documented', headers: ['WWWAuthenticate'] });
+  if (spec.body) {
+    errors.push({ status: 400, types: ['malformedJson'], when: 'the body is not JSON' });
+    errors.push({ status: 415, types: ['unsupportedMediaType'], when: 'the body is not sent as application/json' });
+  }
+  errors.push({ status: 413, types: ['payloadTooLarge'], when: `the request body exceeds ${MAX_BODY_BYTES} bytes` });
+  // Every authenticated route reads the ledger except the catalog, which is static.
+  const ledger = route.auth && route.path !== '/v1/tools';
+  // Only a listing hands the ledger something a client shaped (its cursor position and filter).
+  if (ledger && spec.query) errors.push({ status: 400, types: ['validation'], when: 'the ledger refused the listing as malformed (input that got past validation; never a 500)' });
+  errors.push({
+    status: 503,
+    types: ['unavailable'],
+    when: `${ledger ? 'the ledger is throttling, ' : ''}the request timed out, or the server is shutting down; retry after the delay`,
+    headers: ['RetryAfter'],
+  });
+  errors.push({ status: 500, types: ['internal'], when: 'something failed on the server; nothing internal is disclosed (`requestId` correlates with logs)' });
+  return errors;
+}
+
+/** The problem+json response for one status: the problem schema narrowed to its types and status. */
+function problemResponse(errors: ErrorSpec[]): JsonObject {
+  const types = [...new Set(errors.flatMap((e) => e.types.map((t) => ProblemType[t])))];
+  const schemaName = errors.find((e) => e.schema)?.schema ?? 'Problem';
+  const headers = [...new Set(errors.flatMap((e) => e.headers ?? []))];
+  const status = errors[0]!.status;
+  return {
+    description: errors.map((e) => `\`${e.types.map((t) => ProblemType[t]).join('`, `')}\`: ${e.when}.`).join('\n'),
+    ...(headers.length ? { headers: Object.fromEntries(headers.map((h) => [headerName(h), ref('headers', h)])) } : {}),
+    content: {
+      'application/problem+json': {
+        schema: { allOf: [ref('schemas', schemaName), { type: 'object', properties: { type: { enum: types }, status: { const: status } } }] },
+      },
+    },
+  };
+}
+
+/** Response headers; `required` when every response that lists one always sends it. */
+const headerDocs: Record<string, { name: string; description: string; required: boolean; schema: JsonObject }> = {
+  Location: { name: 'Location', description: 'Where to read the action.', required: true, schema: { type: 'string', pattern: `^/v1/actions/${ActionIdPattern.source.slice(1)}` } },
+  PreferenceApplied: { name: 'Preference-Applied', description: 'The wait that was honoured (RFC 7240), e.g. `wait=5`.', required: true, schema: { type: 'string', pattern: '^wait=\\d+$' } },
+  IdempotentReplayed: {
+    name: 'Idempotent-Replayed',
+    description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key.',
+    required: false,
+    schema: { type: 'string', enum: ['true'] },
+  },
+  RetryAfter: { name: 'Retry-After', description: 'Seconds to wait before retrying.', required: true, schema: { type: 'integer', minimum: 0 } },
+  WWWAuthenticate: { name: 'WWW-Authenticate', description: '`Bearer`.', required: true, schema: { type: 'string', enum: ['Bearer'] } },
+  Allow: { name: 'Allow', description: 'The methods the path accepts (RFC 9110), e.g. `GET, POST`.', required: true, schema: { type: 'string' } },
+};
+
+const headerName = (key: string) => headerDocs[key]!.name;
+
+function queryParameters(schema: JsonObject): JsonObject[] {
+  const props = (schema.properties ?? {}) as Record<string, JsonObject>;
+  const required = new Set((schema.required ?? []) as string[]);
+  return Object.entries(props).map(([name, s]) => {
+    const { description, ...rest } = s;
+    return {
+      name,
+      in: 'query',
+      required: required.has(name),
+      ...(typeof description === 'string' ? { description } : {}),
+      schema: rest,
+    };
+  });
+}
+
+function operation(route: RouteSpec, spec: OperationSpec, schemas: Record<string, JsonObject>): JsonObject {
+  const byStatus = new Map<number, ErrorSpec[]>();
+  for (const e of [...spec.errors, ...edgeErrors(route, spec)]) byStatus.set(e.status, [...(byStatus.get(e.status) ?? []), e]);
+  const responses: Record<string, JsonObject> = {};
+  for (const s of spec.success) {
+    responses[String(s.status)] = {
+      description: s.description,
+      ...(s.headers ? { headers: Object.fromEntries(s.headers.map((h) => [headerName(h), ref('headers', h)])) } : {}),
+      content: { 'application/json': { schema: typeof s.schema === 'string' ? ref('schemas', s.schema) : s.schema } },
+    };
+  }
+  for (const status of [...byStatus.keys()].sort((a, b) => a - b)) responses[String(status)] = problemResponse(byStatus.get(status)!);
+
+  const description =
+    routeKey(route) === 'POST /v1/actions'
+      ? [
+          'Submits an action envelope: one tool call or a plan of ordered steps whose arguments may read earlier steps\' outputs with `{"$ref": "steps.<id>.output.<path>"}`. Airlock validates it, decides with policy (allow, require approval, deny), records it and runs it as a saga that can be undone. The principal comes only from the bearer token; `agent` is recorded as the actor.',
+          idempotencyText,
+          preferText,
+          toolsText(),
+        ].join('\n\n')
+      : spec.description;
+
+  return {
+    operationId: spec.operationId,
+    tags: [spec.tag],
+    summary: spec.summary,
+    description,
+    security: route.auth ? [{ bearerAuth: [] }] : [],
+    ...(spec.parameters || spec.query
+      ? { parameters: [...(spec.parameters ?? []), ...(spec.query ? queryParameters(schemas[spec.query]!) : [])] }
+      : {}),
+    ...(spec.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemas[spec.body]! } } } } : {}),
+    responses,
+  };
+}
+
+const problemTypesText = Object.entries(ProblemType)
+  .map(([, urn]) => `\`${urn}\``)
+  .join(', ');
+
+/**
+ * Builds the document. Throws when a route in the table has no operation here (or the
+ * other way round), so a new route cannot ship undocumented.
+ */
+export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): JsonObject {
+  const keys = new Set(table.map(routeKey));
+  const undocumented = [...keys].filter((k) => !operations[k]);
+  const unrouted = Object.keys(operations).filter((k) => !keys.has(k));
+  if (undocumented.length || unrouted.length) {
+    throw new Error(`OpenAPI operations and routes.ts disagree: undocumented ${undocumented.join(', ') || 'none'}; not routed ${unrouted.join(', ') || 'none'}`);
+  }
+
+  const req = convert(requests, 'input');
+  const res = convert(responses, 'output');
+  const defs: Record<string, JsonObject> = { ...res.defs };
+  for (const [id, def] of Object.entries(req.defs)) {
+    if (defs[id] && JSON.stringify(defs[id]) !== JSON.stringify(def)) {
+      throw new Error(`Schema ${id} differs between requests and responses; give one of them another id`);
+    }
+    defs[id] = def;
+  }
+  const schemas = { ...req.entries, ...res.entries };
+
+  const paths: Record<string, Record<string, JsonObject>> = {};
+  for (const route of table) {
+    (paths[route.path] ??= {})[route.method.toLowerCase()] = operation(route, operations[routeKey(route)]!, schemas);
+  }
+
+  return {
+    openapi: '3.1.0',
+    jsonSchemaDialect: DIALECT,
+    info: {
+      title: 'Airlock API',
+      version: API_VERSION,
+      summary: 'The control plane between AI agents and the systems they act on.',
+      description: [
+        'Agents submit actions (tool calls or plans); Airlock decides with policy, asks humans when it must, runs the work as a saga that can be undone, never does it twice, and writes an immutable receipt.',
+        '**Authentication**: a bearer JWT from the configured issuer on every route except `/healthz` and `/openapi.json`, in exactly one Authorization header. The principal (`sub`, `roles`, `manager`, `department`) is read only from the verified token, in the JSON types it was issued in: `roles` is an array of strings, each one role name exactly as issued; a token with these claims in another shape is refused with 401.',
+        `**Errors** are RFC 9457 \`application/problem+json\` documents with a stable \`type\` URN to switch on, a \`detail\` written so an LLM can act on it, and extension members (\`violations\`, \`policyIds\`, \`retryAfter\`, …). Types: ${problemTypesText}.`,
+        'On AWS, API Gateway\'s JWT authorizer answers a missing or invalid token itself (401 with a plain `{"message": "Unauthorized"}` body); the local server answers with the `urn:airlock:problem:unauthorized` problem documented on each route.',
+        'Outside the handlers, API Gateway itself may answer 429 (stage throttling) or 404 for an unknown route with a plain `{"message": …}` body; the local server answers 404 `urn:airlock:problem:not-found` for an unknown path and 405 `urn:airlock:problem:method-not-allowed` (with `Allow`) for a known path with another method. `x-airlock-unrouted` declares these two refusals.',
+        'Requests that are not valid HTTP never reach a route: the local server answers them with 400 `urn:airlock:problem:malformed-request` (control characters in a header, broken framing), 431 `urn:airlock:problem:headers-too-large` (request line and headers over 10,240 bytes, API Gateway\'s limit) or 408 `urn:airlock:problem:request-timeout`; on AWS, API Gateway answers them itself.',
+        'Every response the end-to-end tests receive from the local runtime is validated against this document (JSON Schema 2020-12, strict): members not listed here are never sent.',
+      ].join('\n\n'),
+      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+    },
+    tags: [
+      { name: 'actions', description: 'Submit and follow actions.' },
+      { name: 'approvals', description: 'Human approval of actions that policy sends to a person.' },
+      { name: 'tools', description: 'What an agent may call.' },
+      { name: 'meta', description: 'Health and this document.' },
+    ],
+    servers: [
+      { url: `http://127.0.0.1:${LOCAL_PORT}`, description: 'The local runtime (`npm start`; AIRLOCK_PORT changes the port).' },
+      {
+        url: 'https://{apiId}.execute-api.{region}.amazonaws.com',
+        description: 'A deployed stack: the HTTP API\'s default endpoint (the `ApiUrl` stack output).',
+        variables: {
+          apiId: { default: 'abcdef1234', description: 'The HTTP API id.' },
+          region: { default: 'us-east-1', description: 'The AWS region the stack is deployed to.' },
+        },
+      },
+    ],
+    security: [{ bearerAuth: [] }],
+    paths,
+    // Not an operation: what answers a request outside `paths` (checked by test/helpers/contract.ts).
+    'x-airlock-unrouted': { '404': ref('responses', 'NoRoute'), '405': ref('responses', 'MethodNotAllowed') },
+    components: {
+      schemas: sortKeys(defs),
+      parameters: {
+        IdempotencyKey: {
+          name: 'Idempotency-Key',
+          in: 'header',
+          required: true,
+          description: `Makes the request safe to retry. 1–255 printable ASCII characters, bare (no comma) or as an RFC 8941 quoted string; sent once; scoped to the caller, kept at least 24 hours. See the operation's description.`,
+          // Bare: printable ASCII but the comma, not opening with a quote. Quoted: sf-string, whose escapes may double its length.
+          schema: { type: 'string', minLength: 1, maxLength: 512, pattern: '^(?:[\\x20\\x21\\x23-\\x2B\\x2D-\\x7E][\\x20-\\x2B\\x2D-\\x7E]*|"(?:[\\x20\\x21\\x23-\\x5B\\x5D-\\x7E]|\\\\["\\\\])*")$' },
+        },
+        Prefer: {
+          name: 'Prefer',
+          in: 'header',
+          required: false,
+          description: `RFC 7240: \`wait=N\` (seconds, at most ${defaultIntakeConfig.maxSyncWaitMs / 1000}) or \`respond-async\`.`,
+          schema: { type: 'string' },
+          examples: { wait: { value: 'wait=10' }, async: { value: 'respond-async' } },
+        },
+        ActionId: { name: 'id', in: 'path', required: true, description: 'Action id (`act_` + ULID).', schema: { type: 'string', pattern: ActionIdPattern.source } },
+        ApprovalId: { name: 'id', in: 'path', required: true, description: 'Approval id (`apr_` + ULID).', schema: { type: 'string', pattern: ApprovalIdPattern.source } },
+      },
+      headers: Object.fromEntries(
+        Object.entries(headerDocs).map(([key, h]) => [key, { description: h.description, required: h.required, schema: h.schema }]),
+      ),
+      responses: {
+        NoRoute: problemResponse([
+          { status: 404, types: ['notFound'], when: 'no documented path matches the request (the local server; API Gateway answers a plain `{"message": "Not Found"}`)' },
+        ]),
+        MethodNotAllowed: problemResponse([
+          { status: 405, types: ['methodNotAllowed'], when: 'the path exists but not with this method; `allow` and the Allow header list the methods it takes (the local server; API Gateway answers 404)', headers: ['Allow'] },
+        ]),
+      },
+      securitySchemes: {
+        bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT from the configured issuer (locally: `airlock token <sub>`).' },
+      },
+    },
+  };
+}
+
+let cached: JsonObject | undefined;
+
+/** The document for the default route table, built once per process (it never changes at run time). */
+export function openApiDocument(): JsonObject {
+  cached ??= buildOpenApiDocument();
+  return cached;
+}
+
+/** The document as checked in: 2-space JSON and a final newline. */
+export function renderOpenApi(doc: JsonObject = openApiDocument()): string {
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}

@@ -1,0 +1,353 @@
+import { z } from 'zod';
+import { ActionStatuses } from '../actions/action';
+import { ActionIdPattern } from '../shared/ids';
+import { ActorSchema } from '../shared/principal';
+import { ApprovalIdPattern, ApprovalStatuses } from '../ports/approvals';
+import type { CatalogEntry } from '../tools/catalog';
+import type { PreviewStep, PreviewViewer } from '../approvals/preview';
+import type { DecisionResult } from '../approvals/approvals';
+import type { StoredDecision } from '../actions/action';
+import type { ShadowOutcome, StepDecision } from '../policy/types';
+import type { stepViews } from '../actions/view';
+
+/**
+ * The wire shapes of the HTTP API as zod schemas: query strings and bodies the handlers
+ * parse, and the bodies they answer with. The OpenAPI document (openapi.ts) is generated
+ * from these, and the view functions are typed with `z.infer` of them (or checked against
+ * them below), so the published contract and the code cannot drift apart silently.
+ *
+ * `.meta({ id })` names a schema as a reusable component (`#/components/schemas/<id>`).
+ */
+
+// ── shared ──────────────────────────────────────────────────────────────────
+
+/** An instant as `Date.toISOString()` writes it (UTC, milliseconds). */
+const TimestampSchema = z.iso.datetime().meta({ id: 'Timestamp' });
+const ActionIdSchema = z.string().regex(ActionIdPattern).meta({ id: 'ActionId', description: '`act_` + ULID.' });
+const ApprovalIdSchema = z.string().regex(ApprovalIdPattern).meta({ id: 'ApprovalId', description: '`apr_` + ULID.' });
+const PlanHashSchema = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/)
+  .meta({ id: 'PlanHash', description: 'SHA-256 (hex) of the canonical plan: what approvals bind to.' });
+
+export const ActionStatusSchema = z.enum(ActionStatuses).meta({
+  id: 'ActionStatus',
+  description: 'received → awaiting_approval → running → completed, or a terminal denied / rejected / expired / failed / compensated / cancelled.',
+});
+
+export const ApprovalStatusSchema = z.enum(ApprovalStatuses).meta({ id: 'ApprovalStatus' });
+
+export const VoteSchema = z
+  .object({ voter: z.string(), decision: z.enum(['approve', 'reject']), comment: z.string().optional(), at: TimestampSchema })
+  .meta({ id: 'Vote' });
+export type VoteView = z.infer<typeof VoteSchema>;
+
+// ── errors ──────────────────────────────────────────────────────────────────
+
+/** One thing wrong with a request (see problem.ts `Violation`). */
+export const ViolationSchema = z
+  .object({
+    path: z.string().meta({ description: 'JSON pointer into the body (`/plan/0/arguments/to`), or `header:<Name>` / `query:<name>`.' }),
+    message: z.string(),
+  })
+  .meta({ id: 'Violation' });
+
+/** RFC 9457 problem document; extension members vary by `type`. */
+export const ProblemSchema = z
+  .object({
+    type: z.string().meta({ description: 'Stable URN (`urn:airlock:problem:<name>`); switch on this, never on `title`.' }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().meta({ description: 'What went wrong and what to do about it, written for a human or an LLM.' }),
+    instance: z.string().optional(),
+    violations: z.array(ViolationSchema).optional().meta({ description: 'Every violation found (`validation`).' }),
+    retryAfter: z.number().int().min(0).optional().meta({ description: 'Seconds to wait before retrying, also in the Retry-After header (`idempotency-in-progress`, `unavailable`).' }),
+    requestId: z.string().optional().meta({ description: 'Correlates a 5xx with the server logs (`internal`, `unavailable`).' }),
+    policyIds: z.array(z.string()).optional().meta({ description: 'The Cedar policies behind a refusal (`approval-forbidden`).' }),
+    limit: z.number().int().optional().meta({ description: 'The body size limit in bytes (`payload-too-large`).' }),
+    allow: z.array(z.string()).optional().meta({ description: 'The methods the path accepts (`method-not-allowed`).' }),
+    approvalStatus: ApprovalStatusSchema.optional().meta({ description: 'Where the approval stands (`approval-closed`).' }),
+    actionStatus: ActionStatusSchema.optional().meta({ description: 'Where the action stands (`approval-closed`).' }),
+    reason: z.enum(['invalid', 'timed_out', 'gone']).optional().meta({ description: 'Why the workflow no longer waits (`approval-closed`).' }),
+    expiresAt: TimestampSchema.optional().meta({ description: 'When the approval expired (`approval-expired`).' }),
+    planHash: PlanHashSchema.optional().meta({ description: 'The plan waiting for approval (`plan-mismatch`).' }),
+    vote: VoteSchema.optional().meta({ description: 'The vote already cast (`vote-conflict`).' }),
+  })
+  .meta({
+    id: 'Problem',
+    description: 'RFC 9457 problem details (application/problem+json). Each extension member names the problem types that carry it; a new member is added here before any response carries it.',
+  });
+
+/** The 403 answer to POST /v1/actions when policy denies the action (it is recorded and receipted). */
+export const PolicyDeniedProblemSchema = ProblemSchema.extend({
+  actionId: ActionIdSchema,
+  policyIds: z.array(z.string()),
+  reasons: z.array(z.string()),
+  policySetVersion: z.string().nullable(),
+}).meta({ id: 'PolicyDeniedProblem', description: 'Denied by policy: the recorded action, the deciding policies and their reasons.' });
+
+// ── actions ─────────────────────────────────────────────────────────────────
+
+const DecisionOutcomeSchema = z.enum(['allow', 'deny', 'require_approval']).meta({ id: 'DecisionOutcome' });
+
+/** The decision for one step of the plan (policy/types.ts `StepDecision`). */
+export const StepDecisionSchema = z
+  .object({
+    id: z.string(),
+    outcome: DecisionOutcomeSchema,
+    policyIds: z.array(z.string()),
+    reasons: z.array(z.string()),
+    quorum: z.number().int().min(0).meta({ description: 'Distinct approvers this step needs; 0 unless require_approval.' }),
+    approverRule: z.string().nullable().meta({ description: 'Who may approve this step (`manager`, `role:<Role>`, joined by ` and `); null unless require_approval.' }),
+  })
+  .meta({ id: 'StepDecision' });
+
+/** What a shadow-mode policy file would have decided (policy/types.ts `ShadowOutcome`). */
+export const ShadowOutcomeSchema = z
+  .object({
+    file: z.string().meta({ description: 'The shadow-mode policy file.' }),
+    outcome: DecisionOutcomeSchema,
+    policyIds: z.array(z.string()),
+    reasons: z.array(z.string()),
+    quorum: z.number().int().min(0),
+  })
+  .meta({ id: 'ShadowOutcome', description: 'What a shadow-mode policy file would have decided, had it been enforced; never changes the outcome.' });
+
+/** What policy decided, as stored on the action. */
+export const DecisionSchema = z
+  .object({
+    outcome: DecisionOutcomeSchema,
+    policyIds: z.array(z.string()),
+    reasons: z.array(z.string()),
+    quorum: z.number().int().min(0),
+    approverRule: z.string().nullable(),
+    policySetVersion: z.string(),
+    evaluationMicros: z.number(),
+    steps: z.array(StepDecisionSchema).optional(),
+    shadow: z.array(ShadowOutcomeSchema).optional(),
+    decidedAt: TimestampSchema,
+  })
+  .meta({ id: 'Decision' });
+
+/** POST /v1/decisions: the decision policy would make now, and the plan hash it covers. */
+export const DecisionPreviewSchema = z.object({ decision: DecisionSchema, planHash: PlanHashSchema }).meta({ id: 'DecisionPreview' });
+
+const StepStatusSchema = z.enum(['pending', 'running', 'completed', 'failed']);
+
+/** A step of an action as its owner sees it; run-time details appear once the saga ran it. */
+export const ActionStepSchema = z
+  .object({
+    id: z.string(),
+    tool: z.string(),
+    status: StepStatusSchema,
+    attempts: z.number().int().optional(),
+    output: z.unknown().optional(),
+    error: z.object({ name: z.string(), message: z.string() }).optional(),
+    startedAt: TimestampSchema.optional(),
+    finishedAt: TimestampSchema.optional(),
+    compensation: z
+      .object({ tool: z.string(), status: z.enum(['running', 'completed', 'failed']), finishedAt: TimestampSchema.optional() })
+      .optional()
+      .meta({ description: 'The compensating call that undid this step, once the saga ran it.' }),
+  })
+  .meta({ id: 'ActionStep' });
+
+/** GET /v1/actions/{id}, listings, and the 200 of POST /v1/actions. */
+export const ActionViewSchema = z
+  .object({
+    id: ActionIdSchema,
+    status: ActionStatusSchema,
+    statusReason: z.string().optional(),
+    kind: z.enum(['single', 'plan']),
+    mode: z.enum(['execute', 'dry_run']),
+    principal: z.object({ sub: z.string() }),
+    actor: ActorSchema,
+    reason: z.string().optional(),
+    planHash: PlanHashSchema,
+    steps: z.array(ActionStepSchema),
+    decision: DecisionSchema.nullable(),
+    approvals: z.array(ApprovalIdSchema).meta({ description: 'Approval ids (GET /v1/approvals/{id}).' }),
+    receipt: z.string().nullable().meta({ description: 'Object key of the receipt once written.' }),
+    result: z.unknown(),
+    createdAt: TimestampSchema,
+    updatedAt: TimestampSchema,
+    links: z.object({ self: z.string() }),
+  })
+  .meta({ id: 'Action' });
+export type ActionView = z.infer<typeof ActionViewSchema>;
+
+/** The 202 body of POST /v1/actions: accepted, still running or waiting for approval. */
+export const AcceptedActionSchema = z
+  .object({
+    id: ActionIdSchema,
+    status: ActionStatusSchema,
+    decision: z
+      .object({ outcome: DecisionOutcomeSchema, policyIds: z.array(z.string()), reasons: z.array(z.string()), quorum: z.number().int().min(0) })
+      .nullable(),
+    planHash: PlanHashSchema,
+    links: z.object({ self: z.string() }),
+  })
+  .meta({ id: 'AcceptedAction' });
+export type AcceptedAction = z.infer<typeof AcceptedActionSchema>;
+
+export const ActionPageSchema = z
+  .object({ items: z.array(ActionViewSchema), nextCursor: z.string().nullable() })
+  .meta({ id: 'ActionPage', description: 'Newest first; pass nextCursor as `cursor` for the next page (null on the last).' });
+export type ActionPage = z.infer<typeof ActionPageSchema>;
+
+/** GET /v1/actions query string. */
+export const ActionListQuerySchema = z
+  .object({
+    status: ActionStatusSchema.optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().min(1).max(2048).optional(),
+  })
+  .strict();
+
+// ── tools ───────────────────────────────────────────────────────────────────
+
+export const ToolSchema = z
+  .object({
+    name: z.string().meta({ description: '`<connector>.<tool>`, the `tool` of an envelope.' }),
+    connector: z.string(),
+    description: z.string(),
+    tier: z.enum(['read', 'draft', 'commit']),
+    inputSchema: z.record(z.string(), z.unknown()).meta({ description: 'JSON Schema (2020-12) of `arguments`.' }),
+    outputSchema: z.record(z.string(), z.unknown()).meta({ description: 'JSON Schema (2020-12) of the output `$ref`s may read.' }),
+    compensation: z.string().nullable().meta({ description: 'The tool that undoes this one, if any.' }),
+    pii: z.object({ input: z.array(z.string()), output: z.array(z.string()) }),
+  })
+  .meta({ id: 'Tool' });
+
+export const ToolCatalogSchema = z.object({ tools: z.array(ToolSchema) }).meta({ id: 'ToolCatalog' });
+
+// ── approvals ───────────────────────────────────────────────────────────────
+
+const MoneySchema = z.object({ amount: z.number(), currency: z.string() });
+
+const approvalSummaryShape = {
+  id: ApprovalIdSchema,
+  actionId: ActionIdSchema,
+  status: ApprovalStatusSchema,
+  planHash: PlanHashSchema.meta({ description: 'Send this back with the decision: it binds the vote to this plan.' }),
+  quorum: z.number().int().min(1),
+  approverRule: z.string().nullable(),
+  requester: z.string(),
+  approvalsSoFar: z.number().int().min(0),
+  expiresAt: TimestampSchema,
+  expired: z.boolean(),
+  createdAt: TimestampSchema,
+  outcome: z.object({ by: z.string(), reason: z.string(), at: TimestampSchema }).optional(),
+  links: z.object({ self: z.string(), decision: z.string(), action: z.string() }),
+};
+
+/** The short form of an approval (approval-preview.ts `approvalSummary`). */
+export const ApprovalSummarySchema = z.object(approvalSummaryShape);
+export type ApprovalSummary = z.infer<typeof ApprovalSummarySchema>;
+
+const requestedByShape = {
+  requestedBy: z.object({ principal: z.string(), agent: ActorSchema }),
+  reason: z.string().nullable(),
+};
+
+export const ApprovalListItemSchema = z
+  .object({ ...approvalSummaryShape, ...requestedByShape, tools: z.array(z.string()), canDecide: z.boolean() })
+  .meta({ id: 'ApprovalListItem' });
+
+export const ApprovalPageSchema = z
+  .object({ items: z.array(ApprovalListItemSchema), nextCursor: z.string().nullable() })
+  .meta({ id: 'ApprovalPage' });
+export type ApprovalPage = z.infer<typeof ApprovalPageSchema>;
+
+export const PreviewStepSchema = z
+  .object({
+    index: z.number().int(),
+    id: z.string(),
+    tool: z.string(),
+    tier: z.string(),
+    vendor: z.string(),
+    plain: z.string().meta({ description: 'One sentence: what this step does, to whom, for how much.' }),
+    arguments: z.unknown().meta({ description: 'The exact arguments that will be sent (PII masked unless the viewer may decide).' }),
+    piiMasked: z.boolean(),
+    amount: MoneySchema.nullable(),
+    compensation: z.object({ tool: z.string(), description: z.string() }).nullable(),
+  })
+  .meta({ id: 'PreviewStep' });
+
+const PreviewViewerSchema = z.object({
+  canDecide: z.boolean(),
+  refusal: z.string().optional(),
+  vote: z.object({ decision: z.string(), at: TimestampSchema }).optional(),
+});
+
+export const ApprovalPreviewSchema = z
+  .object({
+    ...approvalSummaryShape,
+    ...requestedByShape,
+    mode: z.enum(['execute', 'dry_run']),
+    steps: z.array(PreviewStepSchema),
+    amountAtStake: z.array(MoneySchema),
+    policies: z.object({
+      policyIds: z.array(z.string()),
+      reasons: z.array(z.string()),
+      policySetVersion: z.string().nullable(),
+      steps: z.array(StepDecisionSchema).meta({ description: 'The steps that asked for a human, with their quorum and approver rule.' }),
+    }),
+    votes: z.array(VoteSchema),
+    viewer: PreviewViewerSchema,
+  })
+  .meta({ id: 'ApprovalPreview', description: 'Everything an approver must see before deciding.' });
+export type ApprovalPreview = z.infer<typeof ApprovalPreviewSchema>;
+
+/** GET /v1/approvals query string. */
+export const ApprovalListQuerySchema = z
+  .object({
+    status: ApprovalStatusSchema.default('pending'),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().min(1).max(2048).optional(),
+  })
+  .strict();
+
+/** POST /v1/approvals/{id}/decision body. */
+export const DecisionBodySchema = z
+  .object({
+    decision: z.enum(['approve', 'reject']),
+    planHash: z.string().regex(/^[0-9a-f]{64}$/, 'the planHash shown in the preview (64 hex characters)'),
+    comment: z.string().trim().min(1).max(1000).optional(),
+  })
+  .strict()
+  .meta({ id: 'ApprovalDecision' });
+
+export const DecisionResultSchema = z
+  .object({
+    approvalId: ApprovalIdSchema,
+    status: ApprovalStatusSchema,
+    vote: VoteSchema,
+    recorded: z.boolean().meta({ description: 'False when this repeated a vote already counted.' }),
+    approvalsSoFar: z.number().int().min(0),
+    quorum: z.number().int().min(1),
+  })
+  .meta({ id: 'ApprovalDecisionResult' });
+
+// ── misc ────────────────────────────────────────────────────────────────────
+
+export const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
+
+// ── compile-time agreement with interfaces owned elsewhere ──────────────────
+// These shapes are declared as interfaces in their own modules; a change on either side
+// that makes them disagree fails `tsc` here instead of silently changing the contract.
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Assert<T extends true> = T;
+
+/** Never used at run time: the type checker evaluates it. */
+export type ApiSchemaChecks = [
+  Assert<Same<CatalogEntry, z.infer<typeof ToolSchema>>>,
+  Assert<Same<PreviewStep, z.infer<typeof PreviewStepSchema>>>,
+  Assert<Same<PreviewViewer, z.infer<typeof PreviewViewerSchema>>>,
+  Assert<Same<DecisionResult, z.infer<typeof DecisionResultSchema>>>,
+  Assert<Same<StoredDecision, z.infer<typeof DecisionSchema>>>,
+  Assert<Same<StepDecision, z.infer<typeof StepDecisionSchema>>>,
+  Assert<Same<ShadowOutcome, z.infer<typeof ShadowOutcomeSchema>>>,
+  Assert<Same<ReturnType<typeof stepViews>[number], z.infer<typeof ActionStepSchema>>>,
+];

@@ -1,0 +1,706 @@
+import { TerminalStatuses, type ActionRecord } from '../actions/action';
+import { AUDITOR_ROLE } from '../actions/view';
+import { approvalPreview, approvalSummary, voteView } from './preview';
+import { toolFacts } from '../policy/decider';
+import type { ApprovalPage } from '../api/schemas';
+import type { Logger } from '../shared/logger';
+import type { Outcome, PolicyEngine, StepDecision } from '../policy/index';
+import type { Principal } from '../shared/principal';
+import { notFound, problem, ProblemError } from '../shared/problem';
+import { planOf } from '../saga/tasks';
+import type { ActionStore } from '../ports/ledger';
+import {
+  approvalIdFor,
+  actionIdOf,
+  type ApprovalRecord,
+  type ApprovalStatus,
+  type ApprovalStore,
+  type VoteDecision,
+  type VoteRecord,
+  type VoteRefusalReason,
+} from '../ports/approvals';
+import type { EventPublisher } from '../ports/events';
+import type { EventLog } from '../ports/steps';
+import { TaskTokenInvalidError, type TaskCallbacks } from '../ports/task-callbacks';
+
+/**
+ * Human approval: the saga's RequestApproval task and the approvers' decisions. An approval
+ * binds to the plan hash, counts distinct people, never lets the requester (or an IAM
+ * grantee) approve, and answers the waiting saga exactly once: every outcome is a
+ * conditional `pending → <outcome>` write, and only its winner calls SendTaskSuccess /
+ * SendTaskFailure. The task token lives in the ledger and goes only to TaskCallbacks.
+ */
+
+/** The ASL's default WaitForApproval TimeoutSeconds (72 h); the stack sets both from one config value. */
+export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 259_200;
+
+/** Error names the ASL's WaitForApproval Catch matches (the ErrorEquals contract). */
+export const ApprovalErrors = { rejected: 'ApprovalRejected', expired: 'ApprovalExpired' } as const;
+
+/** Audit event types receipts are built from. */
+export const ApprovalEventTypes = {
+  requested: 'approval.requested',
+  vote: 'approval.vote',
+  granted: 'approval.granted',
+  rejected: 'approval.rejected',
+  expired: 'approval.expired',
+  voteRefused: 'approval.vote_refused',
+} as const;
+
+/**
+ * The rule that refused a vote when code, not Cedar, decided it: stable ids recorded in the
+ * audit event and the receipt beside the Cedar policy ids of the other refusals.
+ */
+export const VoteRefusalRules = {
+  self_approval: 'airlock.self_approval',
+  grantee: 'airlock.grantee_approval',
+  // Only when Cedar named no policy: no permit matched (default deny) or evaluation failed.
+  ineligible: 'airlock.no_permit',
+  stale_plan: 'airlock.plan_hash',
+  vote_changed: 'airlock.one_vote',
+  closed: 'airlock.approval_closed',
+  expired: 'airlock.approval_expired',
+} as const satisfies Record<VoteRefusalReason, string>;
+
+/**
+ * Refused votes recorded per approval at most (and one per voter and reason): enough for
+ * every real mistake, small enough that someone hammering the API with many identities
+ * cannot bloat the action's chain or its receipt. Refusals past the cap are only logged.
+ */
+export const MAX_REFUSED_VOTES = 50;
+
+/** Roles recorded with a refused vote: the verified claim, bounded like the rest of the event. */
+const MAX_RECORDED_ROLES = 32;
+
+/**
+ * How long after an outcome a repeated vote waits before re-sending a lost answer: longer
+ * than any approvals function runs (the stack's timeout is seconds), so the winner is gone.
+ */
+export const ANSWER_GRACE_MS = 60_000;
+
+/** EventBridge detail-type of the notification sent when an approval is requested. */
+export const APPROVAL_REQUESTED_EVENT = 'airlock.approval.requested';
+
+export interface ApprovalsDeps {
+  actions: ActionStore;
+  approvals: ApprovalStore;
+  events: EventLog;
+  callbacks: TaskCallbacks;
+  publisher: EventPublisher;
+  engine: PolicyEngine;
+  /** Same value as WaitForApproval's TimeoutSeconds. */
+  timeoutSeconds: number;
+  now: () => Date;
+  logger: Logger;
+}
+
+/** RequestApproval was asked for an action that is not waiting for approval. Not retryable. */
+export class ApprovalRequestError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ApprovalRequestError';
+  }
+}
+
+// ── eligibility ──────────────────────────────────────────────────────────────
+
+/** Subs that receive something from the action's steps (IAM grantees). */
+export function granteesOf(action: ActionRecord): string[] {
+  const subs = new Set<string>();
+  for (const step of planOf(action).steps) {
+    try {
+      const grantee = toolFacts(step.tool, step.arguments).grantee;
+      if (grantee) subs.add(grantee);
+    } catch {
+      // An unknown tool has no grantee; the plan was validated when it was accepted.
+    }
+  }
+  return [...subs].sort();
+}
+
+export interface Eligibility {
+  allowed: boolean;
+  reason: string;
+  policyIds: string[];
+  /** Why not, as a refusal code, when not allowed. */
+  refusal?: Extract<VoteRefusalReason, 'self_approval' | 'grantee' | 'ineligible'>;
+}
+
+/**
+ * Whether `approver` may decide `action`. The requester and grantees are refused in code
+ * before Cedar is asked, so a permissive policy (or a broken forbid) cannot let anyone
+ * approve their own action.
+ */
+export function eligibility(engine: PolicyEngine, approver: Principal, action: ActionRecord, approval?: ApprovalRecord, now?: Date): Eligibility {
+  if (approver.sub === action.principal.sub || approver.sub === approval?.requester) {
+    return { allowed: false, reason: 'The requester can never approve their own action.', policyIds: [VoteRefusalRules.self_approval], refusal: 'self_approval' };
+  }
+  const grantees = new Set([...granteesOf(action), ...(approval?.grantees ?? [])]);
+  if (grantees.has(approver.sub)) {
+    return { allowed: false, reason: 'The person who receives the grant can never approve it.', policyIds: [VoteRefusalRules.grantee], refusal: 'grantee' };
+  }
+  const steps = planOf(action).steps.map((s) => ({ id: s.id, facts: toolFacts(s.tool, s.arguments) }));
+  const decided: StepDecision[] | undefined = action.decision?.steps?.map((s) => ({
+    id: s.id,
+    outcome: s.outcome as Outcome,
+    policyIds: s.policyIds,
+    reasons: s.reasons,
+    quorum: 0,
+    approverRule: null,
+  }));
+  const check = engine.canApprove({
+    approver,
+    requester: action.principal,
+    steps,
+    ...(decided ? { decision: { steps: decided } } : {}),
+    ...(now ? { now } : {}),
+  });
+  if (check.allowed) return { allowed: true, reason: 'eligible', policyIds: check.policyIds };
+  return {
+    allowed: false,
+    reason: check.reasons.join(' ') || 'No policy lets you approve this action.',
+    policyIds: check.policyIds,
+    refusal: 'ineligible',
+  };
+}
+
+// ── requesting ──────────────────────────────────────────────────────────────
+
+/**
+ * What SendTaskSuccess answers the saga with. Bounded (Step Functions refuses an output over
+ * 256 KiB): the approving votes without their comments, at most MAX_ANSWER_VOTES of them;
+ * the ledger and the receipt keep every vote in full.
+ */
+function successOutput(approval: ApprovalRecord, votes: readonly VoteRecord[]) {
+  return {
+    approvalId: approval.id,
+    planHash: approval.planHash,
+    votes: votes
+      .filter((v) => v.decision === 'approve')
+      .slice(0, MAX_ANSWER_VOTES)
+      .map((v) => ({ voter: v.voter, decision: v.decision, at: v.at })),
+    approvedAt: approval.outcome?.at ?? null,
+  };
+}
+
+/** Approving votes named in the saga's answer: with 256-character voter ids, still far under 256 KiB. */
+const MAX_ANSWER_VOTES = 100;
+
+/** Answers the saga for an approval that already has its outcome (a lost answer, or a resumed saga). */
+async function answer(deps: ApprovalsDeps, approval: ApprovalRecord, taskToken: string): Promise<void> {
+  if (approval.status === 'approved') {
+    await deps.callbacks.sendTaskSuccess(taskToken, successOutput(approval, await deps.approvals.listVotes(approval.id)));
+  } else if (approval.status === 'rejected') {
+    await deps.callbacks.sendTaskFailure(taskToken, ApprovalErrors.rejected, approval.outcome?.reason ?? 'rejected by an approver');
+  } else if (approval.status === 'expired') {
+    await deps.callbacks.sendTaskFailure(taskToken, ApprovalErrors.expired, 'no quorum of approvers before the approval expired');
+  } else {
+    return;
+  }
+  await deps.approvals.markAnswered(approval.id, deps.now());
+}
+
+/** Answers with the stored token; a token nobody waits on any more is logged and dropped. */
+async function answerStored(deps: ApprovalsDeps, approvalId: string): Promise<'answered' | 'token_invalid'> {
+  const approval = await deps.approvals.getApproval(approvalId);
+  const token = await deps.approvals.getTaskToken(approvalId);
+  if (!approval || !token) throw new Error(`Approval ${approvalId} has no task token`);
+  try {
+    await answer(deps, approval, token);
+    return 'answered';
+  } catch (error) {
+    if (error instanceof TaskTokenInvalidError) {
+      deps.logger.warn('the saga no longer waits on this approval', { approvalId, actionId: approval.actionId, reason: error.reason });
+      return 'token_invalid';
+    }
+    throw error;
+  }
+}
+
+/**
+ * Moves a pending approval past its expiry to `expired`. The winner of the conditional write
+ * records the audit event and tells the saga (ApprovalExpired; harmless if Step Functions
+ * already timed the task out). Returns whether this call expired it.
+ */
+export async function expireApproval(deps: ApprovalsDeps, approvalId: string): Promise<boolean> {
+  const approval = await deps.approvals.getApproval(approvalId);
+  if (!approval || approval.status !== 'pending' || Date.parse(approval.expiresAt) > deps.now().getTime()) return false;
+  const won = await deps.approvals.settle(approval.id, 'expired', { by: 'airlock', reason: 'expired' }, deps.now());
+  if (!won) return false;
+  await deps.events.append(approval.actionId, { type: ApprovalEventTypes.expired, actor: 'airlock', data: { approvalId } }, deps.now());
+  await answerStored(deps, approvalId);
+  return true;
+}
+
+/**
+ * RequestApproval (the WaitForApproval task): stores the approval with the saga's task token,
+ * records `approval.requested` and notifies approvers. Idempotent per action: a retried or
+ * resumed request keeps the approval and its votes, replaces the token, and answers at once
+ * when the outcome is already known.
+ */
+export async function requestApproval(
+  deps: ApprovalsDeps,
+  input: { actionId: string; taskToken: string },
+): Promise<{ approvalId: string; status: ApprovalStatus; expiresAt: string }> {
+  const action = await deps.actions.getAction(input.actionId);
+  if (!action) throw new ApprovalRequestError(`No action ${input.actionId}`);
+  const id = approvalIdFor(action.id);
+  const now = deps.now();
+  let approval = await deps.approvals.getApproval(id);
+
+  if (!approval) {
+    if (action.status !== 'awaiting_approval') {
+      throw new ApprovalRequestError(`Action ${action.id} is ${action.status}, not awaiting approval`);
+    }
+    const record: ApprovalRecord = {
+      id,
+      actionId: action.id,
+      status: 'pending',
+      planHash: action.planHash,
+      quorum: Math.max(1, action.decision?.quorum ?? 1),
+      approverRule: action.decision?.approverRule ?? null,
+      requester: action.principal.sub,
+      grantees: granteesOf(action),
+      createdAt: now.toISOString(),
+      updatedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + deps.timeoutSeconds * 1000).toISOString(),
+    };
+    const created = await deps.approvals.createApproval(record, input.taskToken);
+    approval = created === 'created' ? record : await deps.approvals.getApproval(id);
+    if (!approval) throw new Error(`Approval ${id} vanished after a conflicting create`);
+  }
+  if (approval.actionId !== action.id || approval.planHash !== action.planHash) {
+    throw new ApprovalRequestError(`Approval ${id} does not belong to this plan`);
+  }
+
+  // A resumed saga waits on a new token; the old one is dead. Replacing it is always safe.
+  await deps.approvals.replaceTaskToken(id, input.taskToken, now);
+
+  const history = await deps.events.list(action.id);
+  if (!history.some((e) => e.type === ApprovalEventTypes.requested && e.data.approvalId === id)) {
+    await deps.events.append(
+      action.id,
+      {
+        type: ApprovalEventTypes.requested,
+        actor: 'airlock',
+        data: { approvalId: id, planHash: approval.planHash, quorum: approval.quorum, approverRule: approval.approverRule, expiresAt: approval.expiresAt },
+      },
+      now,
+    );
+    await notify(deps, action, approval);
+  }
+
+  if (approval.status === 'pending' && Date.parse(approval.expiresAt) <= now.getTime()) {
+    await expireApproval(deps, id);
+  } else if (approval.status !== 'pending') {
+    // Quorum (or a rejection) happened but the answer was lost, or the runner resumed.
+    await answerStored(deps, id);
+  }
+  const latest = (await deps.approvals.getApproval(id)) ?? approval;
+  deps.logger.info('approval requested', { approvalId: id, actionId: action.id, status: latest.status });
+  // expiresAt lets a local runner keep the original deadline across restarts.
+  return { approvalId: id, status: latest.status, expiresAt: latest.expiresAt };
+}
+
+/** Best effort: the approval is in the ledger (and the API) whether or not the notification goes out. */
+async function notify(deps: ApprovalsDeps, action: ActionRecord, approval: ApprovalRecord): Promise<void> {
+  try {
+    await deps.publisher.publish({
+      type: APPROVAL_REQUESTED_EVENT,
+      time: deps.now(),
+      detail: {
+        approvalId: approval.id,
+        actionId: action.id,
+        requester: action.principal.sub,
+        agent: action.actor,
+        reason: action.reason ?? null,
+        tools: planOf(action).steps.map((s) => s.tool),
+        quorum: approval.quorum,
+        approverRule: approval.approverRule,
+        policyIds: action.decision?.policyIds ?? [],
+        planHash: approval.planHash,
+        expiresAt: approval.expiresAt,
+        links: { preview: `/v1/approvals/${approval.id}` },
+      },
+    });
+  } catch (error) {
+    deps.logger.warn('approval notification not delivered', { approvalId: approval.id, error: error instanceof Error ? { name: error.name, message: error.message } : String(error) });
+  }
+}
+
+// ── reading ─────────────────────────────────────────────────────────────────
+
+async function load(deps: ApprovalsDeps, approvalId: string): Promise<{ approval: ApprovalRecord; action: ActionRecord }> {
+  const approval = await deps.approvals.getApproval(approvalId);
+  const action = approval ? await deps.actions.getAction(approval.actionId) : undefined;
+  if (!approval || !action || approval.actionId !== actionIdOf(approvalId)) throw notFound(`No approval ${approvalId}.`);
+  return { approval, action };
+}
+
+/** GET /v1/approvals/{id}: the preview, for eligible approvers, the requester, voters and auditors (404 for anyone else). */
+export async function getApprovalPreview(deps: ApprovalsDeps, viewer: Principal, approvalId: string) {
+  const { approval, action } = await load(deps, approvalId);
+  const now = deps.now();
+  const votes = await deps.approvals.listVotes(approval.id);
+  const mine = votes.find((v) => v.voter === viewer.sub);
+  const check = eligibility(deps.engine, viewer, action, approval, now);
+  const mayView = check.allowed || viewer.sub === approval.requester || viewer.roles.includes(AUDITOR_ROLE) || mine !== undefined;
+  if (!mayView) throw notFound(`No approval ${approvalId}.`);
+  return approvalPreview(
+    action,
+    approval,
+    votes,
+    {
+      canDecide: check.allowed,
+      ...(check.allowed ? {} : { refusal: check.reason }),
+      ...(mine ? { vote: { decision: mine.decision, at: mine.at } } : {}),
+    },
+    now,
+  );
+}
+
+/** One page of the approvals inbox, and where the next one starts (an approval id), if anywhere. */
+export interface ApprovalListing {
+  items: ApprovalPage['items'];
+  startAfter?: string;
+}
+
+/**
+ * GET /v1/approvals?status=…: for `pending`, the approvals the caller may decide (not yet
+ * expired); for other statuses, those the caller may view. Newest first, continuing after
+ * the approval id `startAfter` (the edge turns it into and out of an authenticated cursor).
+ */
+export async function listApprovals(
+  deps: ApprovalsDeps,
+  viewer: Principal,
+  query: { status: ApprovalStatus; limit: number; startAfter?: string },
+): Promise<ApprovalListing> {
+  const now = deps.now();
+  const items: ReturnType<typeof listItem>[] = [];
+  let position = query.startAfter;
+  // Filtering happens after the query, so read a few pages to fill one; bounded so a caller
+  // who may decide nothing does not make us read the whole index.
+  for (let page = 0; page < 5; page++) {
+    const res = await deps.approvals.listApprovals({ status: query.status, limit: 50, ...(position !== undefined ? { startAfter: position } : {}) });
+    let examined = 0;
+    for (const approval of res.items) {
+      if (items.length >= query.limit) break;
+      examined++;
+      position = approval.id;
+      if (query.status === 'pending' && Date.parse(approval.expiresAt) <= now.getTime()) continue;
+      const action = await deps.actions.getAction(approval.actionId);
+      if (!action) continue;
+      const check = eligibility(deps.engine, viewer, action, approval, now);
+      const visible =
+        query.status === 'pending'
+          ? check.allowed
+          : check.allowed || viewer.sub === approval.requester || viewer.roles.includes(AUDITOR_ROLE);
+      if (!visible) continue;
+      items.push(listItem(approval, action, await deps.approvals.listVotes(approval.id), check.allowed, now));
+    }
+    // The page is full before this batch ran out: the next page starts after the last one examined.
+    if (examined < res.items.length) return { items, startAfter: position! };
+    if (res.lastEvaluated === undefined) return { items };
+    position = res.lastEvaluated;
+    if (items.length >= query.limit) break;
+  }
+  return { items, startAfter: position! };
+}
+
+function listItem(approval: ApprovalRecord, action: ActionRecord, votes: VoteRecord[], canDecide: boolean, now: Date) {
+  return {
+    ...approvalSummary(approval, votes, now),
+    requestedBy: { principal: action.principal.sub, agent: action.actor },
+    reason: action.reason ?? null,
+    tools: planOf(action).steps.map((s) => s.tool),
+    canDecide,
+  };
+}
+
+// ── deciding ────────────────────────────────────────────────────────────────
+
+export interface DecisionInput {
+  approvalId: string;
+  voter: Principal;
+  decision: VoteDecision;
+  planHash: string;
+  comment?: string;
+}
+
+export interface DecisionResult {
+  approvalId: string;
+  status: ApprovalStatus;
+  vote: ReturnType<typeof voteView>;
+  /** False when this was a repeat of a vote already counted. */
+  recorded: boolean;
+  approvalsSoFar: number;
+  quorum: number;
+}
+
+const closed = (approval: ApprovalRecord) =>
+  // Not `status`: that member is the HTTP status (RFC 9457) and would be overwritten by it.
+  problem('approvalClosed', 409, 'Approval already decided', `Approval ${approval.id} is ${approval.status}; no more decisions are taken.`, {
+    approvalStatus: approval.status,
+  });
+
+const tokenGone = (approvalId: string, cause: TaskTokenInvalidError) =>
+  problem(
+    'approvalClosed',
+    409,
+    'The action no longer waits for approval',
+    `The workflow behind approval ${approvalId} is no longer waiting (it timed out or ended); nothing was approved.`,
+    { reason: cause.reason },
+    { cause },
+  );
+
+async function result(deps: ApprovalsDeps, approvalId: string, vote: VoteRecord, recorded: boolean): Promise<DecisionResult> {
+  const approval = await deps.approvals.getApproval(approvalId);
+  const votes = await deps.approvals.listVotes(approvalId);
+  return {
+    approvalId,
+    status: approval?.status ?? 'pending',
+    vote: voteView(vote),
+    recorded,
+    approvalsSoFar: new Set(votes.filter((v) => v.decision === 'approve').map((v) => v.voter)).size,
+    quorum: approval?.quorum ?? 1,
+  };
+}
+
+/** What a refusal needs to be recorded: the approval, its action, the vote as sent, and when. */
+interface VoteContext {
+  approval: ApprovalRecord;
+  action: ActionRecord;
+  input: DecisionInput;
+  now: Date;
+}
+
+/**
+ * Records a refused vote on the action's audit chain with the voter's verified identity, the
+ * refusal code and the rule(s) that refused it, then returns the problem for the caller to
+ * throw. Recorded once per voter and reason and at most {@link MAX_REFUSED_VOTES} per
+ * approval; repeats are only logged. Nothing is added once the action has settled: its
+ * receipt may already be in the vault, and a receipt is never rewritten.
+ */
+async function refuse(
+  deps: ApprovalsDeps,
+  ctx: VoteContext,
+  reason: VoteRefusalReason,
+  policyIds: readonly string[],
+  refusal: ProblemError,
+): Promise<ProblemError> {
+  const { approval, action, input, now } = ctx;
+  const voter = input.voter.sub;
+  const rules = policyIds.length > 0 ? [...policyIds] : [VoteRefusalRules[reason]];
+  const roles = input.voter.roles.slice(0, MAX_RECORDED_ROLES).map((r) => r.slice(0, 128));
+  const entry = { approvalId: approval.id, actionId: action.id, voter, roles, decision: input.decision, reason, policyIds: rules };
+  const current = await deps.actions.getAction(action.id);
+  if (!current || TerminalStatuses.has(current.status)) {
+    deps.logger.warn('vote refused after the action settled (logged only; its receipt is final)', entry);
+    return refusal;
+  }
+  const claim = await deps.approvals.claimRefusal(approval.id, voter, reason, MAX_REFUSED_VOTES, now);
+  if (claim.outcome !== 'recorded') {
+    deps.logger.warn(claim.outcome === 'duplicate' ? 'vote refused again (recorded once)' : 'vote refused past the cap (logged only)', entry);
+    return refusal;
+  }
+  const sent = /^[0-9a-f]{64}$/.test(input.planHash) ? { planHash: input.planHash } : {};
+  try {
+    await deps.events.append(
+      action.id,
+      {
+        type: ApprovalEventTypes.voteRefused,
+        actor: voter,
+        data: {
+          approvalId: approval.id,
+          voter,
+          roles,
+          decision: input.decision,
+          reason,
+          policyIds: rules,
+          detail: refusal.problem.detail,
+          ...sent,
+          at: now.toISOString(),
+          ...(claim.count >= MAX_REFUSED_VOTES ? { capReached: true } : {}),
+        },
+      },
+      now,
+    );
+  } catch (error) {
+    // The claim is spent, so a retry would not record it: the log line is the record.
+    deps.logger.error('ALARM refused vote claimed but not recorded on the action', entry);
+    throw error;
+  }
+  deps.logger.info('vote refused', entry);
+  return refusal;
+}
+
+/** A repeated click: the same decision is harmless (and finishes an answer that was lost); another one is a conflict. */
+async function repeatVote(deps: ApprovalsDeps, ctx: VoteContext, existing: VoteRecord): Promise<DecisionResult> {
+  const { approval } = ctx;
+  if (existing.decision !== ctx.input.decision) {
+    throw await refuse(
+      deps,
+      ctx,
+      'vote_changed',
+      [],
+      problem('voteConflict', 409, 'Already voted', `You already voted to ${existing.decision} approval ${approval.id}; a vote cannot be changed.`, {
+        vote: voteView(existing),
+      }),
+    );
+  }
+  const latest = (await deps.approvals.getApproval(approval.id)) ?? approval;
+  // Finish an answer only when its winner must have died: within the grace period the winner
+  // may still be calling, and a second SendTaskSuccess on one token is what we never send.
+  const settledAt = latest.outcome ? Date.parse(latest.outcome.at) : Number.NaN;
+  if (latest.status !== 'pending' && !latest.answeredAt && deps.now().getTime() - settledAt > ANSWER_GRACE_MS) {
+    await answerStored(deps, latest.id);
+  }
+  return result(deps, approval.id, existing, false);
+}
+
+/** Loads the approval voted on; a vote on one that does not exist (404) is logged, since there is no action to record it on. */
+async function loadForVote(deps: ApprovalsDeps, input: DecisionInput): Promise<{ approval: ApprovalRecord; action: ActionRecord }> {
+  try {
+    return await load(deps, input.approvalId);
+  } catch (error) {
+    if (error instanceof ProblemError && error.problem.status === 404) {
+      deps.logger.warn('vote refused: no such approval', { approvalId: input.approvalId, voter: input.voter.sub, roles: input.voter.roles, decision: input.decision });
+    }
+    throw error;
+  }
+}
+
+/**
+ * POST /v1/approvals/{id}/decision. Order of checks: eligibility (403), a repeat of the
+ * caller's own vote (200 / 409), the approval still open and unexpired (409), the plan hash
+ * the approver saw (409); then one conditional vote write and, when it completes the quorum
+ * or rejects, one conditional outcome write whose winner answers the saga. Every refusal is
+ * recorded on the action's audit chain (see {@link refuse}).
+ */
+export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput): Promise<DecisionResult> {
+  const { approval, action } = await loadForVote(deps, input);
+  const now = deps.now();
+  const voter = input.voter.sub;
+  const ctx: VoteContext = { approval, action, input, now };
+
+  const check = eligibility(deps.engine, input.voter, action, approval, now);
+  if (!check.allowed) {
+    throw await refuse(
+      deps,
+      ctx,
+      check.refusal ?? 'ineligible',
+      check.policyIds,
+      problem('approvalForbidden', 403, 'Not allowed to decide', check.reason, { policyIds: check.policyIds }),
+    );
+  }
+
+  const earlier = await deps.approvals.getVote(approval.id, voter);
+  if (earlier) return repeatVote(deps, ctx, earlier);
+
+  if (approval.status === 'expired') {
+    throw await refuse(deps, ctx, 'expired', [], closed(approval));
+  }
+  if (approval.status !== 'pending') throw await refuse(deps, ctx, 'closed', [], closed(approval));
+  if (TerminalStatuses.has(action.status)) {
+    throw await refuse(
+      deps,
+      ctx,
+      'closed',
+      [],
+      problem('approvalClosed', 409, 'Action already ended', `Action ${action.id} is ${action.status}; there is nothing left to approve.`, {
+        actionStatus: action.status,
+      }),
+    );
+  }
+  if (Date.parse(approval.expiresAt) <= now.getTime()) {
+    // Recorded before the saga hears of the expiry, so it lands in the receipt.
+    const refusal = await refuse(
+      deps,
+      ctx,
+      'expired',
+      [],
+      problem('approvalExpired', 409, 'Approval expired', `Approval ${approval.id} expired at ${approval.expiresAt}; the action will not run.`, {
+        expiresAt: approval.expiresAt,
+      }),
+    );
+    await expireApproval(deps, approval.id);
+    throw refusal;
+  }
+  if (input.planHash !== approval.planHash || input.planHash !== action.planHash) {
+    throw await refuse(
+      deps,
+      ctx,
+      'stale_plan',
+      [],
+      problem(
+        'planMismatch',
+        409,
+        'Plan changed',
+        'The planHash you sent is not the plan waiting for approval. Fetch the preview again and decide on what it shows.',
+        { planHash: approval.planHash },
+      ),
+    );
+  }
+
+  const vote: VoteRecord = {
+    approvalId: approval.id,
+    voter,
+    decision: input.decision,
+    planHash: input.planHash,
+    ...(input.comment ? { comment: input.comment } : {}),
+    at: now.toISOString(),
+  };
+  const put = await deps.approvals.putVote(vote);
+  if (put.outcome === 'exists') return repeatVote(deps, ctx, put.vote);
+  await deps.events.append(
+    action.id,
+    { type: ApprovalEventTypes.vote, actor: voter, data: { approvalId: approval.id, voter, decision: vote.decision, ...(vote.comment ? { comment: vote.comment } : {}), at: vote.at } },
+    now,
+  );
+
+  try {
+    if (input.decision === 'reject') {
+      const reason = input.comment ?? `rejected by ${voter}`;
+      if (await deps.approvals.settle(approval.id, 'rejected', { by: voter, reason }, now)) {
+        await deps.events.append(action.id, { type: ApprovalEventTypes.rejected, actor: voter, data: { approvalId: approval.id, voter, reason } }, now);
+        const token = await deps.approvals.getTaskToken(approval.id);
+        if (!token) throw new Error(`Approval ${approval.id} has no task token`);
+        await deps.callbacks.sendTaskFailure(token, ApprovalErrors.rejected, reason);
+        await deps.approvals.markAnswered(approval.id, deps.now());
+      }
+    } else {
+      await completeIfQuorum(deps, approval, action, voter, now);
+    }
+  } catch (error) {
+    if (error instanceof TaskTokenInvalidError) throw tokenGone(approval.id, error);
+    throw error;
+  }
+  deps.logger.info('approval vote recorded', { approvalId: approval.id, voter, decision: input.decision });
+  return result(deps, approval.id, vote, true);
+}
+
+/**
+ * Counts distinct approvers who approved this plan (votes from the requester or a grantee
+ * never count, even if one slipped in). Every voter counts after writing their own vote with
+ * a consistent read, so whoever votes last always sees the quorum; of two who both see it,
+ * the conditional write picks one to answer the saga.
+ */
+async function completeIfQuorum(deps: ApprovalsDeps, approval: ApprovalRecord, action: ActionRecord, voter: string, now: Date): Promise<void> {
+  const excluded = new Set([approval.requester, action.principal.sub, ...approval.grantees]);
+  const votes = await deps.approvals.listVotes(approval.id);
+  const approvers = votes.filter((v) => v.decision === 'approve' && v.planHash === approval.planHash && !excluded.has(v.voter));
+  const distinct = [...new Map(approvers.map((v) => [v.voter, v])).values()];
+  if (distinct.length < approval.quorum) return;
+  if (!(await deps.approvals.settle(approval.id, 'approved', { by: voter, reason: 'quorum reached' }, now))) return;
+  await deps.events.append(
+    action.id,
+    { type: ApprovalEventTypes.granted, actor: voter, data: { approvalId: approval.id, votes: distinct.map((v) => ({ voter: v.voter, at: v.at })) } },
+    now,
+  );
+  const settled = (await deps.approvals.getApproval(approval.id)) ?? approval;
+  const token = await deps.approvals.getTaskToken(approval.id);
+  if (!token) throw new Error(`Approval ${approval.id} has no task token`);
+  await deps.callbacks.sendTaskSuccess(token, successOutput(settled, distinct));
+  await deps.approvals.markAnswered(approval.id, deps.now());
+}
+

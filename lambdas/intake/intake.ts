@@ -1,0 +1,394 @@
+import { TerminalStatuses, type ActionRecord, type StoredDecision } from '../actions/action';
+import { actionDetailView, actionView } from '../actions/view';
+import type { StepStore } from '../ports/steps';
+import type { AcceptedAction } from '../api/schemas';
+import { canonicalJson, fingerprint, inspectJsonShape, sha256Hex } from '../shared/canonical-json';
+import { MAX_JSON_DEPTH, validateEnvelope, type NormalizedAction } from './envelope';
+import { newActionId } from '../shared/ids';
+import type { Principal } from '../shared/principal';
+import { badRequest, problem, ProblemError, serviceUnavailable } from '../shared/problem';
+import { LedgerThrottledError, type ActionStore, type IdempotencyStore, type StoredResponse } from '../ports/ledger';
+import type { WorkflowStarter } from '../ports/workflow';
+import type { Logger } from '../shared/logger';
+
+/**
+ * Accepting an action: the front door's use case. Validates the envelope, makes the call
+ * idempotent per principal and Idempotency-Key (IETF draft-ietf-httpapi-idempotency-key-header,
+ * with Stripe's replay behaviour), decides with policy, records the action and hands it to
+ * the workflow.
+ */
+
+export interface IntakeConfig {
+  /** How long a completed key is remembered (≥ 24 h). */
+  idempotencyRetentionMs: number;
+  /** How long an in-progress claim blocks others before it counts as abandoned. */
+  idempotencyLockMs: number;
+  /** How long a concurrent duplicate waits for the first request before answering 409. */
+  inProgressWaitMs: number;
+  /** How long an allowed action may run before the POST answers 202 instead of its result. */
+  syncWaitMs: number;
+  /** The most a client may ask for with `Prefer: wait=N` (API Gateway cuts at 30 s). */
+  maxSyncWaitMs: number;
+}
+
+export const defaultIntakeConfig: IntakeConfig = {
+  idempotencyRetentionMs: 24 * 60 * 60 * 1000,
+  idempotencyLockMs: 30_000,
+  inProgressWaitMs: 2_000,
+  syncWaitMs: 5_000,
+  maxSyncWaitMs: 20_000,
+};
+
+/** Decides an action with policy; the result is stored on the action. */
+export interface Decider {
+  decide(principal: Principal, action: NormalizedAction, now: Date): Promise<StoredDecision>;
+}
+
+export interface IntakeDeps {
+  actions: ActionStore;
+  /** Step records, for the steps of a synchronous answer. */
+  steps?: StepStore;
+  idempotency: IdempotencyStore;
+  workflow: WorkflowStarter;
+  decider: Decider;
+  config: IntakeConfig;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  logger?: Logger;
+}
+
+export interface IntakeRequest {
+  principal: Principal;
+  idempotencyKey: string | undefined;
+  body: unknown;
+  /** The RFC 7240 `Prefer` header, if any (`wait=N`, `respond-async`). */
+  prefer?: string | undefined;
+  /** Trace id to record on the action (X-Ray root or request id). */
+  traceId?: string | undefined;
+}
+
+/** How long to wait for the result, from `Prefer` (RFC 7240) and the configured default. */
+export function preferredWaitMs(prefer: string | undefined, config: IntakeConfig): number {
+  if (!prefer) return config.syncWaitMs;
+  const prefs = prefer.toLowerCase().split(',').map((p) => p.trim());
+  if (prefs.includes('respond-async')) return 0;
+  const wait = prefs.map((p) => /^wait\s*=\s*(\d{1,6})$/.exec(p)).find((m) => m !== null);
+  return wait ? Math.min(Number(wait[1]) * 1000, config.maxSyncWaitMs) : config.syncWaitMs;
+}
+
+export interface IntakeResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+const PROBLEM_JSON = 'application/problem+json';
+
+/** Longest Idempotency-Key accepted, counted after unquoting. */
+export const MAX_IDEMPOTENCY_KEY_CHARS = 255;
+
+/**
+ * An RFC 8941 sf-string (`"…"` with `\"` and `\\` escapes, printable ASCII inside) that is
+ * the whole field value; undefined when the value is anything else, including a string
+ * followed by more (`"a","b"`: a repeated header joined by a comma, or parameters).
+ */
+function sfString(value: string): string | undefined {
+  if (!value.startsWith('"')) return undefined;
+  let out = '';
+  for (let i = 1; i < value.length; i++) {
+    const c = value[i]!;
+    if (c === '\\') {
+      const next = value[++i];
+      if (next !== '"' && next !== '\\') return undefined;
+      out += next;
+    } else if (c === '"') {
+      return i === value.length - 1 ? out : undefined;
+    } else if (c < ' ' || c > '~') {
+      return undefined;
+    } else {
+      out += c;
+    }
+  }
+  return undefined;
+}
+
+/** RFC 9110 §5.5: leading and trailing SP / HTAB are not part of a field value (no regex: `[ \t]+$` is quadratic). */
+function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && (value[start] === ' ' || value[start] === '\t')) start++;
+  while (end > start && (value[end - 1] === ' ' || value[end - 1] === '\t')) end--;
+  return value.slice(start, end);
+}
+
+const keyProblem = (message: string) =>
+  badRequest(`The Idempotency-Key header is invalid: it ${message}.`, [{ path: 'header:Idempotency-Key', message }]);
+
+/**
+ * Parses an Idempotency-Key header. The draft (draft-ietf-httpapi-idempotency-key-header)
+ * makes it an RFC 8941 sf-string (`"abc"`); Stripe-style bare keys are accepted too, as long
+ * as they hold no comma. A comma is what a repeated header turns into: Node, API Gateway and
+ * most proxies join repeated fields with `,`, so `one,two` (or `"one", "two"`) may be two
+ * keys, and which one the client meant cannot be known. A quoted key may hold a comma.
+ * Either form: 1–255 printable ASCII characters once unquoted.
+ */
+export function parseIdempotencyKey(raw: string | undefined): string {
+  if (raw === undefined || raw.length === 0) {
+    throw problem(
+      'idempotencyKeyMissing',
+      400,
+      'Idempotency-Key required',
+      'POST /v1/actions needs an Idempotency-Key header (1–255 printable characters, e.g. a UUID). Reuse the same key when you retry the same request.',
+    );
+  }
+  const value = trimOws(raw);
+  let key: string | undefined;
+  if (value.startsWith('"')) {
+    key = sfString(value);
+    if (key === undefined) {
+      throw keyProblem(
+        'must be exactly one quoted string ("…", escaping only \\" and \\\\, printable ASCII), nothing after it: send the header once',
+      );
+    }
+  } else {
+    if (value.includes(',')) {
+      throw keyProblem('must be one key, sent once: a comma means a repeated header; quote a key that contains a comma ("a,b")');
+    }
+    key = value;
+  }
+  if (key.length < 1 || key.length > MAX_IDEMPOTENCY_KEY_CHARS || !/^[\x20-\x7E]+$/.test(key)) {
+    throw keyProblem('must be 1–255 printable ASCII characters');
+  }
+  return key;
+}
+
+/** SHA-256 over the canonical plan: what an approval is bound to. */
+export function planHash(action: NormalizedAction): string {
+  return sha256Hex(
+    canonicalJson({ mode: action.mode, steps: action.steps.map((s) => ({ id: s.id, tool: s.tool, arguments: s.arguments })) }),
+  );
+}
+
+/** The public view of an action's acceptance (202 body). */
+export function acceptedBody(action: ActionRecord): AcceptedAction {
+  return {
+    id: action.id,
+    status: action.status,
+    decision: action.decision
+      ? {
+          outcome: action.decision.outcome,
+          policyIds: action.decision.policyIds,
+          reasons: action.decision.reasons,
+          quorum: action.decision.quorum,
+        }
+      : null,
+    planHash: action.planHash,
+    links: { self: `/v1/actions/${action.id}` },
+  };
+}
+
+function deniedResponse(action: ActionRecord): IntakeResponse {
+  const decision = action.decision;
+  const reasons = decision?.reasons ?? [];
+  return {
+    status: 403,
+    headers: { 'content-type': PROBLEM_JSON },
+    body: {
+      type: 'urn:airlock:problem:policy-denied',
+      title: 'Denied by policy',
+      status: 403,
+      detail: reasons.length > 0 ? reasons.join(' ') : 'No policy permits this request.',
+      actionId: action.id,
+      policyIds: decision?.policyIds ?? [],
+      reasons,
+      policySetVersion: decision?.policySetVersion ?? null,
+    },
+  };
+}
+
+function toProblemResponse(error: ProblemError): IntakeResponse {
+  return { status: error.problem.status, headers: { 'content-type': PROBLEM_JSON, ...error.headers }, body: error.problem };
+}
+
+/**
+ * Validates an untrusted body as an envelope (shape first: depth and prototype-polluting keys,
+ * then the envelope itself) or throws a 400 listing every violation.
+ */
+export function parseEnvelope(body: unknown, retryHint = 'and retry'): NormalizedAction {
+  const shapeIssues = inspectJsonShape(body, MAX_JSON_DEPTH);
+  if (shapeIssues.length > 0) throw badRequest('The body is not an acceptable JSON document.', shapeIssues);
+  const validated = validateEnvelope(body);
+  if (!validated.ok) {
+    throw badRequest(`The request has ${validated.violations.length} problem(s); fix every listed violation ${retryHint}.`, validated.violations);
+  }
+  return validated.action;
+}
+
+/**
+ * POST /v1/decisions: what policy would decide for this envelope now, without creating an
+ * action (a preview for agents and policy authors). Nothing is written.
+ */
+export async function previewDecision(
+  req: { principal: Principal; body: unknown },
+  deps: { decider: Decider; now?: () => number },
+): Promise<{ decision: StoredDecision; planHash: string }> {
+  const action = parseEnvelope(req.body);
+  const decision = await deps.decider.decide(req.principal, action, new Date((deps.now ?? Date.now)()));
+  return { decision, planHash: planHash(action) };
+}
+
+/** Polls the action until it reaches a terminal status or the deadline passes. */
+async function waitForEnd(
+  deps: IntakeDeps,
+  actionId: string,
+  deadline: number,
+  sleep: (ms: number) => Promise<void>,
+): Promise<ActionRecord | undefined> {
+  const now = deps.now ?? Date.now;
+  for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
+    const action = await deps.actions.getAction(actionId);
+    const ended = action !== undefined && TerminalStatuses.has(action.status);
+    // The receipt is written just after the end; answer with it when it comes in time.
+    if (ended && action.receiptKey) return action;
+    if (now() + pause > deadline) return ended ? action : undefined;
+    await sleep(pause);
+  }
+}
+
+/**
+ * Handles POST /v1/actions. Validation failures are answered before the key is touched
+ * (nothing is stored for a request that never started, as Stripe does).
+ */
+export async function acceptAction(req: IntakeRequest, deps: IntakeDeps): Promise<IntakeResponse> {
+  const now = deps.now ?? Date.now;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const key = parseIdempotencyKey(req.idempotencyKey);
+
+  const action = parseEnvelope(req.body, 'and retry with a new Idempotency-Key');
+  const scope = req.principal.sub;
+  const fp = fingerprint({ method: 'POST', path: '/v1/actions', body: req.body });
+
+  let claim;
+  const waitUntil = now() + deps.config.inProgressWaitMs;
+  for (let pause = 25; ; pause = Math.min(pause * 2, 250)) {
+    try {
+      claim = await deps.idempotency.claim({
+        scope,
+        key,
+        fingerprint: fp,
+        proposedActionId: newActionId(now()),
+        now: now(),
+        lockMs: deps.config.idempotencyLockMs,
+        retentionMs: deps.config.idempotencyRetentionMs,
+      });
+    } catch (error) {
+      if (error instanceof LedgerThrottledError) throw serviceUnavailable('The ledger is busy; retry shortly with the same Idempotency-Key.', 1, error);
+      throw error;
+    }
+    if (claim.outcome === 'claimed') break;
+    const record = claim.record;
+    if (record.fingerprint !== fp) {
+      throw problem(
+        'idempotencyKeyReused',
+        422,
+        'Idempotency-Key reused',
+        'This Idempotency-Key was already used with a different request body. Use a new key for a new request.',
+      );
+    }
+    if (record.state === 'complete') {
+      return {
+        status: record.response.status,
+        headers: { ...record.response.headers, 'idempotent-replayed': 'true' },
+        body: record.response.body,
+      };
+    }
+    if (now() >= waitUntil) {
+      // The first request usually finishes within a second; a crashed one is taken over
+      // once its lock lapses, so a short, honest hint beats the full lock time.
+      throw problem(
+        'idempotencyInProgress',
+        409,
+        'Request in progress',
+        'A request with this Idempotency-Key is still being accepted. Retry after the indicated delay with the same key.',
+        { retryAfter: 1 },
+        { headers: { 'retry-after': '1' } },
+      );
+    }
+    await sleep(pause);
+  }
+
+  const { actionId, owner } = claim;
+  let created = false;
+  try {
+    let record = await deps.actions.getAction(actionId);
+    if (!record) {
+      const at = new Date(now());
+      const decision = await deps.decider.decide(req.principal, action, at);
+      const fresh: ActionRecord = {
+        id: actionId,
+        principal: req.principal,
+        actor: action.agent,
+        envelope: req.body,
+        kind: action.kind,
+        mode: action.mode,
+        ...(action.reason !== undefined ? { reason: action.reason } : {}),
+        planHash: planHash(action),
+        ...(req.traceId ? { traceId: req.traceId } : {}),
+        status: 'received',
+        decision,
+        createdAt: at.toISOString(),
+        updatedAt: at.toISOString(),
+        version: 1,
+      };
+      const written = await deps.actions.createAction(fresh);
+      // Only a concurrent creator could have written something else under this id.
+      record = written === 'created' ? fresh : ((await deps.actions.getAction(actionId)) ?? fresh);
+    }
+    created = true;
+    let response: IntakeResponse;
+    if (record.decision?.outcome === 'deny') {
+      if (record.status === 'received') {
+        record = await deps.actions.transition(actionId, 'denied', { statusReason: 'denied by policy' }, new Date(now()), record);
+      }
+      // The saga sees a terminal action and only writes its receipt: denials are audited too.
+      await deps.workflow.start(actionId, { actionId });
+      response = deniedResponse(record);
+    } else {
+      await deps.workflow.start(actionId, { actionId });
+      const waitMs = record.decision?.outcome === 'allow' ? preferredWaitMs(req.prefer, deps.config) : 0;
+      const finished = waitMs > 0 ? await waitForEnd(deps, actionId, now() + waitMs, sleep) : undefined;
+      response = finished
+        ? {
+            status: 200,
+            headers: { 'content-type': 'application/json', location: `/v1/actions/${actionId}`, 'preference-applied': `wait=${Math.ceil(waitMs / 1000)}` },
+            body: deps.steps ? actionDetailView(finished, await deps.steps.listSteps(actionId)) : actionView(finished),
+          }
+        : {
+            status: 202,
+            headers: { 'content-type': 'application/json', location: `/v1/actions/${actionId}` },
+            body: acceptedBody(record),
+          };
+    }
+    const stored: StoredResponse = { status: response.status, headers: response.headers, body: response.body };
+    await deps.idempotency.complete({
+      scope,
+      key,
+      owner,
+      response: stored,
+      now: now(),
+      retentionMs: deps.config.idempotencyRetentionMs,
+    });
+    return response;
+  } catch (error) {
+    // Before the action exists nothing was done: free the key so the retry starts clean.
+    // After, keep the claim: the retry takes it over once the lock lapses and finishes
+    // this same action (StartExecution by action id is idempotent).
+    if (!created) await deps.idempotency.release({ scope, key, owner }).catch(() => undefined);
+    if (error instanceof ProblemError) return toProblemResponse(error);
+    if (error instanceof LedgerThrottledError) {
+      const retryAfter = created ? Math.ceil(deps.config.idempotencyLockMs / 1000) : 1;
+      throw serviceUnavailable('The ledger is busy; retry with the same Idempotency-Key.', retryAfter, error);
+    }
+    throw error;
+  }
+}

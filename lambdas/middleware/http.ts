@@ -1,0 +1,171 @@
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { badRequest, internalProblem, malformedJson, notFound, payloadTooLarge, problem, ProblemError } from '../shared/problem';
+import { InvalidCursorError, LedgerRequestRejectedError } from '../ports/ledger';
+import type { Principal } from '../shared/principal';
+import { logger as rootLogger, type Logger } from '../shared/logger';
+import { identityProblem, IdentityRefusedError, principalFromRequest } from './identity';
+
+/**
+ * The HTTP edge shared by every API function: body limits and JSON parsing, the principal
+ * from the verified token (identity.ts), route dispatch by API Gateway route key, and RFC
+ * 9457 errors.
+ * Handlers built on it receive typed requests and never see a raw event.
+ */
+
+/** API Gateway v2 event with the JWT authorizer context (also what the local server makes). */
+export type HttpEvent = APIGatewayProxyEventV2WithJWTAuthorizer;
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+export const MAX_BODY_BYTES = 64 * 1024;
+const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
+
+export interface HttpRequest {
+  routeKey: string;
+  method: string;
+  path: string;
+  /** Lower-cased header names. */
+  headers: Record<string, string>;
+  pathParameters: Record<string, string>;
+  query: Record<string, string>;
+  /** Parsed JSON body, or undefined when there is none. Untrusted: validate with zod. */
+  body: unknown;
+  /** The verified principal; present on every route that requires auth. */
+  principal: Principal | undefined;
+  requestId: string;
+  logger: Logger;
+}
+
+export interface HttpResponse {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export type RouteHandler = (req: HttpRequest) => Promise<HttpResponse>;
+
+export interface RouteTable {
+  [routeKey: string]: { auth: boolean; handle: RouteHandler };
+}
+
+function lowerHeaders(headers: Record<string, string | undefined> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) if (typeof v === 'string') out[k.toLowerCase()] = v;
+  return out;
+}
+
+function decodeBody(event: HttpEvent): unknown {
+  if (event.body === undefined || event.body === null || event.body === '') return undefined;
+  const raw = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : Buffer.from(event.body, 'utf8');
+  if (raw.byteLength > MAX_BODY_BYTES) throw payloadTooLarge(MAX_BODY_BYTES);
+  const contentType = lowerHeaders(event.headers)['content-type'];
+  if (contentType && !/^application\/([a-z0-9.+-]*\+)?json\b/i.test(contentType)) {
+    throw problem(
+      'unsupportedMediaType',
+      415,
+      'Unsupported media type',
+      `Send the body as application/json, not ${contentType.slice(0, 100)}.`,
+    );
+  }
+  const text = raw.toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    throw new ProblemError(malformedJson().problem, { cause });
+  }
+}
+
+export function problemResult(doc: ProblemError['problem'], headers: Record<string, string> = {}): HttpResult {
+  return {
+    statusCode: doc.status,
+    headers: { 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...headers },
+    body: JSON.stringify(doc),
+  };
+}
+
+function jsonResult(res: HttpResponse): HttpResult {
+  const headers: Record<string, string> = { 'cache-control': 'no-store', ...(res.headers ?? {}) };
+  if (res.body === undefined) return { statusCode: res.status, headers };
+  return {
+    statusCode: res.status,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(res.body),
+  };
+}
+
+/** The 400 for a cursor this listing did not issue (forged, altered, someone else's, another filter). */
+export const invalidCursor = (cause?: unknown) =>
+  new ProblemError(badRequest('The cursor is not valid for this listing; start again without one.', [{ path: 'query:cursor', message: 'invalid cursor' }]).problem, { cause });
+
+/**
+ * Errors of the ports that mean "bad input", as problems. Here, once, rather than at each
+ * call site: whichever route reaches the ledger with input that got past validation
+ * answers 400, not 500.
+ */
+function inputProblem(error: unknown, log: Logger): ProblemError | undefined {
+  if (error instanceof InvalidCursorError) return invalidCursor(error);
+  if (error instanceof LedgerRequestRejectedError) {
+    // Worth a look: validation should have caught it first. The cause names no secret.
+    const cause = error.cause instanceof Error ? error.cause.message.slice(0, 300) : undefined;
+    log.warn('ledger refused a request as malformed', { cause });
+    return new ProblemError(badRequest('The request names something that cannot be looked up; check its identifiers and parameters.').problem, { cause: error });
+  }
+  return undefined;
+}
+
+/** Turns anything thrown into a problem response; only ProblemErrors say what went wrong. */
+export function errorToResult(error: unknown, requestId: string, log: Logger): HttpResult {
+  error = inputProblem(error, log) ?? error;
+  if (error instanceof ProblemError) {
+    if (error.problem.status >= 500) log.error('request failed', { problem: error.problem.type, cause: error.cause });
+    return problemResult({ ...error.problem, ...(error.problem.status >= 500 ? { requestId } : {}) }, error.headers);
+  }
+  const err = error instanceof Error ? error : new Error(String(error));
+  log.error('unhandled error', { error: { name: err.name, message: err.message }, stack: err.stack });
+  return problemResult(internalProblem(requestId));
+}
+
+/** The principal of an authenticated route, or a 401 problem. */
+function authenticate(event: HttpEvent, headers: Record<string, string>, log: Logger): Principal {
+  try {
+    return principalFromRequest(event.requestContext?.authorizer?.jwt?.claims, headers.authorization);
+  } catch (error) {
+    if (error instanceof IdentityRefusedError) throw identityProblem(error, log);
+    throw error;
+  }
+}
+
+/**
+ * Builds the Lambda handler for an API function from its route table. Middleware first,
+ * handler last: the route function sees a parsed, authenticated request.
+ */
+export function httpApi(table: RouteTable) {
+  const dispatch = async (event: HttpEvent, context: Context): Promise<HttpResult> => {
+    const requestId = event.requestContext?.requestId ?? context.awsRequestId ?? 'local';
+    const log = rootLogger.child({ requestId, route: event.routeKey });
+    try {
+      const route = table[event.routeKey];
+      if (!route) throw notFound(`No route ${event.routeKey}.`);
+      const headers = lowerHeaders(event.headers);
+      const principal = route.auth ? authenticate(event, headers, log) : undefined;
+      const req: HttpRequest = {
+        routeKey: event.routeKey,
+        method: event.requestContext.http.method,
+        path: event.rawPath,
+        headers,
+        pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
+        query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
+        // A GET's content has no meaning (RFC 9110 §9.3.1): ignore it rather than give reads
+        // failure modes (415, malformed JSON) that no operation documents.
+        body: BODYLESS_METHODS.has(event.requestContext.http.method) ? undefined : decodeBody(event),
+        principal,
+        requestId,
+        logger: log,
+      };
+      return jsonResult(await route.handle(req));
+    } catch (error) {
+      return errorToResult(error, requestId, log);
+    }
+  };
+  return middy<HttpEvent, HttpResult>().handler(dispatch);
+}

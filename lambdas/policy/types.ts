@@ -1,0 +1,137 @@
+import type { Principal } from '../shared/principal';
+
+/**
+ * The facts about one tool call the engine decides on. The caller reads them from the
+ * connector registry and the validated input; the engine never imports a connector, so it can
+ * be tested with fixtures alone.
+ */
+export interface ToolFacts {
+  /** Full tool name, `<connector>.<tool>` (the Cedar resource id). */
+  tool: string;
+  connector: string;
+  tier: 'read' | 'draft' | 'commit';
+  /** Human name of the vendor system behind the connector. */
+  vendor: string;
+  /** Money at stake, major units (dollars) in an ISO 4217 currency. */
+  amount?: { amount: number; currency: string };
+  /** Who gets paid or ordered from (supplier id, merchant id); matched against the vendor lists. */
+  counterparty?: string;
+  /** For IAM changes: the `sub` of the person who receives (or loses) the role. */
+  grantee?: string;
+  /** For IAM changes: the role granted or revoked. */
+  role?: string;
+}
+
+/** One step of an action: a single call is a plan of one step. */
+export interface PlanStep {
+  id: string;
+  facts: ToolFacts;
+}
+
+/** What the engine needs to decide an action. */
+export interface DecisionRequest {
+  principal: Principal;
+  steps: PlanStep[];
+  dryRun: boolean;
+  /** Major units of the base currency this principal already spent today on commit-tier tools. */
+  dailySpend: number;
+  now: Date;
+}
+
+export type Outcome = 'allow' | 'deny' | 'require_approval';
+
+/** The decision for one step. */
+export interface StepDecision {
+  id: string;
+  outcome: Outcome;
+  policyIds: string[];
+  reasons: string[];
+  /** Distinct approvers this step needs; 0 unless require_approval. */
+  quorum: number;
+  approverRule: string | null;
+}
+
+/** What a shadow-mode policy file would have decided, had it been enforced. */
+export interface ShadowOutcome {
+  file: string;
+  outcome: Outcome;
+  policyIds: string[];
+  reasons: string[];
+  quorum: number;
+}
+
+/** The engine's answer for an action, recorded on the action and in its receipt. */
+export interface Decision {
+  outcome: Outcome;
+  /** `@id`s of the policies that decided: the matching forbids for a deny, [] for deny-by-default. */
+  policyIds: string[];
+  /** `@reason`s of those policies (or the engine's own explanation), written for an LLM to act on. */
+  reasons: string[];
+  /** Distinct approvers needed; 0 unless require_approval. */
+  quorum: number;
+  /** Human-readable label of who may approve (`manager`, `role:FinanceAdmin`); the real check is `canApprove`. */
+  approverRule: string | null;
+  /** SHA-256 hex of the schema, the policy files and config.json. */
+  policySetVersion: string;
+  evaluationMicros: number;
+  steps: StepDecision[];
+  /** One entry per shadow-mode file: the outcome if it were enforced. Never changes `outcome`. */
+  shadow: ShadowOutcome[];
+}
+
+/** Asks whether `approver` may approve `requester`'s action. */
+export interface ApprovalCheckRequest {
+  approver: Principal;
+  requester: Principal;
+  steps: PlanStep[];
+  /**
+   * The decision that asked for approval, if the caller stored it: its `require_approval`
+   * steps are the ones the approver must be eligible for. When absent, the engine decides again.
+   */
+  decision?: Pick<Decision, 'steps'>;
+  now?: Date;
+}
+
+export interface ApprovalCheck {
+  allowed: boolean;
+  policyIds: string[];
+  reasons: string[];
+}
+
+/** A loaded, preparsed policy set. Build one per process and reuse it. */
+export interface PolicyEngine {
+  decide(req: DecisionRequest): Decision;
+  canApprove(req: ApprovalCheckRequest): ApprovalCheck;
+  /** SHA-256 hex of the schema, policy files and config.json. */
+  readonly version: string;
+  /** Every policy of the set, for tooling and docs. */
+  readonly policies: readonly PolicyInfo[];
+}
+
+/** What the engine knows about one policy, from its annotations. */
+export interface PolicyInfo {
+  id: string;
+  file: string;
+  effect: 'permit' | 'forbid';
+  /** The action the policy's scope names, or null for any action. */
+  action: string | null;
+  reason: string;
+  approvals: number | null;
+  approvers: string | null;
+  shadow: boolean;
+}
+
+/** One problem found in a policy directory, located as precisely as Cedar allows. */
+export interface PolicyProblem {
+  file: string;
+  policyId?: string;
+  message: string;
+  line?: number;
+  column?: number;
+}
+
+export interface PolicyValidation {
+  ok: boolean;
+  errors: PolicyProblem[];
+  warnings: PolicyProblem[];
+}

@@ -1,0 +1,242 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../shared/canonical-json';
+import type { Logger } from '../shared/logger';
+import type { ActionStatus } from '../actions/action';
+import type { ActionStore } from '../ports/ledger';
+import type { EventLog, StepStore } from '../ports/steps';
+import { AuditObjectConflictError, type AuditStore, type PutResult } from '../ports/audit-store';
+import { SecretNames, type SecretsPort } from '../ports/secrets';
+import { buildReceipt, receiptKey, serializeReceipt } from './build';
+import { Redactor } from './redact';
+import { DigestSchema, RECEIPT_SCHEMA_VERSION, type Digest, type DigestEntry } from './schema';
+import { digestSignerFromSecret, type DigestSigner } from './signing';
+
+/**
+ * The audit vault's use cases: WriteReceipt (end of every saga path) and WriteDigest (hourly
+ * in AWS, on demand locally). Both only read the ledger and only ever add objects.
+ */
+
+/** The redaction key and the digest-signing key, by secret name. */
+export const AuditSecretNames = {
+  redactionKey: SecretNames.receiptRedactionKey,
+  digestSigningKey: SecretNames.digestSigningKey,
+} as const;
+
+/** No action with this id: nothing to write a receipt for. */
+export class ActionNotFoundError extends Error {
+  constructor(actionId: string, options?: { cause?: unknown }) {
+    super(`No action ${actionId}`, options);
+    this.name = 'ActionNotFoundError';
+  }
+}
+
+export interface ReceiptsDeps {
+  actions: Pick<ActionStore, 'getAction'>;
+  steps: Pick<StepStore, 'listSteps'>;
+  events: Pick<EventLog, 'list'>;
+  store: AuditStore;
+  secrets: SecretsPort;
+  logger: Logger;
+  now: () => Date;
+  digests: DigestOptions;
+}
+
+export interface DigestOptions {
+  /**
+   * How far back (days) a receipt's key date can lie behind its write time: an action is
+   * keyed by the day it was created and settles at most the approval timeout later.
+   * Undefined lists every receipt (the local vault, where listing is cheap).
+   */
+  lookbackDays?: number;
+  /** A digest ends this long before "now", so writes in flight when it lists are not lost. */
+  settleMs: number;
+  /** Truncate digest end times to whole seconds (S3 LastModified has second precision). */
+  wholeSeconds: boolean;
+  /**
+   * The schedule digests are written on (hourly in AWS, a timer locally), declared in every
+   * digest as its heartbeat so the verifier can tell a vault that stops early. Undefined: the
+   * writer runs on demand and promises nothing.
+   */
+  intervalSeconds?: number;
+}
+
+/** Options of one {@link writeDigest} call. */
+export interface WriteDigestOptions {
+  /** The writer is stopping cleanly: this digest says no next one is due. */
+  closing?: boolean;
+  /**
+   * The key of the digest this writer (this process) wrote last. When the vault's head is
+   * still that digest and it is overdue, the writer was paused (the machine slept) and says
+   * so; when the head is older than that digest, digests were removed behind the writer's
+   * back: an alarm.
+   */
+  lastWritten?: string;
+}
+
+export interface WriteReceiptResult {
+  key: string;
+  status: ActionStatus;
+  sha256: string;
+  write: PutResult;
+}
+
+const sha256Hex = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex');
+
+/**
+ * WriteReceipt: builds the action's receipt from the ledger and stores it once. A retry that
+ * finds the same bytes is a no-op; different bytes are an alarm (logged with ALARM and
+ * thrown as AuditObjectConflictError).
+ */
+export async function writeReceipt(deps: ReceiptsDeps, actionId: string, options: { traceId?: string | null } = {}): Promise<WriteReceiptResult> {
+  const action = await deps.actions.getAction(actionId);
+  if (!action) throw new ActionNotFoundError(actionId);
+  const [steps, events, key] = await Promise.all([
+    deps.steps.listSteps(actionId),
+    deps.events.list(actionId),
+    deps.secrets.getSecret(AuditSecretNames.redactionKey),
+  ]);
+  // An action-level trace id wins when intake records one; else the saga's X-Ray trace.
+  const traceId = action.traceId ?? options.traceId;
+  const receipt = buildReceipt({ action, steps, events, redactor: new Redactor(key), traceId: traceId ?? null });
+  if (!receipt.events.intact) deps.logger.error('ALARM audit event chain does not verify', { actionId, events: receipt.events.count });
+  const body = serializeReceipt(receipt);
+  const sha256 = sha256Hex(body);
+  const objectKey = receiptKey(action);
+  try {
+    const write = await deps.store.putIfAbsent(objectKey, body, sha256);
+    deps.logger.info('receipt stored', { actionId, key: objectKey, sha256, write, status: action.status });
+    return { key: objectKey, status: action.status, sha256, write };
+  } catch (error) {
+    if (error instanceof AuditObjectConflictError) {
+      deps.logger.error('ALARM receipt differs from the one already in the vault', {
+        actionId,
+        key: objectKey,
+        storedSha256: error.storedSha256,
+        newSha256: error.newSha256,
+      });
+    }
+    throw error;
+  }
+}
+
+/** Compact UTC time for digest keys: `20250102T030405.678Z`. */
+export function compactTime(iso: string): string {
+  return iso.replace(/[-:]/g, '');
+}
+
+/** `digests/dt=YYYY-MM-DD/<end>.json`. */
+export function digestKey(endTime: string): string {
+  return `digests/dt=${endTime.slice(0, 10)}/${compactTime(endTime)}.json`;
+}
+
+/** `digests/keys/<keyId>.json`: the published public half of a digest-signing key. */
+export function publicKeyKey(keyId: string): string {
+  return `digests/keys/${keyId}.json`;
+}
+
+/** The exact bytes Ed25519 signs for a digest: a label and the canonical digest without its signature. */
+export function digestSigningInput(body: Omit<Digest, 'signature'>): Uint8Array {
+  return Buffer.from(`airlock-digest/${RECEIPT_SCHEMA_VERSION}\n${canonicalJson(body)}`, 'utf8');
+}
+
+/** A stored JSON document: canonical JSON and a newline (the verifier insists on exactly this). */
+export function serializeDocument(doc: unknown): Uint8Array {
+  return Buffer.from(`${canonicalJson(doc)}\n`, 'utf8');
+}
+
+const DAY = 86_400_000;
+const EPOCH = new Date(0).toISOString();
+
+/** The newest digest in the vault (the chain head), or undefined before the first. */
+export async function latestDigest(store: AuditStore, now: Date): Promise<{ key: string; bytes: Uint8Array; digest: Digest } | undefined> {
+  let keys: string[] = [];
+  // The head is normally from the last hour; only a long pause needs the full listing.
+  for (let back = 0; back < 3 && keys.length === 0; back++) {
+    const day = new Date(now.getTime() - back * DAY).toISOString().slice(0, 10);
+    keys = (await store.list(`digests/dt=${day}/`)).map((o) => o.key);
+  }
+  if (keys.length === 0) keys = (await store.list('digests/dt=')).map((o) => o.key);
+  const key = keys.at(-1);
+  if (!key) return undefined;
+  const bytes = await store.get(key);
+  if (!bytes) throw new Error(`Digest ${key} vanished while being read`);
+  return { key, bytes, digest: DigestSchema.parse(JSON.parse(Buffer.from(bytes).toString('utf8'))) };
+}
+
+/**
+ * WriteDigest: lists every receipt stored since the previous digest with its SHA-256,
+ * chains to the previous digest (key, hash and signature) and signs the lot with Ed25519,
+ * after CloudTrail's digest files. Publishes the public key first. Returns undefined when
+ * no time has passed since the last digest.
+ */
+export async function writeDigest(
+  deps: Pick<ReceiptsDeps, 'store' | 'secrets' | 'logger' | 'now' | 'digests'>,
+  signer?: DigestSigner,
+  options: WriteDigestOptions = {},
+): Promise<{ key: string; digest: Digest; sha256: string } | undefined> {
+  const now = deps.now();
+  const sign = signer ?? digestSignerFromSecret(await deps.secrets.getSecret(AuditSecretNames.digestSigningKey));
+  const head = await latestDigest(deps.store, now);
+  let endMs = now.getTime() - deps.digests.settleMs;
+  if (deps.digests.wholeSeconds) endMs = Math.floor(endMs / 1000) * 1000;
+  const startTime = head?.digest.endTime ?? EPOCH;
+  const startMs = Date.parse(startTime);
+  // A closing digest must land even right after another one, or the vault would end on a
+  // digest that still promises a successor.
+  if (endMs <= startMs && options.closing && !deps.digests.wholeSeconds) endMs = startMs + 1;
+  if (endMs <= startMs) return undefined;
+  const endTime = new Date(endMs).toISOString();
+  // Keys sort by end time. Another writer's newer digest (`audit digest`) is fine; an older head is not.
+  if (options.lastWritten && (!head || head.key < options.lastWritten)) {
+    deps.logger.error('ALARM the newest digest in the vault is not the one this writer wrote last: digests were removed', {
+      lastWritten: options.lastWritten,
+      head: head?.key ?? null,
+    });
+  }
+  const interval = deps.digests.intervalSeconds;
+  const overdue = head?.digest.heartbeat && !head.digest.heartbeat.stopped && endMs - startMs > head.digest.heartbeat.intervalSeconds * 1000;
+  const paused = Boolean(interval && overdue && options.lastWritten !== undefined && head?.key === options.lastWritten);
+
+  const lookback = deps.digests.lookbackDays;
+  const candidates =
+    head && lookback !== undefined ? await receiptsSince(deps.store, startMs - lookback * DAY, endMs) : await deps.store.list('receipts/');
+  const entries: DigestEntry[] = [];
+  for (const o of candidates) {
+    const t = o.lastModified.getTime();
+    if (t <= startMs || t > endMs) continue;
+    const bytes = await deps.store.get(o.key);
+    if (!bytes) continue;
+    entries.push({ key: o.key, sha256: sha256Hex(bytes), size: bytes.length, lastModified: o.lastModified.toISOString() });
+  }
+
+  await deps.store.putIfAbsent(publicKeyKey(sign.keyId), serializeDocument(sign.publicKey), sha256Hex(serializeDocument(sign.publicKey)));
+  const key = digestKey(endTime);
+  const body: Omit<Digest, 'signature'> = {
+    schemaVersion: RECEIPT_SCHEMA_VERSION,
+    kind: 'airlock.digest',
+    key,
+    startTime,
+    endTime,
+    receipts: entries,
+    previous: head ? { key: head.key, sha256: sha256Hex(head.bytes), signature: head.digest.signature } : null,
+    heartbeat: interval
+      ? { intervalSeconds: interval, ...(options.closing ? { stopped: true as const } : {}), ...(paused ? { paused: true as const } : {}) }
+      : null,
+    signing: { algorithm: 'Ed25519', keyId: sign.keyId, publicKeyKey: publicKeyKey(sign.keyId) },
+  };
+  const digest: Digest = { ...body, signature: sign.sign(digestSigningInput(body)) };
+  const bytes = serializeDocument(digest);
+  const sha256 = sha256Hex(bytes);
+  await deps.store.putIfAbsent(key, bytes, sha256);
+  // The log is the anchor outside the vault: its SHA-256 is what `audit verify --expect-head` takes.
+  deps.logger.info('digest stored', { key, sha256, receipts: entries.length, previous: head?.key ?? null, heartbeat: body.heartbeat });
+  return { key, digest, sha256 };
+}
+
+async function receiptsSince(store: AuditStore, fromMs: number, toMs: number) {
+  const out = [];
+  for (let day = Math.floor(fromMs / DAY); day <= Math.floor(toMs / DAY); day++) {
+    out.push(...(await store.list(`receipts/dt=${new Date(day * DAY).toISOString().slice(0, 10)}/`)));
+  }
+  return out;
+}

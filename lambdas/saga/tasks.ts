@@ -1,0 +1,446 @@
+import type { ActionRecord, ActionStatus, StoredDecision } from '../actions/action';
+import { resultFromSteps } from '../actions/view';
+import { TerminalStatuses } from '../actions/action';
+import { canonicalJson, sha256Hex } from '../shared/canonical-json';
+import { isRef, validateEnvelope, type NormalizedAction, type PlannedStep } from '../intake/envelope';
+import type { Decider } from '../intake/intake';
+import { mintGrant, type GrantKeyring } from '../steps/grants';
+import type { Logger } from '../shared/logger';
+import { ACTION_RESULT_MAX_BYTES, jsonBytes, STEP_INPUT_MAX_BYTES, StepInputTooLargeError } from './limits';
+import { compensationOf, findTool, type RegisteredTool } from '../tools/registry';
+import { StatusTransitionError, type ActionStore } from '../ports/ledger';
+import { approvalIdFor, type ApprovalStore } from '../ports/approvals';
+import {
+  utcDay,
+  type EventLog,
+  type SpendStore,
+  type StepKind,
+  type StepRecord,
+  type StepStore,
+} from '../ports/steps';
+
+/**
+ * The saga's tasks: what each Task state of statemachines/action-saga.asl.json asks the
+ * policy function to do. Every task is idempotent: Step Functions may run it again, and the
+ * local runner re-runs a whole execution after a restart.
+ */
+
+export interface SagaDeps {
+  actions: ActionStore;
+  steps: StepStore;
+  events: EventLog;
+  spend: SpendStore;
+  decider: Decider;
+  keyring: GrantKeyring;
+  /** The function (ARN in AWS, local name locally) that runs a connector's tools. */
+  connectorFunction: (connector: string) => string;
+  grantTtlSeconds: number;
+  now: () => Date;
+  logger: Logger;
+  /** Approval items: an approval whose wait timed out is closed as expired (and audited). */
+  approvals?: Pick<ApprovalStore, 'getApproval' | 'settle' | 'markAnswered'>;
+}
+
+/** Which way the saga goes after a decision. */
+export type SagaNext = 'deny' | 'approve' | 'execute' | 'compensate' | 'settle';
+
+/** The action is gone or in a state this task cannot act on. Not retryable. */
+export class ActionStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ActionStateError';
+  }
+}
+
+/** Policy denies the action at run time. The ASL catches it by name. */
+export class PolicyDeniedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PolicyDeniedError';
+  }
+}
+
+/** A step's resolved input does not satisfy its tool. Not retryable: compensation follows. */
+export class StepInputInvalidError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StepInputInvalidError';
+  }
+}
+
+/** The saga only acts on actions it can read; anything else is a bug or tampering. */
+async function load(deps: SagaDeps, actionId: string): Promise<ActionRecord> {
+  const action = await deps.actions.getAction(actionId);
+  if (!action) throw new ActionStateError(`No action ${actionId}`);
+  return action;
+}
+
+/** The plan of a stored action (validated again: the envelope is the source of truth). */
+export function planOf(action: ActionRecord): NormalizedAction {
+  const result = validateEnvelope(action.envelope);
+  if (!result.ok) throw new ActionStateError(`Action ${action.id} holds an envelope that no longer validates`);
+  return result.action;
+}
+
+async function move(
+  deps: SagaDeps,
+  action: ActionRecord,
+  to: ActionStatus,
+  reason?: string,
+  patch: { decision?: StoredDecision; result?: unknown } = {},
+): Promise<ActionRecord> {
+  if (action.status === to) return action;
+  try {
+    const next = await deps.actions.transition(action.id, to, { ...patch, ...(reason ? { statusReason: reason } : {}) }, deps.now(), action);
+    await deps.events.append(action.id, { type: 'action.status', actor: 'airlock', data: { from: action.status, to, ...(reason ? { reason } : {}) } }, deps.now());
+    return next;
+  } catch (error) {
+    if (error instanceof StatusTransitionError) {
+      const latest = await load(deps, action.id);
+      if (latest.status === to) return latest; // a retried task already did it
+    }
+    throw error;
+  }
+}
+
+/** EvaluatePolicy: re-decides at run time and routes the saga. */
+export async function evaluatePolicy(deps: SagaDeps, actionId: string): Promise<{ next: SagaNext; count: number }> {
+  const action = await load(deps, actionId);
+  const plan = planOf(action);
+  const count = plan.steps.length;
+  // Resuming after a restart or a retried task: continue where the ledger says we are.
+  if (TerminalStatuses.has(action.status)) return { next: 'settle', count };
+  if (action.status === 'compensating') return { next: 'compensate', count };
+  if (action.status === 'running') return { next: 'execute', count };
+  if (action.status === 'awaiting_approval') return { next: 'approve', count };
+
+  const decision = await deps.decider.decide(action.principal, plan, deps.now());
+  await deps.events.append(actionId, {
+    type: 'policy.evaluated',
+    actor: 'airlock',
+    data: { outcome: decision.outcome, policyIds: decision.policyIds, policySetVersion: decision.policySetVersion, at: 'run' },
+  }, deps.now());
+  // The run-time decision is stored with the move it causes: one conditional write.
+  if (decision.outcome === 'deny') {
+    await deps.actions.setDecision(actionId, decision, deps.now());
+    return { next: 'deny', count };
+  }
+  if (decision.outcome === 'require_approval') {
+    await move(deps, action, 'awaiting_approval', undefined, { decision });
+    return { next: 'approve', count };
+  }
+  await move(deps, action, 'running', undefined, { decision });
+  return { next: 'execute', count };
+}
+
+/** BeginExecution: after approval, re-checks that no forbid applies now and starts running. */
+export async function beginExecution(deps: SagaDeps, actionId: string): Promise<{ next: SagaNext; count: number }> {
+  const action = await load(deps, actionId);
+  const plan = planOf(action);
+  if (action.status === 'running') return { next: 'execute', count: plan.steps.length };
+  if (action.status !== 'awaiting_approval') throw new ActionStateError(`Action ${actionId} is ${action.status}, not awaiting approval`);
+  const decision = await deps.decider.decide(action.principal, plan, deps.now());
+  if (decision.outcome === 'deny') {
+    await deps.actions.setDecision(actionId, decision, deps.now());
+    throw new PolicyDeniedError(decision.reasons.join(' ') || 'denied by policy after approval');
+  }
+  await move(deps, action, 'running');
+  return { next: 'execute', count: plan.steps.length };
+}
+
+function readPath(value: unknown, path: string[]): { found: boolean; value: unknown } {
+  let node = value;
+  for (const seg of path) {
+    if (node !== null && typeof node === 'object' && Object.prototype.hasOwnProperty.call(node, seg)) {
+      node = (node as Record<string, unknown>)[seg];
+    } else {
+      return { found: false, value: undefined };
+    }
+  }
+  return { found: true, value: node };
+}
+
+/**
+ * Replaces every `{ "$ref": "steps.<id>.output.<path>" }` with the value from the earlier
+ * step's recorded output. Returns the refs that could not be resolved.
+ */
+export function resolveRefs(args: unknown, outputs: ReadonlyMap<string, unknown>): { value: unknown; missing: string[] } {
+  const missing: string[] = [];
+  const walk = (node: unknown): unknown => {
+    if (isRef(node)) {
+      const m = /^steps\.([^.]+)\.output((?:\.[^.]+)*)$/.exec(node.$ref);
+      const output = m ? outputs.get(m[1]!) : undefined;
+      const hit = m && outputs.has(m[1]!) ? readPath(output, (m[2] ?? '').split('.').filter(Boolean)) : { found: false, value: undefined };
+      if (!hit.found) {
+        missing.push(node.$ref);
+        return node;
+      }
+      return hit.value;
+    }
+    if (Array.isArray(node)) return node.map(walk);
+    if (node !== null && typeof node === 'object') {
+      return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, walk(v)]));
+    }
+    return node;
+  };
+  return { value: walk(args), missing };
+}
+
+/** The payload a connector function receives for one step call. */
+export interface RunStepPayload {
+  task: 'RunStep';
+  kind: StepKind;
+  actionId: string;
+  stepId: string;
+  tool: string;
+  input: unknown;
+  planHash: string;
+  dryRun: boolean;
+  grant: string;
+  /** Set in a dry run when the input depends on an earlier step's simulated output. */
+  skipReason?: string;
+}
+
+interface CompensationItem {
+  stepId: string;
+  tool: RegisteredTool;
+  input: unknown;
+}
+
+/** Completed commit steps that can be undone, last first. */
+function compensationsOf(plan: NormalizedAction, records: StepRecord[]): CompensationItem[] {
+  const done = new Map(records.filter((r) => r.kind === 'forward' && r.status === 'complete' && !r.dryRun).map((r) => [r.stepId, r]));
+  const items: CompensationItem[] = [];
+  for (const step of [...plan.steps].reverse()) {
+    const record = done.get(step.id);
+    const registered = findTool(step.tool);
+    if (!record || !registered || registered.tool.tier !== 'commit') continue;
+    const undo = compensationOf(registered);
+    const spec = registered.tool.compensation;
+    if (!undo || !spec) continue;
+    const parsedInput = registered.tool.input.safeParse(record.input);
+    items.push({
+      stepId: step.id,
+      tool: undo,
+      input: spec.input(parsedInput.success ? parsedInput.data : record.input, record.output),
+    });
+  }
+  return items;
+}
+
+/** IssueGrant: resolves one call's input and mints the single-use grant that covers it. */
+export async function issueGrant(
+  deps: SagaDeps,
+  input: { actionId: string; index: number; kind: StepKind },
+): Promise<{ functionName: string; payload: RunStepPayload }> {
+  const action = await load(deps, input.actionId);
+  const plan = planOf(action);
+  const dryRun = plan.mode === 'dry_run';
+  const records = await deps.steps.listSteps(action.id);
+  let stepId: string;
+  let registered: RegisteredTool | undefined;
+  let callInput: unknown;
+  let skipReason: string | undefined;
+
+  if (input.kind === 'forward') {
+    if (action.status !== 'running') throw new ActionStateError(`Action ${action.id} is ${action.status}; steps run only while running`);
+    const step: PlannedStep | undefined = plan.steps[input.index];
+    if (!step) throw new ActionStateError(`Action ${action.id} has no step ${input.index}`);
+    stepId = step.id;
+    registered = findTool(step.tool);
+    const outputs = new Map(records.filter((r) => r.kind === 'forward' && r.status === 'complete').map((r) => [r.stepId, r.output]));
+    const resolved = resolveRefs(step.arguments, outputs);
+    callInput = resolved.value;
+    if (resolved.missing.length > 0) {
+      if (!dryRun) throw new StepInputInvalidError(`Step ${step.id} refers to outputs that do not exist: ${resolved.missing.join(', ')}`);
+      // A dry run's earlier steps return simulations, not real outputs: this one is skipped.
+      skipReason = `depends on simulated output (${resolved.missing.join(', ')})`;
+    }
+  } else {
+    if (action.status !== 'compensating') throw new ActionStateError(`Action ${action.id} is ${action.status}; compensations run only while compensating`);
+    const item = compensationsOf(plan, records)[input.index];
+    if (!item) throw new ActionStateError(`Action ${action.id} has no compensation ${input.index}`);
+    stepId = item.stepId;
+    registered = item.tool;
+    callInput = item.input;
+  }
+  if (!registered) throw new ActionStateError(`Action ${action.id} names an unknown tool`);
+  // The input rides in the state to the connector function; Step Functions caps a state at 256 KiB.
+  const inputBytes = jsonBytes(callInput);
+  if (inputBytes > STEP_INPUT_MAX_BYTES) throw new StepInputTooLargeError(stepId, registered.fullName, inputBytes);
+  if (!skipReason) {
+    const check = registered.tool.input.safeParse(callInput);
+    if (!check.success) {
+      throw new StepInputInvalidError(
+        `Step ${stepId} input for ${registered.fullName} is invalid at ${check.error.issues.map((i) => i.path.join('.') || '(root)').join(', ')}`,
+      );
+    }
+  }
+  const grant = await mintGrant(
+    deps.keyring,
+    {
+      principal: action.principal.sub,
+      agent: action.actor.name,
+      connector: registered.connector.name,
+      tool: registered.fullName,
+      actionId: action.id,
+      stepId,
+      kind: input.kind,
+      planHash: action.planHash,
+      inputHash: inputHash(callInput),
+    },
+    { ttlSeconds: deps.grantTtlSeconds, now: deps.now() },
+  );
+  await deps.events.append(action.id, {
+    type: 'grant.issued',
+    actor: 'airlock',
+    // Only the grant's id, scope and expiry are recorded, never the token.
+    data: { stepId, kind: input.kind, jti: grant.jti, scope: grant.scope, exp: grant.exp },
+  }, deps.now());
+  return {
+    functionName: deps.connectorFunction(registered.connector.name),
+    payload: {
+      task: 'RunStep',
+      kind: input.kind,
+      actionId: action.id,
+      stepId,
+      tool: registered.fullName,
+      input: callInput,
+      planHash: action.planHash,
+      dryRun,
+      grant: grant.token,
+      ...(skipReason ? { skipReason } : {}),
+    },
+  };
+}
+
+/** SHA-256 of the canonical form of a call's input; bound into its grant. */
+export function inputHash(input: unknown): string {
+  return sha256Hex(canonicalJson(input ?? null));
+}
+
+/** Error details that are safe to keep: a name and a bounded message. */
+function safeError(error: unknown): { name: string; message: string } {
+  const e = (error ?? {}) as { Error?: unknown; Cause?: unknown };
+  const name = typeof e.Error === 'string' ? e.Error.slice(0, 100) : 'UnknownError';
+  let message = typeof e.Cause === 'string' ? e.Cause : '';
+  try {
+    const parsed = JSON.parse(message) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === 'string') message = parsed.errorMessage;
+  } catch {
+    // The cause is plain text.
+  }
+  return { name, message: message.slice(0, 300) };
+}
+
+/** PrepareCompensation: records why the run failed and lists what must be undone. */
+export async function prepareCompensation(deps: SagaDeps, input: { actionId: string; error?: unknown }): Promise<{ count: number }> {
+  let action = await load(deps, input.actionId);
+  const plan = planOf(action);
+  if (action.status === 'running') {
+    const failure = safeError(input.error);
+    await deps.events.append(action.id, { type: 'step.failed', actor: 'airlock', data: { error: failure } }, deps.now());
+    action = await move(deps, action, 'compensating', `${failure.name}: ${failure.message}`.slice(0, 300));
+  }
+  if (action.status !== 'compensating') return { count: 0 };
+  return { count: compensationsOf(plan, await deps.steps.listSteps(action.id)).length };
+}
+
+/** RecordCompensationFailure: a compensation that still fails is an alarm, never silent. */
+export async function recordCompensationFailure(
+  deps: SagaDeps,
+  input: { actionId: string; index: number; error?: unknown },
+): Promise<void> {
+  const action = await load(deps, input.actionId);
+  const item = compensationsOf(planOf(action), await deps.steps.listSteps(action.id))[input.index];
+  const failure = safeError(input.error);
+  const stepId = item?.stepId ?? `#${input.index}`;
+  await deps.events.append(action.id, {
+    type: 'compensation.failed',
+    actor: 'airlock',
+    data: { stepId, tool: item?.tool.fullName ?? null, error: failure, alarm: true },
+  }, deps.now());
+  if (item) await deps.steps.failStep({ actionId: action.id, stepId: item.stepId, kind: 'compensate' }, failure, true, deps.now());
+  deps.logger.error('ALARM compensation failed', { actionId: action.id, stepId, tool: item?.tool.fullName, error: failure.name });
+}
+
+/** FinishCompensation: compensated when everything was undone, failed (naming the steps) otherwise. */
+export async function finishCompensation(deps: SagaDeps, actionId: string): Promise<{ status: 'compensated' | 'failed'; reason: string }> {
+  const action = await load(deps, actionId);
+  const records = await deps.steps.listSteps(actionId);
+  const items = compensationsOf(planOf(action), records);
+  const undone = new Set(records.filter((r) => r.kind === 'compensate' && r.status === 'complete').map((r) => r.stepId));
+  const stuck = items.filter((i) => !undone.has(i.stepId));
+  const why = action.statusReason ?? 'a step failed';
+  if (stuck.length > 0) {
+    return {
+      status: 'failed',
+      reason: `${why}; compensation failed for ${stuck.map((s) => `${s.stepId} (${s.tool.fullName})`).join(', ')}`,
+    };
+  }
+  return { status: 'compensated', reason: `${why}; ${items.length} completed step(s) undone` };
+}
+
+/** SettleAction: the terminal status, forward-only, plus the day's spend for what stayed done. */
+export async function settleAction(
+  deps: SagaDeps,
+  input: { actionId: string; final?: { status?: unknown; reason?: unknown } },
+): Promise<{ status: ActionStatus }> {
+  let action = await load(deps, input.actionId);
+  const wanted = input.final?.status;
+  const reason = typeof input.final?.reason === 'string' ? input.final.reason : undefined;
+  const target: ActionStatus =
+    typeof wanted === 'string' && (['completed', 'denied', 'rejected', 'expired', 'failed', 'compensated'] as const).includes(wanted as never)
+      ? (wanted as ActionStatus)
+      : 'failed';
+  let records: Promise<StepRecord[]> | undefined;
+  const stepRecords = () => (records ??= deps.steps.listSteps(input.actionId));
+  if (!TerminalStatuses.has(action.status)) {
+    if (target === 'completed') {
+      const result = resultFromSteps(action, await stepRecords());
+      // The action record is one DynamoDB item: outputs too large for it stay in the step
+      // records, from which the action view and the receipt put the result together.
+      const patch = jsonBytes(result) <= ACTION_RESULT_MAX_BYTES ? { result } : {};
+      action = await move(deps, action, 'completed', reason, patch).catch(async (error: unknown) => {
+        if (error instanceof StatusTransitionError) return load(deps, input.actionId);
+        throw error;
+      });
+    } else {
+      action = await move(deps, action, target, reason).catch(async (error: unknown) => {
+        if (error instanceof StatusTransitionError) return move(deps, await load(deps, input.actionId), 'failed', reason);
+        throw error;
+      });
+    }
+  }
+  if (target === 'expired' && deps.approvals) {
+    // The wait timed out in the state machine: close the approval too, so nobody votes on it
+    // and the receipt records the expiry. Only the winner of the conditional settle audits it.
+    const approvalId = approvalIdFor(action.id);
+    const approval = await deps.approvals.getApproval(approvalId);
+    if (approval?.status === 'pending' && (await deps.approvals.settle(approvalId, 'expired', { by: 'airlock', reason: 'expired' }, deps.now()))) {
+      await deps.approvals.markAnswered(approvalId, deps.now());
+      await deps.events.append(action.id, { type: 'approval.expired', actor: 'airlock', data: { approvalId } }, deps.now());
+    }
+  }
+  if (action.status === 'completed' && action.mode === 'execute') {
+    // The same amount to the same counterparty through one connector is one payment (hold
+    // then book, authorize then capture), as the policy engine totals plans.
+    const seen = new Set<string>();
+    let spent = 0;
+    for (const r of await stepRecords()) {
+      const registered = r.kind === 'forward' && r.status === 'complete' ? findTool(r.tool) : undefined;
+      if (!registered || registered.tool.tier !== 'commit') continue;
+      const parsed = registered.tool.input.safeParse(r.input);
+      if (!parsed.success) continue;
+      const money = registered.tool.money?.(parsed.data);
+      if (!money || !Number.isFinite(money.amount) || money.amount <= 0) continue;
+      const key = JSON.stringify([registered.connector.name, registered.tool.counterparty?.(parsed.data) ?? '', money.amount, money.currency]);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      spent += money.amount;
+    }
+    await deps.spend.addSpend(action.principal.sub, utcDay(new Date(action.createdAt)), spent, action.id);
+  }
+  return { status: action.status };
+}
+

@@ -1,0 +1,110 @@
+import { invokeTool } from '../tools/invoke';
+import { findTool } from '../tools/registry';
+import { GrantInvalidError, verifyGrant, type GrantKeyring } from './grants';
+import type { Logger } from '../shared/logger';
+import { inputHash, type RunStepPayload } from '../saga/tasks';
+import { jsonBytes, STEP_OUTPUT_MAX_BYTES, StepOutputTooLargeError } from '../saga/limits';
+import type { SecretsPort } from '../ports/secrets';
+import { stepIdempotencyKey, type StepKey, type StepStore } from '../ports/steps';
+
+/**
+ * Running one step call inside a connector function: verify the grant against exactly this
+ * call, return the recorded output if the step already completed, consume the grant once,
+ * then call the vendor with the step's deterministic idempotency key and record the result.
+ */
+
+export interface RunStepDeps {
+  /** The connector this function serves; grants for any other audience are refused. */
+  connector: string;
+  steps: StepStore;
+  keyring: GrantKeyring;
+  secrets: SecretsPort;
+  baseUrls: Record<string, string>;
+  logger: Logger;
+  now: () => Date;
+  /** Budget for the whole vendor interaction, reconcile included. */
+  timeoutMs: number;
+  fetch?: typeof fetch;
+}
+
+export async function runStep(deps: RunStepDeps, payload: Omit<RunStepPayload, 'task'> & { task?: 'RunStep' }): Promise<unknown> {
+  const key: StepKey = { actionId: payload.actionId, stepId: payload.stepId, kind: payload.kind };
+  const log = deps.logger.child({ actionId: key.actionId, stepId: key.stepId, kind: key.kind, tool: payload.tool });
+  const registered = findTool(payload.tool);
+  if (!registered || registered.connector.name !== deps.connector) {
+    log.warn('grant refused', { reason: 'tool not served by this connector' });
+    throw new GrantInvalidError(`${deps.connector} does not serve ${payload.tool}`);
+  }
+  let grant;
+  try {
+    grant = await verifyGrant(deps.keyring, payload.grant, {
+      connector: deps.connector,
+      tool: payload.tool,
+      actionId: payload.actionId,
+      stepId: payload.stepId,
+      kind: payload.kind,
+      planHash: payload.planHash,
+      inputHash: inputHash(payload.input),
+    }, { now: deps.now() });
+  } catch (error) {
+    // Audit trail for refusals: the saga records the named failure; the log says why.
+    log.warn('grant refused', { reason: error instanceof Error ? error.message : 'invalid' });
+    throw error;
+  }
+
+  const existing = await deps.steps.getStep(key);
+  if (existing?.status === 'complete') {
+    log.info('step already complete; returning the recorded output');
+    return existing.output;
+  }
+  if (!(await deps.steps.useGrant(grant.jti, grant.exp, key))) {
+    log.warn('grant refused', { reason: 'replayed jti', jti: grant.jti });
+    throw new GrantInvalidError('the grant was already used');
+  }
+  const idempotencyKey = stepIdempotencyKey(key);
+  const begun = await deps.steps.beginStep(
+    key,
+    { tool: payload.tool, input: payload.input, idempotencyKey, grant: { jti: grant.jti, scope: grant.scope, exp: grant.exp }, dryRun: payload.dryRun },
+    deps.now(),
+    existing ?? null,
+  );
+  if (begun.state === 'complete') return begun.record.output;
+
+  try {
+    const output = payload.dryRun && payload.skipReason
+      ? { dryRun: true, check: 'skipped', details: { reason: payload.skipReason } }
+      : await invokeTool(
+          {
+            tool: payload.tool,
+            input: payload.input,
+            idempotencyKey,
+            dryRun: payload.dryRun,
+            grant,
+            deadline: deps.now().getTime() + deps.timeoutMs,
+          },
+          {
+            secrets: deps.secrets,
+            baseUrls: deps.baseUrls,
+            logger: log,
+            ...(deps.fetch ? { fetch: deps.fetch } : {}),
+          },
+        );
+    // Checked before recording: the step record is one DynamoDB item, and the output flows on
+    // into later inputs, the action's result and the receipt.
+    const bytes = jsonBytes(output);
+    if (bytes > STEP_OUTPUT_MAX_BYTES) {
+      const committed = !payload.dryRun && registered.tool.tier === 'commit';
+      if (committed) log.error('ALARM step output too large after a committed side effect', { bytes, idempotencyKey });
+      throw new StepOutputTooLargeError(payload.tool, bytes, { committed });
+    }
+    const done = await deps.steps.completeStep(key, output, deps.now());
+    log.info('step complete', { attempts: done.attempts });
+    return done.output;
+  } catch (error) {
+    const err = error instanceof Error ? error : new Error('unknown failure');
+    const retryable = (err as { retryable?: unknown }).retryable === true;
+    await deps.steps.failStep(key, { name: err.name, message: err.message }, !retryable, deps.now()).catch(() => undefined);
+    log.warn('step failed', { error: err.name, retryable });
+    throw err;
+  }
+}

@@ -1,0 +1,258 @@
+import './polyfills';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DynamoLedger } from '../lambdas/adapters/aws/dynamo-ledger';
+import { DynamoApprovalStore } from '../lambdas/adapters/aws/dynamo-approvals';
+import { DynamoSagaStore } from '../lambdas/adapters/aws/dynamo-saga-store';
+import { TerminalStatuses, type ActionStatus } from '../lambdas/actions/action';
+import { GrantKeyring } from '../lambdas/steps/grants';
+import { defaultIntakeConfig, type IntakeConfig } from '../lambdas/intake/intake';
+import { loadPolicyEngine } from '../lambdas/policy/index';
+import { connectors } from '../lambdas/tools/registry';
+import { connectorHandler } from '../lambdas/steps/handler';
+import { handler as policyHandler } from '../lambdas/saga/handler';
+import { installApprovalsRuntime, localApprovalsDeps } from '../lambdas/composition/approvals-runtime';
+import { createLocalReceiptsRuntime, type LocalReceipts } from '../lambdas/composition/receipts-runtime';
+import { installConnectorRuntime, installRuntime, installSagaRuntime, ledgerDecider, resetRuntime } from '../lambdas/composition/aws';
+import { SecretNames } from '../lambdas/ports/secrets';
+import { cachingLoader, loadHandlerModule } from './handler-loader';
+import { LocalSagaRunner, localFunctionArn, type LocalFunction } from './saga-runner';
+import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions, type LocalService, type LocalServiceContext } from './server';
+import { SANDBOX_CONNECTORS, startSandboxVendors, type SandboxVendors, type StartSandboxVendorsOptions } from './vendors/index';
+
+/**
+ * The whole control plane on one machine: the API server (server.ts) plus the services that
+ * stand in for the rest of AWS — the saga runner for Step Functions, sandbox vendors for the
+ * outside world — wired to the same handlers, ASL and policies the stack deploys.
+ */
+
+export interface ControlPlaneOptions {
+  /** Vendor options (faults at start, clock, hold TTL). */
+  vendors?: Omit<StartSandboxVendorsOptions, 'credentials'>;
+  /**
+   * Vendors that outlive this control plane (real vendors do): used instead of starting
+   * sandbox vendors, and left running on stop. They must accept the state dir's credentials.
+   */
+  externalVendors?: SandboxVendors;
+  /** Shortens saga Retry intervals to this many ms (tests). */
+  retryIntervalMs?: number;
+  intake?: Partial<IntakeConfig>;
+  grantTtlSeconds?: number;
+  /** How often a receipts digest is written (the stack's schedule is hourly). */
+  digestIntervalMs?: number;
+  /** How long an approval waits for its quorum (the ASL's WaitForApproval timeout). */
+  approvalTimeoutSeconds?: number;
+  /** Per vendor call budget in ms, reconcile included. */
+  vendorTimeoutMs?: number;
+  /**
+   * Replaces in-process functions by name (`receipts`, `approvals`, …): for the parts that
+   * another module supplies (see lambdas/handlers/<name>.ts).
+   */
+  functions?: Partial<Record<string, LocalFunction>>;
+}
+
+/** What the control plane service exposes once started. */
+export interface ControlPlane {
+  runner: LocalSagaRunner;
+  vendors: SandboxVendors;
+  ledger: DynamoLedger;
+  store: DynamoSagaStore;
+  receipts: LocalReceipts;
+}
+
+/**
+ * File in the state dir listing the sandbox vendors' URLs and admin tokens (mode 0600), so
+ * local tools that share AIRLOCK_HOME (`airlock demo` against `npm start`) can read their
+ * side-effect counters and inject faults; removed when the control plane stops.
+ */
+export const SANDBOX_VENDORS_FILE = 'sandbox-vendors.json';
+
+/** Folder in the state dir where the sandbox vendors keep their state (one file each). */
+export const SANDBOX_VENDOR_STATE_DIR = 'vendors';
+
+/** Why a vendor call was cut short: the control plane is stopping (the step's outcome is unknown). */
+export class RuntimeStoppingError extends Error {
+  constructor() {
+    super('the local control plane is stopping');
+    this.name = 'RuntimeStoppingError';
+  }
+}
+
+/**
+ * Global fetch, cut short when `signal` aborts: a vendor call in flight at shutdown ends at
+ * once (as if the process had died) instead of holding close() open for its whole timeout.
+ */
+function stoppableFetch(signal: AbortSignal): typeof fetch {
+  return (input, init) => fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+}
+
+const loadHandler = cachingLoader(loadHandlerModule);
+const handlerOf = async (name: string) => (await loadHandler(name)) as LocalFunction;
+
+/** Actions a previous run left mid-flight: resumed or compensated on start. */
+async function unfinishedActions(ctx: LocalServiceContext): Promise<string[]> {
+  const ids: string[] = [];
+  let start: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
+  do {
+    const out = await ctx.dynamo.client.send(
+      new ScanCommand({
+        TableName: ctx.dynamo.tableName,
+        FilterExpression: 'sk = :action',
+        ExpressionAttributeValues: { ':action': { S: 'ACTION' } },
+        ProjectionExpression: 'pk, #status',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of out.Items ?? []) {
+      const status = item.status?.S as ActionStatus | undefined;
+      const pk = item.pk?.S ?? '';
+      if (status && !TerminalStatuses.has(status) && pk.startsWith('ACTION#')) ids.push(pk.slice('ACTION#'.length));
+    }
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return ids.sort();
+}
+
+/** The service that plugs the saga runner, vendors and adapters into the local runtime. */
+export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted?: (cp: ControlPlane) => void): LocalService {
+  return {
+    name: 'control-plane',
+    async start(ctx) {
+      const credentials: Record<string, string> = {};
+      for (const name of SANDBOX_CONNECTORS) credentials[name] = await ctx.secrets.getSecret(SecretNames.vendorCredential(name));
+      // Vendors keep their state beside the ledger, so a restarted runtime resumes or
+      // compensates steps against vendors that still know what they did.
+      const vendors =
+        options.externalVendors ?? (await startSandboxVendors({ stateDir: join(ctx.stateDir, SANDBOX_VENDOR_STATE_DIR), ...options.vendors, credentials }));
+      const ledger = new DynamoLedger({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
+      const store = new DynamoSagaStore({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
+      const decider = ledgerDecider(loadPolicyEngine(), store);
+      const keyring = new GrantKeyring(ctx.secrets);
+
+      const functions = new Map<string, LocalFunction>();
+      functions.set(localFunctionArn('policy'), options.functions?.policy ?? (policyHandler as LocalFunction));
+      for (const name of ['approvals', 'receipts']) {
+        const given = options.functions?.[name];
+        functions.set(localFunctionArn(name), given ?? (async (event, context) => (await handlerOf(name))(event, context)));
+      }
+      for (const c of connectors) functions.set(localFunctionArn(`connector-${c.name}`), connectorHandler(c.name) as LocalFunction);
+
+      const runner = new LocalSagaRunner({
+        functions,
+        substitutions: {
+          PolicyFunctionArn: localFunctionArn('policy'),
+          ApprovalsFunctionArn: localFunctionArn('approvals'),
+          ReceiptsFunctionArn: localFunctionArn('receipts'),
+        },
+        logger: ctx.logger,
+        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        // The same derivation as the stack's: WaitForApproval waits as long as the approval lives.
+        ...(options.approvalTimeoutSeconds !== undefined ? { timeouts: { approvalTimeoutSeconds: options.approvalTimeoutSeconds } } : {}),
+      });
+
+      installRuntime({
+        actions: ledger,
+        steps: store,
+        idempotency: ledger,
+        workflow: runner,
+        decider,
+        intake: { ...defaultIntakeConfig, ...options.intake },
+      });
+      installSagaRuntime({
+        actions: ledger,
+        steps: store,
+        events: store,
+        spend: store,
+        approvals: new DynamoApprovalStore({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName }),
+        decider,
+        keyring,
+        connectorFunction: (connector) => localFunctionArn(`connector-${connector}`),
+        grantTtlSeconds: options.grantTtlSeconds ?? 300,
+        now: () => new Date(),
+        logger: ctx.logger,
+      });
+      installApprovalsRuntime(
+        localApprovalsDeps({
+          client: ctx.dynamo.client,
+          tableName: ctx.dynamo.tableName,
+          stateDir: ctx.stateDir,
+          callbacks: runner,
+          logger: ctx.logger,
+          ...(options.approvalTimeoutSeconds !== undefined ? { timeoutSeconds: options.approvalTimeoutSeconds } : {}),
+        }),
+      );
+      // Every digest declares this schedule, so `audit verify` can tell a vault that stops early.
+      const digestIntervalMs = options.digestIntervalMs ?? 60_000;
+      const receipts = await createLocalReceiptsRuntime({
+        stateDir: ctx.stateDir,
+        dynamo: { client: ctx.dynamo.client, tableName: ctx.dynamo.tableName },
+        secrets: ctx.secrets,
+        logger: ctx.logger,
+        // A digest per receipt would re-list the vault every time; like the hourly schedule
+        // in AWS, digests are written on a timer here (and on demand, and at shutdown).
+        digestAfterEachReceipt: false,
+        digestIntervalMs,
+      });
+      receipts.install();
+      const digestTimer = setInterval(() => {
+        receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
+      }, digestIntervalMs);
+      digestTimer.unref();
+      const stopping = new AbortController();
+      const vendorFetch = stoppableFetch(stopping.signal);
+      installConnectorRuntime((connector) => ({
+        connector,
+        steps: store,
+        keyring,
+        secrets: ctx.secrets,
+        baseUrls: vendors.baseUrls,
+        logger: ctx.logger,
+        now: () => new Date(),
+        timeoutMs: options.vendorTimeoutMs ?? 8_000,
+        fetch: vendorFetch,
+      }));
+
+      // Everything a previous run left unfinished: every step is idempotent, so running the
+      // saga again either resumes it, compensates it or just writes its receipt.
+      const unfinished = await unfinishedActions(ctx);
+      for (const id of unfinished) await runner.start(id, { actionId: id });
+      if (unfinished.length > 0) ctx.logger.info('resumed unfinished actions', { count: unfinished.length });
+
+      const vendorsFile = join(ctx.stateDir, SANDBOX_VENDORS_FILE);
+      await writeFile(vendorsFile, JSON.stringify({ baseUrls: vendors.baseUrls, adminTokens: vendors.adminTokens }), { mode: 0o600 });
+
+      onStarted?.({ runner, vendors, ledger, store, receipts });
+      return {
+        async stop() {
+          await rm(vendorsFile, { force: true });
+          clearInterval(digestTimer);
+          // Vendor calls in flight end now (their steps are retried on the next start, with
+          // the same idempotency keys); close() then waits for their handlers to record that.
+          stopping.abort(new RuntimeStoppingError());
+          await runner.close();
+          // The closing digest says the writer stopped here, so a stopped vault still verifies.
+          await receipts.writeDigestNow({ closing: true }).catch((error: unknown) => ctx.logger.error('digest failed', { error }));
+          if (!options.externalVendors) await vendors.close();
+          resetRuntime();
+        },
+        info: Object.fromEntries(Object.entries(vendors.baseUrls).map(([name, url]) => [`${name} vendor`, url])),
+      };
+    },
+  };
+}
+
+/** Starts the local runtime with the whole control plane plugged in. */
+export async function startControlPlane(
+  options: LocalRuntimeOptions & { controlPlane?: ControlPlaneOptions } = {},
+): Promise<LocalRuntime & { controlPlane: ControlPlane }> {
+  let cp: ControlPlane | undefined;
+  const { controlPlane, services, ...rest } = options;
+  const runtime = await startLocalRuntime({
+    ...rest,
+    services: [controlPlaneService(controlPlane, (started) => (cp = started)), ...(services ?? [])],
+  });
+  if (!cp) throw new Error('the control plane did not start');
+  return Object.assign(runtime, { controlPlane: cp });
+}

@@ -1,0 +1,444 @@
+import './polyfills';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Context } from 'aws-lambda';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { z } from 'zod';
+import type { Logger } from '../lambdas/shared/logger';
+import { jsonBytes, STATE_PAYLOAD_MAX_BYTES } from '../lambdas/saga/limits';
+import {
+  applySagaTimeouts,
+  DEFAULT_SAGA_TIMEOUTS,
+  deriveSagaTimeouts,
+  SagaTimeoutError,
+  sagaTimeoutProblems,
+  TASK_TIMEOUT_MARGIN_SECONDS,
+  type SagaTimeoutConfig,
+  type SagaTimeouts,
+} from '../lambdas/saga/timeouts';
+import { TaskTokenInvalidError, type TaskCallbacks } from '../lambdas/ports/task-callbacks';
+import type { SagaInput, WorkflowStarter } from '../lambdas/ports/workflow';
+
+/**
+ * The local stand-in for Step Functions: runs statemachines/action-saga.asl.json with
+ * aws-local-stepfunctions, every Task mapped to the same handler functions the stack
+ * deploys, in-process. It mints the task tokens that library never generates and answers
+ * `.waitForTaskToken` states through a callback registry behind the same TaskCallbacks port
+ * the approvals function uses with SendTaskSuccess / SendTaskFailure in AWS.
+ *
+ * It also keeps two promises the library does not: the TimeoutSeconds derived from config,
+ * exactly as the stack derives them (the execution's enforced here, since the library arms a
+ * single Node timer, capped at ~24.8 days), and the 256 KiB cap on every state's input and
+ * output, a task's input and its result: a breach stops the execution with
+ * States.DataLimitExceeded, beyond any Catch, as Step Functions does, so local tests see it.
+ */
+
+/** A deployed function, in-process: the handler module's export. */
+export type LocalFunction = (event: unknown, context: Context) => Promise<unknown>;
+
+export const LOCAL_ACCOUNT = '000000000000';
+export const LOCAL_REGION = 'us-east-1';
+
+/** The ARN a function has locally: `arn:aws:lambda:us-east-1:000000000000:function:airlock-<name>`. */
+export function localFunctionArn(name: string): string {
+  return `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:airlock-${name}`;
+}
+
+const DEFAULT_ASL = join(import.meta.dirname, '..', 'statemachines', 'action-saga.asl.json');
+
+export interface LocalSagaRunnerOptions {
+  /** Functions by local ARN (see localFunctionArn). */
+  functions: ReadonlyMap<string, LocalFunction>;
+  /** `${PolicyFunctionArn}` → local ARN, as the stack's definitionSubstitutions do. */
+  substitutions: Readonly<Record<string, string>>;
+  logger: Logger;
+  definitionPath?: string;
+  /**
+   * Shortens every Retry interval to this many milliseconds (tests). The ASL's own intervals
+   * (seconds, with backoff and jitter) apply otherwise.
+   */
+  retryIntervalMs?: number;
+  /** What the TimeoutSeconds are derived from (the stack uses its config); the config defaults otherwise. */
+  timeouts?: Partial<SagaTimeoutConfig>;
+  /**
+   * How long close() waits for task handlers still running (default 30 s). Handlers are
+   * expected to end sooner: the control plane aborts their vendor calls when it stops.
+   */
+  closeTimeoutMs?: number;
+}
+
+/** Default bound of close()'s wait for running task handlers: API Gateway's integration timeout. */
+const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
+
+/** Why the runner stopped an execution, or the error of the Fail state it ended in. */
+export interface ExecutionFailure {
+  error: string;
+  cause: string;
+  /** The state where it happened, when the runner stopped it. */
+  state?: string;
+}
+
+/** What the runner saw of one execution. */
+export interface ExecutionReport {
+  failure?: ExecutionFailure;
+  /** Largest state input or output, task input or result (UTF-8 bytes of its JSON), and where. */
+  largestPayload: { bytes: number; state: string; what: string };
+}
+
+/** Longest delay a Node.js timer takes (2^31 - 1 ms); longer ones fire at once. */
+export const MAX_TIMER_SECONDS = Math.floor(2_147_483_647 / 1000);
+/** Reports kept for finished executions (oldest dropped first). */
+const MAX_REPORTS = 1_000;
+
+type RunOverrides = NonNullable<NonNullable<Parameters<StateMachine['run']>[1]>['overrides']>;
+
+interface Waiter {
+  resolve: (output: unknown) => void;
+  reject: (error: Error) => void;
+}
+
+const LambdaInvokeSchema = z.object({ FunctionName: z.string(), Payload: z.unknown() });
+const ApprovalRequestResult = z.object({ expiresAt: z.string().datetime({ offset: true }) }).partial().passthrough();
+
+/** An error with a Step Functions name (`States.Timeout`, `ApprovalRejected`, a handler's error name). */
+class NamedStateError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+interface TaskState {
+  Type: string;
+  Resource?: string;
+  Retry?: unknown[];
+}
+
+/** One running execution. */
+interface Execution {
+  actionId: string;
+  token: string;
+  abort: () => void;
+  report: ExecutionReport;
+  /** Set once the runner has stopped it; every task it would still run is refused. */
+  stopped?: NamedStateError;
+  cancelTimeout?: () => void;
+}
+
+type EventLogs = ReturnType<StateMachine['run']>['eventLogs'];
+const TERMINAL_EVENTS = new Set(['ExecutionSucceeded', 'ExecutionFailed', 'ExecutionAborted', 'ExecutionTimeout']);
+
+/** Every state of a definition by name, including those inside Parallel branches and Map processors. */
+function statesOf(definition: unknown): Map<string, TaskState> {
+  const found = new Map<string, TaskState>();
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (node === null || typeof node !== 'object') return;
+    const obj = node as Record<string, unknown>;
+    if (obj.States && typeof obj.States === 'object') {
+      for (const [name, state] of Object.entries(obj.States as Record<string, TaskState>)) found.set(name, state);
+    }
+    Object.values(obj).forEach(visit);
+  };
+  visit(definition);
+  return found;
+}
+
+/** The local Step Functions: see the module comment. */
+export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
+  /** The definition as run here: the ASL with placeholders substituted and derived TimeoutSeconds. */
+  readonly definition: Record<string, unknown>;
+  /** The derived TimeoutSeconds, the same numbers the stack deploys for the same config. */
+  readonly timeouts: SagaTimeouts;
+  private readonly config: SagaTimeoutConfig;
+  private readonly machine: StateMachine;
+  private readonly tasks: Map<string, TaskState>;
+  private readonly retryStates: string[];
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly executions = new Map<string, Execution>();
+  private readonly reports = new Map<string, ExecutionReport>();
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Task handler invocations still running; an aborted execution does not stop them. */
+  private readonly inFlight = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(private readonly options: LocalSagaRunnerOptions) {
+    const source = readFileSync(options.definitionPath ?? DEFAULT_ASL, 'utf8');
+    let text = source;
+    for (const [placeholder, arn] of Object.entries(options.substitutions)) {
+      text = text.replaceAll(`\${${placeholder}}`, arn);
+    }
+    const config: SagaTimeoutConfig = { ...DEFAULT_SAGA_TIMEOUTS, ...options.timeouts };
+    this.config = config;
+    // Derived from the file as the stack reads it (placeholders tell a Task's function apart).
+    this.timeouts = deriveSagaTimeouts(JSON.parse(source) as unknown, config);
+    const parsed = JSON.parse(text) as Record<string, unknown>;
+    const problems = sagaTimeoutProblems(this.timeouts, config);
+    const tooLong = Object.entries(this.timeouts.tasks).filter(([, seconds]) => seconds > MAX_TIMER_SECONDS);
+    if (tooLong.length > 0) {
+      problems.push(
+        `the local runner waits at most ${MAX_TIMER_SECONDS} s in one Task (a Node.js timer limit), and ${tooLong.map(([n, sec]) => `${n} would wait ${sec} s`).join(', ')}: lower approvalTimeoutSeconds`,
+      );
+    }
+    if (problems.length > 0) throw new SagaTimeoutError(`Cannot run the saga locally: ${problems.join('; ')}`);
+    this.definition = applySagaTimeouts(parsed, this.timeouts);
+    // The library gets a copy (it annotates what it validates) without the execution timeout,
+    // which start() keeps instead: the library would arm one Node timer for it, and a Node
+    // timer fires at once past ~24.8 days.
+    const { TimeoutSeconds: _executionTimeout, ...forLibrary } = structuredClone(this.definition);
+    const definition = forLibrary as unknown as ConstructorParameters<typeof StateMachine>[0];
+    this.machine = new StateMachine(definition, { validationOptions: { checkPaths: true, checkArn: true } });
+    const states = [...statesOf(definition)];
+    this.tasks = new Map(states.filter(([, state]) => state.Type === 'Task'));
+    this.retryStates = states.filter(([, state]) => Array.isArray(state.Retry)).map(([name]) => name);
+  }
+
+  /** Starts the saga for an action; a second start while one runs is a no-op (like an execution name). */
+  async start(actionId: string, input: SagaInput): Promise<void> {
+    if (this.closed) throw new Error('The local saga runner is closed');
+    if (this.running.has(actionId)) return;
+    const token = `local-${randomUUID()}`;
+    const exec: Execution = { actionId, token, abort: () => undefined, report: { largestPayload: { bytes: 0, state: '', what: '' } } };
+    const execution = this.machine.run(input as unknown as Parameters<StateMachine['run']>[0], {
+      overrides: {
+        taskResourceLocalHandlers: Object.fromEntries(
+          [...this.tasks].map(([name, state]) => [name, (taskInput: unknown) => this.guardedTask(exec, name, state, taskInput)]),
+        ),
+        ...(this.options.retryIntervalMs !== undefined
+          ? { retryIntervalOverrides: Object.fromEntries(this.retryStates.map((n) => [n, this.options.retryIntervalMs!])) }
+          : {}),
+      } as RunOverrides,
+      context: {
+        Execution: { Id: `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:airlock-action-saga:${actionId}`, Name: actionId },
+        Task: { Token: token },
+      },
+      noThrowOnAbort: true,
+    });
+    exec.abort = execution.abort;
+    this.executions.set(actionId, exec);
+    this.reports.set(actionId, exec.report);
+    while (this.reports.size > MAX_REPORTS) this.reports.delete(this.reports.keys().next().value!);
+    // Ends with the execution: the library dispatches its terminal event before it settles.
+    const watching = this.watchPayloads(exec, execution.eventLogs).catch((error: unknown) =>
+      this.options.logger.error('payload watch failed', { actionId, error }),
+    );
+    exec.cancelTimeout = this.after(Date.now() + this.timeouts.executionSeconds * 1000, () =>
+      this.stop(exec, 'States.Timeout', `The execution ran longer than its TimeoutSeconds (${this.timeouts.executionSeconds} s)`),
+    );
+    const done = execution.result.then(
+      (output) => {
+        if (!exec.stopped) this.options.logger.debug('saga finished', { actionId, output });
+      },
+      (error: unknown) => {
+        const e = error instanceof Error ? error : new Error(String(error));
+        const cause = (e as { cause?: unknown }).cause;
+        const failed = cause instanceof Error ? cause : e;
+        exec.report.failure ??= { error: failed.name, cause: failed.message };
+        this.options.logger.warn('saga ended in a Fail state', { actionId, error: failed.name });
+      },
+    ).then(() => watching).finally(() => {
+      exec.cancelTimeout?.();
+      this.running.delete(actionId);
+      this.executions.delete(actionId);
+    });
+    this.running.set(actionId, done);
+  }
+
+  /** What the runner saw of the latest execution for an action (kept after it ends). */
+  reportOf(actionId: string): ExecutionReport | undefined {
+    return this.reports.get(actionId);
+  }
+
+  /**
+   * Stops an execution the way Step Functions fails it for a data limit or a timeout: no
+   * Catch runs, nothing after it runs, the action stays where the ledger has it.
+   */
+  private stop(exec: Execution, error: string, cause: string, state?: string): void {
+    if (exec.stopped) return;
+    exec.stopped = new NamedStateError(error, cause);
+    exec.report.failure = { error, cause, ...(state ? { state } : {}) };
+    this.options.logger.error('saga execution failed', { actionId: exec.actionId, error, state, cause });
+    exec.abort();
+    const waiter = this.waiters.get(exec.token);
+    this.waiters.delete(exec.token);
+    waiter?.reject(exec.stopped);
+  }
+
+  /** Checks one payload against the 256 KiB cap, stopping the execution when it is over. */
+  private measure(exec: Execution, state: string, what: string, payload: unknown): void {
+    const bytes = jsonBytes(payload);
+    if (bytes > exec.report.largestPayload.bytes) exec.report.largestPayload = { bytes, state, what };
+    if (bytes > STATE_PAYLOAD_MAX_BYTES) {
+      this.stop(exec, 'States.DataLimitExceeded', `The ${what} of state ${state} is ${bytes} bytes, over the ${STATE_PAYLOAD_MAX_BYTES} Step Functions allows`, state);
+    }
+  }
+
+  /** Measures every state's input and output, Parallel branches included, until the execution ends. */
+  private async watchPayloads(exec: Execution, events: EventLogs): Promise<void> {
+    for await (const event of events) {
+      if (event.type === 'StateEntered') this.measure(exec, event.state.name, 'input', event.state.input);
+      else if (event.type === 'StateExited') this.measure(exec, event.state.name, 'output', event.state.output);
+      if (TERMINAL_EVENTS.has(event.type)) return;
+    }
+  }
+
+  /** Runs a Task for an execution, unless the runner stopped it; measures the task's input and result. */
+  private async guardedTask(exec: Execution, name: string, state: TaskState, input: unknown): Promise<unknown> {
+    // The library announces a state before it runs it: one macrotask lets watchPayloads look at
+    // everything so far, so a breach stops the execution before this task's side effects.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (!exec.stopped) this.measure(exec, name, 'task input', input);
+    if (exec.stopped) throw exec.stopped;
+    const result = await this.runTask(name, state, input);
+    if (!exec.stopped) this.measure(exec, name, 'task result', result);
+    if (exec.stopped) throw exec.stopped;
+    return result;
+  }
+
+  private invoke(functionName: string, payload: unknown, timeoutSeconds: number): Promise<unknown> {
+    // An execution aborted by close() may still reach a Task (a Retry timer firing); a stopped
+    // runner starts no handler, so nothing writes to the ledger after close() returns.
+    if (this.closed) return Promise.reject(new NamedStateError('States.Runtime', 'runner closed'));
+    const fn = this.options.functions.get(functionName);
+    if (!fn) return Promise.reject(new NamedStateError('Lambda.ResourceNotFoundException', `No local function ${functionName}`));
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    const context = {
+      awsRequestId: randomUUID(),
+      functionName,
+      invokedFunctionArn: functionName,
+      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    } as unknown as Context;
+    const work = fn(payload, context);
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(settled);
+    void settled.finally(() => this.inFlight.delete(settled));
+    return work;
+  }
+
+  private async runTask(name: string, state: TaskState, input: unknown): Promise<unknown> {
+    const resource = state.Resource ?? '';
+    // The function's own timeout: its Task's, less the margin the Task adds for a cold start.
+    const functionTimeout = (this.timeouts.tasks[name] ?? 0) - TASK_TIMEOUT_MARGIN_SECONDS;
+    if (resource === 'arn:aws:states:::lambda:invoke') {
+      const call = LambdaInvokeSchema.parse(input);
+      const payload = await this.invoke(call.FunctionName, call.Payload, functionTimeout);
+      return { ExecutedVersion: '$LATEST', Payload: payload ?? null, StatusCode: 200 };
+    }
+    if (resource === 'arn:aws:states:::lambda:invoke.waitForTaskToken') {
+      const call = LambdaInvokeSchema.parse(input);
+      const token = (call.Payload as { taskToken?: unknown } | null)?.taskToken;
+      if (typeof token !== 'string') throw new NamedStateError('States.Runtime', `${name} sends no task token`);
+      const answered = new Promise<unknown>((resolve, reject) => this.waiters.set(token, { resolve, reject }));
+      // An aborted execution no longer awaits its task; its rejection at close is expected.
+      answered.catch(() => undefined);
+      try {
+        const result = ApprovalRequestResult.safeParse(await this.invoke(call.FunctionName, call.Payload, this.config.functionTimeoutSeconds));
+        const expiresAt = result.success && result.data.expiresAt ? Date.parse(result.data.expiresAt) : undefined;
+        // After a restart the ASL's TimeoutSeconds would start again from zero; the stored
+        // expiry keeps the deadline where it was.
+        if (expiresAt !== undefined) this.expireAt(token, expiresAt);
+      } catch (error) {
+        this.waiters.delete(token);
+        throw error;
+      }
+      return answered;
+    }
+    if (resource.startsWith('arn:aws:lambda:')) return this.invoke(resource, input, functionTimeout);
+    throw new NamedStateError('States.Runtime', `${name}: unsupported resource ${resource}`);
+  }
+
+  private expireAt(token: string, at: number): void {
+    this.after(at, () => {
+      const waiter = this.waiters.get(token);
+      if (!waiter) return;
+      this.waiters.delete(token);
+      waiter.reject(new NamedStateError('States.Timeout', 'The approval timed out'));
+    });
+  }
+
+  /** Calls `fire` at epoch ms `at`, however far away; returns a cancel function. */
+  private after(at: number, fire: () => void): () => void {
+    let timer: NodeJS.Timeout | undefined;
+    let cancelled = false;
+    const arm = () => {
+      const delay = at - Date.now();
+      if (delay <= 0) return void queueMicrotask(() => cancelled || fire());
+      // Node timers cap at ~24.8 days; re-arm in steps for longer waits.
+      timer = setTimeout(() => {
+        this.timers.delete(timer!);
+        arm();
+      }, Math.min(delay, 2_000_000_000));
+      timer.unref();
+      this.timers.add(timer);
+    };
+    arm();
+    return () => {
+      cancelled = true;
+      if (timer) {
+        clearTimeout(timer);
+        this.timers.delete(timer);
+      }
+    };
+  }
+
+  async sendTaskSuccess(taskToken: string, output: unknown): Promise<void> {
+    const waiter = this.waiters.get(taskToken);
+    if (!waiter) throw new TaskTokenInvalidError('invalid');
+    this.waiters.delete(taskToken);
+    waiter.resolve(output);
+  }
+
+  async sendTaskFailure(taskToken: string, error: string, cause: string): Promise<void> {
+    const waiter = this.waiters.get(taskToken);
+    if (!waiter) throw new TaskTokenInvalidError('invalid');
+    this.waiters.delete(taskToken);
+    waiter.reject(new NamedStateError(error, cause));
+  }
+
+  /** Task handler invocations still running (after close(): those that outlived its bound). */
+  get inFlightTasks(): number {
+    return this.inFlight.size;
+  }
+
+  /** Whether a saga for this action is running in this process. */
+  isRunning(actionId: string): boolean {
+    return this.running.has(actionId);
+  }
+
+  /** Resolves when every saga started so far has ended (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
+  }
+
+  /**
+   * Stops every execution and waits (bounded by closeTimeoutMs) for the task handlers they
+   * had running, which an abort does not stop: once it returns nothing of this runner writes
+   * to the ledger, even when the database outlives the process. The executions' state is in
+   * the ledger: the next start resumes them (safe because every step is idempotent).
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    for (const exec of this.executions.values()) exec.abort();
+    for (const waiter of this.waiters.values()) waiter.reject(new NamedStateError('States.Runtime', 'runner closed'));
+    this.waiters.clear();
+    await Promise.allSettled([...this.running.values()]);
+    if (this.inFlight.size === 0) return;
+    const bound = this.options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      Promise.all([...this.inFlight]).then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), bound);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) this.options.logger.error('task handlers still running after close', { count: this.inFlight.size, waitedMs: bound });
+  }
+}

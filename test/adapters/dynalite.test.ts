@@ -1,0 +1,147 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ConditionalCheckFailedException,
+  DescribeTableCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+} from '@aws-sdk/client-dynamodb';
+import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { localDynamoClient, startDynalite, type RunningDynalite } from '../../lambdas/adapters/local/dynalite';
+import { DEFAULT_LEDGER_TABLE, ensureTables, ledgerTableDefinition } from '../../lambdas/adapters/local/dynamo-tables';
+import { silentLogger, startLocalRuntime } from '../../local/server';
+import { deleteTestTable, testDynamoEndpoint, uniqueTableName } from '../helpers/dynamo';
+
+const running: RunningDynalite[] = [];
+const dirs: string[] = [];
+
+afterEach(async () => {
+  for (const d of running.splice(0)) await d.close();
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+async function start(path?: string) {
+  const d = await startDynalite(path ? { path } : {});
+  running.push(d);
+  return d;
+}
+
+/** The database under test: the external endpoint when one is set (tables deleted at the end), else dynalite. */
+async function database(): Promise<{ client: RunningDynalite['client']; table: (name: string) => string }> {
+  const endpoint = testDynamoEndpoint();
+  if (!endpoint) return { client: (await start()).client, table: (name) => name };
+  const client = localDynamoClient(endpoint);
+  const names: string[] = [];
+  running.push({
+    endpoint,
+    client,
+    close: async () => {
+      client.destroy();
+      for (const name of names) await deleteTestTable(name, endpoint);
+    },
+  });
+  const table = () => {
+    const name = uniqueTableName();
+    names.push(name);
+    return name;
+  };
+  return { client, table };
+}
+
+describe('ledger table', () => {
+  it('creates the table with pk/sk and gsi1 once', async () => {
+    const { client, table } = await database();
+    const name = table(DEFAULT_LEDGER_TABLE);
+    expect(await ensureTables(client, name)).toEqual({ created: true });
+    expect(await ensureTables(client, name)).toEqual({ created: false });
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: name }));
+    expect(Table?.TableStatus).toBe('ACTIVE');
+    expect(Table?.KeySchema).toEqual(ledgerTableDefinition().KeySchema);
+    expect(Table?.GlobalSecondaryIndexes?.[0]).toMatchObject({
+      IndexName: 'gsi1',
+      KeySchema: [
+        { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+        { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'ALL' },
+    });
+  });
+
+  it('survives concurrent ensureTables calls', async () => {
+    const { client, table } = await database();
+    const name = table('ledger-race');
+    const results = await Promise.all([ensureTables(client, name), ensureTables(client, name)]);
+    expect(results.filter((r) => r.created).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('evaluates conditional writes and serves the GSI', async () => {
+    const { client, table } = await database();
+    const name = table(DEFAULT_LEDGER_TABLE);
+    await ensureTables(client, name);
+    const put = (v: string) =>
+      client.send(
+        new PutItemCommand({
+          TableName: name,
+          Item: { pk: { S: 'A#1' }, sk: { S: 'META' }, gsi1pk: { S: 'P#alice' }, gsi1sk: { S: v } },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    await put('first');
+    await expect(put('second')).rejects.toBeInstanceOf(ConditionalCheckFailedException);
+    const q = await client.send(
+      new QueryCommand({
+        TableName: name,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :p',
+        ExpressionAttributeValues: { ':p': { S: 'P#alice' } },
+      }),
+    );
+    expect(q.Items?.map((i) => i.gsi1sk?.S)).toEqual(['first']);
+  });
+
+  it('persists data under its path across restarts (dynalite)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-dynalite-'));
+    dirs.push(dir);
+    const first = await start(join(dir, 'db'));
+    await ensureTables(first.client);
+    await first.client.send(new PutItemCommand({ TableName: DEFAULT_LEDGER_TABLE, Item: { pk: { S: 'k' }, sk: { S: 's' } } }));
+    await first.close();
+
+    const second = await start(join(dir, 'db'));
+    expect(await ensureTables(second.client)).toEqual({ created: false });
+    const got = await second.client.send(
+      new GetItemCommand({ TableName: DEFAULT_LEDGER_TABLE, Key: { pk: { S: 'k' }, sk: { S: 's' } } }),
+    );
+    expect(got.Item?.pk?.S).toBe('k');
+  });
+});
+
+describe('the local runtime on an external endpoint (AIRLOCK_DYNAMODB_ENDPOINT)', () => {
+  it('uses the endpoint instead of starting dynalite, and its data outlives the runtime', async () => {
+    // Prepare: the endpoint CI runs against (DynamoDB Local), else a dynalite standing in for one.
+    const standIn = testDynamoEndpoint() ? undefined : await start();
+    const endpoint = testDynamoEndpoint() ?? standIn!.endpoint;
+    const tableName = uniqueTableName();
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-endpoint-'));
+    dirs.push(dir);
+    try {
+      // Act
+      const rt = await startLocalRuntime({ port: 0, stateDir: dir, logger: silentLogger, dynamoEndpoint: endpoint, tableName, setProcessEnv: false });
+      expect(rt.dynamo).toMatchObject({ endpoint, tableName, external: true });
+      expect(rt.env.AWS_ENDPOINT_URL_DYNAMODB).toBe(endpoint);
+      await rt.dynamo.client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'kept' }, sk: { S: '1' } } }));
+      await rt.close();
+      // Assess: nothing embedded was started, and the item is still on the endpoint.
+      expect(existsSync(join(dir, 'dynamodb'))).toBe(false);
+      const probe = localDynamoClient(endpoint);
+      const got = await probe.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: 'kept' }, sk: { S: '1' } } }));
+      probe.destroy();
+      expect(got.Item?.pk?.S).toBe('kept');
+    } finally {
+      await deleteTestTable(tableName);
+    }
+  });
+});

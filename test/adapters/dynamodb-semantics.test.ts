@@ -1,0 +1,114 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoApprovalStore } from '../../lambdas/adapters/aws/dynamo-approvals';
+import type { ActionRecord } from '../../lambdas/actions/action';
+import { InvalidCursorError } from '../../lambdas/ports/ledger';
+import { startLedger } from '../helpers/ledger';
+import { echoCall } from '../helpers/intake';
+
+/**
+ * Where dynalite and DynamoDB (DynamoDB Local in `npm run test:dynamodb-local`) differ, pinned
+ * down against whichever engine this run uses. Each case was a difference found by running
+ * the suites against the real engine.
+ */
+
+let env: Awaited<ReturnType<typeof startLedger>>;
+let approvals: DynamoApprovalStore;
+
+beforeAll(async () => {
+  env = await startLedger();
+  approvals = new DynamoApprovalStore({ client: env.dynamo.client, tableName: env.tableName });
+});
+afterAll(async () => {
+  await env.close();
+});
+
+function action(id: string, sub: string): ActionRecord {
+  const at = new Date().toISOString();
+  return {
+    id, principal: { sub, roles: [] }, actor: { name: 'a' }, envelope: echoCall(), kind: 'single', mode: 'execute',
+    planHash: 'h', status: 'received', createdAt: at, updatedAt: at, version: 1,
+  };
+}
+
+/** Resolves to 'ok' or 'invalid-cursor'; anything else (a ValidationException: a 500) rejects. */
+async function outcome(listing: Promise<unknown>): Promise<'ok' | 'invalid-cursor'> {
+  try {
+    await listing;
+    return 'ok';
+  } catch (error) {
+    if (error instanceof InvalidCursorError) return 'invalid-cursor';
+    throw error;
+  }
+}
+
+describe('listing positions are untrusted input', () => {
+  beforeAll(async () => {
+    for (const n of [1, 2, 3]) await env.ledger.createAction(action(`act_01J0000000000000000000CRR${n}`, 'cursor-owner'));
+  });
+
+  // The stores rebuild the start key from a checked id (the HMAC'd cursor already names one);
+  // an id that does not fit the listing must never reach the engine, whose ValidationException
+  // would be a 500. Both engines refuse empty or out-of-range key strings, each in its own words.
+  it('a position that is not an id of the listing is refused as invalid, not a server error', async () => {
+    for (const startAfter of ['', 'ACTION#x', 'act_', 'act_01J0000000000000000000CRR', 'apr_01J0000000000000000000CRR1']) {
+      await expect(env.ledger.listActions({ principalSub: 'cursor-owner', limit: 2, startAfter })).rejects.toBeInstanceOf(InvalidCursorError);
+    }
+    for (const startAfter of ['', 'APPROVAL#a', 'act_01J0000000000000000000CRR1']) {
+      await expect(approvals.listApprovals({ status: 'pending', limit: 2, startAfter })).rejects.toBeInstanceOf(InvalidCursorError);
+    }
+  });
+
+  it('a genuine position still pages through every action once', async () => {
+    const page1 = await env.ledger.listActions({ principalSub: 'cursor-owner', limit: 2 });
+    expect(page1.lastEvaluated).toBeDefined();
+    const page2 = await env.ledger.listActions({ principalSub: 'cursor-owner', limit: 2, startAfter: page1.lastEvaluated! });
+    const ids = [...page1.items, ...page2.items].map((a) => a.id);
+    expect(new Set(ids).size).toBe(3);
+  });
+
+  it('any position yields a page or InvalidCursorError on this engine (property)', async () => {
+    const position = fc.oneof(
+      fc.constantFrom('', 'ACTION', 'ACTION#', 'act_01J0000000000000000000CRR2', 'apr_01J0000000000000000000CRR2', 'act_ZZZZZZZZZZZZZZZZZZZZZZZZZZ'),
+      fc.string({ maxLength: 40 }),
+      fc.stringMatching(/^(act|apr)_[0-9A-HJKMNP-TV-Z]{26}$/),
+      fc.string({ minLength: 290, maxLength: 320 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(position, async (startAfter) => {
+        expect(await outcome(env.ledger.listActions({ principalSub: 'cursor-owner', limit: 2, startAfter }))).toMatch(/^(ok|invalid-cursor)$/);
+        expect(await outcome(approvals.listApprovals({ status: 'pending', limit: 2, startAfter }))).toMatch(/^(ok|invalid-cursor)$/);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe('key sizes stay inside DynamoDB limits', () => {
+  // DynamoDB Local refuses a gsi1 partition key over 2048 bytes and a sort key over 1024 bytes
+  // ("Size limit exceeded"); dynalite stores them. Keys built from a principal's `sub` (at most
+  // 256 characters) must fit even when every character takes three bytes in UTF-8.
+  const widest = '中'.repeat(256);
+
+  it('an action of a principal with the longest, widest sub is stored and listed', async () => {
+    const id = 'act_01J0000000000000000000WIDE';
+    expect(await env.ledger.createAction(action(id, widest))).toBe('created');
+    const page = await env.ledger.listActions({ principalSub: widest, limit: 5 });
+    expect(page.items.map((a) => a.id)).toEqual([id]);
+  });
+
+  it('a vote by the longest, widest sub is stored and read back', async () => {
+    const approvalId = 'apr_01J0000000000000000000WIDE';
+    const at = new Date().toISOString();
+    await approvals.createApproval(
+      {
+        id: approvalId, actionId: 'act_01J0000000000000000000WIDE', status: 'pending', planHash: 'h', quorum: 1, approverRule: 'manager',
+        requester: widest, grantees: [], createdAt: at, updatedAt: at, expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+      },
+      'token',
+    );
+    const put = await approvals.putVote({ approvalId, voter: widest, decision: 'approve', planHash: 'h', at });
+    expect(put.outcome).toBe('recorded');
+    expect((await approvals.getVote(approvalId, widest))?.voter).toBe(widest);
+  });
+});

@@ -1,0 +1,122 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../lambdas/shared/logger';
+import { STATE_PAYLOAD_MAX_BYTES } from '../../lambdas/saga/limits';
+import { DEFAULT_SAGA_TIMEOUTS, SagaTimeoutError } from '../../lambdas/saga/timeouts';
+import { LocalSagaRunner, localFunctionArn, MAX_TIMER_SECONDS, type LocalFunction } from '../../local/saga-runner';
+import { renderAsl } from '../../lib/constructs/saga';
+
+const dir = mkdtempSync(join(tmpdir(), 'airlock-runner-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const logs: string[] = [];
+const logger = createLogger({ level: 'debug', sink: (line) => logs.push(line) });
+const substitutions = {
+  PolicyFunctionArn: localFunctionArn('policy'),
+  ApprovalsFunctionArn: localFunctionArn('approvals'),
+  ReceiptsFunctionArn: localFunctionArn('receipts'),
+};
+
+const retry = [{ ErrorEquals: ['Lambda.ServiceException'], MaxAttempts: 2, IntervalSeconds: 1 }];
+const catchAll = [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Caught' }];
+const blobTask = (field: string, next: string) => ({
+  Type: 'Task',
+  Resource: 'arn:aws:states:::lambda:invoke',
+  Parameters: { FunctionName: '${PolicyFunctionArn}', Payload: { 'size.$': `$.${field}` } },
+  ResultSelector: { 'blob.$': '$.Payload.blob' },
+  ResultPath: `$.${field}Result`,
+  Retry: retry,
+  Catch: catchAll,
+  Next: next,
+});
+const recordTask = (task: string) => ({
+  Type: 'Task',
+  Resource: 'arn:aws:states:::lambda:invoke',
+  Parameters: { FunctionName: '${ReceiptsFunctionArn}', Payload: { task } },
+  ResultPath: null,
+  Retry: [{ ErrorEquals: ['States.ALL'], MaxAttempts: 2, IntervalSeconds: 1 }],
+  End: true,
+});
+
+/** First and Second return a blob of the asked size into the state; Third runs only if nothing was too large. */
+const definitionPath = join(dir, 'blobs.asl.json');
+writeFileSync(
+  definitionPath,
+  JSON.stringify({
+    StartAt: 'First',
+    States: { First: blobTask('first', 'Second'), Second: blobTask('second', 'Third'), Third: recordTask('third'), Caught: recordTask('caught') },
+  }),
+);
+
+function blobRunner() {
+  const ran: string[] = [];
+  const functions = new Map<string, LocalFunction>([
+    [localFunctionArn('policy'), async (event) => ({ blob: 'x'.repeat((event as { size: number }).size) })],
+    [localFunctionArn('receipts'), async (event) => void ran.push((event as { task: string }).task)],
+  ]);
+  const runner = new LocalSagaRunner({ functions, substitutions, logger, definitionPath, retryIntervalMs: 1 });
+  return { runner, ran };
+}
+
+async function runBlobs(first: number, second: number) {
+  const { runner, ran } = blobRunner();
+  const id = `act_${first}_${second}`;
+  await runner.start(id, { actionId: id, first, second } as never);
+  await runner.idle();
+  await runner.close();
+  return { report: runner.reportOf(id)!, ran };
+}
+
+describe('local saga runner: the 256 KiB state cap, as on Step Functions', () => {
+  it('runs to the end when every payload fits, and reports the largest', async () => {
+    const { report, ran } = await runBlobs(1_000, 2_000);
+    expect(report.failure).toBeUndefined();
+    expect(ran).toEqual(['third']);
+    expect(report.largestPayload.bytes).toBeGreaterThan(3_000);
+    expect(report.largestPayload.bytes).toBeLessThan(4_000);
+  });
+
+  it('stops at a task result over the cap: no Catch runs, nothing after it runs', async () => {
+    const { report, ran } = await runBlobs(STATE_PAYLOAD_MAX_BYTES + 10, 1);
+    expect(report.failure).toMatchObject({ error: 'States.DataLimitExceeded', state: 'First' });
+    expect(report.failure?.cause).toMatch(/task result of state First/);
+    expect(ran).toEqual([]);
+  });
+
+  it('stops at a state output over the cap even when each task result fits', async () => {
+    const half = Math.ceil(STATE_PAYLOAD_MAX_BYTES / 2) + 100;
+    const { report, ran } = await runBlobs(half, half);
+    expect(report.failure).toMatchObject({ error: 'States.DataLimitExceeded', state: 'Second' });
+    expect(report.failure?.cause).toMatch(/output of state Second/);
+    expect(ran).toEqual([]);
+    expect(logs.some((l) => l.includes('States.DataLimitExceeded'))).toBe(true);
+  });
+});
+
+describe('local saga runner: the same TimeoutSeconds as the stack', () => {
+  const runnerWith = (timeouts: Partial<typeof DEFAULT_SAGA_TIMEOUTS>) =>
+    new LocalSagaRunner({ functions: new Map(), substitutions, logger, timeouts });
+
+  it('derives exactly what the stack deploys for the same config', () => {
+    for (const config of [DEFAULT_SAGA_TIMEOUTS, { ...DEFAULT_SAGA_TIMEOUTS, approvalTimeoutSeconds: 90, functionTimeoutSeconds: 7, connectorTimeoutSeconds: 45 }]) {
+      const local = runnerWith(config);
+      const deployed = JSON.parse(renderAsl(config).text) as Record<string, unknown>;
+      // Only the ARNs differ: the stack's come from definitionSubstitutions.
+      let text = JSON.stringify(deployed);
+      for (const [name, arn] of Object.entries(substitutions)) text = text.replaceAll(`\${${name}}`, arn);
+      expect(local.definition).toEqual(JSON.parse(text));
+      expect(local.definition.TimeoutSeconds).toBe(local.timeouts.executionSeconds);
+    }
+  });
+
+  it('refuses an approval wait a Node.js timer cannot hold, and one no Standard workflow can', () => {
+    expect(() => runnerWith({ approvalTimeoutSeconds: MAX_TIMER_SECONDS + 1 })).toThrow(SagaTimeoutError);
+    expect(() => runnerWith({ approvalTimeoutSeconds: MAX_TIMER_SECONDS + 1 })).toThrow(/Node\.js timer.*approvalTimeoutSeconds/);
+    expect(() => runnerWith({ approvalTimeoutSeconds: 31_536_000 })).toThrow(/approvalTimeoutSeconds.*one year/);
+    // The wait also covers the approvals function's own Task time (10 + 10 s by default).
+    expect(() => runnerWith({ approvalTimeoutSeconds: MAX_TIMER_SECONDS - 20 })).not.toThrow();
+    expect(() => runnerWith({ approvalTimeoutSeconds: MAX_TIMER_SECONDS - 19 })).toThrow(/Node\.js timer/);
+  });
+});

@@ -1,0 +1,62 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '../../lambdas/shared/logger';
+import { startTestControlPlane, travelPlan, type TestControlPlane } from '../helpers/control-plane';
+import { isoDay } from '../helpers/dates';
+
+/**
+ * A full saga with every log line captured at debug level (the runtime's logger and anything
+ * written to stdout), then a scan for secret material: the grant-signing key, the vendor
+ * credentials, any JWT (grants and bearer tokens).
+ */
+let cp: TestControlPlane;
+const captured: string[] = [];
+let stdout: ReturnType<typeof vi.spyOn>;
+
+beforeAll(async () => {
+  stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    captured.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+    return true;
+  });
+  cp = await startTestControlPlane({ logger: createLogger({ level: 'debug', sink: (line) => captured.push(line) }) });
+});
+afterAll(async () => {
+  await cp?.close();
+  stdout?.mockRestore();
+});
+
+describe('secret hygiene over a whole saga', () => {
+  it('keeps keys, credentials and grants out of logs, the action and the receipt', async () => {
+    const alice = await cp.token('alice', { roles: ['Employee'], manager: 'bob' });
+    cp.cp.vendors.admin.setFaults('travel', { failNext: [{ operation: 'book_flight', count: 1, status: 400 }] });
+    const failed = await cp.post(alice, travelPlan({ date: isoDay(27) }));
+    const ok = await cp.post(alice, travelPlan({ date: isoDay(28) }));
+    await cp.cp.runner.idle();
+    expect(ok.body.status).toBe('completed');
+    expect(failed.body.status).toBe('compensated');
+
+    const secretsDir = join(cp.stateDir, 'secrets');
+    const secrets = readdirSync(secretsDir).map((f) => readFileSync(join(secretsDir, f), 'utf8'));
+    const needles = secrets.flatMap((value) => {
+      try {
+        // A JWK: its private part is the secret; the public part may be published.
+        const jwk = JSON.parse(value) as { d?: string };
+        return jwk.d ? [jwk.d] : [value];
+      } catch {
+        return [value];
+      }
+    });
+    expect(needles.length).toBeGreaterThanOrEqual(5);
+
+    const views = await Promise.all([ok.body.id, failed.body.id].map((id: string) => cp.get(alice, `/v1/actions/${id}`)));
+    const receipts = views.map((v) => readFileSync(join(cp.stateDir, 'audit', v.body.receipt as string), 'utf8'));
+    const haystacks = { logs: captured.join('\n'), actions: JSON.stringify(views.map((v) => v.body)), receipts: receipts.join('\n') };
+    expect(haystacks.logs.length).toBeGreaterThan(1_000);
+    for (const [where, text] of Object.entries(haystacks)) {
+      for (const needle of needles) expect(text.includes(needle), `a secret appears in ${where}`).toBe(false);
+      expect(text, `a JWT appears in ${where}`).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\./);
+      expect(text).not.toContain(alice);
+    }
+  });
+});

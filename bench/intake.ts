@@ -5,7 +5,6 @@
  * start the saga); the sagas run in the background in the same process, as under `npm start`.
  * The "front door" rounds leave the sagas out to show intake's own cost.
  */
-import '../local/polyfills';
 import { installRuntime, runtime } from '../lambdas/composition/aws';
 import { benchControlPlane, ms, pool, summarize } from './support';
 

@@ -3,7 +3,6 @@
  * travel plan end to end (POST until completed, synchronous answer) and the time to
  * compensate after the vendor refuses the 4th step (from the failure event to `compensated`).
  */
-import '../local/polyfills';
 import { isoDay } from '../test/helpers/dates';
 import { benchControlPlane, ms, summarize } from './support';
 

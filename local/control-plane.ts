@@ -1,4 +1,3 @@
-import './polyfills';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

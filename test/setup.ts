@@ -1,5 +1,4 @@
 // aws-local-stepfunctions 3 calls Promise.withResolvers, which Node 20 lacks.
-import '../local/polyfills';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

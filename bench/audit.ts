@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoSagaStore } from '../lambdas/adapters/aws/dynamo-saga-store';
 import { FileAuditStore } from '../lambdas/adapters/local/file-audit-store';
-import { createLogger } from '../lambdas/shared/logger';
+import { createLogger } from '../lambdas/middleware/powertools';
 import { digestSignerFromSecret } from '../lambdas/receipts/signing';
 import { writeDigest, writeReceipt, type ReceiptsDeps } from '../lambdas/receipts/vault';
 import { verifyVault } from '../lambdas/receipts/verify';
 import { startLedger } from '../test/helpers/ledger';
 import { REDACTION_KEY, SIGNING_SECRET, seedAction, syntheticReceipt } from '../test/helpers/receipts';
+import { toolRegistry } from '../lambdas/tools/registry';
 
 /**
  * Audit vault benchmark (local): receipts written per second — through the whole
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
       events: saga,
       store: ledgerStore,
       secrets: { getSecret: async (name) => (name.includes('redaction') ? REDACTION_KEY : SIGNING_SECRET) },
+      tools: toolRegistry,
       logger,
       now: () => new Date(),
       digests: { settleMs: 0, wholeSeconds: false },

@@ -5,7 +5,6 @@
  * start the saga); the sagas run in the background in the same process, as under `npm start`.
  * The "front door" rounds leave the sagas out to show intake's own cost.
  */
-import { installRuntime, runtime } from '../lambdas/composition/aws';
 import { benchControlPlane, ms, pool, summarize } from './support';
 
 const N = Number(process.env.BENCH_ACTIONS ?? 1_000);
@@ -16,8 +15,7 @@ async function round(label: string, duplicateShare: number, frontDoorOnly = fals
   if (frontDoorOnly) {
     // The same adapters, but a workflow that only records: the front door's own cost,
     // without the sagas sharing the process (and its two cores) with it.
-    const rt = await runtime();
-    installRuntime({ ...rt, workflow: { start: async () => undefined } });
+    cp.rt.controlPlane.composition.intake.workflow = { start: async () => undefined };
   }
   const body = (i: number) => ({ tool: 'echo.say', arguments: { message: `hello ${i}` }, agent: { name: 'bench' } });
   // Warm-up: Cedar, the SDK clients and the ASL parse once per process.

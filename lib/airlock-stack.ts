@@ -11,15 +11,16 @@ import { AuditVault } from './constructs/audit-vault';
 import { Ledger } from './constructs/ledger';
 import { ActionSaga } from './constructs/saga';
 import { AirlockSecrets } from './constructs/secrets';
+import { EnvNames } from '../lambdas/composition/env';
 
 /** Env var with the grant lifetime, in functions that mint or verify grants. */
-export const GRANT_TTL_ENV = 'GRANT_TTL_SECONDS';
-/** Env var with `{ connector: function ARN }` in the policy function (IssueGrant). */
-export const CONNECTOR_FUNCTIONS_ENV = 'CONNECTOR_FUNCTIONS';
+export const GRANT_TTL_ENV = EnvNames.grantTtlSeconds;
+/** Env var with `{ connector: function ARN }` in the saga function (IssueGrant). */
+export const CONNECTOR_FUNCTIONS_ENV = EnvNames.connectorFunctions;
 /** Env var with a connector's vendor API base URL (config `vendorBaseUrls`). */
-export const VENDOR_BASE_URL_ENV = 'VENDOR_BASE_URL';
+export const VENDOR_BASE_URL_ENV = EnvNames.vendorBaseUrl;
 /** Env var naming the connector a connector function serves. */
-export const CONNECTOR_NAME_ENV = 'CONNECTOR_NAME';
+export const CONNECTOR_NAME_ENV = EnvNames.connectorName;
 
 /** Props of {@link AirlockStack}. */
 export interface AirlockStackProps extends StackProps {
@@ -61,7 +62,7 @@ export class AirlockStack extends Stack {
   readonly saga: ActionSaga;
   readonly secrets: AirlockSecrets;
   /** The API and saga functions by name. */
-  readonly functions: Readonly<Record<FunctionName | 'policy', AirlockFunction>>;
+  readonly functions: Readonly<Record<FunctionName | 'saga', AirlockFunction>>;
   /** Connector functions by connector name. */
   readonly connectorFunctions: ReadonlyMap<string, AirlockFunction>;
   /** The rotation function of the grant-signing key (invoked by Secrets Manager only). */
@@ -96,14 +97,14 @@ export class AirlockStack extends Stack {
     const intake = make('Intake', 'lambdas/intake/handler.ts', 'Airlock intake: validate, dedupe, decide, start the saga', {
       cedar: true,
     });
-    const policy = make('Policy', 'lambdas/saga/handler.ts', 'Airlock policy: Cedar decision at saga run time', {
+    const saga = make('Saga', 'lambdas/saga/handler.ts', 'Airlock saga tasks: run-time policy, grants and bookkeeping', {
       cedar: true,
     });
     const approvals = make('Approvals', 'lambdas/approvals/handler.ts', 'Airlock approvals: record votes, answer the saga', {
       cedar: true,
     });
     const receipts = make('Receipts', 'lambdas/receipts/handler.ts', 'Airlock receipts: write-once receipts and digests');
-    this.functions = { intake, policy, approvals, receipts };
+    this.functions = { intake, saga, approvals, receipts };
 
     const connectorFunctions = new Map<string, AirlockFunction>();
     for (const name of connectorNames) {
@@ -122,7 +123,7 @@ export class AirlockStack extends Stack {
     this.connectorFunctions = connectorFunctions;
 
     // The core functions share the ledger; only receipts touches the audit vault.
-    for (const fn of [intake, policy, approvals]) this.ledger.bindReadWrite(fn);
+    for (const fn of [intake, saga, approvals]) this.ledger.bindReadWrite(fn);
     // The two functions that serve listings sign and check their page cursors.
     for (const fn of [intake, approvals]) this.secrets.grantCursorKeyRead(fn);
     // Receipts read the ledger (never write it).
@@ -138,13 +139,13 @@ export class AirlockStack extends Stack {
 
     const sagaFunctions: Record<string, AirlockFunction> = {
       IntakeFunctionArn: intake,
-      PolicyFunctionArn: policy,
+      SagaFunctionArn: saga,
       ApprovalsFunctionArn: approvals,
       ReceiptsFunctionArn: receipts,
     };
     for (const [name, fn] of connectorFunctions) sagaFunctions[`Connector${pascal(name)}FunctionArn`] = fn;
     // IssueGrant names the connector function of each step; the saga invokes it by that name.
-    policy.addEnvironment(
+    saga.addEnvironment(
       CONNECTOR_FUNCTIONS_ENV,
       Stack.of(this).toJsonString(Object.fromEntries([...connectorFunctions].map(([name, fn]) => [name, fn.function.functionArn]))),
     );

@@ -33,7 +33,7 @@ export const CONFIG_FILE_ENV = 'AIRLOCK_CONFIG_FILE';
 export const PLACEHOLDER_ISSUER = 'https://issuer.airlock.invalid/';
 
 /** Functions that may be named as grant-signing-key readers (connectors always read it). */
-export const GRANT_KEY_READER_CANDIDATES = ['intake', 'policy', 'approvals', 'receipts'] as const;
+export const GRANT_KEY_READER_CANDIDATES = ['intake', 'saga', 'approvals', 'receipts'] as const;
 
 const retentionDays = z
   .number()
@@ -101,7 +101,13 @@ export const AirlockConfigSchema = z
      * Functions besides the connectors that may read the grant-signing key: the ones that
      * mint grants. Connectors always read it because they verify every grant they receive.
      */
-    grantKeyReaders: z.array(z.enum(GRANT_KEY_READER_CANDIDATES)).min(1).default(['policy']),
+    grantKeyReaders: z
+      .array(
+        // `policy` is what the saga function was called before it was named for what it does.
+        z.preprocess((name) => (name === 'policy' ? 'saga' : name), z.enum(GRANT_KEY_READER_CANDIDATES)),
+      )
+      .min(1)
+      .default(['saga']),
     /**
      * Base URL of each connector's vendor API (`{ "travel": "https://api.vendor.example" }`),
      * set as VENDOR_BASE_URL on that connector's function. A connector without one calls the

@@ -2,20 +2,19 @@ import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DynamoLedger } from '../lambdas/adapters/aws/dynamo-ledger';
-import { DynamoApprovalStore } from '../lambdas/adapters/aws/dynamo-approvals';
 import { DynamoSagaStore } from '../lambdas/adapters/aws/dynamo-saga-store';
 import { TerminalStatuses, type ActionStatus } from '../lambdas/actions/action';
-import { GrantKeyring } from '../lambdas/steps/grants';
-import { defaultIntakeConfig, type IntakeConfig } from '../lambdas/intake/intake';
-import { loadPolicyEngine } from '../lambdas/policy/index';
-import { connectors } from '../lambdas/tools/registry';
-import { connectorHandler } from '../lambdas/steps/handler';
-import { handler as policyHandler } from '../lambdas/saga/handler';
-import { installApprovalsRuntime, localApprovalsDeps } from '../lambdas/composition/approvals-runtime';
-import { createLocalReceiptsRuntime, type LocalReceipts } from '../lambdas/composition/receipts-runtime';
-import { installConnectorRuntime, installRuntime, installSagaRuntime, ledgerDecider, resetRuntime } from '../lambdas/composition/aws';
+import { createApprovalsHandler } from '../lambdas/approvals/handler';
+import type { Lazy } from '../lambdas/composition/deps';
+import { composeLocal, type LocalComposition, type LocalReceipts } from '../lambdas/composition/local';
+import type { IntakeConfig } from '../lambdas/intake/intake';
+import { createIntakeHandler } from '../lambdas/intake/handler';
 import { SecretNames } from '../lambdas/ports/secrets';
-import { cachingLoader, loadHandlerModule } from './handler-loader';
+import { createReceiptsHandler } from '../lambdas/receipts/handler';
+import { createSagaHandler } from '../lambdas/saga/handler';
+import { createStepsHandler } from '../lambdas/steps/handler';
+import { connectors } from '../lambdas/tools/registry';
+import type { LambdaHandler } from './handler-loader';
 import { LocalSagaRunner, localFunctionArn, type LocalFunction } from './saga-runner';
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions, type LocalService, type LocalServiceContext } from './server';
 import { SANDBOX_CONNECTORS, startSandboxVendors, type SandboxVendors, type StartSandboxVendorsOptions } from './vendors/index';
@@ -44,16 +43,13 @@ export interface ControlPlaneOptions {
   approvalTimeoutSeconds?: number;
   /** Per vendor call budget in ms, reconcile included. */
   vendorTimeoutMs?: number;
-  /**
-   * Replaces in-process functions by name (`receipts`, `approvals`, …): for the parts that
-   * another module supplies (see lambdas/handlers/<name>.ts).
-   */
-  functions?: Partial<Record<string, LocalFunction>>;
 }
 
 /** What the control plane service exposes once started. */
 export interface ControlPlane {
   runner: LocalSagaRunner;
+  /** Every function's dependencies, as the handlers read them on each invocation. */
+  composition: LocalComposition;
   vendors: SandboxVendors;
   ledger: DynamoLedger;
   store: DynamoSagaStore;
@@ -85,9 +81,6 @@ export class RuntimeStoppingError extends Error {
 function stoppableFetch(signal: AbortSignal): typeof fetch {
   return (input, init) => fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
 }
-
-const loadHandler = cachingLoader(loadHandlerModule);
-const handlerOf = async (name: string) => (await loadHandler(name)) as LocalFunction;
 
 /** Actions a previous run left mid-flight: resumed or compensated on start. */
 async function unfinishedActions(ctx: LocalServiceContext): Promise<string[]> {
@@ -127,21 +120,26 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         options.externalVendors ?? (await startSandboxVendors({ stateDir: join(ctx.stateDir, SANDBOX_VENDOR_STATE_DIR), ...options.vendors, credentials }));
       const ledger = new DynamoLedger({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
       const store = new DynamoSagaStore({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName });
-      const decider = ledgerDecider(loadPolicyEngine(), store);
-      const keyring = new GrantKeyring(ctx.secrets);
 
+      // The same handlers the stack deploys, over the local composition (built just below:
+      // the saga runner they run in is part of it).
+      let composition: LocalComposition | undefined;
+      const part =
+        <K extends keyof LocalComposition>(key: K): Lazy<LocalComposition[K]> =>
+        async () => {
+          if (!composition) throw new Error('the local control plane is not composed yet');
+          return composition[key];
+        };
       const functions = new Map<string, LocalFunction>();
-      functions.set(localFunctionArn('policy'), options.functions?.policy ?? (policyHandler as LocalFunction));
-      for (const name of ['approvals', 'receipts']) {
-        const given = options.functions?.[name];
-        functions.set(localFunctionArn(name), given ?? (async (event, context) => (await handlerOf(name))(event, context)));
-      }
-      for (const c of connectors) functions.set(localFunctionArn(`connector-${c.name}`), connectorHandler(c.name) as LocalFunction);
+      functions.set(localFunctionArn('saga'), createSagaHandler(part('saga')) as LocalFunction);
+      functions.set(localFunctionArn('approvals'), createApprovalsHandler(part('approvals')) as LocalFunction);
+      functions.set(localFunctionArn('receipts'), createReceiptsHandler(part('receipts')) as LocalFunction);
+      for (const c of connectors) functions.set(localFunctionArn(`connector-${c.name}`), createStepsHandler(part('steps'), c.name) as LocalFunction);
 
       const runner = new LocalSagaRunner({
         functions,
         substitutions: {
-          PolicyFunctionArn: localFunctionArn('policy'),
+          SagaFunctionArn: localFunctionArn('saga'),
           ApprovalsFunctionArn: localFunctionArn('approvals'),
           ReceiptsFunctionArn: localFunctionArn('receipts'),
         },
@@ -151,67 +149,40 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         ...(options.approvalTimeoutSeconds !== undefined ? { timeouts: { approvalTimeoutSeconds: options.approvalTimeoutSeconds } } : {}),
       });
 
-      installRuntime({
-        actions: ledger,
-        steps: store,
-        idempotency: ledger,
-        workflow: runner,
-        decider,
-        intake: { ...defaultIntakeConfig, ...options.intake },
-      });
-      installSagaRuntime({
-        actions: ledger,
-        steps: store,
-        events: store,
-        spend: store,
-        approvals: new DynamoApprovalStore({ client: ctx.dynamo.client, tableName: ctx.dynamo.tableName }),
-        decider,
-        keyring,
-        connectorFunction: (connector) => localFunctionArn(`connector-${connector}`),
-        grantTtlSeconds: options.grantTtlSeconds ?? 300,
-        now: () => new Date(),
-        logger: ctx.logger,
-      });
-      installApprovalsRuntime(
-        localApprovalsDeps({
-          client: ctx.dynamo.client,
-          tableName: ctx.dynamo.tableName,
-          stateDir: ctx.stateDir,
-          callbacks: runner,
-          logger: ctx.logger,
-          ...(options.approvalTimeoutSeconds !== undefined ? { timeoutSeconds: options.approvalTimeoutSeconds } : {}),
-        }),
-      );
       // Every digest declares this schedule, so `audit verify` can tell a vault that stops early.
       const digestIntervalMs = options.digestIntervalMs ?? 60_000;
-      const receipts = await createLocalReceiptsRuntime({
-        stateDir: ctx.stateDir,
-        dynamo: { client: ctx.dynamo.client, tableName: ctx.dynamo.tableName },
-        secrets: ctx.secrets,
-        logger: ctx.logger,
-        // A digest per receipt would re-list the vault every time; like the hourly schedule
-        // in AWS, digests are written on a timer here (and on demand, and at shutdown).
-        digestAfterEachReceipt: false,
-        digestIntervalMs,
-      });
-      receipts.install();
+      const stopping = new AbortController();
+      composition = composeLocal(
+        {
+          stateDir: ctx.stateDir,
+          dynamo: { client: ctx.dynamo.client, tableName: ctx.dynamo.tableName },
+          secrets: ctx.secrets,
+          logger: ctx.logger,
+          workflow: runner,
+          callbacks: runner,
+          connectorFunction: (connector: string) => localFunctionArn(`connector-${connector}`),
+          vendorBaseUrls: vendors.baseUrls,
+          vendorFetch: stoppableFetch(stopping.signal),
+        },
+        {
+          ...(options.intake ? { intake: options.intake } : {}),
+          ...(options.grantTtlSeconds !== undefined ? { grantTtlSeconds: options.grantTtlSeconds } : {}),
+          ...(options.approvalTimeoutSeconds !== undefined ? { approvalTimeoutSeconds: options.approvalTimeoutSeconds } : {}),
+          ...(options.vendorTimeoutMs !== undefined ? { vendorTimeoutMs: options.vendorTimeoutMs } : {}),
+          // A digest per receipt would re-list the vault every time; like the hourly schedule
+          // in AWS, digests are written on a timer here (and on demand, and at shutdown).
+          digestIntervalMs,
+        },
+      );
+      const receipts = composition.vault;
       const digestTimer = setInterval(() => {
         receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
       }, digestIntervalMs);
       digestTimer.unref();
-      const stopping = new AbortController();
-      const vendorFetch = stoppableFetch(stopping.signal);
-      installConnectorRuntime((connector) => ({
-        connector,
-        steps: store,
-        keyring,
-        secrets: ctx.secrets,
-        baseUrls: vendors.baseUrls,
-        logger: ctx.logger,
-        now: () => new Date(),
-        timeoutMs: options.vendorTimeoutMs ?? 8_000,
-        fetch: vendorFetch,
-      }));
+      const handlers: Record<string, LambdaHandler> = {
+        intake: createIntakeHandler(part('intake')) as LambdaHandler,
+        approvals: createApprovalsHandler(part('approvals')) as LambdaHandler,
+      };
 
       // Everything a previous run left unfinished: every step is idempotent, so running the
       // saga again either resumes it, compensates it or just writes its receipt.
@@ -222,7 +193,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       const vendorsFile = join(ctx.stateDir, SANDBOX_VENDORS_FILE);
       await writeFile(vendorsFile, JSON.stringify({ baseUrls: vendors.baseUrls, adminTokens: vendors.adminTokens }), { mode: 0o600 });
 
-      onStarted?.({ runner, vendors, ledger, store, receipts });
+      onStarted?.({ runner, composition, vendors, ledger, store, receipts });
       return {
         async stop() {
           await rm(vendorsFile, { force: true });
@@ -234,8 +205,8 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           // The closing digest says the writer stopped here, so a stopped vault still verifies.
           await receipts.writeDigestNow({ closing: true }).catch((error: unknown) => ctx.logger.error('digest failed', { error }));
           if (!options.externalVendors) await vendors.close();
-          resetRuntime();
         },
+        handlers,
         info: Object.fromEntries(Object.entries(vendors.baseUrls).map(([name, url]) => [`${name} vendor`, url])),
       };
     },

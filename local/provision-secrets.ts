@@ -23,8 +23,8 @@ export async function generateGrantSigningKey(): Promise<string> {
   return JSON.stringify({ ...jwk, kid, alg: GRANT_SIGNING_ALG, use: 'sig' });
 }
 
-/** A random API key for a sandbox vendor: 256 bits, base64url. */
-export function generateVendorCredential(): string {
+/** A random secret (a sandbox vendor's API key, an HMAC or signing seed): 256 bits, base64url. */
+export function generateRandomSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 
@@ -43,12 +43,12 @@ export async function provisionLocalSecrets(secrets: FileSecrets, connectorNames
   ];
   await secrets.ensureSecret(SecretNames.grantSigningKey, generateGrantSigningKey);
   // Receipt redaction (HMAC) and digest signing (Ed25519 seed): 256 random bits each.
-  await secrets.ensureSecret(SecretNames.receiptRedactionKey, generateVendorCredential);
-  await secrets.ensureSecret(SecretNames.digestSigningKey, generateVendorCredential);
+  await secrets.ensureSecret(SecretNames.receiptRedactionKey, generateRandomSecret);
+  await secrets.ensureSecret(SecretNames.digestSigningKey, generateRandomSecret);
   // Page-cursor HMAC key: 256 random bits, like the stack's generated secret.
-  await secrets.ensureSecret(SecretNames.cursorKey, generateVendorCredential);
+  await secrets.ensureSecret(SecretNames.cursorKey, generateRandomSecret);
   for (const connector of connectorNames) {
-    await secrets.ensureSecret(SecretNames.vendorCredential(connector), generateVendorCredential);
+    await secrets.ensureSecret(SecretNames.vendorCredential(connector), generateRandomSecret);
   }
   return names;
 }

@@ -49,7 +49,7 @@ const DEFAULT_ASL = join(import.meta.dirname, '..', 'statemachines', 'action-sag
 export interface LocalSagaRunnerOptions {
   /** Functions by local ARN (see localFunctionArn). */
   functions: ReadonlyMap<string, LocalFunction>;
-  /** `${PolicyFunctionArn}` → local ARN, as the stack's definitionSubstitutions do. */
+  /** `${SagaFunctionArn}` → local ARN, as the stack's definitionSubstitutions do. */
   substitutions: Readonly<Record<string, string>>;
   logger: Logger;
   definitionPath?: string;

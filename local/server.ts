@@ -10,7 +10,8 @@ import { LOCAL_AWS_CREDENTIALS, LOCAL_AWS_REGION } from '../lambdas/adapters/loc
 import { dynamoEndpointFromEnv, openLocalDynamo, tableNameFromEnv } from '../lambdas/adapters/local/local-dynamo';
 import { DEFAULT_LEDGER_TABLE, ensureTables } from '../lambdas/adapters/local/dynamo-tables';
 import { FileSecrets } from '../lambdas/adapters/local/file-secrets';
-import { createLogger, logger as rootLogger, type Logger } from '../lambdas/shared/logger';
+import { type Logger } from '../lambdas/shared/logger';
+import { logger as rootLogger } from '../lambdas/middleware/powertools';
 import {
   headersTooLarge,
   internalProblem,
@@ -25,9 +26,6 @@ import {
   type ProblemDocument,
 } from '../lambdas/shared/problem';
 import { MAX_BODY_BYTES, problemResult, type HttpResult } from '../lambdas/middleware/http';
-import { installCursorCodec } from '../lambdas/composition/aws';
-import { CursorCodec } from '../lambdas/shared/cursor';
-import { SecretNames } from '../lambdas/ports/secrets';
 import { routes as defaultRoutes, type RouteSpec } from '../lambdas/api/routes';
 import {
   buildApiGatewayEvent,
@@ -38,7 +36,7 @@ import {
   type LocalResponse,
 } from './api-gateway-event';
 import { InvalidTokenError, loadOrCreateIssuer, type DevIssuer } from './dev-issuer';
-import { cachingLoader, loadHandlerModule, type HandlerLoader } from './handler-loader';
+import { cachingLoader, HandlerLoadError, type HandlerLoader, type LambdaHandler } from './handler-loader';
 import { provisionLocalSecrets } from './provision-secrets';
 import { acquireStateLock, ensurePrivateDir, resolveStateDir } from './state-dir';
 
@@ -122,6 +120,8 @@ export interface LocalServiceHandle {
   env?: Record<string, string>;
   /** Label → value lines for the startup banner (e.g. `travel vendor` → URL). */
   info?: Record<string, string>;
+  /** The handlers of the API functions this service composed, by the route table's `fn`. */
+  handlers?: Record<string, LambdaHandler>;
 }
 
 /**
@@ -147,7 +147,10 @@ export interface LocalRuntimeOptions {
   dynamoEndpoint?: string | null;
   /** Route table. Default: lambdas/handlers/routes.ts, the table the stack deploys. */
   routes?: readonly RouteSpec[];
-  /** Maps a route's `fn` to its handler. Default: import `lambdas/handlers/<fn>.ts`. */
+  /**
+   * Maps a route's `fn` to its handler. Default: the handlers the services composed (the
+   * control plane's); a route whose function no service provides answers 500.
+   */
   loadHandler?: HandlerLoader;
   /** Extra services, started in order and stopped in reverse. */
   services?: readonly LocalService[];
@@ -155,11 +158,6 @@ export interface LocalRuntimeOptions {
   logger?: Logger;
   /** Keep dynalite in memory instead of `<stateDir>/dynamodb`. Default false; moot with an endpoint. */
   inMemoryDynamo?: boolean;
-  /**
-   * Export the runtime's configuration to `process.env` for handlers, which read their
-   * config at cold start as in Lambda. Restored on close. Default true.
-   */
-  setProcessEnv?: boolean;
   /** Per-invocation timeout; API Gateway's is 30 s. */
   handlerTimeoutMs?: number;
 }
@@ -172,7 +170,7 @@ export interface LocalRuntime {
   issuer: DevIssuer;
   secrets: FileSecrets;
   dynamo: LocalDynamo;
-  /** The variables exported to handlers (see LocalRuntimeOptions.setProcessEnv). */
+  /** What the stack would set on each function, plus what services added: for tools and services. */
   env: Readonly<Record<string, string>>;
   /** Started services and their banner lines. */
   services: ReadonlyArray<{ name: string; info: Record<string, string> }>;
@@ -191,23 +189,6 @@ async function runCleanups(cleanups: Cleanup[], log: Logger): Promise<void> {
       log.error('shutdown step failed', { error });
     }
   }
-}
-
-function applyEnv(vars: Record<string, string | undefined>): Cleanup {
-  const previous = new Map<string, string | undefined>();
-  for (const [k, v] of Object.entries(vars)) {
-    previous.set(k, process.env[k]);
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  return async () => {
-    for (const [k, v] of previous) {
-      // Leave alone anything someone else changed since.
-      if (process.env[k] !== vars[k]) continue;
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  };
 }
 
 function listen(server: Server, port: number): Promise<number> {
@@ -422,7 +403,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   const dynamoEndpoint = options.dynamoEndpoint === null ? undefined : (options.dynamoEndpoint ?? dynamoEndpointFromEnv());
   const timeoutMs = options.handlerTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS;
   const matcher = compileRoutes(options.routes ?? defaultRoutes);
-  const loadHandler = cachingLoader(options.loadHandler ?? loadHandlerModule);
+  // Filled by the services as they start (the control plane composes the API functions).
+  const provided = new Map<string, LambdaHandler>();
+  const fromServices: HandlerLoader = async (fn) => {
+    const handler = provided.get(fn);
+    if (!handler) throw new HandlerLoadError(fn, 'no service provides this function');
+    return handler;
+  };
+  const loadHandler = cachingLoader(options.loadHandler ?? fromServices);
   const cleanups: Cleanup[] = [];
 
   let markReady!: (ok: boolean) => void;
@@ -560,9 +548,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       secrets,
       connectors.map((c) => c.name),
     );
-    // What CURSOR_KEY_SECRET names in AWS: the handlers' page cursors are signed with it.
-    installCursorCodec(new CursorCodec(await secrets.getSecret(SecretNames.cursorKey)));
-
     const db = await openLocalDynamo({
       endpoint: dynamoEndpoint,
       path: dynamoEndpoint || options.inMemoryDynamo ? undefined : await ensurePrivateDir(join(stateDir, 'dynamodb')),
@@ -572,10 +557,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     await ensureTables(db.client, tableName, { timeoutMs: db.external ? 60_000 : 10_000 });
     const dynamo: LocalDynamo = { endpoint: db.endpoint, client: db.client, tableName, external: db.external };
 
-    // What the stack sets on each function, plus the endpoint override the SDK honours, so
-    // handlers' module-scope clients reach the same DynamoDB with no local-only code path.
+    // What the stack would set on each function (for tools and services; handlers get their
+    // dependencies from the local composition, not from the environment).
     const env: Record<string, string> = {
-      AIRLOCK_RUNTIME: 'local',
       AIRLOCK_HOME: stateDir,
       LEDGER_TABLE: tableName,
       AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
@@ -583,18 +567,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       AWS_ACCESS_KEY_ID: LOCAL_AWS_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: LOCAL_AWS_CREDENTIALS.secretAccessKey,
     };
-    const setEnv = options.setProcessEnv ?? true;
-    if (setEnv) cleanups.push(applyEnv({ ...env, AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined }));
 
     const started: Array<{ name: string; info: Record<string, string> }> = [];
     for (const service of options.services ?? []) {
-      const handle = await service.start({ stateDir, dynamo, secrets, issuer, logger: log.child({ service: service.name }), env: { ...env } });
+      const handle = await service.start({ stateDir, dynamo, secrets, issuer, logger: log.child({ localService: service.name }), env: { ...env } });
       if (handle) {
         cleanups.push(() => handle.stop());
-        if (handle.env) {
-          Object.assign(env, handle.env);
-          if (setEnv) cleanups.push(applyEnv(handle.env));
-        }
+        if (handle.env) Object.assign(env, handle.env);
+        for (const [fn, handler] of Object.entries(handle.handlers ?? {})) provided.set(fn, handler);
       }
       started.push({ name: service.name, info: { ...(handle?.info ?? {}) } });
     }
@@ -635,4 +615,4 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
 }
 
 /** A logger that writes nothing; for tests and for callers that print their own output. */
-export const silentLogger: Logger = createLogger({ level: 'silent' });
+export { silentLogger } from '../lambdas/middleware/powertools';

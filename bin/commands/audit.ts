@@ -6,13 +6,13 @@ import { z } from 'zod';
 import { S3AuditStore } from '../../lambdas/adapters/aws/s3-audit-store';
 import { FileAuditStore } from '../../lambdas/adapters/local/file-audit-store';
 import { FileSecrets } from '../../lambdas/adapters/local/file-secrets';
-import { createLogger } from '../../lambdas/shared/logger';
+import { createLogger } from '../../lambdas/middleware/powertools';
 import { ed25519KeyId } from '../../lambdas/receipts/signing';
 import { PublicKeyDocSchema, ReceiptSchema, receiptJsonSchema, type PublicKeyDoc } from '../../lambdas/receipts/schema';
 import { renderTimeline } from '../../lambdas/receipts/timeline';
 import { AuditSecretNames, writeDigest } from '../../lambdas/receipts/vault';
 import { formatDuration, verifyVault, type Finding, type VaultTail } from '../../lambdas/receipts/verify';
-import { generateAuditSecret } from '../../lambdas/composition/receipts-runtime';
+import { generateRandomSecret } from '../../local/provision-secrets';
 import type { AuditStore } from '../../lambdas/ports/audit-store';
 import { resolveStateDir } from '../../local/state-dir';
 
@@ -226,7 +226,7 @@ async function digest(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, strict: true, options: { dir: { type: 'string' } } });
   const stateDir = resolveStateDir();
   const secrets = new FileSecrets(join(stateDir, 'secrets'));
-  await secrets.ensureSecret(AuditSecretNames.digestSigningKey, generateAuditSecret);
+  await secrets.ensureSecret(AuditSecretNames.digestSigningKey, generateRandomSecret);
   const written = await writeDigest({
     store: new FileAuditStore(values.dir ?? join(stateDir, 'audit')),
     secrets,

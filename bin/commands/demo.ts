@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { createLogger } from '../../lambdas/shared/logger';
+import { createLogger } from '../../lambdas/middleware/powertools';
 import { SANDBOX_VENDORS_FILE, startControlPlane } from '../../local/control-plane';
 import { ISSUER_KEY_FILE, loadOrCreateIssuer } from '../../local/dev-issuer';
 import type { LocalRuntime } from '../../local/server';

@@ -3,7 +3,7 @@ import { InvalidDynamoEndpointError, InvalidTableNameError } from '../../lambdas
 import { startControlPlane } from '../../local/control-plane';
 import { InvalidPortError, PortInUseError, type LocalRuntime } from '../../local/server';
 import { StateDirInUseError } from '../../local/state-dir';
-import { utcDay } from '../../lambdas/ports/steps';
+import { utcDay } from '../../lambdas/shared/ids';
 
 /** `airlock dev`: the local control plane in the foreground until Ctrl-C. */
 export const summary = 'Start the local control plane on 127.0.0.1 (port from AIRLOCK_PORT, default 8787)';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { canonicalJson } from '../../lambdas/shared/canonical-json';
 import { ReceiptSchema, type Receipt } from '../../lambdas/receipts/schema';
-import { approvalIdFor } from '../../lambdas/ports/approvals';
+import { approvalIdFor } from '../../lambdas/shared/ids';
 import {
   ActionSchema,
   airlockCli,

@@ -21,15 +21,16 @@ export const ActionStatuses = [
 ] as const;
 export type ActionStatus = (typeof ActionStatuses)[number];
 
-export const TerminalStatuses: ReadonlySet<ActionStatus> = new Set([
-  'completed',
-  'denied',
-  'rejected',
-  'expired',
-  'failed',
-  'compensated',
-  'cancelled',
-]);
+/** The statuses an action ends in; nothing moves on from them. */
+export const TERMINAL_STATUSES = ['completed', 'denied', 'rejected', 'expired', 'failed', 'compensated', 'cancelled'] as const satisfies readonly ActionStatus[];
+export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
+
+export const TerminalStatuses: ReadonlySet<ActionStatus> = new Set(TERMINAL_STATUSES);
+
+/** Whether `status` is one an action ends in. */
+export function isTerminal(status: string): status is TerminalStatus {
+  return (TerminalStatuses as ReadonlySet<string>).has(status);
+}
 
 /** For each status, the statuses it may move to. Nothing ever moves back. */
 export const Transitions: Readonly<Record<ActionStatus, readonly ActionStatus[]>> = {

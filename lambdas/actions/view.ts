@@ -1,7 +1,7 @@
 import type { ActionRecord } from './action';
 import type { StepRecord } from '../ports/steps';
 import type { Principal } from '../shared/principal';
-import { approvalIdFor } from '../ports/approvals';
+import { approvalIdFor } from '../shared/ids';
 import type { ActionView } from '../api/schemas';
 
 /** Roles that may read every action (auditors answer "who asked, who approved"). */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { MAX_BODY_BYTES } from '../middleware/http';
 import { routes as routeTable, routeKey, type RouteSpec } from './routes';
-import { ApprovalIdPattern } from '../ports/approvals';
+import { ApprovalIdPattern } from '../shared/ids';
 import {
   AcceptedActionSchema,
   ActionListQuerySchema,
@@ -19,6 +19,7 @@ import {
   DecisionPreviewSchema,
 } from './schemas';
 import { toolCatalog } from '../tools/catalog';
+import { toolRegistry } from '../tools/registry';
 import { EnvelopeSchema, MAX_PLAN_STEPS } from '../intake/envelope';
 import { ActionIdPattern } from '../shared/ids';
 import { defaultIntakeConfig } from '../intake/intake';
@@ -154,7 +155,7 @@ const preferText = [
 ].join('\n');
 
 function toolsText(): string {
-  const lines = toolCatalog().map((t) => `| \`${t.name}\` | ${t.tier} | ${t.compensation ? `\`${t.compensation}\`` : '—'} |`);
+  const lines = toolCatalog(toolRegistry).map((t) => `| \`${t.name}\` | ${t.tier} | ${t.compensation ? `\`${t.compensation}\`` : '—'} |`);
   return [
     '**Tools** (GET /v1/tools has each tool\'s input and output JSON Schema; tiers: `read` changes nothing, `draft` prepares without committing, `commit` changes something outside and, where a compensation is listed, can be undone by it):',
     '',

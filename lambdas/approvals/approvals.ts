@@ -6,19 +6,12 @@ import type { ApprovalPage } from '../api/schemas';
 import type { Logger } from '../shared/logger';
 import type { Outcome, PolicyEngine, StepDecision } from '../policy/index';
 import type { Principal } from '../shared/principal';
-import { notFound, problem, ProblemError } from '../shared/problem';
-import { planOf } from '../saga/tasks';
+import { ApprovalNoLongerWaitingError, ApprovalNotFoundError, VoteRefusedError } from './errors';
+import { planOf } from '../actions/plan';
+import type { ToolRegistry } from '../ports/tools';
 import type { ActionStore } from '../ports/ledger';
-import {
-  approvalIdFor,
-  actionIdOf,
-  type ApprovalRecord,
-  type ApprovalStatus,
-  type ApprovalStore,
-  type VoteDecision,
-  type VoteRecord,
-  type VoteRefusalReason,
-} from '../ports/approvals';
+import { type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type VoteDecision, type VoteRecord, type VoteRefusalReason } from '../ports/approvals';
+import { approvalIdFor, actionIdOf } from '../shared/ids';
 import type { EventPublisher } from '../ports/events';
 import type { EventLog } from '../ports/steps';
 import { TaskTokenInvalidError, type TaskCallbacks } from '../ports/task-callbacks';
@@ -88,6 +81,8 @@ export interface ApprovalsDeps {
   callbacks: TaskCallbacks;
   publisher: EventPublisher;
   engine: PolicyEngine;
+  /** The tools plans may name (the registry port). */
+  tools: ToolRegistry;
   /** Same value as WaitForApproval's TimeoutSeconds. */
   timeoutSeconds: number;
   now: () => Date;
@@ -105,11 +100,11 @@ export class ApprovalRequestError extends Error {
 // ── eligibility ──────────────────────────────────────────────────────────────
 
 /** Subs that receive something from the action's steps (IAM grantees). */
-export function granteesOf(action: ActionRecord): string[] {
+export function granteesOf(tools: ToolRegistry, action: ActionRecord): string[] {
   const subs = new Set<string>();
-  for (const step of planOf(action).steps) {
+  for (const step of planOf(action, tools).steps) {
     try {
-      const grantee = toolFacts(step.tool, step.arguments).grantee;
+      const grantee = toolFacts(tools, step.tool, step.arguments).grantee;
       if (grantee) subs.add(grantee);
     } catch {
       // An unknown tool has no grantee; the plan was validated when it was accepted.
@@ -131,15 +126,15 @@ export interface Eligibility {
  * before Cedar is asked, so a permissive policy (or a broken forbid) cannot let anyone
  * approve their own action.
  */
-export function eligibility(engine: PolicyEngine, approver: Principal, action: ActionRecord, approval?: ApprovalRecord, now?: Date): Eligibility {
+export function eligibility(engine: PolicyEngine, tools: ToolRegistry, approver: Principal, action: ActionRecord, approval?: ApprovalRecord, now?: Date): Eligibility {
   if (approver.sub === action.principal.sub || approver.sub === approval?.requester) {
     return { allowed: false, reason: 'The requester can never approve their own action.', policyIds: [VoteRefusalRules.self_approval], refusal: 'self_approval' };
   }
-  const grantees = new Set([...granteesOf(action), ...(approval?.grantees ?? [])]);
+  const grantees = new Set([...granteesOf(tools, action), ...(approval?.grantees ?? [])]);
   if (grantees.has(approver.sub)) {
     return { allowed: false, reason: 'The person who receives the grant can never approve it.', policyIds: [VoteRefusalRules.grantee], refusal: 'grantee' };
   }
-  const steps = planOf(action).steps.map((s) => ({ id: s.id, facts: toolFacts(s.tool, s.arguments) }));
+  const steps = planOf(action, tools).steps.map((s) => ({ id: s.id, facts: toolFacts(tools, s.tool, s.arguments) }));
   const decided: StepDecision[] | undefined = action.decision?.steps?.map((s) => ({
     id: s.id,
     outcome: s.outcome as Outcome,
@@ -260,7 +255,7 @@ export async function requestApproval(
       quorum: Math.max(1, action.decision?.quorum ?? 1),
       approverRule: action.decision?.approverRule ?? null,
       requester: action.principal.sub,
-      grantees: granteesOf(action),
+      grantees: granteesOf(deps.tools, action),
       createdAt: now.toISOString(),
       updatedAt: now.toISOString(),
       expiresAt: new Date(now.getTime() + deps.timeoutSeconds * 1000).toISOString(),
@@ -314,7 +309,7 @@ async function notify(deps: ApprovalsDeps, action: ActionRecord, approval: Appro
         requester: action.principal.sub,
         agent: action.actor,
         reason: action.reason ?? null,
-        tools: planOf(action).steps.map((s) => s.tool),
+        tools: planOf(action, deps.tools).steps.map((s) => s.tool),
         quorum: approval.quorum,
         approverRule: approval.approverRule,
         policyIds: action.decision?.policyIds ?? [],
@@ -333,7 +328,7 @@ async function notify(deps: ApprovalsDeps, action: ActionRecord, approval: Appro
 async function load(deps: ApprovalsDeps, approvalId: string): Promise<{ approval: ApprovalRecord; action: ActionRecord }> {
   const approval = await deps.approvals.getApproval(approvalId);
   const action = approval ? await deps.actions.getAction(approval.actionId) : undefined;
-  if (!approval || !action || approval.actionId !== actionIdOf(approvalId)) throw notFound(`No approval ${approvalId}.`);
+  if (!approval || !action || approval.actionId !== actionIdOf(approvalId)) throw new ApprovalNotFoundError(approvalId);
   return { approval, action };
 }
 
@@ -343,10 +338,11 @@ export async function getApprovalPreview(deps: ApprovalsDeps, viewer: Principal,
   const now = deps.now();
   const votes = await deps.approvals.listVotes(approval.id);
   const mine = votes.find((v) => v.voter === viewer.sub);
-  const check = eligibility(deps.engine, viewer, action, approval, now);
+  const check = eligibility(deps.engine, deps.tools, viewer, action, approval, now);
   const mayView = check.allowed || viewer.sub === approval.requester || viewer.roles.includes(AUDITOR_ROLE) || mine !== undefined;
-  if (!mayView) throw notFound(`No approval ${approvalId}.`);
+  if (!mayView) throw new ApprovalNotFoundError(approvalId);
   return approvalPreview(
+    deps.tools,
     action,
     approval,
     votes,
@@ -390,13 +386,13 @@ export async function listApprovals(
       if (query.status === 'pending' && Date.parse(approval.expiresAt) <= now.getTime()) continue;
       const action = await deps.actions.getAction(approval.actionId);
       if (!action) continue;
-      const check = eligibility(deps.engine, viewer, action, approval, now);
+      const check = eligibility(deps.engine, deps.tools, viewer, action, approval, now);
       const visible =
         query.status === 'pending'
           ? check.allowed
           : check.allowed || viewer.sub === approval.requester || viewer.roles.includes(AUDITOR_ROLE);
       if (!visible) continue;
-      items.push(listItem(approval, action, await deps.approvals.listVotes(approval.id), check.allowed, now));
+      items.push(listItem(deps.tools, approval, action, await deps.approvals.listVotes(approval.id), check.allowed, now));
     }
     // The page is full before this batch ran out: the next page starts after the last one examined.
     if (examined < res.items.length) return { items, startAfter: position! };
@@ -407,12 +403,12 @@ export async function listApprovals(
   return { items, startAfter: position! };
 }
 
-function listItem(approval: ApprovalRecord, action: ActionRecord, votes: VoteRecord[], canDecide: boolean, now: Date) {
+function listItem(tools: ToolRegistry, approval: ApprovalRecord, action: ActionRecord, votes: VoteRecord[], canDecide: boolean, now: Date) {
   return {
     ...approvalSummary(approval, votes, now),
     requestedBy: { principal: action.principal.sub, agent: action.actor },
     reason: action.reason ?? null,
-    tools: planOf(action).steps.map((s) => s.tool),
+    tools: planOf(action, tools).steps.map((s) => s.tool),
     canDecide,
   };
 }
@@ -438,20 +434,9 @@ export interface DecisionResult {
 }
 
 const closed = (approval: ApprovalRecord) =>
-  // Not `status`: that member is the HTTP status (RFC 9457) and would be overwritten by it.
-  problem('approvalClosed', 409, 'Approval already decided', `Approval ${approval.id} is ${approval.status}; no more decisions are taken.`, {
-    approvalStatus: approval.status,
-  });
+  new VoteRefusedError({ kind: 'decided', approvalStatus: approval.status }, `Approval ${approval.id} is ${approval.status}; no more decisions are taken.`);
 
-const tokenGone = (approvalId: string, cause: TaskTokenInvalidError) =>
-  problem(
-    'approvalClosed',
-    409,
-    'The action no longer waits for approval',
-    `The workflow behind approval ${approvalId} is no longer waiting (it timed out or ended); nothing was approved.`,
-    { reason: cause.reason },
-    { cause },
-  );
+const tokenGone = (approvalId: string, cause: TaskTokenInvalidError) => new ApprovalNoLongerWaitingError(approvalId, cause.reason, { cause });
 
 async function result(deps: ApprovalsDeps, approvalId: string, vote: VoteRecord, recorded: boolean): Promise<DecisionResult> {
   const approval = await deps.approvals.getApproval(approvalId);
@@ -486,8 +471,8 @@ async function refuse(
   ctx: VoteContext,
   reason: VoteRefusalReason,
   policyIds: readonly string[],
-  refusal: ProblemError,
-): Promise<ProblemError> {
+  refusal: VoteRefusedError,
+): Promise<VoteRefusedError> {
   const { approval, action, input, now } = ctx;
   const voter = input.voter.sub;
   const rules = policyIds.length > 0 ? [...policyIds] : [VoteRefusalRules[reason]];
@@ -517,7 +502,7 @@ async function refuse(
           decision: input.decision,
           reason,
           policyIds: rules,
-          detail: refusal.problem.detail,
+          detail: refusal.message,
           ...sent,
           at: now.toISOString(),
           ...(claim.count >= MAX_REFUSED_VOTES ? { capReached: true } : {}),
@@ -543,9 +528,7 @@ async function repeatVote(deps: ApprovalsDeps, ctx: VoteContext, existing: VoteR
       ctx,
       'vote_changed',
       [],
-      problem('voteConflict', 409, 'Already voted', `You already voted to ${existing.decision} approval ${approval.id}; a vote cannot be changed.`, {
-        vote: voteView(existing),
-      }),
+      new VoteRefusedError({ kind: 'vote-changed', vote: voteView(existing) }, `You already voted to ${existing.decision} approval ${approval.id}; a vote cannot be changed.`),
     );
   }
   const latest = (await deps.approvals.getApproval(approval.id)) ?? approval;
@@ -563,7 +546,7 @@ async function loadForVote(deps: ApprovalsDeps, input: DecisionInput): Promise<{
   try {
     return await load(deps, input.approvalId);
   } catch (error) {
-    if (error instanceof ProblemError && error.problem.status === 404) {
+    if (error instanceof ApprovalNotFoundError) {
       deps.logger.warn('vote refused: no such approval', { approvalId: input.approvalId, voter: input.voter.sub, roles: input.voter.roles, decision: input.decision });
     }
     throw error;
@@ -583,14 +566,14 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
   const voter = input.voter.sub;
   const ctx: VoteContext = { approval, action, input, now };
 
-  const check = eligibility(deps.engine, input.voter, action, approval, now);
+  const check = eligibility(deps.engine, deps.tools, input.voter, action, approval, now);
   if (!check.allowed) {
     throw await refuse(
       deps,
       ctx,
       check.refusal ?? 'ineligible',
       check.policyIds,
-      problem('approvalForbidden', 403, 'Not allowed to decide', check.reason, { policyIds: check.policyIds }),
+      new VoteRefusedError({ kind: 'forbidden', policyIds: check.policyIds }, check.reason),
     );
   }
 
@@ -607,9 +590,7 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
       ctx,
       'closed',
       [],
-      problem('approvalClosed', 409, 'Action already ended', `Action ${action.id} is ${action.status}; there is nothing left to approve.`, {
-        actionStatus: action.status,
-      }),
+      new VoteRefusedError({ kind: 'action-ended', actionStatus: action.status }, `Action ${action.id} is ${action.status}; there is nothing left to approve.`),
     );
   }
   if (Date.parse(approval.expiresAt) <= now.getTime()) {
@@ -619,9 +600,7 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
       ctx,
       'expired',
       [],
-      problem('approvalExpired', 409, 'Approval expired', `Approval ${approval.id} expired at ${approval.expiresAt}; the action will not run.`, {
-        expiresAt: approval.expiresAt,
-      }),
+      new VoteRefusedError({ kind: 'expired', expiresAt: approval.expiresAt }, `Approval ${approval.id} expired at ${approval.expiresAt}; the action will not run.`),
     );
     await expireApproval(deps, approval.id);
     throw refusal;
@@ -632,12 +611,9 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
       ctx,
       'stale_plan',
       [],
-      problem(
-        'planMismatch',
-        409,
-        'Plan changed',
+      new VoteRefusedError(
+        { kind: 'plan-changed', planHash: approval.planHash },
         'The planHash you sent is not the plan waiting for approval. Fetch the preview again and decide on what it shows.',
-        { planHash: approval.planHash },
       ),
     );
   }

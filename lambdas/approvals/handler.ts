@@ -1,17 +1,16 @@
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { ApprovalListQuerySchema, DecisionBodySchema } from '../api/schemas';
 import type { CursorScope } from '../shared/cursor';
 import { decideApproval, getApprovalPreview, listApprovals, requestApproval } from './approvals';
-import { ActionIdPattern } from '../shared/ids';
-import { badRequest, notFound, serviceUnavailable, type Violation } from '../shared/problem';
-import { ApprovalIdPattern } from '../ports/approvals';
-import { LedgerThrottledError } from '../ports/ledger';
-import { approvalsRuntime } from '../composition/approvals-runtime';
-import { cursorCodec } from '../composition/aws';
-import { boundedErrors } from '../middleware/bounded-errors';
-import { httpApi, type HttpEvent, type HttpRequest, type HttpResult } from '../middleware/http';
+import { ActionIdSchema, ApprovalIdPattern } from '../shared/ids';
+import { badRequest, notFound } from '../shared/problem';
+import { approvalsDeps } from '../composition/aws';
+import type { ApprovalsFunctionDeps, Lazy } from '../composition/deps';
+import { bodyViolations, httpApi, queryViolations, type HttpEvent, type HttpRequest, type HttpResult } from '../middleware/http';
+import { annotate } from '../middleware/powertools';
+import { taskHandler } from '../middleware/task';
+import { approvalsProblem } from './http';
 
 /**
  * The approvals function. Two callers, told apart by the event's shape:
@@ -24,7 +23,7 @@ import { httpApi, type HttpEvent, type HttpRequest, type HttpResult } from '../m
 export const RequestApprovalTaskSchema = z
   .object({
     task: z.literal('RequestApproval'),
-    actionId: z.string().regex(ActionIdPattern),
+    actionId: ActionIdSchema,
     // Step Functions tokens are up to 2,048 characters (SendTaskSuccess's limit).
     taskToken: z.string().min(1).max(2048),
   })
@@ -38,13 +37,8 @@ export class ApprovalTaskInvalidError extends Error {
   }
 }
 
-// Wire shapes live in core/api-schemas so the OpenAPI document is generated from them.
-const ListQuery = ApprovalListQuerySchema;
+// Wire shapes live in api/schemas so the OpenAPI document is generated from them.
 export { DecisionBodySchema };
-
-function violations(error: z.ZodError, where: 'body' | 'query'): Violation[] {
-  return error.issues.map((i) => ({ path: where === 'body' ? `/${i.path.join('/')}` : `query:${i.path.join('.') || '(root)'}`, message: i.message }));
-}
 
 function principalOf(req: HttpRequest) {
   // The edge guarantees a principal on authenticated routes; this narrows the type.
@@ -58,79 +52,76 @@ function approvalId(req: HttpRequest): string {
   return id;
 }
 
-async function ledger<T>(op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (error) {
-    if (error instanceof LedgerThrottledError) throw serviceUnavailable('The ledger is busy; retry shortly.', 1, error);
-    throw error;
-  }
+/** The approvers' routes. */
+function routes(deps: Lazy<ApprovalsFunctionDeps>) {
+  return httpApi(
+    {
+      'GET /v1/approvals': {
+        auth: true,
+        handle: async (req) => {
+          const query = ApprovalListQuerySchema.safeParse(req.query);
+          if (!query.success) throw badRequest('The query string is invalid.', queryViolations(query.error));
+          const viewer = principalOf(req);
+          // Bound to the caller as well: what one person's inbox shows says nothing about another's.
+          const scope: CursorScope = { listing: 'approvals', caller: viewer.sub, filter: query.data.status };
+          const rt = await deps();
+          const cursors = await rt.cursors();
+          const startAfter = query.data.cursor === undefined ? undefined : cursors.open(scope, query.data.cursor, ApprovalIdPattern);
+          const page = await listApprovals(rt, viewer, { status: query.data.status, limit: query.data.limit, ...(startAfter !== undefined ? { startAfter } : {}) });
+          return { status: 200, body: { items: page.items, nextCursor: page.startAfter !== undefined ? cursors.seal(scope, page.startAfter) : null } };
+        },
+      },
+
+      'GET /v1/approvals/{id}': {
+        auth: true,
+        handle: async (req) => ({ status: 200, body: await getApprovalPreview(await deps(), principalOf(req), approvalId(req)) }),
+      },
+
+      'POST /v1/approvals/{id}/decision': {
+        auth: true,
+        handle: async (req) => {
+          const id = approvalId(req);
+          const body = DecisionBodySchema.safeParse(req.body);
+          if (!body.success) throw badRequest('The decision body is invalid.', bodyViolations(body.error));
+          annotate({ actionId: id.replace(/^apr_/, 'act_') });
+          const result = await decideApproval(await deps(), {
+            approvalId: id,
+            voter: principalOf(req),
+            decision: body.data.decision,
+            planHash: body.data.planHash,
+            ...(body.data.comment ? { comment: body.data.comment } : {}),
+          });
+          return { status: 200, body: result };
+        },
+      },
+    },
+    { problems: approvalsProblem, nested: true },
+  );
 }
 
-const http = httpApi({
-  'GET /v1/approvals': {
-    auth: true,
-    handle: async (req) => {
-      const query = ListQuery.safeParse(req.query);
-      if (!query.success) throw badRequest('The query string is invalid.', violations(query.error, 'query'));
-      const viewer = principalOf(req);
-      // Bound to the caller as well: what one person's inbox shows says nothing about another's.
-      const scope: CursorScope = { listing: 'approvals', caller: viewer.sub, filter: query.data.status };
-      const cursors = await cursorCodec();
-      const startAfter = query.data.cursor === undefined ? undefined : cursors.open(scope, query.data.cursor, ApprovalIdPattern);
-      const deps = await approvalsRuntime();
-      const page = await ledger(() =>
-        listApprovals(deps, viewer, { status: query.data.status, limit: query.data.limit, ...(startAfter !== undefined ? { startAfter } : {}) }),
-      );
-      return { status: 200, body: { items: page.items, nextCursor: page.startAfter !== undefined ? cursors.seal(scope, page.startAfter) : null } };
-    },
-  },
-
-  'GET /v1/approvals/{id}': {
-    auth: true,
-    handle: async (req) => {
-      const id = approvalId(req);
-      const deps = await approvalsRuntime();
-      return { status: 200, body: await ledger(() => getApprovalPreview(deps, principalOf(req), id)) };
-    },
-  },
-
-  'POST /v1/approvals/{id}/decision': {
-    auth: true,
-    handle: async (req) => {
-      const id = approvalId(req);
-      const body = DecisionBodySchema.safeParse(req.body);
-      if (!body.success) throw badRequest('The decision body is invalid.', violations(body.error, 'body'));
-      const deps = await approvalsRuntime();
-      const result = await ledger(() =>
-        decideApproval(deps, {
-          approvalId: id,
-          voter: principalOf(req),
-          decision: body.data.decision,
-          planHash: body.data.planHash,
-          ...(body.data.comment ? { comment: body.data.comment } : {}),
-        }),
-      );
-      return { status: 200, body: result };
-    },
-  },
-});
-
-async function runTask(event: unknown): Promise<{ approvalId: string; status: string; expiresAt: string }> {
+/** The saga's RequestApproval task: stores the approval and its task token, then returns; the saga waits for the callback. */
+async function runTask(deps: ApprovalsFunctionDeps, event: unknown): Promise<{ approvalId: string; status: string; expiresAt: string }> {
   const parsed = RequestApprovalTaskSchema.safeParse(event);
   if (!parsed.success) {
     // Paths only: the payload holds the task token.
     throw new ApprovalTaskInvalidError(`Invalid approvals task: ${parsed.error.issues.map((i) => i.path.join('.') || '(root)').join(', ')}`);
   }
-  return requestApproval(await approvalsRuntime(), { actionId: parsed.data.actionId, taskToken: parsed.data.taskToken });
+  annotate({ actionId: parsed.data.actionId });
+  return requestApproval(deps, { actionId: parsed.data.actionId, taskToken: parsed.data.taskToken });
 }
 
 function isHttpEvent(event: unknown): event is HttpEvent {
   return typeof event === 'object' && event !== null && typeof (event as { routeKey?: unknown }).routeKey === 'string';
 }
 
-/** Lambda entry point: API Gateway events go to the routes, anything else must be the saga task. */
-export const handler = middy<unknown, unknown>().use(boundedErrors()).handler(async (event: unknown, context: Context): Promise<HttpResult | { approvalId: string; status: string; expiresAt: string }> => {
-  if (isHttpEvent(event)) return http(event, context);
-  return runTask(event);
-});
+/** The approvals function's handler over `deps`: API Gateway events go to the routes, anything else must be the saga task. */
+export function createApprovalsHandler(deps: Lazy<ApprovalsFunctionDeps>) {
+  const http = routes(deps);
+  return taskHandler(async (event: unknown, context: Context): Promise<HttpResult | { approvalId: string; status: string; expiresAt: string }> => {
+    if (isHttpEvent(event)) return http(event, context);
+    return runTask(await deps(), event);
+  });
+}
+
+/** Lambda entry point. */
+export const handler = createApprovalsHandler(approvalsDeps);

@@ -1,7 +1,7 @@
 import type { ActionRecord } from '../actions/action';
-import { planOf } from '../saga/tasks';
+import { planOf } from '../actions/plan';
 import { toolFacts } from '../policy/decider';
-import { compensationOf, findTool } from '../tools/registry';
+import type { ToolRegistry } from '../ports/tools';
 import type { ApprovalRecord, VoteRecord } from '../ports/approvals';
 import type { ApprovalPreview, ApprovalSummary, VoteView } from '../api/schemas';
 
@@ -68,12 +68,12 @@ function formatMoney(m: { amount: number; currency: string }): string {
 }
 
 /** The steps of an action as an approver sees them. */
-export function previewSteps(action: ActionRecord, showPii: boolean): PreviewStep[] {
-  const plan = planOf(action);
+export function previewSteps(tools: ToolRegistry, action: ActionRecord, showPii: boolean): PreviewStep[] {
+  const plan = planOf(action, tools);
   return plan.steps.map((step, index) => {
-    const registered = findTool(step.tool);
-    const facts = registered ? toolFacts(step.tool, step.arguments) : undefined;
-    const undo = registered ? compensationOf(registered) : undefined;
+    const registered = tools.find(step.tool);
+    const facts = registered ? toolFacts(tools, step.tool, step.arguments) : undefined;
+    const undo = registered ? tools.compensationOf(registered) : undefined;
     const piiPaths = registered?.tool.pii?.input ?? [];
     const amount = facts?.amount ?? null;
     const vendor = registered?.connector.vendor.name ?? 'unknown vendor';
@@ -145,13 +145,14 @@ export function approvalSummary(approval: ApprovalRecord, votes: readonly VoteRe
 
 /** The full preview (GET /v1/approvals/{id}). */
 export function approvalPreview(
+  tools: ToolRegistry,
   action: ActionRecord,
   approval: ApprovalRecord,
   votes: readonly VoteRecord[],
   viewer: PreviewViewer,
   now: Date,
 ): ApprovalPreview {
-  const steps = previewSteps(action, viewer.canDecide);
+  const steps = previewSteps(tools, action, viewer.canDecide);
   return {
     ...approvalSummary(approval, votes, now),
     requestedBy: { principal: action.principal.sub, agent: action.actor },

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ActorSchema, type Actor } from '../shared/principal';
-import { findTool, compensationOf, type RegisteredTool } from '../tools/registry';
+import type { RegisteredTool, ToolRegistry } from '../ports/tools';
 import type { Violation } from '../shared/problem';
 import { toolCatalog } from '../tools/catalog';
 
@@ -126,8 +126,8 @@ function zodViolations(error: z.ZodError, prefix: (string | number)[]): Violatio
 }
 
 /** Does `path` (a step-output path) exist in the output JSON Schema of `tool`? */
-function outputPathExists(tool: RegisteredTool, segments: string[]): boolean {
-  const entry = toolCatalog().find((t) => t.name === tool.fullName);
+function outputPathExists(tools: ToolRegistry, tool: RegisteredTool, segments: string[]): boolean {
+  const entry = toolCatalog(tools).find((t) => t.name === tool.fullName);
   let node: unknown = entry?.outputSchema;
   for (const seg of segments) {
     if (node === null || typeof node !== 'object') return false;
@@ -172,7 +172,7 @@ export type EnvelopeResult = { ok: true; action: NormalizedAction } | { ok: fals
  * tool's schema, `$ref`s to earlier steps' existing outputs, and compensations for every
  * commit step but the last. Collects every violation instead of stopping at the first.
  */
-export function validateEnvelope(body: unknown): EnvelopeResult {
+export function validateEnvelope(body: unknown, tools: ToolRegistry): EnvelopeResult {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     return { ok: false, violations: [{ path: '/', message: 'the body must be a JSON object: a tool call or a plan' }] };
   }
@@ -199,7 +199,7 @@ export function validateEnvelope(body: unknown): EnvelopeResult {
     if (id !== undefined && seen.has(id)) {
       violations.push({ path: pointer([...step.prefix, 'id']), message: `duplicate step id "${id}"` });
     }
-    const registered = typeof step.tool === 'string' ? findTool(step.tool) : undefined;
+    const registered = typeof step.tool === 'string' ? tools.find(step.tool) : undefined;
     if (typeof step.tool === 'string' && !registered && ToolNameSchema.safeParse(step.tool).success) {
       violations.push({
         path: pointer([...step.prefix, 'tool']),
@@ -230,7 +230,7 @@ export function validateEnvelope(body: unknown): EnvelopeResult {
         } else {
           const targetTool = seen.get(target);
           const segments = (m[2] ?? '').split('.').filter((s) => s.length > 0);
-          if (targetTool && !outputPathExists(targetTool, segments)) {
+          if (targetTool && !outputPathExists(tools, targetTool, segments)) {
             violations.push({
               path: refPath,
               message: `${targetTool.fullName} has no output at "${segments.join('.')}"`,
@@ -257,7 +257,7 @@ export function validateEnvelope(body: unknown): EnvelopeResult {
         }
       }
       const isLast = index === rawSteps.length - 1;
-      if (registered.tool.tier === 'commit' && !compensationOf(registered) && !isLast) {
+      if (registered.tool.tier === 'commit' && !tools.compensationOf(registered) && !isLast) {
         violations.push({
           path: pointer([...step.prefix, 'tool']),
           message: `${registered.fullName} commits a change that cannot be undone; it may only be the last step of a plan`,

@@ -1,15 +1,22 @@
 import { TerminalStatuses, type ActionRecord, type StoredDecision } from '../actions/action';
-import { actionDetailView, actionView } from '../actions/view';
 import type { StepStore } from '../ports/steps';
-import type { AcceptedAction } from '../api/schemas';
 import { canonicalJson, fingerprint, inspectJsonShape, sha256Hex } from '../shared/canonical-json';
 import { MAX_JSON_DEPTH, validateEnvelope, type NormalizedAction } from './envelope';
 import { newActionId } from '../shared/ids';
 import type { Principal } from '../shared/principal';
-import { badRequest, problem, ProblemError, serviceUnavailable } from '../shared/problem';
+import {
+  EnvelopeInvalidError,
+  IdempotencyInProgressError,
+  IdempotencyKeyInvalidError,
+  IdempotencyKeyMissingError,
+  IdempotencyKeyReusedError,
+  IntakeBusyError,
+} from './errors';
 import { LedgerThrottledError, type ActionStore, type IdempotencyStore, type StoredResponse } from '../ports/ledger';
+import type { StepRecord } from '../ports/steps';
 import type { WorkflowStarter } from '../ports/workflow';
 import type { Logger } from '../shared/logger';
+import type { ToolRegistry } from '../ports/tools';
 
 /**
  * Accepting an action: the front door's use case. Validates the envelope, makes the call
@@ -51,6 +58,8 @@ export interface IntakeDeps {
   idempotency: IdempotencyStore;
   workflow: WorkflowStarter;
   decider: Decider;
+  /** The tools an envelope may name (the registry port). */
+  tools: ToolRegistry;
   config: IntakeConfig;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -75,14 +84,6 @@ export function preferredWaitMs(prefer: string | undefined, config: IntakeConfig
   const wait = prefs.map((p) => /^wait\s*=\s*(\d{1,6})$/.exec(p)).find((m) => m !== null);
   return wait ? Math.min(Number(wait[1]) * 1000, config.maxSyncWaitMs) : config.syncWaitMs;
 }
-
-export interface IntakeResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: unknown;
-}
-
-const PROBLEM_JSON = 'application/problem+json';
 
 /** Longest Idempotency-Key accepted, counted after unquoting. */
 export const MAX_IDEMPOTENCY_KEY_CHARS = 255;
@@ -121,8 +122,7 @@ function trimOws(value: string): string {
   return value.slice(start, end);
 }
 
-const keyProblem = (message: string) =>
-  badRequest(`The Idempotency-Key header is invalid: it ${message}.`, [{ path: 'header:Idempotency-Key', message }]);
+const keyProblem = (message: string) => new IdempotencyKeyInvalidError(message);
 
 /**
  * Parses an Idempotency-Key header. The draft (draft-ietf-httpapi-idempotency-key-header)
@@ -134,12 +134,7 @@ const keyProblem = (message: string) =>
  */
 export function parseIdempotencyKey(raw: string | undefined): string {
   if (raw === undefined || raw.length === 0) {
-    throw problem(
-      'idempotencyKeyMissing',
-      400,
-      'Idempotency-Key required',
-      'POST /v1/actions needs an Idempotency-Key header (1–255 printable characters, e.g. a UUID). Reuse the same key when you retry the same request.',
-    );
+    throw new IdempotencyKeyMissingError();
   }
   const value = trimOws(raw);
   let key: string | undefined;
@@ -169,57 +164,25 @@ export function planHash(action: NormalizedAction): string {
   );
 }
 
-/** The public view of an action's acceptance (202 body). */
-export function acceptedBody(action: ActionRecord): AcceptedAction {
-  return {
-    id: action.id,
-    status: action.status,
-    decision: action.decision
-      ? {
-          outcome: action.decision.outcome,
-          policyIds: action.decision.policyIds,
-          reasons: action.decision.reasons,
-          quorum: action.decision.quorum,
-        }
-      : null,
-    planHash: action.planHash,
-    links: { self: `/v1/actions/${action.id}` },
-  };
-}
+/** What accepting an action came to; intake/http.ts renders it (and the render is what a replay answers). */
+export type AcceptOutcome =
+  | { kind: 'denied'; action: ActionRecord }
+  | { kind: 'accepted'; action: ActionRecord }
+  | { kind: 'completed'; action: ActionRecord; steps: StepRecord[] | undefined; waitedMs: number };
 
-function deniedResponse(action: ActionRecord): IntakeResponse {
-  const decision = action.decision;
-  const reasons = decision?.reasons ?? [];
-  return {
-    status: 403,
-    headers: { 'content-type': PROBLEM_JSON },
-    body: {
-      type: 'urn:airlock:problem:policy-denied',
-      title: 'Denied by policy',
-      status: 403,
-      detail: reasons.length > 0 ? reasons.join(' ') : 'No policy permits this request.',
-      actionId: action.id,
-      policyIds: decision?.policyIds ?? [],
-      reasons,
-      policySetVersion: decision?.policySetVersion ?? null,
-    },
-  };
-}
-
-function toProblemResponse(error: ProblemError): IntakeResponse {
-  return { status: error.problem.status, headers: { 'content-type': PROBLEM_JSON, ...error.headers }, body: error.problem };
-}
+/** The answer to an outcome, stored under the key so that a retry gets the same one back. */
+export type RenderOutcome = (outcome: AcceptOutcome) => StoredResponse;
 
 /**
  * Validates an untrusted body as an envelope (shape first: depth and prototype-polluting keys,
  * then the envelope itself) or throws a 400 listing every violation.
  */
-export function parseEnvelope(body: unknown, retryHint = 'and retry'): NormalizedAction {
+export function parseEnvelope(body: unknown, tools: ToolRegistry, retryHint = 'and retry'): NormalizedAction {
   const shapeIssues = inspectJsonShape(body, MAX_JSON_DEPTH);
-  if (shapeIssues.length > 0) throw badRequest('The body is not an acceptable JSON document.', shapeIssues);
-  const validated = validateEnvelope(body);
+  if (shapeIssues.length > 0) throw new EnvelopeInvalidError('The body is not an acceptable JSON document.', shapeIssues);
+  const validated = validateEnvelope(body, tools);
   if (!validated.ok) {
-    throw badRequest(`The request has ${validated.violations.length} problem(s); fix every listed violation ${retryHint}.`, validated.violations);
+    throw new EnvelopeInvalidError(`The request has ${validated.violations.length} problem(s); fix every listed violation ${retryHint}.`, validated.violations);
   }
   return validated.action;
 }
@@ -230,9 +193,9 @@ export function parseEnvelope(body: unknown, retryHint = 'and retry'): Normalize
  */
 export async function previewDecision(
   req: { principal: Principal; body: unknown },
-  deps: { decider: Decider; now?: () => number },
+  deps: { decider: Decider; tools: ToolRegistry; now?: () => number },
 ): Promise<{ decision: StoredDecision; planHash: string }> {
-  const action = parseEnvelope(req.body);
+  const action = parseEnvelope(req.body, deps.tools);
   const decision = await deps.decider.decide(req.principal, action, new Date((deps.now ?? Date.now)()));
   return { decision, planHash: planHash(action) };
 }
@@ -256,15 +219,20 @@ async function waitForEnd(
 }
 
 /**
- * Handles POST /v1/actions. Validation failures are answered before the key is touched
- * (nothing is stored for a request that never started, as Stripe does).
+ * Accepts an action (POST /v1/actions). Validation failures are refused before the key is
+ * touched (nothing is stored for a request that never started, as Stripe does). Returns the
+ * rendered answer, stored under the key, and whether it is a replay of an earlier one.
  */
-export async function acceptAction(req: IntakeRequest, deps: IntakeDeps): Promise<IntakeResponse> {
+export async function acceptAction(
+  req: IntakeRequest,
+  deps: IntakeDeps,
+  render: RenderOutcome,
+): Promise<{ response: StoredResponse; replayed: boolean }> {
   const now = deps.now ?? Date.now;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const key = parseIdempotencyKey(req.idempotencyKey);
 
-  const action = parseEnvelope(req.body, 'and retry with a new Idempotency-Key');
+  const action = parseEnvelope(req.body, deps.tools, 'and retry with a new Idempotency-Key');
   const scope = req.principal.sub;
   const fp = fingerprint({ method: 'POST', path: '/v1/actions', body: req.body });
 
@@ -282,37 +250,21 @@ export async function acceptAction(req: IntakeRequest, deps: IntakeDeps): Promis
         retentionMs: deps.config.idempotencyRetentionMs,
       });
     } catch (error) {
-      if (error instanceof LedgerThrottledError) throw serviceUnavailable('The ledger is busy; retry shortly with the same Idempotency-Key.', 1, error);
+      if (error instanceof LedgerThrottledError) throw new IntakeBusyError(1, { cause: error });
       throw error;
     }
     if (claim.outcome === 'claimed') break;
     const record = claim.record;
     if (record.fingerprint !== fp) {
-      throw problem(
-        'idempotencyKeyReused',
-        422,
-        'Idempotency-Key reused',
-        'This Idempotency-Key was already used with a different request body. Use a new key for a new request.',
-      );
+      throw new IdempotencyKeyReusedError();
     }
     if (record.state === 'complete') {
-      return {
-        status: record.response.status,
-        headers: { ...record.response.headers, 'idempotent-replayed': 'true' },
-        body: record.response.body,
-      };
+      return { response: record.response, replayed: true };
     }
     if (now() >= waitUntil) {
       // The first request usually finishes within a second; a crashed one is taken over
       // once its lock lapses, so a short, honest hint beats the full lock time.
-      throw problem(
-        'idempotencyInProgress',
-        409,
-        'Request in progress',
-        'A request with this Idempotency-Key is still being accepted. Retry after the indicated delay with the same key.',
-        { retryAfter: 1 },
-        { headers: { 'retry-after': '1' } },
-      );
+      throw new IdempotencyInProgressError(1);
     }
     await sleep(pause);
   }
@@ -345,49 +297,40 @@ export async function acceptAction(req: IntakeRequest, deps: IntakeDeps): Promis
       record = written === 'created' ? fresh : ((await deps.actions.getAction(actionId)) ?? fresh);
     }
     created = true;
-    let response: IntakeResponse;
+    let outcome: AcceptOutcome;
     if (record.decision?.outcome === 'deny') {
       if (record.status === 'received') {
         record = await deps.actions.transition(actionId, 'denied', { statusReason: 'denied by policy' }, new Date(now()), record);
       }
       // The saga sees a terminal action and only writes its receipt: denials are audited too.
       await deps.workflow.start(actionId, { actionId });
-      response = deniedResponse(record);
+      outcome = { kind: 'denied', action: record };
     } else {
       await deps.workflow.start(actionId, { actionId });
       const waitMs = record.decision?.outcome === 'allow' ? preferredWaitMs(req.prefer, deps.config) : 0;
       const finished = waitMs > 0 ? await waitForEnd(deps, actionId, now() + waitMs, sleep) : undefined;
-      response = finished
-        ? {
-            status: 200,
-            headers: { 'content-type': 'application/json', location: `/v1/actions/${actionId}`, 'preference-applied': `wait=${Math.ceil(waitMs / 1000)}` },
-            body: deps.steps ? actionDetailView(finished, await deps.steps.listSteps(actionId)) : actionView(finished),
-          }
-        : {
-            status: 202,
-            headers: { 'content-type': 'application/json', location: `/v1/actions/${actionId}` },
-            body: acceptedBody(record),
-          };
+      outcome = finished
+        ? { kind: 'completed', action: finished, steps: deps.steps ? await deps.steps.listSteps(actionId) : undefined, waitedMs: waitMs }
+        : { kind: 'accepted', action: record };
     }
-    const stored: StoredResponse = { status: response.status, headers: response.headers, body: response.body };
+    const response = render(outcome);
     await deps.idempotency.complete({
       scope,
       key,
       owner,
-      response: stored,
+      response,
       now: now(),
       retentionMs: deps.config.idempotencyRetentionMs,
     });
-    return response;
+    return { response, replayed: false };
   } catch (error) {
     // Before the action exists nothing was done: free the key so the retry starts clean.
     // After, keep the claim: the retry takes it over once the lock lapses and finishes
     // this same action (StartExecution by action id is idempotent).
     if (!created) await deps.idempotency.release({ scope, key, owner }).catch(() => undefined);
-    if (error instanceof ProblemError) return toProblemResponse(error);
     if (error instanceof LedgerThrottledError) {
-      const retryAfter = created ? Math.ceil(deps.config.idempotencyLockMs / 1000) : 1;
-      throw serviceUnavailable('The ledger is busy; retry with the same Idempotency-Key.', retryAfter, error);
+      // After the action exists, the retry must wait for the claim's lock to lapse.
+      throw new IntakeBusyError(created ? Math.ceil(deps.config.idempotencyLockMs / 1000) : 1, { cause: error });
     }
     throw error;
   }

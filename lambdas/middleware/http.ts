@@ -1,9 +1,13 @@
 import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { badRequest, internalProblem, malformedJson, notFound, payloadTooLarge, problem, ProblemError } from '../shared/problem';
-import { InvalidCursorError, LedgerRequestRejectedError } from '../ports/ledger';
+import type { ZodError } from 'zod';
+import { badRequest, internalProblem, malformedJson, notFound, payloadTooLarge, problem, ProblemError, serviceUnavailable, type Violation } from '../shared/problem';
+import { InvalidCursorError, LedgerRequestRejectedError, LedgerThrottledError } from '../ports/ledger';
 import type { Principal } from '../shared/principal';
-import { logger as rootLogger, type Logger } from '../shared/logger';
+import { type Logger } from '../shared/logger';
+import { annotate, logger as rootLogger, tracer } from './powertools';
 import { identityProblem, IdentityRefusedError, principalFromRequest } from './identity';
 
 /**
@@ -93,16 +97,27 @@ function jsonResult(res: HttpResponse): HttpResult {
   };
 }
 
+/** A query string's zod issues as violations (`query:<name>`). */
+export function queryViolations(error: ZodError): Violation[] {
+  return error.issues.map((i) => ({ path: `query:${i.path.join('.') || '(root)'}`, message: i.message }));
+}
+
+/** A body's zod issues as violations (JSON pointers). */
+export function bodyViolations(error: ZodError): Violation[] {
+  return error.issues.map((i) => ({ path: `/${i.path.join('/')}`, message: i.message }));
+}
+
 /** The 400 for a cursor this listing did not issue (forged, altered, someone else's, another filter). */
 export const invalidCursor = (cause?: unknown) =>
   new ProblemError(badRequest('The cursor is not valid for this listing; start again without one.', [{ path: 'query:cursor', message: 'invalid cursor' }]).problem, { cause });
 
 /**
- * Errors of the ports that mean "bad input", as problems. Here, once, rather than at each
- * call site: whichever route reaches the ledger with input that got past validation
- * answers 400, not 500.
+ * Errors of the ports as problems, here once rather than at each call site: whichever route
+ * reaches the ledger with input that got past validation answers 400, not 500, and a
+ * throttled ledger is a 503 with Retry-After.
  */
-function inputProblem(error: unknown, log: Logger): ProblemError | undefined {
+function portProblem(error: unknown, log: Logger): ProblemError | undefined {
+  if (error instanceof LedgerThrottledError) return serviceUnavailable('The ledger is busy; retry shortly.', 1, error);
   if (error instanceof InvalidCursorError) return invalidCursor(error);
   if (error instanceof LedgerRequestRejectedError) {
     // Worth a look: validation should have caught it first. The cause names no secret.
@@ -113,9 +128,12 @@ function inputProblem(error: unknown, log: Logger): ProblemError | undefined {
   return undefined;
 }
 
+/** Maps a capability's domain errors to problem documents (its http.ts); undefined: not one of them. */
+export type ProblemMapper = (error: unknown) => ProblemError | undefined;
+
 /** Turns anything thrown into a problem response; only ProblemErrors say what went wrong. */
-export function errorToResult(error: unknown, requestId: string, log: Logger): HttpResult {
-  error = inputProblem(error, log) ?? error;
+export function errorToResult(error: unknown, requestId: string, log: Logger, domain?: ProblemMapper): HttpResult {
+  error = domain?.(error) ?? portProblem(error, log) ?? error;
   if (error instanceof ProblemError) {
     if (error.problem.status >= 500) log.error('request failed', { problem: error.problem.type, cause: error.cause });
     return problemResult({ ...error.problem, ...(error.problem.status >= 500 ? { requestId } : {}) }, error.headers);
@@ -135,37 +153,65 @@ function authenticate(event: HttpEvent, headers: Record<string, string>, log: Lo
   }
 }
 
+/** The request id API Gateway gave this request (the Lambda request id when there is none). */
+function requestIdOf(event: HttpEvent, context: Context): string {
+  return event.requestContext?.requestId ?? context.awsRequestId ?? 'local';
+}
+
 /**
- * Builds the Lambda handler for an API function from its route table. Middleware first,
- * handler last: the route function sees a parsed, authenticated request.
+ * The error middleware of every API function: whatever the route threw becomes an RFC 9457
+ * response, and only a ProblemError says what went wrong (middy's http-error-handler rule:
+ * nothing of a 5xx is exposed).
  */
-export function httpApi(table: RouteTable) {
-  const dispatch = async (event: HttpEvent, context: Context): Promise<HttpResult> => {
-    const requestId = event.requestContext?.requestId ?? context.awsRequestId ?? 'local';
-    const log = rootLogger.child({ requestId, route: event.routeKey });
-    try {
-      const route = table[event.routeKey];
-      if (!route) throw notFound(`No route ${event.routeKey}.`);
-      const headers = lowerHeaders(event.headers);
-      const principal = route.auth ? authenticate(event, headers, log) : undefined;
-      const req: HttpRequest = {
-        routeKey: event.routeKey,
-        method: event.requestContext.http.method,
-        path: event.rawPath,
-        headers,
-        pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
-        query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
-        // A GET's content has no meaning (RFC 9110 §9.3.1): ignore it rather than give reads
-        // failure modes (415, malformed JSON) that no operation documents.
-        body: BODYLESS_METHODS.has(event.requestContext.http.method) ? undefined : decodeBody(event),
-        principal,
-        requestId,
-        logger: log,
-      };
-      return jsonResult(await route.handle(req));
-    } catch (error) {
-      return errorToResult(error, requestId, log);
-    }
+export function problemResponses(domain?: ProblemMapper): middy.MiddlewareObj<HttpEvent, HttpResult, Error, Context> {
+  return {
+    onError: (request) => {
+      const requestId = requestIdOf(request.event, request.context);
+      request.response = errorToResult(request.error, requestId, rootLogger.child({ requestId, route: request.event.routeKey }), domain);
+    },
   };
-  return middy<HttpEvent, HttpResult>().handler(dispatch);
+}
+
+/**
+ * Builds the Lambda handler for an API function from its route table: Powertools Logger and
+ * Tracer, the problem-document error middleware, then the route. Middleware first, handler
+ * last: the route function sees a parsed, authenticated request.
+ */
+export function httpApi(
+  table: RouteTable,
+  options: {
+    problems?: ProblemMapper;
+    /** Inside another handler that already runs the Powertools middlewares (the approvals function): skip them here. */
+    nested?: boolean;
+  } = {},
+) {
+  const dispatch = async (event: HttpEvent, context: Context): Promise<HttpResult> => {
+    const requestId = requestIdOf(event, context);
+    const log = rootLogger.child({ requestId, route: event.routeKey });
+    const route = table[event.routeKey];
+    if (!route) throw notFound(`No route ${event.routeKey}.`);
+    const headers = lowerHeaders(event.headers);
+    const principal = route.auth ? authenticate(event, headers, log) : undefined;
+    if (principal) annotate({ principal: principal.sub });
+    const req: HttpRequest = {
+      routeKey: event.routeKey,
+      method: event.requestContext.http.method,
+      path: event.rawPath,
+      headers,
+      pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
+      query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
+      // A GET's content has no meaning (RFC 9110 §9.3.1): ignore it rather than give reads
+      // failure modes (415, malformed JSON) that no operation documents.
+      body: BODYLESS_METHODS.has(event.requestContext.http.method) ? undefined : decodeBody(event),
+      principal,
+      requestId,
+      logger: log,
+    };
+    return jsonResult(await route.handle(req));
+  };
+  const handler = middy<HttpEvent, HttpResult, Error, Context>();
+  if (!options.nested) {
+    handler.use(injectLambdaContext(rootLogger.powertools, { resetKeys: true })).use(captureLambdaHandler(tracer, { captureResponse: false }));
+  }
+  return handler.use(problemResponses(options.problems)).handler(dispatch);
 }

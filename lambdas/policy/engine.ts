@@ -1,6 +1,7 @@
 // Must run before Cedar's wasm bindings load (see wasm-guard.ts).
 import './wasm-guard';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { majorToBaseMinor, type MoneyConfig } from '../shared/money';
 import type { Principal } from '../shared/principal';
 import { analyzePolicyFiles, type ParsedPolicy } from './analyze';
 import { policySetVersion, type PolicyConfig, type PolicyFiles } from './files';
@@ -10,7 +11,6 @@ import {
   USER,
   approvalContext,
   preparePlan,
-  spendCents,
   stepContext,
   toolEntity,
   userEntity,
@@ -189,7 +189,8 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
     }
   }
 
-  const dailyCap = spendCents(config.dailyExposureCap);
+  const money: MoneyConfig = { baseCurrency: config.baseCurrency, rates: config.rates };
+  const dailyCap = majorToBaseMinor(config.dailyExposureCap, money);
 
   function ask(
     pool: string,
@@ -290,7 +291,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
   function sharedContext(req: DecisionRequest, plan: PreparedPlan): SharedContext {
     return {
       dryRun: req.dryRun === true,
-      dailySpend: spendCents(req.dailySpend),
+      dailySpend: majorToBaseMinor(req.dailySpend, money),
       dailyCap,
       planTotal: plan.planTotal,
       planSteps: req.steps.length,
@@ -343,7 +344,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
       // Callers are typed, but a decision must not depend on a clock or identity that is not there.
       if (!(req.now instanceof Date) || Number.isNaN(req.now.getTime())) throw new TypeError('the request time is not a valid date');
       if (typeof req.principal?.sub !== 'string' || !Array.isArray(req.principal.roles)) throw new TypeError('the principal is malformed');
-      const plan = preparePlan(req.steps, config);
+      const plan = preparePlan(req.steps, money);
       const verdict = decideWith(ENFORCED, req, plan);
       const shadow: ShadowOutcome[] = shadowFiles.map((file) => {
         const v = decideWith(file, req, plan);
@@ -362,7 +363,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
 
   function canApprove(req: ApprovalCheckRequest): ApprovalCheck {
     try {
-      const plan = preparePlan(req.steps, config);
+      const plan = preparePlan(req.steps, money);
       const decision =
         req.decision ??
         decideWith(ENFORCED, { principal: req.requester, steps: req.steps, dryRun: false, dailySpend: 0, now: req.now ?? new Date() }, plan);
@@ -416,5 +417,5 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
     approvers,
     shadow,
   }));
-  return { decide, canApprove, version, policies };
+  return { decide, canApprove, version, policies, money };
 }

@@ -1,6 +1,6 @@
 import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Principal } from '../shared/principal';
-import type { PolicyConfig } from './files';
+import { committedSpend, type BaseMoney, type MoneyConfig } from '../shared/money';
 import type { PlanStep } from './types';
 
 /** Cedar entity type names, as declared in policies/schema.cedarschema. */
@@ -8,23 +8,9 @@ export const USER = 'Airlock::User';
 export const TOOL = 'Airlock::Tool';
 export const ACTION = 'Airlock::Action';
 
-/**
- * Largest amount taken at face value: $1 trillion in cents. Anything above is treated as
- * invalid, which also keeps plan totals (sums of up to ~90 such amounts) below 2^53, where
- * JSON numbers stop being exact integers for Cedar's Long.
- */
-const MAX_CENTS = 1e14;
-
-/** One step's money, normalized to cents of the base currency. */
-export interface StepMoney {
-  cents: number;
-  currency: string;
-  valid: boolean;
-}
-
 /** A plan with its money read once: what every Cedar question about it shares. */
 export interface PreparedPlan {
-  steps: { step: PlanStep; money: StepMoney; connectorTotal: number }[];
+  steps: { step: PlanStep; money: BaseMoney; connectorTotal: number }[];
   planTotal: number;
 }
 
@@ -52,47 +38,15 @@ export function toolEntity(step: PlanStep): cedar.EntityJson {
   return { uid: { type: TOOL, id: f.tool }, attrs: { tier: f.tier, connector: f.connector, vendor: f.vendor }, parents: [] };
 }
 
-/** Converts major units to cents of the base currency; unknown currencies and odd numbers are invalid, not guessed. */
-export function stepMoney(step: PlanStep, config: PolicyConfig): StepMoney {
-  const m = step.facts.amount;
-  if (m === undefined) return { cents: 0, currency: '', valid: true };
-  const currency = typeof m.currency === 'string' ? m.currency.toUpperCase() : '';
-  const rate = config.rates[currency];
-  if (rate === undefined || typeof m.amount !== 'number' || !Number.isFinite(m.amount) || m.amount < 0) {
-    return { cents: 0, currency, valid: false };
-  }
-  const cents = Math.round(m.amount * rate * 100);
-  return cents <= MAX_CENTS ? { cents, currency, valid: true } : { cents: 0, currency, valid: false };
-}
-
-/** Major units to cents, clamped. A non-number counts as "over any cap" so it fails closed. */
-export function spendCents(major: number): number {
-  if (typeof major !== 'number' || Number.isNaN(major)) return MAX_CENTS;
-  return Math.min(MAX_CENTS, Math.max(0, Math.round(major * 100)));
-}
-
 /**
- * Reads every step's money once and totals commit-tier money for the plan and per connector.
- * The same amount moving through one connector to one counterparty twice (hold then book,
- * authorize then capture) is one payment, so it counts once; otherwise a $600 flight that is
- * held and then booked would count as $1,200.
+ * Reads every step's money once, in minor units of the base currency, and totals the plan's
+ * commit-tier money, as a whole and per connector, with the one spend rule (shared/money).
  */
-export function preparePlan(steps: PlanStep[], config: PolicyConfig): PreparedPlan {
-  const prepared = steps.map((step) => ({ step, money: stepMoney(step, config) }));
-  const seen = new Set<string>();
-  const byConnector = new Map<string, number>();
-  let planTotal = 0;
-  for (const { step, money } of prepared) {
-    if (step.facts.tier !== 'commit' || !money.valid || money.cents === 0) continue;
-    const key = JSON.stringify([step.facts.connector, step.facts.counterparty ?? '', money.cents]);
-    if (seen.has(key)) continue;
-    seen.add(key);
-    planTotal += money.cents;
-    byConnector.set(step.facts.connector, (byConnector.get(step.facts.connector) ?? 0) + money.cents);
-  }
+export function preparePlan(steps: PlanStep[], config: MoneyConfig): PreparedPlan {
+  const spend = committedSpend(steps.map((s) => s.facts), config);
   return {
-    steps: prepared.map((p) => ({ ...p, connectorTotal: Math.min(byConnector.get(p.step.facts.connector) ?? 0, Number.MAX_SAFE_INTEGER) })),
-    planTotal: Math.min(planTotal, Number.MAX_SAFE_INTEGER),
+    steps: steps.map((step, i) => ({ step, money: spend.items[i]!, connectorTotal: spend.byConnector.get(step.facts.connector) ?? 0 })),
+    planTotal: spend.total,
   };
 }
 
@@ -118,7 +72,7 @@ export function stepContext(
   const ctx: cedar.Context = {
     tier: f.tier,
     dryRun: shared.dryRun,
-    amount: s.money.cents,
+    amount: s.money.minor,
     currency: s.money.currency,
     moneyValid: s.money.valid,
     vendor: f.vendor,
@@ -144,7 +98,7 @@ export function approvalContext(requester: Principal, plan: PreparedPlan, s: Pre
   const ctx: cedar.Context = {
     requester: userRef(requester.sub),
     tier: f.tier,
-    amount: s.money.cents,
+    amount: s.money.minor,
     currency: s.money.currency,
     planTotal: plan.planTotal,
   };

@@ -1,3 +1,4 @@
+import type { MoneyConfig } from '../shared/money';
 import type { Principal } from '../shared/principal';
 
 /**
@@ -106,6 +107,8 @@ export interface PolicyEngine {
   readonly version: string;
   /** Every policy of the set, for tooling and docs. */
   readonly policies: readonly PolicyInfo[];
+  /** The base currency and rate table of the set's config.json: how every amount is counted. */
+  readonly money: MoneyConfig;
 }
 
 /** What the engine knows about one policy, from its annotations. */

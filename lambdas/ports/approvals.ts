@@ -105,15 +105,3 @@ export interface ApprovalStore {
    */
   listApprovals(query: { status: ApprovalStatus; limit: number; startAfter?: string }): Promise<ApprovalPage>;
 }
-
-/** The approval id of an action: `act_<ULID>` → `apr_<ULID>`. */
-export function approvalIdFor(actionId: string): string {
-  return `apr_${actionId.replace(/^act_/, '')}`;
-}
-
-/** The action id of an approval id (the inverse of {@link approvalIdFor}). */
-export function actionIdOf(approvalId: string): string {
-  return `act_${approvalId.replace(/^apr_/, '')}`;
-}
-
-export const ApprovalIdPattern = /^apr_[0-9A-HJKMNP-TV-Z]{26}$/;

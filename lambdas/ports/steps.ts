@@ -81,18 +81,8 @@ export interface EventLog {
 }
 
 export interface SpendStore {
-  /** Commit-tier spend recorded for a principal on a UTC day (major units). */
+  /** Commit-tier spend recorded for a principal on a UTC day, in minor units of the base currency. */
   dailySpend(sub: string, day: string): Promise<number>;
-  /** Adds an action's spend once (a replay of the same action id adds nothing). */
+  /** Adds an action's spend (minor units of the base currency) once; a replay of the same action id adds nothing. */
   addSpend(sub: string, day: string, amount: number, actionId: string): Promise<void>;
-}
-
-/** The deterministic idempotency key of a step, sent to the vendor. */
-export function stepIdempotencyKey(key: StepKey): string {
-  return `${key.actionId}.${key.stepId}${key.kind === 'compensate' ? '.undo' : ''}`;
-}
-
-/** UTC day of a date, `YYYY-MM-DD`. */
-export function utcDay(now: Date): string {
-  return now.toISOString().slice(0, 10);
 }

@@ -2,7 +2,7 @@ import { canonicalJson, sha256Hex } from '../shared/canonical-json';
 import type { ActionRecord } from '../actions/action';
 import { TerminalStatuses } from '../actions/action';
 import { resultFromSteps } from '../actions/view';
-import { findTool } from '../tools/registry';
+import type { ToolRegistry } from '../ports/tools';
 import type { AuditEvent, StepRecord } from '../ports/steps';
 import { Redactor } from './redact';
 import { RECEIPT_SCHEMA_VERSION, ReceiptSchema, type Receipt, type ReceiptApproval, type ReceiptStep } from './schema';
@@ -37,39 +37,47 @@ export interface ReceiptInput {
   steps: readonly StepRecord[];
   events: readonly AuditEvent[];
   redactor: Redactor;
+  /** The tools' declarations: which of their fields are PII. */
+  tools: ToolRegistry;
   /** X-Ray trace id of the saga, when known. */
   traceId?: string | null;
 }
 
 const GENESIS = '0'.repeat(64);
 
-function piiPaths(tool: string, side: 'input' | 'output'): readonly string[] | undefined {
-  const registered = findTool(tool);
+/** What redaction needs: the keyed redactor and the tools' PII declarations. */
+interface Scrub {
+  redactor: Redactor;
+  tools: ToolRegistry;
+}
+
+function piiPaths(tools: ToolRegistry, tool: string, side: 'input' | 'output'): readonly string[] | undefined {
+  const registered = tools.find(tool);
   if (!registered) return undefined;
   return registered.tool.pii?.[side] ?? [];
 }
 
 /** Redacts a tool's input or output; a tool Airlock does not know is redacted whole. */
-function redactToolValue(redactor: Redactor, tool: string, side: 'input' | 'output', value: unknown): unknown {
+function redactToolValue(scrub: Scrub, tool: string, side: 'input' | 'output', value: unknown): unknown {
   if (value === undefined) return undefined;
-  const paths = piiPaths(tool, side);
-  return paths === undefined ? redactor.redactAll(value) : redactor.redactPaths(value, paths);
+  const paths = piiPaths(scrub.tools, tool, side);
+  return paths === undefined ? scrub.redactor.redactAll(value) : scrub.redactor.redactPaths(value, paths);
 }
 
-function redactEnvelope(redactor: Redactor, envelope: unknown): unknown {
-  if (envelope === null || typeof envelope !== 'object' || Array.isArray(envelope)) return redactor.redactAll(envelope);
+function redactEnvelope(scrub: Scrub, envelope: unknown): unknown {
+  if (envelope === null || typeof envelope !== 'object' || Array.isArray(envelope)) return scrub.redactor.redactAll(envelope);
   const env = envelope as Record<string, unknown>;
   if (Array.isArray(env.plan)) {
     return {
       ...env,
       plan: env.plan.map((step: unknown) => {
-        if (step === null || typeof step !== 'object') return redactor.redactAll(step);
+        if (step === null || typeof step !== 'object') return scrub.redactor.redactAll(step);
         const s = step as Record<string, unknown>;
-        return { ...s, arguments: redactToolValue(redactor, String(s.tool), 'input', s.arguments) };
+        return { ...s, arguments: redactToolValue(scrub, String(s.tool), 'input', s.arguments) };
       }),
     };
   }
-  return { ...env, arguments: redactToolValue(redactor, String(env.tool), 'input', env.arguments) };
+  return { ...env, arguments: redactToolValue(scrub, String(env.tool), 'input', env.arguments) };
 }
 
 /** Identifiers a vendor gave the work (holdId, bookingId, authorizationId, orderId, …), top level or one level down. */
@@ -86,7 +94,7 @@ export function vendorReferenceOf(output: unknown): Record<string, string> | und
   return Object.keys(refs).length > 0 ? refs : undefined;
 }
 
-function buildSteps(redactor: Redactor, records: readonly StepRecord[], action: ActionRecord): ReceiptStep[] {
+function buildSteps(scrub: Scrub, records: readonly StepRecord[], action: ActionRecord): ReceiptStep[] {
   const order = planOrder(action.envelope);
   const rank = (r: StepRecord) => (order.get(r.stepId) ?? 1_000) * 2 + (r.kind === 'compensate' ? 1 : 0);
   // Forward steps in plan order, then compensations in the order they ran (reverse plan order).
@@ -94,10 +102,10 @@ function buildSteps(redactor: Redactor, records: readonly StepRecord[], action: 
   const undo = records.filter((r) => r.kind === 'compensate').sort((a, b) => a.startedAt.localeCompare(b.startedAt) || rank(b) - rank(a));
   const forwardById = new Map(forward.map((r) => [r.stepId, r]));
   return [...forward, ...undo].map((r) => {
-    const output = r.output === undefined ? undefined : redactToolValue(redactor, r.tool, 'output', r.output);
+    const output = r.output === undefined ? undefined : redactToolValue(scrub, r.tool, 'output', r.output);
     const reference = vendorReferenceOf(output);
     const original = r.kind === 'compensate' ? forwardById.get(r.stepId) : undefined;
-    const originalRef = original?.output === undefined ? undefined : vendorReferenceOf(redactToolValue(redactor, original.tool, 'output', original.output));
+    const originalRef = original?.output === undefined ? undefined : vendorReferenceOf(redactToolValue(scrub, original.tool, 'output', original.output));
     const step: ReceiptStep = {
       stepId: r.stepId,
       kind: r.kind,
@@ -106,7 +114,7 @@ function buildSteps(redactor: Redactor, records: readonly StepRecord[], action: 
       attempts: r.attempts,
       idempotencyKey: r.idempotencyKey,
       dryRun: r.dryRun,
-      input: redactToolValue(redactor, r.tool, 'input', r.input) ?? null,
+      input: redactToolValue(scrub, r.tool, 'input', r.input) ?? null,
       ...(output !== undefined ? { output } : {}),
       ...(r.error ? { error: { name: r.error.name, message: r.error.message } } : {}),
       grants: r.grants.map((g) => ({ jti: g.jti, scope: g.scope, expiresAt: new Date(g.exp * 1000).toISOString() })),
@@ -231,11 +239,12 @@ export function eventChainIntact(events: readonly AuditEvent[]): boolean {
 /** Builds and validates the receipt of a settled action. */
 export function buildReceipt(input: ReceiptInput): Receipt {
   const { action, redactor } = input;
+  const scrub: Scrub = { redactor, tools: input.tools };
   if (!TerminalStatuses.has(action.status)) throw new ActionNotSettledError(action.id, action.status);
   const events = [...input.events].sort((a, b) => a.seq - b.seq);
-  const steps = buildSteps(redactor, input.steps, action);
-  const envelope = redactEnvelope(redactor, action.envelope);
-  const result = redactResult(redactor, action, input.steps);
+  const steps = buildSteps(scrub, input.steps, action);
+  const envelope = redactEnvelope(scrub, action.envelope);
+  const result = redactResult(scrub, action, input.steps);
   const d = action.decision;
   const draft: Receipt = {
     schemaVersion: RECEIPT_SCHEMA_VERSION,
@@ -319,19 +328,19 @@ export function buildReceipt(input: ReceiptInput): Receipt {
  * The action's result: a single call's output, or a plan's outputs by step id. Outputs too
  * large for the action record are put together from the step records.
  */
-function redactResult(redactor: Redactor, action: ActionRecord, records: readonly StepRecord[]): unknown {
+function redactResult(scrub: Scrub, action: ActionRecord, records: readonly StepRecord[]): unknown {
   const value = action.result === undefined && action.status === 'completed' ? resultFromSteps(action, records) : action.result;
   if (value === undefined) return undefined;
   const env = action.envelope as { tool?: unknown; plan?: unknown } | null;
-  if (action.kind === 'single' && typeof env?.tool === 'string') return redactToolValue(redactor, env.tool, 'output', value);
+  if (action.kind === 'single' && typeof env?.tool === 'string') return redactToolValue(scrub, env.tool, 'output', value);
   if (Array.isArray(env?.plan) && value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     const tools = new Map(env.plan.map((s: unknown) => [String((s as { id?: unknown })?.id), String((s as { tool?: unknown })?.tool)]));
     for (const [id, output] of Object.entries(value as Record<string, unknown>)) {
       const tool = tools.get(id);
-      out[id] = tool ? redactToolValue(redactor, tool, 'output', output) : redactor.redactAll(output);
+      out[id] = tool ? redactToolValue(scrub, tool, 'output', output) : scrub.redactor.redactAll(output);
     }
     return out;
   }
-  return redactor.redactAll(value);
+  return scrub.redactor.redactAll(value);
 }

@@ -1,8 +1,10 @@
-import middy from '@middy/core';
 import { z } from 'zod';
+import { ActionIdSchema } from '../shared/ids';
 import { writeDigest, writeReceipt } from './vault';
-import { boundedErrors } from '../middleware/bounded-errors';
-import { receiptsRuntime } from '../composition/receipts-runtime';
+import { receiptsDeps } from '../composition/aws';
+import type { Lazy, ReceiptsFunctionDeps } from '../composition/deps';
+import { annotate, tracer } from '../middleware/powertools';
+import { taskHandler } from '../middleware/task';
 
 /**
  * The receipts function: WriteReceipt (the last task of every saga path) and WriteDigest
@@ -10,7 +12,7 @@ import { receiptsRuntime } from '../composition/receipts-runtime';
  * WriteReceipt and ends in ReceiptFailed if it keeps failing.
  */
 
-const ActionId = z.string().regex(/^act_[0-9A-HJKMNP-TV-Z]{26}$/);
+const ActionId = ActionIdSchema;
 
 export const ReceiptsTaskSchema = z.discriminatedUnion('task', [
   z.object({ task: z.literal('WriteReceipt'), actionId: ActionId }).strict(),
@@ -29,26 +31,26 @@ export class ReceiptsTaskInvalidError extends Error {
   }
 }
 
-/** The X-Ray root of this invocation (`Root=1-…`), the same for every retry within one execution. */
-function traceId(): string | null {
-  const header = process.env._X_AMZN_TRACE_ID;
-  const root = header?.split(';').find((part) => part.startsWith('Root='));
-  return root ? root.slice('Root='.length) : null;
-}
-
-async function run(event: ReceiptsEvent): Promise<unknown> {
+/** Runs one receipts task. */
+async function run(runtime: ReceiptsFunctionDeps, event: ReceiptsEvent): Promise<unknown> {
   const parsed = ReceiptsTaskSchema.safeParse(event);
   if (!parsed.success) throw new ReceiptsTaskInvalidError(`Invalid receipts task: ${parsed.error.issues.map((i) => i.path.join('.') || i.message).join(', ')}`);
-  const runtime = await receiptsRuntime();
   if (parsed.data.task === 'WriteDigest') {
     const written = await writeDigest(runtime.deps);
     return { key: written?.key ?? null, receipts: written?.digest.receipts.length ?? 0 };
   }
-  const result = await writeReceipt(runtime.deps, parsed.data.actionId, { traceId: traceId() });
+  annotate({ actionId: parsed.data.actionId });
+  // The X-Ray root of this invocation, the same for every retry within one execution.
+  const result = await writeReceipt(runtime.deps, parsed.data.actionId, { traceId: tracer.getRootXrayTraceId() ?? null });
   // The receipt is stored; a failed local digest must not make the saga write it again.
   await runtime.afterReceipt?.(result).catch((error: unknown) => runtime.deps.logger.warn('digest after receipt failed', { error }));
   return { key: result.key, status: result.status };
 }
 
+/** The receipts function's handler over `deps`. */
+export function createReceiptsHandler(deps: Lazy<ReceiptsFunctionDeps>) {
+  return taskHandler(async (event: ReceiptsEvent) => run(await deps(), event));
+}
+
 /** Lambda entry point. */
-export const handler = middy<ReceiptsEvent, unknown>().use(boundedErrors()).handler(run);
+export const handler = createReceiptsHandler(receiptsDeps);

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { TERMINAL_STATUSES } from '../actions/action';
+import { ActionIdSchema } from '../shared/ids';
 
 /**
  * The receipt (schema version 1): the final, immutable record of one action, and the signed
@@ -115,7 +117,7 @@ export const ReceiptEventSchema = z
 export const ReceiptSchema = z
   .object({
     schemaVersion: z.literal(RECEIPT_SCHEMA_VERSION),
-    actionId: z.string().regex(/^act_[0-9A-HJKMNP-TV-Z]{26}$/),
+    actionId: ActionIdSchema,
     request: z
       .object({
         receivedAt: IsoTime,
@@ -152,7 +154,7 @@ export const ReceiptSchema = z
     steps: z.array(ReceiptStepSchema),
     outcome: z
       .object({
-        status: z.enum(['completed', 'denied', 'rejected', 'expired', 'failed', 'compensated', 'cancelled']),
+        status: z.enum(TERMINAL_STATUSES),
         reason: z.string().optional(),
         result: Json.optional(),
         createdAt: IsoTime,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../shared/canonical-json';
 import type { Logger } from '../shared/logger';
+import type { ToolRegistry } from '../ports/tools';
 import type { ActionStatus } from '../actions/action';
 import type { ActionStore } from '../ports/ledger';
 import type { EventLog, StepStore } from '../ports/steps';
@@ -36,6 +37,8 @@ export interface ReceiptsDeps {
   events: Pick<EventLog, 'list'>;
   store: AuditStore;
   secrets: SecretsPort;
+  /** The tools' declarations (which fields are PII). */
+  tools: ToolRegistry;
   logger: Logger;
   now: () => Date;
   digests: DigestOptions;
@@ -97,7 +100,7 @@ export async function writeReceipt(deps: ReceiptsDeps, actionId: string, options
   ]);
   // An action-level trace id wins when intake records one; else the saga's X-Ray trace.
   const traceId = action.traceId ?? options.traceId;
-  const receipt = buildReceipt({ action, steps, events, redactor: new Redactor(key), traceId: traceId ?? null });
+  const receipt = buildReceipt({ action, steps, events, redactor: new Redactor(key), tools: deps.tools, traceId: traceId ?? null });
   if (!receipt.events.intact) deps.logger.error('ALARM audit event chain does not verify', { actionId, events: receipt.events.count });
   const body = serializeReceipt(receipt);
   const sha256 = sha256Hex(body);

@@ -1,5 +1,5 @@
-import middy from '@middy/core';
 import { z } from 'zod';
+import { ActionIdSchema } from '../shared/ids';
 import {
   beginExecution,
   evaluatePolicy,
@@ -9,20 +9,22 @@ import {
   recordCompensationFailure,
   settleAction,
 } from './tasks';
-import { boundedErrors } from '../middleware/bounded-errors';
-import { sagaRuntime } from '../composition/aws';
+import { sagaDeps } from '../composition/aws';
+import type { Lazy, SagaFunctionDeps } from '../composition/deps';
+import { annotate } from '../middleware/powertools';
+import { taskHandler } from '../middleware/task';
 
 /**
- * The policy function: the saga's decision and bookkeeping tasks (EvaluatePolicy,
+ * The saga function: the saga's decision and bookkeeping tasks (EvaluatePolicy,
  * BeginExecution, IssueGrant, PrepareCompensation, RecordCompensationFailure,
- * FinishCompensation, SettleAction, RecordReceipt). Each Task state names its task; errors are thrown by
- * name and caught by the ASL.
+ * FinishCompensation, SettleAction, RecordReceipt). Each Task state names its task; errors
+ * are thrown by name and caught by the ASL.
  */
 
-const ActionId = z.string().regex(/^act_[0-9A-HJKMNP-TV-Z]{26}$/);
+const ActionId = ActionIdSchema;
 const Index = z.number().int().min(0).max(100);
 
-export const PolicyTaskSchema = z.discriminatedUnion('task', [
+export const SagaTaskSchema = z.discriminatedUnion('task', [
   z.object({ task: z.literal('EvaluatePolicy'), actionId: ActionId }),
   z.object({ task: z.literal('BeginExecution'), actionId: ActionId }),
   z.object({ task: z.literal('IssueGrant'), actionId: ActionId, index: Index, kind: z.enum(['forward', 'compensate']) }),
@@ -36,7 +38,7 @@ export const PolicyTaskSchema = z.discriminatedUnion('task', [
     state: z.object({ final: z.object({ status: z.unknown(), reason: z.unknown() }).partial().optional() }).passthrough(),
   }),
 ]);
-export type PolicyTask = z.infer<typeof PolicyTaskSchema>;
+export type SagaTask = z.infer<typeof SagaTaskSchema>;
 
 /** A task payload that does not match the contract: a bug in the ASL, never retried. */
 export class TaskInputInvalidError extends Error {
@@ -46,11 +48,12 @@ export class TaskInputInvalidError extends Error {
   }
 }
 
-async function run(event: unknown): Promise<unknown> {
-  const parsed = PolicyTaskSchema.safeParse(event);
-  if (!parsed.success) throw new TaskInputInvalidError(`Invalid policy task: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+/** Runs one saga task. */
+async function run(deps: SagaFunctionDeps, event: unknown): Promise<unknown> {
+  const parsed = SagaTaskSchema.safeParse(event);
+  if (!parsed.success) throw new TaskInputInvalidError(`Invalid saga task: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
   const task = parsed.data;
-  const deps = await sagaRuntime();
+  annotate({ actionId: task.actionId });
   switch (task.task) {
     case 'EvaluatePolicy':
       return evaluatePolicy(deps, task.actionId);
@@ -73,5 +76,10 @@ async function run(event: unknown): Promise<unknown> {
   }
 }
 
+/** The saga function's handler over `deps`. */
+export function createSagaHandler(deps: Lazy<SagaFunctionDeps>) {
+  return taskHandler(async (event: unknown) => run(await deps(), event));
+}
+
 /** Lambda entry point. */
-export const handler = middy<unknown, unknown>().use(boundedErrors()).handler(run);
+export const handler = createSagaHandler(sagaDeps);

@@ -1,23 +1,20 @@
 import type { ActionRecord, ActionStatus, StoredDecision } from '../actions/action';
 import { resultFromSteps } from '../actions/view';
-import { TerminalStatuses } from '../actions/action';
-import { canonicalJson, sha256Hex } from '../shared/canonical-json';
-import { isRef, validateEnvelope, type NormalizedAction, type PlannedStep } from '../intake/envelope';
+import { isTerminal, TerminalStatuses } from '../actions/action';
+import { isRef, type NormalizedAction, type PlannedStep } from '../intake/envelope';
+import { ActionStateError, planOf } from '../actions/plan';
 import type { Decider } from '../intake/intake';
 import { mintGrant, type GrantKeyring } from '../steps/grants';
+import { inputHash, type RunStep } from '../steps/contract';
 import type { Logger } from '../shared/logger';
 import { ACTION_RESULT_MAX_BYTES, jsonBytes, STEP_INPUT_MAX_BYTES, StepInputTooLargeError } from './limits';
-import { compensationOf, findTool, type RegisteredTool } from '../tools/registry';
+import type { RegisteredTool, ToolRegistry } from '../ports/tools';
+import { toolFacts } from '../policy/decider';
+import { committedSpend, type MoneyConfig } from '../shared/money';
 import { StatusTransitionError, type ActionStore } from '../ports/ledger';
-import { approvalIdFor, type ApprovalStore } from '../ports/approvals';
-import {
-  utcDay,
-  type EventLog,
-  type SpendStore,
-  type StepKind,
-  type StepRecord,
-  type StepStore,
-} from '../ports/steps';
+import { type ApprovalStore } from '../ports/approvals';
+import { approvalIdFor, utcDay } from '../shared/ids';
+import { type EventLog, type SpendStore, type StepKind, type StepRecord, type StepStore } from '../ports/steps';
 
 /**
  * The saga's tasks: what each Task state of statemachines/action-saga.asl.json asks the
@@ -31,6 +28,10 @@ export interface SagaDeps {
   events: EventLog;
   spend: SpendStore;
   decider: Decider;
+  /** The tools plans may name (the registry port). */
+  tools: ToolRegistry;
+  /** The base currency and rates spend is counted in (the policy set's config). */
+  money: MoneyConfig;
   keyring: GrantKeyring;
   /** The function (ARN in AWS, local name locally) that runs a connector's tools. */
   connectorFunction: (connector: string) => string;
@@ -41,16 +42,10 @@ export interface SagaDeps {
   approvals?: Pick<ApprovalStore, 'getApproval' | 'settle' | 'markAnswered'>;
 }
 
+export { ActionStateError, inputHash, planOf };
+
 /** Which way the saga goes after a decision. */
 export type SagaNext = 'deny' | 'approve' | 'execute' | 'compensate' | 'settle';
-
-/** The action is gone or in a state this task cannot act on. Not retryable. */
-export class ActionStateError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ActionStateError';
-  }
-}
 
 /** Policy denies the action at run time. The ASL catches it by name. */
 export class PolicyDeniedError extends Error {
@@ -73,13 +68,6 @@ async function load(deps: SagaDeps, actionId: string): Promise<ActionRecord> {
   const action = await deps.actions.getAction(actionId);
   if (!action) throw new ActionStateError(`No action ${actionId}`);
   return action;
-}
-
-/** The plan of a stored action (validated again: the envelope is the source of truth). */
-export function planOf(action: ActionRecord): NormalizedAction {
-  const result = validateEnvelope(action.envelope);
-  if (!result.ok) throw new ActionStateError(`Action ${action.id} holds an envelope that no longer validates`);
-  return result.action;
 }
 
 async function move(
@@ -106,7 +94,7 @@ async function move(
 /** EvaluatePolicy: re-decides at run time and routes the saga. */
 export async function evaluatePolicy(deps: SagaDeps, actionId: string): Promise<{ next: SagaNext; count: number }> {
   const action = await load(deps, actionId);
-  const plan = planOf(action);
+  const plan = planOf(action, deps.tools);
   const count = plan.steps.length;
   // Resuming after a restart or a retried task: continue where the ledger says we are.
   if (TerminalStatuses.has(action.status)) return { next: 'settle', count };
@@ -136,7 +124,7 @@ export async function evaluatePolicy(deps: SagaDeps, actionId: string): Promise<
 /** BeginExecution: after approval, re-checks that no forbid applies now and starts running. */
 export async function beginExecution(deps: SagaDeps, actionId: string): Promise<{ next: SagaNext; count: number }> {
   const action = await load(deps, actionId);
-  const plan = planOf(action);
+  const plan = planOf(action, deps.tools);
   if (action.status === 'running') return { next: 'execute', count: plan.steps.length };
   if (action.status !== 'awaiting_approval') throw new ActionStateError(`Action ${actionId} is ${action.status}, not awaiting approval`);
   const decision = await deps.decider.decide(action.principal, plan, deps.now());
@@ -186,21 +174,6 @@ export function resolveRefs(args: unknown, outputs: ReadonlyMap<string, unknown>
   return { value: walk(args), missing };
 }
 
-/** The payload a connector function receives for one step call. */
-export interface RunStepPayload {
-  task: 'RunStep';
-  kind: StepKind;
-  actionId: string;
-  stepId: string;
-  tool: string;
-  input: unknown;
-  planHash: string;
-  dryRun: boolean;
-  grant: string;
-  /** Set in a dry run when the input depends on an earlier step's simulated output. */
-  skipReason?: string;
-}
-
 interface CompensationItem {
   stepId: string;
   tool: RegisteredTool;
@@ -208,14 +181,14 @@ interface CompensationItem {
 }
 
 /** Completed commit steps that can be undone, last first. */
-function compensationsOf(plan: NormalizedAction, records: StepRecord[]): CompensationItem[] {
+function compensationsOf(tools: ToolRegistry, plan: NormalizedAction, records: StepRecord[]): CompensationItem[] {
   const done = new Map(records.filter((r) => r.kind === 'forward' && r.status === 'complete' && !r.dryRun).map((r) => [r.stepId, r]));
   const items: CompensationItem[] = [];
   for (const step of [...plan.steps].reverse()) {
     const record = done.get(step.id);
-    const registered = findTool(step.tool);
+    const registered = tools.find(step.tool);
     if (!record || !registered || registered.tool.tier !== 'commit') continue;
-    const undo = compensationOf(registered);
+    const undo = tools.compensationOf(registered);
     const spec = registered.tool.compensation;
     if (!undo || !spec) continue;
     const parsedInput = registered.tool.input.safeParse(record.input);
@@ -232,9 +205,9 @@ function compensationsOf(plan: NormalizedAction, records: StepRecord[]): Compens
 export async function issueGrant(
   deps: SagaDeps,
   input: { actionId: string; index: number; kind: StepKind },
-): Promise<{ functionName: string; payload: RunStepPayload }> {
+): Promise<{ functionName: string; payload: RunStep }> {
   const action = await load(deps, input.actionId);
-  const plan = planOf(action);
+  const plan = planOf(action, deps.tools);
   const dryRun = plan.mode === 'dry_run';
   const records = await deps.steps.listSteps(action.id);
   let stepId: string;
@@ -247,7 +220,7 @@ export async function issueGrant(
     const step: PlannedStep | undefined = plan.steps[input.index];
     if (!step) throw new ActionStateError(`Action ${action.id} has no step ${input.index}`);
     stepId = step.id;
-    registered = findTool(step.tool);
+    registered = deps.tools.find(step.tool);
     const outputs = new Map(records.filter((r) => r.kind === 'forward' && r.status === 'complete').map((r) => [r.stepId, r.output]));
     const resolved = resolveRefs(step.arguments, outputs);
     callInput = resolved.value;
@@ -258,7 +231,7 @@ export async function issueGrant(
     }
   } else {
     if (action.status !== 'compensating') throw new ActionStateError(`Action ${action.id} is ${action.status}; compensations run only while compensating`);
-    const item = compensationsOf(plan, records)[input.index];
+    const item = compensationsOf(deps.tools, plan, records)[input.index];
     if (!item) throw new ActionStateError(`Action ${action.id} has no compensation ${input.index}`);
     stepId = item.stepId;
     registered = item.tool;
@@ -314,11 +287,6 @@ export async function issueGrant(
   };
 }
 
-/** SHA-256 of the canonical form of a call's input; bound into its grant. */
-export function inputHash(input: unknown): string {
-  return sha256Hex(canonicalJson(input ?? null));
-}
-
 /** Error details that are safe to keep: a name and a bounded message. */
 function safeError(error: unknown): { name: string; message: string } {
   const e = (error ?? {}) as { Error?: unknown; Cause?: unknown };
@@ -336,14 +304,14 @@ function safeError(error: unknown): { name: string; message: string } {
 /** PrepareCompensation: records why the run failed and lists what must be undone. */
 export async function prepareCompensation(deps: SagaDeps, input: { actionId: string; error?: unknown }): Promise<{ count: number }> {
   let action = await load(deps, input.actionId);
-  const plan = planOf(action);
+  const plan = planOf(action, deps.tools);
   if (action.status === 'running') {
     const failure = safeError(input.error);
     await deps.events.append(action.id, { type: 'step.failed', actor: 'airlock', data: { error: failure } }, deps.now());
     action = await move(deps, action, 'compensating', `${failure.name}: ${failure.message}`.slice(0, 300));
   }
   if (action.status !== 'compensating') return { count: 0 };
-  return { count: compensationsOf(plan, await deps.steps.listSteps(action.id)).length };
+  return { count: compensationsOf(deps.tools, plan, await deps.steps.listSteps(action.id)).length };
 }
 
 /** RecordCompensationFailure: a compensation that still fails is an alarm, never silent. */
@@ -352,7 +320,7 @@ export async function recordCompensationFailure(
   input: { actionId: string; index: number; error?: unknown },
 ): Promise<void> {
   const action = await load(deps, input.actionId);
-  const item = compensationsOf(planOf(action), await deps.steps.listSteps(action.id))[input.index];
+  const item = compensationsOf(deps.tools, planOf(action, deps.tools), await deps.steps.listSteps(action.id))[input.index];
   const failure = safeError(input.error);
   const stepId = item?.stepId ?? `#${input.index}`;
   await deps.events.append(action.id, {
@@ -368,7 +336,7 @@ export async function recordCompensationFailure(
 export async function finishCompensation(deps: SagaDeps, actionId: string): Promise<{ status: 'compensated' | 'failed'; reason: string }> {
   const action = await load(deps, actionId);
   const records = await deps.steps.listSteps(actionId);
-  const items = compensationsOf(planOf(action), records);
+  const items = compensationsOf(deps.tools, planOf(action, deps.tools), records);
   const undone = new Set(records.filter((r) => r.kind === 'compensate' && r.status === 'complete').map((r) => r.stepId));
   const stuck = items.filter((i) => !undone.has(i.stepId));
   const why = action.statusReason ?? 'a step failed';
@@ -390,8 +358,9 @@ export async function settleAction(
   const wanted = input.final?.status;
   const reason = typeof input.final?.reason === 'string' ? input.final.reason : undefined;
   const target: ActionStatus =
-    typeof wanted === 'string' && (['completed', 'denied', 'rejected', 'expired', 'failed', 'compensated'] as const).includes(wanted as never)
-      ? (wanted as ActionStatus)
+    // Every ending but a cancel, which only the cancel API brings about, never the state machine.
+    typeof wanted === 'string' && isTerminal(wanted) && wanted !== 'cancelled'
+      ? wanted
       : 'failed';
   let records: Promise<StepRecord[]> | undefined;
   const stepRecords = () => (records ??= deps.steps.listSteps(input.actionId));
@@ -423,22 +392,12 @@ export async function settleAction(
     }
   }
   if (action.status === 'completed' && action.mode === 'execute') {
-    // The same amount to the same counterparty through one connector is one payment (hold
-    // then book, authorize then capture), as the policy engine totals plans.
-    const seen = new Set<string>();
-    let spent = 0;
-    for (const r of await stepRecords()) {
-      const registered = r.kind === 'forward' && r.status === 'complete' ? findTool(r.tool) : undefined;
-      if (!registered || registered.tool.tier !== 'commit') continue;
-      const parsed = registered.tool.input.safeParse(r.input);
-      if (!parsed.success) continue;
-      const money = registered.tool.money?.(parsed.data);
-      if (!money || !Number.isFinite(money.amount) || money.amount <= 0) continue;
-      const key = JSON.stringify([registered.connector.name, registered.tool.counterparty?.(parsed.data) ?? '', money.amount, money.currency]);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      spent += money.amount;
-    }
+    // What stayed done, counted by the rule and in the units policy uses (shared/money).
+    const done = (await stepRecords()).filter((r) => r.kind === 'forward' && r.status === 'complete' && deps.tools.find(r.tool));
+    const spent = committedSpend(
+      done.map((r) => toolFacts(deps.tools, r.tool, (r.input ?? {}) as Record<string, unknown>)),
+      deps.money,
+    ).total;
     await deps.spend.addSpend(action.principal.sub, utcDay(new Date(action.createdAt)), spent, action.id);
   }
   return { status: action.status };

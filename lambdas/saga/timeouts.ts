@@ -40,7 +40,7 @@ export const TRANSITION_ALLOWANCE_SECONDS = 1;
 export interface SagaTimeoutConfig {
   /** How long WaitForApproval waits for a quorum (config `approvalTimeoutSeconds`). */
   approvalTimeoutSeconds: number;
-  /** Timeout of the functions the ASL names (`${PolicyFunctionArn}`, …): config `lambda.timeoutSeconds`. */
+  /** Timeout of the functions the ASL names (`${SagaFunctionArn}`, …): config `lambda.timeoutSeconds`. */
   functionTimeoutSeconds: number;
   /** Timeout of the connector functions, invoked by a name read at run time: `lambda.connectorTimeoutSeconds`. */
   connectorTimeoutSeconds: number;

@@ -1,4 +1,6 @@
 import { monotonicFactory } from 'ulid';
+import { z } from 'zod';
+import type { StepKey } from '../ports/steps';
 
 const nextUlid = monotonicFactory();
 
@@ -12,3 +14,28 @@ export function newActionId(now = Date.now()): string {
 }
 
 export const ActionIdPattern = /^act_[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** An action id in a task payload or a schema. */
+export const ActionIdSchema = z.string().regex(ActionIdPattern);
+
+/** The approval id of an action: `act_<ULID>` → `apr_<ULID>`. */
+export function approvalIdFor(actionId: string): string {
+  return `apr_${actionId.replace(/^act_/, '')}`;
+}
+
+/** The action id of an approval id (the inverse of {@link approvalIdFor}). */
+export function actionIdOf(approvalId: string): string {
+  return `act_${approvalId.replace(/^apr_/, '')}`;
+}
+
+export const ApprovalIdPattern = /^apr_[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** The deterministic idempotency key of a step, sent to the vendor. */
+export function stepIdempotencyKey(key: StepKey): string {
+  return `${key.actionId}.${key.stepId}${key.kind === 'compensate' ? '.undo' : ''}`;
+}
+
+/** UTC day of a date, `YYYY-MM-DD`. */
+export function utcDay(now: Date): string {
+  return now.toISOString().slice(0, 10);
+}

@@ -1,27 +1,15 @@
-import middy from '@middy/core';
-import { z } from 'zod';
+import { stepsDeps } from '../composition/aws';
+import type { Lazy, StepsFunctionDeps } from '../composition/deps';
+import { annotate } from '../middleware/powertools';
+import { taskHandler } from '../middleware/task';
+import { jsonBytes, type StepSummary } from '../saga/limits';
+import { RunStepSchema } from './contract';
 import { runStep } from './run-step';
-import { GRANT_TOKEN_MAX_CHARS, jsonBytes, type StepSummary } from '../saga/limits';
-import { boundedErrors } from '../middleware/bounded-errors';
-import { connectorRuntime } from '../composition/aws';
 
 /**
  * A connector function (one per connector, named by CONNECTOR_NAME): runs one step call
  * under a verified, single-use grant, exactly once per step.
  */
-
-export const RunStepSchema = z.object({
-  task: z.literal('RunStep'),
-  kind: z.enum(['forward', 'compensate']),
-  actionId: z.string().regex(/^act_[0-9A-HJKMNP-TV-Z]{26}$/),
-  stepId: z.string().min(1).max(64),
-  tool: z.string().min(3).max(128),
-  input: z.unknown(),
-  planHash: z.string().regex(/^[0-9a-f]{64}$/),
-  dryRun: z.boolean(),
-  grant: z.string().min(10).max(GRANT_TOKEN_MAX_CHARS),
-  skipReason: z.string().max(500).optional(),
-});
 
 /** A payload that does not match the contract: never retried. */
 export class StepPayloadInvalidError extends Error {
@@ -32,23 +20,24 @@ export class StepPayloadInvalidError extends Error {
 }
 
 /**
- * The handler of one connector's function; locally one is made per connector. It returns a
- * summary, never the output: the output is in the step record, and a state over 256 KiB would
- * fail the execution beyond any Catch.
+ * The handler of a connector's function (`connector`: the one it serves; in Lambda, the one
+ * CONNECTOR_NAME names). It returns a summary, never the output: the output is in the step
+ * record, and a state over 256 KiB would fail the execution beyond any Catch.
  */
-export function connectorHandler(connector?: string) {
-  return middy<unknown, StepSummary>()
-    .use(boundedErrors())
-    .handler(async (event: unknown) => {
-      const parsed = RunStepSchema.safeParse(event);
-      if (!parsed.success) {
-        throw new StepPayloadInvalidError(`Invalid step payload at ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
-      }
-      const { stepId, kind } = parsed.data;
-      const output = await runStep(await connectorRuntime(connector), parsed.data);
-      return { stepId, kind, outputBytes: jsonBytes(output) };
-    });
+export function createStepsHandler(deps: Lazy<StepsFunctionDeps>, connector?: string) {
+  return taskHandler<unknown, StepSummary>(async (event) => {
+    const parsed = RunStepSchema.safeParse(event);
+    if (!parsed.success) {
+      throw new StepPayloadInvalidError(`Invalid step payload at ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+    }
+    const { actionId, stepId, kind, tool } = parsed.data;
+    annotate({ actionId, tool });
+    const forConnector = await deps();
+    // The function's own connector: a step of any other is refused by the grant check.
+    const output = await runStep(forConnector(connector), parsed.data);
+    return { stepId, kind, outputBytes: jsonBytes(output) };
+  });
 }
 
-/** Lambda entry point: serves CONNECTOR_NAME. */
-export const handler = connectorHandler();
+/** Lambda entry point: serves CONNECTOR_NAME (any other connector's step is refused). */
+export const handler = createStepsHandler(stepsDeps);

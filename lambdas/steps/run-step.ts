@@ -1,11 +1,12 @@
 import { invokeTool } from '../tools/invoke';
-import { findTool } from '../tools/registry';
+import type { ToolRegistry } from '../ports/tools';
 import { GrantInvalidError, verifyGrant, type GrantKeyring } from './grants';
 import type { Logger } from '../shared/logger';
-import { inputHash, type RunStepPayload } from '../saga/tasks';
+import { inputHash, type RunStep } from './contract';
 import { jsonBytes, STEP_OUTPUT_MAX_BYTES, StepOutputTooLargeError } from '../saga/limits';
 import type { SecretsPort } from '../ports/secrets';
-import { stepIdempotencyKey, type StepKey, type StepStore } from '../ports/steps';
+import { type StepKey, type StepStore } from '../ports/steps';
+import { stepIdempotencyKey } from '../shared/ids';
 
 /**
  * Running one step call inside a connector function: verify the grant against exactly this
@@ -16,6 +17,8 @@ import { stepIdempotencyKey, type StepKey, type StepStore } from '../ports/steps
 export interface RunStepDeps {
   /** The connector this function serves; grants for any other audience are refused. */
   connector: string;
+  /** Where the step's tool is looked up (the registry port). */
+  tools: ToolRegistry;
   steps: StepStore;
   keyring: GrantKeyring;
   secrets: SecretsPort;
@@ -27,10 +30,10 @@ export interface RunStepDeps {
   fetch?: typeof fetch;
 }
 
-export async function runStep(deps: RunStepDeps, payload: Omit<RunStepPayload, 'task'> & { task?: 'RunStep' }): Promise<unknown> {
+export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> & { task?: 'RunStep' }): Promise<unknown> {
   const key: StepKey = { actionId: payload.actionId, stepId: payload.stepId, kind: payload.kind };
   const log = deps.logger.child({ actionId: key.actionId, stepId: key.stepId, kind: key.kind, tool: payload.tool });
-  const registered = findTool(payload.tool);
+  const registered = deps.tools.find(payload.tool);
   if (!registered || registered.connector.name !== deps.connector) {
     log.warn('grant refused', { reason: 'tool not served by this connector' });
     throw new GrantInvalidError(`${deps.connector} does not serve ${payload.tool}`);
@@ -83,6 +86,7 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStepPayload, '
             deadline: deps.now().getTime() + deps.timeoutMs,
           },
           {
+            tools: deps.tools,
             secrets: deps.secrets,
             baseUrls: deps.baseUrls,
             logger: log,

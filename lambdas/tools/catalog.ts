@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { allTools, compensationOf, type RegisteredTool } from './registry';
+import type { RegisteredTool, ToolRegistry } from '../ports/tools';
 import type { Tier } from './sdk';
 
 /** One entry of the tool catalog an agent reads to plan its calls. */
@@ -18,8 +18,8 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, u
   return z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Record<string, unknown>;
 }
 
-function entry(t: RegisteredTool): CatalogEntry {
-  const comp = compensationOf(t);
+function entry(registry: ToolRegistry, t: RegisteredTool): CatalogEntry {
+  const comp = registry.compensationOf(t);
   return {
     name: t.fullName,
     connector: t.connector.name,
@@ -32,10 +32,14 @@ function entry(t: RegisteredTool): CatalogEntry {
   };
 }
 
-let cached: CatalogEntry[] | undefined;
+const cache = new WeakMap<ToolRegistry, CatalogEntry[]>();
 
-/** The catalog, built once per process (schemas do not change at run time). */
-export function toolCatalog(): CatalogEntry[] {
-  cached ??= allTools().map(entry);
-  return cached;
+/** The catalog of a registry, built once per process (schemas do not change at run time). */
+export function toolCatalog(registry: ToolRegistry): CatalogEntry[] {
+  let catalog = cache.get(registry);
+  if (!catalog) {
+    catalog = registry.all().map((t) => entry(registry, t));
+    cache.set(registry, catalog);
+  }
+  return catalog;
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { SecretNames, type SecretsPort } from '../ports/secrets';
-import { findTool, type RegisteredTool } from './registry';
+import type { RegisteredTool, ToolRegistry } from '../ports/tools';
 import type { DryRunResult, ToolContext, ToolLogger, VerifiedGrant } from './sdk';
 
 /**
@@ -27,6 +27,8 @@ export interface InvokeToolRequest {
 
 /** What the runtime needs from its host. */
 export interface ConnectorRuntimeDeps {
+  /** Where the tool is looked up (the composition root's registry). */
+  tools: ToolRegistry;
   secrets: SecretsPort;
   /** Vendor base URL per connector name; falls back to the connector's `defaultBaseUrl`. */
   baseUrls: Record<string, string>;
@@ -161,7 +163,7 @@ function checkGrant(grant: VerifiedGrant | undefined, entry: RegisteredTool): vo
  * vendor errors from `./errors`, or `ToolOutputInvalidError`.
  */
 export async function invokeTool(req: InvokeToolRequest, deps: ConnectorRuntimeDeps): Promise<unknown> {
-  const entry = findTool(req.tool);
+  const entry = deps.tools.find(req.tool);
   if (!entry) throw new ToolNotFoundError(req.tool);
   const { tool, connector } = entry;
 

@@ -6,6 +6,7 @@ import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-l
 import { type ICommandHooks, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { EnvNames } from '../../lambdas/composition/env';
 
 /** The repository root: NodejsFunction bundles from here, with package-lock.json as the lock file. */
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -29,7 +30,7 @@ const ESM_REQUIRE_BANNER =
 /** Where a Lambda zip is unpacked (LAMBDA_TASK_ROOT). */
 const LAMBDA_TASK_ROOT = '/var/task';
 /** Env var the policy engine reads its directory from (lambdas/core/policy/files.ts). */
-export const POLICY_DIR_ENV = 'AIRLOCK_POLICY_DIR';
+export const POLICY_DIR_ENV = EnvNames.policyDir;
 
 /**
  * Puts beside the bundle what the policy engine loads at run time: Cedar's Node.js entry

@@ -1,11 +1,12 @@
 import { Stack } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { AirlockFunction } from './airlock-function';
+import { EnvNames } from '../../lambdas/composition/env';
 
 /** Env var: the approval wait in seconds, equal to WaitForApproval's TimeoutSeconds. */
-export const APPROVAL_TIMEOUT_ENV = 'APPROVAL_TIMEOUT_SECONDS';
+export const APPROVAL_TIMEOUT_ENV = EnvNames.approvalTimeoutSeconds;
 /** Env var: the EventBridge bus `airlock.approval.requested` goes to. */
-export const APPROVAL_EVENT_BUS_ENV = 'APPROVAL_EVENT_BUS';
+export const APPROVAL_EVENT_BUS_ENV = EnvNames.approvalEventBus;
 /** The account's default bus: teams add rules to it without Airlock owning a bus. */
 export const DEFAULT_EVENT_BUS = 'default';
 

@@ -15,15 +15,16 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { SecretNames } from '../../lambdas/ports/secrets';
 import type { AirlockFunction } from './airlock-function';
+import { EnvNames } from '../../lambdas/composition/env';
 
 /** Env var holding the audit bucket name in the receipts function. */
-export const AUDIT_BUCKET_ENV = 'AUDIT_BUCKET';
+export const AUDIT_BUCKET_ENV = EnvNames.auditBucket;
 /** Env var with the COMPLIANCE retention (days) the receipts function sets on every object. */
-export const AUDIT_RETENTION_ENV = 'AUDIT_RETENTION_DAYS';
+export const AUDIT_RETENTION_ENV = EnvNames.auditRetentionDays;
 /** Env var with how many days back the digest looks for receipts keyed by their action's creation day. */
-export const AUDIT_LOOKBACK_ENV = 'AUDIT_DIGEST_LOOKBACK_DAYS';
+export const AUDIT_LOOKBACK_ENV = EnvNames.auditLookbackDays;
 /** Env var with the digest schedule in seconds, which every digest declares as its heartbeat. */
-export const AUDIT_DIGEST_INTERVAL_ENV = 'AUDIT_DIGEST_INTERVAL_SECONDS';
+export const AUDIT_DIGEST_INTERVAL_ENV = EnvNames.auditDigestIntervalSeconds;
 /** How often digests are written: the schedule's rate and the heartbeat `audit verify` checks. */
 export const DIGEST_INTERVAL = Duration.hours(1);
 /** Key prefixes the receipts writer owns: receipts and the signed digests chaining them. */

@@ -4,9 +4,10 @@ import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import type { AirlockFunction } from './airlock-function';
+import { EnvNames } from '../../lambdas/composition/env';
 
 /** Env var holding the ledger table name in every function bound to it. */
-export const LEDGER_TABLE_ENV = 'LEDGER_TABLE';
+export const LEDGER_TABLE_ENV = EnvNames.ledgerTable;
 /** Name of the one global secondary index (`gsi1pk` / `gsi1sk`). */
 export const LEDGER_GSI1 = 'gsi1';
 /** Key prefixes a connector may touch: its step records and single-use grant ids (jti). */

@@ -14,15 +14,16 @@ import {
   type SagaTimeouts,
 } from '../../lambdas/saga/timeouts';
 import { type AirlockFunction, PROJECT_ROOT } from './airlock-function';
+import { EnvNames } from '../../lambdas/composition/env';
 
 /** Env var holding the saga's ARN in the functions that start or answer it. */
-export const STATE_MACHINE_ARN_ENV = 'STATE_MACHINE_ARN';
+export const STATE_MACHINE_ARN_ENV = EnvNames.stateMachineArn;
 /** The saga's ASL file, relative to the repository root. */
 export const ACTION_SAGA_ASL = 'statemachines/action-saga.asl.json';
 /** The Task that waits for a human; its TimeoutSeconds is `approvalTimeoutSeconds`. */
 export const APPROVAL_STATE = 'WaitForApproval';
 
-/** `${PolicyFunctionArn}`-style placeholders: the only substitutions the ASL may use. */
+/** `${SagaFunctionArn}`-style placeholders: the only substitutions the ASL may use. */
 const PLACEHOLDER = /\$\{([A-Za-z][A-Za-z0-9]*FunctionArn)\}/g;
 
 /** Names of the `${...FunctionArn}` placeholders in an ASL text, sorted and unique. */
@@ -58,7 +59,7 @@ export function renderAsl(config: SagaTimeoutConfig, relativePath: string = ACTI
 /** Props of {@link ActionSaga}. */
 export interface ActionSagaProps {
   /**
-   * Functions the ASL may call, by placeholder name (`PolicyFunctionArn`). Only those the
+   * Functions the ASL may call, by placeholder name (`SagaFunctionArn`). Only those the
    * ASL actually references are substituted and granted lambda:InvokeFunction.
    */
   readonly functions: Readonly<Record<string, AirlockFunction>>;

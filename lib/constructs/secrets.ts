@@ -5,13 +5,14 @@ import { type RotationSchedule, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { SecretNames } from '../../lambdas/ports/secrets';
 import type { AirlockFunction } from './airlock-function';
+import { EnvNames } from '../../lambdas/composition/env';
 
 /** Env var with the grant-signing key's secret name, in every function that may read it. */
-export const GRANT_KEY_SECRET_ENV = 'GRANT_SIGNING_KEY_SECRET';
+export const GRANT_KEY_SECRET_ENV = EnvNames.grantKeySecret;
 /** Env var with the connector's vendor-credential secret name. */
-export const VENDOR_SECRET_ENV = 'VENDOR_CREDENTIAL_SECRET';
+export const VENDOR_SECRET_ENV = EnvNames.vendorSecret;
 /** Env var with the page-cursor key's secret name (read by lambdas/handlers/runtime.ts). */
-export const CURSOR_KEY_SECRET_ENV = 'CURSOR_KEY_SECRET';
+export const CURSOR_KEY_SECRET_ENV = EnvNames.cursorKeySecret;
 
 /**
  * What a Secrets Manager rotation function calls on the secret it rotates: read and describe

@@ -129,7 +129,7 @@ describe('the local runtime on an external endpoint (AIRLOCK_DYNAMODB_ENDPOINT)'
     dirs.push(dir);
     try {
       // Act
-      const rt = await startLocalRuntime({ port: 0, stateDir: dir, logger: silentLogger, dynamoEndpoint: endpoint, tableName, setProcessEnv: false });
+      const rt = await startLocalRuntime({ port: 0, stateDir: dir, logger: silentLogger, dynamoEndpoint: endpoint, tableName });
       expect(rt.dynamo).toMatchObject({ endpoint, tableName, external: true });
       expect(rt.env.AWS_ENDPOINT_URL_DYNAMODB).toBe(endpoint);
       await rt.dynamo.client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'kept' }, sk: { S: '1' } } }));

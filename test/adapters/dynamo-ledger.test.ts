@@ -9,7 +9,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
-import { acceptAction } from '../../lambdas/intake/intake';
+import { postAction } from '../../lambdas/intake/http';
 import { ProblemError } from '../../lambdas/shared/problem';
 import { alice, echoCall, intakeDeps } from '../helpers/intake';
 
@@ -31,7 +31,7 @@ describe('DynamoLedger commands', () => {
     ddb.on(GetItemCommand).resolves({});
     ddb.on(UpdateItemCommand).resolves({});
     // Act
-    const res = await acceptAction({ principal: alice, idempotencyKey: 'k', body: echoCall() }, intakeDeps(ledger()));
+    const res = await postAction({ principal: alice, idempotencyKey: 'k', body: echoCall() }, intakeDeps(ledger()));
     // Assess
     expect(res.status).toBe(202);
     const writes = [
@@ -52,7 +52,7 @@ describe('DynamoLedger commands', () => {
     'a %s while claiming answers 503 with Retry-After and writes nothing',
     async (name) => {
       ddb.on(PutItemCommand).rejects(throttle(name));
-      const error = await acceptAction({ principal: alice, idempotencyKey: 'k', body: echoCall() }, intakeDeps(ledger())).catch((e: unknown) => e);
+      const error = await postAction({ principal: alice, idempotencyKey: 'k', body: echoCall() }, intakeDeps(ledger())).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ProblemError);
       const p = (error as ProblemError).problem;
       expect(p.status).toBe(503);
@@ -68,7 +68,7 @@ describe('DynamoLedger commands', () => {
     ddb.on(GetItemCommand).resolves({});
     ddb.on(DeleteItemCommand).resolves({});
     // Act
-    const error = await acceptAction({ principal: alice, idempotencyKey: 'k', body: echoCall() }, intakeDeps(ledger())).catch((e: unknown) => e);
+    const error = await postAction({ principal: alice, idempotencyKey: 'k', body: echoCall() }, intakeDeps(ledger())).catch((e: unknown) => e);
     // Assess
     expect((error as ProblemError).problem.status).toBe(503);
     const releases = ddb.commandCalls(DeleteItemCommand);
@@ -79,7 +79,7 @@ describe('DynamoLedger commands', () => {
   it('other DynamoDB failures are not dressed up as throttling', async () => {
     ddb.on(PutItemCommand).rejects(Object.assign(new Error('boom'), { name: 'InternalServerError' }));
     await expect(
-      acceptAction({ principal: alice, idempotencyKey: 'k', body: echoCall() }, intakeDeps(ledger())),
+      postAction({ principal: alice, idempotencyKey: 'k', body: echoCall() }, intakeDeps(ledger())),
     ).rejects.toThrow('boom');
   });
 });

@@ -4,11 +4,14 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventBridgePublisher } from '../../lambdas/adapters/aws/eventbridge-publisher';
 import { StepFunctionsCallbacks } from '../../lambdas/adapters/aws/sfn-callbacks';
+import { toolRegistry } from '../../lambdas/tools/registry';
 import type { ActionRecord } from '../../lambdas/actions/action';
 import { decideApproval, type ApprovalsDeps } from '../../lambdas/approvals/approvals';
-import { createLogger } from '../../lambdas/shared/logger';
+import { createLogger } from '../../lambdas/middleware/powertools';
 import type { PolicyEngine } from '../../lambdas/policy/index';
 import { ProblemError, ProblemType } from '../../lambdas/shared/problem';
+import { approvalsProblem } from '../../lambdas/approvals/http';
+import { ApprovalNoLongerWaitingError } from '../../lambdas/approvals/errors';
 import type { ApprovalRecord, ApprovalStatus, ApprovalStore, VoteRecord } from '../../lambdas/ports/approvals';
 import { EventPublishError } from '../../lambdas/ports/events';
 import type { ActionStore } from '../../lambdas/ports/ledger';
@@ -151,6 +154,7 @@ describe('a dead task token through the decision path', () => {
     const deps: ApprovalsDeps = {
       actions: { getAction: async () => action } as unknown as ActionStore,
       approvals,
+      tools: toolRegistry,
       events: {
         append: async (actionId, e) => {
           const ev = { actionId, seq: log.length + 1, type: e.type, at: now.toISOString(), actor: e.actor, data: e.data ?? {}, hash: '', prevHash: '' };
@@ -174,10 +178,13 @@ describe('a dead task token through the decision path', () => {
       caught = error;
     }
     // Assess
-    expect(caught).toBeInstanceOf(ProblemError);
-    const problem = (caught as ProblemError).problem;
+    // As the approvals function answers it (approvals/http.ts maps the domain error).
+    const mapped = approvalsProblem(caught);
+    expect(mapped).toBeInstanceOf(ProblemError);
+    const problem = mapped!.problem;
     expect(problem).toMatchObject({ status: 409, type: ProblemType.approvalClosed });
-    expect((caught as ProblemError).cause).toBeInstanceOf(TaskTokenInvalidError);
+    expect(mapped!.cause).toBeInstanceOf(ApprovalNoLongerWaitingError);
+    expect((caught as Error).cause).toBeInstanceOf(TaskTokenInvalidError);
     expect(JSON.stringify(problem) + lines.join('')).not.toContain(TOKEN);
     expect(sfn.commandCalls(SendTaskSuccessCommand)[0]!.args[0].input.taskToken).toBe(TOKEN);
   });

@@ -13,7 +13,8 @@ import {
   VoteSchema,
 } from '../../lambdas/api/schemas';
 import { approvalPreview, voteView } from '../../lambdas/approvals/preview';
-import { acceptedBody } from '../../lambdas/intake/intake';
+import { acceptedBody } from '../../lambdas/intake/http';
+import { toolRegistry } from '../../lambdas/tools/registry';
 import { buildOpenApiDocument, LOCAL_PORT, openApiDocument, renderOpenApi, type JsonObject } from '../../lambdas/api/openapi';
 import { ProblemType } from '../../lambdas/shared/problem';
 import { routes, routeKey } from '../../lambdas/api/routes';
@@ -318,7 +319,7 @@ describe('the view functions answer exactly the documented shapes', () => {
   });
 
   it('approval preview, summary and vote', () => {
-    const preview = approvalPreview(action, approval, [vote], { canDecide: false, refusal: 'no', vote: { decision: 'approve', at } }, new Date(at));
+    const preview = approvalPreview(toolRegistry, action, approval, [vote], { canDecide: false, refusal: 'no', vote: { decision: 'approve', at } }, new Date(at));
     ApprovalPreviewSchema.strict().parse(preview);
     for (const step of preview.steps) PreviewStepSchema.strict().parse(step);
     VoteSchema.strict().parse(voteView(vote));

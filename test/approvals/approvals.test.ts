@@ -30,16 +30,16 @@ import { deciderFor } from '../../lambdas/policy/decider';
 import { validateEnvelope } from '../../lambdas/intake/envelope';
 import { newActionId } from '../../lambdas/shared/ids';
 import { planHash } from '../../lambdas/intake/intake';
-import { createLogger } from '../../lambdas/shared/logger';
+import { createLogger } from '../../lambdas/middleware/powertools';
 import { createPolicyEngine, loadPolicyEngine, readPolicyDir, type PolicyEngine } from '../../lambdas/policy/index';
 import type { Principal } from '../../lambdas/shared/principal';
 import { ProblemError, ProblemType } from '../../lambdas/shared/problem';
-import { approvalIdFor } from '../../lambdas/ports/approvals';
+import { approvalIdFor } from '../../lambdas/shared/ids';
 import type { EventPublisher, PublishedEvent } from '../../lambdas/ports/events';
 import { TaskTokenInvalidError, type TaskCallbacks } from '../../lambdas/ports/task-callbacks';
-import { handler } from '../../lambdas/approvals/handler';
-import { installApprovalsRuntime } from '../../lambdas/composition/approvals-runtime';
-import { installCursorCodec, resetRuntime } from '../../lambdas/composition/aws';
+import { createApprovalsHandler } from '../../lambdas/approvals/handler';
+import { approvalsProblem } from '../../lambdas/approvals/http';
+import { toolRegistry } from '../../lambdas/tools/registry';
 import { CursorCodec } from '../../lambdas/shared/cursor';
 import { startLedger } from '../helpers/ledger';
 import { verifiedIdentity } from '../helpers/events';
@@ -147,7 +147,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  resetRuntime();
   await ledgerEnv?.close();
 });
 
@@ -163,6 +162,7 @@ beforeEach(() => {
     callbacks,
     publisher,
     engine,
+    tools: toolRegistry,
     timeoutSeconds: 3600,
     now: () => new Date(clock),
     logger: createLogger({ level: 'debug', sink: (line) => logLines.push(line) }),
@@ -171,10 +171,10 @@ beforeEach(() => {
 
 /** Stores an action the way intake does, already awaiting approval, and runs RequestApproval. */
 async function awaitingApproval(requester: Principal, body: unknown, useEngine: PolicyEngine = engine) {
-  const validated = validateEnvelope(body);
+  const validated = validateEnvelope(body, toolRegistry);
   if (!validated.ok) throw new Error(`bad fixture: ${JSON.stringify(validated.violations)}`);
   const action = validated.action;
-  const decision = await deciderFor(useEngine).decide(requester, action, clock);
+  const decision = await deciderFor(useEngine, toolRegistry).decide(requester, action, clock);
   expect(decision.outcome).toBe('require_approval');
   const id = newActionId(clock.getTime());
   const record: ActionRecord = {
@@ -202,7 +202,8 @@ async function problemOf(work: Promise<unknown>): Promise<ProblemError['problem'
   try {
     await work;
   } catch (error) {
-    if (error instanceof ProblemError) return error.problem;
+    const problem = approvalsProblem(error);
+    if (problem) return problem.problem;
     throw error;
   }
   throw new Error('expected a problem');
@@ -379,7 +380,7 @@ describe('deciding', () => {
       const recorded = results.filter((r) => r.status === 'fulfilled' && r.value.recorded);
       expect(recorded.length).toBeGreaterThanOrEqual(2);
       for (const r of results) {
-        if (r.status === 'rejected') expect((r.reason as ProblemError).problem).toMatchObject({ status: 409, type: ProblemType.approvalClosed });
+        if (r.status === 'rejected') expect(approvalsProblem(r.reason)?.problem).toMatchObject({ status: 409, type: ProblemType.approvalClosed });
       }
       expect(callbacks.calls).toHaveLength(1);
       expect(callbacks.calls[0]).toMatchObject({ kind: 'success', token });
@@ -498,12 +499,12 @@ describe('the approvals handler', () => {
   };
 
   it('serves the saga task and the HTTP routes, and no response or log line carries a task token', async () => {
-    installApprovalsRuntime(deps);
-    installCursorCodec(new CursorCodec(randomBytes(32)));
+    const cursors = new CursorCodec(randomBytes(32));
+    const handler = createApprovalsHandler(async () => ({ ...deps, cursors: async () => cursors }));
     const responses: unknown[] = [];
-    const validated = validateEnvelope(bigPayment);
+    const validated = validateEnvelope(bigPayment, toolRegistry);
     if (!validated.ok) throw new Error('fixture');
-    const decision = await deciderFor(engine).decide(alice, validated.action, clock);
+    const decision = await deciderFor(engine, toolRegistry).decide(alice, validated.action, clock);
     const id = newActionId(clock.getTime());
     await ledgerEnv.ledger.createAction({
       id,
@@ -567,7 +568,7 @@ describe('refused votes are audited', () => {
   const context = { awsRequestId: 'req-2', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
   /** POST /v1/approvals/{id}/decision through the approvals handler, as API Gateway calls it. */
   async function vote(voter: Principal, approvalId: string, body: { decision: 'approve' | 'reject'; planHash: string; comment?: string }) {
-    installApprovalsRuntime(deps);
+    const handler = createApprovalsHandler(async () => ({ ...deps, cursors: async () => new CursorCodec(randomBytes(32)) }));
     const identity = verifiedIdentity({ sub: voter.sub, roles: voter.roles, ...(voter.manager ? { manager: voter.manager } : {}) });
     const res = (await handler(
       {
@@ -593,7 +594,7 @@ describe('refused votes are audited', () => {
   /** Settles the action the way the saga would and builds its receipt from the ledger. */
   async function receiptOf(actionId: string, to: 'rejected' | 'expired' | 'cancelled' = 'cancelled') {
     const settled = await ledgerEnv.ledger.transition(actionId, to, { statusReason: 'test' }, new Date(clock.getTime() + 1));
-    return buildReceipt({ action: settled, steps: [], events: await store.list(actionId), redactor: new Redactor('test-redaction-key-0123456789') });
+    return buildReceipt({ action: settled, steps: [], events: await store.list(actionId), redactor: new Redactor('test-redaction-key-0123456789'), tools: toolRegistry });
   }
 
   it('self-approval: 403, recorded with the voter, roles, reason and the airlock rule, in the receipt and its timeline', async () => {

@@ -3,20 +3,22 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../../bin/commands/approvals';
 import type { ActionRecord } from '../../lambdas/actions/action';
-import { requestApproval, type ApprovalsDeps } from '../../lambdas/approvals/approvals';
+import { requestApproval } from '../../lambdas/approvals/approvals';
+import { createApprovalsHandler } from '../../lambdas/approvals/handler';
+import type { ApprovalsFunctionDeps } from '../../lambdas/composition/deps';
+import { composeLocal } from '../../lambdas/composition/local';
+import { toolRegistry } from '../../lambdas/tools/registry';
 import { deciderFor } from '../../lambdas/policy/decider';
 import { validateEnvelope } from '../../lambdas/intake/envelope';
 import { newActionId } from '../../lambdas/shared/ids';
 import { planHash } from '../../lambdas/intake/intake';
 import { loadPolicyEngine } from '../../lambdas/policy/index';
 import type { Principal } from '../../lambdas/shared/principal';
-import { silentLogger } from '../../local/server';
+import { silentLogger, type LocalService } from '../../local/server';
 import type { TaskCallbacks } from '../../lambdas/ports/task-callbacks';
-import { installApprovalsRuntime, localApprovalsDeps } from '../../lambdas/composition/approvals-runtime';
-import { resetRuntime } from '../../lambdas/composition/aws';
 import { startTestRuntime, type TestRuntime } from '../helpers/local-runtime';
 
-/** `airlock approvals` over HTTP against the local runtime (approvals slot installed as the lead's runner will). */
+/** `airlock approvals` over HTTP against the local runtime, its approvals function composed with recording task callbacks. */
 
 const alice: Principal = { sub: 'alice', roles: ['Employee'], manager: 'maria' };
 const envelope = {
@@ -32,26 +34,40 @@ const envelope = {
 };
 
 let rt: TestRuntime;
-let deps: ApprovalsDeps;
+let deps: ApprovalsFunctionDeps;
 const answered: { kind: string; output?: unknown }[] = [];
 
 beforeAll(async () => {
-  rt = await startTestRuntime({ inMemoryDynamo: true });
   const callbacks: TaskCallbacks = {
     sendTaskSuccess: async (_t, output) => void answered.push({ kind: 'success', output }),
     sendTaskFailure: async (_t, error) => void answered.push({ kind: error }),
   };
-  deps = localApprovalsDeps({ client: rt.runtime.dynamo.client, tableName: rt.runtime.dynamo.tableName, stateDir: rt.stateDir, callbacks, logger: silentLogger });
-  installApprovalsRuntime(deps);
+  // The approvals function alone, over the local composition: no saga runs, the test seeds approvals.
+  const approvals: LocalService = {
+    name: 'approvals',
+    async start(ctx) {
+      deps = composeLocal({
+        stateDir: ctx.stateDir,
+        dynamo: ctx.dynamo,
+        secrets: ctx.secrets,
+        logger: silentLogger,
+        workflow: { start: async () => undefined },
+        callbacks,
+        connectorFunction: (name) => name,
+        vendorBaseUrls: {},
+      }).approvals;
+      return { stop: async () => undefined, handlers: { approvals: createApprovalsHandler(async () => deps) } };
+    },
+  };
+  rt = await startTestRuntime({ inMemoryDynamo: true, services: [approvals] });
 });
 
 afterAll(async () => {
-  resetRuntime();
   await rt?.close();
 });
 
 async function pendingApproval(): Promise<string> {
-  const v = validateEnvelope(envelope);
+  const v = validateEnvelope(envelope, toolRegistry);
   if (!v.ok) throw new Error('fixture');
   const now = new Date();
   const action: ActionRecord = {
@@ -64,7 +80,7 @@ async function pendingApproval(): Promise<string> {
     reason: envelope.reason,
     planHash: planHash(v.action),
     status: 'awaiting_approval',
-    decision: await deciderFor(loadPolicyEngine()).decide(alice, v.action, now),
+    decision: await deciderFor(loadPolicyEngine(), toolRegistry).decide(alice, v.action, now),
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
     version: 1,
@@ -78,12 +94,15 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   let stderr = '';
   const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true));
   const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true));
+  // `--as` mints a dev token with the issuer of the state directory AIRLOCK_HOME names, as a user runs it.
+  vi.stubEnv('AIRLOCK_HOME', rt.stateDir);
   try {
     const code = await run([...args, '--url', rt.url]);
     return { code, stdout, stderr };
   } finally {
     o.mockRestore();
     e.mockRestore();
+    vi.unstubAllEnvs();
   }
 }
 

@@ -4,7 +4,7 @@ import { fingerprint } from '../../lambdas/shared/canonical-json';
 import { newActionId } from '../../lambdas/shared/ids';
 import { routes } from '../../lambdas/api/routes';
 import { MAX_BODY_BYTES } from '../../lambdas/middleware/http';
-import { approvalIdFor } from '../../lambdas/ports/approvals';
+import { approvalIdFor } from '../../lambdas/shared/ids';
 import { contractChecker, validatedCounts, validateResponse } from '../helpers/contract';
 import { bigTrip, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
 

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProblemType } from '../../lambdas/shared/problem';
 import { httpApi } from '../../lambdas/middleware/http';
-import { approvalIdFor } from '../../lambdas/ports/approvals';
+import { approvalIdFor } from '../../lambdas/shared/ids';
 import { startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
 import { startTestRuntime, type TestRuntime } from '../helpers/local-runtime';
 import { rawHttp } from '../helpers/raw-http';

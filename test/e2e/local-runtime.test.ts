@@ -12,6 +12,7 @@ import { SecretNames } from '../../lambdas/ports/secrets';
 import { ISSUER_KEY_FILE, LOCAL_AUDIENCE, LOCAL_ISSUER } from '../../local/dev-issuer';
 import type { LocalService } from '../../local/server';
 import { strictSchemaProblems, validateResponse } from '../helpers/contract';
+import { startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
 import { startTestRuntime, type TestRuntime } from '../helpers/local-runtime';
 
 /** Every response body seen, checked at the end for leaked stack frames. */
@@ -27,11 +28,11 @@ async function call(url: string, init: RequestInit = {}) {
 const STACK_FRAME = /\bat [^\n]*\(?[^\s()]+:\d+:\d+\)?|\n\s+at /;
 
 describe('local runtime over HTTP (default routes and handlers)', () => {
-  let rt: TestRuntime;
+  let rt: TestControlPlane;
   let alice: string;
 
   beforeAll(async () => {
-    rt = await startTestRuntime();
+    rt = await startTestControlPlane();
     alice = await rt.token('alice', { roles: ['employee'], manager: 'bob', department: 'sales' });
   });
   afterAll(async () => {
@@ -267,9 +268,10 @@ describe('local runtime as API Gateway (custom routes)', () => {
     }
   });
 
-  it('exports the ledger configuration and service variables to handlers', () => {
+  it('publishes the ledger configuration and service variables, and leaves process.env alone (handlers are composed, not configured by it)', () => {
     expect(rt.runtime.env).toMatchObject({ LEDGER_TABLE: 'airlock-ledger', FIRST_URL: 'http://first', AIRLOCK_HOME: rt.stateDir });
-    expect(process.env.AWS_ENDPOINT_URL_DYNAMODB).toBe(rt.runtime.dynamo.endpoint);
+    expect(process.env.AWS_ENDPOINT_URL_DYNAMODB).toBeUndefined();
+    expect(process.env.LEDGER_TABLE).toBeUndefined();
     expect(rt.runtime.services.map((s) => s.name)).toEqual(['first', 'second']);
   });
 
@@ -283,7 +285,7 @@ describe('local runtime restart', () => {
     const stateDir = await mkdtemp(join(tmpdir(), 'airlock-restart-'));
     try {
       // Prepare: first run
-      const first = await startTestRuntime({ stateDir });
+      const first = await startTestControlPlane({ stateDir });
       const token = await first.token('alice', { roles: ['employee'] });
       const grantKey = await first.runtime.secrets.getSecret(SecretNames.grantSigningKey);
       await first.runtime.dynamo.client.send(
@@ -294,7 +296,7 @@ describe('local runtime restart', () => {
       await expect(fetch(`${first.url}/healthz`)).rejects.toThrow();
 
       // Act: second run on the same state directory
-      const second = await startTestRuntime({ stateDir });
+      const second = await startTestControlPlane({ stateDir });
       try {
         // Assess
         const res = await call(`${second.url}/v1/tools`, { headers: { authorization: `Bearer ${token}` } });
@@ -313,9 +315,9 @@ describe('local runtime restart', () => {
   });
 
   it('refuses a second runtime on a state directory in use', async () => {
-    const first = await startTestRuntime();
+    const first = await startTestControlPlane();
     try {
-      await expect(startTestRuntime({ stateDir: first.stateDir })).rejects.toThrow(/in use by another airlock runtime/);
+      await expect(startTestControlPlane({ stateDir: first.stateDir })).rejects.toThrow(/in use by another airlock runtime/);
       // The refused start released its port and left the first one serving.
       expect((await call(`${first.url}/healthz`)).status).toBe(200);
     } finally {

@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ToolCatalogSchema, ToolSchema } from '../../lambdas/api/schemas';
 import { openApiDocument } from '../../lambdas/api/openapi';
-import { startTestRuntime, type TestRuntime } from '../helpers/local-runtime';
+import { startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
 
 /** The served document is the checked-in one, public, and what it describes is what is served. */
 describe('GET /openapi.json on the local runtime', () => {
-  let rt: TestRuntime;
+  let rt: TestControlPlane;
 
   beforeAll(async () => {
-    rt = await startTestRuntime();
+    rt = await startTestControlPlane();
   });
   afterAll(async () => {
     await rt?.close();

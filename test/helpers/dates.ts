@@ -1,4 +1,4 @@
-import { utcDay } from '../../lambdas/ports/steps';
+import { utcDay } from '../../lambdas/shared/ids';
 
 const DAY_MS = 86_400_000;
 

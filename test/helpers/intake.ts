@@ -3,6 +3,13 @@ import { defaultIntakeConfig, type Decider, type IntakeDeps } from '../../lambda
 import type { Principal } from '../../lambdas/shared/principal';
 import type { ActionStore, IdempotencyStore } from '../../lambdas/ports/ledger';
 import type { SagaInput, WorkflowStarter } from '../../lambdas/ports/workflow';
+import type { IntakeFunctionDeps } from '../../lambdas/composition/deps';
+import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
+import { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CursorCodec } from '../../lambdas/shared/cursor';
+import { randomBytes } from 'node:crypto';
+import { toolRegistry } from '../../lambdas/tools/registry';
 
 export const alice: Principal = { sub: 'alice', roles: ['employee'], manager: 'bob', department: 'sales' };
 export const mallory: Principal = { sub: 'mallory', roles: ['employee'] };
@@ -52,6 +59,7 @@ export function intakeDeps(
     idempotency: store,
     workflow: new RecordingWorkflow(),
     decider: fixedDecider('allow'),
+    tools: toolRegistry,
     config: { ...defaultIntakeConfig, syncWaitMs: 0 },
     ...overrides,
   } as IntakeDeps & { workflow: RecordingWorkflow };
@@ -62,3 +70,26 @@ export const echoCall = (message = 'hello') => ({
   arguments: { message },
   agent: { name: 'test-agent', model: 'gpt-test' },
 });
+
+/**
+ * What the intake function gets from the composition root, over a ledger table, with a
+ * recording workflow and a fixed decider: for tests of the intake handler.
+ */
+export function intakeFunctionDeps(
+  table: { client: DynamoDBClient; tableName: string },
+  overrides: Partial<IntakeFunctionDeps> = {},
+): IntakeFunctionDeps {
+  const ledger = new DynamoLedger(table);
+  const cursors = new CursorCodec(randomBytes(32));
+  return {
+    actions: ledger,
+    idempotency: ledger,
+    steps: new DynamoSagaStore(table),
+    workflow: new RecordingWorkflow(),
+    decider: fixedDecider('allow'),
+    tools: toolRegistry,
+    intake: defaultIntakeConfig,
+    cursors: async () => cursors,
+    ...overrides,
+  };
+}

@@ -2,6 +2,7 @@ import type { ActionRecord, ActionStatus, StoredDecision } from '../../lambdas/a
 import { canonicalJson, sha256Hex } from '../../lambdas/shared/canonical-json';
 import { buildReceipt, serializeReceipt, receiptKey } from '../../lambdas/receipts/build';
 import { Redactor } from '../../lambdas/receipts/redact';
+import { toolRegistry } from '../../lambdas/tools/registry';
 import type { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
 import type { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import type { AuditEvent, StepRecord } from '../../lambdas/ports/steps';
@@ -171,6 +172,6 @@ export function syntheticReceipt(index: number, createdAt: Date): { key: string;
     events.push({ ...body, hash, prevHash: prev });
     prev = hash;
   }
-  const receipt = buildReceipt({ action, steps, events, redactor: new Redactor(REDACTION_KEY) });
+  const receipt = buildReceipt({ action, steps, events, redactor: new Redactor(REDACTION_KEY), tools: toolRegistry });
   return { key: receiptKey(action), bytes: serializeReceipt(receipt) };
 }

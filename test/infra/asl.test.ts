@@ -114,7 +114,7 @@ describe('action saga', () => {
   it('re-checks policy, waits for approval with a callback, and writes the receipt', () => {
     expect(definition.StartAt).toBe('EvaluatePolicy');
     expect(definition.States.EvaluatePolicy).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::lambda:invoke' });
-    expect(definition.States.EvaluatePolicy?.Parameters?.FunctionName).toBe('${PolicyFunctionArn}');
+    expect(definition.States.EvaluatePolicy?.Parameters?.FunctionName).toBe('${SagaFunctionArn}');
     expect(definition.States[APPROVAL_STATE]).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken' });
     expect(definition.States.WriteReceipt?.Parameters?.FunctionName).toBe('${ReceiptsFunctionArn}');
     const types = new Set(Object.values(definition.States).map((s) => s.Type));

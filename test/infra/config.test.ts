@@ -40,7 +40,7 @@ describe('parseConfig', () => {
       logRetentionDays: 90,
       throttling: { rateLimit: 50, burstLimit: 100 },
       lambda: { memoryMiB: 1024, timeoutSeconds: 10, connectorTimeoutSeconds: 30 },
-      grantKeyReaders: ['policy'],
+      grantKeyReaders: ['saga'],
       vendorBaseUrls: {},
       removalPolicy: 'retain',
     });

@@ -164,7 +164,7 @@ describe('ledger', () => {
   });
 
   it('grants the core functions the exact item actions and no wildcard DynamoDB action anywhere', () => {
-    for (const name of ['intake', 'policy', 'approvals']) {
+    for (const name of ['intake', 'saga', 'approvals']) {
       const ddb = allows(roles[name]!).flatMap(actionsOf).filter((a) => a.startsWith('dynamodb:'));
       expect(ddb.sort(), name).toEqual([...LEDGER_READ_WRITE_ACTIONS].sort());
     }
@@ -189,7 +189,7 @@ describe('ledger', () => {
   });
 
   it('sets LEDGER_TABLE on every function bound to the ledger', () => {
-    for (const fn of [s.stack.functions.intake, s.stack.functions.policy, s.stack.functions.approvals, ...s.stack.connectorFunctions.values()]) {
+    for (const fn of [s.stack.functions.intake, s.stack.functions.saga, s.stack.functions.approvals, ...s.stack.connectorFunctions.values()]) {
       s.template.hasResourceProperties('AWS::Lambda::Function', {
         Role: { 'Fn::GetAtt': [logicalId(fn.role), 'Arn'] },
         Environment: { Variables: Match.objectLike({ LEDGER_TABLE: { Ref: logicalId(s.stack.ledger.table) } }) },
@@ -376,7 +376,7 @@ describe('functions', () => {
   it('point the policy-evaluating functions, and only them, at the shipped policy set', () => {
     for (const [name, fn] of [...Object.entries(s.stack.functions), ...[...s.stack.connectorFunctions].map(([n, f]) => [`connector-${n}`, f] as const)]) {
       const props = s.template.toJSON().Resources[logicalId(fn.function)].Properties;
-      const expected = ['intake', 'policy', 'approvals'].includes(name) ? '/var/task/policies' : undefined;
+      const expected = ['intake', 'saga', 'approvals'].includes(name) ? '/var/task/policies' : undefined;
       expect(props.Environment.Variables.AIRLOCK_POLICY_DIR, name).toBe(expected);
     }
   });
@@ -487,7 +487,7 @@ describe('saga', () => {
       const seconds =
         name === APPROVAL_STATE ? s.config.approvalTimeoutSeconds + lambdaTimeout(s.stack.functions.approvals) + TASK_TIMEOUT_MARGIN_SECONDS
         : connectorCall ? lambdaTimeout([...s.stack.connectorFunctions.values()][0]!) + TASK_TIMEOUT_MARGIN_SECONDS
-        : lambdaTimeout(s.stack.functions.policy) + TASK_TIMEOUT_MARGIN_SECONDS;
+        : lambdaTimeout(s.stack.functions.saga) + TASK_TIMEOUT_MARGIN_SECONDS;
       expect(task.TimeoutSeconds, name).toBe(seconds);
     }
     expect(Object.values(expected.tasks)).toEqual(expect.arrayContaining([12 + TASK_TIMEOUT_MARGIN_SECONDS, 20 + TASK_TIMEOUT_MARGIN_SECONDS]));
@@ -497,7 +497,7 @@ describe('saga', () => {
     const subs = stateMachine().DefinitionSubstitutions as Record<string, unknown>;
     const invoked = [...s.stack.saga.invoked.values(), ...s.stack.connectorFunctions.values()].map((fn) => logicalId(fn.function));
     expect(Object.keys(subs).sort()).toEqual([...s.stack.saga.invoked.keys()].sort());
-    expect(Object.keys(subs)).toEqual(expect.arrayContaining(['PolicyFunctionArn', 'ApprovalsFunctionArn', 'ReceiptsFunctionArn']));
+    expect(Object.keys(subs)).toEqual(expect.arrayContaining(['SagaFunctionArn', 'ApprovalsFunctionArn', 'ReceiptsFunctionArn']));
     const smRole = logicalId(s.stack.saga.stateMachine.role);
     const invokes = allows(smRole).filter((st) => actionsOf(st).includes('lambda:InvokeFunction'));
     expect(invokes).toHaveLength(1);
@@ -505,7 +505,7 @@ describe('saga', () => {
     expect(resourcesOf(invokes[0]!).map(key).sort()).toEqual(invoked.map((id) => key({ 'Fn::GetAtt': [id, 'Arn'] })).sort());
     // IssueGrant picks each step's connector function from this map.
     s.template.hasResourceProperties('AWS::Lambda::Function', {
-      Role: { 'Fn::GetAtt': [roles.policy, 'Arn'] },
+      Role: { 'Fn::GetAtt': [roles.saga, 'Arn'] },
       Environment: { Variables: Match.objectLike({ CONNECTOR_FUNCTIONS: Match.anyValue() }) },
     });
   });

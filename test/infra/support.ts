@@ -25,7 +25,7 @@ export const TEST_CONFIG_INPUT = {
   logRetentionDays: 30,
   throttling: { rateLimit: 25, burstLimit: 40 },
   lambda: { memoryMiB: 768, timeoutSeconds: 12, connectorTimeoutSeconds: 20 },
-  grantKeyReaders: ['policy'],
+  grantKeyReaders: ['saga'],
   vendorBaseUrls: { travel: 'https://travel.vendor.example/api' },
 } satisfies AirlockConfigInput;
 

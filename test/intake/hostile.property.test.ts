@@ -1,22 +1,16 @@
 import { DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand, DeleteItemCommand } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
-import { defaultIntakeConfig } from '../../lambdas/intake/intake';
-import { handler } from '../../lambdas/intake/handler';
-import { installRuntime, resetRuntime } from '../../lambdas/composition/aws';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { createIntakeHandler } from '../../lambdas/intake/handler';
 import { httpEvent, lambdaContext } from '../helpers/events';
-import { fixedDecider, RecordingWorkflow } from '../helpers/intake';
+import { intakeFunctionDeps, RecordingWorkflow } from '../helpers/intake';
 
 const ddb = mockClient(DynamoDBClient);
 const workflow = new RecordingWorkflow();
 
-beforeAll(() => {
-  const ledger = new DynamoLedger({ client: new DynamoDBClient({ region: 'us-east-1' }), tableName: 'ledger' });
-  installRuntime({ actions: ledger, idempotency: ledger, workflow, decider: fixedDecider('allow'), intake: defaultIntakeConfig });
-});
-afterAll(() => resetRuntime());
+const deps = intakeFunctionDeps({ client: new DynamoDBClient({ region: 'us-east-1' }), tableName: 'ledger' }, { workflow });
+const handler = createIntakeHandler(async () => deps);
 beforeEach(() => {
   ddb.reset();
   ddb.on(GetItemCommand).resolves({});

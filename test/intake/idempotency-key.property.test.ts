@@ -2,7 +2,17 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MAX_IDEMPOTENCY_KEY_CHARS, parseIdempotencyKey } from '../../lambdas/intake/intake';
 import { openApiDocument } from '../../lambdas/api/openapi';
+import { intakeProblem } from '../../lambdas/intake/http';
 import { ProblemError, ProblemType } from '../../lambdas/shared/problem';
+
+/** The header parsed as the intake function does: a key, or the problem its refusal is. */
+function parseAsHttp(raw: string | undefined): string {
+  try {
+    return parseIdempotencyKey(raw);
+  } catch (error) {
+    throw intakeProblem(error) ?? error;
+  }
+}
 
 /** Idempotency-Key: an RFC 8941 sf-string or a bare key, sent once. */
 
@@ -16,7 +26,7 @@ const headerValue = fc.oneof(bare, printable.map(quoted));
 
 function outcome(raw: string | undefined): { key: string } | { status: number; type: string } {
   try {
-    return { key: parseIdempotencyKey(raw) };
+    return { key: parseAsHttp(raw) };
   } catch (error) {
     if (!(error instanceof ProblemError)) throw error;
     return { status: error.problem.status, type: error.problem.type };
@@ -60,7 +70,7 @@ describe('parseIdempotencyKey', () => {
     ['caf\u00e9'],
   ])('refuses %j with a 400 naming the header', (raw) => {
     try {
-      parseIdempotencyKey(raw);
+      parseAsHttp(raw);
       expect.unreachable();
     } catch (error) {
       expect(error).toBeInstanceOf(ProblemError);

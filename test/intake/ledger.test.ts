@@ -1,7 +1,8 @@
 import { QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRecord } from '../../lambdas/actions/action';
-import { acceptAction, defaultIntakeConfig, type IntakeResponse } from '../../lambdas/intake/intake';
+import { defaultIntakeConfig } from '../../lambdas/intake/intake';
+import { postAction, type IntakeResponse } from '../../lambdas/intake/http';
 import { ProblemError } from '../../lambdas/shared/problem';
 import { fingerprint } from '../../lambdas/shared/canonical-json';
 import { InvalidCursorError, StatusTransitionError } from '../../lambdas/ports/ledger';
@@ -46,7 +47,7 @@ describe('POST /v1/actions idempotency against dynalite', () => {
     const body = echoCall('race');
     // Act
     const responses = await Promise.all(
-      Array.from({ length: 200 }, () => acceptAction({ principal, idempotencyKey: 'key-race', body }, deps)),
+      Array.from({ length: 200 }, () => postAction({ principal, idempotencyKey: 'key-race', body }, deps)),
     );
     // Assess
     expect(await countActions(principal.sub)).toBe(1);
@@ -61,9 +62,9 @@ describe('POST /v1/actions idempotency against dynalite', () => {
   it('the same key with a different payload is 422 and writes nothing new', async () => {
     const principal = { ...alice, sub: 'reuse-422' };
     const deps = intakeDeps(env.ledger);
-    const first = await acceptAction({ principal, idempotencyKey: 'k1', body: echoCall('one') }, deps);
+    const first = await postAction({ principal, idempotencyKey: 'k1', body: echoCall('one') }, deps);
     expect(first.status).toBe(202);
-    const second = await answer(() => acceptAction({ principal, idempotencyKey: 'k1', body: echoCall('two') }, deps));
+    const second = await answer(() => postAction({ principal, idempotencyKey: 'k1', body: echoCall('two') }, deps));
     expect(second.status).toBe(422);
     expect((second.body as { type: string }).type).toBe('urn:airlock:problem:idempotency-key-reused');
     expect(await countActions(principal.sub)).toBe(1);
@@ -71,8 +72,8 @@ describe('POST /v1/actions idempotency against dynalite', () => {
 
   it('keys are scoped to the principal', async () => {
     const deps = intakeDeps(env.ledger);
-    const a = await acceptAction({ principal: { ...alice, sub: 'scope-a' }, idempotencyKey: 'shared', body: echoCall() }, deps);
-    const b = await acceptAction({ principal: { ...mallory, sub: 'scope-b' }, idempotencyKey: 'shared', body: echoCall('x') }, deps);
+    const a = await postAction({ principal: { ...alice, sub: 'scope-a' }, idempotencyKey: 'shared', body: echoCall() }, deps);
+    const b = await postAction({ principal: { ...mallory, sub: 'scope-b' }, idempotencyKey: 'shared', body: echoCall('x') }, deps);
     expect(a.status).toBe(202);
     expect(b.status).toBe(202);
     expect((a.body as { id: string }).id).not.toBe((b.body as { id: string }).id);
@@ -84,15 +85,15 @@ describe('POST /v1/actions idempotency against dynalite', () => {
     let open!: () => void;
     workflow.gate = new Promise<void>((r) => (open = r));
     const deps = intakeDeps(env.ledger, { workflow, config: { ...defaultIntakeConfig, syncWaitMs: 0, idempotencyLockMs: 30_000, inProgressWaitMs: 0 } });
-    const first = acceptAction({ principal, idempotencyKey: 'slow', body: echoCall() }, deps);
+    const first = postAction({ principal, idempotencyKey: 'slow', body: echoCall() }, deps);
     await new Promise((r) => setTimeout(r, 100));
-    const second = await answer(() => acceptAction({ principal, idempotencyKey: 'slow', body: echoCall() }, deps));
+    const second = await answer(() => postAction({ principal, idempotencyKey: 'slow', body: echoCall() }, deps));
     expect(second.status).toBe(409);
     expect(second.headers['retry-after']).toBe('1');
     open();
     const done = await first;
     expect(done.status).toBe(202);
-    const third = await acceptAction({ principal, idempotencyKey: 'slow', body: echoCall() }, deps);
+    const third = await postAction({ principal, idempotencyKey: 'slow', body: echoCall() }, deps);
     expect(third.headers['idempotent-replayed']).toBe('true');
     expect((third.body as { id: string }).id).toBe((done.body as { id: string }).id);
   });
@@ -110,17 +111,17 @@ describe('POST /v1/actions idempotency against dynalite', () => {
     expect(claim.outcome).toBe('claimed');
     const deps = intakeDeps(env.ledger, { now: () => clock, config: { ...defaultIntakeConfig, syncWaitMs: 0, idempotencyLockMs: 30_000, inProgressWaitMs: 0 } });
     // While the lock holds: 409.
-    const blocked = await answer(() => acceptAction({ principal, idempotencyKey: 'crash-key', body }, deps));
+    const blocked = await answer(() => postAction({ principal, idempotencyKey: 'crash-key', body }, deps));
     expect(blocked.status).toBe(409);
     // Act: after the lock lapses the retry takes over.
     clock += 31_000;
-    const retried = await acceptAction({ principal, idempotencyKey: 'crash-key', body }, deps);
+    const retried = await postAction({ principal, idempotencyKey: 'crash-key', body }, deps);
     // Assess
     expect(retried.status).toBe(202);
     expect((retried.body as { id: string }).id).toBe('act_01J00000000000000000000000');
     expect(await countActions(principal.sub)).toBe(1);
     // A different payload still cannot take the abandoned key.
-    const other = await answer(() => acceptAction({ principal, idempotencyKey: 'crash-key', body: echoCall('other') }, deps));
+    const other = await answer(() => postAction({ principal, idempotencyKey: 'crash-key', body: echoCall('other') }, deps));
     expect(other.status).toBe(422);
   });
 
@@ -128,12 +129,12 @@ describe('POST /v1/actions idempotency against dynalite', () => {
     const principal = { ...alice, sub: 'retention' };
     let clock = Date.parse('2026-02-01T00:00:00Z');
     const deps = intakeDeps(env.ledger, { now: () => clock });
-    const first = await acceptAction({ principal, idempotencyKey: 'old', body: echoCall() }, deps);
+    const first = await postAction({ principal, idempotencyKey: 'old', body: echoCall() }, deps);
     clock += 23 * 3_600_000;
-    const replay = await acceptAction({ principal, idempotencyKey: 'old', body: echoCall() }, deps);
+    const replay = await postAction({ principal, idempotencyKey: 'old', body: echoCall() }, deps);
     expect(replay.headers['idempotent-replayed']).toBe('true');
     clock += 2 * 3_600_000;
-    const fresh = await acceptAction({ principal, idempotencyKey: 'old', body: echoCall() }, deps);
+    const fresh = await postAction({ principal, idempotencyKey: 'old', body: echoCall() }, deps);
     expect(fresh.headers['idempotent-replayed']).toBeUndefined();
     expect((fresh.body as { id: string }).id).not.toBe((first.body as { id: string }).id);
   });
@@ -141,7 +142,7 @@ describe('POST /v1/actions idempotency against dynalite', () => {
   it('a denied action is recorded, answered 403 and replayed as 403', async () => {
     const principal = { ...alice, sub: 'denied' };
     const deps = intakeDeps(env.ledger, { decider: fixedDecider('deny') });
-    const res = await acceptAction({ principal, idempotencyKey: 'd', body: echoCall() }, deps);
+    const res = await postAction({ principal, idempotencyKey: 'd', body: echoCall() }, deps);
     expect(res.status).toBe(403);
     const body = res.body as { actionId: string; policyIds: string[]; type: string };
     expect(body.type).toBe('urn:airlock:problem:policy-denied');
@@ -149,7 +150,7 @@ describe('POST /v1/actions idempotency against dynalite', () => {
     expect((await env.ledger.getAction(body.actionId))?.status).toBe('denied');
     // The saga still runs once: it finds the action denied and only writes its receipt.
     expect(deps.workflow.started).toEqual([{ actionId: body.actionId }]);
-    const again = await acceptAction({ principal, idempotencyKey: 'd', body: echoCall() }, deps);
+    const again = await postAction({ principal, idempotencyKey: 'd', body: echoCall() }, deps);
     expect(again.status).toBe(403);
     expect(again.headers['idempotent-replayed']).toBe('true');
   });

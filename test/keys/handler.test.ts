@@ -12,7 +12,11 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { GrantKeyRotationError, parseGrantKeySet, rotateGrantKeySet } from '../../lambdas/keys/rotation';
-import { rotate, RotationStateError } from '../../lambdas/keys/handler';
+import { rotateGrantKeySecret, RotationStateError } from '../../lambdas/adapters/aws/secret-rotation';
+import { logger } from '../../lambdas/middleware/powertools';
+
+/** One rotation step, as the rotation function runs it (the client is mocked below). */
+const rotate = (event: unknown) => rotateGrantKeySecret({ client: new SecretsManagerClient({}), now: () => new Date(), logger }, event);
 import { generateGrantSigningKey } from '../../local/provision-secrets';
 
 const sm = mockClient(SecretsManagerClient);

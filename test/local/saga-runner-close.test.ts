@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../lambdas/shared/logger';
+import { createLogger } from '../../lambdas/middleware/powertools';
 import { LocalSagaRunner, localFunctionArn, type LocalFunction } from '../../local/saga-runner';
 
 /**
@@ -10,11 +10,11 @@ import { LocalSagaRunner, localFunctionArn, type LocalFunction } from '../../loc
 
 function runnerWith(policy: LocalFunction, closeTimeoutMs?: number) {
   const logged: string[] = [];
-  const functions = new Map<string, LocalFunction>([[localFunctionArn('policy'), policy]]);
+  const functions = new Map<string, LocalFunction>([[localFunctionArn('saga'), policy]]);
   const runner = new LocalSagaRunner({
     functions,
     substitutions: {
-      PolicyFunctionArn: localFunctionArn('policy'),
+      SagaFunctionArn: localFunctionArn('saga'),
       ApprovalsFunctionArn: localFunctionArn('approvals'),
       ReceiptsFunctionArn: localFunctionArn('receipts'),
     },

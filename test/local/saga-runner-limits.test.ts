@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../lambdas/shared/logger';
+import { createLogger } from '../../lambdas/middleware/powertools';
 import { STATE_PAYLOAD_MAX_BYTES } from '../../lambdas/saga/limits';
 import { DEFAULT_SAGA_TIMEOUTS, SagaTimeoutError } from '../../lambdas/saga/timeouts';
 import { LocalSagaRunner, localFunctionArn, MAX_TIMER_SECONDS, type LocalFunction } from '../../local/saga-runner';
@@ -14,7 +14,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const logs: string[] = [];
 const logger = createLogger({ level: 'debug', sink: (line) => logs.push(line) });
 const substitutions = {
-  PolicyFunctionArn: localFunctionArn('policy'),
+  SagaFunctionArn: localFunctionArn('saga'),
   ApprovalsFunctionArn: localFunctionArn('approvals'),
   ReceiptsFunctionArn: localFunctionArn('receipts'),
 };
@@ -24,7 +24,7 @@ const catchAll = [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'C
 const blobTask = (field: string, next: string) => ({
   Type: 'Task',
   Resource: 'arn:aws:states:::lambda:invoke',
-  Parameters: { FunctionName: '${PolicyFunctionArn}', Payload: { 'size.$': `$.${field}` } },
+  Parameters: { FunctionName: '${SagaFunctionArn}', Payload: { 'size.$': `$.${field}` } },
   ResultSelector: { 'blob.$': '$.Payload.blob' },
   ResultPath: `$.${field}Result`,
   Retry: retry,
@@ -53,7 +53,7 @@ writeFileSync(
 function blobRunner() {
   const ran: string[] = [];
   const functions = new Map<string, LocalFunction>([
-    [localFunctionArn('policy'), async (event) => ({ blob: 'x'.repeat((event as { size: number }).size) })],
+    [localFunctionArn('saga'), async (event) => ({ blob: 'x'.repeat((event as { size: number }).size) })],
     [localFunctionArn('receipts'), async (event) => void ran.push((event as { task: string }).task)],
   ]);
   const runner = new LocalSagaRunner({ functions, substitutions, logger, definitionPath, retryIntervalMs: 1 });

@@ -2,7 +2,8 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadPolicyEngine, PolicyConfigSchema, readPolicyDir, type ToolFacts } from '../../lambdas/policy/index';
-import { preparePlan, spendCents, stepContext, toolEntity, userEntity } from '../../lambdas/policy/request';
+import { preparePlan, stepContext, toolEntity, userEntity } from '../../lambdas/policy/request';
+import { majorToBaseMinor } from '../../lambdas/shared/money';
 import type { Principal } from '../../lambdas/shared/principal';
 import { POLICY_DIR } from './helpers';
 
@@ -31,8 +32,8 @@ function forbidsMatching(principal: Principal, stepsIn: { id: string; facts: Too
   const plan = preparePlan(stepsIn, config);
   const shared = {
     dryRun,
-    dailySpend: spendCents(dailySpend),
-    dailyCap: spendCents(config.dailyExposureCap),
+    dailySpend: majorToBaseMinor(dailySpend, config),
+    dailyCap: majorToBaseMinor(config.dailyExposureCap, config),
     planTotal: plan.planTotal,
     planSteps: stepsIn.length,
     hour: now.getUTCHours(),

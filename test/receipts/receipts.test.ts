@@ -4,15 +4,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import { FileSecrets } from '../../lambdas/adapters/local/file-secrets';
-import { createLogger } from '../../lambdas/shared/logger';
+import { createLogger } from '../../lambdas/middleware/powertools';
 import { ReceiptSchema, type Receipt } from '../../lambdas/receipts/schema';
 import { PII_TOKEN_PREFIX } from '../../lambdas/receipts/redact';
 import { renderTimeline } from '../../lambdas/receipts/timeline';
 import { writeReceipt } from '../../lambdas/receipts/vault';
 import { verifyVault } from '../../lambdas/receipts/verify';
-import { handler, ReceiptsTaskInvalidError } from '../../lambdas/receipts/handler';
-import { createLocalReceiptsRuntime, type LocalReceipts } from '../../lambdas/composition/receipts-runtime';
-import { resetRuntime } from '../../lambdas/composition/aws';
+import { createReceiptsHandler, ReceiptsTaskInvalidError } from '../../lambdas/receipts/handler';
+import { composeLocal, type LocalComposition } from '../../lambdas/composition/local';
+import { provisionLocalSecrets } from '../../local/provision-secrets';
 import { AuditObjectConflictError, ObjectLockedError } from '../../lambdas/ports/audit-store';
 import { startLedger } from '../helpers/ledger';
 import { PII, seedAction, TERMINALS, type Terminal } from '../helpers/receipts';
@@ -25,7 +25,8 @@ import { PII, seedAction, TERMINALS, type Terminal } from '../helpers/receipts';
 let env: Awaited<ReturnType<typeof startLedger>>;
 let store: DynamoSagaStore;
 let dir: string;
-let local: LocalReceipts;
+let composition: LocalComposition;
+let handler: ReturnType<typeof createReceiptsHandler>;
 const lines: string[] = [];
 const ids = new Map<Terminal, string>();
 const receipts = new Map<Terminal, { key: string; bytes: string; receipt: Receipt }>();
@@ -34,26 +35,34 @@ beforeAll(async () => {
   env = await startLedger();
   store = new DynamoSagaStore({ client: env.dynamo.client, tableName: env.tableName });
   dir = await mkdtemp(join(tmpdir(), 'airlock-receipts-'));
-  local = await createLocalReceiptsRuntime({
-    stateDir: dir,
-    dynamo: { client: env.dynamo.client, tableName: env.tableName },
-    secrets: new FileSecrets(join(dir, 'secrets')),
-    logger: createLogger({ level: 'info', sink: (line) => lines.push(line) }),
-  });
-  local.install();
+  const secrets = new FileSecrets(join(dir, 'secrets'));
+  await provisionLocalSecrets(secrets, []);
+  composition = composeLocal(
+    {
+      stateDir: dir,
+      dynamo: { client: env.dynamo.client, tableName: env.tableName },
+      secrets,
+      logger: createLogger({ level: 'info', sink: (line) => lines.push(line) }),
+      workflow: { start: async () => undefined },
+      callbacks: { sendTaskSuccess: async () => undefined, sendTaskFailure: async () => undefined },
+      connectorFunction: (name) => name,
+      vendorBaseUrls: {},
+    },
+    { digestAfterEachReceipt: true },
+  );
+  handler = createReceiptsHandler(async () => composition.receipts);
   let n = 0;
   for (const status of TERMINALS) {
     const id = `act_01JRECE1PT${String(++n).padStart(16, '0')}`;
     ids.set(status, id);
     await seedAction({ ledger: env.ledger, store }, id, status);
     const out = (await handler({ task: 'WriteReceipt', actionId: id }, {} as never)) as { key: string; status: string };
-    const bytes = Buffer.from((await local.store.get(out.key))!).toString('utf8');
+    const bytes = Buffer.from((await composition.vault.store.get(out.key))!).toString('utf8');
     receipts.set(status, { key: out.key, bytes, receipt: ReceiptSchema.parse(JSON.parse(bytes)) });
   }
 });
 
 afterAll(async () => {
-  resetRuntime();
   await env?.close();
   if (dir) {
     await chmod(dir, 0o700).catch(() => undefined);
@@ -160,7 +169,7 @@ describe('redaction', () => {
 describe('write once', () => {
   it('a second write of the same receipt is a no-op success', async () => {
     const id = ids.get('completed')!;
-    const { deps } = local.runtime;
+    const { deps } = composition.receipts;
     const again = await writeReceipt(deps, id);
     expect(again.write).toBe('identical');
     expect(again.sha256).toBeTruthy();
@@ -170,22 +179,22 @@ describe('write once', () => {
     const id = ids.get('cancelled')!;
     await store.append(id, { type: 'late.event', actor: 'mallory' });
     lines.length = 0;
-    await expect(writeReceipt(local.runtime.deps, id)).rejects.toBeInstanceOf(AuditObjectConflictError);
+    await expect(writeReceipt(composition.receipts.deps, id)).rejects.toBeInstanceOf(AuditObjectConflictError);
     expect(lines.some((l) => l.includes('ALARM') && l.includes(id))).toBe(true);
     // The stored receipt is untouched.
-    expect(Buffer.from((await local.store.get(receipts.get('cancelled')!.key))!).toString('utf8')).toBe(receipts.get('cancelled')!.bytes);
+    expect(Buffer.from((await composition.vault.store.get(receipts.get('cancelled')!.key))!).toString('utf8')).toBe(receipts.get('cancelled')!.bytes);
   });
 
   it('the local vault refuses deletes and keeps files read-only', async () => {
     const key = receipts.get('completed')!.key;
-    await expect(local.store.delete(key)).rejects.toBeInstanceOf(ObjectLockedError);
-    expect((await stat(local.store.fileOf(key))).mode & 0o777).toBe(0o444);
+    await expect(composition.vault.store.delete(key)).rejects.toBeInstanceOf(ObjectLockedError);
+    expect((await stat(composition.vault.store.fileOf(key))).mode & 0o777).toBe(0o444);
     // Root ignores file modes; anyone else cannot write the file.
-    if (process.getuid?.() !== 0) await expect(writeFile(local.store.fileOf(key), 'x')).rejects.toThrow();
+    if (process.getuid?.() !== 0) await expect(writeFile(composition.vault.store.fileOf(key), 'x')).rejects.toThrow();
   });
 
   it('digests after each receipt cover every receipt, and the vault verifies', async () => {
-    const report = await verifyVault(local.store, { graceMs: 0 });
+    const report = await verifyVault(composition.vault.store, { graceMs: 0 });
     expect(report.findings).toEqual([]);
     expect(report.receiptsChecked).toBe(TERMINALS.length);
     expect(report.digestsChecked).toBeGreaterThanOrEqual(TERMINALS.length);

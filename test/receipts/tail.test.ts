@@ -5,13 +5,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { run as audit } from '../../bin/commands/audit';
-import { createLogger } from '../../lambdas/shared/logger';
+import { createLogger } from '../../lambdas/middleware/powertools';
 import { DigestSchema, type Digest } from '../../lambdas/receipts/schema';
 import { digestSignerFromSecret } from '../../lambdas/receipts/signing';
 import { writeDigest, type DigestOptions } from '../../lambdas/receipts/vault';
 import { defaultToleranceMs, formatDuration, verifyVault, type VerifyOptions } from '../../lambdas/receipts/verify';
-import { receiptsRuntime } from '../../lambdas/composition/receipts-runtime';
-import { resetRuntime } from '../../lambdas/composition/aws';
+import { receiptsDeps } from '../../lambdas/composition/aws';
 import { AUDIT_DIGEST_INTERVAL_ENV, DIGEST_INTERVAL } from '../../lib/constructs/audit-vault';
 import { MemoryAuditStore } from '../helpers/memory-audit-store';
 import { SIGNING_SECRET, syntheticReceipt } from '../helpers/receipts';
@@ -93,11 +92,9 @@ describe('heartbeat digests', () => {
     vi.stubEnv('AUDIT_BUCKET', 'vault-bucket');
     vi.stubEnv('AUDIT_RETENTION_DAYS', '400');
     vi.stubEnv(AUDIT_DIGEST_INTERVAL_ENV, String(DIGEST_INTERVAL.toSeconds()));
-    resetRuntime();
     try {
-      expect((await receiptsRuntime()).deps.digests).toEqual({ lookbackDays: 4, settleMs: 60_000, wholeSeconds: true, intervalSeconds: 3600 });
+      expect((await receiptsDeps()).deps.digests).toEqual({ lookbackDays: 4, settleMs: 60_000, wholeSeconds: true, intervalSeconds: 3600 });
     } finally {
-      resetRuntime();
       vi.unstubAllEnvs();
     }
   });

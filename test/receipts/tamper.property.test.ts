@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../lambdas/shared/logger';
+import { createLogger } from '../../lambdas/middleware/powertools';
 import { digestSignerFromSecret } from '../../lambdas/receipts/signing';
 import { writeDigest } from '../../lambdas/receipts/vault';
 import { verifyVault } from '../../lambdas/receipts/verify';

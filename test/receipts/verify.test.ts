@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FileAuditStore } from '../../lambdas/adapters/local/file-audit-store';
-import { createLogger } from '../../lambdas/shared/logger';
+import { createLogger } from '../../lambdas/middleware/powertools';
 import { DigestSchema, receiptJsonSchema } from '../../lambdas/receipts/schema';
 import { digestSignerFromSecret } from '../../lambdas/receipts/signing';
 import { digestSigningInput, serializeDocument, writeDigest } from '../../lambdas/receipts/vault';

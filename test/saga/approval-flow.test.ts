@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { approvalIdFor } from '../../lambdas/ports/approvals';
+import { approvalIdFor } from '../../lambdas/shared/ids';
 import { bigTrip, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
 import { isoDay } from '../helpers/dates';
 

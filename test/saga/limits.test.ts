@@ -15,7 +15,7 @@ import {
   worstCaseStateBytes,
 } from '../../lambdas/saga/limits';
 import { boundedErrors } from '../../lambdas/middleware/bounded-errors';
-import { RunStepSchema } from '../../lambdas/steps/handler';
+import { RunStepSchema } from '../../lambdas/steps/contract';
 
 class VendorSaidTooMuchError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

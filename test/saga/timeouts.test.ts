@@ -22,7 +22,7 @@ const sample = {
     Decide: {
       Type: 'Task',
       Resource: 'arn:aws:states:::lambda:invoke',
-      Parameters: { FunctionName: '${PolicyFunctionArn}', Payload: {} },
+      Parameters: { FunctionName: '${SagaFunctionArn}', Payload: {} },
       Retry: [{ ErrorEquals: ['X'], IntervalSeconds: 1, MaxAttempts: 3, BackoffRate: 2, MaxDelaySeconds: 8 }],
       Next: 'Wait',
     },

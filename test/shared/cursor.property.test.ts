@@ -2,18 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { DynamoDBClient, GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { CursorCodec, CursorKeyError, type CursorScope } from '../../lambdas/shared/cursor';
 import { ActionIdPattern } from '../../lambdas/shared/ids';
-import { defaultIntakeConfig } from '../../lambdas/intake/intake';
 import { ProblemType } from '../../lambdas/shared/problem';
-import { handler } from '../../lambdas/intake/handler';
-import { installCursorCodec, installRuntime, resetRuntime } from '../../lambdas/composition/aws';
-import { ApprovalIdPattern } from '../../lambdas/ports/approvals';
+import { createIntakeHandler } from '../../lambdas/intake/handler';
+import { ApprovalIdPattern } from '../../lambdas/shared/ids';
 import { InvalidCursorError } from '../../lambdas/ports/ledger';
 import { httpEvent, lambdaContext } from '../helpers/events';
-import { fixedDecider, RecordingWorkflow } from '../helpers/intake';
+import { intakeFunctionDeps } from '../helpers/intake';
 
 /** Page cursors: authenticated, bound to caller and filter, and checked before any store is asked. */
 
@@ -103,12 +100,9 @@ describe('GET /v1/actions?cursor=… at the handler (DynamoDB mocked)', () => {
   const listed = (query: Record<string, string>, sub = 'alice') =>
     handler(httpEvent({ method: 'GET', path: '/v1/actions', query, claims: { sub, roles: ['Employee'] } }), lambdaContext);
 
-  beforeAll(() => {
-    const ledger = new DynamoLedger({ client: new DynamoDBClient({ region: 'us-east-1' }), tableName: 'ledger' });
-    installRuntime({ actions: ledger, idempotency: ledger, workflow: new RecordingWorkflow(), decider: fixedDecider('allow'), intake: defaultIntakeConfig });
-    installCursorCodec(codec);
-  });
-  afterAll(() => resetRuntime());
+  const handler = createIntakeHandler(async () =>
+    intakeFunctionDeps({ client: new DynamoDBClient({ region: 'us-east-1' }), tableName: 'ledger' }, { cursors: async () => codec }),
+  );
   beforeEach(() => {
     ddb.reset();
     ddb.on(GetItemCommand).resolves({});

@@ -2,13 +2,14 @@ import { generateKeyPair, exportJWK, calculateJwkThumbprint, SignJWT, importJWK,
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import { GrantInvalidError, GrantKeyring, mintGrant, type GrantSubject } from '../../lambdas/steps/grants';
-import { createLogger } from '../../lambdas/shared/logger';
+import { createLogger } from '../../lambdas/middleware/powertools';
 import { runStep, type RunStepDeps } from '../../lambdas/steps/run-step';
 import { inputHash } from '../../lambdas/saga/tasks';
 import { SecretNames, type SecretsPort } from '../../lambdas/ports/secrets';
 import { startSandboxVendors, type SandboxVendors } from '../../local/vendors/index';
 import { isoDay } from '../helpers/dates';
 import { startLedger } from '../helpers/ledger';
+import { toolRegistry } from '../../lambdas/tools/registry';
 
 /** Secrets in memory: what a rotation changes is just this map. */
 class MemorySecrets implements SecretsPort {
@@ -40,6 +41,7 @@ const input = { flightId: `SB102-${isoDay(14)}`, seats: 1 };
 function deps(): RunStepDeps {
   return {
     connector: 'travel',
+    tools: toolRegistry,
     steps: store,
     keyring: new GrantKeyring(secrets, { cacheMs: 0 }),
     secrets,

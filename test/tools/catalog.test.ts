@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { toolCatalog } from '../../lambdas/tools/catalog';
+import { toolRegistry } from '../../lambdas/tools/registry';
 
 const expected: Record<string, { tier: string; compensation: string | null }> = {
   'travel.search_flights': { tier: 'read', compensation: null },
@@ -27,7 +28,7 @@ const expected: Record<string, { tier: string; compensation: string | null }> = 
 describe('toolCatalog', () => {
   it('lists every connector tool with its tier and compensation', () => {
     // Prepare / Act
-    const catalog = toolCatalog();
+    const catalog = toolCatalog(toolRegistry);
     const byName = new Map(catalog.map((e) => [e.name, e]));
     // Assess
     for (const [name, want] of Object.entries(expected)) {
@@ -38,7 +39,7 @@ describe('toolCatalog', () => {
   });
 
   it('publishes JSON Schemas for input and output; inputs forbid unknown fields', () => {
-    for (const entry of toolCatalog().filter((e) => e.name in expected)) {
+    for (const entry of toolCatalog(toolRegistry).filter((e) => e.name in expected)) {
       expect(entry.inputSchema.type, entry.name).toBe('object');
       expect(entry.inputSchema.additionalProperties, entry.name).toBe(false);
       expect(entry.outputSchema.type, entry.name).toBe('object');
@@ -47,7 +48,7 @@ describe('toolCatalog', () => {
   });
 
   it('marks personal data fields', () => {
-    const pii = (name: string) => toolCatalog().find((e) => e.name === name)!.pii;
+    const pii = (name: string) => toolCatalog(toolRegistry).find((e) => e.name === name)!.pii;
     expect(pii('travel.book_flight').input).toEqual(expect.arrayContaining(['travelers.*.passportNumber', 'contact.email']));
     expect(pii('procurement.place_order').input).toContain('shipTo.street');
     expect(pii('payments.authorize').input).toContain('customerEmail');
@@ -55,7 +56,7 @@ describe('toolCatalog', () => {
 
   it('every commit tool that is not an undo names a compensation, or is a terminal action', () => {
     const terminal = new Set(['travel.cancel_booking', 'travel.release_hold', 'payments.void_authorization', 'payments.refund', 'procurement.cancel_order', 'iam.revoke_role']);
-    for (const entry of toolCatalog().filter((e) => e.name in expected && e.tier === 'commit')) {
+    for (const entry of toolCatalog(toolRegistry).filter((e) => e.name in expected && e.tier === 'commit')) {
       expect(entry.compensation !== null || terminal.has(entry.name), entry.name).toBe(true);
     }
   });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { invokeTool, type ConnectorRuntimeDeps, type InvokeToolRequest } from '../../lambdas/tools/invoke';
 import { SecretNames, SecretNotFoundError, type SecretsPort } from '../../lambdas/ports/secrets';
 import { startSandboxVendors, type SandboxVendors, type StartSandboxVendorsOptions } from '../../local/vendors/index';
+import { toolRegistry } from '../../lambdas/tools/registry';
 
 /** Test harness: sandbox vendors on loopback plus a runtime wired to them with an in-memory secrets port. */
 export interface Harness {
@@ -35,6 +36,7 @@ export async function startHarness(options: Partial<StartSandboxVendorsOptions> 
     logs.push(JSON.stringify({ level, message, ...fields }));
   };
   const deps: ConnectorRuntimeDeps = {
+    tools: toolRegistry,
     secrets,
     baseUrls: vendors.baseUrls,
     logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },

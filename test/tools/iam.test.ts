@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { VendorAuthError, VendorRejectedError, VendorTimeoutError, VendorUnavailableError } from '../../lambdas/tools/errors';
-import { findTool } from '../../lambdas/tools/registry';
+import { toolRegistry } from '../../lambdas/tools/registry';
 import { GrantMismatchError, ToolInputInvalidError } from '../../lambdas/tools/invoke';
 import type { VerifiedGrant } from '../../lambdas/tools/sdk';
 import { failure, startHarness, type Harness } from './harness';
@@ -34,7 +34,7 @@ describe('iam connector', () => {
     expect(before.roles.map((r) => r.role)).toEqual(['viewer']);
     const change = (await h.call('iam.grant_role', grant, { grant: verifiedGrant('iam.grant_role') })) as Change;
     expect(change).toMatchObject({ before: ['viewer'], after: ['editor', 'viewer'] });
-    const undo = findTool('iam.grant_role')!.tool.compensation!.input(grant, change);
+    const undo = toolRegistry.find('iam.grant_role')!.tool.compensation!.input(grant, change);
     const revoked = (await h.call('iam.revoke_role', undo)) as Change;
     expect(revoked).toMatchObject({ before: ['editor', 'viewer'], after: ['viewer'] });
     // A retried compensation converges without another change.

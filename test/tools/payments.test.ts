@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { VendorAuthError, VendorRejectedError, VendorTimeoutError, VendorUnavailableError } from '../../lambdas/tools/errors';
 import { ToolInputInvalidError, invokeTool } from '../../lambdas/tools/invoke';
-import { findTool } from '../../lambdas/tools/registry';
+import { toolRegistry } from '../../lambdas/tools/registry';
 import { failure, startHarness, type Harness } from './harness';
 
 const auth = { amount: 120.5, currency: 'USD', payee: 'acme-office', paymentMethod: 'pm_card_visa', customerEmail: 'ada@example.com' };
@@ -30,7 +30,7 @@ describe('payments connector', () => {
   });
 
   it('declares money and counterparty from the input', () => {
-    const tool = findTool('payments.authorize')!.tool;
+    const tool = toolRegistry.find('payments.authorize')!.tool;
     expect(tool.money?.(auth)).toEqual({ amount: 120.5, currency: 'USD' });
     expect(tool.counterparty?.(auth)).toBe('acme-office');
     expect(tool.compensation?.tool).toBe('void_authorization');
@@ -41,7 +41,7 @@ describe('payments connector', () => {
     expect(a).toMatchObject({ status: 'authorized', amount: { amount: 120.5, currency: 'USD' } });
     const c = (await h.call('payments.capture', { authorizationId: a.authorizationId, amount: 100, currency: 'USD' })) as Capture;
     expect(c.amount).toEqual({ amount: 100, currency: 'USD' });
-    const compensation = findTool('payments.capture')!.tool.compensation!;
+    const compensation = toolRegistry.find('payments.capture')!.tool.compensation!;
     const refundInput = compensation.input({ authorizationId: a.authorizationId, amount: 100, currency: 'USD' }, c);
     const r = (await h.call('payments.refund', refundInput)) as { amount: { amount: number } };
     expect(r.amount.amount).toBe(100);

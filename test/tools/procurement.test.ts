@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { VendorAuthError, VendorRejectedError, VendorTimeoutError, VendorUnavailableError } from '../../lambdas/tools/errors';
-import { findTool } from '../../lambdas/tools/registry';
+import { toolRegistry } from '../../lambdas/tools/registry';
 import { ToolInputInvalidError } from '../../lambdas/tools/invoke';
 import { failure, startHarness, type Harness } from './harness';
 
@@ -26,7 +26,7 @@ describe('procurement connector', () => {
   });
 
   it('exposes money (maxTotal) and counterparty (supplier) for policy', () => {
-    const tool = findTool('procurement.place_order')!.tool;
+    const tool = toolRegistry.find('procurement.place_order')!.tool;
     expect(tool.money?.(order)).toEqual({ amount: 100, currency: 'USD' });
     expect(tool.counterparty?.({ ...order, supplierId: 'shady-supplies' })).toBe('shady-supplies');
     expect(tool.pii?.input).toContain('shipTo.street');
@@ -43,7 +43,7 @@ describe('procurement connector', () => {
     expect(updated.order.total.amount).toBe(128.97);
     expect(updated.previous.lines[0]!.quantity).toBe(2);
     // The update's compensation restores the previous quantity.
-    const undo = findTool('procurement.update_order')!.tool.compensation!.input(update, updated);
+    const undo = toolRegistry.find('procurement.update_order')!.tool.compensation!.input(update, updated);
     const restored = (await h.call('procurement.update_order', undo)) as { order: Order };
     expect(restored.order.lines[0]!.quantity).toBe(2);
 

@@ -7,19 +7,8 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
 import { InvalidCursorError } from '../../ports/ledger';
-import {
-  ApprovalIdPattern,
-  ApprovalStatuses,
-  type ApprovalPage,
-  type ApprovalRecord,
-  type ApprovalStatus,
-  type ApprovalStore,
-  type ClaimRefusalResult,
-  type CreateApprovalResult,
-  type PutVoteResult,
-  type VoteRecord,
-  type VoteRefusalReason,
-} from '../../ports/approvals';
+import { ApprovalStatuses, type ApprovalPage, type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type ClaimRefusalResult, type CreateApprovalResult, type PutVoteResult, type VoteRecord, type VoteRefusalReason } from '../../ports/approvals';
+import { ApprovalIdPattern } from '../../shared/ids';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
 /**

@@ -6,17 +6,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { canonicalJson, sha256Hex } from '../../shared/canonical-json';
-import type {
-  AuditEvent,
-  BeginStepResult,
-  EventLog,
-  GrantSummary,
-  SpendStore,
-  StepError,
-  StepKey,
-  StepRecord,
-  StepStore,
-} from '../../ports/steps';
+import type { AuditEvent, BeginStepResult, EventLog, GrantSummary, SpendStore, StepError, StepKey, StepRecord, StepStore } from '../../ports/steps';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
 /**

@@ -1,0 +1,70 @@
+import type { ApprovalsDeps } from '../approvals/approvals';
+import type { Decider, IntakeConfig } from '../intake/intake';
+import type { ActionStore, IdempotencyStore } from '../ports/ledger';
+import type { StepStore } from '../ports/steps';
+import type { ToolRegistry } from '../ports/tools';
+import type { WorkflowStarter } from '../ports/workflow';
+import type { ReceiptsDeps, WriteReceiptResult } from '../receipts/vault';
+import type { SagaDeps } from '../saga/tasks';
+import type { CursorCodec } from '../shared/cursor';
+import type { RunStepDeps } from '../steps/run-step';
+
+/**
+ * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
+ * local runtime): one interface per function, so a handler's dependencies are read in one
+ * place. Handlers take a {@link Lazy} of theirs: built on the first invocation, once per cold
+ * start, and shared by every later one.
+ */
+
+/** A value built on first use and then shared; a failed build is retried on the next call. */
+export type Lazy<T> = () => Promise<T>;
+
+/** Memoizes `build` (once per cold start); a rejected build is forgotten so the next call retries. */
+export function once<T>(build: () => T | Promise<T>): Lazy<T> {
+  let value: Promise<T> | undefined;
+  return () => {
+    if (!value) {
+      const pending = Promise.resolve().then(build);
+      value = pending;
+      pending.catch(() => {
+        if (value === pending) value = undefined;
+      });
+    }
+    return value;
+  };
+}
+
+/** The intake function: tools, actions, decisions. */
+export interface IntakeFunctionDeps {
+  actions: ActionStore;
+  steps: StepStore;
+  idempotency: IdempotencyStore;
+  workflow: WorkflowStarter;
+  decider: Decider;
+  /** The tools agents may call (the registry port). */
+  tools: ToolRegistry;
+  intake: IntakeConfig;
+  /** Page cursors; its key is read on the first listing, not at cold start. */
+  cursors: Lazy<CursorCodec>;
+}
+
+/** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */
+export type SagaFunctionDeps = SagaDeps;
+
+/** The approvals function: the saga's RequestApproval task and the approvers' routes. */
+export interface ApprovalsFunctionDeps extends ApprovalsDeps {
+  cursors: Lazy<CursorCodec>;
+}
+
+/**
+ * A connector function's step runner, per connector: in Lambda the one it serves (undefined
+ * asks for that one); locally one per connector.
+ */
+export type StepsFunctionDeps = (connector?: string) => RunStepDeps;
+
+/** The receipts function: WriteReceipt and WriteDigest. */
+export interface ReceiptsFunctionDeps {
+  deps: ReceiptsDeps;
+  /** Runs after every stored receipt (locally, optionally: a digest right away). */
+  afterReceipt?: (result: WriteReceiptResult) => Promise<void>;
+}

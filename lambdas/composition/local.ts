@@ -1,0 +1,194 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { join } from 'node:path';
+import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
+import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
+import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
+import { FileAuditStore } from '../adapters/local/file-audit-store';
+import { FileEventPublisher } from '../adapters/local/file-event-publisher';
+import { DEFAULT_APPROVAL_TIMEOUT_SECONDS } from '../approvals/approvals';
+import { defaultIntakeConfig, type IntakeConfig } from '../intake/intake';
+import { loadPolicyEngine } from '../policy/index';
+import { spendAwareDecider } from '../policy/decider';
+import type { SecretsPort } from '../ports/secrets';
+import { SecretNames } from '../ports/secrets';
+import type { TaskCallbacks } from '../ports/task-callbacks';
+import type { ToolRegistry } from '../ports/tools';
+import type { WorkflowStarter } from '../ports/workflow';
+import { writeDigest, type ReceiptsDeps } from '../receipts/vault';
+import type { Digest } from '../receipts/schema';
+import { CursorCodec } from '../shared/cursor';
+import type { Logger } from '../shared/logger';
+import { DEFAULT_GRANT_TTL_SECONDS, GrantKeyring } from '../steps/grants';
+import type { RunStepDeps } from '../steps/run-step';
+import { toolRegistry } from '../tools/registry';
+import { once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
+
+/**
+ * The composition root of the local runtime: the same functions' dependencies as aws.ts, over
+ * the embedded stand-ins — the ledger on dynalite (or any DynamoDB endpoint) through the same
+ * DynamoDB adapters, secrets as files, the write-once file vault, `events.log` for
+ * notifications, and the local saga runner as Step Functions (starting sagas, answering task
+ * tokens). local/control-plane.ts builds the handlers over what this returns.
+ */
+
+/** What the local runtime provides the composition with. */
+export interface LocalInfrastructure {
+  /** The state directory (AIRLOCK_HOME): the vault, events.log. */
+  stateDir: string;
+  dynamo: { client: DynamoDBClient; tableName: string };
+  secrets: SecretsPort;
+  logger: Logger;
+  /** Starts sagas (the local saga runner). */
+  workflow: WorkflowStarter;
+  /** Answers waiting tasks (the local saga runner's callback registry). */
+  callbacks: TaskCallbacks;
+  /** The local name IssueGrant gives each connector's function. */
+  connectorFunction: (connector: string) => string;
+  /** Each connector's vendor API (the sandbox vendors). */
+  vendorBaseUrls: Record<string, string>;
+  /** HTTP for vendor calls (cut short when the runtime stops). */
+  vendorFetch?: typeof fetch;
+  tools?: ToolRegistry;
+  now?: () => Date;
+}
+
+/** Settings of the local runtime (the stack's config, for one machine). */
+export interface LocalSettings {
+  intake?: Partial<IntakeConfig>;
+  grantTtlSeconds?: number;
+  /** How long an approval waits for its quorum (the ASL's WaitForApproval timeout). */
+  approvalTimeoutSeconds?: number;
+  /** Per vendor call budget in ms, reconcile included. */
+  vendorTimeoutMs?: number;
+  /** The digest timer's period: declared in each digest as its heartbeat (unset: digests promise nothing). */
+  digestIntervalMs?: number;
+  /** Write a digest after every receipt (default false: the control plane writes them on a timer). */
+  digestAfterEachReceipt?: boolean;
+}
+
+/** The local vault's writer: digests on demand, serialized so two never chain onto one head. */
+export interface LocalReceipts {
+  store: FileAuditStore;
+  /**
+   * Writes a digest now, after any in-flight one. `closing`: the writer stops after it (the
+   * control plane's shutdown), so it promises no successor.
+   */
+  writeDigestNow(options?: { closing?: boolean }): Promise<{ key: string; digest: Digest; sha256: string } | undefined>;
+}
+
+/** Every local function's dependencies. */
+export interface LocalComposition {
+  intake: IntakeFunctionDeps;
+  saga: SagaFunctionDeps;
+  approvals: ApprovalsFunctionDeps;
+  steps: StepsFunctionDeps;
+  receipts: ReceiptsFunctionDeps;
+  vault: LocalReceipts;
+}
+
+/** Builds every function's dependencies for the local runtime. */
+export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings = {}): LocalComposition {
+  const { client, tableName } = infra.dynamo;
+  const now = infra.now ?? (() => new Date());
+  const tools = infra.tools ?? toolRegistry;
+  const ledger = new DynamoLedger({ client, tableName });
+  const store = new DynamoSagaStore({ client, tableName });
+  const approvals = new DynamoApprovalStore({ client, tableName });
+  const engine = loadPolicyEngine();
+  const decider = spendAwareDecider(engine, store, tools);
+  const keyring = new GrantKeyring(infra.secrets);
+  // What CURSOR_KEY_SECRET names in AWS: page cursors are signed with it.
+  const cursors = once(async () => new CursorCodec(await infra.secrets.getSecret(SecretNames.cursorKey)));
+
+  const receiptsDeps: ReceiptsDeps = {
+    actions: ledger,
+    steps: store,
+    events: store,
+    store: new FileAuditStore(join(infra.stateDir, 'audit')),
+    secrets: infra.secrets,
+    tools,
+    logger: infra.logger,
+    now,
+    // One process writes both receipts and digests here, in order: no settle margin needed.
+    digests: {
+      settleMs: 0,
+      wholeSeconds: false,
+      ...(settings.digestIntervalMs ? { intervalSeconds: Math.max(1, Math.ceil(settings.digestIntervalMs / 1000)) } : {}),
+    },
+  };
+  let queue: Promise<unknown> = Promise.resolve();
+  // What this writer wrote last: lets the next digest tell a pause from removed digests.
+  let lastWritten: string | undefined;
+  const writeDigestNow: LocalReceipts['writeDigestNow'] = (digestOptions = {}) => {
+    const next = queue.then(async () => {
+      const written = await writeDigest(receiptsDeps, undefined, { ...digestOptions, ...(lastWritten ? { lastWritten } : {}) });
+      if (written) lastWritten = written.key;
+      return written;
+    });
+    queue = next.catch(() => undefined);
+    return next;
+  };
+
+  const stepDeps = (connector: string): RunStepDeps => ({
+    connector,
+    tools,
+    steps: store,
+    keyring,
+    secrets: infra.secrets,
+    baseUrls: infra.vendorBaseUrls,
+    logger: infra.logger,
+    now,
+    timeoutMs: settings.vendorTimeoutMs ?? 8_000,
+    ...(infra.vendorFetch ? { fetch: infra.vendorFetch } : {}),
+  });
+
+  return {
+    intake: {
+      actions: ledger,
+      steps: store,
+      idempotency: ledger,
+      workflow: infra.workflow,
+      decider,
+      tools,
+      intake: { ...defaultIntakeConfig, ...settings.intake },
+      cursors,
+    },
+    saga: {
+      actions: ledger,
+      steps: store,
+      events: store,
+      spend: store,
+      approvals,
+      decider,
+      tools,
+      money: engine.money,
+      keyring,
+      connectorFunction: infra.connectorFunction,
+      grantTtlSeconds: settings.grantTtlSeconds ?? DEFAULT_GRANT_TTL_SECONDS,
+      now,
+      logger: infra.logger,
+    },
+    approvals: {
+      actions: ledger,
+      approvals,
+      events: store,
+      callbacks: infra.callbacks,
+      publisher: new FileEventPublisher(infra.stateDir),
+      engine,
+      tools,
+      timeoutSeconds: settings.approvalTimeoutSeconds ?? DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+      now,
+      logger: infra.logger,
+      cursors,
+    },
+    steps: (connector) => {
+      if (connector === undefined) throw new Error('The local runtime serves every connector: name one');
+      return stepDeps(connector);
+    },
+    receipts: {
+      deps: receiptsDeps,
+      ...(settings.digestAfterEachReceipt ? { afterReceipt: async () => void (await writeDigestNow()) } : {}),
+    },
+    vault: { store: receiptsDeps.store as FileAuditStore, writeDigestNow },
+  };
+}

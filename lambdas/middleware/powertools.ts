@@ -1,0 +1,116 @@
+import { LogFormatter, LogItem, Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
+import type { ConstructorOptions, LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
+import { Tracer } from '@aws-lambda-powertools/tracer';
+import { maskSecrets, type Logger, type LogLevel } from '../shared/logger';
+
+/**
+ * The Powertools for AWS Lambda instances every function shares (one of each per process, as
+ * in the Powertools examples' `commons/powertools`), and the adapter that gives domain code
+ * its small Logger interface over Powertools Logger.
+ */
+
+/** The service name on every log line and trace segment. */
+export const SERVICE_NAME = 'airlock';
+
+/**
+ * Log lines as Airlock has always written them (`level`, `time`, `message`, then fields),
+ * plus the Lambda context and X-Ray trace id Powertools adds, with every field passed through
+ * {@link maskSecrets}: the secret masking lives in the formatter, so no call site can skip it.
+ */
+export class MaskingLogFormatter extends LogFormatter {
+  formatAttributes(attributes: UnformattedAttributes, additional: LogAttributes): LogItem {
+    const context = attributes.lambdaContext;
+    const base: LogAttributes = {
+      level: attributes.logLevel.toLowerCase(),
+      time: attributes.timestamp.toISOString(),
+      message: attributes.message,
+      service: attributes.serviceName,
+      ...(context ? { function_name: context.functionName, function_request_id: context.awsRequestId, cold_start: context.coldStart } : {}),
+      ...(attributes.xRayTraceId ? { xray_trace_id: attributes.xRayTraceId } : {}),
+    };
+    return new LogItem({ attributes: { ...base, ...(maskSecrets(additional) as LogAttributes) } });
+  }
+}
+
+/** Writes each formatted line to `sink` instead of stdout (tests, the demo's stderr). */
+class SinkLogger extends PowertoolsLogger {
+  // Not a #private or initialised field: Powertools may print from inside super(), before
+  // any field of this class exists (those early lines go to stdout).
+  declare private sink: ((line: string) => void) | undefined;
+
+  constructor(options: ConstructorOptions, sink?: (line: string) => void) {
+    super(options);
+    this.sink = sink;
+  }
+
+  protected override printLog(logLevel: number, log: LogItem): void {
+    if (!this.sink) return super.printLog(logLevel, log);
+    this.sink(JSON.stringify(log.getAttributes()));
+  }
+
+  protected override createLogger(options?: ConstructorOptions): PowertoolsLogger {
+    return new SinkLogger(options ?? {}, this.sink);
+  }
+}
+
+const LEVELS: Record<LogLevel, ConstructorOptions['logLevel']> = {
+  debug: 'DEBUG',
+  info: 'INFO',
+  warn: 'WARN',
+  error: 'ERROR',
+  silent: 'SILENT',
+};
+
+/** Domain-facing view of a Powertools logger. */
+function wrap(pt: PowertoolsLogger): Logger & { powertools: PowertoolsLogger } {
+  return {
+    powertools: pt,
+    debug: (message, fields) => (fields ? pt.debug(message, fields) : pt.debug(message)),
+    info: (message, fields) => (fields ? pt.info(message, fields) : pt.info(message)),
+    warn: (message, fields) => (fields ? pt.warn(message, fields) : pt.warn(message)),
+    error: (message, fields) => (fields ? pt.error(message, fields) : pt.error(message)),
+    child: (fields) => wrap(pt.createChild({ persistentKeys: fields })),
+  };
+}
+
+export interface LoggerOptions {
+  /** Threshold; from POWERTOOLS_LOG_LEVEL / LOG_LEVEL (Powertools' rules), else info. */
+  level?: LogLevel;
+  /** Where lines go; stdout (as Lambda expects) unless given. */
+  sink?: (line: string) => void;
+  /** Fields on every line. */
+  base?: Record<string, unknown>;
+}
+
+/** A Powertools logger with Airlock's formatter, behind the domain Logger interface. */
+export function createLogger(options: LoggerOptions = {}): Logger & { powertools: PowertoolsLogger } {
+  const pt = new SinkLogger(
+    {
+      serviceName: SERVICE_NAME,
+      logFormatter: new MaskingLogFormatter(),
+      ...(options.level ? { logLevel: LEVELS[options.level] } : {}),
+      ...(options.base ? { persistentKeys: options.base } : {}),
+    },
+    options.sink,
+  );
+  return wrap(pt);
+}
+
+/** The process logger (one per cold start); middlewares add the Lambda context to it. */
+export const logger = createLogger();
+
+/** A logger that writes nothing; for tests and for callers that print their own output. */
+export const silentLogger: Logger = createLogger({ level: 'silent' });
+
+/**
+ * The process tracer. In Lambda with active tracing it records a segment per invocation and
+ * a subsegment per SDK call (every client goes through `tracer.captureAWSv3Client`); outside
+ * Lambda it is off and costs nothing.
+ */
+export const tracer = new Tracer({ serviceName: SERVICE_NAME });
+
+/** Annotations that find one action's traces in X-Ray (`annotation.actionId = "act_…"`). */
+export function annotate(annotations: { actionId?: string; principal?: string; tool?: string; outcome?: string }): void {
+  if (!tracer.isTracingEnabled()) return;
+  for (const [key, value] of Object.entries(annotations)) if (value !== undefined) tracer.putAnnotation(key, value);
+}

@@ -1,5 +1,3 @@
-// Must run before Cedar's wasm bindings load (see wasm-guard.ts).
-import './wasm-guard';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { CONFIG_FILE, PolicyConfigSchema, SCHEMA_FILE, type PolicyConfig, type PolicyFiles } from './files';
 import type { PolicyInfo, PolicyProblem, PolicyValidation } from './types';

@@ -1,5 +1,3 @@
-// Must run before Cedar's wasm bindings load (see wasm-guard.ts).
-import './wasm-guard';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { majorToBaseMinor, type MoneyConfig } from '../shared/money';
 import type { Principal } from '../shared/principal';

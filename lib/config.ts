@@ -64,7 +64,7 @@ export const AirlockConfigSchema = z
     /**
      * How long WaitForApproval waits for a human before the saga times out. Standard
      * workflows run at most one year, and the execution must also outlast the saga's
-     * worst-case run (see lambdas/core/saga-timeouts.ts): a value that leaves no room for it
+     * worst-case run (see lambdas/saga/timeouts.ts): a value that leaves no room for it
      * is refused, with the largest value that fits.
      */
     approvalTimeoutSeconds: z.number().int().min(60).max(31_536_000).default(DEFAULT_SAGA_TIMEOUTS.approvalTimeoutSeconds),

@@ -103,7 +103,7 @@ export function matchRoute(matcher: RouteMatcher, method: string, rawPath: strin
  * JWT claims the way the HTTP API JWT authorizer hands them to the integration: every value
  * a string, arrays as `[a b]` (so `["a b"]` and `["a", "b"]` look alike). Mirrored here so
  * that no handler can come to rely on them: handlers read identity from the verified token
- * in the Authorization header (handlers/identity.ts) and only cross-check these strings.
+ * in the Authorization header (middleware/identity.ts) and only cross-check these strings.
  */
 export function httpApiClaims(payload: JWTPayload): Record<string, string> {
   const out: Record<string, string> = {};

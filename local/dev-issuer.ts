@@ -46,7 +46,7 @@ export class InvalidTokenError extends Error {
   }
 }
 
-/** Claims a local token carries about the principal (see core/principal ClaimNames). */
+/** Claims a local token carries about the principal (see shared/principal ClaimNames). */
 export interface PrincipalClaims {
   sub: string;
   roles?: string[];

@@ -145,7 +145,7 @@ export interface LocalRuntimeOptions {
    * Default: AIRLOCK_DYNAMODB_ENDPOINT; `null` forces dynalite.
    */
   dynamoEndpoint?: string | null;
-  /** Route table. Default: lambdas/handlers/routes.ts, the table the stack deploys. */
+  /** Route table. Default: lambdas/api/routes.ts, the table the stack deploys. */
   routes?: readonly RouteSpec[];
   /**
    * Maps a route's `fn` to its handler. Default: the handlers the services composed (the

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { loadOrCreateIssuer } from '../../local/dev-issuer';
 import { resolveStateDir } from '../../local/state-dir';
+import { ApprovalIdPattern } from '../../lambdas/shared/ids';
 
 /** `airlock approvals`: list, show, approve and reject approvals from a terminal, over the HTTP API. */
 export const summary = 'Decide approvals: approvals list|show <id>|approve <id>|reject <id> [--comment <text>]';
@@ -25,7 +26,7 @@ planHash of exactly that preview: if the plan changed meanwhile, the API refuses
 `;
 
 const DEFAULT_URL = 'http://127.0.0.1:8787';
-const ApprovalId = z.string().regex(/^apr_[0-9A-HJKMNP-TV-Z]{26}$/, 'an approval id such as apr_01J…');
+const ApprovalId = z.string().regex(ApprovalIdPattern, 'an approval id such as apr_01J…');
 
 /** The parts of a preview the CLI prints; the API may send more. */
 export const PreviewSchema = z.object({

@@ -15,6 +15,7 @@ import { formatDuration, verifyVault, type Finding, type VaultTail } from '../..
 import { generateRandomSecret } from '../../local/provision-secrets';
 import type { AuditStore } from '../../lambdas/ports/audit-store';
 import { resolveStateDir } from '../../local/state-dir';
+import { ActionIdPattern } from '../../lambdas/shared/ids';
 
 /** `airlock audit`: verify the vault, show a receipt, write a digest, print the receipt schema. */
 export const summary = 'Audit vault: verify [--from --to] [--bucket B | --dir D] | show <actionId> | digest | schema';
@@ -207,7 +208,7 @@ async function show(argv: string[]): Promise<number> {
     options: { bucket: { type: 'string' }, dir: { type: 'string' }, json: { type: 'boolean' } },
   });
   const actionId = positionals[0];
-  if (positionals.length !== 1 || !actionId || !/^act_[0-9A-HJKMNP-TV-Z]{26}$/.test(actionId)) return fail('give one action id (act_…)');
+  if (positionals.length !== 1 || !actionId || !ActionIdPattern.test(actionId)) return fail('give one action id (act_…)');
   const bytes = await findReceipt(storeOf(values), actionId);
   if (!bytes) {
     process.stderr.write(`airlock audit: no receipt for ${actionId}\n`);

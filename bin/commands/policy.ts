@@ -94,7 +94,7 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     io.err(usage);
     return 2;
   }
-  const dir = values.dir ?? defaultPolicyDir();
+  const dir = values.dir ?? process.env.AIRLOCK_POLICY_DIR ?? defaultPolicyDir();
   if (sub === 'validate') {
     const ok = validate(dir, io);
     if (ok) io.out(`${relative(process.cwd(), dir) || dir}: policies are valid (strict mode).\n`);

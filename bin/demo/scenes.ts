@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { canonicalJson } from '../../lambdas/shared/canonical-json';
 import { ReceiptSchema, type Receipt } from '../../lambdas/receipts/schema';
 import { approvalIdFor } from '../../lambdas/shared/ids';
+import { TERMINAL_STATUSES } from '../../lambdas/actions/action';
 import {
   ActionSchema,
   airlockCli,
@@ -35,9 +36,9 @@ export interface Scene {
 }
 
 const AGENT = { name: 'trip-bot', model: 'scripted-demo' };
-const TERMINAL = ['completed', 'denied', 'rejected', 'expired', 'failed', 'compensated', 'cancelled'] as const;
+const TERMINAL = TERMINAL_STATUSES;
 
-// Sandbox fares (lambdas/local/vendors/travel.ts): SB400 SFO→SEA $420, SB500 SFO→LHR $1,200 a
+// Sandbox fares (local/vendors/travel.ts): SB400 SFO→SEA $420, SB500 SFO→LHR $1,200 a
 // seat, SB102 SFO→JFK $274.50. The booking price must equal the hold's total, as at a real airline.
 const SCENE2 = { flight: 'SB400', origin: 'SFO', destination: 'SEA', seats: 1 };
 const SCENE3 = { flight: 'SB500', seats: 2, fare: 1200, currency: 'USD' };

@@ -41,7 +41,7 @@ export type JsonObject = { [key: string]: unknown };
 export const API_VERSION = '1.0.0';
 
 const DIALECT = 'https://json-schema.org/draft/2020-12/schema';
-/** The local runtime's default port (lambdas/local/server.ts `DEFAULT_PORT`; a unit test keeps them equal without core importing the server). */
+/** The local runtime's default port (local/server.ts `DEFAULT_PORT`; a unit test keeps them equal without core importing the server). */
 export const LOCAL_PORT = 8787;
 const ref = (kind: 'schemas' | 'parameters' | 'headers' | 'responses', name: string) => ({ $ref: `#/components/${kind}/${name}` });
 

@@ -4,12 +4,6 @@ import { ActionIdPattern } from '../shared/ids';
 import { ActorSchema } from '../shared/principal';
 import { ApprovalStatuses } from '../ports/approvals';
 import { ApprovalIdPattern } from '../shared/ids';
-import type { CatalogEntry } from '../tools/catalog';
-import type { PreviewStep, PreviewViewer } from '../approvals/preview';
-import type { DecisionResult } from '../approvals/approvals';
-import type { StoredDecision } from '../actions/action';
-import type { ShadowOutcome, StepDecision } from '../policy/types';
-import type { stepViews } from '../actions/view';
 
 /**
  * The wire shapes of the HTTP API as zod schemas: query strings and bodies the handlers
@@ -275,7 +269,7 @@ export const PreviewStepSchema = z
   })
   .meta({ id: 'PreviewStep' });
 
-const PreviewViewerSchema = z.object({
+export const PreviewViewerSchema = z.object({
   canDecide: z.boolean(),
   refusal: z.string().optional(),
   vote: z.object({ decision: z.string(), at: TimestampSchema }).optional(),
@@ -333,22 +327,3 @@ export const DecisionResultSchema = z
 // ── misc ────────────────────────────────────────────────────────────────────
 
 export const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
-
-// ── compile-time agreement with interfaces owned elsewhere ──────────────────
-// These shapes are declared as interfaces in their own modules; a change on either side
-// that makes them disagree fails `tsc` here instead of silently changing the contract.
-
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type Assert<T extends true> = T;
-
-/** Never used at run time: the type checker evaluates it. */
-export type ApiSchemaChecks = [
-  Assert<Same<CatalogEntry, z.infer<typeof ToolSchema>>>,
-  Assert<Same<PreviewStep, z.infer<typeof PreviewStepSchema>>>,
-  Assert<Same<PreviewViewer, z.infer<typeof PreviewViewerSchema>>>,
-  Assert<Same<DecisionResult, z.infer<typeof DecisionResultSchema>>>,
-  Assert<Same<StoredDecision, z.infer<typeof DecisionSchema>>>,
-  Assert<Same<StepDecision, z.infer<typeof StepDecisionSchema>>>,
-  Assert<Same<ShadowOutcome, z.infer<typeof ShadowOutcomeSchema>>>,
-  Assert<Same<ReturnType<typeof stepViews>[number], z.infer<typeof ActionStepSchema>>>,
-];

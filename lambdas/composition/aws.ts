@@ -38,14 +38,20 @@ import { ApprovalsEnv, EnvNames as N, IntakeEnv, readEnv, ReceiptsEnv, SagaEnv, 
  * the same handlers with local adapters in local.ts; nothing here branches on where it runs.
  */
 
+/*
+ * Every function's bundle holds this module; the calls below are marked pure so the bundler
+ * drops the builders (and with them the adapters and SDK clients) a function does not use:
+ * a connector function ships no S3, EventBridge or Step Functions client.
+ */
+
 /** One traced SDK client per process, made when a function first needs it. */
 const client = <T extends object>(make: () => T) => once(() => tracer.captureAWSv3Client(make()));
-const dynamo = client(() => new DynamoDBClient({}));
-const secretsManager = client(() => new SecretsManagerClient({}));
-const stepFunctions = client(() => new SFNClient({}));
-const eventBridge = client(() => new EventBridgeClient({}));
-const s3 = client(() => new S3Client({}));
-const secrets = once(async () => new SecretsManagerSecrets({ client: await secretsManager() }));
+const dynamo = /* @__PURE__ */ client(() => new DynamoDBClient({}));
+const secretsManager = /* @__PURE__ */ client(() => new SecretsManagerClient({}));
+const stepFunctions = /* @__PURE__ */ client(() => new SFNClient({}));
+const eventBridge = /* @__PURE__ */ client(() => new EventBridgeClient({}));
+const s3 = /* @__PURE__ */ client(() => new S3Client({}));
+const secrets = /* @__PURE__ */ once(async () => new SecretsManagerSecrets({ client: await secretsManager() }));
 
 /**
  * The Cedar engine, loaded on first use. Never imported statically: the connector and receipts
@@ -62,7 +68,7 @@ function cursorCodec(secretName: string): Lazy<CursorCodec> {
 }
 
 /** The intake function's dependencies. */
-export const intakeDeps: Lazy<IntakeFunctionDeps> = once(async () => {
+export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async () => {
   const env = readEnv(IntakeEnv);
   const db = await dynamo();
   const ledger = new DynamoLedger({ client: db, tableName: env[N.ledgerTable] });
@@ -80,7 +86,7 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = once(async () => {
 });
 
 /** The saga function's dependencies. */
-export const sagaDeps: Lazy<SagaFunctionDeps> = once(async () => {
+export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () => {
   const env = readEnv(SagaEnv);
   const db = await dynamo();
   const ledger = new DynamoLedger({ client: db, tableName: env[N.ledgerTable] });
@@ -109,7 +115,7 @@ export const sagaDeps: Lazy<SagaFunctionDeps> = once(async () => {
 });
 
 /** The approvals function's dependencies. */
-export const approvalsDeps: Lazy<ApprovalsFunctionDeps> = once(async () => {
+export const approvalsDeps: Lazy<ApprovalsFunctionDeps> = /* @__PURE__ */ once(async () => {
   const env = readEnv(ApprovalsEnv);
   const db = await dynamo();
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
@@ -129,7 +135,7 @@ export const approvalsDeps: Lazy<ApprovalsFunctionDeps> = once(async () => {
 });
 
 /** A connector function's dependencies: it serves CONNECTOR_NAME and nothing else. */
-export const stepsDeps: Lazy<StepsFunctionDeps> = once(async () => {
+export const stepsDeps: Lazy<StepsFunctionDeps> = /* @__PURE__ */ once(async () => {
   const env = readEnv(StepsEnv);
   const served = env[N.connectorName];
   const vendorBaseUrl = env[N.vendorBaseUrl];
@@ -152,7 +158,7 @@ export const stepsDeps: Lazy<StepsFunctionDeps> = once(async () => {
 });
 
 /** The receipts function's dependencies. */
-export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = once(async () => {
+export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = /* @__PURE__ */ once(async () => {
   const env = readEnv(ReceiptsEnv);
   const db = await dynamo();
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
@@ -173,4 +179,4 @@ export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = once(async () => {
 });
 
 /** The grant-key rotation function's dependencies. */
-export const keysDeps: Lazy<SecretRotationDeps> = once(async () => ({ client: await secretsManager(), now: () => new Date(), logger }));
+export const keysDeps: Lazy<SecretRotationDeps> = /* @__PURE__ */ once(async () => ({ client: await secretsManager(), now: () => new Date(), logger }));

@@ -5,7 +5,7 @@ import { GrantKeyring, MAX_GRANT_TTL_SECONDS, mintGrant, verifyGrant, type Grant
 
 /**
  * Rotation of the grant-signing key, as pure functions over the secret's value (the
- * Secrets Manager protocol lives in handlers/rotate-grant-key.ts).
+ * Secrets Manager protocol lives in lambdas/keys/handler.ts and adapters/aws/secret-rotation.ts).
  *
  * The value keeps the shape GrantKeyring reads (`{ keys: [...] }`: the first key signs, every
  * key verifies) plus two members the keyring ignores:

@@ -42,11 +42,11 @@ export const PolicyConfigSchema = z
 export type PolicyConfig = z.infer<typeof PolicyConfigSchema>;
 
 /**
- * The shipped policy directory. A Lambda bundle sets AIRLOCK_POLICY_DIR because the bundle no
- * longer sits three folders below the repository root.
+ * The shipped policy directory, beside the source. A Lambda bundle does not sit there: its
+ * composition root passes the directory the stack names (AIRLOCK_POLICY_DIR).
  */
 export function defaultPolicyDir(): string {
-  return process.env.AIRLOCK_POLICY_DIR ?? fileURLToPath(new URL('../../policies/', import.meta.url));
+  return fileURLToPath(new URL('../../policies/', import.meta.url));
 }
 
 /** Reads a policy directory: the schema, config.json and every top-level `*.cedar` file. */

@@ -12,11 +12,12 @@ export type { PolicyConfig, PolicyFiles } from './files';
 const engines = new Map<string, PolicyEngine>();
 
 /**
- * The engine for a policy directory (default: the shipped `policies/`, or AIRLOCK_POLICY_DIR),
+ * The engine for a policy directory (default: the shipped `policies/`),
  * built once per process and cached, so a Lambda pays for parsing only at cold start.
  * Throws PolicySetInvalidError if the directory is invalid.
  */
-export function loadPolicyEngine(dir: string = defaultPolicyDir()): PolicyEngine {
+export function loadPolicyEngine(dir: string | undefined = undefined): PolicyEngine {
+  dir ??= defaultPolicyDir();
   const key = resolve(dir);
   let engine = engines.get(key);
   if (!engine) {

@@ -2,7 +2,7 @@
  * The saga's timeouts, derived from its ASL and the configured function timeouts, so the
  * execution can never time out before the waits inside it (an execution timeout is a failure
  * no Catch sees: no compensation, no receipt). The stack (lib/constructs/saga.ts), the config
- * check (lib/config.ts) and the local runner (lambdas/local/saga-runner.ts) all call
+ * check (lib/config.ts) and the local runner (local/saga-runner.ts) all call
  * `deriveSagaTimeouts` and `applySagaTimeouts` on the same file, so the deployed and the local
  * definition carry the same numbers. The ASL file itself holds no TimeoutSeconds at all.
  *

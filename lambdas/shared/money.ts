@@ -55,6 +55,26 @@ export function currencyExponent(currency: string): number {
   return exponent;
 }
 
+/** Major units (12.34 USD) to integer minor units (1234) of the same currency, as vendors transmit money. */
+export function toMinorUnits(money: Money): number {
+  return Math.round(money.amount * 10 ** currencyExponent(money.currency));
+}
+
+/** Integer minor units back to major units. */
+export function fromMinorUnits(minor: number, currency: string): Money {
+  return { amount: minor / 10 ** currencyExponent(currency), currency: currency.toUpperCase() };
+}
+
+/** Whether an amount has no more decimals than its currency allows (12.345 USD does not; 12.345 BHD does). */
+export function currencyFits(amount: number, currency: string): boolean {
+  if (!CURRENCY_CODE.test(currency.toUpperCase())) return false;
+  if (!Number.isFinite(amount)) return false;
+  const scaled = amount * 10 ** currencyExponent(currency);
+  // Binary float noise (0.1 * 100 = 10.000000000000002) must not fail an honest amount; the
+  // tolerance grows with the magnitude, where a double's spacing does.
+  return Math.abs(scaled - Math.round(scaled)) <= Math.max(1e-6, Math.abs(scaled) * Number.EPSILON * 8);
+}
+
 /** Major units of the base currency to its minor units (rounded). */
 function baseMinor(major: number, config: MoneyConfig): number {
   return Math.round(major * 10 ** currencyExponent(config.baseCurrency));

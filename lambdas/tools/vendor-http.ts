@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { Money, ToolContext } from './sdk';
+import { currencyFits } from '../shared/money';
+import type { ToolContext } from './sdk';
 import {
   VendorAuthError,
   VendorError,
@@ -279,28 +280,8 @@ export async function reachGoalState<T>(
   }
 }
 
-const zeroDecimalCurrencies = new Set(['JPY', 'KRW', 'VND', 'CLP', 'ISK', 'UGX', 'XAF', 'XOF']);
-
-/** ISO 4217 minor-unit exponent for the currencies we meet; two for the rest. */
-export function currencyExponent(currency: string): number {
-  return zeroDecimalCurrencies.has(currency.toUpperCase()) ? 0 : 2;
-}
-
-/** Major units (12.34 USD) to integer minor units (1234), as vendors transmit money. */
-export function toMinor(money: Money): number {
-  return Math.round(money.amount * 10 ** currencyExponent(money.currency));
-}
-
-/** Integer minor units back to major units. */
-export function fromMinor(amountMinor: number, currency: string): Money {
-  return { amount: amountMinor / 10 ** currencyExponent(currency), currency: currency.toUpperCase() };
-}
-
-/** Whether an amount has no more decimals than its currency allows (12.345 USD does not). */
-export function currencyFits(amount: number, currency: string): boolean {
-  // Rounded to 1e-6 first so binary float noise (0.1 * 100) does not fail honest amounts.
-  return Number.isInteger(Math.round(amount * 10 ** currencyExponent(currency) * 1e6) / 1e6);
-}
+// Vendors transmit money in integer minor units; the exponents come from shared/money (Intl).
+export { currencyFits, fromMinorUnits as fromMinor, toMinorUnits as toMinor } from '../shared/money';
 
 /** Zod schema for money in tool inputs: positive, at most the currency's decimals. */
 export const moneySchema = z

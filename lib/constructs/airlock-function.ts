@@ -29,7 +29,7 @@ const ESM_REQUIRE_BANNER =
 
 /** Where a Lambda zip is unpacked (LAMBDA_TASK_ROOT). */
 const LAMBDA_TASK_ROOT = '/var/task';
-/** Env var the policy engine reads its directory from (lambdas/core/policy/files.ts). */
+/** Env var the policy engine reads its directory from (lambdas/policy/files.ts). */
 export const POLICY_DIR_ENV = EnvNames.policyDir;
 
 /**
@@ -56,7 +56,7 @@ const cedarCommandHooks: ICommandHooks = {
 
 /** Props of {@link AirlockFunction}. */
 export interface AirlockFunctionProps {
-  /** Handler file, relative to the repository root (`lambdas/handlers/intake.ts`). */
+  /** Handler file, relative to the repository root (`lambdas/intake/handler.ts`). */
   readonly entry: string;
   readonly description: string;
   readonly memoryMiB: number;

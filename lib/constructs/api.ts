@@ -10,7 +10,7 @@ import type { AirlockFunction } from './airlock-function';
 
 /** Props of {@link AirlockApi}. */
 export interface AirlockApiProps {
-  /** The route table (lambdas/handlers/routes.ts): the only list of routes. */
+  /** The route table (lambdas/api/routes.ts): the only list of routes. */
   readonly routes: readonly RouteSpec[];
   /** The function serving each `fn` of the route table. */
   readonly functions: Readonly<Record<FunctionName, AirlockFunction>>;
@@ -106,7 +106,7 @@ export class AirlockApi extends Construct {
       if (!route.auth && created) {
         Validations.of(created).acknowledge({
           id: 'AwsSolutions-APIG4',
-          reason: `${key} is declared auth: false in lambdas/handlers/routes.ts, the reviewed list of public routes (the health check and the OpenAPI document; they return no principal data). Every other route uses the JWT authorizer.`,
+          reason: `${key} is declared auth: false in lambdas/api/routes.ts, the reviewed list of public routes (the health check and the OpenAPI document; they return no principal data). Every other route uses the JWT authorizer.`,
         });
       }
     }

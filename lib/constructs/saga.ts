@@ -44,7 +44,7 @@ export interface RenderedAsl {
 
 /**
  * Reads an ASL file and writes the derived TimeoutSeconds into it (the execution's and every
- * Task's; see lambdas/core/saga-timeouts.ts). Done on the parsed JSON rather than with
+ * Task's; see lambdas/saga/timeouts.ts). Done on the parsed JSON rather than with
  * definitionSubstitutions, which can only insert strings. Throws SagaTimeoutError when the
  * config cannot be honoured (lib/config.ts refuses such configs first).
  */

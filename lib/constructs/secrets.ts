@@ -11,7 +11,7 @@ import { EnvNames } from '../../lambdas/composition/env';
 export const GRANT_KEY_SECRET_ENV = EnvNames.grantKeySecret;
 /** Env var with the connector's vendor-credential secret name. */
 export const VENDOR_SECRET_ENV = EnvNames.vendorSecret;
-/** Env var with the page-cursor key's secret name (read by lambdas/handlers/runtime.ts). */
+/** Env var with the page-cursor key's secret name (read by lambdas/composition/aws.ts). */
 export const CURSOR_KEY_SECRET_ENV = EnvNames.cursorKeySecret;
 
 /**
@@ -141,7 +141,7 @@ export class AirlockSecrets extends Construct {
   }
 
   /**
-   * Rotates the grant-signing key with `fn` (handlers/rotate-grant-key.ts) every
+   * Rotates the grant-signing key with `fn` (lambdas/keys/handler.ts and adapters/aws/secret-rotation.ts) every
    * `automaticallyAfter`, starting right after deployment (which also replaces the
    * deploy-time placeholder by a real key set).
    */

@@ -156,7 +156,7 @@ describe('claims as the HTTP API authorizer passes them', () => {
   });
 
   it('flattens arrays ambiguously, as API Gateway does: handlers must read the token instead', () => {
-    // One role with a space and two roles come out the same: why core/principal never reads this.
+    // One role with a space and two roles come out the same: why the principal is never read from it.
     expect(httpApiClaims({ sub: 'a', roles: ['Employee SecurityAdmin'] }).roles).toBe(httpApiClaims({ sub: 'a', roles: ['Employee', 'SecurityAdmin'] }).roles);
     expect(httpApiClaims({ sub: 'a', roles: ['a,b', '[x]'] }).roles).toBe('[a,b [x]]');
   });

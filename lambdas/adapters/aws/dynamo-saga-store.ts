@@ -276,10 +276,12 @@ export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
       new UpdateItemCommand({
         TableName: this.table,
         Key: { pk: S(`SPEND#${sub}#${day}`), sk: S('SPEND') },
-        UpdateExpression: 'ADD total :amount, actionIds :ids SET expiresAt = :exp',
+        // `total` is a DynamoDB reserved word: written bare, every ADD failed validation.
+        UpdateExpression: 'ADD #total :amount, actionIds :ids SET expiresAt = :exp',
         ConditionExpression: 'attribute_not_exists(actionIds) OR NOT contains(actionIds, :id)',
+        ExpressionAttributeNames: { '#total': 'total' },
         ExpressionAttributeValues: {
-          ':amount': N(Math.round(amount * 100) / 100),
+          ':amount': N(Math.round(amount)),
           ':ids': { SS: [actionId] },
           ':id': S(actionId),
           ':exp': N(Math.floor(Date.parse(`${day}T00:00:00Z`) / 1000) + 8 * 86_400),

@@ -140,18 +140,26 @@ describe('local runtime over HTTP (default routes and handlers)', () => {
         `${rt.url}/v1/actions`,
         { method: 'POST', headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json' } },
         (res) => {
+          answered = true;
           let text = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers as Record<string, string> }));
+          res.on('end', () => {
+            resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers as Record<string, string> });
+            req.destroy();
+          });
         },
       );
-      req.on('error', reject);
+      let answered = false;
+      req.on('error', (error) => {
+        if (!answered) reject(error);
+      });
       const chunk = 'y'.repeat(16 * 1024);
       let sent = 0;
-      // Keep streaming until the server answers; it must not wait for the end.
+      // Stream well past 64 KiB but never end the request: the answer must come without the
+      // end, and staying under the server's drain allowance keeps the socket open to read it.
       const pump = () => {
-        if (sent > 4 * 1024 * 1024) return req.end();
+        if (answered || sent >= 512 * 1024) return;
         sent += chunk.length;
         if (req.write(chunk)) setImmediate(pump);
         else req.once('drain', pump);

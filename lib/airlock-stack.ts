@@ -12,6 +12,7 @@ import { Ledger } from './constructs/ledger';
 import { ActionSaga } from './constructs/saga';
 import { AirlockSecrets } from './constructs/secrets';
 import { EnvNames } from '../lambdas/composition/env';
+import { defaultLimitsFile, type LoadedLimits, readLimitsFile } from '../lambdas/limits/config';
 
 /** Env var with the grant lifetime, in functions that mint or verify grants. */
 export const GRANT_TTL_ENV = EnvNames.grantTtlSeconds;
@@ -31,6 +32,8 @@ export interface AirlockStackProps extends StackProps {
   readonly connectorNames?: readonly string[];
   /** The Cedar policy set to validate and ship; defaults to policies/. */
   readonly policyDir?: string;
+  /** The limits file to validate at synth; defaults to policies/limits.json (what every bundle ships). */
+  readonly limitsFile?: string;
 }
 
 /** The policy set failed strict validation: synth stops with Cedar's messages and locations. */
@@ -58,6 +61,8 @@ function pascal(name: string): string {
 export class AirlockStack extends Stack {
   readonly api: AirlockApi;
   readonly ledger: Ledger;
+  /** The limits file every function ships with, validated at synth. */
+  readonly limits: LoadedLimits;
   readonly auditVault: AuditVault;
   readonly saga: ActionSaga;
   readonly secrets: AirlockSecrets;
@@ -78,6 +83,9 @@ export class AirlockStack extends Stack {
     const policyDir = props.policyDir ?? defaultPolicyDir();
     const validation = validatePolicyDir(policyDir);
     if (!validation.ok) throw new InvalidPolicySetError(validation.errors.map((p) => formatPolicyProblem(p, 'error', policyDir)));
+    // Nor a limits file that does not validate (InvalidLimitsError names every bad field).
+    const limitsFile = props.limitsFile ?? defaultLimitsFile();
+    this.limits = readLimitsFile(limitsFile);
 
     this.ledger = new Ledger(this, 'Ledger', { removalPolicy, deletionProtection: retain });
     this.auditVault = new AuditVault(this, 'AuditVault', { retentionDays: config.auditRetentionDays, removalPolicy });
@@ -91,6 +99,7 @@ export class AirlockStack extends Stack {
         timeout: Duration.seconds(extra.timeoutSeconds ?? config.lambda.timeoutSeconds),
         logRetention: config.logRetentionDays,
         removalPolicy,
+        limitsFile,
         ...(extra.cedar ? { cedar: true } : {}),
       });
 

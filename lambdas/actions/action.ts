@@ -60,6 +60,8 @@ export interface StoredDecision {
   quorum: number;
   approverRule: string | null;
   policySetVersion: string;
+  /** SHA-256 of the limits file in force (policies/limits.json); absent on actions decided before it existed. */
+  limitsVersion?: string;
   evaluationMicros: number;
   /** The engine's per-step decisions, as it made them (quorum and approver rule included). */
   steps?: StepDecision[];

@@ -117,6 +117,7 @@ export const DecisionSchema = z
     quorum: z.number().int().min(0),
     approverRule: z.string().nullable(),
     policySetVersion: z.string(),
+    limitsVersion: z.string().optional().meta({ description: 'SHA-256 of the limits file (policies/limits.json) in force when decided.' }),
     evaluationMicros: z.number(),
     steps: z.array(StepDecisionSchema).optional(),
     shadow: z.array(ShadowOutcomeSchema).optional(),

@@ -15,6 +15,7 @@ import { StepFunctionsWorkflow } from '../adapters/aws/sfn-workflow';
 import { defaultIntakeConfig } from '../intake/intake';
 import { logger, tracer } from '../middleware/powertools';
 import type { PolicyEngine } from '../policy/index';
+import { readLimitsFile } from '../limits/config';
 import { spendAwareDecider } from '../policy/decider';
 import { CursorCodec } from '../shared/cursor';
 import { GrantKeyring } from '../steps/grants';
@@ -62,6 +63,9 @@ async function policyEngine(dir: string | undefined): Promise<PolicyEngine> {
   return loadPolicyEngine(dir);
 }
 
+/** The limits file the stack ships beside the bundle, read and validated once per cold start. */
+const limitsIn = (file: string | undefined) => (file ? readLimitsFile(file) : readLimitsFile());
+
 /** Page cursors, keyed by the secret the stack names; read on the first listing, not at cold start. */
 function cursorCodec(secretName: string): Lazy<CursorCodec> {
   return once(async () => new CursorCodec(await (await secrets()).getSecret(secretName)));
@@ -73,12 +77,14 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
   const db = await dynamo();
   const ledger = new DynamoLedger({ client: db, tableName: env[N.ledgerTable] });
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
+  const limits = limitsIn(env[N.limitsFile]);
   return {
+    limits,
     actions: ledger,
     steps: store,
     idempotency: ledger,
     workflow: new StepFunctionsWorkflow({ stateMachineArn: env[N.stateMachineArn], client: await stepFunctions() }),
-    decider: spendAwareDecider(await policyEngine(env[N.policyDir]), store, toolRegistry),
+    decider: spendAwareDecider(await policyEngine(env[N.policyDir]), store, toolRegistry, limits.version),
     tools: toolRegistry,
     intake: { ...defaultIntakeConfig, idempotencyRetentionMs: env[N.idempotencyRetentionHours] * 3_600_000 },
     cursors: cursorCodec(env[N.cursorKeySecret]),
@@ -93,13 +99,15 @@ export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () =>
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   const functions = env[N.connectorFunctions];
   const engine = await policyEngine(env[N.policyDir]);
+  const limits = limitsIn(env[N.limitsFile]);
   return {
+    limits,
     actions: ledger,
     steps: store,
     events: store,
     spend: store,
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
-    decider: spendAwareDecider(engine, store, toolRegistry),
+    decider: spendAwareDecider(engine, store, toolRegistry, limits.version),
     keyring: new GrantKeyring(await secrets()),
     tools: toolRegistry,
     money: engine.money,
@@ -120,6 +128,7 @@ export const approvalsDeps: Lazy<ApprovalsFunctionDeps> = /* @__PURE__ */ once(a
   const db = await dynamo();
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   return {
+    limits: limitsIn(env[N.limitsFile]),
     actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
     events: store,

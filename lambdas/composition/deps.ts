@@ -8,6 +8,7 @@ import type { ReceiptsDeps, WriteReceiptResult } from '../receipts/vault';
 import type { SagaDeps } from '../saga/tasks';
 import type { CursorCodec } from '../shared/cursor';
 import type { RunStepDeps } from '../steps/run-step';
+import type { LoadedLimits } from '../limits/config';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -46,14 +47,17 @@ export interface IntakeFunctionDeps {
   intake: IntakeConfig;
   /** Page cursors; its key is read on the first listing, not at cold start. */
   cursors: Lazy<CursorCodec>;
+  /** The limits file in force, read once per cold start. */
+  limits: LoadedLimits;
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */
-export type SagaFunctionDeps = SagaDeps;
+export type SagaFunctionDeps = SagaDeps & { limits: LoadedLimits };
 
 /** The approvals function: the saga's RequestApproval task and the approvers' routes. */
 export interface ApprovalsFunctionDeps extends ApprovalsDeps {
   cursors: Lazy<CursorCodec>;
+  limits: LoadedLimits;
 }
 
 /**

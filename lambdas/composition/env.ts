@@ -27,6 +27,7 @@ export const EnvNames = {
   auditLookbackDays: 'AUDIT_DIGEST_LOOKBACK_DAYS',
   auditDigestIntervalSeconds: 'AUDIT_DIGEST_INTERVAL_SECONDS',
   policyDir: 'AIRLOCK_POLICY_DIR',
+  limitsFile: 'AIRLOCK_LIMITS_FILE',
 } as const;
 
 const N = EnvNames;
@@ -47,7 +48,8 @@ export function readEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv =
   return parsed.data;
 }
 
-const Table = z.object({ [N.ledgerTable]: z.string().min(1) });
+/** Every function reads the limits file (rate limits, spend caps, breakers, the kill switch). */
+const Table = z.object({ [N.ledgerTable]: z.string().min(1), [N.limitsFile]: z.string().min(1).optional() });
 const PolicyDir = z.object({ [N.policyDir]: z.string().min(1).optional() });
 const CursorKey = z.object({ [N.cursorKeySecret]: z.string().min(1) });
 

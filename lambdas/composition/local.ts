@@ -8,6 +8,7 @@ import { FileEventPublisher } from '../adapters/local/file-event-publisher';
 import { DEFAULT_APPROVAL_TIMEOUT_SECONDS } from '../approvals/approvals';
 import { defaultIntakeConfig, type IntakeConfig } from '../intake/intake';
 import { loadPolicyEngine } from '../policy/index';
+import { readLimitsFile, type LoadedLimits } from '../limits/config';
 import { spendAwareDecider } from '../policy/decider';
 import type { SecretsPort } from '../ports/secrets';
 import { SecretNames } from '../ports/secrets';
@@ -50,6 +51,8 @@ export interface LocalInfrastructure {
   vendorFetch?: typeof fetch;
   tools?: ToolRegistry;
   now?: () => Date;
+  /** The limits in force; the shipped policies/limits.json when absent. */
+  limits?: LoadedLimits;
 }
 
 /** Settings of the local runtime (the stack's config, for one machine). */
@@ -95,7 +98,8 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   const store = new DynamoSagaStore({ client, tableName });
   const approvals = new DynamoApprovalStore({ client, tableName });
   const engine = loadPolicyEngine();
-  const decider = spendAwareDecider(engine, store, tools);
+  const limits = infra.limits ?? readLimitsFile();
+  const decider = spendAwareDecider(engine, store, tools, limits.version);
   const keyring = new GrantKeyring(infra.secrets);
   // What CURSOR_KEY_SECRET names in AWS: page cursors are signed with it.
   const cursors = once(async () => new CursorCodec(await infra.secrets.getSecret(SecretNames.cursorKey)));
@@ -152,6 +156,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       tools,
       intake: { ...defaultIntakeConfig, ...settings.intake },
       cursors,
+      limits,
     },
     saga: {
       actions: ledger,
@@ -167,6 +172,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       grantTtlSeconds: settings.grantTtlSeconds ?? DEFAULT_GRANT_TTL_SECONDS,
       now,
       logger: infra.logger,
+      limits,
     },
     approvals: {
       actions: ledger,
@@ -180,6 +186,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       now,
       logger: infra.logger,
       cursors,
+      limits,
     },
     steps: (connector) => {
       if (connector === undefined) throw new Error('The local runtime serves every connector: name one');

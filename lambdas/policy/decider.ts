@@ -53,7 +53,12 @@ export function toolFacts(tools: ToolRegistry, toolName: string, args: Record<st
  * Adapts the Cedar engine to intake's Decider. `dailySpend` answers in minor units of the
  * base currency (what the spend store keeps); the engine is told major units.
  */
-export function deciderFor(engine: PolicyEngine, tools: ToolRegistry, dailySpend: (sub: string, now: Date) => Promise<number> = async () => 0): Decider {
+export function deciderFor(
+  engine: PolicyEngine,
+  tools: ToolRegistry,
+  dailySpend: (sub: string, now: Date) => Promise<number> = async () => 0,
+  limitsVersion?: string,
+): Decider {
   return {
     async decide(principal: Principal, action: NormalizedAction, now: Date): Promise<StoredDecision> {
       const decision = engine.decide({
@@ -63,12 +68,15 @@ export function deciderFor(engine: PolicyEngine, tools: ToolRegistry, dailySpend
         dailySpend: baseMinorToMajor(await dailySpend(principal.sub, now), engine.money),
         now,
       });
-      return { ...decision, decidedAt: now.toISOString() };
+      return { ...decision, ...(limitsVersion ? { limitsVersion } : {}), decidedAt: now.toISOString() };
     },
   };
 }
 
-/** A Decider whose daily spend comes from the ledger's spend counters. */
-export function spendAwareDecider(engine: PolicyEngine, spend: SpendStore, tools: ToolRegistry): Decider {
-  return deciderFor(engine, tools, (sub, now) => spend.dailySpend(sub, utcDay(now)));
+/**
+ * A Decider whose daily spend comes from the ledger's spend counters; its decisions name the
+ * limits file in force (`limitsVersion`), as they name the policy set.
+ */
+export function spendAwareDecider(engine: PolicyEngine, spend: SpendStore, tools: ToolRegistry, limitsVersion?: string): Decider {
+  return deciderFor(engine, tools, (sub, now) => spend.dailySpend(sub, utcDay(now)), limitsVersion);
 }

@@ -272,6 +272,7 @@ export function buildReceipt(input: ReceiptInput): Receipt {
           quorum: d.quorum,
           approverRule: d.approverRule,
           policySetVersion: d.policySetVersion,
+          ...(d.limitsVersion ? { limitsVersion: d.limitsVersion } : {}),
           evaluationMicros: d.evaluationMicros,
           decidedAt: d.decidedAt,
         }

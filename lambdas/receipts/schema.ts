@@ -145,6 +145,8 @@ export const ReceiptSchema = z
         quorum: z.number().int().min(0),
         approverRule: z.string().nullable(),
         policySetVersion: z.string(),
+        /** SHA-256 of the limits file in force (absent in receipts of actions decided before limits existed). */
+        limitsVersion: z.string().optional(),
         evaluationMicros: z.number().min(0),
         decidedAt: IsoTime,
       })

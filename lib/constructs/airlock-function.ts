@@ -7,6 +7,7 @@ import { type ICommandHooks, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aw
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { EnvNames } from '../../lambdas/composition/env';
+import { defaultLimitsFile, LIMITS_FILE } from '../../lambdas/limits/config';
 
 /** The repository root: NodejsFunction bundles from here, with package-lock.json as the lock file. */
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -33,26 +34,33 @@ const LAMBDA_TASK_ROOT = '/var/task';
 export const POLICY_DIR_ENV = EnvNames.policyDir;
 
 /**
- * Puts beside the bundle what the policy engine loads at run time: Cedar's Node.js entry
+ * Puts the limits file beside every bundle, and beside those that evaluate policy what the
+ * policy engine loads at run time: Cedar's Node.js entry
  * (with its package.json, for the `exports` map), copied from the local node_modules, and
  * the policy set (top-level *.cedar, schema.cedarschema, config.json; not the fixtures).
  * Chosen over `nodeModules: [...]`, which runs `npm install` inside the asset and so needs
  * the network.
  */
-const cedarCommandHooks: ICommandHooks = {
-  beforeBundling: () => [],
-  beforeInstall: () => [],
-  afterBundling: (inputDir: string, outputDir: string) => {
-    const from = `${inputDir}/node_modules/${CEDAR_WASM_PACKAGE}`;
-    const to = `${outputDir}/node_modules/${CEDAR_WASM_PACKAGE}`;
-    return [
-      `mkdir -p "${to}" "${outputDir}/policies"`,
-      `cp "${from}/package.json" "${to}/package.json"`,
-      `cp -R "${from}/nodejs" "${to}/nodejs"`,
-      `cp "${inputDir}"/policies/*.cedar "${inputDir}/policies/schema.cedarschema" "${inputDir}/policies/config.json" "${outputDir}/policies/"`,
-    ];
-  },
-};
+function commandHooks(cedar: boolean, limitsFile: string): ICommandHooks {
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (inputDir: string, outputDir: string) => {
+      // Every function reads the limits file (rate limits, caps, breakers, the kill switch).
+      const limits = [`mkdir -p "${outputDir}/policies"`, `cp "${limitsFile}" "${outputDir}/policies/${LIMITS_FILE}"`];
+      if (!cedar) return limits;
+      const from = `${inputDir}/node_modules/${CEDAR_WASM_PACKAGE}`;
+      const to = `${outputDir}/node_modules/${CEDAR_WASM_PACKAGE}`;
+      return [
+        ...limits,
+        `mkdir -p "${to}"`,
+        `cp "${from}/package.json" "${to}/package.json"`,
+        `cp -R "${from}/nodejs" "${to}/nodejs"`,
+        `cp "${inputDir}"/policies/*.cedar "${inputDir}/policies/schema.cedarschema" "${inputDir}/policies/config.json" "${outputDir}/policies/"`,
+      ];
+    },
+  };
+}
 
 /** Props of {@link AirlockFunction}. */
 export interface AirlockFunctionProps {
@@ -69,6 +77,8 @@ export interface AirlockFunctionProps {
    * AIRLOCK_POLICY_DIR at it (functions that evaluate policy).
    */
   readonly cedar?: boolean;
+  /** The limits file to ship (validated by the stack); policies/limits.json by default. */
+  readonly limitsFile?: string;
 }
 
 /**
@@ -116,6 +126,7 @@ export class AirlockFunction extends Construct implements IGrantable {
       loggingFormat: LoggingFormat.JSON,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
+        [EnvNames.limitsFile]: `${LAMBDA_TASK_ROOT}/policies/${LIMITS_FILE}`,
         ...(props.cedar ? { [POLICY_DIR_ENV]: `${LAMBDA_TASK_ROOT}/policies` } : {}),
         ...props.environment,
       },
@@ -132,7 +143,7 @@ export class AirlockFunction extends Construct implements IGrantable {
         // not whatever the runtime happens to ship.
         bundleAwsSDK: true,
         externalModules: props.cedar ? [CEDAR_WASM_PACKAGE] : [],
-        ...(props.cedar ? { commandHooks: cedarCommandHooks } : {}),
+        commandHooks: commandHooks(props.cedar ?? false, props.limitsFile ?? defaultLimitsFile()),
         forceDockerBundling: false,
       },
     });

@@ -43,6 +43,7 @@ import { toolRegistry } from '../../lambdas/tools/registry';
 import { CursorCodec } from '../../lambdas/shared/cursor';
 import { startLedger } from '../helpers/ledger';
 import { verifiedIdentity } from '../helpers/events';
+import { readLimitsFile } from '../../lambdas/limits/config';
 
 // ── people ─────────────────────────────────────────────────────────────────
 const alice: Principal = { sub: 'alice', roles: ['Employee'], manager: 'maria', department: 'sales' };
@@ -500,7 +501,7 @@ describe('the approvals handler', () => {
 
   it('serves the saga task and the HTTP routes, and no response or log line carries a task token', async () => {
     const cursors = new CursorCodec(randomBytes(32));
-    const handler = createApprovalsHandler(async () => ({ ...deps, cursors: async () => cursors }));
+    const handler = createApprovalsHandler(async () => ({ ...deps, cursors: async () => cursors, limits: readLimitsFile() }));
     const responses: unknown[] = [];
     const validated = validateEnvelope(bigPayment, toolRegistry);
     if (!validated.ok) throw new Error('fixture');
@@ -568,7 +569,7 @@ describe('refused votes are audited', () => {
   const context = { awsRequestId: 'req-2', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
   /** POST /v1/approvals/{id}/decision through the approvals handler, as API Gateway calls it. */
   async function vote(voter: Principal, approvalId: string, body: { decision: 'approve' | 'reject'; planHash: string; comment?: string }) {
-    const handler = createApprovalsHandler(async () => ({ ...deps, cursors: async () => new CursorCodec(randomBytes(32)) }));
+    const handler = createApprovalsHandler(async () => ({ ...deps, cursors: async () => new CursorCodec(randomBytes(32)), limits: readLimitsFile() }));
     const identity = verifiedIdentity({ sub: voter.sub, roles: voter.roles, ...(voter.manager ? { manager: voter.manager } : {}) });
     const res = (await handler(
       {

@@ -51,6 +51,7 @@ export function decision(outcome: StoredDecision['outcome'], at: string): Stored
     quorum: outcome === 'require_approval' ? 1 : 0,
     approverRule: outcome === 'require_approval' ? 'manager' : null,
     policySetVersion: 'a'.repeat(64),
+    limitsVersion: 'b'.repeat(64),
     evaluationMicros: 150,
     decidedAt: at,
   };

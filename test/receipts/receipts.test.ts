@@ -82,6 +82,7 @@ describe('receipts for every terminal status', () => {
     expect(r.receipt.events.chain.map((e) => e.seq)).toEqual(r.receipt.events.chain.map((_, i) => i + 1));
     expect(r.receipt.events.head).toBe(r.receipt.events.chain.at(-1)?.hash);
     expect(r.receipt.decision?.policySetVersion).toBe('a'.repeat(64));
+    expect(r.receipt.decision?.limitsVersion).toBe('b'.repeat(64));
     expect(r.receipt.outcome.durationMs).toBeGreaterThan(0);
   });
 

@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { canonicalJson } from '../shared/canonical-json';
+
+/**
+ * The limits file (policies/limits.json): how much, not who. Cedar decides who may do what;
+ * this file says how many requests (rate limits), how much money (spend caps), when a vendor
+ * is cut off (circuit breakers) and who may stop everything (the kill switch). One validated,
+ * versioned file beside the policies; its hash is recorded in every receipt like the
+ * policy-set version.
+ */
+
+/** The file name, beside the Cedar policies. */
+export const LIMITS_FILE = 'limits.json';
+
+const Id = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'a lower-case id: letters, digits, dashes (≤ 63)');
+const Name = z.string().regex(/^[a-z][a-z0-9_]*$/, 'a connector name');
+const ToolName = z.string().regex(/^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$/, 'a tool name `<connector>.<tool>`');
+const CurrencyCode = z.string().regex(/^[A-Z]{3}$/, 'an upper-case ISO 4217 code');
+
+/** Who a rate limit counts for: everyone, or each principal / agent / tool / connector on its own. */
+export const RateLimitScopes = ['global', 'principal', 'agent', 'tool', 'connector'] as const;
+
+export const RateLimitSchema = z
+  .object({
+    /** Stable id, shown in RateLimit-Policy and 429 problems (`violated-policies`). */
+    id: Id,
+    scope: z.enum(RateLimitScopes),
+    /** Requests admitted per window. */
+    limit: z.number().int().min(1).max(10_000_000),
+    /** Fixed window length in seconds (60 for a burst limit, 86400 for a daily one). */
+    windowSeconds: z.number().int().min(1).max(31 * 86_400),
+    /** Only for this tool or connector (scope `tool` / `connector`: which ones; absent: each one). */
+    only: z.array(z.union([ToolName, Name])).min(1).optional(),
+  })
+  .strict();
+
+/** Whose spend a cap bounds: each principal, each department, or the whole deployment (tenant). */
+export const SpendCapScopes = ['principal', 'department', 'tenant'] as const;
+
+export const SpendCapSchema = z
+  .object({
+    id: Id,
+    scope: z.enum(SpendCapScopes),
+    period: z.enum(['day', 'month']),
+    /** The cap, in major units of `currency` (the base currency when absent). */
+    amount: z.number().positive().finite(),
+    currency: CurrencyCode.optional(),
+    /** Only commit steps through these connectors count toward it (absent: every commit). */
+    connectors: z.array(Name).min(1).optional(),
+  })
+  .strict();
+
+export const BreakerSettingsSchema = z
+  .object({
+    /** Open after this many failures (5xx, timeouts, Unavailable) ... */
+    failures: z.number().int().min(1).max(10_000),
+    /** ... within this many seconds. */
+    windowSeconds: z.number().int().min(1).max(3_600),
+    /** Half-open after this long (jittered by ±jitter of it). */
+    resetSeconds: z.number().int().min(1).max(86_400),
+    jitter: z.number().min(0).max(0.5),
+    /** Close again after this many successes while half-open. */
+    halfOpenSuccesses: z.number().int().min(1).max(100),
+  })
+  .strict();
+
+export const LimitsSchema = z
+  .object({
+    /** The file format's version. */
+    version: z.literal(1),
+    rateLimits: z.array(RateLimitSchema).default([]),
+    spendCaps: z.array(SpendCapSchema).default([]),
+    breakers: z
+      .object({
+        default: BreakerSettingsSchema,
+        /** Per connector, replacing the default for it. */
+        connectors: z.record(Name, BreakerSettingsSchema).default({}),
+      })
+      .strict(),
+    killSwitch: z
+      .object({
+        /** The role (a value of the verified token's `roles`) that may halt and resume. */
+        role: z.string().min(1).max(256),
+        /** How quickly a halt reaches every function (the most any function caches halts). */
+        propagationSeconds: z.number().int().min(1).max(5),
+      })
+      .strict(),
+  })
+  .strict()
+  .superRefine((limits, ctx) => {
+    for (const [key, list] of [['rateLimits', limits.rateLimits], ['spendCaps', limits.spendCaps]] as const) {
+      const seen = new Set<string>();
+      list.forEach((entry, i) => {
+        if (seen.has(entry.id)) ctx.addIssue({ code: 'custom', path: [key, i, 'id'], message: `duplicate id "${entry.id}"` });
+        seen.add(entry.id);
+      });
+    }
+    limits.rateLimits.forEach((r, i) => {
+      if (r.only && r.scope !== 'tool' && r.scope !== 'connector') {
+        ctx.addIssue({ code: 'custom', path: ['rateLimits', i, 'only'], message: '`only` applies to tool and connector scopes' });
+      }
+    });
+  });
+export type Limits = z.infer<typeof LimitsSchema>;
+export type RateLimit = z.infer<typeof RateLimitSchema>;
+export type SpendCap = z.infer<typeof SpendCapSchema>;
+export type BreakerSettings = z.infer<typeof BreakerSettingsSchema>;
+
+/** The limits file does not validate: every problem, located by its JSON path. */
+export class InvalidLimitsError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: { path: string; message: string }[],
+  ) {
+    super(`${file} is invalid:\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`);
+    this.name = 'InvalidLimitsError';
+  }
+}
+
+/** The parsed limits and the version hash recorded in receipts (SHA-256 of its canonical JSON). */
+export interface LoadedLimits {
+  limits: Limits;
+  version: string;
+}
+
+/** Parses the text of a limits file, or throws InvalidLimitsError naming each bad field. */
+export function parseLimits(text: string, file = LIMITS_FILE): LoadedLimits {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new InvalidLimitsError(file, [{ path: '(file)', message: `not JSON: ${cause instanceof Error ? cause.message : String(cause)}` }]);
+  }
+  const parsed = LimitsSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new InvalidLimitsError(
+      file,
+      parsed.error.issues.map((i) => ({ path: i.path.length > 0 ? i.path.join('.') : '(root)', message: i.message })),
+    );
+  }
+  return { limits: parsed.data, version: createHash('sha256').update(canonicalJson(parsed.data)).digest('hex') };
+}
+
+/**
+ * The shipped limits file, beside the source. A Lambda bundle does not sit there: its
+ * composition root reads the file the stack names (AIRLOCK_LIMITS_FILE).
+ */
+export function defaultLimitsFile(): string {
+  return fileURLToPath(new URL(`../../policies/${LIMITS_FILE}`, import.meta.url));
+}
+
+/** Reads and validates a limits file (the shipped one by default). */
+export function readLimitsFile(file: string = defaultLimitsFile()): LoadedLimits {
+  return parseLimits(readFileSync(file, 'utf8'), file);
+}
+
+/** Reads and validates `<dir>/limits.json` (a policy directory). */
+export function readLimits(dir: string): LoadedLimits {
+  return readLimitsFile(join(dir, LIMITS_FILE));
+}

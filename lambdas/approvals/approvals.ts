@@ -15,6 +15,7 @@ import { approvalIdFor, actionIdOf } from '../shared/ids';
 import type { EventPublisher } from '../ports/events';
 import type { EventLog } from '../ports/steps';
 import { TaskTokenInvalidError, type TaskCallbacks } from '../ports/task-callbacks';
+import { noticeOf, subjectOf, type HaltGuard } from '../guardrails/halts';
 
 /**
  * Human approval: the saga's RequestApproval task and the approvers' decisions. An approval
@@ -53,6 +54,7 @@ export const VoteRefusalRules = {
   vote_changed: 'airlock.one_vote',
   closed: 'airlock.approval_closed',
   expired: 'airlock.approval_expired',
+  halted: 'airlock.halted',
 } as const satisfies Record<VoteRefusalReason, string>;
 
 /**
@@ -87,6 +89,8 @@ export interface ApprovalsDeps {
   timeoutSeconds: number;
   now: () => Date;
   logger: Logger;
+  /** Active halts: a vote on work a halt covers is refused (none: no kill switch). */
+  halts?: HaltGuard;
 }
 
 /** RequestApproval was asked for an action that is not waiting for approval. Not retryable. */
@@ -604,6 +608,22 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
     );
     await expireApproval(deps, approval.id);
     throw refusal;
+  }
+  const halt = deps.halts
+    ? await deps.halts.covering(subjectOf(deps.tools, action.principal.sub, action.actor.name, planOf(action, deps.tools).steps.map((s) => s.tool)))
+    : undefined;
+  if (halt) {
+    const notice = noticeOf(halt);
+    throw await refuse(
+      deps,
+      ctx,
+      'halted',
+      [],
+      new VoteRefusedError(
+        { kind: 'halted', halt: notice },
+        `Action ${action.id} is halted by ${halt.id} (${halt.scope}${halt.target ? ` ${halt.target}` : ''}): ${halt.reason} Votes on halted work are refused; decide after the halt is resumed.`,
+      ),
+    );
   }
   if (input.planHash !== approval.planHash || input.planHash !== action.planHash) {
     throw await refuse(

@@ -6,6 +6,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
+import { DynamoGuardrailStore } from '../adapters/aws/dynamo-guardrails';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
 import { S3AuditStore } from '../adapters/aws/s3-audit-store';
 import type { SecretRotationDeps } from '../adapters/aws/secret-rotation';
@@ -22,6 +23,7 @@ import { GrantKeyring } from '../steps/grants';
 import type { RunStepDeps } from '../steps/run-step';
 import { toolRegistry } from '../tools/registry';
 import {
+  functionGuardrails,
   once,
   type ApprovalsFunctionDeps,
   type IntakeFunctionDeps,
@@ -66,6 +68,11 @@ async function policyEngine(dir: string | undefined): Promise<PolicyEngine> {
 /** The limits file the stack ships beside the bundle, read and validated once per cold start. */
 const limitsIn = (file: string | undefined) => (file ? readLimitsFile(file) : readLimitsFile());
 
+/** A function's guardrails over the ledger table (its breaker and halt caches live as long as the instance). */
+function guardrailsOn(db: DynamoDBClient, tableName: string, limits: ReturnType<typeof limitsIn>, actor: string) {
+  return functionGuardrails({ store: new DynamoGuardrailStore({ client: db, tableName }), tools: toolRegistry, limits, now: () => new Date(), logger, actor });
+}
+
 /** Page cursors, keyed by the secret the stack names; read on the first listing, not at cold start. */
 function cursorCodec(secretName: string): Lazy<CursorCodec> {
   return once(async () => new CursorCodec(await (await secrets()).getSecret(secretName)));
@@ -78,8 +85,11 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
   const ledger = new DynamoLedger({ client: db, tableName: env[N.ledgerTable] });
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   const limits = limitsIn(env[N.limitsFile]);
+  const guardrails = guardrailsOn(db, env[N.ledgerTable], limits, 'intake');
   return {
     limits,
+    guardrails: { halts: guardrails.halts, breakers: guardrails.breakers },
+    halts: guardrails.haltDeps,
     actions: ledger,
     steps: store,
     idempotency: ledger,
@@ -100,8 +110,10 @@ export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () =>
   const functions = env[N.connectorFunctions];
   const engine = await policyEngine(env[N.policyDir]);
   const limits = limitsIn(env[N.limitsFile]);
+  const { halts, haltStore, breakers } = guardrailsOn(db, env[N.ledgerTable], limits, 'saga');
   return {
     limits,
+    guardrails: { halts, haltStore, breakers },
     actions: ledger,
     steps: store,
     events: store,
@@ -127,8 +139,10 @@ export const approvalsDeps: Lazy<ApprovalsFunctionDeps> = /* @__PURE__ */ once(a
   const env = readEnv(ApprovalsEnv);
   const db = await dynamo();
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
+  const limits = limitsIn(env[N.limitsFile]);
   return {
-    limits: limitsIn(env[N.limitsFile]),
+    limits,
+    halts: guardrailsOn(db, env[N.ledgerTable], limits, 'approvals').halts,
     actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
     events: store,
@@ -149,9 +163,11 @@ export const stepsDeps: Lazy<StepsFunctionDeps> = /* @__PURE__ */ once(async () 
   const served = env[N.connectorName];
   const vendorBaseUrl = env[N.vendorBaseUrl];
   const vault = await secrets();
+  const db = await dynamo();
   const deps: RunStepDeps = {
     connector: served,
-    steps: new DynamoSagaStore({ client: await dynamo(), tableName: env[N.ledgerTable] }),
+    steps: new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] }),
+    breakers: guardrailsOn(db, env[N.ledgerTable], limitsIn(env[N.limitsFile]), `connector-${served}`).breakers,
     keyring: new GrantKeyring(vault),
     secrets: vault,
     tools: toolRegistry,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
+import { DynamoGuardrailStore } from '../adapters/aws/dynamo-guardrails';
 import { FileAuditStore } from '../adapters/local/file-audit-store';
 import { FileEventPublisher } from '../adapters/local/file-event-publisher';
 import { DEFAULT_APPROVAL_TIMEOUT_SECONDS } from '../approvals/approvals';
@@ -22,7 +23,7 @@ import type { Logger } from '../shared/logger';
 import { DEFAULT_GRANT_TTL_SECONDS, GrantKeyring } from '../steps/grants';
 import type { RunStepDeps } from '../steps/run-step';
 import { toolRegistry } from '../tools/registry';
-import { once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
+import { functionGuardrails, once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
 
 /**
  * The composition root of the local runtime: the same functions' dependencies as aws.ts, over
@@ -53,6 +54,8 @@ export interface LocalInfrastructure {
   now?: () => Date;
   /** The limits in force; the shipped policies/limits.json when absent. */
   limits?: LoadedLimits;
+  /** Jitters breaker resets ([0, 1)); Math.random when absent. */
+  random?: () => number;
 }
 
 /** Settings of the local runtime (the stack's config, for one machine). */
@@ -101,6 +104,13 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   const limits = infra.limits ?? readLimitsFile();
   const decider = spendAwareDecider(engine, store, tools, limits.version);
   const keyring = new GrantKeyring(infra.secrets);
+  // One set per function, as in Lambda: each has its own caches over the shared ledger items.
+  const guardrailStore = new DynamoGuardrailStore({ client, tableName });
+  const guardrailsFor = (actor: string) =>
+    functionGuardrails({ store: guardrailStore, tools, limits, now, logger: infra.logger, actor, ...(infra.random ? { random: infra.random } : {}) });
+  const intakeGuardrails = guardrailsFor('intake');
+  const sagaGuardrails = guardrailsFor('saga');
+  const connectorBreakers = guardrailsFor('connector').breakers;
   // What CURSOR_KEY_SECRET names in AWS: page cursors are signed with it.
   const cursors = once(async () => new CursorCodec(await infra.secrets.getSecret(SecretNames.cursorKey)));
 
@@ -143,6 +153,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     logger: infra.logger,
     now,
     timeoutMs: settings.vendorTimeoutMs ?? 8_000,
+    breakers: connectorBreakers,
     ...(infra.vendorFetch ? { fetch: infra.vendorFetch } : {}),
   });
 
@@ -157,6 +168,8 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       intake: { ...defaultIntakeConfig, ...settings.intake },
       cursors,
       limits,
+      guardrails: { halts: intakeGuardrails.halts, breakers: intakeGuardrails.breakers },
+      halts: intakeGuardrails.haltDeps,
     },
     saga: {
       actions: ledger,
@@ -173,6 +186,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       now,
       logger: infra.logger,
       limits,
+      guardrails: { halts: sagaGuardrails.halts, haltStore: sagaGuardrails.haltStore, breakers: sagaGuardrails.breakers },
     },
     approvals: {
       actions: ledger,
@@ -187,6 +201,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       logger: infra.logger,
       cursors,
       limits,
+      halts: guardrailsFor('approvals').halts,
     },
     steps: (connector) => {
       if (connector === undefined) throw new Error('The local runtime serves every connector: name one');

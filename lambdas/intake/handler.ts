@@ -11,6 +11,8 @@ import { badRequest, notFound } from '../shared/problem';
 import { toolCatalog } from '../tools/catalog';
 import { intakeProblem, postAction } from './http';
 import { previewDecision } from './intake';
+import { createHalt, haltView, listHalts, resumeHalt } from '../guardrails/halts';
+import { guardrailProblem } from '../guardrails/http';
 
 /** The intake function: the agent-facing front door (tools, actions, decisions). */
 
@@ -92,8 +94,35 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           };
         },
       },
+
+      // The kill switch (guardrails/halts.ts): only the limits file's killSwitch.role may use it.
+      'GET /v1/halts': {
+        auth: true,
+        handle: async (req) => ({ status: 200, body: { items: (await listHalts((await deps()).halts, principalOf(req))).map(haltView) } }),
+      },
+
+      'POST /v1/halts': {
+        auth: true,
+        handle: async (req) => {
+          const rt = await deps();
+          const halt = await createHalt(rt.halts, principalOf(req), req.body);
+          // This function enforces it at once; the others within killSwitch.propagationSeconds.
+          rt.guardrails.halts.invalidate();
+          return { status: 201, headers: { location: `/v1/halts/${halt.id}` }, body: haltView(halt) };
+        },
+      },
+
+      'DELETE /v1/halts/{id}': {
+        auth: true,
+        handle: async (req) => {
+          const rt = await deps();
+          const halt = await resumeHalt(rt.halts, principalOf(req), req.pathParameters.id ?? '', req.body);
+          rt.guardrails.halts.invalidate();
+          return { status: 200, body: haltView(halt) };
+        },
+      },
     },
-    { problems: intakeProblem },
+    { problems: (error) => intakeProblem(error) ?? guardrailProblem(error) },
   );
 }
 

@@ -17,6 +17,7 @@ import type { StepRecord } from '../ports/steps';
 import type { WorkflowStarter } from '../ports/workflow';
 import type { Logger } from '../shared/logger';
 import type { ToolRegistry } from '../ports/tools';
+import { refuseGuardedNew, type IntakeGuardrails } from '../guardrails/intake-guard';
 
 /**
  * Accepting an action: the front door's use case. Validates the envelope, makes the call
@@ -64,6 +65,8 @@ export interface IntakeDeps {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   logger?: Logger;
+  /** Halts and circuit breakers: new work they cover is refused before it is recorded. */
+  guardrails?: IntakeGuardrails;
 }
 
 export interface IntakeRequest {
@@ -274,6 +277,8 @@ export async function acceptAction(
   try {
     let record = await deps.actions.getAction(actionId);
     if (!record) {
+      // Refused before anything is recorded: a replay of work accepted earlier is still answered.
+      await refuseGuardedNew(deps.guardrails, deps.tools, req.principal, action);
       const at = new Date(now());
       const decision = await deps.decider.decide(req.principal, action, at);
       const fresh: ActionRecord = {

@@ -15,6 +15,7 @@ import { StatusTransitionError, type ActionStore } from '../ports/ledger';
 import { type ApprovalStore } from '../ports/approvals';
 import { approvalIdFor, utcDay } from '../shared/ids';
 import { type EventLog, type SpendStore, type StepKind, type StepRecord, type StepStore } from '../ports/steps';
+import { guardForwardStep, type SagaGuardrails } from '../guardrails/saga-guard';
 
 /**
  * The saga's tasks: what each Task state of statemachines/action-saga.asl.json asks the
@@ -40,6 +41,8 @@ export interface SagaDeps {
   logger: Logger;
   /** Approval items: an approval whose wait timed out is closed as expired (and audited). */
   approvals?: Pick<ApprovalStore, 'getApproval' | 'settle' | 'markAnswered'>;
+  /** Halts and circuit breakers, checked before each forward step (none: no guardrails). */
+  guardrails?: SagaGuardrails;
 }
 
 export { ActionStateError, inputHash, planOf };
@@ -238,6 +241,9 @@ export async function issueGrant(
     callInput = item.input;
   }
   if (!registered) throw new ActionStateError(`Action ${action.id} names an unknown tool`);
+  if (input.kind === 'forward') {
+    await guardForwardStep(deps, action, plan.steps.map((s) => s.tool), { stepId, connector: registered.connector.name });
+  }
   // The input rides in the state to the connector function; Step Functions caps a state at 256 KiB.
   const inputBytes = jsonBytes(callInput);
   if (inputBytes > STEP_INPUT_MAX_BYTES) throw new StepInputTooLargeError(stepId, registered.fullName, inputBytes);

@@ -45,6 +45,8 @@ export const ProblemType = {
   approvalExpired: `${base}approval-expired`,
   voteConflict: `${base}vote-conflict`,
   throttled: `${base}throttled`,
+  halted: `${base}halted`,
+  circuitOpen: `${base}circuit-open`,
   unavailable: `${base}unavailable`,
   internal: `${base}internal`,
 } as const;

@@ -7,6 +7,7 @@ import { jsonBytes, STEP_OUTPUT_MAX_BYTES, StepOutputTooLargeError } from '../sa
 import type { SecretsPort } from '../ports/secrets';
 import { type StepKey, type StepStore } from '../ports/steps';
 import { stepIdempotencyKey } from '../shared/ids';
+import { isBreakerFailure, type Breakers } from '../guardrails/breakers';
 
 /**
  * Running one step call inside a connector function: verify the grant against exactly this
@@ -28,6 +29,19 @@ export interface RunStepDeps {
   /** Budget for the whole vendor interaction, reconcile included. */
   timeoutMs: number;
   fetch?: typeof fetch;
+  /** The connector's circuit breaker: every vendor call's outcome is counted (none: not counted). */
+  breakers?: Breakers;
+}
+
+/** Counts a vendor call's outcome on the breaker; a failure to count never fails the step. */
+async function countOutcome(deps: RunStepDeps, error: unknown, log: RunStepDeps['logger']): Promise<void> {
+  if (!deps.breakers) return;
+  try {
+    if (error === undefined) await deps.breakers.recordSuccess(deps.connector);
+    else if (isBreakerFailure(error)) await deps.breakers.recordFailure(deps.connector);
+  } catch (countError) {
+    log.warn('circuit breaker not updated', { error: countError instanceof Error ? countError.name : 'unknown' });
+  }
 }
 
 export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> & { task?: 'RunStep' }): Promise<unknown> {
@@ -91,6 +105,15 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
             baseUrls: deps.baseUrls,
             logger: log,
             ...(deps.fetch ? { fetch: deps.fetch } : {}),
+          },
+        ).then(
+          async (out) => {
+            await countOutcome(deps, undefined, log);
+            return out;
+          },
+          async (error: unknown) => {
+            await countOutcome(deps, error, log);
+            throw error;
           },
         );
     // Checked before recording: the step record is one DynamoDB item, and the output flows on

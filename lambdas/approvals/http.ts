@@ -26,9 +26,9 @@ export function approvalsProblem(error: unknown): ProblemError | undefined {
     case 'halted':
       return problem('halted', 403, 'Halted', error.message, {
         haltId: r.halt.haltId,
-        scope: r.halt.scope,
-        target: r.halt.target,
-        mode: r.halt.mode,
+        haltScope: r.halt.scope,
+        haltTarget: r.halt.target,
+        haltMode: r.halt.mode,
         reason: r.halt.reason,
       });
   }

@@ -17,7 +17,7 @@ export function guardrailProblem(error: unknown): ProblemError | undefined {
       403,
       'Halted',
       `Airlock is halted for this work (${h.scope}${h.target ? ` ${h.target}` : ''}): ${h.reason} Nothing was recorded; retry after the halt is resumed, with a new Idempotency-Key.`,
-      { haltId: h.haltId, scope: h.scope, target: h.target, mode: h.mode, reason: h.reason },
+      { haltId: h.haltId, haltScope: h.scope, haltTarget: h.target, haltMode: h.mode, reason: h.reason },
     );
   }
   if (error instanceof CircuitOpenError) {

@@ -1,5 +1,5 @@
 import { GetItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { randomBytes } from 'node:crypto';
+import { monotonicFactory } from 'ulid';
 import type {
   BreakerPhase,
   BreakerState,
@@ -36,8 +36,9 @@ function toBreaker(connector: string, item: Item | undefined): BreakerState {
   };
 }
 
-/** Sortable, unique within a millisecond: time first, then random. */
-const eventSk = (at: string) => `EVENT#${at}#${randomBytes(6).toString('hex')}`;
+const nextUlid = monotonicFactory();
+/** Sortable: the event's time, then a ULID (monotonic within a process, random across them). */
+const eventSk = (at: string) => `EVENT#${at}#${nextUlid()}`;
 
 export class DynamoGuardrailStore implements BreakerStore, HaltStore {
   private readonly client: DynamoDBClient;

@@ -105,9 +105,19 @@ export function functionGuardrails(options: {
   actor: string;
   metrics?: Metrics;
   random?: () => number;
+  /** After this function writes a halt or a resume (see HaltDeps.onChange). */
+  onHaltChange?: () => void;
 }): FunctionGuardrails {
   const metrics = options.metrics ?? noMetrics;
-  const haltDeps: HaltDeps = { halts: options.store, tools: options.tools, limits: options.limits, now: options.now, metrics, logger: options.logger };
+  const haltDeps: HaltDeps = {
+    halts: options.store,
+    tools: options.tools,
+    limits: options.limits,
+    now: options.now,
+    metrics,
+    logger: options.logger,
+    ...(options.onHaltChange ? { onChange: options.onHaltChange } : {}),
+  };
   return {
     breakers: new Breakers({
       store: options.store,

@@ -90,6 +90,8 @@ export interface LocalComposition {
   steps: StepsFunctionDeps;
   receipts: ReceiptsFunctionDeps;
   vault: LocalReceipts;
+  /** Breaker and halt items (tests and the demo read breaker states through it). */
+  guardrails: DynamoGuardrailStore;
 }
 
 /** Builds every function's dependencies for the local runtime. */
@@ -106,10 +108,26 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   const keyring = new GrantKeyring(infra.secrets);
   // One set per function, as in Lambda: each has its own caches over the shared ledger items.
   const guardrailStore = new DynamoGuardrailStore({ client, tableName });
-  const guardrailsFor = (actor: string) =>
-    functionGuardrails({ store: guardrailStore, tools, limits, now, logger: infra.logger, actor, ...(infra.random ? { random: infra.random } : {}) });
+  // Every function runs in this one process, so a halt or resume written here reaches all of
+  // them at once; across Lambda instances it takes up to killSwitch.propagationSeconds.
+  const haltGuards: { invalidate(): void }[] = [];
+  const guardrailsFor = (actor: string) => {
+    const g = functionGuardrails({
+      store: guardrailStore,
+      tools,
+      limits,
+      now,
+      logger: infra.logger,
+      actor,
+      ...(infra.random ? { random: infra.random } : {}),
+      onHaltChange: () => haltGuards.forEach((h) => h.invalidate()),
+    });
+    haltGuards.push(g.halts);
+    return g;
+  };
   const intakeGuardrails = guardrailsFor('intake');
   const sagaGuardrails = guardrailsFor('saga');
+  const approvalsHalts = guardrailsFor('approvals').halts;
   const connectorBreakers = guardrailsFor('connector').breakers;
   // What CURSOR_KEY_SECRET names in AWS: page cursors are signed with it.
   const cursors = once(async () => new CursorCodec(await infra.secrets.getSecret(SecretNames.cursorKey)));
@@ -201,7 +219,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       logger: infra.logger,
       cursors,
       limits,
-      halts: guardrailsFor('approvals').halts,
+      halts: approvalsHalts,
     },
     steps: (connector) => {
       if (connector === undefined) throw new Error('The local runtime serves every connector: name one');
@@ -212,5 +230,6 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       ...(settings.digestAfterEachReceipt ? { afterReceipt: async () => void (await writeDigestNow()) } : {}),
     },
     vault: { store: receiptsDeps.store as FileAuditStore, writeDigestNow },
+    guardrails: guardrailStore,
   };
 }

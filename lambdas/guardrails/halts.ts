@@ -49,6 +49,11 @@ export interface HaltDeps {
   now: () => Date;
   metrics?: Metrics;
   logger?: Logger;
+  /**
+   * Called after this process wrote a halt or a resume, so caches in the same process drop
+   * their copy at once (the local runtime runs every function in one process).
+   */
+  onChange?: () => void;
 }
 
 /** What an action touches, for matching halts. */
@@ -208,6 +213,7 @@ export async function createHalt(deps: HaltDeps, caller: Principal, body: unknow
     status: 'active',
   };
   await deps.halts.createHalt(halt);
+  deps.onChange?.();
   await deps.halts.recordHaltEvent({ type: 'halt.created', at: halt.createdAt, actor: caller.sub, data: { ...noticeOf(halt) } });
   deps.logger?.warn('kill switch: halt created', { ...noticeOf(halt), by: caller.sub });
   return halt;
@@ -224,6 +230,7 @@ export async function resumeHalt(deps: HaltDeps, caller: Principal, id: string, 
   const by = { sub: caller.sub, roles: caller.roles.slice(0, 32) };
   const resumed = await deps.halts.resumeHalt(id, by, parsed.data.reason, deps.now());
   if (!resumed) throw new HaltAlreadyResumedError(id);
+  deps.onChange?.();
   await deps.halts.recordHaltEvent({
     type: 'halt.resumed',
     at: deps.now().toISOString(),

@@ -74,6 +74,17 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
     log.info('step already complete; returning the recorded output');
     return existing.output;
   }
+  if (deps.breakers && payload.kind === 'forward' && !payload.skipReason) {
+    // The saga checked too, through its own short cache; this function may have just opened
+    // the breaker itself, so a retry it serves fails here, before the vendor is called.
+    // Compensations are never refused: they are how money comes back.
+    try {
+      await deps.breakers.check(deps.connector);
+    } catch (error) {
+      log.warn('step refused: circuit breaker open', { connector: deps.connector });
+      throw error;
+    }
+  }
   if (!(await deps.steps.useGrant(grant.jti, grant.exp, key))) {
     log.warn('grant refused', { reason: 'replayed jti', jti: grant.jti });
     throw new GrantInvalidError('the grant was already used');

@@ -13,6 +13,9 @@ export const LEDGER_GSI1 = 'gsi1';
 /** Key prefixes a connector may touch: its step records and single-use grant ids (jti). */
 export const CONNECTOR_KEY_PREFIXES = ['STEP#', 'GRANT#'] as const;
 
+/** The one partition a connector's function may touch besides STEP# and GRANT#: its own breaker. */
+export const connectorBreakerKey = (connector: string) => `BREAKER#${connector}`;
+
 /**
  * Item-level actions of the core functions. Listed one by one (no `dynamodb:*`), and no
  * Scan: nothing needs to read the whole ledger, and no TransactWriteItems: the ledger is
@@ -116,7 +119,7 @@ export class Ledger extends Construct {
     );
   }
 
-  bindConnector(fn: AirlockFunction): void {
+  bindConnector(fn: AirlockFunction, connector: string): void {
     fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
     fn.role.addToPrincipalPolicy(
       new PolicyStatement({
@@ -126,6 +129,16 @@ export class Ledger extends Construct {
         conditions: {
           'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': CONNECTOR_KEY_PREFIXES.map((p) => `${p}*`) },
         },
+      }),
+    );
+    // Its own circuit breaker only (the outcome of every vendor call it makes is counted there):
+    // one exact partition, so it can neither trip nor reset another connector's breaker.
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerConnectorBreaker',
+        actions: [...LEDGER_CONNECTOR_ACTIONS],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [connectorBreakerKey(connector)] } },
       }),
     );
     this.grantKey(fn);

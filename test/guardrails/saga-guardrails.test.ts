@@ -28,8 +28,8 @@ let operator: string;
 let store: DynamoGuardrailStore;
 
 beforeAll(async () => {
-  // Retries 60 ms apart: a paused step waits 30 of them (~2 s) before it gives up.
-  cp = await startTestControlPlane({ controlPlane: { limits, retryIntervalMs: 60 } });
+  // Retries 300 ms apart: a paused step is retried 6 times (~2 s) before it gives up.
+  cp = await startTestControlPlane({ controlPlane: { limits, retryIntervalMs: 300 } });
   alice = await cp.token('alice', { roles: ['Employee'], manager: 'bob' });
   bob = await cp.token('bob', { roles: ['Employee', 'Manager'] });
   operator = await cp.token('olivia', { roles: ['KillSwitch'] });

@@ -193,6 +193,8 @@ export class AirlockStack extends Stack {
     });
 
     new CfnOutput(this, 'ConsoleUrl', { value: this.console.url, description: 'The web console; register it as the redirect URI of the console client' });
+    new CfnOutput(this, 'ConsoleBucketName', { value: this.console.bucket.bucketName, description: 'Where `airlock console publish` uploads the console' });
+    new CfnOutput(this, 'ConsoleConfig', { value: JSON.stringify(this.console.config), description: 'The console\'s config.json (`airlock console publish --config`)' });
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the Airlock HTTP API' });
     new CfnOutput(this, 'LedgerTableName', { value: this.ledger.table.tableName });
     new CfnOutput(this, 'AuditBucketName', { value: this.auditVault.bucket.bucketName });

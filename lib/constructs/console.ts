@@ -14,10 +14,8 @@ import {
   ViewerProtocolPolicy,
 } from 'aws-cdk-lib/aws-cloudfront';
 import { HttpOrigin, S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
-import { BlockPublicAccess, Bucket, BucketEncryption, type CfnBucket, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
-import { BucketDeployment, Source } from 'aws-cdk-lib/aws-s3-deployment';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { writeConsole } from '../../console/build';
 
 /** Props of {@link AirlockConsole}. */
 export interface AirlockConsoleProps {
@@ -60,12 +58,15 @@ export function consoleCsp(connect: readonly string[]): string {
  * sets a strict CSP, HSTS, nosniff, DENY framing and no referrer. CloudFront also routes
  * /v1/* to the HTTP API (no caching, every viewer header but Host forwarded), so the console
  * and the API share one origin: no CORS, and the bearer token never leaves it but for the API.
+ * The files are uploaded by `airlock console publish` after `cdk deploy` (bin/commands/console.ts):
+ * a deployment-time Lambda (BucketDeployment) would be the stack's only function outside the
+ * base construct, with an AWS managed policy and wildcard grants.
  */
 export class AirlockConsole extends Construct {
   readonly bucket: Bucket;
   readonly distribution: Distribution;
   readonly headers: ResponseHeadersPolicy;
-  /** config.json as deployed. */
+  /** config.json: what `airlock console publish` uploads beside the console (the ConsoleConfig output). */
   readonly config: Record<string, string>;
 
   constructor(scope: Construct, id: string, props: AirlockConsoleProps) {
@@ -165,39 +166,6 @@ export class AirlockConsole extends Construct {
       ...(props.oidc.tokenEndpoint ? { tokenEndpoint: props.oidc.tokenEndpoint } : {}),
       issuerLabel: new URL(props.oidc.issuer).host,
     };
-    new BucketDeployment(this, 'Deploy', {
-      sources: [Source.asset(writeConsole()), Source.jsonData('config.json', this.config)],
-      destinationBucket: this.bucket,
-      distribution: this.distribution,
-      distributionPaths: ['/index.html', '/app.js', '/app.css', '/config.json'],
-      memoryLimit: 256,
-    });
-    // BucketDeployment's provider function is a stack-level singleton; acknowledge on it alone.
-    const siteId = String(stack.resolve(stack.getLogicalId(this.bucket.node.defaultChild as CfnBucket)));
-    for (const child of stack.node.children) {
-      if (!child.node.id.startsWith('Custom::CDKBucketDeployment')) continue;
-      const deployment = 'CDK\'s BucketDeployment provider (runs only during deployments) copies the console from the CDK asset bucket into the console bucket';
-      Validations.of(child).acknowledge(
-        { id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]', reason: `${deployment}; the managed basic execution role lets it write its own logs.` },
-        ...['s3:Abort*', 's3:DeleteObject*', 's3:GetBucket*', 's3:GetObject*', 's3:List*'].map((action) => ({
-          id: `AwsSolutions-IAM5[Action::${action}]`,
-          reason: `${deployment}: aws-cdk-lib grants ${action} on exactly those two buckets (read the asset, sync and prune the site).`,
-        })),
-        {
-          id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]',
-          reason: `${deployment}: it reads the console's asset from the bootstrap asset bucket.`,
-        },
-        {
-          id: `AwsSolutions-IAM5[Resource::<${siteId}.Arn>/*]`,
-          reason: `${deployment}: it writes and prunes the console's objects in the console bucket.`,
-        },
-        {
-          id: 'AwsSolutions-IAM5[Resource::*]',
-          reason: `${deployment}; aws-cdk-lib grants cloudfront:CreateInvalidation and GetInvalidation on * (invalidations have no resource-level ARN before they exist) so the new files are served at once.`,
-        },
-        { id: 'AwsSolutions-L1', reason: `${deployment}; its runtime is chosen by aws-cdk-lib and moves with it.` },
-      );
-    }
   }
 
   /** `https://<id>.cloudfront.net/`: the console, and the redirect URI to register with the issuer. */

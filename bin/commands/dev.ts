@@ -50,6 +50,7 @@ export function banner(
     'Airlock local control plane is running',
     ...[
       ['API', rt.url],
+      ['web console', `${rt.url}/console (sign in as one of the demo people)`],
       ['state', rt.stateDir],
       ['DynamoDB', `${rt.dynamo.endpoint} (table ${rt.dynamo.tableName})`],
       ...rt.services.flatMap((s) => Object.entries(s.info)),

@@ -461,7 +461,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       headers: req.headers,
       readBody: async (limit) => {
         const read = await readBody(req, limit);
-        return read.ok ? read.body : 'too-large';
+        // A body whose framing broke reads as none: the page then refuses the request itself.
+        return read.ok ? read.body : read.reason === 'too-large' ? 'too-large' : undefined;
       },
     });
     if (page) return page;

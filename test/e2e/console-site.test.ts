@@ -80,7 +80,8 @@ describe('GET /v1/actions/{id}/receipt refusals', () => {
   it('says 404 for an unknown action, a malformed id, and another person’s action', async () => {
     const alice = await cp.token('alice', { roles: ['Employee'], manager: 'bob' });
     const own = await cp.post(alice, { tool: 'travel.search_flights', arguments: { origin: 'SFO', destination: 'JFK', date: isoDay(9) }, agent: { name: 't' } });
-    expect(own.status).toBe(200);
+    // 200 when it finished within the wait, 202 on a busy machine: either way it is alice's.
+    expect([200, 202]).toContain(own.status);
     const mallory = await cp.token('mallory', { roles: ['Employee'] });
     expect((await cp.get(mallory, `/v1/actions/${own.body.id}/receipt`)).status).toBe(404);
     expect((await cp.get(alice, '/v1/actions/act_01J00000000000000000000000/receipt')).status).toBe(404);

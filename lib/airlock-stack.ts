@@ -6,6 +6,7 @@ import { type FunctionName, routes as routeTable, type RouteSpec } from '../lamb
 import { type AirlockConfig, sagaTimeoutConfig } from './config';
 import { AirlockApi } from './constructs/api';
 import { AirlockFunction } from './constructs/airlock-function';
+import { AirlockConsole } from './constructs/console';
 import { bindApprovalEvents } from './constructs/approval-events';
 import { AuditVault } from './constructs/audit-vault';
 import { Ledger } from './constructs/ledger';
@@ -72,6 +73,8 @@ export class AirlockStack extends Stack {
   readonly connectorFunctions: ReadonlyMap<string, AirlockFunction>;
   /** The rotation function of the grant-signing key (invoked by Secrets Manager only). */
   readonly grantKeyRotator: AirlockFunction;
+  /** The web console: S3 behind CloudFront, with the API on the same origin. */
+  readonly console: AirlockConsole;
 
   constructor(scope: Construct, id: string, props: AirlockStackProps) {
     super(scope, id, props);
@@ -182,6 +185,16 @@ export class AirlockStack extends Stack {
       removalPolicy,
     });
 
+    this.console = new AirlockConsole(this, 'Console', {
+      apiId: this.api.httpApi.apiId,
+      oidc: { issuer: config.jwt.issuer, ...config.console },
+      accessLogsBucket: this.auditVault.accessLogs,
+      removalPolicy,
+    });
+
+    new CfnOutput(this, 'ConsoleUrl', { value: this.console.url, description: 'The web console; register it as the redirect URI of the console client' });
+    new CfnOutput(this, 'ConsoleBucketName', { value: this.console.bucket.bucketName, description: 'Where `airlock console publish` uploads the console' });
+    new CfnOutput(this, 'ConsoleConfig', { value: JSON.stringify(this.console.config), description: 'The console\'s config.json (`airlock console publish --config`)' });
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the Airlock HTTP API' });
     new CfnOutput(this, 'LedgerTableName', { value: this.ledger.table.tableName });
     new CfnOutput(this, 'AuditBucketName', { value: this.auditVault.bucket.bucketName });

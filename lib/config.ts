@@ -59,6 +59,21 @@ export const AirlockConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * The web console (CloudFront + S3): how it signs people in with the issuer above,
+     * authorization code flow with PKCE. Register `clientId` there as a public client (no
+     * secret) whose redirect URI is the `ConsoleUrl` output. Without endpoints the console
+     * reads them from `<jwt.issuer>/.well-known/openid-configuration`.
+     */
+    console: z
+      .object({
+        clientId: z.string().min(1).max(256).default('airlock-console'),
+        scope: z.string().min(1).max(512).default('openid'),
+        authorizationEndpoint: z.url({ protocol: /^https$/ }).optional(),
+        tokenEndpoint: z.url({ protocol: /^https$/ }).optional(),
+      })
+      .strict()
+      .prefault({}),
     /** Default COMPLIANCE-mode Object Lock retention of receipts and digests. */
     auditRetentionDays: z.number().int().min(1).max(36500).default(365),
     /**

@@ -182,6 +182,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       const handlers: Record<string, LambdaHandler> = {
         intake: createIntakeHandler(part('intake')) as LambdaHandler,
         approvals: createApprovalsHandler(part('approvals')) as LambdaHandler,
+        receipts: createReceiptsHandler(part('receipts')) as LambdaHandler,
       };
 
       // Everything a previous run left unfinished: every step is idempotent, so running the

@@ -10,6 +10,7 @@ import {
   ApprovalListQuerySchema,
   ApprovalPageSchema,
   ApprovalPreviewSchema,
+  ReceiptViewSchema,
   DecisionBodySchema,
   DecisionResultSchema,
   HealthSchema,
@@ -92,6 +93,7 @@ const responses = {
   ApprovalPreview: ApprovalPreviewSchema,
   ApprovalDecisionResult: DecisionResultSchema,
   DecisionPreview: DecisionPreviewSchema,
+  Receipt: ReceiptViewSchema,
 } satisfies Record<string, z.ZodType>;
 
 type RequestName = keyof typeof requests;
@@ -239,6 +241,16 @@ const operations: Record<string, OperationSpec> = {
     parameters: [ref('parameters', 'ActionId')],
     success: [{ status: 200, description: 'The action.', schema: 'Action' }],
     errors: [{ status: 404, types: ['notFound'], when: 'no such action, or the caller may not see it' }],
+  },
+  'GET /v1/actions/{id}/receipt': {
+    operationId: 'getReceipt',
+    tag: 'actions',
+    summary: 'An action\'s receipt, verified',
+    description:
+      'The receipt exactly as stored in the audit vault, its SHA-256, and its check against the signed digests: the digest that covers its write time must list it with that SHA-256, and that digest\'s Ed25519 signature must verify with the key published in the vault. Visible to whoever may see the action. The whole vault (chain, gaps, pinned keys) is checked by `airlock audit verify`.',
+    parameters: [ref('parameters', 'ActionId')],
+    success: [{ status: 200, description: 'The receipt and its verification.', schema: 'Receipt' }],
+    errors: [{ status: 404, types: ['notFound'], when: 'no such action, the caller may not see it, or its receipt is not written yet' }],
   },
   'POST /v1/decisions': {
     operationId: 'previewDecision',

@@ -325,6 +325,30 @@ export const DecisionResultSchema = z
   })
   .meta({ id: 'ApprovalDecisionResult' });
 
+// ── receipts ────────────────────────────────────────────────────────────────
+
+/** GET /v1/actions/{id}/receipt: the stored receipt and how far it checks out (receipts/read.ts). */
+export const ReceiptViewSchema = z
+  .object({
+    actionId: ActionIdSchema,
+    key: z.string().meta({ description: 'Object key in the audit vault (`receipts/dt=YYYY-MM-DD/<actionId>.json`).' }),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/).meta({ description: 'SHA-256 (hex) of `body` as stored.' }),
+    size: z.number().int().min(0),
+    body: z.string().meta({ description: 'The stored bytes as text (canonical JSON and a newline, docs/receipt.schema.json): save it as is to check the SHA-256.' }),
+    verification: z
+      .object({
+        status: z.enum(['verified', 'pending', 'failed']).meta({ description: '`verified`: listed with this SHA-256 by a digest whose signature is valid; `pending`: no digest covers it yet; `failed`: it does not check out.' }),
+        checksum: z.enum(['match', 'mismatch', 'not-listed']),
+        signature: z.enum(['valid', 'invalid', 'not-checked']),
+        digest: z.object({ key: z.string(), endTime: TimestampSchema, keyId: z.string() }).nullable().meta({ description: 'The digest that covers the receipt\'s write time.' }),
+        latestDigest: z.string().nullable().meta({ description: 'The newest digest in the vault (the chain head).' }),
+        detail: z.string(),
+      })
+      .meta({ id: 'ReceiptVerification' }),
+  })
+  .meta({ id: 'Receipt', description: 'A receipt as stored, and its check against the signed digests.' });
+export type ReceiptViewBody = z.infer<typeof ReceiptViewSchema>;
+
 // ── misc ────────────────────────────────────────────────────────────────────
 
 export const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });

@@ -207,6 +207,7 @@ const EXPECTED_4XX: Record<string, number[]> = {
   'POST /v1/actions': [400, 401, 403, 409, 413, 415, 422],
   'GET /v1/actions': [400, 401, 413],
   'GET /v1/actions/{id}': [401, 404, 413],
+  'GET /v1/actions/{id}/receipt': [401, 404, 413],
   'POST /v1/decisions': [400, 401, 413, 415],
   'GET /v1/approvals': [400, 401, 413],
   'GET /v1/approvals/{id}': [401, 404, 413],

@@ -155,6 +155,17 @@ describe('the contract, operation by operation', () => {
     expect((await call('GET', '/v1/actions/not-an-id', { token: alice })).status).toBe(404);
   });
 
+  it('GET /v1/actions/{id}/receipt', async () => {
+    const done = await postJson('/v1/actions', alice, echo('receipt'), { 'idempotency-key': 'contract-receipt' });
+    const id = done.body!.id as string;
+    // WriteReceipt runs as the saga's last task: the receipt may trail the answer by a moment.
+    await expect.poll(async () => (await call('GET', `/v1/actions/${id}`, { token: alice })).body!.receipt, { timeout: 10_000 }).not.toBeNull();
+    const receipt = await call('GET', `/v1/actions/${id}/receipt`, { token: alice });
+    expect(receipt.status).toBe(200);
+    expect(receipt.body).toMatchObject({ actionId: id, verification: { status: expect.stringMatching(/^(verified|pending)$/) } });
+    expect((await call('GET', `/v1/actions/${id}/receipt`, { token: bob })).status).toBe(404);
+  });
+
   it('POST /v1/decisions', async () => {
     expect((await postJson('/v1/decisions', alice, bigTrip())).body!.decision).toMatchObject({ outcome: 'require_approval', steps: expect.any(Array) });
     expect((await postJson('/v1/decisions', alice, { ...echo(), tool: 'nope.nothing' })).status).toBe(400);

@@ -528,9 +528,9 @@ describe('saga', () => {
 });
 
 describe('outputs', () => {
-  it('exports the API URL, table, bucket and state machine', () => {
+  it('exports the API URL, table, bucket, state machine and the console', () => {
     expect(Object.keys(s.template.findOutputs('*')).sort()).toEqual(
-      ['ApiUrl', 'AuditBucketName', 'LedgerTableName', 'StateMachineArn'].sort(),
+      ['ApiUrl', 'AuditBucketName', 'LedgerTableName', 'StateMachineArn', 'ConsoleUrl', 'ConsoleBucketName', 'ConsoleConfig'].sort(),
     );
   });
 });

@@ -80,7 +80,8 @@ function settleUpdate(table: string, key: string, amount: number, to: 'final' | 
     Key: counterKey(key),
     UpdateExpression: to === 'final' ? 'ADD reserved :neg, committed :amt' : 'ADD reserved :neg, used :neg',
     ConditionExpression: 'attribute_exists(used)',
-    ExpressionAttributeValues: { ':amt': N(amount), ':neg': N(-amount) },
+    // DynamoDB refuses a value the expression does not use.
+    ExpressionAttributeValues: to === 'final' ? { ':amt': N(amount), ':neg': N(-amount) } : { ':neg': N(-amount) },
   };
 }
 
@@ -131,18 +132,19 @@ export class DynamoSpendCapStore implements SpendCapStore {
 
   async reserve(request: ReservationRequest, now: Date): Promise<ReserveResult> {
     if (!(Number.isSafeInteger(request.amount) && request.amount > 0)) throw new RangeError('A reservation is a positive whole number of minor units');
-    const existing = await this.getReservation(request.actionId, request.stepId);
-    if (existing && existing.state !== 'pending') return { outcome: 'replayed' };
     // More than a cap can ever admit: refused without a write (the condition below would
     // otherwise admit it on a counter's first write).
     const tooBig = request.caps.find((c) => request.amount > c.limit);
-    if (tooBig) return { outcome: 'refused', capId: tooBig.capId };
-    if (this.transactions !== false && !existing) {
+    if (tooBig) {
+      // A retry of a step that was admitted under an earlier, larger cap is still a replay.
+      return (await this.getReservation(request.actionId, request.stepId)) ? { outcome: 'replayed' } : { outcome: 'refused', capId: tooBig.capId };
+    }
+    if (this.transactions !== false) {
       const result = await this.reserveInTransaction(request, now);
       if (result !== 'unsupported') return result;
       this.transactions = false;
     }
-    return this.reserveStepwise(request, now, existing);
+    return this.reserveStepwise(request, now);
   }
 
   private reservationItem(request: ReservationRequest, state: ReservationState | 'pending', now: Date): Item {
@@ -188,19 +190,18 @@ export class DynamoSpendCapStore implements SpendCapStore {
     }
   }
 
-  private async reserveStepwise(request: ReservationRequest, now: Date, existing: StoredReservation | undefined): Promise<ReserveResult> {
+  private async reserveStepwise(request: ReservationRequest, now: Date): Promise<ReserveResult> {
+    const created = await conditionalWrite(
+      this.client,
+      new PutItemCommand({
+        TableName: this.table,
+        Item: { ...this.reservationItem(request, 'pending', now), applied: N(0) },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+    const existing = created ? undefined : await this.getReservation(request.actionId, request.stepId);
+    if (existing && existing.state !== 'pending') return { outcome: 'replayed' };
     let applied = existing?.applied ?? 0;
-    if (!existing) {
-      const created = await conditionalWrite(
-        this.client,
-        new PutItemCommand({
-          TableName: this.table,
-          Item: { ...this.reservationItem(request, 'pending', now), applied: N(0) },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      if (!created) return this.reserve(request, now);
-    }
     // Resuming a reservation a crash interrupted: its own list of counters, not the caller's.
     const caps = existing ? existing.caps.map((c) => request.caps.find((r) => r.key === c.key) ?? { ...c, limit: Number.MAX_SAFE_INTEGER, expiresAt: 0 }) : request.caps;
     for (; applied < caps.length; applied++) {
@@ -225,6 +226,8 @@ export class DynamoSpendCapStore implements SpendCapStore {
         });
         return { outcome: 'refused', capId: caps[applied]!.capId };
       }
+      // After the last counter, `held` below records the progress.
+      if (applied + 1 === caps.length) continue;
       await guard(() =>
         this.client.send(
           new UpdateItemCommand({

@@ -94,6 +94,16 @@ function cancellationCodes(error: unknown): string[] | undefined {
   return reasons?.map((r) => r.Code ?? 'None') ?? [];
 }
 
+/**
+ * A transaction that failed without a verdict: DynamoDB's InternalServerError (DynamoDB Local
+ * also answers it when a transaction waited too long for an item lock under contention). Trying
+ * again is safe: if the first attempt did apply, the reservation's own condition makes the
+ * retry a replay, and a settle's state condition makes it a no-op.
+ */
+function transientFailure(error: unknown): boolean {
+  return error instanceof Error && error.name === 'InternalServerError';
+}
+
 export class DynamoSpendCapStore implements SpendCapStore {
   private readonly client: DynamoDBClient;
   private readonly table: string;
@@ -178,7 +188,7 @@ export class DynamoSpendCapStore implements SpendCapStore {
         return { outcome: 'reserved' };
       } catch (error) {
         if (error instanceof Error && error.name === 'UnknownOperationException') return 'unsupported';
-        const codes = cancellationCodes(error);
+        const codes = transientFailure(error) ? [] : cancellationCodes(error);
         if (!codes) throw error;
         if (codes[0] === 'ConditionalCheckFailed') return { outcome: 'replayed' };
         const full = codes.findIndex((code, i) => i > 0 && code === 'ConditionalCheckFailed');
@@ -289,7 +299,7 @@ export class DynamoSpendCapStore implements SpendCapStore {
             this.transactions = false;
             break;
           }
-          const codes = cancellationCodes(error);
+          const codes = transientFailure(error) ? [] : cancellationCodes(error);
           if (!codes) throw error;
           if (codes[0] === 'ConditionalCheckFailed') return false;
           if (attempt + 1 >= CONFLICT_ATTEMPTS) throw new LedgerThrottledError({ cause: error });

@@ -60,9 +60,10 @@ export interface SpendCapStore {
   /**
    * Moves a held reservation to `final` (completed spend: reserved → committed) or `released`
    * (undone or never spent: reserved and used go back down). False when it was not held
-   * (already settled, or never made): settling twice changes nothing.
+   * (already settled, or never made): settling twice changes nothing. `known`: the reservation
+   * as just listed, saving a read (a stale copy only makes the conditional flip fail).
    */
-  settle(actionId: string, stepId: string, to: Exclude<ReservationState, 'held'>, now: Date): Promise<boolean>;
+  settle(actionId: string, stepId: string, to: Exclude<ReservationState, 'held'>, now: Date, known?: Reservation): Promise<boolean>;
   /** Every reservation an action made. */
   listReservations(actionId: string): Promise<Reservation[]>;
 }

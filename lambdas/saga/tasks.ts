@@ -227,14 +227,12 @@ async function holdStepSpend(
   });
   const stepId = plan.steps[index]!.id;
   try {
-    const held = await reserveStepSpend(
+    // The reservation item is the record of what is held; only refusals and settlements are events.
+    await reserveStepSpend(
       deps.spendCaps,
       { actionId: action.id, stepId, principal: action.principal, connector: registered.connector.name, items, index },
       deps.now(),
     );
-    if (held.amount > 0 && !held.replayed) {
-      await deps.events.append(action.id, { type: 'spend.reserved', actor: 'airlock', data: { stepId, amount: held.amount, currency: deps.money.baseCurrency } }, deps.now());
-    }
   } catch (error) {
     if (error instanceof SpendCapExceededError) {
       const e = error.exceeded;

@@ -84,7 +84,7 @@ export async function settleActionSpend(guard: SpendGuard, actionId: string, rec
   const undone = new Set(records.filter((r) => r.kind === 'compensate' && r.status === 'complete').map((r) => r.stepId));
   for (const r of held) {
     const to = completed.has(r.stepId) && !undone.has(r.stepId) ? 'final' : 'released';
-    if (await guard.store.settle(actionId, r.stepId, to, now)) out[to].push(r.stepId);
+    if (await guard.store.settle(actionId, r.stepId, to, now, r)) out[to].push(r.stepId);
   }
   return out;
 }

@@ -271,8 +271,8 @@ export class DynamoSpendCapStore implements SpendCapStore {
     return { ...toReservation(out.Item), state: (out.Item.state?.S ?? 'held') as ReservationState | 'pending', applied: Number(out.Item.applied?.N ?? 0) };
   }
 
-  async settle(actionId: string, stepId: string, to: 'final' | 'released', now: Date): Promise<boolean> {
-    const found = await this.getReservation(actionId, stepId);
+  async settle(actionId: string, stepId: string, to: 'final' | 'released', now: Date, known?: Reservation): Promise<boolean> {
+    const found = known ?? (await this.getReservation(actionId, stepId));
     if (!found || found.state !== 'held') return false;
     const flip: Update = {
       TableName: this.table,

@@ -6,6 +6,7 @@ import { DynamoSagaStore } from '../lambdas/adapters/aws/dynamo-saga-store';
 import { TerminalStatuses, type ActionStatus } from '../lambdas/actions/action';
 import { createApprovalsHandler } from '../lambdas/approvals/handler';
 import type { Lazy } from '../lambdas/composition/deps';
+import type { LoadedLimits } from '../lambdas/limits/config';
 import { composeLocal, type LocalComposition, type LocalReceipts } from '../lambdas/composition/local';
 import type { IntakeConfig } from '../lambdas/intake/intake';
 import { createIntakeHandler } from '../lambdas/intake/handler';
@@ -43,6 +44,8 @@ export interface ControlPlaneOptions {
   approvalTimeoutSeconds?: number;
   /** Per vendor call budget in ms, reconcile included. */
   vendorTimeoutMs?: number;
+  /** The limits in force (rate limits, spend caps…); the shipped policies/limits.json when absent. */
+  limits?: LoadedLimits;
 }
 
 /** What the control plane service exposes once started. */
@@ -163,6 +166,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           connectorFunction: (connector: string) => localFunctionArn(`connector-${connector}`),
           vendorBaseUrls: vendors.baseUrls,
           vendorFetch: stoppableFetch(stopping.signal),
+          ...(options.limits ? { limits: options.limits } : {}),
         },
         {
           ...(options.intake ? { intake: options.intake } : {}),

@@ -24,6 +24,8 @@ const SUITES = [
   'test/receipts/receipts.test.ts',
   'test/saga/',
   'test/steps/grants.test.ts',
+  'test/spend/dynamo-spend-caps.test.ts',
+  'test/spend/spend-caps.e2e.test.ts',
 ];
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;

@@ -23,7 +23,7 @@ import {
 } from './context';
 
 /**
- * The eight scenes of the demo (issue 10). Each one acts like an agent (or a person) would,
+ * The scenes of the demo (issues 10 and 15). Each one acts like an agent (or a person) would,
  * over the public API and CLI only, checks that Airlock behaved as described, and throws
  * SceneFailedError when it did not.
  */
@@ -463,8 +463,63 @@ const auditScene: Scene = {
   },
 };
 
+// ── 9 ──────────────────────────────────────────────────────────────────────
+/** The seed recipe's buyer cap (policies/limits.json `procurement-buyer-daily`): $1,000 of orders a day per buyer. */
+const BUYER_CAP = { id: 'procurement-buyer-daily', amount: 1000 };
+const BURST = { orders: 8, maxTotal: 150 };
+
+const capBurstScene: Scene = {
+  n: 9,
+  title: 'A spend cap reached under a burst of parallel orders',
+  async run(ctx) {
+    const before = await sideEffects(ctx, 'procurement');
+    ctx.out.act(
+      'buyer-bot (for alice)',
+      `${BURST.orders} × POST /v1/actions procurement.place_order at once, each up to ${money(BURST.maxTotal, 'USD')} from acme-office (${money(BURST.orders * BURST.maxTotal, 'USD')} against a ${money(BUYER_CAP.amount, 'USD')} daily buyer cap)`,
+    );
+    const order = {
+      tool: 'procurement.place_order',
+      arguments: {
+        supplierId: 'acme-office',
+        lines: [{ sku: 'ACME-PAPER-A4', quantity: 3 }],
+        shipTo: { name: 'Alice Example', street: '1 Market St', city: 'San Francisco', postalCode: '94105', country: 'US' },
+        maxTotal: { amount: BURST.maxTotal, currency: 'USD' },
+      },
+      agent: { name: 'buyer-bot' },
+      reason: 'Paper for every floor',
+    };
+    const answers = await Promise.all(Array.from({ length: BURST.orders }, (_, i) => submit(ctx, 'alice', order, key(ctx, `paper-${i}`), 15)));
+    // Each order ends one of three ways, whichever moment its decision or reservation met the cap.
+    const tally = { completed: 0, stopped: 0, confirming: 0 };
+    const namesCap = (text: string | undefined) => (text ?? '').includes(`"${BUYER_CAP.id}"`);
+    for (const res of answers) {
+      const problem = ProblemSchema.safeParse(res.body);
+      if (res.status === 403 && problem.success && problem.data.type === 'urn:airlock:problem:spend-cap-exceeded') {
+        expectThat(ctx, namesCap(problem.data.detail), `refused up front: 403 spend-cap-exceeded naming ${BUYER_CAP.id}`, problem.data.detail);
+        tally.stopped++;
+        continue;
+      }
+      const first = parseAs(ActionSchema, res.body, 'POST /v1/actions');
+      const action = await waitForStatus(ctx, 'alice', first.id, [...TERMINAL, 'awaiting_approval']);
+      if (action.status === 'completed') tally.completed++;
+      else if (action.status === 'awaiting_approval' && (action.decision?.policyIds ?? []).includes('exposure.cap-near')) tally.confirming++;
+      else if (namesCap(action.statusReason) || namesCap(action.decision?.reasons.join(' '))) tally.stopped++;
+      else throw new SceneFailedError(`order ${action.id} ended ${action.status} for another reason: ${action.statusReason ?? reasonsOf(action)}`);
+    }
+    ctx.out.got(`${tally.completed} placed, ${tally.stopped} stopped by the cap, ${tally.confirming} held for a person (past 80% of the cap)`);
+    const fits = Math.floor(BUYER_CAP.amount / BURST.maxTotal);
+    expectThat(ctx, tally.completed <= fits, `never past the cap: ${tally.completed} × ${money(BURST.maxTotal, 'USD')} ≤ ${money(BUYER_CAP.amount, 'USD')}`, `${tally.completed} orders completed`);
+    expectThat(ctx, tally.stopped + tally.confirming >= BURST.orders - fits, 'every order over the cap was stopped or held for a person', JSON.stringify(tally));
+    if (before) {
+      const after = (await sideEffects(ctx, 'procurement'))!;
+      expectThat(ctx, delta(after, before, 'place_order') === tally.completed, `the supplier received exactly the ${tally.completed} placed orders`, `${delta(after, before, 'place_order')} orders reached it`);
+    }
+    return `a burst of ${BURST.orders} orders against a ${money(BUYER_CAP.amount, 'USD')} cap: ${tally.completed} placed, the rest stopped or held; never past the cap`;
+  },
+};
+
 /** The scenes in the order the demo plays them. */
-export const scenes: readonly Scene[] = [readScene, bookingScene, approvalScene, replayScene, compensationScene, iamScene, denyScene, auditScene];
+export const scenes: readonly Scene[] = [readScene, bookingScene, approvalScene, replayScene, compensationScene, iamScene, denyScene, auditScene, capBurstScene];
 
 /** How a run went. */
 export interface DemoOutcome {

@@ -220,6 +220,7 @@ const operations: Record<string, OperationSpec> = {
       { status: 400, types: ['validation'], when: `the envelope is invalid: unknown tool, arguments failing the tool's schema, unknown fields, a \`$ref\` to a later or missing step, more than ${MAX_PLAN_STEPS} steps, a commit step without compensation before the last step, or a bad Idempotency-Key; \`violations\` lists every problem` },
       { status: 400, types: ['idempotencyKeyMissing'], when: 'the Idempotency-Key header is missing' },
       { status: 403, types: ['policyDenied'], when: 'policy denies the action; it is recorded (`actionId`) and receipted', schema: 'PolicyDeniedProblem', headers: ['IdempotentReplayed'] },
+      { status: 403, types: ['spendCapExceeded'], when: 'the plan\'s known amounts would take a spend cap (policies/limits.json `spendCaps`) past its amount; recorded as denied and receipted, `spendCap` names the cap, how full it is and what the plan needs', schema: 'PolicyDeniedProblem', headers: ['IdempotentReplayed'] },
       { status: 409, types: ['idempotencyInProgress'], when: 'a request with this key is still being accepted', headers: ['RetryAfter'] },
       { status: 422, types: ['idempotencyKeyReused'], when: 'the key was used before with a different body' },
     ],

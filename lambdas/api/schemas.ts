@@ -47,6 +47,23 @@ export const ViolationSchema = z
   })
   .meta({ id: 'Violation' });
 
+/** Which spend cap refused, and by how much (spend/caps.ts `CapExceeded`); money in minor units of `currency`. */
+export const SpendCapExceededSchema = z
+  .object({
+    capId: z.string().meta({ description: 'The cap\'s id in policies/limits.json (`spendCaps`).' }),
+    scope: z.enum(['principal', 'department', 'tenant']),
+    period: z.enum(['day', 'month']).meta({ description: 'UTC day or month.' }),
+    limit: z.number().int().min(0).meta({ description: 'The cap, minor units of the base currency.' }),
+    used: z.number().int().min(0).meta({ description: 'Already reserved or spent against it this period.' }),
+    requested: z.number().int().min(0).meta({ description: 'What this plan or step needed.' }),
+    currency: z.string().meta({ description: 'The base currency (ISO 4217) the figures are in.' }),
+    declared: z
+      .object({ amount: z.number(), currency: z.string() })
+      .optional()
+      .meta({ description: 'The cap as the limits file states it, when that is another currency (converted with the configured rates).' }),
+  })
+  .meta({ id: 'SpendCapExceeded' });
+
 /** RFC 9457 problem document; extension members vary by `type`. */
 export const ProblemSchema = z
   .object({
@@ -67,6 +84,7 @@ export const ProblemSchema = z
     expiresAt: TimestampSchema.optional().meta({ description: 'When the approval expired (`approval-expired`).' }),
     planHash: PlanHashSchema.optional().meta({ description: 'The plan waiting for approval (`plan-mismatch`).' }),
     vote: VoteSchema.optional().meta({ description: 'The vote already cast (`vote-conflict`).' }),
+    spendCap: SpendCapExceededSchema.optional().meta({ description: 'The cap the plan would cross (`spend-cap-exceeded`).' }),
   })
   .meta({
     id: 'Problem',
@@ -79,7 +97,10 @@ export const PolicyDeniedProblemSchema = ProblemSchema.extend({
   policyIds: z.array(z.string()),
   reasons: z.array(z.string()),
   policySetVersion: z.string().nullable(),
-}).meta({ id: 'PolicyDeniedProblem', description: 'Denied by policy: the recorded action, the deciding policies and their reasons.' });
+}).meta({
+  id: 'PolicyDeniedProblem',
+  description: 'Denied by policy or by a spend cap: the recorded action, the deciding policies (none for a cap) and their reasons; `spendCap` names the cap.',
+});
 
 // ── actions ─────────────────────────────────────────────────────────────────
 
@@ -119,6 +140,7 @@ export const DecisionSchema = z
     policySetVersion: z.string(),
     limitsVersion: z.string().optional().meta({ description: 'SHA-256 of the limits file (policies/limits.json) in force when decided.' }),
     evaluationMicros: z.number(),
+    spendCap: SpendCapExceededSchema.optional().meta({ description: 'Set when the plan\'s known amounts would cross a spend cap: the deny names it.' }),
     steps: z.array(StepDecisionSchema).optional(),
     shadow: z.array(ShadowOutcomeSchema).optional(),
     decidedAt: TimestampSchema,

@@ -6,6 +6,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
+import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
 import { S3AuditStore } from '../adapters/aws/s3-audit-store';
 import type { SecretRotationDeps } from '../adapters/aws/secret-rotation';
@@ -17,6 +18,8 @@ import { logger, tracer } from '../middleware/powertools';
 import type { PolicyEngine } from '../policy/index';
 import { readLimitsFile } from '../limits/config';
 import { spendAwareDecider } from '../policy/decider';
+import { noMetrics } from '../ports/metrics';
+import { SpendCaps } from '../spend/caps';
 import { CursorCodec } from '../shared/cursor';
 import { GrantKeyring } from '../steps/grants';
 import type { RunStepDeps } from '../steps/run-step';
@@ -78,13 +81,15 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
   const ledger = new DynamoLedger({ client: db, tableName: env[N.ledgerTable] });
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   const limits = limitsIn(env[N.limitsFile]);
+  const engine = await policyEngine(env[N.policyDir]);
+  const capStore = new DynamoSpendCapStore({ client: db, tableName: env[N.ledgerTable], transactions: true });
   return {
     limits,
     actions: ledger,
     steps: store,
     idempotency: ledger,
     workflow: new StepFunctionsWorkflow({ stateMachineArn: env[N.stateMachineArn], client: await stepFunctions() }),
-    decider: spendAwareDecider(await policyEngine(env[N.policyDir]), store, toolRegistry, limits.version),
+    decider: spendAwareDecider(engine, SpendCaps.from(limits.limits.spendCaps, engine.money), capStore, toolRegistry, limits.version),
     tools: toolRegistry,
     intake: { ...defaultIntakeConfig, idempotencyRetentionMs: env[N.idempotencyRetentionHours] * 3_600_000 },
     cursors: cursorCodec(env[N.cursorKeySecret]),
@@ -100,14 +105,16 @@ export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () =>
   const functions = env[N.connectorFunctions];
   const engine = await policyEngine(env[N.policyDir]);
   const limits = limitsIn(env[N.limitsFile]);
+  const caps = SpendCaps.from(limits.limits.spendCaps, engine.money);
+  const capStore = new DynamoSpendCapStore({ client: db, tableName: env[N.ledgerTable], transactions: true });
   return {
     limits,
     actions: ledger,
     steps: store,
     events: store,
-    spend: store,
+    spendCaps: { caps, store: capStore, metrics: noMetrics },
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
-    decider: spendAwareDecider(engine, store, toolRegistry, limits.version),
+    decider: spendAwareDecider(engine, caps, capStore, toolRegistry, limits.version),
     keyring: new GrantKeyring(await secrets()),
     tools: toolRegistry,
     money: engine.money,

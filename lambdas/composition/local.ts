@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
+import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
 import { FileAuditStore } from '../adapters/local/file-audit-store';
 import { FileEventPublisher } from '../adapters/local/file-event-publisher';
 import { DEFAULT_APPROVAL_TIMEOUT_SECONDS } from '../approvals/approvals';
@@ -10,6 +11,8 @@ import { defaultIntakeConfig, type IntakeConfig } from '../intake/intake';
 import { loadPolicyEngine } from '../policy/index';
 import { readLimitsFile, type LoadedLimits } from '../limits/config';
 import { spendAwareDecider } from '../policy/decider';
+import { noMetrics, type Metrics } from '../ports/metrics';
+import { SpendCaps } from '../spend/caps';
 import type { SecretsPort } from '../ports/secrets';
 import { SecretNames } from '../ports/secrets';
 import type { TaskCallbacks } from '../ports/task-callbacks';
@@ -53,6 +56,8 @@ export interface LocalInfrastructure {
   now?: () => Date;
   /** The limits in force; the shipped policies/limits.json when absent. */
   limits?: LoadedLimits;
+  /** Where metrics go (none by default). */
+  metrics?: Metrics;
 }
 
 /** Settings of the local runtime (the stack's config, for one machine). */
@@ -99,7 +104,11 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   const approvals = new DynamoApprovalStore({ client, tableName });
   const engine = loadPolicyEngine();
   const limits = infra.limits ?? readLimitsFile();
-  const decider = spendAwareDecider(engine, store, tools, limits.version);
+  const caps = SpendCaps.from(limits.limits.spendCaps, engine.money);
+  // dynalite has no transactions: the store finds out on its first reservation and goes
+  // stepwise; any other endpoint (DynamoDB Local) gets all-or-none transactions.
+  const capStore = new DynamoSpendCapStore({ client, tableName });
+  const decider = spendAwareDecider(engine, caps, capStore, tools, limits.version);
   const keyring = new GrantKeyring(infra.secrets);
   // What CURSOR_KEY_SECRET names in AWS: page cursors are signed with it.
   const cursors = once(async () => new CursorCodec(await infra.secrets.getSecret(SecretNames.cursorKey)));
@@ -162,7 +171,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       actions: ledger,
       steps: store,
       events: store,
-      spend: store,
+      spendCaps: { caps, store: capStore, metrics: infra.metrics ?? noMetrics },
       approvals,
       decider,
       tools,

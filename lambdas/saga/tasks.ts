@@ -10,11 +10,13 @@ import type { Logger } from '../shared/logger';
 import { ACTION_RESULT_MAX_BYTES, jsonBytes, STEP_INPUT_MAX_BYTES, StepInputTooLargeError } from './limits';
 import type { RegisteredTool, ToolRegistry } from '../ports/tools';
 import { toolFacts } from '../policy/decider';
-import { committedSpend, type MoneyConfig } from '../shared/money';
+import type { MoneyConfig, SpendItem } from '../shared/money';
 import { StatusTransitionError, type ActionStore } from '../ports/ledger';
 import { type ApprovalStore } from '../ports/approvals';
-import { approvalIdFor, utcDay } from '../shared/ids';
-import { type EventLog, type SpendStore, type StepKind, type StepRecord, type StepStore } from '../ports/steps';
+import { approvalIdFor } from '../shared/ids';
+import { type EventLog, type StepKind, type StepRecord, type StepStore } from '../ports/steps';
+import { reserveStepSpend, settleActionSpend, type SpendGuard } from '../spend/reservations';
+import { SpendCapExceededError } from '../spend/caps';
 
 /**
  * The saga's tasks: what each Task state of statemachines/action-saga.asl.json asks the
@@ -26,7 +28,8 @@ export interface SagaDeps {
   actions: ActionStore;
   steps: StepStore;
   events: EventLog;
-  spend: SpendStore;
+  /** Spend caps: commit steps reserve against them before the vendor call (absent: no caps held). */
+  spendCaps?: SpendGuard;
   decider: Decider;
   /** The tools plans may name (the registry port). */
   tools: ToolRegistry;
@@ -201,6 +204,48 @@ function compensationsOf(tools: ToolRegistry, plan: NormalizedAction, records: S
   return items;
 }
 
+/**
+ * Reserves a commit step's money against its spend caps before the grant that lets the
+ * vendor be called exists. A refusal is audited and thrown by name (SpendCapExceededError):
+ * the ASL sends it to PrepareCompensation, which undoes the steps before it.
+ */
+async function holdStepSpend(
+  deps: SagaDeps,
+  action: ActionRecord,
+  plan: NormalizedAction,
+  index: number,
+  records: StepRecord[],
+  callInput: unknown,
+  registered: RegisteredTool,
+): Promise<void> {
+  if (!deps.spendCaps || registered.tool.tier !== 'commit') return;
+  // Earlier steps count with the inputs they ran with; this one with its resolved input.
+  const ran = new Map(records.filter((r) => r.kind === 'forward' && r.status === 'complete').map((r) => [r.stepId, r.input]));
+  const items: SpendItem[] = plan.steps.slice(0, index + 1).map((step, i) => {
+    const args = i === index ? callInput : ran.has(step.id) ? ran.get(step.id) : step.arguments;
+    return toolFacts(deps.tools, step.tool, (args ?? {}) as Record<string, unknown>);
+  });
+  const stepId = plan.steps[index]!.id;
+  try {
+    // The reservation item is the record of what is held; only refusals and settlements are events.
+    await reserveStepSpend(
+      deps.spendCaps,
+      { actionId: action.id, stepId, principal: action.principal, connector: registered.connector.name, items, index },
+      deps.now(),
+    );
+  } catch (error) {
+    if (error instanceof SpendCapExceededError) {
+      const e = error.exceeded;
+      await deps.events.append(action.id, {
+        type: 'spend.cap_refused',
+        actor: 'airlock',
+        data: { stepId, capId: e.capId, limit: e.limit, used: e.used, requested: e.requested, currency: e.currency },
+      }, deps.now());
+    }
+    throw error;
+  }
+}
+
 /** IssueGrant: resolves one call's input and mints the single-use grant that covers it. */
 export async function issueGrant(
   deps: SagaDeps,
@@ -248,6 +293,9 @@ export async function issueGrant(
         `Step ${stepId} input for ${registered.fullName} is invalid at ${check.error.issues.map((i) => i.path.join('.') || '(root)').join(', ')}`,
       );
     }
+  }
+  if (input.kind === 'forward' && !dryRun && !skipReason) {
+    await holdStepSpend(deps, action, plan, input.index, records, callInput, registered);
   }
   const grant = await mintGrant(
     deps.keyring,
@@ -349,7 +397,7 @@ export async function finishCompensation(deps: SagaDeps, actionId: string): Prom
   return { status: 'compensated', reason: `${why}; ${items.length} completed step(s) undone` };
 }
 
-/** SettleAction: the terminal status, forward-only, plus the day's spend for what stayed done. */
+/** SettleAction: the terminal status, forward-only; spend-cap reservations made final or released. */
 export async function settleAction(
   deps: SagaDeps,
   input: { actionId: string; final?: { status?: unknown; reason?: unknown } },
@@ -391,14 +439,12 @@ export async function settleAction(
       await deps.events.append(action.id, { type: 'approval.expired', actor: 'airlock', data: { approvalId } }, deps.now());
     }
   }
-  if (action.status === 'completed' && action.mode === 'execute') {
-    // What stayed done, counted by the rule and in the units policy uses (shared/money).
-    const done = (await stepRecords()).filter((r) => r.kind === 'forward' && r.status === 'complete' && deps.tools.find(r.tool));
-    const spent = committedSpend(
-      done.map((r) => toolFacts(deps.tools, r.tool, (r.input ?? {}) as Record<string, unknown>)),
-      deps.money,
-    ).total;
-    await deps.spend.addSpend(action.principal.sub, utcDay(new Date(action.createdAt)), spent, action.id);
+  if (deps.spendCaps && TerminalStatuses.has(action.status)) {
+    // Completed spend becomes final; what was undone or never ran gives its room back.
+    const settled = await settleActionSpend(deps.spendCaps, action.id, await stepRecords(), deps.now());
+    if (settled.final.length + settled.released.length > 0) {
+      await deps.events.append(action.id, { type: 'spend.settled', actor: 'airlock', data: { final: settled.final, released: settled.released } }, deps.now());
+    }
   }
   return { status: action.status };
 }

@@ -32,6 +32,7 @@ export const ProblemType = {
   unauthorized: `${base}unauthorized`,
   forbidden: `${base}forbidden`,
   policyDenied: `${base}policy-denied`,
+  spendCapExceeded: `${base}spend-cap-exceeded`,
   notFound: `${base}not-found`,
   methodNotAllowed: `${base}method-not-allowed`,
   unsupportedMediaType: `${base}unsupported-media-type`,

@@ -15,8 +15,9 @@ export const CONNECTOR_KEY_PREFIXES = ['STEP#', 'GRANT#'] as const;
 
 /**
  * Item-level actions of the core functions. Listed one by one (no `dynamodb:*`), and no
- * Scan: nothing needs to read the whole ledger, and no TransactWriteItems: the ledger is
- * designed around single-item conditional writes (dynalite has no transactions).
+ * Scan: nothing needs to read the whole ledger. The spend-cap store's TransactWriteItems
+ * (one reservation across every applicable cap) needs nothing more: IAM authorizes each Put
+ * and Update inside a transaction as PutItem and UpdateItem.
  */
 export const LEDGER_READ_WRITE_ACTIONS = [
   'dynamodb:GetItem',

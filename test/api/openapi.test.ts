@@ -175,7 +175,7 @@ describe('the OpenAPI document', () => {
     }
     const statusOf = (path: string, method: string, status: string) =>
       (((paths[path]![method]!.responses as Record<string, JsonObject>)[status]!.content as Record<string, { schema: JsonObject }>)['application/problem+json']!.schema.allOf as JsonObject[])[1]!;
-    expect(statusOf('/v1/actions', 'post', '403')).toEqual({ type: 'object', properties: { type: { enum: [ProblemType.policyDenied] }, status: { const: 403 } } });
+    expect(statusOf('/v1/actions', 'post', '403')).toEqual({ type: 'object', properties: { type: { enum: [ProblemType.policyDenied, ProblemType.spendCapExceeded] }, status: { const: 403 } } });
     expect(statusOf('/v1/approvals/{id}/decision', 'post', '409').properties).toEqual({
       type: { enum: [ProblemType.approvalClosed, ProblemType.approvalExpired, ProblemType.planMismatch, ProblemType.voteConflict] },
       status: { const: 409 },

@@ -174,6 +174,16 @@ describe('ledger', () => {
     }
   });
 
+  it("spend caps need no new permission: the saga's TransactWriteItems is authorized per item, connectors cannot reach the counters", () => {
+    // IAM has no TransactWriteItems action: each Put / Update in it needs PutItem / UpdateItem.
+    const saga = allows(roles.saga!).flatMap(actionsOf);
+    expect(saga).toEqual(expect.arrayContaining(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem']));
+    expect(saga.filter((a) => /Transact/.test(a))).toEqual([]);
+    // The intake function reads the counters (BatchGetItem) to refuse a plan that would cross a cap.
+    expect(allows(roles.intake!).flatMap(actionsOf)).toContain('dynamodb:BatchGetItem');
+    for (const prefix of ['SPENDCAP#', 'RESERVE#']) expect(CONNECTOR_KEY_PREFIXES.some((p) => prefix.startsWith(p))).toBe(false);
+  });
+
   it('keeps connectors to STEP# and GRANT# partition keys with dynamodb:LeadingKeys', () => {
     expect(s.stack.connectorFunctions.size).toBe(connectors.length);
     for (const name of s.stack.connectorFunctions.keys()) {

@@ -8,6 +8,7 @@ import { createApprovalsHandler } from '../lambdas/approvals/handler';
 import type { Lazy } from '../lambdas/composition/deps';
 import { composeLocal, type LocalComposition, type LocalReceipts } from '../lambdas/composition/local';
 import type { IntakeConfig } from '../lambdas/intake/intake';
+import type { LoadedLimits } from '../lambdas/limits/config';
 import { createIntakeHandler } from '../lambdas/intake/handler';
 import { SecretNames } from '../lambdas/ports/secrets';
 import { createReceiptsHandler } from '../lambdas/receipts/handler';
@@ -43,6 +44,10 @@ export interface ControlPlaneOptions {
   approvalTimeoutSeconds?: number;
   /** Per vendor call budget in ms, reconcile included. */
   vendorTimeoutMs?: number;
+  /** The limits in force instead of policies/limits.json (tests inject small rate limits). */
+  limits?: LoadedLimits;
+  /** The rate limiter's clock (its windows); the system clock by default. */
+  rateLimitClock?: () => Date;
 }
 
 /** What the control plane service exposes once started. */
@@ -163,6 +168,8 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           connectorFunction: (connector: string) => localFunctionArn(`connector-${connector}`),
           vendorBaseUrls: vendors.baseUrls,
           vendorFetch: stoppableFetch(stopping.signal),
+          ...(options.limits ? { limits: options.limits } : {}),
+          ...(options.rateLimitClock ? { rateLimitClock: options.rateLimitClock } : {}),
         },
         {
           ...(options.intake ? { intake: options.intake } : {}),

@@ -2,6 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { join } from 'node:path';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
+import { DynamoRateCounters } from '../adapters/aws/dynamo-rate-counters';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { FileAuditStore } from '../adapters/local/file-audit-store';
 import { FileEventPublisher } from '../adapters/local/file-event-publisher';
@@ -9,6 +10,8 @@ import { DEFAULT_APPROVAL_TIMEOUT_SECONDS } from '../approvals/approvals';
 import { defaultIntakeConfig, type IntakeConfig } from '../intake/intake';
 import { loadPolicyEngine } from '../policy/index';
 import { readLimitsFile, type LoadedLimits } from '../limits/config';
+import { RateLimiter } from '../limits/rate-limiter';
+import { noMetrics, type Metrics } from '../ports/metrics';
 import { spendAwareDecider } from '../policy/decider';
 import type { SecretsPort } from '../ports/secrets';
 import { SecretNames } from '../ports/secrets';
@@ -51,8 +54,12 @@ export interface LocalInfrastructure {
   vendorFetch?: typeof fetch;
   tools?: ToolRegistry;
   now?: () => Date;
-  /** The limits in force; the shipped policies/limits.json when absent. */
+  /** The limits in force; the shipped policies/limits.json when absent (tests inject small ones). */
   limits?: LoadedLimits;
+  /** The rate limiter's clock (its windows), `now` when absent: tests pin windows without moving other clocks. */
+  rateLimitClock?: () => Date;
+  /** Where the safety metrics go (none recorded when absent). */
+  metrics?: Metrics;
 }
 
 /** Settings of the local runtime (the stack's config, for one machine). */
@@ -100,6 +107,14 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   const engine = loadPolicyEngine();
   const limits = infra.limits ?? readLimitsFile();
   const decider = spendAwareDecider(engine, store, tools, limits.version);
+  // One process, one instance: the intake and approvals routes share its leases.
+  const rateLimiter = new RateLimiter({
+    policies: limits.limits.rateLimits,
+    counters: new DynamoRateCounters({ client, tableName }),
+    now: infra.rateLimitClock ?? now,
+    metrics: infra.metrics ?? noMetrics,
+    logger: infra.logger,
+  });
   const keyring = new GrantKeyring(infra.secrets);
   // What CURSOR_KEY_SECRET names in AWS: page cursors are signed with it.
   const cursors = once(async () => new CursorCodec(await infra.secrets.getSecret(SecretNames.cursorKey)));
@@ -157,6 +172,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       intake: { ...defaultIntakeConfig, ...settings.intake },
       cursors,
       limits,
+      rateLimiter,
     },
     saga: {
       actions: ledger,
@@ -187,6 +203,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       logger: infra.logger,
       cursors,
       limits,
+      rateLimiter,
     },
     steps: (connector) => {
       if (connector === undefined) throw new Error('The local runtime serves every connector: name one');

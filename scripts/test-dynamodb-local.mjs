@@ -24,6 +24,7 @@ const SUITES = [
   'test/receipts/receipts.test.ts',
   'test/saga/',
   'test/steps/grants.test.ts',
+  'test/limits/rate-counters.test.ts',
 ];
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;

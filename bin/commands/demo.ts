@@ -12,8 +12,8 @@ import { api, createContext, httpVendors, inProcessVendors, type VendorControl }
 import { runScenes, scenes } from '../demo/scenes';
 import { Timeline, wantsColor } from '../demo/timeline';
 
-/** `airlock demo`: a scripted agent plays the eight scenes of Airlock's story, checking each one. */
-export const summary = 'Play a scripted agent through 8 scenes (read, booking, approval, retry, compensation, IAM, deny, audit)';
+/** `airlock demo`: a scripted agent plays the scenes of Airlock's story, checking each one. */
+export const summary = 'Play a scripted agent through 9 scenes (read, booking, approval, retry, compensation, IAM, deny, audit, rate limit)';
 
 const usage = `Usage: airlock demo
 

@@ -2,32 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { RateLimitSchema, type RateLimit } from '../../lambdas/limits/config';
 import { RateLimiter } from '../../lambdas/limits/rate-limiter';
 import { RateLimitExceededError } from '../../lambdas/limits/rate-limits';
-import type { CounterKey, RateCounterStore, TakeResult } from '../../lambdas/ports/rate-counters';
+import { MemoryCounters } from '../helpers/rate-limits';
 import type { Logger } from '../../lambdas/shared/logger';
 
-/**
- * The limiter's bookkeeping over a counter store with DynamoDB's semantics in memory (one
- * conditional add per take), so writes can be counted; the same limiter runs over DynamoDB in
- * rate-counters.test.ts.
- */
-class MemoryCounters implements RateCounterStore {
-  readonly counts = new Map<string, number>();
-  takes = 0;
-  private id = (k: CounterKey) => `${k.policy}|${k.subject}|${k.window}|${k.shard}`;
-  async take(key: CounterKey, n: number, max: number): Promise<TakeResult> {
-    this.takes++;
-    const used = this.counts.get(this.id(key)) ?? 0;
-    if (used + n > max) return { taken: false };
-    this.counts.set(this.id(key), used + n);
-    return { taken: true, used: used + n };
-  }
-  async read(keys: readonly CounterKey[]): Promise<number[]> {
-    return keys.map((k) => this.counts.get(this.id(k)) ?? 0);
-  }
-  total(policy: string): number {
-    return [...this.counts].filter(([k]) => k.startsWith(`${policy}|`)).reduce((s, [, v]) => s + v, 0);
-  }
-}
+/** The limiter's bookkeeping over MemoryCounters (writes counted); over DynamoDB: rate-counters.test.ts. */
 
 const policy = (p: Partial<RateLimit> & Pick<RateLimit, 'id' | 'scope'>): RateLimit => RateLimitSchema.parse({ limit: 10, windowSeconds: 60, ...p });
 

@@ -44,8 +44,10 @@ export interface ControlPlaneOptions {
   approvalTimeoutSeconds?: number;
   /** Per vendor call budget in ms, reconcile included. */
   vendorTimeoutMs?: number;
-  /** The limits in force (rate limits, spend caps…); the shipped policies/limits.json when absent. */
+  /** The limits in force instead of policies/limits.json (tests inject small rate limits). */
   limits?: LoadedLimits;
+  /** The rate limiter's clock (its windows); the system clock by default. */
+  rateLimitClock?: () => Date;
 }
 
 /** What the control plane service exposes once started. */
@@ -167,6 +169,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           vendorBaseUrls: vendors.baseUrls,
           vendorFetch: stoppableFetch(stopping.signal),
           ...(options.limits ? { limits: options.limits } : {}),
+          ...(options.rateLimitClock ? { rateLimitClock: options.rateLimitClock } : {}),
         },
         {
           ...(options.intake ? { intake: options.intake } : {}),

@@ -13,7 +13,7 @@ import { runScenes, scenes } from '../demo/scenes';
 import { Timeline, wantsColor } from '../demo/timeline';
 
 /** `airlock demo`: a scripted agent plays the scenes of Airlock's story, checking each one. */
-export const summary = 'Play a scripted agent through 9 scenes (read, booking, approval, retry, compensation, IAM, deny, audit, spend cap)';
+export const summary = 'Play a scripted agent through 10 scenes (read, booking, approval, retry, compensation, IAM, deny, audit, spend cap, rate limit)';
 
 const usage = `Usage: airlock demo
 

@@ -518,8 +518,60 @@ const capBurstScene: Scene = {
   },
 };
 
+const QuotasSchema = z.object({ policies: z.array(z.object({ id: z.string(), scope: z.string(), limit: z.number(), windowSeconds: z.number(), remaining: z.number() })) });
+const QuotaProblemSchema = ProblemSchema.extend({ 'violated-policies': z.array(z.string()), retryAfter: z.number() });
+/** Most requests the scene sends to use up an agent's quota; a looser limit is not shown live. */
+const LOOP_BUDGET = 600;
+
+const rateLimitScene: Scene = {
+  n: 10,
+  title: 'A rate-limited agent: a loop is stopped with 429 and RateLimit headers',
+  async run(ctx) {
+    // A fresh agent name per run: its per-agent window starts empty whatever ran before.
+    const agent = { name: `loop-bot-${ctx.nonce}` };
+    const limits = await api(ctx, 'alice', 'GET', `/v1/limits?agent=${encodeURIComponent(agent.name)}`);
+    const quotas = parseAs(QuotasSchema, limits.body, 'GET /v1/limits');
+    const agentPolicy = quotas.policies.filter((p) => p.scope === 'agent').sort((a, b) => a.remaining - b.remaining)[0];
+    if (!agentPolicy) throw new SceneSkippedError('this server has no per-agent rate limit');
+    if (agentPolicy.remaining > LOOP_BUDGET) throw new SceneSkippedError(`the agent limit (${agentPolicy.limit}) is too loose to reach in a demo`);
+    ctx.out.act('alice', `GET /v1/limits?agent=${agent.name} → ${agentPolicy.id}: ${agentPolicy.remaining} of ${agentPolicy.limit} per ${agentPolicy.windowSeconds} s left`);
+
+    ctx.out.act(`${agent.name} (for alice)`, 'asks POST /v1/decisions about the same echo.say, over and over (a stuck loop)');
+    const preview = { tool: 'echo.say', arguments: { message: 'are we there yet?' }, agent };
+    // Eight at a time, as a busy agent would: stop at the first batch that is turned away.
+    let served = 0;
+    let refused: Awaited<ReturnType<typeof api>> | undefined;
+    while (!refused && served < agentPolicy.remaining + 16) {
+      const batch = await Promise.all(Array.from({ length: 8 }, () => api(ctx, 'alice', 'POST', '/v1/decisions', { body: preview })));
+      served += batch.filter((r) => r.status === 200).length;
+      refused = batch.find((r) => r.status !== 200);
+    }
+    ctx.out.got(`${served} answered 200, then ${refused?.status}; RateLimit: ${refused?.headers.get('ratelimit') ?? '(none)'}`);
+    expectThat(ctx, refused?.status === 429, `the loop is cut off with 429 after ${served} requests`, `it got ${refused?.status} after ${served} requests`);
+    expectThat(ctx, served <= agentPolicy.remaining, `never more than the ${agentPolicy.remaining} the limit had left`, `${served} were served`);
+
+    const newest = async () => {
+      const page = await api(ctx, 'alice', 'GET', '/v1/actions?limit=1');
+      return JSON.stringify((page.body as { items?: unknown[] } | undefined)?.items ?? []);
+    };
+    const before = await newest();
+    ctx.out.act(`${agent.name} (for alice)`, 'POST /v1/actions echo.say — now trying to act');
+    const res = await submit(ctx, 'alice', { ...preview, arguments: { message: 'let me through' } }, key(ctx, 'rate-limited'));
+    const problem = QuotaProblemSchema.safeParse(res.body);
+    ctx.out.got(`${res.status} ${problem.success ? problem.data.type : ''}; Retry-After: ${res.headers.get('retry-after')}; RateLimit-Policy: ${res.headers.get('ratelimit-policy')}`);
+    expectThat(ctx, res.status === 429 && problem.success, 'refused with 429 quota-exceeded', `got ${res.status}`);
+    expectThat(ctx, problem.data['violated-policies'].includes(agentPolicy.id), `violated-policies names ${agentPolicy.id}`, JSON.stringify(problem.data['violated-policies']));
+    expectThat(ctx, Number(res.headers.get('retry-after')) >= 1, `Retry-After says when to come back (${res.headers.get('retry-after')} s)`, 'no Retry-After');
+    expectThat(ctx, /;r=0;t=\d+$/.test(res.headers.get('ratelimit') ?? ''), 'RateLimit shows nothing left until the window resets', `RateLimit: ${res.headers.get('ratelimit')}`);
+    expectThat(ctx, (await newest()) === before, 'no action was recorded', 'a new action appeared');
+    const other = await api(ctx, 'alice', 'POST', '/v1/decisions', { body: { ...preview, agent: AGENT } });
+    expectThat(ctx, other.status === 200, 'alice\'s other agent is still served', `trip-bot got ${other.status}`);
+    return `a looping agent stopped at its limit: 429 quota-exceeded (${agentPolicy.id}) with Retry-After, nothing recorded`;
+  },
+};
+
 /** The scenes in the order the demo plays them. */
-export const scenes: readonly Scene[] = [readScene, bookingScene, approvalScene, replayScene, compensationScene, iamScene, denyScene, auditScene, capBurstScene];
+export const scenes: readonly Scene[] = [readScene, bookingScene, approvalScene, replayScene, compensationScene, iamScene, denyScene, auditScene, capBurstScene, rateLimitScene];
 
 /** How a run went. */
 export interface DemoOutcome {

@@ -14,6 +14,8 @@ import {
   DecisionBodySchema,
   DecisionResultSchema,
   HealthSchema,
+  LimitsQuerySchema,
+  LimitsViewSchema,
   PolicyDeniedProblemSchema,
   ProblemSchema,
   ToolCatalogSchema,
@@ -79,6 +81,7 @@ const requests = {
   ApprovalDecision: DecisionBodySchema,
   ActionListQuery: ActionListQuerySchema,
   ApprovalListQuery: ApprovalListQuerySchema,
+  LimitsQuery: LimitsQuerySchema,
 } satisfies Record<string, z.ZodType>;
 
 const responses = {
@@ -94,6 +97,7 @@ const responses = {
   ApprovalDecisionResult: DecisionResultSchema,
   DecisionPreview: DecisionPreviewSchema,
   Receipt: ReceiptViewSchema,
+  Limits: LimitsViewSchema,
 } satisfies Record<string, z.ZodType>;
 
 type RequestName = keyof typeof requests;
@@ -263,6 +267,16 @@ const operations: Record<string, OperationSpec> = {
     success: [{ status: 200, description: 'The decision policy would make now.', schema: 'DecisionPreview' }],
     errors: [{ status: 400, types: ['validation'], when: 'the envelope is invalid; `violations` lists every problem' }],
   },
+  'GET /v1/limits': {
+    operationId: 'getLimits',
+    tag: 'limits',
+    summary: 'Your rate limits',
+    description:
+      'Every rate limit the caller is counted by (global and per principal; with `agent`, that agent\'s; with `tool`, that tool\'s and its connector\'s), with the limit, the window, what is left of it and when it resets. This request itself counts like any other.',
+    query: 'LimitsQuery',
+    success: [{ status: 200, description: 'The quotas.', schema: 'Limits' }],
+    errors: [{ status: 400, types: ['validation'], when: 'the query string is invalid (unknown parameter, an agent name over 128 characters, an unknown tool)' }],
+  },
   'GET /v1/approvals': {
     operationId: 'listApprovals',
     tag: 'approvals',
@@ -317,6 +331,14 @@ function edgeErrors(route: RouteSpec, spec: OperationSpec): ErrorSpec[] {
     errors.push({ status: 415, types: ['unsupportedMediaType'], when: 'the body is not sent as application/json' });
   }
   errors.push({ status: 413, types: ['payloadTooLarge'], when: `the request body exceeds ${MAX_BODY_BYTES} bytes` });
+  if (counted(route)) {
+    errors.push({
+      status: 429,
+      types: ['quotaExceeded'],
+      when: 'the request would exceed a rate limit (`violated-policies` names them; nothing was recorded or run); retry after `Retry-After` seconds',
+      headers: ['RetryAfter', 'RateLimitPolicy', 'RateLimit'],
+    });
+  }
   // Every authenticated route reads the ledger except the catalog, which is static.
   const ledger = route.auth && route.path !== '/v1/tools';
   // Only a listing hands the ledger something a client shaped (its cursor position and filter).
@@ -330,6 +352,9 @@ function edgeErrors(route: RouteSpec, spec: OperationSpec): ErrorSpec[] {
   errors.push({ status: 500, types: ['internal'], when: 'something failed on the server; nothing internal is disclosed (`requestId` correlates with logs)' });
   return errors;
 }
+
+/** Routes the rate limits count (every authenticated /v1 route): their answers carry the RateLimit fields. */
+const counted = (route: RouteSpec) => route.auth && route.path.startsWith('/v1/');
 
 /** The problem+json response for one status: the problem schema narrowed to its types and status. */
 function problemResponse(errors: ErrorSpec[]): JsonObject {
@@ -359,6 +384,20 @@ const headerDocs: Record<string, { name: string; description: string; required: 
     schema: { type: 'string', enum: ['true'] },
   },
   RetryAfter: { name: 'Retry-After', description: 'Seconds to wait before retrying.', required: true, schema: { type: 'integer', minimum: 0 } },
+  RateLimitPolicy: {
+    name: 'RateLimit-Policy',
+    description:
+      'The tightest rate limit that counted this request (draft-ietf-httpapi-ratelimit-headers): its id, quota `q` and window `w` in seconds, e.g. `"principal-burst";q=600;w=60`. Absent when no limit applies.',
+    required: false,
+    schema: { type: 'string', pattern: '^"[a-z][a-z0-9-]*";q=[1-9][0-9]*;w=[1-9][0-9]*$' },
+  },
+  RateLimit: {
+    name: 'RateLimit',
+    description:
+      'Where that limit stands: its id, the requests `r` left in the window and the seconds `t` until it resets, e.g. `"principal-burst";r=42;t=17`. `r` is this server instance\'s estimate (GET /v1/limits reads the counters).',
+    required: false,
+    schema: { type: 'string', pattern: '^"[a-z][a-z0-9-]*";r=[0-9]+;t=[1-9][0-9]*$' },
+  },
   WWWAuthenticate: { name: 'WWW-Authenticate', description: '`Bearer`.', required: true, schema: { type: 'string', enum: ['Bearer'] } },
   Allow: { name: 'Allow', description: 'The methods the path accepts (RFC 9110), e.g. `GET, POST`.', required: true, schema: { type: 'string' } },
 };
@@ -392,6 +431,13 @@ function operation(route: RouteSpec, spec: OperationSpec, schemas: Record<string
     };
   }
   for (const status of [...byStatus.keys()].sort((a, b) => a - b)) responses[String(status)] = problemResponse(byStatus.get(status)!);
+  if (counted(route)) {
+    // Counted after the token is checked: every answer but a 401 says where the tightest limit stands.
+    for (const [status, response] of Object.entries(responses)) {
+      if (status === '401') continue;
+      response.headers = { ...(response.headers as JsonObject | undefined), [headerName('RateLimitPolicy')]: ref('headers', 'RateLimitPolicy'), [headerName('RateLimit')]: ref('headers', 'RateLimit') };
+    }
+  }
 
   const description =
     routeKey(route) === 'POST /v1/actions'
@@ -463,6 +509,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
         'On AWS, API Gateway\'s JWT authorizer answers a missing or invalid token itself (401 with a plain `{"message": "Unauthorized"}` body); the local server answers with the `urn:airlock:problem:unauthorized` problem documented on each route.',
         'Outside the handlers, API Gateway itself may answer 429 (stage throttling) or 404 for an unknown route with a plain `{"message": …}` body; the local server answers 404 `urn:airlock:problem:not-found` for an unknown path and 405 `urn:airlock:problem:method-not-allowed` (with `Allow`) for a known path with another method. `x-airlock-unrouted` declares these two refusals.',
         'Requests that are not valid HTTP never reach a route: the local server answers them with 400 `urn:airlock:problem:malformed-request` (control characters in a header, broken framing), 431 `urn:airlock:problem:headers-too-large` (request line and headers over 10,240 bytes, API Gateway\'s limit) or 408 `urn:airlock:problem:request-timeout`; on AWS, API Gateway answers them itself.',
+        '**Rate limits** (policies/limits.json: global, per principal, per agent, per tool, per connector; fixed windows): every answer to an authenticated `/v1` request carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers) for the tightest limit that counted it. Over a limit → 429 `https://iana.org/assignments/http-problem-types#quota-exceeded` with `violated-policies` and `Retry-After`; nothing is recorded. Tool and connector limits count `POST /v1/actions` only; agent limits count it and `POST /v1/decisions`. `GET /v1/limits` shows your quotas.',
         'Every response the end-to-end tests receive from the local runtime is validated against this document (JSON Schema 2020-12, strict): members not listed here are never sent.',
       ].join('\n\n'),
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
@@ -471,6 +518,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
       { name: 'actions', description: 'Submit and follow actions.' },
       { name: 'approvals', description: 'Human approval of actions that policy sends to a person.' },
       { name: 'tools', description: 'What an agent may call.' },
+      { name: 'limits', description: 'Rate limits: how much, not who.' },
       { name: 'meta', description: 'Health and this document.' },
     ],
     servers: [

@@ -22,6 +22,7 @@ export const routes: readonly RouteSpec[] = [
   { method: 'GET', path: '/v1/actions/{id}', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/actions/{id}/receipt', fn: 'receipts', auth: true },
   { method: 'POST', path: '/v1/decisions', fn: 'intake', auth: true },
+  { method: 'GET', path: '/v1/limits', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/approvals', fn: 'approvals', auth: true },
   { method: 'GET', path: '/v1/approvals/{id}', fn: 'approvals', auth: true },
   { method: 'POST', path: '/v1/approvals/{id}/decision', fn: 'approvals', auth: true },

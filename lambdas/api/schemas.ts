@@ -73,7 +73,7 @@ export const ProblemSchema = z
     detail: z.string().meta({ description: 'What went wrong and what to do about it, written for a human or an LLM.' }),
     instance: z.string().optional(),
     violations: z.array(ViolationSchema).optional().meta({ description: 'Every violation found (`validation`).' }),
-    retryAfter: z.number().int().min(0).optional().meta({ description: 'Seconds to wait before retrying, also in the Retry-After header (`idempotency-in-progress`, `unavailable`).' }),
+    retryAfter: z.number().int().min(0).optional().meta({ description: 'Seconds to wait before retrying, also in the Retry-After header (`idempotency-in-progress`, `unavailable`, `quota-exceeded`).' }),
     requestId: z.string().optional().meta({ description: 'Correlates a 5xx with the server logs (`internal`, `unavailable`).' }),
     policyIds: z.array(z.string()).optional().meta({ description: 'The Cedar policies behind a refusal (`approval-forbidden`).' }),
     limit: z.number().int().optional().meta({ description: 'The body size limit in bytes (`payload-too-large`).' }),
@@ -85,6 +85,7 @@ export const ProblemSchema = z
     planHash: PlanHashSchema.optional().meta({ description: 'The plan waiting for approval (`plan-mismatch`).' }),
     vote: VoteSchema.optional().meta({ description: 'The vote already cast (`vote-conflict`).' }),
     spendCap: SpendCapExceededSchema.optional().meta({ description: 'The cap the plan would cross (`spend-cap-exceeded`).' }),
+    'violated-policies': z.array(z.string()).optional().meta({ description: 'The rate-limit policies the request would exceed (`quota-exceeded`).' }),
   })
   .meta({
     id: 'Problem',
@@ -370,6 +371,32 @@ export const ReceiptViewSchema = z
   })
   .meta({ id: 'Receipt', description: 'A receipt as stored, and its check against the signed digests.' });
 export type ReceiptViewBody = z.infer<typeof ReceiptViewSchema>;
+// ── limits ──────────────────────────────────────────────────────────────────
+
+/** GET /v1/limits query string: the agent and tool an action would name, to see their quotas too. */
+export const LimitsQuerySchema = z
+  .object({
+    agent: z.string().min(1).max(128).optional().meta({ description: 'An agent name (`agent.name` of an envelope): adds the agent policies for it.' }),
+    tool: z.string().min(1).max(200).optional().meta({ description: 'A tool name (`<connector>.<tool>`, from GET /v1/tools): adds the tool and connector policies for it.' }),
+  })
+  .strict();
+
+export const QuotaSchema = z
+  .object({
+    id: z.string().meta({ description: 'The policy id, as in `RateLimit-Policy` and `violated-policies`.' }),
+    scope: z.enum(['global', 'principal', 'agent', 'tool', 'connector']),
+    subject: z.string().nullable().meta({ description: 'The agent, tool or connector counted; null for global and principal policies (the caller).' }),
+    limit: z.number().int().min(1).meta({ description: 'Requests admitted per window (`q`).' }),
+    windowSeconds: z.number().int().min(1).meta({ description: 'The fixed window (`w`); windows start at whole multiples of it since the epoch.' }),
+    remaining: z.number().int().min(0).meta({ description: 'Left in the current window (`r`), blocks leased by function instances counted as used.' }),
+    resetSeconds: z.number().int().min(1).meta({ description: 'Seconds until the window resets (`t`).' }),
+    resetAt: TimestampSchema,
+  })
+  .meta({ id: 'Quota' });
+
+export const LimitsViewSchema = z
+  .object({ policies: z.array(QuotaSchema) })
+  .meta({ id: 'Limits', description: 'Every rate limit the caller (and, when named, the agent and tool) is counted by.' });
 
 // ── misc ────────────────────────────────────────────────────────────────────
 

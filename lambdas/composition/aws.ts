@@ -5,6 +5,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
+import { DynamoRateCounters } from '../adapters/aws/dynamo-rate-counters';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
@@ -16,9 +17,10 @@ import { StepFunctionsWorkflow } from '../adapters/aws/sfn-workflow';
 import { defaultIntakeConfig } from '../intake/intake';
 import { logger, tracer } from '../middleware/powertools';
 import type { PolicyEngine } from '../policy/index';
-import { readLimitsFile } from '../limits/config';
-import { spendAwareDecider } from '../policy/decider';
+import { readLimitsFile, type LoadedLimits } from '../limits/config';
+import { RateLimiter } from '../limits/rate-limiter';
 import { noMetrics } from '../ports/metrics';
+import { spendAwareDecider } from '../policy/decider';
 import { SpendCaps } from '../spend/caps';
 import { CursorCodec } from '../shared/cursor';
 import { GrantKeyring } from '../steps/grants';
@@ -69,6 +71,17 @@ async function policyEngine(dir: string | undefined): Promise<PolicyEngine> {
 /** The limits file the stack ships beside the bundle, read and validated once per cold start. */
 const limitsIn = (file: string | undefined) => (file ? readLimitsFile(file) : readLimitsFile());
 
+/** This instance's rate limiter over the ledger's window counters. */
+function rateLimiter(limits: LoadedLimits, db: DynamoDBClient, tableName: string): RateLimiter {
+  return new RateLimiter({
+    policies: limits.limits.rateLimits,
+    counters: new DynamoRateCounters({ client: db, tableName }),
+    now: () => new Date(),
+    metrics: noMetrics,
+    logger,
+  });
+}
+
 /** Page cursors, keyed by the secret the stack names; read on the first listing, not at cold start. */
 function cursorCodec(secretName: string): Lazy<CursorCodec> {
   return once(async () => new CursorCodec(await (await secrets()).getSecret(secretName)));
@@ -93,6 +106,7 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     tools: toolRegistry,
     intake: { ...defaultIntakeConfig, idempotencyRetentionMs: env[N.idempotencyRetentionHours] * 3_600_000 },
     cursors: cursorCodec(env[N.cursorKeySecret]),
+    rateLimiter: rateLimiter(limits, db, env[N.ledgerTable]),
   };
 });
 
@@ -134,8 +148,10 @@ export const approvalsDeps: Lazy<ApprovalsFunctionDeps> = /* @__PURE__ */ once(a
   const env = readEnv(ApprovalsEnv);
   const db = await dynamo();
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
+  const limits = limitsIn(env[N.limitsFile]);
   return {
-    limits: limitsIn(env[N.limitsFile]),
+    limits,
+    rateLimiter: rateLimiter(limits, db, env[N.ledgerTable]),
     actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
     events: store,

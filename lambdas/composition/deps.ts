@@ -9,6 +9,7 @@ import type { SagaDeps } from '../saga/tasks';
 import type { CursorCodec } from '../shared/cursor';
 import type { RunStepDeps } from '../steps/run-step';
 import type { LoadedLimits } from '../limits/config';
+import type { RateLimiter } from '../limits/rate-limiter';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -49,6 +50,8 @@ export interface IntakeFunctionDeps {
   cursors: Lazy<CursorCodec>;
   /** The limits file in force, read once per cold start. */
   limits: LoadedLimits;
+  /** This instance's rate limiter (its leases live as long as the instance). */
+  rateLimiter: RateLimiter;
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */
@@ -58,6 +61,7 @@ export type SagaFunctionDeps = SagaDeps & { limits: LoadedLimits };
 export interface ApprovalsFunctionDeps extends ApprovalsDeps {
   cursors: Lazy<CursorCodec>;
   limits: LoadedLimits;
+  rateLimiter: RateLimiter;
 }
 
 /**

@@ -2,6 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { join } from 'node:path';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
+import { DynamoRateCounters } from '../adapters/aws/dynamo-rate-counters';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
 import { FileAuditStore } from '../adapters/local/file-audit-store';
@@ -10,8 +11,9 @@ import { DEFAULT_APPROVAL_TIMEOUT_SECONDS } from '../approvals/approvals';
 import { defaultIntakeConfig, type IntakeConfig } from '../intake/intake';
 import { loadPolicyEngine } from '../policy/index';
 import { readLimitsFile, type LoadedLimits } from '../limits/config';
-import { spendAwareDecider } from '../policy/decider';
+import { RateLimiter } from '../limits/rate-limiter';
 import { noMetrics, type Metrics } from '../ports/metrics';
+import { spendAwareDecider } from '../policy/decider';
 import { SpendCaps } from '../spend/caps';
 import type { SecretsPort } from '../ports/secrets';
 import { SecretNames } from '../ports/secrets';
@@ -54,9 +56,11 @@ export interface LocalInfrastructure {
   vendorFetch?: typeof fetch;
   tools?: ToolRegistry;
   now?: () => Date;
-  /** The limits in force; the shipped policies/limits.json when absent. */
+  /** The limits in force; the shipped policies/limits.json when absent (tests inject small ones). */
   limits?: LoadedLimits;
-  /** Where metrics go (none by default). */
+  /** The rate limiter's clock (its windows), `now` when absent: tests pin windows without moving other clocks. */
+  rateLimitClock?: () => Date;
+  /** Where the safety metrics go (none recorded when absent). */
   metrics?: Metrics;
 }
 
@@ -109,6 +113,14 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   // stepwise; any other endpoint (DynamoDB Local) gets all-or-none transactions.
   const capStore = new DynamoSpendCapStore({ client, tableName });
   const decider = spendAwareDecider(engine, caps, capStore, tools, limits.version);
+  // One process, one instance: the intake and approvals routes share its leases.
+  const rateLimiter = new RateLimiter({
+    policies: limits.limits.rateLimits,
+    counters: new DynamoRateCounters({ client, tableName }),
+    now: infra.rateLimitClock ?? now,
+    metrics: infra.metrics ?? noMetrics,
+    logger: infra.logger,
+  });
   const keyring = new GrantKeyring(infra.secrets);
   // What CURSOR_KEY_SECRET names in AWS: page cursors are signed with it.
   const cursors = once(async () => new CursorCodec(await infra.secrets.getSecret(SecretNames.cursorKey)));
@@ -166,6 +178,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       intake: { ...defaultIntakeConfig, ...settings.intake },
       cursors,
       limits,
+      rateLimiter,
     },
     saga: {
       actions: ledger,
@@ -196,6 +209,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       logger: infra.logger,
       cursors,
       limits,
+      rateLimiter,
     },
     steps: (connector) => {
       if (connector === undefined) throw new Error('The local runtime serves every connector: name one');

@@ -1,6 +1,6 @@
 import { actionDetailView, actionView, canView } from '../actions/view';
 import { openApiDocument } from '../api/openapi';
-import { ActionListQuerySchema } from '../api/schemas';
+import { ActionListQuerySchema, LimitsQuerySchema } from '../api/schemas';
 import { intakeDeps } from '../composition/aws';
 import type { IntakeFunctionDeps, Lazy } from '../composition/deps';
 import { httpApi, queryViolations, type HttpRequest } from '../middleware/http';
@@ -9,6 +9,8 @@ import type { CursorScope } from '../shared/cursor';
 import { ActionIdPattern } from '../shared/ids';
 import { badRequest, notFound } from '../shared/problem';
 import { toolCatalog } from '../tools/catalog';
+import { admitRequest } from '../limits/http';
+import { rateRequestOf } from '../limits/rate-limits';
 import { intakeProblem, postAction } from './http';
 import { previewDecision } from './intake';
 
@@ -69,6 +71,22 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
         },
       },
 
+      'GET /v1/limits': {
+        auth: true,
+        handle: async (req) => {
+          const query = LimitsQuerySchema.safeParse(req.query);
+          if (!query.success) throw badRequest('The query string is invalid.', queryViolations(query.error));
+          const rt = await deps();
+          const { agent, tool } = query.data;
+          if (tool !== undefined && !rt.tools.find(tool)) {
+            throw badRequest(`Unknown tool "${tool.slice(0, 100)}".`, [{ path: 'query:tool', message: 'not a tool GET /v1/tools lists' }]);
+          }
+          // The quotas an action with this agent and tool would be counted by.
+          const request = rateRequestOf(principalOf(req).sub, { ...(agent ? { agent: { name: agent } } : {}), ...(tool ? { tool } : {}) }, { countsTools: true, isTool: () => true });
+          return { status: 200, body: { policies: await rt.rateLimiter.quotas(request) } };
+        },
+      },
+
       'GET /v1/actions': {
         auth: true,
         handle: async (req) => {
@@ -93,7 +111,7 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
         },
       },
     },
-    { problems: intakeProblem },
+    { problems: intakeProblem, admit: async (req) => admitRequest(await deps().then((rt) => ({ limiter: rt.rateLimiter, tools: rt.tools })), req) },
   );
 }
 

@@ -173,6 +173,17 @@ export function problemResponses(domain?: ProblemMapper): middy.MiddlewareObj<Ht
 }
 
 /**
+ * Counts an authenticated /v1 request before its route runs (the rate limits): the response
+ * headers to add to whatever the route answers, or a thrown ProblemError (429) that refuses it.
+ */
+export type RequestAdmission = (req: { routeKey: string; principal: Principal; body: unknown; logger: Logger }) => Promise<Record<string, string>>;
+
+/** Adds headers to a result (the route's own win on a clash). */
+function withHeaders(result: HttpResult, headers: Record<string, string>): HttpResult {
+  return Object.keys(headers).length === 0 ? result : { ...result, headers: { ...headers, ...(result.headers ?? {}) } };
+}
+
+/**
  * Builds the Lambda handler for an API function from its route table: Powertools Logger and
  * Tracer, the problem-document error middleware, then the route. Middleware first, handler
  * last: the route function sees a parsed, authenticated request.
@@ -183,6 +194,8 @@ export function httpApi(
     problems?: ProblemMapper;
     /** Inside another handler that already runs the Powertools middlewares (the approvals function): skip them here. */
     nested?: boolean;
+    /** Counts every authenticated /v1 request (the rate limits); its headers go on every answer to it. */
+    admit?: RequestAdmission;
   } = {},
 ) {
   const dispatch = async (event: HttpEvent, context: Context): Promise<HttpResult> => {
@@ -193,21 +206,39 @@ export function httpApi(
     const headers = lowerHeaders(event.headers);
     const principal = route.auth ? authenticate(event, headers, log) : undefined;
     if (principal) annotate({ principal: principal.sub });
-    const req: HttpRequest = {
-      routeKey: event.routeKey,
-      method: event.requestContext.http.method,
-      path: event.rawPath,
-      headers,
-      pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
-      query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
-      // A GET's content has no meaning (RFC 9110 §9.3.1): ignore it rather than give reads
-      // failure modes (415, malformed JSON) that no operation documents.
-      body: BODYLESS_METHODS.has(event.requestContext.http.method) ? undefined : decodeBody(event),
-      principal,
-      requestId,
-      logger: log,
-    };
-    return jsonResult(await route.handle(req));
+    const method = event.requestContext.http.method;
+    // A GET's content has no meaning (RFC 9110 §9.3.1): ignore it rather than give reads
+    // failure modes (415, malformed JSON) that no operation documents.
+    let body: unknown;
+    let bodyError: unknown;
+    try {
+      body = BODYLESS_METHODS.has(method) ? undefined : decodeBody(event);
+    } catch (error) {
+      bodyError = error;
+    }
+    // Counted before the route runs, malformed bodies too: a refused request reaches nothing.
+    const counted =
+      options.admit && principal && event.rawPath.startsWith('/v1/') ? await options.admit({ routeKey: event.routeKey, principal, body, logger: log }) : {};
+    try {
+      if (bodyError !== undefined) throw bodyError;
+      const req: HttpRequest = {
+        routeKey: event.routeKey,
+        method,
+        path: event.rawPath,
+        headers,
+        pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
+        query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
+        body,
+        principal,
+        requestId,
+        logger: log,
+      };
+      return withHeaders(jsonResult(await route.handle(req)), counted);
+    } catch (error) {
+      // Answered here rather than by the error middleware, so a refusal still carries the counts.
+      if (Object.keys(counted).length === 0) throw error;
+      return withHeaders(errorToResult(error, requestId, log, options.problems), counted);
+    }
   };
   const handler = middy<HttpEvent, HttpResult, Error, Context>();
   if (!options.nested) {

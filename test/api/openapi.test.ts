@@ -150,7 +150,7 @@ describe('the OpenAPI document', () => {
     for (const t of ['idempotency-key-missing', 'idempotency-key-reused', 'idempotency-in-progress']) expect(text).toContain(`urn:airlock:problem:${t}`);
     expect(text).toMatch(/`travel\.book_flight` \| commit/);
     const responses = op.responses as Record<string, JsonObject>;
-    expect(Object.keys(responses).sort()).toEqual(['200', '202', '400', '401', '403', '409', '413', '415', '422', '500', '503']);
+    expect(Object.keys(responses).sort()).toEqual(['200', '202', '400', '401', '403', '409', '413', '415', '422', '429', '500', '503']);
     expect(responses['200']!.headers).toMatchObject({ Location: expect.anything(), 'Preference-Applied': expect.anything(), 'Idempotent-Replayed': expect.anything() });
     expect(Object.keys(responses['202']!.headers as object)).toContain('Location');
     expect(Object.keys(responses['409']!.headers as object)).toContain('Retry-After');
@@ -201,17 +201,19 @@ describe('the OpenAPI document', () => {
  */
 const EXPECTED_4XX: Record<string, number[]> = {
   // The local server caps every request body (413); a GET's body is otherwise ignored.
+  // Every authenticated /v1 route is counted by the rate limits (429).
   'GET /healthz': [413],
   'GET /openapi.json': [413],
-  'GET /v1/tools': [401, 413],
-  'POST /v1/actions': [400, 401, 403, 409, 413, 415, 422],
-  'GET /v1/actions': [400, 401, 413],
-  'GET /v1/actions/{id}': [401, 404, 413],
-  'GET /v1/actions/{id}/receipt': [401, 404, 413],
-  'POST /v1/decisions': [400, 401, 413, 415],
-  'GET /v1/approvals': [400, 401, 413],
-  'GET /v1/approvals/{id}': [401, 404, 413],
-  'POST /v1/approvals/{id}/decision': [400, 401, 403, 404, 409, 413, 415],
+  'GET /v1/tools': [401, 413, 429],
+  'POST /v1/actions': [400, 401, 403, 409, 413, 415, 422, 429],
+  'GET /v1/actions': [400, 401, 413, 429],
+  'GET /v1/actions/{id}': [401, 404, 413, 429],
+  'GET /v1/actions/{id}/receipt': [401, 404, 413, 429],
+  'POST /v1/decisions': [400, 401, 413, 415, 429],
+  'GET /v1/limits': [400, 401, 413, 429],
+  'GET /v1/approvals': [400, 401, 413, 429],
+  'GET /v1/approvals/{id}': [401, 404, 413, 429],
+  'POST /v1/approvals/{id}/decision': [400, 401, 403, 404, 409, 413, 415, 429],
 };
 
 describe('every operation documents its errors and its security', () => {
@@ -225,7 +227,8 @@ describe('every operation documents its errors and its security', () => {
     for (const status of statuses.filter((s) => s >= 400)) {
       const res = (op.responses as Record<string, JsonObject>)[String(status)]!;
       expect(Object.keys(res.content as object), `${key} ${status}`).toEqual(['application/problem+json']);
-      expect(res.description, `${key} ${status}`).toMatch(/`urn:airlock:problem:[a-z-]+`: ./);
+      // Airlock's own URNs, or a type IANA registers (quota-exceeded).
+      expect(res.description, `${key} ${status}`).toMatch(/`(urn:airlock:problem:[a-z-]+|https:\/\/iana\.org\/assignments\/http-problem-types#[a-z-]+)`: ./);
     }
     const headersOf = (status: number) => Object.keys(((op.responses as Record<string, JsonObject>)[String(status)]!.headers ?? {}) as object);
     if (route.auth) expect(headersOf(401), key).toContain('WWW-Authenticate');

@@ -7,6 +7,7 @@ import { MAX_BODY_BYTES } from '../../lambdas/middleware/http';
 import { approvalIdFor } from '../../lambdas/shared/ids';
 import { contractChecker, validatedCounts, validateResponse } from '../helpers/contract';
 import { bigTrip, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
+import { limitsWithRates } from '../helpers/rate-limits';
 
 /**
  * A tour of the published contract over HTTP: every status the document lists for an
@@ -196,6 +197,42 @@ describe('the contract, operation by operation', () => {
     expect((await postJson(decision, bob, vote)).status).toBe(200);
     const changed = await postJson(decision, bob, { ...vote, decision: 'reject', comment: 'changed my mind' });
     expect(changed.body).toMatchObject({ status: 409, type: 'urn:airlock:problem:vote-conflict', vote: { decision: 'approve' } });
+  });
+
+  it('GET /v1/limits: the caller\'s quotas, and 400 for a bad query', async () => {
+    const limits = await call('GET', '/v1/limits?agent=contract&tool=echo.say', { token: alice });
+    expect(limits.status).toBe(200);
+    expect(limits.body!.policies.map((p: { scope: string }) => p.scope)).toEqual(expect.arrayContaining(['global', 'principal', 'agent', 'tool', 'connector']));
+    expect((await call('GET', '/v1/limits?tool=nope.nothing', { token: alice })).status).toBe(400);
+    expect((await call('GET', '/v1/limits?planet=mars', { token: alice })).status).toBe(400);
+  });
+
+  it('answers 429 on every counted route once the caller is over a limit', async () => {
+    // A second runtime with one request per principal per hour, its windows on a pinned clock.
+    const limited = await startTestControlPlane({
+      controlPlane: {
+        limits: limitsWithRates([{ id: 'principal-hourly', scope: 'principal', limit: 1, windowSeconds: 3_600 }]),
+        rateLimitClock: () => new Date(Date.UTC(2030, 0, 1, 0, 30)),
+      },
+    });
+    try {
+      const carl = await limited.token('contract-carl', { roles: ['Employee'] });
+      const first = await fetch(`${limited.url}/v1/tools`, { headers: { authorization: `Bearer ${carl}` } });
+      expect(first.status).toBe(200);
+      expect(first.headers.get('ratelimit')).toBe('"principal-hourly";r=0;t=1800');
+      for (const route of routes.filter((r) => r.auth)) {
+        const res = await fetch(`${limited.url}${concrete(route.path)}`, {
+          method: route.method,
+          headers: { authorization: `Bearer ${carl}`, 'content-type': 'application/json', 'idempotency-key': 'c-limited' },
+          ...(route.method === 'POST' ? { body: JSON.stringify(echo('over')) } : {}),
+        });
+        expect(res.status, `${route.method} ${route.path}`).toBe(429);
+        expect(res.headers.get('retry-after')).toBe('1800');
+        expect(await res.json()).toMatchObject({ type: 'https://iana.org/assignments/http-problem-types#quota-exceeded', 'violated-policies': ['principal-hourly'] });
+      }
+    } finally {
+      await limited.close();
+    }
   });
 
   it('refuses requests outside the document as it declares', async () => {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createContext, inProcessVendors } from '../../bin/demo/context';
 import { runScenes, scenes } from '../../bin/demo/scenes';
+import { limitsWithRates } from '../helpers/rate-limits';
 import { Timeline } from '../../bin/demo/timeline';
 import { startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
 
@@ -78,6 +79,7 @@ describe('airlock demo', () => {
       [7, 'deny-listed supplier refused: 403 procurement.denied-vendor with its reason'],
       [8, 'audit verify passes; a tampered copy fails and names the receipt'],
       [9, 'never past the cap'],
+      [10, 'a looping agent stopped at its limit: 429 quota-exceeded (agent-burst) with Retry-After, nothing recorded'],
     ] as const) {
       expect(run.stdout).toMatch(new RegExp(`PASS scene ${n}: .*${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     }
@@ -88,8 +90,8 @@ describe('airlock demo', () => {
     const days = await readdir(join(home, 'audit', 'receipts'));
     expect(days.length).toBeGreaterThan(0);
     expect(await readdir(home)).not.toContain('sandbox-vendors.json');
-    // Nine scenes, the last a burst of parallel orders: give a loaded CI machine room.
-  }, 120_000);
+    // Ten scenes: a burst of parallel orders, then an agent's whole minute quota (about 120 previews): room for a loaded CI machine.
+  }, 180_000);
 
   it('reports a scene as failed when Airlock does not behave as described', async () => {
     // Prepare: the travel vendor refuses the next booking, so scene 2's booking cannot complete.
@@ -105,6 +107,26 @@ describe('airlock demo', () => {
     // Scene 4 depends on scene 2 and says so rather than passing vacuously.
     const next = await runScenes(ctx, [scenes[3]!]);
     expect(next.failed).toEqual([{ n: 4, reason: expect.stringMatching(/scene 2 did not complete/) }]);
+  });
+
+  it('stops a looping agent at whatever per-agent limit the server has, and skips when there is none', async () => {
+    // Prepare: a small agent limit, so the scene's loop is short.
+    cp = await startTestControlPlane({
+      controlPlane: { limits: limitsWithRates([{ id: 'agent-minute', scope: 'agent', limit: 5, windowSeconds: 60, lease: 1 }, { id: 'principal-minute', scope: 'principal', limit: 1000, windowSeconds: 60 }]) },
+    });
+    const { ctx, printed } = await contextOver(cp);
+    const rateLimited = scenes.find((s) => s.n === 9)!;
+    // Act
+    const outcome = await runScenes(ctx, [rateLimited]);
+    // Assess
+    expect(outcome.failed).toEqual([]);
+    expect(outcome.passed).toEqual([9]);
+    expect(printed()).toMatch(/5 answered 200, then 429/);
+    expect(printed()).toContain('PASS scene 9: a looping agent stopped at its limit: 429 quota-exceeded (agent-minute)');
+    await cp.close();
+    cp = await startTestControlPlane({ controlPlane: { limits: limitsWithRates([]) } });
+    const none = await runScenes((await contextOver(cp)).ctx, [rateLimited]);
+    expect(none.skipped).toEqual([{ n: 9, reason: 'this server has no per-agent rate limit' }]);
   });
 
   it('skips the vendor fault, saying why, when it cannot reach the vendors’ admin', async () => {

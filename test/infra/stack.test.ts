@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { connectors } from '../../lambdas/tools/registry';
 import { routeKey, routes } from '../../lambdas/api/routes';
 import { SecretNames } from '../../lambdas/ports/secrets';
+import { routes as apiRoutes } from '../../lambdas/api/routes';
 import { CONNECTOR_KEY_PREFIXES, LEDGER_CONNECTOR_ACTIONS, LEDGER_READ_WRITE_ACTIONS } from '../../lib/constructs/ledger';
 import { deriveSagaTimeouts, STANDARD_MAX_EXECUTION_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/saga/timeouts';
 import { sagaTimeoutConfig } from '../../lib/config';
@@ -196,6 +197,18 @@ describe('ledger', () => {
         });
       }
     }
+  });
+
+  it('lets every function serving /v1 routes count requests against rate limits, and the receipts function none', () => {
+    // The rate-limit window counters (ledger.md RATE#) are taken with UpdateItem and read with BatchGetItem.
+    const serving = new Set(apiRoutes.filter((r) => r.auth && r.path.startsWith('/v1/')).map((r) => r.fn));
+    expect([...serving].sort()).toEqual(['approvals', 'intake']);
+    for (const name of serving) {
+      const statements = allows(roles[name]!).filter((st) => actionsOf(st).includes('dynamodb:UpdateItem'));
+      expect(statements.flatMap(actionsOf), name).toEqual(expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:BatchGetItem']));
+      expect(statements.flatMap((st) => [st.Resource].flat()), name).toContainEqual({ 'Fn::GetAtt': [logicalId(s.stack.ledger.table), 'Arn'] });
+    }
+    expect(allows(roles.receipts!).flatMap(actionsOf)).not.toContain('dynamodb:UpdateItem');
   });
 
   it('sets LEDGER_TABLE on every function bound to the ledger', () => {

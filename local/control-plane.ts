@@ -3,6 +3,8 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DynamoLedger } from '../lambdas/adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../lambdas/adapters/aws/dynamo-saga-store';
+import { FileMetrics } from '../lambdas/adapters/local/file-metrics';
+import type { MetricRefusal } from '../lambdas/observability/catalog';
 import { TerminalStatuses, type ActionStatus } from '../lambdas/actions/action';
 import { createApprovalsHandler } from '../lambdas/approvals/handler';
 import type { Lazy } from '../lambdas/composition/deps';
@@ -43,6 +45,8 @@ export interface ControlPlaneOptions {
   approvalTimeoutSeconds?: number;
   /** Per vendor call budget in ms, reconcile included. */
   vendorTimeoutMs?: number;
+  /** Hears of every metric sample the catalog refused (tests fail on any). */
+  onMetricRefused?: (refusal: MetricRefusal) => void;
 }
 
 /** What the control plane service exposes once started. */
@@ -54,6 +58,8 @@ export interface ControlPlane {
   ledger: DynamoLedger;
   store: DynamoSagaStore;
   receipts: LocalReceipts;
+  /** The metrics recorder (`<AIRLOCK_HOME>/metrics.jsonl`) every function writes to. */
+  metrics: FileMetrics;
 }
 
 /**
@@ -152,6 +158,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       // Every digest declares this schedule, so `audit verify` can tell a vault that stops early.
       const digestIntervalMs = options.digestIntervalMs ?? 60_000;
       const stopping = new AbortController();
+      const metrics = new FileMetrics(ctx.stateDir);
       composition = composeLocal(
         {
           stateDir: ctx.stateDir,
@@ -163,6 +170,8 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           connectorFunction: (connector: string) => localFunctionArn(`connector-${connector}`),
           vendorBaseUrls: vendors.baseUrls,
           vendorFetch: stoppableFetch(stopping.signal),
+          metrics,
+          ...(options.onMetricRefused ? { onMetricRefused: options.onMetricRefused } : {}),
         },
         {
           ...(options.intake ? { intake: options.intake } : {}),
@@ -193,7 +202,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       const vendorsFile = join(ctx.stateDir, SANDBOX_VENDORS_FILE);
       await writeFile(vendorsFile, JSON.stringify({ baseUrls: vendors.baseUrls, adminTokens: vendors.adminTokens }), { mode: 0o600 });
 
-      onStarted?.({ runner, composition, vendors, ledger, store, receipts });
+      onStarted?.({ runner, composition, vendors, ledger, store, receipts, metrics });
       return {
         async stop() {
           await rm(vendorsFile, { force: true });
@@ -204,6 +213,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           await runner.close();
           // The closing digest says the writer stopped here, so a stopped vault still verifies.
           await receipts.writeDigestNow({ closing: true }).catch((error: unknown) => ctx.logger.error('digest failed', { error }));
+          metrics.flush();
           if (!options.externalVendors) await vendors.close();
         },
         handlers,

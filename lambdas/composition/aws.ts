@@ -13,7 +13,10 @@ import { SecretsManagerSecrets } from '../adapters/aws/secrets-manager';
 import { StepFunctionsCallbacks } from '../adapters/aws/sfn-callbacks';
 import { StepFunctionsWorkflow } from '../adapters/aws/sfn-workflow';
 import { defaultIntakeConfig } from '../intake/intake';
-import { logger, tracer } from '../middleware/powertools';
+import { logger, metrics as emfMetrics, tracer } from '../middleware/powertools';
+import { boundedMetrics, vocabularyOf } from '../observability/catalog';
+import type { LoadedLimits } from '../limits/config';
+import type { Metrics } from '../ports/metrics';
 import type { PolicyEngine } from '../policy/index';
 import { readLimitsFile } from '../limits/config';
 import { spendAwareDecider } from '../policy/decider';
@@ -66,6 +69,17 @@ async function policyEngine(dir: string | undefined): Promise<PolicyEngine> {
 /** The limits file the stack ships beside the bundle, read and validated once per cold start. */
 const limitsIn = (file: string | undefined) => (file ? readLimitsFile(file) : readLimitsFile());
 
+/**
+ * The function's metrics: Powertools EMF behind the catalog's bounds (names, units, and
+ * dimension values from this deployment's tools, policies and limits only). A refused sample
+ * is a bug in the emitting code: logged, never thrown.
+ */
+function metricsFor(limits: LoadedLimits, engine?: PolicyEngine): Metrics {
+  return boundedMetrics(emfMetrics, vocabularyOf({ tools: toolRegistry, limits: limits.limits, ...(engine ? { policies: engine.policies } : {}) }), (refusal) =>
+    logger.warn('metric refused by the catalog', { ...refusal }),
+  );
+}
+
 /** Page cursors, keyed by the secret the stack names; read on the first listing, not at cold start. */
 function cursorCodec(secretName: string): Lazy<CursorCodec> {
   return once(async () => new CursorCodec(await (await secrets()).getSecret(secretName)));
@@ -78,13 +92,15 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
   const ledger = new DynamoLedger({ client: db, tableName: env[N.ledgerTable] });
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   const limits = limitsIn(env[N.limitsFile]);
+  const engine = await policyEngine(env[N.policyDir]);
   return {
     limits,
+    metrics: metricsFor(limits, engine),
     actions: ledger,
     steps: store,
     idempotency: ledger,
     workflow: new StepFunctionsWorkflow({ stateMachineArn: env[N.stateMachineArn], client: await stepFunctions() }),
-    decider: spendAwareDecider(await policyEngine(env[N.policyDir]), store, toolRegistry, limits.version),
+    decider: spendAwareDecider(engine, store, toolRegistry, limits.version),
     tools: toolRegistry,
     intake: { ...defaultIntakeConfig, idempotencyRetentionMs: env[N.idempotencyRetentionHours] * 3_600_000 },
     cursors: cursorCodec(env[N.cursorKeySecret]),
@@ -102,6 +118,7 @@ export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () =>
   const limits = limitsIn(env[N.limitsFile]);
   return {
     limits,
+    metrics: metricsFor(limits, engine),
     actions: ledger,
     steps: store,
     events: store,
@@ -127,14 +144,17 @@ export const approvalsDeps: Lazy<ApprovalsFunctionDeps> = /* @__PURE__ */ once(a
   const env = readEnv(ApprovalsEnv);
   const db = await dynamo();
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
+  const limits = limitsIn(env[N.limitsFile]);
+  const engine = await policyEngine(env[N.policyDir]);
   return {
-    limits: limitsIn(env[N.limitsFile]),
+    limits,
+    metrics: metricsFor(limits, engine),
     actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
     events: store,
     callbacks: new StepFunctionsCallbacks({ client: await stepFunctions() }),
     publisher: new EventBridgePublisher({ eventBusName: env[N.approvalEventBus], client: await eventBridge() }),
-    engine: await policyEngine(env[N.policyDir]),
+    engine,
     tools: toolRegistry,
     timeoutSeconds: env[N.approvalTimeoutSeconds],
     now: () => new Date(),
@@ -149,7 +169,8 @@ export const stepsDeps: Lazy<StepsFunctionDeps> = /* @__PURE__ */ once(async () 
   const served = env[N.connectorName];
   const vendorBaseUrl = env[N.vendorBaseUrl];
   const vault = await secrets();
-  const deps: RunStepDeps = {
+  const deps: RunStepDeps & { metrics: Metrics } = {
+    metrics: metricsFor(limitsIn(env[N.limitsFile])),
     connector: served,
     steps: new DynamoSagaStore({ client: await dynamo(), tableName: env[N.ledgerTable] }),
     keyring: new GrantKeyring(vault),
@@ -173,6 +194,7 @@ export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = /* @__PURE__ */ once(asy
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   return {
     deps: {
+      metrics: metricsFor(limitsIn(env[N.limitsFile])),
       actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
       steps: store,
       events: store,

@@ -9,6 +9,7 @@ import type { SagaDeps } from '../saga/tasks';
 import type { CursorCodec } from '../shared/cursor';
 import type { RunStepDeps } from '../steps/run-step';
 import type { LoadedLimits } from '../limits/config';
+import type { Metrics, MetricsReader } from '../ports/metrics';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -49,26 +50,31 @@ export interface IntakeFunctionDeps {
   cursors: Lazy<CursorCodec>;
   /** The limits file in force, read once per cold start. */
   limits: LoadedLimits;
+  /** Safety KPIs (bounded by the metric catalog). */
+  metrics: Metrics;
+  /** Recorded KPIs for `GET /v1/metrics`: the local recorder; absent in AWS (CloudWatch has them). */
+  metricsReader?: MetricsReader;
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */
-export type SagaFunctionDeps = SagaDeps & { limits: LoadedLimits };
+export type SagaFunctionDeps = SagaDeps & { limits: LoadedLimits; metrics: Metrics };
 
 /** The approvals function: the saga's RequestApproval task and the approvers' routes. */
 export interface ApprovalsFunctionDeps extends ApprovalsDeps {
   cursors: Lazy<CursorCodec>;
   limits: LoadedLimits;
+  metrics: Metrics;
 }
 
 /**
  * A connector function's step runner, per connector: in Lambda the one it serves (undefined
  * asks for that one); locally one per connector.
  */
-export type StepsFunctionDeps = (connector?: string) => RunStepDeps;
+export type StepsFunctionDeps = (connector?: string) => RunStepDeps & { metrics: Metrics };
 
 /** The receipts function: WriteReceipt and WriteDigest. */
 export interface ReceiptsFunctionDeps {
-  deps: ReceiptsDeps;
+  deps: ReceiptsDeps & { metrics: Metrics };
   /** Runs after every stored receipt (locally, optionally: a digest right away). */
   afterReceipt?: (result: WriteReceiptResult) => Promise<void>;
 }

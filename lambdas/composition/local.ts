@@ -11,6 +11,8 @@ import { loadPolicyEngine } from '../policy/index';
 import { readLimitsFile, type LoadedLimits } from '../limits/config';
 import { spendAwareDecider } from '../policy/decider';
 import type { SecretsPort } from '../ports/secrets';
+import { noMetrics, type Metrics, type MetricsReader } from '../ports/metrics';
+import { boundedMetrics, vocabularyOf, type MetricRefusal } from '../observability/catalog';
 import { SecretNames } from '../ports/secrets';
 import type { TaskCallbacks } from '../ports/task-callbacks';
 import type { ToolRegistry } from '../ports/tools';
@@ -53,6 +55,10 @@ export interface LocalInfrastructure {
   now?: () => Date;
   /** The limits in force; the shipped policies/limits.json when absent. */
   limits?: LoadedLimits;
+  /** The metrics recorder every function shares (and `GET /v1/metrics` reads); none when absent. */
+  metrics?: Metrics & MetricsReader;
+  /** Hears of every sample the metric catalog refused (default: a warning in the log). */
+  onMetricRefused?: (refusal: MetricRefusal) => void;
 }
 
 /** Settings of the local runtime (the stack's config, for one machine). */
@@ -101,10 +107,18 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   const limits = infra.limits ?? readLimitsFile();
   const decider = spendAwareDecider(engine, store, tools, limits.version);
   const keyring = new GrantKeyring(infra.secrets);
+  // The same bounds as in AWS: catalog names, units, and this deployment's vocabulary only.
+  const metrics: Metrics = infra.metrics
+    ? boundedMetrics(
+        infra.metrics,
+        vocabularyOf({ tools, policies: engine.policies, limits: limits.limits }),
+        infra.onMetricRefused ?? ((refusal) => infra.logger.warn('metric refused by the catalog', { ...refusal })),
+      )
+    : noMetrics;
   // What CURSOR_KEY_SECRET names in AWS: page cursors are signed with it.
   const cursors = once(async () => new CursorCodec(await infra.secrets.getSecret(SecretNames.cursorKey)));
 
-  const receiptsDeps: ReceiptsDeps = {
+  const receiptsDeps: ReceiptsDeps & { metrics: Metrics } = {
     actions: ledger,
     steps: store,
     events: store,
@@ -113,6 +127,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     tools,
     logger: infra.logger,
     now,
+    metrics,
     // One process writes both receipts and digests here, in order: no settle margin needed.
     digests: {
       settleMs: 0,
@@ -133,8 +148,9 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     return next;
   };
 
-  const stepDeps = (connector: string): RunStepDeps => ({
+  const stepDeps = (connector: string): RunStepDeps & { metrics: Metrics } => ({
     connector,
+    metrics,
     tools,
     steps: store,
     keyring,
@@ -157,6 +173,8 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       intake: { ...defaultIntakeConfig, ...settings.intake },
       cursors,
       limits,
+      metrics,
+      ...(infra.metrics ? { metricsReader: infra.metrics } : {}),
     },
     saga: {
       actions: ledger,
@@ -173,6 +191,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       now,
       logger: infra.logger,
       limits,
+      metrics,
     },
     approvals: {
       actions: ledger,
@@ -187,6 +206,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       logger: infra.logger,
       cursors,
       limits,
+      metrics,
     },
     steps: (connector) => {
       if (connector === undefined) throw new Error('The local runtime serves every connector: name one');

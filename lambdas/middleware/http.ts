@@ -7,7 +7,7 @@ import { badRequest, internalProblem, malformedJson, notFound, payloadTooLarge, 
 import { InvalidCursorError, LedgerRequestRejectedError, LedgerThrottledError } from '../ports/ledger';
 import type { Principal } from '../shared/principal';
 import { type Logger } from '../shared/logger';
-import { annotate, logger as rootLogger, tracer } from './powertools';
+import { logger as rootLogger, publishMetrics, tracer } from './powertools';
 import { identityProblem, IdentityRefusedError, principalFromRequest } from './identity';
 
 /**
@@ -192,7 +192,6 @@ export function httpApi(
     if (!route) throw notFound(`No route ${event.routeKey}.`);
     const headers = lowerHeaders(event.headers);
     const principal = route.auth ? authenticate(event, headers, log) : undefined;
-    if (principal) annotate({ principal: principal.sub });
     const req: HttpRequest = {
       routeKey: event.routeKey,
       method: event.requestContext.http.method,
@@ -211,7 +210,10 @@ export function httpApi(
   };
   const handler = middy<HttpEvent, HttpResult, Error, Context>();
   if (!options.nested) {
-    handler.use(injectLambdaContext(rootLogger.powertools, { resetKeys: true })).use(captureLambdaHandler(tracer, { captureResponse: false }));
+    handler
+      .use(injectLambdaContext(rootLogger.powertools, { resetKeys: true }))
+      .use(captureLambdaHandler(tracer, { captureResponse: false }))
+      .use(publishMetrics());
   }
   return handler.use(problemResponses(options.problems)).handler(dispatch);
 }

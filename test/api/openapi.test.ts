@@ -211,6 +211,7 @@ const EXPECTED_4XX: Record<string, number[]> = {
   'GET /v1/approvals': [400, 401, 413],
   'GET /v1/approvals/{id}': [401, 404, 413],
   'POST /v1/approvals/{id}/decision': [400, 401, 403, 404, 409, 413, 415],
+  'GET /v1/metrics': [400, 401, 403, 413],
 };
 
 describe('every operation documents its errors and its security', () => {

@@ -1,3 +1,4 @@
+import { noMetrics } from '../../lambdas/ports/metrics';
 import type { StoredDecision } from '../../lambdas/actions/action';
 import { defaultIntakeConfig, type Decider, type IntakeDeps } from '../../lambdas/intake/intake';
 import type { Principal } from '../../lambdas/shared/principal';
@@ -92,6 +93,7 @@ export function intakeFunctionDeps(
     intake: defaultIntakeConfig,
     cursors: async () => cursors,
     limits: readLimitsFile(),
+    metrics: noMetrics,
     ...overrides,
   };
 }

@@ -11,6 +11,8 @@ import { AuditVault } from './constructs/audit-vault';
 import { Ledger } from './constructs/ledger';
 import { ActionSaga } from './constructs/saga';
 import { AirlockSecrets } from './constructs/secrets';
+import { AirlockObservability } from './constructs/observability';
+import { DIGEST_INTERVAL } from './constructs/audit-vault';
 import { EnvNames } from '../lambdas/composition/env';
 import { defaultLimitsFile, type LoadedLimits, readLimitsFile } from '../lambdas/limits/config';
 
@@ -72,6 +74,8 @@ export class AirlockStack extends Stack {
   readonly connectorFunctions: ReadonlyMap<string, AirlockFunction>;
   /** The rotation function of the grant-signing key (invoked by Secrets Manager only). */
   readonly grantKeyRotator: AirlockFunction;
+  /** The safety dashboard, the alarms and their topic. */
+  readonly observability: AirlockObservability;
 
   constructor(scope: Construct, id: string, props: AirlockStackProps) {
     super(scope, id, props);
@@ -182,9 +186,21 @@ export class AirlockStack extends Stack {
       removalPolicy,
     });
 
+    this.observability = new AirlockObservability(this, 'Observability', {
+      api: this.api.httpApi,
+      stateMachine: this.saga.stateMachine,
+      ledger: this.ledger.table,
+      connectorNames,
+      digestInterval: DIGEST_INTERVAL,
+      alarms: config.alarms,
+      removalPolicy,
+    });
+
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the Airlock HTTP API' });
     new CfnOutput(this, 'LedgerTableName', { value: this.ledger.table.tableName });
     new CfnOutput(this, 'AuditBucketName', { value: this.auditVault.bucket.bucketName });
     new CfnOutput(this, 'StateMachineArn', { value: this.saga.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.observability.topic.topicArn, description: 'Subscribe on-call here (config alarms.email does it for one address)' });
+    new CfnOutput(this, 'DashboardName', { value: this.observability.dashboard.dashboardName });
   }
 }

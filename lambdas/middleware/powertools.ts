@@ -3,7 +3,7 @@ import type { ConstructorOptions, LogAttributes, UnformattedAttributes } from '@
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type middy from '@middy/core';
 import { EmfMetrics } from '../adapters/aws/emf-metrics';
-import { METRICS_NAMESPACE } from '../observability/catalog';
+import { METRICS_NAMESPACE, METRICS_SERVICE } from '../observability/catalog';
 import { maskSecrets, type Logger, type LogLevel } from '../shared/logger';
 
 /**
@@ -13,7 +13,7 @@ import { maskSecrets, type Logger, type LogLevel } from '../shared/logger';
  */
 
 /** The service name on every log line and trace segment. */
-export const SERVICE_NAME = 'airlock';
+export const SERVICE_NAME = METRICS_SERVICE;
 
 /**
  * Log lines as Airlock has always written them (`level`, `time`, `message`, then fields),

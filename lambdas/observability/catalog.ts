@@ -14,6 +14,9 @@ import type { ToolRegistry } from '../ports/tools';
 /** The CloudWatch namespace every Airlock metric is in. */
 export const METRICS_NAMESPACE = 'Airlock';
 
+/** The `service` dimension Powertools puts on every metric (its service name). */
+export const METRICS_SERVICE = 'airlock';
+
 /** What a dimension value outside its vocabulary is recorded as. */
 export const OTHER = 'other';
 

@@ -159,7 +159,8 @@ describe('ledger', () => {
       },
     });
     const keys = s.template.findResources('AWS::KMS::Key');
-    expect(Object.keys(keys)).toHaveLength(2);
+    // The ledger's, the audit vault's and the alarm topic's; all rotating.
+    expect(Object.keys(keys)).toHaveLength(3);
     for (const key of Object.values(keys)) expect(key.Properties.EnableKeyRotation).toBe(true);
   });
 
@@ -534,7 +535,7 @@ describe('saga', () => {
 describe('outputs', () => {
   it('exports the API URL, table, bucket and state machine', () => {
     expect(Object.keys(s.template.findOutputs('*')).sort()).toEqual(
-      ['ApiUrl', 'AuditBucketName', 'LedgerTableName', 'StateMachineArn'].sort(),
+      ['AlarmTopicArn', 'ApiUrl', 'AuditBucketName', 'DashboardName', 'LedgerTableName', 'StateMachineArn'].sort(),
     );
   });
 });

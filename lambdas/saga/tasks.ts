@@ -133,7 +133,8 @@ export async function beginExecution(deps: SagaDeps, actionId: string): Promise<
   if (action.status === 'running') return { next: 'execute', count: plan.steps.length };
   if (action.status !== 'awaiting_approval') throw new ActionStateError(`Action ${actionId} is ${action.status}, not awaiting approval`);
   const decision = await deps.decider.decide(action.principal, plan, deps.now());
-  recordDecision(deps.metrics, decision, 'run');
+  // Counted only when it changes the course: an allow here repeats the run-time decision already counted.
+  if (decision.outcome === 'deny') recordDecision(deps.metrics, decision, 'run');
   if (decision.outcome === 'deny') {
     await deps.actions.setDecision(actionId, decision, deps.now());
     throw new PolicyDeniedError(decision.reasons.join(' ') || 'denied by policy after approval');

@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import { run as report } from '../../bin/commands/report';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,7 +90,65 @@ describe('airlock demo', () => {
     const days = await readdir(join(home, 'audit', 'receipts'));
     expect(days.length).toBeGreaterThan(0);
     expect(await readdir(home)).not.toContain('sandbox-vendors.json');
-  }, 45_000);
+
+    // It ends with the KPIs of its own run, read through GET /v1/metrics as the auditor.
+    const kpis = run.stdout.slice(run.stdout.indexOf('KPIs of this run'));
+    expect(kpis).toMatch(/ActionEnded\s+outcome=completed\s+5\n/);
+    expect(kpis).toMatch(/ActionEnded\s+outcome=compensated\s+1\n/);
+    expect(kpis).toMatch(/ActionEnded\s+outcome=denied\s+1\n/);
+    expect(kpis).toMatch(/PolicyDenied\s+policy=procurement\.denied-vendor\s+1\n/);
+    expect(kpis).toMatch(/CompensationExecuted\s+connector=travel\s+1\n/);
+    expect(kpis).toMatch(/ApprovalDecided\s+outcome=approved\s+2\n/);
+    expect(kpis).toMatch(/ApprovalVoteRefused\s+reason=self_approval\s+1\n/);
+    expect(kpis).toMatch(/IdempotentReplay\s+1\n/);
+    expect(kpis).toMatch(/ReceiptWritten\s+7\n/);
+
+    // The weekly report over the demo's vault: locally, and through S3 (the same bytes behind a mocked bucket).
+    const local = join(home, 'report-local.md');
+    const at = new Date();
+    expect(await report(['--since', '7d', '--dir', join(home, 'audit'), '--out', local], { now: () => at })).toBe(0);
+    const markdown = await readFile(local, 'utf8');
+    expect(markdown).toContain('**7** action(s) settled');
+    expect(markdown).toMatch(/\| completed \| 5 \|\n\| compensated \| 1 \|\n\| denied \| 1 \|/);
+    expect(markdown).toContain('| procurement.denied-vendor | 1 |');
+    expect(markdown).toMatch(/2 requested; median time to decision \d+ s/);
+    expect(markdown).toContain('| granted | 2 |');
+    expect(markdown).toContain('2 compensating call(s) completed, **0 failed**; 1 action(s) fully compensated.');
+    expect(markdown).toContain('| self_approval | 1 |');
+    expect(markdown).toMatch(/Total \d+\.\d{2} USD\./);
+    expect(markdown).toContain('No findings');
+    // No principal or personal data in the report: counts, policy ids, reasons and connectors only.
+    for (const person of ['alice', 'bob', 'carol', 'dave']) expect(markdown).not.toContain(person);
+
+    const s3 = mockClient(S3Client);
+    try {
+      const vault = join(home, 'audit');
+      s3.on(ListObjectsV2Command).callsFake(async (input: { Prefix?: string }) => {
+        const prefix = input.Prefix ?? '';
+        const dir = join(vault, prefix);
+        const names = await readdir(dir).catch(() => [] as string[]);
+        const contents = await Promise.all(
+          names.filter((n) => n.endsWith('.json')).map(async (n) => {
+            const info = await stat(join(dir, n));
+            return { Key: `${prefix}${n}`, Size: info.size, LastModified: info.mtime };
+          }),
+        );
+        return { Contents: contents, IsTruncated: false };
+      });
+      s3.on(GetObjectCommand).callsFake(async (input: { Key: string }) => {
+        const bytes = await readFile(join(vault, input.Key));
+        return { Body: { transformToByteArray: async () => new Uint8Array(bytes) } };
+      });
+      const fromS3 = join(home, 'report-s3.md');
+      expect(await report(['--since', '7d', '--bucket', 'airlock-audit-vault', '--out', fromS3], { s3: () => new S3Client({ region: 'us-east-1' }), now: () => at })).toBe(0);
+      const receipts = (await readFile(fromS3, 'utf8')).split('## Verification')[0];
+      expect(receipts).toEqual(markdown.split('## Verification')[0]);
+      expect(s3.commandCalls(ListObjectsV2Command).every((c) => c.args[0].input.Bucket === 'airlock-audit-vault')).toBe(true);
+      expect(s3.commandCalls(GetObjectCommand).length).toBeGreaterThanOrEqual(7);
+    } finally {
+      s3.restore();
+    }
+  }, 90_000);
 
   it('reports a scene as failed when Airlock does not behave as described', async () => {
     // Prepare: the travel vendor refuses the next booking, so scene 2's booking cannot complete.

@@ -16,10 +16,9 @@ import { isoDay } from '../helpers/dates';
 let cp: TestControlPlane;
 const captured: string[] = [];
 const annotations: [string, unknown][] = [];
-let stdout: ReturnType<typeof vi.spyOn>;
 
 beforeAll(async () => {
-  stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
     captured.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
     return true;
   });

@@ -12,6 +12,8 @@ import { AuditVault } from './constructs/audit-vault';
 import { Ledger } from './constructs/ledger';
 import { ActionSaga } from './constructs/saga';
 import { AirlockSecrets } from './constructs/secrets';
+import { AirlockObservability } from './constructs/observability';
+import { DIGEST_INTERVAL } from './constructs/audit-vault';
 import { EnvNames } from '../lambdas/composition/env';
 import { defaultLimitsFile, type LoadedLimits, readLimitsFile } from '../lambdas/limits/config';
 
@@ -75,6 +77,8 @@ export class AirlockStack extends Stack {
   readonly grantKeyRotator: AirlockFunction;
   /** The web console: S3 behind CloudFront, with the API on the same origin. */
   readonly console: AirlockConsole;
+  /** The safety dashboard, the alarms and their topic. */
+  readonly observability: AirlockObservability;
 
   constructor(scope: Construct, id: string, props: AirlockStackProps) {
     super(scope, id, props);
@@ -195,9 +199,21 @@ export class AirlockStack extends Stack {
     new CfnOutput(this, 'ConsoleUrl', { value: this.console.url, description: 'The web console; register it as the redirect URI of the console client' });
     new CfnOutput(this, 'ConsoleBucketName', { value: this.console.bucket.bucketName, description: 'Where `airlock console publish` uploads the console' });
     new CfnOutput(this, 'ConsoleConfig', { value: JSON.stringify(this.console.config), description: 'The console\'s config.json (`airlock console publish --config`)' });
+    this.observability = new AirlockObservability(this, 'Observability', {
+      api: this.api.httpApi,
+      stateMachine: this.saga.stateMachine,
+      ledger: this.ledger.table,
+      connectorNames,
+      digestInterval: DIGEST_INTERVAL,
+      alarms: config.alarms,
+      removalPolicy,
+    });
+
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the Airlock HTTP API' });
     new CfnOutput(this, 'LedgerTableName', { value: this.ledger.table.tableName });
     new CfnOutput(this, 'AuditBucketName', { value: this.auditVault.bucket.bucketName });
     new CfnOutput(this, 'StateMachineArn', { value: this.saga.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.observability.topic.topicArn, description: 'Subscribe on-call here (config alarms.email does it for one address)' });
+    new CfnOutput(this, 'DashboardName', { value: this.observability.dashboard.dashboardName });
   }
 }

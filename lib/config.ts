@@ -135,6 +135,22 @@ export const AirlockConfigSchema = z
      * bucket is retained either way: COMPLIANCE-mode objects cannot be deleted early.
      */
     removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
+    /**
+     * Alarms (docs/runbooks.md): `email` subscribes an address to the alarm topic (none: add
+     * your own subscription to the `AlarmTopicArn` output); the thresholds of the rate alarms.
+     */
+    alarms: z
+      .object({
+        email: z.email().optional(),
+        /** An approval waiting longer than this pages (ApprovalTimeToDecision maximum). */
+        approvalPendingHours: z.number().int().min(1).max(8760).default(24),
+        /** Share of a connector's vendor calls that fail, over 5 minutes. */
+        vendorErrorRatePercent: z.number().min(1).max(100).default(20),
+        /** Share of API requests answered 5xx, over 5 minutes. */
+        api5xxRatePercent: z.number().min(0.1).max(100).default(1),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {

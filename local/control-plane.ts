@@ -3,6 +3,8 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DynamoLedger } from '../lambdas/adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../lambdas/adapters/aws/dynamo-saga-store';
+import { FileMetrics } from '../lambdas/adapters/local/file-metrics';
+import type { MetricRefusal } from '../lambdas/observability/catalog';
 import { TerminalStatuses, type ActionStatus } from '../lambdas/actions/action';
 import { createApprovalsHandler } from '../lambdas/approvals/handler';
 import type { Lazy } from '../lambdas/composition/deps';
@@ -48,6 +50,8 @@ export interface ControlPlaneOptions {
   limits?: LoadedLimits;
   /** The rate limiter's clock (its windows); the system clock by default. */
   rateLimitClock?: () => Date;
+  /** Hears of every metric sample the catalog refused (tests fail on any). */
+  onMetricRefused?: (refusal: MetricRefusal) => void;
 }
 
 /** What the control plane service exposes once started. */
@@ -59,6 +63,8 @@ export interface ControlPlane {
   ledger: DynamoLedger;
   store: DynamoSagaStore;
   receipts: LocalReceipts;
+  /** The metrics recorder (`<AIRLOCK_HOME>/metrics.jsonl`) every function writes to. */
+  metrics: FileMetrics;
 }
 
 /**
@@ -157,6 +163,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       // Every digest declares this schedule, so `audit verify` can tell a vault that stops early.
       const digestIntervalMs = options.digestIntervalMs ?? 60_000;
       const stopping = new AbortController();
+      const metrics = new FileMetrics(ctx.stateDir);
       composition = composeLocal(
         {
           stateDir: ctx.stateDir,
@@ -170,6 +177,8 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           vendorFetch: stoppableFetch(stopping.signal),
           ...(options.limits ? { limits: options.limits } : {}),
           ...(options.rateLimitClock ? { rateLimitClock: options.rateLimitClock } : {}),
+          metrics,
+          ...(options.onMetricRefused ? { onMetricRefused: options.onMetricRefused } : {}),
         },
         {
           ...(options.intake ? { intake: options.intake } : {}),
@@ -201,7 +210,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       const vendorsFile = join(ctx.stateDir, SANDBOX_VENDORS_FILE);
       await writeFile(vendorsFile, JSON.stringify({ baseUrls: vendors.baseUrls, adminTokens: vendors.adminTokens }), { mode: 0o600 });
 
-      onStarted?.({ runner, composition, vendors, ledger, store, receipts });
+      onStarted?.({ runner, composition, vendors, ledger, store, receipts, metrics });
       return {
         async stop() {
           await rm(vendorsFile, { force: true });
@@ -212,6 +221,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           await runner.close();
           // The closing digest says the writer stopped here, so a stopped vault still verifies.
           await receipts.writeDigestNow({ closing: true }).catch((error: unknown) => ctx.logger.error('digest failed', { error }));
+          metrics.flush();
           if (!options.externalVendors) await vendors.close();
         },
         handlers,

@@ -8,6 +8,8 @@ import {
   ActionPageSchema,
   ActionViewSchema,
   ApprovalListQuerySchema,
+  KpiSummarySchema,
+  MetricsQuerySchema,
   ApprovalPageSchema,
   ApprovalPreviewSchema,
   ReceiptViewSchema,
@@ -82,6 +84,7 @@ const requests = {
   ActionListQuery: ActionListQuerySchema,
   ApprovalListQuery: ApprovalListQuerySchema,
   LimitsQuery: LimitsQuerySchema,
+  MetricsQuery: MetricsQuerySchema,
 } satisfies Record<string, z.ZodType>;
 
 const responses = {
@@ -98,6 +101,7 @@ const responses = {
   DecisionPreview: DecisionPreviewSchema,
   Receipt: ReceiptViewSchema,
   Limits: LimitsViewSchema,
+  KpiSummary: KpiSummarySchema,
 } satisfies Record<string, z.ZodType>;
 
 type RequestName = keyof typeof requests;
@@ -314,6 +318,19 @@ const operations: Record<string, OperationSpec> = {
       { status: 409, types: ['voteConflict'], when: 'the caller already voted the other way' },
     ],
   },
+  'GET /v1/metrics': {
+    operationId: 'getMetrics',
+    tag: 'metrics',
+    summary: 'Safety KPIs (local runtime)',
+    description:
+      'The safety KPIs the local runtime recorded in the window (`since`, default 1h): actions by outcome, denials by policy, approvals and time to decision, compensations, idempotency replays and conflicts, grant refusals, vendor calls, errors and latency, receipts and digests, and the guardrails\' counters. One row per metric and dimension set. For auditors and admins (roles `Auditor`, `Admin`). **Local runtime only**: on AWS the same metrics are in CloudWatch (namespace `Airlock`, the `Airlock` dashboard) and API Gateway has no such route.',
+    query: 'MetricsQuery',
+    success: [{ status: 200, description: 'The KPIs.', schema: 'KpiSummary' }],
+    errors: [
+      { status: 400, types: ['validation'], when: 'the query string is invalid (unknown parameter, or `since` is not a window such as 30m, 1h, 7d)' },
+      { status: 403, types: ['forbidden'], when: 'the caller is neither an auditor nor an admin' },
+    ],
+  },
 };
 
 /**
@@ -340,7 +357,7 @@ function edgeErrors(route: RouteSpec, spec: OperationSpec): ErrorSpec[] {
     });
   }
   // Every authenticated route reads the ledger except the catalog, which is static.
-  const ledger = route.auth && route.path !== '/v1/tools';
+  const ledger = route.auth && route.path !== '/v1/tools' && route.path !== '/v1/metrics';
   // Only a listing hands the ledger something a client shaped (its cursor position and filter).
   if (ledger && spec.query) errors.push({ status: 400, types: ['validation'], when: 'the ledger refused the listing as malformed (input that got past validation; never a 500)' });
   errors.push({
@@ -519,6 +536,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
       { name: 'approvals', description: 'Human approval of actions that policy sends to a person.' },
       { name: 'tools', description: 'What an agent may call.' },
       { name: 'limits', description: 'Rate limits: how much, not who.' },
+      { name: 'metrics', description: 'Safety KPIs for auditors and admins (local runtime).' },
       { name: 'meta', description: 'Health and this document.' },
     ],
     servers: [

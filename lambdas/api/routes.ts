@@ -11,6 +11,8 @@ export interface RouteSpec {
   path: string;
   fn: FunctionName;
   auth: boolean;
+  /** Served by the local runtime only (the stack creates no API Gateway route for it). */
+  localOnly?: true;
 }
 
 export const routes: readonly RouteSpec[] = [
@@ -26,6 +28,7 @@ export const routes: readonly RouteSpec[] = [
   { method: 'GET', path: '/v1/approvals', fn: 'approvals', auth: true },
   { method: 'GET', path: '/v1/approvals/{id}', fn: 'approvals', auth: true },
   { method: 'POST', path: '/v1/approvals/{id}/decision', fn: 'approvals', auth: true },
+  { method: 'GET', path: '/v1/metrics', fn: 'intake', auth: true, localOnly: true },
 ];
 
 /** `GET /v1/tools`, the API Gateway v2 route key. */

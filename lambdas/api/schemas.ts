@@ -4,6 +4,7 @@ import { ActionIdPattern } from '../shared/ids';
 import { ActorSchema } from '../shared/principal';
 import { ApprovalStatuses } from '../ports/approvals';
 import { ApprovalIdPattern } from '../shared/ids';
+import { MetricGroups } from '../observability/catalog';
 
 /**
  * The wire shapes of the HTTP API as zod schemas: query strings and bodies the handlers
@@ -401,3 +402,35 @@ export const LimitsViewSchema = z
 // ── misc ────────────────────────────────────────────────────────────────────
 
 export const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
+
+// ── metrics (local runtime) ─────────────────────────────────────────────────
+
+/** GET /v1/metrics query string. */
+export const MetricsQuerySchema = z
+  .object({
+    since: z
+      .string()
+      .regex(/^[1-9]\d{0,5}[smhd]$/, 'a window such as 30m, 1h or 7d')
+      .default('1h')
+      .meta({ description: 'How far back to look: a number and s, m, h or d (at most 400d).' }),
+  })
+  .strict();
+
+export const KpiRowSchema = z
+  .object({
+    name: z.string().meta({ description: 'The metric (docs/runbooks.md lists them).' }),
+    group: z.enum(MetricGroups),
+    unit: z.enum(['Count', 'Milliseconds', 'Seconds', 'None']),
+    dimensions: z.record(z.string(), z.string()).meta({ description: 'Low-cardinality dimensions only (tool, connector, outcome, policy id, reason).' }),
+    samples: z.number().int().min(1),
+    sum: z.number(),
+    min: z.number(),
+    max: z.number(),
+    avg: z.number(),
+  })
+  .meta({ id: 'KpiRow' });
+
+export const KpiSummarySchema = z
+  .object({ since: TimestampSchema, until: TimestampSchema, rows: z.array(KpiRowSchema) })
+  .meta({ id: 'KpiSummary', description: 'The safety KPIs recorded in the window, one row per metric and dimension set.' });
+export type KpiSummaryView = z.infer<typeof KpiSummarySchema>;

@@ -15,11 +15,12 @@ import { SecretsManagerSecrets } from '../adapters/aws/secrets-manager';
 import { StepFunctionsCallbacks } from '../adapters/aws/sfn-callbacks';
 import { StepFunctionsWorkflow } from '../adapters/aws/sfn-workflow';
 import { defaultIntakeConfig } from '../intake/intake';
-import { logger, tracer } from '../middleware/powertools';
+import { logger, metrics as emfMetrics, tracer } from '../middleware/powertools';
+import { boundedMetrics, vocabularyOf } from '../observability/catalog';
+import type { Metrics } from '../ports/metrics';
 import type { PolicyEngine } from '../policy/index';
 import { readLimitsFile, type LoadedLimits } from '../limits/config';
 import { RateLimiter } from '../limits/rate-limiter';
-import { noMetrics } from '../ports/metrics';
 import { spendAwareDecider } from '../policy/decider';
 import { SpendCaps } from '../spend/caps';
 import { CursorCodec } from '../shared/cursor';
@@ -72,14 +73,25 @@ async function policyEngine(dir: string | undefined): Promise<PolicyEngine> {
 const limitsIn = (file: string | undefined) => (file ? readLimitsFile(file) : readLimitsFile());
 
 /** This instance's rate limiter over the ledger's window counters. */
-function rateLimiter(limits: LoadedLimits, db: DynamoDBClient, tableName: string): RateLimiter {
+function rateLimiter(limits: LoadedLimits, db: DynamoDBClient, tableName: string, metrics: Metrics): RateLimiter {
   return new RateLimiter({
     policies: limits.limits.rateLimits,
     counters: new DynamoRateCounters({ client: db, tableName }),
     now: () => new Date(),
-    metrics: noMetrics,
+    metrics,
     logger,
   });
+}
+
+/**
+ * The function's metrics: Powertools EMF behind the catalog's bounds (names, units, and
+ * dimension values from this deployment's tools, policies and limits only). A refused sample
+ * is a bug in the emitting code: logged, never thrown.
+ */
+function metricsFor(limits: LoadedLimits, engine?: PolicyEngine): Metrics {
+  return boundedMetrics(emfMetrics, vocabularyOf({ tools: toolRegistry, limits: limits.limits, ...(engine ? { policies: engine.policies } : {}) }), (refusal) =>
+    logger.warn('metric refused by the catalog', { ...refusal }),
+  );
 }
 
 /** Page cursors, keyed by the secret the stack names; read on the first listing, not at cold start. */
@@ -96,8 +108,10 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
   const limits = limitsIn(env[N.limitsFile]);
   const engine = await policyEngine(env[N.policyDir]);
   const capStore = new DynamoSpendCapStore({ client: db, tableName: env[N.ledgerTable], transactions: true });
+  const metrics = metricsFor(limits, engine);
   return {
     limits,
+    metrics,
     actions: ledger,
     steps: store,
     idempotency: ledger,
@@ -106,7 +120,7 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     tools: toolRegistry,
     intake: { ...defaultIntakeConfig, idempotencyRetentionMs: env[N.idempotencyRetentionHours] * 3_600_000 },
     cursors: cursorCodec(env[N.cursorKeySecret]),
-    rateLimiter: rateLimiter(limits, db, env[N.ledgerTable]),
+    rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
   };
 });
 
@@ -121,12 +135,14 @@ export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () =>
   const limits = limitsIn(env[N.limitsFile]);
   const caps = SpendCaps.from(limits.limits.spendCaps, engine.money);
   const capStore = new DynamoSpendCapStore({ client: db, tableName: env[N.ledgerTable], transactions: true });
+  const metrics = metricsFor(limits, engine);
   return {
     limits,
+    metrics,
     actions: ledger,
     steps: store,
     events: store,
-    spendCaps: { caps, store: capStore, metrics: noMetrics },
+    spendCaps: { caps, store: capStore, metrics },
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
     decider: spendAwareDecider(engine, caps, capStore, toolRegistry, limits.version),
     keyring: new GrantKeyring(await secrets()),
@@ -149,15 +165,18 @@ export const approvalsDeps: Lazy<ApprovalsFunctionDeps> = /* @__PURE__ */ once(a
   const db = await dynamo();
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   const limits = limitsIn(env[N.limitsFile]);
+  const engine = await policyEngine(env[N.policyDir]);
+  const metrics = metricsFor(limits, engine);
   return {
     limits,
-    rateLimiter: rateLimiter(limits, db, env[N.ledgerTable]),
+    metrics,
+    rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
     actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
     events: store,
     callbacks: new StepFunctionsCallbacks({ client: await stepFunctions() }),
     publisher: new EventBridgePublisher({ eventBusName: env[N.approvalEventBus], client: await eventBridge() }),
-    engine: await policyEngine(env[N.policyDir]),
+    engine,
     tools: toolRegistry,
     timeoutSeconds: env[N.approvalTimeoutSeconds],
     now: () => new Date(),
@@ -172,7 +191,8 @@ export const stepsDeps: Lazy<StepsFunctionDeps> = /* @__PURE__ */ once(async () 
   const served = env[N.connectorName];
   const vendorBaseUrl = env[N.vendorBaseUrl];
   const vault = await secrets();
-  const deps: RunStepDeps = {
+  const deps: RunStepDeps & { metrics: Metrics } = {
+    metrics: metricsFor(limitsIn(env[N.limitsFile])),
     connector: served,
     steps: new DynamoSagaStore({ client: await dynamo(), tableName: env[N.ledgerTable] }),
     keyring: new GrantKeyring(vault),
@@ -196,6 +216,7 @@ export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = /* @__PURE__ */ once(asy
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   return {
     deps: {
+      metrics: metricsFor(limitsIn(env[N.limitsFile])),
       actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
       steps: store,
       events: store,

@@ -10,6 +10,7 @@ import type { CursorCodec } from '../shared/cursor';
 import type { RunStepDeps } from '../steps/run-step';
 import type { LoadedLimits } from '../limits/config';
 import type { RateLimiter } from '../limits/rate-limiter';
+import type { Metrics, MetricsReader } from '../ports/metrics';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -52,27 +53,32 @@ export interface IntakeFunctionDeps {
   limits: LoadedLimits;
   /** This instance's rate limiter (its leases live as long as the instance). */
   rateLimiter: RateLimiter;
+  /** Safety KPIs (bounded by the metric catalog). */
+  metrics: Metrics;
+  /** Recorded KPIs for `GET /v1/metrics`: the local recorder; absent in AWS (CloudWatch has them). */
+  metricsReader?: MetricsReader;
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */
-export type SagaFunctionDeps = SagaDeps & { limits: LoadedLimits };
+export type SagaFunctionDeps = SagaDeps & { limits: LoadedLimits; metrics: Metrics };
 
 /** The approvals function: the saga's RequestApproval task and the approvers' routes. */
 export interface ApprovalsFunctionDeps extends ApprovalsDeps {
   cursors: Lazy<CursorCodec>;
   limits: LoadedLimits;
   rateLimiter: RateLimiter;
+  metrics: Metrics;
 }
 
 /**
  * A connector function's step runner, per connector: in Lambda the one it serves (undefined
  * asks for that one); locally one per connector.
  */
-export type StepsFunctionDeps = (connector?: string) => RunStepDeps;
+export type StepsFunctionDeps = (connector?: string) => RunStepDeps & { metrics: Metrics };
 
 /** The receipts function: WriteReceipt and WriteDigest. */
 export interface ReceiptsFunctionDeps {
-  deps: ReceiptsDeps;
+  deps: ReceiptsDeps & { metrics: Metrics };
   /** Runs after every stored receipt (locally, optionally: a digest right away). */
   afterReceipt?: (result: WriteReceiptResult) => Promise<void>;
 }

@@ -12,10 +12,11 @@ import { defaultIntakeConfig, type IntakeConfig } from '../intake/intake';
 import { loadPolicyEngine } from '../policy/index';
 import { readLimitsFile, type LoadedLimits } from '../limits/config';
 import { RateLimiter } from '../limits/rate-limiter';
-import { noMetrics, type Metrics } from '../ports/metrics';
 import { spendAwareDecider } from '../policy/decider';
 import { SpendCaps } from '../spend/caps';
 import type { SecretsPort } from '../ports/secrets';
+import { noMetrics, type Metrics, type MetricsReader } from '../ports/metrics';
+import { boundedMetrics, vocabularyOf, type MetricRefusal } from '../observability/catalog';
 import { SecretNames } from '../ports/secrets';
 import type { TaskCallbacks } from '../ports/task-callbacks';
 import type { ToolRegistry } from '../ports/tools';
@@ -60,8 +61,10 @@ export interface LocalInfrastructure {
   limits?: LoadedLimits;
   /** The rate limiter's clock (its windows), `now` when absent: tests pin windows without moving other clocks. */
   rateLimitClock?: () => Date;
-  /** Where the safety metrics go (none recorded when absent). */
-  metrics?: Metrics;
+  /** The metrics recorder every function shares (and `GET /v1/metrics` reads); none when absent. */
+  metrics?: Metrics & MetricsReader;
+  /** Hears of every sample the metric catalog refused (default: a warning in the log). */
+  onMetricRefused?: (refusal: MetricRefusal) => void;
 }
 
 /** Settings of the local runtime (the stack's config, for one machine). */
@@ -113,19 +116,27 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   // stepwise; any other endpoint (DynamoDB Local) gets all-or-none transactions.
   const capStore = new DynamoSpendCapStore({ client, tableName });
   const decider = spendAwareDecider(engine, caps, capStore, tools, limits.version);
+  const keyring = new GrantKeyring(infra.secrets);
+  // The same bounds as in AWS: catalog names, units, and this deployment's vocabulary only.
+  const metrics: Metrics = infra.metrics
+    ? boundedMetrics(
+        infra.metrics,
+        vocabularyOf({ tools, policies: engine.policies, limits: limits.limits }),
+        infra.onMetricRefused ?? ((refusal) => infra.logger.warn('metric refused by the catalog', { ...refusal })),
+      )
+    : noMetrics;
   // One process, one instance: the intake and approvals routes share its leases.
   const rateLimiter = new RateLimiter({
     policies: limits.limits.rateLimits,
     counters: new DynamoRateCounters({ client, tableName }),
     now: infra.rateLimitClock ?? now,
-    metrics: infra.metrics ?? noMetrics,
+    metrics,
     logger: infra.logger,
   });
-  const keyring = new GrantKeyring(infra.secrets);
   // What CURSOR_KEY_SECRET names in AWS: page cursors are signed with it.
   const cursors = once(async () => new CursorCodec(await infra.secrets.getSecret(SecretNames.cursorKey)));
 
-  const receiptsDeps: ReceiptsDeps = {
+  const receiptsDeps: ReceiptsDeps & { metrics: Metrics } = {
     actions: ledger,
     steps: store,
     events: store,
@@ -134,6 +145,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     tools,
     logger: infra.logger,
     now,
+    metrics,
     // One process writes both receipts and digests here, in order: no settle margin needed.
     digests: {
       settleMs: 0,
@@ -154,8 +166,9 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     return next;
   };
 
-  const stepDeps = (connector: string): RunStepDeps => ({
+  const stepDeps = (connector: string): RunStepDeps & { metrics: Metrics } => ({
     connector,
+    metrics,
     tools,
     steps: store,
     keyring,
@@ -179,12 +192,14 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       cursors,
       limits,
       rateLimiter,
+      metrics,
+      ...(infra.metrics ? { metricsReader: infra.metrics } : {}),
     },
     saga: {
       actions: ledger,
       steps: store,
       events: store,
-      spendCaps: { caps, store: capStore, metrics: infra.metrics ?? noMetrics },
+      spendCaps: { caps, store: capStore, metrics },
       approvals,
       decider,
       tools,
@@ -195,6 +210,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       now,
       logger: infra.logger,
       limits,
+      metrics,
     },
     approvals: {
       actions: ledger,
@@ -210,6 +226,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       cursors,
       limits,
       rateLimiter,
+      metrics,
     },
     steps: (connector) => {
       if (connector === undefined) throw new Error('The local runtime serves every connector: name one');

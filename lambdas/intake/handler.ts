@@ -1,6 +1,8 @@
 import { actionDetailView, actionView, canView } from '../actions/view';
 import { openApiDocument } from '../api/openapi';
-import { ActionListQuerySchema, LimitsQuerySchema } from '../api/schemas';
+import { ActionListQuerySchema, LimitsQuerySchema, MetricsQuerySchema } from '../api/schemas';
+import { observabilityProblem } from '../observability/http';
+import { readKpis } from '../observability/metrics-view';
 import { intakeDeps } from '../composition/aws';
 import type { IntakeFunctionDeps, Lazy } from '../composition/deps';
 import { httpApi, queryViolations, type HttpRequest } from '../middleware/http';
@@ -47,8 +49,12 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
             },
             { ...rt, config: rt.intake, logger: req.logger },
           );
-          const id = (res.body as { id?: unknown; actionId?: unknown } | null)?.id ?? (res.body as { actionId?: unknown } | null)?.actionId;
-          if (typeof id === 'string') annotate({ actionId: id });
+          const body = res.body as { id?: unknown; actionId?: unknown; status?: unknown } | null;
+          const id = body?.id ?? body?.actionId;
+          const tool = (req.body as { tool?: unknown } | null)?.tool;
+          // The tool only when the registry knows it: annotations are indexed, never free text.
+          const known = typeof tool === 'string' && rt.tools.find(tool) ? tool : undefined;
+          if (typeof id === 'string') annotate({ actionId: id, tool: known ?? 'plan', outcome: typeof body?.status === 'string' ? body.status : res.status === 403 ? 'denied' : String(res.status) });
           return res;
         },
       },
@@ -110,8 +116,22 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           };
         },
       },
+
+      // Local runtime only (routes.ts marks it): in AWS the KPIs are on the CloudWatch dashboard.
+      'GET /v1/metrics': {
+        auth: true,
+        handle: async (req) => {
+          const query = MetricsQuerySchema.safeParse(req.query);
+          if (!query.success) throw badRequest('The query string is invalid.', queryViolations(query.error));
+          const rt = await deps();
+          return { status: 200, body: await readKpis(principalOf(req), query.data.since, rt.metricsReader, new Date()) };
+        },
+      },
     },
-    { problems: intakeProblem, admit: async (req) => admitRequest(await deps().then((rt) => ({ limiter: rt.rateLimiter, tools: rt.tools })), req) },
+    {
+      problems: (error) => intakeProblem(error) ?? observabilityProblem(error),
+      admit: async (req) => admitRequest(await deps().then((rt) => ({ limiter: rt.rateLimiter, tools: rt.tools })), req),
+    },
   );
 }
 

@@ -17,6 +17,8 @@ import type { StepRecord } from '../ports/steps';
 import type { WorkflowStarter } from '../ports/workflow';
 import type { Logger } from '../shared/logger';
 import type { ToolRegistry } from '../ports/tools';
+import type { Metrics } from '../ports/metrics';
+import { countKpi, recordDecision } from '../observability/kpis';
 
 /**
  * Accepting an action: the front door's use case. Validates the envelope, makes the call
@@ -64,6 +66,8 @@ export interface IntakeDeps {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   logger?: Logger;
+  /** Safety KPIs (decisions, denials by policy, idempotency replays and conflicts). */
+  metrics?: Metrics;
 }
 
 export interface IntakeRequest {
@@ -256,14 +260,17 @@ export async function acceptAction(
     if (claim.outcome === 'claimed') break;
     const record = claim.record;
     if (record.fingerprint !== fp) {
+      countKpi(deps.metrics, 'IdempotencyConflict', { kind: 'payload_mismatch' });
       throw new IdempotencyKeyReusedError();
     }
     if (record.state === 'complete') {
+      countKpi(deps.metrics, 'IdempotentReplay');
       return { response: record.response, replayed: true };
     }
     if (now() >= waitUntil) {
       // The first request usually finishes within a second; a crashed one is taken over
       // once its lock lapses, so a short, honest hint beats the full lock time.
+      countKpi(deps.metrics, 'IdempotencyConflict', { kind: 'in_progress' });
       throw new IdempotencyInProgressError(1);
     }
     await sleep(pause);
@@ -276,6 +283,8 @@ export async function acceptAction(
     if (!record) {
       const at = new Date(now());
       const decision = await deps.decider.decide(req.principal, action, at);
+      countKpi(deps.metrics, 'ActionRequested', { kind: action.kind });
+      recordDecision(deps.metrics, decision, 'intake');
       const fresh: ActionRecord = {
         id: actionId,
         principal: req.principal,

@@ -7,7 +7,7 @@ import { badRequest, internalProblem, malformedJson, notFound, payloadTooLarge, 
 import { InvalidCursorError, LedgerRequestRejectedError, LedgerThrottledError } from '../ports/ledger';
 import type { Principal } from '../shared/principal';
 import { type Logger } from '../shared/logger';
-import { annotate, logger as rootLogger, tracer } from './powertools';
+import { logger as rootLogger, publishMetrics, tracer } from './powertools';
 import { identityProblem, IdentityRefusedError, principalFromRequest } from './identity';
 
 /**
@@ -205,7 +205,6 @@ export function httpApi(
     if (!route) throw notFound(`No route ${event.routeKey}.`);
     const headers = lowerHeaders(event.headers);
     const principal = route.auth ? authenticate(event, headers, log) : undefined;
-    if (principal) annotate({ principal: principal.sub });
     const method = event.requestContext.http.method;
     // A GET's content has no meaning (RFC 9110 §9.3.1): ignore it rather than give reads
     // failure modes (415, malformed JSON) that no operation documents.
@@ -242,7 +241,10 @@ export function httpApi(
   };
   const handler = middy<HttpEvent, HttpResult, Error, Context>();
   if (!options.nested) {
-    handler.use(injectLambdaContext(rootLogger.powertools, { resetKeys: true })).use(captureLambdaHandler(tracer, { captureResponse: false }));
+    handler
+      .use(injectLambdaContext(rootLogger.powertools, { resetKeys: true }))
+      .use(captureLambdaHandler(tracer, { captureResponse: false }))
+      .use(publishMetrics());
   }
   return handler.use(problemResponses(options.problems)).handler(dispatch);
 }

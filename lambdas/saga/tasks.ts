@@ -14,6 +14,8 @@ import type { MoneyConfig, SpendItem } from '../shared/money';
 import { StatusTransitionError, type ActionStore } from '../ports/ledger';
 import { type ApprovalStore } from '../ports/approvals';
 import { approvalIdFor } from '../shared/ids';
+import type { Metrics } from '../ports/metrics';
+import { countKpi, recordApprovalDecided, recordDecision } from '../observability/kpis';
 import { type EventLog, type StepKind, type StepRecord, type StepStore } from '../ports/steps';
 import { reserveStepSpend, settleActionSpend, type SpendGuard } from '../spend/reservations';
 import { SpendCapExceededError } from '../spend/caps';
@@ -43,6 +45,8 @@ export interface SagaDeps {
   logger: Logger;
   /** Approval items: an approval whose wait timed out is closed as expired (and audited). */
   approvals?: Pick<ApprovalStore, 'getApproval' | 'settle' | 'markAnswered'>;
+  /** Safety KPIs (run-time decisions, compensation failures, expiries). */
+  metrics?: Metrics;
 }
 
 export { ActionStateError, inputHash, planOf };
@@ -106,6 +110,7 @@ export async function evaluatePolicy(deps: SagaDeps, actionId: string): Promise<
   if (action.status === 'awaiting_approval') return { next: 'approve', count };
 
   const decision = await deps.decider.decide(action.principal, plan, deps.now());
+  recordDecision(deps.metrics, decision, 'run');
   await deps.events.append(actionId, {
     type: 'policy.evaluated',
     actor: 'airlock',
@@ -131,6 +136,8 @@ export async function beginExecution(deps: SagaDeps, actionId: string): Promise<
   if (action.status === 'running') return { next: 'execute', count: plan.steps.length };
   if (action.status !== 'awaiting_approval') throw new ActionStateError(`Action ${actionId} is ${action.status}, not awaiting approval`);
   const decision = await deps.decider.decide(action.principal, plan, deps.now());
+  // Counted only when it changes the course: an allow here repeats the run-time decision already counted.
+  if (decision.outcome === 'deny') recordDecision(deps.metrics, decision, 'run');
   if (decision.outcome === 'deny') {
     await deps.actions.setDecision(actionId, decision, deps.now());
     throw new PolicyDeniedError(decision.reasons.join(' ') || 'denied by policy after approval');
@@ -377,6 +384,8 @@ export async function recordCompensationFailure(
     data: { stepId, tool: item?.tool.fullName ?? null, error: failure, alarm: true },
   }, deps.now());
   if (item) await deps.steps.failStep({ actionId: action.id, stepId: item.stepId, kind: 'compensate' }, failure, true, deps.now());
+  // The page: a committed side effect that was not undone (money not returned, a role not revoked).
+  countKpi(deps.metrics, 'CompensationFailed', { connector: item?.tool.connector.name ?? 'unknown' });
   deps.logger.error('ALARM compensation failed', { actionId: action.id, stepId, tool: item?.tool.fullName, error: failure.name });
 }
 
@@ -436,6 +445,7 @@ export async function settleAction(
     const approval = await deps.approvals.getApproval(approvalId);
     if (approval?.status === 'pending' && (await deps.approvals.settle(approvalId, 'expired', { by: 'airlock', reason: 'expired' }, deps.now()))) {
       await deps.approvals.markAnswered(approvalId, deps.now());
+      recordApprovalDecided(deps.metrics, 'expired', approval.createdAt, deps.now());
       await deps.events.append(action.id, { type: 'approval.expired', actor: 'airlock', data: { approvalId } }, deps.now());
     }
   }

@@ -94,6 +94,8 @@ export class AirlockApi extends Construct {
 
     const seen = new Set<string>();
     for (const route of props.routes) {
+      // The local runtime's extras (GET /v1/metrics): in AWS their data lives in CloudWatch.
+      if (route.localOnly) continue;
       const key = routeKey(route);
       if (seen.has(key)) throw new Error(`Duplicate route ${key} in the route table`);
       seen.add(key);

@@ -214,6 +214,7 @@ const EXPECTED_4XX: Record<string, number[]> = {
   'GET /v1/approvals': [400, 401, 413, 429],
   'GET /v1/approvals/{id}': [401, 404, 413, 429],
   'POST /v1/approvals/{id}/decision': [400, 401, 403, 404, 409, 413, 415, 429],
+  'GET /v1/metrics': [400, 401, 403, 413, 429],
 };
 
 describe('every operation documents its errors and its security', () => {

@@ -235,6 +235,13 @@ describe('the contract, operation by operation', () => {
     }
   });
 
+  it('GET /v1/metrics: the KPIs for an auditor, 403 for anyone else, 400 for a bad window', async () => {
+    const auditor = await cp.token('contract-audrey', { roles: ['Auditor'] });
+    expect((await call('GET', '/v1/metrics?since=2h', { token: auditor })).status).toBe(200);
+    expect((await call('GET', '/v1/metrics', { token: alice })).status).toBe(403);
+    expect((await call('GET', '/v1/metrics?since=forever', { token: auditor })).status).toBe(400);
+  });
+
   it('refuses requests outside the document as it declares', async () => {
     expect((await call('GET', '/v1/nothing-here', { token: alice })).status).toBe(404);
     const wrong = await call('DELETE', '/v1/actions', { token: alice });

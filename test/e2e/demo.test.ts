@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import { run as report } from '../../bin/commands/report';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -90,6 +93,66 @@ describe('airlock demo', () => {
     const days = await readdir(join(home, 'audit', 'receipts'));
     expect(days.length).toBeGreaterThan(0);
     expect(await readdir(home)).not.toContain('sandbox-vendors.json');
+
+    // It ends with the KPIs of its own run, read through GET /v1/metrics as the auditor.
+    const kpis = run.stdout.slice(run.stdout.indexOf('KPIs of this run'));
+    // Scene 9's burst ends each order one of several ways (placed, stopped by the cap, held
+    // for a person): the outcome counts are at least the other scenes' own.
+    const kpi = (pattern: RegExp) => Number(pattern.exec(kpis)?.[1] ?? -1);
+    expect(kpi(/ActionEnded\s+outcome=completed\s+(\d+)\n/)).toBeGreaterThanOrEqual(5);
+    expect(kpi(/ActionEnded\s+outcome=compensated\s+(\d+)\n/)).toBeGreaterThanOrEqual(1);
+    expect(kpis).toMatch(/PolicyDenied\s+policy=procurement\.denied-vendor\s+1\n/);
+    expect(kpis).toMatch(/CompensationExecuted\s+connector=travel\s+1\n/);
+    expect(kpis).toMatch(/ApprovalDecided\s+outcome=approved\s+2\n/);
+    expect(kpis).toMatch(/ApprovalVoteRefused\s+reason=self_approval\s+1\n/);
+    expect(kpis).toMatch(/IdempotentReplay\s+1\n/);
+    expect(kpi(/ReceiptWritten\s+(\d+)\n/)).toBeGreaterThanOrEqual(7);
+
+    // The weekly report over the demo's vault: locally, and through S3 (the same bytes behind a mocked bucket).
+    const local = join(home, 'report-local.md');
+    const at = new Date();
+    expect(await report(['--since', '7d', '--dir', join(home, 'audit'), '--out', local], { now: () => at })).toBe(0);
+    const markdown = await readFile(local, 'utf8');
+    expect(Number(/\*\*(\d+)\*\* action\(s\) settled/.exec(markdown)?.[1])).toBeGreaterThanOrEqual(7);
+    expect(markdown).toMatch(/\| completed \| \d+ \|\n/);
+    expect(markdown).toContain('| procurement.denied-vendor | 1 |');
+    expect(markdown).toMatch(/\d+ requested; median time to decision \d+ s/);
+    expect(markdown).toContain('| granted | 2 |');
+    expect(markdown).toMatch(/\d+ compensating call\(s\) completed, \*\*0 failed\*\*; \d+ action\(s\) fully compensated\./);
+    expect(markdown).toContain('| self_approval | 1 |');
+    expect(markdown).toMatch(/Total \d+\.\d{2} USD\./);
+    expect(markdown).toContain('No findings');
+    // No principal or personal data in the report: counts, policy ids, reasons and connectors only.
+    for (const person of ['alice', 'bob', 'carol', 'dave']) expect(markdown).not.toContain(person);
+
+    const s3 = mockClient(S3Client);
+    try {
+      const vault = join(home, 'audit');
+      s3.on(ListObjectsV2Command).callsFake(async (input: { Prefix?: string }) => {
+        const prefix = input.Prefix ?? '';
+        const dir = join(vault, prefix);
+        const names = await readdir(dir).catch(() => [] as string[]);
+        const contents = await Promise.all(
+          names.filter((n) => n.endsWith('.json')).map(async (n) => {
+            const info = await stat(join(dir, n));
+            return { Key: `${prefix}${n}`, Size: info.size, LastModified: info.mtime };
+          }),
+        );
+        return { Contents: contents, IsTruncated: false };
+      });
+      s3.on(GetObjectCommand).callsFake(async (input: { Key: string }) => {
+        const bytes = await readFile(join(vault, input.Key));
+        return { Body: { transformToByteArray: async () => new Uint8Array(bytes) } };
+      });
+      const fromS3 = join(home, 'report-s3.md');
+      expect(await report(['--since', '7d', '--bucket', 'airlock-audit-vault', '--out', fromS3], { s3: () => new S3Client({ region: 'us-east-1' }), now: () => at })).toBe(0);
+      const receipts = (await readFile(fromS3, 'utf8')).split('## Verification')[0];
+      expect(receipts).toEqual(markdown.split('## Verification')[0]);
+      expect(s3.commandCalls(ListObjectsV2Command).every((c) => c.args[0].input.Bucket === 'airlock-audit-vault')).toBe(true);
+      expect(s3.commandCalls(GetObjectCommand).length).toBeGreaterThanOrEqual(7);
+    } finally {
+      s3.restore();
+    }
     // Ten scenes: a burst of parallel orders, then an agent's whole minute quota (about 120 previews): room for a loaded CI machine.
   }, 180_000);
 

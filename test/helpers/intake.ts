@@ -1,4 +1,5 @@
 import { testRateLimiter } from './rate-limits';
+import { noMetrics } from '../../lambdas/ports/metrics';
 import type { StoredDecision } from '../../lambdas/actions/action';
 import { defaultIntakeConfig, type Decider, type IntakeDeps } from '../../lambdas/intake/intake';
 import type { Principal } from '../../lambdas/shared/principal';
@@ -94,6 +95,7 @@ export function intakeFunctionDeps(
     cursors: async () => cursors,
     limits: readLimitsFile(),
     rateLimiter: testRateLimiter(table),
+    metrics: noMetrics,
     ...overrides,
   };
 }

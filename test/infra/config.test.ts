@@ -44,6 +44,7 @@ describe('parseConfig', () => {
       grantKeyReaders: ['saga'],
       vendorBaseUrls: {},
       removalPolicy: 'retain',
+      alarms: { approvalPendingHours: 24, vendorErrorRatePercent: 20, api5xxRatePercent: 1 },
     });
   });
 

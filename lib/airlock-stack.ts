@@ -142,8 +142,9 @@ export class AirlockStack extends Stack {
     for (const fn of [intake, saga, approvals]) this.ledger.bindReadWrite(fn);
     // The two functions that serve listings sign and check their page cursors.
     for (const fn of [intake, approvals]) this.secrets.grantCursorKeyRead(fn);
-    // Receipts read the ledger (never write it).
+    // Receipts read the ledger; they write only the rate-limit counters of their /v1 route.
     this.ledger.bindReader(receipts);
+    this.ledger.bindRateCounters(receipts);
     for (const reader of config.grantKeyReaders) {
       const fn = this.functions[reader];
       fn.addEnvironment(GRANT_TTL_ENV, String(config.grantTtlSeconds));

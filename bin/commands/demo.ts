@@ -89,7 +89,8 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     home = process.env.AIRLOCK_HOME ? resolve(process.env.AIRLOCK_HOME) : await mkdtemp(join(tmpdir(), 'airlock-demo-'));
     // Handlers log through the process logger; the timeline is the demo's output.
-    process.env.LOG_LEVEL ??= 'warn';
+    // Errors only: the rate-limit scene provokes a refusal log line per request on purpose.
+    process.env.LOG_LEVEL ??= 'error';
     try {
       const started = await startControlPlane({
         port: 0,

@@ -214,9 +214,12 @@ export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = /* @__PURE__ */ once(asy
   const env = readEnv(ReceiptsEnv);
   const db = await dynamo();
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
+  const limits = limitsIn(env[N.limitsFile]);
+  const metrics = metricsFor(limits);
   return {
+    rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
     deps: {
-      metrics: metricsFor(limitsIn(env[N.limitsFile])),
+      metrics,
       actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
       steps: store,
       events: store,

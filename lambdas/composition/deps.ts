@@ -79,6 +79,8 @@ export type StepsFunctionDeps = (connector?: string) => RunStepDeps & { metrics:
 /** The receipts function: WriteReceipt and WriteDigest. */
 export interface ReceiptsFunctionDeps {
   deps: ReceiptsDeps & { metrics: Metrics };
+  /** This instance's rate limiter: GET /v1/actions/{id}/receipt counts like every /v1 route. */
+  rateLimiter: RateLimiter;
   /** Runs after every stored receipt (locally, optionally: a digest right away). */
   afterReceipt?: (result: WriteReceiptResult) => Promise<void>;
 }

@@ -233,6 +233,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       return stepDeps(connector);
     },
     receipts: {
+      rateLimiter,
       deps: receiptsDeps,
       ...(settings.digestAfterEachReceipt ? { afterReceipt: async () => void (await writeDigestNow()) } : {}),
     },

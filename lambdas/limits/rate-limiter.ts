@@ -235,7 +235,9 @@ export class RateLimiter {
     for (const t of taken) t.state.shards[t.shard]!.lease++;
     for (const v of violated) this.metrics.count('RateLimitRejected', { policy: v.policy.id });
     // The audit record of a refusal: who and which policies; nothing of the request's content.
-    log?.warn('rate limit refused', {
+    // Info, not warn: a refusal is the limit doing its job (and a looping agent would flood
+    // the warnings); Lambda's default level keeps every one of them in the function's log.
+    log?.info('rate limit refused', {
       audit: 'ratelimit.refused',
       principal: request.principal,
       ...(request.agent !== undefined ? { agent: request.agent } : {}),

@@ -6,6 +6,7 @@ import { writeDigest, writeReceipt } from './vault';
 import { readReceipt } from './read';
 import { receiptsProblem } from './http';
 import { receiptsDeps } from '../composition/aws';
+import { admitRequest } from '../limits/http';
 import type { Lazy, ReceiptsFunctionDeps } from '../composition/deps';
 import { httpApi, type HttpEvent, type HttpResult } from '../middleware/http';
 import { annotate, tracer } from '../middleware/powertools';
@@ -69,7 +70,11 @@ function routes(deps: Lazy<ReceiptsFunctionDeps>) {
         },
       },
     },
-    { problems: receiptsProblem, nested: true },
+    {
+      problems: receiptsProblem,
+      nested: true,
+      admit: async (req) => admitRequest(await deps().then((rt) => ({ limiter: rt.rateLimiter, tools: rt.deps.tools })), req),
+    },
   );
 }
 

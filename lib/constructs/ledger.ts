@@ -93,14 +93,6 @@ export class Ledger extends Construct {
     this.grantKey(fn);
   }
 
-  /**
-   * Sets LEDGER_TABLE and grants a connector only its own kind of items. A connector runs
-   * vendor code paths with vendor data, so it is the function most likely to be tricked;
-   * `dynamodb:LeadingKeys` keeps it to partition keys starting with STEP# or GRANT#, so it
-   * can record steps and burn grant ids but never read or forge APPROVAL# (or any other)
-   * items. ForAllValues is vacuously true when the key is absent (Scan), which is why the
-   * action list holds only single-item operations that always carry the partition key.
-   */
   /** Read-only item access (GetItem, Query on the table): the receipts function reads, never writes. */
   bindReader(fn: AirlockFunction): void {
     fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
@@ -117,6 +109,31 @@ export class Ledger extends Construct {
     );
   }
 
+  /**
+   * Rate-limit window counters only (ledger.md `RATE#…`): for a function that otherwise only
+   * reads the ledger but serves a /v1 route, so its requests count like every other's.
+   * `dynamodb:LeadingKeys` keeps its writes to RATE# partitions.
+   */
+  bindRateCounters(fn: AirlockFunction): void {
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerRateCounters',
+        actions: ['dynamodb:UpdateItem', 'dynamodb:BatchGetItem'],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RATE#*'] } },
+      }),
+    );
+    this.grantKey(fn);
+  }
+
+  /**
+   * Sets LEDGER_TABLE and grants a connector only its own kind of items. A connector runs
+   * vendor code paths with vendor data, so it is the function most likely to be tricked;
+   * `dynamodb:LeadingKeys` keeps it to partition keys starting with STEP# or GRANT#, so it
+   * can record steps and burn grant ids but never read or forge APPROVAL# (or any other)
+   * items. ForAllValues is vacuously true when the key is absent (Scan), which is why the
+   * action list holds only single-item operations that always carry the partition key.
+   */
   bindConnector(fn: AirlockFunction): void {
     fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
     fn.role.addToPrincipalPolicy(

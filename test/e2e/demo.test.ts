@@ -62,7 +62,7 @@ async function contextOver(server: TestControlPlane, withVendors = true) {
 }
 
 describe('airlock demo', () => {
-  it('plays all nine scenes against its own control plane and exits 0', async () => {
+  it('plays all ten scenes against its own control plane and exits 0', async () => {
     // Prepare
     const home = await mkdtemp(join(tmpdir(), 'airlock-demo-test-'));
     dirs.push(home);
@@ -87,7 +87,7 @@ describe('airlock demo', () => {
       expect(run.stdout).toMatch(new RegExp(`PASS scene ${n}: .*${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     }
     expect(run.stdout).not.toContain('FAIL');
-    expect(run.stdout).toContain('Summary: 9/9 scenes passed');
+    expect(run.stdout).toContain('Summary: 10/10 scenes passed');
     expect(run.stdout).toContain(`State directory: ${home}`);
     // The receipts stay behind for inspection, and the vendor discovery file is gone.
     const days = await readdir(join(home, 'audit', 'receipts'));
@@ -178,18 +178,18 @@ describe('airlock demo', () => {
       controlPlane: { limits: limitsWithRates([{ id: 'agent-minute', scope: 'agent', limit: 5, windowSeconds: 60, lease: 1 }, { id: 'principal-minute', scope: 'principal', limit: 1000, windowSeconds: 60 }]) },
     });
     const { ctx, printed } = await contextOver(cp);
-    const rateLimited = scenes.find((s) => s.n === 9)!;
+    const rateLimited = scenes.find((s) => s.n === 10)!;
     // Act
     const outcome = await runScenes(ctx, [rateLimited]);
     // Assess
     expect(outcome.failed).toEqual([]);
-    expect(outcome.passed).toEqual([9]);
+    expect(outcome.passed).toEqual([10]);
     expect(printed()).toMatch(/5 answered 200, then 429/);
-    expect(printed()).toContain('PASS scene 9: a looping agent stopped at its limit: 429 quota-exceeded (agent-minute)');
+    expect(printed()).toContain('PASS scene 10: a looping agent stopped at its limit: 429 quota-exceeded (agent-minute)');
     await cp.close();
     cp = await startTestControlPlane({ controlPlane: { limits: limitsWithRates([]) } });
     const none = await runScenes((await contextOver(cp)).ctx, [rateLimited]);
-    expect(none.skipped).toEqual([{ n: 9, reason: 'this server has no per-agent rate limit' }]);
+    expect(none.skipped).toEqual([{ n: 10, reason: 'this server has no per-agent rate limit' }]);
   });
 
   it('skips the vendor fault, saying why, when it cannot reach the vendors’ admin', async () => {

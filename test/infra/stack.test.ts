@@ -200,16 +200,18 @@ describe('ledger', () => {
     }
   });
 
-  it('lets every function serving /v1 routes count requests against rate limits, and the receipts function none', () => {
+  it('lets every function serving /v1 routes count requests against rate limits, the receipts function on RATE# items only', () => {
     // The rate-limit window counters (ledger.md RATE#) are taken with UpdateItem and read with BatchGetItem.
     const serving = new Set(apiRoutes.filter((r) => r.auth && r.path.startsWith('/v1/')).map((r) => r.fn));
-    expect([...serving].sort()).toEqual(['approvals', 'intake']);
+    expect([...serving].sort()).toEqual(['approvals', 'intake', 'receipts']);
     for (const name of serving) {
       const statements = allows(roles[name]!).filter((st) => actionsOf(st).includes('dynamodb:UpdateItem'));
       expect(statements.flatMap(actionsOf), name).toEqual(expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:BatchGetItem']));
       expect(statements.flatMap((st) => [st.Resource].flat()), name).toContainEqual({ 'Fn::GetAtt': [logicalId(s.stack.ledger.table), 'Arn'] });
     }
-    expect(allows(roles.receipts!).flatMap(actionsOf)).not.toContain('dynamodb:UpdateItem');
+    // The receipts function writes nothing else in the ledger: its only UpdateItem is on RATE# partitions.
+    const receiptWrites = allows(roles.receipts!).filter((st) => actionsOf(st).some((a) => /^dynamodb:(Put|Update|Delete)Item$/.test(a)));
+    expect(receiptWrites.map((st) => st.Condition)).toEqual([{ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RATE#*'] } }]);
   });
 
   it('sets LEDGER_TABLE on every function bound to the ledger', () => {
@@ -564,9 +566,13 @@ describe('outputs', () => {
 });
 
 describe('audit vault: receipts function', () => {
-  it('reads the ledger without writing it, and learns bucket, retention and lookback from the environment', () => {
-    const ledger = allows(roles.receipts!).flatMap(actionsOf).filter((a) => a.startsWith('dynamodb:'));
-    expect(ledger.sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+  it('reads the ledger, writing only its rate-limit counters, and learns bucket, retention and lookback from the environment', () => {
+    const statements = allows(roles.receipts!).filter((st) => actionsOf(st).some((a) => a.startsWith('dynamodb:')));
+    const unconditioned = statements.filter((st) => st.Condition === undefined).flatMap(actionsOf);
+    expect(unconditioned.sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+    const rateOnly = statements.filter((st) => st.Condition !== undefined);
+    expect(rateOnly.flatMap(actionsOf).sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:UpdateItem']);
+    expect(rateOnly.map((st) => st.Condition)).toEqual([{ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RATE#*'] } }]);
     s.template.hasResourceProperties('AWS::Lambda::Function', {
       Description: Match.stringLikeRegexp('receipts'),
       Environment: {

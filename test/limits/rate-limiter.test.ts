@@ -98,7 +98,7 @@ describe('the rate limiter', () => {
   it('counts refusals as a metric per policy and logs an audit line without request content', async () => {
     const counted: { name: string; dims: unknown }[] = [];
     const lines: { msg: string; data: unknown }[] = [];
-    const log = { warn: (msg: string, data: unknown) => lines.push({ msg, data }) } as unknown as Logger;
+    const log = { info: (msg: string, data: unknown) => lines.push({ msg, data }) } as unknown as Logger;
     const limiter = new RateLimiter({
       policies: [policy({ id: 'agent-burst', scope: 'agent', limit: 1, lease: 1 })],
       counters: new MemoryCounters(),

@@ -3,10 +3,10 @@ import { ensurePrivateDir } from '../state-dir';
 import { iamVendor } from './iam';
 import { paymentsVendor } from './payments';
 import { procurementVendor } from './procurement';
-import { effectSequence, startSandboxVendor, type RunningSandboxVendor, type SandboxVendorSpec, type VendorEffect, type VendorFaults, type VendorStats } from './sandbox-server';
+import { effectSequence, startSandboxVendor, type RunningSandboxVendor, type SandboxVendorSpec, type LiveEffect, type VendorEffect, type VendorFaults, type VendorStats } from './sandbox-server';
 import { travelVendor } from './travel';
 
-export type { CommitThenDropFault, FailNextFault, OversizeFault, TimeoutFault, VendorEffect, VendorFaults, VendorStats } from './sandbox-server';
+export type { CommitThenDropFault, FailNextFault, LiveEffect, OversizeFault, TimeoutFault, VendorEffect, VendorFaults, VendorStats } from './sandbox-server';
 export { VendorStateCorruptError } from './state-file';
 export { DEFAULT_HOLD_TTL_MS } from './travel';
 
@@ -41,6 +41,8 @@ export interface SandboxVendorsAdmin {
   addFaults(connector: string, faults: VendorFaults): void;
   /** A vendor's side-effect log, in the order performed (numbered across all the vendors). */
   effects(connector: string): VendorEffect[];
+  /** The objects a vendor's side effects left in effect now (holds, bookings, authorizations, orders, roles). */
+  live(connector: string): LiveEffect[];
   /** Resets one vendor (state, stats, idempotency records, faults), or all when none is named. */
   reset(connector?: string): void;
   stats(connector: string): VendorStats;
@@ -108,6 +110,7 @@ export async function startSandboxVendors(options: StartSandboxVendorsOptions): 
       setFaults: (connector, faults) => vendor(connector).admin.setFaults(faults),
       addFaults: (connector, faults) => vendor(connector).admin.addFaults(faults),
       effects: (connector) => vendor(connector).admin.effects(),
+      live: (connector) => vendor(connector).admin.live(),
       reset: (connector) => {
         if (connector) vendor(connector).admin.reset();
         else for (const v of running.values()) v.admin.reset();

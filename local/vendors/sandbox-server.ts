@@ -147,6 +147,12 @@ export function effectSequence(): EffectSequence {
   };
 }
 
+/** An object a vendor's side effect created that is still in effect. */
+export interface LiveEffect {
+  object: string;
+  clientReference: string | null;
+}
+
 /** What a route handler answers. */
 export interface Reply {
   status: number;
@@ -188,6 +194,12 @@ export interface SandboxVendorSpec<S> {
    */
   restoreState(saved: unknown, env: SandboxEnv): S;
   routes: Route<S>[];
+  /**
+   * What the vendor's side effects left in place right now: one entry per object still in
+   * effect (a hold or booking, an authorization, an order, a role), named by the
+   * `clientReference` it was created with (the connectors send the step's idempotency key).
+   */
+  live?(state: S, env: SandboxEnv): LiveEffect[];
 }
 
 /** Options every sandbox vendor accepts at start-up. */
@@ -218,6 +230,8 @@ export interface SandboxVendorAdmin {
   addFaults(faults: VendorFaults): void;
   /** Every side effect performed since the vendor's state began (it survives restarts). */
   effects(): VendorEffect[];
+  /** The objects its side effects left in effect now. */
+  live(): LiveEffect[];
   /** Clears state, stats, idempotency records and faults. */
   reset(): void;
   stats(): VendorStats;
@@ -381,6 +395,7 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     setFaults,
     addFaults,
     effects: () => effects.map((e) => ({ ...e })),
+    live: () => spec.live?.(state, env) ?? [],
     reset() {
       state = spec.createState(env);
       sideEffects = {};
@@ -475,6 +490,7 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     }
     if (req.method === 'GET' && path === '/_admin/stats') return send(res, { status: 200, body: admin.stats() });
     if (req.method === 'GET' && path === '/_admin/effects') return send(res, { status: 200, body: { effects } });
+    if (req.method === 'GET' && path === '/_admin/live') return send(res, { status: 200, body: { live: admin.live() } });
     if (req.method === 'POST' && path === '/_admin/reset') {
       admin.reset();
       await durable();

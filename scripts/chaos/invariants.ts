@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { toolFacts } from '../../lambdas/policy/decider';
 import { committedSpend, majorToBaseMinor, type MoneyConfig } from '../../lambdas/shared/money';
 import { toolRegistry } from '../../lambdas/tools/registry';
-import type { ActionRun, FinalView, Observations } from './storm';
+import { TERMINAL, type ActionRun, type FinalView, type Observations } from './storm';
 
 /**
  * The invariants checked after every storm. Each reads only the observations (the agents'
@@ -118,6 +118,9 @@ export const sideEffectsMatchOutcomes: Invariant = {
       }
     }
     const byAction = effectsByAction(obs);
+    // What is still in effect at the vendors, by the key of the step that made it.
+    const liveByKey = new Map<string, string>();
+    for (const [vendor, list] of Object.entries(obs.live)) for (const l of list) if (l.clientReference) liveByKey.set(l.clientReference, `${vendor} ${l.object}`);
     for (const [id, view] of obs.views) {
       const run = runs.get(id);
       if (!run) continue;
@@ -130,16 +133,18 @@ export const sideEffectsMatchOutcomes: Invariant = {
       if (view.status === 'completed') {
         for (const s of run.spec.steps.filter((x) => x.commit)) {
           if (!forward.has(s.id)) v.push(`${label}: completed but ${s.tool} (${s.id}) left no effect at the vendor`);
+          else if (!liveByKey.has(`${id}.${s.id}`)) v.push(`missing: ${label}: what ${s.tool} (${s.id}) did is no longer in effect`);
         }
         for (const s of undone.keys()) v.push(`${label}: completed but step ${s} was compensated at the vendor`);
-      } else if (view.status !== 'running' && view.status !== 'awaiting_approval' && view.status !== 'received' && view.status !== 'compensating') {
+      } else if (TERMINAL.has(view.status)) {
         for (const [stepId, e] of forward) {
-          if (!undone.has(stepId)) v.push(`orphan: ${label}: ${e.vendor}.${e.operation} of step ${stepId} is still in effect`);
+          const still = liveByKey.get(`${id}.${stepId}`);
+          if (still) v.push(`orphan: ${label}: ${still} from ${e.operation} of step ${stepId} is still in effect`);
         }
       }
       for (const [stepId] of undone) if (!forward.has(stepId)) v.push(`${label}: step ${stepId} compensated at the vendor but never performed there`);
       for (const s of view.steps) {
-        if (s.compensation?.status === 'completed' && forward.has(s.id) && !undone.has(s.id)) v.push(`${label}: the ledger says step ${s.id} was compensated, the vendor never saw it`);
+        if (s.compensation?.status === 'completed' && liveByKey.has(`${id}.${s.id}`)) v.push(`${label}: the ledger says step ${s.id} was compensated, the vendor still has it`);
         if (s.status === 'completed' && run.spec.steps.find((x) => x.id === s.id)?.commit && !forward.has(s.id) && view.mode === 'execute') {
           v.push(`${label}: the ledger says ${s.id} completed, the vendor has no effect for it`);
         }
@@ -196,12 +201,15 @@ export const approvalsDecide: Invariant = {
       const rejected = r.votes.some((x) => x.counted && x.decision === 'reject');
       const label = `${r.id} (#${r.spec.index}, ${r.spec.approval})`;
       for (const x of r.votes) if (x.voter === r.spec.requester && x.counted) v.push(`${label}: the requester's own approval was counted`);
-      if (rejected && approvers.size >= quorum) v.push(`${label}: both a rejection and a full quorum were counted`);
-      if (view.status === 'rejected' && !rejected) v.push(`${label}: rejected without a counted rejection`);
-      if (view.status === 'expired' && (rejected || approvers.size >= quorum)) v.push(`${label}: expired although the votes decided it`);
+      // Racing votes: the conditional outcome write picks one; every answer must tell the same outcome, and the action follow it.
+      const told = new Set(r.votes.map((x) => x.outcome).filter((o) => o === 'approved' || o === 'rejected'));
+      if (told.size > 1) v.push(`${label}: voters were told both approved and rejected`);
       const ran = ['completed', 'compensated', 'failed'].includes(view.status);
+      if (told.has('rejected') && view.status !== 'rejected') v.push(`${label}: a voter was told rejected, the action ended ${view.status}`);
+      if (told.has('approved') && !ran) v.push(`${label}: a voter was told approved, the action ended ${view.status}`);
+      if (view.status === 'rejected' && !rejected) v.push(`${label}: rejected without a counted rejection`);
+      if (view.status === 'expired' && approvers.size >= quorum) v.push(`${label}: expired although a quorum approved in time`);
       if (ran && approvers.size < quorum) v.push(`${label}: ran (${view.status}) with ${approvers.size} of ${quorum} approvals`);
-      if (ran && rejected) v.push(`${label}: ran (${view.status}) although a rejection was counted`);
       if (r.spec.approval === 'expire' && view.status !== 'expired') v.push(`${label}: nobody voted, yet it ended ${view.status}`);
       if (r.spec.approval === 'reject' && view.status !== 'rejected') v.push(`${label}: rejected by ${r.spec.approvers[0]}, yet it ended ${view.status}`);
     }

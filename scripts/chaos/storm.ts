@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { approvalIdFor } from '../../lambdas/shared/ids';
 import { loadOrCreateIssuer } from '../../local/dev-issuer';
-import type { VendorEffect } from '../../local/vendors/index';
+import type { LiveEffect, VendorEffect } from '../../local/vendors/index';
 import { INJECTORS, type World } from './injectors';
 import { derive, int } from './rng';
 import { envelopeOf, person, type ActionSpec, type Schedule } from './schedule';
@@ -37,6 +37,8 @@ export interface VoteRecord {
   type: string | undefined;
   /** Whether the approvals service counted it (200 with recorded: true). */
   counted: boolean;
+  /** The approval's status the answer reported (pending, approved, rejected, expired). */
+  outcome: string | undefined;
 }
 
 /** What happened to one action of the schedule, from the agent's side. */
@@ -79,6 +81,8 @@ export interface Observations {
   views: Map<string, FinalView>;
   effects: Record<string, VendorEffect[]>;
   sideEffectCounters: Record<string, Record<string, number>>;
+  /** Objects each vendor's side effects left in effect at the end, by clientReference (the step's key). */
+  live: Record<string, LiveEffect[]>;
   /** Receipts by action id (parsed), and files that name no action of the run. */
   receipts: Map<string, unknown[]>;
   strayReceipts: string[];
@@ -315,7 +319,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       const planHash = preview?.status === 200 ? (preview.body?.planHash as string) : '0'.repeat(64);
       const res = await call('POST', `/v1/approvals/${approvalId}/decision`, voter, { decision, planHash, comment: `chaos ${decision}` });
       if (!res) return;
-      run.votes.push({ voter, decision, status: res.status, type: typeOf(res.body), counted: res.status === 200 && res.body?.recorded === true });
+      run.votes.push({ voter, decision, status: res.status, type: typeOf(res.body), counted: res.status === 200 && res.body?.recorded === true, outcome: res.status === 200 ? String(res.body?.status) : undefined });
     };
 
     const runAction = async (run: ActionRun) => {
@@ -428,10 +432,12 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     // Vendor side: effects and counters, read before anything stops.
     const effects: Record<string, VendorEffect[]> = {};
     const sideEffectCounters: Record<string, Record<string, number>> = {};
+    const live: Record<string, LiveEffect[]> = {};
     for (const [name, url] of Object.entries(info.baseUrls)) {
       const h = { 'x-admin-token': info.adminTokens[name]! };
       effects[name] = ((await (await fetch(`${url}/_admin/effects`, { headers: h })).json()) as { effects: VendorEffect[] }).effects;
       sideEffectCounters[name] = ((await (await fetch(`${url}/_admin/stats`, { headers: h })).json()) as { sideEffects: Record<string, number> }).sideEffects;
+      live[name] = ((await (await fetch(`${url}/_admin/live`, { headers: h })).json()) as { live: LiveEffect[] }).live;
     }
 
     // A clean stop (closing digest), then the vault is verified as an auditor would.
@@ -486,6 +492,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       views,
       effects,
       sideEffectCounters,
+      live,
       receipts,
       strayReceipts,
       audit,

@@ -204,7 +204,8 @@ export const approvalsDecide: Invariant = {
       // Racing votes: the conditional outcome write picks one; every answer must tell the same outcome, and the action follow it.
       const told = new Set(r.votes.map((x) => x.outcome).filter((o) => o === 'approved' || o === 'rejected'));
       if (told.size > 1) v.push(`${label}: voters were told both approved and rejected`);
-      const ran = ['completed', 'compensated', 'failed'].includes(view.status);
+      // Ran: some step started (an action can also fail while it waits, without running).
+      const ran = view.steps.some((s) => s.status !== 'pending');
       if (told.has('rejected') && view.status !== 'rejected') v.push(`${label}: a voter was told rejected, the action ended ${view.status}`);
       if (told.has('approved') && !ran) v.push(`${label}: a voter was told approved, the action ended ${view.status}`);
       if (view.status === 'rejected' && !rejected) v.push(`${label}: rejected without a counted rejection`);

@@ -310,6 +310,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       for (let wait = 25; ; wait = Math.min(500, wait * 2)) {
         preview = await call('GET', `/v1/approvals/${approvalId}`, voter);
         if (preview?.status !== 404 || Date.now() > lastRestart + options.settleBoundMs) break;
+        // Ended meanwhile (expired, failed): nothing left to vote on; the invariants judge the ending.
+        if (TERMINAL.has((await view(run))?.status ?? '')) return;
         await sleep(wait);
       }
       if (preview?.status !== 200) {

@@ -93,7 +93,21 @@ function stoppableFetch(signal: AbortSignal): typeof fetch {
   return (input, init) => fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
 }
 
-/** Actions a previous run left mid-flight: resumed or compensated on start. */
+/** Whether a stored action document names its receipt (set once the receipt is in the vault). */
+function hasReceipt(doc: string | undefined): boolean {
+  if (!doc) return false;
+  try {
+    return typeof (JSON.parse(doc) as { receiptKey?: unknown }).receiptKey === 'string';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Actions a previous run left unfinished: mid-flight (resumed or compensated on start), or
+ * settled without their receipt (a crash between SettleAction and the receipt write), whose
+ * saga run again only writes the receipt.
+ */
 async function unfinishedActions(ctx: LocalServiceContext): Promise<string[]> {
   const ids: string[] = [];
   let start: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
@@ -103,7 +117,7 @@ async function unfinishedActions(ctx: LocalServiceContext): Promise<string[]> {
         TableName: ctx.dynamo.tableName,
         FilterExpression: 'sk = :action',
         ExpressionAttributeValues: { ':action': { S: 'ACTION' } },
-        ProjectionExpression: 'pk, #status',
+        ProjectionExpression: 'pk, #status, doc',
         ExpressionAttributeNames: { '#status': 'status' },
         ...(start ? { ExclusiveStartKey: start } : {}),
       }),
@@ -111,7 +125,8 @@ async function unfinishedActions(ctx: LocalServiceContext): Promise<string[]> {
     for (const item of out.Items ?? []) {
       const status = item.status?.S as ActionStatus | undefined;
       const pk = item.pk?.S ?? '';
-      if (status && !TerminalStatuses.has(status) && pk.startsWith('ACTION#')) ids.push(pk.slice('ACTION#'.length));
+      const unfinished = status !== undefined && (!TerminalStatuses.has(status) || !hasReceipt(item.doc?.S));
+      if (unfinished && pk.startsWith('ACTION#')) ids.push(pk.slice('ACTION#'.length));
     }
     start = out.LastEvaluatedKey;
   } while (start);

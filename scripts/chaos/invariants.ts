@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { toolFacts } from '../../lambdas/policy/decider';
-import { committedSpend, majorToBaseMinor, type MoneyConfig } from '../../lambdas/shared/money';
+import { committedSpend, type MoneyConfig } from '../../lambdas/shared/money';
+import { readLimitsFile } from '../../lambdas/limits/config';
+import { amountTowardCap, capSubject, periodKey, resolveCaps, type ResolvedCap } from '../../lambdas/spend/caps';
 import { toolRegistry } from '../../lambdas/tools/registry';
 import { TERMINAL, type ActionRun, type FinalView, type Observations } from './storm';
 
@@ -218,34 +220,42 @@ export const approvalsDecide: Invariant = {
   },
 };
 
-const money = JSON.parse(readFileSync(fileURLToPath(new URL('../../policies/config.json', import.meta.url)), 'utf8')) as MoneyConfig & { dailyExposureCap: number };
+const money = JSON.parse(readFileSync(fileURLToPath(new URL('../../policies/config.json', import.meta.url)), 'utf8')) as MoneyConfig;
+/** Every spend cap of the shipped limits file, in base minor units (the store's own conversion). */
+const caps = resolveCaps(readLimitsFile().limits.spendCaps, money);
 
 /** The commit-tier spend of an action's steps that stayed done (the saga's rule, shared/money). */
-function spendOf(run: ActionRun, view: FinalView): number {
+function spendOf(run: ActionRun, view: FinalView): { total: number; byConnector: ReadonlyMap<string, number> } {
   const done = view.steps.filter((s) => s.status === 'completed');
   const items = done.flatMap((s) => {
     const spec = run.spec.steps.find((x) => x.id === s.id) ?? (run.spec.single ? run.spec.steps[0] : undefined);
     return spec ? [toolFacts(toolRegistry, spec.tool, spec.arguments)] : [];
   });
-  return committedSpend(items, money).total;
+  const spend = committedSpend(items, money);
+  return { total: spend.total, byConnector: spend.byConnector };
 }
 
 export const spendWithinCaps: Invariant = {
   name: 'spend within caps',
-  summary: 'per principal and day, what completed actions committed never passed dailyExposureCap (policies/config.json)',
+  summary: 'for every spend cap in policies/limits.json (per principal, department, tenant; day or month), what completed actions committed never passed it',
   check(obs) {
     const v: string[] = [];
     const runs = runsById(obs);
-    const totals = new Map<string, number>();
+    const totals = new Map<string, { cap: ResolvedCap; total: number }>();
     for (const [id, view] of obs.views) {
       const run = runs.get(id);
       if (!run || view.status !== 'completed' || view.mode !== 'execute') continue;
-      const key = `${view.principal.sub} ${view.createdAt.slice(0, 10)}`;
-      totals.set(key, (totals.get(key) ?? 0) + spendOf(run, view));
+      const spend = spendOf(run, view);
+      for (const cap of caps) {
+        const subject = capSubject(cap, view.principal);
+        if (subject === undefined) continue;
+        const key = `${cap.id} ${subject} ${periodKey(cap.period, new Date(view.createdAt))}`;
+        const entry = totals.get(key) ?? { cap, total: 0 };
+        entry.total += amountTowardCap(cap, spend.byConnector, spend.total);
+        totals.set(key, entry);
+      }
     }
-    // dailyExposureCap is in major units of the base currency; totals are minor units.
-    const capMinor = majorToBaseMinor(money.dailyExposureCap, money);
-    for (const [key, total] of totals) if (total > capMinor) v.push(`${key}: committed ${total} minor units of ${money.baseCurrency}, cap ${capMinor}`);
+    for (const [key, { cap, total }] of totals) if (total > cap.limit) v.push(`${key}: committed ${total} minor units of ${money.baseCurrency}, cap ${cap.limit}`);
     return result(totals.size, v);
   },
 };

@@ -68,7 +68,7 @@ export interface FinalView {
   id: string;
   status: string;
   mode: string;
-  principal: { sub: string };
+  principal: { sub: string; department?: string };
   statusReason?: string | undefined;
   steps: StepView[];
   decision: { outcome: string; quorum: number } | null;

@@ -206,7 +206,7 @@ describe('the invariants', () => {
   it('name spend over the daily cap, a missing receipt, a failing audit verify, a leaked secret and an undeclared 5xx', () => {
     const big = spec({ steps: [{ id: 'p', tool: 'payments.authorize', commit: true, arguments: { amount: 60_000, currency: 'USD', payee: 'x', paymentMethod: 'pm_card_visa' } }] });
     const spent = obs({ runs: [run({ spec: big })], views: new Map([['act_A', view('completed', { steps: [{ id: 'p', tool: 'payments.authorize', status: 'completed' }] })]]) });
-    expect(spendWithinCaps.check(spent).violations.join('\n')).toMatch(/u1 2030-01-01: committed 6000000/);
+    expect(spendWithinCaps.check(spent).violations.join('\n')).toMatch(/principal-daily u1 2030-01-01: committed 6000000 minor units of USD, cap 5000000/);
     const vault = obs({ receipts: new Map(), audit: { code: 1, output: 'MISSING receipts/x.json' } });
     const r = receiptsAndAudit.check(vault).violations.join('\n');
     expect(r).toMatch(/has 0 receipts/);

@@ -7,6 +7,7 @@ import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
+import { JwksTokenVerifier } from '../adapters/aws/jwks-token-verifier';
 import { S3AuditStore } from '../adapters/aws/s3-audit-store';
 import type { SecretRotationDeps } from '../adapters/aws/secret-rotation';
 import { SecretsManagerSecrets } from '../adapters/aws/secrets-manager';
@@ -82,6 +83,7 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     tools: toolRegistry,
     intake: { ...defaultIntakeConfig, idempotencyRetentionMs: env[N.idempotencyRetentionHours] * 3_600_000 },
     cursors: cursorCodec(env[N.cursorKeySecret]),
+    tokens: new JwksTokenVerifier({ issuer: env[N.jwtIssuer], audience: env[N.jwtAudience] }),
   };
 });
 

@@ -12,6 +12,7 @@ import { spendAwareDecider } from '../policy/decider';
 import type { SecretsPort } from '../ports/secrets';
 import { SecretNames } from '../ports/secrets';
 import type { TaskCallbacks } from '../ports/task-callbacks';
+import { TokenRejectedError, type TokenVerifier } from '../ports/tokens';
 import type { ToolRegistry } from '../ports/tools';
 import type { WorkflowStarter } from '../ports/workflow';
 import { writeDigest, type ReceiptsDeps } from '../receipts/vault';
@@ -49,6 +50,8 @@ export interface LocalInfrastructure {
   /** HTTP for vendor calls (cut short when the runtime stops). */
   vendorFetch?: typeof fetch;
   tools?: ToolRegistry;
+  /** Verifies bearer tokens for the routes that verify their own (the dev issuer); default: refuses every token. */
+  tokens?: TokenVerifier;
   now?: () => Date;
 }
 
@@ -85,6 +88,14 @@ export interface LocalComposition {
   receipts: ReceiptsFunctionDeps;
   vault: LocalReceipts;
 }
+
+/** A verifier for compositions without an issuer (tests of other capabilities): no token passes. */
+export const refuseAllTokens: TokenVerifier = {
+  issuer: 'none',
+  verify: async () => {
+    throw new TokenRejectedError('no issuer configured');
+  },
+};
 
 /** Builds every function's dependencies for the local runtime. */
 export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings = {}): LocalComposition {
@@ -152,6 +163,9 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       tools,
       intake: { ...defaultIntakeConfig, ...settings.intake },
       cursors,
+      tokens: infra.tokens ?? refuseAllTokens,
+      // On loopback, a browser page could reach the runtime through DNS rebinding: only loopback names.
+      mcpAllowedHosts: ['127.0.0.1', 'localhost', '[::1]'],
     },
     saga: {
       actions: ledger,

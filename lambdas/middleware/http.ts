@@ -34,6 +34,8 @@ export interface HttpRequest {
   query: Record<string, string>;
   /** Parsed JSON body, or undefined when there is none. Untrusted: validate with zod. */
   body: unknown;
+  /** The body as sent (UTF-8), on routes declared `rawBody` only; they parse and bound it themselves. */
+  rawBody?: string;
   /** The verified principal; present on every route that requires auth. */
   principal: Principal | undefined;
   requestId: string;
@@ -43,13 +45,16 @@ export interface HttpRequest {
 export interface HttpResponse {
   status: number;
   body?: unknown;
+  /** A body already serialized (with its content-type in `headers`); wins over `body`. */
+  rawBody?: string;
   headers?: Record<string, string>;
 }
 
 export type RouteHandler = (req: HttpRequest) => Promise<HttpResponse>;
 
 export interface RouteTable {
-  [routeKey: string]: { auth: boolean; handle: RouteHandler };
+  /** `rawBody`: the route reads the body itself (a protocol with its own error format, MCP's JSON-RPC). */
+  [routeKey: string]: { auth: boolean; handle: RouteHandler; rawBody?: boolean };
 }
 
 function lowerHeaders(headers: Record<string, string | undefined> | undefined): Record<string, string> {
@@ -79,6 +84,11 @@ function decodeBody(event: HttpEvent): unknown {
   }
 }
 
+function rawBodyOf(event: HttpEvent): string {
+  if (event.body === undefined || event.body === null) return '';
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+}
+
 export function problemResult(doc: ProblemError['problem'], headers: Record<string, string> = {}): HttpResult {
   return {
     statusCode: doc.status,
@@ -89,6 +99,7 @@ export function problemResult(doc: ProblemError['problem'], headers: Record<stri
 
 function jsonResult(res: HttpResponse): HttpResult {
   const headers: Record<string, string> = { 'cache-control': 'no-store', ...(res.headers ?? {}) };
+  if (res.rawBody !== undefined) return { statusCode: res.status, headers, body: res.rawBody };
   if (res.body === undefined) return { statusCode: res.status, headers };
   return {
     statusCode: res.status,
@@ -202,7 +213,8 @@ export function httpApi(
       query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
       // A GET's content has no meaning (RFC 9110 §9.3.1): ignore it rather than give reads
       // failure modes (415, malformed JSON) that no operation documents.
-      body: BODYLESS_METHODS.has(event.requestContext.http.method) ? undefined : decodeBody(event),
+      body: BODYLESS_METHODS.has(event.requestContext.http.method) || route.rawBody ? undefined : decodeBody(event),
+      ...(route.rawBody ? { rawBody: rawBodyOf(event) } : {}),
       principal,
       requestId,
       logger: log,

@@ -10,6 +10,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CursorCodec } from '../../lambdas/shared/cursor';
 import { randomBytes } from 'node:crypto';
 import { toolRegistry } from '../../lambdas/tools/registry';
+import { refuseAllTokens } from '../../lambdas/composition/local';
 
 export const alice: Principal = { sub: 'alice', roles: ['employee'], manager: 'bob', department: 'sales' };
 export const mallory: Principal = { sub: 'mallory', roles: ['employee'] };
@@ -90,6 +91,7 @@ export function intakeFunctionDeps(
     tools: toolRegistry,
     intake: defaultIntakeConfig,
     cursors: async () => cursors,
+    tokens: refuseAllTokens,
     ...overrides,
   };
 }

@@ -127,7 +127,10 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
   table['POST /mcp'] = {
     auth: false, // verified in serveMcp: its 401 must name the resource metadata (see mcp/http.ts)
     rawBody: true,
-    handle: async (req) => serveMcp(req, await deps(), backend(req)),
+    handle: async (req) => {
+      const rt = await deps();
+      return serveMcp(req, { tools: rt.tools, tokens: rt.tokens, ...(rt.mcpAllowedHosts ? { allowedHosts: rt.mcpAllowedHosts } : {}) }, backend(req));
+    },
   };
   const metadata = { auth: false, handle: async (req: HttpRequest) => protectedResourceMetadata(req, (await deps()).tokens) };
   table['GET /.well-known/oauth-protected-resource'] = metadata;

@@ -1,4 +1,4 @@
-import { createMcpHandler, hostHeaderValidationResponse, type AuthInfo } from '@modelcontextprotocol/server';
+import { createMcpHandler, hostHeaderValidationResponse, isLegacyRequest, WebStandardStreamableHTTPServerTransport, type AuthInfo } from '@modelcontextprotocol/server';
 import type { HttpRequest, HttpResponse } from '../middleware/http';
 import { TokenRejectedError, type TokenVerifier } from '../ports/tokens';
 import type { ToolRegistry } from '../ports/tools';
@@ -39,15 +39,36 @@ export interface McpEdgeDeps {
 
 const sessions = new WeakMap<AuthInfo, McpSession>();
 
-const mcp = createMcpHandler(
-  (ctx) => {
-    const session = ctx.authInfo ? sessions.get(ctx.authInfo) : undefined;
-    // Only requests that passed authenticate() reach the handler, each with its session.
-    if (!session) throw new Error('MCP request without a verified session');
-    return createAirlockMcpServer(session);
-  },
-  { responseMode: 'json', maxRequestBodySize: MAX_MCP_MESSAGE_BYTES, keepAliveMs: 0 },
-);
+function sessionOf(authInfo: AuthInfo | undefined): McpSession {
+  const session = authInfo ? sessions.get(authInfo) : undefined;
+  // Only requests that passed authenticate() reach the SDK, each with its session.
+  if (!session) throw new Error('MCP request without a verified session');
+  return session;
+}
+
+/** The 2026-07-28 leg; 'auto' answers one JSON body, since no handler here sends anything before its result. */
+const modern = createMcpHandler((ctx) => createAirlockMcpServer(sessionOf(ctx.authInfo)), {
+  legacy: 'reject',
+  maxRequestBodySize: MAX_MCP_MESSAGE_BYTES,
+  keepAliveMs: 0,
+});
+
+/**
+ * The 2025-era leg, stateless (no session id) like the SDK's own fallback, but answering
+ * plain JSON rather than a one-event SSE stream: a Lambda response is buffered anyway.
+ */
+async function serveLegacy(request: Request, authInfo: AuthInfo, parsedBody: unknown): Promise<Response> {
+  const server = createAirlockMcpServer(sessionOf(authInfo));
+  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+  await server.connect(transport);
+  try {
+    const response = await transport.handleRequest(request, { authInfo, parsedBody });
+    // Read the body before closing: the transport ends the exchange on close.
+    return new Response(await response.text(), { status: response.status, headers: response.headers });
+  } finally {
+    await server.close();
+  }
+}
 
 /** The public base URL of this API as the caller reached it. */
 function baseUrl(req: HttpRequest): string {
@@ -154,7 +175,10 @@ export async function serveMcp(req: HttpRequest, deps: McpEdgeDeps, backend: (pr
 
   const authInfo: AuthInfo = { token: auth.token, clientId: auth.principal.sub, scopes: [] };
   sessions.set(authInfo, { principalSub: auth.principal.sub, backend: backend(auth.principal), tools: deps.tools });
-  const response = await mcp.fetch(new Request(url, { method: 'POST', headers, body: raw }), { authInfo, parsedBody: parsed });
+  const request = new Request(url, { method: 'POST', headers, body: raw });
+  const response = (await isLegacyRequest(request, parsed, { maxRequestBodySize: MAX_MCP_MESSAGE_BYTES }))
+    ? await serveLegacy(request, authInfo, parsed)
+    : await modern.fetch(request, { authInfo, parsedBody: parsed });
   const out: Record<string, string> = {};
   response.headers.forEach((value, key) => {
     out[key] = value;

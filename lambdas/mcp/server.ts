@@ -1,4 +1,4 @@
-import { ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Tool } from '@modelcontextprotocol/server';
+import { CLIENT_INFO_META_KEY, ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Tool } from '@modelcontextprotocol/server';
 import type { ToolRegistry } from '../ports/tools';
 import { canonicalJson, sha256Hex } from '../shared/canonical-json';
 import type { ProblemDocument } from '../shared/problem';
@@ -99,8 +99,10 @@ interface ActionLike {
   links?: { self: string };
 }
 
+/** Who must approve and how to follow, while the action waits (or is about to wait) for approval. */
 function approvalOf(action: ActionLike): Record<string, unknown> | null {
-  if (action.status !== 'awaiting_approval' && action.decision?.outcome !== 'require_approval') return null;
+  const waiting = action.status === 'awaiting_approval' || (action.status === 'received' && action.decision?.outcome === 'require_approval');
+  if (!waiting) return null;
   return {
     quorum: action.decision?.quorum ?? 1,
     approverRule: action.decision?.approverRule ?? null,
@@ -112,7 +114,7 @@ function approvalOf(action: ActionLike): Record<string, unknown> | null {
 
 /** An action (accepted or finished) as a tool result matching the toolset's output schema. */
 function actionResult(action: ActionLike, replayed: boolean): CallToolResult {
-  const approval = action.status === 'awaiting_approval' ? approvalOf(action) : null;
+  const approval = approvalOf(action);
   const completed = action.status === 'completed' && action.mode !== 'dry_run';
   const structured = {
     actionId: action.id,
@@ -150,7 +152,7 @@ async function answerAction(session: McpSession, answer: HttpAnswer): Promise<Ca
   if (answer.status >= 400) return problemResult(answer);
   const replayed = answer.headers['idempotent-replayed'] === 'true';
   const body = answer.body as ActionLike;
-  if (answer.status === 202 && body.status === 'awaiting_approval') {
+  if (answer.status === 202 && body.decision?.outcome === 'require_approval') {
     // The 202 names neither the approver rule nor the approval ids: read the action for them.
     const full = await session.backend.getAction(body.id);
     if (full.status === 200) return actionResult(full.body as ActionLike, replayed);
@@ -219,8 +221,10 @@ export function createAirlockMcpServer(session: McpSession): Server {
     const args = request.params.arguments ?? {};
     if (!isObject(args)) throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'arguments must be a JSON object.');
     const meta: Record<string, unknown> = { ...(ctx.mcpReq._meta ?? {}), ...(request.params._meta ?? {}) };
-    const client = server.getClientVersion();
-    const agent = { name: agentName(client?.name) };
+    // 2026-07-28: the client names itself in every request's envelope; 2025-era: in initialize (absent when stateless).
+    const fromEnvelope = (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[CLIENT_INFO_META_KEY] as { name?: unknown } | undefined;
+    const client = typeof fromEnvelope?.name === 'string' ? fromEnvelope.name : server.getClientVersion()?.name;
+    const agent = { name: agentName(client) };
     const own = meta[MetaKeys.idempotencyKey];
     // A client key that is not a string is passed on as one, so intake refuses it by the header's rules.
     const key = () => (own === undefined ? derivedIdempotencyKey({ client: agent.name, requestId: ctx.mcpReq.id, tool: name, arguments: args }) : String(own));

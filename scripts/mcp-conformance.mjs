@@ -105,6 +105,16 @@ async function main() {
   return failed === 0 ? 0 : 1;
 }
 
+// Ctrl-C or a CI timeout: stop the runtime too, never leave it behind.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    proxy?.close();
+    runtime?.kill('SIGTERM');
+    rmSync(home, { recursive: true, force: true });
+    process.exit(1);
+  });
+}
+
 let code = 1;
 try {
   code = await main();

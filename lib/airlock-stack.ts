@@ -113,6 +113,9 @@ export class AirlockStack extends Stack {
     const intake = make('Intake', 'lambdas/intake/handler.ts', 'Airlock intake: validate, dedupe, decide, start the saga', {
       cedar: true,
     });
+    // POST /mcp verifies its own tokens (its 401 must name the RFC 9728 metadata): the authorizer's issuer and audiences.
+    intake.addEnvironment(EnvNames.jwtIssuer, config.jwt.issuer);
+    intake.addEnvironment(EnvNames.jwtAudience, JSON.stringify(config.jwt.audience));
     const saga = make('Saga', 'lambdas/saga/handler.ts', 'Airlock saga tasks: run-time policy, grants and bookkeeping', {
       cedar: true,
     });

@@ -13,6 +13,8 @@ import { composeLocal, type LocalComposition, type LocalReceipts } from '../lamb
 import type { IntakeConfig } from '../lambdas/intake/intake';
 import { createIntakeHandler } from '../lambdas/intake/handler';
 import { SecretNames } from '../lambdas/ports/secrets';
+import { TokenRejectedError, type TokenVerifier } from '../lambdas/ports/tokens';
+import { InvalidTokenError, type DevIssuer } from './dev-issuer';
 import { createReceiptsHandler } from '../lambdas/receipts/handler';
 import { createSagaHandler } from '../lambdas/saga/handler';
 import { createStepsHandler } from '../lambdas/steps/handler';
@@ -76,6 +78,21 @@ export const SANDBOX_VENDORS_FILE = 'sandbox-vendors.json';
 
 /** Folder in the state dir where the sandbox vendors keep their state (one file each). */
 export const SANDBOX_VENDOR_STATE_DIR = 'vendors';
+
+/** The dev issuer as the token port: what the local API Gateway checks, for routes that check their own. */
+function devIssuerTokens(issuer: DevIssuer): TokenVerifier {
+  return {
+    issuer: issuer.issuer,
+    verify: async (token) => {
+      try {
+        return await issuer.verify(token);
+      } catch (error) {
+        if (error instanceof InvalidTokenError) throw new TokenRejectedError(error.reason, { cause: error });
+        throw error;
+      }
+    },
+  };
+}
 
 /** Why a vendor call was cut short: the control plane is stopping (the step's outcome is unknown). */
 export class RuntimeStoppingError extends Error {
@@ -185,6 +202,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           dynamo: { client: ctx.dynamo.client, tableName: ctx.dynamo.tableName },
           secrets: ctx.secrets,
           logger: ctx.logger,
+          tokens: devIssuerTokens(ctx.issuer),
           workflow: runner,
           callbacks: runner,
           connectorFunction: (connector: string) => localFunctionArn(`connector-${connector}`),

@@ -140,6 +140,8 @@ interface OperationSpec {
   body?: RequestName;
   success: SuccessSpec[];
   errors: ErrorSpec[];
+  /** Answers in another format than problem+json (MCP's JSON-RPC errors), by status; merged into that status's content. */
+  otherResponses?: Record<string, JsonObject>;
 }
 
 const HOURS = 3_600_000;
@@ -331,6 +333,80 @@ const operations: Record<string, OperationSpec> = {
       { status: 403, types: ['forbidden'], when: 'the caller is neither an auditor nor an admin' },
     ],
   },
+  'POST /mcp': {
+    operationId: 'mcp',
+    tag: 'mcp',
+    summary: 'MCP server (Streamable HTTP, stateless)',
+    description: [
+      'The Model Context Protocol endpoint: one JSON-RPC message per POST, answered with one JSON body. Serves the 2026-07-28 revision (stateless: every request carries its `_meta` envelope; `server/discover`) and 2025-era clients (`initialize`, served without a session). No GET stream and no session id.',
+      '`tools/list` lists every catalog tool under a name every function-calling API accepts (`travel.hold_seat` → `travel-hold_seat`) with `inputSchema`, `outputSchema` and truthful annotations, plus `airlock-submit_plan`, `airlock-get_action`, `airlock-approvals_status` and `airlock-cancel_action` (not supported yet: always an error result).',
+      '`tools/call` runs exactly POST /v1/actions (validation, policy, limits, saga, receipt). Idempotency: `_meta["io.airlock/idempotency-key"]` has the Idempotency-Key header\'s semantics; without it the key is derived from the client, the JSON-RPC id, the tool and the arguments, so a retried request is answered from the first. Problems (denials, violations, halts, limits) are `isError` results carrying the problem document. An action that needs approval returns at once with `status: awaiting_approval`, who approves and how to follow it.',
+      'Authentication: the same bearer JWT as the other routes, verified by the function so that a missing or invalid token gets 401 with `WWW-Authenticate: Bearer resource_metadata="<base>/.well-known/oauth-protected-resource/mcp"` (RFC 9728).',
+    ].join('\n\n'),
+    success: [
+      { status: 200, description: 'The JSON-RPC response (a result, or a JSON-RPC error such as -32601 method not found or -32602 invalid params).', schema: { $ref: '#/components/schemas/JsonRpcMessage' } },
+    ],
+    errors: [
+      { status: 401, types: ['unauthorized'], when: 'the bearer token is missing, invalid or expired; `WWW-Authenticate` names the protected resource metadata', headers: ['WWWAuthenticateResourceMetadata'] },
+    ],
+    otherResponses: Object.fromEntries([
+      ['202', { description: 'A notification (or a client\'s response) was accepted; no body.' }],
+      ...[
+        [400, 'A JSON-RPC error: the body is not JSON (-32700), a batch or not a JSON-RPC message (-32600), an unsupported protocol version or a bad `_meta` envelope.'],
+        [403, 'A JSON-RPC error: the Host or Origin header is not one this server answers (DNS-rebinding protection on the local runtime).'],
+        [406, 'A JSON-RPC error: the Accept header does not accept application/json.'],
+        [413, 'A JSON-RPC error (-32600) for a message over the limit that reached the function.'],
+        [415, 'A JSON-RPC error: the body is not sent as application/json.'],
+      ].map(([status, description]) => [String(status), { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/JsonRpcMessage' } } } }]),
+    ]),
+  },
+  'GET /.well-known/oauth-protected-resource': {
+    operationId: 'getProtectedResourceMetadata',
+    tag: 'mcp',
+    summary: 'OAuth 2.0 Protected Resource Metadata (RFC 9728)',
+    description: 'The MCP resource (`<base>/mcp`), the issuer of its tokens (`authorization_servers`) and how to send them. Needs no token.',
+    success: [{ status: 200, description: 'The metadata.', schema: { $ref: '#/components/schemas/ProtectedResourceMetadata' } }],
+    errors: [],
+  },
+  'GET /.well-known/oauth-protected-resource/mcp': {
+    operationId: 'getMcpProtectedResourceMetadata',
+    tag: 'mcp',
+    summary: 'OAuth 2.0 Protected Resource Metadata of /mcp (RFC 9728 §3.1 path form)',
+    description: 'The same document at the path RFC 9728 derives from the resource `<base>/mcp`; the URL the 401 of POST /mcp names.',
+    success: [{ status: 200, description: 'The metadata.', schema: { $ref: '#/components/schemas/ProtectedResourceMetadata' } }],
+    errors: [],
+  },
+};
+
+/** Schemas of the MCP routes that are not zod wire shapes of the HTTP API. */
+const mcpSchemas: Record<string, JsonObject> = {
+  JsonRpcMessage: {
+    type: 'object',
+    description: 'One JSON-RPC 2.0 message (MCP).',
+    properties: {
+      jsonrpc: { const: '2.0' },
+      id: { anyOf: [{ type: 'string' }, { type: 'integer' }, { type: 'null' }] },
+      result: { type: 'object' },
+      error: {
+        type: 'object',
+        properties: { code: { type: 'integer' }, message: { type: 'string' }, data: {} },
+        required: ['code', 'message'],
+      },
+    },
+    required: ['jsonrpc'],
+  },
+  ProtectedResourceMetadata: {
+    type: 'object',
+    description: 'RFC 9728 protected resource metadata.',
+    properties: {
+      resource: { type: 'string' },
+      authorization_servers: { type: 'array', items: { type: 'string' } },
+      bearer_methods_supported: { type: 'array', items: { const: 'header' } },
+      resource_name: { type: 'string' },
+      resource_documentation: { type: 'string' },
+    },
+    required: ['resource', 'authorization_servers', 'bearer_methods_supported'],
+  },
 };
 
 /**
@@ -416,6 +492,12 @@ const headerDocs: Record<string, { name: string; description: string; required: 
     schema: { type: 'string', pattern: '^"[a-z][a-z0-9-]*";r=[0-9]+;t=[1-9][0-9]*$' },
   },
   WWWAuthenticate: { name: 'WWW-Authenticate', description: '`Bearer`.', required: true, schema: { type: 'string', enum: ['Bearer'] } },
+  WWWAuthenticateResourceMetadata: {
+    name: 'WWW-Authenticate',
+    description: '`Bearer resource_metadata="…"` naming the RFC 9728 metadata, with `error="invalid_token"` when a token was sent.',
+    required: true,
+    schema: { type: 'string', pattern: '^Bearer resource_metadata="[^"]+"(, error="invalid_token")?$' },
+  },
   Allow: { name: 'Allow', description: 'The methods the path accepts (RFC 9110), e.g. `GET, POST`.', required: true, schema: { type: 'string' } },
 };
 
@@ -448,6 +530,12 @@ function operation(route: RouteSpec, spec: OperationSpec, schemas: Record<string
     };
   }
   for (const status of [...byStatus.keys()].sort((a, b) => a - b)) responses[String(status)] = problemResponse(byStatus.get(status)!);
+  for (const [status, other] of Object.entries(spec.otherResponses ?? {})) {
+    const existing = responses[status];
+    responses[status] = existing
+      ? { ...existing, description: `${String(existing.description)}\n${String(other.description)}`, content: { ...(existing.content as JsonObject), ...(other.content as JsonObject) } }
+      : other;
+  }
   if (counted(route)) {
     // Counted after the token is checked: every answer but a 401 says where the tightest limit stands.
     for (const [status, response] of Object.entries(responses)) {
@@ -471,7 +559,7 @@ function operation(route: RouteSpec, spec: OperationSpec, schemas: Record<string
     tags: [spec.tag],
     summary: spec.summary,
     description,
-    security: route.auth ? [{ bearerAuth: [] }] : [],
+    security: route.auth || route.verifiesOwnToken ? [{ bearerAuth: [] }] : [],
     ...(spec.parameters || spec.query
       ? { parameters: [...(spec.parameters ?? []), ...(spec.query ? queryParameters(schemas[spec.query]!) : [])] }
       : {}),
@@ -498,7 +586,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
 
   const req = convert(requests, 'input');
   const res = convert(responses, 'output');
-  const defs: Record<string, JsonObject> = { ...res.defs };
+  const defs: Record<string, JsonObject> = { ...res.defs, ...mcpSchemas };
   for (const [id, def] of Object.entries(req.defs)) {
     if (defs[id] && JSON.stringify(defs[id]) !== JSON.stringify(def)) {
       throw new Error(`Schema ${id} differs between requests and responses; give one of them another id`);
@@ -521,7 +609,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
       summary: 'The control plane between AI agents and the systems they act on.',
       description: [
         'Agents submit actions (tool calls or plans); Airlock decides with policy, asks humans when it must, runs the work as a saga that can be undone, never does it twice, and writes an immutable receipt.',
-        '**Authentication**: a bearer JWT from the configured issuer on every route except `/healthz` and `/openapi.json`, in exactly one Authorization header. The principal (`sub`, `roles`, `manager`, `department`) is read only from the verified token, in the JSON types it was issued in: `roles` is an array of strings, each one role name exactly as issued; a token with these claims in another shape is refused with 401.',
+        '**Authentication**: a bearer JWT from the configured issuer on every route except `/healthz`, `/openapi.json` and the `/.well-known/oauth-protected-resource` documents (POST /mcp checks its token itself, to answer MCP\'s 401 challenge), in exactly one Authorization header. The principal (`sub`, `roles`, `manager`, `department`) is read only from the verified token, in the JSON types it was issued in: `roles` is an array of strings, each one role name exactly as issued; a token with these claims in another shape is refused with 401.',
         `**Errors** are RFC 9457 \`application/problem+json\` documents with a stable \`type\` URN to switch on, a \`detail\` written so an LLM can act on it, and extension members (\`violations\`, \`policyIds\`, \`retryAfter\`, …). Types: ${problemTypesText}.`,
         'On AWS, API Gateway\'s JWT authorizer answers a missing or invalid token itself (401 with a plain `{"message": "Unauthorized"}` body); the local server answers with the `urn:airlock:problem:unauthorized` problem documented on each route.',
         'Outside the handlers, API Gateway itself may answer 429 (stage throttling) or 404 for an unknown route with a plain `{"message": …}` body; the local server answers 404 `urn:airlock:problem:not-found` for an unknown path and 405 `urn:airlock:problem:method-not-allowed` (with `Allow`) for a known path with another method. `x-airlock-unrouted` declares these two refusals.',
@@ -538,6 +626,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
       { name: 'limits', description: 'Rate limits: how much, not who.' },
       { name: 'metrics', description: 'Safety KPIs for auditors and admins (local runtime).' },
       { name: 'meta', description: 'Health and this document.' },
+      { name: 'mcp', description: 'The Model Context Protocol server and its OAuth protected resource metadata.' },
     ],
     servers: [
       { url: `http://127.0.0.1:${LOCAL_PORT}`, description: 'The local runtime (`npm start`; AIRLOCK_PORT changes the port).' },

@@ -9,6 +9,7 @@ import { DynamoRateCounters } from '../adapters/aws/dynamo-rate-counters';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
+import { JwksTokenVerifier } from '../adapters/aws/jwks-token-verifier';
 import { S3AuditStore } from '../adapters/aws/s3-audit-store';
 import type { SecretRotationDeps } from '../adapters/aws/secret-rotation';
 import { SecretsManagerSecrets } from '../adapters/aws/secrets-manager';
@@ -121,6 +122,7 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     intake: { ...defaultIntakeConfig, idempotencyRetentionMs: env[N.idempotencyRetentionHours] * 3_600_000 },
     cursors: cursorCodec(env[N.cursorKeySecret]),
     rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
+    tokens: new JwksTokenVerifier({ issuer: env[N.jwtIssuer], audience: env[N.jwtAudience] }),
   };
 });
 

@@ -2,6 +2,7 @@ import type { ApprovalsDeps } from '../approvals/approvals';
 import type { Decider, IntakeConfig } from '../intake/intake';
 import type { ActionStore, IdempotencyStore } from '../ports/ledger';
 import type { StepStore } from '../ports/steps';
+import type { TokenVerifier } from '../ports/tokens';
 import type { ToolRegistry } from '../ports/tools';
 import type { WorkflowStarter } from '../ports/workflow';
 import type { ReceiptsDeps, WriteReceiptResult } from '../receipts/vault';
@@ -57,6 +58,10 @@ export interface IntakeFunctionDeps {
   metrics: Metrics;
   /** Recorded KPIs for `GET /v1/metrics`: the local recorder; absent in AWS (CloudWatch has them). */
   metricsReader?: MetricsReader;
+  /** Bearer tokens of the routes that verify their own (MCP): same issuer and audience as the authorizer. */
+  tokens: TokenVerifier;
+  /** Host names MCP accepts in the Host header (the local runtime: loopback only); unset in AWS. */
+  mcpAllowedHosts?: readonly string[];
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */

@@ -19,6 +19,7 @@ import { noMetrics, type Metrics, type MetricsReader } from '../ports/metrics';
 import { boundedMetrics, vocabularyOf, type MetricRefusal } from '../observability/catalog';
 import { SecretNames } from '../ports/secrets';
 import type { TaskCallbacks } from '../ports/task-callbacks';
+import { TokenRejectedError, type TokenVerifier } from '../ports/tokens';
 import type { ToolRegistry } from '../ports/tools';
 import type { WorkflowStarter } from '../ports/workflow';
 import { writeDigest, type ReceiptsDeps } from '../receipts/vault';
@@ -56,6 +57,8 @@ export interface LocalInfrastructure {
   /** HTTP for vendor calls (cut short when the runtime stops). */
   vendorFetch?: typeof fetch;
   tools?: ToolRegistry;
+  /** Verifies bearer tokens for the routes that verify their own (the dev issuer); default: refuses every token. */
+  tokens?: TokenVerifier;
   now?: () => Date;
   /** The limits in force; the shipped policies/limits.json when absent (tests inject small ones). */
   limits?: LoadedLimits;
@@ -100,6 +103,14 @@ export interface LocalComposition {
   receipts: ReceiptsFunctionDeps;
   vault: LocalReceipts;
 }
+
+/** A verifier for compositions without an issuer (tests of other capabilities): no token passes. */
+export const refuseAllTokens: TokenVerifier = {
+  issuer: 'none',
+  verify: async () => {
+    throw new TokenRejectedError('no issuer configured');
+  },
+};
 
 /** Builds every function's dependencies for the local runtime. */
 export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings = {}): LocalComposition {
@@ -194,6 +205,9 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       rateLimiter,
       metrics,
       ...(infra.metrics ? { metricsReader: infra.metrics } : {}),
+      tokens: infra.tokens ?? refuseAllTokens,
+      // On loopback, a browser page could reach the runtime through DNS rebinding: only loopback names.
+      mcpAllowedHosts: ['127.0.0.1', 'localhost', '[::1]'],
     },
     saga: {
       actions: ledger,

@@ -34,6 +34,8 @@ export interface HttpRequest {
   query: Record<string, string>;
   /** Parsed JSON body, or undefined when there is none. Untrusted: validate with zod. */
   body: unknown;
+  /** The body as sent (UTF-8), on routes declared `rawBody` only; they parse and bound it themselves. */
+  rawBody?: string;
   /** The verified principal; present on every route that requires auth. */
   principal: Principal | undefined;
   requestId: string;
@@ -43,13 +45,16 @@ export interface HttpRequest {
 export interface HttpResponse {
   status: number;
   body?: unknown;
+  /** A body already serialized (with its content-type in `headers`); wins over `body`. */
+  rawBody?: string;
   headers?: Record<string, string>;
 }
 
 export type RouteHandler = (req: HttpRequest) => Promise<HttpResponse>;
 
 export interface RouteTable {
-  [routeKey: string]: { auth: boolean; handle: RouteHandler };
+  /** `rawBody`: the route reads the body itself (a protocol with its own error format, MCP's JSON-RPC). */
+  [routeKey: string]: { auth: boolean; handle: RouteHandler; rawBody?: boolean };
 }
 
 function lowerHeaders(headers: Record<string, string | undefined> | undefined): Record<string, string> {
@@ -79,6 +84,11 @@ function decodeBody(event: HttpEvent): unknown {
   }
 }
 
+function rawBodyOf(event: HttpEvent): string {
+  if (event.body === undefined || event.body === null) return '';
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+}
+
 export function problemResult(doc: ProblemError['problem'], headers: Record<string, string> = {}): HttpResult {
   return {
     statusCode: doc.status,
@@ -89,6 +99,7 @@ export function problemResult(doc: ProblemError['problem'], headers: Record<stri
 
 function jsonResult(res: HttpResponse): HttpResult {
   const headers: Record<string, string> = { 'cache-control': 'no-store', ...(res.headers ?? {}) };
+  if (res.rawBody !== undefined) return { statusCode: res.status, headers, body: res.rawBody };
   if (res.body === undefined) return { statusCode: res.status, headers };
   return {
     statusCode: res.status,
@@ -211,7 +222,7 @@ export function httpApi(
     let body: unknown;
     let bodyError: unknown;
     try {
-      body = BODYLESS_METHODS.has(method) ? undefined : decodeBody(event);
+      body = BODYLESS_METHODS.has(method) || route.rawBody ? undefined : decodeBody(event);
     } catch (error) {
       bodyError = error;
     }
@@ -228,6 +239,7 @@ export function httpApi(
         pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
         query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
         body,
+        ...(route.rawBody ? { rawBody: rawBodyOf(event) } : {}),
         principal,
         requestId,
         logger: log,

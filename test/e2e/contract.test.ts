@@ -242,6 +242,23 @@ describe('the contract, operation by operation', () => {
     expect((await call('GET', '/v1/metrics?since=forever', { token: auditor })).status).toBe(400);
   });
 
+  it('POST /mcp and its protected resource metadata: every documented status', async () => {
+    const mcp = (headers: Record<string, string>, body: string) =>
+      call('POST', '/mcp', { headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body });
+    const auth = { authorization: `Bearer ${alice}`, 'mcp-protocol-version': '2025-11-25' };
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    expect((await mcp(auth, list)).status).toBe(200);
+    expect((await mcp(auth, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))).status).toBe(202);
+    expect((await mcp(auth, '{')).body).toMatchObject({ error: { code: -32700 } });
+    expect((await mcp(auth, `[${list}]`)).body).toMatchObject({ error: { code: -32600 } });
+    expect((await mcp({}, list)).status).toBe(401);
+    // fetch cannot forge Host; node:http can (a DNS-rebinding page's request looks like this).
+    expect(await rawRequest('POST', '/mcp', { ...auth, 'content-type': 'application/json', accept: 'application/json, text/event-stream', host: 'evil.example.com' }, list)).toBe(403);
+    expect((await mcp({ ...auth, accept: 'text/html' }, list)).status).toBe(406);
+    expect((await mcp({ ...auth, 'content-type': 'text/plain' }, list)).status).toBe(415);
+    for (const path of ['/.well-known/oauth-protected-resource', '/.well-known/oauth-protected-resource/mcp']) expect((await call('GET', path)).status).toBe(200);
+  });
+
   it('refuses requests outside the document as it declares', async () => {
     expect((await call('GET', '/v1/nothing-here', { token: alice })).status).toBe(404);
     const wrong = await call('DELETE', '/v1/actions', { token: alice });

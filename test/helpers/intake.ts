@@ -13,6 +13,7 @@ import { CursorCodec } from '../../lambdas/shared/cursor';
 import { randomBytes } from 'node:crypto';
 import { toolRegistry } from '../../lambdas/tools/registry';
 import { readLimitsFile } from '../../lambdas/limits/config';
+import { refuseAllTokens } from '../../lambdas/composition/local';
 
 export const alice: Principal = { sub: 'alice', roles: ['employee'], manager: 'bob', department: 'sales' };
 export const mallory: Principal = { sub: 'mallory', roles: ['employee'] };
@@ -96,6 +97,7 @@ export function intakeFunctionDeps(
     limits: readLimitsFile(),
     rateLimiter: testRateLimiter(table),
     metrics: noMetrics,
+    tokens: refuseAllTokens,
     ...overrides,
   };
 }

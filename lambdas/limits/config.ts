@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { canonicalJson } from '../shared/canonical-json';
@@ -171,9 +170,4 @@ export function defaultLimitsFile(): string {
 /** Reads and validates a limits file (the shipped one by default). */
 export function readLimitsFile(file: string = defaultLimitsFile()): LoadedLimits {
   return parseLimits(readFileSync(file, 'utf8'), file);
-}
-
-/** Reads and validates `<dir>/limits.json` (a policy directory). */
-export function readLimits(dir: string): LoadedLimits {
-  return readLimitsFile(join(dir, LIMITS_FILE));
 }

@@ -4,7 +4,7 @@
  * SDK, a Lambda library, an adapter, the composition root, the middleware or the local
  * runtime. The concrete tool registry reaches the domain only through the ToolRegistry port.
  */
-const DOMAIN = '^lambdas/(shared|actions|intake|policy|approvals|saga|steps|receipts|keys|tools|ports|limits)/';
+const DOMAIN = '^lambdas/(shared|actions|intake|policy|approvals|saga|steps|receipts|keys|tools|ports|limits|observability)/';
 const EDGE_FILES = '/(handler|http)\\.ts$';
 
 module.exports = {

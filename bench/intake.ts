@@ -3,15 +3,17 @@
  * numbers, asserts nothing. A read tool (echo.say) is POSTed with `Prefer: respond-async`, so
  * the figure is the front door itself (validate, claim the key, decide with Cedar, record,
  * start the saga); the sagas run in the background in the same process, as under `npm start`.
- * The "front door" rounds leave the sagas out to show intake's own cost.
+ * The "front door" rounds leave the sagas out to show intake's own cost. Rate limits are off
+ * here (bench/limits.ts measures what counting costs).
  */
-import { benchControlPlane, ms, pool, summarize } from './support';
+import { benchControlPlane, limitsWith, ms, pool, summarize } from './support';
 
 const N = Number(process.env.BENCH_ACTIONS ?? 1_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 
 async function round(label: string, duplicateShare: number, frontDoorOnly = false) {
-  const cp = await benchControlPlane();
+  // Without rate limits (one principal and agent send every request): their cost is bench/limits.ts's figure.
+  const cp = await benchControlPlane({ limits: limitsWith([]) });
   if (frontDoorOnly) {
     // The same adapters, but a workflow that only records: the front door's own cost,
     // without the sagas sharing the process (and its two cores) with it.

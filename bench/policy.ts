@@ -27,19 +27,19 @@ const travel = (amount: number): ToolFacts => ({
   counterparty: 'airline-ua',
 });
 const scenarios: Record<string, DecisionRequest> = {
-  'allow (1 step)': { principal: alice, steps: [{ id: 's1', facts: travel(500) }], dryRun: false, dailySpend: 0, now },
+  'allow (1 step)': { principal: alice, steps: [{ id: 's1', facts: travel(500) }], dryRun: false, now },
   'approval (1 step)': {
     principal: alice,
     steps: [{ id: 's1', facts: { tool: 'iam.grant_role', connector: 'iam', tier: 'commit', vendor: 'Sandbox IAM', grantee: 'bob', role: 'Admin' } }],
     dryRun: false,
-    dailySpend: 0,
+
     now,
   },
   'deny (1 step)': {
     principal: alice,
     steps: [{ id: 's1', facts: { tool: 'procurement.place_order', connector: 'procurement', tier: 'commit', vendor: 'Sandbox Procurement', amount: { amount: 50, currency: 'USD' }, counterparty: 'shady-supplies' } }],
     dryRun: false,
-    dailySpend: 0,
+
     now,
   },
   'plan (3 steps)': {
@@ -50,7 +50,7 @@ const scenarios: Record<string, DecisionRequest> = {
       { id: 's3', facts: travel(800) },
     ],
     dryRun: false,
-    dailySpend: 0,
+
     now,
   },
 };
@@ -72,7 +72,7 @@ function generatedPolicies(n: number): string {
         out.push(`@id("gen.${i}.limit") @reason("generated") @approvals("${1 + (i % 3)}") @approvers("role:Gen${i}")\nforbid (principal, action == Airlock::Action::"run_unattended", resource)\nwhen { resource.connector == "${connector}" && context.connectorTotal > ${limit} };`);
         break;
       default:
-        out.push(`@id("gen.${i}.cap") @reason("generated")\nforbid (principal, action == Airlock::Action::"request", resource)\nwhen { resource.connector == "${connector}" && context.dailySpend + context.planTotal > ${limit * 10} };`);
+        out.push(`@id("gen.${i}.cap") @reason("generated")\nforbid (principal, action == Airlock::Action::"request", resource)\nwhen { resource.connector == "${connector}" && context.capSpent + context.planTotal > ${limit * 10} };`);
     }
   }
   return `${out.join('\n\n')}\n`;

@@ -3,6 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type ControlPlaneOptions } from '../local/control-plane';
 import { silentLogger } from '../local/server';
+import { parseLimits, readLimitsFile, type LoadedLimits, type RateLimit } from '../lambdas/limits/config';
+
+/**
+ * The shipped limits file with its rate limits replaced: `[]` turns counting off, and
+ * `scaled(k)` keeps every shipped policy (scopes, windows, shards, leases) with k times its
+ * limit, so a benchmark counts like production without being refused.
+ */
+export function limitsWith(rateLimits: RateLimit[] | ((shipped: RateLimit[]) => RateLimit[])): LoadedLimits {
+  const shipped = readLimitsFile().limits;
+  const rates = typeof rateLimits === 'function' ? rateLimits(shipped.rateLimits) : rateLimits;
+  return parseLimits(JSON.stringify({ ...shipped, rateLimits: rates }), 'bench-limits.json');
+}
+export const scaled = (k: number) => (shipped: RateLimit[]) => shipped.map((r) => ({ ...r, limit: r.limit * k }));
 
 /** Percentile of a sorted list (nearest rank). */
 export function percentile(sorted: number[], p: number): number {

@@ -6,11 +6,14 @@ import { type FunctionName, routes as routeTable, type RouteSpec } from '../lamb
 import { type AirlockConfig, sagaTimeoutConfig } from './config';
 import { AirlockApi } from './constructs/api';
 import { AirlockFunction } from './constructs/airlock-function';
+import { AirlockConsole } from './constructs/console';
 import { bindApprovalEvents } from './constructs/approval-events';
 import { AuditVault } from './constructs/audit-vault';
 import { Ledger } from './constructs/ledger';
 import { ActionSaga } from './constructs/saga';
 import { AirlockSecrets } from './constructs/secrets';
+import { AirlockObservability } from './constructs/observability';
+import { DIGEST_INTERVAL } from './constructs/audit-vault';
 import { EnvNames } from '../lambdas/composition/env';
 import { defaultLimitsFile, type LoadedLimits, readLimitsFile } from '../lambdas/limits/config';
 
@@ -72,6 +75,10 @@ export class AirlockStack extends Stack {
   readonly connectorFunctions: ReadonlyMap<string, AirlockFunction>;
   /** The rotation function of the grant-signing key (invoked by Secrets Manager only). */
   readonly grantKeyRotator: AirlockFunction;
+  /** The web console: S3 behind CloudFront, with the API on the same origin. */
+  readonly console: AirlockConsole;
+  /** The safety dashboard, the alarms and their topic. */
+  readonly observability: AirlockObservability;
 
   constructor(scope: Construct, id: string, props: AirlockStackProps) {
     super(scope, id, props);
@@ -106,6 +113,9 @@ export class AirlockStack extends Stack {
     const intake = make('Intake', 'lambdas/intake/handler.ts', 'Airlock intake: validate, dedupe, decide, start the saga', {
       cedar: true,
     });
+    // POST /mcp verifies its own tokens (its 401 must name the RFC 9728 metadata): the authorizer's issuer and audiences.
+    intake.addEnvironment(EnvNames.jwtIssuer, config.jwt.issuer);
+    intake.addEnvironment(EnvNames.jwtAudience, JSON.stringify(config.jwt.audience));
     const saga = make('Saga', 'lambdas/saga/handler.ts', 'Airlock saga tasks: run-time policy, grants and bookkeeping', {
       cedar: true,
     });
@@ -135,8 +145,9 @@ export class AirlockStack extends Stack {
     for (const fn of [intake, saga, approvals]) this.ledger.bindReadWrite(fn);
     // The two functions that serve listings sign and check their page cursors.
     for (const fn of [intake, approvals]) this.secrets.grantCursorKeyRead(fn);
-    // Receipts read the ledger (never write it).
+    // Receipts read the ledger; they write only the rate-limit counters of their /v1 route.
     this.ledger.bindReader(receipts);
+    this.ledger.bindRateCounters(receipts);
     for (const reader of config.grantKeyReaders) {
       const fn = this.functions[reader];
       fn.addEnvironment(GRANT_TTL_ENV, String(config.grantTtlSeconds));
@@ -182,9 +193,31 @@ export class AirlockStack extends Stack {
       removalPolicy,
     });
 
+    this.console = new AirlockConsole(this, 'Console', {
+      apiId: this.api.httpApi.apiId,
+      oidc: { issuer: config.jwt.issuer, ...config.console },
+      accessLogsBucket: this.auditVault.accessLogs,
+      removalPolicy,
+    });
+
+    new CfnOutput(this, 'ConsoleUrl', { value: this.console.url, description: 'The web console; register it as the redirect URI of the console client' });
+    new CfnOutput(this, 'ConsoleBucketName', { value: this.console.bucket.bucketName, description: 'Where `airlock console publish` uploads the console' });
+    new CfnOutput(this, 'ConsoleConfig', { value: JSON.stringify(this.console.config), description: 'The console\'s config.json (`airlock console publish --config`)' });
+    this.observability = new AirlockObservability(this, 'Observability', {
+      api: this.api.httpApi,
+      stateMachine: this.saga.stateMachine,
+      ledger: this.ledger.table,
+      connectorNames,
+      digestInterval: DIGEST_INTERVAL,
+      alarms: config.alarms,
+      removalPolicy,
+    });
+
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the Airlock HTTP API' });
     new CfnOutput(this, 'LedgerTableName', { value: this.ledger.table.tableName });
     new CfnOutput(this, 'AuditBucketName', { value: this.auditVault.bucket.bucketName });
     new CfnOutput(this, 'StateMachineArn', { value: this.saga.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.observability.topic.topicArn, description: 'Subscribe on-call here (config alarms.email does it for one address)' });
+    new CfnOutput(this, 'DashboardName', { value: this.observability.dashboard.dashboardName });
   }
 }

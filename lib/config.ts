@@ -59,6 +59,21 @@ export const AirlockConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * The web console (CloudFront + S3): how it signs people in with the issuer above,
+     * authorization code flow with PKCE. Register `clientId` there as a public client (no
+     * secret) whose redirect URI is the `ConsoleUrl` output. Without endpoints the console
+     * reads them from `<jwt.issuer>/.well-known/openid-configuration`.
+     */
+    console: z
+      .object({
+        clientId: z.string().min(1).max(256).default('airlock-console'),
+        scope: z.string().min(1).max(512).default('openid'),
+        authorizationEndpoint: z.url({ protocol: /^https$/ }).optional(),
+        tokenEndpoint: z.url({ protocol: /^https$/ }).optional(),
+      })
+      .strict()
+      .prefault({}),
     /** Default COMPLIANCE-mode Object Lock retention of receipts and digests. */
     auditRetentionDays: z.number().int().min(1).max(36500).default(365),
     /**
@@ -120,6 +135,22 @@ export const AirlockConfigSchema = z
      * bucket is retained either way: COMPLIANCE-mode objects cannot be deleted early.
      */
     removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
+    /**
+     * Alarms (docs/runbooks.md): `email` subscribes an address to the alarm topic (none: add
+     * your own subscription to the `AlarmTopicArn` output); the thresholds of the rate alarms.
+     */
+    alarms: z
+      .object({
+        email: z.email().optional(),
+        /** An approval waiting longer than this pages (ApprovalTimeToDecision maximum). */
+        approvalPendingHours: z.number().int().min(1).max(8760).default(24),
+        /** Share of a connector's vendor calls that fail, over 5 minutes. */
+        vendorErrorRatePercent: z.number().min(1).max(100).default(20),
+        /** Share of API requests answered 5xx, over 5 minutes. */
+        api5xxRatePercent: z.number().min(0.1).max(100).default(1),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {

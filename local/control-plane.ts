@@ -3,14 +3,18 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DynamoLedger } from '../lambdas/adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../lambdas/adapters/aws/dynamo-saga-store';
+import { FileMetrics } from '../lambdas/adapters/local/file-metrics';
+import type { MetricRefusal } from '../lambdas/observability/catalog';
 import { TerminalStatuses, type ActionStatus } from '../lambdas/actions/action';
 import { createApprovalsHandler } from '../lambdas/approvals/handler';
 import type { Lazy } from '../lambdas/composition/deps';
+import type { LoadedLimits } from '../lambdas/limits/config';
 import { composeLocal, type LocalComposition, type LocalReceipts } from '../lambdas/composition/local';
 import type { IntakeConfig } from '../lambdas/intake/intake';
-import type { LoadedLimits } from '../lambdas/limits/config';
 import { createIntakeHandler } from '../lambdas/intake/handler';
 import { SecretNames } from '../lambdas/ports/secrets';
+import { TokenRejectedError, type TokenVerifier } from '../lambdas/ports/tokens';
+import { InvalidTokenError, type DevIssuer } from './dev-issuer';
 import { createReceiptsHandler } from '../lambdas/receipts/handler';
 import { createSagaHandler } from '../lambdas/saga/handler';
 import { createStepsHandler } from '../lambdas/steps/handler';
@@ -44,8 +48,12 @@ export interface ControlPlaneOptions {
   approvalTimeoutSeconds?: number;
   /** Per vendor call budget in ms, reconcile included. */
   vendorTimeoutMs?: number;
-  /** The limits in force (rate limits, caps, breakers, the kill switch); policies/limits.json when absent. */
+  /** The limits in force instead of policies/limits.json (tests inject small rate limits). */
   limits?: LoadedLimits;
+  /** The rate limiter's clock (its windows); the system clock by default. */
+  rateLimitClock?: () => Date;
+  /** Hears of every metric sample the catalog refused (tests fail on any). */
+  onMetricRefused?: (refusal: MetricRefusal) => void;
   /** Jitters circuit-breaker resets ([0, 1)); Math.random when absent. */
   random?: () => number;
 }
@@ -59,6 +67,8 @@ export interface ControlPlane {
   ledger: DynamoLedger;
   store: DynamoSagaStore;
   receipts: LocalReceipts;
+  /** The metrics recorder (`<AIRLOCK_HOME>/metrics.jsonl`) every function writes to. */
+  metrics: FileMetrics;
 }
 
 /**
@@ -70,6 +80,21 @@ export const SANDBOX_VENDORS_FILE = 'sandbox-vendors.json';
 
 /** Folder in the state dir where the sandbox vendors keep their state (one file each). */
 export const SANDBOX_VENDOR_STATE_DIR = 'vendors';
+
+/** The dev issuer as the token port: what the local API Gateway checks, for routes that check their own. */
+function devIssuerTokens(issuer: DevIssuer): TokenVerifier {
+  return {
+    issuer: issuer.issuer,
+    verify: async (token) => {
+      try {
+        return await issuer.verify(token);
+      } catch (error) {
+        if (error instanceof InvalidTokenError) throw new TokenRejectedError(error.reason, { cause: error });
+        throw error;
+      }
+    },
+  };
+}
 
 /** Why a vendor call was cut short: the control plane is stopping (the step's outcome is unknown). */
 export class RuntimeStoppingError extends Error {
@@ -87,7 +112,21 @@ function stoppableFetch(signal: AbortSignal): typeof fetch {
   return (input, init) => fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
 }
 
-/** Actions a previous run left mid-flight: resumed or compensated on start. */
+/** Whether a stored action document names its receipt (set once the receipt is in the vault). */
+function hasReceipt(doc: string | undefined): boolean {
+  if (!doc) return false;
+  try {
+    return typeof (JSON.parse(doc) as { receiptKey?: unknown }).receiptKey === 'string';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Actions a previous run left unfinished: mid-flight (resumed or compensated on start), or
+ * settled without their receipt (a crash between SettleAction and the receipt write), whose
+ * saga run again only writes the receipt.
+ */
 async function unfinishedActions(ctx: LocalServiceContext): Promise<string[]> {
   const ids: string[] = [];
   let start: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
@@ -97,7 +136,7 @@ async function unfinishedActions(ctx: LocalServiceContext): Promise<string[]> {
         TableName: ctx.dynamo.tableName,
         FilterExpression: 'sk = :action',
         ExpressionAttributeValues: { ':action': { S: 'ACTION' } },
-        ProjectionExpression: 'pk, #status',
+        ProjectionExpression: 'pk, #status, doc',
         ExpressionAttributeNames: { '#status': 'status' },
         ...(start ? { ExclusiveStartKey: start } : {}),
       }),
@@ -105,7 +144,8 @@ async function unfinishedActions(ctx: LocalServiceContext): Promise<string[]> {
     for (const item of out.Items ?? []) {
       const status = item.status?.S as ActionStatus | undefined;
       const pk = item.pk?.S ?? '';
-      if (status && !TerminalStatuses.has(status) && pk.startsWith('ACTION#')) ids.push(pk.slice('ACTION#'.length));
+      const unfinished = status !== undefined && (!TerminalStatuses.has(status) || !hasReceipt(item.doc?.S));
+      if (unfinished && pk.startsWith('ACTION#')) ids.push(pk.slice('ACTION#'.length));
     }
     start = out.LastEvaluatedKey;
   } while (start);
@@ -157,12 +197,14 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       // Every digest declares this schedule, so `audit verify` can tell a vault that stops early.
       const digestIntervalMs = options.digestIntervalMs ?? 60_000;
       const stopping = new AbortController();
+      const metrics = new FileMetrics(ctx.stateDir);
       composition = composeLocal(
         {
           stateDir: ctx.stateDir,
           dynamo: { client: ctx.dynamo.client, tableName: ctx.dynamo.tableName },
           secrets: ctx.secrets,
           logger: ctx.logger,
+          tokens: devIssuerTokens(ctx.issuer),
           workflow: runner,
           callbacks: runner,
           connectorFunction: (connector: string) => localFunctionArn(`connector-${connector}`),
@@ -170,6 +212,9 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           vendorFetch: stoppableFetch(stopping.signal),
           ...(options.limits ? { limits: options.limits } : {}),
           ...(options.random ? { random: options.random } : {}),
+          ...(options.rateLimitClock ? { rateLimitClock: options.rateLimitClock } : {}),
+          metrics,
+          ...(options.onMetricRefused ? { onMetricRefused: options.onMetricRefused } : {}),
         },
         {
           ...(options.intake ? { intake: options.intake } : {}),
@@ -189,6 +234,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       const handlers: Record<string, LambdaHandler> = {
         intake: createIntakeHandler(part('intake')) as LambdaHandler,
         approvals: createApprovalsHandler(part('approvals')) as LambdaHandler,
+        receipts: createReceiptsHandler(part('receipts')) as LambdaHandler,
       };
 
       // Everything a previous run left unfinished: every step is idempotent, so running the
@@ -200,7 +246,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       const vendorsFile = join(ctx.stateDir, SANDBOX_VENDORS_FILE);
       await writeFile(vendorsFile, JSON.stringify({ baseUrls: vendors.baseUrls, adminTokens: vendors.adminTokens }), { mode: 0o600 });
 
-      onStarted?.({ runner, composition, vendors, ledger, store, receipts });
+      onStarted?.({ runner, composition, vendors, ledger, store, receipts, metrics });
       return {
         async stop() {
           await rm(vendorsFile, { force: true });
@@ -211,6 +257,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           await runner.close();
           // The closing digest says the writer stopped here, so a stopped vault still verifies.
           await receipts.writeDigestNow({ closing: true }).catch((error: unknown) => ctx.logger.error('digest failed', { error }));
+          metrics.flush();
           if (!options.externalVendors) await vendors.close();
         },
         handlers,

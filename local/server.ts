@@ -38,6 +38,9 @@ import {
 import { InvalidTokenError, loadOrCreateIssuer, type DevIssuer } from './dev-issuer';
 import { cachingLoader, HandlerLoadError, type HandlerLoader, type LambdaHandler } from './handler-loader';
 import { provisionLocalSecrets } from './provision-secrets';
+import { consoleSite } from './console-site';
+import { devIssuerOidc } from './dev-issuer-oidc';
+import { combineSites, type LocalSite } from './site';
 import { acquireStateLock, ensurePrivateDir, resolveStateDir } from './state-dir';
 
 /**
@@ -160,6 +163,11 @@ export interface LocalRuntimeOptions {
   inMemoryDynamo?: boolean;
   /** Per-invocation timeout; API Gateway's is 30 s. */
   handlerTimeoutMs?: number;
+  /**
+   * Serve the web console at /console and the dev issuer's sign-in endpoints under
+   * /dev-issuer (local/console-site.ts, local/dev-issuer-oidc.ts). Default true.
+   */
+  console?: boolean;
 }
 
 export interface LocalRuntime {
@@ -418,6 +426,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     markReady = resolve;
   });
   let issuer: DevIssuer | undefined;
+  let site: LocalSite | undefined;
   // Once close() begins, new requests get 503 and close() waits for the handlers already
   // running before it stops services and DynamoDB, so none of them writes afterwards.
   let draining = false;
@@ -444,7 +453,19 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
   const route = async (req: IncomingMessage, method: string, requestId: string, reqLog: Logger): Promise<LocalResponse> => {
     if (draining || !(await ready) || !issuer) return problemResponse(serviceUnavailable('The local runtime is shutting down.', 1));
     const url = req.url ?? '/';
-    const { rawPath } = splitTarget(url);
+    const { rawPath, rawQueryString } = splitTarget(url);
+    const page = await site?.({
+      method,
+      rawPath,
+      query: new URLSearchParams(rawQueryString),
+      headers: req.headers,
+      readBody: async (limit) => {
+        const read = await readBody(req, limit);
+        // A body whose framing broke reads as none: the page then refuses the request itself.
+        return read.ok ? read.body : read.reason === 'too-large' ? 'too-large' : undefined;
+      },
+    });
+    if (page) return page;
     const match = matchRoute(matcher, method, rawPath);
     if (match.kind === 'not-found') return problemResponse(notFound(`No route matches ${method} ${rawPath.slice(0, 200)}.`));
     if (match.kind === 'method-not-allowed') return problemResponse(methodNotAllowed(match.allow));
@@ -543,6 +564,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     await ensurePrivateDir(stateDir);
     cleanups.push(await acquireStateLock(stateDir));
     issuer = await loadOrCreateIssuer(stateDir);
+    if (options.console !== false) site = combineSites(consoleSite, devIssuerOidc({ issuer, port }));
     const secrets = new FileSecrets(join(stateDir, 'secrets'));
     await provisionLocalSecrets(
       secrets,

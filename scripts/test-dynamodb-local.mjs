@@ -25,6 +25,9 @@ const SUITES = [
   'test/saga/',
   'test/steps/grants.test.ts',
   'test/guardrails/',
+  'test/spend/dynamo-spend-caps.test.ts',
+  'test/spend/spend-caps.e2e.test.ts',
+  'test/limits/rate-counters.test.ts',
 ];
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
  * composition root; status codes are the business of each capability's http.ts.
  */
 const ROOT = join(import.meta.dirname, '..');
-const DOMAIN = ['shared', 'actions', 'intake', 'policy', 'approvals', 'saga', 'steps', 'receipts', 'keys', 'tools', 'ports', 'limits'];
+const DOMAIN = ['shared', 'actions', 'intake', 'policy', 'approvals', 'saga', 'steps', 'receipts', 'keys', 'tools', 'ports', 'limits', 'observability'];
 const EDGE = /\/(handler|http)\.ts$/;
 
 function files(dir: string): string[] {

@@ -8,12 +8,14 @@ import { SANDBOX_VENDORS_FILE, startControlPlane } from '../../local/control-pla
 import { ISSUER_KEY_FILE, loadOrCreateIssuer } from '../../local/dev-issuer';
 import type { LocalRuntime } from '../../local/server';
 import { resolveStateDir, StateDirInUseError } from '../../local/state-dir';
-import { api, createContext, httpVendors, inProcessVendors, type VendorControl } from '../demo/context';
+import { api, createContext, httpVendors, inProcessVendors, type DemoContext, type VendorControl } from '../demo/context';
+import { KpiSummarySchema } from '../../lambdas/api/schemas';
+import { formatKpiTable } from '../../lambdas/observability/stats';
 import { runScenes, scenes } from '../demo/scenes';
 import { Timeline, wantsColor } from '../demo/timeline';
 
-/** `airlock demo`: a scripted agent plays the eight scenes of Airlock's story, checking each one. */
-export const summary = 'Play a scripted agent through 8 scenes (read, booking, approval, retry, compensation, IAM, deny, audit)';
+/** `airlock demo`: a scripted agent plays the scenes of Airlock's story, checking each one. */
+export const summary = 'Play a scripted agent through 10 scenes (read, booking, approval, retry, compensation, IAM, deny, audit, spend cap, rate limit)';
 
 const usage = `Usage: airlock demo
 
@@ -87,7 +89,8 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     home = process.env.AIRLOCK_HOME ? resolve(process.env.AIRLOCK_HOME) : await mkdtemp(join(tmpdir(), 'airlock-demo-'));
     // Handlers log through the process logger; the timeline is the demo's output.
-    process.env.LOG_LEVEL ??= 'warn';
+    // Errors only: the rate-limit scene provokes a refusal log line per request on purpose.
+    process.env.LOG_LEVEL ??= 'error';
     try {
       const started = await startControlPlane({
         port: 0,
@@ -126,13 +129,36 @@ export async function run(argv: string[]): Promise<number> {
       return 1;
     }
 
+    const startedAt = Date.now();
     const result = await runScenes(ctx);
+    await printKpis(ctx, out, startedAt, runtime);
     out.title(`\nSummary: ${result.passed.length}/${scenes.length} scenes passed${result.failed.length ? `, ${result.failed.length} failed (${result.failed.map((f) => f.n).join(', ')})` : ''}${result.skipped.length ? `, ${result.skipped.length} skipped (${result.skipped.map((s) => s.n).join(', ')})` : ''}`);
     out.note(`State directory: ${home}`);
     out.note(`Inspect it:  AIRLOCK_HOME=${home} npx airlock audit verify`);
     out.note(`             AIRLOCK_HOME=${home} npx airlock audit show <actionId>`);
+    out.note(`             AIRLOCK_HOME=${home} npx airlock stats --since 1h`);
+    out.note(`             AIRLOCK_HOME=${home} npx airlock report --since 7d`);
     return result.failed.length === 0 ? 0 : 1;
   } finally {
     await runtime?.close();
   }
+}
+
+/**
+ * The demo's closing table: the KPIs its own run recorded, read as an auditor through
+ * GET /v1/metrics (the same numbers `airlock stats` prints). Best effort: a server without
+ * the route (an older one behind AIRLOCK_URL) only gets a note.
+ */
+async function printKpis(ctx: DemoContext, out: Timeline, startedAt: number, runtime: (LocalRuntime & { controlPlane?: { runner: { idle(): Promise<void> } } }) | undefined): Promise<void> {
+  // Receipts (and their ActionEnded counts) are written after the scenes' last answers.
+  await runtime?.controlPlane?.runner.idle();
+  const seconds = Math.max(1, Math.ceil((Date.now() - startedAt) / 1000) + 1);
+  const answer = await api(ctx, 'audrey', 'GET', `/v1/metrics?since=${seconds}s`).catch(() => undefined);
+  const parsed = KpiSummarySchema.safeParse(answer?.body);
+  if (answer?.status !== 200 || !parsed.success) {
+    out.note(`KPIs: GET /v1/metrics answered ${answer?.status ?? 'nothing'}; run \`airlock stats\` on the server.`);
+    return;
+  }
+  out.title('\nKPIs of this run (GET /v1/metrics as audrey, the auditor; `airlock stats` prints the same)');
+  process.stdout.write(`${formatKpiTable(parsed.data)}\n`);
 }

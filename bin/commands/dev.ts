@@ -4,6 +4,7 @@ import { startControlPlane } from '../../local/control-plane';
 import { InvalidPortError, PortInUseError, type LocalRuntime } from '../../local/server';
 import { StateDirInUseError } from '../../local/state-dir';
 import { utcDay } from '../../lambdas/shared/ids';
+import { DEMO_PEOPLE, demoClaims } from '../../local/demo-people';
 
 /** `airlock dev`: the local control plane in the foreground until Ctrl-C. */
 export const summary = 'Start the local control plane on 127.0.0.1 (port from AIRLOCK_PORT, default 8787)';
@@ -17,14 +18,8 @@ all kept under AIRLOCK_HOME (default ./.airlock).
 Stop it with Ctrl-C.
 `;
 
-/** The demo people: who they are and the claims their ready-made tokens carry. */
-export const DEMO_PEOPLE = [
-  { label: 'employee', sub: 'alice', roles: ['Employee'], manager: 'bob', department: 'sales' },
-  { label: 'her manager', sub: 'bob', roles: ['Employee', 'Manager'], department: 'sales' },
-  { label: 'security admin', sub: 'carol', roles: ['Employee', 'SecurityAdmin'], department: 'security' },
-  { label: 'security admin', sub: 'dave', roles: ['Employee', 'SecurityAdmin'], department: 'security' },
-  { label: 'auditor', sub: 'audrey', roles: ['Auditor'], department: 'audit' },
-] as const;
+/** The demo people (local/demo-people.ts), re-exported for the CLI's callers. */
+export { DEMO_PEOPLE };
 
 /** Ready-made tokens for the demo people, valid 12 hours. */
 export async function demoTokens(rt: LocalRuntime): Promise<{ label: string; sub: string; roles: readonly string[]; token: string }[]> {
@@ -33,10 +28,7 @@ export async function demoTokens(rt: LocalRuntime): Promise<{ label: string; sub
       label: p.label,
       sub: p.sub,
       roles: p.roles,
-      token: await rt.issuer.sign(
-        { sub: p.sub, roles: [...p.roles], department: p.department, ...('manager' in p ? { manager: p.manager } : {}) },
-        '12h',
-      ),
+      token: await rt.issuer.sign(demoClaims(p), '12h'),
     })),
   );
 }
@@ -58,6 +50,7 @@ export function banner(
     'Airlock local control plane is running',
     ...[
       ['API', rt.url],
+      ['web console', `${rt.url}/console (sign in as one of the demo people)`],
       ['state', rt.stateDir],
       ['DynamoDB', `${rt.dynamo.endpoint} (table ${rt.dynamo.tableName})`],
       ...rt.services.flatMap((s) => Object.entries(s.info)),

@@ -23,7 +23,7 @@ import {
 } from './context';
 
 /**
- * The eight scenes of the demo (issue 10). Each one acts like an agent (or a person) would,
+ * The scenes of the demo (issues 10 and 15). Each one acts like an agent (or a person) would,
  * over the public API and CLI only, checks that Airlock behaved as described, and throws
  * SceneFailedError when it did not.
  */
@@ -464,10 +464,133 @@ const auditScene: Scene = {
 };
 
 // ── 9 ──────────────────────────────────────────────────────────────────────
+/** The seed recipe's buyer cap (policies/limits.json `procurement-buyer-daily`): $1,000 of orders a day per buyer. */
+const BUYER_CAP = { id: 'procurement-buyer-daily', amount: 1000 };
+const BURST = { orders: 8, maxTotal: 150 };
+
+const capBurstScene: Scene = {
+  n: 9,
+  title: 'A spend cap reached under a burst of parallel orders',
+  async run(ctx) {
+    const before = await sideEffects(ctx, 'procurement');
+    ctx.out.act(
+      'buyer-bot (for alice)',
+      `${BURST.orders} × POST /v1/actions procurement.place_order at once, each up to ${money(BURST.maxTotal, 'USD')} from acme-office (${money(BURST.orders * BURST.maxTotal, 'USD')} against a ${money(BUYER_CAP.amount, 'USD')} daily buyer cap)`,
+    );
+    const order = {
+      tool: 'procurement.place_order',
+      arguments: {
+        supplierId: 'acme-office',
+        lines: [{ sku: 'ACME-PAPER-A4', quantity: 3 }],
+        shipTo: { name: 'Alice Example', street: '1 Market St', city: 'San Francisco', postalCode: '94105', country: 'US' },
+        maxTotal: { amount: BURST.maxTotal, currency: 'USD' },
+      },
+      agent: { name: 'buyer-bot' },
+      reason: 'Paper for every floor',
+    };
+    const answers = await Promise.all(Array.from({ length: BURST.orders }, (_, i) => submit(ctx, 'alice', order, key(ctx, `paper-${i}`), 15)));
+    // Each order ends one of three ways, whichever moment its decision or reservation met the cap.
+    const tally = { completed: 0, stopped: 0, confirming: 0 };
+    const namesCap = (text: string | undefined) => (text ?? '').includes(`"${BUYER_CAP.id}"`);
+    for (const res of answers) {
+      const problem = ProblemSchema.safeParse(res.body);
+      if (res.status === 403 && problem.success && problem.data.type === 'urn:airlock:problem:spend-cap-exceeded') {
+        expectThat(ctx, namesCap(problem.data.detail), `refused up front: 403 spend-cap-exceeded naming ${BUYER_CAP.id}`, problem.data.detail);
+        tally.stopped++;
+        continue;
+      }
+      const first = parseAs(ActionSchema, res.body, 'POST /v1/actions');
+      const action = await waitForStatus(ctx, 'alice', first.id, [...TERMINAL, 'awaiting_approval']);
+      if (action.status === 'completed') tally.completed++;
+      else if (action.status === 'awaiting_approval' && (action.decision?.policyIds ?? []).includes('exposure.cap-near')) tally.confirming++;
+      else if (namesCap(action.statusReason) || namesCap(action.decision?.reasons.join(' '))) tally.stopped++;
+      else throw new SceneFailedError(`order ${action.id} ended ${action.status} for another reason: ${action.statusReason ?? reasonsOf(action)}`);
+    }
+    ctx.out.got(`${tally.completed} placed, ${tally.stopped} stopped by the cap, ${tally.confirming} held for a person (past 80% of the cap)`);
+    const fits = Math.floor(BUYER_CAP.amount / BURST.maxTotal);
+    expectThat(ctx, tally.completed <= fits, `never past the cap: ${tally.completed} × ${money(BURST.maxTotal, 'USD')} ≤ ${money(BUYER_CAP.amount, 'USD')}`, `${tally.completed} orders completed`);
+    expectThat(ctx, tally.stopped + tally.confirming >= BURST.orders - fits, 'every order over the cap was stopped or held for a person', JSON.stringify(tally));
+    if (before) {
+      const after = (await sideEffects(ctx, 'procurement'))!;
+      expectThat(ctx, delta(after, before, 'place_order') === tally.completed, `the supplier received exactly the ${tally.completed} placed orders`, `${delta(after, before, 'place_order')} orders reached it`);
+    }
+    return `a burst of ${BURST.orders} orders against a ${money(BUYER_CAP.amount, 'USD')} cap: ${tally.completed} placed, the rest stopped or held; never past the cap`;
+  },
+};
+
+const QuotasSchema = z.object({ policies: z.array(z.object({ id: z.string(), scope: z.string(), limit: z.number(), windowSeconds: z.number(), remaining: z.number() })) });
+const QuotaProblemSchema = ProblemSchema.extend({ 'violated-policies': z.array(z.string()), retryAfter: z.number() });
+/** Most requests the scene sends to use up an agent's quota; a looser limit is not shown live. */
+const LOOP_BUDGET = 600;
+
+const rateLimitScene: Scene = {
+  n: 10,
+  title: 'A rate-limited agent: a loop is stopped with 429 and RateLimit headers',
+  async run(ctx) {
+    // A fresh agent name per run: its per-agent window starts empty whatever ran before.
+    const agent = { name: `loop-bot-${ctx.nonce}` };
+    const limits = await api(ctx, 'alice', 'GET', `/v1/limits?agent=${encodeURIComponent(agent.name)}`);
+    const quotas = parseAs(QuotasSchema, limits.body, 'GET /v1/limits');
+    const agentPolicy = quotas.policies.filter((p) => p.scope === 'agent').sort((a, b) => a.remaining - b.remaining)[0];
+    if (!agentPolicy) throw new SceneSkippedError('this server has no per-agent rate limit');
+    if (agentPolicy.remaining > LOOP_BUDGET) throw new SceneSkippedError(`the agent limit (${agentPolicy.limit}) is too loose to reach in a demo`);
+    ctx.out.act('alice', `GET /v1/limits?agent=${agent.name} → ${agentPolicy.id}: ${agentPolicy.remaining} of ${agentPolicy.limit} per ${agentPolicy.windowSeconds} s left`);
+
+    ctx.out.act(`${agent.name} (for alice)`, 'asks POST /v1/decisions about the same echo.say, over and over (a stuck loop)');
+    const preview = { tool: 'echo.say', arguments: { message: 'are we there yet?' }, agent };
+    // Eight at a time, as a busy agent would: stop at the first batch that is turned away.
+    // Windows are fixed (whole minutes since the epoch), so a slow loop may cross into the next
+    // one: count per window (the RateLimit `t` jumps up when a window starts), and go on past a
+    // refusal that comes just before a reset, or the next call would be let through.
+    const secondsLeft = (r: { headers: Headers }) => Number(/;t=(\d+)/.exec(r.headers.get('ratelimit') ?? '')?.[1] ?? Number.NaN);
+    let served = 0;
+    let inWindow = 0;
+    let mostInWindow = 0;
+    let lastT = Number.POSITIVE_INFINITY;
+    let refused: Awaited<ReturnType<typeof api>> | undefined;
+    const bound = agentPolicy.remaining + 2 * agentPolicy.limit + 16;
+    while (served < bound) {
+      const batch = await Promise.all(Array.from({ length: 8 }, () => api(ctx, 'alice', 'POST', '/v1/decisions', { body: preview })));
+      for (const r of batch.filter((x) => x.status === 200)) {
+        const t = secondsLeft(r);
+        if (t > lastT + 1) inWindow = 0;
+        lastT = t;
+        served++;
+        mostInWindow = Math.max(mostInWindow, ++inWindow);
+      }
+      refused = batch.find((r) => r.status !== 200);
+      if (refused && !(refused.status === 429 && secondsLeft(refused) < 5)) break;
+      refused = undefined;
+    }
+    ctx.out.got(`${served} answered 200, then ${refused?.status}; RateLimit: ${refused?.headers.get('ratelimit') ?? '(none)'}`);
+    expectThat(ctx, refused?.status === 429, `the loop is cut off with 429 after ${served} requests`, `it got ${refused?.status} after ${served} requests`);
+    expectThat(ctx, mostInWindow <= agentPolicy.limit, `never more than the limit (${agentPolicy.limit}) in one window`, `${mostInWindow} were served in one window`);
+
+    const newest = async () => {
+      const page = await api(ctx, 'alice', 'GET', '/v1/actions?limit=1');
+      return JSON.stringify((page.body as { items?: unknown[] } | undefined)?.items ?? []);
+    };
+    const before = await newest();
+    ctx.out.act(`${agent.name} (for alice)`, 'POST /v1/actions echo.say — now trying to act');
+    const res = await submit(ctx, 'alice', { ...preview, arguments: { message: 'let me through' } }, key(ctx, 'rate-limited'));
+    const problem = QuotaProblemSchema.safeParse(res.body);
+    ctx.out.got(`${res.status} ${problem.success ? problem.data.type : ''}; Retry-After: ${res.headers.get('retry-after')}; RateLimit-Policy: ${res.headers.get('ratelimit-policy')}`);
+    expectThat(ctx, res.status === 429 && problem.success, 'refused with 429 quota-exceeded', `got ${res.status}`);
+    expectThat(ctx, problem.data['violated-policies'].includes(agentPolicy.id), `violated-policies names ${agentPolicy.id}`, JSON.stringify(problem.data['violated-policies']));
+    expectThat(ctx, Number(res.headers.get('retry-after')) >= 1, `Retry-After says when to come back (${res.headers.get('retry-after')} s)`, 'no Retry-After');
+    expectThat(ctx, /;r=0;t=\d+$/.test(res.headers.get('ratelimit') ?? ''), 'RateLimit shows nothing left until the window resets', `RateLimit: ${res.headers.get('ratelimit')}`);
+    expectThat(ctx, (await newest()) === before, 'no action was recorded', 'a new action appeared');
+    const other = await api(ctx, 'alice', 'POST', '/v1/decisions', { body: { ...preview, agent: AGENT } });
+    expectThat(ctx, other.status === 200, 'alice\'s other agent is still served', `trip-bot got ${other.status}`);
+    return `a looping agent stopped at its limit: 429 quota-exceeded (${agentPolicy.id}) with Retry-After, nothing recorded`;
+  },
+};
+
+// ── 11 ──────────────────────────────────────────────────────────────────────
 const HaltSchema = z.object({ id: z.string(), status: z.string(), reason: z.string() });
 
 const breakerScene: Scene = {
-  n: 9,
+  n: 11,
   title: 'A vendor goes down: its circuit breaker opens and new work is refused at once',
   async run(ctx) {
     if (!ctx.vendors) throw new SceneSkippedError(`cannot inject a vendor fault: ${ctx.vendorsMissingReason ?? 'no vendor admin access'}`);
@@ -506,9 +629,9 @@ const breakerScene: Scene = {
   },
 };
 
-// ── 10 ─────────────────────────────────────────────────────────────────────
+// ── 12 ─────────────────────────────────────────────────────────────────────
 const killSwitchScene: Scene = {
-  n: 10,
+  n: 12,
   title: 'The kill switch stops a running plan mid-way, and the saga undoes what it did',
   async run(ctx) {
     if (!ctx.vendors) throw new SceneSkippedError(`cannot slow a vendor down: ${ctx.vendorsMissingReason ?? 'no vendor admin access'}`);
@@ -562,7 +685,7 @@ const killSwitchScene: Scene = {
 };
 
 /** The scenes in the order the demo plays them. */
-export const scenes: readonly Scene[] = [readScene, bookingScene, approvalScene, replayScene, compensationScene, iamScene, denyScene, auditScene, breakerScene, killSwitchScene];
+export const scenes: readonly Scene[] = [readScene, bookingScene, approvalScene, replayScene, compensationScene, iamScene, denyScene, auditScene, capBurstScene, rateLimitScene, breakerScene, killSwitchScene];
 
 /** How a run went. */
 export interface DemoOutcome {

@@ -1,6 +1,7 @@
 import type { Actor, Principal } from '../shared/principal';
 import type { Mode } from '../intake/envelope';
 import type { ShadowOutcome, StepDecision } from '../policy/types';
+import type { CapExceeded } from '../spend/caps';
 
 /**
  * Action status and its forward-only state machine (DESIGN.md):
@@ -63,6 +64,8 @@ export interface StoredDecision {
   /** SHA-256 of the limits file in force (policies/limits.json); absent on actions decided before it existed. */
   limitsVersion?: string;
   evaluationMicros: number;
+  /** Set when the plan's known amounts would cross a spend cap: which one, and by how much (the deny's cause). */
+  spendCap?: CapExceeded;
   /** The engine's per-step decisions, as it made them (quorum and approver rule included). */
   steps?: StepDecision[];
   shadow?: ShadowOutcome[];

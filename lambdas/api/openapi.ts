@@ -9,11 +9,16 @@ import {
   ActionPageSchema,
   ActionViewSchema,
   ApprovalListQuerySchema,
+  KpiSummarySchema,
+  MetricsQuerySchema,
   ApprovalPageSchema,
   ApprovalPreviewSchema,
+  ReceiptViewSchema,
   DecisionBodySchema,
   DecisionResultSchema,
   HealthSchema,
+  LimitsQuerySchema,
+  LimitsViewSchema,
   PolicyDeniedProblemSchema,
   ProblemSchema,
   ToolCatalogSchema,
@@ -85,6 +90,8 @@ const requests = {
   ApprovalListQuery: ApprovalListQuerySchema,
   HaltRequest: HaltRequestSchema,
   ResumeRequest: ResumeRequestSchema,
+  LimitsQuery: LimitsQuerySchema,
+  MetricsQuery: MetricsQuerySchema,
 } satisfies Record<string, z.ZodType>;
 
 const responses = {
@@ -101,6 +108,9 @@ const responses = {
   DecisionPreview: DecisionPreviewSchema,
   Halt: HaltViewSchema,
   HaltList: HaltListSchema,
+  Receipt: ReceiptViewSchema,
+  Limits: LimitsViewSchema,
+  KpiSummary: KpiSummarySchema,
 } satisfies Record<string, z.ZodType>;
 
 type RequestName = keyof typeof requests;
@@ -139,6 +149,8 @@ interface OperationSpec {
   body?: RequestName;
   success: SuccessSpec[];
   errors: ErrorSpec[];
+  /** Answers in another format than problem+json (MCP's JSON-RPC errors), by status; merged into that status's content. */
+  otherResponses?: Record<string, JsonObject>;
 }
 
 const HOURS = 3_600_000;
@@ -228,6 +240,7 @@ const operations: Record<string, OperationSpec> = {
       { status: 400, types: ['idempotencyKeyMissing'], when: 'the Idempotency-Key header is missing' },
       { status: 403, types: ['policyDenied'], when: 'policy denies the action; it is recorded (`actionId`) and receipted', schema: 'PolicyDeniedProblem', headers: ['IdempotentReplayed'] },
       { status: 403, types: ['halted'], when: 'a kill-switch halt covers the action (everything, one of its connectors or tools, its agent or its principal); `haltId` and `reason` say which and why; nothing is recorded' },
+      { status: 403, types: ['spendCapExceeded'], when: 'the plan\'s known amounts would take a spend cap (policies/limits.json `spendCaps`) past its amount; recorded as denied and receipted, `spendCap` names the cap, how full it is and what the plan needs', schema: 'PolicyDeniedProblem', headers: ['IdempotentReplayed'] },
       { status: 409, types: ['idempotencyInProgress'], when: 'a request with this key is still being accepted', headers: ['RetryAfter'] },
       { status: 422, types: ['idempotencyKeyReused'], when: 'the key was used before with a different body' },
       { status: 503, types: ['circuitOpen'], when: 'the circuit breaker of a connector the action needs is open (its vendor kept failing); `connector` names it; nothing is recorded; retry after the delay', headers: ['RetryAfter'] },
@@ -251,6 +264,16 @@ const operations: Record<string, OperationSpec> = {
     success: [{ status: 200, description: 'The action.', schema: 'Action' }],
     errors: [{ status: 404, types: ['notFound'], when: 'no such action, or the caller may not see it' }],
   },
+  'GET /v1/actions/{id}/receipt': {
+    operationId: 'getReceipt',
+    tag: 'actions',
+    summary: 'An action\'s receipt, verified',
+    description:
+      'The receipt exactly as stored in the audit vault, its SHA-256, and its check against the signed digests: the digest that covers its write time must list it with that SHA-256, and that digest\'s Ed25519 signature must verify with the key published in the vault. Visible to whoever may see the action. The whole vault (chain, gaps, pinned keys) is checked by `airlock audit verify`.',
+    parameters: [ref('parameters', 'ActionId')],
+    success: [{ status: 200, description: 'The receipt and its verification.', schema: 'Receipt' }],
+    errors: [{ status: 404, types: ['notFound'], when: 'no such action, the caller may not see it, or its receipt is not written yet' }],
+  },
   'POST /v1/decisions': {
     operationId: 'previewDecision',
     tag: 'actions',
@@ -260,6 +283,16 @@ const operations: Record<string, OperationSpec> = {
     body: 'ActionEnvelope',
     success: [{ status: 200, description: 'The decision policy would make now.', schema: 'DecisionPreview' }],
     errors: [{ status: 400, types: ['validation'], when: 'the envelope is invalid; `violations` lists every problem' }],
+  },
+  'GET /v1/limits': {
+    operationId: 'getLimits',
+    tag: 'limits',
+    summary: 'Your rate limits',
+    description:
+      'Every rate limit the caller is counted by (global and per principal; with `agent`, that agent\'s; with `tool`, that tool\'s and its connector\'s), with the limit, the window, what is left of it and when it resets. This request itself counts like any other.',
+    query: 'LimitsQuery',
+    success: [{ status: 200, description: 'The quotas.', schema: 'Limits' }],
+    errors: [{ status: 400, types: ['validation'], when: 'the query string is invalid (unknown parameter, an agent name over 128 characters, an unknown tool)' }],
   },
   'GET /v1/approvals': {
     operationId: 'listApprovals',
@@ -335,6 +368,93 @@ const operations: Record<string, OperationSpec> = {
       { status: 409, types: ['conflict'], when: 'the halt was already resumed' },
     ],
   },
+  'GET /v1/metrics': {
+    operationId: 'getMetrics',
+    tag: 'metrics',
+    summary: 'Safety KPIs (local runtime)',
+    description:
+      'The safety KPIs the local runtime recorded in the window (`since`, default 1h): actions by outcome, denials by policy, approvals and time to decision, compensations, idempotency replays and conflicts, grant refusals, vendor calls, errors and latency, receipts and digests, and the guardrails\' counters. One row per metric and dimension set. For auditors and admins (roles `Auditor`, `Admin`). **Local runtime only**: on AWS the same metrics are in CloudWatch (namespace `Airlock`, the `Airlock` dashboard) and API Gateway has no such route.',
+    query: 'MetricsQuery',
+    success: [{ status: 200, description: 'The KPIs.', schema: 'KpiSummary' }],
+    errors: [
+      { status: 400, types: ['validation'], when: 'the query string is invalid (unknown parameter, or `since` is not a window such as 30m, 1h, 7d)' },
+      { status: 403, types: ['forbidden'], when: 'the caller is neither an auditor nor an admin' },
+    ],
+  },
+  'POST /mcp': {
+    operationId: 'mcp',
+    tag: 'mcp',
+    summary: 'MCP server (Streamable HTTP, stateless)',
+    description: [
+      'The Model Context Protocol endpoint: one JSON-RPC message per POST, answered with one JSON body. Serves the 2026-07-28 revision (stateless: every request carries its `_meta` envelope; `server/discover`) and 2025-era clients (`initialize`, served without a session). No GET stream and no session id.',
+      '`tools/list` lists every catalog tool under a name every function-calling API accepts (`travel.hold_seat` → `travel-hold_seat`) with `inputSchema`, `outputSchema` and truthful annotations, plus `airlock-submit_plan`, `airlock-get_action`, `airlock-approvals_status` and `airlock-cancel_action` (not supported yet: always an error result).',
+      '`tools/call` runs exactly POST /v1/actions (validation, policy, limits, saga, receipt). Idempotency: `_meta["io.airlock/idempotency-key"]` has the Idempotency-Key header\'s semantics; without it the key is derived from the client, the JSON-RPC id, the tool and the arguments, so a retried request is answered from the first. Problems (denials, violations, halts, limits) are `isError` results carrying the problem document. An action that needs approval returns at once with `status: awaiting_approval`, who approves and how to follow it.',
+      'Authentication: the same bearer JWT as the other routes, verified by the function so that a missing or invalid token gets 401 with `WWW-Authenticate: Bearer resource_metadata="<base>/.well-known/oauth-protected-resource/mcp"` (RFC 9728).',
+    ].join('\n\n'),
+    success: [
+      { status: 200, description: 'The JSON-RPC response (a result, or a JSON-RPC error such as -32601 method not found or -32602 invalid params).', schema: { $ref: '#/components/schemas/JsonRpcMessage' } },
+    ],
+    errors: [
+      { status: 401, types: ['unauthorized'], when: 'the bearer token is missing, invalid or expired; `WWW-Authenticate` names the protected resource metadata', headers: ['WWWAuthenticateResourceMetadata'] },
+    ],
+    otherResponses: Object.fromEntries([
+      ['202', { description: 'A notification (or a client\'s response) was accepted; no body.' }],
+      ...[
+        [400, 'A JSON-RPC error: the body is not JSON (-32700), a batch or not a JSON-RPC message (-32600), an unsupported protocol version or a bad `_meta` envelope.'],
+        [403, 'A JSON-RPC error: the Host or Origin header is not one this server answers (DNS-rebinding protection on the local runtime).'],
+        [406, 'A JSON-RPC error: the Accept header does not accept application/json.'],
+        [413, 'A JSON-RPC error (-32600) for a message over the limit that reached the function.'],
+        [415, 'A JSON-RPC error: the body is not sent as application/json.'],
+      ].map(([status, description]) => [String(status), { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/JsonRpcMessage' } } } }]),
+    ]),
+  },
+  'GET /.well-known/oauth-protected-resource': {
+    operationId: 'getProtectedResourceMetadata',
+    tag: 'mcp',
+    summary: 'OAuth 2.0 Protected Resource Metadata (RFC 9728)',
+    description: 'The MCP resource (`<base>/mcp`), the issuer of its tokens (`authorization_servers`) and how to send them. Needs no token.',
+    success: [{ status: 200, description: 'The metadata.', schema: { $ref: '#/components/schemas/ProtectedResourceMetadata' } }],
+    errors: [],
+  },
+  'GET /.well-known/oauth-protected-resource/mcp': {
+    operationId: 'getMcpProtectedResourceMetadata',
+    tag: 'mcp',
+    summary: 'OAuth 2.0 Protected Resource Metadata of /mcp (RFC 9728 §3.1 path form)',
+    description: 'The same document at the path RFC 9728 derives from the resource `<base>/mcp`; the URL the 401 of POST /mcp names.',
+    success: [{ status: 200, description: 'The metadata.', schema: { $ref: '#/components/schemas/ProtectedResourceMetadata' } }],
+    errors: [],
+  },
+};
+
+/** Schemas of the MCP routes that are not zod wire shapes of the HTTP API. */
+const mcpSchemas: Record<string, JsonObject> = {
+  JsonRpcMessage: {
+    type: 'object',
+    description: 'One JSON-RPC 2.0 message (MCP).',
+    properties: {
+      jsonrpc: { const: '2.0' },
+      id: { anyOf: [{ type: 'string' }, { type: 'integer' }, { type: 'null' }] },
+      result: { type: 'object' },
+      error: {
+        type: 'object',
+        properties: { code: { type: 'integer' }, message: { type: 'string' }, data: {} },
+        required: ['code', 'message'],
+      },
+    },
+    required: ['jsonrpc'],
+  },
+  ProtectedResourceMetadata: {
+    type: 'object',
+    description: 'RFC 9728 protected resource metadata.',
+    properties: {
+      resource: { type: 'string' },
+      authorization_servers: { type: 'array', items: { type: 'string' } },
+      bearer_methods_supported: { type: 'array', items: { const: 'header' } },
+      resource_name: { type: 'string' },
+      resource_documentation: { type: 'string' },
+    },
+    required: ['resource', 'authorization_servers', 'bearer_methods_supported'],
+  },
 };
 
 /**
@@ -352,8 +472,16 @@ function edgeErrors(route: RouteSpec, spec: OperationSpec): ErrorSpec[] {
     errors.push({ status: 415, types: ['unsupportedMediaType'], when: 'the body is not sent as application/json' });
   }
   errors.push({ status: 413, types: ['payloadTooLarge'], when: `the request body exceeds ${MAX_BODY_BYTES} bytes` });
+  if (counted(route)) {
+    errors.push({
+      status: 429,
+      types: ['quotaExceeded'],
+      when: 'the request would exceed a rate limit (`violated-policies` names them; nothing was recorded or run); retry after `Retry-After` seconds',
+      headers: ['RetryAfter', 'RateLimitPolicy', 'RateLimit'],
+    });
+  }
   // Every authenticated route reads the ledger except the catalog, which is static.
-  const ledger = route.auth && route.path !== '/v1/tools';
+  const ledger = route.auth && route.path !== '/v1/tools' && route.path !== '/v1/metrics';
   // Only a listing hands the ledger something a client shaped (its cursor position and filter).
   if (ledger && spec.query) errors.push({ status: 400, types: ['validation'], when: 'the ledger refused the listing as malformed (input that got past validation; never a 500)' });
   errors.push({
@@ -365,6 +493,9 @@ function edgeErrors(route: RouteSpec, spec: OperationSpec): ErrorSpec[] {
   errors.push({ status: 500, types: ['internal'], when: 'something failed on the server; nothing internal is disclosed (`requestId` correlates with logs)' });
   return errors;
 }
+
+/** Routes the rate limits count (every authenticated /v1 route): their answers carry the RateLimit fields. */
+const counted = (route: RouteSpec) => route.auth && route.path.startsWith('/v1/');
 
 /** The problem+json response for one status: the problem schema narrowed to its types and status. */
 function problemResponse(errors: ErrorSpec[]): JsonObject {
@@ -403,7 +534,27 @@ const headerDocs: Record<string, { name: string; description: string; required: 
   },
   HaltLocation: { name: 'Location', description: 'Where the halt is listed.', required: true, schema: { type: 'string', pattern: '^/v1/halts/hlt_[0-9A-HJKMNP-TV-Z]{26}$' } },
   RetryAfter: { name: 'Retry-After', description: 'Seconds to wait before retrying.', required: true, schema: { type: 'integer', minimum: 0 } },
+  RateLimitPolicy: {
+    name: 'RateLimit-Policy',
+    description:
+      'The tightest rate limit that counted this request (draft-ietf-httpapi-ratelimit-headers): its id, quota `q` and window `w` in seconds, e.g. `"principal-burst";q=600;w=60`. Absent when no limit applies.',
+    required: false,
+    schema: { type: 'string', pattern: '^"[a-z][a-z0-9-]*";q=[1-9][0-9]*;w=[1-9][0-9]*$' },
+  },
+  RateLimit: {
+    name: 'RateLimit',
+    description:
+      'Where that limit stands: its id, the requests `r` left in the window and the seconds `t` until it resets, e.g. `"principal-burst";r=42;t=17`. `r` is this server instance\'s estimate (GET /v1/limits reads the counters).',
+    required: false,
+    schema: { type: 'string', pattern: '^"[a-z][a-z0-9-]*";r=[0-9]+;t=[1-9][0-9]*$' },
+  },
   WWWAuthenticate: { name: 'WWW-Authenticate', description: '`Bearer`.', required: true, schema: { type: 'string', enum: ['Bearer'] } },
+  WWWAuthenticateResourceMetadata: {
+    name: 'WWW-Authenticate',
+    description: '`Bearer resource_metadata="…"` naming the RFC 9728 metadata, with `error="invalid_token"` when a token was sent.',
+    required: true,
+    schema: { type: 'string', pattern: '^Bearer resource_metadata="[^"]+"(, error="invalid_token")?$' },
+  },
   Allow: { name: 'Allow', description: 'The methods the path accepts (RFC 9110), e.g. `GET, POST`.', required: true, schema: { type: 'string' } },
 };
 
@@ -436,6 +587,19 @@ function operation(route: RouteSpec, spec: OperationSpec, schemas: Record<string
     };
   }
   for (const status of [...byStatus.keys()].sort((a, b) => a - b)) responses[String(status)] = problemResponse(byStatus.get(status)!);
+  for (const [status, other] of Object.entries(spec.otherResponses ?? {})) {
+    const existing = responses[status];
+    responses[status] = existing
+      ? { ...existing, description: `${String(existing.description)}\n${String(other.description)}`, content: { ...(existing.content as JsonObject), ...(other.content as JsonObject) } }
+      : other;
+  }
+  if (counted(route)) {
+    // Counted after the token is checked: every answer but a 401 says where the tightest limit stands.
+    for (const [status, response] of Object.entries(responses)) {
+      if (status === '401') continue;
+      response.headers = { ...(response.headers as JsonObject | undefined), [headerName('RateLimitPolicy')]: ref('headers', 'RateLimitPolicy'), [headerName('RateLimit')]: ref('headers', 'RateLimit') };
+    }
+  }
 
   const description =
     routeKey(route) === 'POST /v1/actions'
@@ -452,7 +616,7 @@ function operation(route: RouteSpec, spec: OperationSpec, schemas: Record<string
     tags: [spec.tag],
     summary: spec.summary,
     description,
-    security: route.auth ? [{ bearerAuth: [] }] : [],
+    security: route.auth || route.verifiesOwnToken ? [{ bearerAuth: [] }] : [],
     ...(spec.parameters || spec.query
       ? { parameters: [...(spec.parameters ?? []), ...(spec.query ? queryParameters(schemas[spec.query]!) : [])] }
       : {}),
@@ -479,7 +643,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
 
   const req = convert(requests, 'input');
   const res = convert(responses, 'output');
-  const defs: Record<string, JsonObject> = { ...res.defs };
+  const defs: Record<string, JsonObject> = { ...res.defs, ...mcpSchemas };
   for (const [id, def] of Object.entries(req.defs)) {
     if (defs[id] && JSON.stringify(defs[id]) !== JSON.stringify(def)) {
       throw new Error(`Schema ${id} differs between requests and responses; give one of them another id`);
@@ -502,11 +666,12 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
       summary: 'The control plane between AI agents and the systems they act on.',
       description: [
         'Agents submit actions (tool calls or plans); Airlock decides with policy, asks humans when it must, runs the work as a saga that can be undone, never does it twice, and writes an immutable receipt.',
-        '**Authentication**: a bearer JWT from the configured issuer on every route except `/healthz` and `/openapi.json`, in exactly one Authorization header. The principal (`sub`, `roles`, `manager`, `department`) is read only from the verified token, in the JSON types it was issued in: `roles` is an array of strings, each one role name exactly as issued; a token with these claims in another shape is refused with 401.',
+        '**Authentication**: a bearer JWT from the configured issuer on every route except `/healthz`, `/openapi.json` and the `/.well-known/oauth-protected-resource` documents (POST /mcp checks its token itself, to answer MCP\'s 401 challenge), in exactly one Authorization header. The principal (`sub`, `roles`, `manager`, `department`) is read only from the verified token, in the JSON types it was issued in: `roles` is an array of strings, each one role name exactly as issued; a token with these claims in another shape is refused with 401.',
         `**Errors** are RFC 9457 \`application/problem+json\` documents with a stable \`type\` URN to switch on, a \`detail\` written so an LLM can act on it, and extension members (\`violations\`, \`policyIds\`, \`retryAfter\`, …). Types: ${problemTypesText}.`,
         'On AWS, API Gateway\'s JWT authorizer answers a missing or invalid token itself (401 with a plain `{"message": "Unauthorized"}` body); the local server answers with the `urn:airlock:problem:unauthorized` problem documented on each route.',
         'Outside the handlers, API Gateway itself may answer 429 (stage throttling) or 404 for an unknown route with a plain `{"message": …}` body; the local server answers 404 `urn:airlock:problem:not-found` for an unknown path and 405 `urn:airlock:problem:method-not-allowed` (with `Allow`) for a known path with another method. `x-airlock-unrouted` declares these two refusals.',
         'Requests that are not valid HTTP never reach a route: the local server answers them with 400 `urn:airlock:problem:malformed-request` (control characters in a header, broken framing), 431 `urn:airlock:problem:headers-too-large` (request line and headers over 10,240 bytes, API Gateway\'s limit) or 408 `urn:airlock:problem:request-timeout`; on AWS, API Gateway answers them itself.',
+        '**Rate limits** (policies/limits.json: global, per principal, per agent, per tool, per connector; fixed windows): every answer to an authenticated `/v1` request carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers) for the tightest limit that counted it. Over a limit → 429 `https://iana.org/assignments/http-problem-types#quota-exceeded` with `violated-policies` and `Retry-After`; nothing is recorded. Tool and connector limits count `POST /v1/actions` only; agent limits count it and `POST /v1/decisions`. `GET /v1/limits` shows your quotas.',
         'Every response the end-to-end tests receive from the local runtime is validated against this document (JSON Schema 2020-12, strict): members not listed here are never sent.',
       ].join('\n\n'),
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
@@ -516,7 +681,10 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
       { name: 'approvals', description: 'Human approval of actions that policy sends to a person.' },
       { name: 'halts', description: 'The kill switch: halting and resuming work across the fleet (role from limits.json `killSwitch.role`).' },
       { name: 'tools', description: 'What an agent may call.' },
+      { name: 'limits', description: 'Rate limits: how much, not who.' },
+      { name: 'metrics', description: 'Safety KPIs for auditors and admins (local runtime).' },
       { name: 'meta', description: 'Health and this document.' },
+      { name: 'mcp', description: 'The Model Context Protocol server and its OAuth protected resource metadata.' },
     ],
     servers: [
       { url: `http://127.0.0.1:${LOCAL_PORT}`, description: 'The local runtime (`npm start`; AIRLOCK_PORT changes the port).' },

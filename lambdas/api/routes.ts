@@ -11,6 +11,13 @@ export interface RouteSpec {
   path: string;
   fn: FunctionName;
   auth: boolean;
+  /** Served by the local runtime only (the stack creates no API Gateway route for it). */
+  localOnly?: true;
+  /**
+   * `auth: false` routes only: the function verifies the bearer token itself (same issuer and
+   * audience) because its 401 must carry a challenge the gateway's authorizer cannot send.
+   */
+  verifiesOwnToken?: boolean;
 }
 
 export const routes: readonly RouteSpec[] = [
@@ -20,13 +27,20 @@ export const routes: readonly RouteSpec[] = [
   { method: 'POST', path: '/v1/actions', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/actions', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/actions/{id}', fn: 'intake', auth: true },
+  { method: 'GET', path: '/v1/actions/{id}/receipt', fn: 'receipts', auth: true },
   { method: 'POST', path: '/v1/decisions', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/halts', fn: 'intake', auth: true },
   { method: 'POST', path: '/v1/halts', fn: 'intake', auth: true },
   { method: 'DELETE', path: '/v1/halts/{id}', fn: 'intake', auth: true },
+  { method: 'GET', path: '/v1/limits', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/approvals', fn: 'approvals', auth: true },
   { method: 'GET', path: '/v1/approvals/{id}', fn: 'approvals', auth: true },
   { method: 'POST', path: '/v1/approvals/{id}/decision', fn: 'approvals', auth: true },
+  { method: 'GET', path: '/v1/metrics', fn: 'intake', auth: true, localOnly: true },
+  // MCP (Streamable HTTP): 401 with WWW-Authenticate resource_metadata, so the token is checked in intake.
+  { method: 'POST', path: '/mcp', fn: 'intake', auth: false, verifiesOwnToken: true },
+  { method: 'GET', path: '/.well-known/oauth-protected-resource', fn: 'intake', auth: false },
+  { method: 'GET', path: '/.well-known/oauth-protected-resource/mcp', fn: 'intake', auth: false },
 ];
 
 /** `GET /v1/tools`, the API Gateway v2 route key. */

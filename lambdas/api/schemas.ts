@@ -4,6 +4,7 @@ import { ActionIdPattern } from '../shared/ids';
 import { ActorSchema } from '../shared/principal';
 import { ApprovalStatuses } from '../ports/approvals';
 import { ApprovalIdPattern } from '../shared/ids';
+import { MetricGroups } from '../observability/catalog';
 
 /**
  * The wire shapes of the HTTP API as zod schemas: query strings and bodies the handlers
@@ -47,6 +48,23 @@ export const ViolationSchema = z
   })
   .meta({ id: 'Violation' });
 
+/** Which spend cap refused, and by how much (spend/caps.ts `CapExceeded`); money in minor units of `currency`. */
+export const SpendCapExceededSchema = z
+  .object({
+    capId: z.string().meta({ description: 'The cap\'s id in policies/limits.json (`spendCaps`).' }),
+    scope: z.enum(['principal', 'department', 'tenant']),
+    period: z.enum(['day', 'month']).meta({ description: 'UTC day or month.' }),
+    limit: z.number().int().min(0).meta({ description: 'The cap, minor units of the base currency.' }),
+    used: z.number().int().min(0).meta({ description: 'Already reserved or spent against it this period.' }),
+    requested: z.number().int().min(0).meta({ description: 'What this plan or step needed.' }),
+    currency: z.string().meta({ description: 'The base currency (ISO 4217) the figures are in.' }),
+    declared: z
+      .object({ amount: z.number(), currency: z.string() })
+      .optional()
+      .meta({ description: 'The cap as the limits file states it, when that is another currency (converted with the configured rates).' }),
+  })
+  .meta({ id: 'SpendCapExceeded' });
+
 /** RFC 9457 problem document; extension members vary by `type`. */
 export const ProblemSchema = z
   .object({
@@ -56,7 +74,7 @@ export const ProblemSchema = z
     detail: z.string().meta({ description: 'What went wrong and what to do about it, written for a human or an LLM.' }),
     instance: z.string().optional(),
     violations: z.array(ViolationSchema).optional().meta({ description: 'Every violation found (`validation`).' }),
-    retryAfter: z.number().int().min(0).optional().meta({ description: 'Seconds to wait before retrying, also in the Retry-After header (`idempotency-in-progress`, `unavailable`, `circuit-open`).' }),
+    retryAfter: z.number().int().min(0).optional().meta({ description: 'Seconds to wait before retrying, also in the Retry-After header (`idempotency-in-progress`, `unavailable`, `quota-exceeded`, `circuit-open`).' }),
     requestId: z.string().optional().meta({ description: 'Correlates a 5xx with the server logs (`internal`, `unavailable`).' }),
     policyIds: z.array(z.string()).optional().meta({ description: 'The Cedar policies behind a refusal (`approval-forbidden`).' }),
     limit: z.number().int().optional().meta({ description: 'The body size limit in bytes (`payload-too-large`).' }),
@@ -76,6 +94,8 @@ export const ProblemSchema = z
     expiresAt: TimestampSchema.optional().meta({ description: 'When the approval expired (`approval-expired`).' }),
     planHash: PlanHashSchema.optional().meta({ description: 'The plan waiting for approval (`plan-mismatch`).' }),
     vote: VoteSchema.optional().meta({ description: 'The vote already cast (`vote-conflict`).' }),
+    spendCap: SpendCapExceededSchema.optional().meta({ description: 'The cap the plan would cross (`spend-cap-exceeded`).' }),
+    'violated-policies': z.array(z.string()).optional().meta({ description: 'The rate-limit policies the request would exceed (`quota-exceeded`).' }),
   })
   .meta({
     id: 'Problem',
@@ -88,7 +108,10 @@ export const PolicyDeniedProblemSchema = ProblemSchema.extend({
   policyIds: z.array(z.string()),
   reasons: z.array(z.string()),
   policySetVersion: z.string().nullable(),
-}).meta({ id: 'PolicyDeniedProblem', description: 'Denied by policy: the recorded action, the deciding policies and their reasons.' });
+}).meta({
+  id: 'PolicyDeniedProblem',
+  description: 'Denied by policy or by a spend cap: the recorded action, the deciding policies (none for a cap) and their reasons; `spendCap` names the cap.',
+});
 
 // ── actions ─────────────────────────────────────────────────────────────────
 
@@ -128,6 +151,7 @@ export const DecisionSchema = z
     policySetVersion: z.string(),
     limitsVersion: z.string().optional().meta({ description: 'SHA-256 of the limits file (policies/limits.json) in force when decided.' }),
     evaluationMicros: z.number(),
+    spendCap: SpendCapExceededSchema.optional().meta({ description: 'Set when the plan\'s known amounts would cross a spend cap: the deny names it.' }),
     steps: z.array(StepDecisionSchema).optional(),
     shadow: z.array(ShadowOutcomeSchema).optional(),
     decidedAt: TimestampSchema,
@@ -334,6 +358,56 @@ export const DecisionResultSchema = z
   })
   .meta({ id: 'ApprovalDecisionResult' });
 
+// ── receipts ────────────────────────────────────────────────────────────────
+
+/** GET /v1/actions/{id}/receipt: the stored receipt and how far it checks out (receipts/read.ts). */
+export const ReceiptViewSchema = z
+  .object({
+    actionId: ActionIdSchema,
+    key: z.string().meta({ description: 'Object key in the audit vault (`receipts/dt=YYYY-MM-DD/<actionId>.json`).' }),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/).meta({ description: 'SHA-256 (hex) of `body` as stored.' }),
+    size: z.number().int().min(0),
+    body: z.string().meta({ description: 'The stored bytes as text (canonical JSON and a newline, docs/receipt.schema.json): save it as is to check the SHA-256.' }),
+    verification: z
+      .object({
+        status: z.enum(['verified', 'pending', 'failed']).meta({ description: '`verified`: listed with this SHA-256 by a digest whose signature is valid; `pending`: no digest covers it yet; `failed`: it does not check out.' }),
+        checksum: z.enum(['match', 'mismatch', 'not-listed']),
+        signature: z.enum(['valid', 'invalid', 'not-checked']),
+        digest: z.object({ key: z.string(), endTime: TimestampSchema, keyId: z.string() }).nullable().meta({ description: 'The digest that covers the receipt\'s write time.' }),
+        latestDigest: z.string().nullable().meta({ description: 'The newest digest in the vault (the chain head).' }),
+        detail: z.string(),
+      })
+      .meta({ id: 'ReceiptVerification' }),
+  })
+  .meta({ id: 'Receipt', description: 'A receipt as stored, and its check against the signed digests.' });
+export type ReceiptViewBody = z.infer<typeof ReceiptViewSchema>;
+// ── limits ──────────────────────────────────────────────────────────────────
+
+/** GET /v1/limits query string: the agent and tool an action would name, to see their quotas too. */
+export const LimitsQuerySchema = z
+  .object({
+    agent: z.string().min(1).max(128).optional().meta({ description: 'An agent name (`agent.name` of an envelope): adds the agent policies for it.' }),
+    tool: z.string().min(1).max(200).optional().meta({ description: 'A tool name (`<connector>.<tool>`, from GET /v1/tools): adds the tool and connector policies for it.' }),
+  })
+  .strict();
+
+export const QuotaSchema = z
+  .object({
+    id: z.string().meta({ description: 'The policy id, as in `RateLimit-Policy` and `violated-policies`.' }),
+    scope: z.enum(['global', 'principal', 'agent', 'tool', 'connector']),
+    subject: z.string().nullable().meta({ description: 'The agent, tool or connector counted; null for global and principal policies (the caller).' }),
+    limit: z.number().int().min(1).meta({ description: 'Requests admitted per window (`q`).' }),
+    windowSeconds: z.number().int().min(1).meta({ description: 'The fixed window (`w`); windows start at whole multiples of it since the epoch.' }),
+    remaining: z.number().int().min(0).meta({ description: 'Left in the current window (`r`), blocks leased by function instances counted as used.' }),
+    resetSeconds: z.number().int().min(1).meta({ description: 'Seconds until the window resets (`t`).' }),
+    resetAt: TimestampSchema,
+  })
+  .meta({ id: 'Quota' });
+
+export const LimitsViewSchema = z
+  .object({ policies: z.array(QuotaSchema) })
+  .meta({ id: 'Limits', description: 'Every rate limit the caller (and, when named, the agent and tool) is counted by.' });
+
 // ── misc ────────────────────────────────────────────────────────────────────
 
 export const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
@@ -361,3 +435,34 @@ export const HaltViewSchema = z
   .meta({ id: 'Halt' });
 
 export const HaltListSchema = z.object({ items: z.array(HaltViewSchema) }).strict().meta({ id: 'HaltList' });
+// ── metrics (local runtime) ─────────────────────────────────────────────────
+
+/** GET /v1/metrics query string. */
+export const MetricsQuerySchema = z
+  .object({
+    since: z
+      .string()
+      .regex(/^[1-9]\d{0,5}[smhd]$/, 'a window such as 30m, 1h or 7d')
+      .default('1h')
+      .meta({ description: 'How far back to look: a number and s, m, h or d (at most 400d).' }),
+  })
+  .strict();
+
+export const KpiRowSchema = z
+  .object({
+    name: z.string().meta({ description: 'The metric (docs/runbooks.md lists them).' }),
+    group: z.enum(MetricGroups),
+    unit: z.enum(['Count', 'Milliseconds', 'Seconds', 'None']),
+    dimensions: z.record(z.string(), z.string()).meta({ description: 'Low-cardinality dimensions only (tool, connector, outcome, policy id, reason).' }),
+    samples: z.number().int().min(1),
+    sum: z.number(),
+    min: z.number(),
+    max: z.number(),
+    avg: z.number(),
+  })
+  .meta({ id: 'KpiRow' });
+
+export const KpiSummarySchema = z
+  .object({ since: TimestampSchema, until: TimestampSchema, rows: z.array(KpiRowSchema) })
+  .meta({ id: 'KpiSummary', description: 'The safety KPIs recorded in the window, one row per metric and dimension set.' });
+export type KpiSummaryView = z.infer<typeof KpiSummarySchema>;

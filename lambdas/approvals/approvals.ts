@@ -16,6 +16,8 @@ import type { EventPublisher } from '../ports/events';
 import type { EventLog } from '../ports/steps';
 import { TaskTokenInvalidError, type TaskCallbacks } from '../ports/task-callbacks';
 import { noticeOf, subjectOf, type HaltGuard } from '../guardrails/halts';
+import type { Metrics } from '../ports/metrics';
+import { countKpi, recordApprovalDecided } from '../observability/kpis';
 
 /**
  * Human approval: the saga's RequestApproval task and the approvers' decisions. An approval
@@ -91,6 +93,8 @@ export interface ApprovalsDeps {
   logger: Logger;
   /** Active halts: a vote on work a halt covers is refused (none: no kill switch). */
   halts?: HaltGuard;
+  /** Approval KPIs: requested, decided (and how long it took), refused votes. */
+  metrics?: Metrics;
 }
 
 /** RequestApproval was asked for an action that is not waiting for approval. Not retryable. */
@@ -226,6 +230,7 @@ export async function expireApproval(deps: ApprovalsDeps, approvalId: string): P
   if (!approval || approval.status !== 'pending' || Date.parse(approval.expiresAt) > deps.now().getTime()) return false;
   const won = await deps.approvals.settle(approval.id, 'expired', { by: 'airlock', reason: 'expired' }, deps.now());
   if (!won) return false;
+  recordApprovalDecided(deps.metrics, 'expired', approval.createdAt, deps.now());
   await deps.events.append(approval.actionId, { type: ApprovalEventTypes.expired, actor: 'airlock', data: { approvalId } }, deps.now());
   await answerStored(deps, approvalId);
   return true;
@@ -265,6 +270,7 @@ export async function requestApproval(
       expiresAt: new Date(now.getTime() + deps.timeoutSeconds * 1000).toISOString(),
     };
     const created = await deps.approvals.createApproval(record, input.taskToken);
+    if (created === 'created') countKpi(deps.metrics, 'ApprovalRequested');
     approval = created === 'created' ? record : await deps.approvals.getApproval(id);
     if (!approval) throw new Error(`Approval ${id} vanished after a conflicting create`);
   }
@@ -478,6 +484,7 @@ async function refuse(
   refusal: VoteRefusedError,
 ): Promise<VoteRefusedError> {
   const { approval, action, input, now } = ctx;
+  countKpi(deps.metrics, 'ApprovalVoteRefused', { reason });
   const voter = input.voter.sub;
   const rules = policyIds.length > 0 ? [...policyIds] : [VoteRefusalRules[reason]];
   const roles = input.voter.roles.slice(0, MAX_RECORDED_ROLES).map((r) => r.slice(0, 128));
@@ -658,6 +665,7 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
     if (input.decision === 'reject') {
       const reason = input.comment ?? `rejected by ${voter}`;
       if (await deps.approvals.settle(approval.id, 'rejected', { by: voter, reason }, now)) {
+        recordApprovalDecided(deps.metrics, 'rejected', approval.createdAt, now);
         await deps.events.append(action.id, { type: ApprovalEventTypes.rejected, actor: voter, data: { approvalId: approval.id, voter, reason } }, now);
         const token = await deps.approvals.getTaskToken(approval.id);
         if (!token) throw new Error(`Approval ${approval.id} has no task token`);
@@ -688,6 +696,7 @@ async function completeIfQuorum(deps: ApprovalsDeps, approval: ApprovalRecord, a
   const distinct = [...new Map(approvers.map((v) => [v.voter, v])).values()];
   if (distinct.length < approval.quorum) return;
   if (!(await deps.approvals.settle(approval.id, 'approved', { by: voter, reason: 'quorum reached' }, now))) return;
+  recordApprovalDecided(deps.metrics, 'approved', approval.createdAt, now);
   await deps.events.append(
     action.id,
     { type: ApprovalEventTypes.granted, actor: voter, data: { approvalId: approval.id, votes: distinct.map((v) => ({ voter: v.voter, at: v.at })) } },

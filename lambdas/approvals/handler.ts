@@ -10,6 +10,7 @@ import type { ApprovalsFunctionDeps, Lazy } from '../composition/deps';
 import { bodyViolations, httpApi, queryViolations, type HttpEvent, type HttpRequest, type HttpResult } from '../middleware/http';
 import { annotate } from '../middleware/powertools';
 import { taskHandler } from '../middleware/task';
+import { admitRequest } from '../limits/http';
 import { approvalsProblem } from './http';
 
 /**
@@ -95,7 +96,11 @@ function routes(deps: Lazy<ApprovalsFunctionDeps>) {
         },
       },
     },
-    { problems: approvalsProblem, nested: true },
+    {
+      problems: approvalsProblem,
+      nested: true,
+      admit: async (req) => admitRequest(await deps().then((rt) => ({ limiter: rt.rateLimiter, tools: rt.tools })), req),
+    },
   );
 }
 

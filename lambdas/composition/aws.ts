@@ -5,19 +5,26 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
+import { DynamoRateCounters } from '../adapters/aws/dynamo-rate-counters';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { DynamoGuardrailStore } from '../adapters/aws/dynamo-guardrails';
+import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
+import { JwksTokenVerifier } from '../adapters/aws/jwks-token-verifier';
 import { S3AuditStore } from '../adapters/aws/s3-audit-store';
 import type { SecretRotationDeps } from '../adapters/aws/secret-rotation';
 import { SecretsManagerSecrets } from '../adapters/aws/secrets-manager';
 import { StepFunctionsCallbacks } from '../adapters/aws/sfn-callbacks';
 import { StepFunctionsWorkflow } from '../adapters/aws/sfn-workflow';
 import { defaultIntakeConfig } from '../intake/intake';
-import { logger, tracer } from '../middleware/powertools';
+import { logger, metrics as emfMetrics, tracer } from '../middleware/powertools';
+import { boundedMetrics, vocabularyOf } from '../observability/catalog';
+import type { Metrics } from '../ports/metrics';
 import type { PolicyEngine } from '../policy/index';
-import { readLimitsFile } from '../limits/config';
+import { readLimitsFile, type LoadedLimits } from '../limits/config';
+import { RateLimiter } from '../limits/rate-limiter';
 import { spendAwareDecider } from '../policy/decider';
+import { SpendCaps } from '../spend/caps';
 import { CursorCodec } from '../shared/cursor';
 import { GrantKeyring } from '../steps/grants';
 import type { RunStepDeps } from '../steps/run-step';
@@ -69,8 +76,30 @@ async function policyEngine(dir: string | undefined): Promise<PolicyEngine> {
 const limitsIn = (file: string | undefined) => (file ? readLimitsFile(file) : readLimitsFile());
 
 /** A function's guardrails over the ledger table (its breaker and halt caches live as long as the instance). */
-function guardrailsOn(db: DynamoDBClient, tableName: string, limits: ReturnType<typeof limitsIn>, actor: string) {
-  return functionGuardrails({ store: new DynamoGuardrailStore({ client: db, tableName }), tools: toolRegistry, limits, now: () => new Date(), logger, actor });
+function guardrailsOn(db: DynamoDBClient, tableName: string, limits: LoadedLimits, actor: string, metrics: Metrics) {
+  return functionGuardrails({ store: new DynamoGuardrailStore({ client: db, tableName }), tools: toolRegistry, limits, now: () => new Date(), logger, actor, metrics });
+}
+
+/** This instance's rate limiter over the ledger's window counters. */
+function rateLimiter(limits: LoadedLimits, db: DynamoDBClient, tableName: string, metrics: Metrics): RateLimiter {
+  return new RateLimiter({
+    policies: limits.limits.rateLimits,
+    counters: new DynamoRateCounters({ client: db, tableName }),
+    now: () => new Date(),
+    metrics,
+    logger,
+  });
+}
+
+/**
+ * The function's metrics: Powertools EMF behind the catalog's bounds (names, units, and
+ * dimension values from this deployment's tools, policies and limits only). A refused sample
+ * is a bug in the emitting code: logged, never thrown.
+ */
+function metricsFor(limits: LoadedLimits, engine?: PolicyEngine): Metrics {
+  return boundedMetrics(emfMetrics, vocabularyOf({ tools: toolRegistry, limits: limits.limits, ...(engine ? { policies: engine.policies } : {}) }), (refusal) =>
+    logger.warn('metric refused by the catalog', { ...refusal }),
+  );
 }
 
 /** Page cursors, keyed by the secret the stack names; read on the first listing, not at cold start. */
@@ -85,19 +114,25 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
   const ledger = new DynamoLedger({ client: db, tableName: env[N.ledgerTable] });
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   const limits = limitsIn(env[N.limitsFile]);
-  const guardrails = guardrailsOn(db, env[N.ledgerTable], limits, 'intake');
+  const engine = await policyEngine(env[N.policyDir]);
+  const capStore = new DynamoSpendCapStore({ client: db, tableName: env[N.ledgerTable], transactions: true });
+  const metrics = metricsFor(limits, engine);
+  const guardrails = guardrailsOn(db, env[N.ledgerTable], limits, 'intake', metrics);
   return {
     limits,
+    metrics,
     guardrails: { halts: guardrails.halts, breakers: guardrails.breakers },
     halts: guardrails.haltDeps,
     actions: ledger,
     steps: store,
     idempotency: ledger,
     workflow: new StepFunctionsWorkflow({ stateMachineArn: env[N.stateMachineArn], client: await stepFunctions() }),
-    decider: spendAwareDecider(await policyEngine(env[N.policyDir]), store, toolRegistry, limits.version),
+    decider: spendAwareDecider(engine, SpendCaps.from(limits.limits.spendCaps, engine.money), capStore, toolRegistry, limits.version),
     tools: toolRegistry,
     intake: { ...defaultIntakeConfig, idempotencyRetentionMs: env[N.idempotencyRetentionHours] * 3_600_000 },
     cursors: cursorCodec(env[N.cursorKeySecret]),
+    rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
+    tokens: new JwksTokenVerifier({ issuer: env[N.jwtIssuer], audience: env[N.jwtAudience] }),
   };
 });
 
@@ -110,16 +145,20 @@ export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () =>
   const functions = env[N.connectorFunctions];
   const engine = await policyEngine(env[N.policyDir]);
   const limits = limitsIn(env[N.limitsFile]);
-  const { halts, haltStore, breakers } = guardrailsOn(db, env[N.ledgerTable], limits, 'saga');
+  const caps = SpendCaps.from(limits.limits.spendCaps, engine.money);
+  const capStore = new DynamoSpendCapStore({ client: db, tableName: env[N.ledgerTable], transactions: true });
+  const metrics = metricsFor(limits, engine);
+  const { halts, haltStore, breakers } = guardrailsOn(db, env[N.ledgerTable], limits, 'saga', metrics);
   return {
     limits,
+    metrics,
     guardrails: { halts, haltStore, breakers },
     actions: ledger,
     steps: store,
     events: store,
-    spend: store,
+    spendCaps: { caps, store: capStore, metrics },
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
-    decider: spendAwareDecider(engine, store, toolRegistry, limits.version),
+    decider: spendAwareDecider(engine, caps, capStore, toolRegistry, limits.version),
     keyring: new GrantKeyring(await secrets()),
     tools: toolRegistry,
     money: engine.money,
@@ -140,15 +179,19 @@ export const approvalsDeps: Lazy<ApprovalsFunctionDeps> = /* @__PURE__ */ once(a
   const db = await dynamo();
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   const limits = limitsIn(env[N.limitsFile]);
+  const engine = await policyEngine(env[N.policyDir]);
+  const metrics = metricsFor(limits, engine);
   return {
     limits,
-    halts: guardrailsOn(db, env[N.ledgerTable], limits, 'approvals').halts,
+    metrics,
+    rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
+    halts: guardrailsOn(db, env[N.ledgerTable], limits, 'approvals', metrics).halts,
     actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
     events: store,
     callbacks: new StepFunctionsCallbacks({ client: await stepFunctions() }),
     publisher: new EventBridgePublisher({ eventBusName: env[N.approvalEventBus], client: await eventBridge() }),
-    engine: await policyEngine(env[N.policyDir]),
+    engine,
     tools: toolRegistry,
     timeoutSeconds: env[N.approvalTimeoutSeconds],
     now: () => new Date(),
@@ -164,10 +207,13 @@ export const stepsDeps: Lazy<StepsFunctionDeps> = /* @__PURE__ */ once(async () 
   const vendorBaseUrl = env[N.vendorBaseUrl];
   const vault = await secrets();
   const db = await dynamo();
-  const deps: RunStepDeps = {
+  const limits = limitsIn(env[N.limitsFile]);
+  const metrics = metricsFor(limits);
+  const deps: RunStepDeps & { metrics: Metrics } = {
+    metrics,
     connector: served,
     steps: new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] }),
-    breakers: guardrailsOn(db, env[N.ledgerTable], limitsIn(env[N.limitsFile]), `connector-${served}`).breakers,
+    breakers: guardrailsOn(db, env[N.ledgerTable], limits, `connector-${served}`, metrics).breakers,
     keyring: new GrantKeyring(vault),
     secrets: vault,
     tools: toolRegistry,
@@ -187,8 +233,12 @@ export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = /* @__PURE__ */ once(asy
   const env = readEnv(ReceiptsEnv);
   const db = await dynamo();
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
+  const limits = limitsIn(env[N.limitsFile]);
+  const metrics = metricsFor(limits);
   return {
+    rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
     deps: {
+      metrics,
       actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
       steps: store,
       events: store,

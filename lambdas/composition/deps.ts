@@ -2,6 +2,7 @@ import type { ApprovalsDeps } from '../approvals/approvals';
 import type { Decider, IntakeConfig } from '../intake/intake';
 import type { ActionStore, IdempotencyStore } from '../ports/ledger';
 import type { StepStore } from '../ports/steps';
+import type { TokenVerifier } from '../ports/tokens';
 import type { ToolRegistry } from '../ports/tools';
 import type { WorkflowStarter } from '../ports/workflow';
 import type { ReceiptsDeps, WriteReceiptResult } from '../receipts/vault';
@@ -13,8 +14,9 @@ import type { IntakeGuardrails } from '../guardrails/intake-guard';
 import { HaltGuard, type HaltDeps } from '../guardrails/halts';
 import { Breakers } from '../guardrails/breakers';
 import type { BreakerStore, HaltStore } from '../ports/guardrails';
-import { noMetrics, type Metrics } from '../ports/metrics';
+import { noMetrics, type Metrics, type MetricsReader } from '../ports/metrics';
 import type { Logger } from '../shared/logger';
+import type { RateLimiter } from '../limits/rate-limiter';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -59,26 +61,40 @@ export interface IntakeFunctionDeps {
   guardrails: IntakeGuardrails;
   /** The kill switch's routes (`/v1/halts`). */
   halts: HaltDeps;
+  /** This instance's rate limiter (its leases live as long as the instance). */
+  rateLimiter: RateLimiter;
+  /** Safety KPIs (bounded by the metric catalog). */
+  metrics: Metrics;
+  /** Recorded KPIs for `GET /v1/metrics`: the local recorder; absent in AWS (CloudWatch has them). */
+  metricsReader?: MetricsReader;
+  /** Bearer tokens of the routes that verify their own (MCP): same issuer and audience as the authorizer. */
+  tokens: TokenVerifier;
+  /** Host names MCP accepts in the Host header (the local runtime: loopback only); unset in AWS. */
+  mcpAllowedHosts?: readonly string[];
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */
-export type SagaFunctionDeps = SagaDeps & { limits: LoadedLimits };
+export type SagaFunctionDeps = SagaDeps & { limits: LoadedLimits; metrics: Metrics };
 
 /** The approvals function: the saga's RequestApproval task and the approvers' routes. */
 export interface ApprovalsFunctionDeps extends ApprovalsDeps {
   cursors: Lazy<CursorCodec>;
   limits: LoadedLimits;
+  rateLimiter: RateLimiter;
+  metrics: Metrics;
 }
 
 /**
  * A connector function's step runner, per connector: in Lambda the one it serves (undefined
  * asks for that one); locally one per connector.
  */
-export type StepsFunctionDeps = (connector?: string) => RunStepDeps;
+export type StepsFunctionDeps = (connector?: string) => RunStepDeps & { metrics: Metrics };
 
 /** The receipts function: WriteReceipt and WriteDigest. */
 export interface ReceiptsFunctionDeps {
-  deps: ReceiptsDeps;
+  deps: ReceiptsDeps & { metrics: Metrics };
+  /** This instance's rate limiter: GET /v1/actions/{id}/receipt counts like every /v1 route. */
+  rateLimiter: RateLimiter;
   /** Runs after every stored receipt (locally, optionally: a digest right away). */
   afterReceipt?: (result: WriteReceiptResult) => Promise<void>;
 }

@@ -28,6 +28,8 @@ export const EnvNames = {
   auditDigestIntervalSeconds: 'AUDIT_DIGEST_INTERVAL_SECONDS',
   policyDir: 'AIRLOCK_POLICY_DIR',
   limitsFile: 'AIRLOCK_LIMITS_FILE',
+  jwtIssuer: 'JWT_ISSUER',
+  jwtAudience: 'JWT_AUDIENCE',
 } as const;
 
 const N = EnvNames;
@@ -65,6 +67,16 @@ const jsonRecord = z.string().transform((s, ctx) => {
 /** The intake function (front door: tools, actions, decisions). */
 export const IntakeEnv = Table.extend(PolicyDir.shape).extend(CursorKey.shape).extend({
   [N.stateMachineArn]: z.string().startsWith('arn:'),
+  // The authorizer's issuer and audiences (JSON array), for the routes that verify their own tokens (MCP).
+  [N.jwtIssuer]: z.string().min(1),
+  [N.jwtAudience]: z.string().transform((s, ctx) => {
+    try {
+      return z.array(z.string().min(1)).min(1).parse(JSON.parse(s));
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON array of audiences' });
+      return z.NEVER;
+    }
+  }),
   [N.idempotencyRetentionHours]: z.coerce.number().int().min(24).default(24),
 });
 

@@ -2,18 +2,25 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { join } from 'node:path';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
+import { DynamoRateCounters } from '../adapters/aws/dynamo-rate-counters';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { DynamoGuardrailStore } from '../adapters/aws/dynamo-guardrails';
+import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
 import { FileAuditStore } from '../adapters/local/file-audit-store';
 import { FileEventPublisher } from '../adapters/local/file-event-publisher';
 import { DEFAULT_APPROVAL_TIMEOUT_SECONDS } from '../approvals/approvals';
 import { defaultIntakeConfig, type IntakeConfig } from '../intake/intake';
 import { loadPolicyEngine } from '../policy/index';
 import { readLimitsFile, type LoadedLimits } from '../limits/config';
+import { RateLimiter } from '../limits/rate-limiter';
 import { spendAwareDecider } from '../policy/decider';
+import { SpendCaps } from '../spend/caps';
 import type { SecretsPort } from '../ports/secrets';
+import { noMetrics, type Metrics, type MetricsReader } from '../ports/metrics';
+import { boundedMetrics, vocabularyOf, type MetricRefusal } from '../observability/catalog';
 import { SecretNames } from '../ports/secrets';
 import type { TaskCallbacks } from '../ports/task-callbacks';
+import { TokenRejectedError, type TokenVerifier } from '../ports/tokens';
 import type { ToolRegistry } from '../ports/tools';
 import type { WorkflowStarter } from '../ports/workflow';
 import { writeDigest, type ReceiptsDeps } from '../receipts/vault';
@@ -51,11 +58,19 @@ export interface LocalInfrastructure {
   /** HTTP for vendor calls (cut short when the runtime stops). */
   vendorFetch?: typeof fetch;
   tools?: ToolRegistry;
+  /** Verifies bearer tokens for the routes that verify their own (the dev issuer); default: refuses every token. */
+  tokens?: TokenVerifier;
   now?: () => Date;
-  /** The limits in force; the shipped policies/limits.json when absent. */
+  /** The limits in force; the shipped policies/limits.json when absent (tests inject small ones). */
   limits?: LoadedLimits;
   /** Jitters breaker resets ([0, 1)); Math.random when absent. */
   random?: () => number;
+  /** The rate limiter's clock (its windows), `now` when absent: tests pin windows without moving other clocks. */
+  rateLimitClock?: () => Date;
+  /** The metrics recorder every function shares (and `GET /v1/metrics` reads); none when absent. */
+  metrics?: Metrics & MetricsReader;
+  /** Hears of every sample the metric catalog refused (default: a warning in the log). */
+  onMetricRefused?: (refusal: MetricRefusal) => void;
 }
 
 /** Settings of the local runtime (the stack's config, for one machine). */
@@ -94,6 +109,14 @@ export interface LocalComposition {
   guardrails: DynamoGuardrailStore;
 }
 
+/** A verifier for compositions without an issuer (tests of other capabilities): no token passes. */
+export const refuseAllTokens: TokenVerifier = {
+  issuer: 'none',
+  verify: async () => {
+    throw new TokenRejectedError('no issuer configured');
+  },
+};
+
 /** Builds every function's dependencies for the local runtime. */
 export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings = {}): LocalComposition {
   const { client, tableName } = infra.dynamo;
@@ -104,8 +127,28 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   const approvals = new DynamoApprovalStore({ client, tableName });
   const engine = loadPolicyEngine();
   const limits = infra.limits ?? readLimitsFile();
-  const decider = spendAwareDecider(engine, store, tools, limits.version);
+  const caps = SpendCaps.from(limits.limits.spendCaps, engine.money);
+  // dynalite has no transactions: the store finds out on its first reservation and goes
+  // stepwise; any other endpoint (DynamoDB Local) gets all-or-none transactions.
+  const capStore = new DynamoSpendCapStore({ client, tableName });
+  const decider = spendAwareDecider(engine, caps, capStore, tools, limits.version);
   const keyring = new GrantKeyring(infra.secrets);
+  // The same bounds as in AWS: catalog names, units, and this deployment's vocabulary only.
+  const metrics: Metrics = infra.metrics
+    ? boundedMetrics(
+        infra.metrics,
+        vocabularyOf({ tools, policies: engine.policies, limits: limits.limits }),
+        infra.onMetricRefused ?? ((refusal) => infra.logger.warn('metric refused by the catalog', { ...refusal })),
+      )
+    : noMetrics;
+  // One process, one instance: the intake and approvals routes share its leases.
+  const rateLimiter = new RateLimiter({
+    policies: limits.limits.rateLimits,
+    counters: new DynamoRateCounters({ client, tableName }),
+    now: infra.rateLimitClock ?? now,
+    metrics,
+    logger: infra.logger,
+  });
   // One set per function, as in Lambda: each has its own caches over the shared ledger items.
   const guardrailStore = new DynamoGuardrailStore({ client, tableName });
   // Every function runs in this one process, so a halt or resume written here reaches all of
@@ -119,6 +162,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       now,
       logger: infra.logger,
       actor,
+      metrics,
       ...(infra.random ? { random: infra.random } : {}),
       onHaltChange: () => haltGuards.forEach((h) => h.invalidate()),
     });
@@ -132,7 +176,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   // What CURSOR_KEY_SECRET names in AWS: page cursors are signed with it.
   const cursors = once(async () => new CursorCodec(await infra.secrets.getSecret(SecretNames.cursorKey)));
 
-  const receiptsDeps: ReceiptsDeps = {
+  const receiptsDeps: ReceiptsDeps & { metrics: Metrics } = {
     actions: ledger,
     steps: store,
     events: store,
@@ -141,6 +185,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     tools,
     logger: infra.logger,
     now,
+    metrics,
     // One process writes both receipts and digests here, in order: no settle margin needed.
     digests: {
       settleMs: 0,
@@ -161,8 +206,9 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     return next;
   };
 
-  const stepDeps = (connector: string): RunStepDeps => ({
+  const stepDeps = (connector: string): RunStepDeps & { metrics: Metrics } => ({
     connector,
+    metrics,
     tools,
     steps: store,
     keyring,
@@ -188,12 +234,18 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       limits,
       guardrails: { halts: intakeGuardrails.halts, breakers: intakeGuardrails.breakers },
       halts: intakeGuardrails.haltDeps,
+      rateLimiter,
+      metrics,
+      ...(infra.metrics ? { metricsReader: infra.metrics } : {}),
+      tokens: infra.tokens ?? refuseAllTokens,
+      // On loopback, a browser page could reach the runtime through DNS rebinding: only loopback names.
+      mcpAllowedHosts: ['127.0.0.1', 'localhost', '[::1]'],
     },
     saga: {
       actions: ledger,
       steps: store,
       events: store,
-      spend: store,
+      spendCaps: { caps, store: capStore, metrics },
       approvals,
       decider,
       tools,
@@ -205,6 +257,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       logger: infra.logger,
       limits,
       guardrails: { halts: sagaGuardrails.halts, haltStore: sagaGuardrails.haltStore, breakers: sagaGuardrails.breakers },
+      metrics,
     },
     approvals: {
       actions: ledger,
@@ -220,12 +273,15 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       cursors,
       limits,
       halts: approvalsHalts,
+      rateLimiter,
+      metrics,
     },
     steps: (connector) => {
       if (connector === undefined) throw new Error('The local runtime serves every connector: name one');
       return stepDeps(connector);
     },
     receipts: {
+      rateLimiter,
       deps: receiptsDeps,
       ...(settings.digestAfterEachReceipt ? { afterReceipt: async () => void (await writeDigestNow()) } : {}),
     },

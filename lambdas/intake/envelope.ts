@@ -1,3 +1,4 @@
+import { canonicalToolName } from '../tools/names';
 import { z } from 'zod';
 import { ActorSchema, type Actor } from '../shared/principal';
 import type { RegisteredTool, ToolRegistry } from '../ports/tools';
@@ -18,7 +19,7 @@ export const MAX_JSON_DEPTH = 32;
 const ToolNameSchema = z
   .string()
   .max(128)
-  .regex(/^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$/, 'a tool name is `<connector>.<tool>`, e.g. `travel.search_flights`');
+  .regex(/^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$/, 'a tool name is `<connector>.<tool>` or `<connector>-<tool>`, e.g. `travel.search_flights`');
 const StepIdSchema = z
   .string()
   .regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'a step id starts with a letter and uses letters, digits, _ or - (≤ 64)');
@@ -51,6 +52,24 @@ export const PlanSchema = z
   })
   .strict()
   .meta({ id: 'Plan', description: 'Ordered steps; arguments may use {"$ref":"steps.<id>.output.<path>"}.' });
+
+/**
+ * The body with every tool name in the catalog form: envelopes may name tools the way
+ * function-calling APIs and MCP list them (`travel-hold_seat`), and the action is recorded,
+ * fingerprinted and run under the one catalog name (`travel.hold_seat`).
+ */
+export function withCatalogToolNames(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return body;
+  const b = body as Record<string, unknown>;
+  const step = (s: unknown) =>
+    typeof s === 'object' && s !== null && !Array.isArray(s) && typeof (s as Record<string, unknown>).tool === 'string'
+      ? { ...(s as Record<string, unknown>), tool: canonicalToolName((s as Record<string, string>).tool!) }
+      : s;
+  return {
+    ...(step(b) as Record<string, unknown>),
+    ...(Array.isArray(b.plan) ? { plan: b.plan.map(step) } : {}),
+  } as Record<string, unknown>;
+}
 
 /** Published as JSON Schema in the catalog and OpenAPI document. */
 export const EnvelopeSchema = z.union([SingleCallSchema, PlanSchema]).meta({ id: 'ActionEnvelope' });

@@ -1,14 +1,21 @@
 import { actionDetailView, actionView, canView } from '../actions/view';
 import { openApiDocument } from '../api/openapi';
-import { ActionListQuerySchema } from '../api/schemas';
+import { ActionListQuerySchema, LimitsQuerySchema, MetricsQuerySchema } from '../api/schemas';
+import { observabilityProblem } from '../observability/http';
+import { readKpis } from '../observability/metrics-view';
 import { intakeDeps } from '../composition/aws';
 import type { IntakeFunctionDeps, Lazy } from '../composition/deps';
-import { httpApi, queryViolations, type HttpRequest } from '../middleware/http';
+import { errorToResult, httpApi, queryViolations, type HttpRequest, type RouteTable } from '../middleware/http';
+import { protectedResourceMetadata, serveMcp } from '../mcp/http';
+import type { HttpAnswer, McpBackend } from '../mcp/server';
+import type { Principal } from '../shared/principal';
 import { annotate, tracer } from '../middleware/powertools';
 import type { CursorScope } from '../shared/cursor';
 import { ActionIdPattern } from '../shared/ids';
 import { badRequest, notFound } from '../shared/problem';
 import { toolCatalog } from '../tools/catalog';
+import { admitRequest } from '../limits/http';
+import { rateRequestOf } from '../limits/rate-limits';
 import { intakeProblem, postAction } from './http';
 import { previewDecision } from './intake';
 import { createHalt, haltView, listHalts, resumeHalt } from '../guardrails/halts';
@@ -24,8 +31,7 @@ function principalOf(req: HttpRequest) {
 
 /** The intake function's handler over `deps` (Lambda: the AWS composition; locally: local.ts). */
 export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
-  return httpApi(
-    {
+  const table: RouteTable = {
       'GET /healthz': { auth: false, handle: async () => ({ status: 200, body: { status: 'ok' } }) },
 
       // Public like the health check: the contract is no secret and clients fetch it before they have a token.
@@ -47,8 +53,12 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
             },
             { ...rt, config: rt.intake, logger: req.logger },
           );
-          const id = (res.body as { id?: unknown; actionId?: unknown } | null)?.id ?? (res.body as { actionId?: unknown } | null)?.actionId;
-          if (typeof id === 'string') annotate({ actionId: id });
+          const body = res.body as { id?: unknown; actionId?: unknown; status?: unknown } | null;
+          const id = body?.id ?? body?.actionId;
+          const tool = (req.body as { tool?: unknown } | null)?.tool;
+          // The tool only when the registry knows it: annotations are indexed, never free text.
+          const known = typeof tool === 'string' && rt.tools.find(tool) ? tool : undefined;
+          if (typeof id === 'string') annotate({ actionId: id, tool: known ?? 'plan', outcome: typeof body?.status === 'string' ? body.status : res.status === 403 ? 'denied' : String(res.status) });
           return res;
         },
       },
@@ -68,6 +78,22 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           if (!action || !canView(principalOf(req), action)) throw notFound(`No action ${id}.`);
           annotate({ actionId: id });
           return { status: 200, body: actionDetailView(action, await rt.steps.listSteps(id)) };
+        },
+      },
+
+      'GET /v1/limits': {
+        auth: true,
+        handle: async (req) => {
+          const query = LimitsQuerySchema.safeParse(req.query);
+          if (!query.success) throw badRequest('The query string is invalid.', queryViolations(query.error));
+          const rt = await deps();
+          const { agent, tool } = query.data;
+          if (tool !== undefined && !rt.tools.find(tool)) {
+            throw badRequest(`Unknown tool "${tool.slice(0, 100)}".`, [{ path: 'query:tool', message: 'not a tool GET /v1/tools lists' }]);
+          }
+          // The quotas an action with this agent and tool would be counted by.
+          const request = rateRequestOf(principalOf(req).sub, { ...(agent ? { agent: { name: agent } } : {}), ...(tool ? { tool } : {}) }, { countsTools: true, isTool: () => true });
+          return { status: 200, body: { policies: await rt.rateLimiter.quotas(request) } };
         },
       },
 
@@ -121,9 +147,68 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           return { status: 200, body: haltView(halt) };
         },
       },
+
+      // Local runtime only (routes.ts marks it): in AWS the KPIs are on the CloudWatch dashboard.
+      'GET /v1/metrics': {
+        auth: true,
+        handle: async (req) => {
+          const query = MetricsQuerySchema.safeParse(req.query);
+          if (!query.success) throw badRequest('The query string is invalid.', queryViolations(query.error));
+          const rt = await deps();
+          return { status: 200, body: await readKpis(principalOf(req), query.data.since, rt.metricsReader, new Date()) };
+        },
+      },
+  };
+
+  /**
+   * MCP's tools/call runs these very routes (not a copy of what they do), so an MCP call meets
+   * every check, limit and problem an HTTP call meets; a thrown error becomes the problem
+   * document the HTTP client would have received.
+   */
+  const backend =
+    (req: HttpRequest) =>
+    (principal: Principal): McpBackend => {
+      const run = async (routeKey: string, part: Partial<HttpRequest>): Promise<HttpAnswer> => {
+        const route = table[routeKey]!;
+        const inner: HttpRequest = { ...req, routeKey, method: routeKey.split(' ')[0]!, headers: {}, pathParameters: {}, query: {}, body: undefined, principal, ...part };
+        delete inner.rawBody;
+        try {
+          // Counted like the HTTP route it runs: a looping agent over MCP meets the same limits.
+          if (routeKey === 'POST /v1/actions') {
+            const rt = await deps();
+            await admitRequest({ limiter: rt.rateLimiter, tools: rt.tools }, { routeKey, principal, body: inner.body, logger: req.logger });
+          }
+          const res = await route.handle(inner);
+          return { status: res.status, headers: res.headers ?? {}, body: res.body };
+        } catch (error) {
+          const result = errorToResult(error, req.requestId, req.logger, (e) => intakeProblem(e) ?? guardrailProblem(e) ?? observabilityProblem(e));
+          return { status: result.statusCode ?? 500, headers: (result.headers ?? {}) as Record<string, string>, body: JSON.parse(String(result.body ?? 'null')) };
+        }
+      };
+      return {
+        postAction: (body, idempotencyKey) =>
+          run('POST /v1/actions', { path: '/v1/actions', body, headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey } }),
+        getAction: (id) => run('GET /v1/actions/{id}', { path: `/v1/actions/${id}`, pathParameters: { id } }),
+        listActions: (query) => run('GET /v1/actions', { path: '/v1/actions', query }),
+      };
+    };
+
+  table['POST /mcp'] = {
+    auth: false, // verified in serveMcp: its 401 must name the resource metadata (see mcp/http.ts)
+    rawBody: true,
+    handle: async (req) => {
+      const rt = await deps();
+      return serveMcp(req, { tools: rt.tools, tokens: rt.tokens, ...(rt.mcpAllowedHosts ? { allowedHosts: rt.mcpAllowedHosts } : {}) }, backend(req));
     },
-    { problems: (error) => intakeProblem(error) ?? guardrailProblem(error) },
-  );
+  };
+  const metadata = { auth: false, handle: async (req: HttpRequest) => protectedResourceMetadata(req, (await deps()).tokens) };
+  table['GET /.well-known/oauth-protected-resource'] = metadata;
+  table['GET /.well-known/oauth-protected-resource/mcp'] = metadata;
+
+  return httpApi(table, {
+    problems: (error) => intakeProblem(error) ?? guardrailProblem(error) ?? observabilityProblem(error),
+    admit: async (req) => admitRequest(await deps().then((rt) => ({ limiter: rt.rateLimiter, tools: rt.tools })), req),
+  });
 }
 
 /** Lambda entry point. */

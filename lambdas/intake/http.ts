@@ -2,7 +2,7 @@ import { actionDetailView, actionView } from '../actions/view';
 import type { ActionRecord } from '../actions/action';
 import type { AcceptedAction } from '../api/schemas';
 import type { StoredResponse } from '../ports/ledger';
-import { badRequest, problem, ProblemError, serviceUnavailable } from '../shared/problem';
+import { badRequest, problem, ProblemError, ProblemType, serviceUnavailable } from '../shared/problem';
 import {
   EnvelopeInvalidError,
   IdempotencyInProgressError,
@@ -49,6 +49,24 @@ export function acceptedBody(action: ActionRecord): AcceptedAction {
 /** 403 for a denial (recorded, with a receipt), 200 with the finished action, or 202 with where to look. */
 export function renderAcceptOutcome(outcome: AcceptOutcome): StoredResponse {
   const { action } = outcome;
+  if (outcome.kind === 'denied' && action.decision?.spendCap) {
+    const reasons = action.decision.reasons;
+    return {
+      status: 403,
+      headers: { 'content-type': PROBLEM_JSON },
+      body: {
+        type: ProblemType.spendCapExceeded,
+        title: 'Spend cap exceeded',
+        status: 403,
+        detail: `${reasons.join(' ')} Nothing was run. Ask for less, or wait for the cap's next ${action.decision.spendCap.period}.`,
+        actionId: action.id,
+        policyIds: [],
+        reasons,
+        policySetVersion: action.decision.policySetVersion,
+        spendCap: action.decision.spendCap,
+      },
+    };
+  }
   if (outcome.kind === 'denied') {
     const reasons = action.decision?.reasons ?? [];
     return {

@@ -1,7 +1,7 @@
 import { TerminalStatuses, type ActionRecord, type StoredDecision } from '../actions/action';
 import type { StepStore } from '../ports/steps';
 import { canonicalJson, fingerprint, inspectJsonShape, sha256Hex } from '../shared/canonical-json';
-import { MAX_JSON_DEPTH, validateEnvelope, type NormalizedAction } from './envelope';
+import { MAX_JSON_DEPTH, validateEnvelope, withCatalogToolNames, type NormalizedAction } from './envelope';
 import { newActionId } from '../shared/ids';
 import type { Principal } from '../shared/principal';
 import {
@@ -18,6 +18,8 @@ import type { WorkflowStarter } from '../ports/workflow';
 import type { Logger } from '../shared/logger';
 import type { ToolRegistry } from '../ports/tools';
 import { refuseGuardedNew, type IntakeGuardrails } from '../guardrails/intake-guard';
+import type { Metrics } from '../ports/metrics';
+import { countKpi, recordDecision } from '../observability/kpis';
 
 /**
  * Accepting an action: the front door's use case. Validates the envelope, makes the call
@@ -67,6 +69,8 @@ export interface IntakeDeps {
   logger?: Logger;
   /** Halts and circuit breakers: new work they cover is refused before it is recorded. */
   guardrails?: IntakeGuardrails;
+  /** Safety KPIs (decisions, denials by policy, idempotency replays and conflicts). */
+  metrics?: Metrics;
 }
 
 export interface IntakeRequest {
@@ -198,7 +202,7 @@ export async function previewDecision(
   req: { principal: Principal; body: unknown },
   deps: { decider: Decider; tools: ToolRegistry; now?: () => number },
 ): Promise<{ decision: StoredDecision; planHash: string }> {
-  const action = parseEnvelope(req.body, deps.tools);
+  const action = parseEnvelope(withCatalogToolNames(req.body), deps.tools);
   const decision = await deps.decider.decide(req.principal, action, new Date((deps.now ?? Date.now)()));
   return { decision, planHash: planHash(action) };
 }
@@ -231,6 +235,7 @@ export async function acceptAction(
   deps: IntakeDeps,
   render: RenderOutcome,
 ): Promise<{ response: StoredResponse; replayed: boolean }> {
+  req = { ...req, body: withCatalogToolNames(req.body) };
   const now = deps.now ?? Date.now;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const key = parseIdempotencyKey(req.idempotencyKey);
@@ -259,14 +264,17 @@ export async function acceptAction(
     if (claim.outcome === 'claimed') break;
     const record = claim.record;
     if (record.fingerprint !== fp) {
+      countKpi(deps.metrics, 'IdempotencyConflict', { kind: 'payload_mismatch' });
       throw new IdempotencyKeyReusedError();
     }
     if (record.state === 'complete') {
+      countKpi(deps.metrics, 'IdempotentReplay');
       return { response: record.response, replayed: true };
     }
     if (now() >= waitUntil) {
       // The first request usually finishes within a second; a crashed one is taken over
       // once its lock lapses, so a short, honest hint beats the full lock time.
+      countKpi(deps.metrics, 'IdempotencyConflict', { kind: 'in_progress' });
       throw new IdempotencyInProgressError(1);
     }
     await sleep(pause);
@@ -281,6 +289,8 @@ export async function acceptAction(
       await refuseGuardedNew(deps.guardrails, deps.tools, req.principal, action);
       const at = new Date(now());
       const decision = await deps.decider.decide(req.principal, action, at);
+      countKpi(deps.metrics, 'ActionRequested', { kind: action.kind });
+      recordDecision(deps.metrics, decision, 'intake');
       const fresh: ActionRecord = {
         id: actionId,
         principal: req.principal,

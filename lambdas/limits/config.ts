@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { canonicalJson } from '../shared/canonical-json';
@@ -35,6 +34,17 @@ export const RateLimitSchema = z
     windowSeconds: z.number().int().min(1).max(31 * 86_400),
     /** Only for this tool or connector (scope `tool` / `connector`: which ones; absent: each one). */
     only: z.array(z.union([ToolName, Name])).min(1).optional(),
+    /**
+     * Counter items the window is spread over (rate-limits.ts `shardCount`), each admitting its
+     * share of `limit`; absent: 8 for `global` and `connector` (every request touches them), else 1.
+     */
+    shards: z.number().int().min(1).max(64).optional(),
+    /**
+     * Units a function instance takes from a shard in one conditional write and spends locally
+     * (rate-limits.ts `leaseSize`); absent: 1% of a shard's share, at least 1. 1 is exact to
+     * the request; more saves writes and may leave up to `lease - 1` per instance unused.
+     */
+    lease: z.number().int().min(1).max(10_000).optional(),
   })
   .strict();
 
@@ -103,6 +113,10 @@ export const LimitsSchema = z
       if (r.only && r.scope !== 'tool' && r.scope !== 'connector') {
         ctx.addIssue({ code: 'custom', path: ['rateLimits', i, 'only'], message: '`only` applies to tool and connector scopes' });
       }
+      // Every shard must admit at least one request, or the window could never reach its limit.
+      if (r.shards !== undefined && r.shards > r.limit) {
+        ctx.addIssue({ code: 'custom', path: ['rateLimits', i, 'shards'], message: `at most \`limit\` (${r.limit}) shards` });
+      }
     });
   });
 export type Limits = z.infer<typeof LimitsSchema>;
@@ -156,9 +170,4 @@ export function defaultLimitsFile(): string {
 /** Reads and validates a limits file (the shipped one by default). */
 export function readLimitsFile(file: string = defaultLimitsFile()): LoadedLimits {
   return parseLimits(readFileSync(file, 'utf8'), file);
-}
-
-/** Reads and validates `<dir>/limits.json` (a policy directory). */
-export function readLimits(dir: string): LoadedLimits {
-  return readLimitsFile(join(dir, LIMITS_FILE));
 }

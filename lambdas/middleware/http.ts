@@ -7,7 +7,7 @@ import { badRequest, internalProblem, malformedJson, notFound, payloadTooLarge, 
 import { InvalidCursorError, LedgerRequestRejectedError, LedgerThrottledError } from '../ports/ledger';
 import type { Principal } from '../shared/principal';
 import { type Logger } from '../shared/logger';
-import { annotate, logger as rootLogger, tracer } from './powertools';
+import { logger as rootLogger, publishMetrics, tracer } from './powertools';
 import { identityProblem, IdentityRefusedError, principalFromRequest } from './identity';
 
 /**
@@ -34,6 +34,8 @@ export interface HttpRequest {
   query: Record<string, string>;
   /** Parsed JSON body, or undefined when there is none. Untrusted: validate with zod. */
   body: unknown;
+  /** The body as sent (UTF-8), on routes declared `rawBody` only; they parse and bound it themselves. */
+  rawBody?: string;
   /** The verified principal; present on every route that requires auth. */
   principal: Principal | undefined;
   requestId: string;
@@ -43,13 +45,16 @@ export interface HttpRequest {
 export interface HttpResponse {
   status: number;
   body?: unknown;
+  /** A body already serialized (with its content-type in `headers`); wins over `body`. */
+  rawBody?: string;
   headers?: Record<string, string>;
 }
 
 export type RouteHandler = (req: HttpRequest) => Promise<HttpResponse>;
 
 export interface RouteTable {
-  [routeKey: string]: { auth: boolean; handle: RouteHandler };
+  /** `rawBody`: the route reads the body itself (a protocol with its own error format, MCP's JSON-RPC). */
+  [routeKey: string]: { auth: boolean; handle: RouteHandler; rawBody?: boolean };
 }
 
 function lowerHeaders(headers: Record<string, string | undefined> | undefined): Record<string, string> {
@@ -79,6 +84,11 @@ function decodeBody(event: HttpEvent): unknown {
   }
 }
 
+function rawBodyOf(event: HttpEvent): string {
+  if (event.body === undefined || event.body === null) return '';
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+}
+
 export function problemResult(doc: ProblemError['problem'], headers: Record<string, string> = {}): HttpResult {
   return {
     statusCode: doc.status,
@@ -89,6 +99,7 @@ export function problemResult(doc: ProblemError['problem'], headers: Record<stri
 
 function jsonResult(res: HttpResponse): HttpResult {
   const headers: Record<string, string> = { 'cache-control': 'no-store', ...(res.headers ?? {}) };
+  if (res.rawBody !== undefined) return { statusCode: res.status, headers, body: res.rawBody };
   if (res.body === undefined) return { statusCode: res.status, headers };
   return {
     statusCode: res.status,
@@ -175,6 +186,17 @@ export function problemResponses(domain?: ProblemMapper): middy.MiddlewareObj<Ht
 }
 
 /**
+ * Counts an authenticated /v1 request before its route runs (the rate limits): the response
+ * headers to add to whatever the route answers, or a thrown ProblemError (429) that refuses it.
+ */
+export type RequestAdmission = (req: { routeKey: string; principal: Principal; body: unknown; logger: Logger }) => Promise<Record<string, string>>;
+
+/** Adds headers to a result (the route's own win on a clash). */
+function withHeaders(result: HttpResult, headers: Record<string, string>): HttpResult {
+  return Object.keys(headers).length === 0 ? result : { ...result, headers: { ...headers, ...(result.headers ?? {}) } };
+}
+
+/**
  * Builds the Lambda handler for an API function from its route table: Powertools Logger and
  * Tracer, the problem-document error middleware, then the route. Middleware first, handler
  * last: the route function sees a parsed, authenticated request.
@@ -185,6 +207,8 @@ export function httpApi(
     problems?: ProblemMapper;
     /** Inside another handler that already runs the Powertools middlewares (the approvals function): skip them here. */
     nested?: boolean;
+    /** Counts every authenticated /v1 request (the rate limits); its headers go on every answer to it. */
+    admit?: RequestAdmission;
   } = {},
 ) {
   const dispatch = async (event: HttpEvent, context: Context): Promise<HttpResult> => {
@@ -194,26 +218,47 @@ export function httpApi(
     if (!route) throw notFound(`No route ${event.routeKey}.`);
     const headers = lowerHeaders(event.headers);
     const principal = route.auth ? authenticate(event, headers, log) : undefined;
-    if (principal) annotate({ principal: principal.sub });
-    const req: HttpRequest = {
-      routeKey: event.routeKey,
-      method: event.requestContext.http.method,
-      path: event.rawPath,
-      headers,
-      pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
-      query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
-      // A GET's content has no meaning (RFC 9110 §9.3.1): ignore it rather than give reads
-      // failure modes (415, malformed JSON) that no operation documents.
-      body: BODYLESS_METHODS.has(event.requestContext.http.method) ? undefined : decodeBody(event),
-      principal,
-      requestId,
-      logger: log,
-    };
-    return jsonResult(await route.handle(req));
+    const method = event.requestContext.http.method;
+    // A GET's content has no meaning (RFC 9110 §9.3.1): ignore it rather than give reads
+    // failure modes (415, malformed JSON) that no operation documents.
+    let body: unknown;
+    let bodyError: unknown;
+    try {
+      body = BODYLESS_METHODS.has(method) || route.rawBody ? undefined : decodeBody(event);
+    } catch (error) {
+      bodyError = error;
+    }
+    // Counted before the route runs, malformed bodies too: a refused request reaches nothing.
+    const counted =
+      options.admit && principal && event.rawPath.startsWith('/v1/') ? await options.admit({ routeKey: event.routeKey, principal, body, logger: log }) : {};
+    try {
+      if (bodyError !== undefined) throw bodyError;
+      const req: HttpRequest = {
+        routeKey: event.routeKey,
+        method,
+        path: event.rawPath,
+        headers,
+        pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
+        query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
+        body,
+        ...(route.rawBody ? { rawBody: rawBodyOf(event) } : {}),
+        principal,
+        requestId,
+        logger: log,
+      };
+      return withHeaders(jsonResult(await route.handle(req)), counted);
+    } catch (error) {
+      // Answered here rather than by the error middleware, so a refusal still carries the counts.
+      if (Object.keys(counted).length === 0) throw error;
+      return withHeaders(errorToResult(error, requestId, log, options.problems), counted);
+    }
   };
   const handler = middy<HttpEvent, HttpResult, Error, Context>();
   if (!options.nested) {
-    handler.use(injectLambdaContext(rootLogger.powertools, { resetKeys: true })).use(captureLambdaHandler(tracer, { captureResponse: false }));
+    handler
+      .use(injectLambdaContext(rootLogger.powertools, { resetKeys: true }))
+      .use(captureLambdaHandler(tracer, { captureResponse: false }))
+      .use(publishMetrics());
   }
   return handler.use(problemResponses(options.problems)).handler(dispatch);
 }

@@ -1,6 +1,9 @@
 import { LogFormatter, LogItem, Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import type { ConstructorOptions, LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import type middy from '@middy/core';
+import { EmfMetrics } from '../adapters/aws/emf-metrics';
+import { METRICS_NAMESPACE, METRICS_SERVICE } from '../observability/catalog';
 import { maskSecrets, type Logger, type LogLevel } from '../shared/logger';
 
 /**
@@ -10,7 +13,7 @@ import { maskSecrets, type Logger, type LogLevel } from '../shared/logger';
  */
 
 /** The service name on every log line and trace segment. */
-export const SERVICE_NAME = 'airlock';
+export const SERVICE_NAME = METRICS_SERVICE;
 
 /**
  * Log lines as Airlock has always written them (`level`, `time`, `message`, then fields),
@@ -109,8 +112,34 @@ export const silentLogger: Logger = createLogger({ level: 'silent' });
  */
 export const tracer = new Tracer({ serviceName: SERVICE_NAME });
 
+/**
+ * What a trace may be annotated with: the action id (an opaque id, also on the receipt), the
+ * tool and the outcome. Never the principal or anything from the request body: annotations
+ * are indexed and readable by everyone with X-Ray access.
+ */
+export interface TraceAnnotations {
+  actionId?: string;
+  tool?: string;
+  outcome?: string;
+}
+
 /** Annotations that find one action's traces in X-Ray (`annotation.actionId = "act_…"`). */
-export function annotate(annotations: { actionId?: string; principal?: string; tool?: string; outcome?: string }): void {
+export function annotate(annotations: TraceAnnotations): void {
   if (!tracer.isTracingEnabled()) return;
-  for (const [key, value] of Object.entries(annotations)) if (value !== undefined) tracer.putAnnotation(key, value);
+  for (const key of ['actionId', 'tool', 'outcome'] as const) {
+    const value = annotations[key];
+    if (value !== undefined) tracer.putAnnotation(key, value.slice(0, 200));
+  }
+}
+
+/**
+ * The process metrics (Powertools Metrics, CloudWatch EMF in the `Airlock` namespace). The AWS
+ * composition hands it to domain code through the Metrics port; {@link publishMetrics} flushes
+ * it once per invocation.
+ */
+export const metrics = new EmfMetrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
+
+/** Publishes the invocation's metrics after the handler, also when it throws. */
+export function publishMetrics<TEvent, TResult>(): middy.MiddlewareObj<TEvent, TResult> {
+  return { after: () => metrics.flush(), onError: () => metrics.flush() };
 }

@@ -1,11 +1,10 @@
 import type { StoredDecision } from '../actions/action';
 import type { NormalizedAction } from '../intake/envelope';
 import type { Decider } from '../intake/intake';
-import type { SpendStore } from '../ports/steps';
+import type { SpendCapStore } from '../ports/spend-caps';
 import type { ToolRegistry } from '../ports/tools';
-import { baseMinorToMajor } from '../shared/money';
+import { describeExceeded, type SpendCaps } from '../spend/caps';
 import type { Principal } from '../shared/principal';
-import { utcDay } from '../shared/ids';
 import type { PolicyEngine, ToolFacts } from './index';
 
 /** A plan names a tool the registry does not have (validation should have caught it). */
@@ -49,34 +48,48 @@ export function toolFacts(tools: ToolRegistry, toolName: string, args: Record<st
   };
 }
 
+/** Where a decider reads spend caps: the caps in force and their counters. */
+export interface CapSource {
+  caps: SpendCaps;
+  usage: SpendCapStore['usage'];
+}
+
 /**
- * Adapts the Cedar engine to intake's Decider. `dailySpend` answers in minor units of the
- * base currency (what the spend store keeps); the engine is told major units.
+ * Adapts the Cedar engine to intake's Decider. With a CapSource, Cedar's context carries the
+ * tightest applicable cap per step (so policy can ask for a person as a cap nears), and a plan
+ * whose known amounts would cross a cap is denied with the cap named (`spendCap`), whatever
+ * policy says: the cap rule lives in spend/caps.ts, not in Cedar.
  */
-export function deciderFor(
-  engine: PolicyEngine,
-  tools: ToolRegistry,
-  dailySpend: (sub: string, now: Date) => Promise<number> = async () => 0,
-  limitsVersion?: string,
-): Decider {
+export function deciderFor(engine: PolicyEngine, tools: ToolRegistry, spend?: CapSource, limitsVersion?: string): Decider {
   return {
     async decide(principal: Principal, action: NormalizedAction, now: Date): Promise<StoredDecision> {
+      const steps = action.steps.map((s) => ({ id: s.id, facts: toolFacts(tools, s.tool, s.arguments) }));
+      const standings = spend ? await spend.caps.standings(principal, now, spend.usage) : [];
       const decision = engine.decide({
         principal,
-        steps: action.steps.map((s) => ({ id: s.id, facts: toolFacts(tools, s.tool, s.arguments) })),
+        steps,
         dryRun: action.mode === 'dry_run',
-        dailySpend: baseMinorToMajor(await dailySpend(principal.sub, now), engine.money),
+        caps: standings.map((s) => ({ id: s.cap.id, limit: s.cap.limit, used: s.used, connectors: s.cap.connectors })),
         now,
       });
-      return { ...decision, ...(limitsVersion ? { limitsVersion } : {}), decidedAt: now.toISOString() };
+      const stored: StoredDecision = { ...decision, ...(limitsVersion ? { limitsVersion } : {}), decidedAt: now.toISOString() };
+      const exceeded = spend && decision.outcome !== 'deny' ? spend.caps.planExceeds(standings, steps.map((s) => s.facts)) : undefined;
+      if (!exceeded) return stored;
+      return { ...stored, outcome: 'deny', policyIds: [], reasons: [describeExceeded(exceeded)], quorum: 0, approverRule: null, spendCap: exceeded };
     },
   };
 }
 
 /**
- * A Decider whose daily spend comes from the ledger's spend counters; its decisions name the
- * limits file in force (`limitsVersion`), as they name the policy set.
+ * A Decider that reads the spend caps of the limits file from their counters; its decisions
+ * name the limits file in force (`limitsVersion`), as they name the policy set.
  */
-export function spendAwareDecider(engine: PolicyEngine, spend: SpendStore, tools: ToolRegistry, limitsVersion?: string): Decider {
-  return deciderFor(engine, tools, (sub, now) => spend.dailySpend(sub, utcDay(now)), limitsVersion);
+export function spendAwareDecider(
+  engine: PolicyEngine,
+  caps: SpendCaps,
+  store: Pick<SpendCapStore, 'usage'>,
+  tools: ToolRegistry,
+  limitsVersion?: string,
+): Decider {
+  return deciderFor(engine, tools, { caps, usage: (keys) => store.usage(keys) }, limitsVersion);
 }

@@ -1,5 +1,5 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { majorToBaseMinor, type MoneyConfig } from '../shared/money';
+import type { MoneyConfig } from '../shared/money';
 import type { Principal } from '../shared/principal';
 import { analyzePolicyFiles, type ParsedPolicy } from './analyze';
 import { policySetVersion, type PolicyConfig, type PolicyFiles } from './files';
@@ -13,6 +13,7 @@ import {
   toolEntity,
   userEntity,
   userUid,
+  sanitizeCaps,
   type PreparedPlan,
   type SharedContext,
 } from './request';
@@ -188,7 +189,6 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
   }
 
   const money: MoneyConfig = { baseCurrency: config.baseCurrency, rates: config.rates };
-  const dailyCap = majorToBaseMinor(config.dailyExposureCap, money);
 
   function ask(
     pool: string,
@@ -289,9 +289,9 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
   function sharedContext(req: DecisionRequest, plan: PreparedPlan): SharedContext {
     return {
       dryRun: req.dryRun === true,
-      dailySpend: majorToBaseMinor(req.dailySpend, money),
-      dailyCap,
+      caps: sanitizeCaps(req.caps),
       planTotal: plan.planTotal,
+      byConnector: plan.byConnector,
       planSteps: req.steps.length,
       hour: req.now.getUTCHours(),
       weekday: req.now.getUTCDay(),
@@ -364,7 +364,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
       const plan = preparePlan(req.steps, money);
       const decision =
         req.decision ??
-        decideWith(ENFORCED, { principal: req.requester, steps: req.steps, dryRun: false, dailySpend: 0, now: req.now ?? new Date() }, plan);
+        decideWith(ENFORCED, { principal: req.requester, steps: req.steps, dryRun: false, now: req.now ?? new Date() }, plan);
       const needing = new Set(decision.steps.filter((s) => s.outcome === 'require_approval').map((s) => s.id));
       const targets = plan.steps.filter((s) => needing.has(s.step.id));
       if (targets.length === 0) {

@@ -25,8 +25,6 @@ export const PolicyConfigSchema = z
     baseCurrency: currencyCode,
     /** Units of the base currency per unit of each currency. Amounts in other currencies are invalid. */
     rates: z.record(currencyCode, z.number().positive().finite()),
-    /** Daily commit-tier exposure cap per principal, major units of the base currency. */
-    dailyExposureCap: z.number().nonnegative().finite(),
     vendors: z
       .object({
         allowed: z.array(z.string().min(1)).default([]),

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { majorToBaseMinor } from '../shared/money';
 import type { ApprovalCheck, Decision, Outcome, PolicyEngine } from './types';
 
 /**
@@ -44,7 +45,19 @@ const DecisionFixtureSchema = z
         principal: PrincipalSchema,
         steps: StepsSchema,
         dryRun: z.boolean().default(false),
-        dailySpend: z.number().default(0),
+        /** Spend caps as they stand, major units of the base currency (converted like every amount). */
+        caps: z
+          .array(
+            z
+              .object({
+                id: z.string().min(1),
+                amount: z.number(),
+                spent: z.number().default(0),
+                connectors: z.array(z.string().min(1)).min(1).optional(),
+              })
+              .strict(),
+          )
+          .default([]),
         now: z.iso.datetime({ offset: true }).default(DEFAULT_NOW),
       })
       .strict(),
@@ -159,7 +172,12 @@ function runOne(engine: PolicyEngine, kind: FixtureKind, name: string, raw: stri
   const parsed = DecisionFixtureSchema.safeParse(json);
   if (!parsed.success) return fail(`invalid fixture: ${z.prettifyError(parsed.error)}`);
   const f = parsed.data;
-  const actual = engine.decide({ ...f.request, now: new Date(f.request.now) });
+  const { caps, ...request } = f.request;
+  const actual = engine.decide({
+    ...request,
+    caps: caps.map((c) => ({ id: c.id, limit: majorToBaseMinor(c.amount, engine.money), used: majorToBaseMinor(c.spent, engine.money), connectors: c.connectors })),
+    now: new Date(f.request.now),
+  });
   const failures = checkDecision(kind, f, actual);
   return { kind, name, description: f.description, passed: failures.length === 0, failures, actual };
 }

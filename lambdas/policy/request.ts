@@ -1,7 +1,7 @@
 import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Principal } from '../shared/principal';
-import { committedSpend, type BaseMoney, type MoneyConfig } from '../shared/money';
-import type { PlanStep } from './types';
+import { committedSpend, MAX_MINOR, type BaseMoney, type MoneyConfig } from '../shared/money';
+import type { CapContext, PlanStep } from './types';
 
 /** Cedar entity type names, as declared in policies/schema.cedarschema. */
 export const USER = 'Airlock::User';
@@ -12,6 +12,8 @@ export const ACTION = 'Airlock::Action';
 export interface PreparedPlan {
   steps: { step: PlanStep; money: BaseMoney; connectorTotal: number }[];
   planTotal: number;
+  /** The plan's commit-tier total per connector. */
+  byConnector: ReadonlyMap<string, number>;
 }
 
 /** The Cedar uid of a user. */
@@ -47,15 +49,52 @@ export function preparePlan(steps: PlanStep[], config: MoneyConfig): PreparedPla
   return {
     steps: steps.map((step, i) => ({ step, money: spend.items[i]!, connectorTotal: spend.byConnector.get(step.facts.connector) ?? 0 })),
     planTotal: spend.total,
+    byConnector: spend.byConnector,
   };
+}
+
+/**
+ * Caps as the engine trusts them: whole, non-negative minor units. A figure that is not (NaN,
+ * negative, infinite) reads as "full", so a broken input fails closed.
+ */
+export function sanitizeCaps(caps: readonly CapContext[] | undefined): CapContext[] {
+  const whole = (n: number, fallback: number) => (Number.isFinite(n) && n >= 0 ? Math.min(Math.round(n), MAX_MINOR) : fallback);
+  return (caps ?? []).map((c) => ({ ...c, limit: whole(c.limit, 0), used: whole(c.used, MAX_MINOR) }));
+}
+
+/** What `capLimit` reads when no cap covers a step: larger than any real cap, so no rule fires. */
+export const NO_CAP = MAX_MINOR;
+
+/**
+ * The cap a step's context shows: of the caps that cover its connector, the one this plan
+ * leaves the least room under (`limit - used - plan`).
+ */
+export function tightestCap(
+  caps: readonly CapContext[],
+  connector: string,
+  plan: Pick<PreparedPlan, 'planTotal' | 'byConnector'>,
+): { capId: string; capSpent: number; capLimit: number; capPlan: number } {
+  let best = { capId: '', capSpent: 0, capLimit: NO_CAP, capPlan: 0 };
+  let bestRoom = Infinity;
+  for (const cap of caps) {
+    if (cap.connectors !== undefined && !cap.connectors.includes(connector)) continue;
+    const toward = cap.connectors === undefined ? plan.planTotal : cap.connectors.reduce((sum, c) => sum + (plan.byConnector.get(c) ?? 0), 0);
+    const room = cap.limit - cap.used - toward;
+    if (room < bestRoom) {
+      bestRoom = room;
+      best = { capId: cap.id, capSpent: cap.used, capLimit: cap.limit, capPlan: toward };
+    }
+  }
+  return best;
 }
 
 /** What every step of one decision shares in its context. */
 export interface SharedContext {
   dryRun: boolean;
-  dailySpend: number;
-  dailyCap: number;
+  /** The spend caps that count this principal's spend, as they stand. */
+  caps: readonly CapContext[];
   planTotal: number;
+  byConnector: ReadonlyMap<string, number>;
   planSteps: number;
   hour: number;
   weekday: number;
@@ -76,8 +115,7 @@ export function stepContext(
     currency: s.money.currency,
     moneyValid: s.money.valid,
     vendor: f.vendor,
-    dailySpend: shared.dailySpend,
-    dailyCap: shared.dailyCap,
+    ...tightestCap(shared.caps, f.connector, shared),
     planTotal: shared.planTotal,
     connectorTotal: s.connectorTotal,
     planSteps: shared.planSteps,

@@ -34,9 +34,23 @@ export interface DecisionRequest {
   principal: Principal;
   steps: PlanStep[];
   dryRun: boolean;
-  /** Major units of the base currency this principal already spent today on commit-tier tools. */
-  dailySpend: number;
+  /**
+   * The spend caps (policies/limits.json) that count this principal's spend, as they stand now;
+   * absent or empty when none applies. Policy sees the tightest one per step.
+   */
+  caps?: readonly CapContext[];
   now: Date;
+}
+
+/** One spend cap as it stands for the principal, minor units of the base currency. */
+export interface CapContext {
+  id: string;
+  /** The cap. */
+  limit: number;
+  /** Reserved or spent against it this period. */
+  used: number;
+  /** Only commit steps through these connectors count toward it (undefined: all). */
+  connectors?: readonly string[] | undefined;
 }
 
 export type Outcome = 'allow' | 'deny' | 'require_approval';

@@ -25,3 +25,19 @@ export const noMetrics: Metrics = {
   count: () => undefined,
   observe: () => undefined,
 };
+
+/** One recorded data point, as the local recorder stores it (one JSON line each). */
+export interface MetricSample {
+  /** When it was recorded (ISO 8601). */
+  t: string;
+  name: string;
+  unit: MetricUnit;
+  value: number;
+  dimensions: Record<string, string>;
+}
+
+/** Reads recorded samples back (the local runtime; in AWS the numbers are in CloudWatch). */
+export interface MetricsReader {
+  /** Samples recorded in [since, until]. */
+  read(since: Date, until: Date): Promise<MetricSample[]>;
+}

@@ -1,5 +1,5 @@
 /**
- * Step records, grant uses, audit events and spend counters: the rest of the ledger.
+ * Step records, grant uses and audit events: the rest of the ledger.
  * Every write is a single-item conditional write, so retries and replays converge.
  */
 
@@ -78,11 +78,4 @@ export interface AuditEvent {
 export interface EventLog {
   append(actionId: string, event: { type: string; actor: string; data?: Record<string, unknown> }, now?: Date): Promise<AuditEvent>;
   list(actionId: string): Promise<AuditEvent[]>;
-}
-
-export interface SpendStore {
-  /** Commit-tier spend recorded for a principal on a UTC day, in minor units of the base currency. */
-  dailySpend(sub: string, day: string): Promise<number>;
-  /** Adds an action's spend (minor units of the base currency) once; a replay of the same action id adds nothing. */
-  addSpend(sub: string, day: string, amount: number, actionId: string): Promise<void>;
 }

@@ -1,15 +1,22 @@
+import type { Context } from 'aws-lambda';
 import { z } from 'zod';
-import { ActionIdSchema } from '../shared/ids';
+import { ActionIdPattern, ActionIdSchema } from '../shared/ids';
+import { notFound } from '../shared/problem';
 import { writeDigest, writeReceipt } from './vault';
+import { readReceipt } from './read';
+import { receiptsProblem } from './http';
 import { receiptsDeps } from '../composition/aws';
+import { admitRequest } from '../limits/http';
 import type { Lazy, ReceiptsFunctionDeps } from '../composition/deps';
+import { httpApi, type HttpEvent, type HttpResult } from '../middleware/http';
 import { annotate, tracer } from '../middleware/powertools';
 import { taskHandler } from '../middleware/task';
 
 /**
  * The receipts function: WriteReceipt (the last task of every saga path) and WriteDigest
- * (hourly from EventBridge; on demand locally). Errors are thrown by name; the ASL retries
- * WriteReceipt and ends in ReceiptFailed if it keeps failing.
+ * (hourly from EventBridge; on demand locally), whose errors are thrown by name (the ASL
+ * retries WriteReceipt and ends in ReceiptFailed if it keeps failing); and, for API Gateway
+ * events (they carry a `routeKey`), GET /v1/actions/{id}/receipt.
  */
 
 const ActionId = ActionIdSchema;
@@ -47,9 +54,41 @@ async function run(runtime: ReceiptsFunctionDeps, event: ReceiptsEvent): Promise
   return { key: result.key, status: result.status };
 }
 
-/** The receipts function's handler over `deps`. */
+/** The readers' route. */
+function routes(deps: Lazy<ReceiptsFunctionDeps>) {
+  return httpApi(
+    {
+      'GET /v1/actions/{id}/receipt': {
+        auth: true,
+        handle: async (req) => {
+          const id = req.pathParameters.id ?? '';
+          if (!ActionIdPattern.test(id)) throw notFound(`No action ${id.slice(0, 40)}.`);
+          // The edge guarantees a principal on authenticated routes; this narrows the type.
+          if (!req.principal) throw new Error('authenticated route without principal');
+          annotate({ actionId: id });
+          return { status: 200, body: await readReceipt((await deps()).deps, req.principal, id) };
+        },
+      },
+    },
+    {
+      problems: receiptsProblem,
+      nested: true,
+      admit: async (req) => admitRequest(await deps().then((rt) => ({ limiter: rt.rateLimiter, tools: rt.deps.tools })), req),
+    },
+  );
+}
+
+function isHttpEvent(event: unknown): event is HttpEvent {
+  return typeof event === 'object' && event !== null && typeof (event as { routeKey?: unknown }).routeKey === 'string';
+}
+
+/** The receipts function's handler over `deps`: API Gateway events go to the route, anything else must be a task. */
 export function createReceiptsHandler(deps: Lazy<ReceiptsFunctionDeps>) {
-  return taskHandler(async (event: ReceiptsEvent) => run(await deps(), event));
+  const http = routes(deps);
+  return taskHandler(async (event: ReceiptsEvent, context: Context): Promise<HttpResult | unknown> => {
+    if (isHttpEvent(event)) return http(event, context);
+    return run(await deps(), event);
+  });
 }
 
 /** Lambda entry point. */

@@ -11,6 +11,8 @@ import { buildReceipt, receiptKey, serializeReceipt } from './build';
 import { Redactor } from './redact';
 import { DigestSchema, RECEIPT_SCHEMA_VERSION, type Digest, type DigestEntry } from './schema';
 import { digestSignerFromSecret, type DigestSigner } from './signing';
+import type { Metrics } from '../ports/metrics';
+import { countKpi } from '../observability/kpis';
 
 /**
  * The audit vault's use cases: WriteReceipt (end of every saga path) and WriteDigest (hourly
@@ -42,6 +44,8 @@ export interface ReceiptsDeps {
   logger: Logger;
   now: () => Date;
   digests: DigestOptions;
+  /** Audit KPIs: receipts written and failed, how each action ended, digests and their age. */
+  metrics?: Metrics;
 }
 
 export interface DigestOptions {
@@ -91,6 +95,23 @@ const sha256Hex = (data: Uint8Array | string) => createHash('sha256').update(dat
  * thrown as AuditObjectConflictError).
  */
 export async function writeReceipt(deps: ReceiptsDeps, actionId: string, options: { traceId?: string | null } = {}): Promise<WriteReceiptResult> {
+  try {
+    const result = await storeReceipt(deps, actionId, options);
+    if (result.write === 'created') {
+      // Once per action: the vault takes the first write only, so retries never count twice.
+      countKpi(deps.metrics, 'ReceiptWritten');
+      countKpi(deps.metrics, 'ActionEnded', { outcome: result.status });
+      const took = deps.now().getTime() - result.createdAtMs;
+      if (Number.isFinite(took) && took >= 0) deps.metrics?.observe('ActionDuration', took, 'Milliseconds', { outcome: result.status });
+    }
+    return { key: result.key, status: result.status, sha256: result.sha256, write: result.write };
+  } catch (error) {
+    countKpi(deps.metrics, 'ReceiptFailed');
+    throw error;
+  }
+}
+
+async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: { traceId?: string | null }): Promise<WriteReceiptResult & { createdAtMs: number }> {
   const action = await deps.actions.getAction(actionId);
   if (!action) throw new ActionNotFoundError(actionId);
   const [steps, events, key] = await Promise.all([
@@ -108,7 +129,7 @@ export async function writeReceipt(deps: ReceiptsDeps, actionId: string, options
   try {
     const write = await deps.store.putIfAbsent(objectKey, body, sha256);
     deps.logger.info('receipt stored', { actionId, key: objectKey, sha256, write, status: action.status });
-    return { key: objectKey, status: action.status, sha256, write };
+    return { key: objectKey, status: action.status, sha256, write, createdAtMs: Date.parse(action.createdAt) };
   } catch (error) {
     if (error instanceof AuditObjectConflictError) {
       deps.logger.error('ALARM receipt differs from the one already in the vault', {
@@ -173,7 +194,7 @@ export async function latestDigest(store: AuditStore, now: Date): Promise<{ key:
  * no time has passed since the last digest.
  */
 export async function writeDigest(
-  deps: Pick<ReceiptsDeps, 'store' | 'secrets' | 'logger' | 'now' | 'digests'>,
+  deps: Pick<ReceiptsDeps, 'store' | 'secrets' | 'logger' | 'now' | 'digests' | 'metrics'>,
   signer?: DigestSigner,
   options: WriteDigestOptions = {},
 ): Promise<{ key: string; digest: Digest; sha256: string } | undefined> {
@@ -231,6 +252,9 @@ export async function writeDigest(
   const bytes = serializeDocument(digest);
   const sha256 = sha256Hex(bytes);
   await deps.store.putIfAbsent(key, bytes, sha256);
+  countKpi(deps.metrics, 'DigestWritten');
+  // How long the vault went without a digest: the heartbeat the digest-age alarm watches.
+  if (head) deps.metrics?.observe('DigestAge', Math.max(0, (now.getTime() - Date.parse(head.digest.endTime)) / 1000), 'Seconds');
   // The log is the anchor outside the vault: its SHA-256 is what `audit verify --expect-head` takes.
   deps.logger.info('digest stored', { key, sha256, receipts: entries.length, previous: head?.key ?? null, heartbeat: body.heartbeat });
   return { key, digest, sha256 };

@@ -90,7 +90,7 @@ const sha256Hex = (data: Uint8Array) => createHash('sha256').update(data).digest
 const DEFAULT_GRACE_MS = 2 * 3_600_000;
 
 /** Parses a stored JSON document that must be canonical JSON plus a newline. */
-function parseCanonical(bytes: Uint8Array): { ok: true; value: unknown } | { ok: false; why: string } {
+export function parseCanonical(bytes: Uint8Array): { ok: true; value: unknown } | { ok: false; why: string } {
   const text = Buffer.from(bytes).toString('utf8');
   let value: unknown;
   try {
@@ -320,7 +320,8 @@ export function formatDuration(ms: number): string {
   return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
 }
 
-async function readKeyDoc(store: AuditStore, key: string): Promise<PublicKeyDoc | string> {
+/** Reads and checks a published digest-signing key; a string says what is wrong with it. */
+export async function readKeyDoc(store: AuditStore, key: string): Promise<PublicKeyDoc | string> {
   const bytes = await store.get(key);
   if (!bytes) return 'cannot be read';
   const doc = parseCanonical(bytes);

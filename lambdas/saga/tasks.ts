@@ -10,11 +10,15 @@ import type { Logger } from '../shared/logger';
 import { ACTION_RESULT_MAX_BYTES, jsonBytes, STEP_INPUT_MAX_BYTES, StepInputTooLargeError } from './limits';
 import type { RegisteredTool, ToolRegistry } from '../ports/tools';
 import { toolFacts } from '../policy/decider';
-import { committedSpend, type MoneyConfig } from '../shared/money';
+import type { MoneyConfig, SpendItem } from '../shared/money';
 import { StatusTransitionError, type ActionStore } from '../ports/ledger';
 import { type ApprovalStore } from '../ports/approvals';
-import { approvalIdFor, utcDay } from '../shared/ids';
-import { type EventLog, type SpendStore, type StepKind, type StepRecord, type StepStore } from '../ports/steps';
+import { approvalIdFor } from '../shared/ids';
+import type { Metrics } from '../ports/metrics';
+import { countKpi, recordApprovalDecided, recordDecision } from '../observability/kpis';
+import { type EventLog, type StepKind, type StepRecord, type StepStore } from '../ports/steps';
+import { reserveStepSpend, settleActionSpend, type SpendGuard } from '../spend/reservations';
+import { SpendCapExceededError } from '../spend/caps';
 import { guardForwardStep, type SagaGuardrails } from '../guardrails/saga-guard';
 
 /**
@@ -27,7 +31,8 @@ export interface SagaDeps {
   actions: ActionStore;
   steps: StepStore;
   events: EventLog;
-  spend: SpendStore;
+  /** Spend caps: commit steps reserve against them before the vendor call (absent: no caps held). */
+  spendCaps?: SpendGuard;
   decider: Decider;
   /** The tools plans may name (the registry port). */
   tools: ToolRegistry;
@@ -43,6 +48,8 @@ export interface SagaDeps {
   approvals?: Pick<ApprovalStore, 'getApproval' | 'settle' | 'markAnswered'>;
   /** Halts and circuit breakers, checked before each forward step (none: no guardrails). */
   guardrails?: SagaGuardrails;
+  /** Safety KPIs (run-time decisions, compensation failures, expiries). */
+  metrics?: Metrics;
 }
 
 export { ActionStateError, inputHash, planOf };
@@ -106,6 +113,7 @@ export async function evaluatePolicy(deps: SagaDeps, actionId: string): Promise<
   if (action.status === 'awaiting_approval') return { next: 'approve', count };
 
   const decision = await deps.decider.decide(action.principal, plan, deps.now());
+  recordDecision(deps.metrics, decision, 'run');
   await deps.events.append(actionId, {
     type: 'policy.evaluated',
     actor: 'airlock',
@@ -131,6 +139,8 @@ export async function beginExecution(deps: SagaDeps, actionId: string): Promise<
   if (action.status === 'running') return { next: 'execute', count: plan.steps.length };
   if (action.status !== 'awaiting_approval') throw new ActionStateError(`Action ${actionId} is ${action.status}, not awaiting approval`);
   const decision = await deps.decider.decide(action.principal, plan, deps.now());
+  // Counted only when it changes the course: an allow here repeats the run-time decision already counted.
+  if (decision.outcome === 'deny') recordDecision(deps.metrics, decision, 'run');
   if (decision.outcome === 'deny') {
     await deps.actions.setDecision(actionId, decision, deps.now());
     throw new PolicyDeniedError(decision.reasons.join(' ') || 'denied by policy after approval');
@@ -204,6 +214,48 @@ function compensationsOf(tools: ToolRegistry, plan: NormalizedAction, records: S
   return items;
 }
 
+/**
+ * Reserves a commit step's money against its spend caps before the grant that lets the
+ * vendor be called exists. A refusal is audited and thrown by name (SpendCapExceededError):
+ * the ASL sends it to PrepareCompensation, which undoes the steps before it.
+ */
+async function holdStepSpend(
+  deps: SagaDeps,
+  action: ActionRecord,
+  plan: NormalizedAction,
+  index: number,
+  records: StepRecord[],
+  callInput: unknown,
+  registered: RegisteredTool,
+): Promise<void> {
+  if (!deps.spendCaps || registered.tool.tier !== 'commit') return;
+  // Earlier steps count with the inputs they ran with; this one with its resolved input.
+  const ran = new Map(records.filter((r) => r.kind === 'forward' && r.status === 'complete').map((r) => [r.stepId, r.input]));
+  const items: SpendItem[] = plan.steps.slice(0, index + 1).map((step, i) => {
+    const args = i === index ? callInput : ran.has(step.id) ? ran.get(step.id) : step.arguments;
+    return toolFacts(deps.tools, step.tool, (args ?? {}) as Record<string, unknown>);
+  });
+  const stepId = plan.steps[index]!.id;
+  try {
+    // The reservation item is the record of what is held; only refusals and settlements are events.
+    await reserveStepSpend(
+      deps.spendCaps,
+      { actionId: action.id, stepId, principal: action.principal, connector: registered.connector.name, items, index },
+      deps.now(),
+    );
+  } catch (error) {
+    if (error instanceof SpendCapExceededError) {
+      const e = error.exceeded;
+      await deps.events.append(action.id, {
+        type: 'spend.cap_refused',
+        actor: 'airlock',
+        data: { stepId, capId: e.capId, limit: e.limit, used: e.used, requested: e.requested, currency: e.currency },
+      }, deps.now());
+    }
+    throw error;
+  }
+}
+
 /** IssueGrant: resolves one call's input and mints the single-use grant that covers it. */
 export async function issueGrant(
   deps: SagaDeps,
@@ -254,6 +306,9 @@ export async function issueGrant(
         `Step ${stepId} input for ${registered.fullName} is invalid at ${check.error.issues.map((i) => i.path.join('.') || '(root)').join(', ')}`,
       );
     }
+  }
+  if (input.kind === 'forward' && !dryRun && !skipReason) {
+    await holdStepSpend(deps, action, plan, input.index, records, callInput, registered);
   }
   const grant = await mintGrant(
     deps.keyring,
@@ -335,6 +390,8 @@ export async function recordCompensationFailure(
     data: { stepId, tool: item?.tool.fullName ?? null, error: failure, alarm: true },
   }, deps.now());
   if (item) await deps.steps.failStep({ actionId: action.id, stepId: item.stepId, kind: 'compensate' }, failure, true, deps.now());
+  // The page: a committed side effect that was not undone (money not returned, a role not revoked).
+  countKpi(deps.metrics, 'CompensationFailed', { connector: item?.tool.connector.name ?? 'unknown' });
   deps.logger.error('ALARM compensation failed', { actionId: action.id, stepId, tool: item?.tool.fullName, error: failure.name });
 }
 
@@ -355,7 +412,7 @@ export async function finishCompensation(deps: SagaDeps, actionId: string): Prom
   return { status: 'compensated', reason: `${why}; ${items.length} completed step(s) undone` };
 }
 
-/** SettleAction: the terminal status, forward-only, plus the day's spend for what stayed done. */
+/** SettleAction: the terminal status, forward-only; spend-cap reservations made final or released. */
 export async function settleAction(
   deps: SagaDeps,
   input: { actionId: string; final?: { status?: unknown; reason?: unknown } },
@@ -394,17 +451,16 @@ export async function settleAction(
     const approval = await deps.approvals.getApproval(approvalId);
     if (approval?.status === 'pending' && (await deps.approvals.settle(approvalId, 'expired', { by: 'airlock', reason: 'expired' }, deps.now()))) {
       await deps.approvals.markAnswered(approvalId, deps.now());
+      recordApprovalDecided(deps.metrics, 'expired', approval.createdAt, deps.now());
       await deps.events.append(action.id, { type: 'approval.expired', actor: 'airlock', data: { approvalId } }, deps.now());
     }
   }
-  if (action.status === 'completed' && action.mode === 'execute') {
-    // What stayed done, counted by the rule and in the units policy uses (shared/money).
-    const done = (await stepRecords()).filter((r) => r.kind === 'forward' && r.status === 'complete' && deps.tools.find(r.tool));
-    const spent = committedSpend(
-      done.map((r) => toolFacts(deps.tools, r.tool, (r.input ?? {}) as Record<string, unknown>)),
-      deps.money,
-    ).total;
-    await deps.spend.addSpend(action.principal.sub, utcDay(new Date(action.createdAt)), spent, action.id);
+  if (deps.spendCaps && TerminalStatuses.has(action.status)) {
+    // Completed spend becomes final; what was undone or never ran gives its room back.
+    const settled = await settleActionSpend(deps.spendCaps, action.id, await stepRecords(), deps.now());
+    if (settled.final.length + settled.released.length > 0) {
+      await deps.events.append(action.id, { type: 'spend.settled', actor: 'airlock', data: { final: settled.final, released: settled.released } }, deps.now());
+    }
   }
   return { status: action.status };
 }

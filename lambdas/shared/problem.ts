@@ -32,6 +32,7 @@ export const ProblemType = {
   unauthorized: `${base}unauthorized`,
   forbidden: `${base}forbidden`,
   policyDenied: `${base}policy-denied`,
+  spendCapExceeded: `${base}spend-cap-exceeded`,
   notFound: `${base}not-found`,
   methodNotAllowed: `${base}method-not-allowed`,
   unsupportedMediaType: `${base}unsupported-media-type`,
@@ -47,6 +48,8 @@ export const ProblemType = {
   throttled: `${base}throttled`,
   halted: `${base}halted`,
   circuitOpen: `${base}circuit-open`,
+  /** Over a rate limit: the type IANA registers for it (draft-ietf-httpapi-ratelimit-headers). */
+  quotaExceeded: 'https://iana.org/assignments/http-problem-types#quota-exceeded',
   unavailable: `${base}unavailable`,
   internal: `${base}internal`,
 } as const;

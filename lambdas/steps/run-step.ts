@@ -8,6 +8,8 @@ import type { SecretsPort } from '../ports/secrets';
 import { type StepKey, type StepStore } from '../ports/steps';
 import { stepIdempotencyKey } from '../shared/ids';
 import { isBreakerFailure, type Breakers } from '../guardrails/breakers';
+import type { Metrics } from '../ports/metrics';
+import { countKpi } from '../observability/kpis';
 
 /**
  * Running one step call inside a connector function: verify the grant against exactly this
@@ -29,6 +31,8 @@ export interface RunStepDeps {
   /** Budget for the whole vendor interaction, reconcile included. */
   timeoutMs: number;
   fetch?: typeof fetch;
+  /** Vendor calls, errors and latency, grant refusals, retries and compensations, per connector. */
+  metrics?: Metrics;
   /** The connector's circuit breaker: every vendor call's outcome is counted (none: not counted). */
   breakers?: Breakers;
 }
@@ -50,6 +54,7 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
   const registered = deps.tools.find(payload.tool);
   if (!registered || registered.connector.name !== deps.connector) {
     log.warn('grant refused', { reason: 'tool not served by this connector' });
+    countKpi(deps.metrics, 'GrantRefused', { reason: 'wrong_connector' });
     throw new GrantInvalidError(`${deps.connector} does not serve ${payload.tool}`);
   }
   let grant;
@@ -66,6 +71,7 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
   } catch (error) {
     // Audit trail for refusals: the saga records the named failure; the log says why.
     log.warn('grant refused', { reason: error instanceof Error ? error.message : 'invalid' });
+    countKpi(deps.metrics, 'GrantRefused', { reason: 'invalid' });
     throw error;
   }
 
@@ -87,6 +93,7 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
   }
   if (!(await deps.steps.useGrant(grant.jti, grant.exp, key))) {
     log.warn('grant refused', { reason: 'replayed jti', jti: grant.jti });
+    countKpi(deps.metrics, 'GrantRefused', { reason: 'replayed' });
     throw new GrantInvalidError('the grant was already used');
   }
   const idempotencyKey = stepIdempotencyKey(key);
@@ -97,9 +104,14 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
     existing ?? null,
   );
   if (begun.state === 'complete') return begun.record.output;
+  const connector = { connector: deps.connector };
+  if (begun.record.attempts > 1) countKpi(deps.metrics, 'StepRetried', { ...connector, kind: key.kind });
 
+  const calledAt = deps.now().getTime();
+  const vendorCalled = !(payload.dryRun && payload.skipReason);
+  let vendorAnswered = false;
   try {
-    const output = payload.dryRun && payload.skipReason
+    const output = !vendorCalled
       ? { dryRun: true, check: 'skipped', details: { reason: payload.skipReason } }
       : await invokeTool(
           {
@@ -127,6 +139,8 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
             throw error;
           },
         );
+    vendorAnswered = true;
+    if (vendorCalled) recordVendorCall(deps, connector, calledAt, false);
     // Checked before recording: the step record is one DynamoDB item, and the output flows on
     // into later inputs, the action's result and the receipt.
     const bytes = jsonBytes(output);
@@ -137,12 +151,22 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
     }
     const done = await deps.steps.completeStep(key, output, deps.now());
     log.info('step complete', { attempts: done.attempts });
+    if (key.kind === 'compensate' && !payload.dryRun) countKpi(deps.metrics, 'CompensationExecuted', connector);
     return done.output;
   } catch (error) {
+    if (vendorCalled && !vendorAnswered) recordVendorCall(deps, connector, calledAt, true);
     const err = error instanceof Error ? error : new Error('unknown failure');
     const retryable = (err as { retryable?: unknown }).retryable === true;
     await deps.steps.failStep(key, { name: err.name, message: err.message }, !retryable, deps.now()).catch(() => undefined);
     log.warn('step failed', { error: err.name, retryable });
     throw err;
   }
+}
+
+/** One vendor interaction: the call, its latency, and whether it failed. */
+function recordVendorCall(deps: RunStepDeps, connector: { connector: string }, startedAt: number, failed: boolean): void {
+  if (!deps.metrics) return;
+  deps.metrics.count('VendorCall', connector);
+  if (failed) deps.metrics.count('VendorError', connector);
+  deps.metrics.observe('VendorLatency', Math.max(0, deps.now().getTime() - startedAt), 'Milliseconds', connector);
 }

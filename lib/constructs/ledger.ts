@@ -18,8 +18,9 @@ export const connectorBreakerKey = (connector: string) => `BREAKER#${connector}`
 
 /**
  * Item-level actions of the core functions. Listed one by one (no `dynamodb:*`), and no
- * Scan: nothing needs to read the whole ledger, and no TransactWriteItems: the ledger is
- * designed around single-item conditional writes (dynalite has no transactions).
+ * Scan: nothing needs to read the whole ledger. The spend-cap store's TransactWriteItems
+ * (one reservation across every applicable cap) needs nothing more: IAM authorizes each Put
+ * and Update inside a transaction as PutItem and UpdateItem.
  */
 export const LEDGER_READ_WRITE_ACTIONS = [
   'dynamodb:GetItem',
@@ -95,14 +96,6 @@ export class Ledger extends Construct {
     this.grantKey(fn);
   }
 
-  /**
-   * Sets LEDGER_TABLE and grants a connector only its own kind of items. A connector runs
-   * vendor code paths with vendor data, so it is the function most likely to be tricked;
-   * `dynamodb:LeadingKeys` keeps it to partition keys starting with STEP# or GRANT#, so it
-   * can record steps and burn grant ids but never read or forge APPROVAL# (or any other)
-   * items. ForAllValues is vacuously true when the key is absent (Scan), which is why the
-   * action list holds only single-item operations that always carry the partition key.
-   */
   /** Read-only item access (GetItem, Query on the table): the receipts function reads, never writes. */
   bindReader(fn: AirlockFunction): void {
     fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
@@ -119,6 +112,32 @@ export class Ledger extends Construct {
     );
   }
 
+  /**
+   * Rate-limit window counters only (ledger.md `RATE#…`): for a function that otherwise only
+   * reads the ledger but serves a /v1 route, so its requests count like every other's.
+   * `dynamodb:LeadingKeys` keeps its writes to RATE# partitions.
+   */
+  bindRateCounters(fn: AirlockFunction): void {
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerRateCounters',
+        actions: ['dynamodb:UpdateItem', 'dynamodb:BatchGetItem'],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RATE#*'] } },
+      }),
+    );
+    this.grantKey(fn);
+  }
+
+  /**
+   * Sets LEDGER_TABLE and grants a connector only its own kind of items. A connector runs
+   * vendor code paths with vendor data, so it is the function most likely to be tricked;
+   * `dynamodb:LeadingKeys` keeps it to partition keys starting with STEP# or GRANT#, so it
+   * can record steps and burn grant ids, and count outcomes on its own BREAKER#<connector>
+   * item, but never read or forge APPROVAL# (or any other) items nor trip another breaker.
+   * ForAllValues is vacuously true when the key is absent (Scan), which is why the action
+   * list holds only single-item operations that always carry the partition key.
+   */
   bindConnector(fn: AirlockFunction, connector: string): void {
     fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
     fn.role.addToPrincipalPolicy(

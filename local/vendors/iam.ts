@@ -202,6 +202,11 @@ export function iamVendor(): SandboxVendorSpec<IamState> {
       changes: [],
     }),
     restoreState: (saved) => SavedIamSchema.parse(saved),
+    // A grant is in effect while its principal still holds the role.
+    live: (state, env) =>
+      state.changes
+        .filter((c) => c.kind === 'grant' && (current(state, c.principalId, env) ?? []).some((a) => a.role === c.role))
+        .map((c) => ({ object: `role ${c.role} of ${c.principalId}`, clientReference: c.clientReference })),
     routes,
   };
 }

@@ -3,10 +3,10 @@ import { ensurePrivateDir } from '../state-dir';
 import { iamVendor } from './iam';
 import { paymentsVendor } from './payments';
 import { procurementVendor } from './procurement';
-import { startSandboxVendor, type RunningSandboxVendor, type SandboxVendorSpec, type VendorFaults, type VendorStats } from './sandbox-server';
+import { effectSequence, startSandboxVendor, type RunningSandboxVendor, type SandboxVendorSpec, type LiveEffect, type VendorEffect, type VendorFaults, type VendorStats } from './sandbox-server';
 import { travelVendor } from './travel';
 
-export type { CommitThenDropFault, FailNextFault, OversizeFault, TimeoutFault, VendorFaults, VendorStats } from './sandbox-server';
+export type { CommitThenDropFault, FailNextFault, LiveEffect, OversizeFault, TimeoutFault, VendorEffect, VendorFaults, VendorStats } from './sandbox-server';
 export { VendorStateCorruptError } from './state-file';
 export { DEFAULT_HOLD_TTL_MS } from './travel';
 
@@ -37,6 +37,12 @@ export interface StartSandboxVendorsOptions {
 /** In-process control of all running sandbox vendors. */
 export interface SandboxVendorsAdmin {
   setFaults(connector: string, faults: VendorFaults): void;
+  /** Adds faults to a vendor's current set (lists appended, scalar settings replaced). */
+  addFaults(connector: string, faults: VendorFaults): void;
+  /** A vendor's side-effect log, in the order performed (numbered across all the vendors). */
+  effects(connector: string): VendorEffect[];
+  /** The objects a vendor's side effects left in effect now (holds, bookings, authorizations, orders, roles). */
+  live(connector: string): LiveEffect[];
   /** Resets one vendor (state, stats, idempotency records, faults), or all when none is named. */
   reset(connector?: string): void;
   stats(connector: string): VendorStats;
@@ -70,6 +76,8 @@ function specFor(connector: SandboxConnector, options: StartSandboxVendorsOption
  */
 export async function startSandboxVendors(options: StartSandboxVendorsOptions): Promise<SandboxVendors> {
   const running = new Map<string, RunningSandboxVendor>();
+  // One numbering for every vendor, so a plan's effects (and its compensations) can be ordered across vendors.
+  const sequence = effectSequence();
   try {
     if (options.stateDir) await ensurePrivateDir(options.stateDir);
     for (const connector of SANDBOX_CONNECTORS) {
@@ -81,6 +89,7 @@ export async function startSandboxVendors(options: StartSandboxVendorsOptions): 
         ...(options.faults?.[connector] ? { faults: options.faults[connector] } : {}),
         ...(options.now ? { now: options.now } : {}),
         ...(options.stateDir ? { stateFile: join(options.stateDir, `${connector}.json`) } : {}),
+        sequence,
       });
       running.set(connector, vendor);
     }
@@ -99,6 +108,9 @@ export async function startSandboxVendors(options: StartSandboxVendorsOptions): 
     adminTokens: Object.fromEntries([...running].map(([name, v]) => [name, v.adminToken])),
     admin: {
       setFaults: (connector, faults) => vendor(connector).admin.setFaults(faults),
+      addFaults: (connector, faults) => vendor(connector).admin.addFaults(faults),
+      effects: (connector) => vendor(connector).admin.effects(),
+      live: (connector) => vendor(connector).admin.live(),
       reset: (connector) => {
         if (connector) vendor(connector).admin.reset();
         else for (const v of running.values()) v.admin.reset();

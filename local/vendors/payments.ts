@@ -315,6 +315,8 @@ export function paymentsVendor(): SandboxVendorSpec<PaymentsState> {
   return {
     name: 'payments',
     createState: () => ({ authorizations: new Map(), captures: new Map(), refunds: new Map() }),
+    live: (state) =>
+      [...state.authorizations.values()].filter((a) => a.status !== 'voided').map((a) => ({ object: `authorization ${a.authorizationId}`, clientReference: a.clientReference })),
     restoreState: (saved) => SavedPaymentsSchema.parse(saved),
     routes,
   };

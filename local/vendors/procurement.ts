@@ -293,6 +293,7 @@ export function procurementVendor(): SandboxVendorSpec<ProcurementState> {
   return {
     name: 'procurement',
     createState: () => ({ suppliers, catalog: new Map(catalogSeed.map((i) => [i.sku, { ...i }])), orders: new Map() }),
+    live: (state) => [...state.orders.values()].filter((o) => o.status === 'placed').map((o) => ({ object: `order ${o.orderId}`, clientReference: o.clientReference })),
     restoreState: (saved) => {
       const { catalog, orders } = SavedProcurementSchema.parse(saved);
       return { suppliers, catalog, orders };

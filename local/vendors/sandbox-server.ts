@@ -17,6 +17,8 @@ import { VendorStateCorruptError, VendorStateFile } from './state-file';
 export interface FailNextFault {
   operation: string;
   count: number;
+  /** Only calls whose Idempotency-Key ends with this (one step of one action: `.<stepId>`, `.<stepId>.undo`). */
+  keySuffix?: string;
   /** HTTP status to answer with; 503 unless given. */
   status?: number;
   /** Vendor error code in the body; derived from the status unless given. */
@@ -27,6 +29,8 @@ export interface FailNextFault {
 export interface TimeoutFault {
   operation: string;
   count: number;
+  /** Only calls whose Idempotency-Key ends with this. */
+  keySuffix?: string;
 }
 
 /**
@@ -37,6 +41,8 @@ export interface CommitThenDropFault {
   operation: string;
   count: number;
   mode?: 'hang' | 'destroy';
+  /** Only calls whose Idempotency-Key ends with this. */
+  keySuffix?: string;
 }
 
 /**
@@ -69,6 +75,8 @@ export interface VendorFaults {
 /** Largest body the oversize fault makes (16 MB). */
 const MAX_OVERSIZE_BYTES = 16_000_000;
 
+const keySuffix = z.string().min(1).max(255).optional();
+
 const faultsSchema = z
   .object({
     latencyMs: z.number().int().min(0).max(60_000).optional(),
@@ -76,11 +84,15 @@ const faultsSchema = z
     errorStatus: z.number().int().min(400).max(599).optional(),
     seed: z.number().int().optional(),
     failNext: z
-      .array(z.object({ operation: z.string(), count: z.number().int().positive(), status: z.number().int().min(400).max(599).optional(), code: z.string().optional() }).strict())
+      .array(
+        z
+          .object({ operation: z.string(), count: z.number().int().positive(), status: z.number().int().min(400).max(599).optional(), code: z.string().optional(), keySuffix })
+          .strict(),
+      )
       .optional(),
-    timeoutNext: z.array(z.object({ operation: z.string(), count: z.number().int().positive() }).strict()).optional(),
+    timeoutNext: z.array(z.object({ operation: z.string(), count: z.number().int().positive(), keySuffix }).strict()).optional(),
     commitThenDrop: z
-      .array(z.object({ operation: z.string(), count: z.number().int().positive(), mode: z.enum(['hang', 'destroy']).optional() }).strict())
+      .array(z.object({ operation: z.string(), count: z.number().int().positive(), mode: z.enum(['hang', 'destroy']).optional(), keySuffix }).strict())
       .optional(),
     oversizeNext: z
       .array(z.object({ operation: z.string(), count: z.number().int().positive(), bytes: z.number().int().positive().max(MAX_OVERSIZE_BYTES) }).strict())
@@ -103,6 +115,42 @@ function oversize(reply: Reply, bytes: number): Reply {
 export interface VendorStats {
   sideEffects: Record<string, number>;
   requests: Record<string, number>;
+}
+
+/**
+ * One side effect a vendor performed (a 2xx of a side-effect route, not a replay), in the order
+ * performed: `seq` comes from a sequence shared by the vendors started together, so effects of
+ * different vendors can be ordered too. The chaos storm compares this log with the ledger.
+ */
+export interface VendorEffect {
+  seq: number;
+  operation: string;
+  /** The Idempotency-Key the call carried (the step's key), null when it carried none. */
+  idempotencyKey: string | null;
+  status: number;
+}
+
+/** A sequence shared by vendors started together; `seen` moves it past numbers restored from disk. */
+export interface EffectSequence {
+  next(): number;
+  seen(n: number): void;
+}
+
+/** A fresh effect sequence starting at 1. */
+export function effectSequence(): EffectSequence {
+  let last = 0;
+  return {
+    next: () => ++last,
+    seen: (n) => {
+      last = Math.max(last, n);
+    },
+  };
+}
+
+/** An object a vendor's side effect created that is still in effect. */
+export interface LiveEffect {
+  object: string;
+  clientReference: string | null;
 }
 
 /** What a route handler answers. */
@@ -146,6 +194,12 @@ export interface SandboxVendorSpec<S> {
    */
   restoreState(saved: unknown, env: SandboxEnv): S;
   routes: Route<S>[];
+  /**
+   * What the vendor's side effects left in place right now: one entry per object still in
+   * effect (a hold or booking, an authorization, an order, a role), named by the
+   * `clientReference` it was created with (the connectors send the step's idempotency key).
+   */
+  live?(state: S, env: SandboxEnv): LiveEffect[];
 }
 
 /** Options every sandbox vendor accepts at start-up. */
@@ -165,11 +219,19 @@ export interface SandboxVendorOptions {
    * change. In memory only when omitted.
    */
   stateFile?: string;
+  /** Numbers the effect log; shared by the vendors `startSandboxVendors` starts. */
+  sequence?: EffectSequence;
 }
 
 /** In-process control of a running sandbox vendor (the same powers as its admin endpoint). */
 export interface SandboxVendorAdmin {
   setFaults(faults: VendorFaults): void;
+  /** Adds faults to the current set: lists are appended, scalar settings replaced. */
+  addFaults(faults: VendorFaults): void;
+  /** Every side effect performed since the vendor's state began (it survives restarts). */
+  effects(): VendorEffect[];
+  /** The objects its side effects left in effect now. */
+  live(): LiveEffect[];
   /** Clears state, stats, idempotency records and faults. */
   reset(): void;
   stats(): VendorStats;
@@ -240,6 +302,10 @@ const SavedVendorSchema = z
     sideEffects: counts,
     requests: counts,
     idempotency: z.array(z.tuple([z.string(), z.object({ fingerprint: z.string(), reply: z.object({ status: z.number().int(), body: z.unknown() }) })])),
+    // Absent in files written before the log existed.
+    effects: z
+      .array(z.object({ seq: z.number().int().positive(), operation: z.string(), idempotencyKey: z.string().nullable(), status: z.number().int() }).strict())
+      .optional(),
     state: z.unknown(),
   })
   .strict();
@@ -271,6 +337,8 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
   let sideEffects: Record<string, number> = {};
   let requests: Record<string, number> = {};
   let idempotency = new Map<string, IdempotencyRecord>();
+  let effects: VendorEffect[] = [];
+  const sequence = options.sequence ?? effectSequence();
   const timers = new Set<NodeJS.Timeout>();
 
   const stateFile = options.stateFile
@@ -282,6 +350,7 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
         requests,
         // A record without a reply belongs to a request still running; it has changed nothing yet.
         idempotency: [...idempotency].filter(([, r]) => r.reply !== undefined),
+        effects,
         state,
       }))
     : undefined;
@@ -297,6 +366,8 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
         sideEffects = parsed.sideEffects;
         requests = parsed.requests;
         idempotency = new Map(parsed.idempotency.map(([key, r]) => [key, { fingerprint: r.fingerprint, reply: { status: r.reply.status, body: r.reply.body } }]));
+        effects = parsed.effects ?? [];
+        for (const e of effects) sequence.seen(e.seq);
       } catch (error) {
         throw new VendorStateCorruptError(stateFile.path, { cause: error });
       }
@@ -311,14 +382,26 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     random = faults.seed === undefined ? Math.random : seededRandom(faults.seed);
   };
   setFaults(options.faults ?? {});
+  const addFaults = (more: VendorFaults) => {
+    const add = faultsSchema.parse(more);
+    const lists = ['failNext', 'timeoutNext', 'commitThenDrop', 'oversizeNext'] as const;
+    const merged: Record<string, unknown> = { ...faults, ...add };
+    // Spent rules (count 0) are dropped: they would not parse again, and they do nothing.
+    for (const list of lists) if (faults[list] || add[list]) merged[list] = [...(faults[list] ?? []).filter((f) => f.count > 0), ...(add[list] ?? [])];
+    setFaults(merged as VendorFaults);
+  };
 
   const admin: SandboxVendorAdmin = {
     setFaults,
+    addFaults,
+    effects: () => effects.map((e) => ({ ...e })),
+    live: () => spec.live?.(state, env) ?? [],
     reset() {
       state = spec.createState(env);
       sideEffects = {};
       requests = {};
       idempotency = new Map();
+      effects = [];
       setFaults({});
       changed();
     },
@@ -356,8 +439,14 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     });
   };
 
-  const takeFault = <F extends { operation: string; count: number }>(list: F[] | undefined, operation: string): F | undefined => {
-    const rule = list?.find((f) => f.count > 0 && (f.operation === operation || f.operation === '*'));
+  const takeFault = <F extends { operation: string; count: number; keySuffix?: string | undefined }>(
+    list: F[] | undefined,
+    operation: string,
+    key: string | undefined,
+  ): F | undefined => {
+    const rule = list?.find(
+      (f) => f.count > 0 && (f.operation === operation || f.operation === '*') && (f.keySuffix === undefined || (key?.endsWith(f.keySuffix) ?? false)),
+    );
     if (rule) rule.count -= 1;
     return rule;
   };
@@ -400,12 +489,14 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
       return;
     }
     if (req.method === 'GET' && path === '/_admin/stats') return send(res, { status: 200, body: admin.stats() });
+    if (req.method === 'GET' && path === '/_admin/effects') return send(res, { status: 200, body: { effects } });
+    if (req.method === 'GET' && path === '/_admin/live') return send(res, { status: 200, body: { live: admin.live() } });
     if (req.method === 'POST' && path === '/_admin/reset') {
       admin.reset();
       await durable();
       return send(res, { status: 204, body: {} });
     }
-    if (req.method === 'POST' && path === '/_admin/faults') {
+    if (req.method === 'POST' && (path === '/_admin/faults' || path === '/_admin/faults/add')) {
       let json: unknown;
       try {
         json = JSON.parse(raw || '{}');
@@ -414,7 +505,8 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
       }
       const parsed = faultsSchema.safeParse(json);
       if (!parsed.success) return send(res, fail(400, 'invalid_request', parsed.error.issues[0]?.message ?? 'invalid faults'));
-      setFaults(parsed.data);
+      if (path === '/_admin/faults') setFaults(parsed.data);
+      else addFaults(parsed.data);
       return send(res, { status: 200, body: { faults } });
     }
     send(res, fail(404, 'not_found', 'no such admin endpoint'));
@@ -460,8 +552,9 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     }
     // Faults model the front door failing before the endpoint runs, so (as at Stripe) nothing
     // is stored under the idempotency key and a retry executes normally.
-    if (takeFault(faults.timeoutNext, route.operation)) return hang(res);
-    const failRule = takeFault(faults.failNext, route.operation);
+    const headerKey = typeof req.headers['idempotency-key'] === 'string' ? req.headers['idempotency-key'] : undefined;
+    if (takeFault(faults.timeoutNext, route.operation, headerKey)) return hang(res);
+    const failRule = takeFault(faults.failNext, route.operation, headerKey);
     if (failRule) {
       const status = failRule.status ?? 503;
       return send(res, fail(status, failRule.code ?? statusCode(status), 'injected failure'));
@@ -509,18 +602,19 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     if (record) record.reply = reply;
     if (route.sideEffect && reply.status >= 200 && reply.status < 300) {
       sideEffects[route.operation] = (sideEffects[route.operation] ?? 0) + 1;
+      effects.push({ seq: sequence.next(), operation: route.operation, idempotencyKey: typeof idemKey === 'string' ? idemKey : null, status: reply.status });
     }
     if (route.sideEffect) changed();
     // Nothing is answered before it is on disk, reads included: a read must not show a change
     // that a crash could still take back.
     await durable();
 
-    const drop = takeFault(faults.commitThenDrop, route.operation);
+    const drop = takeFault(faults.commitThenDrop, route.operation, headerKey);
     if (drop) {
       if (drop.mode === 'destroy') return void res.destroy();
       return hang(res);
     }
-    const big = reply.status >= 200 && reply.status < 300 ? takeFault(faults.oversizeNext, route.operation) : undefined;
+    const big = reply.status >= 200 && reply.status < 300 ? takeFault(faults.oversizeNext, route.operation, undefined) : undefined;
     send(res, big ? oversize(reply, big.bytes) : reply);
   };
 

@@ -415,6 +415,10 @@ export function travelVendor(options: TravelVendorOptions = {}): SandboxVendorSp
         if (!b) return fail(404, 'booking_not_found', `no booking ${params.id}`);
         if (b.status === 'cancelled') return fail(409, 'already_cancelled', 'the booking was already cancelled');
         b.status = 'cancelled';
+        // The seats return to sale, so the hold the booking consumed is released with it: a
+        // saga undoing hold → book in reverse order then finds the hold already released.
+        const hold = state.holds.get(b.holdId);
+        if (hold?.status === 'booked') hold.status = 'released';
         return { status: 200, body: bookingView(b) };
       },
     },
@@ -422,6 +426,11 @@ export function travelVendor(options: TravelVendorOptions = {}): SandboxVendorSp
   return {
     name: 'travel',
     createState: () => ({ holds: new Map(), bookings: new Map(), holdTtlMs: options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS }),
+    // A booked hold lives on in its booking (cancelling the booking releases it).
+    live: (state, env) => [
+      ...[...state.holds.values()].filter((h) => ['held', 'booked'].includes(refresh(h, env).status)).map((h) => ({ object: `hold ${h.holdId}`, clientReference: h.clientReference })),
+      ...[...state.bookings.values()].filter((b) => b.status === 'confirmed').map((b) => ({ object: `booking ${b.bookingId}`, clientReference: b.clientReference })),
+    ],
     restoreState: (saved) => {
       const { holds, bookings } = SavedTravelSchema.parse(saved);
       return { holds, bookings, holdTtlMs: options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS };

@@ -133,10 +133,17 @@ describe('the OpenAPI document', () => {
     expect(schemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
     for (const route of routes) {
       const op = paths[route.path]![route.method.toLowerCase()]!;
-      expect(op.security, routeKey(route)).toEqual(route.auth ? [{ bearerAuth: [] }] : []);
-      if (route.auth) expect(Object.keys(op.responses as object), routeKey(route)).toContain('401');
+      expect(op.security, routeKey(route)).toEqual(route.auth || route.verifiesOwnToken ? [{ bearerAuth: [] }] : []);
+      if (route.auth || route.verifiesOwnToken) expect(Object.keys(op.responses as object), routeKey(route)).toContain('401');
     }
-    expect(routes.filter((r) => !r.auth).map((r) => r.path).sort()).toEqual(['/healthz', '/openapi.json']);
+    expect(routes.filter((r) => !r.auth && !r.verifiesOwnToken).map((r) => r.path).sort()).toEqual([
+      '/.well-known/oauth-protected-resource',
+      '/.well-known/oauth-protected-resource/mcp',
+      '/healthz',
+      '/openapi.json',
+    ]);
+    // Only MCP checks its own token (its 401 names the RFC 9728 metadata).
+    expect(routes.filter((r) => r.verifiesOwnToken).map(routeKey)).toEqual(['POST /mcp']);
   });
 
   it('documents the Idempotency-Key and Prefer headers and the idempotency semantics on POST /v1/actions', () => {
@@ -150,7 +157,7 @@ describe('the OpenAPI document', () => {
     for (const t of ['idempotency-key-missing', 'idempotency-key-reused', 'idempotency-in-progress']) expect(text).toContain(`urn:airlock:problem:${t}`);
     expect(text).toMatch(/`travel\.book_flight` \| commit/);
     const responses = op.responses as Record<string, JsonObject>;
-    expect(Object.keys(responses).sort()).toEqual(['200', '202', '400', '401', '403', '409', '413', '415', '422', '500', '503']);
+    expect(Object.keys(responses).sort()).toEqual(['200', '202', '400', '401', '403', '409', '413', '415', '422', '429', '500', '503']);
     expect(responses['200']!.headers).toMatchObject({ Location: expect.anything(), 'Preference-Applied': expect.anything(), 'Idempotent-Replayed': expect.anything() });
     expect(Object.keys(responses['202']!.headers as object)).toContain('Location');
     expect(Object.keys(responses['409']!.headers as object)).toContain('Retry-After');
@@ -163,6 +170,7 @@ describe('the OpenAPI document', () => {
     for (const { key, op } of operations()) {
       for (const [status, res] of Object.entries(op.responses as Record<string, JsonObject>)) {
         if (Number(status) < 400) continue;
+        if (MCP_JSON_RPC_4XX[key]?.includes(Number(status)) && !(res.content as JsonObject)['application/problem+json']) continue;
         const schema = (res.content as Record<string, { schema: JsonObject }>)['application/problem+json']?.schema;
         expect(schema, `${key} ${status}`).toBeDefined();
         // One alternative per problem schema the status carries (a policy denial has its own members).
@@ -187,7 +195,7 @@ describe('the OpenAPI document', () => {
     const statusOf = (path: string, method: string, status: string) => (schemaOf(path, method, status).allOf as JsonObject[])[1]!;
     // A denial is checked against its own schema; a halt (nothing recorded) against the plain one.
     expect(schemaOf('/v1/actions', 'post', '403').oneOf).toEqual([
-      { allOf: [{ $ref: '#/components/schemas/PolicyDeniedProblem' }, { type: 'object', properties: { type: { enum: [ProblemType.policyDenied] }, status: { const: 403 } } }] },
+      { allOf: [{ $ref: '#/components/schemas/PolicyDeniedProblem' }, { type: 'object', properties: { type: { enum: [ProblemType.policyDenied, ProblemType.spendCapExceeded] }, status: { const: 403 } } }] },
       { allOf: [{ $ref: '#/components/schemas/Problem' }, { type: 'object', properties: { type: { enum: [ProblemType.halted] }, status: { const: 403 } } }] },
     ]);
     expect(statusOf('/v1/approvals/{id}/decision', 'post', '409').properties).toEqual({
@@ -215,20 +223,30 @@ describe('the OpenAPI document', () => {
  */
 const EXPECTED_4XX: Record<string, number[]> = {
   // The local server caps every request body (413); a GET's body is otherwise ignored.
+  // Every authenticated /v1 route is counted by the rate limits (429).
   'GET /healthz': [413],
   'GET /openapi.json': [413],
-  'GET /v1/tools': [401, 413],
-  'POST /v1/actions': [400, 401, 403, 409, 413, 415, 422],
-  'GET /v1/actions': [400, 401, 413],
-  'GET /v1/actions/{id}': [401, 404, 413],
-  'POST /v1/decisions': [400, 401, 413, 415],
-  'GET /v1/approvals': [400, 401, 413],
-  'GET /v1/approvals/{id}': [401, 404, 413],
-  'POST /v1/approvals/{id}/decision': [400, 401, 403, 404, 409, 413, 415],
-  'GET /v1/halts': [401, 403, 413],
-  'POST /v1/halts': [400, 401, 403, 413, 415],
-  'DELETE /v1/halts/{id}': [400, 401, 403, 404, 409, 413, 415],
+  'GET /v1/tools': [401, 413, 429],
+  'POST /v1/actions': [400, 401, 403, 409, 413, 415, 422, 429],
+  'GET /v1/actions': [400, 401, 413, 429],
+  'GET /v1/actions/{id}': [401, 404, 413, 429],
+  'GET /v1/actions/{id}/receipt': [401, 404, 413, 429],
+  'POST /v1/decisions': [400, 401, 413, 415, 429],
+  'GET /v1/limits': [400, 401, 413, 429],
+  'GET /v1/approvals': [400, 401, 413, 429],
+  'GET /v1/approvals/{id}': [401, 404, 413, 429],
+  'POST /v1/approvals/{id}/decision': [400, 401, 403, 404, 409, 413, 415, 429],
+  'GET /v1/halts': [401, 403, 413, 429],
+  'POST /v1/halts': [400, 401, 403, 413, 415, 429],
+  'DELETE /v1/halts/{id}': [400, 401, 403, 404, 409, 413, 415, 429],
+  'GET /v1/metrics': [400, 401, 403, 413, 429],
+  'POST /mcp': [400, 401, 403, 406, 413, 415],
+  'GET /.well-known/oauth-protected-resource': [413],
+  'GET /.well-known/oauth-protected-resource/mcp': [413],
 };
+
+/** The 4xx MCP answers as JSON-RPC errors (its protocol's error format) rather than problem documents. */
+const MCP_JSON_RPC_4XX: Record<string, number[]> = { 'POST /mcp': [400, 403, 406, 413, 415] };
 
 describe('every operation documents its errors and its security', () => {
   it.each(routes.map((r) => [routeKey(r), r] as const))('%s', (key, route) => {
@@ -237,14 +255,21 @@ describe('every operation documents its errors and its security', () => {
     expect(statuses.filter((s) => s >= 400 && s < 500), key).toEqual(EXPECTED_4XX[key]);
     // Every route can fail on the server or be turned away while it is busy or shutting down.
     expect(statuses.filter((s) => s >= 500), key).toEqual([500, 503]);
-    expect(op.security, key).toEqual(route.auth ? [{ bearerAuth: [] }] : []);
+    expect(op.security, key).toEqual(route.auth || route.verifiesOwnToken ? [{ bearerAuth: [] }] : []);
     for (const status of statuses.filter((s) => s >= 400)) {
       const res = (op.responses as Record<string, JsonObject>)[String(status)]!;
+      if (MCP_JSON_RPC_4XX[key]?.includes(status)) {
+        expect((res.content as Record<string, { schema: JsonObject }>)['application/json']!.schema.$ref, `${key} ${status}`).toBe('#/components/schemas/JsonRpcMessage');
+        // 413 also comes from the shared edge before the function, as a problem document.
+        expect(Object.keys(res.content as object).sort(), `${key} ${status}`).toEqual(status === 413 ? ['application/json', 'application/problem+json'] : ['application/json']);
+        continue;
+      }
       expect(Object.keys(res.content as object), `${key} ${status}`).toEqual(['application/problem+json']);
-      expect(res.description, `${key} ${status}`).toMatch(/`urn:airlock:problem:[a-z-]+`: ./);
+      // Airlock's own URNs, or a type IANA registers (quota-exceeded).
+      expect(res.description, `${key} ${status}`).toMatch(/`(urn:airlock:problem:[a-z-]+|https:\/\/iana\.org\/assignments\/http-problem-types#[a-z-]+)`: ./);
     }
     const headersOf = (status: number) => Object.keys(((op.responses as Record<string, JsonObject>)[String(status)]!.headers ?? {}) as object);
-    if (route.auth) expect(headersOf(401), key).toContain('WWW-Authenticate');
+    if (route.auth || route.verifiesOwnToken) expect(headersOf(401), key).toContain('WWW-Authenticate');
     expect(headersOf(503), key).toContain('Retry-After');
   });
 

@@ -1,3 +1,4 @@
+import { testRateLimiter } from '../helpers/rate-limits';
 import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -37,6 +38,7 @@ import { ProblemError, ProblemType } from '../../lambdas/shared/problem';
 import { approvalIdFor } from '../../lambdas/shared/ids';
 import type { EventPublisher, PublishedEvent } from '../../lambdas/ports/events';
 import { TaskTokenInvalidError, type TaskCallbacks } from '../../lambdas/ports/task-callbacks';
+import { noMetrics } from '../../lambdas/ports/metrics';
 import { createApprovalsHandler } from '../../lambdas/approvals/handler';
 import { approvalsProblem } from '../../lambdas/approvals/http';
 import { toolRegistry } from '../../lambdas/tools/registry';
@@ -501,7 +503,7 @@ describe('the approvals handler', () => {
 
   it('serves the saga task and the HTTP routes, and no response or log line carries a task token', async () => {
     const cursors = new CursorCodec(randomBytes(32));
-    const handler = createApprovalsHandler(async () => ({ ...deps, cursors: async () => cursors, limits: readLimitsFile() }));
+    const handler = createApprovalsHandler(async () => ({ ...deps, cursors: async () => cursors, limits: readLimitsFile(), metrics: noMetrics, rateLimiter: testRateLimiter({ client: ledgerEnv.dynamo.client, tableName: ledgerEnv.tableName }) }));
     const responses: unknown[] = [];
     const validated = validateEnvelope(bigPayment, toolRegistry);
     if (!validated.ok) throw new Error('fixture');
@@ -569,7 +571,7 @@ describe('refused votes are audited', () => {
   const context = { awsRequestId: 'req-2', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
   /** POST /v1/approvals/{id}/decision through the approvals handler, as API Gateway calls it. */
   async function vote(voter: Principal, approvalId: string, body: { decision: 'approve' | 'reject'; planHash: string; comment?: string }) {
-    const handler = createApprovalsHandler(async () => ({ ...deps, cursors: async () => new CursorCodec(randomBytes(32)), limits: readLimitsFile() }));
+    const handler = createApprovalsHandler(async () => ({ ...deps, cursors: async () => new CursorCodec(randomBytes(32)), limits: readLimitsFile(), metrics: noMetrics, rateLimiter: testRateLimiter({ client: ledgerEnv.dynamo.client, tableName: ledgerEnv.tableName }) }));
     const identity = verifiedIdentity({ sub: voter.sub, roles: voter.roles, ...(voter.manager ? { manager: voter.manager } : {}) });
     const res = (await handler(
       {

@@ -117,6 +117,7 @@ describe('airlock dev', () => {
       expect(run.stdout()).toContain(who);
     }
     expect(run.stdout()).toContain(`curl -s ${url}/healthz`);
+    expect(run.stdout()).toContain(`web console          ${url}/console`);
     // The example search names the day 30 days ahead of the clock, never a fixed date.
     const searchDay = /"date":"(\d{4}-\d{2}-\d{2})"/.exec(run.stdout())?.[1];
     expect([isoDay(30, started), isoDay(30)]).toContain(searchDay);

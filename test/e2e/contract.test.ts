@@ -7,6 +7,7 @@ import { MAX_BODY_BYTES } from '../../lambdas/middleware/http';
 import { approvalIdFor } from '../../lambdas/shared/ids';
 import { contractChecker, validatedCounts, validateResponse } from '../helpers/contract';
 import { bigTrip, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
+import { limitsWithRates } from '../helpers/rate-limits';
 
 /**
  * A tour of the published contract over HTTP: every status the document lists for an
@@ -155,6 +156,17 @@ describe('the contract, operation by operation', () => {
     expect((await call('GET', '/v1/actions/not-an-id', { token: alice })).status).toBe(404);
   });
 
+  it('GET /v1/actions/{id}/receipt', async () => {
+    const done = await postJson('/v1/actions', alice, echo('receipt'), { 'idempotency-key': 'contract-receipt' });
+    const id = done.body!.id as string;
+    // WriteReceipt runs as the saga's last task: the receipt may trail the answer by a moment.
+    await expect.poll(async () => (await call('GET', `/v1/actions/${id}`, { token: alice })).body!.receipt, { timeout: 10_000 }).not.toBeNull();
+    const receipt = await call('GET', `/v1/actions/${id}/receipt`, { token: alice });
+    expect(receipt.status).toBe(200);
+    expect(receipt.body).toMatchObject({ actionId: id, verification: { status: expect.stringMatching(/^(verified|pending)$/) } });
+    expect((await call('GET', `/v1/actions/${id}/receipt`, { token: bob })).status).toBe(404);
+  });
+
   it('POST /v1/decisions', async () => {
     expect((await postJson('/v1/decisions', alice, bigTrip())).body!.decision).toMatchObject({ outcome: 'require_approval', steps: expect.any(Array) });
     expect((await postJson('/v1/decisions', alice, { ...echo(), tool: 'nope.nothing' })).status).toBe(400);
@@ -212,6 +224,66 @@ describe('the contract, operation by operation', () => {
     expect((await del('/v1/halts/hlt_01JABCDEFGHJKMNPQRSTVWXYZ0', operator, { reason: 'x' })).status).toBe(404);
     expect((await del(`/v1/halts/${id}`, operator, { reason: 'tour over' })).body).toMatchObject({ id, status: 'resumed', resumedBy: 'contract-operator', resumeReason: 'tour over' });
     expect((await del(`/v1/halts/${id}`, operator, { reason: 'again' })).status).toBe(409);
+  });
+
+  it('GET /v1/limits: the caller\'s quotas, and 400 for a bad query', async () => {
+    const limits = await call('GET', '/v1/limits?agent=contract&tool=echo.say', { token: alice });
+    expect(limits.status).toBe(200);
+    expect(limits.body!.policies.map((p: { scope: string }) => p.scope)).toEqual(expect.arrayContaining(['global', 'principal', 'agent', 'tool', 'connector']));
+    expect((await call('GET', '/v1/limits?tool=nope.nothing', { token: alice })).status).toBe(400);
+    expect((await call('GET', '/v1/limits?planet=mars', { token: alice })).status).toBe(400);
+  });
+
+  it('answers 429 on every counted route once the caller is over a limit', async () => {
+    // A second runtime with one request per principal per hour, its windows on a pinned clock.
+    const limited = await startTestControlPlane({
+      controlPlane: {
+        limits: limitsWithRates([{ id: 'principal-hourly', scope: 'principal', limit: 1, windowSeconds: 3_600 }]),
+        rateLimitClock: () => new Date(Date.UTC(2030, 0, 1, 0, 30)),
+      },
+    });
+    try {
+      const carl = await limited.token('contract-carl', { roles: ['Employee'] });
+      const first = await fetch(`${limited.url}/v1/tools`, { headers: { authorization: `Bearer ${carl}` } });
+      expect(first.status).toBe(200);
+      expect(first.headers.get('ratelimit')).toBe('"principal-hourly";r=0;t=1800');
+      for (const route of routes.filter((r) => r.auth)) {
+        const res = await fetch(`${limited.url}${concrete(route.path)}`, {
+          method: route.method,
+          headers: { authorization: `Bearer ${carl}`, 'content-type': 'application/json', 'idempotency-key': 'c-limited' },
+          ...(route.method === 'POST' ? { body: JSON.stringify(echo('over')) } : {}),
+        });
+        expect(res.status, `${route.method} ${route.path}`).toBe(429);
+        expect(res.headers.get('retry-after')).toBe('1800');
+        expect(await res.json()).toMatchObject({ type: 'https://iana.org/assignments/http-problem-types#quota-exceeded', 'violated-policies': ['principal-hourly'] });
+      }
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('GET /v1/metrics: the KPIs for an auditor, 403 for anyone else, 400 for a bad window', async () => {
+    const auditor = await cp.token('contract-audrey', { roles: ['Auditor'] });
+    expect((await call('GET', '/v1/metrics?since=2h', { token: auditor })).status).toBe(200);
+    expect((await call('GET', '/v1/metrics', { token: alice })).status).toBe(403);
+    expect((await call('GET', '/v1/metrics?since=forever', { token: auditor })).status).toBe(400);
+  });
+
+  it('POST /mcp and its protected resource metadata: every documented status', async () => {
+    const mcp = (headers: Record<string, string>, body: string) =>
+      call('POST', '/mcp', { headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body });
+    const auth = { authorization: `Bearer ${alice}`, 'mcp-protocol-version': '2025-11-25' };
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    expect((await mcp(auth, list)).status).toBe(200);
+    expect((await mcp(auth, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))).status).toBe(202);
+    expect((await mcp(auth, '{')).body).toMatchObject({ error: { code: -32700 } });
+    expect((await mcp(auth, `[${list}]`)).body).toMatchObject({ error: { code: -32600 } });
+    expect((await mcp({}, list)).status).toBe(401);
+    // fetch cannot forge Host; node:http can (a DNS-rebinding page's request looks like this).
+    expect(await rawRequest('POST', '/mcp', { ...auth, 'content-type': 'application/json', accept: 'application/json, text/event-stream', host: 'evil.example.com' }, list)).toBe(403);
+    expect((await mcp({ ...auth, accept: 'text/html' }, list)).status).toBe(406);
+    expect((await mcp({ ...auth, 'content-type': 'text/plain' }, list)).status).toBe(415);
+    for (const path of ['/.well-known/oauth-protected-resource', '/.well-known/oauth-protected-resource/mcp']) expect((await call('GET', path)).status).toBe(200);
   });
 
   it('refuses requests outside the document as it declares', async () => {

@@ -23,6 +23,7 @@ const RUN_ELSEWHERE: [RegExp, string][] = [
   [/^npm ci && npm start$/, 'test/e2e/cli-dev.test.ts'],
   [/^npm ci && npm test$/, '.ci/run'],
   [/^npm run demo$/, 'test/e2e/demo.test.ts'],
+  [/^npm run chaos /, '.ci/run'],
 ];
 
 function shellBlocks(markdown: string): string[][] {

@@ -1,3 +1,5 @@
+import { testRateLimiter } from './rate-limits';
+import { noMetrics } from '../../lambdas/ports/metrics';
 import type { StoredDecision } from '../../lambdas/actions/action';
 import { defaultIntakeConfig, type Decider, type IntakeDeps } from '../../lambdas/intake/intake';
 import type { Principal } from '../../lambdas/shared/principal';
@@ -13,6 +15,7 @@ import { CursorCodec } from '../../lambdas/shared/cursor';
 import { randomBytes } from 'node:crypto';
 import { toolRegistry } from '../../lambdas/tools/registry';
 import { readLimitsFile } from '../../lambdas/limits/config';
+import { refuseAllTokens } from '../../lambdas/composition/local';
 
 export const alice: Principal = { sub: 'alice', roles: ['employee'], manager: 'bob', department: 'sales' };
 export const mallory: Principal = { sub: 'mallory', roles: ['employee'] };
@@ -105,6 +108,9 @@ export function intakeFunctionDeps(
     intake: defaultIntakeConfig,
     cursors: async () => cursors,
     limits: readLimitsFile(),
+    rateLimiter: testRateLimiter(table),
+    metrics: noMetrics,
+    tokens: refuseAllTokens,
     ...overrides,
   };
 }

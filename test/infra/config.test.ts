@@ -33,6 +33,7 @@ describe('parseConfig', () => {
     expect(parseConfig({})).toEqual({
       stackName: 'Airlock',
       jwt: { issuer: PLACEHOLDER_ISSUER, audience: ['airlock'] },
+      console: { clientId: 'airlock-console', scope: 'openid' },
       auditRetentionDays: 365,
       approvalTimeoutSeconds: 259_200,
       grantTtlSeconds: 300,
@@ -43,6 +44,7 @@ describe('parseConfig', () => {
       grantKeyReaders: ['saga'],
       vendorBaseUrls: {},
       removalPolicy: 'retain',
+      alarms: { approvalPendingHours: 24, vendorErrorRatePercent: 20, api5xxRatePercent: 1 },
     });
   });
 

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { connectors } from '../../lambdas/tools/registry';
 import { routeKey, routes } from '../../lambdas/api/routes';
 import { SecretNames } from '../../lambdas/ports/secrets';
+import { routes as apiRoutes } from '../../lambdas/api/routes';
 import { CONNECTOR_KEY_PREFIXES, connectorBreakerKey, LEDGER_CONNECTOR_ACTIONS, LEDGER_READ_WRITE_ACTIONS } from '../../lib/constructs/ledger';
 import { deriveSagaTimeouts, STANDARD_MAX_EXECUTION_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/saga/timeouts';
 import { sagaTimeoutConfig } from '../../lib/config';
@@ -159,7 +160,8 @@ describe('ledger', () => {
       },
     });
     const keys = s.template.findResources('AWS::KMS::Key');
-    expect(Object.keys(keys)).toHaveLength(2);
+    // The ledger's, the audit vault's and the alarm topic's; all rotating.
+    expect(Object.keys(keys)).toHaveLength(3);
     for (const key of Object.values(keys)) expect(key.Properties.EnableKeyRotation).toBe(true);
   });
 
@@ -174,6 +176,16 @@ describe('ledger', () => {
     }
   });
 
+  it("spend caps need no new permission: the saga's TransactWriteItems is authorized per item, connectors cannot reach the counters", () => {
+    // IAM has no TransactWriteItems action: each Put / Update in it needs PutItem / UpdateItem.
+    const saga = allows(roles.saga!).flatMap(actionsOf);
+    expect(saga).toEqual(expect.arrayContaining(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchGetItem']));
+    expect(saga.filter((a) => /Transact/.test(a))).toEqual([]);
+    // The intake function reads the counters (BatchGetItem) to refuse a plan that would cross a cap.
+    expect(allows(roles.intake!).flatMap(actionsOf)).toContain('dynamodb:BatchGetItem');
+    for (const prefix of ['SPENDCAP#', 'RESERVE#']) expect(CONNECTOR_KEY_PREFIXES.some((p) => prefix.startsWith(p))).toBe(false);
+  });
+
   it('keeps connectors to STEP# and GRANT# partition keys, and their own BREAKER#<name>, with dynamodb:LeadingKeys', () => {
     expect(s.stack.connectorFunctions.size).toBe(connectors.length);
     for (const name of s.stack.connectorFunctions.keys()) {
@@ -186,6 +198,20 @@ describe('ledger', () => {
         { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [connectorBreakerKey(name)] } },
       ]);
     }
+  });
+
+  it('lets every function serving /v1 routes count requests against rate limits, the receipts function on RATE# items only', () => {
+    // The rate-limit window counters (ledger.md RATE#) are taken with UpdateItem and read with BatchGetItem.
+    const serving = new Set(apiRoutes.filter((r) => r.auth && r.path.startsWith('/v1/')).map((r) => r.fn));
+    expect([...serving].sort()).toEqual(['approvals', 'intake', 'receipts']);
+    for (const name of serving) {
+      const statements = allows(roles[name]!).filter((st) => actionsOf(st).includes('dynamodb:UpdateItem'));
+      expect(statements.flatMap(actionsOf), name).toEqual(expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:BatchGetItem']));
+      expect(statements.flatMap((st) => [st.Resource].flat()), name).toContainEqual({ 'Fn::GetAtt': [logicalId(s.stack.ledger.table), 'Arn'] });
+    }
+    // The receipts function writes nothing else in the ledger: its only UpdateItem is on RATE# partitions.
+    const receiptWrites = allows(roles.receipts!).filter((st) => actionsOf(st).some((a) => /^dynamodb:(Put|Update|Delete)Item$/.test(a)));
+    expect(receiptWrites.map((st) => st.Condition)).toEqual([{ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RATE#*'] } }]);
   });
 
   it('sets LEDGER_TABLE on every function bound to the ledger', () => {
@@ -330,8 +356,12 @@ describe('http api', () => {
 
   it('builds one route per entry of the route table, authorizing exactly the auth: true ones', () => {
     const deployed = Object.values(s.template.findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties);
-    expect(deployed.map((r) => r.RouteKey).sort()).toEqual(routes.map(routeKey).sort());
-    for (const route of routes) {
+    const served = routes.filter((r) => !r.localOnly);
+    expect(deployed.map((r) => r.RouteKey).sort()).toEqual(served.map(routeKey).sort());
+    // Local-only routes (GET /v1/metrics) have no AWS route: their data is in CloudWatch there.
+    expect(served.length).toBe(routes.length - 1);
+    expect(deployed.find((r) => r.RouteKey === 'GET /v1/metrics')).toBeUndefined();
+    for (const route of served) {
       const props = deployed.find((r) => r.RouteKey === routeKey(route));
       expect(props.AuthorizationType, routeKey(route)).toBe(route.auth ? 'JWT' : 'NONE');
       expect(props.AuthorizerId === undefined, routeKey(route)).toBe(!route.auth);
@@ -528,17 +558,21 @@ describe('saga', () => {
 });
 
 describe('outputs', () => {
-  it('exports the API URL, table, bucket and state machine', () => {
+  it('exports the API URL, table, bucket, state machine and the console', () => {
     expect(Object.keys(s.template.findOutputs('*')).sort()).toEqual(
-      ['ApiUrl', 'AuditBucketName', 'LedgerTableName', 'StateMachineArn'].sort(),
+      ['AlarmTopicArn', 'ApiUrl', 'AuditBucketName', 'DashboardName', 'LedgerTableName', 'StateMachineArn', 'ConsoleUrl', 'ConsoleBucketName', 'ConsoleConfig'].sort(),
     );
   });
 });
 
 describe('audit vault: receipts function', () => {
-  it('reads the ledger without writing it, and learns bucket, retention and lookback from the environment', () => {
-    const ledger = allows(roles.receipts!).flatMap(actionsOf).filter((a) => a.startsWith('dynamodb:'));
-    expect(ledger.sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+  it('reads the ledger, writing only its rate-limit counters, and learns bucket, retention and lookback from the environment', () => {
+    const statements = allows(roles.receipts!).filter((st) => actionsOf(st).some((a) => a.startsWith('dynamodb:')));
+    const unconditioned = statements.filter((st) => st.Condition === undefined).flatMap(actionsOf);
+    expect(unconditioned.sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+    const rateOnly = statements.filter((st) => st.Condition !== undefined);
+    expect(rateOnly.flatMap(actionsOf).sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:UpdateItem']);
+    expect(rateOnly.map((st) => st.Condition)).toEqual([{ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RATE#*'] } }]);
     s.template.hasResourceProperties('AWS::Lambda::Function', {
       Description: Match.stringLikeRegexp('receipts'),
       Environment: {

@@ -5,11 +5,20 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { createIntakeHandler } from '../../lambdas/intake/handler';
 import { httpEvent, lambdaContext } from '../helpers/events';
 import { intakeFunctionDeps, RecordingWorkflow } from '../helpers/intake';
+import { MemoryCounters } from '../helpers/rate-limits';
+import { readLimitsFile } from '../../lambdas/limits/config';
+import { RateLimiter } from '../../lambdas/limits/rate-limiter';
 
 const ddb = mockClient(DynamoDBClient);
 const workflow = new RecordingWorkflow();
 
-const deps = intakeFunctionDeps({ client: new DynamoDBClient({ region: 'us-east-1' }), tableName: 'ledger' }, { workflow });
+// Requests are still counted (the shipped policies, with room for every generated request), in
+// memory: `writes()` is about the ledger's records, and no body is refused for its rate.
+const counters = new MemoryCounters();
+const deps = intakeFunctionDeps(
+  { client: new DynamoDBClient({ region: 'us-east-1' }), tableName: 'ledger' },
+  { workflow, rateLimiter: new RateLimiter({ policies: readLimitsFile().limits.rateLimits.map((r) => ({ ...r, limit: r.limit * 100 })), counters, now: () => new Date() }) },
+);
 const handler = createIntakeHandler(async () => deps);
 beforeEach(() => {
   ddb.reset();

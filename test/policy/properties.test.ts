@@ -2,8 +2,8 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadPolicyEngine, PolicyConfigSchema, readPolicyDir, type ToolFacts } from '../../lambdas/policy/index';
-import { preparePlan, stepContext, toolEntity, userEntity } from '../../lambdas/policy/request';
-import { majorToBaseMinor } from '../../lambdas/shared/money';
+import { preparePlan, sanitizeCaps, stepContext, toolEntity, userEntity } from '../../lambdas/policy/request';
+import type { CapContext } from '../../lambdas/policy/types';
 import type { Principal } from '../../lambdas/shared/principal';
 import { POLICY_DIR } from './helpers';
 
@@ -28,13 +28,13 @@ for (const f of forbids) {
   if (answer.type !== 'success') throw new Error(`cannot preparse ${f.id}`);
 }
 
-function forbidsMatching(principal: Principal, stepsIn: { id: string; facts: ToolFacts }[], dryRun: boolean, dailySpend: number, now: Date) {
+function forbidsMatching(principal: Principal, stepsIn: { id: string; facts: ToolFacts }[], dryRun: boolean, caps: CapContext[], now: Date) {
   const plan = preparePlan(stepsIn, config);
   const shared = {
     dryRun,
-    dailySpend: majorToBaseMinor(dailySpend, config),
-    dailyCap: majorToBaseMinor(config.dailyExposureCap, config),
+    caps: sanitizeCaps(caps),
     planTotal: plan.planTotal,
+    byConnector: plan.byConnector,
     planSteps: stepsIn.length,
     hour: now.getUTCHours(),
     weekday: now.getUTCDay(),
@@ -105,7 +105,18 @@ const request = fc.record({
   principal,
   steps: planSteps,
   dryRun: fc.boolean(),
-  dailySpend: fc.oneof(fc.constantFrom(0, 49_000, 50_000), fc.double({ min: -100, max: 100_000, noNaN: false })),
+  caps: fc.array(
+    fc.record(
+      {
+        id: fc.constantFrom('principal-daily', 'procurement-buyer-daily', 'payments-tenant-monthly'),
+        limit: fc.oneof(fc.constantFrom(0, 100_000, 5_000_000), fc.double({ min: -100, max: 1e9, noNaN: false })),
+        used: fc.oneof(fc.constantFrom(0, 4_900_000, 5_000_000), fc.double({ min: -100, max: 1e9, noNaN: false })),
+        connectors: fc.constantFrom(['procurement'], ['payments'], ['travel', 'payments']),
+      },
+      { requiredKeys: ['id', 'limit', 'used'] },
+    ),
+    { maxLength: 3 },
+  ),
   now: fc.date({ min: new Date('2024-01-01T00:00:00Z'), max: new Date('2030-01-01T00:00:00Z'), noInvalidDate: true }),
 });
 
@@ -116,7 +127,7 @@ describe('policy engine properties', () => {
       fc.property(request, (req) => {
         const d = engine.decide(req);
         expect(['allow', 'deny', 'require_approval']).toContain(d.outcome);
-        const matches = forbidsMatching(req.principal, req.steps, req.dryRun, req.dailySpend, req.now);
+        const matches = forbidsMatching(req.principal, req.steps, req.dryRun, req.caps, req.now);
         for (const m of matches) {
           const step = d.steps.find((s) => s.id === m.id);
           for (const x of m.matched) seen[x.action === 'request' ? 'request' : 'run_unattended'] += 1;

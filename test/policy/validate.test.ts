@@ -92,13 +92,18 @@ describe('policy validation', () => {
     expect(bad.errors[0]).toMatchObject({ file: 'config.json', message: expect.stringMatching(/Not valid JSON/) });
     const fields = validatePolicyFiles(
       shippedWith({}, (c) => {
-        c.dailyExposureCap = -1;
+        c.vendors = { allowed: [7], denied: [] };
         c.files = { 'nope.cedar': { mode: 'shadow' } };
       }),
     );
     expect(fields.errors.map((e) => e.message)).toEqual([
-      expect.stringMatching(/^dailyExposureCap:/),
+      expect.stringMatching(/^vendors\.allowed\.0:/),
     ]);
+    // The daily exposure cap moved to limits.json (spendCaps): a config still carrying it is told so.
+    const moved = validatePolicyFiles(shippedWith({}, (c) => {
+      c.dailyExposureCap = 50_000;
+    }));
+    expect(moved.errors.map((e) => e.message)).toEqual([expect.stringMatching(/dailyExposureCap/)]);
     const unknown = validatePolicyFiles(shippedWith({}, (c) => {
       c.files = { 'nope.cedar': { mode: 'shadow' } };
     }));

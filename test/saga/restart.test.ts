@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { provisionLocalSecrets } from '../../local/provision-secrets';
 import { ensurePrivateDir } from '../../local/state-dir';
 import { SANDBOX_CONNECTORS, startSandboxVendors, type SandboxVendors } from '../../local/vendors/index';
 import { startTestControlPlane, travelPlan } from '../helpers/control-plane';
+import { isoDay } from '../helpers/dates';
 
 let stateDir: string;
 let vendors: SandboxVendors;
@@ -66,6 +68,41 @@ describe('restarting the local control plane mid-saga', () => {
       // have made this 1.
       expect(steps.find((s) => s.stepId === 'pay')?.attempts).toBe(2);
       expect(steps.find((s) => s.stepId === 'hold')?.attempts).toBe(1);
+    } finally {
+      await second.close();
+    }
+  });
+
+  // Found by the chaos storm (npm run chaos): a SIGKILL after SettleAction and before the
+  // receipt write left a terminal action that no restart looked at again, so it never got a
+  // receipt. The crash is reproduced by taking the receipt back out of the ledger and the vault.
+  it('writes the receipt of an action that settled but crashed before its receipt was stored', async () => {
+    const first = await startTestControlPlane({ stateDir, controlPlane: { externalVendors: vendors } });
+    const alice = await first.token('alice', { roles: ['employee'], manager: 'bob' });
+    const done = await first.post(alice, travelPlan({ date: isoDay(15) }), { prefer: 'wait=20' });
+    const id = done.body.id as string;
+    await expect.poll(async () => (await first.cp.ledger.getAction(id))?.receiptKey, { timeout: 20_000 }).toBeDefined();
+    const action = (await first.cp.ledger.getAction(id))!;
+    expect(action.status).toBe('completed');
+    const receiptFile = join(stateDir, 'audit', action.receiptKey!);
+    const { tableName, client } = first.runtime.dynamo;
+    const item = await client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: `ACTION#${id}` }, sk: { S: 'ACTION' } } }));
+    const { receiptKey: _dropped, ...doc } = JSON.parse(item.Item!.doc!.S!) as Record<string, unknown>;
+    await client.send(
+      new UpdateItemCommand({ TableName: tableName, Key: { pk: { S: `ACTION#${id}` }, sk: { S: 'ACTION' } }, UpdateExpression: 'SET doc = :doc', ExpressionAttributeValues: { ':doc': { S: JSON.stringify(doc) } } }),
+    );
+    await rm(receiptFile);
+    await first.close();
+
+    const second = await startTestControlPlane({ stateDir, controlPlane: { externalVendors: vendors } });
+    try {
+      await second.cp.runner.idle();
+      const after = await second.cp.ledger.getAction(id);
+      expect(after?.status).toBe('completed');
+      expect(after?.receiptKey).toBe(action.receiptKey);
+      await expect(access(receiptFile)).resolves.toBeUndefined();
+      // Only the receipt was missing: nothing ran at the vendors again.
+      expect(vendors.admin.effects('travel').filter((e) => e.idempotencyKey?.startsWith(id))).toHaveLength(2);
     } finally {
       await second.close();
     }

@@ -11,6 +11,9 @@ import { ApprovalIdPattern } from '../../lambdas/shared/ids';
 import { InvalidCursorError } from '../../lambdas/ports/ledger';
 import { httpEvent, lambdaContext } from '../helpers/events';
 import { intakeFunctionDeps } from '../helpers/intake';
+import { MemoryCounters } from '../helpers/rate-limits';
+import { readLimitsFile } from '../../lambdas/limits/config';
+import { RateLimiter } from '../../lambdas/limits/rate-limiter';
 
 /** Page cursors: authenticated, bound to caller and filter, and checked before any store is asked. */
 
@@ -101,7 +104,11 @@ describe('GET /v1/actions?cursor=… at the handler (DynamoDB mocked)', () => {
     handler(httpEvent({ method: 'GET', path: '/v1/actions', query, claims: { sub, roles: ['Employee'] } }), lambdaContext);
 
   const handler = createIntakeHandler(async () =>
-    intakeFunctionDeps({ client: new DynamoDBClient({ region: 'us-east-1' }), tableName: 'ledger' }, { cursors: async () => codec }),
+    intakeFunctionDeps(
+      { client: new DynamoDBClient({ region: 'us-east-1' }), tableName: 'ledger' },
+      // Requests are counted in memory: this DynamoDB is mocked for the listing's reads.
+      { cursors: async () => codec, rateLimiter: new RateLimiter({ policies: readLimitsFile().limits.rateLimits.map((r) => ({ ...r, limit: r.limit * 100 })), counters: new MemoryCounters(), now: () => new Date() }) },
+    ),
   );
   beforeEach(() => {
     ddb.reset();

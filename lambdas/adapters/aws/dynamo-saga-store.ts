@@ -6,11 +6,11 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { canonicalJson, sha256Hex } from '../../shared/canonical-json';
-import type { AuditEvent, BeginStepResult, EventLog, GrantSummary, SpendStore, StepError, StepKey, StepRecord, StepStore } from '../../ports/steps';
+import type { AuditEvent, BeginStepResult, EventLog, GrantSummary, StepError, StepKey, StepRecord, StepStore } from '../../ports/steps';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
 /**
- * Step records, grant uses, the per-action audit event chain and daily spend counters on
+ * Step records, grant uses and the per-action audit event chain on
  * the ledger table (see ledger.md). Single-item conditional writes only.
  */
 
@@ -45,7 +45,7 @@ function toStep(item: Item): StepRecord {
   };
 }
 
-export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
+export class DynamoSagaStore implements StepStore, EventLog {
   private readonly client: DynamoDBClient;
   private readonly table: string;
 
@@ -256,37 +256,5 @@ export class DynamoSagaStore implements StepStore, EventLog, SpendStore {
       const body = JSON.parse(item.doc?.S ?? '{}') as Omit<AuditEvent, 'hash' | 'prevHash'>;
       return { ...body, hash: item.hash?.S ?? '', prevHash: item.prevHash?.S ?? '' };
     });
-  }
-
-  // ── spend ──────────────────────────────────────────────────────────────────
-
-  async dailySpend(sub: string, day: string): Promise<number> {
-    const out = await guard(() =>
-      this.client.send(
-        new GetItemCommand({ TableName: this.table, Key: { pk: S(`SPEND#${sub}#${day}`), sk: S('SPEND') }, ConsistentRead: true }),
-      ),
-    );
-    return Number(out.Item?.total?.N ?? 0);
-  }
-
-  async addSpend(sub: string, day: string, amount: number, actionId: string): Promise<void> {
-    if (!(amount > 0)) return;
-    await conditionalWrite(
-      this.client,
-      new UpdateItemCommand({
-        TableName: this.table,
-        Key: { pk: S(`SPEND#${sub}#${day}`), sk: S('SPEND') },
-        // `total` is a DynamoDB reserved word: written bare, every ADD failed validation.
-        UpdateExpression: 'ADD #total :amount, actionIds :ids SET expiresAt = :exp',
-        ConditionExpression: 'attribute_not_exists(actionIds) OR NOT contains(actionIds, :id)',
-        ExpressionAttributeNames: { '#total': 'total' },
-        ExpressionAttributeValues: {
-          ':amount': N(Math.round(amount)),
-          ':ids': { SS: [actionId] },
-          ':id': S(actionId),
-          ':exp': N(Math.floor(Date.parse(`${day}T00:00:00Z`) / 1000) + 8 * 86_400),
-        },
-      }),
-    );
   }
 }

@@ -1,0 +1,235 @@
+import { CLIENT_INFO_META_KEY, ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Tool } from '@modelcontextprotocol/server';
+import type { ToolRegistry } from '../ports/tools';
+import { canonicalJson, sha256Hex } from '../shared/canonical-json';
+import type { ProblemDocument } from '../shared/problem';
+import { mcpToolset, MetaKeys, type McpToolTarget } from './tools';
+
+/**
+ * Airlock as an MCP server (the official SDK's low-level `Server`): `tools/list` serves the
+ * toolset (tools.ts) and `tools/call` runs each call through the HTTP API's own operations,
+ * so validation, policy, limits, idempotency, the saga and the receipt are exactly those of
+ * `POST /v1/actions`. Every answer of that path becomes a tool result: problems (denials,
+ * violations, halts, limits, whatever intake answers) are `isError` results carrying the
+ * problem document, so a model can read why and correct itself.
+ *
+ * One instance serves one HTTP request (createMcpHandler's factory): nothing is kept between
+ * requests, so any Lambda instance can serve any request.
+ */
+
+/** An answer of the HTTP API: status, headers (lower-case), JSON body. */
+export interface HttpAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/** The HTTP API operations tools/call uses, answered exactly as their routes answer them. */
+export interface McpBackend {
+  /** POST /v1/actions with this body and Idempotency-Key. */
+  postAction(body: unknown, idempotencyKey: string): Promise<HttpAnswer>;
+  /** GET /v1/actions/{id}. */
+  getAction(id: string): Promise<HttpAnswer>;
+  /** GET /v1/actions with this query. */
+  listActions(query: Record<string, string>): Promise<HttpAnswer>;
+}
+
+/** Who calls, and through what: one per HTTP request. */
+export interface McpSession {
+  /** The verified principal's subject (idempotency keys are scoped to it by intake). */
+  principalSub: string;
+  backend: McpBackend;
+  tools: ToolRegistry;
+}
+
+/** The server's name and version, as `initialize` and `server/discover` report them. */
+export const SERVER_INFO = { name: 'airlock', title: 'Airlock', version: '0.1.0' } as const;
+
+const INSTRUCTIONS =
+  'Airlock runs tools on behalf of the signed-in person, under policy. Read tools answer at once. ' +
+  'A commit may need a person\'s approval: the result then says who must approve; follow it with airlock-get_action. ' +
+  'Retrying a call is safe: the same request (same JSON-RPC id and arguments, or the same _meta "io.airlock/idempotency-key") is answered from the first, never run twice.';
+
+/** Agent names as the envelope accepts them (1–128 characters). */
+function agentName(name: string | undefined): string {
+  const trimmed = (name ?? '').trim().slice(0, 128);
+  return trimmed.length > 0 ? trimmed : 'mcp-client';
+}
+
+/**
+ * The idempotency key of a call without one of its own: the same JSON-RPC request retried
+ * (same client, id, tool and arguments) gets the same key, so the transport may resend it
+ * safely. Intake scopes keys to the principal.
+ */
+export function derivedIdempotencyKey(call: { client: string; requestId: string | number; tool: string; arguments: unknown }): string {
+  return `mcp-${sha256Hex(canonicalJson([call.client, String(call.requestId), call.tool, call.arguments ?? {}]))}`;
+}
+
+function text(value: string): CallToolResult['content'][number] {
+  return { type: 'text', text: value };
+}
+
+function isProblem(body: unknown): body is ProblemDocument {
+  return typeof body === 'object' && body !== null && typeof (body as ProblemDocument).type === 'string' && typeof (body as ProblemDocument).status === 'number';
+}
+
+/** A problem answer as an error result: the document itself, and a rendering a model reads. */
+export function problemResult(answer: HttpAnswer): CallToolResult {
+  const doc: ProblemDocument = isProblem(answer.body)
+    ? answer.body
+    : { type: 'about:blank', title: 'Request failed', status: answer.status, detail: `The request failed with HTTP ${answer.status}.` };
+  const lines = [`${doc.title} (${doc.status}): ${doc.detail}`];
+  const violations = Array.isArray(doc.violations) ? (doc.violations as Array<{ path?: unknown; message?: unknown }>) : [];
+  for (const v of violations.slice(0, 50)) lines.push(`- ${String(v.path)}: ${String(v.message)}`);
+  if (Array.isArray(doc.policyIds) && doc.policyIds.length > 0) lines.push(`Policies: ${doc.policyIds.join(', ')}`);
+  const retryAfter = answer.headers['retry-after'];
+  if (retryAfter) lines.push(`Retry after ${retryAfter} s.`);
+  return { isError: true, content: [text(lines.join('\n'))], structuredContent: { ...doc } };
+}
+
+const FAILED = new Set(['denied', 'rejected', 'expired', 'failed', 'compensated', 'cancelled']);
+
+interface ActionLike {
+  id: string;
+  status: string;
+  statusReason?: string;
+  mode?: string;
+  result?: unknown;
+  approvals?: string[];
+  decision?: { outcome?: string; quorum?: number; approverRule?: string | null; reasons?: string[] } | null;
+  links?: { self: string };
+}
+
+/** Who must approve and how to follow, while the action waits (or is about to wait) for approval. */
+function approvalOf(action: ActionLike): Record<string, unknown> | null {
+  const waiting = action.status === 'awaiting_approval' || (action.status === 'received' && action.decision?.outcome === 'require_approval');
+  if (!waiting) return null;
+  return {
+    quorum: action.decision?.quorum ?? 1,
+    approverRule: action.decision?.approverRule ?? null,
+    approvalIds: action.approvals ?? [],
+    reasons: action.decision?.reasons ?? [],
+    poll: `Call airlock-get_action with {"actionId":"${action.id}"} (or GET /v1/actions/${action.id}) until the status is final; approvers decide with POST /v1/approvals/{id}/decision.`,
+  };
+}
+
+/** An action (accepted or finished) as a tool result matching the toolset's output schema. */
+function actionResult(action: ActionLike, replayed: boolean): CallToolResult {
+  const approval = approvalOf(action);
+  const completed = action.status === 'completed' && action.mode !== 'dry_run';
+  const structured = {
+    actionId: action.id,
+    status: action.status,
+    statusReason: action.statusReason ?? null,
+    replayed,
+    result: completed ? (action.result ?? null) : null,
+    approval,
+    links: action.links ?? { self: `/v1/actions/${action.id}` },
+  };
+  const lines: string[] = [];
+  if (replayed) lines.push('Replayed: this call was already made; this is its original answer (nothing ran twice).');
+  if (approval) {
+    const who = approval.approverRule ? ` by ${String(approval.approverRule)}` : '';
+    lines.push(
+      `Action ${action.id} is waiting for approval${who} (${String(approval.quorum)} approval(s) needed). Nothing has run yet. ${String(approval.poll)}`,
+    );
+  } else if (action.status === 'completed') {
+    lines.push(`Action ${action.id} completed.`);
+    if (action.mode === 'dry_run') lines.push(`Dry run: ${JSON.stringify(action.result ?? null)}`);
+    else lines.push(JSON.stringify(action.result ?? null));
+  } else if (FAILED.has(action.status)) {
+    lines.push(`Action ${action.id} ended ${action.status}${action.statusReason ? `: ${action.statusReason}` : ''}.`);
+  } else {
+    lines.push(`Action ${action.id} is ${action.status}. Follow it with airlock-get_action {"actionId":"${action.id}"}.`);
+  }
+  return { isError: FAILED.has(action.status), content: [text(lines.join('\n'))], structuredContent: structured };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+async function answerAction(session: McpSession, answer: HttpAnswer): Promise<CallToolResult> {
+  if (answer.status >= 400) return problemResult(answer);
+  const replayed = answer.headers['idempotent-replayed'] === 'true';
+  const body = answer.body as ActionLike;
+  if (answer.status === 202 && body.decision?.outcome === 'require_approval') {
+    // The 202 names neither the approver rule nor the approval ids: read the action for them.
+    const full = await session.backend.getAction(body.id);
+    if (full.status === 200) return actionResult(full.body as ActionLike, replayed);
+  }
+  return actionResult(body, replayed);
+}
+
+function notSupported(detail: string): CallToolResult {
+  return problemResult({
+    status: 501,
+    headers: {},
+    body: { type: 'urn:airlock:problem:not-supported', title: 'Not supported yet', status: 501, detail },
+  });
+}
+
+async function call(
+  session: McpSession,
+  target: McpToolTarget,
+  args: Record<string, unknown>,
+  key: () => string,
+  meta: Record<string, unknown>,
+  agent: { name: string },
+): Promise<CallToolResult> {
+  const reason = typeof meta[MetaKeys.reason] === 'string' ? { reason: meta[MetaKeys.reason] } : {};
+  switch (target.kind) {
+    case 'catalog':
+      return answerAction(session, await session.backend.postAction({ tool: target.catalogName, arguments: args, agent, ...reason }, key()));
+    case 'submit_plan':
+      // The agent is the MCP client, whatever the arguments say.
+      return answerAction(session, await session.backend.postAction({ ...reason, ...args, agent }, key()));
+    case 'get_action': {
+      const answer = await session.backend.getAction(String(args.actionId ?? ''));
+      if (answer.status >= 400) return problemResult(answer);
+      const view = answer.body as ActionLike;
+      return { content: [text(`Action ${view.id} is ${view.status}.\n${JSON.stringify(answer.body)}`)], structuredContent: answer.body as Record<string, unknown> };
+    }
+    case 'approvals_status': {
+      const limit = typeof args.limit === 'number' ? String(args.limit) : '20';
+      const answer = await session.backend.listActions({ status: 'awaiting_approval', limit });
+      if (answer.status >= 400) return problemResult(answer);
+      const items = ((answer.body as { items?: Array<ActionLike & { createdAt: string }> }).items ?? []).map((a) => ({
+        actionId: a.id,
+        status: a.status,
+        approval: approvalOf(a),
+        createdAt: a.createdAt,
+      }));
+      const summary = items.length === 0 ? 'None of your actions is waiting for approval.' : items.map((i) => `${i.actionId}: waiting for ${String(i.approval?.approverRule ?? 'approval')}`).join('\n');
+      return { content: [text(summary)], structuredContent: { items } };
+    }
+    case 'cancel_action':
+      return notSupported('Airlock has no cancel API yet: an action waiting for approval ends when an approver rejects it or its approval times out. Nothing was changed.');
+  }
+}
+
+/** Builds the MCP server instance for one request of `session`'s principal. */
+export function createAirlockMcpServer(session: McpSession): Server {
+  const server = new Server(SERVER_INFO, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
+  const toolset = mcpToolset(session.tools);
+
+  server.setRequestHandler('tools/list', async () => ({ tools: toolset.tools.map((t) => ({ ...t }) as Tool) }));
+
+  server.setRequestHandler('tools/call', async (request, ctx) => {
+    const { name } = request.params;
+    const target = toolset.resolve(name);
+    if (!target) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name.slice(0, 100)}. tools/list names every tool.`);
+    const args = request.params.arguments ?? {};
+    if (!isObject(args)) throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'arguments must be a JSON object.');
+    const meta: Record<string, unknown> = { ...(ctx.mcpReq._meta ?? {}), ...(request.params._meta ?? {}) };
+    // 2026-07-28: the client names itself in every request's envelope; 2025-era: in initialize (absent when stateless).
+    const fromEnvelope = (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[CLIENT_INFO_META_KEY] as { name?: unknown } | undefined;
+    const client = typeof fromEnvelope?.name === 'string' ? fromEnvelope.name : server.getClientVersion()?.name;
+    const agent = { name: agentName(client) };
+    const own = meta[MetaKeys.idempotencyKey];
+    // A client key that is not a string is passed on as one, so intake refuses it by the header's rules.
+    const key = () => (own === undefined ? derivedIdempotencyKey({ client: agent.name, requestId: ctx.mcpReq.id, tool: name, arguments: args }) : String(own));
+    return call(session, target, args, key, meta, agent);
+  });
+
+  return server;
+}

@@ -1,0 +1,42 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { startControlPlane } from '../../local/control-plane';
+import type { SandboxVendors } from '../../local/vendors/index';
+
+/**
+ * The storm's control plane: `tsx control-plane-main.ts <AIRLOCK_HOME> <vendors-info-file>`,
+ * the local runtime of `npm start` (same handlers, ASL, policies, dynalite on disk) against the
+ * vendors' own process. Prints `READY <url>`; SIGTERM stops it cleanly, SIGKILL is the point.
+ */
+const [home, infoFile] = process.argv.slice(2);
+if (!home || !infoFile) {
+  process.stderr.write('usage: control-plane-main.ts <home> <vendors-info-file>\n');
+  process.exit(2);
+}
+const info = z
+  .object({ baseUrls: z.record(z.string(), z.string()), adminTokens: z.record(z.string(), z.string()) })
+  .parse(JSON.parse(await readFile(infoFile, 'utf8')));
+const notHere = () => {
+  throw new Error('the storm controls its vendors over their admin endpoint');
+};
+const externalVendors: SandboxVendors = {
+  baseUrls: info.baseUrls,
+  adminTokens: info.adminTokens,
+  admin: { setFaults: notHere, addFaults: notHere, effects: notHere, live: notHere, reset: notHere, stats: notHere },
+  close: async () => undefined,
+};
+const num = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+const runtime = await startControlPlane({
+  stateDir: home,
+  port: 0,
+  controlPlane: {
+    externalVendors,
+    retryIntervalMs: num('CHAOS_RETRY_INTERVAL_MS', 50),
+    vendorTimeoutMs: num('CHAOS_VENDOR_TIMEOUT_MS', 1_500),
+    approvalTimeoutSeconds: num('CHAOS_APPROVAL_TIMEOUT_SECONDS', 20),
+  },
+});
+process.stdout.write(`READY ${runtime.url}\n`);
+process.once('SIGTERM', () => {
+  void runtime.close().then(() => process.exit(0));
+});

@@ -1,0 +1,369 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { toolFacts } from '../../lambdas/policy/decider';
+import { committedSpend, type MoneyConfig } from '../../lambdas/shared/money';
+import { readLimitsFile } from '../../lambdas/limits/config';
+import { amountTowardCap, capSubject, periodKey, resolveCaps, type ResolvedCap } from '../../lambdas/spend/caps';
+import { toolRegistry } from '../../lambdas/tools/registry';
+import { TERMINAL, type ActionRun, type FinalView, type Observations } from './storm';
+
+/**
+ * The invariants checked after every storm. Each reads only the observations (the agents'
+ * answers, the control plane's final views, the vendors' own effect logs and counters, the
+ * vault, the logs), so a new guarantee is one more entry in INVARIANTS.
+ */
+
+export interface InvariantResult {
+  /** How many things were checked (actions, effects, responses…). */
+  checked: number;
+  violations: string[];
+}
+
+export interface Invariant {
+  name: string;
+  /** The guarantee, in one line, for the table. */
+  summary: string;
+  check(obs: Observations): InvariantResult;
+}
+
+const MAX_LISTED = 20;
+
+function result(checked: number, violations: string[]): InvariantResult {
+  return { checked, violations };
+}
+
+/** The action id and step id an effect's Idempotency-Key names (`<actionId>.<stepId>[.undo]`). */
+export function parseEffectKey(key: string): { actionId: string; stepId: string; undo: boolean } | undefined {
+  const parts = key.split('.');
+  if (parts.length === 2) return { actionId: parts[0]!, stepId: parts[1]!, undo: false };
+  if (parts.length === 3 && parts[2] === 'undo') return { actionId: parts[0]!, stepId: parts[1]!, undo: true };
+  return undefined;
+}
+
+const runsById = (obs: Observations) => {
+  const map = new Map<string, ActionRun>();
+  for (const r of obs.runs) for (const id of r.ids) map.set(id, r);
+  return map;
+};
+
+interface Effect {
+  vendor: string;
+  seq: number;
+  operation: string;
+  stepId: string;
+  undo: boolean;
+}
+
+/** Effects grouped by action id. */
+function effectsByAction(obs: Observations): Map<string, Effect[]> {
+  const map = new Map<string, Effect[]>();
+  for (const [vendor, list] of Object.entries(obs.effects)) {
+    for (const e of list) {
+      const k = e.idempotencyKey ? parseEffectKey(e.idempotencyKey) : undefined;
+      if (!k) continue;
+      map.set(k.actionId, [...(map.get(k.actionId) ?? []), { vendor, seq: e.seq, operation: e.operation, stepId: k.stepId, undo: k.undo }]);
+    }
+  }
+  return map;
+}
+
+export const terminalWithinBound: Invariant = {
+  name: 'terminal within bound',
+  summary: 'every action reached a terminal status within the bound after the last restart; every agent got its answers',
+  check(obs) {
+    const v: string[] = [];
+    for (const id of obs.settle.unsettled) v.push(`${id} is ${obs.views.get(id)?.status ?? 'unreadable'} ${obs.settle.boundMs / 1000} s after the last restart`);
+    for (const r of obs.runs) for (const p of r.problems) v.push(`action #${r.spec.index}: ${p}`);
+    return result(obs.runs.length, v);
+  },
+};
+
+export const idempotentRetries: Invariant = {
+  name: 'retries are idempotent',
+  summary: 'duplicates, aborted and late retries with one Idempotency-Key name one action; none got a 422',
+  check(obs) {
+    const v: string[] = [];
+    for (const r of obs.runs) {
+      if (r.ids.length > 1) v.push(`action #${r.spec.index} (key ${r.key}) answered with ${r.ids.length} ids: ${r.ids.join(', ')}`);
+      if (r.answer?.status === 422) v.push(`action #${r.spec.index}: 422 ${r.answer.type ?? ''} for a retry of the same body`);
+    }
+    return result(obs.runs.length, v);
+  },
+};
+
+export const sideEffectsMatchOutcomes: Invariant = {
+  name: 'side effects = outcomes',
+  summary: 'vendor effect logs and counters: no doubled effect, no orphan, no missing compensation, none for dry runs or refusals',
+  check(obs) {
+    const v: string[] = [];
+    const runs = runsById(obs);
+    const seen = new Map<string, string>();
+    let checked = 0;
+    for (const [vendor, list] of Object.entries(obs.effects)) {
+      const counted: Record<string, number> = {};
+      for (const e of list) {
+        checked++;
+        counted[e.operation] = (counted[e.operation] ?? 0) + 1;
+        if (!e.idempotencyKey) {
+          v.push(`${vendor}.${e.operation} #${e.seq} carried no Idempotency-Key`);
+          continue;
+        }
+        const prior = seen.get(e.idempotencyKey);
+        if (prior) v.push(`doubled: ${e.idempotencyKey} performed twice (${prior}, ${vendor}.${e.operation} #${e.seq})`);
+        seen.set(e.idempotencyKey, `${vendor}.${e.operation} #${e.seq}`);
+        const k = parseEffectKey(e.idempotencyKey);
+        if (!k || !runs.has(k.actionId)) v.push(`stray: ${vendor}.${e.operation} under ${e.idempotencyKey} belongs to no action of the storm`);
+      }
+      const counters = obs.sideEffectCounters[vendor] ?? {};
+      for (const op of new Set([...Object.keys(counted), ...Object.keys(counters)])) {
+        if ((counted[op] ?? 0) !== (counters[op] ?? 0)) v.push(`${vendor}.${op}: counter says ${counters[op] ?? 0}, effect log has ${counted[op] ?? 0}`);
+      }
+    }
+    const byAction = effectsByAction(obs);
+    // What is still in effect at the vendors, by the key of the step that made it.
+    const liveByKey = new Map<string, string>();
+    for (const [vendor, list] of Object.entries(obs.live)) for (const l of list) if (l.clientReference) liveByKey.set(l.clientReference, `${vendor} ${l.object}`);
+    for (const [id, view] of obs.views) {
+      const run = runs.get(id);
+      if (!run) continue;
+      const effects = byAction.get(id) ?? [];
+      const label = `${id} (#${run.spec.index}, ${view.status})`;
+      if (view.mode === 'dry_run' && effects.length > 0) v.push(`${label}: a dry run left ${effects.length} vendor effect(s)`);
+      const forward = new Map(effects.filter((e) => !e.undo).map((e) => [e.stepId, e]));
+      const undone = new Map(effects.filter((e) => e.undo).map((e) => [e.stepId, e]));
+      if (view.mode === 'dry_run') continue;
+      if (view.status === 'completed') {
+        for (const s of run.spec.steps.filter((x) => x.commit)) {
+          if (!forward.has(s.id)) v.push(`${label}: completed but ${s.tool} (${s.id}) left no effect at the vendor`);
+          else if (!liveByKey.has(`${id}.${s.id}`)) v.push(`missing: ${label}: what ${s.tool} (${s.id}) did is no longer in effect`);
+        }
+        for (const s of undone.keys()) v.push(`${label}: completed but step ${s} was compensated at the vendor`);
+      } else if (TERMINAL.has(view.status)) {
+        for (const [stepId, e] of forward) {
+          const still = liveByKey.get(`${id}.${stepId}`);
+          if (still) v.push(`orphan: ${label}: ${still} from ${e.operation} of step ${stepId} is still in effect`);
+        }
+      }
+      for (const [stepId] of undone) if (!forward.has(stepId)) v.push(`${label}: step ${stepId} compensated at the vendor but never performed there`);
+      for (const s of view.steps) {
+        if (s.compensation?.status === 'completed' && liveByKey.has(`${id}.${s.id}`)) v.push(`${label}: the ledger says step ${s.id} was compensated, the vendor still has it`);
+        if (s.status === 'completed' && run.spec.steps.find((x) => x.id === s.id)?.commit && !forward.has(s.id) && view.mode === 'execute') {
+          v.push(`${label}: the ledger says ${s.id} completed, the vendor has no effect for it`);
+        }
+      }
+    }
+    return result(checked, v);
+  },
+};
+
+export const compensationsOnceInReverse: Invariant = {
+  name: 'compensations once, reversed',
+  summary: 'every compensation ran at most once per step, after its step, in reverse step order',
+  check(obs) {
+    const v: string[] = [];
+    const runs = runsById(obs);
+    let checked = 0;
+    for (const [id, effects] of effectsByAction(obs)) {
+      const run = runs.get(id);
+      if (!run) continue;
+      const order = new Map(run.spec.steps.map((s, i) => [s.id, i]));
+      const undos = effects.filter((e) => e.undo).sort((a, b) => a.seq - b.seq);
+      checked += undos.length;
+      const perStep = new Map<string, number>();
+      for (const u of undos) perStep.set(u.stepId, (perStep.get(u.stepId) ?? 0) + 1);
+      for (const [s, n] of perStep) if (n > 1) v.push(`${id}: step ${s} compensated ${n} times`);
+      for (const u of undos) {
+        const f = effects.find((e) => !e.undo && e.stepId === u.stepId);
+        if (f && f.seq > u.seq) v.push(`${id}: step ${u.stepId} compensated (#${u.seq}) before it ran (#${f.seq})`);
+      }
+      for (let i = 1; i < undos.length; i++) {
+        if ((order.get(undos[i]!.stepId) ?? 0) > (order.get(undos[i - 1]!.stepId) ?? 0)) {
+          v.push(`${id}: compensations out of order: ${undos.map((u) => u.stepId).join(' → ')}`);
+          break;
+        }
+      }
+    }
+    return result(checked, v);
+  },
+};
+
+export const approvalsDecide: Invariant = {
+  name: 'approvals decide',
+  summary: 'racing approvers: the outcome follows the counted votes; self-approval refused; rejections reject; expiries expire',
+  check(obs) {
+    const v: string[] = [];
+    let checked = 0;
+    for (const r of obs.runs) {
+      if (!r.waitedForApproval || !r.id) continue;
+      checked++;
+      const view = obs.views.get(r.id);
+      if (!view) continue;
+      const quorum = Math.max(1, view.decision?.quorum ?? 1);
+      const approvers = new Set(r.votes.filter((x) => x.counted && x.decision === 'approve').map((x) => x.voter));
+      const rejected = r.votes.some((x) => x.counted && x.decision === 'reject');
+      const label = `${r.id} (#${r.spec.index}, ${r.spec.approval})`;
+      for (const x of r.votes) if (x.voter === r.spec.requester && x.counted) v.push(`${label}: the requester's own approval was counted`);
+      // Racing votes: the conditional outcome write picks one; every answer must tell the same outcome, and the action follow it.
+      const told = new Set(r.votes.map((x) => x.outcome).filter((o) => o === 'approved' || o === 'rejected'));
+      if (told.size > 1) v.push(`${label}: voters were told both approved and rejected`);
+      // Ran: some step started (an action can also fail while it waits, without running).
+      const ran = view.steps.some((s) => s.status !== 'pending');
+      if (told.has('rejected') && view.status !== 'rejected') v.push(`${label}: a voter was told rejected, the action ended ${view.status}`);
+      if (told.has('approved') && !ran) v.push(`${label}: a voter was told approved, the action ended ${view.status}`);
+      if (view.status === 'rejected' && !rejected) v.push(`${label}: rejected without a counted rejection`);
+      if (view.status === 'expired' && approvers.size >= quorum) v.push(`${label}: expired although a quorum approved in time`);
+      if (ran && approvers.size < quorum) v.push(`${label}: ran (${view.status}) with ${approvers.size} of ${quorum} approvals`);
+      if (r.spec.approval === 'expire' && view.status !== 'expired') v.push(`${label}: nobody voted, yet it ended ${view.status}`);
+      if (r.spec.approval === 'reject' && view.status !== 'rejected') v.push(`${label}: rejected by ${r.spec.approvers[0]}, yet it ended ${view.status}`);
+    }
+    return result(checked, v);
+  },
+};
+
+const money = JSON.parse(readFileSync(fileURLToPath(new URL('../../policies/config.json', import.meta.url)), 'utf8')) as MoneyConfig;
+/** Every spend cap of the shipped limits file, in base minor units (the store's own conversion). */
+const caps = resolveCaps(readLimitsFile().limits.spendCaps, money);
+
+/** The commit-tier spend of an action's steps that stayed done (the saga's rule, shared/money). */
+function spendOf(run: ActionRun, view: FinalView): { total: number; byConnector: ReadonlyMap<string, number> } {
+  const done = view.steps.filter((s) => s.status === 'completed');
+  const items = done.flatMap((s) => {
+    const spec = run.spec.steps.find((x) => x.id === s.id) ?? (run.spec.single ? run.spec.steps[0] : undefined);
+    return spec ? [toolFacts(toolRegistry, spec.tool, spec.arguments)] : [];
+  });
+  const spend = committedSpend(items, money);
+  return { total: spend.total, byConnector: spend.byConnector };
+}
+
+export const spendWithinCaps: Invariant = {
+  name: 'spend within caps',
+  summary: 'for every spend cap in policies/limits.json (per principal, department, tenant; day or month), what completed actions committed never passed it',
+  check(obs) {
+    const v: string[] = [];
+    const runs = runsById(obs);
+    const totals = new Map<string, { cap: ResolvedCap; total: number }>();
+    for (const [id, view] of obs.views) {
+      const run = runs.get(id);
+      if (!run || view.status !== 'completed' || view.mode !== 'execute') continue;
+      const spend = spendOf(run, view);
+      for (const cap of caps) {
+        const subject = capSubject(cap, view.principal);
+        if (subject === undefined) continue;
+        const key = `${cap.id} ${subject} ${periodKey(cap.period, new Date(view.createdAt))}`;
+        const entry = totals.get(key) ?? { cap, total: 0 };
+        entry.total += amountTowardCap(cap, spend.byConnector, spend.total);
+        totals.set(key, entry);
+      }
+    }
+    for (const [key, { cap, total }] of totals) if (total > cap.limit) v.push(`${key}: committed ${total} minor units of ${money.baseCurrency}, cap ${cap.limit}`);
+    return result(totals.size, v);
+  },
+};
+
+export const receiptsAndAudit: Invariant = {
+  name: 'receipts and audit',
+  summary: 'exactly one receipt per action, matching its outcome; `airlock audit verify` passes; denials and refused self-approvals are in the trail',
+  check(obs) {
+    const v: string[] = [];
+    for (const [id, view] of obs.views) {
+      const list = obs.receipts.get(id) ?? [];
+      if (list.length !== 1) {
+        v.push(`${id} (${view.status}) has ${list.length} receipts`);
+        continue;
+      }
+      const receipt = list[0] as { outcome?: { status?: string }; approvals?: { refusedVotes?: { voter: string }[]; refusedVotesCapped?: unknown }[] };
+      if (receipt.outcome?.status !== view.status) v.push(`${id}: receipt says ${receipt.outcome?.status}, the action is ${view.status}`);
+      const run = obs.runs.find((r) => r.ids.includes(id));
+      for (const vote of run?.votes ?? []) {
+        if (vote.voter !== run!.spec.requester || vote.counted) continue;
+        const approval = receipt.approvals?.[0];
+        if (!approval?.refusedVotesCapped && !approval?.refusedVotes?.some((x) => x.voter === vote.voter)) {
+          v.push(`${id}: ${vote.voter}'s refused self-approval (${vote.status}) is not in the receipt`);
+        }
+      }
+    }
+    for (const r of obs.runs) {
+      if (r.answer?.status === 403 && r.ids.length === 0) v.push(`#${r.spec.index}: refused 403 without an action id to audit`);
+    }
+    for (const s of obs.strayReceipts) v.push(`receipt ${s} belongs to no action of the storm`);
+    if (obs.audit.code !== 0) v.push(`airlock audit verify exited ${obs.audit.code}: ${obs.audit.output.trim().split('\n').slice(-5).join(' | ')}`);
+    return result(obs.views.size, v);
+  },
+};
+
+export const noSecretsInLogs: Invariant = {
+  name: 'no secret in logs or receipts',
+  summary: 'no credential, signing key, admin token or bearer token in any log, event or receipt; no passport number in a receipt',
+  check(obs) {
+    const v: string[] = [];
+    let checked = 0;
+    for (const t of obs.texts) {
+      checked++;
+      for (const s of obs.secrets) if (s.value.length >= 12 && t.text.includes(s.value)) v.push(`${s.name} appears in ${t.name}`);
+    }
+    const passports = obs.runs.flatMap((r) => r.spec.steps.flatMap((s) => ((s.arguments.travelers as { passportNumber?: string }[] | undefined) ?? []).map((t) => t.passportNumber ?? '')));
+    for (const t of obs.texts.filter((x) => x.name.startsWith('receipt'))) {
+      for (const p of passports) if (p && t.text.includes(p)) v.push(`passport number ${p} appears in ${t.name}`);
+    }
+    return result(checked, v);
+  },
+};
+
+export const noUndeclared5xx: Invariant = {
+  name: 'no undeclared 5xx',
+  summary: 'every 5xx an agent or approver received was a 503 with Retry-After',
+  check(obs) {
+    const v: string[] = [];
+    for (const r of obs.responses) {
+      if (r.status >= 500 && !(r.status === 503 && r.retryAfter)) v.push(`${r.method} ${r.path} → ${r.status} ${r.type ?? ''}${r.retryAfter ? '' : ' (no Retry-After)'}`);
+    }
+    return result(obs.responses.length, v);
+  },
+};
+
+/**
+ * Every invariant, in table order. Issue 15 adds, when it lands: `rate limits hold` (429s vs
+ * each policy's quota), `halts stop work` (nothing ran for a halted scope after
+ * propagationSeconds) and the limits.json spend caps in `spend within caps` (see README "Chaos").
+ */
+export const INVARIANTS: readonly Invariant[] = [
+  terminalWithinBound,
+  idempotentRetries,
+  sideEffectsMatchOutcomes,
+  compensationsOnceInReverse,
+  approvalsDecide,
+  spendWithinCaps,
+  receiptsAndAudit,
+  noSecretsInLogs,
+  noUndeclared5xx,
+];
+
+/** Checks every invariant; the table rows and whether all held. */
+export function checkAll(obs: Observations): { rows: { invariant: Invariant; result: InvariantResult }[]; ok: boolean } {
+  const rows = INVARIANTS.map((invariant) => {
+    let r: InvariantResult;
+    try {
+      r = invariant.check(obs);
+    } catch (error) {
+      r = result(0, [`the check itself failed: ${error instanceof Error ? error.message : String(error)}`]);
+    }
+    return { invariant, result: r };
+  });
+  return { rows, ok: rows.every((r) => r.result.violations.length === 0) };
+}
+
+/** The table printed after a storm. */
+export function formatTable(rows: { invariant: Invariant; result: InvariantResult }[]): string {
+  const w = Math.max(...rows.map((r) => r.invariant.name.length));
+  const lines = [`${'invariant'.padEnd(w)}  result  checked  violations`, `${'-'.repeat(w)}  ------  -------  ----------`];
+  for (const { invariant, result: r } of rows) {
+    lines.push(`${invariant.name.padEnd(w)}  ${r.violations.length === 0 ? 'ok    ' : 'FAILED'}  ${String(r.checked).padStart(7)}  ${r.violations.length}`);
+  }
+  for (const { invariant, result: r } of rows) {
+    if (r.violations.length === 0) continue;
+    lines.push('', `${invariant.name}:`);
+    for (const x of r.violations.slice(0, MAX_LISTED)) lines.push(`  - ${x}`);
+    if (r.violations.length > MAX_LISTED) lines.push(`  … and ${r.violations.length - MAX_LISTED} more`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,519 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { approvalIdFor } from '../../lambdas/shared/ids';
+import { loadOrCreateIssuer } from '../../local/dev-issuer';
+import type { LiveEffect, VendorEffect } from '../../local/vendors/index';
+import { INJECTORS, type World } from './injectors';
+import { derive, int } from './rng';
+import { envelopeOf, person, type ActionSpec, type Schedule } from './schedule';
+
+/**
+ * One run of a schedule: the vendors in their own process, the control plane in another
+ * (SIGKILLed and restarted when an injector says so), agents driving the actions, then a quiet
+ * period, a clean stop, and everything the invariants need read back.
+ */
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+
+export const TERMINAL = new Set(['completed', 'compensated', 'failed', 'denied', 'rejected', 'expired', 'cancelled']);
+
+export interface HttpRecord {
+  method: string;
+  path: string;
+  status: number;
+  retryAfter: string | null;
+  type: string | undefined;
+}
+
+export interface VoteRecord {
+  voter: string;
+  decision: 'approve' | 'reject';
+  status: number;
+  type: string | undefined;
+  /** Whether the approvals service counted it (200 with recorded: true). */
+  counted: boolean;
+  /** The approval's status the answer reported (pending, approved, rejected, expired). */
+  outcome: string | undefined;
+}
+
+/** What happened to one action of the schedule, from the agent's side. */
+export interface ActionRun {
+  spec: ActionSpec;
+  key: string;
+  /** Every action id any answer for this key named (one, if idempotency holds). */
+  ids: string[];
+  /** The first definitive answer to the POST. */
+  answer: { status: number; type: string | undefined } | undefined;
+  id: string | undefined;
+  waitedForApproval: boolean;
+  votes: VoteRecord[];
+  /** Things the agent could not do (gave up after the deadline, an unexpected answer). */
+  problems: string[];
+}
+
+export interface StepView {
+  id: string;
+  tool: string;
+  status: string;
+  error?: { name: string; message: string } | undefined;
+  compensation?: { tool: string; status: string } | undefined;
+}
+
+export interface FinalView {
+  id: string;
+  status: string;
+  mode: string;
+  principal: { sub: string; department?: string };
+  statusReason?: string | undefined;
+  steps: StepView[];
+  decision: { outcome: string; quorum: number } | null;
+  createdAt: string;
+}
+
+export interface Observations {
+  schedule: Schedule;
+  runs: ActionRun[];
+  views: Map<string, FinalView>;
+  effects: Record<string, VendorEffect[]>;
+  sideEffectCounters: Record<string, Record<string, number>>;
+  /** Objects each vendor's side effects left in effect at the end, by clientReference (the step's key). */
+  live: Record<string, LiveEffect[]>;
+  /** Receipts by action id (parsed), and files that name no action of the run. */
+  receipts: Map<string, unknown[]>;
+  strayReceipts: string[];
+  audit: { code: number | null; output: string };
+  /** Logs, events and receipts, for the secret scan. */
+  texts: { name: string; text: string }[];
+  /** Values that must appear in none of the texts. */
+  secrets: { name: string; value: string }[];
+  responses: HttpRecord[];
+  settle: { boundMs: number; tookMs: number; unsettled: string[] };
+  crashes: number;
+  restartMs: number[];
+  durationMs: number;
+  home: string;
+}
+
+export interface RunOptions {
+  agents: number;
+  /** How long after the last restart every action must be terminal. */
+  settleBoundMs: number;
+  approvalTimeoutSeconds: number;
+  keepHome?: boolean;
+  log?: (line: string) => void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Proc {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+function startProc(script: string, args: string[], logFile: string, env: Record<string, string>, ready: RegExp): Promise<Proc & { match: RegExpMatchArray }> {
+  // tsx as a loader, not its CLI: the CLI runs the script in a grandchild that a SIGKILL would miss.
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'scripts', 'chaos', script), ...args], {
+    cwd: repo,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = createWriteStream(logFile, { flags: 'a' });
+  child.stderr!.pipe(log, { end: false });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let done = false;
+    child.stdout!.on('data', (c: Buffer) => {
+      log.write(c);
+      if (done) return;
+      out += c.toString();
+      const m = ready.exec(out);
+      if (m) {
+        done = true;
+        resolve({ child, exited, match: m });
+      }
+    });
+    void exited.then((code) => {
+      if (!done) reject(new Error(`${script} exited ${code} before it was ready; see ${logFile}`));
+    });
+  });
+}
+
+const ProblemType = z.object({ type: z.string() }).partial().passthrough();
+const typeOf = (body: unknown) => {
+  const p = ProblemType.safeParse(body);
+  return p.success ? p.data.type : undefined;
+};
+
+/** Runs one schedule and gathers what the invariants read. */
+export async function runStorm(schedule: Schedule, options: RunOptions): Promise<Observations> {
+  const log = options.log ?? (() => undefined);
+  const started = Date.now();
+  const home = await mkdtemp(join(tmpdir(), 'airlock-chaos-'));
+  const logs = join(home, 'chaos-logs');
+  await mkdir(logs);
+  const vendorsInfo = join(home, 'chaos-vendors.json');
+  const procs: Proc[] = [];
+  const responses: HttpRecord[] = [];
+  const restartMs: number[] = [];
+  let crashes = 0;
+  try {
+    const vendors = await startProc('vendors-main.ts', [home, vendorsInfo], join(logs, 'vendors.log'), {}, /READY/);
+    procs.push(vendors);
+    const info = z
+      .object({ baseUrls: z.record(z.string(), z.string()), adminTokens: z.record(z.string(), z.string()) })
+      .parse(JSON.parse(await readFile(vendorsInfo, 'utf8')));
+    const cpEnv = { CHAOS_APPROVAL_TIMEOUT_SECONDS: String(options.approvalTimeoutSeconds), LOG_LEVEL: 'info' };
+    let generation = 0;
+    const startCp = async () => {
+      generation++;
+      const p = await startProc('control-plane-main.ts', [home, vendorsInfo], join(logs, `control-plane-${generation}.log`), cpEnv, /READY (http:\/\/127\.0\.0\.1:\d+)/);
+      procs.push(p);
+      return { proc: p, url: p.match[1]! };
+    };
+    let cp = await startCp();
+    let lastRestart = Date.now();
+    // Agents wait on this while the control plane is down.
+    let up: Promise<void> = Promise.resolve();
+
+    const world: World = {
+      async addFaults(vendor, faults) {
+        const res = await fetch(`${info.baseUrls[vendor]}/_admin/faults/add`, {
+          method: 'POST',
+          headers: { 'x-admin-token': info.adminTokens[vendor]!, 'content-type': 'application/json' },
+          body: JSON.stringify(faults),
+        });
+        if (res.status !== 200) throw new Error(`adding faults to ${vendor}: ${res.status} ${await res.text()}`);
+      },
+      async crash() {
+        crashes++;
+        const t0 = Date.now();
+        let release!: () => void;
+        up = new Promise((r) => (release = r));
+        cp.proc.child.kill('SIGKILL');
+        await cp.proc.exited;
+        log(`  crash ${crashes}: SIGKILL, restarting`);
+        cp = await startCp();
+        lastRestart = Date.now();
+        restartMs.push(lastRestart - t0);
+        release();
+      },
+    };
+
+    const issuer = await loadOrCreateIssuer(home);
+    const tokens = new Map<string, Promise<string>>();
+    const tokenOf = (sub: string) => {
+      let t = tokens.get(sub);
+      if (!t) {
+        const p = person(sub);
+        t = issuer.sign({ sub, roles: p.roles, department: p.department, ...(p.manager ? { manager: p.manager } : {}) }, '12h');
+        tokens.set(sub, t);
+      }
+      return t;
+    };
+
+    /** One HTTP call to the control plane, retried (same request) across crashes until the deadline. */
+    const call = async (
+      method: string,
+      path: string,
+      sub: string,
+      body?: unknown,
+      headers: Record<string, string> = {},
+      opts: { abortAfterMs?: number; deadline?: number } = {},
+    ): Promise<{ status: number; headers: Headers; body: any } | undefined> => {
+      const deadline = opts.deadline ?? Date.now() + 120_000;
+      for (;;) {
+        await up;
+        const url = cp.url;
+        try {
+          const res = await fetch(`${url}${path}`, {
+            method,
+            headers: { authorization: `Bearer ${await tokenOf(sub)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+            ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+            signal: AbortSignal.timeout(opts.abortAfterMs ?? 30_000),
+          });
+          const text = await res.text();
+          let parsed: unknown = undefined;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            parsed = text;
+          }
+          responses.push({ method, path: path.replace(/act_[0-9A-Za-z]+|apr_[0-9A-Za-z]+/g, ':id'), status: res.status, retryAfter: res.headers.get('retry-after'), type: typeOf(parsed) });
+          return { status: res.status, headers: res.headers, body: parsed };
+        } catch (error) {
+          // Cut short on purpose (an agent's own timeout): the caller decides what to do.
+          if (opts.abortAfterMs !== undefined) return undefined;
+          if (Date.now() > Math.max(deadline, lastRestart + 60_000)) throw error;
+          await sleep(100);
+        }
+      }
+    };
+
+    const runs: ActionRun[] = schedule.actions.map((spec) => ({
+      spec,
+      key: `chaos-${schedule.seed}-${spec.index}`,
+      ids: [],
+      answer: undefined,
+      id: undefined,
+      waitedForApproval: false,
+      votes: [],
+      problems: [],
+    }));
+    const today = Date.now();
+
+    const post = async (run: ActionRun, abortAfterMs?: number) => {
+      for (let attempt = 0; ; attempt++) {
+        const res = await call('POST', '/v1/actions', run.spec.requester, envelopeOf(run.spec, today), { 'idempotency-key': run.key, prefer: run.spec.prefer }, abortAfterMs === undefined ? {} : { abortAfterMs });
+        if (!res) return undefined;
+        const id = (res.body?.id ?? res.body?.actionId) as string | undefined;
+        if (typeof id === 'string' && !run.ids.includes(id)) run.ids.push(id);
+        // Retryable answers: the first request with this key is still being accepted, or the service asked to come back.
+        if ((res.status === 409 && typeOf(res.body)?.includes('in-progress')) || res.status === 503 || (res.status === 409 && res.headers.get('retry-after'))) {
+          if (attempt > 200) {
+            run.problems.push(`POST still ${res.status} after 200 retries`);
+            return res;
+          }
+          await sleep(Math.min(500, 50 * (attempt + 1)));
+          continue;
+        }
+        return res;
+      }
+    };
+
+    const view = async (run: ActionRun): Promise<FinalView | undefined> => {
+      const res = await call('GET', `/v1/actions/${run.id}`, run.spec.requester);
+      return res?.status === 200 ? (res.body as FinalView) : undefined;
+    };
+
+    /** Polls the action until `done(status)`; gives up at the deadline (counted from the last restart). */
+    const until = async (run: ActionRun, done: (s: string) => boolean, boundMs: number) => {
+      let wait = 50;
+      for (;;) {
+        const v = await view(run);
+        if (v && done(v.status)) return v;
+        if (Date.now() > lastRestart + boundMs) return v;
+        await sleep(wait);
+        wait = Math.min(1_000, wait * 2);
+      }
+    };
+
+    const vote = async (run: ActionRun, voter: string, decision: 'approve' | 'reject') => {
+      const approvalId = approvalIdFor(run.id!);
+      // The action shows awaiting_approval a moment before its approval is stored: look until it is there.
+      let preview;
+      for (let wait = 25; ; wait = Math.min(500, wait * 2)) {
+        preview = await call('GET', `/v1/approvals/${approvalId}`, voter);
+        if (preview?.status !== 404 || Date.now() > lastRestart + options.settleBoundMs) break;
+        // Ended meanwhile (expired, failed): nothing left to vote on; the invariants judge the ending.
+        if (TERMINAL.has((await view(run))?.status ?? '')) return;
+        await sleep(wait);
+      }
+      if (preview?.status !== 200) {
+        // Not allowed to see it (a refused self-vote) or already closed: vote anyway, as a person clicking would.
+        if (voter !== run.spec.requester && preview?.status !== 409) run.problems.push(`${voter} could not read ${approvalId}: ${preview?.status}`);
+      }
+      const planHash = preview?.status === 200 ? (preview.body?.planHash as string) : '0'.repeat(64);
+      const res = await call('POST', `/v1/approvals/${approvalId}/decision`, voter, { decision, planHash, comment: `chaos ${decision}` });
+      if (!res) return;
+      run.votes.push({ voter, decision, status: res.status, type: typeOf(res.body), counted: res.status === 200 && res.body?.recorded === true, outcome: res.status === 200 ? String(res.body?.status) : undefined });
+    };
+
+    const runAction = async (run: ActionRun) => {
+      const spec = run.spec;
+      const rng = derive(schedule.seed, 5, spec.index);
+      let res;
+      switch (spec.retry) {
+        case 'duplicate': {
+          const copies = await Promise.all(Array.from({ length: int(rng, 2, 3) }, () => post(run)));
+          res = copies.find((c) => c !== undefined);
+          break;
+        }
+        case 'abort-retry':
+          await post(run, int(rng, 2, 40));
+          res = await post(run);
+          break;
+        default:
+          res = await post(run);
+      }
+      if (!res) {
+        run.problems.push('no answer to POST');
+        return;
+      }
+      run.answer = { status: res.status, type: typeOf(res.body) };
+      run.id = run.ids[0];
+      if (!run.id) {
+        if (res.status !== 403) run.problems.push(`POST answered ${res.status} ${typeOf(res.body) ?? ''} without an action id`);
+        return;
+      }
+      let v = await until(run, (s) => s === 'awaiting_approval' || TERMINAL.has(s), options.settleBoundMs);
+      if (v?.status === 'awaiting_approval') {
+        run.waitedForApproval = true;
+        const quorum = Math.max(1, v.decision?.quorum ?? 1);
+        const approvers = spec.approvers;
+        const approveAll = async () => {
+          for (const a of approvers.slice(0, quorum)) await vote(run, a, 'approve');
+        };
+        switch (spec.approval) {
+          case 'approve':
+            await approveAll();
+            break;
+          case 'reject':
+            await vote(run, approvers[0]!, 'reject');
+            break;
+          case 'expire':
+            return; // nobody answers; the settle phase waits for the expiry
+          case 'race': {
+            // Duplicate clicks, a second approver and a rejection, all at once.
+            const a = approvers[0]!;
+            const others = approvers.slice(1);
+            await Promise.all([
+              vote(run, a, 'approve'),
+              vote(run, a, 'approve'),
+              ...(quorum > 1 && others[0] ? [vote(run, others[0], 'approve')] : []),
+              vote(run, others[others.length - 1] ?? a, 'reject'),
+            ]);
+            break;
+          }
+          case 'self-vote':
+            await vote(run, spec.requester, 'approve'); // refused: nobody approves their own action
+            await approveAll();
+            break;
+        }
+      }
+      v = await until(run, (s) => TERMINAL.has(s), options.settleBoundMs);
+      if (spec.retry === 'late-retry' && v && TERMINAL.has(v.status)) await post(run); // an out-of-order retry, long after
+    };
+
+    // Dispatch: actions in index order to free agents; events fire before their action is handed out.
+    const byAt = new Map<number, typeof schedule.events>();
+    for (const e of schedule.events) byAt.set(e.at, [...(byAt.get(e.at) ?? []), e]);
+    const injectors = new Map(INJECTORS.map((i) => [i.name, i]));
+    let next = 0;
+    let eventsLock: Promise<void> = Promise.resolve();
+    const agent = async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= runs.length) return;
+        const run = runs[i]!;
+        const events = byAt.get(run.spec.index) ?? [];
+        // Events run one at a time, in schedule order, whichever agent reaches them.
+        eventsLock = eventsLock.then(async () => {
+          for (const e of events) await injectors.get(e.injector)!.apply(e, world);
+        });
+        await eventsLock;
+        try {
+          await runAction(run);
+        } catch (error) {
+          run.problems.push(`agent error: ${error instanceof Error ? error.message : String(error)}`);
+        }
+        if (i % 100 === 99) log(`  ${i + 1}/${runs.length} actions handed out (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+      }
+    };
+    await Promise.all(Array.from({ length: options.agents }, agent));
+
+    // Settle: every action terminal within the bound after the last restart.
+    const t0 = Date.now();
+    const views = new Map<string, FinalView>();
+    const ids = [...new Set(runs.flatMap((r) => r.ids))];
+    let pending = ids;
+    for (;;) {
+      const got = await Promise.all(pending.map(async (id) => [id, (await call('GET', `/v1/actions/${id}`, runs.find((r) => r.ids.includes(id))!.spec.requester))?.body] as const));
+      for (const [id, body] of got) if (body?.id) views.set(id, body as FinalView);
+      pending = pending.filter((id) => !TERMINAL.has(views.get(id)?.status ?? ''));
+      if (pending.length === 0 || Date.now() > lastRestart + options.settleBoundMs) break;
+      await sleep(500);
+    }
+    const settle = { boundMs: options.settleBoundMs, tookMs: Date.now() - t0, unsettled: pending };
+
+    // Vendor side: effects and counters, read before anything stops.
+    const effects: Record<string, VendorEffect[]> = {};
+    const sideEffectCounters: Record<string, Record<string, number>> = {};
+    const live: Record<string, LiveEffect[]> = {};
+    for (const [name, url] of Object.entries(info.baseUrls)) {
+      const h = { 'x-admin-token': info.adminTokens[name]! };
+      effects[name] = ((await (await fetch(`${url}/_admin/effects`, { headers: h })).json()) as { effects: VendorEffect[] }).effects;
+      sideEffectCounters[name] = ((await (await fetch(`${url}/_admin/stats`, { headers: h })).json()) as { sideEffects: Record<string, number> }).sideEffects;
+      live[name] = ((await (await fetch(`${url}/_admin/live`, { headers: h })).json()) as { live: LiveEffect[] }).live;
+    }
+
+    // A clean stop (closing digest), then the vault is verified as an auditor would.
+    cp.proc.child.kill('SIGTERM');
+    await cp.proc.exited;
+    vendors.child.kill('SIGTERM');
+    await vendors.exited;
+    const audit = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn(process.execPath, [join(repo, 'bin', 'airlock.mjs'), 'audit', 'verify', '--dir', join(home, 'audit')], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+      child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+      child.once('exit', (code) => resolve({ code, output }));
+    });
+
+    const receipts = new Map<string, unknown[]>();
+    const strayReceipts: string[] = [];
+    const texts: { name: string; text: string }[] = [];
+    const receiptRoot = join(home, 'audit', 'receipts');
+    for (const day of await readdir(receiptRoot).catch(() => [] as string[])) {
+      for (const file of await readdir(join(receiptRoot, day))) {
+        if (!file.endsWith('.json')) continue;
+        const text = await readFile(join(receiptRoot, day, file), 'utf8');
+        texts.push({ name: `receipt ${day}/${file}`, text });
+        const id = file.slice(0, -'.json'.length);
+        if (!ids.includes(id)) strayReceipts.push(`${day}/${file}`);
+        receipts.set(id, [...(receipts.get(id) ?? []), JSON.parse(text) as unknown]);
+      }
+    }
+    for (const file of await readdir(logs)) texts.push({ name: `log ${file}`, text: await readFile(join(logs, file), 'utf8') });
+    const events = await readFile(join(home, 'events.log'), 'utf8').catch(() => '');
+    texts.push({ name: 'events.log', text: events });
+
+    const secrets: { name: string; value: string }[] = [];
+    for (const file of await readdir(join(home, 'secrets'))) {
+      const value = (await readFile(join(home, 'secrets', file), 'utf8')).trim();
+      secrets.push({ name: `secret ${file}`, value });
+      // A JWK's private part too, should it leak alone.
+      try {
+        const d = (JSON.parse(value) as { d?: unknown }).d;
+        if (typeof d === 'string') secrets.push({ name: `secret ${file} (d)`, value: d });
+      } catch {
+        /* not JSON */
+      }
+    }
+    for (const [vendor, token] of Object.entries(info.adminTokens)) secrets.push({ name: `admin token ${vendor}`, value: token });
+    for (const [sub, token] of tokens) secrets.push({ name: `bearer token of ${sub}`, value: await token });
+
+    return {
+      schedule,
+      runs,
+      views,
+      effects,
+      sideEffectCounters,
+      live,
+      receipts,
+      strayReceipts,
+      audit,
+      texts,
+      secrets,
+      responses,
+      settle,
+      crashes,
+      restartMs,
+      durationMs: Date.now() - started,
+      home,
+    };
+  } finally {
+    for (const p of procs) {
+      if (p.child.exitCode === null && p.child.signalCode === null) {
+        p.child.kill('SIGKILL');
+        await p.exited;
+      }
+    }
+    if (!options.keepHome) await rm(home, { recursive: true, force: true });
+  }
+}

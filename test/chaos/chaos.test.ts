@@ -1,0 +1,225 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { INJECTORS } from '../../scripts/chaos/injectors';
+import {
+  approvalsDecide,
+  checkAll,
+  compensationsOnceInReverse,
+  noSecretsInLogs,
+  noUndeclared5xx,
+  parseEffectKey,
+  receiptsAndAudit,
+  sideEffectsMatchOutcomes,
+  spendWithinCaps,
+} from '../../scripts/chaos/invariants';
+import { derive } from '../../scripts/chaos/rng';
+import { actionAt, envelopeOf, sliceSchedule, type ActionSpec, type Schedule } from '../../scripts/chaos/schedule';
+import type { ActionRun, FinalView, Observations } from '../../scripts/chaos/storm';
+
+/**
+ * The storm's own machinery: the schedule is a function of the seed, slices are the same
+ * actions, and every invariant fails on the violation it names (so a green table means
+ * something). The storm itself runs in CI (.ci/run) and by hand (`npm run chaos`).
+ */
+
+const schedule = (seed: number, n: number, crashes = 2): Schedule => {
+  const actions = Array.from({ length: n }, (_, i) => actionAt(seed, i));
+  return { seed, actions, events: INJECTORS.flatMap((inj) => inj.plan({ seed, actions: n, crashes }, actions)) };
+};
+
+describe('the seeded schedule', () => {
+  it('is the same for the same seed, different for another, and a slice keeps its actions and events', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 31 }), fc.integer({ min: 1, max: 120 }), (seed, n) => {
+        const a = schedule(seed, n);
+        expect(schedule(seed, n)).toEqual(a);
+        const from = Math.floor(n / 3);
+        const slice = sliceSchedule(a, from, n);
+        expect(slice.actions).toEqual(a.actions.slice(from));
+        expect(slice.events.every((e) => e.at >= from)).toBe(true);
+        expect(slice.events.length).toBe(a.events.filter((e) => e.at >= from).length);
+      }),
+      { numRuns: 30 },
+    );
+    expect(schedule(1, 50)).not.toEqual(schedule(2, 50));
+  });
+
+  it('plans exactly the crashes asked for, inside the storm, and covers every connector, dry runs and every retry and approval style', () => {
+    const s = schedule(21, 300);
+    const crashes = s.events.filter((e) => e.injector === 'sigkill');
+    expect(crashes).toHaveLength(2);
+    for (const c of crashes) expect(c.at).toBeGreaterThan(0);
+    const tools = new Set(s.actions.flatMap((a) => a.steps.map((x) => x.tool.split('.')[0])));
+    expect([...tools].sort()).toEqual(['iam', 'payments', 'procurement', 'travel']);
+    expect(new Set(s.actions.map((a) => a.retry))).toEqual(new Set(['plain', 'duplicate', 'abort-retry', 'late-retry']));
+    expect(new Set(s.actions.map((a) => a.approval))).toEqual(new Set(['approve', 'reject', 'expire', 'race', 'self-vote']));
+    expect(s.actions.some((a) => a.dryRun)).toBe(true);
+    const kinds = new Set(s.events.filter((e) => e.injector === 'vendor-faults').map((e) => e.data.kind));
+    expect(kinds).toEqual(new Set(['transient-5xx', 'exhausting-5xx', 'refusal', 'timeout', 'commit-then-drop', 'compensation-5xx']));
+  });
+
+  it('derives independent streams and fills flight dates from the clock it is given', () => {
+    expect(derive(1, 1, 2)()).not.toBe(derive(1, 2, 1)());
+    const travel = Array.from({ length: 200 }, (_, i) => actionAt(3, i)).find((a) => a.scenario === 'travel')!;
+    const body = JSON.stringify(envelopeOf(travel, Date.UTC(2030, 0, 1)));
+    expect(body).not.toContain('@DAY');
+    expect(body).toContain(new Date(Date.UTC(2030, 0, 1) + travel.day * 86_400_000).toISOString().slice(0, 10));
+  });
+});
+
+// ── invariants on hand-made observations ─────────────────────────────────────
+
+const spec = (over: Partial<ActionSpec> = {}): ActionSpec => ({
+  index: 0,
+  scenario: 'travel',
+  requester: 'u1',
+  single: false,
+  dryRun: false,
+  steps: [
+    { id: 'h', tool: 'travel.hold_seat', commit: true, arguments: { flightId: 'SB102-2030-01-01', seats: 1 } },
+    { id: 'p', tool: 'payments.authorize', commit: true, arguments: { amount: 100, currency: 'USD', payee: 'x', paymentMethod: 'pm_card_visa' } },
+  ],
+  day: 10,
+  retry: 'plain',
+  approval: 'approve',
+  approvers: ['m1'],
+  prefer: 'respond-async',
+  ...over,
+});
+
+const run = (over: Partial<ActionRun> = {}): ActionRun => ({
+  spec: spec(),
+  key: 'k0',
+  ids: ['act_A'],
+  answer: { status: 202, type: undefined },
+  id: 'act_A',
+  waitedForApproval: false,
+  votes: [],
+  problems: [],
+  ...over,
+});
+
+const view = (status: string, over: Partial<FinalView> = {}): FinalView => ({
+  id: 'act_A',
+  status,
+  mode: 'execute',
+  principal: { sub: 'u1' },
+  steps: [
+    { id: 'h', tool: 'travel.hold_seat', status: 'completed' },
+    { id: 'p', tool: 'payments.authorize', status: status === 'completed' ? 'completed' : 'failed' },
+  ],
+  decision: { outcome: 'allow', quorum: 0 },
+  createdAt: '2030-01-01T00:00:00.000Z',
+  ...over,
+});
+
+function obs(over: Partial<Observations> = {}): Observations {
+  return {
+    schedule: { seed: 1, actions: [spec()], events: [] },
+    runs: [run()],
+    views: new Map([['act_A', view('compensated')]]),
+    effects: {
+      travel: [
+        { seq: 1, operation: 'hold_seat', idempotencyKey: 'act_A.h', status: 201 },
+        { seq: 3, operation: 'release_hold', idempotencyKey: 'act_A.h.undo', status: 200 },
+      ],
+      payments: [],
+    },
+    sideEffectCounters: { travel: { hold_seat: 1, release_hold: 1 }, payments: {} },
+    live: { travel: [], payments: [] },
+    receipts: new Map([['act_A', [{ outcome: { status: 'compensated' } }]]]),
+    strayReceipts: [],
+    audit: { code: 0, output: 'ok' },
+    texts: [{ name: 'log control-plane-1.log', text: 'nothing to see' }],
+    secrets: [{ name: 'secret vendor-travel', value: 'sk_live_0123456789abcdef' }],
+    responses: [{ method: 'POST', path: '/v1/actions', status: 202, retryAfter: null, type: undefined }],
+    settle: { boundMs: 60_000, tookMs: 10, unsettled: [] },
+    crashes: 0,
+    restartMs: [],
+    durationMs: 1,
+    home: '/tmp/x',
+    ...over,
+  };
+}
+
+describe('the invariants', () => {
+  it('all hold on a consistent compensated action', () => {
+    const { rows, ok } = checkAll(obs());
+    expect(rows.filter((r) => r.result.violations.length > 0).map((r) => [r.invariant.name, r.result.violations])).toEqual([]);
+    expect(ok).toBe(true);
+  });
+
+  it('name a doubled effect, an orphan, a counter that disagrees and a completed action whose effect is gone', () => {
+    const doubled = obs({
+      effects: { travel: [{ seq: 1, operation: 'hold_seat', idempotencyKey: 'act_A.h', status: 201 }, { seq: 2, operation: 'hold_seat', idempotencyKey: 'act_A.h', status: 201 }] },
+      sideEffectCounters: { travel: { hold_seat: 1 } },
+      live: { travel: [{ object: 'hold hold_1', clientReference: 'act_A.h' }] },
+    });
+    const found = sideEffectsMatchOutcomes.check(doubled).violations.join('\n');
+    expect(found).toMatch(/doubled: act_A\.h/);
+    expect(found).toMatch(/orphan: act_A .*hold hold_1/);
+    expect(found).toMatch(/counter says 1, effect log has 2/);
+    const gone = obs({ views: new Map([['act_A', view('completed')]]), effects: { travel: [{ seq: 1, operation: 'hold_seat', idempotencyKey: 'act_A.h', status: 201 }], payments: [{ seq: 2, operation: 'authorize', idempotencyKey: 'act_A.p', status: 201 }] }, sideEffectCounters: { travel: { hold_seat: 1 }, payments: { authorize: 1 } } });
+    expect(sideEffectsMatchOutcomes.check(gone).violations.join('\n')).toMatch(/missing: .*no longer in effect/);
+    const dry = obs({ views: new Map([['act_A', view('completed', { mode: 'dry_run' })]]) });
+    expect(sideEffectsMatchOutcomes.check(dry).violations.join('\n')).toMatch(/dry run left 2 vendor effect/);
+  });
+
+  it('name compensations run twice, before their step, or in plan order', () => {
+    const bad = obs({
+      effects: {
+        travel: [
+          { seq: 1, operation: 'hold_seat', idempotencyKey: 'act_A.h', status: 201 },
+          { seq: 3, operation: 'release_hold', idempotencyKey: 'act_A.h.undo', status: 200 },
+          { seq: 5, operation: 'release_hold', idempotencyKey: 'act_A.h.undo', status: 200 },
+        ],
+        payments: [
+          { seq: 2, operation: 'authorize', idempotencyKey: 'act_A.p', status: 201 },
+          { seq: 4, operation: 'void_authorization', idempotencyKey: 'act_A.p.undo', status: 200 },
+        ],
+      },
+    });
+    const found = compensationsOnceInReverse.check(bad).violations.join('\n');
+    expect(found).toMatch(/step h compensated 2 times/);
+    expect(found).toMatch(/out of order: h → p/);
+  });
+
+  it('name racing approvers told different outcomes, and a run without its quorum', () => {
+    const raced = obs({
+      runs: [
+        run({
+          waitedForApproval: true,
+          spec: spec({ approval: 'race' }),
+          votes: [
+            { voter: 'm1', decision: 'approve', status: 200, type: undefined, counted: true, outcome: 'approved' },
+            { voter: 'm2', decision: 'reject', status: 200, type: undefined, counted: true, outcome: 'rejected' },
+          ],
+        }),
+      ],
+      views: new Map([['act_A', view('completed', { decision: { outcome: 'require_approval', quorum: 2 } })]]),
+    });
+    const found = approvalsDecide.check(raced).violations.join('\n');
+    expect(found).toMatch(/told both approved and rejected/);
+    expect(found).toMatch(/ran \(completed\) with 1 of 2 approvals/);
+  });
+
+  it('name spend over the daily cap, a missing receipt, a failing audit verify, a leaked secret and an undeclared 5xx', () => {
+    const big = spec({ steps: [{ id: 'p', tool: 'payments.authorize', commit: true, arguments: { amount: 60_000, currency: 'USD', payee: 'x', paymentMethod: 'pm_card_visa' } }] });
+    const spent = obs({ runs: [run({ spec: big })], views: new Map([['act_A', view('completed', { steps: [{ id: 'p', tool: 'payments.authorize', status: 'completed' }] })]]) });
+    expect(spendWithinCaps.check(spent).violations.join('\n')).toMatch(/principal-daily u1 2030-01-01: committed 6000000 minor units of USD, cap 5000000/);
+    const vault = obs({ receipts: new Map(), audit: { code: 1, output: 'MISSING receipts/x.json' } });
+    const r = receiptsAndAudit.check(vault).violations.join('\n');
+    expect(r).toMatch(/has 0 receipts/);
+    expect(r).toMatch(/audit verify exited 1/);
+    const leaked = obs({ texts: [{ name: 'log control-plane-1.log', text: 'Authorization: sk_live_0123456789abcdef' }] });
+    expect(noSecretsInLogs.check(leaked).violations).toEqual(['secret vendor-travel appears in log control-plane-1.log']);
+    const fivexx = obs({ responses: [{ method: 'GET', path: '/v1/actions/:id', status: 500, retryAfter: null, type: 'urn:airlock:problem:internal' }, { method: 'POST', path: '/v1/actions', status: 503, retryAfter: '1', type: undefined }] });
+    expect(noUndeclared5xx.check(fivexx).violations).toEqual(['GET /v1/actions/:id → 500 urn:airlock:problem:internal (no Retry-After)']);
+  });
+
+  it('read effect keys as the connectors write them', () => {
+    expect(parseEffectKey('act_1.hold')).toEqual({ actionId: 'act_1', stepId: 'hold', undo: false });
+    expect(parseEffectKey('act_1.hold.undo')).toEqual({ actionId: 'act_1', stepId: 'hold', undo: true });
+    expect(parseEffectKey('free-form')).toBeUndefined();
+  });
+});

@@ -1,0 +1,204 @@
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { approvalIdFor } from '../../lambdas/shared/ids';
+import { SAFE_TOOL_NAME } from '../../lambdas/tools/names';
+import { bigTrip, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
+
+/**
+ * Airlock through the official MCP SDK's Client over Streamable HTTP, against the whole local
+ * control plane: discovery, tools, a read call, a plan that waits for approval and is approved
+ * over the HTTP API, and retries that are answered from the first call.
+ */
+let cp: TestControlPlane;
+let alice: string;
+let bob: string;
+
+beforeAll(async () => {
+  cp = await startTestControlPlane();
+  alice = await cp.token('alice', { roles: ['Employee'], manager: 'bob' });
+  bob = await cp.token('bob', { roles: ['Employee', 'Manager'] });
+});
+afterAll(async () => {
+  await cp?.close();
+});
+
+async function connect(token: string, options: { protocolVersion?: string } = {}): Promise<Client> {
+  // 2026-07-28 (server/discover, no handshake) unless asked for the 2025 `initialize` sequence.
+  const client = new Client(
+    { name: 'e2e-agent', version: '1.0.0' },
+    options.protocolVersion ? { supportedProtocolVersions: [options.protocolVersion] } : { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+  );
+  const transport = new StreamableHTTPClientTransport(new URL(`${cp.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } });
+  await client.connect(transport);
+  return client;
+}
+
+/** One raw JSON-RPC exchange on /mcp (2025-11-25 framing: one message, no session). */
+async function rpc(token: string | undefined, message: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${cp.url}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-11-25',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...headers,
+    },
+    body: typeof message === 'string' ? message : JSON.stringify(message),
+  });
+  const text = await res.text();
+  // A 2025-era answer may be one SSE event; its data line is the JSON-RPC message.
+  const json = text.startsWith('event:') || text.startsWith('data:') ? text.split('\n').find((l) => l.startsWith('data:'))!.slice(5) : text;
+  return { status: res.status, headers: res.headers, body: json ? (JSON.parse(json) as Record<string, any>) : undefined };
+}
+
+describe('MCP over Streamable HTTP with the official SDK client', () => {
+  it('lists every catalog tool under a safe name with truthful annotations, plus Airlock’s own tools', async () => {
+    const client = await connect(alice);
+    try {
+      const { tools } = await client.listTools();
+      const names = tools.map((t) => t.name);
+      for (const name of names) expect(name).toMatch(SAFE_TOOL_NAME);
+      expect(names).toEqual(expect.arrayContaining(['travel-search_flights', 'travel-hold_seat', 'airlock-submit_plan', 'airlock-get_action', 'airlock-approvals_status', 'airlock-cancel_action']));
+      const search = tools.find((t) => t.name === 'travel-search_flights')!;
+      expect(search.annotations).toMatchObject({ readOnlyHint: true, destructiveHint: false, idempotentHint: true });
+      expect(search.outputSchema).toMatchObject({ type: 'object', required: expect.arrayContaining(['actionId', 'status', 'result']) });
+      const hold = tools.find((t) => t.name === 'travel-hold_seat')!;
+      expect(hold.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true, idempotentHint: false });
+      expect(hold.inputSchema).toMatchObject({ type: 'object', required: expect.arrayContaining(['flightId']) });
+      expect(hold.title).toBe('Travel: hold seat');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('serves 2025-11-25 clients (initialize) as well', async () => {
+    const client = await connect(alice, { protocolVersion: '2025-11-25' });
+    try {
+      expect(client.getServerVersion()).toMatchObject({ name: 'airlock' });
+      const { tools } = await client.listTools();
+      expect(tools.length).toBeGreaterThan(20);
+      const res = await client.callTool({ name: 'echo-say', arguments: { message: 'legacy' } });
+      expect(res.structuredContent).toMatchObject({ status: 'completed', result: { message: 'legacy', length: 6 } });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('calls a read tool through intake: structured result matching outputSchema, and a text rendering', async () => {
+    const client = await connect(alice);
+    try {
+      const res = await client.callTool({ name: 'echo-say', arguments: { message: 'hello' } });
+      expect(res.isError).toBeFalsy();
+      expect(res.structuredContent).toMatchObject({ status: 'completed', replayed: false, result: { message: 'hello', length: 5 }, approval: null });
+      const actionId = (res.structuredContent as { actionId: string }).actionId;
+      expect((res.content as Array<{ type: string; text: string }>)[0]!.text).toContain(actionId);
+      // The same action the HTTP API shows, recorded with the MCP client as the agent.
+      const viaHttp = await cp.get(alice, `/v1/actions/${actionId}`);
+      expect(viaHttp.body).toMatchObject({ status: 'completed', actor: { name: 'e2e-agent' }, principal: { sub: 'alice' } });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('answers problems as isError results with the problem document (violations a model can fix)', async () => {
+    const client = await connect(alice);
+    try {
+      const res = await client.callTool({ name: 'echo-say', arguments: { nope: 1 } });
+      expect(res.isError).toBe(true);
+      expect(res.structuredContent).toMatchObject({ type: 'urn:airlock:problem:validation', status: 400, violations: expect.any(Array) });
+      expect((res.content as Array<{ text: string }>)[0]!.text).toMatch(/Request is invalid/);
+      const cancel = await client.callTool({ name: 'airlock-cancel_action', arguments: { actionId: `act_${'0'.repeat(26)}` } });
+      expect(cancel.isError).toBe(true);
+      expect((cancel.content as Array<{ text: string }>)[0]!.text).toMatch(/no cancel API/);
+      await expect(client.callTool({ name: 'travel-teleport', arguments: {} })).rejects.toThrow(/Unknown tool/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a plan that needs approval returns at once, says who approves, and completes once approved over HTTP', async () => {
+    const client = await connect(alice);
+    try {
+      const trip = bigTrip();
+      const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
+      const res = await client.callTool({ name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } });
+      expect(res.isError).toBeFalsy();
+      const pending = res.structuredContent as { actionId: string; status: string; approval: Record<string, unknown> };
+      // Decided and recorded; the saga may not have reached WaitForApproval yet.
+      expect(['received', 'awaiting_approval']).toContain(pending.status);
+      expect(pending).toMatchObject({ result: null, approval: { quorum: 1, approverRule: 'manager' } });
+      expect((res.content as Array<{ text: string }>)[0]!.text).toMatch(/waiting for approval by manager/);
+
+      const approvalId = approvalIdFor(pending.actionId);
+      await expect.poll(async () => (await cp.get(bob, `/v1/approvals/${approvalId}`)).status, { timeout: 10_000 }).toBe(200);
+      const preview = await cp.get(bob, `/v1/approvals/${approvalId}`);
+      const vote = await fetch(`${cp.url}/v1/approvals/${approvalId}/decision`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${bob}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ decision: 'approve', planHash: preview.body.planHash }),
+      });
+      expect(vote.status).toBe(200);
+
+      await expect
+        .poll(
+          async () => {
+            const got = await client.callTool({ name: 'airlock-get_action', arguments: { actionId: pending.actionId } });
+            return (got.structuredContent as { status: string }).status;
+          },
+          { timeout: 20_000, interval: 200 },
+        )
+        .toBe('completed');
+      const status = await client.callTool({ name: 'airlock-approvals_status', arguments: {} });
+      expect((status.structuredContent as { items: Array<{ actionId: string }> }).items.map((i) => i.actionId)).not.toContain(pending.actionId);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a retried call is answered from the first, never run twice (client key in _meta)', async () => {
+    const client = await connect(alice);
+    try {
+      const call = () => client.callTool({ name: 'echo-say', arguments: { message: 'once' }, _meta: { 'io.airlock/idempotency-key': 'mcp-e2e-once' } });
+      const first = (await call()).structuredContent as { actionId: string; replayed: boolean };
+      const again = (await call()).structuredContent as { actionId: string; replayed: boolean };
+      expect(first.replayed).toBe(false);
+      expect(again).toMatchObject({ actionId: first.actionId, replayed: true });
+      // Same key, different arguments: intake's 422, as a tool error.
+      const other = await client.callTool({ name: 'echo-say', arguments: { message: 'twice' }, _meta: { 'io.airlock/idempotency-key': 'mcp-e2e-once' } });
+      expect(other.structuredContent).toMatchObject({ status: 422, type: 'urn:airlock:problem:idempotency-key-reused' });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a transport-level retry of the same JSON-RPC request (no key of its own) acts once', async () => {
+    const message = { jsonrpc: '2.0', id: 'retry-1', method: 'tools/call', params: { name: 'echo-say', arguments: { message: 'derived' } } };
+    const first = await rpc(alice, message);
+    const again = await rpc(alice, message);
+    expect(first.status).toBe(200);
+    expect(first.body!.result.structuredContent.replayed).toBe(false);
+    expect(again.body!.result.structuredContent).toMatchObject({ actionId: first.body!.result.structuredContent.actionId, replayed: true });
+    // A new request (new id) is a new call.
+    const next = await rpc(alice, { ...message, id: 'retry-2' });
+    expect(next.body!.result.structuredContent.actionId).not.toBe(first.body!.result.structuredContent.actionId);
+    // Keys are scoped to the principal: bob's identical request is his own action.
+    const bobs = await rpc(bob, message);
+    expect(bobs.body!.result.structuredContent.actionId).not.toBe(first.body!.result.structuredContent.actionId);
+  });
+
+  it('asks for a token the MCP way: 401 with WWW-Authenticate naming the RFC 9728 metadata', async () => {
+    for (const token of [undefined, 'not-a-token', `${alice.slice(0, -4)}AAAA`]) {
+      const res = await rpc(token, { jsonrpc: '2.0', id: 1, method: 'tools/list' });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe(
+        `Bearer resource_metadata="${cp.url}/.well-known/oauth-protected-resource/mcp"${token === undefined ? '' : ', error="invalid_token"'}`,
+      );
+    }
+    for (const path of ['/.well-known/oauth-protected-resource', '/.well-known/oauth-protected-resource/mcp']) {
+      const meta = await fetch(`${cp.url}${path}`);
+      expect(meta.status).toBe(200);
+      expect(await meta.json()).toMatchObject({ resource: `${cp.url}/mcp`, authorization_servers: [cp.runtime.issuer.issuer], bearer_methods_supported: ['header'] });
+    }
+  });
+});

@@ -62,7 +62,7 @@ async function contextOver(server: TestControlPlane, withVendors = true) {
 }
 
 describe('airlock demo', () => {
-  it('plays all ten scenes against its own control plane and exits 0', async () => {
+  it('plays all twelve scenes against its own control plane and exits 0', async () => {
     // Prepare
     const home = await mkdtemp(join(tmpdir(), 'airlock-demo-test-'));
     dirs.push(home);
@@ -104,7 +104,7 @@ describe('airlock demo', () => {
     expect(kpi(/ActionEnded\s+outcome=completed\s+(\d+)\n/)).toBeGreaterThanOrEqual(5);
     expect(kpi(/ActionEnded\s+outcome=compensated\s+(\d+)\n/)).toBeGreaterThanOrEqual(1);
     expect(kpis).toMatch(/PolicyDenied\s+policy=procurement\.denied-vendor\s+1\n/);
-    expect(kpis).toMatch(/CompensationExecuted\s+connector=travel\s+1\n/);
+    expect(kpis).toMatch(/CompensationExecuted\s+connector=travel\s+2\n/);
     expect(kpis).toMatch(/ApprovalDecided\s+outcome=approved\s+2\n/);
     expect(kpis).toMatch(/ApprovalVoteRefused\s+reason=self_approval\s+1\n/);
     expect(kpis).toMatch(/IdempotentReplay\s+1\n/);
@@ -178,8 +178,13 @@ describe('airlock demo', () => {
 
   it('stops a looping agent at whatever per-agent limit the server has, and skips when there is none', async () => {
     // Prepare: a small agent limit, so the scene's loop is short.
+    // The windows on a clock held one second into a minute: the loop never straddles two windows.
+    const held = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 1_000);
     cp = await startTestControlPlane({
-      controlPlane: { limits: limitsWithRates([{ id: 'agent-minute', scope: 'agent', limit: 5, windowSeconds: 60, lease: 1 }, { id: 'principal-minute', scope: 'principal', limit: 1000, windowSeconds: 60 }]) },
+      controlPlane: {
+        limits: limitsWithRates([{ id: 'agent-minute', scope: 'agent', limit: 5, windowSeconds: 60, lease: 1 }, { id: 'principal-minute', scope: 'principal', limit: 1000, windowSeconds: 60 }]),
+        rateLimitClock: () => held,
+      },
     });
     const { ctx, printed } = await contextOver(cp);
     const rateLimited = scenes.find((s) => s.n === 10)!;

@@ -32,7 +32,7 @@ export interface TestControlPlane {
  * the shipped 5 failures in 30 s would open a breaker that later tests in the file then meet.
  * The breaker tests (test/guardrails/) pass their own limits.
  */
-function quietBreakers(): LoadedLimits {
+export function quietBreakers(): LoadedLimits {
   const shipped = readLimitsFile().limits;
   return parseLimits(JSON.stringify({ ...shipped, breakers: { ...shipped.breakers, default: { ...shipped.breakers.default, failures: 10_000 } } }), 'test-limits.json');
 }

@@ -17,6 +17,7 @@ import type { StepRecord } from '../ports/steps';
 import type { WorkflowStarter } from '../ports/workflow';
 import type { Logger } from '../shared/logger';
 import type { ToolRegistry } from '../ports/tools';
+import { refuseGuardedNew, type IntakeGuardrails } from '../guardrails/intake-guard';
 import type { Metrics } from '../ports/metrics';
 import { countKpi, recordDecision } from '../observability/kpis';
 
@@ -66,6 +67,8 @@ export interface IntakeDeps {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   logger?: Logger;
+  /** Halts and circuit breakers: new work they cover is refused before it is recorded. */
+  guardrails?: IntakeGuardrails;
   /** Safety KPIs (decisions, denials by policy, idempotency replays and conflicts). */
   metrics?: Metrics;
 }
@@ -282,6 +285,8 @@ export async function acceptAction(
   try {
     let record = await deps.actions.getAction(actionId);
     if (!record) {
+      // Refused before anything is recorded: a replay of work accepted earlier is still answered.
+      await refuseGuardedNew(deps.guardrails, deps.tools, req.principal, action);
       const at = new Date(now());
       const decision = await deps.decider.decide(req.principal, action, at);
       countKpi(deps.metrics, 'ActionRequested', { kind: action.kind });

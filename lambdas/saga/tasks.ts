@@ -19,6 +19,7 @@ import { countKpi, recordApprovalDecided, recordDecision } from '../observabilit
 import { type EventLog, type StepKind, type StepRecord, type StepStore } from '../ports/steps';
 import { reserveStepSpend, settleActionSpend, type SpendGuard } from '../spend/reservations';
 import { SpendCapExceededError } from '../spend/caps';
+import { guardForwardStep, type SagaGuardrails } from '../guardrails/saga-guard';
 
 /**
  * The saga's tasks: what each Task state of statemachines/action-saga.asl.json asks the
@@ -45,6 +46,8 @@ export interface SagaDeps {
   logger: Logger;
   /** Approval items: an approval whose wait timed out is closed as expired (and audited). */
   approvals?: Pick<ApprovalStore, 'getApproval' | 'settle' | 'markAnswered'>;
+  /** Halts and circuit breakers, checked before each forward step (none: no guardrails). */
+  guardrails?: SagaGuardrails;
   /** Safety KPIs (run-time decisions, compensation failures, expiries). */
   metrics?: Metrics;
 }
@@ -290,6 +293,9 @@ export async function issueGrant(
     callInput = item.input;
   }
   if (!registered) throw new ActionStateError(`Action ${action.id} names an unknown tool`);
+  if (input.kind === 'forward') {
+    await guardForwardStep(deps, action, plan.steps.map((s) => s.tool), { stepId, connector: registered.connector.name });
+  }
   // The input rides in the state to the connector function; Step Functions caps a state at 256 KiB.
   const inputBytes = jsonBytes(callInput);
   if (inputBytes > STEP_INPUT_MAX_BYTES) throw new StepInputTooLargeError(stepId, registered.fullName, inputBytes);

@@ -21,6 +21,8 @@ import {
   PolicyDeniedProblemSchema,
   ProblemSchema,
   ToolCatalogSchema,
+  ToolsQuerySchema,
+  FunctionToolExportSchema,
   DecisionPreviewSchema,
 } from './schemas';
 import { toolCatalog } from '../tools/catalog';
@@ -84,6 +86,7 @@ const requests = {
   ActionListQuery: ActionListQuerySchema,
   ApprovalListQuery: ApprovalListQuerySchema,
   LimitsQuery: LimitsQuerySchema,
+  ToolsQuery: ToolsQuerySchema,
   MetricsQuery: MetricsQuerySchema,
 } satisfies Record<string, z.ZodType>;
 
@@ -92,6 +95,7 @@ const responses = {
   PolicyDeniedProblem: PolicyDeniedProblemSchema,
   Health: HealthSchema,
   ToolCatalog: ToolCatalogSchema,
+  FunctionToolExport: FunctionToolExportSchema,
   Action: ActionViewSchema,
   AcceptedAction: AcceptedActionSchema,
   ActionPage: ActionPageSchema,
@@ -201,9 +205,12 @@ const operations: Record<string, OperationSpec> = {
     operationId: 'listTools',
     tag: 'tools',
     summary: 'The tool catalog',
-    description: 'Every tool an agent may name in an envelope, with its tier, compensation, PII fields and input/output JSON Schemas.',
-    success: [{ status: 200, description: 'The catalog.', schema: 'ToolCatalog' }],
-    errors: [],
+    description:
+      'Every tool an agent may name in an envelope, with its tier, compensation, PII fields and input/output JSON Schemas. ' +
+      'With `format=openai|anthropic|gemini`, the same tools as that API\'s tool definitions, ready to paste into a request\'s `tools`: safe names (`travel-hold_seat`, which POST /v1/actions accepts), and for OpenAI schemas in strict mode\'s subset (every object closed, every property required, optional ones nullable, unsupported keywords moved into descriptions); POST /v1/actions reads a `null` optional argument as absent.',
+    query: 'ToolsQuery',
+    success: [{ status: 200, description: 'The catalog, or the catalog rendered for `format`.', schema: { anyOf: [{ $ref: '#/components/schemas/ToolCatalog' }, { $ref: '#/components/schemas/FunctionToolExport' }] } }],
+    errors: [{ status: 400, types: ['validation'], when: 'the query string is invalid (unknown parameter, or a format other than openai, anthropic, gemini)' }],
   },
   'POST /v1/actions': {
     operationId: 'createAction',

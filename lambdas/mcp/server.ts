@@ -1,4 +1,4 @@
-import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Tool } from '@modelcontextprotocol/server';
+import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, MissingRequiredClientCapabilityError, ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Tool } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import type { ToolRegistry } from '../ports/tools';
 import { canonicalJson, sha256Hex } from '../shared/canonical-json';
@@ -300,15 +300,27 @@ export function createAirlockMcpServer(session: McpSession): Server {
     return result;
   });
 
-  server.setRequestHandler('tasks/get', { params: TaskParams }, async (params) => taskOf(await actionOfTask(session, params.taskId)));
+  // SEP-2663: the tasks/* methods need the extension in the request's own client capabilities.
+  const requireTasks = (ctx: { mcpReq: { envelope?: unknown } }) => {
+    if (!clientSupportsTasks(ctx.mcpReq.envelope as Record<string, unknown> | undefined)) {
+      throw new MissingRequiredClientCapabilityError({ requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } }, `Missing required client capability: declare the ${TASKS_EXTENSION} extension to use tasks.`);
+    }
+  };
 
-  server.setRequestHandler('tasks/update', { params: TaskParams }, async (params) => {
+  server.setRequestHandler('tasks/get', { params: TaskParams }, async (params, ctx) => {
+    requireTasks(ctx);
+    return taskOf(await actionOfTask(session, params.taskId));
+  });
+
+  server.setRequestHandler('tasks/update', { params: TaskParams }, async (params, ctx) => {
+    requireTasks(ctx);
     // Airlock never asks the client for input mid-task, so no response is outstanding: acknowledge and ignore (SEP-2663).
     await actionOfTask(session, params.taskId);
     return {};
   });
 
-  server.setRequestHandler('tasks/cancel', { params: TaskParams }, async (params) => {
+  server.setRequestHandler('tasks/cancel', { params: TaskParams }, async (params, ctx) => {
+    requireTasks(ctx);
     const action = await actionOfTask(session, params.taskId);
     throw new ProtocolError(
       ProtocolErrorCode.InvalidRequest,

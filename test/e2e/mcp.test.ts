@@ -231,8 +231,11 @@ describe('MCP Tasks extension (io.modelcontextprotocol/tasks, 2026-07-28)', () =
         },
       }),
     });
-    expect(res.status, method).toBe(200);
-    return (await res.json()) as { result?: Record<string, any>; error?: { code: number; message: string } };
+    const body = (await res.json()) as { result?: Record<string, any>; error?: { code: number; message: string; data?: unknown } };
+    // A result is 200; an error may carry its HTTP status (400 for a missing capability), never a 5xx.
+    expect(res.status, method).toBe(body.error ? res.status : 200);
+    expect(res.status, method).toBeLessThan(500);
+    return { ...body, status: res.status };
   }
 
   it('server/discover advertises the extension', async () => {
@@ -281,6 +284,12 @@ describe('MCP Tasks extension (io.modelcontextprotocol/tasks, 2026-07-28)', () =
     const res = await modern(alice, 'tools/call', { name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } }, {});
     expect(res.result!.resultType).not.toBe('task');
     expect(res.result!.structuredContent).toMatchObject({ approval: { approverRule: 'manager' } });
+    // And the tasks methods need the extension declared on the request itself (SEP-2663).
+    const actionId = res.result!.structuredContent.actionId as string;
+    for (const method of ['tasks/get', 'tasks/update', 'tasks/cancel']) {
+      const refused = await modern(alice, method, { taskId: actionId, ...(method === 'tasks/update' ? { inputResponses: {} } : {}) }, {});
+      expect(refused.error, method).toMatchObject({ code: -32021, data: { requiredCapabilities: { extensions: { 'io.modelcontextprotocol/tasks': {} } } } });
+    }
   });
 
   it('tasks/get for an id that is no action is a JSON-RPC error', async () => {

@@ -90,7 +90,7 @@ try {
   await listRound('mcp');
 
   for (const mode of Object.keys(completed) as Mode[]) completed[mode] = 0;
-  console.log(`read tool (echo.say), answered when complete or at the end of the wait,  local mode, concurrency ${CONCURRENCY}, ${ROUNDS} × ${N} calls per mode`);
+  console.log(`read tool (echo.say), answered when complete or at the end of the wait, local mode, concurrency ${CONCURRENCY}, ${ROUNDS} × ${N} calls per mode`);
   const calls: Record<Mode, number[]> = { http: [], 'mcp-2026': [], 'mcp-2025': [] };
   for (let r = 0; r < ROUNDS; r++) for (const mode of ['http', 'mcp-2026', 'mcp-2025'] as const) calls[mode].push(...(await callRound(mode, r)));
   const floor = summarize(calls.http);

@@ -1,6 +1,6 @@
 import { actionDetailView, actionView, canView } from '../actions/view';
 import { openApiDocument } from '../api/openapi';
-import { ActionListQuerySchema, LimitsQuerySchema, MetricsQuerySchema } from '../api/schemas';
+import { ActionListQuerySchema, LimitsQuerySchema, MetricsQuerySchema, ToolsQuerySchema } from '../api/schemas';
 import { observabilityProblem } from '../observability/http';
 import { readKpis } from '../observability/metrics-view';
 import { intakeDeps } from '../composition/aws';
@@ -14,6 +14,7 @@ import type { CursorScope } from '../shared/cursor';
 import { ActionIdPattern } from '../shared/ids';
 import { badRequest, notFound } from '../shared/problem';
 import { toolCatalog } from '../tools/catalog';
+import { functionToolExport } from '../tools/function-calling';
 import { admitRequest } from '../limits/http';
 import { rateRequestOf } from '../limits/rate-limits';
 import { intakeProblem, postAction } from './http';
@@ -37,7 +38,16 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
       // Public like the health check: the contract is no secret and clients fetch it before they have a token.
       'GET /openapi.json': { auth: false, handle: async () => ({ status: 200, body: openApiDocument() }) },
 
-      'GET /v1/tools': { auth: true, handle: async () => ({ status: 200, body: { tools: toolCatalog((await deps()).tools) } }) },
+      'GET /v1/tools': {
+        auth: true,
+        handle: async (req) => {
+          const query = ToolsQuerySchema.safeParse(req.query);
+          if (!query.success) throw badRequest('The query string is invalid.', queryViolations(query.error));
+          const { tools } = await deps();
+          const format = query.data.format;
+          return { status: 200, body: format ? functionToolExport(tools, format) : { tools: toolCatalog(tools) } };
+        },
+      },
 
       'POST /v1/actions': {
         auth: true,

@@ -30,6 +30,7 @@ import type { Logger } from '../shared/logger';
 import { DEFAULT_GRANT_TTL_SECONDS, GrantKeyring } from '../steps/grants';
 import type { RunStepDeps } from '../steps/run-step';
 import { toolRegistry } from '../tools/registry';
+import type { ReconcileDeps } from '../reconcile/reconcile';
 import { functionGuardrails, once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
 
 /**
@@ -107,6 +108,8 @@ export interface LocalComposition {
   vault: LocalReceipts;
   /** Breaker and halt items (tests and the demo read breaker states through it). */
   guardrails: DynamoGuardrailStore;
+  /** Reconciliation against the vendors (the control plane's timer and `POST /v1/reconciliations`). */
+  reconcile: ReconcileDeps;
 }
 
 /** A verifier for compositions without an issuer (tests of other capabilities): no token passes. */
@@ -287,5 +290,20 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     },
     vault: { store: receiptsDeps.store as FileAuditStore, writeDigestNow },
     guardrails: guardrailStore,
+    reconcile: {
+      tools,
+      actions: ledger,
+      steps: store,
+      index: store,
+      events: store,
+      vault: receiptsDeps.store,
+      secrets: infra.secrets,
+      baseUrls: infra.vendorBaseUrls,
+      logger: infra.logger,
+      metrics,
+      now,
+      timeoutMs: settings.vendorTimeoutMs ?? 8_000,
+      ...(infra.vendorFetch ? { fetch: infra.vendorFetch } : {}),
+    },
   };
 }

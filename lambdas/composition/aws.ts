@@ -18,6 +18,7 @@ import { StepFunctionsCallbacks } from '../adapters/aws/sfn-callbacks';
 import { StepFunctionsWorkflow } from '../adapters/aws/sfn-workflow';
 import { defaultIntakeConfig } from '../intake/intake';
 import { logger, metrics as emfMetrics, tracer } from '../middleware/powertools';
+import { AnomalyGuard } from '../guardrails/anomaly';
 import { boundedMetrics, vocabularyOf } from '../observability/catalog';
 import type { Metrics } from '../ports/metrics';
 import type { PolicyEngine } from '../policy/index';
@@ -133,6 +134,10 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     cursors: cursorCodec(env[N.cursorKeySecret]),
     rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
     tokens: new JwksTokenVerifier({ issuer: env[N.jwtIssuer], audience: env[N.jwtAudience] }),
+    // Per instance, in memory (guardrails/anomaly.ts says what that means across instances).
+    ...(limits.limits.anomaly
+      ? { anomaly: new AnomalyGuard({ settings: limits.limits.anomaly, now: () => new Date(), halts: guardrails.haltDeps, tools: toolRegistry, money: engine.money, metrics, logger }) }
+      : {}),
   };
 });
 

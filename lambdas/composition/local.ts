@@ -31,6 +31,7 @@ import { DEFAULT_GRANT_TTL_SECONDS, GrantKeyring } from '../steps/grants';
 import type { RunStepDeps } from '../steps/run-step';
 import { toolRegistry } from '../tools/registry';
 import type { ReconcileDeps } from '../reconcile/reconcile';
+import { AnomalyGuard } from '../guardrails/anomaly';
 import { functionGuardrails, once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
 
 /**
@@ -68,6 +69,8 @@ export interface LocalInfrastructure {
   random?: () => number;
   /** The rate limiter's clock (its windows), `now` when absent: tests pin windows without moving other clocks. */
   rateLimitClock?: () => Date;
+  /** The anomaly guard's clock (its buckets); the composition's clock by default. */
+  anomalyClock?: () => Date;
   /** The metrics recorder every function shares (and `GET /v1/metrics` reads); none when absent. */
   metrics?: Metrics & MetricsReader;
   /** Hears of every sample the metric catalog refused (default: a warning in the log). */
@@ -243,6 +246,19 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       tokens: infra.tokens ?? refuseAllTokens,
       // On loopback, a browser page could reach the runtime through DNS rebinding: only loopback names.
       mcpAllowedHosts: ['127.0.0.1', 'localhost', '[::1]'],
+      ...(limits.limits.anomaly
+        ? {
+            anomaly: new AnomalyGuard({
+              settings: limits.limits.anomaly,
+              now: infra.anomalyClock ?? now,
+              halts: intakeGuardrails.haltDeps,
+              tools,
+              money: engine.money,
+              metrics,
+              logger: infra.logger,
+            }),
+          }
+        : {}),
     },
     saga: {
       actions: ledger,

@@ -30,6 +30,24 @@ function principalOf(req: HttpRequest) {
   return req.principal;
 }
 
+/** The agent a request names (self-declared: a baseline key, never an identity), bounded. */
+function agentOf(body: unknown): string {
+  const name = (body as { agent?: { name?: unknown } } | null)?.agent?.name;
+  return typeof name === 'string' && name.length > 0 && name.length <= 128 ? name : 'unnamed';
+}
+
+/** Counts one POST /v1/actions for the anomaly guard: in memory; I/O only on an anomaly. */
+async function observeAgent(rt: IntakeFunctionDeps, req: HttpRequest, outcome: { denied: boolean; retry: boolean; spend: boolean }): Promise<void> {
+  if (!rt.anomaly || !req.principal) return;
+  await rt.anomaly.record({
+    agent: agentOf(req.body),
+    principal: req.principal.sub,
+    denied: outcome.denied,
+    retry: outcome.retry,
+    spendMinor: outcome.spend && !outcome.retry ? rt.anomaly.spendOf(req.body) : 0,
+  });
+}
+
 /** The intake function's handler over `deps` (Lambda: the AWS composition; locally: local.ts). */
 export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
   const table: RouteTable = {
@@ -53,16 +71,24 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
         auth: true,
         handle: async (req) => {
           const rt = await deps();
-          const res = await postAction(
-            {
-              principal: principalOf(req),
-              idempotencyKey: req.headers['idempotency-key'],
-              body: req.body,
-              prefer: req.headers.prefer,
-              traceId: tracer.getRootXrayTraceId() ?? req.requestId,
-            },
-            { ...rt, config: rt.intake, logger: req.logger },
-          );
+          let res: Awaited<ReturnType<typeof postAction>>;
+          try {
+            res = await postAction(
+              {
+                principal: principalOf(req),
+                idempotencyKey: req.headers['idempotency-key'],
+                body: req.body,
+                prefer: req.headers.prefer,
+                traceId: tracer.getRootXrayTraceId() ?? req.requestId,
+              },
+              { ...rt, config: rt.intake, logger: req.logger },
+            );
+          } catch (error) {
+            // A refused request (bad input, halted, conflict) counts as a denial for the agent's baseline.
+            await observeAgent(rt, req, { denied: true, retry: false, spend: false });
+            throw error;
+          }
+          await observeAgent(rt, req, { denied: res.status === 403, retry: res.headers?.['idempotent-replayed'] === 'true', spend: res.status < 300 });
           const body = res.body as { id?: unknown; actionId?: unknown; status?: unknown } | null;
           const id = body?.id ?? body?.actionId;
           const tool = (req.body as { tool?: unknown } | null)?.tool;

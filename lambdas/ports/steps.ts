@@ -79,3 +79,12 @@ export interface EventLog {
   append(actionId: string, event: { type: string; actor: string; data?: Record<string, unknown> }, now?: Date): Promise<AuditEvent>;
   list(actionId: string): Promise<AuditEvent[]>;
 }
+
+/**
+ * Forward steps by the UTC day they first started (a GSI on the step records): how
+ * reconciliation finds recent commit steps without scanning the table.
+ */
+export interface StepIndex {
+  /** Keys of the non-dry-run forward steps first started on `day` (`YYYY-MM-DD`), oldest first. */
+  listForwardSteps(day: string): Promise<StepKey[]>;
+}

@@ -6,7 +6,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { canonicalJson, sha256Hex } from '../../shared/canonical-json';
-import type { AuditEvent, BeginStepResult, EventLog, GrantSummary, StepError, StepKey, StepRecord, StepStore } from '../../ports/steps';
+import type { AuditEvent, BeginStepResult, EventLog, GrantSummary, StepError, StepIndex, StepKey, StepRecord, StepStore } from '../../ports/steps';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
 /**
@@ -16,6 +16,7 @@ import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item 
 
 const stepKey = (key: StepKey) => ({ pk: S(`STEP#${key.actionId}`), sk: S(`${key.kind}#${key.stepId}`) });
 const EVENT_PREFIX = 'EVENT#';
+const STEPDAY = 'STEPDAY#';
 const GENESIS = '0'.repeat(64);
 
 function parseJson(value: Item[string] | undefined): unknown {
@@ -45,7 +46,7 @@ function toStep(item: Item): StepRecord {
   };
 }
 
-export class DynamoSagaStore implements StepStore, EventLog {
+export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
   private readonly client: DynamoDBClient;
   private readonly table: string;
 
@@ -68,6 +69,8 @@ export class DynamoSagaStore implements StepStore, EventLog {
     const current = known === undefined ? await this.getStep(key) : (known ?? undefined);
     if (current?.status === 'complete') return { state: 'complete', record: current };
     const grants = [...(current?.grants ?? []), attempt.grant].slice(-20);
+    // Forward steps that may commit are indexed by day for reconciliation (StepIndex).
+    const indexed = key.kind === 'forward' && !attempt.dryRun;
     try {
       const out = await guard(() =>
         this.client.send(
@@ -75,7 +78,8 @@ export class DynamoSagaStore implements StepStore, EventLog {
             TableName: this.table,
             Key: stepKey(key),
             UpdateExpression:
-              'SET #status = :inprog, attempts = if_not_exists(attempts, :zero) + :one, tool = :tool, idem = :idem, dryRun = :dry, startedAt = if_not_exists(startedAt, :now), inputJson = :input, grantsJson = :grants',
+              'SET #status = :inprog, attempts = if_not_exists(attempts, :zero) + :one, tool = :tool, idem = :idem, dryRun = :dry, startedAt = if_not_exists(startedAt, :now), inputJson = :input, grantsJson = :grants' +
+              (indexed ? ', gsi1pk = if_not_exists(gsi1pk, :g1pk), gsi1sk = if_not_exists(gsi1sk, :g1sk)' : ''),
             // Never reopen a completed step; `attempts` guards against a concurrent starter.
             ConditionExpression: '(attribute_not_exists(pk) OR #status <> :complete) AND (attribute_not_exists(attempts) OR attempts = :seen)',
             ExpressionAttributeNames: { '#status': 'status' },
@@ -91,6 +95,7 @@ export class DynamoSagaStore implements StepStore, EventLog {
               ':now': S(now.toISOString()),
               ':input': S(JSON.stringify(attempt.input ?? null)),
               ':grants': S(JSON.stringify(grants)),
+              ...(indexed ? { ':g1pk': S(`${STEPDAY}${(current?.startedAt ?? now.toISOString()).slice(0, 10)}`), ':g1sk': S(`${key.actionId}#${key.stepId}`) } : {}),
             },
             ReturnValues: 'ALL_NEW',
           }),
@@ -162,6 +167,22 @@ export class DynamoSagaStore implements StepStore, EventLog {
       ExpressionAttributeValues: { ':pk': S(`STEP#${actionId}`) },
     });
     return items.map(toStep);
+  }
+
+  async listForwardSteps(day: string): Promise<StepKey[]> {
+    const items = await queryAll(this.client, {
+      TableName: this.table,
+      IndexName: 'gsi1',
+      // GSIs are eventually consistent only; a step started a moment ago is found next run.
+      ConsistentRead: false,
+      KeyConditionExpression: 'gsi1pk = :pk',
+      ExpressionAttributeValues: { ':pk': S(`${STEPDAY}${day}`) },
+      ProjectionExpression: 'pk, sk',
+    });
+    return items.map((item) => {
+      const step = toStep(item);
+      return { actionId: step.actionId, stepId: step.stepId, kind: step.kind };
+    });
   }
 
   async useGrant(jti: string, expiresAtSeconds: number, use: StepKey): Promise<boolean> {

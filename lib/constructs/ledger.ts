@@ -130,6 +130,36 @@ export class Ledger extends Construct {
   }
 
   /**
+   * The reconcile function: it lists recent commit steps on the step-day index (Query on
+   * gsi1 only), reads step and action items (GetItem, `dynamodb:LeadingKeys` STEP#/ACTION#),
+   * and appends `reconcile.finding` events to an action's chain (Query for the chain head,
+   * conditional PutItem, ACTION# partitions only). No Scan, UpdateItem or DeleteItem.
+   */
+  bindReconciler(fn: AirlockFunction): void {
+    fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({ sid: 'LedgerStepDayIndex', actions: ['dynamodb:Query'], resources: [`${this.table.tableArn}/index/${LEDGER_GSI1}`] }),
+    );
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerReconcileReads',
+        actions: ['dynamodb:GetItem'],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['STEP#*', 'ACTION#*'] } },
+      }),
+    );
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerReconcileEvents',
+        actions: ['dynamodb:Query', 'dynamodb:PutItem'],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['ACTION#*'] } },
+      }),
+    );
+    this.grantKey(fn);
+  }
+
+  /**
    * Sets LEDGER_TABLE and grants a connector only its own kind of items. A connector runs
    * vendor code paths with vendor data, so it is the function most likely to be tricked;
    * `dynamodb:LeadingKeys` keeps it to partition keys starting with STEP# or GRANT#, so it

@@ -73,7 +73,7 @@ export class AirlockStack extends Stack {
   readonly auditVault: AuditVault;
   readonly saga: ActionSaga;
   readonly secrets: AirlockSecrets;
-  /** The API and saga functions by name. */
+  /** The API and saga functions by name (the reconciler among them: it serves POST /v1/reconciliations). */
   readonly functions: Readonly<Record<FunctionName | 'saga', AirlockFunction>>;
   /** Connector functions by connector name. */
   readonly connectorFunctions: ReadonlyMap<string, AirlockFunction>;
@@ -130,7 +130,21 @@ export class AirlockStack extends Stack {
       cedar: true,
     });
     const receipts = make('Receipts', 'lambdas/receipts/handler.ts', 'Airlock receipts: write-once receipts and digests');
-    this.functions = { intake, saga, approvals, receipts };
+    // Reconciliation asks the vendors of the connectors that declare a `reconcile` operation.
+    const reconciled = connectors.filter((c) => c.reconcile && connectorNames.includes(c.name)).map((c) => c.name);
+    this.reconciler = make('Reconcile', 'lambdas/reconcile/handler.ts', 'Airlock reconciliation against vendors (report only)', {
+      timeoutSeconds: RECONCILE_TIMEOUT_SECONDS,
+    });
+    this.ledger.bindReconciler(this.reconciler);
+    this.auditVault.bindReconciliationWriter(this.reconciler);
+    this.secrets.grantVendorCredentialsRead(reconciled, this.reconciler);
+    const reconciledUrls = Object.fromEntries(reconciled.filter((c) => config.vendorBaseUrls[c]).map((c) => [c, config.vendorBaseUrls[c]!]));
+    // It serves POST /v1/reconciliations too: counted like every /v1 route, refusals audited in the kill switch's trail.
+    this.ledger.bindRateCounters(this.reconciler);
+    this.ledger.bindHaltLog(this.reconciler);
+    this.reconciler.addEnvironment(EnvNames.vendorBaseUrls, JSON.stringify(reconciledUrls));
+    this.reconciliation = new Reconciliation(this, 'Reconciliation', { fn: this.reconciler });
+    this.functions = { intake, saga, approvals, receipts, reconcile: this.reconciler };
 
     const connectorFunctions = new Map<string, AirlockFunction>();
     for (const name of connectorNames) {
@@ -190,21 +204,10 @@ export class AirlockStack extends Stack {
     this.saga.bindTaskResponder(approvals);
     bindApprovalEvents(approvals, { approvalTimeoutSeconds: config.approvalTimeoutSeconds });
 
-    // Reconciliation asks the vendors of the connectors that declare a `reconcile` operation.
-    const reconciled = connectors.filter((c) => c.reconcile && connectorNames.includes(c.name)).map((c) => c.name);
-    this.reconciler = make('Reconcile', 'lambdas/reconcile/handler.ts', 'Airlock reconciliation against vendors (report only)', {
-      timeoutSeconds: RECONCILE_TIMEOUT_SECONDS,
-    });
-    this.ledger.bindReconciler(this.reconciler);
-    this.auditVault.bindReconciliationWriter(this.reconciler);
-    this.secrets.grantVendorCredentialsRead(reconciled, this.reconciler);
-    const reconciledUrls = Object.fromEntries(reconciled.filter((c) => config.vendorBaseUrls[c]).map((c) => [c, config.vendorBaseUrls[c]!]));
-    this.reconciler.addEnvironment(EnvNames.vendorBaseUrls, JSON.stringify(reconciledUrls));
-    this.reconciliation = new Reconciliation(this, 'Reconciliation', { fn: this.reconciler });
 
     this.api = new AirlockApi(this, 'Api', {
       routes: props.routes ?? routeTable,
-      functions: { intake, approvals, receipts },
+      functions: { intake, approvals, receipts, reconcile: this.reconciler },
       jwtIssuer: config.jwt.issuer,
       jwtAudience: config.jwt.audience,
       throttling: config.throttling,

@@ -13,6 +13,9 @@ export const LEDGER_GSI1 = 'gsi1';
 /** Key prefixes a connector may touch: its step records and single-use grant ids (jti). */
 export const CONNECTOR_KEY_PREFIXES = ['STEP#', 'GRANT#'] as const;
 
+/** The kill switch's audit trail partition (adapters/aws/dynamo-guardrails.ts). */
+export const HALT_LOG_KEY = 'HALTLOG';
+
 /** The one partition a connector's function may touch besides STEP# and GRANT#: its own breaker. */
 export const connectorBreakerKey = (connector: string) => `BREAKER#${connector}`;
 
@@ -124,6 +127,22 @@ export class Ledger extends Construct {
         actions: ['dynamodb:UpdateItem', 'dynamodb:BatchGetItem'],
         resources: [this.table.tableArn],
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RATE#*'] } },
+      }),
+    );
+    this.grantKey(fn);
+  }
+
+  /**
+   * Appends to the kill switch's audit trail only (the `HALTLOG` partition): for a function
+   * that refuses kill-switch-role operations but otherwise never touches halts.
+   */
+  bindHaltLog(fn: AirlockFunction): void {
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerHaltLogAppend',
+        actions: ['dynamodb:PutItem'],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [HALT_LOG_KEY] } },
       }),
     );
     this.grantKey(fn);

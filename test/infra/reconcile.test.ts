@@ -51,7 +51,8 @@ describe('scheduled reconciliation', () => {
   });
 
   it('reads the ledger as it needs: Query on the step-day index, GetItem on STEP#/ACTION#, event appends on ACTION# only', () => {
-    const ddb = allowing('dynamodb:');
+    // Besides: the rate-limit counters of its /v1 route (RATE#) and the kill switch's trail (HALTLOG), asserted below.
+    const ddb = allowing('dynamodb:').filter((st) => st.Sid !== 'LedgerRateCounters' && st.Sid !== 'LedgerHaltLogAppend');
     expect(ddb.flatMap(actionsOf).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:Query']);
     const table = { 'Fn::GetAtt': [logicalId(s.stack.ledger.table), 'Arn'] };
     const index = ddb.find((st) => st.Sid === 'LedgerStepDayIndex')!;
@@ -63,6 +64,16 @@ describe('scheduled reconciliation', () => {
     expect(writes.map((st) => st.Condition)).toEqual([{ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['ACTION#*'] } }]);
     // Nothing that could change an action's state or read the whole table.
     for (const a of ['dynamodb:Scan', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']) expect(ddb.flatMap(actionsOf)).not.toContain(a);
+  });
+
+  it('serves POST /v1/reconciliations: counts it on RATE# items and records refusals on the HALTLOG partition only', () => {
+    const rate = allowing('dynamodb:').filter((st) => st.Sid === 'LedgerRateCounters');
+    expect(rate.map((st) => st.Condition)).toEqual([{ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RATE#*'] } }]);
+    const log = allowing('dynamodb:').filter((st) => st.Sid === 'LedgerHaltLogAppend');
+    expect(log.flatMap(actionsOf)).toEqual(['dynamodb:PutItem']);
+    expect(log.map((st) => st.Condition)).toEqual([{ 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['HALTLOG'] } }]);
+    const routes = Object.values(s.template.findResources('AWS::ApiGatewayV2::Route')).map((r) => (r.Properties as { RouteKey: string }).RouteKey);
+    expect(routes).toContain('POST /v1/reconciliations');
   });
 
   it('writes only reconciliation reports to the vault', () => {

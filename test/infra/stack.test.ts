@@ -121,8 +121,8 @@ describe('audit vault', () => {
     expect(suffixes.some((r) => r.includes('/digests/*'))).toBe(true);
   });
 
-  it('gives connectors and the other functions nothing on S3', () => {
-    for (const name of Object.keys(roles).filter((n) => n !== 'receipts')) {
+  it('gives connectors and the other functions nothing on S3 (the reconciler: its reports only, test/infra/reconcile.test.ts)', () => {
+    for (const name of Object.keys(roles).filter((n) => n !== 'receipts' && n !== 'reconcile')) {
       const s3 = allows(roles[name]!).flatMap(actionsOf).filter((a) => a.startsWith('s3:'));
       expect(s3, name).toEqual([]);
     }
@@ -204,7 +204,7 @@ describe('ledger', () => {
   it('lets every function serving /v1 routes count requests against rate limits, the receipts function on RATE# items only', () => {
     // The rate-limit window counters (ledger.md RATE#) are taken with UpdateItem and read with BatchGetItem.
     const serving = new Set(apiRoutes.filter((r) => r.auth && r.path.startsWith('/v1/')).map((r) => r.fn));
-    expect([...serving].sort()).toEqual(['approvals', 'intake', 'receipts']);
+    expect([...serving].sort()).toEqual(['approvals', 'intake', 'receipts', 'reconcile']);
     for (const name of serving) {
       const statements = allows(roles[name]!).filter((st) => actionsOf(st).includes('dynamodb:UpdateItem'));
       expect(statements.flatMap(actionsOf), name).toEqual(expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:BatchGetItem']));

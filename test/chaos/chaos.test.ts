@@ -137,6 +137,7 @@ function obs(over: Partial<Observations> = {}): Observations {
     crashes: 0,
     restartMs: [],
     durationMs: 1,
+    cpu: { harness: 0, controlPlane: 0, vendors: 0 },
     home: '/tmp/x',
     ...over,
   };

@@ -106,6 +106,12 @@ out(
     `${o.crashes} crash(es) (restart ${o.restartMs.map((m) => `${(m / 1000).toFixed(1)} s`).join(', ') || '-'}), settled ${(o.settle.tookMs / 1000).toFixed(1)} s after the agents`,
 );
 out(`cpu: harness ${o.cpu.harness.toFixed(1)} s, control plane ${o.cpu.controlPlane.toFixed(1)} s, vendors ${o.cpu.vendors.toFixed(1)} s (${((o.cpu.harness + o.cpu.controlPlane + o.cpu.vendors) * 1000 / schedule.actions.length).toFixed(0)} ms per action)`);
+const byRoute: Record<string, number> = {};
+for (const r of o.responses) {
+  const route = `${r.method} ${r.path}`;
+  byRoute[route] = (byRoute[route] ?? 0) + 1;
+}
+out(`http: ${Object.entries(byRoute).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
 out(`outcomes: ${Object.entries(statuses).sort().map(([k, n]) => `${k} ${n}`).join(', ')}`);
 out('');
 out(formatTable(first_.rows));

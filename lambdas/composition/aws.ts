@@ -133,6 +133,15 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     cursors: cursorCodec(env[N.cursorKeySecret]),
     rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
     tokens: new JwksTokenVerifier({ issuer: env[N.jwtIssuer], audience: env[N.jwtAudience] }),
+    cancel: {
+      actions: ledger,
+      approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
+      events: store,
+      callbacks: new StepFunctionsCallbacks({ client: await stepFunctions() }),
+      now: () => new Date(),
+      logger,
+      adminRole: limits.limits.killSwitch.role,
+    },
   };
 });
 

@@ -17,6 +17,7 @@ import type { BreakerStore, HaltStore } from '../ports/guardrails';
 import { noMetrics, type Metrics, type MetricsReader } from '../ports/metrics';
 import type { Logger } from '../shared/logger';
 import type { RateLimiter } from '../limits/rate-limiter';
+import type { CancelDeps } from '../actions/cancel';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -71,6 +72,8 @@ export interface IntakeFunctionDeps {
   tokens: TokenVerifier;
   /** Host names MCP accepts in the Host header (the local runtime: loopback only); unset in AWS. */
   mcpAllowedHosts?: readonly string[];
+  /** `POST /v1/actions/{id}/cancel` (and MCP's cancel tool): closes approvals and answers the waiting saga. */
+  cancel: CancelDeps;
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */

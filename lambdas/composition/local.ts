@@ -240,6 +240,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       tokens: infra.tokens ?? refuseAllTokens,
       // On loopback, a browser page could reach the runtime through DNS rebinding: only loopback names.
       mcpAllowedHosts: ['127.0.0.1', 'localhost', '[::1]'],
+      cancel: { actions: ledger, approvals, events: store, callbacks: infra.callbacks, now, logger: infra.logger, adminRole: limits.limits.killSwitch.role },
     },
     saga: {
       actions: ledger,

@@ -31,6 +31,8 @@ export interface McpBackend {
   getAction(id: string): Promise<HttpAnswer>;
   /** GET /v1/actions with this query. */
   listActions(query: Record<string, string>): Promise<HttpAnswer>;
+  /** POST /v1/actions/{id}/cancel. */
+  cancelAction(id: string): Promise<HttpAnswer>;
 }
 
 /** Who calls, and through what: one per HTTP request. */
@@ -160,14 +162,6 @@ async function answerAction(session: McpSession, answer: HttpAnswer): Promise<Ca
   return actionResult(body, replayed);
 }
 
-function notSupported(detail: string): CallToolResult {
-  return problemResult({
-    status: 501,
-    headers: {},
-    body: { type: 'urn:airlock:problem:not-supported', title: 'Not supported yet', status: 501, detail },
-  });
-}
-
 async function call(
   session: McpSession,
   target: McpToolTarget,
@@ -202,8 +196,16 @@ async function call(
       const summary = items.length === 0 ? 'None of your actions is waiting for approval.' : items.map((i) => `${i.actionId}: waiting for ${String(i.approval?.approverRule ?? 'approval')}`).join('\n');
       return { content: [text(summary)], structuredContent: { items } };
     }
-    case 'cancel_action':
-      return notSupported('Airlock has no cancel API yet: an action waiting for approval ends when an approver rejects it or its approval times out. Nothing was changed.');
+    case 'cancel_action': {
+      const answer = await session.backend.cancelAction(String(args.actionId ?? ''));
+      if (answer.status >= 400) return problemResult(answer);
+      const view = answer.body as ActionLike;
+      const how = answer.status === 202 ? 'It stops before its next step, and what it did is undone.' : 'Nothing more will run.';
+      return {
+        content: [text(`Action ${view.id} is ${view.status}. ${how}\n${JSON.stringify(answer.body)}`)],
+        structuredContent: { actionId: view.id, status: view.status },
+      };
+    }
   }
 }
 

@@ -110,7 +110,7 @@ describe('MCP over Streamable HTTP with the official SDK client', () => {
       expect((res.content as Array<{ text: string }>)[0]!.text).toMatch(/Request is invalid/);
       const cancel = await client.callTool({ name: 'airlock-cancel_action', arguments: { actionId: `act_${'0'.repeat(26)}` } });
       expect(cancel.isError).toBe(true);
-      expect((cancel.content as Array<{ text: string }>)[0]!.text).toMatch(/no cancel API/);
+      expect(cancel.structuredContent).toMatchObject({ type: 'urn:airlock:problem:not-found', status: 404 });
       await expect(client.callTool({ name: 'travel-teleport', arguments: {} })).rejects.toThrow(/Unknown tool/);
     } finally {
       await client.close();
@@ -151,6 +151,25 @@ describe('MCP over Streamable HTTP with the official SDK client', () => {
         .toBe('completed');
       const status = await client.callTool({ name: 'airlock-approvals_status', arguments: {} });
       expect((status.structuredContent as { items: Array<{ actionId: string }> }).items.map((i) => i.actionId)).not.toContain(pending.actionId);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('cancels a plan waiting for approval through airlock-cancel_action (the HTTP cancel route), idempotently', async () => {
+    const client = await connect(alice);
+    try {
+      const trip = bigTrip();
+      const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
+      const res = await client.callTool({ name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } });
+      const { actionId } = res.structuredContent as { actionId: string };
+      await expect.poll(async () => (await cp.get(bob, `/v1/approvals/${approvalIdFor(actionId)}`)).status, { timeout: 10_000 }).toBe(200);
+      for (let i = 0; i < 2; i++) {
+        const cancel = await client.callTool({ name: 'airlock-cancel_action', arguments: { actionId } });
+        expect(cancel.isError).toBeFalsy();
+        expect(cancel.structuredContent).toEqual({ actionId, status: 'cancelled' });
+      }
+      expect((await cp.get(bob, `/v1/approvals/${approvalIdFor(actionId)}`)).body).toMatchObject({ status: 'cancelled' });
     } finally {
       await client.close();
     }

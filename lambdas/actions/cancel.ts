@@ -111,7 +111,7 @@ export async function cancelAction(
   return requestCancel(deps, action, {
     by: caller.sub,
     at: deps.now().toISOString(),
-    reason: (input.reason ?? `cancelled by ${caller.sub}`).slice(0, CANCEL_REASON_MAX),
+    reason: (input.reason ?? 'no reason given').slice(0, CANCEL_REASON_MAX),
   });
 }
 

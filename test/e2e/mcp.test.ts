@@ -1,4 +1,5 @@
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { isoDay } from '../helpers/dates';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approvalIdFor } from '../../lambdas/shared/ids';
 import { SAFE_TOOL_NAME } from '../../lambdas/tools/names';
@@ -159,7 +160,8 @@ describe('MCP over Streamable HTTP with the official SDK client', () => {
   it('cancels a plan waiting for approval through airlock-cancel_action (the HTTP cancel route), idempotently', async () => {
     const client = await connect(alice);
     try {
-      const trip = bigTrip();
+      // Another day than the approval test's trip: the same arguments would replay that action.
+      const trip = bigTrip(isoDay(27));
       const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
       const res = await client.callTool({ name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } });
       const { actionId } = res.structuredContent as { actionId: string };

@@ -53,6 +53,8 @@ async function awaitingApproval(): Promise<string> {
   expect(asked.status).toBe(202);
   const id = asked.body.id as string;
   await expect.poll(async () => (await send('GET', `/v1/approvals/${approvalIdFor(id)}`, bob)).status, { timeout: 10_000 }).toBe(200);
+  // The approval item is written before its audit event: wait for both, so the chain is still.
+  await expect.poll(async () => (await cp.cp.store.list(id)).map((e) => e.type), { timeout: 10_000 }).toContain('approval.requested');
   return id;
 }
 

@@ -8,6 +8,7 @@ import type { Outcome, PolicyEngine, StepDecision } from '../policy/index';
 import type { Principal } from '../shared/principal';
 import { ApprovalNoLongerWaitingError, ApprovalNotFoundError, VoteRefusedError } from './errors';
 import { planOf } from '../actions/plan';
+import { ACTION_CANCELLED_TASK_ERROR } from '../actions/cancel';
 import type { ToolRegistry } from '../ports/tools';
 import type { ActionStore } from '../ports/ledger';
 import { type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type VoteDecision, type VoteRecord, type VoteRefusalReason } from '../ports/approvals';
@@ -197,6 +198,8 @@ async function answer(deps: ApprovalsDeps, approval: ApprovalRecord, taskToken: 
     await deps.callbacks.sendTaskFailure(taskToken, ApprovalErrors.rejected, approval.outcome?.reason ?? 'rejected by an approver');
   } else if (approval.status === 'expired') {
     await deps.callbacks.sendTaskFailure(taskToken, ApprovalErrors.expired, 'no quorum of approvers before the approval expired');
+  } else if (approval.status === 'cancelled') {
+    await deps.callbacks.sendTaskFailure(taskToken, ACTION_CANCELLED_TASK_ERROR, approval.outcome?.reason ?? 'cancelled');
   } else {
     return;
   }

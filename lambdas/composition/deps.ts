@@ -18,6 +18,7 @@ import { noMetrics, type Metrics, type MetricsReader } from '../ports/metrics';
 import type { Logger } from '../shared/logger';
 import type { RateLimiter } from '../limits/rate-limiter';
 import type { AnomalyGuard } from '../guardrails/anomaly';
+import type { CancelDeps } from '../actions/cancel';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -74,6 +75,8 @@ export interface IntakeFunctionDeps {
   mcpAllowedHosts?: readonly string[];
   /** Per-agent baselines of this instance (absent when limits.json has no `anomaly`). */
   anomaly?: AnomalyGuard;
+  /** `POST /v1/actions/{id}/cancel` (and MCP's cancel tool): closes approvals and answers the waiting saga. */
+  cancel: CancelDeps;
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */

@@ -259,6 +259,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
             }),
           }
         : {}),
+      cancel: { actions: ledger, approvals, events: store, callbacks: infra.callbacks, now, logger: infra.logger, adminRole: limits.limits.killSwitch.role },
     },
     saga: {
       actions: ledger,

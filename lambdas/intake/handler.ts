@@ -1,11 +1,13 @@
 import { actionDetailView, actionView, canView } from '../actions/view';
 import { openApiDocument } from '../api/openapi';
-import { ActionListQuerySchema, LimitsQuerySchema, MetricsQuerySchema, ToolsQuerySchema } from '../api/schemas';
+import { ActionListQuerySchema, CancelBodySchema, LimitsQuerySchema, MetricsQuerySchema, ToolsQuerySchema } from '../api/schemas';
+import { cancelAction } from '../actions/cancel';
+import { actionsProblem } from '../actions/http';
 import { observabilityProblem } from '../observability/http';
 import { readKpis } from '../observability/metrics-view';
 import { intakeDeps } from '../composition/aws';
 import type { IntakeFunctionDeps, Lazy } from '../composition/deps';
-import { errorToResult, httpApi, queryViolations, type HttpRequest, type RouteTable } from '../middleware/http';
+import { bodyViolations, errorToResult, httpApi, queryViolations, type HttpRequest, type RouteTable } from '../middleware/http';
 import { protectedResourceMetadata, serveMcp } from '../mcp/http';
 import type { HttpAnswer, McpBackend } from '../mcp/server';
 import type { Principal } from '../shared/principal';
@@ -96,6 +98,20 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           const known = typeof tool === 'string' && rt.tools.find(tool) ? tool : undefined;
           if (typeof id === 'string') annotate({ actionId: id, tool: known ?? 'plan', outcome: typeof body?.status === 'string' ? body.status : res.status === 403 ? 'denied' : String(res.status) });
           return res;
+        },
+      },
+
+      'POST /v1/actions/{id}/cancel': {
+        auth: true,
+        handle: async (req) => {
+          const id = req.pathParameters.id ?? '';
+          if (!ActionIdPattern.test(id)) throw notFound(`No action ${id.slice(0, 40)}.`);
+          const body = CancelBodySchema.safeParse(req.body === undefined ? {} : req.body);
+          if (!body.success) throw badRequest('The cancel body is invalid.', bodyViolations(body.error));
+          const rt = await deps();
+          annotate({ actionId: id });
+          const outcome = await cancelAction({ ...rt.cancel, logger: req.logger }, principalOf(req), id, body.data.reason ? { reason: body.data.reason } : {});
+          return { status: outcome.state === 'cancelled' ? 200 : 202, body: actionDetailView(outcome.action, await rt.steps.listSteps(id)) };
         },
       },
 
@@ -217,7 +233,7 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           const res = await route.handle(inner);
           return { status: res.status, headers: res.headers ?? {}, body: res.body };
         } catch (error) {
-          const result = errorToResult(error, req.requestId, req.logger, (e) => intakeProblem(e) ?? guardrailProblem(e) ?? observabilityProblem(e));
+          const result = errorToResult(error, req.requestId, req.logger, (e) => intakeProblem(e) ?? actionsProblem(e) ?? guardrailProblem(e) ?? observabilityProblem(e));
           return { status: result.statusCode ?? 500, headers: (result.headers ?? {}) as Record<string, string>, body: JSON.parse(String(result.body ?? 'null')) };
         }
       };
@@ -226,6 +242,7 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           run('POST /v1/actions', { path: '/v1/actions', body, headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey } }),
         getAction: (id) => run('GET /v1/actions/{id}', { path: `/v1/actions/${id}`, pathParameters: { id } }),
         listActions: (query) => run('GET /v1/actions', { path: '/v1/actions', query }),
+        cancelAction: (id) => run('POST /v1/actions/{id}/cancel', { path: `/v1/actions/${id}/cancel`, pathParameters: { id }, body: {}, headers: { 'content-type': 'application/json' } }),
       };
     };
 
@@ -242,7 +259,7 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
   table['GET /.well-known/oauth-protected-resource/mcp'] = metadata;
 
   return httpApi(table, {
-    problems: (error) => intakeProblem(error) ?? guardrailProblem(error) ?? observabilityProblem(error),
+    problems: (error) => intakeProblem(error) ?? actionsProblem(error) ?? guardrailProblem(error) ?? observabilityProblem(error),
     admit: async (req) => admitRequest(await deps().then((rt) => ({ limiter: rt.rateLimiter, tools: rt.tools })), req),
   });
 }

@@ -111,6 +111,11 @@ export async function evaluatePolicy(deps: SagaDeps, actionId: string): Promise<
   if (action.status === 'compensating') return { next: 'compensate', count };
   if (action.status === 'running') return { next: 'execute', count };
   if (action.status === 'awaiting_approval') return { next: 'approve', count };
+  if (action.cancel) {
+    // Cancelled before policy ran (the cancel API usually ends it itself; this covers a lost race).
+    await move(deps, action, 'cancelled', `cancelled by ${action.cancel.by}: ${action.cancel.reason}`);
+    return { next: 'settle', count };
+  }
 
   const decision = await deps.decider.decide(action.principal, plan, deps.now());
   recordDecision(deps.metrics, decision, 'run');
@@ -421,9 +426,12 @@ export async function settleAction(
   const wanted = input.final?.status;
   const reason = typeof input.final?.reason === 'string' ? input.final.reason : undefined;
   const target: ActionStatus =
-    // Every ending but a cancel, which only the cancel API brings about, never the state machine.
+    // Every ending but a cancel, which only the cancel API brings about, never the state machine:
+    // a cancelled action whose compensation succeeded ends `cancelled` (one that did not, `failed`).
     typeof wanted === 'string' && isTerminal(wanted) && wanted !== 'cancelled'
-      ? wanted
+      ? wanted === 'compensated' && action.cancel
+        ? 'cancelled'
+        : wanted
       : 'failed';
   let records: Promise<StepRecord[]> | undefined;
   const stepRecords = () => (records ??= deps.steps.listSteps(input.actionId));

@@ -134,3 +134,22 @@ describe('audit chain: appendOnce under a race', () => {
     expect(eventChainIntact(chain)).toBe(true);
   });
 });
+
+describe('the cancel mark on an action', () => {
+  it('keeps the first request, leaves the status alone, never marks an ended action, and says when there is none', async () => {
+    const id = 'act_01J0000000000000000000CNC1';
+    await env.ledger.createAction(action(id, 'cancel-owner'));
+    const first = await env.ledger.requestCancel(id, { by: 'alice', at: '2026-01-01T00:00:00.000Z', reason: 'first' });
+    expect(first).toMatchObject({ status: 'received', cancel: { by: 'alice', reason: 'first' } });
+    const second = await env.ledger.requestCancel(id, { by: 'olivia', at: '2026-01-01T00:00:01.000Z', reason: 'second' });
+    expect(second?.cancel).toEqual(first?.cancel);
+    // A status move keeps the mark (the saga reads it with the action).
+    expect((await env.ledger.transition(id, 'running'))).toMatchObject({ cancel: { by: 'alice' } });
+
+    const ended = 'act_01J0000000000000000000CNC2';
+    await env.ledger.createAction(action(ended, 'cancel-owner'));
+    await env.ledger.transition(ended, 'denied');
+    expect((await env.ledger.requestCancel(ended, { by: 'alice', at: '2026-01-01T00:00:00.000Z', reason: 'late' }))?.cancel).toBeUndefined();
+    expect(await env.ledger.requestCancel('act_01J0000000000000000000CNC3', { by: 'alice', at: '2026-01-01T00:00:00.000Z', reason: 'none' })).toBeUndefined();
+  });
+});

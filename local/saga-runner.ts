@@ -90,6 +90,8 @@ export interface ExecutionReport {
   transitions: number;
   /** Lambda invocations by local function name (Task states run, retries included). */
   invocations: Record<string, number>;
+  /** Milliseconds those invocations ran, by function (a waitForTaskToken Task: until its handler returned). */
+  invocationMs: Record<string, number>;
 }
 
 /** Longest delay a Node.js timer takes (2^31 - 1 ms); longer ones fire at once. */
@@ -206,7 +208,7 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     if (this.closed) throw new Error('The local saga runner is closed');
     if (this.running.has(actionId)) return;
     const token = `local-${randomUUID()}`;
-    const exec: Execution = { actionId, token, abort: () => undefined, report: { largestPayload: { bytes: 0, state: '', what: '' }, transitions: 0, invocations: {} } };
+    const exec: Execution = { actionId, token, abort: () => undefined, report: { largestPayload: { bytes: 0, state: '', what: '' }, transitions: 0, invocations: {}, invocationMs: {} } };
     const execution = this.machine.run(input as unknown as Parameters<StateMachine['run']>[0], {
       overrides: {
         taskResourceLocalHandlers: Object.fromEntries(
@@ -320,11 +322,13 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
       invokedFunctionArn: functionName,
       getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     } as unknown as Context;
+    const started = performance.now();
     const work = fn(payload, context);
     const settled = work.then(
       () => undefined,
       () => undefined,
     );
+    if (exec) void settled.then(() => (exec.report.invocationMs[functionName] = (exec.report.invocationMs[functionName] ?? 0) + performance.now() - started));
     this.inFlight.add(settled);
     void settled.finally(() => this.inFlight.delete(settled));
     return work;

@@ -419,6 +419,15 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     return this.inFlight.size;
   }
 
+  /**
+   * Invokes a local function synchronously, outside any execution (the read fast path's
+   * connector and receipts calls: Lambda's RequestResponse invoke). It counts as in flight,
+   * so close() waits for it, and a closed runner refuses it.
+   */
+  invokeFunction(functionName: string, payload: unknown): Promise<unknown> {
+    return this.invoke(undefined, functionName, payload, this.config.functionTimeoutSeconds);
+  }
+
   /** Whether a saga for this action is running in this process. */
   isRunning(actionId: string): boolean {
     return this.running.has(actionId);

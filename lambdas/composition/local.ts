@@ -28,6 +28,8 @@ import { CursorCodec } from '../shared/cursor';
 import type { Logger } from '../shared/logger';
 import { DEFAULT_GRANT_TTL_SECONDS, GrantKeyring } from '../steps/grants';
 import type { RunStepDeps } from '../steps/run-step';
+import { runReadAction, type ReadPathDeps } from '../saga/read-path';
+import type { ReadPath } from '../ports/workflow';
 import { toolRegistry } from '../tools/registry';
 import { once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
 
@@ -52,6 +54,12 @@ export interface LocalInfrastructure {
   callbacks: TaskCallbacks;
   /** The local name IssueGrant gives each connector's function. */
   connectorFunction: (connector: string) => string;
+  /**
+   * Invokes a local function by name and waits for its answer (Lambda's synchronous invoke),
+   * with the receipts function's name: the read fast path calls the connector and receipts
+   * functions through it. Absent: every action goes through the saga.
+   */
+  invoke?: { call: (functionName: string, payload: unknown) => Promise<unknown>; receiptsFunction: string };
   /** Each connector's vendor API (the sandbox vendors). */
   vendorBaseUrls: Record<string, string>;
   /** HTTP for vendor calls (cut short when the runtime stops). */
@@ -111,6 +119,13 @@ export const refuseAllTokens: TokenVerifier = {
     throw new TokenRejectedError('no issuer configured');
   },
 };
+
+/** The receipts function's WriteReceipt answer, checked: it crosses a function boundary. */
+function receiptResult(value: unknown): { key: string; status: string } {
+  const v = (value ?? {}) as { key?: unknown; status?: unknown };
+  if (typeof v.key !== 'string' || typeof v.status !== 'string') throw new Error('WriteReceipt answered without a key and status');
+  return { key: v.key, status: v.status };
+}
 
 /** Builds every function's dependencies for the local runtime. */
 export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings = {}): LocalComposition {
@@ -191,12 +206,43 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     ...(infra.vendorFetch ? { fetch: infra.vendorFetch } : {}),
   });
 
+  const saga: SagaFunctionDeps = {
+    actions: ledger,
+    steps: store,
+    events: store,
+    spendCaps: { caps, store: capStore, metrics },
+    approvals,
+    decider,
+    tools,
+    money: engine.money,
+    keyring,
+    connectorFunction: infra.connectorFunction,
+    grantTtlSeconds: settings.grantTtlSeconds ?? DEFAULT_GRANT_TTL_SECONDS,
+    now,
+    logger: infra.logger,
+    limits,
+    metrics,
+  };
+  const invoke = infra.invoke;
+  // The read fast path calls the same connector and receipts functions the saga's Task states call.
+  const readPath: ReadPath | undefined = invoke && {
+    run: (actionId) => {
+      const deps: ReadPathDeps = {
+        ...saga,
+        callConnector: (functionName, payload) => invoke.call(functionName, payload),
+        writeReceipt: async (id) => receiptResult(await invoke.call(invoke.receiptsFunction, { task: 'WriteReceipt', actionId: id })),
+      };
+      return runReadAction(deps, actionId);
+    },
+  };
+
   return {
     intake: {
       actions: ledger,
       steps: store,
       idempotency: ledger,
       workflow: infra.workflow,
+      ...(readPath ? { readPath } : {}),
       decider,
       tools,
       intake: { ...defaultIntakeConfig, ...settings.intake },
@@ -209,23 +255,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       // On loopback, a browser page could reach the runtime through DNS rebinding: only loopback names.
       mcpAllowedHosts: ['127.0.0.1', 'localhost', '[::1]'],
     },
-    saga: {
-      actions: ledger,
-      steps: store,
-      events: store,
-      spendCaps: { caps, store: capStore, metrics },
-      approvals,
-      decider,
-      tools,
-      money: engine.money,
-      keyring,
-      connectorFunction: infra.connectorFunction,
-      grantTtlSeconds: settings.grantTtlSeconds ?? DEFAULT_GRANT_TTL_SECONDS,
-      now,
-      logger: infra.logger,
-      limits,
-      metrics,
-    },
+    saga,
     approvals: {
       actions: ledger,
       approvals,

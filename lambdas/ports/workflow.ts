@@ -10,3 +10,14 @@ export interface WorkflowStarter {
 export interface SagaInput {
   actionId: string;
 }
+
+/**
+ * Runs an allowed single read-tier call to its end without a Standard execution (issue 17's
+ * read fast path): the same saga tasks, connector function and receipts function, called in
+ * order. It throws when it cannot finish (a refusal, a vendor error, a run-time decision
+ * other than allow): the caller then hands the action to the saga, which resumes from what
+ * the ledger holds, so every path that is not the happy one stays the saga's.
+ */
+export interface ReadPath {
+  run(actionId: string): Promise<void>;
+}

@@ -134,7 +134,7 @@ export class AirlockStack extends Stack {
       const vendorBaseUrl = config.vendorBaseUrls[name];
       if (vendorBaseUrl) fn.addEnvironment(VENDOR_BASE_URL_ENV, vendorBaseUrl);
       fn.addEnvironment(GRANT_TTL_ENV, String(config.grantTtlSeconds));
-      this.ledger.bindConnector(fn);
+      this.ledger.bindConnector(fn, name);
       this.secrets.grantVendorCredentialRead(name, fn);
       this.secrets.grantSigningKeyRead(fn);
       connectorFunctions.set(name, fn);

@@ -56,6 +56,8 @@ export interface ControlPlaneOptions {
   rateLimitClock?: () => Date;
   /** Hears of every metric sample the catalog refused (tests fail on any). */
   onMetricRefused?: (refusal: MetricRefusal) => void;
+  /** Jitters circuit-breaker resets ([0, 1)); Math.random when absent. */
+  random?: () => number;
 }
 
 /** What the control plane service exposes once started. */
@@ -214,6 +216,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           vendorBaseUrls: vendors.baseUrls,
           vendorFetch: stoppableFetch(stopping.signal),
           ...(options.limits ? { limits: options.limits } : {}),
+          ...(options.random ? { random: options.random } : {}),
           ...(options.rateLimitClock ? { rateLimitClock: options.rateLimitClock } : {}),
           metrics,
           ...(options.onMetricRefused ? { onMetricRefused: options.onMetricRefused } : {}),

@@ -24,6 +24,7 @@ const SUITES = [
   'test/receipts/receipts.test.ts',
   'test/saga/',
   'test/steps/grants.test.ts',
+  'test/guardrails/',
   'test/spend/dynamo-spend-caps.test.ts',
   'test/spend/spend-caps.e2e.test.ts',
   'test/limits/rate-counters.test.ts',

@@ -35,6 +35,8 @@ export const People = {
   carol: { sub: 'carol', roles: ['Employee', 'SecurityAdmin'], department: 'security' },
   dave: { sub: 'dave', roles: ['Employee', 'SecurityAdmin'], department: 'security' },
   audrey: { sub: 'audrey', roles: ['Auditor'], department: 'audit' },
+  /** On call: holds the kill-switch role (policies/limits.json killSwitch.role). */
+  olivia: { sub: 'olivia', roles: ['Employee', 'KillSwitch'], department: 'ops' },
 } satisfies Record<string, PrincipalClaims>;
 export type Person = keyof typeof People;
 
@@ -134,6 +136,10 @@ export const ProblemSchema = z.object({
   detail: z.string(),
   policyIds: z.array(z.string()).optional(),
   reasons: z.array(z.string()).optional(),
+  connector: z.string().optional(),
+  retryAfter: z.number().optional(),
+  haltId: z.string().optional(),
+  reason: z.string().optional(),
 });
 
 /** A raw API answer. */
@@ -147,7 +153,7 @@ export interface ApiAnswer {
 export async function api(
   ctx: DemoContext,
   person: Person,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'DELETE',
   path: string,
   options: { body?: unknown; headers?: Record<string, string> } = {},
 ): Promise<ApiAnswer> {

@@ -586,8 +586,106 @@ const rateLimitScene: Scene = {
   },
 };
 
+// ── 11 ──────────────────────────────────────────────────────────────────────
+const HaltSchema = z.object({ id: z.string(), status: z.string(), reason: z.string() });
+
+const breakerScene: Scene = {
+  n: 11,
+  title: 'A vendor goes down: its circuit breaker opens and new work is refused at once',
+  async run(ctx) {
+    if (!ctx.vendors) throw new SceneSkippedError(`cannot inject a vendor fault: ${ctx.vendorsMissingReason ?? 'no vendor admin access'}`);
+    // Enough failures for the breaker (limits.json: 5 within 30 s) and every retry of the step.
+    ctx.out.act('demo', `sets a fault on the procurement vendor (${ctx.vendors.via}): search_catalog answers 503 from now on`);
+    await ctx.vendors.setFaults('procurement', { failNext: [{ operation: 'search_catalog', count: 50, status: 503 }] });
+    try {
+      const search = { tool: 'procurement.search_catalog', arguments: { query: 'paper' }, agent: { name: 'buyer-bot' } };
+      ctx.out.act('buyer-bot (for alice)', 'POST /v1/actions procurement.search_catalog; the step is retried with back-off while the vendor fails');
+      const first = await api(ctx, 'alice', 'POST', '/v1/actions', { body: search, headers: { 'idempotency-key': key(ctx, 'catalog-1'), prefer: 'respond-async' } });
+      const id = parseAs(ActionSchema.pick({ id: true }), first.body, 'the accepted search').id;
+      // Five attempts with the ASL's jittered back-off (up to 1 + 2 + 4 + 8 s): longer than a scene's usual wait.
+      let failed: ActionView | undefined;
+      for (const deadline = Date.now() + 4 * ctx.timeoutMs; !failed && Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+        const view = parseAs(ActionSchema, (await api(ctx, 'alice', 'GET', `/v1/actions/${id}`)).body, `GET /v1/actions/${id}`);
+        if (TERMINAL.includes(view.status as never)) failed = view;
+      }
+      if (!failed) throw new SceneFailedError(`action ${id} did not end while the vendor failed`);
+      ctx.out.got(`${failed.status}: ${failed.statusReason ?? ''}`);
+      expectThat(ctx, failed.status !== 'completed', 'the search failed after its retries', `it ended ${failed.status}`);
+      const before = (await ctx.vendors.stats('procurement'))?.requests.search_catalog ?? 0;
+      ctx.out.act('buyer-bot (for alice)', 'POST /v1/actions procurement.search_catalog again');
+      const second = await submit(ctx, 'alice', search, key(ctx, 'catalog-2'));
+      const problem = ProblemSchema.safeParse(second.body);
+      ctx.out.got(`${second.status} ${problem.success ? `${problem.data.type} (Retry-After: ${second.headers.get('retry-after') ?? '—'})` : ''}`);
+      expectThat(ctx, second.status === 503 && problem.success && problem.data.type === 'urn:airlock:problem:circuit-open', 'refused at once: 503 circuit-open', `got ${second.status}`);
+      expectThat(ctx, problem.data.connector === 'procurement', 'naming the connector: procurement', `it names ${problem.data.connector ?? 'nothing'}`);
+      expectThat(ctx, Number(second.headers.get('retry-after')) > 0, `with Retry-After: ${second.headers.get('retry-after')} s (the jittered reset)`, 'no Retry-After');
+      const after = (await ctx.vendors.stats('procurement'))?.requests.search_catalog ?? 0;
+      expectThat(ctx, after === before, 'the vendor was not called', `the vendor got ${after - before} more call(s)`);
+      ctx.out.why('5 failures within 30 s (limits.json breakers) open it; after the reset trial calls go through, and 2 successes close it');
+      return 'failing vendor opened the breaker; the next action got 503 circuit-open with Retry-After, vendor not called';
+    } finally {
+      await ctx.vendors.setFaults('procurement', {});
+    }
+  },
+};
+
+// ── 12 ─────────────────────────────────────────────────────────────────────
+const killSwitchScene: Scene = {
+  n: 12,
+  title: 'The kill switch stops a running plan mid-way, and the saga undoes what it did',
+  async run(ctx) {
+    if (!ctx.vendors) throw new SceneSkippedError(`cannot slow a vendor down: ${ctx.vendorsMissingReason ?? 'no vendor admin access'}`);
+    const total = SCENE5.fare * SCENE5.seats;
+    const body = { ...bookingPlan({ flightId: `${SCENE5.flight}-${ctx.date}`, seats: SCENE5.seats, total, currency: SCENE5.currency, reason: 'Another trip' }), agent: { name: 'runaway-bot' } };
+    // A slow hold (3 s at the vendor) leaves time to pull the switch while the plan runs.
+    await ctx.vendors.setFaults('travel', { latencyMs: 3000 });
+    let haltId: string | undefined;
+    try {
+      const travelBefore = (await sideEffects(ctx, 'travel'))!;
+      const paymentsBefore = (await sideEffects(ctx, 'payments'))!;
+      ctx.out.act('runaway-bot (for alice)', `POST /v1/actions plan hold → authorize → book, ${SCENE5.flight} (Prefer: respond-async)`);
+      const res = await api(ctx, 'alice', 'POST', '/v1/actions', { body, headers: { 'idempotency-key': key(ctx, 'runaway'), prefer: 'respond-async' } });
+      const accepted = parseAs(ActionSchema.pick({ id: true, status: true }), res.body, 'the accepted action');
+      await waitForStatus(ctx, 'alice', accepted.id, ['running', ...TERMINAL]);
+      // The API rather than `airlock halt` (same request): starting a CLI process could take longer than the hold.
+      ctx.out.act('olivia (on call)', 'POST /v1/halts {"scope":"agent","target":"runaway-bot","reason":"agent looping on bookings"}  (or: airlock halt agent runaway-bot --reason …)');
+      const halted = await api(ctx, 'olivia', 'POST', '/v1/halts', { body: { scope: 'agent', target: 'runaway-bot', reason: 'agent looping on bookings', mode: 'stop' } });
+      expectThat(ctx, halted.status === 201, 'halted (201)', `POST /v1/halts answered ${halted.status}`);
+      haltId = parseAs(HaltSchema, halted.body, 'the halt').id;
+      ctx.out.got(`201 halt ${haltId} active`);
+      await ctx.vendors.setFaults('travel', {});
+      const action = await waitForStatus(ctx, 'alice', accepted.id, TERMINAL);
+      ctx.out.got(`${action.status} (${action.id}): ${action.statusReason ?? ''}`);
+      expectThat(ctx, action.status === 'compensated' && /ActionHaltedError/.test(action.statusReason ?? ''), 'the plan stopped before its next step and was compensated', `it ended ${action.status} (${action.statusReason ?? ''})`);
+      const travelAfter = (await sideEffects(ctx, 'travel'))!;
+      const paymentsAfter = (await sideEffects(ctx, 'payments'))!;
+      expectThat(ctx, delta(travelAfter, travelBefore, 'book_flight') === 0, 'nothing was booked', `${delta(travelAfter, travelBefore, 'book_flight')} booking(s)`);
+      expectThat(ctx, delta(travelAfter, travelBefore, 'release_hold') === 1, 'the seat hold it had taken was released at the vendor', `released ${delta(travelAfter, travelBefore, 'release_hold')} time(s)`);
+      expectThat(ctx, delta(paymentsAfter, paymentsBefore, 'authorize') === 0, 'the card was never charged', `${delta(paymentsAfter, paymentsBefore, 'authorize')} authorization(s)`);
+      const receiptKey = await receiptOf(ctx, action);
+      const receipt = await readReceipt(ctx, receiptKey!);
+      const stopped = receipt.events.chain.find((e) => e.type === 'action.stopped');
+      expectThat(ctx, stopped?.actor === 'olivia', 'its receipt records the stop, by olivia', 'the receipt does not show the halt');
+      ctx.out.act('runaway-bot (for alice)', 'POST /v1/actions again while halted');
+      const refused = await submit(ctx, 'alice', { ...body, reason: 'retry' }, key(ctx, 'runaway-2'));
+      const problem = ProblemSchema.safeParse(refused.body);
+      ctx.out.got(`${refused.status} ${problem.success ? `${problem.data.type}: ${problem.data.reason ?? ''}` : ''}`);
+      expectThat(ctx, refused.status === 403 && problem.success && problem.data.haltId === haltId, 'refused: 403 halted, with the halt id and reason', `got ${refused.status}`);
+      ctx.out.act('olivia (on call)', `$ airlock resume ${haltId} --reason "loop fixed"`);
+      const resumed = await airlockCli(ctx, ['resume', haltId, '--reason', 'loop fixed', '--url', ctx.url, '--as', 'olivia', '--role', 'KillSwitch']);
+      expectThat(ctx, resumed.code === 0, 'resumed (exit 0)', `airlock resume exited ${resumed.code}: ${resumed.stderr.trim()}`);
+      haltId = undefined;
+      ctx.out.why('halts live in the ledger and reach every function within killSwitch.propagationSeconds; compensations always run');
+      return 'halt stopped the running plan before its next step; the hold was released, receipt records the halt';
+    } finally {
+      await ctx.vendors.setFaults('travel', {});
+      if (haltId) await api(ctx, 'olivia', 'DELETE', `/v1/halts/${haltId}`, { body: { reason: 'demo cleanup' } }).catch(() => undefined);
+    }
+  },
+};
+
 /** The scenes in the order the demo plays them. */
-export const scenes: readonly Scene[] = [readScene, bookingScene, approvalScene, replayScene, compensationScene, iamScene, denyScene, auditScene, capBurstScene, rateLimitScene];
+export const scenes: readonly Scene[] = [readScene, bookingScene, approvalScene, replayScene, compensationScene, iamScene, denyScene, auditScene, capBurstScene, rateLimitScene, breakerScene, killSwitchScene];
 
 /** How a run went. */
 export interface DemoOutcome {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_BODY_BYTES } from '../middleware/http';
 import { routes as routeTable, routeKey, type RouteSpec } from './routes';
 import { ApprovalIdPattern } from '../shared/ids';
+import { HaltIdPattern } from '../guardrails/halts';
 import {
   AcceptedActionSchema,
   ActionListQuerySchema,
@@ -22,6 +23,10 @@ import {
   ProblemSchema,
   ToolCatalogSchema,
   DecisionPreviewSchema,
+  HaltListSchema,
+  HaltRequestSchema,
+  HaltViewSchema,
+  ResumeRequestSchema,
 } from './schemas';
 import { toolCatalog } from '../tools/catalog';
 import { toolRegistry } from '../tools/registry';
@@ -83,6 +88,8 @@ const requests = {
   ApprovalDecision: DecisionBodySchema,
   ActionListQuery: ActionListQuerySchema,
   ApprovalListQuery: ApprovalListQuerySchema,
+  HaltRequest: HaltRequestSchema,
+  ResumeRequest: ResumeRequestSchema,
   LimitsQuery: LimitsQuerySchema,
   MetricsQuery: MetricsQuerySchema,
 } satisfies Record<string, z.ZodType>;
@@ -99,6 +106,8 @@ const responses = {
   ApprovalPreview: ApprovalPreviewSchema,
   ApprovalDecisionResult: DecisionResultSchema,
   DecisionPreview: DecisionPreviewSchema,
+  Halt: HaltViewSchema,
+  HaltList: HaltListSchema,
   Receipt: ReceiptViewSchema,
   Limits: LimitsViewSchema,
   KpiSummary: KpiSummarySchema,
@@ -230,9 +239,11 @@ const operations: Record<string, OperationSpec> = {
       { status: 400, types: ['validation'], when: `the envelope is invalid: unknown tool, arguments failing the tool's schema, unknown fields, a \`$ref\` to a later or missing step, more than ${MAX_PLAN_STEPS} steps, a commit step without compensation before the last step, or a bad Idempotency-Key; \`violations\` lists every problem` },
       { status: 400, types: ['idempotencyKeyMissing'], when: 'the Idempotency-Key header is missing' },
       { status: 403, types: ['policyDenied'], when: 'policy denies the action; it is recorded (`actionId`) and receipted', schema: 'PolicyDeniedProblem', headers: ['IdempotentReplayed'] },
+      { status: 403, types: ['halted'], when: 'a kill-switch halt covers the action (everything, one of its connectors or tools, its agent or its principal); `haltId` and `reason` say which and why; nothing is recorded' },
       { status: 403, types: ['spendCapExceeded'], when: 'the plan\'s known amounts would take a spend cap (policies/limits.json `spendCaps`) past its amount; recorded as denied and receipted, `spendCap` names the cap, how full it is and what the plan needs', schema: 'PolicyDeniedProblem', headers: ['IdempotentReplayed'] },
       { status: 409, types: ['idempotencyInProgress'], when: 'a request with this key is still being accepted', headers: ['RetryAfter'] },
       { status: 422, types: ['idempotencyKeyReused'], when: 'the key was used before with a different body' },
+      { status: 503, types: ['circuitOpen'], when: 'the circuit breaker of a connector the action needs is open (its vendor kept failing); `connector` names it; nothing is recorded; retry after the delay', headers: ['RetryAfter'] },
     ],
   },
   'GET /v1/actions': {
@@ -318,6 +329,43 @@ const operations: Record<string, OperationSpec> = {
       { status: 409, types: ['approvalExpired'], when: 'the approval expired' },
       { status: 409, types: ['planMismatch'], when: 'the `planHash` sent is not the plan waiting for approval; fetch the preview again' },
       { status: 409, types: ['voteConflict'], when: 'the caller already voted the other way' },
+      { status: 403, types: ['halted'], when: 'a kill-switch halt covers the action; the refused vote is recorded' },
+    ],
+  },
+  'GET /v1/halts': {
+    operationId: 'listHalts',
+    tag: 'halts',
+    summary: 'The kill switch: every halt',
+    description: 'Every halt, active and resumed, newest first. Only principals with the role named in limits.json `killSwitch.role` may list, halt or resume; a refusal is audited.',
+    success: [{ status: 200, description: 'The halts.', schema: 'HaltList' }],
+    errors: [{ status: 403, types: ['forbidden'], when: 'the caller lacks the kill-switch role (`requiredRole`); the attempt is audited' }],
+  },
+  'POST /v1/halts': {
+    operationId: 'createHalt',
+    tag: 'halts',
+    summary: 'Halt everything, a connector, a tool, an agent or a principal',
+    description:
+      'Records a halt, in force on every function within `killSwitch.propagationSeconds` (limits.json). New actions it covers get 403 `urn:airlock:problem:halted`; running sagas stop before their next step and compensate what they did (`mode: stop`, the default) or wait until the halt is resumed (`mode: pause`); votes on halted work are refused. Halts survive restarts and are audited with who and why; the actions they met show it in their receipts.',
+    body: 'HaltRequest',
+    success: [{ status: 201, description: 'The halt, in force.', schema: 'Halt', headers: ['HaltLocation'] }],
+    errors: [
+      { status: 400, types: ['validation'], when: 'the body is invalid, a target is missing or given for `all`, or the connector or tool is not in the registry; `violations` lists every problem' },
+      { status: 403, types: ['forbidden'], when: 'the caller lacks the kill-switch role (`requiredRole`); the attempt is audited' },
+    ],
+  },
+  'DELETE /v1/halts/{id}': {
+    operationId: 'resumeHalt',
+    tag: 'halts',
+    summary: 'Resume: end a halt, with a reason',
+    description: 'Ends the halt: new work is accepted again and paused sagas continue (each function notices within `killSwitch.propagationSeconds`). The body says why; who and why are audited.',
+    parameters: [ref('parameters', 'HaltId')],
+    body: 'ResumeRequest',
+    success: [{ status: 200, description: 'The halt, resumed.', schema: 'Halt' }],
+    errors: [
+      { status: 400, types: ['validation'], when: 'the body is invalid; `violations` lists every problem' },
+      { status: 403, types: ['forbidden'], when: 'the caller lacks the kill-switch role (`requiredRole`); the attempt is audited' },
+      { status: 404, types: ['notFound'], when: 'no such halt' },
+      { status: 409, types: ['conflict'], when: 'the halt was already resumed' },
     ],
   },
   'GET /v1/metrics': {
@@ -451,16 +499,24 @@ const counted = (route: RouteSpec) => route.auth && route.path.startsWith('/v1/'
 
 /** The problem+json response for one status: the problem schema narrowed to its types and status. */
 function problemResponse(errors: ErrorSpec[]): JsonObject {
-  const types = [...new Set(errors.flatMap((e) => e.types.map((t) => ProblemType[t])))];
-  const schemaName = errors.find((e) => e.schema)?.schema ?? 'Problem';
   const headers = [...new Set(errors.flatMap((e) => e.headers ?? []))];
   const status = errors[0]!.status;
+  // Types that share a schema are one alternative; types with their own members (a policy
+  // denial's actionId) are another, so each document is checked against its own shape.
+  const bySchema = new Map<string, string[]>();
+  for (const e of errors) {
+    const name = e.schema ?? 'Problem';
+    bySchema.set(name, [...new Set([...(bySchema.get(name) ?? []), ...e.types.map((t) => ProblemType[t])])]);
+  }
+  const alternatives = [...bySchema].map(([schemaName, types]) => ({
+    allOf: [ref('schemas', schemaName), { type: 'object', properties: { type: { enum: types }, status: { const: status } } }],
+  }));
   return {
     description: errors.map((e) => `\`${e.types.map((t) => ProblemType[t]).join('`, `')}\`: ${e.when}.`).join('\n'),
     ...(headers.length ? { headers: Object.fromEntries(headers.map((h) => [headerName(h), ref('headers', h)])) } : {}),
     content: {
       'application/problem+json': {
-        schema: { allOf: [ref('schemas', schemaName), { type: 'object', properties: { type: { enum: types }, status: { const: status } } }] },
+        schema: alternatives.length === 1 ? alternatives[0] : { oneOf: alternatives },
       },
     },
   };
@@ -476,6 +532,7 @@ const headerDocs: Record<string, { name: string; description: string; required: 
     required: false,
     schema: { type: 'string', enum: ['true'] },
   },
+  HaltLocation: { name: 'Location', description: 'Where the halt is listed.', required: true, schema: { type: 'string', pattern: '^/v1/halts/hlt_[0-9A-HJKMNP-TV-Z]{26}$' } },
   RetryAfter: { name: 'Retry-After', description: 'Seconds to wait before retrying.', required: true, schema: { type: 'integer', minimum: 0 } },
   RateLimitPolicy: {
     name: 'RateLimit-Policy',
@@ -622,6 +679,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
     tags: [
       { name: 'actions', description: 'Submit and follow actions.' },
       { name: 'approvals', description: 'Human approval of actions that policy sends to a person.' },
+      { name: 'halts', description: 'The kill switch: halting and resuming work across the fleet (role from limits.json `killSwitch.role`).' },
       { name: 'tools', description: 'What an agent may call.' },
       { name: 'limits', description: 'Rate limits: how much, not who.' },
       { name: 'metrics', description: 'Safety KPIs for auditors and admins (local runtime).' },
@@ -664,6 +722,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
         },
         ActionId: { name: 'id', in: 'path', required: true, description: 'Action id (`act_` + ULID).', schema: { type: 'string', pattern: ActionIdPattern.source } },
         ApprovalId: { name: 'id', in: 'path', required: true, description: 'Approval id (`apr_` + ULID).', schema: { type: 'string', pattern: ApprovalIdPattern.source } },
+        HaltId: { name: 'id', in: 'path', required: true, description: 'Halt id (`hlt_` + ULID).', schema: { type: 'string', pattern: HaltIdPattern.source } },
       },
       headers: Object.fromEntries(
         Object.entries(headerDocs).map(([key, h]) => [key, { description: h.description, required: h.required, schema: h.schema }]),

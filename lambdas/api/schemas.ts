@@ -74,14 +74,23 @@ export const ProblemSchema = z
     detail: z.string().meta({ description: 'What went wrong and what to do about it, written for a human or an LLM.' }),
     instance: z.string().optional(),
     violations: z.array(ViolationSchema).optional().meta({ description: 'Every violation found (`validation`).' }),
-    retryAfter: z.number().int().min(0).optional().meta({ description: 'Seconds to wait before retrying, also in the Retry-After header (`idempotency-in-progress`, `unavailable`, `quota-exceeded`).' }),
+    retryAfter: z.number().int().min(0).optional().meta({ description: 'Seconds to wait before retrying, also in the Retry-After header (`idempotency-in-progress`, `unavailable`, `quota-exceeded`, `circuit-open`).' }),
     requestId: z.string().optional().meta({ description: 'Correlates a 5xx with the server logs (`internal`, `unavailable`).' }),
     policyIds: z.array(z.string()).optional().meta({ description: 'The Cedar policies behind a refusal (`approval-forbidden`).' }),
     limit: z.number().int().optional().meta({ description: 'The body size limit in bytes (`payload-too-large`).' }),
     allow: z.array(z.string()).optional().meta({ description: 'The methods the path accepts (`method-not-allowed`).' }),
     approvalStatus: ApprovalStatusSchema.optional().meta({ description: 'Where the approval stands (`approval-closed`).' }),
     actionStatus: ActionStatusSchema.optional().meta({ description: 'Where the action stands (`approval-closed`).' }),
-    reason: z.enum(['invalid', 'timed_out', 'gone']).optional().meta({ description: 'Why the workflow no longer waits (`approval-closed`).' }),
+    reason: z
+      .union([z.enum(['invalid', 'timed_out', 'gone']), z.string().max(500)])
+      .optional()
+      .meta({ description: 'Why the workflow no longer waits: `invalid`, `timed_out` or `gone` (`approval-closed`); the reason the halt gives (`halted`).' }),
+    haltId: z.string().optional().meta({ description: 'The halt that refuses the work (`halted`); `hlt_` + ULID.' }),
+    haltScope: z.enum(['all', 'connector', 'tool', 'agent', 'principal']).optional().meta({ description: 'What the halt covers (`halted`).' }),
+    haltTarget: z.string().nullable().optional().meta({ description: 'The connector, tool, agent or principal halted; null for `all` (`halted`).' }),
+    haltMode: z.enum(['stop', 'pause']).optional().meta({ description: 'Whether running work is stopped and compensated or held (`halted`).' }),
+    connector: z.string().optional().meta({ description: 'The connector whose circuit breaker is open (`circuit-open`).' }),
+    requiredRole: z.string().optional().meta({ description: 'The role the kill switch needs (`forbidden`).' }),
     expiresAt: TimestampSchema.optional().meta({ description: 'When the approval expired (`approval-expired`).' }),
     planHash: PlanHashSchema.optional().meta({ description: 'The plan waiting for approval (`plan-mismatch`).' }),
     vote: VoteSchema.optional().meta({ description: 'The vote already cast (`vote-conflict`).' }),
@@ -403,6 +412,29 @@ export const LimitsViewSchema = z
 
 export const HealthSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
 
+// ── the kill switch ─────────────────────────────────────────────────────────
+
+export { HaltRequestSchema, ResumeRequestSchema } from '../guardrails/halts';
+
+/** A halt as GET/POST/DELETE /v1/halts show it (guardrails/halts.ts `haltView`). */
+export const HaltViewSchema = z
+  .object({
+    id: z.string().meta({ description: '`hlt_` + ULID.' }),
+    scope: z.enum(['all', 'connector', 'tool', 'agent', 'principal']),
+    target: z.string().nullable().meta({ description: 'The connector, tool, agent name or principal `sub`; null for `all`.' }),
+    mode: z.enum(['stop', 'pause']).meta({ description: '`stop`: running sagas stop before their next step and compensate; `pause`: they wait until resumed.' }),
+    reason: z.string(),
+    status: z.enum(['active', 'resumed']),
+    createdBy: z.string().meta({ description: 'The verified `sub` who halted.' }),
+    createdAt: TimestampSchema,
+    resumedBy: z.string().nullable(),
+    resumedAt: TimestampSchema.nullable(),
+    resumeReason: z.string().nullable(),
+  })
+  .strict()
+  .meta({ id: 'Halt' });
+
+export const HaltListSchema = z.object({ items: z.array(HaltViewSchema) }).strict().meta({ id: 'HaltList' });
 // ── metrics (local runtime) ─────────────────────────────────────────────────
 
 /** GET /v1/metrics query string. */

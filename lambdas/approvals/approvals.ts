@@ -15,6 +15,7 @@ import { approvalIdFor, actionIdOf } from '../shared/ids';
 import type { EventPublisher } from '../ports/events';
 import type { EventLog } from '../ports/steps';
 import { TaskTokenInvalidError, type TaskCallbacks } from '../ports/task-callbacks';
+import { noticeOf, subjectOf, type HaltGuard } from '../guardrails/halts';
 import type { Metrics } from '../ports/metrics';
 import { countKpi, recordApprovalDecided } from '../observability/kpis';
 
@@ -55,6 +56,7 @@ export const VoteRefusalRules = {
   vote_changed: 'airlock.one_vote',
   closed: 'airlock.approval_closed',
   expired: 'airlock.approval_expired',
+  halted: 'airlock.halted',
 } as const satisfies Record<VoteRefusalReason, string>;
 
 /**
@@ -89,6 +91,8 @@ export interface ApprovalsDeps {
   timeoutSeconds: number;
   now: () => Date;
   logger: Logger;
+  /** Active halts: a vote on work a halt covers is refused (none: no kill switch). */
+  halts?: HaltGuard;
   /** Approval KPIs: requested, decided (and how long it took), refused votes. */
   metrics?: Metrics;
 }
@@ -611,6 +615,22 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
     );
     await expireApproval(deps, approval.id);
     throw refusal;
+  }
+  const halt = deps.halts
+    ? await deps.halts.covering(subjectOf(deps.tools, action.principal.sub, action.actor.name, planOf(action, deps.tools).steps.map((s) => s.tool)))
+    : undefined;
+  if (halt) {
+    const notice = noticeOf(halt);
+    throw await refuse(
+      deps,
+      ctx,
+      'halted',
+      [],
+      new VoteRefusedError(
+        { kind: 'halted', halt: notice },
+        `Action ${action.id} is halted by ${halt.id} (${halt.scope}${halt.target ? ` ${halt.target}` : ''}): ${halt.reason} Votes on halted work are refused; decide after the halt is resumed.`,
+      ),
+    );
   }
   if (input.planHash !== approval.planHash || input.planHash !== action.planHash) {
     throw await refuse(

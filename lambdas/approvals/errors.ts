@@ -1,5 +1,6 @@
 import type { ApprovalStatus } from '../ports/approvals';
 import type { VoteView } from '../api/schemas';
+import type { HaltNotice } from '../guardrails/errors';
 
 /**
  * Why approvals refuse something, as domain errors: approvals/http.ts maps each to its problem
@@ -22,7 +23,8 @@ export type VoteRefusal =
   | { kind: 'action-ended'; actionStatus: string }
   | { kind: 'expired'; expiresAt: string }
   | { kind: 'plan-changed'; planHash: string }
-  | { kind: 'vote-changed'; vote: VoteView };
+  | { kind: 'vote-changed'; vote: VoteView }
+  | { kind: 'halted'; halt: HaltNotice };
 
 /** A vote the rules refuse (who may vote, what is still open, which plan, one vote each). */
 export class VoteRefusedError extends Error {

@@ -23,5 +23,13 @@ export function approvalsProblem(error: unknown): ProblemError | undefined {
       return problem('planMismatch', 409, 'Plan changed', error.message, { planHash: r.planHash });
     case 'vote-changed':
       return problem('voteConflict', 409, 'Already voted', error.message, { vote: r.vote });
+    case 'halted':
+      return problem('halted', 403, 'Halted', error.message, {
+        haltId: r.halt.haltId,
+        haltScope: r.halt.scope,
+        haltTarget: r.halt.target,
+        haltMode: r.halt.mode,
+        reason: r.halt.reason,
+      });
   }
 }

@@ -7,6 +7,7 @@ import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
 import { DynamoRateCounters } from '../adapters/aws/dynamo-rate-counters';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
+import { DynamoGuardrailStore } from '../adapters/aws/dynamo-guardrails';
 import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
 import { JwksTokenVerifier } from '../adapters/aws/jwks-token-verifier';
@@ -29,6 +30,7 @@ import { GrantKeyring } from '../steps/grants';
 import type { RunStepDeps } from '../steps/run-step';
 import { toolRegistry } from '../tools/registry';
 import {
+  functionGuardrails,
   once,
   type ApprovalsFunctionDeps,
   type IntakeFunctionDeps,
@@ -73,6 +75,11 @@ async function policyEngine(dir: string | undefined): Promise<PolicyEngine> {
 /** The limits file the stack ships beside the bundle, read and validated once per cold start. */
 const limitsIn = (file: string | undefined) => (file ? readLimitsFile(file) : readLimitsFile());
 
+/** A function's guardrails over the ledger table (its breaker and halt caches live as long as the instance). */
+function guardrailsOn(db: DynamoDBClient, tableName: string, limits: LoadedLimits, actor: string, metrics: Metrics) {
+  return functionGuardrails({ store: new DynamoGuardrailStore({ client: db, tableName }), tools: toolRegistry, limits, now: () => new Date(), logger, actor, metrics });
+}
+
 /** This instance's rate limiter over the ledger's window counters. */
 function rateLimiter(limits: LoadedLimits, db: DynamoDBClient, tableName: string, metrics: Metrics): RateLimiter {
   return new RateLimiter({
@@ -110,9 +117,12 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
   const engine = await policyEngine(env[N.policyDir]);
   const capStore = new DynamoSpendCapStore({ client: db, tableName: env[N.ledgerTable], transactions: true });
   const metrics = metricsFor(limits, engine);
+  const guardrails = guardrailsOn(db, env[N.ledgerTable], limits, 'intake', metrics);
   return {
     limits,
     metrics,
+    guardrails: { halts: guardrails.halts, breakers: guardrails.breakers },
+    halts: guardrails.haltDeps,
     actions: ledger,
     steps: store,
     idempotency: ledger,
@@ -138,9 +148,11 @@ export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () =>
   const caps = SpendCaps.from(limits.limits.spendCaps, engine.money);
   const capStore = new DynamoSpendCapStore({ client: db, tableName: env[N.ledgerTable], transactions: true });
   const metrics = metricsFor(limits, engine);
+  const { halts, haltStore, breakers } = guardrailsOn(db, env[N.ledgerTable], limits, 'saga', metrics);
   return {
     limits,
     metrics,
+    guardrails: { halts, haltStore, breakers },
     actions: ledger,
     steps: store,
     events: store,
@@ -173,6 +185,7 @@ export const approvalsDeps: Lazy<ApprovalsFunctionDeps> = /* @__PURE__ */ once(a
     limits,
     metrics,
     rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
+    halts: guardrailsOn(db, env[N.ledgerTable], limits, 'approvals', metrics).halts,
     actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
     events: store,
@@ -193,10 +206,14 @@ export const stepsDeps: Lazy<StepsFunctionDeps> = /* @__PURE__ */ once(async () 
   const served = env[N.connectorName];
   const vendorBaseUrl = env[N.vendorBaseUrl];
   const vault = await secrets();
+  const db = await dynamo();
+  const limits = limitsIn(env[N.limitsFile]);
+  const metrics = metricsFor(limits);
   const deps: RunStepDeps & { metrics: Metrics } = {
-    metrics: metricsFor(limitsIn(env[N.limitsFile])),
+    metrics,
     connector: served,
-    steps: new DynamoSagaStore({ client: await dynamo(), tableName: env[N.ledgerTable] }),
+    steps: new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] }),
+    breakers: guardrailsOn(db, env[N.ledgerTable], limits, `connector-${served}`, metrics).breakers,
     keyring: new GrantKeyring(vault),
     secrets: vault,
     tools: toolRegistry,

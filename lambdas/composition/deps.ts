@@ -10,8 +10,13 @@ import type { SagaDeps } from '../saga/tasks';
 import type { CursorCodec } from '../shared/cursor';
 import type { RunStepDeps } from '../steps/run-step';
 import type { LoadedLimits } from '../limits/config';
+import type { IntakeGuardrails } from '../guardrails/intake-guard';
+import { HaltGuard, type HaltDeps } from '../guardrails/halts';
+import { Breakers } from '../guardrails/breakers';
+import type { BreakerStore, HaltStore } from '../ports/guardrails';
+import { noMetrics, type Metrics, type MetricsReader } from '../ports/metrics';
+import type { Logger } from '../shared/logger';
 import type { RateLimiter } from '../limits/rate-limiter';
-import type { Metrics, MetricsReader } from '../ports/metrics';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -54,6 +59,10 @@ export interface IntakeFunctionDeps {
   cursors: Lazy<CursorCodec>;
   /** The limits file in force, read once per cold start. */
   limits: LoadedLimits;
+  /** Halts and circuit breakers new actions meet. */
+  guardrails: IntakeGuardrails;
+  /** The kill switch's routes (`/v1/halts`). */
+  halts: HaltDeps;
   /** This instance's rate limiter (its leases live as long as the instance). */
   rateLimiter: RateLimiter;
   /** Safety KPIs (bounded by the metric catalog). */
@@ -90,4 +99,55 @@ export interface ReceiptsFunctionDeps {
   rateLimiter: RateLimiter;
   /** Runs after every stored receipt (locally, optionally: a digest right away). */
   afterReceipt?: (result: WriteReceiptResult) => Promise<void>;
+}
+
+/** One function's guardrails: its breaker view, its halt cache and the kill switch's use cases. */
+export interface FunctionGuardrails {
+  breakers: Breakers;
+  halts: HaltGuard;
+  haltStore: HaltStore;
+  haltDeps: HaltDeps;
+}
+
+/**
+ * Builds a function's guardrails over the ledger's breaker and halt items. One per function
+ * instance: its caches are what bound how late it sees a breaker move or a halt.
+ */
+export function functionGuardrails(options: {
+  store: BreakerStore & HaltStore;
+  tools: ToolRegistry;
+  limits: LoadedLimits;
+  now: () => Date;
+  logger: Logger;
+  /** Who records breaker moves, for their audit trail. */
+  actor: string;
+  metrics?: Metrics;
+  random?: () => number;
+  /** After this function writes a halt or a resume (see HaltDeps.onChange). */
+  onHaltChange?: () => void;
+}): FunctionGuardrails {
+  const metrics = options.metrics ?? noMetrics;
+  const haltDeps: HaltDeps = {
+    halts: options.store,
+    tools: options.tools,
+    limits: options.limits,
+    now: options.now,
+    metrics,
+    logger: options.logger,
+    ...(options.onHaltChange ? { onChange: options.onHaltChange } : {}),
+  };
+  return {
+    breakers: new Breakers({
+      store: options.store,
+      limits: options.limits,
+      now: options.now,
+      metrics,
+      logger: options.logger,
+      actor: options.actor,
+      ...(options.random ? { random: options.random } : {}),
+    }),
+    halts: new HaltGuard(haltDeps),
+    haltStore: options.store,
+    haltDeps,
+  };
 }

@@ -4,6 +4,7 @@ import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
 import { DynamoRateCounters } from '../adapters/aws/dynamo-rate-counters';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
+import { DynamoGuardrailStore } from '../adapters/aws/dynamo-guardrails';
 import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
 import { FileAuditStore } from '../adapters/local/file-audit-store';
 import { FileEventPublisher } from '../adapters/local/file-event-publisher';
@@ -31,7 +32,7 @@ import type { RunStepDeps } from '../steps/run-step';
 import { runReadAction, type ReadPathDeps } from '../saga/read-path';
 import type { ReadPath } from '../ports/workflow';
 import { toolRegistry } from '../tools/registry';
-import { once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
+import { functionGuardrails, once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
 
 /**
  * The composition root of the local runtime: the same functions' dependencies as aws.ts, over
@@ -70,6 +71,8 @@ export interface LocalInfrastructure {
   now?: () => Date;
   /** The limits in force; the shipped policies/limits.json when absent (tests inject small ones). */
   limits?: LoadedLimits;
+  /** Jitters breaker resets ([0, 1)); Math.random when absent. */
+  random?: () => number;
   /** The rate limiter's clock (its windows), `now` when absent: tests pin windows without moving other clocks. */
   rateLimitClock?: () => Date;
   /** The metrics recorder every function shares (and `GET /v1/metrics` reads); none when absent. */
@@ -110,6 +113,8 @@ export interface LocalComposition {
   steps: StepsFunctionDeps;
   receipts: ReceiptsFunctionDeps;
   vault: LocalReceipts;
+  /** Breaker and halt items (tests and the demo read breaker states through it). */
+  guardrails: DynamoGuardrailStore;
 }
 
 /** A verifier for compositions without an issuer (tests of other capabilities): no token passes. */
@@ -159,6 +164,30 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     metrics,
     logger: infra.logger,
   });
+  // One set per function, as in Lambda: each has its own caches over the shared ledger items.
+  const guardrailStore = new DynamoGuardrailStore({ client, tableName });
+  // Every function runs in this one process, so a halt or resume written here reaches all of
+  // them at once; across Lambda instances it takes up to killSwitch.propagationSeconds.
+  const haltGuards: { invalidate(): void }[] = [];
+  const guardrailsFor = (actor: string) => {
+    const g = functionGuardrails({
+      store: guardrailStore,
+      tools,
+      limits,
+      now,
+      logger: infra.logger,
+      actor,
+      metrics,
+      ...(infra.random ? { random: infra.random } : {}),
+      onHaltChange: () => haltGuards.forEach((h) => h.invalidate()),
+    });
+    haltGuards.push(g.halts);
+    return g;
+  };
+  const intakeGuardrails = guardrailsFor('intake');
+  const sagaGuardrails = guardrailsFor('saga');
+  const approvalsHalts = guardrailsFor('approvals').halts;
+  const connectorBreakers = guardrailsFor('connector').breakers;
   // What CURSOR_KEY_SECRET names in AWS: page cursors are signed with it.
   const cursors = once(async () => new CursorCodec(await infra.secrets.getSecret(SecretNames.cursorKey)));
 
@@ -203,6 +232,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     logger: infra.logger,
     now,
     timeoutMs: settings.vendorTimeoutMs ?? 8_000,
+    breakers: connectorBreakers,
     ...(infra.vendorFetch ? { fetch: infra.vendorFetch } : {}),
   });
 
@@ -221,18 +251,19 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     now,
     logger: infra.logger,
     limits,
+    guardrails: { halts: sagaGuardrails.halts, haltStore: sagaGuardrails.haltStore, breakers: sagaGuardrails.breakers },
     metrics,
   };
   const invoke = infra.invoke;
   // The read fast path calls the same connector and receipts functions the saga's Task states call.
   const readPath: ReadPath | undefined = invoke && {
-    run: (actionId) => {
+    run: (actionId, fresh) => {
       const deps: ReadPathDeps = {
         ...saga,
         callConnector: (functionName, payload) => invoke.call(functionName, payload),
         writeReceipt: async (id) => receiptResult(await invoke.call(invoke.receiptsFunction, { task: 'WriteReceipt', actionId: id })),
       };
-      return runReadAction(deps, actionId);
+      return runReadAction(deps, actionId, fresh);
     },
   };
 
@@ -248,6 +279,8 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       intake: { ...defaultIntakeConfig, ...settings.intake },
       cursors,
       limits,
+      guardrails: { halts: intakeGuardrails.halts, breakers: intakeGuardrails.breakers },
+      halts: intakeGuardrails.haltDeps,
       rateLimiter,
       metrics,
       ...(infra.metrics ? { metricsReader: infra.metrics } : {}),
@@ -269,6 +302,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       logger: infra.logger,
       cursors,
       limits,
+      halts: approvalsHalts,
       rateLimiter,
       metrics,
     },
@@ -282,5 +316,6 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       ...(settings.digestAfterEachReceipt ? { afterReceipt: async () => void (await writeDigestNow()) } : {}),
     },
     vault: { store: receiptsDeps.store as FileAuditStore, writeDigestNow },
+    guardrails: guardrailStore,
   };
 }

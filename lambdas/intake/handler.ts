@@ -17,6 +17,8 @@ import { admitRequest } from '../limits/http';
 import { rateRequestOf } from '../limits/rate-limits';
 import { intakeProblem, postAction } from './http';
 import { previewDecision } from './intake';
+import { createHalt, haltView, listHalts, resumeHalt } from '../guardrails/halts';
+import { guardrailProblem } from '../guardrails/http';
 
 /** The intake function: the agent-facing front door (tools, actions, decisions). */
 
@@ -124,6 +126,33 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
         },
       },
 
+      // The kill switch (guardrails/halts.ts): only the limits file's killSwitch.role may use it.
+      'GET /v1/halts': {
+        auth: true,
+        handle: async (req) => ({ status: 200, body: { items: (await listHalts((await deps()).halts, principalOf(req))).map(haltView) } }),
+      },
+
+      'POST /v1/halts': {
+        auth: true,
+        handle: async (req) => {
+          const rt = await deps();
+          const halt = await createHalt(rt.halts, principalOf(req), req.body);
+          // This function enforces it at once; the others within killSwitch.propagationSeconds.
+          rt.guardrails.halts.invalidate();
+          return { status: 201, headers: { location: `/v1/halts/${halt.id}` }, body: haltView(halt) };
+        },
+      },
+
+      'DELETE /v1/halts/{id}': {
+        auth: true,
+        handle: async (req) => {
+          const rt = await deps();
+          const halt = await resumeHalt(rt.halts, principalOf(req), req.pathParameters.id ?? '', req.body);
+          rt.guardrails.halts.invalidate();
+          return { status: 200, body: haltView(halt) };
+        },
+      },
+
       // Local runtime only (routes.ts marks it): in AWS the KPIs are on the CloudWatch dashboard.
       'GET /v1/metrics': {
         auth: true,
@@ -157,7 +186,7 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           const res = await route.handle(inner);
           return { status: res.status, headers: res.headers ?? {}, body: res.body };
         } catch (error) {
-          const result = errorToResult(error, req.requestId, req.logger, (e) => intakeProblem(e) ?? observabilityProblem(e));
+          const result = errorToResult(error, req.requestId, req.logger, (e) => intakeProblem(e) ?? guardrailProblem(e) ?? observabilityProblem(e));
           return { status: result.statusCode ?? 500, headers: (result.headers ?? {}) as Record<string, string>, body: JSON.parse(String(result.body ?? 'null')) };
         }
       };
@@ -183,7 +212,7 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
   table['GET /.well-known/oauth-protected-resource/mcp'] = metadata;
 
   return httpApi(table, {
-    problems: (error) => intakeProblem(error) ?? observabilityProblem(error),
+    problems: (error) => intakeProblem(error) ?? guardrailProblem(error) ?? observabilityProblem(error),
     admit: async (req) => admitRequest(await deps().then((rt) => ({ limiter: rt.rateLimiter, tools: rt.tools })), req),
   });
 }

@@ -12,6 +12,7 @@ import {
   IntakeBusyError,
 } from './errors';
 import { acceptAction, type AcceptOutcome, type IntakeDeps, type IntakeRequest } from './intake';
+import { guardrailProblem } from '../guardrails/http';
 
 /**
  * Intake over HTTP: how an outcome is answered (the answer a replay gets back) and which
@@ -131,7 +132,7 @@ export function intakeProblem(error: unknown): ProblemError | undefined {
   if (error instanceof IntakeBusyError) {
     return serviceUnavailable('The ledger is busy; retry with the same Idempotency-Key.', error.retryAfterSeconds, error);
   }
-  return undefined;
+  return guardrailProblem(error);
 }
 
 /** Runs `op`, turning intake's errors into their problem documents. */

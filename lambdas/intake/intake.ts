@@ -17,6 +17,7 @@ import type { StepRecord } from '../ports/steps';
 import type { ReadPath, WorkflowStarter } from '../ports/workflow';
 import type { Logger } from '../shared/logger';
 import type { ToolRegistry } from '../ports/tools';
+import { refuseGuardedNew, type IntakeGuardrails } from '../guardrails/intake-guard';
 import type { Metrics } from '../ports/metrics';
 import { countKpi, recordDecision } from '../observability/kpis';
 
@@ -71,6 +72,8 @@ export interface IntakeDeps {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   logger?: Logger;
+  /** Halts and circuit breakers: new work they cover is refused before it is recorded. */
+  guardrails?: IntakeGuardrails;
   /** Safety KPIs (decisions, denials by policy, idempotency replays and conflicts). */
   metrics?: Metrics;
 }
@@ -228,9 +231,10 @@ async function waitForEnd(
 }
 
 /** The read fast path; false when it handed off (the caller starts the saga, which resumes from the ledger). */
-async function runRead(deps: IntakeDeps, actionId: string): Promise<boolean> {
+async function runRead(deps: IntakeDeps, record: ActionRecord, decidedNow: boolean): Promise<boolean> {
+  const actionId = record.id;
   try {
-    await deps.readPath!.run(actionId);
+    await deps.readPath!.run(actionId, decidedNow && record.decision ? { action: record, decision: record.decision } : undefined);
     return true;
   } catch (error) {
     // Not a failure of the request: the saga takes the action from where the ledger has it.
@@ -299,7 +303,11 @@ export async function acceptAction(
   try {
     // A fresh claim names a new action id: only a takeover can find an action already there.
     let record = claim.takenOver ? await deps.actions.getAction(actionId) : undefined;
+    // Whether this request decided and wrote the action (a takeover may find an old decision).
+    let decidedNow = false;
     if (!record) {
+      // Refused before anything is recorded: a replay of work accepted earlier is still answered.
+      await refuseGuardedNew(deps.guardrails, deps.tools, req.principal, action);
       const at = new Date(now());
       const decision = await deps.decider.decide(req.principal, action, at);
       countKpi(deps.metrics, 'ActionRequested', { kind: action.kind });
@@ -323,6 +331,7 @@ export async function acceptAction(
       const written = await deps.actions.createAction(fresh);
       // Only a concurrent creator could have written something else under this id.
       record = written === 'created' ? fresh : ((await deps.actions.getAction(actionId)) ?? fresh);
+      decidedNow = written === 'created';
     }
     created = true;
     let outcome: AcceptOutcome;
@@ -337,7 +346,7 @@ export async function acceptAction(
       const waitMs = record.decision?.outcome === 'allow' ? preferredWaitMs(req.prefer, deps.config) : 0;
       // A client that asked to wait gets a read without the saga; `respond-async` keeps the saga.
       const fast = deps.readPath && waitMs > 0 && record.status === 'received' && isSingleRead(action, deps.tools);
-      if (!fast || !(await runRead(deps, actionId))) await deps.workflow.start(actionId, { actionId });
+      if (!fast || !(await runRead(deps, record, decidedNow))) await deps.workflow.start(actionId, { actionId });
       const finished = waitMs > 0 ? await waitForEnd(deps, actionId, now() + waitMs, sleep) : undefined;
       outcome = finished
         ? { kind: 'completed', action: finished, steps: deps.steps ? await deps.steps.listSteps(actionId) : undefined, waitedMs: waitMs }

@@ -3,7 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { ZodError } from 'zod';
-import { badRequest, internalProblem, malformedJson, notFound, payloadTooLarge, problem, ProblemError, serviceUnavailable, type Violation } from '../shared/problem';
+import { badRequest, internalProblem, malformedJson, notFound, payloadTooLarge, problem, ProblemError, ProblemType, serviceUnavailable, type Violation } from '../shared/problem';
 import { InvalidCursorError, LedgerRequestRejectedError, LedgerThrottledError } from '../ports/ledger';
 import type { Principal } from '../shared/principal';
 import { type Logger } from '../shared/logger';
@@ -146,7 +146,9 @@ export type ProblemMapper = (error: unknown) => ProblemError | undefined;
 export function errorToResult(error: unknown, requestId: string, log: Logger, domain?: ProblemMapper): HttpResult {
   error = domain?.(error) ?? portProblem(error, log) ?? error;
   if (error instanceof ProblemError) {
-    if (error.problem.status >= 500) log.error('request failed', { problem: error.problem.type, cause: error.cause });
+    // An open circuit breaker is a designed refusal (its moves are audited and counted), not a fault here.
+    if (error.problem.type === ProblemType.circuitOpen) log.info('refused: circuit breaker open', { problem: error.problem.type });
+    else if (error.problem.status >= 500) log.error('request failed', { problem: error.problem.type, cause: error.cause });
     return problemResult({ ...error.problem, ...(error.problem.status >= 500 ? { requestId } : {}) }, error.headers);
   }
   const err = error instanceof Error ? error : new Error(String(error));

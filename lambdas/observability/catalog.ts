@@ -52,7 +52,7 @@ const ApprovalOutcomes = ['approved', 'rejected', 'expired'] as const;
 const GrantRefusals = ['wrong_connector', 'invalid', 'replayed'] as const;
 const IdempotencyConflicts = ['payload_mismatch', 'in_progress'] as const;
 const BreakerStates = ['open', 'half_open', 'closed'] as const;
-const HaltScopes = ['everything', 'connector', 'tool', 'agent', 'principal'] as const;
+const HaltScopes = ['all', 'connector', 'tool', 'agent', 'principal'] as const;
 
 /** Every metric, by name. */
 export const MetricCatalog = {
@@ -89,7 +89,7 @@ export const MetricCatalog = {
   SpendCapRefused: { unit: 'Count', group: 'guardrails', dimensions: { cap: 'spendCap' }, description: 'An action refused because it would cross a spend cap.', guardrail: true },
   BreakerTransition: { unit: 'Count', group: 'guardrails', dimensions: { connector: 'connector', to: BreakerStates }, description: 'A connector circuit breaker changed state.', guardrail: true },
   BreakerRejected: { unit: 'Count', group: 'guardrails', dimensions: { connector: 'connector' }, description: 'New work refused (503) because a connector breaker is open.', guardrail: true },
-  HaltsActive: { unit: 'Count', group: 'guardrails', dimensions: { scope: HaltScopes }, description: 'Kill-switch halts in force (sampled).', guardrail: true },
+  HaltsActive: { unit: 'Count', group: 'guardrails', dimensions: {}, description: 'Kill-switch halts in force, as a function last read them (sampled on each read).', guardrail: true },
   HaltRefused: { unit: 'Count', group: 'guardrails', dimensions: { scope: HaltScopes }, description: 'Work refused or stopped by a kill-switch halt.', guardrail: true },
 } as const satisfies Record<string, MetricDefinition>;
 

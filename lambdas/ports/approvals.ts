@@ -52,7 +52,7 @@ export interface VoteRecord {
  * plan hash other than the one waiting, a changed vote, a vote after the outcome (or after
  * the action ended), a vote after the expiry.
  */
-export const VoteRefusalReasons = ['self_approval', 'grantee', 'ineligible', 'stale_plan', 'vote_changed', 'closed', 'expired'] as const;
+export const VoteRefusalReasons = ['self_approval', 'grantee', 'ineligible', 'stale_plan', 'vote_changed', 'closed', 'expired', 'halted'] as const;
 export type VoteRefusalReason = (typeof VoteRefusalReasons)[number];
 
 /**

@@ -1,3 +1,5 @@
+import type { ActionRecord, StoredDecision } from '../actions/action';
+
 /**
  * Starting the saga for an accepted action. Step Functions in AWS (execution name = action
  * id, so a second start is a no-op); the local ASL runner in local mode.
@@ -19,5 +21,6 @@ export interface SagaInput {
  * the ledger holds, so every path that is not the happy one stays the saga's.
  */
 export interface ReadPath {
-  run(actionId: string): Promise<void>;
+  /** `fresh`: the action and decision intake just recorded (spares reading them back). */
+  run(actionId: string, fresh?: { action: ActionRecord; decision: StoredDecision }): Promise<void>;
 }

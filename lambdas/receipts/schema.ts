@@ -73,7 +73,7 @@ export const ReceiptRefusedVoteSchema = z
     roles: z.array(z.string()).meta({ description: 'Their roles, from the verified token.' }),
     decision: z.string().meta({ description: 'What they tried: approve or reject.' }),
     reason: z.string().meta({
-      description: 'Refusal code: self_approval, grantee, ineligible, stale_plan, vote_changed, closed (after the outcome or the end of the action) or expired.',
+      description: 'Refusal code: self_approval, grantee, ineligible, stale_plan, vote_changed, closed (after the outcome or the end of the action), expired or halted (a kill-switch halt covers the action).',
     }),
     policyIds: z.array(z.string()).meta({
       description: 'What refused it: the Cedar policy ids when policy decided, an airlock.* rule id when code did (airlock.self_approval, airlock.plan_hash, …).',

@@ -1,3 +1,4 @@
+import type { ActionRecord, StoredDecision } from '../actions/action';
 import type { RunStep } from '../steps/contract';
 import { evaluatePolicy, issueGrant, prepareCompensation, settleAction, type SagaDeps } from './tasks';
 
@@ -16,8 +17,8 @@ import { evaluatePolicy, issueGrant, prepareCompensation, settleAction, type Sag
  */
 
 /**
- * The errors statemachines/action-saga.asl.json retries on IssueGrant or RunStep rather than
- * catching into compensation (test/saga/read-path.test.ts holds this list to the ASL's).
+ * The errors statemachines/action-saga.asl.json retries on IssueGrant, RunStep or their
+ * ExecuteStep rather than catching into compensation (test/saga/read-path.test.ts holds this list to the ASL's).
  */
 export const STEP_RETRIED_ERRORS: ReadonlySet<string> = new Set([
   'Lambda.ServiceException',
@@ -25,6 +26,11 @@ export const STEP_RETRIED_ERRORS: ReadonlySet<string> = new Set([
   'Lambda.SdkClientException',
   'Lambda.TooManyRequestsException',
   'LedgerThrottledError',
+  'VendorUnavailableError',
+  'VendorTimeoutError',
+  'States.Timeout',
+  // A paused halt (the kill switch's `pause`): the saga waits it out, retrying with back-off.
+  'ActionPausedError',
 ]);
 
 /** What the fast path needs besides the saga's tasks. */
@@ -47,9 +53,14 @@ export class ReadPathHandOffError extends Error {
  * Runs the action's one read call to its receipt. Resolves once the action is completed and
  * its receipt recorded; throws otherwise (see the module comment).
  */
-export async function runReadAction(deps: ReadPathDeps, actionId: string): Promise<void> {
-  // Re-decided at run time, as EvaluatePolicy does in the saga (it also moves the action to running).
-  const routed = await evaluatePolicy(deps, actionId);
+export async function runReadAction(
+  deps: ReadPathDeps,
+  actionId: string,
+  fresh?: { action: ActionRecord; decision: StoredDecision },
+): Promise<void> {
+  // EvaluatePolicy as the saga's first state runs it (it moves the action to running); intake's
+  // decision of a moment ago, in the same request, is the run-time decision.
+  const routed = await evaluatePolicy(deps, actionId, fresh);
   if (routed.next !== 'execute' || routed.count !== 1) {
     throw new ReadPathHandOffError(`run-time decision routes the action to ${routed.next} (${routed.count} step(s))`);
   }

@@ -19,6 +19,7 @@ import { countKpi, recordApprovalDecided, recordDecision } from '../observabilit
 import { type EventLog, type StepKind, type StepRecord, type StepStore } from '../ports/steps';
 import { reserveStepSpend, settleActionSpend, type SpendGuard } from '../spend/reservations';
 import { SpendCapExceededError } from '../spend/caps';
+import { guardForwardStep, type SagaGuardrails } from '../guardrails/saga-guard';
 
 /**
  * The saga's tasks: what each Task state of statemachines/action-saga.asl.json asks the
@@ -45,6 +46,8 @@ export interface SagaDeps {
   logger: Logger;
   /** Approval items: an approval whose wait timed out is closed as expired (and audited). */
   approvals?: Pick<ApprovalStore, 'getApproval' | 'settle' | 'markAnswered'>;
+  /** Halts and circuit breakers, checked before each forward step (none: no guardrails). */
+  guardrails?: SagaGuardrails;
   /** Safety KPIs (run-time decisions, compensation failures, expiries). */
   metrics?: Metrics;
 }
@@ -98,9 +101,18 @@ async function move(
   }
 }
 
-/** EvaluatePolicy: re-decides at run time and routes the saga. */
-export async function evaluatePolicy(deps: SagaDeps, actionId: string): Promise<{ next: SagaNext; count: number }> {
-  const action = await load(deps, actionId);
+/**
+ * EvaluatePolicy: re-decides at run time and routes the saga. `fresh`: the action as intake
+ * just wrote it and the decision it made in the same request (the read fast path), which is
+ * the run-time decision already: reading the action back and deciding twice would only add
+ * two ledger round trips.
+ */
+export async function evaluatePolicy(
+  deps: SagaDeps,
+  actionId: string,
+  fresh?: { action: ActionRecord; decision: StoredDecision },
+): Promise<{ next: SagaNext; count: number }> {
+  const action = fresh?.action.id === actionId ? fresh.action : await load(deps, actionId);
   const plan = planOf(action, deps.tools);
   const count = plan.steps.length;
   // Resuming after a restart or a retried task: continue where the ledger says we are.
@@ -109,7 +121,7 @@ export async function evaluatePolicy(deps: SagaDeps, actionId: string): Promise<
   if (action.status === 'running') return { next: 'execute', count };
   if (action.status === 'awaiting_approval') return { next: 'approve', count };
 
-  const decision = await deps.decider.decide(action.principal, plan, deps.now());
+  const decision = fresh?.action.id === actionId ? fresh.decision : await deps.decider.decide(action.principal, plan, deps.now());
   recordDecision(deps.metrics, decision, 'run');
   await deps.events.append(actionId, {
     type: 'policy.evaluated',
@@ -290,6 +302,9 @@ export async function issueGrant(
     callInput = item.input;
   }
   if (!registered) throw new ActionStateError(`Action ${action.id} names an unknown tool`);
+  if (input.kind === 'forward') {
+    await guardForwardStep(deps, action, plan.steps.map((s) => s.tool), { stepId, connector: registered.connector.name });
+  }
   // The input rides in the state to the connector function; Step Functions caps a state at 256 KiB.
   const inputBytes = jsonBytes(callInput);
   if (inputBytes > STEP_INPUT_MAX_BYTES) throw new StepInputTooLargeError(stepId, registered.fullName, inputBytes);
@@ -449,7 +464,9 @@ export async function settleAction(
       await deps.events.append(action.id, { type: 'approval.expired', actor: 'airlock', data: { approvalId } }, deps.now());
     }
   }
-  if (deps.spendCaps && TerminalStatuses.has(action.status)) {
+  // Only commit steps reserve spend (holdStepSpend): an action without one has nothing to settle.
+  const commits = planOf(action, deps.tools).steps.some((step) => deps.tools.find(step.tool)?.tool.tier === 'commit');
+  if (deps.spendCaps && commits && TerminalStatuses.has(action.status)) {
     // Completed spend becomes final; what was undone or never ran gives its room back.
     const settled = await settleActionSpend(deps.spendCaps, action.id, await stepRecords(), deps.now());
     if (settled.final.length + settled.released.length > 0) {

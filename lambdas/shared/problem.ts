@@ -46,6 +46,8 @@ export const ProblemType = {
   approvalExpired: `${base}approval-expired`,
   voteConflict: `${base}vote-conflict`,
   throttled: `${base}throttled`,
+  halted: `${base}halted`,
+  circuitOpen: `${base}circuit-open`,
   /** Over a rate limit: the type IANA registers for it (draft-ietf-httpapi-ratelimit-headers). */
   quotaExceeded: 'https://iana.org/assignments/http-problem-types#quota-exceeded',
   unavailable: `${base}unavailable`,

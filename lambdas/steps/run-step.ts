@@ -7,6 +7,7 @@ import { jsonBytes, STEP_OUTPUT_MAX_BYTES, StepOutputTooLargeError } from '../sa
 import type { SecretsPort } from '../ports/secrets';
 import { type StepKey, type StepStore } from '../ports/steps';
 import { stepIdempotencyKey } from '../shared/ids';
+import { isBreakerFailure, type Breakers } from '../guardrails/breakers';
 import type { Metrics } from '../ports/metrics';
 import { countKpi } from '../observability/kpis';
 
@@ -32,6 +33,19 @@ export interface RunStepDeps {
   fetch?: typeof fetch;
   /** Vendor calls, errors and latency, grant refusals, retries and compensations, per connector. */
   metrics?: Metrics;
+  /** The connector's circuit breaker: every vendor call's outcome is counted (none: not counted). */
+  breakers?: Breakers;
+}
+
+/** Counts a vendor call's outcome on the breaker; a failure to count never fails the step. */
+async function countOutcome(deps: RunStepDeps, error: unknown, log: RunStepDeps['logger']): Promise<void> {
+  if (!deps.breakers) return;
+  try {
+    if (error === undefined) await deps.breakers.recordSuccess(deps.connector);
+    else if (isBreakerFailure(error)) await deps.breakers.recordFailure(deps.connector);
+  } catch (countError) {
+    log.warn('circuit breaker not updated', { error: countError instanceof Error ? countError.name : 'unknown' });
+  }
 }
 
 export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> & { task?: 'RunStep' }): Promise<unknown> {
@@ -65,6 +79,17 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
   if (existing?.status === 'complete') {
     log.info('step already complete; returning the recorded output');
     return existing.output;
+  }
+  if (deps.breakers && payload.kind === 'forward' && !payload.skipReason) {
+    // The saga checked too, through its own short cache; this function may have just opened
+    // the breaker itself, so a retry it serves fails here, before the vendor is called.
+    // Compensations are never refused: they are how money comes back.
+    try {
+      await deps.breakers.check(deps.connector);
+    } catch (error) {
+      log.warn('step refused: circuit breaker open', { connector: deps.connector });
+      throw error;
+    }
   }
   if (!(await deps.steps.useGrant(grant.jti, grant.exp, key))) {
     log.warn('grant refused', { reason: 'replayed jti', jti: grant.jti });
@@ -103,6 +128,15 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
             baseUrls: deps.baseUrls,
             logger: log,
             ...(deps.fetch ? { fetch: deps.fetch } : {}),
+          },
+        ).then(
+          async (out) => {
+            await countOutcome(deps, undefined, log);
+            return out;
+          },
+          async (error: unknown) => {
+            await countOutcome(deps, error, log);
+            throw error;
           },
         );
     vendorAnswered = true;

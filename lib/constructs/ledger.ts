@@ -13,6 +13,9 @@ export const LEDGER_GSI1 = 'gsi1';
 /** Key prefixes a connector may touch: its step records and single-use grant ids (jti). */
 export const CONNECTOR_KEY_PREFIXES = ['STEP#', 'GRANT#'] as const;
 
+/** The one partition a connector's function may touch besides STEP# and GRANT#: its own breaker. */
+export const connectorBreakerKey = (connector: string) => `BREAKER#${connector}`;
+
 /**
  * Item-level actions of the core functions. Listed one by one (no `dynamodb:*`), and no
  * Scan: nothing needs to read the whole ledger. The spend-cap store's TransactWriteItems
@@ -130,11 +133,12 @@ export class Ledger extends Construct {
    * Sets LEDGER_TABLE and grants a connector only its own kind of items. A connector runs
    * vendor code paths with vendor data, so it is the function most likely to be tricked;
    * `dynamodb:LeadingKeys` keeps it to partition keys starting with STEP# or GRANT#, so it
-   * can record steps and burn grant ids but never read or forge APPROVAL# (or any other)
-   * items. ForAllValues is vacuously true when the key is absent (Scan), which is why the
-   * action list holds only single-item operations that always carry the partition key.
+   * can record steps and burn grant ids, and count outcomes on its own BREAKER#<connector>
+   * item, but never read or forge APPROVAL# (or any other) items nor trip another breaker.
+   * ForAllValues is vacuously true when the key is absent (Scan), which is why the action
+   * list holds only single-item operations that always carry the partition key.
    */
-  bindConnector(fn: AirlockFunction): void {
+  bindConnector(fn: AirlockFunction, connector: string): void {
     fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
     fn.role.addToPrincipalPolicy(
       new PolicyStatement({
@@ -144,6 +148,16 @@ export class Ledger extends Construct {
         conditions: {
           'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': CONNECTOR_KEY_PREFIXES.map((p) => `${p}*`) },
         },
+      }),
+    );
+    // Its own circuit breaker only (the outcome of every vendor call it makes is counted there):
+    // one exact partition, so it can neither trip nor reset another connector's breaker.
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerConnectorBreaker',
+        actions: [...LEDGER_CONNECTOR_ACTIONS],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [connectorBreakerKey(connector)] } },
       }),
     );
     this.grantKey(fn);

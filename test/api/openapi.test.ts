@@ -173,17 +173,31 @@ describe('the OpenAPI document', () => {
         if (MCP_JSON_RPC_4XX[key]?.includes(Number(status)) && !(res.content as JsonObject)['application/problem+json']) continue;
         const schema = (res.content as Record<string, { schema: JsonObject }>)['application/problem+json']?.schema;
         expect(schema, `${key} ${status}`).toBeDefined();
-        const [base, narrowed] = schema!.allOf as JsonObject[];
-        expect(base!.$ref, `${key} ${status}`).toMatch(/^#\/components\/schemas\/(Policy[A-Za-z]+)?Problem$/);
-        const types = ((narrowed!.properties as JsonObject).type as { enum: string[] }).enum;
-        expect(types.length, `${key} ${status}`).toBeGreaterThan(0);
-        for (const t of types) expect(known.has(t), `${key} ${status} ${t}`).toBe(true);
+        // One alternative per problem schema the status carries (a policy denial has its own members).
+        const alternatives = (schema!.oneOf as JsonObject[] | undefined) ?? [schema!];
+        const seen = new Set<string>();
+        for (const alternative of alternatives) {
+          const [base, narrowed] = alternative.allOf as JsonObject[];
+          expect(base!.$ref, `${key} ${status}`).toMatch(/^#\/components\/schemas\/(Policy[A-Za-z]+)?Problem$/);
+          const types = ((narrowed!.properties as JsonObject).type as { enum: string[] }).enum;
+          expect(types.length, `${key} ${status}`).toBeGreaterThan(0);
+          for (const t of types) {
+            expect(known.has(t), `${key} ${status} ${t}`).toBe(true);
+            expect(seen.has(t), `${key} ${status} ${t} in one alternative only`).toBe(false);
+            seen.add(t);
+          }
+        }
       }
       expect(Object.keys(op.responses as object), key).toContain('500');
     }
-    const statusOf = (path: string, method: string, status: string) =>
-      (((paths[path]![method]!.responses as Record<string, JsonObject>)[status]!.content as Record<string, { schema: JsonObject }>)['application/problem+json']!.schema.allOf as JsonObject[])[1]!;
-    expect(statusOf('/v1/actions', 'post', '403')).toEqual({ type: 'object', properties: { type: { enum: [ProblemType.policyDenied, ProblemType.spendCapExceeded] }, status: { const: 403 } } });
+    const schemaOf = (path: string, method: string, status: string) =>
+      ((paths[path]![method]!.responses as Record<string, JsonObject>)[status]!.content as Record<string, { schema: JsonObject }>)['application/problem+json']!.schema;
+    const statusOf = (path: string, method: string, status: string) => (schemaOf(path, method, status).allOf as JsonObject[])[1]!;
+    // A denial is checked against its own schema; a halt (nothing recorded) against the plain one.
+    expect(schemaOf('/v1/actions', 'post', '403').oneOf).toEqual([
+      { allOf: [{ $ref: '#/components/schemas/PolicyDeniedProblem' }, { type: 'object', properties: { type: { enum: [ProblemType.policyDenied, ProblemType.spendCapExceeded] }, status: { const: 403 } } }] },
+      { allOf: [{ $ref: '#/components/schemas/Problem' }, { type: 'object', properties: { type: { enum: [ProblemType.halted] }, status: { const: 403 } } }] },
+    ]);
     expect(statusOf('/v1/approvals/{id}/decision', 'post', '409').properties).toEqual({
       type: { enum: [ProblemType.approvalClosed, ProblemType.approvalExpired, ProblemType.planMismatch, ProblemType.voteConflict] },
       status: { const: 409 },
@@ -222,6 +236,9 @@ const EXPECTED_4XX: Record<string, number[]> = {
   'GET /v1/approvals': [400, 401, 413, 429],
   'GET /v1/approvals/{id}': [401, 404, 413, 429],
   'POST /v1/approvals/{id}/decision': [400, 401, 403, 404, 409, 413, 415, 429],
+  'GET /v1/halts': [401, 403, 413, 429],
+  'POST /v1/halts': [400, 401, 403, 413, 415, 429],
+  'DELETE /v1/halts/{id}': [400, 401, 403, 404, 409, 413, 415, 429],
   'GET /v1/metrics': [400, 401, 403, 413, 429],
   'POST /mcp': [400, 401, 403, 406, 413, 415],
   'GET /.well-known/oauth-protected-resource': [413],

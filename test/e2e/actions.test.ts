@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
-import { readLimitsFile } from '../../lambdas/limits/config';
+import { quietBreakers, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
 
 /** POST /v1/actions and friends over HTTP against the whole local control plane. */
 let cp: TestControlPlane;
@@ -116,7 +115,7 @@ describe('the actions API over HTTP', () => {
     expect(allow.status).toBe(200);
     expect(allow.body!.decision).toMatchObject({ outcome: 'allow', policyIds: expect.arrayContaining(['read.request']) });
     // Decisions name the limits file in force, as they name the policy set.
-    expect(allow.body!.decision.limitsVersion).toBe(readLimitsFile().version);
+    expect(allow.body!.decision.limitsVersion).toBe(quietBreakers().version);
     expect(allow.body!.planHash).toMatch(/^[0-9a-f]{64}$/);
     const big = await decide({
       agent: { name: 'e2e' },

@@ -199,6 +199,33 @@ describe('the contract, operation by operation', () => {
     expect(changed.body).toMatchObject({ status: 409, type: 'urn:airlock:problem:vote-conflict', vote: { decision: 'approve' } });
   });
 
+  it('the kill switch: halt, refuse, list, resume', async () => {
+    const operator = await cp.token('contract-operator', { roles: ['KillSwitch'] });
+    const halt = { scope: 'agent', target: 'contract-halted', reason: 'contract tour', mode: 'stop' };
+    expect((await postJson('/v1/halts', alice, halt)).body).toMatchObject({ status: 403, type: 'urn:airlock:problem:forbidden', requiredRole: 'KillSwitch' });
+    expect((await postJson('/v1/halts', operator, { ...halt, scope: 'tool', target: 'travel.teleport' })).body).toMatchObject({ status: 400, violations: [{ path: '/target' }] });
+    expect((await call('POST', '/v1/halts', { token: operator, headers: { 'content-type': 'text/plain' }, body: 'stop' })).status).toBe(415);
+    const created = await postJson('/v1/halts', operator, halt);
+    expect(created.status).toBe(201);
+    const id = created.body!.id as string;
+    expect(created.headers.get('location')).toBe(`/v1/halts/${id}`);
+
+    const refused = await postJson('/v1/actions', alice, { ...echo('halted'), agent: { name: 'contract-halted' } }, { 'idempotency-key': 'c-halted' });
+    expect(refused.body).toMatchObject({ status: 403, type: 'urn:airlock:problem:halted', haltId: id, reason: 'contract tour' });
+
+    expect((await call('GET', '/v1/halts', { token: alice })).status).toBe(403);
+    expect((await call('GET', '/v1/halts', { token: operator })).body!.items.map((h: { id: string }) => h.id)).toContain(id);
+
+    const del = (path: string, token: string, body: unknown, type = 'application/json') =>
+      call('DELETE', path, { token, headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    expect((await del(`/v1/halts/${id}`, alice, { reason: 'x' })).status).toBe(403);
+    expect((await del(`/v1/halts/${id}`, operator, {})).status).toBe(400);
+    expect((await del(`/v1/halts/${id}`, operator, 'done', 'text/plain')).status).toBe(415);
+    expect((await del('/v1/halts/hlt_01JABCDEFGHJKMNPQRSTVWXYZ0', operator, { reason: 'x' })).status).toBe(404);
+    expect((await del(`/v1/halts/${id}`, operator, { reason: 'tour over' })).body).toMatchObject({ id, status: 'resumed', resumedBy: 'contract-operator', resumeReason: 'tour over' });
+    expect((await del(`/v1/halts/${id}`, operator, { reason: 'again' })).status).toBe(409);
+  });
+
   it('GET /v1/limits: the caller\'s quotas, and 400 for a bad query', async () => {
     const limits = await call('GET', '/v1/limits?agent=contract&tool=echo.say', { token: alice });
     expect(limits.status).toBe(200);

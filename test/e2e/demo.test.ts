@@ -62,7 +62,7 @@ async function contextOver(server: TestControlPlane, withVendors = true) {
 }
 
 describe('airlock demo', () => {
-  it('plays all ten scenes against its own control plane and exits 0', async () => {
+  it('plays all twelve scenes against its own control plane and exits 0', async () => {
     // Prepare
     const home = await mkdtemp(join(tmpdir(), 'airlock-demo-test-'));
     dirs.push(home);
@@ -83,11 +83,13 @@ describe('airlock demo', () => {
       [8, 'audit verify passes; a tampered copy fails and names the receipt'],
       [9, 'never past the cap'],
       [10, 'a looping agent stopped at its limit: 429 quota-exceeded (agent-burst) with Retry-After, nothing recorded'],
+      [11, 'failing vendor opened the breaker; the next action got 503 circuit-open with Retry-After, vendor not called'],
+      [12, 'halt stopped the running plan before its next step; the hold was released, receipt records the halt'],
     ] as const) {
       expect(run.stdout).toMatch(new RegExp(`PASS scene ${n}: .*${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     }
     expect(run.stdout).not.toContain('FAIL');
-    expect(run.stdout).toContain('Summary: 10/10 scenes passed');
+    expect(run.stdout).toContain('Summary: 12/12 scenes passed');
     expect(run.stdout).toContain(`State directory: ${home}`);
     // The receipts stay behind for inspection, and the vendor discovery file is gone.
     const days = await readdir(join(home, 'audit', 'receipts'));
@@ -102,7 +104,7 @@ describe('airlock demo', () => {
     expect(kpi(/ActionEnded\s+outcome=completed\s+(\d+)\n/)).toBeGreaterThanOrEqual(5);
     expect(kpi(/ActionEnded\s+outcome=compensated\s+(\d+)\n/)).toBeGreaterThanOrEqual(1);
     expect(kpis).toMatch(/PolicyDenied\s+policy=procurement\.denied-vendor\s+1\n/);
-    expect(kpis).toMatch(/CompensationExecuted\s+connector=travel\s+1\n/);
+    expect(kpis).toMatch(/CompensationExecuted\s+connector=travel\s+2\n/);
     expect(kpis).toMatch(/ApprovalDecided\s+outcome=approved\s+2\n/);
     expect(kpis).toMatch(/ApprovalVoteRefused\s+reason=self_approval\s+1\n/);
     expect(kpis).toMatch(/IdempotentReplay\s+1\n/);
@@ -153,8 +155,10 @@ describe('airlock demo', () => {
     } finally {
       s3.restore();
     }
-    // Ten scenes: a burst of parallel orders, then an agent's whole minute quota (about 120 previews): room for a loaded CI machine.
-  }, 180_000);
+    // Twelve scenes: a burst of parallel orders, an agent's whole minute quota (about 120
+    // previews), a step's real retries before the breaker opens (up to 15 s of back-off):
+    // room for a loaded CI machine.
+  }, 240_000);
 
   it('reports a scene as failed when Airlock does not behave as described', async () => {
     // Prepare: the travel vendor refuses the next booking, so scene 2's booking cannot complete.
@@ -174,8 +178,13 @@ describe('airlock demo', () => {
 
   it('stops a looping agent at whatever per-agent limit the server has, and skips when there is none', async () => {
     // Prepare: a small agent limit, so the scene's loop is short.
+    // The windows on a clock held one second into a minute: the loop never straddles two windows.
+    const held = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 1_000);
     cp = await startTestControlPlane({
-      controlPlane: { limits: limitsWithRates([{ id: 'agent-minute', scope: 'agent', limit: 5, windowSeconds: 60, lease: 1 }, { id: 'principal-minute', scope: 'principal', limit: 1000, windowSeconds: 60 }]) },
+      controlPlane: {
+        limits: limitsWithRates([{ id: 'agent-minute', scope: 'agent', limit: 5, windowSeconds: 60, lease: 1 }, { id: 'principal-minute', scope: 'principal', limit: 1000, windowSeconds: 60 }]),
+        rateLimitClock: () => held,
+      },
     });
     const { ctx, printed } = await contextOver(cp);
     const rateLimited = scenes.find((s) => s.n === 10)!;

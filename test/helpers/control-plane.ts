@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../local/control-plane';
 import { silentLogger, type LocalRuntime, type LocalRuntimeOptions } from '../../local/server';
+import { parseLimits, readLimitsFile, type LoadedLimits } from '../../lambdas/limits/config';
 import { isoDay } from './dates';
 import { runtimeTable } from './dynamo';
 import { checkContractOf, forgetContractOrigin } from './contract';
@@ -25,6 +26,17 @@ export interface TestControlPlane {
  * a state dir is given, or a table of its own on AIRLOCK_DYNAMODB_ENDPOINT) on a free port,
  * with fast saga retries.
  */
+/**
+ * The shipped limits with circuit breakers that do not open: a test that is not about breakers
+ * injects vendor faults on purpose, and on a loaded machine a 1 s vendor timeout counts too, so
+ * the shipped 5 failures in 30 s would open a breaker that later tests in the file then meet.
+ * The breaker tests (test/guardrails/) pass their own limits.
+ */
+export function quietBreakers(): LoadedLimits {
+  const shipped = readLimitsFile().limits;
+  return parseLimits(JSON.stringify({ ...shipped, breakers: { ...shipped.breakers, default: { ...shipped.breakers.default, failures: 10_000 } } }), 'test-limits.json');
+}
+
 export async function startTestControlPlane(
   options: Omit<LocalRuntimeOptions, 'port'> & { controlPlane?: ControlPlaneOptions } = {},
 ): Promise<TestControlPlane> {
@@ -40,7 +52,7 @@ export async function startTestControlPlane(
       ...options,
       port: 0,
       stateDir,
-      controlPlane: { retryIntervalMs: 5, vendorTimeoutMs: 1_000, ...options.controlPlane },
+      controlPlane: { retryIntervalMs: 5, vendorTimeoutMs: 1_000, limits: quietBreakers(), ...options.controlPlane },
     });
   } catch (error) {
     await table.cleanup();

@@ -5,7 +5,9 @@ import { defaultIntakeConfig, type Decider, type IntakeDeps } from '../../lambda
 import type { Principal } from '../../lambdas/shared/principal';
 import type { ActionStore, IdempotencyStore } from '../../lambdas/ports/ledger';
 import type { SagaInput, WorkflowStarter } from '../../lambdas/ports/workflow';
-import type { IntakeFunctionDeps } from '../../lambdas/composition/deps';
+import { functionGuardrails, type IntakeFunctionDeps } from '../../lambdas/composition/deps';
+import { DynamoGuardrailStore } from '../../lambdas/adapters/aws/dynamo-guardrails';
+import { silentLogger } from '../../local/server';
 import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -85,7 +87,18 @@ export function intakeFunctionDeps(
 ): IntakeFunctionDeps {
   const ledger = new DynamoLedger(table);
   const cursors = new CursorCodec(randomBytes(32));
+  const limits = readLimitsFile();
+  const guardrails = functionGuardrails({
+    store: new DynamoGuardrailStore(table),
+    tools: toolRegistry,
+    limits,
+    now: () => new Date(),
+    logger: silentLogger,
+    actor: 'intake',
+  });
   return {
+    guardrails: { halts: guardrails.halts, breakers: guardrails.breakers },
+    halts: guardrails.haltDeps,
     actions: ledger,
     idempotency: ledger,
     steps: new DynamoSagaStore(table),

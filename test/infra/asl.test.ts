@@ -198,6 +198,12 @@ describe('action saga structure', () => {
     expect(retry.JitterStrategy).toBe('FULL');
     expect(retry.MaxDelaySeconds).toBeGreaterThan(0);
     expect(step.Catch).toEqual([expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: 'PrepareCompensation' })]);
+    // A halt in mode pause holds the step with its own, longer back-off; a stop or an open
+    // breaker is not retried at all (compensation follows at once).
+    expect(step.Retry![1]).toMatchObject({ ErrorEquals: ['ActionPausedError'], JitterStrategy: 'FULL' });
+    const retried = step.Retry!.flatMap((r) => r.ErrorEquals);
+    expect(retried).not.toContain('ActionHaltedError');
+    expect(retried).not.toContain('CircuitOpenError');
     // One attempt = a fresh grant + one connector call.
     const branch = step.Branches![0]!;
     expect(branch.StartAt).toBe('IssueGrant');

@@ -4,7 +4,7 @@ import { connectors } from '../../lambdas/tools/registry';
 import { routeKey, routes } from '../../lambdas/api/routes';
 import { SecretNames } from '../../lambdas/ports/secrets';
 import { routes as apiRoutes } from '../../lambdas/api/routes';
-import { CONNECTOR_KEY_PREFIXES, LEDGER_CONNECTOR_ACTIONS, LEDGER_READ_WRITE_ACTIONS } from '../../lib/constructs/ledger';
+import { CONNECTOR_KEY_PREFIXES, connectorBreakerKey, LEDGER_CONNECTOR_ACTIONS, LEDGER_READ_WRITE_ACTIONS } from '../../lib/constructs/ledger';
 import { deriveSagaTimeouts, STANDARD_MAX_EXECUTION_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/saga/timeouts';
 import { sagaTimeoutConfig } from '../../lib/config';
 import { APPROVAL_STATE, readAsl } from '../../lib/constructs/saga';
@@ -186,17 +186,17 @@ describe('ledger', () => {
     for (const prefix of ['SPENDCAP#', 'RESERVE#']) expect(CONNECTOR_KEY_PREFIXES.some((p) => prefix.startsWith(p))).toBe(false);
   });
 
-  it('keeps connectors to STEP# and GRANT# partition keys with dynamodb:LeadingKeys', () => {
+  it('keeps connectors to STEP# and GRANT# partition keys, and their own BREAKER#<name>, with dynamodb:LeadingKeys', () => {
     expect(s.stack.connectorFunctions.size).toBe(connectors.length);
     for (const name of s.stack.connectorFunctions.keys()) {
       const ddb = allows(roles[`connector-${name}`]!).filter((st) => actionsOf(st).some((a) => a.startsWith('dynamodb:')));
-      expect(ddb.length, name).toBeGreaterThan(0);
-      for (const st of ddb) {
-        expect(actionsOf(st).sort()).toEqual([...LEDGER_CONNECTOR_ACTIONS].sort());
-        expect(st.Condition).toEqual({
-          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': CONNECTOR_KEY_PREFIXES.map((p) => `${p}*`) },
-        });
-      }
+      expect(ddb.length, name).toBe(2);
+      for (const st of ddb) expect(actionsOf(st).sort()).toEqual([...LEDGER_CONNECTOR_ACTIONS].sort());
+      expect(ddb.map((st) => st.Condition)).toEqual([
+        { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': CONNECTOR_KEY_PREFIXES.map((p) => `${p}*`) } },
+        // Exact, not a prefix: a connector cannot trip or reset another connector's breaker.
+        { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [connectorBreakerKey(name)] } },
+      ]);
     }
   });
 
@@ -576,7 +576,9 @@ describe('audit vault: receipts function', () => {
     s.template.hasResourceProperties('AWS::Lambda::Function', {
       Description: Match.stringLikeRegexp('receipts'),
       Environment: {
-        Variables: Match.objectLike({ AUDIT_BUCKET: Match.anyValue(), AUDIT_RETENTION_DAYS: '400', AUDIT_DIGEST_LOOKBACK_DAYS: '2', LEDGER_TABLE: Match.anyValue() }),
+        // The saga's worst case is a little over a day here (a step held by a paused halt is
+        // retried for ~10 minutes, counted for each of 20 steps): ceil(1.3 days) + 1.
+        Variables: Match.objectLike({ AUDIT_BUCKET: Match.anyValue(), AUDIT_RETENTION_DAYS: '400', AUDIT_DIGEST_LOOKBACK_DAYS: '3', LEDGER_TABLE: Match.anyValue() }),
       },
     });
   });

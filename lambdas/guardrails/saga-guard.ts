@@ -1,0 +1,57 @@
+import type { ActionRecord } from '../actions/action';
+import type { HaltStore } from '../ports/guardrails';
+import type { EventLog } from '../ports/steps';
+import type { ToolRegistry } from '../ports/tools';
+import type { Breakers } from './breakers';
+import { ActionHaltedError, ActionPausedError, CircuitOpenError } from './errors';
+import { noticeOf, subjectOf, type HaltGuard } from './halts';
+
+/**
+ * The guardrails a running saga meets before each forward step (IssueGrant calls this once,
+ * before minting the step's grant): a halt stops it (ActionHaltedError: compensation follows)
+ * or holds it (ActionPausedError: the ASL retries the step with back-off), and an open breaker
+ * fails the step at once without calling the vendor (CircuitOpenError: compensation follows).
+ * Compensations never come here: they are how money comes back, so they always run.
+ * What the action met is appended to its own audit chain, so its receipt shows it.
+ */
+
+export interface SagaGuardrails {
+  halts: HaltGuard;
+  haltStore: HaltStore;
+  breakers: Breakers;
+}
+
+export async function guardForwardStep(
+  deps: { guardrails?: SagaGuardrails; events: EventLog; tools: ToolRegistry; now: () => Date },
+  action: ActionRecord,
+  plannedTools: readonly string[],
+  step: { stepId: string; connector: string },
+): Promise<void> {
+  const g = deps.guardrails;
+  if (!g) return;
+  const halt = await g.halts.checkRunning(subjectOf(deps.tools, action.principal.sub, action.actor.name, plannedTools));
+  if (halt) {
+    const effect = halt.mode === 'stop' ? 'stopped' : 'paused';
+    // Once per halt and action: a paused step is retried many times.
+    if (await g.haltStore.markAffected(halt.id, action.id, effect, deps.now())) {
+      await deps.events.append(
+        action.id,
+        { type: `action.${effect}`, actor: halt.createdBy.sub, data: { ...noticeOf(halt), stepId: step.stepId } },
+        deps.now(),
+      );
+    }
+    throw halt.mode === 'stop' ? new ActionHaltedError(noticeOf(halt)) : new ActionPausedError(noticeOf(halt));
+  }
+  try {
+    await g.breakers.check(step.connector);
+  } catch (error) {
+    if (error instanceof CircuitOpenError) {
+      await deps.events.append(
+        action.id,
+        { type: 'breaker.rejected', actor: 'airlock', data: { connector: step.connector, stepId: step.stepId, retryAfterSeconds: error.retryAfterSeconds } },
+        deps.now(),
+      );
+    }
+    throw error;
+  }
+}

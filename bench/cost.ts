@@ -112,13 +112,14 @@ async function approve(id: string): Promise<number> {
 }
 
 /** Runs one kind of action RUNS times; returns its counts per action. */
-async function scenario(kind: string, body: (i: number) => unknown, expect: string, before?: () => void, approved = false): Promise<Counted> {
+async function scenario(kind: string, body: (i: number) => unknown, expect: string, before?: () => void, approved = false, prefer = 'respond-async'): Promise<Counted> {
   const totals: Counted = { transitions: 0, standardExecutions: 0, invocations: 0, lambdaMs: 0, readUnits: 0, writeUnits: 0, dynamoCalls: 0, s3Puts: 0, secretReads: 0, apiRequests: 0 };
   for (let i = 0; i < RUNS; i++) {
     before?.();
     const start = counter.snapshot();
     const [puts, secrets] = [s3Puts, secretReads];
-    const res = await cp.post(body(i), `${kind}-${i}`, 'respond-async');
+    const direct = control.runner.directInvocations();
+    const res = await cp.post(body(i), `${kind}-${i}`, prefer);
     const id = String(res.body.id);
     // The intake function's own invocation, as API Gateway bills and Lambda times it (an upper bound: the HTTP hop is in it).
     totals.invocations++;
@@ -141,6 +142,11 @@ async function scenario(kind: string, body: (i: number) => unknown, expect: stri
       totals.invocations += Object.values(report.invocations).reduce((a, b) => a + b, 0);
       totals.lambdaMs += Object.values(report.invocationMs).reduce((a, b) => a + b, 0);
     }
+    // The read fast path's synchronous invocations (connector, receipts): no execution holds them.
+    const after = control.runner.directInvocations();
+    const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+    totals.invocations += sum(after.invocations) - sum(direct.invocations);
+    totals.lambdaMs += sum(after.invocationMs) - sum(direct.invocationMs);
     const d = diffCounts(counter.snapshot(), start);
     totals.readUnits += d.readUnits;
     totals.writeUnits += d.writeUnits;
@@ -173,7 +179,9 @@ await control.runner.idle();
 
 const rows: { name: string; c: Counted; cost: ReturnType<typeof dollarsPer1000> }[] = [];
 const add = (name: string, c: Counted) => rows.push({ name, c, cost: dollarsPer1000(c) });
-add('read (echo.say)', await scenario('read', (i) => ({ tool: 'echo.say', arguments: { message: `m${i}` }, agent: { name: 'bench' } }), 'completed'));
+const echo = (i: number) => ({ tool: 'echo.say', arguments: { message: `m${i}` }, agent: { name: 'bench' } });
+add('read, fast path (local)', await scenario('read-fast', echo, 'completed', undefined, false, 'wait=20'));
+add('read through the saga', await scenario('read', echo, 'completed'));
 add('4-step plan, unattended', await scenario('plan', (i) => travel(i), 'completed'));
 add('4-step plan, approved', await scenario('approved', (i) => travel(i + 7, 4), 'completed', undefined, true));
 add(

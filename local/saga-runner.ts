@@ -171,6 +171,7 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
   /** Task handler invocations still running; an aborted execution does not stop them. */
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
+  private readonly direct: { invocations: Record<string, number>; invocationMs: Record<string, number> } = { invocations: {}, invocationMs: {} };
 
   constructor(private readonly options: LocalSagaRunnerOptions) {
     const source = readFileSync(options.definitionPath ?? DEFAULT_ASL, 'utf8');
@@ -425,7 +426,17 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
    * so close() waits for it, and a closed runner refuses it.
    */
   invokeFunction(functionName: string, payload: unknown): Promise<unknown> {
-    return this.invoke(undefined, functionName, payload, this.config.functionTimeoutSeconds);
+    this.direct.invocations[functionName] = (this.direct.invocations[functionName] ?? 0) + 1;
+    const started = performance.now();
+    const work = this.invoke(undefined, functionName, payload, this.config.functionTimeoutSeconds);
+    const timed = () => void (this.direct.invocationMs[functionName] = (this.direct.invocationMs[functionName] ?? 0) + performance.now() - started);
+    work.then(timed, timed);
+    return work;
+  }
+
+  /** Synchronous invocations outside executions so far (the read fast path's), for the cost model. */
+  directInvocations(): { invocations: Record<string, number>; invocationMs: Record<string, number> } {
+    return structuredClone(this.direct);
   }
 
   /** Whether a saga for this action is running in this process. */

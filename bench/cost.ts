@@ -211,7 +211,7 @@ const section = [
   `Prices used: Step Functions Standard $0.025 per 1,000 transitions; Lambda $0.20 per million requests + $0.0000133334 per GB-s; DynamoDB on-demand $0.625 per million write and $0.125 per million read request units; S3 $0.005 per 1,000 PUTs; Secrets Manager $0.05 per 10,000 calls (the adapter caches each secret 5 minutes per instance, so reads per action round to 0); HTTP API $1.00 per million requests (the table is \`PRICES\` in bench/cost.ts). KMS requests are amortized to ~0 per action (S3 bucket keys; DynamoDB caches its table key). Fixed monthly costs are not in the table: the KMS keys ($1 each), the secrets ($0.40 each), CloudWatch Logs ingestion and retention.`,
 ].join('\n');
 
-console.log(`cost per action, local runtime with counting adapters, ${RUNS} runs each (prices read ${PRICES.readOn})`);
+console.log(`cost per action, local runtime with counting adapters, ${RUNS} runs each (prices recorded ${PRICES.readOn})`);
 for (const { name, c, cost } of rows) {
   console.log(
     `${name.padEnd(26)} ${usd(cost.total).padStart(8)} per 1,000  (SFN ${f(c.transitions, 0)} transitions, λ ${f(c.invocations, 0)} × ${f(c.lambdaMs / Math.max(1, c.invocations), 0)} ms, DynamoDB ${f(c.dynamoCalls)} calls ${f(c.readUnits)} RRU ${f(c.writeUnits)} WRU, S3 ${f(c.s3Puts, 0)}, secrets ${f(c.secretReads, 1)}, API ${f(c.apiRequests, 0)})`,

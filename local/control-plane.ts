@@ -19,6 +19,7 @@ import { createReceiptsHandler } from '../lambdas/receipts/handler';
 import { createSagaHandler } from '../lambdas/saga/handler';
 import { createStepsHandler } from '../lambdas/steps/handler';
 import { connectors } from '../lambdas/tools/registry';
+import { reconcile } from '../lambdas/reconcile/reconcile';
 import type { LambdaHandler } from './handler-loader';
 import { LocalSagaRunner, localFunctionArn, type LocalFunction } from './saga-runner';
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions, type LocalService, type LocalServiceContext } from './server';
@@ -54,10 +55,17 @@ export interface ControlPlaneOptions {
   limits?: LoadedLimits;
   /** The rate limiter's clock (its windows); the system clock by default. */
   rateLimitClock?: () => Date;
+  /** The anomaly guard's clock (its buckets); the system clock by default. */
+  anomalyClock?: () => Date;
   /** Hears of every metric sample the catalog refused (tests fail on any). */
   onMetricRefused?: (refusal: MetricRefusal) => void;
   /** Jitters circuit-breaker resets ([0, 1)); Math.random when absent. */
   random?: () => number;
+  /**
+   * How often reconciliation against the vendors runs (the stack's EventBridge schedule);
+   * 15 minutes unless given, 0 turns the timer off (`airlock reconcile` still runs it).
+   */
+  reconcileIntervalMs?: number;
 }
 
 /** What the control plane service exposes once started. */
@@ -218,6 +226,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           ...(options.limits ? { limits: options.limits } : {}),
           ...(options.random ? { random: options.random } : {}),
           ...(options.rateLimitClock ? { rateLimitClock: options.rateLimitClock } : {}),
+          ...(options.anomalyClock ? { anomalyClock: options.anomalyClock } : {}),
           metrics,
           ...(options.onMetricRefused ? { onMetricRefused: options.onMetricRefused } : {}),
         },
@@ -236,6 +245,18 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
       }, digestIntervalMs);
       digestTimer.unref();
+      const reconcileIntervalMs = options.reconcileIntervalMs ?? 15 * 60_000;
+      let reconciling: Promise<unknown> = Promise.resolve();
+      const reconcileTimer =
+        reconcileIntervalMs > 0
+          ? setInterval(() => {
+              // One run at a time: a slow vendor never stacks runs up.
+              reconciling = reconciling.then(() =>
+                reconcile(composition!.reconcile).catch((error: unknown) => ctx.logger.error('reconcile failed', { error: error instanceof Error ? error.name : 'unknown' })),
+              );
+            }, reconcileIntervalMs)
+          : undefined;
+      reconcileTimer?.unref();
       const handlers: Record<string, LambdaHandler> = {
         intake: createIntakeHandler(part('intake')) as LambdaHandler,
         approvals: createApprovalsHandler(part('approvals')) as LambdaHandler,
@@ -256,6 +277,8 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         async stop() {
           await rm(vendorsFile, { force: true });
           clearInterval(digestTimer);
+          if (reconcileTimer) clearInterval(reconcileTimer);
+          await reconciling;
           // Vendor calls in flight end now (their steps are retried on the next start, with
           // the same idempotency keys); close() then waits for their handlers to record that.
           stopping.abort(new RuntimeStoppingError());

@@ -9,6 +9,7 @@ export const DEMO_PEOPLE = [
   { label: 'security admin', sub: 'carol', roles: ['Employee', 'SecurityAdmin'], department: 'security' },
   { label: 'security admin', sub: 'dave', roles: ['Employee', 'SecurityAdmin'], department: 'security' },
   { label: 'auditor', sub: 'audrey', roles: ['Auditor'], department: 'audit' },
+  { label: 'on call', sub: 'olivia', roles: ['Employee', 'KillSwitch'], department: 'ops' },
 ] as const;
 
 /** One demo person. */

@@ -355,8 +355,11 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
         const result = ApprovalRequestResult.safeParse(await this.invoke(exec, call.FunctionName, call.Payload, this.config.functionTimeoutSeconds));
         const expiresAt = result.success && result.data.expiresAt ? Date.parse(result.data.expiresAt) : undefined;
         // After a restart the ASL's TimeoutSeconds would start again from zero; the stored
-        // expiry keeps the deadline where it was.
-        if (expiresAt !== undefined) this.expireAt(token, expiresAt);
+        // expiry keeps the deadline where it was. Like the deployed Task (timeouts.ts), the wait
+        // outlasts the expiry by the approvals function's time: a vote accepted just before the
+        // expiry must be able to answer the saga, or the approval would read granted while the
+        // action ends expired (found by the chaos storm under load).
+        if (expiresAt !== undefined) this.expireAt(token, expiresAt + this.config.functionTimeoutSeconds * 1000);
       } catch (error) {
         this.waiters.delete(token);
         throw error;

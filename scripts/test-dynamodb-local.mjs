@@ -25,6 +25,7 @@ const SUITES = [
   'test/saga/',
   'test/steps/grants.test.ts',
   'test/guardrails/',
+  'test/reconcile/',
   'test/spend/dynamo-spend-caps.test.ts',
   'test/spend/spend-caps.e2e.test.ts',
   'test/limits/rate-counters.test.ts',

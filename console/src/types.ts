@@ -137,3 +137,18 @@ export interface ReceiptView {
 
 /** Statuses after which an action changes no more. */
 export const TERMINAL = ['completed', 'denied', 'rejected', 'expired', 'failed', 'compensated', 'cancelled'];
+
+/** A kill-switch halt, as GET/POST/DELETE /v1/halts show it (lambdas/api/schemas.ts HaltViewSchema). */
+export interface HaltView {
+  id: string;
+  scope: 'all' | 'connector' | 'tool' | 'agent' | 'principal';
+  target: string | null;
+  mode: 'stop' | 'pause';
+  reason: string;
+  status: 'active' | 'resumed';
+  createdBy: string;
+  createdAt: string;
+  resumedBy: string | null;
+  resumedAt: string | null;
+  resumeReason: string | null;
+}

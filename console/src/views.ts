@@ -1,7 +1,7 @@
 import { api, ApiError } from './api';
 import { whoAmI } from './auth';
 import { announce, countdown, h, json, kv, money, replace, time, type Child } from './dom';
-import { TERMINAL, type ActionView, type ApprovalListItem, type ApprovalPreview, type DecisionResult, type Page, type ReceiptView } from './types';
+import { TERMINAL, type ActionView, type HaltView, type ApprovalListItem, type ApprovalPreview, type DecisionResult, type Page, type ReceiptView } from './types';
 
 /**
  * The console's pages. Each renders into `main` and returns a cleanup for its timers; the
@@ -372,12 +372,68 @@ function generic(value: unknown, label: string): Child {
   return String(value);
 }
 
+const HALT_SCOPES = ['all', 'connector', 'tool', 'agent', 'principal'] as const;
+const TARGET_HELP: Record<(typeof HALT_SCOPES)[number], string> = {
+  all: 'Every agent, tool and connector: no target.',
+  connector: 'A connector name, e.g. payments.',
+  tool: 'A tool name, e.g. travel.book_flight.',
+  agent: 'An agent name, as agents send it (agent.name).',
+  principal: 'A person’s sub, e.g. alice.',
+};
+
+/** One halt: what it covers, why, who, and (while active) a resume form that asks why. */
+function haltCard(halt: HaltView, rerender: (notice?: Child) => Promise<void>): HTMLElement {
+  const rows: Array<readonly [string, Child]> = [
+    ['Status', statusBadge(halt.status === 'active' ? 'halted' : 'resumed')],
+    ['Covers', halt.scope === 'all' ? 'everything' : `${halt.scope} ${halt.target ?? ''}`],
+    ['Mode', halt.mode === 'stop' ? 'stop (running plans compensate)' : 'pause (running plans wait)'],
+    ['Reason', halt.reason],
+    ['Halted by', `${halt.createdBy}, ${time(halt.createdAt)}`],
+  ];
+  if (halt.resumedAt) rows.push(['Resumed by', `${halt.resumedBy ?? 'unknown'}, ${time(halt.resumedAt)}: ${halt.resumeReason ?? ''}`]);
+  const card = h('li', { class: 'card', 'data-halt': halt.id }, h('h2', {}, h('code', {}, halt.id)), kv(rows));
+  if (halt.status === 'active') {
+    const fieldId = `resume-${halt.id}`;
+    const why = h('input', { id: fieldId, name: 'reason', required: true, maxlength: 500 });
+    card.append(
+      h(
+        'form',
+        {
+          'aria-label': `Resume ${halt.id}`,
+          on: {
+            submit: (e: Event) => {
+              e.preventDefault();
+              api<HaltView>('DELETE', `/v1/halts/${encodeURIComponent(halt.id)}`, { reason: why.value.trim() })
+                .then((done) => rerender(h('p', { class: 'note', role: 'status' }, `Resumed ${done.id}.`)))
+                .catch((error: unknown) => rerender(errorBox(error)));
+            },
+          },
+        },
+        h('label', { for: fieldId }, 'Why resume'),
+        why,
+        h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'secondary' }, 'Resume')),
+      ),
+    );
+  }
+  return card;
+}
+
 export const halts: Page_ = async (main) => {
-  const render = async (notice?: Child) => {
-    const body = await api<{ items?: unknown[] } & Record<string, unknown>>('GET', '/v1/halts');
-    const items = Array.isArray(body.items) ? body.items : [];
-    const scope = h('input', { id: 'halt-scope', name: 'scope', value: 'all', required: true, 'aria-describedby': 'halt-scope-help' });
-    const reason = h('textarea', { id: 'halt-reason', name: 'reason', required: true, maxlength: 1000 });
+  const render = async (notice?: Child): Promise<void> => {
+    const body = await api<{ items: HaltView[] }>('GET', '/v1/halts');
+    const items = [...body.items].sort((a, b) => (a.status === b.status ? b.createdAt.localeCompare(a.createdAt) : a.status === 'active' ? -1 : 1));
+    const scope = h('select', { id: 'halt-scope', name: 'scope', 'aria-describedby': 'halt-target-help' }, HALT_SCOPES.map((s) => h('option', { value: s }, s)));
+    const target = h('input', { id: 'halt-target', name: 'target', maxlength: 256, disabled: true, 'aria-describedby': 'halt-target-help' });
+    const help = h('p', { id: 'halt-target-help', class: 'meta' }, TARGET_HELP.all);
+    scope.addEventListener('change', () => {
+      const chosen = scope.value as (typeof HALT_SCOPES)[number];
+      target.disabled = chosen === 'all';
+      target.required = chosen !== 'all';
+      if (chosen === 'all') target.value = '';
+      help.textContent = TARGET_HELP[chosen];
+    });
+    const mode = h('select', { id: 'halt-mode', name: 'mode' }, h('option', { value: 'stop' }, 'stop: running plans stop and compensate'), h('option', { value: 'pause' }, 'pause: running plans wait for the resume'));
+    const reason = h('textarea', { id: 'halt-reason', name: 'reason', required: true, maxlength: 500 });
     const form = h(
       'form',
       {
@@ -385,43 +441,35 @@ export const halts: Page_ = async (main) => {
         on: {
           submit: (e: Event) => {
             e.preventDefault();
-            api('POST', '/v1/halts', { scope: scope.value.trim(), reason: reason.value.trim() })
-              .then(() => render(h('p', { class: 'note', role: 'status' }, 'Halt recorded.')))
+            const request = { scope: scope.value, ...(scope.value === 'all' ? {} : { target: target.value.trim() }), mode: mode.value, reason: reason.value.trim() };
+            api<HaltView>('POST', '/v1/halts', request)
+              .then((halt) => render(h('p', { class: 'note', role: 'status' }, `Halt ${halt.id} is in force.`)))
               .catch((error: unknown) => render(errorBox(error)));
           },
         },
       },
-      h('label', { for: 'halt-scope' }, 'Scope'),
+      h('label', { for: 'halt-scope' }, 'What to halt'),
       scope,
-      h('p', { id: 'halt-scope-help', class: 'meta' }, '“all”, or connector:<name>, tool:<name>, agent:<name>, principal:<sub>.'),
-      h('label', { for: 'halt-reason' }, 'Reason'),
+      h('label', { for: 'halt-target' }, 'Which one'),
+      target,
+      help,
+      h('label', { for: 'halt-mode' }, 'Running work'),
+      mode,
+      h('label', { for: 'halt-reason' }, 'Reason (recorded with your name)'),
       reason,
       h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'danger' }, 'Halt')),
     );
+    const active = items.filter((i) => i.status === 'active').length;
     replace(
       main,
-      h('h1', {}, 'Halts'),
+      h('h1', {}, 'Kill switch'),
       notice ?? null,
-      items.length === 0
-        ? h('p', {}, 'Nothing is halted.')
-        : h(
-            'ul',
-            { class: 'list' },
-            items.map((item) => {
-              const id = typeof (item as { id?: unknown }).id === 'string' ? (item as { id: string }).id : undefined;
-              return h(
-                'li',
-                { class: 'card' },
-                generic(item, 'Halt'),
-                id
-                  ? h('button', { type: 'button', class: 'secondary', on: { click: () => void api('DELETE', `/v1/halts/${encodeURIComponent(id)}`).then(() => render()).catch((e: unknown) => render(errorBox(e))) } }, `Resume ${id}`)
-                  : null,
-              );
-            }),
-          ),
+      h('p', {}, active === 0 ? 'Nothing is halted.' : `${active} halt${active === 1 ? '' : 's'} in force.`),
+      items.length === 0 ? null : h('ul', { class: 'list', 'aria-label': 'Halts, active first' }, items.map((item) => haltCard(item, render))),
       h('h2', {}, 'Halt something'),
       form,
     );
+    announce(active === 0 ? 'Nothing is halted' : `${active} halts in force`);
   };
   await render();
 };

@@ -22,6 +22,8 @@ import {
   PolicyDeniedProblemSchema,
   ProblemSchema,
   ToolCatalogSchema,
+  ToolsQuerySchema,
+  FunctionToolExportSchema,
   DecisionPreviewSchema,
   HaltListSchema,
   HaltRequestSchema,
@@ -91,6 +93,7 @@ const requests = {
   HaltRequest: HaltRequestSchema,
   ResumeRequest: ResumeRequestSchema,
   LimitsQuery: LimitsQuerySchema,
+  ToolsQuery: ToolsQuerySchema,
   MetricsQuery: MetricsQuerySchema,
 } satisfies Record<string, z.ZodType>;
 
@@ -99,6 +102,7 @@ const responses = {
   PolicyDeniedProblem: PolicyDeniedProblemSchema,
   Health: HealthSchema,
   ToolCatalog: ToolCatalogSchema,
+  FunctionToolExport: FunctionToolExportSchema,
   Action: ActionViewSchema,
   AcceptedAction: AcceptedActionSchema,
   ActionPage: ActionPageSchema,
@@ -210,9 +214,12 @@ const operations: Record<string, OperationSpec> = {
     operationId: 'listTools',
     tag: 'tools',
     summary: 'The tool catalog',
-    description: 'Every tool an agent may name in an envelope, with its tier, compensation, PII fields and input/output JSON Schemas.',
-    success: [{ status: 200, description: 'The catalog.', schema: 'ToolCatalog' }],
-    errors: [],
+    description:
+      'Every tool an agent may name in an envelope, with its tier, compensation, PII fields and input/output JSON Schemas. ' +
+      'With `format=openai|anthropic|gemini`, the same tools as that API\'s tool definitions, ready to paste into a request\'s `tools`: safe names (`travel-hold_seat`, which POST /v1/actions accepts), and for OpenAI schemas in strict mode\'s subset (every object closed, every property required, optional ones nullable, unsupported keywords moved into descriptions); POST /v1/actions reads a `null` optional argument as absent.',
+    query: 'ToolsQuery',
+    success: [{ status: 200, description: 'The catalog, or the catalog rendered for `format`.', schema: { anyOf: [{ $ref: '#/components/schemas/ToolCatalog' }, { $ref: '#/components/schemas/FunctionToolExport' }] } }],
+    errors: [{ status: 400, types: ['validation'], when: 'the query string is invalid (unknown parameter, or a format other than openai, anthropic, gemini)' }],
   },
   'POST /v1/actions': {
     operationId: 'createAction',
@@ -389,6 +396,7 @@ const operations: Record<string, OperationSpec> = {
       'The Model Context Protocol endpoint: one JSON-RPC message per POST, answered with one JSON body. Serves the 2026-07-28 revision (stateless: every request carries its `_meta` envelope; `server/discover`) and 2025-era clients (`initialize`, served without a session). No GET stream and no session id.',
       '`tools/list` lists every catalog tool under a name every function-calling API accepts (`travel.hold_seat` → `travel-hold_seat`) with `inputSchema`, `outputSchema` and truthful annotations, plus `airlock-submit_plan`, `airlock-get_action`, `airlock-approvals_status` and `airlock-cancel_action` (not supported yet: always an error result).',
       '`tools/call` runs exactly POST /v1/actions (validation, policy, limits, saga, receipt). Idempotency: `_meta["io.airlock/idempotency-key"]` has the Idempotency-Key header\'s semantics; without it the key is derived from the client, the JSON-RPC id, the tool and the arguments, so a retried request is answered from the first. Problems (denials, violations, halts, limits) are `isError` results carrying the problem document. An action that needs approval returns at once with `status: awaiting_approval`, who approves and how to follow it.',
+      'Tasks (2026-07-28 extension `io.modelcontextprotocol/tasks`, declared in the request\'s client capabilities): a call whose action has not ended answers a task (`resultType: "task"`) whose `taskId` is the action id; `tasks/get` follows the action, `tasks/update` is acknowledged, `tasks/cancel` is a JSON-RPC error (no cancel API yet).',
       'Authentication: the same bearer JWT as the other routes, verified by the function so that a missing or invalid token gets 401 with `WWW-Authenticate: Bearer resource_metadata="<base>/.well-known/oauth-protected-resource/mcp"` (RFC 9728).',
     ].join('\n\n'),
     success: [

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { FunctionCallingFormats } from '../tools/function-calling';
 import { ActionStatuses } from '../actions/action';
 import { ActionIdPattern } from '../shared/ids';
 import { ActorSchema } from '../shared/principal';
@@ -249,6 +250,28 @@ export const ToolSchema = z
   .meta({ id: 'Tool' });
 
 export const ToolCatalogSchema = z.object({ tools: z.array(ToolSchema) }).meta({ id: 'ToolCatalog' });
+
+/** GET /v1/tools query string: the catalog as is, or rendered for one function-calling API. */
+export const ToolsQuerySchema = z
+  .object({
+    format: z
+      .enum(FunctionCallingFormats)
+      .optional()
+      .meta({ description: 'Render the catalog as this vendor\'s tool definitions (`openai`: Chat Completions `tools` with `strict: true`; `anthropic`: Messages `tools`; `gemini`: `tools` with `functionDeclarations`). Without it: the catalog.' }),
+  })
+  .strict();
+
+export const FunctionToolExportSchema = z
+  .object({
+    format: z.enum(FunctionCallingFormats),
+    tools: z
+      .array(z.record(z.string(), z.unknown()))
+      .meta({ description: 'The value of the vendor request\'s `tools` field, as is. Names are the safe names (`travel-hold_seat`); a call maps to POST /v1/actions `{"tool": name, "arguments": args}` (for OpenAI, `null` arguments mean absent).' }),
+    caveats: z
+      .array(z.object({ tool: z.string(), detail: z.string() }))
+      .meta({ description: 'Tools the format could not carry whole (exported with `strict: false`, or left out), and why. Empty for the shipped catalog.' }),
+  })
+  .meta({ id: 'FunctionToolExport' });
 
 // ── approvals ───────────────────────────────────────────────────────────────
 

@@ -18,6 +18,8 @@ import { StepFunctionsCallbacks } from '../adapters/aws/sfn-callbacks';
 import { StepFunctionsWorkflow } from '../adapters/aws/sfn-workflow';
 import { defaultIntakeConfig } from '../intake/intake';
 import { logger, metrics as emfMetrics, tracer } from '../middleware/powertools';
+import { AnomalyGuard } from '../guardrails/anomaly';
+import type { ReconcileDeps } from '../reconcile/reconcile';
 import { boundedMetrics, vocabularyOf } from '../observability/catalog';
 import type { Metrics } from '../ports/metrics';
 import type { PolicyEngine } from '../policy/index';
@@ -39,7 +41,7 @@ import {
   type SagaFunctionDeps,
   type StepsFunctionDeps,
 } from './deps';
-import { ApprovalsEnv, EnvNames as N, IntakeEnv, readEnv, ReceiptsEnv, SagaEnv, StepsEnv } from './env';
+import { ApprovalsEnv, EnvNames as N, IntakeEnv, readEnv, ReceiptsEnv, ReconcileEnv, SagaEnv, StepsEnv } from './env';
 
 /**
  * The composition root in Lambda: every function's dependencies, built from its environment
@@ -133,6 +135,10 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     cursors: cursorCodec(env[N.cursorKeySecret]),
     rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
     tokens: new JwksTokenVerifier({ issuer: env[N.jwtIssuer], audience: env[N.jwtAudience] }),
+    // Per instance, in memory (guardrails/anomaly.ts says what that means across instances).
+    ...(limits.limits.anomaly
+      ? { anomaly: new AnomalyGuard({ settings: limits.limits.anomaly, now: () => new Date(), halts: guardrails.haltDeps, tools: toolRegistry, money: engine.money, metrics, logger }) }
+      : {}),
   };
 });
 
@@ -250,6 +256,28 @@ export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = /* @__PURE__ */ once(asy
       // A minute's margin covers PUTs in flight while the hourly digest lists the bucket.
       digests: { lookbackDays: env[N.auditLookbackDays], settleMs: 60_000, wholeSeconds: true, intervalSeconds: env[N.auditDigestIntervalSeconds] },
     },
+  };
+});
+
+/** The reconcile function's dependencies. */
+export const reconcileDeps: Lazy<ReconcileDeps> = /* @__PURE__ */ once(async () => {
+  const env = readEnv(ReconcileEnv);
+  const db = await dynamo();
+  const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
+  const limits = limitsIn(env[N.limitsFile]);
+  return {
+    tools: toolRegistry,
+    actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
+    steps: store,
+    index: store,
+    events: store,
+    vault: new S3AuditStore({ bucket: env[N.auditBucket], retentionDays: env[N.auditRetentionDays], client: await s3() }),
+    secrets: await secrets(),
+    baseUrls: env[N.vendorBaseUrls],
+    logger,
+    metrics: metricsFor(limits),
+    now: () => new Date(),
+    timeoutMs: env[N.vendorTimeoutMs],
   };
 });
 

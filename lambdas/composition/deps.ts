@@ -17,6 +17,7 @@ import type { BreakerStore, HaltStore } from '../ports/guardrails';
 import { noMetrics, type Metrics, type MetricsReader } from '../ports/metrics';
 import type { Logger } from '../shared/logger';
 import type { RateLimiter } from '../limits/rate-limiter';
+import type { AnomalyGuard } from '../guardrails/anomaly';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -73,6 +74,8 @@ export interface IntakeFunctionDeps {
   tokens: TokenVerifier;
   /** Host names MCP accepts in the Host header (the local runtime: loopback only); unset in AWS. */
   mcpAllowedHosts?: readonly string[];
+  /** Per-agent baselines of this instance (absent when limits.json has no `anomaly`). */
+  anomaly?: AnomalyGuard;
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */

@@ -26,6 +26,7 @@ export const EnvNames = {
   auditRetentionDays: 'AUDIT_RETENTION_DAYS',
   auditLookbackDays: 'AUDIT_DIGEST_LOOKBACK_DAYS',
   auditDigestIntervalSeconds: 'AUDIT_DIGEST_INTERVAL_SECONDS',
+  vendorBaseUrls: 'VENDOR_BASE_URLS',
   policyDir: 'AIRLOCK_POLICY_DIR',
   limitsFile: 'AIRLOCK_LIMITS_FILE',
   jwtIssuer: 'JWT_ISSUER',
@@ -114,4 +115,23 @@ export const ReceiptsEnv = Table.extend({
   [N.auditLookbackDays]: z.coerce.number().int().min(1).max(400).default(4),
   /** The digest schedule (the stack's EventBridge rule), declared in every digest as its heartbeat. */
   [N.auditDigestIntervalSeconds]: z.coerce.number().int().min(60).max(86_400).default(3600),
+});
+
+/** The reconcile function (the schedule's target): every reconciled vendor, the ledger, the vault. */
+export const ReconcileEnv = Table.extend({
+  [N.auditBucket]: z.string().min(3),
+  [N.auditRetentionDays]: z.coerce.number().int().min(1).max(36_500),
+  /** Vendor base URL per connector (JSON); a connector's default when absent. */
+  [N.vendorBaseUrls]: z
+    .string()
+    .default('{}')
+    .transform((text, ctx) => {
+      const parsed = z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), z.string().url()).safeParse(JSON.parse(text));
+      if (!parsed.success) {
+        ctx.addIssue({ code: 'custom', message: 'a JSON object of connector name to URL' });
+        return z.NEVER;
+      }
+      return parsed.data;
+    }),
+  [N.vendorTimeoutMs]: z.coerce.number().int().min(100).max(60_000).default(8_000),
 });

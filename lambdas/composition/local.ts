@@ -32,6 +32,8 @@ import type { RunStepDeps } from '../steps/run-step';
 import { runReadAction, type ReadPathDeps } from '../saga/read-path';
 import type { ReadPath } from '../ports/workflow';
 import { toolRegistry } from '../tools/registry';
+import type { ReconcileDeps } from '../reconcile/reconcile';
+import { AnomalyGuard } from '../guardrails/anomaly';
 import { functionGuardrails, once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
 
 /**
@@ -75,6 +77,8 @@ export interface LocalInfrastructure {
   random?: () => number;
   /** The rate limiter's clock (its windows), `now` when absent: tests pin windows without moving other clocks. */
   rateLimitClock?: () => Date;
+  /** The anomaly guard's clock (its buckets); the composition's clock by default. */
+  anomalyClock?: () => Date;
   /** The metrics recorder every function shares (and `GET /v1/metrics` reads); none when absent. */
   metrics?: Metrics & MetricsReader;
   /** Hears of every sample the metric catalog refused (default: a warning in the log). */
@@ -115,6 +119,8 @@ export interface LocalComposition {
   vault: LocalReceipts;
   /** Breaker and halt items (tests and the demo read breaker states through it). */
   guardrails: DynamoGuardrailStore;
+  /** Reconciliation against the vendors (the control plane's timer and `POST /v1/reconciliations`). */
+  reconcile: ReconcileDeps;
 }
 
 /** A verifier for compositions without an issuer (tests of other capabilities): no token passes. */
@@ -287,6 +293,19 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       tokens: infra.tokens ?? refuseAllTokens,
       // On loopback, a browser page could reach the runtime through DNS rebinding: only loopback names.
       mcpAllowedHosts: ['127.0.0.1', 'localhost', '[::1]'],
+      ...(limits.limits.anomaly
+        ? {
+            anomaly: new AnomalyGuard({
+              settings: limits.limits.anomaly,
+              now: infra.anomalyClock ?? now,
+              halts: intakeGuardrails.haltDeps,
+              tools,
+              money: engine.money,
+              metrics,
+              logger: infra.logger,
+            }),
+          }
+        : {}),
     },
     saga,
     approvals: {
@@ -317,5 +336,20 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     },
     vault: { store: receiptsDeps.store as FileAuditStore, writeDigestNow },
     guardrails: guardrailStore,
+    reconcile: {
+      tools,
+      actions: ledger,
+      steps: store,
+      index: store,
+      events: store,
+      vault: receiptsDeps.store,
+      secrets: infra.secrets,
+      baseUrls: infra.vendorBaseUrls,
+      logger: infra.logger,
+      metrics,
+      now,
+      timeoutMs: settings.vendorTimeoutMs ?? 8_000,
+      ...(infra.vendorFetch ? { fetch: infra.vendorFetch } : {}),
+    },
   };
 }

@@ -1,3 +1,4 @@
+import { inputSchemaOf, withoutNullOptionals } from '../tools/function-calling';
 import { canonicalToolName } from '../tools/names';
 import { z } from 'zod';
 import { ActorSchema, type Actor } from '../shared/principal';
@@ -69,6 +70,27 @@ export function withCatalogToolNames(body: unknown): unknown {
     ...(step(b) as Record<string, unknown>),
     ...(Array.isArray(b.plan) ? { plan: b.plan.map(step) } : {}),
   } as Record<string, unknown>;
+}
+
+/**
+ * The body as intake reads it: catalog tool names (withCatalogToolNames), and no `null` for an
+ * optional argument whose schema does not take null: OpenAI's strict mode makes every argument
+ * required and sends `null` for the ones it leaves out, which means "absent". Done before the
+ * fingerprint, so a call with such nulls and the same call without them are one request.
+ */
+export function normalizeEnvelope(body: unknown, tools: ToolRegistry): unknown {
+  const named = withCatalogToolNames(body);
+  if (typeof named !== 'object' || named === null || Array.isArray(named)) return named;
+  const b = named as Record<string, unknown>;
+  const step = (s: unknown) => {
+    if (typeof s !== 'object' || s === null || Array.isArray(s)) return s;
+    const { tool, arguments: args } = s as Record<string, unknown>;
+    const schema = typeof tool === 'string' ? inputSchemaOf(tools, tool) : undefined;
+    if (!schema) return s;
+    const cleaned = withoutNullOptionals(args, schema);
+    return cleaned === args ? s : { ...(s as Record<string, unknown>), arguments: cleaned };
+  };
+  return { ...(step(b) as Record<string, unknown>), ...(Array.isArray(b.plan) ? { plan: b.plan.map(step) } : {}) };
 }
 
 /** Published as JSON Schema in the catalog and OpenAPI document. */

@@ -1,6 +1,6 @@
 import { actionDetailView, actionView, canView } from '../actions/view';
 import { openApiDocument } from '../api/openapi';
-import { ActionListQuerySchema, LimitsQuerySchema, MetricsQuerySchema } from '../api/schemas';
+import { ActionListQuerySchema, LimitsQuerySchema, MetricsQuerySchema, ToolsQuerySchema } from '../api/schemas';
 import { observabilityProblem } from '../observability/http';
 import { readKpis } from '../observability/metrics-view';
 import { intakeDeps } from '../composition/aws';
@@ -13,6 +13,7 @@ import type { CursorScope } from '../shared/cursor';
 import { ActionIdPattern } from '../shared/ids';
 import { badRequest, notFound } from '../shared/problem';
 import { toolCatalog } from '../tools/catalog';
+import { functionToolExport } from '../tools/function-calling';
 import { admitRequest } from '../limits/http';
 import { rateRequestOf } from '../limits/rate-limits';
 import { intakeProblem, postAction } from './http';
@@ -34,6 +35,24 @@ function principalOf(req: HttpRequest) {
   return req.principal;
 }
 
+/** The agent a request names (self-declared: a baseline key, never an identity), bounded. */
+function agentOf(body: unknown): string {
+  const name = (body as { agent?: { name?: unknown } } | null)?.agent?.name;
+  return typeof name === 'string' && name.length > 0 && name.length <= 128 ? name : 'unnamed';
+}
+
+/** Counts one POST /v1/actions for the anomaly guard: in memory; I/O only on an anomaly. */
+async function observeAgent(rt: IntakeFunctionDeps, req: HttpRequest, outcome: { denied: boolean; retry: boolean; spend: boolean }): Promise<void> {
+  if (!rt.anomaly || !req.principal) return;
+  await rt.anomaly.record({
+    agent: agentOf(req.body),
+    principal: req.principal.sub,
+    denied: outcome.denied,
+    retry: outcome.retry,
+    spendMinor: outcome.spend && !outcome.retry ? rt.anomaly.spendOf(req.body) : 0,
+  });
+}
+
 /** The intake function's handler over `deps` (Lambda: the AWS composition; locally: local.ts). */
 export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
   const table: RouteTable = {
@@ -42,22 +61,39 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
       // Public like the health check: the contract is no secret and clients fetch it before they have a token.
       'GET /openapi.json': { auth: false, handle: async () => ({ status: 200, body: openApiDocument() }) },
 
-      'GET /v1/tools': { auth: true, handle: async () => ({ status: 200, body: { tools: toolCatalog((await deps()).tools) } }) },
+      'GET /v1/tools': {
+        auth: true,
+        handle: async (req) => {
+          const query = ToolsQuerySchema.safeParse(req.query);
+          if (!query.success) throw badRequest('The query string is invalid.', queryViolations(query.error));
+          const { tools } = await deps();
+          const format = query.data.format;
+          return { status: 200, body: format ? functionToolExport(tools, format) : { tools: toolCatalog(tools) } };
+        },
+      },
 
       'POST /v1/actions': {
         auth: true,
         handle: async (req) => {
           const rt = await deps();
-          const res = await postAction(
-            {
-              principal: principalOf(req),
-              idempotencyKey: req.headers['idempotency-key'],
-              body: req.body,
-              prefer: req.headers.prefer,
-              traceId: tracer.getRootXrayTraceId() ?? req.requestId,
-            },
-            { ...rt, config: rt.intake, logger: req.logger },
-          );
+          let res: Awaited<ReturnType<typeof postAction>>;
+          try {
+            res = await postAction(
+              {
+                principal: principalOf(req),
+                idempotencyKey: req.headers['idempotency-key'],
+                body: req.body,
+                prefer: req.headers.prefer,
+                traceId: tracer.getRootXrayTraceId() ?? req.requestId,
+              },
+              { ...rt, config: rt.intake, logger: req.logger },
+            );
+          } catch (error) {
+            // A refused request (bad input, halted, conflict) counts as a denial for the agent's baseline.
+            await observeAgent(rt, req, { denied: true, retry: false, spend: false });
+            throw error;
+          }
+          await observeAgent(rt, req, { denied: res.status === 403, retry: res.headers?.['idempotent-replayed'] === 'true', spend: res.status < 300 });
           const body = res.body as { id?: unknown; actionId?: unknown; status?: unknown } | null;
           const id = body?.id ?? body?.actionId;
           const tool = (req.body as { tool?: unknown } | null)?.tool;

@@ -1,7 +1,7 @@
 import { TerminalStatuses, type ActionRecord, type StoredDecision } from '../actions/action';
 import type { StepStore } from '../ports/steps';
 import { canonicalJson, fingerprint, inspectJsonShape, sha256Hex } from '../shared/canonical-json';
-import { isSingleRead, MAX_JSON_DEPTH, validateEnvelope, withCatalogToolNames, type NormalizedAction } from './envelope';
+import { isSingleRead, MAX_JSON_DEPTH, validateEnvelope, normalizeEnvelope, type NormalizedAction } from './envelope';
 import { newActionId } from '../shared/ids';
 import type { Principal } from '../shared/principal';
 import {
@@ -207,7 +207,7 @@ export async function previewDecision(
   req: { principal: Principal; body: unknown },
   deps: { decider: Decider; tools: ToolRegistry; now?: () => number },
 ): Promise<{ decision: StoredDecision; planHash: string }> {
-  const action = parseEnvelope(withCatalogToolNames(req.body), deps.tools);
+  const action = parseEnvelope(normalizeEnvelope(req.body, deps.tools), deps.tools);
   const decision = await deps.decider.decide(req.principal, action, new Date((deps.now ?? Date.now)()));
   return { decision, planHash: planHash(action) };
 }
@@ -253,7 +253,7 @@ export async function acceptAction(
   deps: IntakeDeps,
   render: RenderOutcome,
 ): Promise<{ response: StoredResponse; replayed: boolean }> {
-  req = { ...req, body: withCatalogToolNames(req.body) };
+  req = { ...req, body: normalizeEnvelope(req.body, deps.tools) };
   const now = deps.now ?? Date.now;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const key = parseIdempotencyKey(req.idempotencyKey);

@@ -78,6 +78,37 @@ export const BreakerSettingsSchema = z
   })
   .strict();
 
+/** The anomaly guard (guardrails/anomaly.ts): per agent, a sharp departure from its rolling baseline. */
+export const AnomalySettingsSchema = z
+  .object({
+    /** Length of one bucket, in seconds. */
+    bucketSeconds: z.number().int().min(5).max(3_600),
+    /** About how many past buckets the baseline weighs (an exponentially weighted mean). */
+    baselineBuckets: z.number().int().min(2).max(1_440),
+    /** Buckets of history an agent needs before it can be flagged (a fresh instance starts cold). */
+    minBaselineBuckets: z.number().int().min(1).max(1_440),
+    /** A bucket at `factor` times the baseline (and at least its floor) is a sharp departure. */
+    factor: z.number().min(1.5).max(1_000),
+    /** Per signal, the least a bucket must reach to count; a signal without a floor is not watched. */
+    floors: z
+      .object({
+        requests: z.number().int().min(1).optional(),
+        denials: z.number().int().min(1).optional(),
+        retries: z.number().int().min(1).optional(),
+        /** Money at stake, in major units of the base currency. */
+        spend: z.number().positive().optional(),
+      })
+      .strict()
+      .refine((f) => Object.keys(f).length > 0, 'watch at least one signal'),
+    /** `alert`: metric and audit event; `halt`: also a kill-switch halt on the agent. */
+    action: z.enum(['alert', 'halt']),
+    haltMode: z.enum(['stop', 'pause']).default('stop'),
+    /** At most one anomaly per agent (and instance) in this many seconds. */
+    cooldownSeconds: z.number().int().min(1).max(86_400),
+  })
+  .strict()
+  .refine((a) => a.minBaselineBuckets <= a.baselineBuckets, { path: ['minBaselineBuckets'], message: 'at most `baselineBuckets`' });
+
 export const LimitsSchema = z
   .object({
     /** The file format's version. */
@@ -99,6 +130,8 @@ export const LimitsSchema = z
         propagationSeconds: z.number().int().min(1).max(5),
       })
       .strict(),
+    /** Absent: no anomaly guard. */
+    anomaly: AnomalySettingsSchema.optional(),
   })
   .strict()
   .superRefine((limits, ctx) => {
@@ -123,6 +156,7 @@ export type Limits = z.infer<typeof LimitsSchema>;
 export type RateLimit = z.infer<typeof RateLimitSchema>;
 export type SpendCap = z.infer<typeof SpendCapSchema>;
 export type BreakerSettings = z.infer<typeof BreakerSettingsSchema>;
+export type AnomalySettings = z.infer<typeof AnomalySettingsSchema>;
 
 /** The limits file does not validate: every problem, located by its JSON path. */
 export class InvalidLimitsError extends Error {

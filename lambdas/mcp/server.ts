@@ -1,4 +1,5 @@
-import { CLIENT_INFO_META_KEY, ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Tool } from '@modelcontextprotocol/server';
+import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, MissingRequiredClientCapabilityError, ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Tool } from '@modelcontextprotocol/server';
+import { z } from 'zod';
 import type { ToolRegistry } from '../ports/tools';
 import { canonicalJson, sha256Hex } from '../shared/canonical-json';
 import type { ProblemDocument } from '../shared/problem';
@@ -91,6 +92,8 @@ const FAILED = new Set(['denied', 'rejected', 'expired', 'failed', 'compensated'
 interface ActionLike {
   id: string;
   status: string;
+  createdAt?: string;
+  updatedAt?: string;
   statusReason?: string;
   mode?: string;
   result?: unknown;
@@ -207,9 +210,65 @@ async function call(
   }
 }
 
+/** The MCP Tasks extension (2026-07-28, SEP-2663): a tools/call may answer with a task handle. */
+export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
+
+/** How often a client should poll: an approval takes minutes to days, a running saga seconds. */
+const POLL_AWAITING_APPROVAL_MS = 5_000;
+const POLL_RUNNING_MS = 1_000;
+
+/** Did this request's client declare the Tasks extension (per-request capabilities, 2026-07-28)? */
+function clientSupportsTasks(envelope: Record<string, unknown> | undefined): boolean {
+  const caps = envelope?.[CLIENT_CAPABILITIES_META_KEY] as { extensions?: Record<string, unknown> } | undefined;
+  return typeof caps?.extensions === 'object' && caps.extensions !== null && TASKS_EXTENSION in caps.extensions;
+}
+
+/**
+ * An action as a Task (the task id is the action id, so any instance can answer tasks/get from
+ * the ledger). Every end of an action is a completed task whose result is the tool result the
+ * call would have returned (denials, rejections and failures are `isError` results, as the
+ * extension asks: `failed` is for JSON-RPC errors only); a cancelled action is a cancelled task.
+ */
+export function taskOf(action: ActionLike): Record<string, unknown> {
+  const base = {
+    taskId: action.id,
+    createdAt: action.createdAt ?? new Date(0).toISOString(),
+    lastUpdatedAt: action.updatedAt ?? action.createdAt ?? new Date(0).toISOString(),
+    // Actions are kept (their receipts for years); the approval timeout ends a waiting one.
+    ttlMs: null,
+  };
+  if (action.status === 'cancelled') return { ...base, status: 'cancelled', statusMessage: action.statusReason ?? 'The action was cancelled.' };
+  if (action.status === 'completed' || FAILED.has(action.status)) {
+    const result = actionResult(action, false);
+    return { ...base, status: 'completed', statusMessage: `The action ended ${action.status}.`, result };
+  }
+  const approval = approvalOf(action);
+  return {
+    ...base,
+    status: 'working',
+    statusMessage: approval
+      ? `Waiting for approval${approval.approverRule ? ` by ${String(approval.approverRule)}` : ''} (${String(approval.quorum)} needed); nothing has run yet.`
+      : `The action is ${action.status}.`,
+    pollIntervalMs: approval ? POLL_AWAITING_APPROVAL_MS : POLL_RUNNING_MS,
+  };
+}
+
+const TaskParams = z.looseObject({ taskId: z.string().min(1).max(200) });
+
+async function actionOfTask(session: McpSession, taskId: string): Promise<ActionLike> {
+  const answer = await session.backend.getAction(taskId);
+  // Another person's action is as unknown as one that does not exist (GET /v1/actions/{id}'s 404).
+  if (answer.status === 404) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `No task ${taskId.slice(0, 100)}: task ids are the action ids this server returned to you.`);
+  if (answer.status >= 400) {
+    const doc = answer.body as Partial<ProblemDocument> | null;
+    throw new ProtocolError(ProtocolErrorCode.InternalError, `Cannot read task ${taskId.slice(0, 100)}: ${String(doc?.detail ?? `HTTP ${answer.status}`)}`);
+  }
+  return answer.body as ActionLike;
+}
+
 /** Builds the MCP server instance for one request of `session`'s principal. */
 export function createAirlockMcpServer(session: McpSession): Server {
-  const server = new Server(SERVER_INFO, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
+  const server = new Server(SERVER_INFO, { capabilities: { tools: {}, extensions: { [TASKS_EXTENSION]: {} } }, instructions: INSTRUCTIONS });
   const toolset = mcpToolset(session.tools);
 
   server.setRequestHandler('tools/list', async () => ({ tools: toolset.tools.map((t) => ({ ...t }) as Tool) }));
@@ -228,7 +287,45 @@ export function createAirlockMcpServer(session: McpSession): Server {
     const own = meta[MetaKeys.idempotencyKey];
     // A client key that is not a string is passed on as one, so intake refuses it by the header's rules.
     const key = () => (own === undefined ? derivedIdempotencyKey({ client: agent.name, requestId: ctx.mcpReq.id, tool: name, arguments: args }) : String(own));
-    return call(session, target, args, key, meta, agent);
+    const result = await call(session, target, args, key, meta, agent);
+    // A client with the Tasks extension gets a task for an action that has not ended (waiting
+    // for approval, or still running): the action is in the ledger, so tasks/get resolves.
+    const structured = result.structuredContent as { actionId?: unknown; status?: unknown } | undefined;
+    const createsAction = target.kind === 'catalog' || target.kind === 'submit_plan';
+    if (createsAction && !result.isError && clientSupportsTasks(ctx.mcpReq.envelope as Record<string, unknown> | undefined) && typeof structured?.actionId === 'string' && structured.status !== 'completed') {
+      const action = await actionOfTask(session, structured.actionId);
+      const task = taskOf(action);
+      if (task.status === 'working') return { resultType: 'task', ...task } as unknown as CallToolResult;
+    }
+    return result;
+  });
+
+  // SEP-2663: the tasks/* methods need the extension in the request's own client capabilities.
+  const requireTasks = (ctx: { mcpReq: { envelope?: unknown } }) => {
+    if (!clientSupportsTasks(ctx.mcpReq.envelope as Record<string, unknown> | undefined)) {
+      throw new MissingRequiredClientCapabilityError({ requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } }, `Missing required client capability: declare the ${TASKS_EXTENSION} extension to use tasks.`);
+    }
+  };
+
+  server.setRequestHandler('tasks/get', { params: TaskParams }, async (params, ctx) => {
+    requireTasks(ctx);
+    return taskOf(await actionOfTask(session, params.taskId));
+  });
+
+  server.setRequestHandler('tasks/update', { params: TaskParams }, async (params, ctx) => {
+    requireTasks(ctx);
+    // Airlock never asks the client for input mid-task, so no response is outstanding: acknowledge and ignore (SEP-2663).
+    await actionOfTask(session, params.taskId);
+    return {};
+  });
+
+  server.setRequestHandler('tasks/cancel', { params: TaskParams }, async (params, ctx) => {
+    requireTasks(ctx);
+    const action = await actionOfTask(session, params.taskId);
+    throw new ProtocolError(
+      ProtocolErrorCode.InvalidRequest,
+      `Task ${action.id} cannot be cancelled: Airlock has no cancel API yet. An action waiting for approval ends when an approver rejects it or its approval times out. Nothing was changed.`,
+    );
   });
 
   return server;

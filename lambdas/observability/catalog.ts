@@ -89,6 +89,10 @@ export const MetricCatalog = {
   SpendCapRefused: { unit: 'Count', group: 'guardrails', dimensions: { cap: 'spendCap' }, description: 'An action refused because it would cross a spend cap.', guardrail: true },
   BreakerTransition: { unit: 'Count', group: 'guardrails', dimensions: { connector: 'connector', to: BreakerStates }, description: 'A connector circuit breaker changed state.', guardrail: true },
   BreakerRejected: { unit: 'Count', group: 'guardrails', dimensions: { connector: 'connector' }, description: 'New work refused (503) because a connector breaker is open.', guardrail: true },
+  ReconcileRun: { unit: 'Count', group: 'vendors', dimensions: { outcome: ['clean', 'findings', 'partial'] }, description: 'A reconciliation run against the vendors finished (partial: a vendor could not be asked).' },
+  ReconcileFinding: { unit: 'Count', group: 'vendors', dimensions: { kind: ['orphan', 'compensated_live', 'duplicate', 'unknown'], connector: 'connector' }, description: 'A divergence between the ledger and a vendor found by reconciliation (alarmed).' },
+  ReconcileFixed: { unit: 'Count', group: 'vendors', dimensions: { connector: 'connector', outcome: ['compensated', 'failed'] }, description: 'A missing compensation run by `airlock reconcile --fix`.' },
+  AnomalyDetected: { unit: 'Count', group: 'guardrails', dimensions: { signal: ['requests', 'denials', 'retries', 'spend'], action: ['alert', 'halt'] }, description: 'An agent departed sharply from its rolling baseline (alarmed); action says whether the guard halted it.', guardrail: true },
   HaltsActive: { unit: 'Count', group: 'guardrails', dimensions: {}, description: 'Kill-switch halts in force, as a function last read them (sampled on each read).', guardrail: true },
   HaltRefused: { unit: 'Count', group: 'guardrails', dimensions: { scope: HaltScopes }, description: 'Work refused or stopped by a kill-switch halt.', guardrail: true },
 } as const satisfies Record<string, MetricDefinition>;

@@ -67,9 +67,9 @@ export class InvalidAuditKeyError extends Error {
   }
 }
 
-const KEY = /^(receipts|digests)\/[A-Za-z0-9=._-]+(\/[A-Za-z0-9=._-]+)*$/;
+const KEY = /^(receipts|digests|reconciliations)\/[A-Za-z0-9=._-]+(\/[A-Za-z0-9=._-]+)*$/;
 
-/** Checks a key against the vault layout (`receipts/…` or `digests/…`, no `.`/`..` segments). */
+/** Checks a key against the vault layout (`receipts/…`, `digests/…` or `reconciliations/…`, no `.`/`..` segments). */
 export function assertAuditKey(key: string): void {
   if (key.length > 512 || !KEY.test(key) || key.split('/').some((s) => s === '.' || s === '..' || s.startsWith('.'))) {
     throw new InvalidAuditKeyError(key);

@@ -88,7 +88,7 @@ export interface Halt {
 
 /** An entry of the kill switch's audit trail (halts, resumes and refused attempts). */
 export interface HaltAuditEvent {
-  type: 'halt.created' | 'halt.resumed' | 'halt.refused';
+  type: 'halt.created' | 'halt.resumed' | 'halt.refused' | 'anomaly.detected';
   at: string;
   /** The verified `sub` of whoever acted (or tried to). */
   actor: string;

@@ -77,5 +77,25 @@ export interface AuditEvent {
 
 export interface EventLog {
   append(actionId: string, event: { type: string; actor: string; data?: Record<string, unknown> }, now?: Date): Promise<AuditEvent>;
+  /**
+   * Appends the event unless the chain already holds one that `same` matches: exactly one
+   * event however many writers race (for records whose event a crash may have left unwritten,
+   * and that a later request then writes).
+   */
+  appendOnce(
+    actionId: string,
+    event: { type: string; actor: string; data?: Record<string, unknown> },
+    same: (existing: AuditEvent) => boolean,
+    now?: Date,
+  ): Promise<{ event: AuditEvent; appended: boolean }>;
   list(actionId: string): Promise<AuditEvent[]>;
+}
+
+/**
+ * Forward steps by the UTC day they first started (a GSI on the step records): how
+ * reconciliation finds recent commit steps without scanning the table.
+ */
+export interface StepIndex {
+  /** Keys of the non-dry-run forward steps first started on `day` (`YYYY-MM-DD`), oldest first. */
+  listForwardSteps(day: string): Promise<StepKey[]>;
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { SecretNames, type SecretsPort } from '../ports/secrets';
 import type { RegisteredTool, ToolRegistry } from '../ports/tools';
-import type { DryRunResult, ToolContext, ToolLogger, VerifiedGrant } from './sdk';
+import type { ConnectorDefinition, DryRunResult, ToolContext, ToolLogger, VerifiedGrant } from './sdk';
 
 /**
  * The connector runtime: the one way a step runs a tool. It validates the agent-supplied input,
@@ -124,7 +124,7 @@ const CLIENT_CACHE_MAX = 64;
 const fetchIds = new WeakMap<typeof fetch, number>();
 let nextFetchId = 1;
 
-function clientFor(entry: RegisteredTool, baseUrl: string, credential: string, deps: ConnectorRuntimeDeps): unknown {
+function clientFor(entry: Pick<RegisteredTool, 'connector'>, baseUrl: string, credential: string, deps: ConnectorRuntimeDeps): unknown {
   let fetchId = 0;
   if (deps.fetch) {
     fetchId = fetchIds.get(deps.fetch) ?? nextFetchId++;
@@ -148,6 +148,17 @@ function clientFor(entry: RegisteredTool, baseUrl: string, credential: string, d
     clientCache.set(key, client);
   }
   return client;
+}
+
+/**
+ * The vendor client of a connector, built as a tool call builds it (its own credential, the
+ * configured base URL, the shared cache): what reconciliation asks the vendor through.
+ */
+export async function vendorClientOf(connector: ConnectorDefinition<any>, deps: ConnectorRuntimeDeps): Promise<unknown> {
+  const baseUrl = deps.baseUrls[connector.name] ?? connector.vendor.defaultBaseUrl;
+  if (!baseUrl) throw new ConnectorConfigError(`No vendor base URL configured for connector ${connector.name}`);
+  const credential = await deps.secrets.getSecret(SecretNames.vendorCredential(connector.name));
+  return clientFor({ connector }, baseUrl, credential, deps);
 }
 
 function checkGrant(grant: VerifiedGrant | undefined, entry: RegisteredTool): void {

@@ -113,6 +113,36 @@ export interface VendorClientConfig {
   fetch?: typeof fetch;
 }
 
+/**
+ * What the vendor holds for one of Airlock's commit steps (or for a record Airlock never
+ * saw): the object, whether its effect is still in force, and the forward tool's output
+ * rebuilt from it, so the tool's compensation can be called on it.
+ */
+export interface VendorRecord {
+  /** Short name of the forward commit tool that makes such records (`book_flight`). */
+  tool: string;
+  /** The vendor's id of the object (`bkg_…`). */
+  id: string;
+  /** The client reference (the step's idempotency key) it was made with; null when made without one. */
+  clientReference: string | null;
+  /** Whether its effect is still in force (a confirmed booking, an unrefunded capture). */
+  live: boolean;
+  /** The forward tool's output for this record, in the tool's output shape. */
+  output: unknown;
+}
+
+/**
+ * Reconciliation: asking the vendor what it really holds. `lookup` answers for one commit step
+ * by its client reference (the step's idempotency key); `recent` lists what the vendor holds
+ * for this credential, so records the ledger never saw are found too.
+ */
+export interface ReconcileOperation<C = unknown> {
+  /** The forward commit tools (short names) whose records `lookup` can find. */
+  tools: readonly string[];
+  lookup: (client: C, query: { tool: string; clientReference: string }, ctx: ToolContext) => Promise<VendorRecord[]>;
+  recent?: (client: C, ctx: ToolContext) => Promise<VendorRecord[]>;
+}
+
 export interface ConnectorDefinition<C = unknown> {
   /** Lower-case, `[a-z][a-z0-9_]*`; also the grant audience and the Lambda's suffix. */
   name: string;
@@ -125,6 +155,8 @@ export interface ConnectorDefinition<C = unknown> {
     createClient: (config: VendorClientConfig) => C;
   };
   tools: ToolDefinition<any, any, C>[];
+  /** How to ask the vendor for the truth of commit steps (none: the connector is not reconciled). */
+  reconcile?: ReconcileOperation<C>;
 }
 
 /** Identity helpers that keep the tool's input and output types inferred from the zod schemas. */

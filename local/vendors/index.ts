@@ -43,6 +43,8 @@ export interface SandboxVendorsAdmin {
   effects(connector: string): VendorEffect[];
   /** The objects a vendor's side effects left in effect now (holds, bookings, authorizations, orders, roles). */
   live(connector: string): LiveEffect[];
+  /** Makes a vendor forget one object by id (a lost booking or refund): false when it has none. */
+  lose(connector: string, id: string): boolean;
   /** Resets one vendor (state, stats, idempotency records, faults), or all when none is named. */
   reset(connector?: string): void;
   stats(connector: string): VendorStats;
@@ -111,6 +113,7 @@ export async function startSandboxVendors(options: StartSandboxVendorsOptions): 
       addFaults: (connector, faults) => vendor(connector).admin.addFaults(faults),
       effects: (connector) => vendor(connector).admin.effects(),
       live: (connector) => vendor(connector).admin.live(),
+      lose: (connector, id) => vendor(connector).admin.lose(id),
       reset: (connector) => {
         if (connector) vendor(connector).admin.reset();
         else for (const v of running.values()) v.admin.reset();

@@ -317,6 +317,15 @@ export function paymentsVendor(): SandboxVendorSpec<PaymentsState> {
     createState: () => ({ authorizations: new Map(), captures: new Map(), refunds: new Map() }),
     live: (state) =>
       [...state.authorizations.values()].filter((a) => a.status !== 'voided').map((a) => ({ object: `authorization ${a.authorizationId}`, clientReference: a.clientReference })),
+    lose: (state, id) => {
+      const refund = state.refunds.get(id);
+      if (refund) {
+        const c = state.captures.get(refund.captureId);
+        if (c) c.refundedMinor -= refund.amountMinor;
+        return state.refunds.delete(id);
+      }
+      return state.captures.delete(id) || state.authorizations.delete(id);
+    },
     restoreState: (saved) => SavedPaymentsSchema.parse(saved),
     routes,
   };

@@ -56,6 +56,15 @@ export interface OversizeFault {
   bytes: number;
 }
 
+/**
+ * Act as a vendor without idempotency support for the next `count` calls of an operation: the
+ * Idempotency-Key is neither looked up nor stored, so a retry commits again (a duplicate).
+ */
+export interface IgnoreIdempotencyFault {
+  operation: string;
+  count: number;
+}
+
 /** Fault injection for one sandbox vendor. Setting faults replaces the previous set. */
 export interface VendorFaults {
   /** Added before every API call, in milliseconds. */
@@ -70,6 +79,7 @@ export interface VendorFaults {
   timeoutNext?: TimeoutFault[];
   commitThenDrop?: CommitThenDropFault[];
   oversizeNext?: OversizeFault[];
+  ignoreIdempotency?: IgnoreIdempotencyFault[];
 }
 
 /** Largest body the oversize fault makes (16 MB). */
@@ -97,6 +107,7 @@ const faultsSchema = z
     oversizeNext: z
       .array(z.object({ operation: z.string(), count: z.number().int().positive(), bytes: z.number().int().positive().max(MAX_OVERSIZE_BYTES) }).strict())
       .optional(),
+    ignoreIdempotency: z.array(z.object({ operation: z.string(), count: z.number().int().positive() }).strict()).optional(),
   })
   .strict();
 
@@ -200,6 +211,12 @@ export interface SandboxVendorSpec<S> {
    * `clientReference` it was created with (the connectors send the step's idempotency key).
    */
   live?(state: S, env: SandboxEnv): LiveEffect[];
+  /**
+   * Makes the vendor forget one object by id, undoing what it did to others (a lost refund
+   * leaves its capture unrefunded): a vendor diverging from what it told us, for
+   * reconciliation tests. False when there is no such object.
+   */
+  lose?(state: S, id: string): boolean;
 }
 
 /** Options every sandbox vendor accepts at start-up. */
@@ -223,6 +240,14 @@ export interface SandboxVendorOptions {
   sequence?: EffectSequence;
 }
 
+function safeJson(raw: string): unknown {
+  try {
+    return JSON.parse(raw || '{}');
+  } catch {
+    return undefined;
+  }
+}
+
 /** In-process control of a running sandbox vendor (the same powers as its admin endpoint). */
 export interface SandboxVendorAdmin {
   setFaults(faults: VendorFaults): void;
@@ -232,6 +257,8 @@ export interface SandboxVendorAdmin {
   effects(): VendorEffect[];
   /** The objects its side effects left in effect now. */
   live(): LiveEffect[];
+  /** Forgets one object by id, as a vendor that loses a record (false: no such object). */
+  lose(id: string): boolean;
   /** Clears state, stats, idempotency records and faults. */
   reset(): void;
   stats(): VendorStats;
@@ -384,7 +411,7 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
   setFaults(options.faults ?? {});
   const addFaults = (more: VendorFaults) => {
     const add = faultsSchema.parse(more);
-    const lists = ['failNext', 'timeoutNext', 'commitThenDrop', 'oversizeNext'] as const;
+    const lists = ['failNext', 'timeoutNext', 'commitThenDrop', 'oversizeNext', 'ignoreIdempotency'] as const;
     const merged: Record<string, unknown> = { ...faults, ...add };
     // Spent rules (count 0) are dropped: they would not parse again, and they do nothing.
     for (const list of lists) if (faults[list] || add[list]) merged[list] = [...(faults[list] ?? []).filter((f) => f.count > 0), ...(add[list] ?? [])];
@@ -396,6 +423,11 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     addFaults,
     effects: () => effects.map((e) => ({ ...e })),
     live: () => spec.live?.(state, env) ?? [],
+    lose(id) {
+      const lost = spec.lose?.(state, id) ?? false;
+      if (lost) changed();
+      return lost;
+    },
     reset() {
       state = spec.createState(env);
       sideEffects = {};
@@ -491,6 +523,13 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     if (req.method === 'GET' && path === '/_admin/stats') return send(res, { status: 200, body: admin.stats() });
     if (req.method === 'GET' && path === '/_admin/effects') return send(res, { status: 200, body: { effects } });
     if (req.method === 'GET' && path === '/_admin/live') return send(res, { status: 200, body: { live: admin.live() } });
+    if (req.method === 'POST' && path === '/_admin/lose') {
+      const parsed = z.object({ id: z.string().min(1).max(64) }).strict().safeParse(safeJson(raw));
+      if (!parsed.success) return send(res, fail(400, 'invalid_request', 'body must be {"id": "<object id>"}'));
+      if (!admin.lose(parsed.data.id)) return send(res, fail(404, 'not_found', 'no such object'));
+      await durable();
+      return send(res, { status: 204, body: {} });
+    }
     if (req.method === 'POST' && path === '/_admin/reset') {
       admin.reset();
       await durable();
@@ -573,7 +612,8 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
       }
     }
 
-    const idemKey = route.sideEffect ? req.headers['idempotency-key'] : undefined;
+    const ignoreKey = route.sideEffect && takeFault(faults.ignoreIdempotency, route.operation, undefined) !== undefined;
+    const idemKey = route.sideEffect && !ignoreKey ? req.headers['idempotency-key'] : undefined;
     let record: IdempotencyRecord | undefined;
     if (typeof idemKey === 'string') {
       if (idemKey.length === 0 || idemKey.length > 255) return send(res, fail(400, 'invalid_idempotency_key', 'Idempotency-Key must be 1-255 characters'));

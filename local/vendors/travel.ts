@@ -431,6 +431,7 @@ export function travelVendor(options: TravelVendorOptions = {}): SandboxVendorSp
       ...[...state.holds.values()].filter((h) => ['held', 'booked'].includes(refresh(h, env).status)).map((h) => ({ object: `hold ${h.holdId}`, clientReference: h.clientReference })),
       ...[...state.bookings.values()].filter((b) => b.status === 'confirmed').map((b) => ({ object: `booking ${b.bookingId}`, clientReference: b.clientReference })),
     ],
+    lose: (state, id) => state.bookings.delete(id) || state.holds.delete(id),
     restoreState: (saved) => {
       const { holds, bookings } = SavedTravelSchema.parse(saved);
       return { holds, bookings, holdTtlMs: options.holdTtlMs ?? DEFAULT_HOLD_TTL_MS };

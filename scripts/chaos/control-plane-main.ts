@@ -22,7 +22,7 @@ const notHere = () => {
 const externalVendors: SandboxVendors = {
   baseUrls: info.baseUrls,
   adminTokens: info.adminTokens,
-  admin: { setFaults: notHere, addFaults: notHere, effects: notHere, live: notHere, reset: notHere, stats: notHere },
+  admin: { setFaults: notHere, addFaults: notHere, effects: notHere, live: notHere, lose: notHere, reset: notHere, stats: notHere },
   close: async () => undefined,
 };
 const num = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);

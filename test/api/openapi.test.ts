@@ -226,7 +226,7 @@ const EXPECTED_4XX: Record<string, number[]> = {
   // Every authenticated /v1 route is counted by the rate limits (429).
   'GET /healthz': [413],
   'GET /openapi.json': [413],
-  'GET /v1/tools': [401, 413, 429],
+  'GET /v1/tools': [400, 401, 413, 429],
   'POST /v1/actions': [400, 401, 403, 409, 413, 415, 422, 429],
   'GET /v1/actions': [400, 401, 413, 429],
   'GET /v1/actions/{id}': [401, 404, 413, 429],

@@ -170,6 +170,45 @@ describe('the web console in Chromium', () => {
     });
   }, 150_000);
 
+  it('olivia halts an agent from the Halts page, its next action is refused, then she resumes it saying why; alice sees no Halts', async () => {
+    await timed('kill switch', async () => {
+      const agent = `console-runaway-${isoDay(0)}`;
+      const olivia = await signIn('olivia');
+      await olivia.getByRole('link', { name: 'Halts' }).click();
+      await olivia.getByRole('heading', { name: 'Kill switch' }).waitFor();
+      await expectNoSeriousViolations(olivia, 'halts');
+      await olivia.getByLabel('What to halt').selectOption('agent');
+      await olivia.getByLabel('Which one').fill(agent);
+      await olivia.getByLabel('Running work').selectOption('pause');
+      await olivia.getByLabel('Reason (recorded with your name)').fill('looping on bookings');
+      await olivia.getByRole('button', { name: 'Halt' }).click();
+      await olivia.getByText(/^Halt hlt_\w+ is in force\.$/).waitFor();
+      const card = olivia.locator('li[data-halt]').filter({ hasText: agent });
+      await expect.poll(() => card.innerText()).toMatch(/pause \(running plans wait\)[\s\S]*looping on bookings[\s\S]*olivia/);
+
+      // The halt is real: the agent's next action is refused with the halt's reason.
+      const refused = await cp.post(await cp.token('alice', PEOPLE.alice), { tool: 'echo.say', arguments: { message: 'hi' }, agent: { name: agent } }, { key: `console-halted-${agent}` });
+      expect(refused.status).toBe(403);
+      expect(refused.body).toMatchObject({ type: 'urn:airlock:problem:halted', reason: 'looping on bookings' });
+
+      // A resume needs a reason; the browser asks for it before anything is sent.
+      const id = (await card.getAttribute('data-halt'))!;
+      await card.getByRole('button', { name: 'Resume' }).click();
+      expect(await card.getByLabel('Why resume').evaluate((el) => (el as unknown as { validity: { valueMissing: boolean } }).validity.valueMissing)).toBe(true);
+      await card.getByLabel('Why resume').fill('loop fixed');
+      await card.getByRole('button', { name: 'Resume' }).click();
+      await olivia.getByText(`Resumed ${id}.`).waitFor();
+      await expect.poll(() => olivia.locator(`li[data-halt="${id}"]`).innerText()).toMatch(/resumed[\s\S]*Resumed by\s+olivia[\s\S]*loop fixed/);
+      const listed = (await cp.get(await cp.token('olivia', { roles: ['Employee', 'KillSwitch'] }), '/v1/halts')).body.items.find((h: { id: string }) => h.id === id);
+      expect(listed).toMatchObject({ status: 'resumed', resumedBy: 'olivia', resumeReason: 'loop fixed', mode: 'pause', scope: 'agent', target: agent });
+
+      // Without the role the page is not offered at all.
+      const alice = await signIn('alice');
+      await alice.getByRole('link', { name: 'My actions' }).waitFor();
+      expect(await alice.getByRole('link', { name: 'Halts' }).count()).toBe(0);
+    });
+  }, 120_000);
+
   it('shows a reason holding <script> and an onerror image as text, running nothing', async () => {
     await timed('xss', async () => {
       const day = isoDay(43);

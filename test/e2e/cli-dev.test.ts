@@ -113,7 +113,7 @@ describe('airlock dev', () => {
     );
     expect(run.stdout()).toContain('npx airlock token alice --role Employee');
     // Ready-made tokens for the demo people.
-    for (const who of ['alice (employee', 'bob (her manager', 'carol (security admin', 'dave (security admin', 'audrey (auditor']) {
+    for (const who of ['alice (employee', 'bob (her manager', 'carol (security admin', 'dave (security admin', 'audrey (auditor', 'olivia (on call']) {
       expect(run.stdout()).toContain(who);
     }
     expect(run.stdout()).toContain(`curl -s ${url}/healthz`);

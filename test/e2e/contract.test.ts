@@ -80,6 +80,8 @@ describe('the contract, operation by operation', () => {
     expect((await call('GET', '/healthz')).status).toBe(200);
     expect((await call('GET', '/openapi.json')).status).toBe(200);
     expect((await call('GET', '/v1/tools', { token: alice })).status).toBe(200);
+    for (const format of ['openai', 'anthropic', 'gemini']) expect((await call('GET', `/v1/tools?format=${format}`, { token: alice })).status).toBe(200);
+    expect((await call('GET', '/v1/tools?format=mistral', { token: alice })).status).toBe(400);
   });
 
   it('answers 401 on every authenticated route without a token', async () => {

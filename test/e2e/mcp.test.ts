@@ -202,3 +202,98 @@ describe('MCP over Streamable HTTP with the official SDK client', () => {
     }
   });
 });
+
+describe('MCP Tasks extension (io.modelcontextprotocol/tasks, 2026-07-28)', () => {
+  /** One 2026-07-28 request, with the standard headers and the client's per-request capabilities. */
+  async function modern(token: string, method: string, params: Record<string, unknown>, capabilities: Record<string, unknown> = { extensions: { 'io.modelcontextprotocol/tasks': {} } }) {
+    const name = typeof params.name === 'string' ? params.name : typeof params.taskId === 'string' ? params.taskId : undefined;
+    const res = await fetch(`${cp.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': method,
+        ...(name ? { 'mcp-name': name } : {}),
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: `${method}-${Math.random()}`,
+        method,
+        params: {
+          ...params,
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientInfo': { name: 'tasks-agent', version: '1.0.0' },
+            'io.modelcontextprotocol/clientCapabilities': capabilities,
+          },
+        },
+      }),
+    });
+    const body = (await res.json()) as { result?: Record<string, any>; error?: { code: number; message: string; data?: unknown } };
+    // A result is 200; an error may carry its HTTP status (400 for a missing capability), never a 5xx.
+    expect(res.status, method).toBe(body.error ? res.status : 200);
+    expect(res.status, method).toBeLessThan(500);
+    return { ...body, status: res.status };
+  }
+
+  it('server/discover advertises the extension', async () => {
+    const discover = await modern(alice, 'server/discover', {});
+    expect(discover.result!.capabilities.extensions).toHaveProperty(['io.modelcontextprotocol/tasks']);
+  });
+
+  it('a call that needs approval is a task whose id is the action id; it follows the action to completion', async () => {
+    const trip = bigTrip();
+    const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
+    const created = await modern(alice, 'tools/call', { name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } });
+    expect(created.result).toMatchObject({ resultType: 'task', status: 'working', taskId: expect.stringMatching(/^act_/), ttlMs: null, pollIntervalMs: 5000 });
+    const taskId = created.result!.taskId as string;
+    expect(created.result!.statusMessage).toMatch(/approval by manager/);
+
+    // The task is the action: the HTTP API knows it by the same id, and only who may see the action sees the task.
+    expect((await cp.get(alice, `/v1/actions/${taskId}`)).status).toBe(200);
+    const carl = await cp.token('carl', { roles: ['Employee'], manager: 'dana' });
+    const other = await modern(carl, 'tasks/get', { taskId });
+    expect(other.error).toMatchObject({ code: -32602, message: expect.stringMatching(/No task/) });
+
+    // Cancelling is refused, and says why: there is no cancel API yet.
+    const cancel = await modern(alice, 'tasks/cancel', { taskId });
+    expect(cancel.error).toMatchObject({ code: -32600, message: expect.stringMatching(/no cancel API yet/) });
+    // tasks/update is acknowledged (Airlock never asks for input).
+    expect((await modern(alice, 'tasks/update', { taskId, inputResponses: {} })).result).toMatchObject({ resultType: 'complete' });
+
+    const approvalId = approvalIdFor(taskId);
+    await expect.poll(async () => (await cp.get(bob, `/v1/approvals/${approvalId}`)).status, { timeout: 10_000 }).toBe(200);
+    const preview = await cp.get(bob, `/v1/approvals/${approvalId}`);
+    const vote = await fetch(`${cp.url}/v1/approvals/${approvalId}/decision`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bob}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ decision: 'approve', planHash: preview.body.planHash }),
+    });
+    expect(vote.status).toBe(200);
+
+    await expect.poll(async () => (await modern(alice, 'tasks/get', { taskId })).result!.status, { timeout: 20_000, interval: 200 }).toBe('completed');
+    const done = (await modern(alice, 'tasks/get', { taskId })).result!;
+    expect(done).toMatchObject({ taskId, resultType: 'complete', result: { isError: false, structuredContent: { actionId: taskId, status: 'completed' } } });
+  });
+
+  it('a client without the extension gets the plain result, never a task', async () => {
+    const trip = bigTrip();
+    const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
+    const res = await modern(alice, 'tools/call', { name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } }, {});
+    expect(res.result!.resultType).not.toBe('task');
+    expect(res.result!.structuredContent).toMatchObject({ approval: { approverRule: 'manager' } });
+    // And the tasks methods need the extension declared on the request itself (SEP-2663).
+    const actionId = res.result!.structuredContent.actionId as string;
+    for (const method of ['tasks/get', 'tasks/update', 'tasks/cancel']) {
+      const refused = await modern(alice, method, { taskId: actionId, ...(method === 'tasks/update' ? { inputResponses: {} } : {}) }, {});
+      expect(refused.error, method).toMatchObject({ code: -32021, data: { requiredCapabilities: { extensions: { 'io.modelcontextprotocol/tasks': {} } } } });
+    }
+  });
+
+  it('tasks/get for an id that is no action is a JSON-RPC error', async () => {
+    expect((await modern(alice, 'tasks/get', { taskId: `act_${'0'.repeat(26)}` })).error).toMatchObject({ code: -32602 });
+    expect((await modern(alice, 'tasks/get', { taskId: 'nope' })).error).toMatchObject({ code: -32602 });
+  });
+});

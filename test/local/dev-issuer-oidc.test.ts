@@ -71,7 +71,7 @@ describe('dev issuer sign-in (authorization code + PKCE)', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-security-policy']).toMatch(/script-src 'self'/);
     const html = res.body.toString('utf8');
-    for (const sub of ['alice', 'bob', 'carol', 'dave', 'audrey']) expect(html).toContain(`name="sub" value="${sub}"`);
+    for (const sub of ['alice', 'bob', 'carol', 'dave', 'audrey', 'olivia']) expect(html).toContain(`name="sub" value="${sub}"`);
     expect(html).toContain('&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;');
     expect(html).not.toContain('<script>');
   });

@@ -6,7 +6,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { canonicalJson, sha256Hex } from '../../shared/canonical-json';
-import type { AuditEvent, BeginStepResult, EventLog, GrantSummary, StepError, StepKey, StepRecord, StepStore } from '../../ports/steps';
+import type { AuditEvent, BeginStepResult, EventLog, GrantSummary, StepError, StepIndex, StepKey, StepRecord, StepStore } from '../../ports/steps';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
 /**
@@ -16,6 +16,7 @@ import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item 
 
 const stepKey = (key: StepKey) => ({ pk: S(`STEP#${key.actionId}`), sk: S(`${key.kind}#${key.stepId}`) });
 const EVENT_PREFIX = 'EVENT#';
+const STEPDAY = 'STEPDAY#';
 const GENESIS = '0'.repeat(64);
 
 function parseJson(value: Item[string] | undefined): unknown {
@@ -45,7 +46,7 @@ function toStep(item: Item): StepRecord {
   };
 }
 
-export class DynamoSagaStore implements StepStore, EventLog {
+export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
   private readonly client: DynamoDBClient;
   private readonly table: string;
 
@@ -68,6 +69,8 @@ export class DynamoSagaStore implements StepStore, EventLog {
     const current = known === undefined ? await this.getStep(key) : (known ?? undefined);
     if (current?.status === 'complete') return { state: 'complete', record: current };
     const grants = [...(current?.grants ?? []), attempt.grant].slice(-20);
+    // Forward steps that may commit are indexed by day for reconciliation (StepIndex).
+    const indexed = key.kind === 'forward' && !attempt.dryRun;
     try {
       const out = await guard(() =>
         this.client.send(
@@ -75,7 +78,8 @@ export class DynamoSagaStore implements StepStore, EventLog {
             TableName: this.table,
             Key: stepKey(key),
             UpdateExpression:
-              'SET #status = :inprog, attempts = if_not_exists(attempts, :zero) + :one, tool = :tool, idem = :idem, dryRun = :dry, startedAt = if_not_exists(startedAt, :now), inputJson = :input, grantsJson = :grants',
+              'SET #status = :inprog, attempts = if_not_exists(attempts, :zero) + :one, tool = :tool, idem = :idem, dryRun = :dry, startedAt = if_not_exists(startedAt, :now), inputJson = :input, grantsJson = :grants' +
+              (indexed ? ', gsi1pk = if_not_exists(gsi1pk, :g1pk), gsi1sk = if_not_exists(gsi1sk, :g1sk)' : ''),
             // Never reopen a completed step; `attempts` guards against a concurrent starter.
             ConditionExpression: '(attribute_not_exists(pk) OR #status <> :complete) AND (attribute_not_exists(attempts) OR attempts = :seen)',
             ExpressionAttributeNames: { '#status': 'status' },
@@ -91,6 +95,7 @@ export class DynamoSagaStore implements StepStore, EventLog {
               ':now': S(now.toISOString()),
               ':input': S(JSON.stringify(attempt.input ?? null)),
               ':grants': S(JSON.stringify(grants)),
+              ...(indexed ? { ':g1pk': S(`${STEPDAY}${(current?.startedAt ?? now.toISOString()).slice(0, 10)}`), ':g1sk': S(`${key.actionId}#${key.stepId}`) } : {}),
             },
             ReturnValues: 'ALL_NEW',
           }),
@@ -164,6 +169,22 @@ export class DynamoSagaStore implements StepStore, EventLog {
     return items.map(toStep);
   }
 
+  async listForwardSteps(day: string): Promise<StepKey[]> {
+    const items = await queryAll(this.client, {
+      TableName: this.table,
+      IndexName: 'gsi1',
+      // GSIs are eventually consistent only; a step started a moment ago is found next run.
+      ConsistentRead: false,
+      KeyConditionExpression: 'gsi1pk = :pk',
+      ExpressionAttributeValues: { ':pk': S(`${STEPDAY}${day}`) },
+      ProjectionExpression: 'pk, sk',
+    });
+    return items.map((item) => {
+      const step = toStep(item);
+      return { actionId: step.actionId, stepId: step.stepId, kind: step.kind };
+    });
+  }
+
   async useGrant(jti: string, expiresAtSeconds: number, use: StepKey): Promise<boolean> {
     return conditionalWrite(
       this.client,
@@ -211,39 +232,69 @@ export class DynamoSagaStore implements StepStore, EventLog {
   async append(actionId: string, event: { type: string; actor: string; data?: Record<string, unknown> }, now = new Date()): Promise<AuditEvent> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const cached = this.heads.get(actionId);
-      const prev = cached ?? (await this.head(actionId));
-      const seq = prev.seq + 1;
-      const prevHash = prev.hash;
-      const body = { actionId, seq, type: event.type, at: now.toISOString(), actor: event.actor, data: event.data ?? {} };
-      const hash = sha256Hex(`${prevHash}\n${canonicalJson(body)}`);
-      try {
-        await guard(() =>
-          this.client.send(
-            new PutItemCommand({
-              TableName: this.table,
-              Item: {
-                pk: S(`ACTION#${actionId}`),
-                sk: S(`${EVENT_PREFIX}${String(seq).padStart(8, '0')}`),
-                seq: N(seq),
-                hash: S(hash),
-                prevHash: S(prevHash),
-                doc: S(JSON.stringify(body)),
-              },
-              ConditionExpression: 'attribute_not_exists(sk)',
-            }),
-          ),
-        );
-        this.heads.delete(actionId);
-        this.heads.set(actionId, { seq, hash });
-        if (this.heads.size > 1_000) this.heads.delete(this.heads.keys().next().value!);
-        return { ...body, hash, prevHash };
-      } catch (error) {
-        // Another writer took this sequence number; chain onto theirs.
-        if (!isConditionFailure(error)) throw error;
-        this.heads.delete(actionId);
-      }
+      const written = await this.putAfter(actionId, cached ?? (await this.head(actionId)), event, now);
+      if (written) return written;
     }
     throw new Error(`Could not append an audit event to ${actionId}`);
+  }
+
+  async appendOnce(
+    actionId: string,
+    event: { type: string; actor: string; data?: Record<string, unknown> },
+    same: (existing: AuditEvent) => boolean,
+    now = new Date(),
+  ): Promise<{ event: AuditEvent; appended: boolean }> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      // The whole chain, read consistently: a writer that lost the race for this sequence
+      // number sees the winner's event on its next read, so two writers never both append.
+      const events = await this.list(actionId);
+      const found = events.find(same);
+      if (found) return { event: found, appended: false };
+      const last = events[events.length - 1];
+      const written = await this.putAfter(actionId, { seq: last?.seq ?? 0, hash: last?.hash ?? GENESIS }, event, now);
+      if (written) return { event: written, appended: true };
+    }
+    throw new Error(`Could not append an audit event to ${actionId}`);
+  }
+
+  /** Writes the event after `prev`; undefined when another writer took that sequence number. */
+  private async putAfter(
+    actionId: string,
+    prev: { seq: number; hash: string },
+    event: { type: string; actor: string; data?: Record<string, unknown> },
+    now: Date,
+  ): Promise<AuditEvent | undefined> {
+    const seq = prev.seq + 1;
+    const prevHash = prev.hash;
+    const body = { actionId, seq, type: event.type, at: now.toISOString(), actor: event.actor, data: event.data ?? {} };
+    const hash = sha256Hex(`${prevHash}\n${canonicalJson(body)}`);
+    try {
+      await guard(() =>
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.table,
+            Item: {
+              pk: S(`ACTION#${actionId}`),
+              sk: S(`${EVENT_PREFIX}${String(seq).padStart(8, '0')}`),
+              seq: N(seq),
+              hash: S(hash),
+              prevHash: S(prevHash),
+              doc: S(JSON.stringify(body)),
+            },
+            ConditionExpression: 'attribute_not_exists(sk)',
+          }),
+        ),
+      );
+    } catch (error) {
+      // Another writer took this sequence number; the caller chains onto theirs.
+      if (!isConditionFailure(error)) throw error;
+      this.heads.delete(actionId);
+      return undefined;
+    }
+    this.heads.delete(actionId);
+    this.heads.set(actionId, { seq, hash });
+    if (this.heads.size > 1_000) this.heads.delete(this.heads.keys().next().value!);
+    return { ...body, hash, prevHash };
   }
 
   async list(actionId: string): Promise<AuditEvent[]> {

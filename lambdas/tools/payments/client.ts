@@ -83,6 +83,10 @@ export class PaymentsClient {
   capture(id: string, body: AmountRequest, o: CallOptions) {
     return this.http.mutate('POST', `/v1/authorizations/${seg(id)}/captures`, { ...body, clientReference: o.idempotencyKey }, vendorCapture, o);
   }
+  /** Every capture this credential made at the vendor (reconciliation). */
+  listCaptures(o: CallOptions) {
+    return this.http.get('/v1/captures', list(vendorCapture), o);
+  }
   findCaptures(clientReference: string, o: CallOptions) {
     return this.http.get('/v1/captures', list(vendorCapture), o, { clientReference });
   }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineConnector, defineTool } from '../sdk';
+import { defineConnector, defineTool, type VendorRecord } from '../sdk';
 import { callOptions, commitOnce, currencyFits, fromMinor, moneyOutputSchema, reachGoalState, toMinor } from '../vendor-http';
 import { createPaymentsClient, type PaymentsClient, type VendorAuthorization, type VendorCapture, type VendorRefund } from './client';
 
@@ -186,4 +186,25 @@ export const payments = defineConnector<PaymentsClient>({
   description: 'Card payments: authorize, capture, refund and void, with amounts in major units.',
   vendor: { name: 'Sandbox Payments', defaultBaseUrl: 'http://127.0.0.1:8792', createClient: createPaymentsClient },
   tools: [authorize, voidAuthorization, capture, refund, getPayment],
+  reconcile: {
+    tools: ['authorize', 'capture'],
+    async lookup(client: PaymentsClient, query, ctx) {
+      const o = callOptions(ctx);
+      if (query.tool === 'authorize') return (await client.findAuthorizations(query.clientReference, o)).data.map(authorizationRecord);
+      if (query.tool === 'capture') return (await client.findCaptures(query.clientReference, o)).data.map(captureRecord);
+      return [];
+    },
+    async recent(client: PaymentsClient, ctx) {
+      return (await client.listCaptures(callOptions(ctx))).data.map(captureRecord);
+    },
+  },
 });
+
+function authorizationRecord(a: VendorAuthorization): VendorRecord {
+  // A captured authorization cannot be voided; its capture's refund is what undoes it.
+  return { tool: 'authorize', id: a.authorizationId, clientReference: a.clientReference, live: a.status === 'authorized', output: authorizationOut(a) };
+}
+
+function captureRecord(c: VendorCapture): VendorRecord {
+  return { tool: 'capture', id: c.captureId, clientReference: c.clientReference, live: c.refundedMinor < c.amountMinor, output: captureOut(c) };
+}

@@ -94,6 +94,10 @@ export class TravelClient {
   getBooking(bookingId: string, o: CallOptions) {
     return this.http.get(`/v1/bookings/${encodeURIComponent(bookingId)}`, vendorBooking, o);
   }
+  /** Every booking this credential holds at the vendor (reconciliation). */
+  listBookings(o: CallOptions) {
+    return this.http.get('/v1/bookings', z.object({ data: z.array(vendorBooking) }), o);
+  }
   findBookings(clientReference: string, o: CallOptions) {
     return this.http.get('/v1/bookings', z.object({ data: z.array(vendorBooking) }), o, { clientReference });
   }

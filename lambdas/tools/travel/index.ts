@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineConnector, defineTool } from '../sdk';
+import { defineConnector, defineTool, type VendorRecord } from '../sdk';
 import { callOptions, commitOnce, fromMinor, moneyOutputSchema, moneySchema, reachGoalState, toMinor } from '../vendor-http';
 import { createTravelClient, type TravelClient, type VendorBooking, type VendorBookingChange, type VendorHold } from './client';
 
@@ -252,4 +252,26 @@ export const travel = defineConnector<TravelClient>({
   description: 'Flights: search, seat holds that expire, bookings on a valid hold, changes and cancellations.',
   vendor: { name: 'Sandbox Travel', defaultBaseUrl: 'http://127.0.0.1:8791', createClient: createTravelClient },
   tools: [searchFlights, holdSeat, releaseHold, bookFlight, changeBooking, cancelBooking, getBooking],
+  reconcile: {
+    tools: ['hold_seat', 'book_flight'],
+    async lookup(client: TravelClient, query, ctx) {
+      const o = callOptions(ctx);
+      if (query.tool === 'hold_seat') return (await client.findHolds(query.clientReference, o)).data.map(holdRecord);
+      if (query.tool === 'book_flight') return (await client.findBookings(query.clientReference, o)).data.map(bookingRecord);
+      return [];
+    },
+    async recent(client: TravelClient, ctx) {
+      const o = callOptions(ctx);
+      // Holds expire on their own within minutes; bookings are what a lost step leaves behind.
+      return (await client.listBookings(o)).data.map(bookingRecord);
+    },
+  },
 });
+
+function holdRecord(h: VendorHold): VendorRecord {
+  return { tool: 'hold_seat', id: h.holdId, clientReference: h.clientReference, live: h.status === 'held' || h.status === 'booked', output: holdOut(h) };
+}
+
+function bookingRecord(b: VendorBooking): VendorRecord {
+  return { tool: 'book_flight', id: b.bookingId, clientReference: b.clientReference, live: b.status === 'confirmed', output: bookingOut(b) };
+}

@@ -4,7 +4,7 @@ import type { ActionStore, IdempotencyStore } from '../ports/ledger';
 import type { StepStore } from '../ports/steps';
 import type { TokenVerifier } from '../ports/tokens';
 import type { ToolRegistry } from '../ports/tools';
-import type { WorkflowStarter } from '../ports/workflow';
+import type { ReadPath, WorkflowStarter } from '../ports/workflow';
 import type { ReceiptsDeps, WriteReceiptResult } from '../receipts/vault';
 import type { SagaDeps } from '../saga/tasks';
 import type { CursorCodec } from '../shared/cursor';
@@ -51,6 +51,8 @@ export interface IntakeFunctionDeps {
   steps: StepStore;
   idempotency: IdempotencyStore;
   workflow: WorkflowStarter;
+  /** An allowed single read call without the saga (issue 17); absent: every action starts the saga. */
+  readPath?: ReadPath;
   decider: Decider;
   /** The tools agents may call (the registry port). */
   tools: ToolRegistry;

@@ -8,7 +8,6 @@ import { readKpis } from '../observability/metrics-view';
 import { intakeDeps } from '../composition/aws';
 import type { IntakeFunctionDeps, Lazy } from '../composition/deps';
 import { bodyViolations, errorToResult, httpApi, queryViolations, type HttpRequest, type RouteTable } from '../middleware/http';
-import { protectedResourceMetadata, serveMcp } from '../mcp/http';
 import type { HttpAnswer, McpBackend } from '../mcp/server';
 import type { Principal } from '../shared/principal';
 import { annotate, tracer } from '../middleware/powertools';
@@ -25,6 +24,12 @@ import { createHalt, haltView, listHalts, resumeHalt } from '../guardrails/halts
 import { guardrailProblem } from '../guardrails/http';
 
 /** The intake function: the agent-facing front door (tools, actions, decisions). */
+
+/**
+ * The MCP SDK (a third of this bundle) is evaluated on the first /mcp request, not at every
+ * cold start: most instances only serve /v1 (bench/cold-start.ts measures the difference).
+ */
+const mcpHttp = () => import('../mcp/http');
 
 function principalOf(req: HttpRequest) {
   // The edge guarantees a principal on authenticated routes; this narrows the type.
@@ -251,10 +256,11 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
     rawBody: true,
     handle: async (req) => {
       const rt = await deps();
+      const { serveMcp } = await mcpHttp();
       return serveMcp(req, { tools: rt.tools, tokens: rt.tokens, ...(rt.mcpAllowedHosts ? { allowedHosts: rt.mcpAllowedHosts } : {}) }, backend(req));
     },
   };
-  const metadata = { auth: false, handle: async (req: HttpRequest) => protectedResourceMetadata(req, (await deps()).tokens) };
+  const metadata = { auth: false, handle: async (req: HttpRequest) => (await mcpHttp()).protectedResourceMetadata(req, (await deps()).tokens) };
   table['GET /.well-known/oauth-protected-resource'] = metadata;
   table['GET /.well-known/oauth-protected-resource/mcp'] = metadata;
 

@@ -1,7 +1,8 @@
 /**
  * Cold start of every function as deployed (`npm run bench:cold-start`). Not a test. Each
  * handler is bundled the way lib/constructs/airlock-function.ts has NodejsFunction bundle it
- * (ESM, minified, names kept, source maps, the SDK inside, Cedar's wasm beside), then
+ * (ESM, minified, names kept, source maps without the sources' text, the SDK inside, Cedar's
+ * wasm beside), then
  * imported by a fresh Node process, as Lambda's init phase does, five times each: with
  * `--enable-source-maps` (the stack sets it) and without. Prints bundle sizes and the median
  * init time next to the floor: a fresh process importing nothing.
@@ -60,16 +61,18 @@ for (const fn of FUNCTIONS) {
     minify: true,
     keepNames: true,
     sourcemap: true,
+    sourcesContent: false,
     outfile,
     logLevel: 'silent',
     external: fn.cedar ? ['@cedar-policy/cedar-wasm'] : [],
     banner: { js: "import { createRequire as __airlockCreateRequire } from 'node:module'; const require = __airlockCreateRequire(import.meta.url);" },
   });
   const bytes = statSync(outfile).size;
+  const mapBytes = statSync(`${outfile}.map`).size;
   const gz = gzipSync(readFileSync(outfile)).byteLength;
   const withMaps = median(Array.from({ length: RUNS }, () => initMs(outfile, true)));
   const without = median(Array.from({ length: RUNS }, () => initMs(outfile, false)));
   console.log(
-    `${fn.name.padEnd(10)} ${(bytes / 1024).toFixed(0).padStart(6)} KiB (${(gz / 1024).toFixed(0)} KiB gz)  init ${withMaps.toFixed(1)} ms with source maps, ${without.toFixed(1)} ms without  (×${(withMaps / floor).toFixed(1)} / ×${(without / floor).toFixed(1)} the floor)`,
+    `${fn.name.padEnd(10)} ${(bytes / 1024).toFixed(0).padStart(6)} KiB (${(gz / 1024).toFixed(0)} KiB gz, map ${(mapBytes / 1024).toFixed(0)} KiB)  init ${withMaps.toFixed(1)} ms with source maps, ${without.toFixed(1)} ms without  (×${(withMaps / floor).toFixed(1)} / ×${(without / floor).toFixed(1)} the floor)`,
   );
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 const dir = import.meta.dirname;
 let failed = 0;
-for (const name of ['policy', 'intake', 'limits', 'metrics', 'saga', 'spend-caps', 'audit', 'mcp', 'cold-start']) {
+for (const name of ['policy', 'intake', 'limits', 'metrics', 'saga', 'spend-caps', 'audit', 'mcp', 'round-trips', 'cost', 'cold-start']) {
   const file = join(dir, `${name}.ts`);
   if (!existsSync(file)) continue;
   console.log(`\n── ${name} ${'─'.repeat(60 - name.length)}`);

@@ -202,6 +202,8 @@ export class AirlockStack extends Stack {
     this.auditVault.bindReceiptWriter(receipts, { lookbackDays: Math.ceil(this.saga.timeouts.executionSeconds / 86_400) + 1 });
     this.saga.bindStarter(intake);
     this.saga.bindTaskResponder(approvals);
+    // The cancel route (intake, also behind MCP) answers WaitForApproval for an action it cancels.
+    this.saga.bindTaskResponder(intake, { failOnly: true });
     bindApprovalEvents(approvals, { approvalTimeoutSeconds: config.approvalTimeoutSeconds });
 
 

@@ -33,6 +33,8 @@ import { SANDBOX_CONNECTORS, startSandboxVendors, type SandboxVendors, type Star
  */
 
 export interface ControlPlaneOptions {
+  /** Run allowed single read calls without the saga (issue 17's fast path); default true. */
+  readFastPath?: boolean;
   /** Vendor options (faults at start, clock, hold TTL). */
   vendors?: Omit<StartSandboxVendorsOptions, 'credentials'>;
   /**
@@ -217,6 +219,9 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           workflow: runner,
           callbacks: runner,
           connectorFunction: (connector: string) => localFunctionArn(`connector-${connector}`),
+          ...(options.readFastPath === false
+            ? {}
+            : { invoke: { call: (fn: string, payload: unknown) => runner.invokeFunction(fn, payload), receiptsFunction: localFunctionArn('receipts') } }),
           vendorBaseUrls: vendors.baseUrls,
           vendorFetch: stoppableFetch(stopping.signal),
           ...(options.limits ? { limits: options.limits } : {}),

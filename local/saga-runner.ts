@@ -83,6 +83,15 @@ export interface ExecutionReport {
   failure?: ExecutionFailure;
   /** Largest state input or output, task input or result (UTF-8 bytes of its JSON), and where. */
   largestPayload: { bytes: number; state: string; what: string };
+  /**
+   * States entered (what Step Functions Standard bills as state transitions), Parallel
+   * branches and Map iterations included: the cost model counts them instead of guessing.
+   */
+  transitions: number;
+  /** Lambda invocations by local function name (Task states run, retries included). */
+  invocations: Record<string, number>;
+  /** Milliseconds those invocations ran, by function (a waitForTaskToken Task: until its handler returned). */
+  invocationMs: Record<string, number>;
 }
 
 /** Longest delay a Node.js timer takes (2^31 - 1 ms); longer ones fire at once. */
@@ -162,6 +171,7 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
   /** Task handler invocations still running; an aborted execution does not stop them. */
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
+  private readonly direct: { invocations: Record<string, number>; invocationMs: Record<string, number> } = { invocations: {}, invocationMs: {} };
 
   constructor(private readonly options: LocalSagaRunnerOptions) {
     const source = readFileSync(options.definitionPath ?? DEFAULT_ASL, 'utf8');
@@ -199,7 +209,7 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     if (this.closed) throw new Error('The local saga runner is closed');
     if (this.running.has(actionId)) return;
     const token = `local-${randomUUID()}`;
-    const exec: Execution = { actionId, token, abort: () => undefined, report: { largestPayload: { bytes: 0, state: '', what: '' } } };
+    const exec: Execution = { actionId, token, abort: () => undefined, report: { largestPayload: { bytes: 0, state: '', what: '' }, transitions: 0, invocations: {}, invocationMs: {} } };
     const execution = this.machine.run(input as unknown as Parameters<StateMachine['run']>[0], {
       overrides: {
         taskResourceLocalHandlers: Object.fromEntries(
@@ -277,7 +287,10 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
   /** Measures every state's input and output, Parallel branches included, until the execution ends. */
   private async watchPayloads(exec: Execution, events: EventLogs): Promise<void> {
     for await (const event of events) {
-      if (event.type === 'StateEntered') this.measure(exec, event.state.name, 'input', event.state.input);
+      if (event.type === 'StateEntered') {
+        exec.report.transitions++;
+        this.measure(exec, event.state.name, 'input', event.state.input);
+      }
       else if (event.type === 'StateExited') this.measure(exec, event.state.name, 'output', event.state.output);
       if (TERMINAL_EVENTS.has(event.type)) return;
     }
@@ -290,17 +303,18 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (!exec.stopped) this.measure(exec, name, 'task input', input);
     if (exec.stopped) throw exec.stopped;
-    const result = await this.runTask(name, state, input);
+    const result = await this.runTask(exec, name, state, input);
     if (!exec.stopped) this.measure(exec, name, 'task result', result);
     if (exec.stopped) throw exec.stopped;
     return result;
   }
 
-  private invoke(functionName: string, payload: unknown, timeoutSeconds: number): Promise<unknown> {
+  private invoke(exec: Execution | undefined, functionName: string, payload: unknown, timeoutSeconds: number): Promise<unknown> {
     // An execution aborted by close() may still reach a Task (a Retry timer firing); a stopped
     // runner starts no handler, so nothing writes to the ledger after close() returns.
     if (this.closed) return Promise.reject(new NamedStateError('States.Runtime', 'runner closed'));
     const fn = this.options.functions.get(functionName);
+    if (exec) exec.report.invocations[functionName] = (exec.report.invocations[functionName] ?? 0) + 1;
     if (!fn) return Promise.reject(new NamedStateError('Lambda.ResourceNotFoundException', `No local function ${functionName}`));
     const deadline = Date.now() + timeoutSeconds * 1000;
     const context = {
@@ -309,23 +323,25 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
       invokedFunctionArn: functionName,
       getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     } as unknown as Context;
+    const started = performance.now();
     const work = fn(payload, context);
     const settled = work.then(
       () => undefined,
       () => undefined,
     );
+    if (exec) void settled.then(() => (exec.report.invocationMs[functionName] = (exec.report.invocationMs[functionName] ?? 0) + performance.now() - started));
     this.inFlight.add(settled);
     void settled.finally(() => this.inFlight.delete(settled));
     return work;
   }
 
-  private async runTask(name: string, state: TaskState, input: unknown): Promise<unknown> {
+  private async runTask(exec: Execution, name: string, state: TaskState, input: unknown): Promise<unknown> {
     const resource = state.Resource ?? '';
     // The function's own timeout: its Task's, less the margin the Task adds for a cold start.
     const functionTimeout = (this.timeouts.tasks[name] ?? 0) - TASK_TIMEOUT_MARGIN_SECONDS;
     if (resource === 'arn:aws:states:::lambda:invoke') {
       const call = LambdaInvokeSchema.parse(input);
-      const payload = await this.invoke(call.FunctionName, call.Payload, functionTimeout);
+      const payload = await this.invoke(exec, call.FunctionName, call.Payload, functionTimeout);
       return { ExecutedVersion: '$LATEST', Payload: payload ?? null, StatusCode: 200 };
     }
     if (resource === 'arn:aws:states:::lambda:invoke.waitForTaskToken') {
@@ -336,18 +352,21 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
       // An aborted execution no longer awaits its task; its rejection at close is expected.
       answered.catch(() => undefined);
       try {
-        const result = ApprovalRequestResult.safeParse(await this.invoke(call.FunctionName, call.Payload, this.config.functionTimeoutSeconds));
+        const result = ApprovalRequestResult.safeParse(await this.invoke(exec, call.FunctionName, call.Payload, this.config.functionTimeoutSeconds));
         const expiresAt = result.success && result.data.expiresAt ? Date.parse(result.data.expiresAt) : undefined;
         // After a restart the ASL's TimeoutSeconds would start again from zero; the stored
-        // expiry keeps the deadline where it was.
-        if (expiresAt !== undefined) this.expireAt(token, expiresAt);
+        // expiry keeps the deadline where it was. Like the deployed Task (timeouts.ts), the wait
+        // outlasts the expiry by the approvals function's time: a vote accepted just before the
+        // expiry must be able to answer the saga, or the approval would read granted while the
+        // action ends expired (found by the chaos storm under load).
+        if (expiresAt !== undefined) this.expireAt(token, expiresAt + this.config.functionTimeoutSeconds * 1000);
       } catch (error) {
         this.waiters.delete(token);
         throw error;
       }
       return answered;
     }
-    if (resource.startsWith('arn:aws:lambda:')) return this.invoke(resource, input, functionTimeout);
+    if (resource.startsWith('arn:aws:lambda:')) return this.invoke(exec, resource, input, functionTimeout);
     throw new NamedStateError('States.Runtime', `${name}: unsupported resource ${resource}`);
   }
 
@@ -402,6 +421,25 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
   /** Task handler invocations still running (after close(): those that outlived its bound). */
   get inFlightTasks(): number {
     return this.inFlight.size;
+  }
+
+  /**
+   * Invokes a local function synchronously, outside any execution (the read fast path's
+   * connector and receipts calls: Lambda's RequestResponse invoke). It counts as in flight,
+   * so close() waits for it, and a closed runner refuses it.
+   */
+  invokeFunction(functionName: string, payload: unknown): Promise<unknown> {
+    this.direct.invocations[functionName] = (this.direct.invocations[functionName] ?? 0) + 1;
+    const started = performance.now();
+    const work = this.invoke(undefined, functionName, payload, this.config.functionTimeoutSeconds);
+    const timed = () => void (this.direct.invocationMs[functionName] = (this.direct.invocationMs[functionName] ?? 0) + performance.now() - started);
+    work.then(timed, timed);
+    return work;
+  }
+
+  /** Synchronous invocations outside executions so far (the read fast path's), for the cost model. */
+  directInvocations(): { invocations: Record<string, number>; invocationMs: Record<string, number> } {
+    return structuredClone(this.direct);
   }
 
   /** Whether a saga for this action is running in this process. */

@@ -38,7 +38,8 @@ export const Transitions: Readonly<Record<ActionStatus, readonly ActionStatus[]>
   received: ['awaiting_approval', 'running', 'denied', 'cancelled', 'failed'],
   awaiting_approval: ['running', 'rejected', 'expired', 'denied', 'cancelled', 'failed'],
   running: ['compensating', 'completed', 'failed', 'denied'],
-  compensating: ['compensated', 'failed'],
+  // A cancel that stopped a running saga ends `cancelled` once its compensation succeeded.
+  compensating: ['compensated', 'failed', 'cancelled'],
   completed: [],
   denied: [],
   rejected: [],
@@ -72,6 +73,13 @@ export interface StoredDecision {
   decidedAt: string;
 }
 
+/** Who asked for an action to be cancelled, when, and why. */
+export interface CancelRequest {
+  by: string;
+  at: string;
+  reason: string;
+}
+
 /** The action item: one per agent request. */
 export interface ActionRecord {
   id: string;
@@ -94,6 +102,12 @@ export interface ActionRecord {
   traceId?: string;
   createdAt: string;
   updatedAt: string;
+  /**
+   * Set once by `POST /v1/actions/{id}/cancel` (or a revoked delegation): who asked and when.
+   * The saga reads it with the action it already loads before each forward step, so a running
+   * action stops before its next step without an extra read.
+   */
+  cancel?: CancelRequest;
   /** Optimistic-concurrency counter, incremented on every update. */
   version: number;
 }

@@ -31,6 +31,7 @@ import {
   HaltRequestSchema,
   HaltViewSchema,
   ResumeRequestSchema,
+  CancelBodySchema,
 } from './schemas';
 import { toolCatalog } from '../tools/catalog';
 import { toolRegistry } from '../tools/registry';
@@ -95,6 +96,7 @@ const requests = {
   HaltRequest: HaltRequestSchema,
   ResumeRequest: ResumeRequestSchema,
   ReconcileRequest: ReconcileRequestSchema,
+  CancelRequest: CancelBodySchema,
   LimitsQuery: LimitsQuerySchema,
   ToolsQuery: ToolsQuerySchema,
   MetricsQuery: MetricsQuerySchema,
@@ -155,6 +157,8 @@ interface OperationSpec {
   parameters?: JsonObject[];
   query?: RequestName;
   body?: RequestName;
+  /** The body may be left out (an empty POST). */
+  bodyOptional?: true;
   success: SuccessSpec[];
   errors: ErrorSpec[];
   /** Answers in another format than problem+json (MCP's JSON-RPC errors), by status; merged into that status's content. */
@@ -274,6 +278,26 @@ const operations: Record<string, OperationSpec> = {
     parameters: [ref('parameters', 'ActionId')],
     success: [{ status: 200, description: 'The action.', schema: 'Action' }],
     errors: [{ status: 404, types: ['notFound'], when: 'no such action, or the caller may not see it' }],
+  },
+  'POST /v1/actions/{id}/cancel': {
+    operationId: 'cancelAction',
+    tag: 'actions',
+    summary: 'Cancel an action',
+    description:
+      'Withdraws an action that has not finished. Only its principal, or someone with the kill-switch role (limits.json `killSwitch.role`), may cancel it. Received or waiting for approval: it ends `cancelled` at once (200), its approval is closed and leaves the approvers\' inbox, and the waiting workflow is answered. Running: it stops before its next step, what it did is compensated, and it ends `cancelled` (202; poll the action; a last step already under way finishes first, and the action may then end `completed`). Already cancelled: the same answer again (idempotent). Otherwise finished: 409. Who cancelled and why are on the audit chain (`action.cancelled`) and in the receipt.',
+    parameters: [ref('parameters', 'ActionId')],
+    body: 'CancelRequest',
+    bodyOptional: true,
+    success: [
+      { status: 200, description: 'The action, ended `cancelled`.', schema: 'Action' },
+      { status: 202, description: 'The action, still running: it stops before its next step and compensates.', schema: 'Action' },
+    ],
+    errors: [
+      { status: 400, types: ['validation'], when: 'the body is invalid; `violations` lists every problem' },
+      { status: 403, types: ['forbidden'], when: 'the caller may see the action but is neither its principal nor holds the kill-switch role (`requiredRole`)' },
+      { status: 404, types: ['notFound'], when: 'no such action, or the caller may not see it' },
+      { status: 409, types: ['conflict'], when: 'the action already finished otherwise (`actionStatus`)' },
+    ],
   },
   'GET /v1/actions/{id}/receipt': {
     operationId: 'getReceipt',
@@ -645,7 +669,7 @@ function operation(route: RouteSpec, spec: OperationSpec, schemas: Record<string
     ...(spec.parameters || spec.query
       ? { parameters: [...(spec.parameters ?? []), ...(spec.query ? queryParameters(schemas[spec.query]!) : [])] }
       : {}),
-    ...(spec.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemas[spec.body]! } } } } : {}),
+    ...(spec.body ? { requestBody: { required: !spec.bodyOptional, content: { 'application/json': { schema: schemas[spec.body]! } } } } : {}),
     responses,
   };
 }

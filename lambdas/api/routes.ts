@@ -27,6 +27,7 @@ export const routes: readonly RouteSpec[] = [
   { method: 'POST', path: '/v1/actions', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/actions', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/actions/{id}', fn: 'intake', auth: true },
+  { method: 'POST', path: '/v1/actions/{id}/cancel', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/actions/{id}/receipt', fn: 'receipts', auth: true },
   { method: 'POST', path: '/v1/decisions', fn: 'intake', auth: true },
   { method: 'GET', path: '/v1/halts', fn: 'intake', auth: true },

@@ -361,6 +361,14 @@ export const ApprovalListQuerySchema = z
   .strict();
 
 /** POST /v1/approvals/{id}/decision body. */
+/** `POST /v1/actions/{id}/cancel`: an optional reason, recorded in the audit chain and the receipt. */
+export const CancelBodySchema = z
+  .object({
+    reason: z.string().trim().min(1).max(500).optional(),
+  })
+  .strict()
+  .meta({ id: 'CancelRequest' });
+
 export const DecisionBodySchema = z
   .object({
     decision: z.enum(['approve', 'reject']),

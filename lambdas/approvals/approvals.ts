@@ -8,12 +8,13 @@ import type { Outcome, PolicyEngine, StepDecision } from '../policy/index';
 import type { Principal } from '../shared/principal';
 import { ApprovalNoLongerWaitingError, ApprovalNotFoundError, VoteRefusedError } from './errors';
 import { planOf } from '../actions/plan';
+import { ACTION_CANCELLED_TASK_ERROR } from '../actions/cancel';
 import type { ToolRegistry } from '../ports/tools';
 import type { ActionStore } from '../ports/ledger';
 import { type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type VoteDecision, type VoteRecord, type VoteRefusalReason } from '../ports/approvals';
 import { approvalIdFor, actionIdOf } from '../shared/ids';
 import type { EventPublisher } from '../ports/events';
-import type { EventLog } from '../ports/steps';
+import type { AuditEvent, EventLog } from '../ports/steps';
 import { TaskTokenInvalidError, type TaskCallbacks } from '../ports/task-callbacks';
 import { noticeOf, subjectOf, type HaltGuard } from '../guardrails/halts';
 import type { Metrics } from '../ports/metrics';
@@ -197,6 +198,8 @@ async function answer(deps: ApprovalsDeps, approval: ApprovalRecord, taskToken: 
     await deps.callbacks.sendTaskFailure(taskToken, ApprovalErrors.rejected, approval.outcome?.reason ?? 'rejected by an approver');
   } else if (approval.status === 'expired') {
     await deps.callbacks.sendTaskFailure(taskToken, ApprovalErrors.expired, 'no quorum of approvers before the approval expired');
+  } else if (approval.status === 'cancelled') {
+    await deps.callbacks.sendTaskFailure(taskToken, ACTION_CANCELLED_TASK_ERROR, approval.outcome?.reason ?? 'cancelled');
   } else {
     return;
   }
@@ -251,6 +254,7 @@ export async function requestApproval(
   const id = approvalIdFor(action.id);
   const now = deps.now();
   let approval = await deps.approvals.getApproval(id);
+  const resumed = approval !== undefined;
 
   if (!approval) {
     if (action.status !== 'awaiting_approval') {
@@ -300,6 +304,11 @@ export async function requestApproval(
   } else if (approval.status !== 'pending') {
     // Quorum (or a rejection) happened but the answer was lost, or the runner resumed.
     await answerStored(deps, id);
+  } else if (resumed) {
+    // Votes may be stored whose request died before deciding the outcome (a crash between
+    // the vote write and the quorum count): a resumed saga decides it rather than wait for
+    // a click that may never come.
+    await finishVotes(deps, approval, action, 'airlock', now);
   }
   const latest = (await deps.approvals.getApproval(id)) ?? approval;
   deps.logger.info('approval requested', { approvalId: id, actionId: action.id, status: latest.status });
@@ -543,6 +552,18 @@ async function repeatVote(deps: ApprovalsDeps, ctx: VoteContext, existing: VoteR
     );
   }
   const latest = (await deps.approvals.getApproval(approval.id)) ?? approval;
+  if (latest.status === 'pending' && Date.parse(latest.expiresAt) > ctx.now.getTime() && !TerminalStatuses.has(ctx.action.status)) {
+    // The first request may have died after writing the vote (a crash, a timeout) and before
+    // its audit event or the outcome: finish its work. Every step is idempotent, so a repeat
+    // racing a live first request is harmless.
+    try {
+      await finishVotes(deps, latest, ctx.action, ctx.input.voter.sub, ctx.now);
+    } catch (error) {
+      if (error instanceof TaskTokenInvalidError) throw tokenGone(approval.id, error);
+      throw error;
+    }
+    return result(deps, approval.id, existing, false);
+  }
   // Finish an answer only when its winner must have died: within the grace period the winner
   // may still be calling, and a second SendTaskSuccess on one token is what we never send.
   const settledAt = latest.outcome ? Date.parse(latest.outcome.at) : Number.NaN;
@@ -655,26 +676,9 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
   };
   const put = await deps.approvals.putVote(vote);
   if (put.outcome === 'exists') return repeatVote(deps, ctx, put.vote);
-  await deps.events.append(
-    action.id,
-    { type: ApprovalEventTypes.vote, actor: voter, data: { approvalId: approval.id, voter, decision: vote.decision, ...(vote.comment ? { comment: vote.comment } : {}), at: vote.at } },
-    now,
-  );
-
   try {
-    if (input.decision === 'reject') {
-      const reason = input.comment ?? `rejected by ${voter}`;
-      if (await deps.approvals.settle(approval.id, 'rejected', { by: voter, reason }, now)) {
-        recordApprovalDecided(deps.metrics, 'rejected', approval.createdAt, now);
-        await deps.events.append(action.id, { type: ApprovalEventTypes.rejected, actor: voter, data: { approvalId: approval.id, voter, reason } }, now);
-        const token = await deps.approvals.getTaskToken(approval.id);
-        if (!token) throw new Error(`Approval ${approval.id} has no task token`);
-        await deps.callbacks.sendTaskFailure(token, ApprovalErrors.rejected, reason);
-        await deps.approvals.markAnswered(approval.id, deps.now());
-      }
-    } else {
-      await completeIfQuorum(deps, approval, action, voter, now);
-    }
+    // This vote goes on the chain with any a dead request left off it, then the outcome.
+    await finishVotes(deps, approval, action, voter, now);
   } catch (error) {
     if (error instanceof TaskTokenInvalidError) throw tokenGone(approval.id, error);
     throw error;
@@ -683,23 +687,67 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
   return result(deps, approval.id, vote, true);
 }
 
+const isVoteEvent = (approvalId: string, voter: string) => (e: AuditEvent) =>
+  e.type === ApprovalEventTypes.vote && e.data.approvalId === approvalId && e.data.voter === voter;
+
+function voteEvent(vote: VoteRecord) {
+  return {
+    type: ApprovalEventTypes.vote,
+    actor: vote.voter,
+    data: { approvalId: vote.approvalId, voter: vote.voter, decision: vote.decision, ...(vote.comment ? { comment: vote.comment } : {}), at: vote.at },
+  };
+}
+
+/** Puts a stored vote on the action's audit chain, exactly once however many requests race. */
+async function chainVote(deps: ApprovalsDeps, actionId: string, vote: VoteRecord, now: Date): Promise<void> {
+  await deps.events.appendOnce(actionId, voteEvent(vote), isVoteEvent(vote.approvalId, vote.voter), now);
+}
+
+/**
+ * Brings a pending approval to the outcome its stored votes decide. First every stored vote
+ * goes on the audit chain: a request that died between its vote write and its event must not
+ * leave a vote that counts toward the quorum out of the receipt (the receipt is how anyone
+ * proves the quorum). Then a rejection rejects, or a quorum of distinct approvers approves.
+ * Each outcome is one conditional `pending → <outcome>` write whose winner answers the saga,
+ * so a voter, a repeated click and a resumed saga may all call this at once. `by` names who
+ * caused the call (a voter, or `airlock` for a resumed saga).
+ */
+async function finishVotes(deps: ApprovalsDeps, approval: ApprovalRecord, action: ActionRecord, by: string, now: Date): Promise<void> {
+  const votes = await deps.approvals.listVotes(approval.id);
+  const chained = await deps.events.list(action.id);
+  for (const v of votes) if (!chained.some(isVoteEvent(approval.id, v.voter))) await chainVote(deps, action.id, v, now);
+  const rejection = votes.filter((v) => v.decision === 'reject').sort((a, b) => a.at.localeCompare(b.at))[0];
+  if (rejection) await settleRejected(deps, approval, action, rejection, now);
+  else await completeIfQuorum(deps, approval, action, votes, by, now);
+}
+
+async function settleRejected(deps: ApprovalsDeps, approval: ApprovalRecord, action: ActionRecord, rejection: VoteRecord, now: Date): Promise<void> {
+  const reason = rejection.comment ?? `rejected by ${rejection.voter}`;
+  if (!(await deps.approvals.settle(approval.id, 'rejected', { by: rejection.voter, reason }, now))) return;
+  recordApprovalDecided(deps.metrics, 'rejected', approval.createdAt, now);
+  await deps.events.append(action.id, { type: ApprovalEventTypes.rejected, actor: rejection.voter, data: { approvalId: approval.id, voter: rejection.voter, reason } }, now);
+  const token = await deps.approvals.getTaskToken(approval.id);
+  if (!token) throw new Error(`Approval ${approval.id} has no task token`);
+  await deps.callbacks.sendTaskFailure(token, ApprovalErrors.rejected, reason);
+  await deps.approvals.markAnswered(approval.id, deps.now());
+}
+
 /**
  * Counts distinct approvers who approved this plan (votes from the requester or a grantee
  * never count, even if one slipped in). Every voter counts after writing their own vote with
  * a consistent read, so whoever votes last always sees the quorum; of two who both see it,
  * the conditional write picks one to answer the saga.
  */
-async function completeIfQuorum(deps: ApprovalsDeps, approval: ApprovalRecord, action: ActionRecord, voter: string, now: Date): Promise<void> {
+async function completeIfQuorum(deps: ApprovalsDeps, approval: ApprovalRecord, action: ActionRecord, votes: readonly VoteRecord[], by: string, now: Date): Promise<void> {
   const excluded = new Set([approval.requester, action.principal.sub, ...approval.grantees]);
-  const votes = await deps.approvals.listVotes(approval.id);
   const approvers = votes.filter((v) => v.decision === 'approve' && v.planHash === approval.planHash && !excluded.has(v.voter));
   const distinct = [...new Map(approvers.map((v) => [v.voter, v])).values()];
   if (distinct.length < approval.quorum) return;
-  if (!(await deps.approvals.settle(approval.id, 'approved', { by: voter, reason: 'quorum reached' }, now))) return;
+  if (!(await deps.approvals.settle(approval.id, 'approved', { by, reason: 'quorum reached' }, now))) return;
   recordApprovalDecided(deps.metrics, 'approved', approval.createdAt, now);
   await deps.events.append(
     action.id,
-    { type: ApprovalEventTypes.granted, actor: voter, data: { approvalId: approval.id, votes: distinct.map((v) => ({ voter: v.voter, at: v.at })) } },
+    { type: ApprovalEventTypes.granted, actor: by, data: { approvalId: approval.id, votes: distinct.map((v) => ({ voter: v.voter, at: v.at })) } },
     now,
   );
   const settled = (await deps.approvals.getApproval(approval.id)) ?? approval;
@@ -708,4 +756,3 @@ async function completeIfQuorum(deps: ApprovalsDeps, approval: ApprovalRecord, a
   await deps.callbacks.sendTaskSuccess(token, successOutput(settled, distinct));
   await deps.approvals.markAnswered(approval.id, deps.now());
 }
-

@@ -139,6 +139,15 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     ...(limits.limits.anomaly
       ? { anomaly: new AnomalyGuard({ settings: limits.limits.anomaly, now: () => new Date(), halts: guardrails.haltDeps, tools: toolRegistry, money: engine.money, metrics, logger }) }
       : {}),
+    cancel: {
+      actions: ledger,
+      approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
+      events: store,
+      callbacks: new StepFunctionsCallbacks({ client: await stepFunctions() }),
+      now: () => new Date(),
+      logger,
+      adminRole: limits.limits.killSwitch.role,
+    },
   };
 });
 

@@ -4,7 +4,7 @@ import type { ActionStore, IdempotencyStore } from '../ports/ledger';
 import type { StepStore } from '../ports/steps';
 import type { TokenVerifier } from '../ports/tokens';
 import type { ToolRegistry } from '../ports/tools';
-import type { WorkflowStarter } from '../ports/workflow';
+import type { ReadPath, WorkflowStarter } from '../ports/workflow';
 import type { ReceiptsDeps, WriteReceiptResult } from '../receipts/vault';
 import type { SagaDeps } from '../saga/tasks';
 import type { CursorCodec } from '../shared/cursor';
@@ -19,6 +19,7 @@ import type { Logger } from '../shared/logger';
 import type { RateLimiter } from '../limits/rate-limiter';
 import type { OperatorReconcileDeps } from '../reconcile/operator';
 import type { AnomalyGuard } from '../guardrails/anomaly';
+import type { CancelDeps } from '../actions/cancel';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -51,6 +52,8 @@ export interface IntakeFunctionDeps {
   steps: StepStore;
   idempotency: IdempotencyStore;
   workflow: WorkflowStarter;
+  /** An allowed single read call without the saga (issue 17); absent: every action starts the saga. */
+  readPath?: ReadPath;
   decider: Decider;
   /** The tools agents may call (the registry port). */
   tools: ToolRegistry;
@@ -75,6 +78,8 @@ export interface IntakeFunctionDeps {
   mcpAllowedHosts?: readonly string[];
   /** Per-agent baselines of this instance (absent when limits.json has no `anomaly`). */
   anomaly?: AnomalyGuard;
+  /** `POST /v1/actions/{id}/cancel` (and MCP's cancel tool): closes approvals and answers the waiting saga. */
+  cancel: CancelDeps;
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */

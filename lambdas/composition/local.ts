@@ -29,6 +29,8 @@ import { CursorCodec } from '../shared/cursor';
 import type { Logger } from '../shared/logger';
 import { DEFAULT_GRANT_TTL_SECONDS, GrantKeyring } from '../steps/grants';
 import type { RunStepDeps } from '../steps/run-step';
+import { runReadAction, type ReadPathDeps } from '../saga/read-path';
+import type { ReadPath } from '../ports/workflow';
 import { toolRegistry } from '../tools/registry';
 import type { ReconcileDeps } from '../reconcile/reconcile';
 import { AnomalyGuard } from '../guardrails/anomaly';
@@ -55,6 +57,12 @@ export interface LocalInfrastructure {
   callbacks: TaskCallbacks;
   /** The local name IssueGrant gives each connector's function. */
   connectorFunction: (connector: string) => string;
+  /**
+   * Invokes a local function by name and waits for its answer (Lambda's synchronous invoke),
+   * with the receipts function's name: the read fast path calls the connector and receipts
+   * functions through it. Absent: every action goes through the saga.
+   */
+  invoke?: { call: (functionName: string, payload: unknown) => Promise<unknown>; receiptsFunction: string };
   /** Each connector's vendor API (the sandbox vendors). */
   vendorBaseUrls: Record<string, string>;
   /** HTTP for vendor calls (cut short when the runtime stops). */
@@ -124,6 +132,13 @@ export const refuseAllTokens: TokenVerifier = {
     throw new TokenRejectedError('no issuer configured');
   },
 };
+
+/** The receipts function's WriteReceipt answer, checked: it crosses a function boundary. */
+function receiptResult(value: unknown): { key: string; status: string } {
+  const v = (value ?? {}) as { key?: unknown; status?: unknown };
+  if (typeof v.key !== 'string' || typeof v.status !== 'string') throw new Error('WriteReceipt answered without a key and status');
+  return { key: v.key, status: v.status };
+}
 
 /** Builds every function's dependencies for the local runtime. */
 export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings = {}): LocalComposition {
@@ -244,12 +259,44 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     timeoutMs: settings.vendorTimeoutMs ?? 8_000,
     ...(infra.vendorFetch ? { fetch: infra.vendorFetch } : {}),
   };
+  const saga: SagaFunctionDeps = {
+    actions: ledger,
+    steps: store,
+    events: store,
+    spendCaps: { caps, store: capStore, metrics },
+    approvals,
+    decider,
+    tools,
+    money: engine.money,
+    keyring,
+    connectorFunction: infra.connectorFunction,
+    grantTtlSeconds: settings.grantTtlSeconds ?? DEFAULT_GRANT_TTL_SECONDS,
+    now,
+    logger: infra.logger,
+    limits,
+    guardrails: { halts: sagaGuardrails.halts, haltStore: sagaGuardrails.haltStore, breakers: sagaGuardrails.breakers },
+    metrics,
+  };
+  const invoke = infra.invoke;
+  // The read fast path calls the same connector and receipts functions the saga's Task states call.
+  const readPath: ReadPath | undefined = invoke && {
+    run: (actionId, fresh) => {
+      const deps: ReadPathDeps = {
+        ...saga,
+        callConnector: (functionName, payload) => invoke.call(functionName, payload),
+        writeReceipt: async (id) => receiptResult(await invoke.call(invoke.receiptsFunction, { task: 'WriteReceipt', actionId: id })),
+      };
+      return runReadAction(deps, actionId, fresh);
+    },
+  };
+
   return {
     intake: {
       actions: ledger,
       steps: store,
       idempotency: ledger,
       workflow: infra.workflow,
+      ...(readPath ? { readPath } : {}),
       decider,
       tools,
       intake: { ...defaultIntakeConfig, ...settings.intake },
@@ -276,25 +323,9 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
             }),
           }
         : {}),
+      cancel: { actions: ledger, approvals, events: store, callbacks: infra.callbacks, now, logger: infra.logger, adminRole: limits.limits.killSwitch.role },
     },
-    saga: {
-      actions: ledger,
-      steps: store,
-      events: store,
-      spendCaps: { caps, store: capStore, metrics },
-      approvals,
-      decider,
-      tools,
-      money: engine.money,
-      keyring,
-      connectorFunction: infra.connectorFunction,
-      grantTtlSeconds: settings.grantTtlSeconds ?? DEFAULT_GRANT_TTL_SECONDS,
-      now,
-      logger: infra.logger,
-      limits,
-      guardrails: { halts: sagaGuardrails.halts, haltStore: sagaGuardrails.haltStore, breakers: sagaGuardrails.breakers },
-      metrics,
-    },
+    saga,
     approvals: {
       actions: ledger,
       approvals,

@@ -3,6 +3,7 @@ import type { HaltStore } from '../ports/guardrails';
 import type { EventLog } from '../ports/steps';
 import type { ToolRegistry } from '../ports/tools';
 import type { Breakers } from './breakers';
+import { assertNotCancelled } from '../actions/cancel';
 import { ActionHaltedError, ActionPausedError, CircuitOpenError } from './errors';
 import { noticeOf, subjectOf, type HaltGuard } from './halts';
 
@@ -11,6 +12,8 @@ import { noticeOf, subjectOf, type HaltGuard } from './halts';
  * before minting the step's grant): a halt stops it (ActionHaltedError: compensation follows)
  * or holds it (ActionPausedError: the ASL retries the step with back-off), and an open breaker
  * fails the step at once without calling the vendor (CircuitOpenError: compensation follows).
+ * A cancelled action (its item carries the cancel mark) stops the same way as a stop halt
+ * (ActionCancelledError: compensation follows, and SettleAction ends it `cancelled`).
  * Compensations never come here: they are how money comes back, so they always run.
  * What the action met is appended to its own audit chain, so its receipt shows it.
  */
@@ -27,6 +30,11 @@ export async function guardForwardStep(
   plannedTools: readonly string[],
   step: { stepId: string; connector: string },
 ): Promise<void> {
+  // The cancel mark rides on the action item IssueGrant already read: no extra read per step.
+  if (action.cancel) {
+    await deps.events.append(action.id, { type: 'action.stopped', actor: action.cancel.by, data: { cause: 'cancel', reason: action.cancel.reason, stepId: step.stepId } }, deps.now());
+    assertNotCancelled(action);
+  }
   const g = deps.guardrails;
   if (!g) return;
   const halt = await g.halts.checkRunning(subjectOf(deps.tools, action.principal.sub, action.actor.name, plannedTools));

@@ -114,6 +114,12 @@ export interface NormalizedAction {
   steps: PlannedStep[];
 }
 
+/** Whether an envelope is one read-tier call that would really run (not a plan, not a dry run): what the read fast path takes. */
+export function isSingleRead(action: NormalizedAction, tools: ToolRegistry): boolean {
+  if (action.kind !== 'single' || action.mode !== 'execute' || action.steps.length !== 1) return false;
+  return tools.find(action.steps[0]!.tool)?.tool.tier === 'read';
+}
+
 /** Step id given to a single tool call. */
 export const SINGLE_STEP_ID = 'call';
 

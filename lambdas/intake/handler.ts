@@ -1,12 +1,13 @@
 import { actionDetailView, actionView, canView } from '../actions/view';
 import { openApiDocument } from '../api/openapi';
-import { ActionListQuerySchema, LimitsQuerySchema, MetricsQuerySchema, ToolsQuerySchema } from '../api/schemas';
+import { ActionListQuerySchema, CancelBodySchema, LimitsQuerySchema, MetricsQuerySchema, ToolsQuerySchema } from '../api/schemas';
+import { cancelAction } from '../actions/cancel';
+import { actionsProblem } from '../actions/http';
 import { observabilityProblem } from '../observability/http';
 import { readKpis } from '../observability/metrics-view';
 import { intakeDeps } from '../composition/aws';
 import type { IntakeFunctionDeps, Lazy } from '../composition/deps';
-import { errorToResult, httpApi, queryViolations, type HttpRequest, type RouteTable } from '../middleware/http';
-import { protectedResourceMetadata, serveMcp } from '../mcp/http';
+import { bodyViolations, errorToResult, httpApi, queryViolations, type HttpRequest, type RouteTable } from '../middleware/http';
 import type { HttpAnswer, McpBackend } from '../mcp/server';
 import type { Principal } from '../shared/principal';
 import { annotate, tracer } from '../middleware/powertools';
@@ -23,6 +24,12 @@ import { createHalt, haltView, listHalts, resumeHalt } from '../guardrails/halts
 import { guardrailProblem } from '../guardrails/http';
 
 /** The intake function: the agent-facing front door (tools, actions, decisions). */
+
+/**
+ * The MCP SDK (a third of this bundle) is evaluated on the first /mcp request, not at every
+ * cold start: most instances only serve /v1 (bench/cold-start.ts measures the difference).
+ */
+const mcpHttp = () => import('../mcp/http');
 
 function principalOf(req: HttpRequest) {
   // The edge guarantees a principal on authenticated routes; this narrows the type.
@@ -96,6 +103,20 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           const known = typeof tool === 'string' && rt.tools.find(tool) ? tool : undefined;
           if (typeof id === 'string') annotate({ actionId: id, tool: known ?? 'plan', outcome: typeof body?.status === 'string' ? body.status : res.status === 403 ? 'denied' : String(res.status) });
           return res;
+        },
+      },
+
+      'POST /v1/actions/{id}/cancel': {
+        auth: true,
+        handle: async (req) => {
+          const id = req.pathParameters.id ?? '';
+          if (!ActionIdPattern.test(id)) throw notFound(`No action ${id.slice(0, 40)}.`);
+          const body = CancelBodySchema.safeParse(req.body === undefined ? {} : req.body);
+          if (!body.success) throw badRequest('The cancel body is invalid.', bodyViolations(body.error));
+          const rt = await deps();
+          annotate({ actionId: id });
+          const outcome = await cancelAction({ ...rt.cancel, logger: req.logger }, principalOf(req), id, body.data.reason ? { reason: body.data.reason } : {});
+          return { status: outcome.state === 'cancelled' ? 200 : 202, body: actionDetailView(outcome.action, await rt.steps.listSteps(id)) };
         },
       },
 
@@ -217,7 +238,7 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           const res = await route.handle(inner);
           return { status: res.status, headers: res.headers ?? {}, body: res.body };
         } catch (error) {
-          const result = errorToResult(error, req.requestId, req.logger, (e) => intakeProblem(e) ?? guardrailProblem(e) ?? observabilityProblem(e));
+          const result = errorToResult(error, req.requestId, req.logger, (e) => intakeProblem(e) ?? actionsProblem(e) ?? guardrailProblem(e) ?? observabilityProblem(e));
           return { status: result.statusCode ?? 500, headers: (result.headers ?? {}) as Record<string, string>, body: JSON.parse(String(result.body ?? 'null')) };
         }
       };
@@ -226,6 +247,7 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           run('POST /v1/actions', { path: '/v1/actions', body, headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey } }),
         getAction: (id) => run('GET /v1/actions/{id}', { path: `/v1/actions/${id}`, pathParameters: { id } }),
         listActions: (query) => run('GET /v1/actions', { path: '/v1/actions', query }),
+        cancelAction: (id) => run('POST /v1/actions/{id}/cancel', { path: `/v1/actions/${id}/cancel`, pathParameters: { id }, body: {}, headers: { 'content-type': 'application/json' } }),
       };
     };
 
@@ -234,15 +256,16 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
     rawBody: true,
     handle: async (req) => {
       const rt = await deps();
+      const { serveMcp } = await mcpHttp();
       return serveMcp(req, { tools: rt.tools, tokens: rt.tokens, ...(rt.mcpAllowedHosts ? { allowedHosts: rt.mcpAllowedHosts } : {}) }, backend(req));
     },
   };
-  const metadata = { auth: false, handle: async (req: HttpRequest) => protectedResourceMetadata(req, (await deps()).tokens) };
+  const metadata = { auth: false, handle: async (req: HttpRequest) => (await mcpHttp()).protectedResourceMetadata(req, (await deps()).tokens) };
   table['GET /.well-known/oauth-protected-resource'] = metadata;
   table['GET /.well-known/oauth-protected-resource/mcp'] = metadata;
 
   return httpApi(table, {
-    problems: (error) => intakeProblem(error) ?? guardrailProblem(error) ?? observabilityProblem(error),
+    problems: (error) => intakeProblem(error) ?? actionsProblem(error) ?? guardrailProblem(error) ?? observabilityProblem(error),
     admit: async (req) => admitRequest(await deps().then((rt) => ({ limiter: rt.rateLimiter, tools: rt.tools })), req),
   });
 }

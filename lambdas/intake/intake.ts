@@ -1,7 +1,7 @@
 import { TerminalStatuses, type ActionRecord, type StoredDecision } from '../actions/action';
 import type { StepStore } from '../ports/steps';
 import { canonicalJson, fingerprint, inspectJsonShape, sha256Hex } from '../shared/canonical-json';
-import { MAX_JSON_DEPTH, validateEnvelope, normalizeEnvelope, type NormalizedAction } from './envelope';
+import { isSingleRead, MAX_JSON_DEPTH, validateEnvelope, normalizeEnvelope, type NormalizedAction } from './envelope';
 import { newActionId } from '../shared/ids';
 import type { Principal } from '../shared/principal';
 import {
@@ -14,7 +14,7 @@ import {
 } from './errors';
 import { LedgerThrottledError, type ActionStore, type IdempotencyStore, type StoredResponse } from '../ports/ledger';
 import type { StepRecord } from '../ports/steps';
-import type { WorkflowStarter } from '../ports/workflow';
+import type { ReadPath, WorkflowStarter } from '../ports/workflow';
 import type { Logger } from '../shared/logger';
 import type { ToolRegistry } from '../ports/tools';
 import { refuseGuardedNew, type IntakeGuardrails } from '../guardrails/intake-guard';
@@ -60,6 +60,11 @@ export interface IntakeDeps {
   steps?: StepStore;
   idempotency: IdempotencyStore;
   workflow: WorkflowStarter;
+  /**
+   * Runs an allowed single read call without the saga when the client waits for the answer
+   * (absent: every action goes to the workflow). On any failure the action goes to the workflow.
+   */
+  readPath?: ReadPath;
   decider: Decider;
   /** The tools an envelope may name (the registry port). */
   tools: ToolRegistry;
@@ -225,6 +230,19 @@ async function waitForEnd(
   }
 }
 
+/** The read fast path; false when it handed off (the caller starts the saga, which resumes from the ledger). */
+async function runRead(deps: IntakeDeps, record: ActionRecord, decidedNow: boolean): Promise<boolean> {
+  const actionId = record.id;
+  try {
+    await deps.readPath!.run(actionId, decidedNow && record.decision ? { action: record, decision: record.decision } : undefined);
+    return true;
+  } catch (error) {
+    // Not a failure of the request: the saga takes the action from where the ledger has it.
+    deps.logger?.info('read fast path handed off to the saga', { actionId, error: error instanceof Error ? error.name : 'unknown' });
+    return false;
+  }
+}
+
 /**
  * Accepts an action (POST /v1/actions). Validation failures are refused before the key is
  * touched (nothing is stored for a request that never started, as Stripe does). Returns the
@@ -283,7 +301,10 @@ export async function acceptAction(
   const { actionId, owner } = claim;
   let created = false;
   try {
-    let record = await deps.actions.getAction(actionId);
+    // A fresh claim names a new action id: only a takeover can find an action already there.
+    let record = claim.takenOver ? await deps.actions.getAction(actionId) : undefined;
+    // Whether this request decided and wrote the action (a takeover may find an old decision).
+    let decidedNow = false;
     if (!record) {
       // Refused before anything is recorded: a replay of work accepted earlier is still answered.
       await refuseGuardedNew(deps.guardrails, deps.tools, req.principal, action);
@@ -310,6 +331,7 @@ export async function acceptAction(
       const written = await deps.actions.createAction(fresh);
       // Only a concurrent creator could have written something else under this id.
       record = written === 'created' ? fresh : ((await deps.actions.getAction(actionId)) ?? fresh);
+      decidedNow = written === 'created';
     }
     created = true;
     let outcome: AcceptOutcome;
@@ -321,8 +343,10 @@ export async function acceptAction(
       await deps.workflow.start(actionId, { actionId });
       outcome = { kind: 'denied', action: record };
     } else {
-      await deps.workflow.start(actionId, { actionId });
       const waitMs = record.decision?.outcome === 'allow' ? preferredWaitMs(req.prefer, deps.config) : 0;
+      // A client that asked to wait gets a read without the saga; `respond-async` keeps the saga.
+      const fast = deps.readPath && waitMs > 0 && record.status === 'received' && isSingleRead(action, deps.tools);
+      if (!fast || !(await runRead(deps, record, decidedNow))) await deps.workflow.start(actionId, { actionId });
       const finished = waitMs > 0 ? await waitForEnd(deps, actionId, now() + waitMs, sleep) : undefined;
       outcome = finished
         ? { kind: 'completed', action: finished, steps: deps.steps ? await deps.steps.listSteps(actionId) : undefined, waitedMs: waitMs }

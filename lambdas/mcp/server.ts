@@ -32,6 +32,8 @@ export interface McpBackend {
   getAction(id: string): Promise<HttpAnswer>;
   /** GET /v1/actions with this query. */
   listActions(query: Record<string, string>): Promise<HttpAnswer>;
+  /** POST /v1/actions/{id}/cancel. */
+  cancelAction(id: string): Promise<HttpAnswer>;
 }
 
 /** Who calls, and through what: one per HTTP request. */
@@ -163,14 +165,6 @@ async function answerAction(session: McpSession, answer: HttpAnswer): Promise<Ca
   return actionResult(body, replayed);
 }
 
-function notSupported(detail: string): CallToolResult {
-  return problemResult({
-    status: 501,
-    headers: {},
-    body: { type: 'urn:airlock:problem:not-supported', title: 'Not supported yet', status: 501, detail },
-  });
-}
-
 async function call(
   session: McpSession,
   target: McpToolTarget,
@@ -205,8 +199,16 @@ async function call(
       const summary = items.length === 0 ? 'None of your actions is waiting for approval.' : items.map((i) => `${i.actionId}: waiting for ${String(i.approval?.approverRule ?? 'approval')}`).join('\n');
       return { content: [text(summary)], structuredContent: { items } };
     }
-    case 'cancel_action':
-      return notSupported('Airlock has no cancel API yet: an action waiting for approval ends when an approver rejects it or its approval times out. Nothing was changed.');
+    case 'cancel_action': {
+      const answer = await session.backend.cancelAction(String(args.actionId ?? ''));
+      if (answer.status >= 400) return problemResult(answer);
+      const view = answer.body as ActionLike;
+      const how = answer.status === 202 ? 'It stops before its next step, and what it did is undone.' : 'Nothing more will run.';
+      return {
+        content: [text(`Action ${view.id} is ${view.status}. ${how}\n${JSON.stringify(answer.body)}`)],
+        structuredContent: { actionId: view.id, status: view.status },
+      };
+    }
   }
 }
 
@@ -322,10 +324,17 @@ export function createAirlockMcpServer(session: McpSession): Server {
   server.setRequestHandler('tasks/cancel', { params: TaskParams }, async (params, ctx) => {
     requireTasks(ctx);
     const action = await actionOfTask(session, params.taskId);
-    throw new ProtocolError(
-      ProtocolErrorCode.InvalidRequest,
-      `Task ${action.id} cannot be cancelled: Airlock has no cancel API yet. An action waiting for approval ends when an approver rejects it or its approval times out. Nothing was changed.`,
-    );
+    // The HTTP cancel route itself (POST /v1/actions/{id}/cancel): same checks, audit and receipt.
+    const answer = await session.backend.cancelAction(action.id);
+    if (answer.status === 409) {
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Task ${action.id} cannot be cancelled: the action already ended ${String(action.status)}.`);
+    }
+    if (answer.status >= 400) {
+      const doc = answer.body as Partial<ProblemDocument> | null;
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Task ${action.id} cannot be cancelled: ${String(doc?.detail ?? `HTTP ${answer.status}`)}`);
+    }
+    // Waiting for approval: cancelled now. Running: it stops before its next step, undoes what it did, then ends cancelled.
+    return taskOf(await actionOfTask(session, params.taskId));
   });
 
   return server;

@@ -215,7 +215,7 @@ function ownTools(): McpToolDescriptor[] {
     {
       name: OwnTools.cancelAction,
       title: 'Airlock: cancel an action',
-      description: 'Cancels one of your actions that has not finished. Not supported yet: Airlock has no cancel API, so this always answers with an error saying so.',
+      description: 'Cancels one of your actions that has not finished (POST /v1/actions/{id}/cancel). Waiting for approval: it ends cancelled at once. Running: it stops before its next step and what it did is undone (compensated), then ends cancelled. An action that already finished cannot be cancelled (an error says so). Repeating the call changes nothing.',
       inputSchema: { type: 'object', properties: { actionId: ActionIdSchema }, required: ['actionId'], additionalProperties: false },
       outputSchema: { type: 'object', properties: { actionId: ActionIdSchema, status: StatusSchema }, required: ['actionId', 'status'] },
       annotations: { title: 'Airlock: cancel an action', readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },

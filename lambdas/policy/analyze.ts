@@ -1,4 +1,5 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { cedarWasm } from './cedar-wasm';
 import { CONFIG_FILE, PolicyConfigSchema, SCHEMA_FILE, type PolicyConfig, type PolicyFiles } from './files';
 import type { PolicyInfo, PolicyProblem, PolicyValidation } from './types';
 
@@ -150,7 +151,7 @@ function analyzeJoined(
   errors: PolicyProblem[],
 ): { policies: ParsedPolicy[]; idsByIndex: (string | undefined)[] } {
   const idsByIndex: (string | undefined)[] = [];
-  const parts = cedar.policySetTextToParts(joined.text);
+  const parts = cedarWasm().policySetTextToParts(joined.text);
   if (parts.type === 'failure') {
     for (const e of parts.errors) errors.push(fromCedar('(policies)', joined.text, e));
     return { policies: [], idsByIndex };
@@ -181,7 +182,7 @@ function analyzeJoined(
     perFile.set(file, nth);
     const problem = (message: string, policyId?: string) =>
       errors.push({ file, ...(policyId === undefined ? {} : { policyId }), message, ...where });
-    const parsed = cedar.policyToJson(policyText);
+    const parsed = cedarWasm().policyToJson(policyText);
     if (parsed.type === 'failure') {
       for (const e of parsed.errors) problem(e.message);
       return;
@@ -284,18 +285,18 @@ export function analyzePolicyFiles(files: PolicyFiles): Analysis {
   const warnings: PolicyProblem[] = [];
   const config = analyzeConfig(files, errors);
 
-  const schemaCheck = cedar.checkParseSchema(files.schema);
+  const schemaCheck = cedarWasm().checkParseSchema(files.schema);
   if (schemaCheck.type === 'failure') {
     for (const e of schemaCheck.errors) errors.push(fromCedar(SCHEMA_FILE, files.schema, e));
   }
 
   const joined = join(files.policies);
-  const syntax = cedar.checkParsePolicySet({ staticPolicies: joined.text });
+  const syntax = cedarWasm().checkParsePolicySet({ staticPolicies: joined.text });
   if (syntax.type === 'failure') {
     // Slow path, only for broken sets: file by file, so an unterminated policy in one file
     // is not blamed on the next one.
     for (const [file, text] of Object.entries(files.policies)) {
-      const one = cedar.checkParsePolicySet({ staticPolicies: text });
+      const one = cedarWasm().checkParsePolicySet({ staticPolicies: text });
       if (one.type === 'failure') for (const e of one.errors) errors.push(fromCedar(file, text, e));
     }
     if (errors.length === 0) for (const e of syntax.errors) errors.push(fromCedar('(policies)', joined.text, e));
@@ -313,7 +314,7 @@ export function analyzePolicyFiles(files: PolicyFiles): Analysis {
   }
 
   if (schemaCheck.type === 'success') {
-    const result = cedar.validate({
+    const result = cedarWasm().validate({
       schema: files.schema,
       policies: { staticPolicies: joined.text },
       validationSettings: { mode: 'strict' },

@@ -1,4 +1,5 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { cedarWasm } from './cedar-wasm';
 import type { MoneyConfig } from '../shared/money';
 import type { Principal } from '../shared/principal';
 import { analyzePolicyFiles, type ParsedPolicy } from './analyze';
@@ -138,7 +139,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
       throw new PolicySetInvalidError(answer.errors.map((e) => ({ file: what, message: e.message })));
     }
   };
-  if (options.validateRequests) preparse('schema.cedarschema', cedar.preparseSchema(schemaName, files.schema));
+  if (options.validateRequests) preparse('schema.cedarschema', cedarWasm().preparseSchema(schemaName, files.schema));
   const enforced = analysis.policies.filter((p) => !p.shadow);
   const shadowFiles = unique(analysis.policies.filter((p) => p.shadow).map((p) => p.file));
   const pools = new Map<string, ParsedPolicy[]>([[ENFORCED, enforced]]);
@@ -160,7 +161,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
       (p) => (p.action === null || p.action === action) && (p.connector === null || p.connector === connector),
     );
     const id = `airlock:${version}:${preparsed.size}`;
-    preparse(pool, cedar.preparsePolicySet(id, { staticPolicies: Object.fromEntries(members.map((p) => [p.id, p.text])) }));
+    preparse(pool, cedarWasm().preparsePolicySet(id, { staticPolicies: Object.fromEntries(members.map((p) => [p.id, p.text])) }));
     // With request validation on, Cedar needs everything the schema declares.
     const full = options.validateRequests === true;
     const ctx = members.map((p) => p.contextAttrs);
@@ -199,7 +200,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
     entities: cedar.EntityJson[],
   ): Answer {
     const set = setFor(pool, action, step.facts.connector);
-    const answer = cedar.statefulIsAuthorized({
+    const answer = cedarWasm().statefulIsAuthorized({
       principal: userUid(principal),
       action: { type: ACTION, id: action },
       resource: { type: TOOL, id: step.facts.tool },

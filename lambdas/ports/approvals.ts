@@ -4,7 +4,7 @@
  * racing, a retried click or a resumed saga all converge on one outcome.
  */
 
-export const ApprovalStatuses = ['pending', 'approved', 'rejected', 'expired'] as const;
+export const ApprovalStatuses = ['pending', 'approved', 'rejected', 'expired', 'cancelled'] as const;
 export type ApprovalStatus = (typeof ApprovalStatuses)[number];
 
 /** What the ledger keeps about an approval, minus the task token (read apart, on purpose). */

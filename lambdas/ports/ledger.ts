@@ -1,4 +1,4 @@
-import type { ActionRecord, ActionStatus, StoredDecision } from '../actions/action';
+import type { ActionRecord, ActionStatus, CancelRequest, StoredDecision } from '../actions/action';
 
 /**
  * The ledger: every durable record Airlock keeps about actions. One DynamoDB table in AWS
@@ -122,6 +122,11 @@ export interface ActionStore {
   ): Promise<ActionRecord>;
   /** Records the decision without changing status (e.g. run-time re-evaluation). */
   setDecision(id: string, decision: StoredDecision, now?: Date): Promise<void>;
+  /**
+   * Marks the action as cancel-requested, once: a later request keeps the first. Nothing is
+   * written to an action that has ended. Returns the action as it now stands (undefined: none).
+   */
+  requestCancel(id: string, cancel: CancelRequest, now?: Date): Promise<ActionRecord | undefined>;
   /** Records where the action's receipt was written (once the audit vault holds it). */
   setReceiptKey(id: string, receiptKey: string, now?: Date): Promise<void>;
 }

@@ -77,6 +77,17 @@ export interface AuditEvent {
 
 export interface EventLog {
   append(actionId: string, event: { type: string; actor: string; data?: Record<string, unknown> }, now?: Date): Promise<AuditEvent>;
+  /**
+   * Appends the event unless the chain already holds one that `same` matches: exactly one
+   * event however many writers race (for records whose event a crash may have left unwritten,
+   * and that a later request then writes).
+   */
+  appendOnce(
+    actionId: string,
+    event: { type: string; actor: string; data?: Record<string, unknown> },
+    same: (existing: AuditEvent) => boolean,
+    now?: Date,
+  ): Promise<{ event: AuditEvent; appended: boolean }>;
   list(actionId: string): Promise<AuditEvent[]>;
 }
 

@@ -1,3 +1,5 @@
+import type { ActionRecord, StoredDecision } from '../actions/action';
+
 /**
  * Starting the saga for an accepted action. Step Functions in AWS (execution name = action
  * id, so a second start is a no-op); the local ASL runner in local mode.
@@ -9,4 +11,16 @@ export interface WorkflowStarter {
 /** The saga's input: only ids; every task reads the ledger for the rest. */
 export interface SagaInput {
   actionId: string;
+}
+
+/**
+ * Runs an allowed single read-tier call to its end without a Standard execution (issue 17's
+ * read fast path): the same saga tasks, connector function and receipts function, called in
+ * order. It throws when it cannot finish (a refusal, a vendor error, a run-time decision
+ * other than allow): the caller then hands the action to the saga, which resumes from what
+ * the ledger holds, so every path that is not the happy one stays the saga's.
+ */
+export interface ReadPath {
+  /** `fresh`: the action and decision intake just recorded (spares reading them back). */
+  run(actionId: string, fresh?: { action: ActionRecord; decision: StoredDecision }): Promise<void>;
 }

@@ -211,10 +211,12 @@ export function approvalsFromEvents(events: readonly AuditEvent[]): ReceiptAppro
       }
       case 'approval.granted':
       case 'approval.rejected':
-      case 'approval.expired': {
-        a.outcome = e.type === 'approval.granted' ? 'granted' : e.type === 'approval.rejected' ? 'rejected' : 'expired';
+      case 'approval.expired':
+      case 'approval.cancelled': {
+        a.outcome = e.type === 'approval.granted' ? 'granted' : e.type === 'approval.rejected' ? 'rejected' : e.type === 'approval.cancelled' ? 'cancelled' : 'expired';
         a.decidedAt = e.at;
-        const voter = str(d.voter);
+        // A cancel has no voter: whoever cancelled decided it.
+        const voter = str(d.voter) ?? (e.type === 'approval.cancelled' ? e.actor : undefined);
         const reason = str(d.reason);
         if (voter) a.decidedBy = voter;
         if (reason) a.reason = reason;

@@ -96,7 +96,7 @@ export const ReceiptApprovalSchema = z
     votes: z.array(ReceiptVoteSchema),
     refusedVotes: z.array(ReceiptRefusedVoteSchema).optional().meta({ description: 'Votes refused while the action was open; absent when there were none.' }),
     refusedVotesCapped: z.literal(true).optional().meta({ description: 'More refusals came after the cap and were only logged.' }),
-    outcome: z.enum(['pending', 'granted', 'rejected', 'expired']),
+    outcome: z.enum(['pending', 'granted', 'rejected', 'expired', 'cancelled']),
     decidedAt: IsoTime.optional(),
     decidedBy: z.string().optional(),
     reason: z.string().optional(),

@@ -101,9 +101,18 @@ async function move(
   }
 }
 
-/** EvaluatePolicy: re-decides at run time and routes the saga. */
-export async function evaluatePolicy(deps: SagaDeps, actionId: string): Promise<{ next: SagaNext; count: number }> {
-  const action = await load(deps, actionId);
+/**
+ * EvaluatePolicy: re-decides at run time and routes the saga. `fresh`: the action as intake
+ * just wrote it and the decision it made in the same request (the read fast path), which is
+ * the run-time decision already: reading the action back and deciding twice would only add
+ * two ledger round trips.
+ */
+export async function evaluatePolicy(
+  deps: SagaDeps,
+  actionId: string,
+  fresh?: { action: ActionRecord; decision: StoredDecision },
+): Promise<{ next: SagaNext; count: number }> {
+  const action = fresh?.action.id === actionId ? fresh.action : await load(deps, actionId);
   const plan = planOf(action, deps.tools);
   const count = plan.steps.length;
   // Resuming after a restart or a retried task: continue where the ledger says we are.
@@ -111,8 +120,13 @@ export async function evaluatePolicy(deps: SagaDeps, actionId: string): Promise<
   if (action.status === 'compensating') return { next: 'compensate', count };
   if (action.status === 'running') return { next: 'execute', count };
   if (action.status === 'awaiting_approval') return { next: 'approve', count };
+  if (action.cancel) {
+    // Cancelled before policy ran (the cancel API usually ends it itself; this covers a lost race).
+    await move(deps, action, 'cancelled', `cancelled by ${action.cancel.by}: ${action.cancel.reason}`);
+    return { next: 'settle', count };
+  }
 
-  const decision = await deps.decider.decide(action.principal, plan, deps.now());
+  const decision = fresh?.action.id === actionId ? fresh.decision : await deps.decider.decide(action.principal, plan, deps.now());
   recordDecision(deps.metrics, decision, 'run');
   await deps.events.append(actionId, {
     type: 'policy.evaluated',
@@ -421,9 +435,12 @@ export async function settleAction(
   const wanted = input.final?.status;
   const reason = typeof input.final?.reason === 'string' ? input.final.reason : undefined;
   const target: ActionStatus =
-    // Every ending but a cancel, which only the cancel API brings about, never the state machine.
+    // Every ending but a cancel, which only the cancel API brings about, never the state machine:
+    // a cancelled action whose compensation succeeded ends `cancelled` (one that did not, `failed`).
     typeof wanted === 'string' && isTerminal(wanted) && wanted !== 'cancelled'
-      ? wanted
+      ? wanted === 'compensated' && action.cancel
+        ? 'cancelled'
+        : wanted
       : 'failed';
   let records: Promise<StepRecord[]> | undefined;
   const stepRecords = () => (records ??= deps.steps.listSteps(input.actionId));
@@ -455,7 +472,9 @@ export async function settleAction(
       await deps.events.append(action.id, { type: 'approval.expired', actor: 'airlock', data: { approvalId } }, deps.now());
     }
   }
-  if (deps.spendCaps && TerminalStatuses.has(action.status)) {
+  // Only commit steps reserve spend (holdStepSpend): an action without one has nothing to settle.
+  const commits = planOf(action, deps.tools).steps.some((step) => deps.tools.find(step.tool)?.tool.tier === 'commit');
+  if (deps.spendCaps && commits && TerminalStatuses.has(action.status)) {
     // Completed spend becomes final; what was undone or never ran gives its room back.
     const settled = await settleActionSpend(deps.spendCaps, action.id, await stepRecords(), deps.now());
     if (settled.final.length + settled.released.length > 0) {

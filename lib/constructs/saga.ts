@@ -168,7 +168,7 @@ export class ActionSaga extends Construct {
    * statement must name "*"; the task token itself is the capability, and it is never
    * logged (includeExecutionData is off).
    */
-  bindTaskResponder(fn: AirlockFunction): void {
+  bindTaskResponder(fn: AirlockFunction, options: { failOnly?: boolean } = {}): void {
     // No STATE_MACHINE_ARN here: the saga invokes this function, so a reference back to the
     // state machine would be a CloudFormation dependency cycle, and the token is enough.
     const policy = new Policy(fn, 'SagaTaskResponsePolicy', {
@@ -176,7 +176,8 @@ export class ActionSaga extends Construct {
       statements: [
         new PolicyStatement({
           sid: 'AnswerApprovalTasks',
-          actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'],
+          // A cancel only ever fails the wait: failOnly withholds SendTaskSuccess (nothing approved).
+          actions: options.failOnly ? ['states:SendTaskFailure'] : ['states:SendTaskSuccess', 'states:SendTaskFailure'],
           resources: ['*'],
         }),
       ],
@@ -184,7 +185,7 @@ export class ActionSaga extends Construct {
     Validations.of(policy).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
-        'states:SendTaskSuccess and states:SendTaskFailure support no resource-level permissions (no resource types in the Step Functions service authorization reference), so Resource must be "*". Only the approvals function gets them; a caller also needs the unguessable task token.',
+        'states:SendTaskSuccess and states:SendTaskFailure support no resource-level permissions (no resource types in the Step Functions service authorization reference), so Resource must be "*". Only the approvals function (votes) and the intake function (the cancel route) get them; a caller also needs the unguessable task token, which only the ledger holds.',
     });
   }
 }

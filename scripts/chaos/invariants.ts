@@ -4,6 +4,7 @@ import { toolFacts } from '../../lambdas/policy/decider';
 import { committedSpend, type MoneyConfig } from '../../lambdas/shared/money';
 import { readLimitsFile } from '../../lambdas/limits/config';
 import { amountTowardCap, capSubject, periodKey, resolveCaps, type ResolvedCap } from '../../lambdas/spend/caps';
+import type { ReceiptApproval } from '../../lambdas/receipts/schema';
 import { toolRegistry } from '../../lambdas/tools/registry';
 import { TERMINAL, type ActionRun, type FinalView, type Observations } from './storm';
 
@@ -187,9 +188,23 @@ export const compensationsOnceInReverse: Invariant = {
   },
 };
 
+/** The approval section of an action's receipt: the ledger's record of who voted, written from the audit chain. */
+function receiptApproval(obs: Observations, id: string): ReceiptApproval | undefined {
+  const receipt = (obs.receipts.get(id) ?? [])[0] as { approvals?: ReceiptApproval[] } | undefined;
+  return receipt?.approvals?.[0];
+}
+
+/**
+ * Judged by the ledger's truth, not by what the agents heard: the votes are those in the
+ * action's receipt (built from its audit chain). An answer a SIGKILL cut off makes the agent
+ * retry, and the retry is told `recorded: false` (a repeat) although the first request counted;
+ * counting HTTP answers would then report a quorum bypass that never happened. The agents'
+ * answers still judge what they were told: one outcome for racing voters, and every vote
+ * answered as recorded must be in the receipt.
+ */
 export const approvalsDecide: Invariant = {
   name: 'approvals decide',
-  summary: 'racing approvers: the outcome follows the counted votes; self-approval refused; rejections reject; expiries expire',
+  summary: 'by the receipt\'s votes: no quorum, no run; self-approval never recorded; rejections reject; expiries expire; racing voters told one outcome',
   check(obs) {
     const v: string[] = [];
     let checked = 0;
@@ -198,11 +213,21 @@ export const approvalsDecide: Invariant = {
       checked++;
       const view = obs.views.get(r.id);
       if (!view) continue;
-      const quorum = Math.max(1, view.decision?.quorum ?? 1);
-      const approvers = new Set(r.votes.filter((x) => x.counted && x.decision === 'approve').map((x) => x.voter));
-      const rejected = r.votes.some((x) => x.counted && x.decision === 'reject');
       const label = `${r.id} (#${r.spec.index}, ${r.spec.approval})`;
-      for (const x of r.votes) if (x.voter === r.spec.requester && x.counted) v.push(`${label}: the requester's own approval was counted`);
+      const approval = receiptApproval(obs, r.id);
+      if (!approval) {
+        v.push(`${label}: waited for approval, but its receipt records no approval`);
+        continue;
+      }
+      // The larger of the two quorums: a receipt that understated it must not hide a bypass.
+      const quorum = Math.max(1, view.decision?.quorum ?? 1, approval.quorum ?? 1);
+      const approvers = new Set(approval.votes.filter((x) => x.decision === 'approve' && x.voter !== r.spec.requester).map((x) => x.voter));
+      const rejected = approval.votes.some((x) => x.decision === 'reject');
+      if (approval.votes.some((x) => x.voter === r.spec.requester)) v.push(`${label}: the requester's own vote is in the receipt`);
+      for (const x of r.votes) {
+        if (x.voter === r.spec.requester && x.counted) v.push(`${label}: the requester's own approval was counted`);
+        if (x.counted && !approval.votes.some((y) => y.voter === x.voter && y.decision === x.decision)) v.push(`${label}: ${x.voter}'s ${x.decision} was answered as recorded but is not in the receipt`);
+      }
       // Racing votes: the conditional outcome write picks one; every answer must tell the same outcome, and the action follow it.
       const told = new Set(r.votes.map((x) => x.outcome).filter((o) => o === 'approved' || o === 'rejected'));
       if (told.size > 1) v.push(`${label}: voters were told both approved and rejected`);
@@ -210,9 +235,10 @@ export const approvalsDecide: Invariant = {
       const ran = view.steps.some((s) => s.status !== 'pending');
       if (told.has('rejected') && view.status !== 'rejected') v.push(`${label}: a voter was told rejected, the action ended ${view.status}`);
       if (told.has('approved') && !ran) v.push(`${label}: a voter was told approved, the action ended ${view.status}`);
-      if (view.status === 'rejected' && !rejected) v.push(`${label}: rejected without a counted rejection`);
-      if (view.status === 'expired' && approvers.size >= quorum) v.push(`${label}: expired although a quorum approved in time`);
-      if (ran && approvers.size < quorum) v.push(`${label}: ran (${view.status}) with ${approvers.size} of ${quorum} approvals`);
+      if (view.status === 'rejected' && !rejected) v.push(`${label}: rejected without a rejection in its receipt`);
+      if (approval.outcome === 'granted' && approvers.size < quorum) v.push(`${label}: its receipt says granted with ${approvers.size} of ${quorum} approvals`);
+      if (view.status === 'expired' && approvers.size >= quorum) v.push(`${label}: expired although its receipt holds a quorum of approvals`);
+      if (ran && approvers.size < quorum) v.push(`${label}: ran (${view.status}) with ${approvers.size} of ${quorum} approvals in its receipt`);
       if (r.spec.approval === 'expire' && view.status !== 'expired') v.push(`${label}: nobody voted, yet it ended ${view.status}`);
       if (r.spec.approval === 'reject' && view.status !== 'rejected') v.push(`${label}: rejected by ${r.spec.approvers[0]}, yet it ended ${view.status}`);
     }

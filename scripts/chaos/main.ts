@@ -15,7 +15,7 @@ const usage = `Usage: npm run chaos -- --seed N --actions K [options]
   --seed N            seed of the schedule (default 1)
   --actions K         actions in the storm (default 300)
   --crashes C         SIGKILLs of the control plane (default 2)
-  --agents A          concurrent simulated agents (default 16)
+  --agents A          concurrent simulated agents (default 32)
   --slice FROM:TO     run only actions FROM..TO-1 of the schedule (what shrinking prints)
   --no-shrink         on a violation, do not search for a smaller failing schedule
   --max-shrink-runs R reruns spent shrinking (default 8)
@@ -27,7 +27,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     actions: { type: 'string', default: '300' },
     crashes: { type: 'string', default: '2' },
-    agents: { type: 'string', default: '16' },
+    agents: { type: 'string', default: '32' },
     slice: { type: 'string' },
     'no-shrink': { type: 'boolean', default: false },
     'max-shrink-runs': { type: 'string', default: '8' },
@@ -105,6 +105,13 @@ out(
   `storm: ${(o.durationMs / 1000).toFixed(1)} s, ${rate.toFixed(1)} actions/s, ${o.responses.length} HTTP answers, ${effects} vendor side effects, ` +
     `${o.crashes} crash(es) (restart ${o.restartMs.map((m) => `${(m / 1000).toFixed(1)} s`).join(', ') || '-'}), settled ${(o.settle.tookMs / 1000).toFixed(1)} s after the agents`,
 );
+out(`cpu: harness ${o.cpu.harness.toFixed(1)} s, control plane ${o.cpu.controlPlane.toFixed(1)} s, vendors ${o.cpu.vendors.toFixed(1)} s (${((o.cpu.harness + o.cpu.controlPlane + o.cpu.vendors) * 1000 / schedule.actions.length).toFixed(0)} ms per action)`);
+const byRoute: Record<string, number> = {};
+for (const r of o.responses) {
+  const route = `${r.method} ${r.path}`;
+  byRoute[route] = (byRoute[route] ?? 0) + 1;
+}
+out(`http: ${Object.entries(byRoute).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
 out(`outcomes: ${Object.entries(statuses).sort().map(([k, n]) => `${k} ${n}`).join(', ')}`);
 out('');
 out(formatTable(first_.rows));

@@ -96,6 +96,8 @@ export interface Observations {
   crashes: number;
   restartMs: number[];
   durationMs: number;
+  /** CPU seconds spent by each part of the storm (Linux; zero where /proc is missing). */
+  cpu: { harness: number; controlPlane: number; vendors: number };
   home: string;
 }
 
@@ -115,11 +117,27 @@ interface Proc {
   exited: Promise<number | null>;
 }
 
+/** CPU seconds (user + system) a live child has used so far, from /proc; 0 where there is none. */
+async function cpuSeconds(proc: Proc): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${proc.child.pid}/stat`, 'utf8');
+    // Fields after the command (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 function startProc(script: string, args: string[], logFile: string, env: Record<string, string>, ready: RegExp): Promise<Proc & { match: RegExpMatchArray }> {
   // tsx as a loader, not its CLI: the CLI runs the script in a grandchild that a SIGKILL would miss.
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'scripts', 'chaos', script), ...args], {
+  // CHAOS_CPU_PROF=<dir>: a V8 CPU profile of each child, written when it exits cleanly.
+  const prof = process.env.CHAOS_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CHAOS_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(repo, 'scripts', 'chaos', script), ...args], {
     cwd: repo,
-    env: { ...process.env, ...env },
+    // The X-Ray SDK (under Powertools Tracer) installs async hooks on every promise unless in
+    // manual mode; tracing is off outside Lambda, so that tax bought nothing here (~10 % of CPU).
+    env: { ...process.env, AWS_XRAY_MANUAL_MODE: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log = createWriteStream(logFile, { flags: 'a' });
@@ -162,6 +180,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
   const responses: HttpRecord[] = [];
   const restartMs: number[] = [];
   let crashes = 0;
+  const cpu = { harness: 0, controlPlane: 0, vendors: 0 };
+  const harnessCpu = process.cpuUsage();
   try {
     const vendors = await startProc('vendors-main.ts', [home, vendorsInfo], join(logs, 'vendors.log'), {}, /READY/);
     procs.push(vendors);
@@ -195,6 +215,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         const t0 = Date.now();
         let release!: () => void;
         up = new Promise((r) => (release = r));
+        cpu.controlPlane += await cpuSeconds(cp.proc);
         cp.proc.child.kill('SIGKILL');
         await cp.proc.exited;
         log(`  crash ${crashes}: SIGKILL, restarting`);
@@ -293,13 +314,15 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
 
     /** Polls the action until `done(status)`; gives up at the deadline (counted from the last restart). */
     const until = async (run: ActionRun, done: (s: string) => boolean, boundMs: number) => {
-      let wait = 50;
+      // Every poll costs the control plane a token check and several ledger reads, and its CPU
+      // is what bounds the storm: poll sparsely and let more agents cover the latency.
+      let wait = 200;
       for (;;) {
         const v = await view(run);
         if (v && done(v.status)) return v;
         if (Date.now() > lastRestart + boundMs) return v;
         await sleep(wait);
-        wait = Math.min(1_000, wait * 2);
+        wait = Math.min(2_000, wait * 2);
       }
     };
 
@@ -443,6 +466,10 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     }
 
     // A clean stop (closing digest), then the vault is verified as an auditor would.
+    cpu.controlPlane += await cpuSeconds(cp.proc);
+    cpu.vendors += await cpuSeconds(vendors);
+    const used = process.cpuUsage(harnessCpu);
+    cpu.harness = (used.user + used.system) / 1e6;
     cp.proc.child.kill('SIGTERM');
     await cp.proc.exited;
     vendors.child.kill('SIGTERM');
@@ -505,6 +532,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       crashes,
       restartMs,
       durationMs: Date.now() - started,
+      cpu,
       home,
     };
   } finally {

@@ -1,6 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../lambdas/adapters/aws/dynamo-approvals';
+import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
+import type { AuditEvent } from '../../lambdas/ports/steps';
+import { eventChainIntact } from '../../lambdas/receipts/build';
 import type { ActionRecord } from '../../lambdas/actions/action';
 import { InvalidCursorError } from '../../lambdas/ports/ledger';
 import { startLedger } from '../helpers/ledger';
@@ -110,5 +113,43 @@ describe('key sizes stay inside DynamoDB limits', () => {
     const put = await approvals.putVote({ approvalId, voter: widest, decision: 'approve', planHash: 'h', at });
     expect(put.outcome).toBe('recorded');
     expect((await approvals.getVote(approvalId, widest))?.voter).toBe(widest);
+  });
+});
+
+describe('audit chain: appendOnce under a race', () => {
+  it('thirty writers of one event and ten of others: that event once, the rest all there, the chain intact', async () => {
+    const events = new DynamoSagaStore({ client: env.dynamo.client, tableName: env.tableName });
+    const id = 'act_01J0000000000000000000APP1';
+    const same = (e: AuditEvent) => e.type === 'approval.vote' && e.data.voter === 'fiona';
+    const results = await Promise.all([
+      ...Array.from({ length: 30 }, () => events.appendOnce(id, { type: 'approval.vote', actor: 'fiona', data: { voter: 'fiona' } }, same)),
+      ...Array.from({ length: 10 }, (_, i) => events.append(id, { type: 'other', actor: 'airlock', data: { i } })),
+    ]);
+    const written = results.slice(0, 30) as { appended: boolean; event: AuditEvent }[];
+    expect(written.filter((r) => r.appended)).toHaveLength(1);
+    expect(new Set(written.map((r) => r.event.seq)).size).toBe(1);
+    const chain = await events.list(id);
+    expect(chain.filter(same)).toHaveLength(1);
+    expect(chain).toHaveLength(11);
+    expect(eventChainIntact(chain)).toBe(true);
+  });
+});
+
+describe('the cancel mark on an action', () => {
+  it('keeps the first request, leaves the status alone, never marks an ended action, and says when there is none', async () => {
+    const id = 'act_01J0000000000000000000CNC1';
+    await env.ledger.createAction(action(id, 'cancel-owner'));
+    const first = await env.ledger.requestCancel(id, { by: 'alice', at: '2026-01-01T00:00:00.000Z', reason: 'first' });
+    expect(first).toMatchObject({ status: 'received', cancel: { by: 'alice', reason: 'first' } });
+    const second = await env.ledger.requestCancel(id, { by: 'olivia', at: '2026-01-01T00:00:01.000Z', reason: 'second' });
+    expect(second?.cancel).toEqual(first?.cancel);
+    // A status move keeps the mark (the saga reads it with the action).
+    expect((await env.ledger.transition(id, 'running'))).toMatchObject({ cancel: { by: 'alice' } });
+
+    const ended = 'act_01J0000000000000000000CNC2';
+    await env.ledger.createAction(action(ended, 'cancel-owner'));
+    await env.ledger.transition(ended, 'denied');
+    expect((await env.ledger.requestCancel(ended, { by: 'alice', at: '2026-01-01T00:00:00.000Z', reason: 'late' }))?.cancel).toBeUndefined();
+    expect(await env.ledger.requestCancel('act_01J0000000000000000000CNC3', { by: 'alice', at: '2026-01-01T00:00:00.000Z', reason: 'none' })).toBeUndefined();
   });
 });

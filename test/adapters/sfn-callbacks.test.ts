@@ -161,6 +161,13 @@ describe('a dead task token through the decision path', () => {
           log.push(ev);
           return ev;
         },
+        appendOnce: async (actionId, e, same) => {
+          const found = log.find(same);
+          if (found) return { event: found, appended: false };
+          const ev = { actionId, seq: log.length + 1, type: e.type, at: now.toISOString(), actor: e.actor, data: e.data ?? {}, hash: '', prevHash: '' };
+          log.push(ev);
+          return { event: ev, appended: true };
+        },
         list: async () => log,
       } satisfies EventLog,
       callbacks: callbacks(),

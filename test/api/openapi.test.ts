@@ -230,6 +230,7 @@ const EXPECTED_4XX: Record<string, number[]> = {
   'POST /v1/actions': [400, 401, 403, 409, 413, 415, 422, 429],
   'GET /v1/actions': [400, 401, 413, 429],
   'GET /v1/actions/{id}': [401, 404, 413, 429],
+  'POST /v1/actions/{id}/cancel': [400, 401, 403, 404, 409, 413, 415, 429],
   'GET /v1/actions/{id}/receipt': [401, 404, 413, 429],
   'POST /v1/decisions': [400, 401, 413, 415, 429],
   'GET /v1/limits': [400, 401, 413, 429],

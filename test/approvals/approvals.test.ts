@@ -23,7 +23,7 @@ import {
 } from '../../lambdas/approvals/approvals';
 import { Redactor } from '../../lambdas/receipts/redact';
 import { renderTimeline } from '../../lambdas/receipts/timeline';
-import { buildReceipt, receiptKey, serializeReceipt } from '../../lambdas/receipts/build';
+import { approvalsFromEvents, buildReceipt, receiptKey, serializeReceipt } from '../../lambdas/receipts/build';
 import { FileAuditStore } from '../../lambdas/adapters/local/file-audit-store';
 import { run as auditCli } from '../../bin/commands/audit';
 import { PII_MASK } from '../../lambdas/approvals/preview';
@@ -424,6 +424,121 @@ describe('deciding', () => {
     callbacks.failNext = new TaskTokenInvalidError('timed_out');
     const p = await problemOf(decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash }));
     expect(p).toMatchObject({ status: 409, type: ProblemType.approvalClosed, reason: 'timed_out' });
+  });
+});
+
+// ── a request that dies mid-vote ─────────────────────────────────────────────
+// Found by the chaos storm's SIGKILLs: a vote is one request that writes the vote, then its
+// audit event, then the outcome. A process killed between those writes must neither leave a
+// vote that counts toward the quorum out of the receipt, nor leave a decided approval pending.
+
+/** What a SIGKILL right after `method` completes looks like to the code that called it. */
+class ProcessKilledError extends Error {
+  constructor() {
+    super('the process was killed');
+    this.name = 'ProcessKilledError';
+  }
+}
+
+/** `target` whose `method` does its work and then "dies" (once), as a process killed right after that write. */
+function dyingAfter<T extends object>(target: T, method: keyof T & string): T {
+  let died = false;
+  return new Proxy(target, {
+    get(t, p) {
+      const value = Reflect.get(t, p, t) as unknown;
+      if (typeof value !== 'function') return value;
+      if (p !== method || died) return (value as (...a: unknown[]) => unknown).bind(t);
+      return async (...args: unknown[]) => {
+        await (value as (...a: unknown[]) => Promise<unknown>).apply(t, args);
+        died = true;
+        throw new ProcessKilledError();
+      };
+    },
+  });
+}
+
+/** The receipt's approvals section, as the receipts function would build it now. */
+async function receiptVotes(actionId: string) {
+  const [approval] = approvalsFromEvents(await store.list(actionId));
+  return { outcome: approval?.outcome, voters: (approval?.votes ?? []).map((v) => `${v.voter}:${v.decision}`).sort() };
+}
+
+describe('a request that dies mid-vote', () => {
+  it('after writing the vote (quorum 2): the next approver puts it on the chain before counting it, so the receipt proves the quorum', async () => {
+    const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bigPayment);
+    const dying = { ...deps, approvals: dyingAfter(approvals, 'putVote') };
+    await expect(decideApproval(dying, { approvalId, voter: fiona, decision: 'approve', planHash: hash })).rejects.toThrow(ProcessKilledError);
+    expect(await receiptVotes(action.id)).toEqual({ outcome: 'pending', voters: [] });
+
+    const res = await decideApproval(deps, { approvalId, voter: frank, decision: 'approve', planHash: hash });
+    expect(res).toMatchObject({ status: 'approved', recorded: true, approvalsSoFar: 2 });
+    expect(await receiptVotes(action.id)).toEqual({ outcome: 'granted', voters: ['fiona:approve', 'frank:approve'] });
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'success', token })]);
+    const types = (await store.list(action.id)).map((e) => e.type).filter((t) => t.startsWith('approval.'));
+    expect(types.indexOf('approval.granted')).toBeGreaterThan(types.lastIndexOf('approval.vote'));
+  });
+
+  it('after writing the vote (quorum 1): the click retried after the restart records its event once and approves', async () => {
+    const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bookFlight);
+    const dying = { ...deps, approvals: dyingAfter(approvals, 'putVote') };
+    await expect(decideApproval(dying, { approvalId, voter: maria, decision: 'approve', planHash: hash })).rejects.toThrow(ProcessKilledError);
+
+    expect(await decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash })).toMatchObject({ status: 'approved', recorded: false });
+    expect(await decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash })).toMatchObject({ status: 'approved', recorded: false });
+    expect(await receiptVotes(action.id)).toEqual({ outcome: 'granted', voters: ['maria:approve'] });
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'success', token })]);
+  });
+
+  it('after writing the vote, nobody clicks again: the resumed saga decides from the stored votes', async () => {
+    const { approvalId, planHash: hash, action } = await awaitingApproval(alice, bookFlight);
+    const dying = { ...deps, approvals: dyingAfter(approvals, 'putVote') };
+    await expect(decideApproval(dying, { approvalId, voter: maria, decision: 'approve', planHash: hash })).rejects.toThrow(ProcessKilledError);
+
+    const resumed = newToken();
+    expect(await requestApproval(deps, { actionId: action.id, taskToken: resumed })).toMatchObject({ status: 'approved' });
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'success', token: resumed })]);
+    expect(await receiptVotes(action.id)).toEqual({ outcome: 'granted', voters: ['maria:approve'] });
+  });
+
+  it('after writing a rejection: the retried click rejects, once', async () => {
+    const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bigPayment);
+    await decideApproval(deps, { approvalId, voter: fiona, decision: 'approve', planHash: hash });
+    const dying = { ...deps, approvals: dyingAfter(approvals, 'putVote') };
+    await expect(decideApproval(dying, { approvalId, voter: frank, decision: 'reject', planHash: hash, comment: 'no contract' })).rejects.toThrow(ProcessKilledError);
+
+    expect(await decideApproval(deps, { approvalId, voter: frank, decision: 'reject', planHash: hash })).toMatchObject({ status: 'rejected', recorded: false });
+    // A quorum-completing approval arriving now is refused: the rejection was decided first.
+    const p = await problemOf(decideApproval(deps, { approvalId, voter: fern, decision: 'approve', planHash: hash }));
+    expect(p).toMatchObject({ status: 409, type: ProblemType.approvalClosed });
+    expect(callbacks.calls).toEqual([{ kind: 'failure', token, error: 'ApprovalRejected', cause: 'no contract' }]);
+    expect(await receiptVotes(action.id)).toEqual({ outcome: 'rejected', voters: ['fiona:approve', 'frank:reject'] });
+  });
+
+  it('after the vote event, before the outcome: the retried click approves', async () => {
+    const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bookFlight);
+    const dying = { ...deps, events: dyingAfter(store, 'appendOnce') };
+    await expect(decideApproval(dying, { approvalId, voter: maria, decision: 'approve', planHash: hash })).rejects.toThrow(ProcessKilledError);
+    expect((await approvals.getApproval(approvalId))?.status).toBe('pending');
+
+    expect(await decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash })).toMatchObject({ status: 'approved' });
+    expect(await receiptVotes(action.id)).toEqual({ outcome: 'granted', voters: ['maria:approve'] });
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'success', token })]);
+  });
+
+  it('(races) double clicks and racing approvers: every vote on the chain exactly once, one answer, and the receipt holds the quorum', async () => {
+    for (let round = 0; round < 3; round++) {
+      callbacks.calls = [];
+      const { approvalId, planHash: hash, action } = await awaitingApproval(alice, bigPayment);
+      await Promise.allSettled(
+        [fiona, fiona, frank, frank, fern].map((voter) => decideApproval(deps, { approvalId, voter, decision: 'approve', planHash: hash })),
+      );
+      const votes = (await store.list(action.id)).filter((e) => e.type === ApprovalEventTypes.vote).map((e) => e.data.voter);
+      expect(votes.length).toBe(new Set(votes).size);
+      const receipt = await receiptVotes(action.id);
+      expect(receipt.outcome).toBe('granted');
+      expect(receipt.voters.length).toBeGreaterThanOrEqual(2);
+      expect(callbacks.calls).toHaveLength(1);
+    }
   });
 });
 

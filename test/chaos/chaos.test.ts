@@ -137,10 +137,18 @@ function obs(over: Partial<Observations> = {}): Observations {
     crashes: 0,
     restartMs: [],
     durationMs: 1,
+    cpu: { harness: 0, controlPlane: 0, vendors: 0 },
     home: '/tmp/x',
     ...over,
   };
 }
+
+const vote = (voter: string, decision: 'approve' | 'reject') => ({ voter, decision, at: '2030-01-01T00:00:01.000Z' });
+/** A receipt with one approval of quorum 2, as the receipts builder writes it from the audit chain. */
+const receiptWith = (votes: ReturnType<typeof vote>[], outcome: 'granted' | 'rejected' | 'expired' | 'pending') => ({
+  outcome: { status: 'completed' },
+  approvals: [{ approvalId: 'apr_A', quorum: 2, votes, outcome }],
+});
 
 describe('the invariants', () => {
   it('all hold on a consistent compensated action', () => {
@@ -197,10 +205,59 @@ describe('the invariants', () => {
         }),
       ],
       views: new Map([['act_A', view('completed', { decision: { outcome: 'require_approval', quorum: 2 } })]]),
+      receipts: new Map([['act_A', [receiptWith([vote('m1', 'approve'), vote('m2', 'reject')], 'granted')]]]),
     });
     const found = approvalsDecide.check(raced).violations.join('\n');
     expect(found).toMatch(/told both approved and rejected/);
     expect(found).toMatch(/ran \(completed\) with 1 of 2 approvals/);
+  });
+
+  // Seed 21's finding: sa1's vote counted, SIGKILL cut its answer, the retry was told
+  // `recorded: false` (a repeat). The receipt, not the agent's view, says who approved.
+  const twoOfTwo = (votes: ActionRun['votes'], receiptVotes: ReturnType<typeof vote>[], status = 'completed') =>
+    obs({
+      runs: [run({ waitedForApproval: true, spec: spec({ approvers: ['sa1', 'sa0'] }), votes })],
+      views: new Map([['act_A', view(status, { decision: { outcome: 'require_approval', quorum: 2 } })]]),
+      receipts: new Map([['act_A', [receiptWith(receiptVotes, 'granted')]]]),
+    });
+
+  it('count the votes in the receipt, not the answers a crash cut off', () => {
+    const cut = twoOfTwo(
+      [
+        { voter: 'sa1', decision: 'approve', status: 200, type: undefined, counted: false, outcome: 'pending' },
+        { voter: 'sa0', decision: 'approve', status: 200, type: undefined, counted: true, outcome: 'approved' },
+      ],
+      [vote('sa1', 'approve'), vote('sa0', 'approve')],
+    );
+    expect(approvalsDecide.check(cut).violations).toEqual([]);
+  });
+
+  it('name a run whose receipt holds 1 of 2 approvals, however many the agents were told counted', () => {
+    const bypass = twoOfTwo(
+      [
+        { voter: 'sa1', decision: 'approve', status: 200, type: undefined, counted: true, outcome: 'pending' },
+        { voter: 'sa0', decision: 'approve', status: 200, type: undefined, counted: true, outcome: 'approved' },
+      ],
+      [vote('sa0', 'approve')],
+    );
+    const found = approvalsDecide.check(bypass).violations.join('\n');
+    expect(found).toMatch(/ran \(completed\) with 1 of 2 approvals in its receipt/);
+    expect(found).toMatch(/receipt says granted with 1 of 2 approvals/);
+    expect(found).toMatch(/sa1's approve was answered as recorded but is not in the receipt/);
+    // A receipt that understates the quorum does not hide it: the decision's quorum counts too.
+    const understated = twoOfTwo([], [vote('sa0', 'approve')]);
+    (understated.receipts.get('act_A')![0] as { approvals: { quorum: number }[] }).approvals[0]!.quorum = 1;
+    expect(approvalsDecide.check(understated).violations.join('\n')).toMatch(/ran \(completed\) with 1 of 2 approvals/);
+  });
+
+  it('name the requester\'s vote in a receipt, and an approval missing from the receipt', () => {
+    const self = twoOfTwo([], [vote('u1', 'approve'), vote('sa0', 'approve')]);
+    const found = approvalsDecide.check(self).violations.join('\n');
+    expect(found).toMatch(/requester's own vote is in the receipt/);
+    expect(found).toMatch(/with 1 of 2 approvals/);
+    const none = twoOfTwo([], []);
+    none.receipts.set('act_A', [{ outcome: { status: 'completed' } }]);
+    expect(approvalsDecide.check(none).violations.join('\n')).toMatch(/receipt records no approval/);
   });
 
   it('name spend over the daily cap, a missing receipt, a failing audit verify, a leaked secret and an undeclared 5xx', () => {

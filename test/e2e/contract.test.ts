@@ -176,6 +176,40 @@ describe('the contract, operation by operation', () => {
     expect((await call('POST', '/v1/decisions', { token: alice, headers: { 'content-type': 'text/plain' }, body: 'x' })).status).toBe(415);
   });
 
+  it('POST /v1/actions/{id}/cancel: waiting, running, finished, and every refusal', async () => {
+    const cancel = (id: string, token: string, body: unknown = {}, type = 'application/json') =>
+      call('POST', `/v1/actions/${id}/cancel`, { token, headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    // Waiting for approval: cancelled at once (200). The approver may see it but not cancel it (403).
+    const waiting = await postJson('/v1/actions', alice, bigTrip(), { 'idempotency-key': 'c-cancel-waiting' });
+    const waitingId = waiting.body!.id as string;
+    await expect.poll(async () => (await call('GET', `/v1/actions/${waitingId}`, { token: alice })).body!.status, { timeout: 10_000 }).toBe('awaiting_approval');
+    expect((await cancel(waitingId, bob)).status).toBe(403);
+    expect((await cancel(waitingId, alice, { reason: 'x'.repeat(501) })).status).toBe(400);
+    expect((await cancel(waitingId, alice, 'stop', 'text/plain')).status).toBe(415);
+    expect((await cancel(waitingId, alice, { reason: 'plans changed' })).body).toMatchObject({ id: waitingId, status: 'cancelled' });
+    expect((await cancel(ANY_ACTION, alice)).status).toBe(404);
+
+    // Running: stops before its next step (202); travel answers slowly meanwhile.
+    cp.cp.vendors.admin.setFaults('travel', { latencyMs: 400 });
+    try {
+      const day = bigTrip().plan[0]!.arguments.flightId;
+      const running = await postJson(
+        '/v1/actions',
+        alice,
+        { agent: { name: 'contract' }, plan: [{ id: 'hold', tool: 'travel.hold_seat', arguments: { flightId: day, seats: 1 } }, { id: 'again', tool: 'travel.hold_seat', arguments: { flightId: day, seats: 1 } }] },
+        { 'idempotency-key': 'c-cancel-running', prefer: 'respond-async' },
+      );
+      const runningId = running.body!.id as string;
+      await expect.poll(async () => (await cp.cp.store.listSteps(runningId)).length, { timeout: 10_000, interval: 20 }).toBeGreaterThan(0);
+      expect((await cancel(runningId, alice)).status).toBe(202);
+    } finally {
+      cp.cp.vendors.admin.setFaults('travel', {});
+    }
+    // Finished otherwise: 409.
+    const done = await postJson('/v1/actions', alice, echo('done'), { 'idempotency-key': 'c-cancel-done' });
+    expect((await cancel(done.body!.id as string, alice)).status).toBe(409);
+  });
+
   it('the approvals routes, from the inbox to a vote', async () => {
     const asked = await postJson('/v1/actions', alice, bigTrip(), { 'idempotency-key': 'c-trip' });
     expect(asked.status).toBe(202);

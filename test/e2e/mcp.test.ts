@@ -1,4 +1,5 @@
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { isoDay } from '../helpers/dates';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approvalIdFor } from '../../lambdas/shared/ids';
 import { SAFE_TOOL_NAME } from '../../lambdas/tools/names';
@@ -110,7 +111,7 @@ describe('MCP over Streamable HTTP with the official SDK client', () => {
       expect((res.content as Array<{ text: string }>)[0]!.text).toMatch(/Request is invalid/);
       const cancel = await client.callTool({ name: 'airlock-cancel_action', arguments: { actionId: `act_${'0'.repeat(26)}` } });
       expect(cancel.isError).toBe(true);
-      expect((cancel.content as Array<{ text: string }>)[0]!.text).toMatch(/no cancel API/);
+      expect(cancel.structuredContent).toMatchObject({ type: 'urn:airlock:problem:not-found', status: 404 });
       await expect(client.callTool({ name: 'travel-teleport', arguments: {} })).rejects.toThrow(/Unknown tool/);
     } finally {
       await client.close();
@@ -151,6 +152,26 @@ describe('MCP over Streamable HTTP with the official SDK client', () => {
         .toBe('completed');
       const status = await client.callTool({ name: 'airlock-approvals_status', arguments: {} });
       expect((status.structuredContent as { items: Array<{ actionId: string }> }).items.map((i) => i.actionId)).not.toContain(pending.actionId);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('cancels a plan waiting for approval through airlock-cancel_action (the HTTP cancel route), idempotently', async () => {
+    const client = await connect(alice);
+    try {
+      // Another day than the approval test's trip: the same arguments would replay that action.
+      const trip = bigTrip(isoDay(27));
+      const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
+      const res = await client.callTool({ name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } });
+      const { actionId } = res.structuredContent as { actionId: string };
+      await expect.poll(async () => (await cp.get(bob, `/v1/approvals/${approvalIdFor(actionId)}`)).status, { timeout: 10_000 }).toBe(200);
+      for (let i = 0; i < 2; i++) {
+        const cancel = await client.callTool({ name: 'airlock-cancel_action', arguments: { actionId } });
+        expect(cancel.isError).toBeFalsy();
+        expect(cancel.structuredContent).toEqual({ actionId, status: 'cancelled' });
+      }
+      expect((await cp.get(bob, `/v1/approvals/${approvalIdFor(actionId)}`)).body).toMatchObject({ status: 'cancelled' });
     } finally {
       await client.close();
     }
@@ -257,9 +278,6 @@ describe('MCP Tasks extension (io.modelcontextprotocol/tasks, 2026-07-28)', () =
     const other = await modern(carl, 'tasks/get', { taskId });
     expect(other.error).toMatchObject({ code: -32602, message: expect.stringMatching(/No task/) });
 
-    // Cancelling is refused, and says why: there is no cancel API yet.
-    const cancel = await modern(alice, 'tasks/cancel', { taskId });
-    expect(cancel.error).toMatchObject({ code: -32600, message: expect.stringMatching(/no cancel API yet/) });
     // tasks/update is acknowledged (Airlock never asks for input).
     expect((await modern(alice, 'tasks/update', { taskId, inputResponses: {} })).result).toMatchObject({ resultType: 'complete' });
 
@@ -276,6 +294,25 @@ describe('MCP Tasks extension (io.modelcontextprotocol/tasks, 2026-07-28)', () =
     await expect.poll(async () => (await modern(alice, 'tasks/get', { taskId })).result!.status, { timeout: 20_000, interval: 200 }).toBe('completed');
     const done = (await modern(alice, 'tasks/get', { taskId })).result!;
     expect(done).toMatchObject({ taskId, resultType: 'complete', result: { isError: false, structuredContent: { actionId: taskId, status: 'completed' } } });
+    // A task that ended cannot be cancelled.
+    expect((await modern(alice, 'tasks/cancel', { taskId })).error).toMatchObject({ code: -32602, message: expect.stringMatching(/already ended completed/) });
+  });
+
+  it('tasks/cancel ends a task waiting for approval through the cancel API: cancelled at once, approval closed, idempotent', async () => {
+    const trip = bigTrip();
+    const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
+    const created = await modern(alice, 'tools/call', { name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } });
+    const taskId = created.result!.taskId as string;
+    await expect.poll(async () => (await cp.get(alice, `/v1/actions/${taskId}`)).body.status, { timeout: 10_000 }).toBe('awaiting_approval');
+    // Someone else's task is unknown to them, and stays as it was.
+    const carl = await cp.token('carl', { roles: ['Employee'], manager: 'dana' });
+    expect((await modern(carl, 'tasks/cancel', { taskId })).error).toMatchObject({ code: -32602, message: expect.stringMatching(/No task/) });
+    for (let i = 0; i < 2; i++) {
+      const cancelled = await modern(alice, 'tasks/cancel', { taskId });
+      expect(cancelled.result).toMatchObject({ taskId, status: 'cancelled' });
+    }
+    expect((await cp.get(alice, `/v1/actions/${taskId}`)).body.status).toBe('cancelled');
+    expect((await cp.get(bob, `/v1/approvals/${approvalIdFor(taskId)}`)).body).toMatchObject({ status: 'cancelled' });
   });
 
   it('a client without the extension gets the plain result, never a task', async () => {

@@ -10,6 +10,7 @@ import { DynamoGuardrailStore } from '../../lambdas/adapters/aws/dynamo-guardrai
 import { silentLogger } from '../../local/server';
 import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
+import { DynamoApprovalStore } from '../../lambdas/adapters/aws/dynamo-approvals';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CursorCodec } from '../../lambdas/shared/cursor';
 import { randomBytes } from 'node:crypto';
@@ -111,6 +112,15 @@ export function intakeFunctionDeps(
     rateLimiter: testRateLimiter(table),
     metrics: noMetrics,
     tokens: refuseAllTokens,
+    cancel: {
+      actions: ledger,
+      approvals: new DynamoApprovalStore(table),
+      events: new DynamoSagaStore(table),
+      callbacks: { sendTaskSuccess: async () => {}, sendTaskFailure: async () => {} },
+      now: () => new Date(),
+      logger: silentLogger,
+      adminRole: limits.limits.killSwitch.role,
+    },
     ...overrides,
   };
 }

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,34 @@ describe('AirlockFunction bundling', () => {
     expect(existsSync(join(assetDir, 'node_modules', CEDAR_WASM_PACKAGE, 'nodejs', 'cedar_wasm_bg.wasm'))).toBe(true);
     // Only the Node.js build: the esm/ and web/ copies would triple the asset.
     expect(existsSync(join(assetDir, 'node_modules', CEDAR_WASM_PACKAGE, 'web'))).toBe(false);
+  });
+
+  it('ships a source map that points at the sources without holding their text', () => {
+    const map = JSON.parse(readFileSync(join(assetDir, 'index.mjs.map'), 'utf8')) as { sources: string[]; sourcesContent?: unknown[] };
+    expect(map.sources.some((s) => s.endsWith('lambdas/intake/handler.ts'))).toBe(true);
+    expect((map.sourcesContent ?? []).filter((c) => c !== null)).toEqual([]);
+  });
+
+  it('loads Cedar on first use, not when the bundle is imported (cold start)', () => {
+    const bundle = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
+    // A static import of an external is hoisted: it would load the wasm at every cold start.
+    expect(bundle).not.toMatch(/import[^;]{0,200}from\s*["']@cedar-policy\/cedar-wasm/);
+    const file = join(assetDir, 'index.mjs');
+    const probe = [
+      `import { createRequire } from 'node:module';`,
+      `await import(${JSON.stringify(file)});`,
+      `const require = createRequire(${JSON.stringify(file)});`,
+      `const loaded = Object.keys(require.cache).some((k) => k.includes('cedar_wasm'));`,
+      // What the bundle's own require resolves on first use: the copy shipped beside it.
+      `const cedar = require('${CEDAR_WASM_PACKAGE}/nodejs');`,
+      `console.log(JSON.stringify({ loaded, resolved: require.resolve('${CEDAR_WASM_PACKAGE}/nodejs'), works: typeof cedar.statefulIsAuthorized }));`,
+    ].join('\n');
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { ...process.env, AWS_REGION: 'us-east-1' } });
+    expect(run.stderr).toBe('');
+    const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { loaded: boolean; resolved: string; works: string };
+    expect(out.loaded).toBe(false);
+    expect(out.resolved.startsWith(assetDir)).toBe(true);
+    expect(out.works).toBe('function');
   });
 
   it('ships the policy set without its test fixtures', () => {

@@ -543,11 +543,11 @@ describe('saga', () => {
     });
   });
 
-  it('lets intake start it and approvals answer it, and nobody else', () => {
+  it('lets intake start it (and fail a wait it cancels) and approvals answer it, and nobody else', () => {
     const sm = logicalId(s.stack.saga.stateMachine);
     for (const [name, role] of Object.entries(roles)) {
       const actions = allows(role).flatMap(actionsOf).filter((a) => a.startsWith('states:'));
-      if (name === 'intake') expect(actions).toEqual(['states:StartExecution']);
+      if (name === 'intake') expect(actions.sort()).toEqual(['states:SendTaskFailure', 'states:StartExecution']);
       else if (name === 'approvals') expect(actions.sort()).toEqual(['states:SendTaskFailure', 'states:SendTaskSuccess']);
       else expect(actions, name).toEqual([]);
     }

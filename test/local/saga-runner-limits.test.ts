@@ -120,3 +120,53 @@ describe('local saga runner: the same TimeoutSeconds as the stack', () => {
     expect(() => runnerWith({ approvalTimeoutSeconds: MAX_TIMER_SECONDS - 19 })).toThrow(/Node\.js timer/);
   });
 });
+
+describe('local saga runner: the approval wait outlasts the stored expiry as the deployed Task does', () => {
+  // Found by the chaos storm under load: the local wait gave up at the approval's expiresAt
+  // exactly, so a quorum vote accepted a moment before it settled the approval as granted and
+  // then found the saga gone: the action ended expired with a granted approval in its receipt.
+  // The deployed Task waits the approvals function's time longer (timeouts.ts); so does this one.
+  const waitPath = join(dir, 'wait.asl.json');
+  writeFileSync(
+    waitPath,
+    JSON.stringify({
+      StartAt: 'WaitForApproval',
+      States: {
+        WaitForApproval: {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken',
+          Parameters: { FunctionName: '${ApprovalsFunctionArn}', Payload: { 'taskToken.$': '$$.Task.Token' } },
+          ResultPath: '$.approval',
+          Catch: catchAll,
+          Next: 'Approved',
+        },
+        Approved: recordTask('approved'),
+        Caught: recordTask('caught'),
+      },
+    }),
+  );
+
+  it('a vote that answers after expiresAt but within the function time still reaches the saga', async () => {
+    let token: string | undefined;
+    const expiresAt = Date.now() + 50;
+    const ran: string[] = [];
+    const functions = new Map<string, LocalFunction>([
+      [
+        localFunctionArn('approvals'),
+        async (event) => {
+          token = (event as { taskToken: string }).taskToken;
+          return { approvalId: 'apr_1', status: 'pending', expiresAt: new Date(expiresAt).toISOString() };
+        },
+      ],
+      [localFunctionArn('receipts'), async (event) => void ran.push((event as { task: string }).task)],
+    ]);
+    const runner = new LocalSagaRunner({ functions, substitutions, logger, definitionPath: waitPath, retryIntervalMs: 1, timeouts: { approvalTimeoutSeconds: 1, functionTimeoutSeconds: 30 } });
+    await runner.start('act_wait', { actionId: 'act_wait' } as never);
+    // The quorum's answer comes once the expiry has passed (as a vote accepted just before it would).
+    await expect.poll(() => token !== undefined && Date.now() > expiresAt + 200, { timeout: 10_000, interval: 20 }).toBe(true);
+    await runner.sendTaskSuccess(token!, { approvalId: 'apr_1' });
+    await runner.idle();
+    await runner.close();
+    expect(ran).toEqual(['approved']);
+  });
+});

@@ -80,7 +80,8 @@ describe('approval through the local saga runner', () => {
     expect((await decide(cp, bob, approvalIdFor(eid), 'approve')).status).toBe(409);
     for (const id of [rid, eid]) expect((await cp.cp.ledger.getAction(id))?.receiptKey ?? (await cp.get(alice, `/v1/actions/${id}`)).body.receipt).toBeTruthy();
     expect(cp.cp.vendors.admin.stats('travel').sideEffects).toEqual({});
-  });
+    // The local wait outlasts the expiry by the approvals function's time (10 s), as the deployed Task does.
+  }, 60_000);
 
   it('keeps an action waiting across a restart, still approvable afterwards', async () => {
     const stateDir = await mkdtemp(join(tmpdir(), 'airlock-approval-restart-'));

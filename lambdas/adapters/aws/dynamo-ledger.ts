@@ -7,7 +7,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
-import { predecessorsOf, type ActionRecord, type ActionStatus, type StoredDecision } from '../../actions/action';
+import { isTerminal, predecessorsOf, type ActionRecord, type ActionStatus, type CancelRequest, type StoredDecision } from '../../actions/action';
 import { sha256Hex } from '../../shared/canonical-json';
 import { ActionIdPattern } from '../../shared/ids';
 import {
@@ -357,6 +357,12 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
 
   async setDecision(id: string, decision: StoredDecision, now: Date = new Date()): Promise<void> {
     await this.patchDoc(id, (current) => ({ ...current, decision }), now);
+  }
+
+  async requestCancel(id: string, cancel: CancelRequest, now: Date = new Date()): Promise<ActionRecord | undefined> {
+    if (!(await this.getAction(id))) return undefined;
+    await this.patchDoc(id, (current) => (current.cancel || isTerminal(current.status) ? undefined : { ...current, cancel }), now);
+    return this.getAction(id);
   }
 
   async setReceiptKey(id: string, receiptKey: string, now: Date = new Date()): Promise<void> {

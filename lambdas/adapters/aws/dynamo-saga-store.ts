@@ -232,39 +232,69 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
   async append(actionId: string, event: { type: string; actor: string; data?: Record<string, unknown> }, now = new Date()): Promise<AuditEvent> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const cached = this.heads.get(actionId);
-      const prev = cached ?? (await this.head(actionId));
-      const seq = prev.seq + 1;
-      const prevHash = prev.hash;
-      const body = { actionId, seq, type: event.type, at: now.toISOString(), actor: event.actor, data: event.data ?? {} };
-      const hash = sha256Hex(`${prevHash}\n${canonicalJson(body)}`);
-      try {
-        await guard(() =>
-          this.client.send(
-            new PutItemCommand({
-              TableName: this.table,
-              Item: {
-                pk: S(`ACTION#${actionId}`),
-                sk: S(`${EVENT_PREFIX}${String(seq).padStart(8, '0')}`),
-                seq: N(seq),
-                hash: S(hash),
-                prevHash: S(prevHash),
-                doc: S(JSON.stringify(body)),
-              },
-              ConditionExpression: 'attribute_not_exists(sk)',
-            }),
-          ),
-        );
-        this.heads.delete(actionId);
-        this.heads.set(actionId, { seq, hash });
-        if (this.heads.size > 1_000) this.heads.delete(this.heads.keys().next().value!);
-        return { ...body, hash, prevHash };
-      } catch (error) {
-        // Another writer took this sequence number; chain onto theirs.
-        if (!isConditionFailure(error)) throw error;
-        this.heads.delete(actionId);
-      }
+      const written = await this.putAfter(actionId, cached ?? (await this.head(actionId)), event, now);
+      if (written) return written;
     }
     throw new Error(`Could not append an audit event to ${actionId}`);
+  }
+
+  async appendOnce(
+    actionId: string,
+    event: { type: string; actor: string; data?: Record<string, unknown> },
+    same: (existing: AuditEvent) => boolean,
+    now = new Date(),
+  ): Promise<{ event: AuditEvent; appended: boolean }> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      // The whole chain, read consistently: a writer that lost the race for this sequence
+      // number sees the winner's event on its next read, so two writers never both append.
+      const events = await this.list(actionId);
+      const found = events.find(same);
+      if (found) return { event: found, appended: false };
+      const last = events[events.length - 1];
+      const written = await this.putAfter(actionId, { seq: last?.seq ?? 0, hash: last?.hash ?? GENESIS }, event, now);
+      if (written) return { event: written, appended: true };
+    }
+    throw new Error(`Could not append an audit event to ${actionId}`);
+  }
+
+  /** Writes the event after `prev`; undefined when another writer took that sequence number. */
+  private async putAfter(
+    actionId: string,
+    prev: { seq: number; hash: string },
+    event: { type: string; actor: string; data?: Record<string, unknown> },
+    now: Date,
+  ): Promise<AuditEvent | undefined> {
+    const seq = prev.seq + 1;
+    const prevHash = prev.hash;
+    const body = { actionId, seq, type: event.type, at: now.toISOString(), actor: event.actor, data: event.data ?? {} };
+    const hash = sha256Hex(`${prevHash}\n${canonicalJson(body)}`);
+    try {
+      await guard(() =>
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.table,
+            Item: {
+              pk: S(`ACTION#${actionId}`),
+              sk: S(`${EVENT_PREFIX}${String(seq).padStart(8, '0')}`),
+              seq: N(seq),
+              hash: S(hash),
+              prevHash: S(prevHash),
+              doc: S(JSON.stringify(body)),
+            },
+            ConditionExpression: 'attribute_not_exists(sk)',
+          }),
+        ),
+      );
+    } catch (error) {
+      // Another writer took this sequence number; the caller chains onto theirs.
+      if (!isConditionFailure(error)) throw error;
+      this.heads.delete(actionId);
+      return undefined;
+    }
+    this.heads.delete(actionId);
+    this.heads.set(actionId, { seq, hash });
+    if (this.heads.size > 1_000) this.heads.delete(this.heads.keys().next().value!);
+    return { ...body, hash, prevHash };
   }
 
   async list(actionId: string): Promise<AuditEvent[]> {

@@ -13,6 +13,7 @@ import { Ledger } from './constructs/ledger';
 import { ActionSaga } from './constructs/saga';
 import { AirlockSecrets } from './constructs/secrets';
 import { AirlockObservability } from './constructs/observability';
+import { Reconciliation } from './constructs/reconciliation';
 import { DIGEST_INTERVAL } from './constructs/audit-vault';
 import { EnvNames } from '../lambdas/composition/env';
 import { defaultLimitsFile, type LoadedLimits, readLimitsFile } from '../lambdas/limits/config';
@@ -25,6 +26,9 @@ export const CONNECTOR_FUNCTIONS_ENV = EnvNames.connectorFunctions;
 export const VENDOR_BASE_URL_ENV = EnvNames.vendorBaseUrl;
 /** Env var naming the connector a connector function serves. */
 export const CONNECTOR_NAME_ENV = EnvNames.connectorName;
+
+/** The reconcile function's timeout: a run asks every reconciled vendor about two days of commit steps. */
+export const RECONCILE_TIMEOUT_SECONDS = 300;
 
 /** Props of {@link AirlockStack}. */
 export interface AirlockStackProps extends StackProps {
@@ -69,7 +73,7 @@ export class AirlockStack extends Stack {
   readonly auditVault: AuditVault;
   readonly saga: ActionSaga;
   readonly secrets: AirlockSecrets;
-  /** The API and saga functions by name. */
+  /** The API and saga functions by name (the reconciler among them: it serves POST /v1/reconciliations). */
   readonly functions: Readonly<Record<FunctionName | 'saga', AirlockFunction>>;
   /** Connector functions by connector name. */
   readonly connectorFunctions: ReadonlyMap<string, AirlockFunction>;
@@ -79,6 +83,9 @@ export class AirlockStack extends Stack {
   readonly console: AirlockConsole;
   /** The safety dashboard, the alarms and their topic. */
   readonly observability: AirlockObservability;
+  /** The scheduled reconciliation against vendors and its function. */
+  readonly reconciliation: Reconciliation;
+  readonly reconciler: AirlockFunction;
 
   constructor(scope: Construct, id: string, props: AirlockStackProps) {
     super(scope, id, props);
@@ -123,7 +130,21 @@ export class AirlockStack extends Stack {
       cedar: true,
     });
     const receipts = make('Receipts', 'lambdas/receipts/handler.ts', 'Airlock receipts: write-once receipts and digests');
-    this.functions = { intake, saga, approvals, receipts };
+    // Reconciliation asks the vendors of the connectors that declare a `reconcile` operation.
+    const reconciled = connectors.filter((c) => c.reconcile && connectorNames.includes(c.name)).map((c) => c.name);
+    this.reconciler = make('Reconcile', 'lambdas/reconcile/handler.ts', 'Airlock reconciliation against vendors (report only)', {
+      timeoutSeconds: RECONCILE_TIMEOUT_SECONDS,
+    });
+    this.ledger.bindReconciler(this.reconciler);
+    this.auditVault.bindReconciliationWriter(this.reconciler);
+    this.secrets.grantVendorCredentialsRead(reconciled, this.reconciler);
+    const reconciledUrls = Object.fromEntries(reconciled.filter((c) => config.vendorBaseUrls[c]).map((c) => [c, config.vendorBaseUrls[c]!]));
+    // It serves POST /v1/reconciliations too: counted like every /v1 route, refusals audited in the kill switch's trail.
+    this.ledger.bindRateCounters(this.reconciler);
+    this.ledger.bindHaltLog(this.reconciler);
+    this.reconciler.addEnvironment(EnvNames.vendorBaseUrls, JSON.stringify(reconciledUrls));
+    this.reconciliation = new Reconciliation(this, 'Reconciliation', { fn: this.reconciler });
+    this.functions = { intake, saga, approvals, receipts, reconcile: this.reconciler };
 
     const connectorFunctions = new Map<string, AirlockFunction>();
     for (const name of connectorNames) {
@@ -185,9 +206,10 @@ export class AirlockStack extends Stack {
     this.saga.bindTaskResponder(intake, { failOnly: true });
     bindApprovalEvents(approvals, { approvalTimeoutSeconds: config.approvalTimeoutSeconds });
 
+
     this.api = new AirlockApi(this, 'Api', {
       routes: props.routes ?? routeTable,
-      functions: { intake, approvals, receipts },
+      functions: { intake, approvals, receipts, reconcile: this.reconciler },
       jwtIssuer: config.jwt.issuer,
       jwtAudience: config.jwt.audience,
       throttling: config.throttling,
@@ -210,6 +232,7 @@ export class AirlockStack extends Stack {
       stateMachine: this.saga.stateMachine,
       ledger: this.ledger.table,
       connectorNames,
+      reconciledConnectors: reconciled,
       digestInterval: DIGEST_INTERVAL,
       alarms: config.alarms,
       removalPolicy,

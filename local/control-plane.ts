@@ -20,6 +20,7 @@ import { createSagaHandler } from '../lambdas/saga/handler';
 import { createStepsHandler } from '../lambdas/steps/handler';
 import { connectors } from '../lambdas/tools/registry';
 import { reconcile } from '../lambdas/reconcile/reconcile';
+import { createReconcileHandler } from '../lambdas/reconcile/handler';
 import type { LambdaHandler } from './handler-loader';
 import { LocalSagaRunner, localFunctionArn, type LocalFunction } from './saga-runner';
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions, type LocalService, type LocalServiceContext } from './server';
@@ -261,6 +262,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         intake: createIntakeHandler(part('intake')) as LambdaHandler,
         approvals: createApprovalsHandler(part('approvals')) as LambdaHandler,
         receipts: createReceiptsHandler(part('receipts')) as LambdaHandler,
+        reconcile: createReconcileHandler(part('reconciler')) as LambdaHandler,
       };
 
       // Everything a previous run left unfinished: every step is idempotent, so running the

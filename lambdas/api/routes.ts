@@ -3,7 +3,7 @@
  * The CDK stack builds API Gateway routes from this table and the local server routes with
  * it, so the two cannot drift. Data only: importing it loads no handler.
  */
-export type FunctionName = 'intake' | 'approvals' | 'receipts';
+export type FunctionName = 'intake' | 'approvals' | 'receipts' | 'reconcile';
 
 export interface RouteSpec {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
@@ -37,6 +37,7 @@ export const routes: readonly RouteSpec[] = [
   { method: 'GET', path: '/v1/approvals', fn: 'approvals', auth: true },
   { method: 'GET', path: '/v1/approvals/{id}', fn: 'approvals', auth: true },
   { method: 'POST', path: '/v1/approvals/{id}/decision', fn: 'approvals', auth: true },
+  { method: 'POST', path: '/v1/reconciliations', fn: 'reconcile', auth: true },
   { method: 'GET', path: '/v1/metrics', fn: 'intake', auth: true, localOnly: true },
   // MCP (Streamable HTTP): 401 with WWW-Authenticate resource_metadata, so the token is checked in intake.
   { method: 'POST', path: '/mcp', fn: 'intake', auth: false, verifiesOwnToken: true },

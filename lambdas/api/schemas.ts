@@ -466,6 +466,45 @@ export const HaltViewSchema = z
   .meta({ id: 'Halt' });
 
 export const HaltListSchema = z.object({ items: z.array(HaltViewSchema) }).strict().meta({ id: 'HaltList' });
+// ── reconciliation ──────────────────────────────────────────────────────────
+
+export { ReconcileRequestSchema } from '../reconcile/operator';
+
+const FindingFixSchema = z.union([
+  z.object({ tool: z.string(), outcome: z.enum(['compensated', 'failed']), error: z.string().optional() }).strict(),
+  z.object({ skipped: z.string().meta({ description: 'Why nothing was run (no ledger step, no compensation, no longer live at the vendor, ...).' }) }).strict(),
+]);
+
+/** A run's report as POST /v1/reconciliations returns it (lambdas/reconcile/reconcile.ts `ReconciliationReport`). */
+export const ReconciliationReportSchema = z
+  .object({
+    type: z.literal('airlock.reconciliation'),
+    runId: z.string().meta({ description: '`rec_` + ULID.' }),
+    startedAt: TimestampSchema,
+    finishedAt: TimestampSchema,
+    days: z.array(z.string()).meta({ description: 'The UTC days of ledger steps examined.' }),
+    fix: z.boolean(),
+    checked: z.record(z.string(), z.object({ steps: z.number().int(), vendorRecords: z.number().int() }).strict()).meta({ description: 'Per connector: steps compared, vendor records listed.' }),
+    unreachable: z.array(z.object({ connector: z.string(), error: z.string() }).strict()),
+    findings: z.array(
+      z
+        .object({
+          kind: z.enum(['orphan', 'compensated_live', 'duplicate', 'unknown']),
+          connector: z.string(),
+          tool: z.string(),
+          vendorId: z.string(),
+          actionId: z.string().optional(),
+          stepId: z.string().optional(),
+          detail: z.string().meta({ description: 'A sentence naming ids only, never personal data.' }),
+          fix: FindingFixSchema.optional().meta({ description: 'With `fix`: what was done about this finding.' }),
+        })
+        .strict(),
+    ),
+    receiptKey: z.string().meta({ description: 'Where the report is in the audit vault (`reconciliations/dt=<day>/<runId>.json`).' }),
+  })
+  .strict()
+  .meta({ id: 'ReconciliationReport' });
+
 // ── metrics (local runtime) ─────────────────────────────────────────────────
 
 /** GET /v1/metrics query string. */

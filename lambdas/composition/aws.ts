@@ -19,7 +19,6 @@ import { StepFunctionsWorkflow } from '../adapters/aws/sfn-workflow';
 import { defaultIntakeConfig } from '../intake/intake';
 import { logger, metrics as emfMetrics, tracer } from '../middleware/powertools';
 import { AnomalyGuard } from '../guardrails/anomaly';
-import type { ReconcileDeps } from '../reconcile/reconcile';
 import { boundedMetrics, vocabularyOf } from '../observability/catalog';
 import type { Metrics } from '../ports/metrics';
 import type { PolicyEngine } from '../policy/index';
@@ -40,6 +39,7 @@ import {
   type ReceiptsFunctionDeps,
   type SagaFunctionDeps,
   type StepsFunctionDeps,
+  type ReconcileFunctionDeps,
 } from './deps';
 import { ApprovalsEnv, EnvNames as N, IntakeEnv, readEnv, ReceiptsEnv, ReconcileEnv, SagaEnv, StepsEnv } from './env';
 
@@ -269,24 +269,31 @@ export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = /* @__PURE__ */ once(asy
 });
 
 /** The reconcile function's dependencies. */
-export const reconcileDeps: Lazy<ReconcileDeps> = /* @__PURE__ */ once(async () => {
+export const reconcileDeps: Lazy<ReconcileFunctionDeps> = /* @__PURE__ */ once(async () => {
   const env = readEnv(ReconcileEnv);
   const db = await dynamo();
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   const limits = limitsIn(env[N.limitsFile]);
+  const metrics = metricsFor(limits);
   return {
-    tools: toolRegistry,
-    actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
-    steps: store,
-    index: store,
-    events: store,
-    vault: new S3AuditStore({ bucket: env[N.auditBucket], retentionDays: env[N.auditRetentionDays], client: await s3() }),
-    secrets: await secrets(),
-    baseUrls: env[N.vendorBaseUrls],
-    logger,
-    metrics: metricsFor(limits),
-    now: () => new Date(),
-    timeoutMs: env[N.vendorTimeoutMs],
+    limits,
+    // Only the kill switch's audit trail (a refused operator run is recorded there).
+    halts: new DynamoGuardrailStore({ client: db, tableName: env[N.ledgerTable] }),
+    rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
+    reconcile: {
+      tools: toolRegistry,
+      actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
+      steps: store,
+      index: store,
+      events: store,
+      vault: new S3AuditStore({ bucket: env[N.auditBucket], retentionDays: env[N.auditRetentionDays], client: await s3() }),
+      secrets: await secrets(),
+      baseUrls: env[N.vendorBaseUrls],
+      logger,
+      metrics,
+      now: () => new Date(),
+      timeoutMs: env[N.vendorTimeoutMs],
+    },
   };
 });
 

@@ -17,6 +17,7 @@ import type { BreakerStore, HaltStore } from '../ports/guardrails';
 import { noMetrics, type Metrics, type MetricsReader } from '../ports/metrics';
 import type { Logger } from '../shared/logger';
 import type { RateLimiter } from '../limits/rate-limiter';
+import type { OperatorReconcileDeps } from '../reconcile/operator';
 import type { AnomalyGuard } from '../guardrails/anomaly';
 import type { CancelDeps } from '../actions/cancel';
 
@@ -105,6 +106,12 @@ export interface ReceiptsFunctionDeps {
   rateLimiter: RateLimiter;
   /** Runs after every stored receipt (locally, optionally: a digest right away). */
   afterReceipt?: (result: WriteReceiptResult) => Promise<void>;
+}
+
+/** The reconcile function: the scheduled run's dependencies, and what `POST /v1/reconciliations` adds. */
+export interface ReconcileFunctionDeps extends OperatorReconcileDeps {
+  /** This instance's rate limiter: the route counts like every /v1 route. */
+  rateLimiter: RateLimiter;
 }
 
 /** One function's guardrails: its breaker view, its halt cache and the kill switch's use cases. */

@@ -34,7 +34,7 @@ import type { ReadPath } from '../ports/workflow';
 import { toolRegistry } from '../tools/registry';
 import type { ReconcileDeps } from '../reconcile/reconcile';
 import { AnomalyGuard } from '../guardrails/anomaly';
-import { functionGuardrails, once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
+import { functionGuardrails, once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type ReconcileFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
 
 /**
  * The composition root of the local runtime: the same functions' dependencies as aws.ts, over
@@ -119,8 +119,10 @@ export interface LocalComposition {
   vault: LocalReceipts;
   /** Breaker and halt items (tests and the demo read breaker states through it). */
   guardrails: DynamoGuardrailStore;
-  /** Reconciliation against the vendors (the control plane's timer and `POST /v1/reconciliations`). */
+  /** Reconciliation against the vendors (the control plane's timer). */
   reconcile: ReconcileDeps;
+  /** The reconcile function (`POST /v1/reconciliations`, `airlock reconcile`). */
+  reconciler: ReconcileFunctionDeps;
 }
 
 /** A verifier for compositions without an issuer (tests of other capabilities): no token passes. */
@@ -242,6 +244,21 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     ...(infra.vendorFetch ? { fetch: infra.vendorFetch } : {}),
   });
 
+  const reconcile: ReconcileDeps = {
+    tools,
+    actions: ledger,
+    steps: store,
+    index: store,
+    events: store,
+    vault: receiptsDeps.store,
+    secrets: infra.secrets,
+    baseUrls: infra.vendorBaseUrls,
+    logger: infra.logger,
+    metrics,
+    now,
+    timeoutMs: settings.vendorTimeoutMs ?? 8_000,
+    ...(infra.vendorFetch ? { fetch: infra.vendorFetch } : {}),
+  };
   const saga: SagaFunctionDeps = {
     actions: ledger,
     steps: store,
@@ -337,20 +354,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     },
     vault: { store: receiptsDeps.store as FileAuditStore, writeDigestNow },
     guardrails: guardrailStore,
-    reconcile: {
-      tools,
-      actions: ledger,
-      steps: store,
-      index: store,
-      events: store,
-      vault: receiptsDeps.store,
-      secrets: infra.secrets,
-      baseUrls: infra.vendorBaseUrls,
-      logger: infra.logger,
-      metrics,
-      now,
-      timeoutMs: settings.vendorTimeoutMs ?? 8_000,
-      ...(infra.vendorFetch ? { fetch: infra.vendorFetch } : {}),
-    },
+    reconcile,
+    reconciler: { reconcile, limits, halts: guardrailStore, rateLimiter },
   };
 }

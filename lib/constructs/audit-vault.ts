@@ -39,6 +39,11 @@ export const AUDIT_PREFIXES = ['receipts/', 'digests/'] as const;
  */
 export const RECEIPT_OBJECT_ACTIONS = ['s3:PutObject', 's3:PutObjectRetention', 's3:GetObject'] as const;
 
+/** Key prefix of the reconciliation run reports (lambdas/reconcile/reconcile.ts `reconciliationKey`). */
+export const RECONCILIATION_PREFIX = 'reconciliations/';
+/** Object actions of the reconcile function: its reports only, written like receipts. */
+export const RECONCILIATION_OBJECT_ACTIONS = ['s3:PutObject', 's3:PutObjectRetention', 's3:GetObject'] as const;
+
 /** Props of {@link AuditVault}. */
 export interface AuditVaultProps {
   /** Default COMPLIANCE-mode retention of every object version. */
@@ -146,6 +151,34 @@ export class AuditVault extends Construct {
         'Rotating the redaction key breaks the linkability of PII tokens across receipts, and rotating the digest key needs the new public key published first; both are deliberate, manual operations (docs/audit.md).',
     });
     return secret;
+  }
+
+  /**
+   * Lets the reconcile function store its run reports under `reconciliations/` (nothing
+   * else): PutObject with its explicit COMPLIANCE retention (which needs
+   * s3:PutObjectRetention), and GetObject for the compare a conditional put falls back to
+   * when a retried PUT finds its own object already there. No List, no receipts, no digests.
+   */
+  bindReconciliationWriter(fn: AirlockFunction): void {
+    fn.addEnvironment(AUDIT_BUCKET_ENV, this.bucket.bucketName);
+    fn.addEnvironment(AUDIT_RETENTION_ENV, String(this.retentionDays));
+    const policy = new Policy(fn, 'ReconciliationVaultPolicy', {
+      roles: [fn.role],
+      statements: [
+        new PolicyStatement({ sid: 'WriteReconciliations', actions: [...RECONCILIATION_OBJECT_ACTIONS], resources: [this.bucket.arnForObjects(`${RECONCILIATION_PREFIX}*`)] }),
+        new PolicyStatement({
+          sid: 'VaultKeyViaS3',
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: [this.key.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.amazonaws.com` } },
+        }),
+      ],
+    });
+    const bucketLogicalId = Stack.of(this).resolve(Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnBucket));
+    Validations.of(policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${String(bucketLogicalId)}.Arn>/${RECONCILIATION_PREFIX}*]`,
+      reason: `Object ARNs under one key prefix need a trailing wildcard; ${RECONCILIATION_PREFIX}* is the narrowest scope that covers one report per run (reconciliations/dt=<day>/<runId>.json), and the actions are only PutObject (conditional, COMPLIANCE-locked), PutObjectRetention and GetObject.`,
+    });
   }
 
   /**

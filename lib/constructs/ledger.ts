@@ -13,6 +13,9 @@ export const LEDGER_GSI1 = 'gsi1';
 /** Key prefixes a connector may touch: its step records and single-use grant ids (jti). */
 export const CONNECTOR_KEY_PREFIXES = ['STEP#', 'GRANT#'] as const;
 
+/** The kill switch's audit trail partition (adapters/aws/dynamo-guardrails.ts). */
+export const HALT_LOG_KEY = 'HALTLOG';
+
 /** The one partition a connector's function may touch besides STEP# and GRANT#: its own breaker. */
 export const connectorBreakerKey = (connector: string) => `BREAKER#${connector}`;
 
@@ -124,6 +127,52 @@ export class Ledger extends Construct {
         actions: ['dynamodb:UpdateItem', 'dynamodb:BatchGetItem'],
         resources: [this.table.tableArn],
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RATE#*'] } },
+      }),
+    );
+    this.grantKey(fn);
+  }
+
+  /**
+   * Appends to the kill switch's audit trail only (the `HALTLOG` partition): for a function
+   * that refuses kill-switch-role operations but otherwise never touches halts.
+   */
+  bindHaltLog(fn: AirlockFunction): void {
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerHaltLogAppend',
+        actions: ['dynamodb:PutItem'],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [HALT_LOG_KEY] } },
+      }),
+    );
+    this.grantKey(fn);
+  }
+
+  /**
+   * The reconcile function: it lists recent commit steps on the step-day index (Query on
+   * gsi1 only), reads step and action items (GetItem, `dynamodb:LeadingKeys` STEP#/ACTION#),
+   * and appends `reconcile.finding` events to an action's chain (Query for the chain head,
+   * conditional PutItem, ACTION# partitions only). No Scan, UpdateItem or DeleteItem.
+   */
+  bindReconciler(fn: AirlockFunction): void {
+    fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({ sid: 'LedgerStepDayIndex', actions: ['dynamodb:Query'], resources: [`${this.table.tableArn}/index/${LEDGER_GSI1}`] }),
+    );
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerReconcileReads',
+        actions: ['dynamodb:GetItem'],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['STEP#*', 'ACTION#*'] } },
+      }),
+    );
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerReconcileEvents',
+        actions: ['dynamodb:Query', 'dynamodb:PutItem'],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['ACTION#*'] } },
       }),
     );
     this.grantKey(fn);

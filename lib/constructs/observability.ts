@@ -21,7 +21,10 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { TERMINAL_STATUSES } from '../../lambdas/actions/action';
-import { METRICS_NAMESPACE, METRICS_SERVICE as SERVICE_NAME, type MetricName } from '../../lambdas/observability/catalog';
+import { MetricCatalog, METRICS_NAMESPACE, METRICS_SERVICE as SERVICE_NAME, type MetricName } from '../../lambdas/observability/catalog';
+
+/** The `kind` values of the `ReconcileFinding` metric (the catalog's). */
+const RECONCILE_FINDING_KINDS = MetricCatalog.ReconcileFinding.dimensions.kind;
 
 /** Where every alarm's description points: a section of this file. */
 export const RUNBOOK_FILE = 'docs/runbooks.md';
@@ -38,6 +41,7 @@ export const Runbooks = {
   ledgerThrottled: 'ledger-throttled',
   breakerOpen: 'breaker-open',
   haltActive: 'halt-active',
+  reconcileFinding: 'reconcile-finding',
 } as const;
 
 export interface ObservabilityProps {
@@ -45,6 +49,8 @@ export interface ObservabilityProps {
   stateMachine: StateMachine;
   ledger: ITable;
   connectorNames: readonly string[];
+  /** Connectors the scheduled reconciliation asks (one `ReconcileFinding` alarm each). */
+  reconciledConnectors?: readonly string[];
   /** The digest schedule: the vault is stale after two intervals without a digest. */
   digestInterval: Duration;
   alarms: { email?: string | undefined; approvalPendingHours: number; vendorErrorRatePercent: number; api5xxRatePercent: number };
@@ -120,6 +126,21 @@ export class AirlockObservability extends Construct {
         { threshold: props.alarms.vendorErrorRatePercent, periods: 3, comparison: ComparisonOperator.GREATER_THAN_THRESHOLD },
       );
       alarm(`BreakerOpened-${c}`, `The ${c} circuit breaker opened: new work needing ${c} is refused.`, Runbooks.breakerOpen, m('BreakerTransition', { connector: c, to: 'open' }), { threshold: 1 });
+    }
+    for (const c of props.reconciledConnectors ?? []) {
+      // One alarm per connector over every finding kind (the metric's `kind` dimension).
+      alarm(
+        `ReconcileFinding-${c}`,
+        `Reconciliation found the ledger and ${c} disagree (orphan, compensated but live, duplicate or unknown record).`,
+        Runbooks.reconcileFinding,
+        new MathExpression({
+          expression: RECONCILE_FINDING_KINDS.map((k) => k.replace('_', '')).join(' + '),
+          usingMetrics: Object.fromEntries(RECONCILE_FINDING_KINDS.map((k) => [k.replace('_', ''), m('ReconcileFinding', { kind: k, connector: c })])),
+          label: `${c} reconcile findings`,
+          period: FIVE_MINUTES,
+        }),
+        { threshold: 1 },
+      );
     }
     alarm('ReceiptFailed', 'A receipt could not be written to the audit vault.', Runbooks.receiptFailed, m('ReceiptFailed'), { threshold: 1 });
     const stalePeriod = Duration.seconds(props.digestInterval.toSeconds() * 2);
@@ -204,6 +225,13 @@ export class AirlockObservability extends Construct {
         graph('Vendor errors', perConnector('VendorError')),
         graph('Vendor latency p90 (ms)', perConnector('VendorLatency', 'p90')),
       ],
+      [
+        graph('Reconciliation runs and fixes', [
+          ...(['clean', 'findings', 'partial'] as const).map((o) => m('ReconcileRun', { outcome: o }, 'Sum', `run ${o}`)),
+          search('ReconcileFixed', 'connector,outcome', 'fixed'),
+        ]),
+        graph('Reconciliation findings by kind and connector', [search('ReconcileFinding', 'connector,kind', 'finding')]),
+      ],
       [header('Audit')],
       [
         graph('Receipts written / failed', [m('ReceiptWritten', {}, 'Sum', 'written'), m('ReceiptFailed', {}, 'Sum', 'FAILED')]),
@@ -213,6 +241,7 @@ export class AirlockObservability extends Construct {
       [header('Guardrails')],
       [
         graph('Rate-limit rejections by policy', [search('RateLimitRejected', 'policy', 'rejected')]),
+        graph('Anomalies by signal and action', [search('AnomalyDetected', 'action,signal', 'anomaly')]),
         graph('Spend reserved / cap refusals', [...perConnector('SpendReserved'), search('SpendCapRefused', 'cap', 'cap refused')]),
         graph('Breakers and halts', [
           ...props.connectorNames.flatMap((c) => [m('BreakerTransition', { connector: c, to: 'open' }, 'Sum', `${c} opened`), m('BreakerRejected', { connector: c }, 'Sum', `${c} rejected`)]),

@@ -61,10 +61,10 @@ class ClosedSecret {
     );
   }
 
-  grantRead(fn: AirlockFunction, envName: string): void {
+  grantRead(fn: AirlockFunction, envName?: string): void {
     this.readers.push(fn);
     this.secret.grantRead(fn.role);
-    fn.addEnvironment(envName, this.name);
+    if (envName) fn.addEnvironment(envName, this.name);
   }
 
   /** Lets a rotation function run the rotation protocol on this secret (and read it past the deny). */
@@ -175,6 +175,18 @@ export class AirlockSecrets extends Construct {
     const secret = this.vendor.get(connector);
     if (!secret) throw new Error(`No vendor secret for connector ${connector}`);
     secret.grantRead(fn, VENDOR_SECRET_ENV);
+  }
+
+  /**
+   * Lets the reconcile function read the vendor credentials of the connectors it asks (it
+   * finds each by its well-known name, so no env var: one function, many connectors).
+   */
+  grantVendorCredentialsRead(connectors: readonly string[], fn: AirlockFunction): void {
+    for (const connector of connectors) {
+      const secret = this.vendor.get(connector);
+      if (!secret) throw new Error(`No vendor secret for connector ${connector}`);
+      secret.grantRead(fn);
+    }
   }
 
   /** The grant-signing key secret. */

@@ -239,6 +239,7 @@ const EXPECTED_4XX: Record<string, number[]> = {
   'POST /v1/approvals/{id}/decision': [400, 401, 403, 404, 409, 413, 415, 429],
   'GET /v1/halts': [401, 403, 413, 429],
   'POST /v1/halts': [400, 401, 403, 413, 415, 429],
+  'POST /v1/reconciliations': [400, 401, 403, 413, 415, 429],
   'DELETE /v1/halts/{id}': [400, 401, 403, 404, 409, 413, 415, 429],
   'GET /v1/metrics': [400, 401, 403, 413, 429],
   'POST /mcp': [400, 401, 403, 406, 413, 415],

@@ -262,6 +262,16 @@ describe('the contract, operation by operation', () => {
     expect((await del(`/v1/halts/${id}`, operator, { reason: 'again' })).status).toBe(409);
   });
 
+  it('POST /v1/reconciliations: the report, 400 for a bad body, 403 without the kill-switch role, 415', async () => {
+    const operator = await cp.token('contract-reconciler', { roles: ['KillSwitch'] });
+    const report = await postJson('/v1/reconciliations', operator, { days: 1 });
+    expect(report.status).toBe(200);
+    expect(report.body).toMatchObject({ type: 'airlock.reconciliation', fix: false, days: [expect.any(String)], receiptKey: expect.stringMatching(/^reconciliations\//) });
+    expect((await postJson('/v1/reconciliations', operator, { days: 0, extra: true })).body).toMatchObject({ status: 400, violations: expect.any(Array) });
+    expect((await postJson('/v1/reconciliations', alice, {})).body).toMatchObject({ status: 403, type: 'urn:airlock:problem:forbidden', requiredRole: 'KillSwitch' });
+    expect((await call('POST', '/v1/reconciliations', { token: operator, headers: { 'content-type': 'text/plain' }, body: 'go' })).status).toBe(415);
+  });
+
   it('GET /v1/limits: the caller\'s quotas, and 400 for a bad query', async () => {
     const limits = await call('GET', '/v1/limits?agent=contract&tool=echo.say', { token: alice });
     expect(limits.status).toBe(200);

@@ -35,6 +35,7 @@ describe('alarms', () => {
       'LedgerThrottled',
       'HaltEverything',
       ...connectors.flatMap((c) => [`CompensationFailed-${c.name}`, `VendorErrorRate-${c.name}`, `BreakerOpened-${c.name}`]),
+      ...connectors.filter((c) => c.reconcile).map((c) => `ReconcileFinding-${c.name}`),
     ];
     for (const name of expected) {
       expect(ids.some((id) => id.startsWith(`Observability${name.replace(/-/g, '')}`)), name).toBe(true);

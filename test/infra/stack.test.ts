@@ -1,6 +1,7 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { connectors } from '../../lambdas/tools/registry';
+import { RECONCILE_TIMEOUT_SECONDS } from '../../lib/airlock-stack';
 import { routeKey, routes } from '../../lambdas/api/routes';
 import { SecretNames } from '../../lambdas/ports/secrets';
 import { routes as apiRoutes } from '../../lambdas/api/routes';
@@ -98,13 +99,13 @@ describe('audit vault', () => {
     });
   });
 
-  it('lets no role bypass governance, set legal holds or delete objects; only receipts sets retention', () => {
+  it('lets no role bypass governance, set legal holds or delete objects; only receipts and reconciliation reports set retention', () => {
     const forbidden = /^s3:(BypassGovernanceRetention|PutObjectLegalHold|DeleteObject.*|PutBucketObjectLockConfiguration|\*)$/;
     for (const [role, statements] of byRole) {
       const allowed = statements.filter((st) => st.Effect === 'Allow').flatMap(actionsOf);
       expect(allowed.filter((a) => forbidden.test(a)), role).toEqual([]);
-      // Receipts name COMPLIANCE retention on every PUT (it can only be lengthened in that mode).
-      if (role !== roles.receipts) expect(allowed.filter((a) => a === 's3:PutObjectRetention'), role).toEqual([]);
+      // Receipts and reconciliation reports name COMPLIANCE retention on every PUT (it can only be lengthened in that mode).
+      if (role !== roles.receipts && role !== logicalId(s.stack.reconciler.role)) expect(allowed.filter((a) => a === 's3:PutObjectRetention'), role).toEqual([]);
     }
   });
 
@@ -120,8 +121,8 @@ describe('audit vault', () => {
     expect(suffixes.some((r) => r.includes('/digests/*'))).toBe(true);
   });
 
-  it('gives connectors and the other functions nothing on S3', () => {
-    for (const name of Object.keys(roles).filter((n) => n !== 'receipts')) {
+  it('gives connectors and the other functions nothing on S3 (the reconciler: its reports only, test/infra/reconcile.test.ts)', () => {
+    for (const name of Object.keys(roles).filter((n) => n !== 'receipts' && n !== 'reconcile')) {
       const s3 = allows(roles[name]!).flatMap(actionsOf).filter((a) => a.startsWith('s3:'));
       expect(s3, name).toEqual([]);
     }
@@ -203,7 +204,7 @@ describe('ledger', () => {
   it('lets every function serving /v1 routes count requests against rate limits, the receipts function on RATE# items only', () => {
     // The rate-limit window counters (ledger.md RATE#) are taken with UpdateItem and read with BatchGetItem.
     const serving = new Set(apiRoutes.filter((r) => r.auth && r.path.startsWith('/v1/')).map((r) => r.fn));
-    expect([...serving].sort()).toEqual(['approvals', 'intake', 'receipts']);
+    expect([...serving].sort()).toEqual(['approvals', 'intake', 'receipts', 'reconcile']);
     for (const name of serving) {
       const statements = allows(roles[name]!).filter((st) => actionsOf(st).includes('dynamodb:UpdateItem'));
       expect(statements.flatMap(actionsOf), name).toEqual(expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:BatchGetItem']));
@@ -238,11 +239,12 @@ describe('secrets', () => {
       .map(([role]) => role)
       .sort();
 
-  it('makes each vendor secret readable by exactly its own connector role', () => {
+  it('makes each vendor secret readable by exactly its own connector role, and the reconcile role for reconciled connectors', () => {
     for (const name of s.stack.connectorFunctions.keys()) {
       const secret = s.stack.secrets.vendorCredential(name);
       s.template.hasResourceProperties('AWS::SecretsManager::Secret', { Name: SecretNames.vendorCredential(name) });
-      expect(readersOf(logicalId(secret)), name).toEqual([roles[`connector-${name}`]]);
+      const reconciled = connectors.find((c) => c.name === name)?.reconcile !== undefined;
+      expect(readersOf(logicalId(secret)), name).toEqual([roles[`connector-${name}`], ...(reconciled ? [logicalId(s.stack.reconciler.role)] : [])].sort());
     }
   });
 
@@ -386,15 +388,16 @@ describe('http api', () => {
 describe('functions', () => {
   it('share the base construct defaults', () => {
     const fns = Object.values(s.template.findResources('AWS::Lambda::Function')).map((f) => f.Properties);
-    // intake, policy, approvals, receipts, the grant-key rotator, one per connector.
-    expect(fns).toHaveLength(5 + connectors.length);
+    // intake, policy, approvals, receipts, the grant-key rotator, the reconciler, one per connector.
+    expect(fns).toHaveLength(6 + connectors.length);
     for (const fn of fns) {
       expect(fn.Runtime).toBe('nodejs24.x');
       expect(fn.Architectures).toEqual(['arm64']);
       expect(fn.TracingConfig).toEqual({ Mode: 'Active' });
       expect(fn.Handler).toBe('index.handler');
       expect(fn.MemorySize).toBe(768);
-      expect([12, 20]).toContain(fn.Timeout);
+      // The connector timeout, the default, and the reconciler's (a run asks every reconciled vendor).
+      expect([12, 20, RECONCILE_TIMEOUT_SECONDS]).toContain(fn.Timeout);
       expect(fn.LoggingConfig.LogGroup).toHaveProperty('Ref');
       expect(fn.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
     }

@@ -241,7 +241,6 @@ export class AirlockObservability extends Construct {
       [header('Guardrails')],
       [
         graph('Rate-limit rejections by policy', [search('RateLimitRejected', 'policy', 'rejected')]),
-        graph('Anomalies by signal and action', [search('AnomalyDetected', 'action,signal', 'anomaly')]),
         graph('Spend reserved / cap refusals', [...perConnector('SpendReserved'), search('SpendCapRefused', 'cap', 'cap refused')]),
         graph('Breakers and halts', [
           ...props.connectorNames.flatMap((c) => [m('BreakerTransition', { connector: c, to: 'open' }, 'Sum', `${c} opened`), m('BreakerRejected', { connector: c }, 'Sum', `${c} rejected`)]),
@@ -249,17 +248,7 @@ export class AirlockObservability extends Construct {
           m('HaltsActive', {}, 'Maximum', 'halts active'),
         ]),
       ],
-      [
-        graph(
-          'Anomalies (agent vs its baseline)',
-          (['requests', 'denials', 'retries', 'spend'] as const).flatMap((signal) => (['alert', 'halt'] as const).map((action) => m('AnomalyDetected', { signal, action }, 'Sum', `${signal} (${action})`))),
-        ),
-        graph('Reconciliation runs', (['clean', 'findings', 'partial'] as const).map((outcome) => m('ReconcileRun', { outcome }, 'Sum', outcome))),
-        graph('Reconciliation findings / fixes', [
-          new MathExpression({ expression: `SEARCH('{${METRICS_NAMESPACE},service,kind,connector} MetricName="ReconcileFinding"', 'Sum', 3600)`, label: 'finding', period: Duration.hours(1) }),
-          new MathExpression({ expression: `SEARCH('{${METRICS_NAMESPACE},service,connector,outcome} MetricName="ReconcileFixed"', 'Sum', 3600)`, label: 'fixed', period: Duration.hours(1) }),
-        ]),
-      ],
+      [graph('Anomalies by signal and action', [search('AnomalyDetected', 'action,signal', 'anomaly')])],
     ];
     this.dashboard = new Dashboard(this, 'Dashboard', { widgets: rows, defaultInterval: Duration.hours(6) });
   }

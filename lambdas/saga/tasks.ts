@@ -307,7 +307,12 @@ export async function issueGrant(
     callInput = item.input;
   }
   if (!registered) throw new ActionStateError(`Action ${action.id} names an unknown tool`);
-  if (input.kind === 'forward') {
+  // A step whose earlier attempt began may have acted at the vendor (a timeout, a dropped
+  // answer, a crash): its retry must run to learn the truth (the connector reconciles by the
+  // step's idempotency key), or the saga would undo only what it knows of and leave that
+  // effect behind. Halts, cancels and breakers stop the steps that have not begun.
+  const begun = input.kind === 'forward' && records.some((r) => r.kind === 'forward' && r.stepId === stepId);
+  if (input.kind === 'forward' && !begun) {
     await guardForwardStep(deps, action, plan.steps.map((s) => s.tool), { stepId, connector: registered.connector.name });
   }
   // The input rides in the state to the connector function; Step Functions caps a state at 256 KiB.

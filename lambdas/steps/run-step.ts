@@ -80,10 +80,13 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
     log.info('step already complete; returning the recorded output');
     return existing.output;
   }
-  if (deps.breakers && payload.kind === 'forward' && !payload.skipReason) {
+  if (deps.breakers && payload.kind === 'forward' && !payload.skipReason && !existing) {
     // The saga checked too, through its own short cache; this function may have just opened
-    // the breaker itself, so a retry it serves fails here, before the vendor is called.
-    // Compensations are never refused: they are how money comes back.
+    // the breaker itself, so a new step fails here, before the vendor is called.
+    // Compensations are never refused: they are how money comes back. Nor is the retry of a
+    // step whose earlier attempt began: the vendor may have acted, and only this call (which
+    // reconciles by the step's idempotency key) can tell; refusing it would leave that effect
+    // outside the saga's compensations.
     try {
       await deps.breakers.check(deps.connector);
     } catch (error) {

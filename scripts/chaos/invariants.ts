@@ -234,7 +234,9 @@ export const approvalsDecide: Invariant = {
       // Ran: some step started (an action can also fail while it waits, without running).
       const ran = view.steps.some((s) => s.status !== 'pending');
       if (told.has('rejected') && view.status !== 'rejected') v.push(`${label}: a voter was told rejected, the action ended ${view.status}`);
-      if (told.has('approved') && !ran) v.push(`${label}: a voter was told approved, the action ended ${view.status}`);
+      // Approved, then stopped before its first step by a guardrail (an open breaker, a spend cap, a halt, a cancel): ran nothing, legitimately.
+      const guarded = /CircuitOpenError|SpendCapExceededError|ActionHaltedError|ActionCancelledError/.test(view.statusReason ?? '');
+      if (told.has('approved') && !ran && !guarded) v.push(`${label}: a voter was told approved, the action ended ${view.status}`);
       if (view.status === 'rejected' && !rejected) v.push(`${label}: rejected without a rejection in its receipt`);
       if (approval.outcome === 'granted' && approvers.size < quorum) v.push(`${label}: its receipt says granted with ${approvers.size} of ${quorum} approvals`);
       if (view.status === 'expired' && approvers.size >= quorum) v.push(`${label}: expired although its receipt holds a quorum of approvals`);

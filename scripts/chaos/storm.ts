@@ -295,12 +295,14 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         const id = (res.body?.id ?? res.body?.actionId) as string | undefined;
         if (typeof id === 'string' && !run.ids.includes(id)) run.ids.push(id);
         // Retryable answers: the first request with this key is still being accepted, or the service asked to come back.
-        if ((res.status === 409 && typeOf(res.body)?.includes('in-progress')) || res.status === 503 || (res.status === 409 && res.headers.get('retry-after'))) {
+        // An open breaker (503) or a rate limit (429) says when: a well-behaved agent waits that long.
+        if ((res.status === 409 && typeOf(res.body)?.includes('in-progress')) || res.status === 503 || res.status === 429 || (res.status === 409 && res.headers.get('retry-after'))) {
           if (attempt > 200) {
             run.problems.push(`POST still ${res.status} after 200 retries`);
             return res;
           }
-          await sleep(Math.min(500, 50 * (attempt + 1)));
+          const retryAfter = Number(res.headers.get('retry-after'));
+          await sleep(res.status !== 409 && retryAfter > 0 ? Math.min(retryAfter * 1000, 30_000) : Math.min(500, 50 * (attempt + 1)));
           continue;
         }
         return res;

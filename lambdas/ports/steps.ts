@@ -38,6 +38,20 @@ export interface StepRecord extends StepKey {
   durationMs?: number;
 }
 
+/**
+ * Whether a forward step's earlier attempt may have acted at the vendor without Airlock
+ * knowing: it began and did not finish, and either never recorded how it ended (a crash, a
+ * function timeout, an attempt still running) or ended with an outcome the vendor never told
+ * (a timeout or a dropped connection: `VendorTimeoutError`). Such a step must be retried to
+ * the end, whatever a breaker, a halt or a cancel says meanwhile: only that retry, which
+ * reconciles by the step's idempotency key, learns what the vendor did, and the saga can only
+ * undo what it knows of. A vendor that answered (a 5xx, a refusal) told the outcome: not in doubt.
+ */
+export function attemptInDoubt(record: StepRecord | undefined): boolean {
+  if (!record || record.kind !== 'forward' || record.status !== 'in_progress' || record.dryRun) return false;
+  return record.error === undefined || record.error.name === 'VendorTimeoutError';
+}
+
 export type BeginStepResult = { state: 'started'; record: StepRecord } | { state: 'complete'; record: StepRecord };
 
 export interface StepStore {

@@ -16,7 +16,7 @@ import { type ApprovalStore } from '../ports/approvals';
 import { approvalIdFor } from '../shared/ids';
 import type { Metrics } from '../ports/metrics';
 import { countKpi, recordApprovalDecided, recordDecision } from '../observability/kpis';
-import { type EventLog, type StepKind, type StepRecord, type StepStore } from '../ports/steps';
+import { attemptInDoubt, type EventLog, type StepKind, type StepRecord, type StepStore } from '../ports/steps';
 import { reserveStepSpend, settleActionSpend, type SpendGuard } from '../spend/reservations';
 import { SpendCapExceededError } from '../spend/caps';
 import { guardForwardStep, type SagaGuardrails } from '../guardrails/saga-guard';
@@ -307,12 +307,10 @@ export async function issueGrant(
     callInput = item.input;
   }
   if (!registered) throw new ActionStateError(`Action ${action.id} names an unknown tool`);
-  // A step whose earlier attempt began may have acted at the vendor (a timeout, a dropped
-  // answer, a crash): its retry must run to learn the truth (the connector reconciles by the
-  // step's idempotency key), or the saga would undo only what it knows of and leave that
-  // effect behind. Halts, cancels and breakers stop the steps that have not begun.
-  const begun = input.kind === 'forward' && records.some((r) => r.kind === 'forward' && r.stepId === stepId);
-  if (input.kind === 'forward' && !begun) {
+  // A step whose earlier attempt may have acted at the vendor is retried to the end (see
+  // attemptInDoubt); halts, cancels and breakers stop every other step before it begins.
+  const inDoubt = input.kind === 'forward' && attemptInDoubt(records.find((r) => r.kind === 'forward' && r.stepId === stepId));
+  if (input.kind === 'forward' && !inDoubt) {
     await guardForwardStep(deps, action, plan.steps.map((s) => s.tool), { stepId, connector: registered.connector.name });
   }
   // The input rides in the state to the connector function; Step Functions caps a state at 256 KiB.

@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger';
 import { inputHash, type RunStep } from './contract';
 import { jsonBytes, STEP_OUTPUT_MAX_BYTES, StepOutputTooLargeError } from '../saga/limits';
 import type { SecretsPort } from '../ports/secrets';
-import { type StepKey, type StepStore } from '../ports/steps';
+import { attemptInDoubt, type StepKey, type StepStore } from '../ports/steps';
 import { stepIdempotencyKey } from '../shared/ids';
 import { isBreakerFailure, type Breakers } from '../guardrails/breakers';
 import type { Metrics } from '../ports/metrics';
@@ -80,13 +80,12 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
     log.info('step already complete; returning the recorded output');
     return existing.output;
   }
-  if (deps.breakers && payload.kind === 'forward' && !payload.skipReason && !existing) {
+  if (deps.breakers && payload.kind === 'forward' && !payload.skipReason && !attemptInDoubt(existing)) {
     // The saga checked too, through its own short cache; this function may have just opened
-    // the breaker itself, so a new step fails here, before the vendor is called.
-    // Compensations are never refused: they are how money comes back. Nor is the retry of a
-    // step whose earlier attempt began: the vendor may have acted, and only this call (which
-    // reconciles by the step's idempotency key) can tell; refusing it would leave that effect
-    // outside the saga's compensations.
+    // the breaker itself, so a retry it serves fails here, before the vendor is called.
+    // Compensations are never refused: they are how money comes back. Nor is a step whose
+    // earlier attempt may have acted (attemptInDoubt): only this call, which reconciles by the
+    // step's idempotency key, can tell, and refusing it would leave that effect undone.
     try {
       await deps.breakers.check(deps.connector);
     } catch (error) {

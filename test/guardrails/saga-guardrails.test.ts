@@ -34,7 +34,8 @@ let store: DynamoGuardrailStore;
 
 beforeAll(async () => {
   // Retries 300 ms apart: a paused step is retried 6 times (~2 s) before it gives up.
-  cp = await startTestControlPlane({ controlPlane: { limits, retryIntervalMs: 300 } });
+  // A 3 s vendor budget: a hung call outlasts every function's 2 s breaker cache (see the in-doubt test).
+  cp = await startTestControlPlane({ controlPlane: { limits, retryIntervalMs: 300, vendorTimeoutMs: 3_000 } });
   alice = await cp.token('alice', { roles: ['Employee'], manager: 'bob' });
   bob = await cp.token('bob', { roles: ['Employee', 'Manager'] });
   operator = await cp.token('olivia', { roles: ['KillSwitch'] });
@@ -88,8 +89,11 @@ describe('a circuit breaker on a failing vendor', () => {
     expect((await store.getBreaker('payments')).phase).toBe('open');
 
     // New work needing payments is refused with 503 + Retry-After; other connectors are unaffected.
-    const refused = await cp.post(alice, payment(10));
-    expect(refused.status).toBe(503);
+    // Intake reads the breaker through a 2 s cache: within that, new work is admitted and then
+    // stopped in IssueGrant (without reaching the vendor); after it, refused at once.
+    let refused = await cp.post(alice, payment(10));
+    await expect.poll(async () => (refused = await cp.post(alice, payment(10))).status, { timeout: 10_000, interval: 500 }).toBe(503);
+    expect(cp.cp.vendors.admin.stats('payments').requests.authorize).toBe(3);
     expect(refused.body).toMatchObject({ type: 'urn:airlock:problem:circuit-open', connector: 'payments', retryAfter: expect.any(Number) });
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(50);
     expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(60);
@@ -108,6 +112,34 @@ describe('a circuit breaker on a failing vendor', () => {
     const moves = await store.listBreakerTransitions('payments');
     expect(moves.map((m) => `${m.from}>${m.to}`)).toEqual(['closed>open', 'open>half_open', 'half_open>closed']);
     expect(moves[0]).toMatchObject({ actor: 'connector', figures: { failures: 3, failureLimit: 3, windowSeconds: 60, resetMs: 60_000 } });
+  });
+
+  it('retries to the end a step whose vendor may have acted, though the breaker opened meanwhile: nothing is left undone', async () => {
+    // The vendor authorizes, then never answers: the attempt times out (outcome unknown).
+    cp.cp.vendors.admin.setFaults('payments', { commitThenDrop: [{ operation: 'authorize', count: 1, mode: 'hang' }] });
+    const authorized = () => cp.cp.vendors.admin.stats('payments').sideEffects.authorize ?? 0;
+    const before = authorized();
+    const started = await cp.post(alice, { ...travelPlan(), agent: { name: 'doubt-bot' } }, { prefer: 'respond-async' });
+    const id = started.body.id as string;
+    await expect.poll(async () => (await cp.cp.store.listSteps(id)).some((s) => s.stepId === 'pay'), { timeout: 10_000, interval: 10 }).toBe(true);
+    // Meanwhile other traffic opens payments' breaker (as the sandbox's failures would).
+    const closed = await store.getBreaker('payments');
+    expect(await store.replaceBreaker({ ...closed, phase: 'open', retryAt: Date.now() + 60_000, changedAt: Date.now() }, closed.version)).toBe(true);
+    try {
+      // New work is refused once intake's cache has seen it open: by then the saga's has too,
+      // and the hung attempt (3 s budget) has not yet timed out.
+      await expect.poll(async () => (await cp.post(alice, payment(7))).status, { timeout: 10_000, interval: 200 }).toBe(503);
+      const action = await settled(id);
+      // The retry reached the vendor, which answered from its idempotency record: the authorization is kept and booked.
+      expect(action.status).toBe('completed');
+      expect(authorized()).toBeGreaterThan(before);
+      expect((await cp.cp.store.listSteps(id)).find((s) => s.stepId === 'pay' && s.kind === 'forward')).toMatchObject({ status: 'complete' });
+    } finally {
+      const open = await store.getBreaker('payments');
+      await store.replaceBreaker({ ...open, phase: 'closed', retryAt: 0, failures: 0, changedAt: Date.now() }, open.version);
+      // Every function's 2 s cache sees it closed before the next test.
+      await expect.poll(async () => (await cp.post(alice, payment(1))).body.status, { timeout: 10_000, interval: 500 }).toBe('completed');
+    }
   });
 
   it('does not count refusals on the merits (4xx) as failures', async () => {

@@ -760,7 +760,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
           required: true,
           description: `Makes the request safe to retry. 1–255 printable ASCII characters, bare (no comma) or as an RFC 8941 quoted string; sent once; scoped to the caller, kept at least 24 hours. See the operation's description.`,
           // Bare: printable ASCII but the comma, not opening with a quote. Quoted: sf-string, whose escapes may double its length.
-          schema: { type: 'string', minLength: 1, maxLength: 512, pattern: '^(?:[\\x20\\x21\\x23-\\x2B\\x2D-\\x7E][\\x20-\\x2B\\x2D-\\x7E]*|"(?:[\\x20\\x21\\x23-\\x5B\\x5D-\\x7E]|\\\\["\\\\])*")$' },
+          schema: { type: 'string', minLength: 1, maxLength: 512, pattern: '^(?:[\\x20\\x21\\x23-\\x2B\\x2D-\\x7E][\\x20-\\x2B\\x2D-\\x7E]*|"(?:[\\x20\\x21\\x23-\\x5B\\x5D-\\x7E]|\\\\["\\\\])+")$' },
         },
         Prefer: {
           name: 'Prefer',

@@ -14,6 +14,7 @@ import { ActionSaga } from './constructs/saga';
 import { AirlockSecrets } from './constructs/secrets';
 import { AirlockObservability } from './constructs/observability';
 import { Reconciliation } from './constructs/reconciliation';
+import { APPROVAL_GAUGE_INTERVAL, ApprovalGauge } from './constructs/approval-gauge';
 import { DIGEST_INTERVAL } from './constructs/audit-vault';
 import { EnvNames } from '../lambdas/composition/env';
 import { defaultLimitsFile, type LoadedLimits, readLimitsFile } from '../lambdas/limits/config';
@@ -86,6 +87,8 @@ export class AirlockStack extends Stack {
   /** The scheduled reconciliation against vendors and its function. */
   readonly reconciliation: Reconciliation;
   readonly reconciler: AirlockFunction;
+  /** The live pending-approvals gauge: its function (Query on the status index only) and schedule. */
+  readonly approvalGauge: { fn: AirlockFunction; schedule: ApprovalGauge };
 
   constructor(scope: Construct, id: string, props: AirlockStackProps) {
     super(scope, id, props);
@@ -145,6 +148,9 @@ export class AirlockStack extends Stack {
     this.reconciler.addEnvironment(EnvNames.vendorBaseUrls, JSON.stringify(reconciledUrls));
     this.reconciliation = new Reconciliation(this, 'Reconciliation', { fn: this.reconciler });
     this.functions = { intake, saga, approvals, receipts, reconcile: this.reconciler };
+    const gaugeFn = make('ApprovalGauge', 'lambdas/observability/handler.ts', 'Airlock approvals gauge: pending count and oldest age');
+    this.ledger.bindApprovalGauge(gaugeFn);
+    this.approvalGauge = { fn: gaugeFn, schedule: new ApprovalGauge(this, 'ApprovalGaugeSchedule', { fn: gaugeFn }) };
 
     const connectorFunctions = new Map<string, AirlockFunction>();
     for (const name of connectorNames) {
@@ -234,6 +240,7 @@ export class AirlockStack extends Stack {
       connectorNames,
       reconciledConnectors: reconciled,
       digestInterval: DIGEST_INTERVAL,
+      approvalGaugeInterval: APPROVAL_GAUGE_INTERVAL,
       alarms: config.alarms,
       removalPolicy,
     });

@@ -21,6 +21,7 @@ import { createStepsHandler } from '../lambdas/steps/handler';
 import { connectors } from '../lambdas/tools/registry';
 import { reconcile } from '../lambdas/reconcile/reconcile';
 import { createReconcileHandler } from '../lambdas/reconcile/handler';
+import { LOCAL_PENDING_APPROVALS_SAMPLE_MS, measurePendingApprovals } from '../lambdas/observability/pending-approvals';
 import type { LambdaHandler } from './handler-loader';
 import { LocalSagaRunner, localFunctionArn, type LocalFunction } from './saga-runner';
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions, type LocalService, type LocalServiceContext } from './server';
@@ -67,6 +68,11 @@ export interface ControlPlaneOptions {
    * 15 minutes unless given, 0 turns the timer off (`airlock reconcile` still runs it).
    */
   reconcileIntervalMs?: number;
+  /**
+   * How often the pending approvals are sampled (the stack's 5-minute schedule); every
+   * minute unless given, and once at start. 0 turns the timer off.
+   */
+  approvalGaugeIntervalMs?: number;
 }
 
 /** What the control plane service exposes once started. */
@@ -258,6 +264,17 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
             }, reconcileIntervalMs)
           : undefined;
       reconcileTimer?.unref();
+      const gaugeIntervalMs = options.approvalGaugeIntervalMs ?? LOCAL_PENDING_APPROVALS_SAMPLE_MS;
+      let gauging: Promise<unknown> = Promise.resolve();
+      const sampleApprovals = () => {
+        // One sample at a time; a failed one is logged and the next tries again.
+        gauging = gauging.then(() =>
+          measurePendingApprovals(composition!.approvalGauge).catch((error: unknown) => ctx.logger.error('approvals gauge failed', { error: error instanceof Error ? error.name : 'unknown' })),
+        );
+      };
+      const gaugeTimer = gaugeIntervalMs > 0 ? setInterval(sampleApprovals, gaugeIntervalMs) : undefined;
+      gaugeTimer?.unref();
+      if (gaugeTimer) sampleApprovals();
       const handlers: Record<string, LambdaHandler> = {
         intake: createIntakeHandler(part('intake')) as LambdaHandler,
         approvals: createApprovalsHandler(part('approvals')) as LambdaHandler,
@@ -280,7 +297,9 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           await rm(vendorsFile, { force: true });
           clearInterval(digestTimer);
           if (reconcileTimer) clearInterval(reconcileTimer);
+          if (gaugeTimer) clearInterval(gaugeTimer);
           await reconciling;
+          await gauging;
           // Vendor calls in flight end now (their steps are retried on the next start, with
           // the same idempotency keys); close() then waits for their handlers to record that.
           stopping.abort(new RuntimeStoppingError());

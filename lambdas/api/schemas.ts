@@ -529,6 +529,8 @@ export const KpiRowSchema = z
     min: z.number(),
     max: z.number(),
     avg: z.number(),
+    last: z.number().meta({ description: "The newest sample's value: where a gauge (ApprovalsPending, ApprovalOldestPendingAge, HaltsActive) stands." }),
+    lastAt: TimestampSchema,
   })
   .meta({ id: 'KpiRow' });
 

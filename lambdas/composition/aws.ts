@@ -33,6 +33,7 @@ import { toolRegistry } from '../tools/registry';
 import {
   functionGuardrails,
   once,
+  type ApprovalGaugeFunctionDeps,
   type ApprovalsFunctionDeps,
   type IntakeFunctionDeps,
   type Lazy,
@@ -41,7 +42,7 @@ import {
   type StepsFunctionDeps,
   type ReconcileFunctionDeps,
 } from './deps';
-import { ApprovalsEnv, EnvNames as N, IntakeEnv, readEnv, ReceiptsEnv, ReconcileEnv, SagaEnv, StepsEnv } from './env';
+import { ApprovalGaugeEnv, ApprovalsEnv, EnvNames as N, IntakeEnv, readEnv, ReceiptsEnv, ReconcileEnv, SagaEnv, StepsEnv } from './env';
 
 /**
  * The composition root in Lambda: every function's dependencies, built from its environment
@@ -294,6 +295,16 @@ export const reconcileDeps: Lazy<ReconcileFunctionDeps> = /* @__PURE__ */ once(a
       now: () => new Date(),
       timeoutMs: env[N.vendorTimeoutMs],
     },
+  };
+});
+
+/** The approvals gauge function's dependencies: the status index's pending partition, and EMF. */
+export const approvalGaugeDeps: Lazy<ApprovalGaugeFunctionDeps> = /* @__PURE__ */ once(async () => {
+  const env = readEnv(ApprovalGaugeEnv);
+  return {
+    approvals: new DynamoApprovalStore({ client: await dynamo(), tableName: env[N.ledgerTable] }),
+    metrics: metricsFor(limitsIn(env[N.limitsFile])),
+    now: () => new Date(),
   };
 });
 

@@ -20,6 +20,7 @@ import type { RateLimiter } from '../limits/rate-limiter';
 import type { OperatorReconcileDeps } from '../reconcile/operator';
 import type { AnomalyGuard } from '../guardrails/anomaly';
 import type { CancelDeps } from '../actions/cancel';
+import type { PendingApprovalsGaugeDeps } from '../observability/pending-approvals';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -107,6 +108,9 @@ export interface ReceiptsFunctionDeps {
   /** Runs after every stored receipt (locally, optionally: a digest right away). */
   afterReceipt?: (result: WriteReceiptResult) => Promise<void>;
 }
+
+/** The approvals gauge function: the pending partition of the status index, and the metrics it emits. */
+export type ApprovalGaugeFunctionDeps = PendingApprovalsGaugeDeps;
 
 /** The reconcile function: the scheduled run's dependencies, and what `POST /v1/reconciliations` adds. */
 export interface ReconcileFunctionDeps extends OperatorReconcileDeps {

@@ -117,6 +117,9 @@ export const ReceiptsEnv = Table.extend({
   [N.auditDigestIntervalSeconds]: z.coerce.number().int().min(60).max(86_400).default(3600),
 });
 
+/** The approvals gauge function (a schedule's target): only the ledger's status index. */
+export const ApprovalGaugeEnv = Table;
+
 /** The reconcile function (the schedule's target): every reconciled vendor, the ledger, the vault. */
 export const ReconcileEnv = Table.extend({
   [N.auditBucket]: z.string().min(3),

@@ -34,7 +34,7 @@ import type { ReadPath } from '../ports/workflow';
 import { toolRegistry } from '../tools/registry';
 import type { ReconcileDeps } from '../reconcile/reconcile';
 import { AnomalyGuard } from '../guardrails/anomaly';
-import { functionGuardrails, once, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type ReconcileFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
+import { functionGuardrails, once, type ApprovalGaugeFunctionDeps, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type ReconcileFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
 
 /**
  * The composition root of the local runtime: the same functions' dependencies as aws.ts, over
@@ -123,6 +123,8 @@ export interface LocalComposition {
   reconcile: ReconcileDeps;
   /** The reconcile function (`POST /v1/reconciliations`, `airlock reconcile`). */
   reconciler: ReconcileFunctionDeps;
+  /** The approvals gauge (the control plane's timer; the stack's schedule in AWS). */
+  approvalGauge: ApprovalGaugeFunctionDeps;
 }
 
 /** A verifier for compositions without an issuer (tests of other capabilities): no token passes. */
@@ -356,5 +358,6 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     guardrails: guardrailStore,
     reconcile,
     reconciler: { reconcile, limits, halts: guardrailStore, rateLimiter },
+    approvalGauge: { approvals, metrics, now },
   };
 }

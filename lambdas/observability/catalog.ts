@@ -42,6 +42,11 @@ export interface MetricDefinition {
   description: string;
   /** Emitted by the guardrails (rate limits, spend caps, breakers, kill switch). */
   guardrail?: true;
+  /**
+   * A level sampled from time to time (pending approvals, halts in force), not a count of
+   * events: summing its samples means nothing, its latest value is what stands.
+   */
+  gauge?: true;
 }
 
 const ActionKinds = ['single', 'plan'] as const;
@@ -73,6 +78,8 @@ export const MetricCatalog = {
   ApprovalRequested: { unit: 'Count', group: 'approvals', dimensions: {}, description: 'An approval opened for an action.' },
   ApprovalDecided: { unit: 'Count', group: 'approvals', dimensions: { outcome: ApprovalOutcomes }, description: 'An approval closed: quorum reached, rejected or expired.' },
   ApprovalTimeToDecision: { unit: 'Seconds', group: 'approvals', dimensions: {}, description: 'Request to outcome of a closed approval.' },
+  ApprovalsPending: { unit: 'Count', group: 'approvals', dimensions: {}, description: 'Approvals waiting for a decision, sampled by the scheduled approvals gauge.', gauge: true },
+  ApprovalOldestPendingAge: { unit: 'Seconds', group: 'approvals', dimensions: {}, description: 'How long the oldest pending approval has waited (0 when none waits), sampled with ApprovalsPending (alarmed).', gauge: true },
   ApprovalVoteRefused: { unit: 'Count', group: 'approvals', dimensions: { reason: VoteRefusalReasons }, description: 'A vote refused (own action, grantee, not permitted, stale plan, …).' },
   // ── vendors ──
   VendorCall: { unit: 'Count', group: 'vendors', dimensions: { connector: 'connector' }, description: 'A call to a vendor API (one step attempt).' },
@@ -93,7 +100,7 @@ export const MetricCatalog = {
   ReconcileFinding: { unit: 'Count', group: 'vendors', dimensions: { kind: ['orphan', 'compensated_live', 'duplicate', 'unknown'], connector: 'connector' }, description: 'A divergence between the ledger and a vendor found by reconciliation (alarmed).' },
   ReconcileFixed: { unit: 'Count', group: 'vendors', dimensions: { connector: 'connector', outcome: ['compensated', 'failed'] }, description: 'A missing compensation run by `airlock reconcile --fix`.' },
   AnomalyDetected: { unit: 'Count', group: 'guardrails', dimensions: { signal: ['requests', 'denials', 'retries', 'spend'], action: ['alert', 'halt'] }, description: 'An agent departed sharply from its rolling baseline (alarmed); action says whether the guard halted it.', guardrail: true },
-  HaltsActive: { unit: 'Count', group: 'guardrails', dimensions: {}, description: 'Kill-switch halts in force, as a function last read them (sampled on each read).', guardrail: true },
+  HaltsActive: { unit: 'Count', group: 'guardrails', dimensions: {}, description: 'Kill-switch halts in force, as a function last read them (sampled on each read).', guardrail: true, gauge: true },
   HaltRefused: { unit: 'Count', group: 'guardrails', dimensions: { scope: HaltScopes }, description: 'Work refused or stopped by a kill-switch halt.', guardrail: true },
 } as const satisfies Record<string, MetricDefinition>;
 

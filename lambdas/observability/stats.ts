@@ -60,6 +60,10 @@ export interface KpiRow {
   min: number;
   max: number;
   avg: number;
+  /** The newest sample's value: what a gauge (pending approvals, halts in force) stands at. */
+  last: number;
+  /** When the newest sample was recorded. */
+  lastAt: string;
 }
 
 export interface KpiSummary {
@@ -86,8 +90,13 @@ export function summarize(samples: Iterable<MetricSample>, window: { since: Date
     const row = rows.get(key);
     if (!row) {
       const def = definitionOf(s.name);
-      rows.set(key, { name: s.name, group: def.group, unit: def.unit, dimensions: { ...s.dimensions }, samples: 1, sum: s.value, min: s.value, max: s.value, avg: s.value });
+      rows.set(key, { name: s.name, group: def.group, unit: def.unit, dimensions: { ...s.dimensions }, samples: 1, sum: s.value, min: s.value, max: s.value, avg: s.value, last: s.value, lastAt: s.t });
     } else {
+      // Samples of two writers interleave in the file: the newest by its time, the first on a tie.
+      if (at > Date.parse(row.lastAt)) {
+        row.last = s.value;
+        row.lastAt = s.t;
+      }
       row.samples += 1;
       row.sum += s.value;
       row.min = Math.min(row.min, s.value);
@@ -100,6 +109,13 @@ export function summarize(samples: Iterable<MetricSample>, window: { since: Date
     (a, b) => order(a.group) - order(b.group) || a.name.localeCompare(b.name) || dimsKey(a.dimensions).localeCompare(dimsKey(b.dimensions)),
   );
   return { since: window.since.toISOString(), until: window.until.toISOString(), rows: sorted };
+}
+
+/** The latest value of a gauge (undefined when it was not sampled in the window). */
+export function latest(summary: KpiSummary, name: string): number | undefined {
+  const rows = summary.rows.filter((r) => r.name === name);
+  if (rows.length === 0) return undefined;
+  return rows.reduce((a, b) => (Date.parse(b.lastAt) > Date.parse(a.lastAt) ? b : a)).last;
 }
 
 /** The total of a counter over every dimension set (0 when it was not recorded). */
@@ -119,7 +135,8 @@ export function formatKpiTable(summary: KpiSummary): string {
     const dims = Object.entries(r.dimensions)
       .map(([k, v]) => `${k}=${v}`)
       .join(' ');
-    const value = r.unit === 'Count' ? round(r.sum) : `avg ${round(r.avg)} max ${round(r.max)} (${r.samples})`;
+    const gauge = isMetricName(r.name) && definitionOf(r.name).gauge === true;
+    const value = gauge ? `now ${round(r.last)} max ${round(r.max)}` : r.unit === 'Count' ? round(r.sum) : `avg ${round(r.avg)} max ${round(r.max)} (${r.samples})`;
     const unit = r.unit === 'Count' ? '' : r.unit === 'Milliseconds' ? ' ms' : r.unit === 'Seconds' ? ' s' : '';
     return { group: r.group, metric: r.name, dims, value: `${value}${unit}` };
   });

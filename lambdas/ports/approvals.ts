@@ -105,3 +105,19 @@ export interface ApprovalStore {
    */
   listApprovals(query: { status: ApprovalStatus; limit: number; startAfter?: string }): Promise<ApprovalPage>;
 }
+
+/** The approvals waiting for a decision, as the gauge reads them. */
+export interface PendingApprovalsSummary {
+  /** How many approvals are pending. */
+  count: number;
+  /** `createdAt` of the oldest pending approval (none when nothing waits). */
+  oldestCreatedAt?: string;
+}
+
+/**
+ * Reads the pending approvals for the gauge (`ApprovalsPending`, `ApprovalOldestPendingAge`):
+ * only the status index's `pending` partition, so the scheduled job needs nothing else.
+ */
+export interface PendingApprovalsReader {
+  summarizePending(): Promise<PendingApprovalsSummary>;
+}

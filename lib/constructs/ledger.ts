@@ -179,6 +179,26 @@ export class Ledger extends Construct {
   }
 
   /**
+   * The approvals gauge: it counts the `APPROVALS#pending` partition of the status index and
+   * reads its oldest item, so Query on gsi1 is all it holds (no table resource, no GetItem,
+   * no write), plus decrypting through DynamoDB.
+   */
+  bindApprovalGauge(fn: AirlockFunction): void {
+    fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({ sid: 'LedgerApprovalStatusIndex', actions: ['dynamodb:Query'], resources: [`${this.table.tableArn}/index/${LEDGER_GSI1}`] }),
+    );
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerKeyDecryptViaDynamoDB',
+        actions: ['kms:Decrypt', 'kms:DescribeKey'],
+        resources: [this.key.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com` } },
+      }),
+    );
+  }
+
+  /**
    * Sets LEDGER_TABLE and grants a connector only its own kind of items. A connector runs
    * vendor code paths with vendor data, so it is the function most likely to be tricked;
    * `dynamodb:LeadingKeys` keeps it to partition keys starting with STEP# or GRANT#, so it

@@ -37,6 +37,7 @@ export const Runbooks = {
   api5xx: 'api-5xx-rate',
   vendorErrors: 'vendor-error-rate',
   approvalsWaiting: 'approvals-waiting',
+  approvalsPending: 'approvals-pending-past-threshold',
   sagaFailed: 'saga-executions-failed-or-timed-out',
   ledgerThrottled: 'ledger-throttled',
   breakerOpen: 'breaker-open',
@@ -53,6 +54,8 @@ export interface ObservabilityProps {
   reconciledConnectors?: readonly string[];
   /** The digest schedule: the vault is stale after two intervals without a digest. */
   digestInterval: Duration;
+  /** How often the approvals gauge samples (its alarm evaluates one sample per period). */
+  approvalGaugeInterval: Duration;
   alarms: { email?: string | undefined; approvalPendingHours: number; vendorErrorRatePercent: number; api5xxRatePercent: number };
   removalPolicy: RemovalPolicy;
 }
@@ -170,6 +173,14 @@ export class AirlockObservability extends Construct {
       new Metric({ namespace: METRICS_NAMESPACE, metricName: 'ApprovalTimeToDecision', dimensionsMap: { service: SERVICE_NAME }, statistic: 'Maximum', period: Duration.hours(1) }),
       { threshold: props.alarms.approvalPendingHours * 3600, comparison: ComparisonOperator.GREATER_THAN_THRESHOLD },
     );
+    // The live gauge: pages while an approval still waits, not only once it is decided or expired.
+    alarm(
+      'ApprovalsPendingTooLong',
+      `The oldest pending approval has waited more than ${props.alarms.approvalPendingHours} h (sampled every ${props.approvalGaugeInterval.toHumanString()}).`,
+      Runbooks.approvalsPending,
+      new Metric({ namespace: METRICS_NAMESPACE, metricName: 'ApprovalOldestPendingAge', dimensionsMap: { service: SERVICE_NAME }, statistic: 'Maximum', period: props.approvalGaugeInterval }),
+      { threshold: props.alarms.approvalPendingHours * 3600, comparison: ComparisonOperator.GREATER_THAN_THRESHOLD },
+    );
     alarm('ApprovalExpired', 'An approval expired undecided: the action it held did not run.', Runbooks.approvalsWaiting, m('ApprovalDecided', { outcome: 'expired' }), { threshold: 1 });
     alarm('SagaExecutionsFailed', 'A saga execution failed beyond its Catch (no compensation or receipt ran in Step Functions).', Runbooks.sagaFailed, props.stateMachine.metricFailed({ period: FIVE_MINUTES, statistic: 'Sum' }), { threshold: 1 });
     alarm('SagaExecutionsTimedOut', 'A saga execution timed out (no compensation or receipt).', Runbooks.sagaFailed, props.stateMachine.metricTimedOut({ period: FIVE_MINUTES, statistic: 'Sum' }), { threshold: 1 });
@@ -218,6 +229,11 @@ export class AirlockObservability extends Construct {
         graph('Approvals requested / decided', [m('ApprovalRequested', {}, 'Sum', 'requested'), ...(['approved', 'rejected', 'expired'] as const).map((o) => m('ApprovalDecided', { outcome: o }, 'Sum', o))]),
         graph('Time to decision (s)', [m('ApprovalTimeToDecision', {}, 'p50', 'p50'), m('ApprovalTimeToDecision', {}, 'p90', 'p90'), m('ApprovalTimeToDecision', {}, 'Maximum', 'max')]),
         graph('Refused votes by reason', [search('ApprovalVoteRefused', 'reason', 'refused')]),
+      ],
+      [
+        graph('Pending approvals (live gauge)', [m('ApprovalsPending', {}, 'Maximum', 'pending')], {
+          right: [m('ApprovalOldestPendingAge', {}, 'Maximum', 'oldest waiting (s)')],
+        }),
       ],
       [header('Vendors')],
       [

@@ -29,6 +29,7 @@ describe('alarms', () => {
       'DigestStale',
       'Api5xxRate',
       'ApprovalWaitedTooLong',
+      'ApprovalsPendingTooLong',
       'ApprovalExpired',
       'SagaExecutionsFailed',
       'SagaExecutionsTimedOut',

@@ -24,7 +24,8 @@ const allowing = (prefix: string) => statements.filter((st) => actionsOf(st).som
 describe('scheduled reconciliation', () => {
   it('is an EventBridge Scheduler schedule invoking the reconcile function with {"task":"Reconcile"}', () => {
     expect(reconciled.length).toBeGreaterThan(0);
-    s.template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    // Two schedules: this one and the approvals gauge's (test/infra/approval-gauge.test.ts).
+    s.template.resourceCountIs('AWS::Scheduler::Schedule', 2);
     s.template.hasResourceProperties('AWS::Scheduler::Schedule', {
       ScheduleExpression: `rate(${RECONCILE_INTERVAL.toMinutes()} minutes)`,
       State: 'ENABLED',
@@ -43,7 +44,7 @@ describe('scheduled reconciliation', () => {
   });
 
   it('lets the scheduler role invoke the reconcile function and nothing else', () => {
-    const schedule = Object.values(s.template.findResources('AWS::Scheduler::Schedule'))[0]!;
+    const schedule = Object.values(s.template.findResources('AWS::Scheduler::Schedule')).find((r) => mentions((r.Properties as { Target: unknown }).Target, fnId))!;
     const roleArn = (schedule.Properties as { Target: { RoleArn: { 'Fn::GetAtt': [string, string] } } }).Target.RoleArn['Fn::GetAtt'][0];
     const own = (statementsByRole(s.template).get(roleArn) ?? []).filter((st) => st.Effect === 'Allow');
     expect(own.flatMap(actionsOf)).toEqual(['lambda:InvokeFunction']);

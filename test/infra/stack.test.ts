@@ -388,8 +388,8 @@ describe('http api', () => {
 describe('functions', () => {
   it('share the base construct defaults', () => {
     const fns = Object.values(s.template.findResources('AWS::Lambda::Function')).map((f) => f.Properties);
-    // intake, policy, approvals, receipts, the grant-key rotator, the reconciler, one per connector.
-    expect(fns).toHaveLength(6 + connectors.length);
+    // intake, policy, approvals, receipts, the grant-key rotator, the reconciler, the approvals gauge, one per connector.
+    expect(fns).toHaveLength(7 + connectors.length);
     for (const fn of fns) {
       expect(fn.Runtime).toBe('nodejs24.x');
       expect(fn.Architectures).toEqual(['arm64']);

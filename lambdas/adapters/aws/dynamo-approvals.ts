@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
 import { InvalidCursorError } from '../../ports/ledger';
-import { ApprovalStatuses, type ApprovalPage, type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type ClaimRefusalResult, type CreateApprovalResult, type PutVoteResult, type VoteRecord, type VoteRefusalReason } from '../../ports/approvals';
+import { ApprovalStatuses, type ApprovalPage, type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type ClaimRefusalResult, type CreateApprovalResult, type PendingApprovalsReader, type PendingApprovalsSummary, type PutVoteResult, type VoteRecord, type VoteRefusalReason } from '../../ports/approvals';
 import { ApprovalIdPattern } from '../../shared/ids';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
@@ -83,7 +83,7 @@ export interface DynamoApprovalStoreOptions {
   tableName: string;
 }
 
-export class DynamoApprovalStore implements ApprovalStore {
+export class DynamoApprovalStore implements ApprovalStore, PendingApprovalsReader {
   private readonly client: DynamoDBClient;
   private readonly table: string;
 
@@ -284,5 +284,33 @@ export class DynamoApprovalStore implements ApprovalStore {
     const last = out.LastEvaluatedKey?.gsi1sk?.S;
     if (last !== undefined && !ApprovalIdPattern.test(last)) throw new Error(`Unexpected listing key ${last.slice(0, 80)}`);
     return { items, ...(last !== undefined ? { lastEvaluated: last } : {}) };
+  }
+
+  /**
+   * The pending partition of the status index, counted (`Select: COUNT`, page by page), and
+   * its first item read ascending: approval ids are ULIDs of their action, so that is the
+   * approval of the oldest action still waiting, requested seconds after its action (the
+   * saga's first states), which is as exact as an alarm measured in hours needs. The index is eventually consistent: an approval settled a moment ago may still
+   * count, which a gauge sampled every few minutes can afford.
+   */
+  async summarizePending(): Promise<PendingApprovalsSummary> {
+    const partition = { KeyConditionExpression: 'gsi1pk = :p', ExpressionAttributeValues: { ':p': S(ApprovalKeys.byStatus('pending')) } };
+    let count = 0;
+    let start: Item | undefined;
+    do {
+      const page = await guard(() =>
+        this.client.send(new QueryCommand({ TableName: this.table, IndexName: 'gsi1', ...partition, Select: 'COUNT', ...(start ? { ExclusiveStartKey: start } : {}) })),
+      );
+      count += page.Count ?? 0;
+      start = page.LastEvaluatedKey;
+    } while (start);
+    if (count === 0) return { count };
+    const first = await guard(() =>
+      this.client.send(
+        new QueryCommand({ TableName: this.table, IndexName: 'gsi1', ...partition, ProjectionExpression: 'pk, sk, gsi1pk, gsi1sk, #status, updatedAt, doc', ExpressionAttributeNames: { '#status': 'status' }, ScanIndexForward: true, Limit: 1 }),
+      ),
+    );
+    const oldest = toRecord(first.Items?.[0]);
+    return oldest ? { count, oldestCreatedAt: oldest.createdAt } : { count };
   }
 }

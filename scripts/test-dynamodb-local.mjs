@@ -31,6 +31,7 @@ const SUITES = [
   'test/limits/rate-counters.test.ts',
   'test/actions/cancel.test.ts',
   'test/observability/pending-approvals.test.ts',
+  'test/actions/list-all.test.ts',
 ];
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;

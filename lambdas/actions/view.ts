@@ -47,6 +47,11 @@ function plannedSteps(envelope: unknown): { id: string; tool: string }[] {
   return [];
 }
 
+/** The tools an action calls, each once, in plan order (the day index filters on them). */
+export function toolsOf(envelope: unknown): string[] {
+  return [...new Set(plannedSteps(envelope).map((s) => s.tool))];
+}
+
 const stepStatus = { in_progress: 'running', complete: 'completed', failed: 'failed' } as const;
 
 /**

@@ -264,11 +264,14 @@ const operations: Record<string, OperationSpec> = {
   'GET /v1/actions': {
     operationId: 'listActions',
     tag: 'actions',
-    summary: 'Your actions, newest first',
-    description: `The caller's own actions, optionally in one status. ${cursorNote}`,
+    summary: 'Your actions (or, for auditors, everyone\'s), newest first',
+    description: `The caller's own actions, optionally in one status. With \`scope=all\`, auditors (role \`Auditor\`) list every principal's actions created in a time range (\`since\`..\`until\`, default the last 7 days, at most 31), filtered by \`status\`, \`tool\` and \`principal\`; others' outputs show the tools' declared PII fields as \`[pii hidden]\`. A page may hold fewer than \`limit\` items while \`nextCursor\` is set. Anyone else asking for \`scope=all\` gets 403, recorded on the access trail. ${cursorNote}`,
     query: 'ActionListQuery',
     success: [{ status: 200, description: 'One page.', schema: 'ActionPage' }],
-    errors: [{ status: 400, types: ['validation'], when: 'the query string is invalid (unknown parameter, bad status or limit, invalid cursor)' }],
+    errors: [
+      { status: 400, types: ['validation'], when: 'the query string is invalid (unknown parameter, bad status, tool, time or limit, a range over 31 days or reversed, a filter without scope=all, invalid cursor)' },
+      { status: 403, types: ['forbidden'], when: 'scope=all without the Auditor role' },
+    ],
   },
   'GET /v1/actions/{id}': {
     operationId: 'getAction',

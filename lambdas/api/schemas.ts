@@ -228,7 +228,20 @@ export type ActionPage = z.infer<typeof ActionPageSchema>;
 /** GET /v1/actions query string. */
 export const ActionListQuerySchema = z
   .object({
+    scope: z
+      .enum(['mine', 'all'])
+      .default('mine')
+      .meta({ description: '`mine` (default): your own actions. `all`: every principal\'s, for auditors (role `Auditor`; anyone else gets 403, recorded on the access trail).' }),
     status: ActionStatusSchema.optional(),
+    tool: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$/, 'a tool name such as travel.book_flight')
+      .max(129)
+      .optional()
+      .meta({ description: 'Only actions calling this tool (any step of a plan). With `scope=all` only.' }),
+    principal: z.string().min(1).max(256).optional().meta({ description: 'Only actions of this principal (`sub`). With `scope=all` only.' }),
+    since: z.iso.datetime({ offset: true }).optional().meta({ description: 'Created at or after (default: 7 days before `until`). With `scope=all` only; the range spans at most 31 days.' }),
+    until: z.iso.datetime({ offset: true }).optional().meta({ description: 'Created at or before (default: now). With `scope=all` only.' }),
     limit: z.coerce.number().int().min(1).max(100).default(20),
     cursor: z.string().min(1).max(2048).optional(),
   })

@@ -127,6 +127,7 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     guardrails: { halts: guardrails.halts, breakers: guardrails.breakers },
     halts: guardrails.haltDeps,
     actions: ledger,
+    accessLog: ledger,
     steps: store,
     idempotency: ledger,
     workflow: new StepFunctionsWorkflow({ stateMachineArn: env[N.stateMachineArn], client: await stepFunctions() }),

@@ -1,6 +1,6 @@
 import type { ApprovalsDeps } from '../approvals/approvals';
 import type { Decider, IntakeConfig } from '../intake/intake';
-import type { ActionStore, IdempotencyStore } from '../ports/ledger';
+import type { AccessLog, ActionStore, IdempotencyStore } from '../ports/ledger';
 import type { StepStore } from '../ports/steps';
 import type { TokenVerifier } from '../ports/tokens';
 import type { ToolRegistry } from '../ports/tools';
@@ -81,6 +81,8 @@ export interface IntakeFunctionDeps {
   anomaly?: AnomalyGuard;
   /** `POST /v1/actions/{id}/cancel` (and MCP's cancel tool): closes approvals and answers the waiting saga. */
   cancel: CancelDeps;
+  /** The access trail: refused role-only reads (`GET /v1/actions?scope=all` by a non-auditor). */
+  accessLog: AccessLog;
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */

@@ -295,6 +295,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   return {
     intake: {
       actions: ledger,
+      accessLog: ledger,
       steps: store,
       idempotency: ledger,
       workflow: infra.workflow,

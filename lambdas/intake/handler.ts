@@ -1,4 +1,6 @@
+import type { z } from 'zod';
 import { actionDetailView, actionView, canView } from '../actions/view';
+import { listAllActions, listedActionView } from '../actions/list-all';
 import { openApiDocument } from '../api/openapi';
 import { ActionListQuerySchema, CancelBodySchema, LimitsQuerySchema, MetricsQuerySchema, ToolsQuerySchema } from '../api/schemas';
 import { cancelAction } from '../actions/cancel';
@@ -35,6 +37,32 @@ function principalOf(req: HttpRequest) {
   // The edge guarantees a principal on authenticated routes; this narrows the type.
   if (!req.principal) throw new Error('authenticated route without principal');
   return req.principal;
+}
+
+/**
+ * `GET /v1/actions?scope=all`: every principal's actions, for auditors. The cursor is bound to
+ * the filters as sent (a default `since` moves with the clock, the cursor must not break).
+ */
+async function listAll(rt: IntakeFunctionDeps, principal: Principal, query: z.infer<typeof ActionListQuerySchema>, req: HttpRequest) {
+  const filter = JSON.stringify(['all', query.status ?? '', query.tool ?? '', query.principal ?? '', query.since ?? '', query.until ?? '']);
+  const scope: CursorScope = { listing: 'actions', caller: principal.sub, filter };
+  // The composition's clock (tests inject it), the one cancel reads too.
+  const deps = { actions: rt.actions, accessLog: rt.accessLog, tools: rt.tools, now: rt.cancel.now, logger: req.logger };
+  // The role is checked (and a refusal recorded) before the cursor is opened.
+  const cursors = await rt.cursors();
+  const page = await listAllActions(deps, principal, {
+    limit: query.limit,
+    ...(query.status ? { status: query.status } : {}),
+    ...(query.tool ? { tool: query.tool } : {}),
+    ...(query.principal ? { principal: query.principal } : {}),
+    ...(query.since ? { since: query.since } : {}),
+    ...(query.until ? { until: query.until } : {}),
+    ...(query.cursor !== undefined ? { cursor: () => cursors.open(scope, query.cursor!, ActionIdPattern) } : {}),
+  });
+  return {
+    status: 200,
+    body: { items: page.items.map((a) => listedActionView(a, principal, rt.tools)), nextCursor: page.lastEvaluated ? cursors.seal(scope, page.lastEvaluated) : null },
+  };
 }
 
 /** The agent a request names (self-declared: a baseline key, never an identity), bounded. */
@@ -160,9 +188,12 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           const query = ActionListQuerySchema.safeParse(req.query);
           if (!query.success) throw badRequest('The query string is invalid.', queryViolations(query.error));
           const principal = principalOf(req);
+          const rt = await deps();
+          if (query.data.scope === 'all') return listAll(rt, principal, query.data, req);
+          const onlyAll = (['tool', 'principal', 'since', 'until'] as const).filter((k) => query.data[k] !== undefined);
+          if (onlyAll.length > 0) throw badRequest('The query string is invalid.', onlyAll.map((k) => ({ path: `query:${k}`, message: 'only with scope=all' })));
           // A cursor continues one caller's listing with one filter; the page size may change.
           const scope: CursorScope = { listing: 'actions', caller: principal.sub, filter: query.data.status ?? '' };
-          const rt = await deps();
           const cursors = await rt.cursors();
           const startAfter = query.data.cursor === undefined ? undefined : cursors.open(scope, query.data.cursor, ActionIdPattern);
           const page = await rt.actions.listActions({

@@ -60,6 +60,43 @@ export interface ListActionsQuery {
   startAfter?: string;
 }
 
+/**
+ * Every principal's actions created in [since, until], newest first (auditors). The tool and
+ * principal filters are applied by the store before it reads the actions; the status filter
+ * after, so a page may hold fewer than `limit` items while more follow.
+ */
+export interface ListAllActionsQuery {
+  since: Date;
+  until: Date;
+  limit: number;
+  status?: ActionStatus;
+  /** A tool the action calls (any step of a plan). */
+  tool?: string;
+  /** The `sub` of the principal the action was for. */
+  principalSub?: string;
+  /** Continue after this action id (an earlier page's `lastEvaluated`); only an id, as above. */
+  startAfter?: string;
+}
+
+/** A refusal recorded on the access trail (who tried what, which role it needed). */
+export interface AccessRefusal {
+  at: string;
+  /** The verified `sub` of the caller. */
+  actor: string;
+  /** What was refused (`list_all_actions`). */
+  attempted: string;
+  requiredRole: string;
+  /** The caller's roles, bounded. */
+  roles: string[];
+}
+
+/** The access trail: refusals of reads reserved to a role, kept for auditors. */
+export interface AccessLog {
+  recordAccessRefusal(refusal: AccessRefusal): Promise<void>;
+  /** The refusals recorded on one UTC day (`YYYY-MM-DD`), oldest first. */
+  listAccessRefusals(day: string): Promise<AccessRefusal[]>;
+}
+
 export interface ActionPage {
   items: ActionRecord[];
   /** The id of the last action examined, when more may follow (also when it was filtered out). */
@@ -108,6 +145,8 @@ export interface ActionStore {
   createAction(action: ActionRecord): Promise<'created' | 'exists'>;
   getAction(id: string): Promise<ActionRecord | undefined>;
   listActions(query: ListActionsQuery): Promise<ActionPage>;
+  /** Every principal's actions in a time range (the day index, ledger.md). */
+  listAllActions(query: ListAllActionsQuery): Promise<ActionPage>;
   /**
    * Moves an action forward. The write is conditional on the current status being one of
    * `to`'s predecessors, so a stale writer loses and no status ever goes backwards.

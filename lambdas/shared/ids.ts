@@ -1,4 +1,4 @@
-import { monotonicFactory } from 'ulid';
+import { decodeTime, encodeTime, monotonicFactory } from 'ulid';
 import { z } from 'zod';
 import type { StepKey } from '../ports/steps';
 
@@ -14,6 +14,19 @@ export function newActionId(now = Date.now()): string {
 }
 
 export const ActionIdPattern = /^act_[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** When an action id was minted (ms since the epoch): the time its ULID encodes. */
+export function actionIdTime(id: string): number {
+  return decodeTime(id.slice('act_'.length));
+}
+
+/**
+ * The smallest and largest action ids minted in [sinceMs, untilMs]: ULIDs sort by their time
+ * prefix, so a key range over ids is a time range over actions.
+ */
+export function actionIdRange(sinceMs: number, untilMs: number): { from: string; to: string } {
+  return { from: `act_${encodeTime(Math.max(0, sinceMs), 10)}${'0'.repeat(16)}`, to: `act_${encodeTime(Math.max(0, untilMs), 10)}${'Z'.repeat(16)}` };
+}
 
 /** An action id in a task payload or a schema. */
 export const ActionIdSchema = z.string().regex(ActionIdPattern);

@@ -208,7 +208,7 @@ describe('the OpenAPI document', () => {
 
   it('takes query parameters and bodies from the zod schemas the handlers parse with', () => {
     const list = (paths['/v1/actions']!.get!.parameters as JsonObject[]).map((p) => p.name);
-    expect(list).toEqual(['status', 'limit', 'cursor']);
+    expect(list).toEqual(['scope', 'status', 'tool', 'principal', 'since', 'until', 'limit', 'cursor']);
     const approvals = paths['/v1/approvals']!.get!.parameters as JsonObject[];
     expect(approvals.find((p) => p.name === 'status')).toMatchObject({ required: false, schema: { default: 'pending' } });
     const decision = (doc.components as Record<string, Record<string, JsonObject>>).schemas!.ApprovalDecision!;
@@ -228,7 +228,7 @@ const EXPECTED_4XX: Record<string, number[]> = {
   'GET /openapi.json': [413],
   'GET /v1/tools': [400, 401, 413, 429],
   'POST /v1/actions': [400, 401, 403, 409, 413, 415, 422, 429],
-  'GET /v1/actions': [400, 401, 413, 429],
+  'GET /v1/actions': [400, 401, 403, 413, 429],
   'GET /v1/actions/{id}': [401, 404, 413, 429],
   'POST /v1/actions/{id}/cancel': [400, 401, 403, 404, 409, 413, 415, 429],
   'GET /v1/actions/{id}/receipt': [401, 404, 413, 429],

@@ -152,6 +152,12 @@ describe('the contract, operation by operation', () => {
     expect(list.status).toBe(200);
     expect((await call('GET', '/v1/actions?limit=0', { token: alice })).status).toBe(400);
     expect((await call('GET', '/v1/actions?cursor=forged', { token: alice })).status).toBe(400);
+    // Every principal's actions are for auditors: anyone else is refused (and it is recorded).
+    expect((await call('GET', '/v1/actions?scope=all', { token: alice })).status).toBe(403);
+    const auditor = await cp.token('contract-audrey', { roles: ['Auditor'] });
+    const all = await call('GET', '/v1/actions?scope=all&limit=5', { token: auditor });
+    expect(all.status).toBe(200);
+    expect(all.body!.items.length).toBeGreaterThan(0);
     const id = list.body!.items[0].id as string;
     expect((await call('GET', `/v1/actions/${id}`, { token: alice })).status).toBe(200);
     expect((await call('GET', `/v1/actions/${id}`, { token: bob })).status).toBe(404);

@@ -101,6 +101,7 @@ export function intakeFunctionDeps(
     guardrails: { halts: guardrails.halts, breakers: guardrails.breakers },
     halts: guardrails.haltDeps,
     actions: ledger,
+    accessLog: ledger,
     idempotency: ledger,
     steps: new DynamoSagaStore(table),
     workflow: new RecordingWorkflow(),

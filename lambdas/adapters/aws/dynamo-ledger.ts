@@ -1,4 +1,5 @@
 import {
+  BatchGetItemCommand,
   DeleteItemCommand,
   DynamoDBClient,
   GetItemCommand,
@@ -6,22 +7,33 @@ import {
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { isTerminal, predecessorsOf, type ActionRecord, type ActionStatus, type CancelRequest, type StoredDecision } from '../../actions/action';
 import { sha256Hex } from '../../shared/canonical-json';
-import { ActionIdPattern } from '../../shared/ids';
+import { toolsOf } from '../../actions/view';
+import { ActionIdPattern, actionIdRange, actionIdTime } from '../../shared/ids';
 import {
   InvalidCursorError,
   StatusTransitionError,
+  LedgerThrottledError,
+  type AccessLog,
+  type AccessRefusal,
   type ActionPage,
   type ActionStore,
+  type ListAllActionsQuery,
   type ClaimResult,
   type IdempotencyRecord,
   type IdempotencyStore,
   type ListActionsQuery,
   type StoredResponse,
 } from '../../ports/ledger';
-import { conditionalWrite, guard, isConditionFailure, N, S, type Item } from './dynamo-support';
+import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
+
+/** The UTC day before `day` (`YYYY-MM-DD`). */
+function previousDay(day: string): string {
+  return new Date(Date.parse(`${day}T00:00:00Z`) - 86_400_000).toISOString().slice(0, 10);
+}
 
 /**
  * The ledger on DynamoDB: one table, single-item conditional writes only (no transactions,
@@ -32,6 +44,11 @@ import { conditionalWrite, guard, isConditionFailure, N, S, type Item } from './
 export const Keys = {
   action: (id: string) => ({ pk: S(`ACTION#${id}`), sk: S('ACTION') }),
   actionByPrincipal: (sub: string) => `PRINCIPAL#${sub}`,
+  /** An action's entry in the day index (every principal's actions of one UTC day). */
+  actionRef: (id: string) => ({ pk: S(`ACTIONREF#${id}`), sk: S('DAY') }),
+  actionsOfDay: (day: string) => `ACTIONS#${day}`,
+  /** The access trail of one UTC day. */
+  accessLog: (day: string) => `ACCESSLOG#${day}`,
   /** Keys are hashed: they are up to 255 arbitrary printable characters chosen by agents. */
   idempotency: (scope: string, key: string) => ({
     pk: S(`IDEMP#${sha256Hex(`${scope}\n${key}`)}`),
@@ -60,6 +77,16 @@ function positionOf(key: Item | undefined): string | undefined {
   return id;
 }
 
+/** The UTC day an action id was minted on: its day-index partition. */
+const dayOfAction = (id: string) => new Date(actionIdTime(id)).toISOString().slice(0, 10);
+
+/** Index entries one page may examine: a filter matching little cannot make one request read days of traffic. */
+const MAX_EXAMINED_PER_PAGE = 500;
+/** BatchGetItem's per-request key limit. */
+const BATCH_KEYS = 100;
+
+const AccessRefusalSchema = z.object({ at: z.string(), actor: z.string(), attempted: z.string(), requiredRole: z.string(), roles: z.array(z.string()) });
+
 const StoredResponseSchema = z.object({
   status: z.number().int(),
   headers: z.record(z.string(), z.string()),
@@ -79,15 +106,20 @@ function toAction(item: Item | undefined): ActionRecord | undefined {
 export interface DynamoLedgerOptions {
   client: DynamoDBClient;
   tableName: string;
+  /** Day-index entries one page of `listAllActions` may examine (500; tests make it small). */
+  maxExaminedPerPage?: number;
 }
 
-export class DynamoLedger implements ActionStore, IdempotencyStore {
+export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
   private readonly client: DynamoDBClient;
   private readonly table: string;
+
+  private readonly maxExamined: number;
 
   constructor(options: DynamoLedgerOptions) {
     this.client = options.client;
     this.table = options.tableName;
+    this.maxExamined = options.maxExaminedPerPage ?? MAX_EXAMINED_PER_PAGE;
   }
 
   // ── idempotency ────────────────────────────────────────────────────────────
@@ -249,7 +281,30 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
     };
   }
 
+  /**
+   * The action's day-index entry (ledger.md): immutable facts only (principal, tools), so it
+   * never needs updating. Written before the action, so no action is ever missing from the
+   * index; an entry whose action was never written is skipped by the listing.
+   */
+  private async putActionRef(action: ActionRecord): Promise<void> {
+    await guard(() =>
+      this.client.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: {
+            ...Keys.actionRef(action.id),
+            gsi1pk: S(Keys.actionsOfDay(dayOfAction(action.id))),
+            gsi1sk: S(action.id),
+            principal: S(action.principal.sub),
+            tools: { L: toolsOf(action.envelope).map((t) => S(t)) },
+          },
+        }),
+      ),
+    );
+  }
+
   async createAction(action: ActionRecord): Promise<'created' | 'exists'> {
+    await this.putActionRef(action);
     return (await conditionalWrite(
       this.client,
       new PutItemCommand({
@@ -293,6 +348,117 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
     const items = (out.Items ?? []).map(toAction).filter((a): a is ActionRecord => a !== undefined);
     const lastEvaluated = positionOf(out.LastEvaluatedKey);
     return { items, ...(lastEvaluated ? { lastEvaluated } : {}) };
+  }
+
+  async listAllActions(query: ListAllActionsQuery): Promise<ActionPage> {
+    const { from, to } = actionIdRange(query.since.getTime(), query.until.getTime());
+    if (query.startAfter !== undefined && !ActionIdPattern.test(query.startAfter)) throw new InvalidCursorError();
+    const ids: string[] = [];
+    let examined = 0;
+    let last: string | undefined;
+    // Days newest first, from the cursor's day (or `until`'s) back to `since`'s.
+    let day = dayOfAction(query.startAfter ?? to);
+    const firstDay = dayOfAction(from);
+    let start: Item | undefined =
+      query.startAfter !== undefined ? { ...Keys.actionRef(query.startAfter), gsi1pk: S(Keys.actionsOfDay(day)), gsi1sk: S(query.startAfter) } : undefined;
+    const filters: string[] = [];
+    const values: Item = { ':from': S(from), ':to': S(to) };
+    if (query.principalSub !== undefined) {
+      filters.push('principal = :who');
+      values[':who'] = S(query.principalSub);
+    }
+    if (query.tool !== undefined) {
+      filters.push('contains(tools, :tool)');
+      values[':tool'] = S(query.tool);
+    }
+    while (day >= firstDay) {
+      const out = await guard(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: 'gsi1',
+            KeyConditionExpression: 'gsi1pk = :p AND gsi1sk BETWEEN :from AND :to',
+            ExpressionAttributeValues: { ...values, ':p': S(Keys.actionsOfDay(day)) },
+            ...(filters.length > 0 ? { FilterExpression: filters.join(' AND ') } : {}),
+            ProjectionExpression: 'gsi1sk',
+            ScanIndexForward: false,
+            Limit: Math.min(query.limit - ids.length, this.maxExamined - examined),
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      examined += out.ScannedCount ?? 0;
+      for (const item of out.Items ?? []) {
+        const id = item.gsi1sk?.S;
+        if (id !== undefined && ActionIdPattern.test(id)) ids.push(id);
+      }
+      const lastKey = out.LastEvaluatedKey?.gsi1sk?.S;
+      if (lastKey !== undefined && !ActionIdPattern.test(lastKey)) throw new Error(`Unexpected listing key ${lastKey.slice(0, 80)}`);
+      const finished = lastKey === undefined && day <= firstDay;
+      if (finished) break;
+      if (ids.length >= query.limit || examined >= this.maxExamined) {
+        // Stopped early: continue after the last entry examined; when this day is done, after
+        // the smallest id it could hold, so the next page starts on the day before.
+        last = lastKey ?? actionIdRange(Date.parse(`${day}T00:00:00Z`), 0).from;
+        break;
+      }
+      if (lastKey !== undefined) {
+        start = { ...Keys.actionRef(lastKey), gsi1pk: S(Keys.actionsOfDay(day)), gsi1sk: S(lastKey) };
+        continue;
+      }
+      start = undefined;
+      day = previousDay(day);
+    }
+    const actions = await this.getActions(ids);
+    const items = ids
+      .map((id) => actions.get(id))
+      .filter((a): a is ActionRecord => a !== undefined && (query.status === undefined || a.status === query.status));
+    return { items, ...(last !== undefined ? { lastEvaluated: last } : {}) };
+  }
+
+  /** Actions by id (consistent reads, in batches); ids with no action are absent from the map. */
+  private async getActions(ids: readonly string[]): Promise<Map<string, ActionRecord>> {
+    const found = new Map<string, ActionRecord>();
+    for (let i = 0; i < ids.length; i += BATCH_KEYS) {
+      let pending: Item[] | undefined = ids.slice(i, i + BATCH_KEYS).map((id) => Keys.action(id));
+      for (let round = 0; pending && pending.length > 0 && round < 8; round++) {
+        const request: Item[] = pending;
+        const out = await guard(() => this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: request, ConsistentRead: true } } })));
+        for (const item of out.Responses?.[this.table] ?? []) {
+          const action = toAction(item);
+          if (action) found.set(action.id, action);
+        }
+        pending = out.UnprocessedKeys?.[this.table]?.Keys as Item[] | undefined;
+      }
+      // A page with holes would silently drop actions: say the ledger is busy instead.
+      if (pending && pending.length > 0) throw new LedgerThrottledError();
+    }
+    return found;
+  }
+
+  // ── access trail ───────────────────────────────────────────────────────────
+
+  async recordAccessRefusal(refusal: AccessRefusal): Promise<void> {
+    const at = refusal.at;
+    await guard(() =>
+      this.client.send(
+        new PutItemCommand({
+          TableName: this.table,
+          // One partition per day keeps each small; the sort key orders the day's refusals.
+          Item: { pk: S(Keys.accessLog(at.slice(0, 10))), sk: S(`EVENT#${at}#${randomUUID()}`), doc: S(JSON.stringify(refusal)) },
+        }),
+      ),
+    );
+  }
+
+  async listAccessRefusals(day: string): Promise<AccessRefusal[]> {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) throw new InvalidCursorError();
+    const items = await queryAll(this.client, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :p AND begins_with(sk, :e)',
+      ExpressionAttributeValues: { ':p': S(Keys.accessLog(day)), ':e': S('EVENT#') },
+    });
+    return items.map((item) => AccessRefusalSchema.parse(JSON.parse(item.doc?.S ?? '{}')));
   }
 
   async transition(

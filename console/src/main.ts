@@ -1,12 +1,12 @@
 import { available, SignedOutError, whenSignedOut } from './api';
 import { beginSignIn, completeSignIn, loadConfig, signOut, type ConsoleConfig } from './auth';
 import { h, replace } from './dom';
-import { action, actions, approval, errorBox, halts, inbox, metrics, whoLine, type Page_ } from './views';
+import { action, actions, allActions, approval, errorBox, halts, inbox, isAuditor, metrics, whoLine, type Page_ } from './views';
 
 /**
  * The console's entry: sign-in, the navigation (Operations pages only when the API answers
  * them), and a hash router (`#/inbox`, `#/approvals/<id>`, `#/actions`, `#/actions/<id>`,
- * `#/halts`, `#/metrics`), so the page is one static file wherever it is served.
+ * `#/actions/all` for auditors, `#/halts`, `#/metrics`), so the page is one static file wherever it is served.
  */
 
 interface Route {
@@ -19,6 +19,8 @@ const routes: Route[] = [
   { pattern: /^#\/inbox$/, page: inbox, nav: 'inbox' },
   { pattern: /^#\/approvals\/(?<id>[^/?]+)$/, page: approval, nav: 'inbox' },
   { pattern: /^#\/actions(?:\?status=(?<status>[a-z_]+))?$/, page: actions, nav: 'actions' },
+  // Before the action's own route, which `all` would otherwise match as an id.
+  { pattern: /^#\/actions\/all(?:\?(?<query>.*))?$/, page: allActions, nav: 'all-actions' },
   { pattern: /^#\/actions\/(?<id>[^/?]+)$/, page: action, nav: 'actions' },
   { pattern: /^#\/halts$/, page: halts, nav: 'halts' },
   { pattern: /^#\/metrics$/, page: metrics, nav: 'metrics' },
@@ -34,6 +36,8 @@ function navigation(current: string | undefined): void {
   const links: Array<[string, string, string]> = [
     ['inbox', '#/inbox', 'Inbox'],
     ['actions', '#/actions', 'My actions'],
+    // Offered by role (the API refuses, and records, anyone else): probing would record a refusal per visit.
+    ...(isAuditor() ? ([['all-actions', '#/actions/all', 'All actions']] as Array<[string, string, string]>) : []),
     ...(optional.halts ? ([['halts', '#/halts', 'Halts']] as Array<[string, string, string]>) : []),
     ...(optional.metrics ? ([['metrics', '#/metrics', 'Key figures']] as Array<[string, string, string]>) : []),
   ];
@@ -57,7 +61,8 @@ async function show(): Promise<void> {
     return;
   }
   const params: Record<string, string> = {};
-  for (const [k, v] of Object.entries(route.pattern.exec(hash)?.groups ?? {})) if (v !== undefined) params[k] = decodeURIComponent(v);
+  // A query string stays encoded: the page parses it (a decoded `&` in a value would split it).
+  for (const [k, v] of Object.entries(route.pattern.exec(hash)?.groups ?? {})) if (v !== undefined) params[k] = k === 'query' ? v : decodeURIComponent(v);
   try {
     leave = await route.page(el, params);
   } catch (error) {

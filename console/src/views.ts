@@ -226,6 +226,117 @@ export const actions: Page_ = async (main, params) => {
   replace(main, h('h1', {}, 'My actions'), filter, page.items.length === 0 ? h('p', {}, 'No actions.') : table);
 };
 
+/** The role the API lets list every principal's actions (the API enforces it; this only chooses what to offer). */
+export const AUDITOR_ROLE = 'Auditor';
+
+/** Whether the signed-in person may list every action (offered in the navigation). */
+export function isAuditor(): boolean {
+  return whoAmI()?.roles.includes(AUDITOR_ROLE) ?? false;
+}
+
+const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
+
+/**
+ * Every principal's actions, for auditors: filters by status, tool, principal and day range,
+ * newest first, a page at a time (the API's cursor). The filters live in the hash
+ * (`#/actions/all?status=…&tool=…&principal=…&from=…&to=…&limit=…&cursor=…`), so a view can be linked.
+ */
+export const allActions: Page_ = async (main, params) => {
+  const query = new URLSearchParams(params.query ?? '');
+  const pick = (key: string) => query.get(key)?.trim() ?? '';
+  const status = STATUSES.includes(pick('status')) ? pick('status') : '';
+  const from = DAY_PATTERN.test(pick('from')) ? pick('from') : '';
+  const to = DAY_PATTERN.test(pick('to')) ? pick('to') : '';
+  const limit = /^([1-9]\d?|100)$/.test(pick('limit')) ? pick('limit') : '';
+  const filters = { status, tool: pick('tool'), principal: pick('principal'), from, to, limit };
+
+  const statusSelect = h(
+    'select',
+    { id: 'all-status', name: 'status' },
+    h('option', { value: '' }, 'any status'),
+    STATUSES.map((s) => h('option', { value: s, ...(s === status ? { selected: true } : {}) }, s.replace(/_/g, ' '))),
+  );
+  const toolInput = h('input', { id: 'all-tool', name: 'tool', value: filters.tool, placeholder: 'travel.book_flight', autocomplete: 'off' });
+  const principalInput = h('input', { id: 'all-principal', name: 'principal', value: filters.principal, autocomplete: 'off' });
+  const fromInput = h('input', { id: 'all-from', name: 'from', type: 'date', value: from });
+  const toInput = h('input', { id: 'all-to', name: 'to', type: 'date', value: to });
+  const hashOf = (f: Record<string, string>) => {
+    const q = new URLSearchParams(Object.entries(f).filter(([, v]) => v !== ''));
+    const text = q.toString();
+    return text ? `#/actions/all?${text}` : '#/actions/all';
+  };
+  const form = h(
+    'form',
+    {
+      'aria-label': 'Filter all actions',
+      class: 'filters',
+      on: {
+        submit: (e: Event) => {
+          e.preventDefault();
+          location.hash = hashOf({ status: statusSelect.value, tool: toolInput.value.trim(), principal: principalInput.value.trim(), from: fromInput.value, to: toInput.value, limit });
+        },
+      },
+    },
+    h('label', { for: 'all-status' }, 'Status'),
+    statusSelect,
+    h('label', { for: 'all-tool' }, 'Tool'),
+    toolInput,
+    h('label', { for: 'all-principal' }, 'Principal'),
+    principalInput,
+    h('label', { for: 'all-from' }, 'From (day, UTC)'),
+    fromInput,
+    h('label', { for: 'all-to' }, 'To (day, UTC)'),
+    toInput,
+    ' ',
+    h('button', { type: 'submit', class: 'secondary' }, 'Filter'),
+  );
+  const heading = h('h1', {}, 'All actions');
+  const note = h('p', {}, 'Every principal’s actions, newest first (the last 7 days unless you pick days; at most 31). Other people’s personal data is masked as the API masks it.');
+  replace(main, heading, note, form, h('p', {}, 'Loading…'));
+
+  const api_ = new URLSearchParams({ scope: 'all', limit: limit || '50' });
+  if (status) api_.set('status', status);
+  if (filters.tool) api_.set('tool', filters.tool);
+  if (filters.principal) api_.set('principal', filters.principal);
+  if (from) api_.set('since', `${from}T00:00:00.000Z`);
+  if (to) api_.set('until', `${to}T23:59:59.999Z`);
+  const cursor = pick('cursor');
+  if (cursor) api_.set('cursor', cursor);
+  let page: Page<ActionView>;
+  try {
+    page = await api<Page<ActionView>>('GET', `/v1/actions?${api_.toString()}`);
+  } catch (error) {
+    // A filter the API refuses (a tool name it does not accept, a range too long) is shown, with the form to fix it.
+    replace(main, heading, note, form, errorBox(error));
+    return;
+  }
+  const table = h(
+    'table',
+    { 'data-testid': 'all-actions' },
+    h('caption', { class: 'visually-hidden' }, 'All actions, newest first'),
+    h('thead', {}, h('tr', {}, ['Created', 'Action', 'Principal', 'Tools', 'Status', 'Reason'].map((c) => h('th', { scope: 'col' }, c)))),
+    h(
+      'tbody',
+      {},
+      page.items.map((a) =>
+        h(
+          'tr',
+          { 'data-action': a.id },
+          h('td', {}, time(a.createdAt)),
+          h('td', {}, h('a', { href: `#/actions/${encodeURIComponent(a.id)}` }, a.id)),
+          h('td', {}, a.principal.sub),
+          h('td', {}, a.steps.map((s) => s.tool).join(', ')),
+          h('td', {}, statusBadge(a.status)),
+          h('td', {}, a.reason ?? ''),
+        ),
+      ),
+    ),
+  );
+  const more = page.nextCursor ? h('p', {}, h('a', { href: hashOf({ ...filters, cursor: page.nextCursor }) }, 'Older actions')) : null;
+  replace(main, heading, note, form, page.items.length === 0 ? h('p', {}, 'No actions match.') : table, more);
+  announce(`${page.items.length} action${page.items.length === 1 ? '' : 's'} shown`);
+};
+
 function timeline(a: ActionView): HTMLElement {
   const entries: Child[] = [h('li', {}, time(a.createdAt), ` — asked by ${a.principal.sub} through ${agentName(a.actor)}${a.reason ? `: ${a.reason}` : ''}`)];
   if (a.decision) {

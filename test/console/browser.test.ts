@@ -209,6 +209,60 @@ describe('the web console in Chromium', () => {
     });
   }, 120_000);
 
+  it('audrey, an auditor, lists every principal’s actions with filters and pages; alice is offered no such view and is refused', async () => {
+    await timed('all actions', async () => {
+      const tag = `audit-${isoDay(0)}`;
+      const alice = await cp.token('alice', PEOPLE.alice);
+      const carol = await cp.token('carol', { roles: ['Employee', 'SecurityAdmin'] });
+      const ids: Record<string, string> = {};
+      for (const [who, token, n] of [['alice', alice, 1], ['carol', carol, 2], ['alice', alice, 3]] as const) {
+        const res = await cp.post(token, { tool: 'echo.say', arguments: { message: `${tag}-${n}` }, agent: { name: 'audit-bot' }, reason: `${tag} ${who} ${n}` }, { key: `${tag}-${n}` });
+        expect(res.status).toBe(200);
+        ids[`${who}-${n}`] = res.body.id as string;
+      }
+
+      const audrey = await signIn('audrey');
+      await audrey.getByRole('link', { name: 'All actions' }).click();
+      await audrey.getByRole('heading', { name: 'All actions' }).waitFor();
+      await audrey.getByTestId('all-actions').waitFor();
+      await expectNoSeriousViolations(audrey, 'all actions');
+      // Both principals' actions are there, with who asked.
+      for (const id of Object.values(ids)) await audrey.locator(`tr[data-action="${id}"]`).waitFor();
+      expect(await audrey.locator(`tr[data-action="${ids['carol-2']}"]`).innerText()).toContain('carol');
+
+      // Filter: alice's echo.say actions, completed, from today (UTC).
+      await audrey.getByLabel('Principal').fill('alice');
+      await audrey.getByLabel('Tool').fill('echo.say');
+      await audrey.getByLabel('Status').selectOption('completed');
+      await audrey.getByLabel('From (day, UTC)').fill(isoDay(0));
+      await audrey.getByRole('button', { name: 'Filter' }).click();
+      await expect.poll(() => audrey.url()).toContain('principal=alice');
+      await expect.poll(async () => audrey.locator(`tr[data-action="${ids['carol-2']}"]`).count()).toBe(0);
+      await audrey.locator(`tr[data-action="${ids['alice-3']}"]`).waitFor();
+      const principals = await audrey.locator('table[data-testid="all-actions"] tbody tr td:nth-child(3)').allInnerTexts();
+      expect(principals.length).toBeGreaterThan(0);
+      expect(new Set(principals)).toEqual(new Set(['alice']));
+
+      // A page at a time: the API's cursor rides in the hash; the next page holds older actions only.
+      const hash = new URL(audrey.url()).hash.replace(/^#\/actions\/all\??/, '');
+      await audrey.goto(`${cp.url}/console/#/actions/all?${hash}&limit=1`);
+      await audrey.locator(`tr[data-action="${ids['alice-3']}"]`).waitFor();
+      const rows = () => audrey.locator('table[data-testid="all-actions"] tbody tr').evaluateAll((trs) => trs.map((r) => r.getAttribute('data-action')));
+      expect(await rows()).toEqual([ids['alice-3']]);
+      await audrey.getByRole('link', { name: 'Older actions' }).click();
+      await expect.poll(() => audrey.url()).toContain('cursor=');
+      await expect.poll(rows).toEqual([ids['alice-1']]);
+
+      // Alice is not offered the view, and going there anyway shows the API's refusal.
+      const alicePage = await signIn('alice');
+      await alicePage.getByRole('link', { name: 'My actions' }).waitFor();
+      expect(await alicePage.getByRole('link', { name: 'All actions' }).count()).toBe(0);
+      await alicePage.goto(`${cp.url}/console/#/actions/all`);
+      await alicePage.getByRole('alert').filter({ hasText: 'Not allowed to list every action' }).waitFor();
+      expect(await alicePage.locator('table[data-testid="all-actions"]').count()).toBe(0);
+    });
+  }, 120_000);
+
   it('shows a reason holding <script> and an onerror image as text, running nothing', async () => {
     await timed('xss', async () => {
       const day = isoDay(43);

@@ -1,7 +1,7 @@
 import { api, ApiError } from './api';
 import { whoAmI } from './auth';
 import { announce, countdown, h, json, kv, money, replace, time, type Child } from './dom';
-import { TERMINAL, type ActionView, type HaltView, type ApprovalListItem, type ApprovalPreview, type DecisionResult, type Page, type ReceiptView } from './types';
+import { TERMINAL, type ActionPage, type ActionStatus, type ActionView, type ApprovalPage, type HaltList, type HaltView, type ApprovalPreview, type DecisionResult, type ReceiptView } from './types';
 
 /**
  * The console's pages. Each renders into `main` and returns a cleanup for its timers; the
@@ -12,7 +12,21 @@ import { TERMINAL, type ActionView, type HaltView, type ApprovalListItem, type A
 /** A page: renders into `main`, may keep timers, returns what to stop when leaving. */
 export type Page_ = (main: HTMLElement, params: Record<string, string>) => Promise<(() => void) | void>;
 
-const STATUSES = ['received', 'awaiting_approval', 'running', 'completed', 'denied', 'rejected', 'expired', 'failed', 'compensated', 'cancelled'];
+/** Every action status, in lifecycle order: a Record over the API's status type, so a status the API adds (or drops) fails `tsc -p console` here. */
+const STATUS_ORDER: Record<ActionStatus, number> = {
+  received: 0,
+  awaiting_approval: 1,
+  running: 2,
+  compensating: 3,
+  completed: 4,
+  denied: 5,
+  rejected: 6,
+  expired: 7,
+  failed: 8,
+  compensated: 9,
+  cancelled: 10,
+};
+const STATUSES: string[] = Object.keys(STATUS_ORDER).sort((a, b) => STATUS_ORDER[a as ActionStatus] - STATUS_ORDER[b as ActionStatus]);
 
 function statusBadge(status: string): HTMLElement {
   const tone = status === 'completed' || status === 'approved' ? 'ok' : ['failed', 'denied', 'rejected', 'expired', 'compensated', 'cancelled'].includes(status) ? 'bad' : 'warn';
@@ -33,7 +47,7 @@ function agentName(a: { name: string; model?: string }): string {
 
 export const inbox: Page_ = async (main) => {
   replace(main, h('h1', {}, 'Approvals waiting for you'), h('p', {}, 'Loading…'));
-  const page = await api<Page<ApprovalListItem>>('GET', '/v1/approvals?status=pending&limit=50');
+  const page = await api<ApprovalPage>('GET', '/v1/approvals?status=pending&limit=50');
   const items = [...page.items].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   const list = h(
     'ul',
@@ -201,7 +215,7 @@ export const actions: Page_ = async (main, params) => {
     h('button', { type: 'submit', class: 'secondary' }, 'Filter'),
   );
   replace(main, h('h1', {}, 'My actions'), filter, h('p', {}, 'Loading…'));
-  const page = await api<Page<ActionView>>('GET', `/v1/actions?limit=50${status ? `&status=${status}` : ''}`);
+  const page = await api<ActionPage>('GET', `/v1/actions?limit=50${status ? `&status=${status}` : ''}`);
   const table = h(
     'table',
     {},
@@ -302,9 +316,9 @@ export const allActions: Page_ = async (main, params) => {
   if (to) api_.set('until', `${to}T23:59:59.999Z`);
   const cursor = pick('cursor');
   if (cursor) api_.set('cursor', cursor);
-  let page: Page<ActionView>;
+  let page: ActionPage;
   try {
-    page = await api<Page<ActionView>>('GET', `/v1/actions?${api_.toString()}`);
+    page = await api<ActionPage>('GET', `/v1/actions?${api_.toString()}`);
   } catch (error) {
     // A filter the API refuses (a tool name it does not accept, a range too long) is shown, with the form to fix it.
     replace(main, heading, note, form, errorBox(error));
@@ -380,7 +394,7 @@ export const action: Page_ = async (main, params) => {
   const render = async () => {
     const a = await api<ActionView>('GET', `/v1/actions/${encodeURIComponent(id)}`);
     if (stopped) return;
-    const done = TERMINAL.includes(a.status);
+    const done = (TERMINAL as readonly string[]).includes(a.status);
     replace(
       main,
       h('h1', {}, `Action ${a.id}`),
@@ -531,7 +545,7 @@ function haltCard(halt: HaltView, rerender: (notice?: Child) => Promise<void>): 
 
 export const halts: Page_ = async (main) => {
   const render = async (notice?: Child): Promise<void> => {
-    const body = await api<{ items: HaltView[] }>('GET', '/v1/halts');
+    const body = await api<HaltList>('GET', '/v1/halts');
     const items = [...body.items].sort((a, b) => (a.status === b.status ? b.createdAt.localeCompare(a.createdAt) : a.status === 'active' ? -1 : 1));
     const scope = h('select', { id: 'halt-scope', name: 'scope', 'aria-describedby': 'halt-target-help' }, HALT_SCOPES.map((s) => h('option', { value: s }, s)));
     const target = h('input', { id: 'halt-target', name: 'target', maxlength: 256, disabled: true, 'aria-describedby': 'halt-target-help' });

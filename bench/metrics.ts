@@ -13,11 +13,11 @@ import { boundedMetrics, METRICS_NAMESPACE, METRICS_SERVICE, vocabularyOf } from
 import { loadPolicyEngine } from '../lambdas/policy/index';
 import { noMetrics, type Metrics } from '../lambdas/ports/metrics';
 import { toolRegistry } from '../lambdas/tools/registry';
-import { benchControlPlane, ms, pool, summarize } from './support';
+import { benchControlPlane, limitsWith, ms, pool, summarize } from './support';
 
-const N = Number(process.env.BENCH_ACTIONS ?? 600);
+const N = Number(process.env.BENCH_ACTIONS ?? 400);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 type Mode = 'off' | 'file' | 'emf';
 
@@ -29,8 +29,10 @@ function emf(): { metrics: Metrics; flush: () => void } {
   return { metrics: boundedMetrics(adapter, vocabularyOf({ tools: toolRegistry, policies: loadPolicyEngine().policies })), flush: () => adapter.flush() };
 }
 
-async function round(mode: Mode, n: number): Promise<number[]> {
-  const cp = await benchControlPlane();
+async function round(mode: Mode, n: number): Promise<{ latencies: number[]; wallMs: number }> {
+  // Without rate limits (one principal and agent send every request): otherwise most answers
+  // would be 429s and the figure would be the refusal's cost, not intake's.
+  const cp = await benchControlPlane({ limits: limitsWith([]) });
   const intake = cp.rt.controlPlane.composition.intake;
   intake.workflow = { start: async () => undefined };
   const sink = mode === 'emf' ? emf() : undefined;
@@ -39,24 +41,39 @@ async function round(mode: Mode, n: number): Promise<number[]> {
   const body = (i: number) => ({ tool: 'echo.say', arguments: { message: `hello ${i}` }, agent: { name: 'bench' } });
   await pool(50, 8, async (i) => void (await cp.post(body(-i - 1), `warm-${i}`, 'respond-async')));
   const latencies: number[] = [];
+  const started = performance.now();
   await pool(n, CONCURRENCY, async (i) => {
     const res = await cp.post(body(i), `key-${mode}-${i}`, 'respond-async');
     // In Lambda the middleware flushes after every invocation.
     sink?.flush();
+    if (res.status !== 202) throw new Error(`expected 202 for every request, got ${res.status} (${JSON.stringify(res.body).slice(0, 200)})`);
     latencies.push(res.ms);
   });
+  const wallMs = performance.now() - started;
   await cp.close();
-  return latencies;
+  return { latencies, wallMs };
 }
 
 console.log(`intake front door, local mode, echo.say, concurrency ${CONCURRENCY}, ${ROUNDS} × ${N} requests per mode`);
 const all: Record<Mode, number[]> = { off: [], file: [], emf: [] };
-for (let r = 0; r < ROUNDS; r++) for (const mode of ['off', 'file', 'emf'] as const) all[mode].push(...(await round(mode, N)));
+const wall: Record<Mode, number> = { off: 0, file: 0, emf: 0 };
+const MODES = ['off', 'file', 'emf'] as const;
+for (let r = 0; r < ROUNDS; r++) {
+  // Each round starts with another mode, so a machine getting busier or quieter over the run
+  // does not always favour the same one (3 rounds put every mode in every position once).
+  for (const mode of [...MODES.slice(r % 3), ...MODES.slice(0, r % 3)]) {
+    const { latencies, wallMs } = await round(mode, N);
+    all[mode].push(...latencies);
+    wall[mode] += wallMs;
+  }
+}
 const floor = summarize(all.off);
+const throughput = (mode: Mode) => (all[mode].length / wall[mode]) * 1000;
 for (const mode of ['off', 'file', 'emf'] as const) {
   const s = summarize(all[mode]);
   const label = { off: 'metrics off (floor)', file: 'local recorder', emf: 'Powertools EMF' }[mode];
   console.log(
-    `${label.padEnd(20)} p50 ${ms(s.p50)} (×${(s.p50 / floor.p50).toFixed(2)})  p90 ${ms(s.p90)} (×${(s.p90 / floor.p90).toFixed(2)})  p99 ${ms(s.p99)}`,
+    `${label.padEnd(20)} p50 ${ms(s.p50)} (×${(s.p50 / floor.p50).toFixed(2)})  p90 ${ms(s.p90)} (×${(s.p90 / floor.p90).toFixed(2)})  p99 ${ms(s.p99)}  ` +
+      `throughput ${throughput(mode).toFixed(0)} req/s (×${(throughput(mode) / throughput('off')).toFixed(2)})`,
   );
 }

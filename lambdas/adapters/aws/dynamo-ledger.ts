@@ -363,12 +363,16 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
       query.startAfter !== undefined ? { ...Keys.actionRef(query.startAfter), gsi1pk: S(Keys.actionsOfDay(day)), gsi1sk: S(query.startAfter) } : undefined;
     const filters: string[] = [];
     const values: Item = { ':from': S(from), ':to': S(to) };
+    // Names through placeholders: no attribute name can collide with a reserved word.
+    const names: Record<string, string> = {};
     if (query.principalSub !== undefined) {
-      filters.push('principal = :who');
+      filters.push('#who = :who');
+      names['#who'] = 'principal';
       values[':who'] = S(query.principalSub);
     }
     if (query.tool !== undefined) {
-      filters.push('contains(tools, :tool)');
+      filters.push('contains(#tools, :tool)');
+      names['#tools'] = 'tools';
       values[':tool'] = S(query.tool);
     }
     while (day >= firstDay) {
@@ -379,7 +383,7 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
             IndexName: 'gsi1',
             KeyConditionExpression: 'gsi1pk = :p AND gsi1sk BETWEEN :from AND :to',
             ExpressionAttributeValues: { ...values, ':p': S(Keys.actionsOfDay(day)) },
-            ...(filters.length > 0 ? { FilterExpression: filters.join(' AND ') } : {}),
+            ...(filters.length > 0 ? { FilterExpression: filters.join(' AND '), ExpressionAttributeNames: names } : {}),
             ProjectionExpression: 'gsi1sk',
             ScanIndexForward: false,
             Limit: Math.min(query.limit - ids.length, this.maxExamined - examined),

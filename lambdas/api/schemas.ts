@@ -466,6 +466,51 @@ export const HaltViewSchema = z
   .meta({ id: 'Halt' });
 
 export const HaltListSchema = z.object({ items: z.array(HaltViewSchema) }).strict().meta({ id: 'HaltList' });
+
+// ── delegations ─────────────────────────────────────────────────────────────
+
+export { CreateDelegationSchema, RevokeDelegationSchema } from '../delegations/delegations';
+
+/** A delegation as GET/POST/DELETE /v1/delegations show it (delegations/delegations.ts `delegationView`). */
+export const DelegationViewSchema = z
+  .object({
+    id: z.string().meta({ description: '`dlg_` + ULID.' }),
+    agent: z.string().meta({ description: 'The agent it was granted to: its tokens\' act.sub, else azp, else client_id.' }),
+    tools: z.array(z.string()),
+    connectors: z.array(z.string()),
+    budget: z
+      .object({ amount: z.number(), currency: z.string(), period: z.enum(['day', 'month', 'total']) })
+      .strict()
+      .nullable()
+      .meta({ description: 'What commit steps under it may spend per period (major units); null: no budget of its own.' }),
+    rules: z.object({ askForCommit: z.boolean() }).strict(),
+    purpose: z.string().nullable(),
+    createdAt: TimestampSchema,
+    expiresAt: TimestampSchema,
+    state: z.enum(['active', 'expired', 'revoked']),
+    revokedAt: TimestampSchema.nullable(),
+    revokeReason: z.string().nullable(),
+    policySetVersion: z.string().meta({ description: 'The policy set in force when it was granted (named in the consent receipt).' }),
+    limitsVersion: z.string().meta({ description: 'The limits file in force when it was granted.' }),
+    consentReceiptKey: z.string().meta({ description: 'Vault key of the consent receipt (`receipts/dt=YYYY-MM-DD/<id>.consent.json`).' }),
+    revocationReceiptKey: z.string().nullable().meta({ description: 'Vault key of the revocation receipt, once revoked.' }),
+  })
+  .strict()
+  .meta({ id: 'Delegation' });
+
+export const DelegationListSchema = z.object({ items: z.array(DelegationViewSchema) }).strict().meta({ id: 'DelegationList' });
+
+/** DELETE /v1/delegations/{id}: the delegation, revoked, and what happened to the agent's work in flight. */
+export const RevokedDelegationSchema = DelegationViewSchema.extend({
+  stopped: z
+    .object({
+      cancelled: z.array(z.string()).meta({ description: 'Actions ended `cancelled` at once (not started, or waiting for approval: the approval is closed).' }),
+      stopping: z.array(z.string()).meta({ description: 'Running actions: each stops before its next step, compensates, and ends `cancelled`.' }),
+    })
+    .strict(),
+})
+  .strict()
+  .meta({ id: 'RevokedDelegation' });
 // ── reconciliation ──────────────────────────────────────────────────────────
 
 export { ReconcileRequestSchema } from '../reconcile/operator';

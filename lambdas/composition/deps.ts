@@ -20,6 +20,8 @@ import type { RateLimiter } from '../limits/rate-limiter';
 import type { OperatorReconcileDeps } from '../reconcile/operator';
 import type { AnomalyGuard } from '../guardrails/anomaly';
 import type { CancelDeps } from '../actions/cancel';
+import type { DelegationGate } from '../delegations/gate';
+import type { RevocationDeps } from '../delegations/delegations';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -80,6 +82,10 @@ export interface IntakeFunctionDeps {
   anomaly?: AnomalyGuard;
   /** `POST /v1/actions/{id}/cancel` (and MCP's cancel tool): closes approvals and answers the waiting saga. */
   cancel: CancelDeps;
+  /** The delegation each action runs under, and whether one is required (`requireDelegation`). */
+  delegations: DelegationGate;
+  /** `/v1/delegations`: grants (consent receipts), listings and revocations that stop work in flight. */
+  delegationRoutes: RevocationDeps;
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */

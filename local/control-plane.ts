@@ -67,6 +67,12 @@ export interface ControlPlaneOptions {
    * 15 minutes unless given, 0 turns the timer off (`airlock reconcile` still runs it).
    */
   reconcileIntervalMs?: number;
+  /**
+   * `requireDelegation` (the deployed stack's default): an action without a matching, live
+   * delegation is refused. Off unless asked for (`airlock dev --require-delegation`, or
+   * AIRLOCK_REQUIRE_DELEGATION=1), so a newcomer's first calls work.
+   */
+  requireDelegation?: boolean;
 }
 
 /** What the control plane service exposes once started. */
@@ -239,6 +245,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           // A digest per receipt would re-list the vault every time; like the hourly schedule
           // in AWS, digests are written on a timer here (and on demand, and at shutdown).
           digestIntervalMs,
+          ...(options.requireDelegation ? { requireDelegation: true } : {}),
         },
       );
       const receipts = composition.vault;
@@ -291,7 +298,12 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           if (!options.externalVendors) await vendors.close();
         },
         handlers,
-        info: Object.fromEntries(Object.entries(vendors.baseUrls).map(([name, url]) => [`${name} vendor`, url])),
+        info: {
+          ...Object.fromEntries(Object.entries(vendors.baseUrls).map(([name, url]) => [`${name} vendor`, url])),
+          delegations: options.requireDelegation
+            ? 'required (requireDelegation on: an agent needs a live delegation, POST /v1/delegations)'
+            : 'not required (turn on: npm start -- --require-delegation, or AIRLOCK_REQUIRE_DELEGATION=1)',
+        },
       };
     },
   };

@@ -30,6 +30,7 @@ const SUITES = [
   'test/spend/spend-caps.e2e.test.ts',
   'test/limits/rate-counters.test.ts',
   'test/actions/cancel.test.ts',
+  'test/delegations/',
 ];
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;

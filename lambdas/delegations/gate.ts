@@ -79,6 +79,7 @@ export async function delegationForAction(
     return undefined;
   }
   const live = (await gate.store.listDelegations(principal.sub)).filter((d) => d.agent === agent && isLive(d, now));
+  // The newest consent that covers the whole action (the store lists newest first).
   const covering = live.find((d) => steps.every((s) => covers(d, s.tool, s.connector)));
   if (!covering) {
     if (!gate.required) return undefined;

@@ -123,6 +123,7 @@ export class AirlockStack extends Stack {
     // POST /mcp verifies its own tokens (its 401 must name the RFC 9728 metadata): the authorizer's issuer and audiences.
     intake.addEnvironment(EnvNames.jwtIssuer, config.jwt.issuer);
     intake.addEnvironment(EnvNames.jwtAudience, JSON.stringify(config.jwt.audience));
+    intake.addEnvironment(EnvNames.requireDelegation, String(config.requireDelegation));
     const saga = make('Saga', 'lambdas/saga/handler.ts', 'Airlock saga tasks: run-time policy, grants and bookkeeping', {
       cedar: true,
     });
@@ -145,6 +146,8 @@ export class AirlockStack extends Stack {
     this.reconciler.addEnvironment(EnvNames.vendorBaseUrls, JSON.stringify(reconciledUrls));
     this.reconciliation = new Reconciliation(this, 'Reconciliation', { fn: this.reconciler });
     this.functions = { intake, saga, approvals, receipts, reconcile: this.reconciler };
+    // Granting and revoking delegations writes consent and revocation receipts (nothing else in the vault).
+    this.auditVault.bindConsentWriter(intake);
 
     const connectorFunctions = new Map<string, AirlockFunction>();
     for (const name of connectorNames) {
@@ -162,7 +165,7 @@ export class AirlockStack extends Stack {
     }
     this.connectorFunctions = connectorFunctions;
 
-    // The core functions share the ledger; only receipts touches the audit vault.
+    // The core functions share the ledger; receipts write the audit vault (intake only its consent receipts).
     for (const fn of [intake, saga, approvals]) this.ledger.bindReadWrite(fn);
     // The two functions that serve listings sign and check their page cursors.
     for (const fn of [intake, approvals]) this.secrets.grantCursorKeyRead(fn);

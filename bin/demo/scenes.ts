@@ -784,21 +784,29 @@ const reconcileScene: Scene = {
   title: 'A vendor diverges from the ledger; reconciliation finds it and --fix undoes it',
   async run(ctx) {
     if (!ctx.vendors) throw new SceneSkippedError(`cannot make a vendor diverge: ${ctx.vendorsMissingReason ?? 'no vendor admin access'}`);
-    const total = SCENE5.fare;
-    const body = { ...bookingPlan({ flightId: `${SCENE5.flight}-${ctx.date}`, seats: 1, total, currency: SCENE5.currency, reason: 'A trip the vendor will garble' }), agent: { name: 'trip-bot' } };
+    const agent = { name: 'trip-bot' };
+    ctx.out.act('trip-bot (for alice)', `POST /v1/actions travel.hold_seat ${SCENE5.flight}`);
+    const held = await finished(ctx, await submit(ctx, 'alice', { tool: 'travel.hold_seat', arguments: { flightId: `${SCENE5.flight}-${ctx.date}`, seats: 1 }, agent }, key(ctx, 'diverge-hold')));
+    const holdId = (held.result as { holdId?: unknown } | null)?.holdId;
+    expectThat(ctx, held.status === 'completed' && typeof holdId === 'string', 'a seat is held', `it ended ${held.status}`);
     // The booking commits at the vendor and its answer is lost; the lookup fails and the
-    // vendor ignores the key on the retry: Airlock undoes the plan, the booking lives on.
+    // vendor ignores the key on the retry (the booked hold refuses it): as far as Airlock
+    // knows the booking failed, and at the vendor it lives on.
     await ctx.vendors.setFaults('travel', {
       commitThenDrop: [{ operation: 'book_flight', count: 1, mode: 'destroy' }],
       failNext: [{ operation: 'list_bookings', count: 1, status: 503 }],
       ignoreIdempotency: [{ operation: 'book_flight', count: 2 }],
     });
     try {
-      ctx.out.act('trip-bot (for alice)', `POST /v1/actions plan hold → authorize → book, ${SCENE5.flight}; the vendor commits the booking and drops its answer`);
-      const res = await submit(ctx, 'alice', body, key(ctx, 'diverge'), 15);
-      const action = await finished(ctx, res);
+      ctx.out.act('trip-bot (for alice)', `POST /v1/actions travel.book_flight on that hold; the vendor commits the booking and drops its answer`);
+      const book = {
+        tool: 'travel.book_flight',
+        arguments: { holdId, travelers: travelers(1), contact: { email: 'alice@example.com' }, price: { amount: SCENE5.fare, currency: SCENE5.currency } },
+        agent,
+      };
+      const action = await finished(ctx, await submit(ctx, 'alice', book, key(ctx, 'diverge-book'), 15));
       ctx.out.got(`${action.status} (${action.id}): ${action.statusReason ?? ''}`);
-      expectThat(ctx, action.status === 'compensated' || action.status === 'failed', 'Airlock undid the plan: the booking step failed as far as it knows', `it ended ${action.status}`);
+      expectThat(ctx, action.status !== 'completed', 'the booking failed as far as Airlock knows', `it ended ${action.status}`);
     } finally {
       await ctx.vendors.setFaults('travel', {});
     }

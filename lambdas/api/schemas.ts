@@ -476,7 +476,7 @@ export const HaltListSchema = z.object({ items: z.array(HaltViewSchema) }).stric
 
 // ── delegations ─────────────────────────────────────────────────────────────
 
-export { CreateDelegationSchema, RevokeDelegationSchema } from '../delegations/delegations';
+export { CreateDelegationSchema, RevokeDelegationSchema } from '../delegations/schemas';
 
 /** A delegation as GET/POST/DELETE /v1/delegations show it (delegations/delegations.ts `delegationView`). */
 export const DelegationViewSchema = z

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { isTerminal, type ActionRecord } from '../actions/action';
 import { ActionFinishedError, requestCancel, type CancelDeps, type CancelOutcome } from '../actions/cancel';
 import type { AuditStore } from '../ports/audit-store';
@@ -21,7 +21,13 @@ import { toBaseMinor, type MoneyConfig } from '../shared/money';
 import type { Principal } from '../shared/principal';
 import type { Violation } from '../shared/problem';
 import { DelegationForbiddenError, DelegationNotFoundError, DelegationRequestInvalidError } from './errors';
-import { BudgetPeriods } from './model';
+import { CreateDelegationSchema, MAX_DELEGATION_DAYS, RevokeDelegationSchema, type CreateDelegationRequest } from './schemas';
+
+const DAY_MS = 86_400_000;
+const nextUlid = monotonicFactory();
+
+export { CreateDelegationSchema, RevokeDelegationSchema, MAX_DELEGATION_DAYS, MAX_SCOPE_ENTRIES } from './schemas';
+export type { CreateDelegationRequest } from './schemas';
 
 /**
  * Delegations: a principal's consent that one agent may act for them within a scope (tools
@@ -36,48 +42,6 @@ import { BudgetPeriods } from './model';
  */
 
 export { DelegationIdPattern };
-
-/** The longest a delegation may live: consent is renewed at least yearly. */
-export const MAX_DELEGATION_DAYS = 366;
-/** The most tools and connectors one delegation names. */
-export const MAX_SCOPE_ENTRIES = 100;
-const DAY_MS = 86_400_000;
-
-const nextUlid = monotonicFactory();
-
-const AgentIdSchema = z.string().min(1).max(256).regex(/^\S+$/, 'an agent id has no spaces (it is the agent token\'s act.sub, azp or client_id)');
-
-/** `POST /v1/delegations`. */
-export const CreateDelegationSchema = z
-  .object({
-    agent: AgentIdSchema.meta({ description: 'The agent: the value its tokens carry in act.sub, else azp, else client_id.' }),
-    tools: z.array(z.string().min(1).max(128)).max(MAX_SCOPE_ENTRIES).optional().meta({ description: 'Full tool names (`travel.book_flight`) from GET /v1/tools.' }),
-    connectors: z.array(z.string().min(1).max(64)).max(MAX_SCOPE_ENTRIES).optional().meta({ description: 'Connectors whose every tool is covered (`travel`).' }),
-    budget: z
-      .object({
-        amount: z.number().min(0, 'a budget is not negative').max(1e12).meta({ description: 'Major units (dollars), ≥ 0.' }),
-        currency: z.string().regex(/^[A-Za-z]{3}$/, 'an ISO 4217 code'),
-        period: z.enum(BudgetPeriods).meta({ description: 'The budget starts over each UTC day or month, or holds for the whole delegation (`total`).' }),
-      })
-      .strict()
-      .optional()
-      .meta({ description: 'What commit steps under this delegation may spend per period; none: no budget of its own (spend caps still apply).' }),
-    expiresAt: z.iso.datetime({ offset: true }).meta({ description: 'When it ends; in the future, at most 366 days ahead.' }),
-    rules: z
-      .object({ askForCommit: z.boolean().optional().meta({ description: '"Always ask me for commit steps": every commit-tier step needs approval.' }) })
-      .strict()
-      .optional(),
-    purpose: z.string().trim().min(1).max(500).optional(),
-  })
-  .strict()
-  .meta({ id: 'DelegationRequest' });
-export type CreateDelegationRequest = z.infer<typeof CreateDelegationSchema>;
-
-/** `DELETE /v1/delegations/{id}`: why (optional). */
-export const RevokeDelegationSchema = z
-  .object({ reason: z.string().trim().min(1).max(500).optional() })
-  .strict()
-  .meta({ id: 'RevokeDelegationRequest' });
 
 export interface DelegationDeps {
   store: DelegationStore;
@@ -259,7 +223,7 @@ export async function revokeDelegation(
         actor: caller.sub,
         data: { delegationId: id, agent: delegation.agent, reason: revoked.revokeReason, receiptKey: revoked.revocationReceiptKey },
       });
-      deps.logger?.warn('delegation revoked', { delegationId: id, principal: caller.sub, agent: delegation.agent });
+      deps.logger?.info('delegation revoked', { delegationId: id, principal: caller.sub, agent: delegation.agent });
     }
   }
   const stopped = await stopWorkInFlight(deps, delegation);

@@ -1,9 +1,8 @@
 import type { NormalizedAction } from '../intake/envelope';
-import { toolFacts } from '../policy/decider';
 import type { Delegation, DelegationStore } from '../ports/delegations';
 import type { SpendCapStore } from '../ports/spend-caps';
 import type { ToolRegistry } from '../ports/tools';
-import { committedSpend, toBaseMinor, type MoneyConfig } from '../shared/money';
+import { committedSpend, toBaseMinor, type MoneyConfig, type SpendItem } from '../shared/money';
 import type { Principal } from '../shared/principal';
 import { isLive } from './delegations';
 import { DelegationBudgetExceededError, DelegationRequiredError, type MissingDelegation } from './errors';
@@ -26,6 +25,29 @@ export interface DelegationGate {
   money: MoneyConfig;
   /** The spend counters a delegation's budget is held on (the saga reserves; intake reads). */
   spend?: Pick<SpendCapStore, 'usage'>;
+}
+
+/**
+ * What spend accounting reads of each step, from the tool's declaration and its arguments (as
+ * the decider reads it; amounts behind a `$ref` are unknown here and count as 0: the saga's
+ * reservation holds them).
+ */
+function spendItems(tools: ToolRegistry, steps: NormalizedAction['steps']): SpendItem[] {
+  return steps.flatMap((s) => {
+    const found = tools.find(s.tool);
+    if (!found) return [];
+    const parsed = found.tool.input.safeParse(s.arguments);
+    const input = parsed.success ? parsed.data : s.arguments;
+    const read = <T>(f: ((i: never) => T) | undefined): T | undefined => {
+      try {
+        return f?.(input as never);
+      } catch {
+        return undefined;
+      }
+    };
+    const money = read(found.tool.money as ((i: never) => { amount: number; currency: string } | undefined) | undefined);
+    return [{ tier: found.tool.tier, connector: found.connector.name, counterparty: read(found.tool.counterparty as ((i: never) => string | undefined) | undefined), amount: money && Number.isFinite(money.amount) ? money : undefined }];
+  });
 }
 
 /** Whether a delegation covers a tool: named, or its connector is. */
@@ -92,7 +114,7 @@ export async function delegationForAction(
   if (snapshot.budget && gate.spend && action.mode === 'execute') {
     // The plan's known commit-tier money against what the budget has left; the saga's
     // reservation (a conditional write per step) is what holds it under concurrency.
-    const requested = committedSpend(action.steps.map((s) => toolFacts(gate.tools, s.tool, s.arguments)), gate.money).total;
+    const requested = committedSpend(spendItems(gate.tools, action.steps), gate.money).total;
     if (requested > 0) {
       const key = delegationCounterKey(snapshot, now);
       const used = (await gate.spend.usage([key])).get(key)?.used ?? 0;

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { approvalIdFor } from '../../lambdas/shared/ids';
 import { ConsentReceiptSchema, RevocationReceiptSchema } from '../../lambdas/receipts/consent';
 import { verifyVault } from '../../lambdas/receipts/verify';
+import { banner, requireDelegationFromEnv } from '../../bin/commands/dev';
 import { startTestControlPlane, travelPlan, type TestControlPlane } from '../helpers/control-plane';
 
 /**
@@ -64,6 +65,15 @@ const grant = (agent: string, extra: Record<string, unknown> = {}) =>
   send('POST', '/v1/delegations', alice, { agent, connectors: ['travel', 'payments'], expiresAt: inHours(2), purpose: 'conference trip', ...extra });
 
 describe('requireDelegation', () => {
+  it('is off unless asked for, and the banner says how to turn it on', async () => {
+    expect(requireDelegationFromEnv(undefined)).toBe(false);
+    expect(requireDelegationFromEnv('0')).toBe(false);
+    expect(requireDelegationFromEnv('1')).toBe(true);
+    expect(requireDelegationFromEnv(' TRUE ')).toBe(true);
+    const line = banner(cp.runtime).split('\n').find((l) => l.includes('delegations'));
+    expect(line).toMatch(/required \(requireDelegation on/);
+  });
+
   it('refuses an agent without a delegation, naming the agent and the tools; audited, nothing recorded', async () => {
     const bot = await agentToken('stranger-bot');
     const res = await cp.post(bot, travelPlan());

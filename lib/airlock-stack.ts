@@ -126,6 +126,7 @@ export class AirlockStack extends Stack {
     // POST /mcp verifies its own tokens (its 401 must name the RFC 9728 metadata): the authorizer's issuer and audiences.
     intake.addEnvironment(EnvNames.jwtIssuer, config.jwt.issuer);
     intake.addEnvironment(EnvNames.jwtAudience, JSON.stringify(config.jwt.audience));
+    intake.addEnvironment(EnvNames.requireDelegation, String(config.requireDelegation));
     const saga = make('Saga', 'lambdas/saga/handler.ts', 'Airlock saga tasks: run-time policy, grants and bookkeeping', {
       cedar: true,
     });
@@ -151,6 +152,8 @@ export class AirlockStack extends Stack {
     const gaugeFn = make('ApprovalGauge', 'lambdas/observability/handler.ts', 'Airlock approvals gauge: pending count and oldest age');
     this.ledger.bindApprovalGauge(gaugeFn);
     this.approvalGauge = { fn: gaugeFn, schedule: new ApprovalGauge(this, 'ApprovalGaugeSchedule', { fn: gaugeFn }) };
+    // Granting and revoking delegations writes consent and revocation receipts (nothing else in the vault).
+    this.auditVault.bindConsentWriter(intake);
 
     const connectorFunctions = new Map<string, AirlockFunction>();
     for (const name of connectorNames) {
@@ -168,7 +171,7 @@ export class AirlockStack extends Stack {
     }
     this.connectorFunctions = connectorFunctions;
 
-    // The core functions share the ledger; only receipts touches the audit vault.
+    // The core functions share the ledger; receipts write the audit vault (intake only its consent receipts).
     for (const fn of [intake, saga, approvals]) this.ledger.bindReadWrite(fn);
     // The two functions that serve listings sign and check their page cursors.
     for (const fn of [intake, approvals]) this.secrets.grantCursorKeyRead(fn);

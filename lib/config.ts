@@ -77,6 +77,12 @@ export const AirlockConfigSchema = z
     /** Default COMPLIANCE-mode Object Lock retention of receipts and digests. */
     auditRetentionDays: z.number().int().min(1).max(36500).default(365),
     /**
+     * `requireDelegation`: an action whose agent (the token's act.sub, azp or client_id) holds
+     * no matching, live delegation from its principal is refused (403). On by default: a
+     * deployment is closed to agents nobody consented to. `npm start` has it off.
+     */
+    requireDelegation: z.boolean().default(true),
+    /**
      * How long WaitForApproval waits for a human before the saga times out. Standard
      * workflows run at most one year, and the execution must also outlast the saga's
      * worst-case run (see lambdas/saga/timeouts.ts): a value that leaves no room for it

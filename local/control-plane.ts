@@ -73,6 +73,11 @@ export interface ControlPlaneOptions {
    * minute unless given, and once at start. 0 turns the timer off.
    */
   approvalGaugeIntervalMs?: number;
+   * `requireDelegation` (the deployed stack's default): an action without a matching, live
+   * delegation is refused. Off unless asked for (`airlock dev --require-delegation`, or
+   * AIRLOCK_REQUIRE_DELEGATION=1), so a newcomer's first calls work.
+   */
+  requireDelegation?: boolean;
 }
 
 /** What the control plane service exposes once started. */
@@ -245,6 +250,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           // A digest per receipt would re-list the vault every time; like the hourly schedule
           // in AWS, digests are written on a timer here (and on demand, and at shutdown).
           digestIntervalMs,
+          ...(options.requireDelegation ? { requireDelegation: true } : {}),
         },
       );
       const receipts = composition.vault;
@@ -310,7 +316,12 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           if (!options.externalVendors) await vendors.close();
         },
         handlers,
-        info: Object.fromEntries(Object.entries(vendors.baseUrls).map(([name, url]) => [`${name} vendor`, url])),
+        info: {
+          ...Object.fromEntries(Object.entries(vendors.baseUrls).map(([name, url]) => [`${name} vendor`, url])),
+          delegations: options.requireDelegation
+            ? 'required (requireDelegation on: an agent needs a live delegation, POST /v1/delegations)'
+            : 'not required (turn on: npm start -- --require-delegation, or AIRLOCK_REQUIRE_DELEGATION=1)',
+        },
       };
     },
   };

@@ -32,6 +32,7 @@ const SUITES = [
   'test/actions/cancel.test.ts',
   'test/observability/pending-approvals.test.ts',
   'test/actions/list-all.test.ts',
+  'test/delegations/',
 ];
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;

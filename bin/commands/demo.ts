@@ -15,7 +15,7 @@ import { runScenes, scenes } from '../demo/scenes';
 import { Timeline, wantsColor } from '../demo/timeline';
 
 /** `airlock demo`: a scripted agent plays the scenes of Airlock's story, checking each one. */
-export const summary = 'Play a scripted agent through 10 scenes (read, booking, approval, retry, compensation, IAM, deny, audit, spend cap, rate limit)';
+export const summary = 'Play a scripted agent through 14 scenes (read, booking, approval, retry, compensation, IAM, deny, audit, spend cap, rate limit, breaker, kill switch, delegation, reconciliation)';
 
 const usage = `Usage: airlock demo
 
@@ -112,7 +112,20 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   try {
-    const ctx = createContext({ url, home, out, sign, vendors, ...(vendorsMissingReason ? { vendorsMissingReason } : {}) });
+    // The consent scene's own plane, with requireDelegation on (as deployed); standalone only.
+    const requireDelegationPlane = runtime
+      ? async () => {
+          const dir = join(home, 'require-delegation');
+          const plane = await startControlPlane({
+            port: 0,
+            stateDir: dir,
+            logger: createLogger({ level: 'error', sink: (line) => process.stderr.write(`${line}\n`) }),
+            controlPlane: { requireDelegation: true },
+          });
+          return { url: plane.url, home: dir, sign: (claims: Parameters<LocalRuntime['issuer']['sign']>[0]) => plane.issuer.sign(claims, '1h'), vendors: inProcessVendors(plane.controlPlane.vendors), close: () => plane.close() };
+        }
+      : undefined;
+    const ctx = createContext({ url, home, out, sign, vendors, ...(vendorsMissingReason ? { vendorsMissingReason } : {}), ...(requireDelegationPlane ? { requireDelegationPlane } : {}) });
     out.title('Airlock demo: a scripted agent acts for alice (Employee; her manager is bob)');
     out.note(`API      ${ctx.url} (${runtime ? 'started by the demo on a free port' : 'AIRLOCK_URL'})`);
     out.note(`state    ${home}`);

@@ -9,14 +9,22 @@ import { DEMO_PEOPLE, demoClaims } from '../../local/demo-people';
 /** `airlock dev`: the local control plane in the foreground until Ctrl-C. */
 export const summary = 'Start the local control plane on 127.0.0.1 (port from AIRLOCK_PORT, default 8787)';
 
-const usage = `Usage: airlock dev
+const usage = `Usage: airlock dev [--require-delegation]
 
 Starts the embedded Airlock: the HTTP API on 127.0.0.1 (AIRLOCK_PORT, default 8787),
 DynamoDB (dynalite, or the endpoint in AIRLOCK_DYNAMODB_ENDPOINT, table
 AIRLOCK_DYNAMODB_TABLE), secrets, the saga runner (the same ASL) and the sandbox vendors,
 all kept under AIRLOCK_HOME (default ./.airlock).
+
+--require-delegation (or AIRLOCK_REQUIRE_DELEGATION=1) refuses every action whose agent
+holds no live delegation from its principal, as the deployed stack does by default.
 Stop it with Ctrl-C.
 `;
+
+/** Whether AIRLOCK_REQUIRE_DELEGATION asks for requireDelegation (1 or true). */
+export function requireDelegationFromEnv(value: string | undefined): boolean {
+  return value !== undefined && ['1', 'true', 'yes'].includes(value.trim().toLowerCase());
+}
 
 /** The demo people (local/demo-people.ts), re-exported for the CLI's callers. */
 export { DEMO_PEOPLE };
@@ -94,14 +102,15 @@ function waitForSignal(): Promise<NodeJS.Signals> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, 'require-delegation': { type: 'boolean' } }, strict: true });
   if (values.help) {
     process.stdout.write(usage);
     return 0;
   }
   let runtime: LocalRuntime;
   try {
-    runtime = await startControlPlane();
+    const requireDelegation = values['require-delegation'] === true || requireDelegationFromEnv(process.env.AIRLOCK_REQUIRE_DELEGATION);
+    runtime = await startControlPlane(requireDelegation ? { controlPlane: { requireDelegation: true } } : {});
   } catch (error) {
     if (
       error instanceof PortInUseError ||

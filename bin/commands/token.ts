@@ -4,12 +4,14 @@ import { loadOrCreateIssuer, MAX_TOKEN_TTL_SECONDS, parseTtl } from '../../local
 import { resolveStateDir } from '../../local/state-dir';
 
 /** `airlock token`: a JWT for the local dev issuer, for curl and agents in local mode. */
-export const summary = 'Print a token for the local issuer: token <sub> --role <role>... [--manager <sub>] [--department <d>] [--ttl 1h]';
+export const summary = 'Print a token for the local issuer: token <sub> --role <role>... [--manager <sub>] [--department <d>] [--agent <id>] [--ttl 1h]';
 
-const usage = `Usage: airlock token <sub> [--role <role>]... [--manager <sub>] [--department <d>] [--ttl 1h]
+const usage = `Usage: airlock token <sub> [--role <role>]... [--manager <sub>] [--department <d>] [--agent <id> | --azp <client>] [--ttl 1h]
 
 Prints a JWT signed by the local dev issuer (keys under AIRLOCK_HOME, default ./.airlock)
 for the principal <sub>. --ttl takes seconds or 30m, 1h, … up to ${MAX_TOKEN_TTL_SECONDS / 3600}h.
+--agent <id> makes it an agent's token acting for <sub> (claim act: {sub: <id>}, RFC 8693);
+--azp <client> sets the azp claim instead. Delegations are matched against that agent.
 
 Example:
   TOKEN=$(npx airlock token alice --role employee --manager bob)
@@ -25,6 +27,8 @@ const ArgsSchema = z.object({
   roles: z.array(role).max(32),
   manager: name.optional(),
   department: z.string().min(1).max(256).optional(),
+  agent: name.optional(),
+  azp: name.optional(),
 });
 
 export async function run(argv: string[]): Promise<number> {
@@ -38,6 +42,8 @@ export async function run(argv: string[]): Promise<number> {
         role: { type: 'string', multiple: true, short: 'r' },
         manager: { type: 'string' },
         department: { type: 'string' },
+        agent: { type: 'string' },
+        azp: { type: 'string' },
         ttl: { type: 'string', default: '1h' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -60,6 +66,8 @@ export async function run(argv: string[]): Promise<number> {
     roles: values.role ?? [],
     manager: values.manager,
     department: values.department,
+    agent: values.agent,
+    azp: values.azp,
   });
   if (!args.success) {
     const issue = args.error.issues[0];
@@ -74,9 +82,16 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const issuer = await loadOrCreateIssuer(resolveStateDir());
-  const { sub, roles, manager, department } = args.data;
+  const { sub, roles, manager, department, agent, azp } = args.data;
   const token = await issuer.sign(
-    { sub, roles: [...new Set(roles)], ...(manager ? { manager } : {}), ...(department ? { department } : {}) },
+    {
+      sub,
+      roles: [...new Set(roles)],
+      ...(manager ? { manager } : {}),
+      ...(department ? { department } : {}),
+      ...(agent ? { act: { sub: agent } } : {}),
+      ...(azp ? { azp } : {}),
+    },
     ttl,
   );
   process.stdout.write(`${token}\n`);

@@ -87,6 +87,19 @@ export interface DemoState {
   scene2?: { key: string; body: unknown; actionId: string; receipt: string };
 }
 
+/**
+ * A second control plane a scene starts for itself (the consent scene: `requireDelegation`
+ * on, as the deployed stack runs, while the demo's own plane keeps `npm start`'s default).
+ */
+export interface DemoPlane {
+  url: string;
+  /** Its own state directory (its vault is `<home>/audit`). */
+  home: string;
+  sign(claims: PrincipalClaims): Promise<string>;
+  vendors: VendorControl;
+  close(): Promise<void>;
+}
+
 /** Everything a scene needs. */
 export interface DemoContext {
   /** API base URL, e.g. `http://127.0.0.1:8787`. */
@@ -96,6 +109,10 @@ export interface DemoContext {
   out: Timeline;
   /** A token for one of the demo's people, signed by the local dev issuer. */
   token(person: Person): Promise<string>;
+  /** The token an agent presents acting for `person` (claim act: {sub: agent}, RFC 8693). */
+  agentToken(person: Person, agent: string): Promise<string>;
+  /** Starts a control plane with `requireDelegation` on (standalone demo only; undefined against AIRLOCK_URL). */
+  requireDelegationPlane?: () => Promise<DemoPlane>;
   /** Undefined when the demo cannot reach the vendors' admin (an external server). */
   vendors: VendorControl | undefined;
   /** Why `vendors` is undefined, for the skip messages. */
@@ -140,6 +157,8 @@ export const ProblemSchema = z.object({
   retryAfter: z.number().optional(),
   haltId: z.string().optional(),
   reason: z.string().optional(),
+  missing: z.string().optional(),
+  agent: z.string().nullable().optional(),
 });
 
 /** A raw API answer. */
@@ -268,6 +287,7 @@ export function createContext(o: {
   vendorsMissingReason?: string;
   timeoutMs?: number;
   now?: Date;
+  requireDelegationPlane?: () => Promise<DemoPlane>;
 }): DemoContext {
   const tokens = new Map<Person, Promise<string>>();
   // 30 to 329 days ahead: flights have not departed, and reruns against one long-lived
@@ -283,6 +303,8 @@ export function createContext(o: {
       if (!t) tokens.set(person, (t = o.sign(People[person])));
       return t;
     },
+    agentToken: (person, agent) => o.sign({ ...People[person], act: { sub: agent } }),
+    ...(o.requireDelegationPlane ? { requireDelegationPlane: o.requireDelegationPlane } : {}),
     vendors: o.vendors,
     ...(o.vendorsMissingReason ? { vendorsMissingReason: o.vendorsMissingReason } : {}),
     date,

@@ -18,8 +18,10 @@ import {
   SceneSkippedError,
   submit,
   waitForStatus,
+  People,
   type ActionView,
   type DemoContext,
+  type Person,
 } from './context';
 
 /**
@@ -684,8 +686,150 @@ const killSwitchScene: Scene = {
   },
 };
 
+// ── 13 ─────────────────────────────────────────────────────────────────────
+const DelegationSchema = z.object({
+  id: z.string(),
+  state: z.string(),
+  consentReceiptKey: z.string(),
+  revocationReceiptKey: z.string().nullable(),
+  stopped: z.object({ cancelled: z.array(z.string()), stopping: z.array(z.string()) }).optional(),
+});
+
+const consentScene: Scene = {
+  n: 13,
+  title: 'alice delegates a travel budget to trip-bot; it books within it; she revokes mid-plan and the plan is undone',
+  async run(ctx) {
+    if (!ctx.requireDelegationPlane) throw new SceneSkippedError('needs a control plane of its own with requireDelegation on: run the demo standalone (without AIRLOCK_URL)');
+    ctx.out.note('a second control plane with requireDelegation on (as the deployed stack runs), state in <home>/require-delegation');
+    const plane = await ctx.requireDelegationPlane();
+    const tokens = new Map<Person, Promise<string>>();
+    const strict: DemoContext = {
+      ...ctx,
+      url: plane.url,
+      home: plane.home,
+      vendors: plane.vendors,
+      token(person) {
+        let t = tokens.get(person);
+        if (!t) tokens.set(person, (t = plane.sign(People[person])));
+        return t;
+      },
+      agentToken: (person, agent) => plane.sign({ ...People[person], act: { sub: agent } }),
+    };
+    try {
+      const bot = { authorization: `Bearer ${await strict.agentToken('alice', 'trip-bot')}` };
+      const trip = (reason: string) => bookingPlan({ flightId: `${SCENE5.flight}-${ctx.date}`, seats: 1, total: SCENE5.fare, currency: SCENE5.currency, reason });
+      ctx.out.act('trip-bot (alice\'s token, act.sub=trip-bot)', `POST /v1/actions plan hold → authorize → book, ${SCENE5.flight}, before any delegation`);
+      const early = await api(strict, 'alice', 'POST', '/v1/actions', { body: trip('Conference'), headers: { ...bot, 'idempotency-key': key(ctx, 'dlg-early') } });
+      const earlyProblem = ProblemSchema.safeParse(early.body);
+      ctx.out.got(`${early.status} ${earlyProblem.success ? earlyProblem.data.type : ''}`);
+      expectThat(ctx, early.status === 403 && earlyProblem.success && earlyProblem.data.missing === 'no-delegation' && earlyProblem.data.agent === 'trip-bot', 'refused: 403 delegation-required, naming trip-bot and the tools', `got ${early.status}`);
+
+      ctx.out.act('alice', '$ airlock delegations create trip-bot --connector travel --connector payments --budget "1200 USD/day" --expires 8h');
+      const created = await airlockCli(strict, ['delegations', 'create', 'trip-bot', '--connector', 'travel', '--connector', 'payments', '--budget', '1200 USD/day', '--expires', '8h', '--purpose', 'Conference in New York', '--url', plane.url, '--as', 'alice', '--role', 'Employee', '--json']);
+      expectThat(ctx, created.code === 0, 'delegated (exit 0)', `airlock delegations create exited ${created.code}: ${created.stderr.trim()}`);
+      const delegation = parseAs(DelegationSchema, JSON.parse(created.stdout) as unknown, 'the delegation');
+      ctx.out.got(`${delegation.id} active; consent receipt ${delegation.consentReceiptKey}`);
+      const consent = await readFile(join(plane.home, 'audit', ...delegation.consentReceiptKey.split('/')), 'utf8').catch(() => undefined);
+      expectThat(ctx, consent !== undefined && /"kind":"airlock.consent"/.test(consent), 'the consent receipt (who, which agent, scope, budget, expiry, policy and limits versions) is in the vault', 'no consent receipt in the vault');
+
+      ctx.out.act('trip-bot (for alice)', `POST /v1/actions the same plan (${money(SCENE5.fare, SCENE5.currency)}: $549 of the budget, authorized and booked)`);
+      const booked = await api(strict, 'alice', 'POST', '/v1/actions', { body: trip('Conference'), headers: { ...bot, 'idempotency-key': key(ctx, 'dlg-book'), prefer: 'wait=15' } });
+      const done = await finished(strict, booked);
+      ctx.out.got(`${done.status} (${done.id})`);
+      expectThat(ctx, done.status === 'completed', 'booked within the delegation', `it ended ${done.status} (${done.statusReason ?? ''})`);
+      const receipt = await readReceipt(strict, (await receiptOf(strict, done))!);
+      expectThat(ctx, receipt.request.delegationId === delegation.id && receipt.request.agent === 'trip-bot', 'its receipt names the delegation and the verified agent', 'the receipt does not name the delegation');
+
+      // A slow hold (3 s at the vendor) leaves time to revoke while the next plan runs.
+      await plane.vendors.setFaults('travel', { latencyMs: 3000 });
+      const travelBefore = (await plane.vendors.stats('travel')).sideEffects;
+      const paymentsBefore = (await plane.vendors.stats('payments')).sideEffects;
+      ctx.out.act('trip-bot (for alice)', 'POST /v1/actions a second trip (Prefer: respond-async)');
+      const second = await api(strict, 'alice', 'POST', '/v1/actions', { body: trip('Second leg'), headers: { ...bot, 'idempotency-key': key(ctx, 'dlg-second'), prefer: 'respond-async' } });
+      const running = parseAs(ActionSchema.pick({ id: true, status: true }), second.body, 'the accepted action');
+      await waitForStatus(strict, 'alice', running.id, ['running', ...TERMINAL]);
+      ctx.out.act('alice', `DELETE /v1/delegations/${delegation.id} {"reason":"trip cancelled"}  (or: airlock delegations revoke ${delegation.id} --reason …)`);
+      const revoked = await api(strict, 'alice', 'DELETE', `/v1/delegations/${delegation.id}`, { body: { reason: 'trip cancelled' } });
+      const revocation = parseAs(DelegationSchema, revoked.body, 'the revocation');
+      ctx.out.got(`${revoked.status} ${revocation.state}; stopping ${revocation.stopped?.stopping.join(', ') || 'nothing'}`);
+      expectThat(ctx, revoked.status === 200 && revocation.state === 'revoked' && (revocation.stopped?.stopping ?? []).includes(running.id), 'revoked: the running plan is told to stop before its next step', `got ${revoked.status} ${JSON.stringify(revocation.stopped)}`);
+      await plane.vendors.setFaults('travel', {});
+      const stopped = await waitForStatus(strict, 'alice', running.id, TERMINAL);
+      ctx.out.got(`${stopped.status} (${stopped.id}): ${stopped.statusReason ?? ''}`);
+      expectThat(ctx, stopped.status === 'cancelled', 'the plan ended cancelled after compensation', `it ended ${stopped.status}`);
+      const travelAfter = (await plane.vendors.stats('travel')).sideEffects;
+      const paymentsAfter = (await plane.vendors.stats('payments')).sideEffects;
+      expectThat(ctx, delta(travelAfter, travelBefore, 'book_flight') === 0 && delta(travelAfter, travelBefore, 'release_hold') === 1, 'nothing booked; the seat hold was released at the vendor', `booked ${delta(travelAfter, travelBefore, 'book_flight')}, released ${delta(travelAfter, travelBefore, 'release_hold')}`);
+      expectThat(ctx, delta(paymentsAfter, paymentsBefore, 'authorize') === 0, 'the card was never charged for it', `${delta(paymentsAfter, paymentsBefore, 'authorize')} authorization(s)`);
+      const revocationReceipt = revocation.revocationReceiptKey ? await readFile(join(plane.home, 'audit', ...revocation.revocationReceiptKey.split('/')), 'utf8').catch(() => undefined) : undefined;
+      expectThat(ctx, revocationReceipt !== undefined, 'the revocation receipt is in the vault', 'no revocation receipt');
+
+      ctx.out.act('trip-bot (for alice)', 'POST /v1/actions again');
+      const after = await api(strict, 'alice', 'POST', '/v1/actions', { body: trip('Retry'), headers: { ...bot, 'idempotency-key': key(ctx, 'dlg-after') } });
+      const afterProblem = ProblemSchema.safeParse(after.body);
+      ctx.out.got(`${after.status} ${afterProblem.success ? afterProblem.data.type : ''}`);
+      expectThat(ctx, after.status === 403 && afterProblem.success && afterProblem.data.missing === 'no-delegation', 'refused at once: 403 delegation-required', `got ${after.status}`);
+      ctx.out.why('the agent is the token\'s act.sub (else azp, else client_id), never the body; revoking cancels pending approvals and stops running sagas through the cancel path');
+      return 'delegation granted with a consent receipt; booked within budget; revoked mid-plan, plan compensated and cancelled, agent refused';
+    } finally {
+      await plane.vendors.setFaults('travel', {}).catch(() => undefined);
+      await plane.close();
+    }
+  },
+};
+
+// ── 14 ─────────────────────────────────────────────────────────────────────
+const reconcileScene: Scene = {
+  n: 14,
+  title: 'A vendor diverges from the ledger; reconciliation finds it and --fix undoes it',
+  async run(ctx) {
+    if (!ctx.vendors) throw new SceneSkippedError(`cannot make a vendor diverge: ${ctx.vendorsMissingReason ?? 'no vendor admin access'}`);
+    const agent = { name: 'trip-bot' };
+    ctx.out.act('trip-bot (for alice)', `POST /v1/actions travel.hold_seat ${SCENE5.flight}`);
+    const held = await finished(ctx, await submit(ctx, 'alice', { tool: 'travel.hold_seat', arguments: { flightId: `${SCENE5.flight}-${ctx.date}`, seats: 1 }, agent }, key(ctx, 'diverge-hold')));
+    const holdId = (held.result as { holdId?: unknown } | null)?.holdId;
+    expectThat(ctx, held.status === 'completed' && typeof holdId === 'string', 'a seat is held', `it ended ${held.status}`);
+    // The booking commits at the vendor and its answer is lost; the lookup fails and the
+    // vendor ignores the key on the retry (the booked hold refuses it): as far as Airlock
+    // knows the booking failed, and at the vendor it lives on.
+    await ctx.vendors.setFaults('travel', {
+      commitThenDrop: [{ operation: 'book_flight', count: 1, mode: 'destroy' }],
+      failNext: [{ operation: 'list_bookings', count: 1, status: 503 }],
+      ignoreIdempotency: [{ operation: 'book_flight', count: 2 }],
+    });
+    try {
+      ctx.out.act('trip-bot (for alice)', `POST /v1/actions travel.book_flight on that hold; the vendor commits the booking and drops its answer`);
+      const book = {
+        tool: 'travel.book_flight',
+        arguments: { holdId, travelers: travelers(1), contact: { email: 'alice@example.com' }, price: { amount: SCENE5.fare, currency: SCENE5.currency } },
+        agent,
+      };
+      const action = await finished(ctx, await submit(ctx, 'alice', book, key(ctx, 'diverge-book'), 15));
+      ctx.out.got(`${action.status} (${action.id}): ${action.statusReason ?? ''}`);
+      expectThat(ctx, action.status !== 'completed', 'the booking failed as far as Airlock knows', `it ended ${action.status}`);
+    } finally {
+      await ctx.vendors.setFaults('travel', {});
+    }
+    const before = (await ctx.vendors.stats('travel')).sideEffects;
+    ctx.out.act('olivia (on call)', '$ airlock reconcile --days 1');
+    const found = await airlockCli(ctx, ['reconcile', '--days', '1', '--url', ctx.url, '--as', 'olivia', '--role', 'KillSwitch']);
+    const orphan = found.stdout.split('\n').find((l) => /orphan\s+travel\.book_flight/.test(l));
+    ctx.out.got(orphan?.trim() ?? found.stdout.trim().split('\n')[0] ?? '');
+    expectThat(ctx, found.code === 3 && orphan !== undefined, 'found: the booking is live at the vendor though Airlock undid it (orphan), exit 3', `exit ${found.code}: ${found.stderr.trim() || found.stdout.trim()}`);
+    ctx.out.act('olivia (on call)', '$ airlock reconcile --fix --days 1');
+    const fixed = await airlockCli(ctx, ['reconcile', '--fix', '--days', '1', '--url', ctx.url, '--as', 'olivia', '--role', 'KillSwitch']);
+    const after = (await ctx.vendors.stats('travel')).sideEffects;
+    ctx.out.got(fixed.stdout.trim().split('\n').find((l) => /book_flight/.test(l))?.trim() ?? '');
+    expectThat(ctx, fixed.code === 0 && delta(after, before, 'cancel_booking') === 1, 'fixed: the orphan booking was cancelled at the vendor, exit 0', `exit ${fixed.code}, ${delta(after, before, 'cancel_booking')} cancellation(s)`);
+    const again = await airlockCli(ctx, ['reconcile', '--days', '1', '--url', ctx.url, '--as', 'olivia', '--role', 'KillSwitch']);
+    expectThat(ctx, !/orphan\s+travel\.book_flight/.test(again.stdout), 'a second run finds it no more', again.stdout.trim());
+    ctx.out.why('each connector answers for its records by the step\'s client reference; every run writes a reconciliation report to the vault');
+    return 'vendor divergence found (orphan booking, exit 3) and fixed with --fix (cancelled at the vendor)';
+  },
+};
+
 /** The scenes in the order the demo plays them. */
-export const scenes: readonly Scene[] = [readScene, bookingScene, approvalScene, replayScene, compensationScene, iamScene, denyScene, auditScene, capBurstScene, rateLimitScene, breakerScene, killSwitchScene];
+export const scenes: readonly Scene[] = [readScene, bookingScene, approvalScene, replayScene, compensationScene, iamScene, denyScene, auditScene, capBurstScene, rateLimitScene, breakerScene, killSwitchScene, consentScene, reconcileScene];
 
 /** How a run went. */
 export interface DemoOutcome {

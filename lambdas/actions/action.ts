@@ -2,6 +2,7 @@ import type { Actor, Principal } from '../shared/principal';
 import type { Mode } from '../intake/envelope';
 import type { ShadowOutcome, StepDecision } from '../policy/types';
 import type { CapExceeded } from '../spend/caps';
+import type { DelegationSnapshot } from '../delegations/model';
 
 /**
  * Action status and its forward-only state machine (DESIGN.md):
@@ -108,6 +109,11 @@ export interface ActionRecord {
    * action stops before its next step without an extra read.
    */
   cancel?: CancelRequest;
+  /**
+   * The delegation the action runs under, as it was when intake accepted it: the saga holds
+   * its budget and stops when it is revoked or expires; the receipt names it.
+   */
+  delegation?: DelegationSnapshot;
   /** Optimistic-concurrency counter, incremented on every update. */
   version: number;
 }

@@ -14,5 +14,6 @@ export class ActionStateError extends Error {
 export function planOf(action: ActionRecord, tools: ToolRegistry): NormalizedAction {
   const result = validateEnvelope(action.envelope, tools);
   if (!result.ok) throw new ActionStateError(`Action ${action.id} holds an envelope that no longer validates`);
-  return result.action;
+  // The delegation rides along, so a run-time decision sees the context intake's did.
+  return action.delegation ? { ...result.action, delegation: action.delegation } : result.action;
 }

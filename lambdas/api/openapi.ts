@@ -32,7 +32,13 @@ import {
   HaltViewSchema,
   ResumeRequestSchema,
   CancelBodySchema,
+  CreateDelegationSchema,
+  RevokeDelegationSchema,
+  DelegationViewSchema,
+  DelegationListSchema,
+  RevokedDelegationSchema,
 } from './schemas';
+import { DelegationIdPattern } from '../receipts/consent';
 import { toolCatalog } from '../tools/catalog';
 import { toolRegistry } from '../tools/registry';
 import { EnvelopeSchema, MAX_PLAN_STEPS } from '../intake/envelope';
@@ -94,6 +100,8 @@ const requests = {
   ActionListQuery: ActionListQuerySchema,
   ApprovalListQuery: ApprovalListQuerySchema,
   HaltRequest: HaltRequestSchema,
+  DelegationRequest: CreateDelegationSchema,
+  RevokeDelegationRequest: RevokeDelegationSchema,
   ResumeRequest: ResumeRequestSchema,
   ReconcileRequest: ReconcileRequestSchema,
   CancelRequest: CancelBodySchema,
@@ -117,6 +125,9 @@ const responses = {
   DecisionPreview: DecisionPreviewSchema,
   Halt: HaltViewSchema,
   HaltList: HaltListSchema,
+  Delegation: DelegationViewSchema,
+  DelegationList: DelegationListSchema,
+  RevokedDelegation: RevokedDelegationSchema,
   ReconciliationReport: ReconciliationReportSchema,
   Receipt: ReceiptViewSchema,
   Limits: LimitsViewSchema,
@@ -255,6 +266,8 @@ const operations: Record<string, OperationSpec> = {
       { status: 400, types: ['idempotencyKeyMissing'], when: 'the Idempotency-Key header is missing' },
       { status: 403, types: ['policyDenied'], when: 'policy denies the action; it is recorded (`actionId`) and receipted', schema: 'PolicyDeniedProblem', headers: ['IdempotentReplayed'] },
       { status: 403, types: ['halted'], when: 'a kill-switch halt covers the action (everything, one of its connectors or tools, its agent or its principal); `haltId` and `reason` say which and why; nothing is recorded' },
+      { status: 403, types: ['delegationRequired'], when: 'the deployment requires a delegation (`requireDelegation`) and the token\'s agent (act.sub, else azp, else client_id) holds no live delegation from this principal covering every tool; `missing` (`no-agent`, `no-delegation`, `tools-not-covered`), `agent` and `tools` say what is missing; the refusal is audited, nothing else is recorded' },
+      { status: 403, types: ['delegationBudgetExceeded'], when: 'the plan\'s known commit-tier money would take its delegation past its budget for the period; `delegationId`, `limit`, `used`, `requested` (minor units of `currency`) say by how much; audited, nothing else recorded' },
       { status: 403, types: ['spendCapExceeded'], when: 'the plan\'s known amounts would take a spend cap (policies/limits.json `spendCaps`) past its amount; recorded as denied and receipted, `spendCap` names the cap, how full it is and what the plan needs', schema: 'PolicyDeniedProblem', headers: ['IdempotentReplayed'] },
       { status: 409, types: ['idempotencyInProgress'], when: 'a request with this key is still being accepted', headers: ['RetryAfter'] },
       { status: 422, types: ['idempotencyKeyReused'], when: 'the key was used before with a different body' },
@@ -404,6 +417,43 @@ const operations: Record<string, OperationSpec> = {
       { status: 403, types: ['forbidden'], when: 'the caller lacks the kill-switch role (`requiredRole`); the attempt is audited' },
       { status: 404, types: ['notFound'], when: 'no such halt' },
       { status: 409, types: ['conflict'], when: 'the halt was already resumed' },
+    ],
+  },
+  'GET /v1/delegations': {
+    operationId: 'listDelegations',
+    tag: 'delegations',
+    summary: 'Your delegations',
+    description: 'Every delegation the caller granted (active, expired and revoked), newest first. Only the caller\'s own: a principal never sees another\'s.',
+    success: [{ status: 200, description: 'The delegations.', schema: 'DelegationList' }],
+    errors: [],
+  },
+  'POST /v1/delegations': {
+    operationId: 'createDelegation',
+    tag: 'delegations',
+    summary: 'Delegate to an agent: tools, budget, expiry, stricter rules',
+    description:
+      'The caller (the principal, from the verified token) grants an agent an execution envelope: the tools and/or connectors it may use for the caller, a spend budget per period (day, month, or the whole delegation), an expiry, and optional stricter rules (`askForCommit`: every commit step needs approval). The agent is identified by the claims of its tokens: `act.sub` (RFC 8693), else `azp`, else `client_id`. A consent receipt (who, which agent, the scope, when, the expiry, the policy-set and limits versions) is written to the audit vault first and covered by the signed digests like any receipt. Only the principal themself may grant: a token that names an agent is refused (403, audited). Actions of that agent for the caller then run under it: Cedar sees it as `context.delegation`, its budget is held with every commit step, and each action\'s receipt names it. With `requireDelegation` (on in the deployed stack) an action without one is refused.',
+    body: 'DelegationRequest',
+    success: [{ status: 201, description: 'The delegation, in force.', schema: 'Delegation', headers: ['DelegationLocation'] }],
+    errors: [
+      { status: 400, types: ['validation'], when: 'the body is invalid, names no tool or connector, an unknown tool or connector, a negative budget or one in a currency without a rate, or an expiry not in the future (or more than 366 days ahead); `violations` lists every problem; nothing is recorded' },
+      { status: 403, types: ['forbidden'], when: 'the token acts for an agent (it carries act, azp or client_id): only the principal themself grants; audited' },
+    ],
+  },
+  'DELETE /v1/delegations/{id}': {
+    operationId: 'revokeDelegation',
+    tag: 'delegations',
+    summary: 'Revoke a delegation: stops the agent\'s work in flight',
+    description:
+      'Revokes one of the caller\'s delegations. The agent\'s next action under it is refused at once; its actions for the caller that are waiting for approval end `cancelled` (the approval is closed and leaves the inbox); running ones stop before their next step, compensate what they did and end `cancelled` (`stopped` lists both). A revocation receipt is written to the audit vault. Repeating it answers the same (and sweeps again). Another principal\'s delegation id is a 404, like an unknown one, so ids cannot be probed.',
+    parameters: [ref('parameters', 'DelegationId')],
+    body: 'RevokeDelegationRequest',
+    bodyOptional: true,
+    success: [{ status: 200, description: 'The delegation, revoked, and the work it stopped.', schema: 'RevokedDelegation' }],
+    errors: [
+      { status: 400, types: ['validation'], when: 'the body is invalid (only `reason`, 1–500 characters); `violations` lists every problem' },
+      { status: 403, types: ['forbidden'], when: 'the token acts for an agent: only the principal themself revokes; audited' },
+      { status: 404, types: ['notFound'], when: 'no such delegation among the caller\'s own' },
     ],
   },
   'POST /v1/reconciliations': {
@@ -585,6 +635,7 @@ const headerDocs: Record<string, { name: string; description: string; required: 
     schema: { type: 'string', enum: ['true'] },
   },
   HaltLocation: { name: 'Location', description: 'Where the halt is listed.', required: true, schema: { type: 'string', pattern: '^/v1/halts/hlt_[0-9A-HJKMNP-TV-Z]{26}$' } },
+  DelegationLocation: { name: 'Location', description: 'Where the delegation is revoked.', required: true, schema: { type: 'string', pattern: '^/v1/delegations/dlg_[0-9A-HJKMNP-TV-Z]{26}$' } },
   RetryAfter: { name: 'Retry-After', description: 'Seconds to wait before retrying.', required: true, schema: { type: 'integer', minimum: 0 } },
   RateLimitPolicy: {
     name: 'RateLimit-Policy',
@@ -718,7 +769,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
       summary: 'The control plane between AI agents and the systems they act on.',
       description: [
         'Agents submit actions (tool calls or plans); Airlock decides with policy, asks humans when it must, runs the work as a saga that can be undone, never does it twice, and writes an immutable receipt.',
-        '**Authentication**: a bearer JWT from the configured issuer on every route except `/healthz`, `/openapi.json` and the `/.well-known/oauth-protected-resource` documents (POST /mcp checks its token itself, to answer MCP\'s 401 challenge), in exactly one Authorization header. The principal (`sub`, `roles`, `manager`, `department`) is read only from the verified token, in the JSON types it was issued in: `roles` is an array of strings, each one role name exactly as issued; a token with these claims in another shape is refused with 401.',
+        '**Authentication**: a bearer JWT from the configured issuer on every route except `/healthz`, `/openapi.json` and the `/.well-known/oauth-protected-resource` documents (POST /mcp checks its token itself, to answer MCP\'s 401 challenge), in exactly one Authorization header. The principal (`sub`, `roles`, `manager`, `department`) is read only from the verified token, in the JSON types it was issued in: `roles` is an array of strings, each one role name exactly as issued; a token with these claims in another shape is refused with 401. The agent acting for the principal is read from the same token, first match wins: `act.sub` (RFC 8693), `azp`, `client_id`; delegations (`/v1/delegations`) are matched against it, never against the envelope\'s self-declared `agent.name`.',
         `**Errors** are RFC 9457 \`application/problem+json\` documents with a stable \`type\` URN to switch on, a \`detail\` written so an LLM can act on it, and extension members (\`violations\`, \`policyIds\`, \`retryAfter\`, …). Types: ${problemTypesText}.`,
         'On AWS, API Gateway\'s JWT authorizer answers a missing or invalid token itself (401 with a plain `{"message": "Unauthorized"}` body); the local server answers with the `urn:airlock:problem:unauthorized` problem documented on each route.',
         'Outside the handlers, API Gateway itself may answer 429 (stage throttling) or 404 for an unknown route with a plain `{"message": …}` body; the local server answers 404 `urn:airlock:problem:not-found` for an unknown path and 405 `urn:airlock:problem:method-not-allowed` (with `Allow`) for a known path with another method. `x-airlock-unrouted` declares these two refusals.',
@@ -731,6 +782,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
     tags: [
       { name: 'actions', description: 'Submit and follow actions.' },
       { name: 'approvals', description: 'Human approval of actions that policy sends to a person.' },
+      { name: 'delegations', description: 'Delegations: a principal\'s consent that an agent may act for them within tools, a budget and an expiry; granting and revoking write receipts to the audit vault.' },
       { name: 'halts', description: 'The kill switch: halting and resuming work across the fleet (role from limits.json `killSwitch.role`).' },
       { name: 'reconciliations', description: 'Reconciliation against vendors: the ledger compared with what each vendor holds (kill-switch role).' },
       { name: 'tools', description: 'What an agent may call.' },
@@ -776,6 +828,7 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
         ActionId: { name: 'id', in: 'path', required: true, description: 'Action id (`act_` + ULID).', schema: { type: 'string', pattern: ActionIdPattern.source } },
         ApprovalId: { name: 'id', in: 'path', required: true, description: 'Approval id (`apr_` + ULID).', schema: { type: 'string', pattern: ApprovalIdPattern.source } },
         HaltId: { name: 'id', in: 'path', required: true, description: 'Halt id (`hlt_` + ULID).', schema: { type: 'string', pattern: HaltIdPattern.source } },
+        DelegationId: { name: 'id', in: 'path', required: true, description: 'Delegation id (`dlg_` + ULID).', schema: { type: 'string', pattern: DelegationIdPattern.source } },
       },
       headers: Object.fromEntries(
         Object.entries(headerDocs).map(([key, h]) => [key, { description: h.description, required: h.required, schema: h.schema }]),

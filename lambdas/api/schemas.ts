@@ -78,7 +78,7 @@ export const ProblemSchema = z
     retryAfter: z.number().int().min(0).optional().meta({ description: 'Seconds to wait before retrying, also in the Retry-After header (`idempotency-in-progress`, `unavailable`, `quota-exceeded`, `circuit-open`).' }),
     requestId: z.string().optional().meta({ description: 'Correlates a 5xx with the server logs (`internal`, `unavailable`).' }),
     policyIds: z.array(z.string()).optional().meta({ description: 'The Cedar policies behind a refusal (`approval-forbidden`).' }),
-    limit: z.number().int().optional().meta({ description: 'The body size limit in bytes (`payload-too-large`).' }),
+    limit: z.number().int().optional().meta({ description: 'The body size limit in bytes (`payload-too-large`); the delegation\'s budget for the period, minor units of `currency` (`delegation-budget-exceeded`).' }),
     allow: z.array(z.string()).optional().meta({ description: 'The methods the path accepts (`method-not-allowed`).' }),
     approvalStatus: ApprovalStatusSchema.optional().meta({ description: 'Where the approval stands (`approval-closed`).' }),
     actionStatus: ActionStatusSchema.optional().meta({ description: 'Where the action stands (`approval-closed`).' }),
@@ -96,6 +96,13 @@ export const ProblemSchema = z
     planHash: PlanHashSchema.optional().meta({ description: 'The plan waiting for approval (`plan-mismatch`).' }),
     vote: VoteSchema.optional().meta({ description: 'The vote already cast (`vote-conflict`).' }),
     spendCap: SpendCapExceededSchema.optional().meta({ description: 'The cap the plan would cross (`spend-cap-exceeded`).' }),
+    missing: z.enum(['no-agent', 'no-delegation', 'tools-not-covered']).optional().meta({ description: 'What is missing (`delegation-required`): the token names no agent, the agent holds no live delegation from the principal, or its live delegations do not cover every tool.' }),
+    agent: z.string().nullable().optional().meta({ description: 'The verified agent (act.sub, else azp, else client_id); null when the token names none (`delegation-required`).' }),
+    tools: z.array(z.string()).optional().meta({ description: 'The tools no live delegation of the agent covers (`delegation-required`).' }),
+    delegationId: z.string().optional().meta({ description: 'The delegation whose budget would be passed (`delegation-budget-exceeded`).' }),
+    used: z.number().int().optional().meta({ description: 'Reserved or spent under the delegation this period, minor units of `currency` (`delegation-budget-exceeded`).' }),
+    requested: z.number().int().optional().meta({ description: 'What the action\'s known commit steps need, minor units of `currency` (`delegation-budget-exceeded`).' }),
+    currency: z.string().optional().meta({ description: 'ISO 4217 code of `limit`, `used` and `requested` (`delegation-budget-exceeded`).' }),
     'violated-policies': z.array(z.string()).optional().meta({ description: 'The rate-limit policies the request would exceed (`quota-exceeded`).' }),
   })
   .meta({
@@ -479,6 +486,51 @@ export const HaltViewSchema = z
   .meta({ id: 'Halt' });
 
 export const HaltListSchema = z.object({ items: z.array(HaltViewSchema) }).strict().meta({ id: 'HaltList' });
+
+// ── delegations ─────────────────────────────────────────────────────────────
+
+export { CreateDelegationSchema, RevokeDelegationSchema } from '../delegations/schemas';
+
+/** A delegation as GET/POST/DELETE /v1/delegations show it (delegations/delegations.ts `delegationView`). */
+export const DelegationViewSchema = z
+  .object({
+    id: z.string().meta({ description: '`dlg_` + ULID.' }),
+    agent: z.string().meta({ description: 'The agent it was granted to: its tokens\' act.sub, else azp, else client_id.' }),
+    tools: z.array(z.string()),
+    connectors: z.array(z.string()),
+    budget: z
+      .object({ amount: z.number(), currency: z.string(), period: z.enum(['day', 'month', 'total']) })
+      .strict()
+      .nullable()
+      .meta({ description: 'What commit steps under it may spend per period (major units); null: no budget of its own.' }),
+    rules: z.object({ askForCommit: z.boolean() }).strict(),
+    purpose: z.string().nullable(),
+    createdAt: TimestampSchema,
+    expiresAt: TimestampSchema,
+    state: z.enum(['active', 'expired', 'revoked']),
+    revokedAt: TimestampSchema.nullable(),
+    revokeReason: z.string().nullable(),
+    policySetVersion: z.string().meta({ description: 'The policy set in force when it was granted (named in the consent receipt).' }),
+    limitsVersion: z.string().meta({ description: 'The limits file in force when it was granted.' }),
+    consentReceiptKey: z.string().meta({ description: 'Vault key of the consent receipt (`receipts/dt=YYYY-MM-DD/<id>.consent.json`).' }),
+    revocationReceiptKey: z.string().nullable().meta({ description: 'Vault key of the revocation receipt, once revoked.' }),
+  })
+  .strict()
+  .meta({ id: 'Delegation' });
+
+export const DelegationListSchema = z.object({ items: z.array(DelegationViewSchema) }).strict().meta({ id: 'DelegationList' });
+
+/** DELETE /v1/delegations/{id}: the delegation, revoked, and what happened to the agent's work in flight. */
+export const RevokedDelegationSchema = DelegationViewSchema.extend({
+  stopped: z
+    .object({
+      cancelled: z.array(z.string()).meta({ description: 'Actions ended `cancelled` at once (not started, or waiting for approval: the approval is closed).' }),
+      stopping: z.array(z.string()).meta({ description: 'Running actions: each stops before its next step, compensates, and ends `cancelled`.' }),
+    })
+    .strict(),
+})
+  .strict()
+  .meta({ id: 'RevokedDelegation' });
 // ── reconciliation ──────────────────────────────────────────────────────────
 
 export { ReconcileRequestSchema } from '../reconcile/operator';

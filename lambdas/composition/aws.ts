@@ -9,6 +9,7 @@ import { DynamoRateCounters } from '../adapters/aws/dynamo-rate-counters';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { DynamoGuardrailStore } from '../adapters/aws/dynamo-guardrails';
 import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
+import { DynamoDelegationStore } from '../adapters/aws/dynamo-delegations';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
 import { JwksTokenVerifier } from '../adapters/aws/jwks-token-verifier';
 import { S3AuditStore } from '../adapters/aws/s3-audit-store';
@@ -121,6 +122,16 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
   const capStore = new DynamoSpendCapStore({ client: db, tableName: env[N.ledgerTable], transactions: true });
   const metrics = metricsFor(limits, engine);
   const guardrails = guardrailsOn(db, env[N.ledgerTable], limits, 'intake', metrics);
+  const delegationStore = new DynamoDelegationStore({ client: db, tableName: env[N.ledgerTable] });
+  const cancel = {
+    actions: ledger,
+    approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
+    events: store,
+    callbacks: new StepFunctionsCallbacks({ client: await stepFunctions() }),
+    now: () => new Date(),
+    logger,
+    adminRole: limits.limits.killSwitch.role,
+  };
   return {
     limits,
     metrics,
@@ -141,14 +152,19 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     ...(limits.limits.anomaly
       ? { anomaly: new AnomalyGuard({ settings: limits.limits.anomaly, now: () => new Date(), halts: guardrails.haltDeps, tools: toolRegistry, money: engine.money, metrics, logger }) }
       : {}),
-    cancel: {
-      actions: ledger,
-      approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
-      events: store,
-      callbacks: new StepFunctionsCallbacks({ client: await stepFunctions() }),
+    cancel,
+    delegations: { store: delegationStore, required: env[N.requireDelegation], tools: toolRegistry, money: engine.money, spend: capStore },
+    delegationRoutes: {
+      store: delegationStore,
+      tools: toolRegistry,
+      money: engine.money,
+      vault: new S3AuditStore({ bucket: env[N.auditBucket], retentionDays: env[N.auditRetentionDays], client: await s3() }),
       now: () => new Date(),
+      policySetVersion: engine.version,
+      limitsVersion: limits.version,
       logger,
-      adminRole: limits.limits.killSwitch.role,
+      actions: ledger,
+      cancel,
     },
   };
 });
@@ -169,7 +185,7 @@ export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () =>
   return {
     limits,
     metrics,
-    guardrails: { halts, haltStore, breakers },
+    guardrails: { halts, haltStore, breakers, delegations: new DynamoDelegationStore({ client: db, tableName: env[N.ledgerTable] }) },
     actions: ledger,
     steps: store,
     events: store,

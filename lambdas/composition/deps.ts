@@ -21,6 +21,8 @@ import type { OperatorReconcileDeps } from '../reconcile/operator';
 import type { AnomalyGuard } from '../guardrails/anomaly';
 import type { CancelDeps } from '../actions/cancel';
 import type { PendingApprovalsGaugeDeps } from '../observability/pending-approvals';
+import type { DelegationGate } from '../delegations/gate';
+import type { RevocationDeps } from '../delegations/delegations';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -83,6 +85,10 @@ export interface IntakeFunctionDeps {
   cancel: CancelDeps;
   /** The access trail: refused role-only reads (`GET /v1/actions?scope=all` by a non-auditor). */
   accessLog: AccessLog;
+  /** The delegation each action runs under, and whether one is required (`requireDelegation`). */
+  delegations: DelegationGate;
+  /** `/v1/delegations`: grants (consent receipts), listings and revocations that stop work in flight. */
+  delegationRoutes: RevocationDeps;
 }
 
 /** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */

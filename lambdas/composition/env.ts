@@ -31,6 +31,7 @@ export const EnvNames = {
   limitsFile: 'AIRLOCK_LIMITS_FILE',
   jwtIssuer: 'JWT_ISSUER',
   jwtAudience: 'JWT_AUDIENCE',
+  requireDelegation: 'REQUIRE_DELEGATION',
 } as const;
 
 const N = EnvNames;
@@ -79,6 +80,11 @@ export const IntakeEnv = Table.extend(PolicyDir.shape).extend(CursorKey.shape).e
     }
   }),
   [N.idempotencyRetentionHours]: z.coerce.number().int().min(24).default(24),
+  /** `requireDelegation`: an action without a matching, live delegation is refused. Secure by default. */
+  [N.requireDelegation]: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Consent and revocation receipts go to the audit vault (receipts/dt=…/dlg_… only). */
+  [N.auditBucket]: z.string().min(3),
+  [N.auditRetentionDays]: z.coerce.number().int().min(1).max(36_500),
 });
 
 /** The saga function (EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks). */

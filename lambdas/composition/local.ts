@@ -6,6 +6,7 @@ import { DynamoRateCounters } from '../adapters/aws/dynamo-rate-counters';
 import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { DynamoGuardrailStore } from '../adapters/aws/dynamo-guardrails';
 import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
+import { DynamoDelegationStore } from '../adapters/aws/dynamo-delegations';
 import { FileAuditStore } from '../adapters/local/file-audit-store';
 import { FileEventPublisher } from '../adapters/local/file-event-publisher';
 import { DEFAULT_APPROVAL_TIMEOUT_SECONDS } from '../approvals/approvals';
@@ -97,6 +98,11 @@ export interface LocalSettings {
   digestIntervalMs?: number;
   /** Write a digest after every receipt (default false: the control plane writes them on a timer). */
   digestAfterEachReceipt?: boolean;
+  /**
+   * `requireDelegation`: an action without a matching, live delegation is refused. Off by
+   * default locally (a newcomer's first calls work); the deployed stack turns it on.
+   */
+  requireDelegation?: boolean;
 }
 
 /** The local vault's writer: digests on demand, serialized so two never chain onto one head. */
@@ -121,6 +127,8 @@ export interface LocalComposition {
   guardrails: DynamoGuardrailStore;
   /** Reconciliation against the vendors (the control plane's timer). */
   reconcile: ReconcileDeps;
+  /** Delegation items (tests read their audit trail through it). */
+  delegations: DynamoDelegationStore;
   /** The reconcile function (`POST /v1/reconciliations`, `airlock reconcile`). */
   reconciler: ReconcileFunctionDeps;
   /** The approvals gauge (the control plane's timer; the stack's schedule in AWS). */
@@ -261,6 +269,8 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     timeoutMs: settings.vendorTimeoutMs ?? 8_000,
     ...(infra.vendorFetch ? { fetch: infra.vendorFetch } : {}),
   };
+  const delegationStore = new DynamoDelegationStore({ client, tableName });
+  const cancel = { actions: ledger, approvals, events: store, callbacks: infra.callbacks, now, logger: infra.logger, adminRole: limits.limits.killSwitch.role };
   const saga: SagaFunctionDeps = {
     actions: ledger,
     steps: store,
@@ -276,7 +286,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     now,
     logger: infra.logger,
     limits,
-    guardrails: { halts: sagaGuardrails.halts, haltStore: sagaGuardrails.haltStore, breakers: sagaGuardrails.breakers },
+    guardrails: { halts: sagaGuardrails.halts, haltStore: sagaGuardrails.haltStore, breakers: sagaGuardrails.breakers, delegations: delegationStore },
     metrics,
   };
   const invoke = infra.invoke;
@@ -326,7 +336,20 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
             }),
           }
         : {}),
-      cancel: { actions: ledger, approvals, events: store, callbacks: infra.callbacks, now, logger: infra.logger, adminRole: limits.limits.killSwitch.role },
+      cancel,
+      delegations: { store: delegationStore, required: settings.requireDelegation ?? false, tools, money: engine.money, spend: capStore },
+      delegationRoutes: {
+        store: delegationStore,
+        tools,
+        money: engine.money,
+        vault: receiptsDeps.store,
+        now,
+        policySetVersion: engine.version,
+        limitsVersion: limits.version,
+        logger: infra.logger,
+        actions: ledger,
+        cancel,
+      },
     },
     saga,
     approvals: {
@@ -358,6 +381,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     vault: { store: receiptsDeps.store as FileAuditStore, writeDigestNow },
     guardrails: guardrailStore,
     reconcile,
+    delegations: delegationStore,
     reconciler: { reconcile, limits, halts: guardrailStore, rateLimiter },
     approvalGauge: { approvals, metrics, now },
   };

@@ -6,6 +6,8 @@ import type { Breakers } from './breakers';
 import { assertNotCancelled } from '../actions/cancel';
 import { ActionHaltedError, ActionPausedError, CircuitOpenError } from './errors';
 import { noticeOf, subjectOf, type HaltGuard } from './halts';
+import type { DelegationStore } from '../ports/delegations';
+import { DelegationEndedError } from '../delegations/errors';
 
 /**
  * The guardrails a running saga meets before each forward step (IssueGrant calls this once,
@@ -16,12 +18,19 @@ import { noticeOf, subjectOf, type HaltGuard } from './halts';
  * (ActionCancelledError: compensation follows, and SettleAction ends it `cancelled`).
  * Compensations never come here: they are how money comes back, so they always run.
  * What the action met is appended to its own audit chain, so its receipt shows it.
+ * An action that runs under a delegation stops the same way once the delegation is revoked or
+ * has expired (DelegationEndedError: compensation follows): one consistent read of the
+ * delegation per forward step, only for delegated actions. A revocation also marks the
+ * agent's running actions cancelled; this check is what catches one accepted while the
+ * revocation was being written, and an expiry, which nobody writes.
  */
 
 export interface SagaGuardrails {
   halts: HaltGuard;
   haltStore: HaltStore;
   breakers: Breakers;
+  /** Where a delegated action's delegation is read before each forward step. */
+  delegations?: Pick<DelegationStore, 'getDelegation'>;
 }
 
 export async function guardForwardStep(
@@ -37,6 +46,18 @@ export async function guardForwardStep(
   }
   const g = deps.guardrails;
   if (!g) return;
+  if (action.delegation && g.delegations) {
+    const d = await g.delegations.getDelegation(action.delegation.principal, action.delegation.id);
+    const why = !d || d.status !== 'active' ? 'revoked' : Date.parse(d.expiresAt) <= deps.now().getTime() ? 'expired' : undefined;
+    if (why) {
+      await deps.events.append(
+        action.id,
+        { type: 'action.stopped', actor: why === 'revoked' ? (d?.revokedBy ?? action.delegation.principal) : 'airlock', data: { cause: `delegation.${why}`, delegationId: action.delegation.id, stepId: step.stepId } },
+        deps.now(),
+      );
+      throw new DelegationEndedError(action.id, action.delegation.id, why);
+    }
+  }
   const halt = await g.halts.checkRunning(subjectOf(deps.tools, action.principal.sub, action.actor.name, plannedTools));
   if (halt) {
     const effect = halt.mode === 'stop' ? 'stopped' : 'paused';

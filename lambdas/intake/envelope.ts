@@ -3,6 +3,7 @@ import { canonicalToolName } from '../tools/names';
 import { z } from 'zod';
 import { ActorSchema, type Actor } from '../shared/principal';
 import type { RegisteredTool, ToolRegistry } from '../ports/tools';
+import type { DelegationSnapshot } from '../delegations/model';
 import type { Violation } from '../shared/problem';
 import { toolCatalog } from '../tools/catalog';
 
@@ -112,6 +113,8 @@ export interface NormalizedAction {
   agent: Actor;
   reason?: string;
   steps: PlannedStep[];
+  /** The delegation it runs under (set by intake, and from the stored action): Cedar's context reads it. */
+  delegation?: DelegationSnapshot;
 }
 
 /** Whether an envelope is one read-tier call that would really run (not a plan, not a dry run): what the read fast path takes. */

@@ -24,6 +24,7 @@ import { intakeProblem, postAction } from './http';
 import { previewDecision } from './intake';
 import { createHalt, haltView, listHalts, resumeHalt } from '../guardrails/halts';
 import { guardrailProblem } from '../guardrails/http';
+import { createDelegation, delegationView, listDelegations, revokeDelegation } from '../delegations/delegations';
 
 /** The intake function: the agent-facing front door (tools, actions, decisions). */
 
@@ -233,6 +234,34 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           const halt = await resumeHalt(rt.halts, principalOf(req), req.pathParameters.id ?? '', req.body);
           rt.guardrails.halts.invalidate();
           return { status: 200, body: haltView(halt) };
+        },
+      },
+
+      // Delegations (delegations/delegations.ts): a principal's own; an agent's token is refused.
+      'GET /v1/delegations': {
+        auth: true,
+        handle: async (req) => {
+          const rt = await deps();
+          const now = rt.delegationRoutes.now();
+          return { status: 200, body: { items: (await listDelegations(rt.delegationRoutes, principalOf(req))).map((d) => delegationView(d, now)) } };
+        },
+      },
+
+      'POST /v1/delegations': {
+        auth: true,
+        handle: async (req) => {
+          const rt = await deps();
+          const delegation = await createDelegation(rt.delegationRoutes, principalOf(req), req.body);
+          return { status: 201, headers: { location: `/v1/delegations/${delegation.id}` }, body: delegationView(delegation, rt.delegationRoutes.now()) };
+        },
+      },
+
+      'DELETE /v1/delegations/{id}': {
+        auth: true,
+        handle: async (req) => {
+          const rt = await deps();
+          const { delegation, stopped } = await revokeDelegation({ ...rt.delegationRoutes, logger: req.logger }, principalOf(req), req.pathParameters.id ?? '', req.body);
+          return { status: 200, body: { ...delegationView(delegation, rt.delegationRoutes.now()), stopped } };
         },
       },
 

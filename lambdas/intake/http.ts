@@ -1,3 +1,4 @@
+import { delegationProblem } from '../delegations/http';
 import { actionDetailView, actionView } from '../actions/view';
 import type { ActionRecord } from '../actions/action';
 import type { AcceptedAction } from '../api/schemas';
@@ -132,7 +133,7 @@ export function intakeProblem(error: unknown): ProblemError | undefined {
   if (error instanceof IntakeBusyError) {
     return serviceUnavailable('The ledger is busy; retry with the same Idempotency-Key.', error.retryAfterSeconds, error);
   }
-  return guardrailProblem(error);
+  return guardrailProblem(error) ?? delegationProblem(error);
 }
 
 /** Runs `op`, turning intake's errors into their problem documents. */

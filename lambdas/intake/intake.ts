@@ -20,6 +20,7 @@ import type { ToolRegistry } from '../ports/tools';
 import { refuseGuardedNew, type IntakeGuardrails } from '../guardrails/intake-guard';
 import type { Metrics } from '../ports/metrics';
 import { countKpi, recordDecision } from '../observability/kpis';
+import { delegationForAction, type DelegationGate } from '../delegations/gate';
 
 /**
  * Accepting an action: the front door's use case. Validates the envelope, makes the call
@@ -76,6 +77,8 @@ export interface IntakeDeps {
   guardrails?: IntakeGuardrails;
   /** Safety KPIs (decisions, denials by policy, idempotency replays and conflicts). */
   metrics?: Metrics;
+  /** Delegations: the one an action runs under, and whether one is required (`requireDelegation`). */
+  delegations?: DelegationGate;
 }
 
 export interface IntakeRequest {
@@ -309,6 +312,8 @@ export async function acceptAction(
       // Refused before anything is recorded: a replay of work accepted earlier is still answered.
       await refuseGuardedNew(deps.guardrails, deps.tools, req.principal, action);
       const at = new Date(now());
+      const delegation = await delegationForAction(deps.delegations, req.principal, action, at);
+      if (delegation) action.delegation = delegation;
       const decision = await deps.decider.decide(req.principal, action, at);
       countKpi(deps.metrics, 'ActionRequested', { kind: action.kind });
       recordDecision(deps.metrics, decision, 'intake');
@@ -322,6 +327,7 @@ export async function acceptAction(
         ...(action.reason !== undefined ? { reason: action.reason } : {}),
         planHash: planHash(action),
         ...(req.traceId ? { traceId: req.traceId } : {}),
+        ...(delegation ? { delegation } : {}),
         status: 'received',
         decision,
         createdAt: at.toISOString(),

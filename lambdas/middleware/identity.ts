@@ -18,7 +18,7 @@ import type { Logger } from '../shared/logger';
 const AUTHORIZATION = /^(?:bearer +)?([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*) *$/i;
 
 /** Claims compared between the decoded token and the authorizer's flattened copy. */
-const CROSS_CHECKED = ['sub', 'iss', 'jti', 'iat', 'exp', 'nbf', 'manager', 'department'] as const;
+const CROSS_CHECKED = ['sub', 'iss', 'jti', 'iat', 'exp', 'nbf', 'manager', 'department', 'azp', 'client_id'] as const;
 
 /** Largest Authorization header decoded; API Gateway refuses far smaller headers anyway. */
 const MAX_AUTHORIZATION_CHARS = 16 * 1024;

@@ -1,3 +1,4 @@
+import { isDelegationReceiptKey } from '../receipts/consent';
 import type { AuditStore } from '../ports/audit-store';
 import type { ToolRegistry } from '../ports/tools';
 import { toolFacts } from '../policy/decider';
@@ -59,7 +60,8 @@ export async function buildSafetyReport(deps: ReportDeps, window: { since: Date;
   const keys: string[] = [];
   for (let day = Math.floor((since.getTime() - 7 * DAY) / DAY); day <= Math.floor(until.getTime() / DAY); day++) {
     const prefix = `receipts/dt=${new Date(day * DAY).toISOString().slice(0, 10)}/`;
-    keys.push(...(await deps.store.list(prefix)).map((o) => o.key));
+    // Consent and revocation receipts are not actions: the report counts actions.
+    keys.push(...(await deps.store.list(prefix)).map((o) => o.key).filter((k) => !isDelegationReceiptKey(k)));
   }
   const report: SafetyReport = {
     since: since.toISOString(),

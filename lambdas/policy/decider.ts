@@ -6,6 +6,9 @@ import type { ToolRegistry } from '../ports/tools';
 import { describeExceeded, type SpendCaps } from '../spend/caps';
 import type { Principal } from '../shared/principal';
 import type { PolicyEngine, ToolFacts } from './index';
+import { delegationCounterKey, type DelegationSnapshot } from '../delegations/model';
+import type { DelegationContext } from './types';
+import { NO_CAP } from './request';
 
 /** A plan names a tool the registry does not have (validation should have caught it). */
 export class UnknownToolError extends Error {
@@ -65,11 +68,13 @@ export function deciderFor(engine: PolicyEngine, tools: ToolRegistry, spend?: Ca
     async decide(principal: Principal, action: NormalizedAction, now: Date): Promise<StoredDecision> {
       const steps = action.steps.map((s) => ({ id: s.id, facts: toolFacts(tools, s.tool, s.arguments) }));
       const standings = spend ? await spend.caps.standings(principal, now, spend.usage) : [];
+      const delegation = action.delegation ? await delegationContext(action.delegation, now, spend?.usage) : undefined;
       const decision = engine.decide({
         principal,
         steps,
         dryRun: action.mode === 'dry_run',
         caps: standings.map((s) => ({ id: s.cap.id, limit: s.cap.limit, used: s.used, connectors: s.cap.connectors })),
+        ...(delegation ? { delegation } : {}),
         now,
       });
       const stored: StoredDecision = { ...decision, ...(limitsVersion ? { limitsVersion } : {}), decidedAt: now.toISOString() };
@@ -78,6 +83,16 @@ export function deciderFor(engine: PolicyEngine, tools: ToolRegistry, spend?: Ca
       return { ...stored, outcome: 'deny', policyIds: [], reasons: [describeExceeded(exceeded)], quorum: 0, approverRule: null, spendCap: exceeded };
     },
   };
+}
+
+/** What Cedar's context says of a delegation: its rules and its budget as it stands now. */
+async function delegationContext(snapshot: DelegationSnapshot, now: Date, usage: CapSource['usage'] | undefined): Promise<DelegationContext> {
+  let spent = 0;
+  if (snapshot.budget && usage) {
+    const key = delegationCounterKey(snapshot, now);
+    spent = (await usage([key])).get(key)?.used ?? 0;
+  }
+  return { id: snapshot.id, agent: snapshot.agent, askForCommit: snapshot.rules.askForCommit, budgetLimit: snapshot.budget?.limit ?? NO_CAP, budgetSpent: spent };
 }
 
 /**

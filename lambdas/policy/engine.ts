@@ -15,6 +15,7 @@ import {
   userEntity,
   userUid,
   sanitizeCaps,
+  sanitizeDelegation,
   type PreparedPlan,
   type SharedContext,
 } from './request';
@@ -298,6 +299,7 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
       weekday: req.now.getUTCDay(),
       allowedVendors: config.vendors.allowed,
       deniedVendors: config.vendors.denied,
+      delegation: sanitizeDelegation(req.delegation),
     };
   }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { majorToBaseMinor } from '../shared/money';
 import type { ApprovalCheck, Decision, Outcome, PolicyEngine } from './types';
+import { NO_CAP } from './request';
 
 /**
  * Policy fixtures: `policies/tests/{ALLOW,DENY,APPROVAL}/<subject>_<tool>_<case>.json` hold a
@@ -58,6 +59,17 @@ const DecisionFixtureSchema = z
               .strict(),
           )
           .default([]),
+        /** The delegation the agent acts under; budget and spent in major units of the base currency. */
+        delegation: z
+          .object({
+            id: z.string().min(1),
+            agent: z.string().min(1),
+            askForCommit: z.boolean().default(false),
+            budget: z.number().optional(),
+            spent: z.number().default(0),
+          })
+          .strict()
+          .optional(),
         now: z.iso.datetime({ offset: true }).default(DEFAULT_NOW),
       })
       .strict(),
@@ -172,10 +184,21 @@ function runOne(engine: PolicyEngine, kind: FixtureKind, name: string, raw: stri
   const parsed = DecisionFixtureSchema.safeParse(json);
   if (!parsed.success) return fail(`invalid fixture: ${z.prettifyError(parsed.error)}`);
   const f = parsed.data;
-  const { caps, ...request } = f.request;
+  const { caps, delegation, ...request } = f.request;
   const actual = engine.decide({
     ...request,
     caps: caps.map((c) => ({ id: c.id, limit: majorToBaseMinor(c.amount, engine.money), used: majorToBaseMinor(c.spent, engine.money), connectors: c.connectors })),
+    ...(delegation
+      ? {
+          delegation: {
+            id: delegation.id,
+            agent: delegation.agent,
+            askForCommit: delegation.askForCommit,
+            budgetLimit: delegation.budget === undefined ? NO_CAP : majorToBaseMinor(delegation.budget, engine.money),
+            budgetSpent: majorToBaseMinor(delegation.spent, engine.money),
+          },
+        }
+      : {}),
     now: new Date(f.request.now),
   });
   const failures = checkDecision(kind, f, actual);

@@ -1,7 +1,7 @@
 import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Principal } from '../shared/principal';
 import { committedSpend, MAX_MINOR, type BaseMoney, type MoneyConfig } from '../shared/money';
-import type { CapContext, PlanStep } from './types';
+import type { CapContext, DelegationContext, PlanStep } from './types';
 
 /** Cedar entity type names, as declared in policies/schema.cedarschema. */
 export const USER = 'Airlock::User';
@@ -100,6 +100,14 @@ export interface SharedContext {
   weekday: number;
   allowedVendors: string[];
   deniedVendors: string[];
+  delegation?: DelegationContext | undefined;
+}
+
+/** A delegation's figures as the engine trusts them: whole, non-negative; a broken figure reads as "spent". */
+export function sanitizeDelegation(d: DelegationContext | undefined): DelegationContext | undefined {
+  if (!d) return undefined;
+  const whole = (n: number, fallback: number) => (Number.isFinite(n) && n >= 0 ? Math.min(Math.round(n), MAX_MINOR) : fallback);
+  return { ...d, budgetLimit: whole(d.budgetLimit, 0), budgetSpent: whole(d.budgetSpent, MAX_MINOR) };
 }
 
 /** The context of `request` / `run_unattended` for one step (schema type StepContext). */
@@ -127,6 +135,7 @@ export function stepContext(
   if (f.counterparty !== undefined) ctx.counterparty = f.counterparty;
   if (f.grantee !== undefined) ctx.grantee = userRef(f.grantee);
   if (f.role !== undefined) ctx.role = f.role;
+  if (shared.delegation) ctx.delegation = { ...shared.delegation };
   return ctx;
 }
 

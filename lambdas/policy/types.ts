@@ -39,7 +39,21 @@ export interface DecisionRequest {
    * absent or empty when none applies. Policy sees the tightest one per step.
    */
   caps?: readonly CapContext[];
+  /** The delegation the action runs under, if any: every step's context carries it as `delegation`. */
+  delegation?: DelegationContext;
   now: Date;
+}
+
+/** A delegation as Cedar sees it (schema type DelegationContext); money in minor units of the base currency. */
+export interface DelegationContext {
+  id: string;
+  agent: string;
+  /** "Always ask me for commit steps". */
+  askForCommit: boolean;
+  /** The budget for the current period; NO_CAP (1e14) when the delegation sets none. */
+  budgetLimit: number;
+  /** Reserved or spent under the delegation this period. */
+  budgetSpent: number;
 }
 
 /** One spend cap as it stands for the principal, minor units of the base currency. */

@@ -260,6 +260,8 @@ export function buildReceipt(input: ReceiptInput): Receipt {
         ...(action.principal.department ? { department: action.principal.department } : {}),
       },
       actor: { name: action.actor.name, ...(action.actor.model ? { model: action.actor.model } : {}) },
+      ...(action.principal.agent ? { agent: action.principal.agent } : {}),
+      ...(action.delegation ? { delegationId: action.delegation.id } : {}),
       kind: action.kind,
       mode: action.mode,
       ...(action.reason ? { reason: action.reason } : {}),

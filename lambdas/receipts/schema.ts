@@ -130,6 +130,10 @@ export const ReceiptSchema = z
           })
           .strict(),
         actor: z.object({ name: z.string(), model: z.string().optional() }).strict(),
+        /** The agent the verified token named (act.sub, azp or client_id); absent when it named none. */
+        agent: z.string().optional().meta({ description: 'The verified agent (token claim act.sub, else azp, else client_id); absent when the token named none.' }),
+        /** The delegation the action ran under (its consent receipt is receipts/dt=…/<id>.consent.json). */
+        delegationId: z.string().regex(/^dlg_[0-9A-HJKMNP-TV-Z]{26}$/).optional().meta({ description: 'The delegation the action ran under; its consent receipt is in the vault.' }),
         kind: z.enum(['single', 'plan']),
         mode: z.enum(['execute', 'dry_run']),
         reason: z.string().optional(),

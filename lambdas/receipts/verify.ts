@@ -1,3 +1,4 @@
+import { checkDelegationReceipt, isDelegationReceiptKey } from './consent';
 import { createHash, type KeyObject } from 'node:crypto';
 import { canonicalJson } from '../shared/canonical-json';
 import type { AuditObjectInfo, AuditStore } from '../ports/audit-store';
@@ -369,6 +370,12 @@ async function checkLink(
 function checkReceipt(key: string, bytes: Uint8Array, add: (kind: FindingKind, key: string, detail: string) => void): void {
   const doc = parseCanonical(bytes);
   if (!doc.ok) return add('malformed-receipt', key, `the receipt ${doc.why}`);
+  // Consent and revocation receipts sit beside action receipts, covered by the same digests.
+  if (isDelegationReceiptKey(key)) {
+    const why = checkDelegationReceipt(key, doc.value);
+    if (why) add('malformed-receipt', key, why);
+    return;
+  }
   const receipt = ReceiptSchema.safeParse(doc.value);
   if (!receipt.success) return add('malformed-receipt', key, 'the receipt does not match the receipt schema');
   const expected = `receipts/dt=${receipt.data.request.receivedAt.slice(0, 10)}/${receipt.data.actionId}.json`;

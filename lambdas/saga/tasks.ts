@@ -254,7 +254,7 @@ async function holdStepSpend(
     // The reservation item is the record of what is held; only refusals and settlements are events.
     await reserveStepSpend(
       deps.spendCaps,
-      { actionId: action.id, stepId, principal: action.principal, connector: registered.connector.name, items, index },
+      { actionId: action.id, stepId, principal: action.principal, connector: registered.connector.name, items, index, delegation: action.delegation },
       deps.now(),
     );
   } catch (error) {

@@ -9,6 +9,12 @@ export interface Principal {
   roles: string[];
   manager?: string;
   department?: string;
+  /**
+   * The agent (OAuth client) presenting the token on the principal's behalf, from verified
+   * claims only (see agentFromClaims): what delegations are matched against. Absent when the
+   * token names no agent (a person calling directly).
+   */
+  agent?: string;
 }
 
 /** The agent: recorded as the actor (RFC 8693 `act`), never trusted as an identity. */
@@ -22,6 +28,13 @@ export type Actor = z.infer<typeof ActorSchema>;
 
 /** Claim names Airlock reads from a verified JWT. */
 export const ClaimNames = { roles: 'roles', manager: 'manager', department: 'department' } as const;
+
+/**
+ * Where the agent's id is read, first match wins: `act.sub` (RFC 8693 token exchange: the
+ * actor acting for `sub`; the outermost `act` is the current actor), then `azp` (OpenID
+ * Connect: the client the token was issued to), then `client_id` (RFC 9068 access tokens).
+ */
+export const AgentClaimOrder = ['act.sub', 'azp', 'client_id'] as const;
 
 /** Most roles one token may carry; identity providers cap group claims well below this. */
 export const MAX_ROLES = 256;
@@ -59,8 +72,16 @@ export const VerifiedClaimsSchema = z
     [ClaimNames.roles]: z.array(claimText).max(MAX_ROLES).optional(),
     [ClaimNames.manager]: claimText.optional(),
     [ClaimNames.department]: claimText.optional(),
+    act: z.object({ sub: claimText }).loose().optional(),
+    azp: claimText.optional(),
+    client_id: claimText.optional(),
   })
   .loose();
+
+/** The agent a verified token names, by {@link AgentClaimOrder}; undefined when none. */
+export function agentFromClaims(claims: { act?: { sub: string } | undefined; azp?: string | undefined; client_id?: string | undefined }): string | undefined {
+  return claims.act?.sub ?? claims.azp ?? claims.client_id;
+}
 
 /**
  * Maps a verified token's JSON payload to a Principal. Throws InvalidClaimsError when `sub`
@@ -76,10 +97,12 @@ export function principalFromVerifiedClaims(payload: unknown): Principal {
   const claims = parsed.data;
   const manager = claims[ClaimNames.manager];
   const department = claims[ClaimNames.department];
+  const agent = agentFromClaims(claims);
   return {
     sub: claims.sub,
     roles: [...new Set(claims[ClaimNames.roles] ?? [])].sort(),
     ...(manager !== undefined ? { manager } : {}),
     ...(department !== undefined ? { department } : {}),
+    ...(agent !== undefined ? { agent } : {}),
   };
 }

@@ -33,6 +33,8 @@ export const ProblemType = {
   forbidden: `${base}forbidden`,
   policyDenied: `${base}policy-denied`,
   spendCapExceeded: `${base}spend-cap-exceeded`,
+  delegationRequired: `${base}delegation-required`,
+  delegationBudgetExceeded: `${base}delegation-budget-exceeded`,
   notFound: `${base}not-found`,
   methodNotAllowed: `${base}method-not-allowed`,
   unsupportedMediaType: `${base}unsupported-media-type`,

@@ -4,6 +4,9 @@ import type { StepRecord } from '../ports/steps';
 import type { SpendItem } from '../shared/money';
 import type { Principal } from '../shared/principal';
 import { SpendCapExceededError, stepIncrement, type SpendCaps } from './caps';
+import type { CapCharge } from '../ports/spend-caps';
+import { delegationCapId, delegationCounterKey, type DelegationSnapshot } from '../delegations/model';
+import { DelegationBudgetExceededError } from '../delegations/errors';
 
 /**
  * The saga's side of spend caps: a commit step reserves its amount against every applicable
@@ -30,6 +33,32 @@ export interface StepToReserve {
   items: readonly SpendItem[];
   /** This step's position in `items`. */
   index: number;
+  /** The delegation the action runs under: its budget is one more counter the step is charged to. */
+  delegation?: DelegationSnapshot | undefined;
+}
+
+/** Counters are kept this long after their period ends (as the caps' are). */
+const DELEGATION_COUNTER_GRACE_SECONDS = 35 * 86_400;
+
+/**
+ * The counter a delegation's budget is held on for the period `now` falls in, as one more
+ * charge of the same all-or-none reservation as the spend caps: so the budget holds under
+ * concurrency exactly as a cap does (a conditional write, never a read-modify-write).
+ */
+export function delegationCharge(delegation: DelegationSnapshot | undefined, now: Date): CapCharge | undefined {
+  if (!delegation?.budget) return undefined;
+  const end =
+    delegation.budget.period === 'day'
+      ? Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1)
+      : delegation.budget.period === 'month'
+        ? Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)
+        : Date.parse(delegation.expiresAt);
+  return {
+    key: delegationCounterKey(delegation, now),
+    capId: delegationCapId(delegation.id),
+    limit: delegation.budget.limit,
+    expiresAt: Math.floor(end / 1000) + DELEGATION_COUNTER_GRACE_SECONDS,
+  };
 }
 
 /** What a reservation came to: the amount held (0 when the step moves no new money). */
@@ -48,9 +77,14 @@ export async function reserveStepSpend(guard: SpendGuard, step: StepToReserve, n
   if (!item || item.tier !== 'commit') return { amount: 0, replayed: false };
   const amount = stepIncrement(step.items, step.index, guard.caps.money);
   if (amount <= 0) return { amount: 0, replayed: false };
-  const charges = guard.caps.charges(step.principal, step.connector, now);
+  const budget = delegationCharge(step.delegation, now);
+  const charges = [...guard.caps.charges(step.principal, step.connector, now), ...(budget ? [budget] : [])];
   if (charges.length === 0) return { amount: 0, replayed: false };
   const result = await guard.store.reserve({ actionId: step.actionId, stepId: step.stepId, connector: step.connector, amount, caps: charges }, now);
+  if (result.outcome === 'refused' && budget && result.capId === budget.capId) {
+    const used = (await guard.store.usage([budget.key])).get(budget.key)?.used ?? 0;
+    throw new DelegationBudgetExceededError(step.delegation!.id, budget.limit, used, amount, guard.caps.money.baseCurrency.toUpperCase());
+  }
   if (result.outcome === 'refused') {
     guard.metrics.count('SpendCapRefused', { cap: result.capId });
     const cap = guard.caps.find(result.capId);

@@ -41,6 +41,8 @@ export const RECEIPT_OBJECT_ACTIONS = ['s3:PutObject', 's3:PutObjectRetention', 
 
 /** Key prefix of the reconciliation run reports (lambdas/reconcile/reconcile.ts `reconciliationKey`). */
 export const RECONCILIATION_PREFIX = 'reconciliations/';
+/** Where consent and revocation receipts go (receipts/consent.ts): beside action receipts, under the digests. */
+export const CONSENT_RECEIPTS = 'receipts/dt=*/dlg_*';
 /** Object actions of the reconcile function: its reports only, written like receipts. */
 export const RECONCILIATION_OBJECT_ACTIONS = ['s3:PutObject', 's3:PutObjectRetention', 's3:GetObject'] as const;
 
@@ -178,6 +180,33 @@ export class AuditVault extends Construct {
     Validations.of(policy).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${String(bucketLogicalId)}.Arn>/${RECONCILIATION_PREFIX}*]`,
       reason: `Object ARNs under one key prefix need a trailing wildcard; ${RECONCILIATION_PREFIX}* is the narrowest scope that covers one report per run (reconciliations/dt=<day>/<runId>.json), and the actions are only PutObject (conditional, COMPLIANCE-locked), PutObjectRetention and GetObject.`,
+    });
+  }
+
+  /**
+   * Lets the intake function store consent and revocation receipts (nothing else): PutObject
+   * with its COMPLIANCE retention and GetObject for a retried PUT's compare, on
+   * `receipts/dt=*\/dlg_*` only — no action receipts, no digests, no List.
+   */
+  bindConsentWriter(fn: AirlockFunction): void {
+    fn.addEnvironment(AUDIT_BUCKET_ENV, this.bucket.bucketName);
+    fn.addEnvironment(AUDIT_RETENTION_ENV, String(this.retentionDays));
+    const policy = new Policy(fn, 'ConsentVaultPolicy', {
+      roles: [fn.role],
+      statements: [
+        new PolicyStatement({ sid: 'WriteConsentReceipts', actions: [...RECONCILIATION_OBJECT_ACTIONS], resources: [this.bucket.arnForObjects(CONSENT_RECEIPTS)] }),
+        new PolicyStatement({
+          sid: 'VaultKeyViaS3',
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: [this.key.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.amazonaws.com` } },
+        }),
+      ],
+    });
+    const bucketLogicalId = Stack.of(this).resolve(Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnBucket));
+    Validations.of(policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${String(bucketLogicalId)}.Arn>/${CONSENT_RECEIPTS}]`,
+      reason: `Consent and revocation receipts are keyed by day and delegation id (receipts/dt=<day>/<dlg_id>.consent.json); ${CONSENT_RECEIPTS} is the narrowest pattern that covers them and no action receipt or digest, and the actions are only PutObject (conditional, COMPLIANCE-locked), PutObjectRetention and GetObject.`,
     });
   }
 

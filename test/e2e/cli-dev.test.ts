@@ -118,6 +118,8 @@ describe('airlock dev', () => {
     }
     expect(run.stdout()).toContain(`curl -s ${url}/healthz`);
     expect(run.stdout()).toContain(`web console          ${url}/console`);
+    // requireDelegation is off for `npm start`, and the banner says how to turn it on.
+    expect(run.stdout()).toMatch(/delegations\s+not required \(turn on: npm start -- --require-delegation, or AIRLOCK_REQUIRE_DELEGATION=1\)/);
     // The example search names the day 30 days ahead of the clock, never a fixed date.
     const searchDay = /"date":"(\d{4}-\d{2}-\d{2})"/.exec(run.stdout())?.[1];
     expect([isoDay(30, started), isoDay(30)]).toContain(searchDay);

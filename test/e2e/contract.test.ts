@@ -268,6 +268,27 @@ describe('the contract, operation by operation', () => {
     expect((await del(`/v1/halts/${id}`, operator, { reason: 'again' })).status).toBe(409);
   });
 
+  it('delegations: grant, list, refuse bad input and agents, revoke, 404 for ids not the caller\'s', async () => {
+    const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+    const agent = await cp.token('alice', { roles: ['Employee'], manager: 'bob', claims: { act: { sub: 'contract-bot' } } });
+    const created = await postJson('/v1/delegations', alice, { agent: 'contract-bot', tools: ['echo.say'], expiresAt });
+    expect(created.status).toBe(201);
+    const id = created.body!.id as string;
+    expect(created.headers.get('location')).toBe(`/v1/delegations/${id}`);
+    expect((await postJson('/v1/delegations', alice, { agent: 'contract-bot', tools: ['travel.teleport'], expiresAt })).body).toMatchObject({ status: 400, violations: [{ path: '/tools/0' }] });
+    expect((await postJson('/v1/delegations', agent, { agent: 'contract-bot', tools: ['echo.say'], expiresAt })).body).toMatchObject({ status: 403, type: 'urn:airlock:problem:forbidden' });
+    expect((await call('POST', '/v1/delegations', { token: alice, headers: { 'content-type': 'text/plain' }, body: 'x' })).status).toBe(415);
+    expect((await call('GET', '/v1/delegations', { token: alice })).body!.items.map((d: { id: string }) => d.id)).toContain(id);
+
+    const del = (path: string, token: string, body: unknown, type = 'application/json') =>
+      call('DELETE', path, { token, headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    expect((await del(`/v1/delegations/${id}`, bob, {})).status).toBe(404);
+    expect((await del(`/v1/delegations/${id}`, agent, {})).status).toBe(403);
+    expect((await del(`/v1/delegations/${id}`, alice, { reason: '' })).status).toBe(400);
+    expect((await del(`/v1/delegations/${id}`, alice, 'x', 'text/plain')).status).toBe(415);
+    expect((await del(`/v1/delegations/${id}`, alice, { reason: 'tour over' })).body).toMatchObject({ id, state: 'revoked', stopped: { cancelled: [], stopping: [] } });
+  });
+
   it('POST /v1/reconciliations: the report, 400 for a bad body, 403 without the kill-switch role, 415', async () => {
     const operator = await cp.token('contract-reconciler', { roles: ['KillSwitch'] });
     const report = await postJson('/v1/reconciliations', operator, { days: 1 });

@@ -62,7 +62,7 @@ async function contextOver(server: TestControlPlane, withVendors = true) {
 }
 
 describe('airlock demo', () => {
-  it('plays all twelve scenes against its own control plane and exits 0', async () => {
+  it('plays all fourteen scenes against its own control plane and exits 0', async () => {
     // Prepare
     const home = await mkdtemp(join(tmpdir(), 'airlock-demo-test-'));
     dirs.push(home);
@@ -85,11 +85,15 @@ describe('airlock demo', () => {
       [10, 'a looping agent stopped at its limit: 429 quota-exceeded (agent-burst) with Retry-After, nothing recorded'],
       [11, 'failing vendor opened the breaker; the next action got 503 circuit-open with Retry-After, vendor not called'],
       [12, 'halt stopped the running plan before its next step; the hold was released, receipt records the halt'],
+      [13, 'delegation granted with a consent receipt; booked within budget; revoked mid-plan, plan compensated and cancelled, agent refused'],
+      [14, 'vendor divergence found (orphan booking, exit 3) and fixed with --fix (cancelled at the vendor)'],
     ] as const) {
       expect(run.stdout).toMatch(new RegExp(`PASS scene ${n}: .*${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     }
     expect(run.stdout).not.toContain('FAIL');
-    expect(run.stdout).toContain('Summary: 12/12 scenes passed');
+    expect(run.stdout).toContain('Summary: 14/14 scenes passed');
+    // The consent scene's own plane (requireDelegation on) left its vault beside the demo's.
+    expect(await readdir(join(home, 'require-delegation', 'audit', 'receipts'))).not.toEqual([]);
     expect(run.stdout).toContain(`State directory: ${home}`);
     // The receipts stay behind for inspection, and the vendor discovery file is gone.
     const days = await readdir(join(home, 'audit', 'receipts'));

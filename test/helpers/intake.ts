@@ -17,6 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { toolRegistry } from '../../lambdas/tools/registry';
 import { readLimitsFile } from '../../lambdas/limits/config';
 import { refuseAllTokens } from '../../lambdas/composition/local';
+import { DynamoDelegationStore } from '../../lambdas/adapters/aws/dynamo-delegations';
+import { MemoryAuditStore } from './memory-audit-store';
 
 export const alice: Principal = { sub: 'alice', roles: ['employee'], manager: 'bob', department: 'sales' };
 export const mallory: Principal = { sub: 'mallory', roles: ['employee'] };
@@ -97,6 +99,17 @@ export function intakeFunctionDeps(
     logger: silentLogger,
     actor: 'intake',
   });
+  const cancel = {
+    actions: ledger,
+    approvals: new DynamoApprovalStore(table),
+    events: new DynamoSagaStore(table),
+    callbacks: { sendTaskSuccess: async () => {}, sendTaskFailure: async () => {} },
+    now: () => new Date(),
+    logger: silentLogger,
+    adminRole: limits.limits.killSwitch.role,
+  };
+  const delegations = new DynamoDelegationStore(table);
+  const money = { baseCurrency: 'USD', rates: { USD: 1 } };
   return {
     guardrails: { halts: guardrails.halts, breakers: guardrails.breakers },
     halts: guardrails.haltDeps,
@@ -113,14 +126,18 @@ export function intakeFunctionDeps(
     rateLimiter: testRateLimiter(table),
     metrics: noMetrics,
     tokens: refuseAllTokens,
-    cancel: {
-      actions: ledger,
-      approvals: new DynamoApprovalStore(table),
-      events: new DynamoSagaStore(table),
-      callbacks: { sendTaskSuccess: async () => {}, sendTaskFailure: async () => {} },
+    cancel,
+    delegations: { store: delegations, required: false, tools: toolRegistry, money },
+    delegationRoutes: {
+      store: delegations,
+      tools: toolRegistry,
+      money,
+      vault: new MemoryAuditStore(() => new Date()),
       now: () => new Date(),
-      logger: silentLogger,
-      adminRole: limits.limits.killSwitch.role,
+      policySetVersion: '0'.repeat(64),
+      limitsVersion: limits.version,
+      actions: ledger,
+      cancel,
     },
     ...overrides,
   };

@@ -35,6 +35,7 @@ describe('parseConfig', () => {
       jwt: { issuer: PLACEHOLDER_ISSUER, audience: ['airlock'] },
       console: { clientId: 'airlock-console', scope: 'openid' },
       auditRetentionDays: 365,
+      requireDelegation: true,
       approvalTimeoutSeconds: 259_200,
       grantTtlSeconds: 300,
       grantKeyRotationDays: 30,

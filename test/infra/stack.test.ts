@@ -99,13 +99,13 @@ describe('audit vault', () => {
     });
   });
 
-  it('lets no role bypass governance, set legal holds or delete objects; only receipts and reconciliation reports set retention', () => {
+  it('lets no role bypass governance, set legal holds or delete objects; only receipts, reconciliation reports and consent receipts set retention', () => {
     const forbidden = /^s3:(BypassGovernanceRetention|PutObjectLegalHold|DeleteObject.*|PutBucketObjectLockConfiguration|\*)$/;
     for (const [role, statements] of byRole) {
       const allowed = statements.filter((st) => st.Effect === 'Allow').flatMap(actionsOf);
       expect(allowed.filter((a) => forbidden.test(a)), role).toEqual([]);
-      // Receipts and reconciliation reports name COMPLIANCE retention on every PUT (it can only be lengthened in that mode).
-      if (role !== roles.receipts && role !== logicalId(s.stack.reconciler.role)) expect(allowed.filter((a) => a === 's3:PutObjectRetention'), role).toEqual([]);
+      // Receipts, reconciliation reports and consent receipts (intake) name COMPLIANCE retention on every PUT (it can only be lengthened in that mode).
+      if (role !== roles.receipts && role !== roles.intake && role !== logicalId(s.stack.reconciler.role)) expect(allowed.filter((a) => a === 's3:PutObjectRetention'), role).toEqual([]);
     }
   });
 
@@ -121,8 +121,8 @@ describe('audit vault', () => {
     expect(suffixes.some((r) => r.includes('/digests/*'))).toBe(true);
   });
 
-  it('gives connectors and the other functions nothing on S3 (the reconciler: its reports only, test/infra/reconcile.test.ts)', () => {
-    for (const name of Object.keys(roles).filter((n) => n !== 'receipts' && n !== 'reconcile')) {
+  it('gives connectors and the other functions nothing on S3 (the reconciler: its reports only, test/infra/reconcile.test.ts; intake: consent receipts only, test/infra/delegations.test.ts)', () => {
+    for (const name of Object.keys(roles).filter((n) => n !== 'receipts' && n !== 'reconcile' && n !== 'intake')) {
       const s3 = allows(roles[name]!).flatMap(actionsOf).filter((a) => a.startsWith('s3:'));
       expect(s3, name).toEqual([]);
     }

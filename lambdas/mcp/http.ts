@@ -35,6 +35,11 @@ export interface McpEdgeDeps {
    * loopback); undefined: any (API Gateway only routes its own domains).
    */
   allowedHosts?: readonly string[];
+  /**
+   * Where the web console lives (absolute, or a path on this API's own origin, as locally):
+   * approval pages are `<console>#/approvals/<id>`. Undefined: no URL elicitation is offered.
+   */
+  consoleUrl?: string;
 }
 
 const sessions = new WeakMap<AuthInfo, McpSession>();
@@ -174,11 +179,18 @@ export async function serveMcp(req: HttpRequest, deps: McpEdgeDeps, backend: (pr
   if (Array.isArray(parsed)) return jsonRpcError(400, -32600, 'Invalid Request: JSON-RPC batches are not supported; send one message per request.');
 
   const authInfo: AuthInfo = { token: auth.token, clientId: auth.principal.sub, scopes: [] };
-  sessions.set(authInfo, { principalSub: auth.principal.sub, backend: backend(auth.principal), tools: deps.tools });
   const request = new Request(url, { method: 'POST', headers, body: raw });
-  const response = (await isLegacyRequest(request, parsed, { maxRequestBodySize: MAX_MCP_MESSAGE_BYTES }))
-    ? await serveLegacy(request, authInfo, parsed)
-    : await modern.fetch(request, { authInfo, parsedBody: parsed });
+  const legacy = await isLegacyRequest(request, parsed, { maxRequestBodySize: MAX_MCP_MESSAGE_BYTES });
+  const consolePage = deps.consoleUrl === undefined ? undefined : new URL(deps.consoleUrl, `${baseUrl(req)}/`).href;
+  sessions.set(authInfo, {
+    principalSub: auth.principal.sub,
+    ...(auth.principal.manager ? { principalManager: auth.principal.manager } : {}),
+    backend: backend(auth.principal),
+    tools: deps.tools,
+    modernEra: !legacy,
+    ...(consolePage ? { approvalPageUrl: (approvalId: string) => `${consolePage}#/approvals/${encodeURIComponent(approvalId)}` } : {}),
+  });
+  const response = legacy ? await serveLegacy(request, authInfo, parsed) : await modern.fetch(request, { authInfo, parsedBody: parsed });
   const out: Record<string, string> = {};
   response.headers.forEach((value, key) => {
     out[key] = value;

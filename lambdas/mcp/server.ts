@@ -55,6 +55,14 @@ export interface McpSession {
    * `input_required` result is stateless; 2025-era requests never get one (see urlElicitation).
    */
   modernEra?: boolean;
+  /**
+   * Set by the HTTP edge: tools/list answers an empty `tools` array and marks `toolsListed`,
+   * and the edge splices the cached serialized list into the answer (mcp/http.ts). The SDK
+   * then frames, versions and validates a small message instead of ~70 KB on every request.
+   */
+  spliceToolsList?: boolean;
+  /** Whether this request's tools/list answer awaits the splice. */
+  toolsListed?: boolean;
 }
 
 /** The server's name and version, as `initialize` and `server/discover` report them. */
@@ -324,7 +332,13 @@ export function createAirlockMcpServer(session: McpSession): Server {
   const server = new Server(SERVER_INFO, { capabilities: { tools: {}, extensions: { [TASKS_EXTENSION]: {} } }, instructions: INSTRUCTIONS });
   const toolset = mcpToolset(session.tools);
 
-  server.setRequestHandler('tools/list', async () => ({ tools: toolset.tools.map((t) => ({ ...t }) as Tool) }));
+  server.setRequestHandler('tools/list', async () => {
+    if (session.spliceToolsList) {
+      session.toolsListed = true;
+      return { tools: [] };
+    }
+    return { tools: toolset.tools.map((t) => ({ ...t }) as Tool) };
+  });
 
   server.setRequestHandler('tools/call', async (request, ctx) => {
     const { name } = request.params;

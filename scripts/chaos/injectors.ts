@@ -4,8 +4,9 @@ import { REQUESTERS, type ActionSpec, type ChaosEvent } from './schedule';
 /**
  * Injectors: each adds its events to the schedule (from the seed, never from the clock) and
  * carries them out just before the action they are attached to is handed to an agent. A new
- * kind of chaos (halts and resumes, bursts over a rate limit or a spend cap) is one more
- * entry in INJECTORS and, for what it must not break, one more entry in INVARIANTS.
+ * kind of chaos is one more entry in INJECTORS and, for what it must not break, one more
+ * entry in INVARIANTS. (Rate limits and spend caps are met through the storm's limits file,
+ * scripts/chaos/limits.ts, rather than an injector.)
  */
 
 /** What injectors may act on. */

@@ -500,11 +500,7 @@ export const noUndeclared5xx: Invariant = {
   },
 };
 
-/**
- * Every invariant, in table order. Issue 15 adds, when it lands: `rate limits hold` (429s vs
- * each policy's quota), `halts stop work` (nothing ran for a halted scope after
- * propagationSeconds) and the limits.json spend caps in `spend within caps` (see README "Chaos").
- */
+/** Every invariant, in table order (README "Chaos" lists what each checks). */
 export const INVARIANTS: readonly Invariant[] = [
   terminalWithinBound,
   idempotentRetries,

@@ -233,6 +233,8 @@ export class AirlockStack extends Stack {
       removalPolicy,
     });
 
+    // MCP points approvers at the console's approval pages (URL-mode elicitation).
+    intake.addEnvironment(EnvNames.consoleUrl, this.console.url);
     new CfnOutput(this, 'ConsoleUrl', { value: this.console.url, description: 'The web console; register it as the redirect URI of the console client' });
     new CfnOutput(this, 'ConsoleBucketName', { value: this.console.bucket.bucketName, description: 'Where `airlock console publish` uploads the console' });
     new CfnOutput(this, 'ConsoleConfig', { value: JSON.stringify(this.console.config), description: 'The console\'s config.json (`airlock console publish --config`)' });

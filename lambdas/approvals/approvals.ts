@@ -500,7 +500,8 @@ async function refuse(
   const entry = { approvalId: approval.id, actionId: action.id, voter, roles, decision: input.decision, reason, policyIds: rules };
   const current = await deps.actions.getAction(action.id);
   if (!current || TerminalStatuses.has(current.status)) {
-    deps.logger.warn('vote refused after the action settled (logged only; its receipt is final)', entry);
+    // The audit record of this refusal: the receipt is final, so this line is the only trace.
+    deps.logger.warn('vote refused after the action settled (logged only; its receipt is final)', { audit: ApprovalEventTypes.voteRefused, ...entry });
     return refusal;
   }
   const claim = await deps.approvals.claimRefusal(approval.id, voter, reason, MAX_REFUSED_VOTES, now);

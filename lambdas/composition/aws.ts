@@ -148,6 +148,7 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     cursors: cursorCodec(env[N.cursorKeySecret]),
     rateLimiter: rateLimiter(limits, db, env[N.ledgerTable], metrics),
     tokens: new JwksTokenVerifier({ issuer: env[N.jwtIssuer], audience: env[N.jwtAudience] }),
+    ...(env[N.consoleUrl] ? { consoleUrl: env[N.consoleUrl] } : {}),
     // Per instance, in memory (guardrails/anomaly.ts says what that means across instances).
     ...(limits.limits.anomaly
       ? { anomaly: new AnomalyGuard({ settings: limits.limits.anomaly, now: () => new Date(), halts: guardrails.haltDeps, tools: toolRegistry, money: engine.money, metrics, logger }) }

@@ -79,6 +79,8 @@ export interface IntakeFunctionDeps {
   tokens: TokenVerifier;
   /** Host names MCP accepts in the Host header (the local runtime: loopback only); unset in AWS. */
   mcpAllowedHosts?: readonly string[];
+  /** The web console (absolute, or a path on the API's origin): MCP points approvers at its approval pages. */
+  consoleUrl?: string;
   /** Per-agent baselines of this instance (absent when limits.json has no `anomaly`). */
   anomaly?: AnomalyGuard;
   /** `POST /v1/actions/{id}/cancel` (and MCP's cancel tool): closes approvals and answers the waiting saga. */

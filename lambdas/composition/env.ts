@@ -32,6 +32,7 @@ export const EnvNames = {
   jwtIssuer: 'JWT_ISSUER',
   jwtAudience: 'JWT_AUDIENCE',
   requireDelegation: 'REQUIRE_DELEGATION',
+  consoleUrl: 'CONSOLE_URL',
 } as const;
 
 const N = EnvNames;
@@ -71,6 +72,7 @@ export const IntakeEnv = Table.extend(PolicyDir.shape).extend(CursorKey.shape).e
   [N.stateMachineArn]: z.string().startsWith('arn:'),
   // The authorizer's issuer and audiences (JSON array), for the routes that verify their own tokens (MCP).
   [N.jwtIssuer]: z.string().min(1),
+  [N.consoleUrl]: z.string().url().optional(),
   [N.jwtAudience]: z.string().transform((s, ctx) => {
     try {
       return z.array(z.string().min(1)).min(1).parse(JSON.parse(s));

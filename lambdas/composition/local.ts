@@ -323,6 +323,8 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       tokens: infra.tokens ?? refuseAllTokens,
       // On loopback, a browser page could reach the runtime through DNS rebinding: only loopback names.
       mcpAllowedHosts: ['127.0.0.1', 'localhost', '[::1]'],
+      // Served by the runtime itself (local/console-site.ts), on the API's origin.
+      consoleUrl: '/console/',
       ...(limits.limits.anomaly
         ? {
             anomaly: new AnomalyGuard({

@@ -56,6 +56,9 @@ export interface HaltDeps {
   onChange?: () => void;
 }
 
+/** Audit records of the kill switch written as log lines (refusals that record nothing else). */
+export const HaltAuditTypes = { refusedNew: 'halt.refused_new' } as const;
+
 /** What an action touches, for matching halts. */
 export interface HaltSubject {
   principal: string;
@@ -132,11 +135,23 @@ export class HaltGuard {
     return hits.find((h) => h.mode === 'stop') ?? hits[0];
   }
 
-  /** New work: throws ActionHaltedError when any halt (stop or pause) covers it. */
+  /**
+   * New work: throws ActionHaltedError when any halt (stop or pause) covers it. Nothing is
+   * recorded for refused work, so this line is its audit record (like `ratelimit.refused`):
+   * who, which agent and tools, and which halt; nothing of the request's content.
+   */
   async refuseNew(subject: HaltSubject): Promise<void> {
     const halt = await this.covering(subject);
     if (!halt) return;
     this.metrics.count('HaltRefused', { scope: halt.scope });
+    this.deps.logger?.info('halted work refused', {
+      audit: HaltAuditTypes.refusedNew,
+      principal: subject.principal,
+      agent: subject.agent,
+      tools: subject.tools,
+      haltId: halt.id,
+      scope: halt.scope,
+    });
     throw new ActionHaltedError(noticeOf(halt));
   }
 

@@ -317,7 +317,11 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
     handle: async (req) => {
       const rt = await deps();
       const { serveMcp } = await mcpHttp();
-      return serveMcp(req, { tools: rt.tools, tokens: rt.tokens, ...(rt.mcpAllowedHosts ? { allowedHosts: rt.mcpAllowedHosts } : {}) }, backend(req));
+      return serveMcp(
+        req,
+        { tools: rt.tools, tokens: rt.tokens, ...(rt.mcpAllowedHosts ? { allowedHosts: rt.mcpAllowedHosts } : {}), ...(rt.consoleUrl ? { consoleUrl: rt.consoleUrl } : {}) },
+        backend(req),
+      );
     },
   };
   const metadata = { auth: false, handle: async (req: HttpRequest) => (await mcpHttp()).protectedResourceMetadata(req, (await deps()).tokens) };

@@ -5,6 +5,7 @@ import type { ToolRegistry } from '../ports/tools';
 import { InvalidClaimsError, principalFromVerifiedClaims, type Principal } from '../shared/principal';
 import { unauthorized } from '../shared/problem';
 import { createAirlockMcpServer, type McpBackend, type McpSession } from './server';
+import { mcpToolsJson } from './tools';
 
 /**
  * MCP over HTTP (Streamable HTTP, stateless): `POST /mcp` and the OAuth 2.0 Protected Resource
@@ -35,6 +36,11 @@ export interface McpEdgeDeps {
    * loopback); undefined: any (API Gateway only routes its own domains).
    */
   allowedHosts?: readonly string[];
+  /**
+   * Where the web console lives (absolute, or a path on this API's own origin, as locally):
+   * approval pages are `<console>#/approvals/<id>`. Undefined: no URL elicitation is offered.
+   */
+  consoleUrl?: string;
 }
 
 const sessions = new WeakMap<AuthInfo, McpSession>();
@@ -174,16 +180,57 @@ export async function serveMcp(req: HttpRequest, deps: McpEdgeDeps, backend: (pr
   if (Array.isArray(parsed)) return jsonRpcError(400, -32600, 'Invalid Request: JSON-RPC batches are not supported; send one message per request.');
 
   const authInfo: AuthInfo = { token: auth.token, clientId: auth.principal.sub, scopes: [] };
-  sessions.set(authInfo, { principalSub: auth.principal.sub, backend: backend(auth.principal), tools: deps.tools });
   const request = new Request(url, { method: 'POST', headers, body: raw });
-  const response = (await isLegacyRequest(request, parsed, { maxRequestBodySize: MAX_MCP_MESSAGE_BYTES }))
-    ? await serveLegacy(request, authInfo, parsed)
-    : await modern.fetch(request, { authInfo, parsedBody: parsed });
+  const legacy = await isLegacyRequest(request, parsed, { maxRequestBodySize: MAX_MCP_MESSAGE_BYTES });
+  const consolePage = deps.consoleUrl === undefined ? undefined : new URL(deps.consoleUrl, `${baseUrl(req)}/`).href;
+  const session: McpSession = {
+    principalSub: auth.principal.sub,
+    ...(auth.principal.manager ? { principalManager: auth.principal.manager } : {}),
+    backend: backend(auth.principal),
+    tools: deps.tools,
+    modernEra: !legacy,
+    ...(consolePage ? { approvalPageUrl: (approvalId: string) => `${consolePage}#/approvals/${encodeURIComponent(approvalId)}` } : {}),
+    spliceToolsList: true,
+  };
+  sessions.set(authInfo, session);
+  const response = legacy ? await serveLegacy(request, authInfo, parsed) : await modern.fetch(request, { authInfo, parsedBody: parsed });
   const out: Record<string, string> = {};
   response.headers.forEach((value, key) => {
     out[key] = value;
   });
-  return { status: response.status, headers: out, rawBody: await response.text() };
+  const text = await response.text();
+  return { status: response.status, headers: out, rawBody: session.toolsListed ? spliceToolsList(text, mcpToolsJson(deps.tools)) : text };
+}
+
+/** Stands for the tools array while the SDK's small answer is serialized; a string no answer carries. */
+const SPLICE_MARK = 'airlock:tools-list-splice';
+
+/**
+ * Puts the cached `tools` JSON into the SDK's tools/list answer (which the handler left with
+ * an empty list): a JSON body, or the SSE event carrying it. Only a result whose `tools` is
+ * that empty array is touched; anything else (an error) passes as the SDK wrote it.
+ */
+export function spliceToolsList(body: string, toolsJson: string): string {
+  const splice = (json: string): string | undefined => {
+    let message: { result?: { tools?: unknown } };
+    try {
+      message = JSON.parse(json) as typeof message;
+    } catch {
+      return undefined;
+    }
+    if (!Array.isArray(message.result?.tools) || message.result.tools.length !== 0) return undefined;
+    const marked = JSON.stringify({ ...message, result: { ...message.result, tools: SPLICE_MARK } });
+    return marked.replace(`"tools":"${SPLICE_MARK}"`, () => `"tools":${toolsJson}`);
+  };
+  const whole = splice(body);
+  if (whole !== undefined) return whole;
+  return body
+    .split('\n')
+    .map((line) => {
+      const spliced = line.startsWith('data:') ? splice(line.slice(5)) : undefined;
+      return spliced === undefined ? line : `data: ${spliced}`;
+    })
+    .join('\n');
 }
 
 function originAllowed(origin: string, hosts: readonly string[]): boolean {

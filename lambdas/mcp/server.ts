@@ -1,8 +1,9 @@
-import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, MissingRequiredClientCapabilityError, ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Tool } from '@modelcontextprotocol/server';
+import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, inputRequired, MissingRequiredClientCapabilityError, ProtocolError, ProtocolErrorCode, Server, type CallToolResult, type Tool } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import type { ToolRegistry } from '../ports/tools';
 import { canonicalJson, sha256Hex } from '../shared/canonical-json';
 import type { ProblemDocument } from '../shared/problem';
+import { approvalIdFor } from '../shared/ids';
 import { mcpToolset, MetaKeys, type McpToolTarget } from './tools';
 
 /**
@@ -40,8 +41,28 @@ export interface McpBackend {
 export interface McpSession {
   /** The verified principal's subject (idempotency keys are scoped to it by intake). */
   principalSub: string;
+  /** The principal's manager, from the verified token (named when a manager must approve). */
+  principalManager?: string;
   backend: McpBackend;
   tools: ToolRegistry;
+  /**
+   * The absolute URL of an approval's page in the web console, where an approver decides it;
+   * absent when the console's address is unknown (then no URL elicitation is offered).
+   */
+  approvalPageUrl?: (approvalId: string) => string;
+  /**
+   * Served on the 2026-07-28 era (per-request envelope, multi-round-trip results), where an
+   * `input_required` result is stateless; 2025-era requests never get one (see urlElicitation).
+   */
+  modernEra?: boolean;
+  /**
+   * Set by the HTTP edge: tools/list answers an empty `tools` array and marks `toolsListed`,
+   * and the edge splices the cached serialized list into the answer (mcp/http.ts). The SDK
+   * then frames, versions and validates a small message instead of ~70 KB on every request.
+   */
+  spliceToolsList?: boolean;
+  /** Whether this request's tools/list answer awaits the splice. */
+  toolsListed?: boolean;
 }
 
 /** The server's name and version, as `initialize` and `server/discover` report them. */
@@ -212,6 +233,44 @@ async function call(
   }
 }
 
+/** The id of the embedded request that sends a person to the approval page. */
+export const APPROVAL_INPUT_KEY = 'airlock-approval';
+
+/** Did this request's client declare URL-mode elicitation (`elicitation: { url: {} }`)? */
+function clientSupportsUrlElicitation(envelope: Record<string, unknown> | undefined): boolean {
+  const caps = envelope?.[CLIENT_CAPABILITIES_META_KEY] as { elicitation?: { url?: unknown } } | undefined;
+  return typeof caps?.elicitation?.url === 'object' && caps.elicitation.url !== null;
+}
+
+/** Who must approve, in words the person at the client can act on. */
+function approverWords(session: McpSession, approval: { approverRule?: unknown; quorum?: unknown }): string {
+  const rule = typeof approval.approverRule === 'string' ? approval.approverRule : 'an approver';
+  const manager = session.principalManager && /\bmanager\b/.test(rule) ? ` (your manager is ${session.principalManager})` : '';
+  return `${rule}${manager}, ${String(approval.quorum ?? 1)} approval(s) needed`;
+}
+
+/**
+ * An action waiting for approval, for a client that declared URL-mode elicitation: an
+ * `input_required` result (2026-07-28 multi-round-trip) whose embedded `elicitation/create`
+ * (mode url) opens the approval's page in the console. It is stateless: the round carries its
+ * own `requestState`, which is the call's idempotency key, so the client's retry (on a fresh
+ * request id) replays the same action instead of creating another, and any instance answers
+ * it. The state needs no integrity protection: it grants nothing a client cannot already ask
+ * for with its own `_meta` key (intake scopes keys to the principal and refuses a key reused
+ * with other arguments). The approval usually needs someone else, so the message says who;
+ * the retry answers the action as it then stands (still waiting, a task, or done), never
+ * elicits again.
+ */
+function approvalElicitation(session: McpSession, result: CallToolResult, key: string): Record<string, unknown> | undefined {
+  const structured = result.structuredContent as { actionId?: unknown; approval?: { approverRule?: unknown; quorum?: unknown } | null } | undefined;
+  if (typeof structured?.actionId !== 'string' || !structured.approval || !session.approvalPageUrl) return undefined;
+  const url = session.approvalPageUrl(approvalIdFor(structured.actionId));
+  const message =
+    `Action ${structured.actionId} waits for approval by ${approverWords(session, structured.approval)}. Nothing has run yet. ` +
+    'The page shows what it will do and lets an approver decide; you cannot approve your own action, so send the link to the approver if it is not you.';
+  return inputRequired({ inputRequests: { [APPROVAL_INPUT_KEY]: inputRequired.elicitUrl({ message, url }) }, requestState: key }) as unknown as Record<string, unknown>;
+}
+
 /** The MCP Tasks extension (2026-07-28, SEP-2663): a tools/call may answer with a task handle. */
 export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
 
@@ -273,7 +332,13 @@ export function createAirlockMcpServer(session: McpSession): Server {
   const server = new Server(SERVER_INFO, { capabilities: { tools: {}, extensions: { [TASKS_EXTENSION]: {} } }, instructions: INSTRUCTIONS });
   const toolset = mcpToolset(session.tools);
 
-  server.setRequestHandler('tools/list', async () => ({ tools: toolset.tools.map((t) => ({ ...t }) as Tool) }));
+  server.setRequestHandler('tools/list', async () => {
+    if (session.spliceToolsList) {
+      session.toolsListed = true;
+      return { tools: [] };
+    }
+    return { tools: toolset.tools.map((t) => ({ ...t }) as Tool) };
+  });
 
   server.setRequestHandler('tools/call', async (request, ctx) => {
     const { name } = request.params;
@@ -287,13 +352,23 @@ export function createAirlockMcpServer(session: McpSession): Server {
     const client = typeof fromEnvelope?.name === 'string' ? fromEnvelope.name : server.getClientVersion()?.name;
     const agent = { name: agentName(client) };
     const own = meta[MetaKeys.idempotencyKey];
+    // The retry of an input-required round comes on a fresh request id: the key it must reuse is
+    // the state the first round handed out (see approvalElicitation).
+    const state = ctx.mcpReq.requestState?.();
+    const reentry = typeof state === 'string';
     // A client key that is not a string is passed on as one, so intake refuses it by the header's rules.
-    const key = () => (own === undefined ? derivedIdempotencyKey({ client: agent.name, requestId: ctx.mcpReq.id, tool: name, arguments: args }) : String(own));
+    const key = () =>
+      reentry ? state : own === undefined ? derivedIdempotencyKey({ client: agent.name, requestId: ctx.mcpReq.id, tool: name, arguments: args }) : String(own);
     const result = await call(session, target, args, key, meta, agent);
     // A client with the Tasks extension gets a task for an action that has not ended (waiting
     // for approval, or still running): the action is in the ledger, so tasks/get resolves.
     const structured = result.structuredContent as { actionId?: unknown; status?: unknown } | undefined;
     const createsAction = target.kind === 'catalog' || target.kind === 'submit_plan';
+    const envelope = ctx.mcpReq.envelope as Record<string, unknown> | undefined;
+    if (createsAction && !result.isError && !reentry && session.modernEra && session.approvalPageUrl && clientSupportsUrlElicitation(envelope)) {
+      const elicitation = approvalElicitation(session, result, key());
+      if (elicitation) return elicitation as unknown as CallToolResult;
+    }
     if (createsAction && !result.isError && clientSupportsTasks(ctx.mcpReq.envelope as Record<string, unknown> | undefined) && typeof structured?.actionId === 'string' && structured.status !== 'completed') {
       const action = await actionOfTask(session, structured.actionId);
       const task = taskOf(action);

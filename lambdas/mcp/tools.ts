@@ -231,6 +231,22 @@ export interface McpToolset {
 
 const cache = new WeakMap<ToolRegistry, McpToolset>();
 
+const serialized = new WeakMap<ToolRegistry, string>();
+
+/**
+ * The toolset's `tools` array as JSON, serialized once per registry: the catalog is fixed for
+ * a deployment, so every tools/list answers the same bytes (see mcp/http.ts, which splices
+ * them into the SDK's answer rather than have it serialize ~70 KB per request).
+ */
+export function mcpToolsJson(registry: ToolRegistry): string {
+  let json = serialized.get(registry);
+  if (json === undefined) {
+    json = JSON.stringify(mcpToolset(registry).tools);
+    serialized.set(registry, json);
+  }
+  return json;
+}
+
 /** The toolset of a registry, built once per process (the catalog does not change at run time). */
 export function mcpToolset(registry: ToolRegistry): McpToolset {
   let set = cache.get(registry);

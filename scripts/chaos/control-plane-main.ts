@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { readLimitsFile } from '../../lambdas/limits/config';
 import { startControlPlane } from '../../local/control-plane';
 import type { SandboxVendors } from '../../local/vendors/index';
 
@@ -34,6 +35,8 @@ const runtime = await startControlPlane({
     retryIntervalMs: num('CHAOS_RETRY_INTERVAL_MS', 50),
     vendorTimeoutMs: num('CHAOS_VENDOR_TIMEOUT_MS', 1_500),
     approvalTimeoutSeconds: num('CHAOS_APPROVAL_TIMEOUT_SECONDS', 20),
+    // The storm's own limits file (scripts/chaos/limits.ts): tight enough to be hit.
+    ...(process.env.CHAOS_LIMITS_FILE ? { limits: readLimitsFile(process.env.CHAOS_LIMITS_FILE) } : {}),
   },
 });
 process.stdout.write(`READY ${runtime.url}\n`);

@@ -1,11 +1,12 @@
-import { derive, int, pick, weighted } from './rng';
-import type { ActionSpec, ChaosEvent } from './schedule';
+import { chance, derive, int, pick, weighted } from './rng';
+import { REQUESTERS, type ActionSpec, type ChaosEvent } from './schedule';
 
 /**
  * Injectors: each adds its events to the schedule (from the seed, never from the clock) and
  * carries them out just before the action they are attached to is handed to an agent. A new
- * kind of chaos (halts and resumes, bursts over a rate limit or a spend cap) is one more
- * entry in INJECTORS and, for what it must not break, one more entry in INVARIANTS.
+ * kind of chaos is one more entry in INJECTORS and, for what it must not break, one more
+ * entry in INVARIANTS. (Rate limits and spend caps are met through the storm's limits file,
+ * scripts/chaos/limits.ts, rather than an injector.)
  */
 
 /** What injectors may act on. */
@@ -14,6 +15,12 @@ export interface World {
   addFaults(vendor: string, faults: Record<string, unknown>): Promise<void>;
   /** SIGKILLs the control plane where it stands and starts it again on the same state. */
   crash(): Promise<void>;
+  /** Halts a scope through the kill-switch API (`POST /v1/halts`, the kill-switch role), remembered as `key`. */
+  halt(key: string, body: { scope: string; target: string; reason: string; mode: 'stop' | 'pause' }): Promise<void>;
+  /** Resumes the halt remembered as `key` (`DELETE /v1/halts/{id}`), if it was made. */
+  resume(key: string, reason: string): Promise<void>;
+  /** The requester of action `index` cancels it (`POST /v1/actions/{id}/cancel`), if it has an id yet. */
+  cancel(index: number): Promise<void>;
 }
 
 export interface StormOptions {
@@ -130,10 +137,73 @@ export const controlPlaneCrash: Injector = {
   },
 };
 
+const HALT_TARGETS = {
+  connector: ['travel', 'payments', 'procurement', 'iam'],
+  tool: ['travel.hold_seat', 'payments.authorize', 'procurement.place_order', 'iam.grant_role'],
+} as const;
+
+/**
+ * Halts and resumes mid-storm through the kill-switch API: a connector, a tool, an agent or a
+ * principal is halted (`stop`: new work refused with 403 halted, running sagas stop before
+ * their next step and compensate) and resumed a few actions later. `pause` is left out: a
+ * paused saga backs off for minutes, longer than a storm's settle bound. Whatever is still
+ * halted when the agents finish is resumed before the storm settles (storm.ts).
+ */
+export const haltsAndResumes: Injector = {
+  name: 'halts',
+  summary: 'kill-switch halts (stop) of a connector, tool, agent or principal, resumed 3–15 actions later',
+  plan(options) {
+    const rng = derive(options.seed, 6);
+    const events: ChaosEvent[] = [];
+    let n = 0;
+    for (let at = int(rng, 5, 25); at < options.actions; at += int(rng, 25, 50)) {
+      const scope = weighted<'connector' | 'tool' | 'agent' | 'principal'>(rng, [
+        ['connector', 35],
+        ['tool', 25],
+        ['agent', 20],
+        ['principal', 20],
+      ]);
+      const target =
+        scope === 'agent' ? `chaos-agent-${int(rng, 0, 15)}` : scope === 'principal' ? `u${int(rng, 0, REQUESTERS - 1)}` : pick(rng, HALT_TARGETS[scope]);
+      const key = `halt-${++n}`;
+      events.push({ at, injector: 'halts', data: { op: 'halt', key, scope, target } });
+      events.push({ at: Math.min(options.actions - 1, at + int(rng, 3, 15)), injector: 'halts', data: { op: 'resume', key } });
+    }
+    return events;
+  },
+  async apply(event, world) {
+    const key = String(event.data.key);
+    if (event.data.op === 'halt') {
+      await world.halt(key, { scope: String(event.data.scope), target: String(event.data.target), reason: `chaos ${key}`, mode: 'stop' });
+    } else {
+      await world.resume(key, `chaos ${key} over`);
+    }
+  },
+};
+
+/** Cancels of random earlier actions by their requesters: at once, while waiting for approval, or mid-saga. */
+export const cancels: Injector = {
+  name: 'cancels',
+  summary: 'POST /v1/actions/{id}/cancel of a random earlier action (1–8 actions back) by its requester',
+  plan(options, actions) {
+    const events: ChaosEvent[] = [];
+    for (const a of actions) {
+      const rng = derive(options.seed, 7, a.index);
+      if (a.single || !chance(rng, 0.08)) continue;
+      const at = a.index + int(rng, 1, 8);
+      if (at < options.actions) events.push({ at, injector: 'cancels', data: { target: a.index } });
+    }
+    return events;
+  },
+  async apply(event, world) {
+    await world.cancel(Number(event.data.target));
+  },
+};
+
 /**
  * Every injector, in the order their events fire at one index. Agent behaviour (duplicates,
  * aborted and late retries, racing and refused approvers, rejections, expiries, dry runs) is
  * part of each action's spec (schedule.ts), not an injector.
  */
-export const INJECTORS: readonly Injector[] = [vendorLatency, vendorFaults, controlPlaneCrash];
+export const INJECTORS: readonly Injector[] = [vendorLatency, vendorFaults, haltsAndResumes, cancels, controlPlaneCrash];
 

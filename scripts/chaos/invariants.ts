@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { toolFacts } from '../../lambdas/policy/decider';
 import { committedSpend, type MoneyConfig } from '../../lambdas/shared/money';
-import { readLimitsFile } from '../../lambdas/limits/config';
+import type { RateLimit } from '../../lambdas/limits/config';
 import { amountTowardCap, capSubject, periodKey, resolveCaps, type ResolvedCap } from '../../lambdas/spend/caps';
 import type { ReceiptApproval } from '../../lambdas/receipts/schema';
 import { toolRegistry } from '../../lambdas/tools/registry';
-import { TERMINAL, type ActionRun, type FinalView, type Observations } from './storm';
+import { TERMINAL, type ActionRun, type FinalView, type HttpRecord, type Observations } from './storm';
 
 /**
  * The invariants checked after every storm. Each reads only the observations (the agents'
@@ -214,6 +214,8 @@ export const approvalsDecide: Invariant = {
       const view = obs.views.get(r.id);
       if (!view) continue;
       const label = `${r.id} (#${r.spec.index}, ${r.spec.approval})`;
+      // The storm cancelled it, or a halt held its votes back: the approvers' intent no longer decides its end.
+      const overruled = (r.cancels ?? []).some((c) => c.status === 200 || c.status === 202) || (r.haltedVotes ?? 0) > 0;
       const approval = receiptApproval(obs, r.id);
       if (!approval) {
         v.push(`${label}: waited for approval, but its receipt records no approval`);
@@ -236,21 +238,21 @@ export const approvalsDecide: Invariant = {
       if (told.has('rejected') && view.status !== 'rejected') v.push(`${label}: a voter was told rejected, the action ended ${view.status}`);
       // Approved, then stopped before its first step by a guardrail (an open breaker, a spend cap, a halt, a cancel): ran nothing, legitimately.
       const guarded = /CircuitOpenError|SpendCapExceededError|ActionHaltedError|ActionCancelledError/.test(view.statusReason ?? '');
-      if (told.has('approved') && !ran && !guarded) v.push(`${label}: a voter was told approved, the action ended ${view.status}`);
+      if (told.has('approved') && !ran && !guarded && !(overruled && view.status === 'cancelled')) v.push(`${label}: a voter was told approved, the action ended ${view.status}`);
       if (view.status === 'rejected' && !rejected) v.push(`${label}: rejected without a rejection in its receipt`);
       if (approval.outcome === 'granted' && approvers.size < quorum) v.push(`${label}: its receipt says granted with ${approvers.size} of ${quorum} approvals`);
       if (view.status === 'expired' && approvers.size >= quorum) v.push(`${label}: expired although its receipt holds a quorum of approvals`);
       if (ran && approvers.size < quorum) v.push(`${label}: ran (${view.status}) with ${approvers.size} of ${quorum} approvals in its receipt`);
-      if (r.spec.approval === 'expire' && view.status !== 'expired') v.push(`${label}: nobody voted, yet it ended ${view.status}`);
-      if (r.spec.approval === 'reject' && view.status !== 'rejected') v.push(`${label}: rejected by ${r.spec.approvers[0]}, yet it ended ${view.status}`);
+      if (r.spec.approval === 'expire' && view.status !== 'expired' && !overruled) v.push(`${label}: nobody voted, yet it ended ${view.status}`);
+      // The rejection arrived after the approval had expired (a restart held it back): expired is the right end.
+      const tooLate = view.status === 'expired' && r.votes.some((x) => x.decision === 'reject' && x.status === 409);
+      if (r.spec.approval === 'reject' && view.status !== 'rejected' && !overruled && !tooLate) v.push(`${label}: rejected by ${r.spec.approvers[0]}, yet it ended ${view.status}`);
     }
     return result(checked, v);
   },
 };
 
 const money = JSON.parse(readFileSync(fileURLToPath(new URL('../../policies/config.json', import.meta.url)), 'utf8')) as MoneyConfig;
-/** Every spend cap of the shipped limits file, in base minor units (the store's own conversion). */
-const caps = resolveCaps(readLimitsFile().limits.spendCaps, money);
 
 /** The commit-tier spend of an action's steps that stayed done (the saga's rule, shared/money). */
 function spendOf(run: ActionRun, view: FinalView): { total: number; byConnector: ReadonlyMap<string, number> } {
@@ -265,9 +267,11 @@ function spendOf(run: ActionRun, view: FinalView): { total: number; byConnector:
 
 export const spendWithinCaps: Invariant = {
   name: 'spend within caps',
-  summary: 'for every spend cap in policies/limits.json (per principal, department, tenant; day or month), what completed actions committed never passed it',
+  summary: 'for every spend cap the storm ran under (shipped and tight ones; per principal, department, tenant; day or month), what completed actions committed never passed it',
   check(obs) {
     const v: string[] = [];
+    // In base minor units (the store's own conversion).
+    const caps = resolveCaps(obs.limits.limits.spendCaps, money);
     const runs = runsById(obs);
     const totals = new Map<string, { cap: ResolvedCap; total: number }>();
     for (const [id, view] of obs.views) {
@@ -305,17 +309,164 @@ export const receiptsAndAudit: Invariant = {
       for (const vote of run?.votes ?? []) {
         if (vote.voter !== run!.spec.requester || vote.counted) continue;
         const approval = receipt.approvals?.[0];
-        if (!approval?.refusedVotesCapped && !approval?.refusedVotes?.some((x) => x.voter === vote.voter)) {
+        // Refused after the action settled (a crash held the vote back past the expiry): the receipt is final, the audit line is the record.
+        const lateLine = obs.auditLines.some((l) => l.audit === 'approval.vote_refused' && l.actionId === id && l.voter === vote.voter);
+        if (!approval?.refusedVotesCapped && !approval?.refusedVotes?.some((x) => x.voter === vote.voter) && !lateLine) {
           v.push(`${id}: ${vote.voter}'s refused self-approval (${vote.status}) is not in the receipt`);
         }
       }
     }
-    for (const r of obs.runs) {
-      if (r.answer?.status === 403 && r.ids.length === 0) v.push(`#${r.spec.index}: refused 403 without an action id to audit`);
-    }
     for (const s of obs.strayReceipts) v.push(`receipt ${s} belongs to no action of the storm`);
     if (obs.audit.code !== 0) v.push(`airlock audit verify exited ${obs.audit.code}: ${obs.audit.output.trim().split('\n').slice(-5).join(' | ')}`);
     return result(obs.views.size, v);
+  },
+};
+
+/** The subjects a tool or connector rate limit counts a request under (rate-limits.ts applicablePolicies). */
+function subjectsOf(policy: RateLimit, tools: readonly string[]): string[] {
+  const only = policy.only;
+  const unique = [...new Set(tools)];
+  if (policy.scope === 'tool') return unique.filter((t) => !only || only.includes(t) || only.includes(t.slice(0, t.indexOf('.'))));
+  if (policy.scope === 'connector') return [...new Set(unique.map((t) => t.slice(0, t.indexOf('.'))))].filter((c) => !only || only.includes(c));
+  return [];
+}
+
+/**
+ * Whether `limit` per window can hold for requests the server admitted somewhere inside
+ * their [sent, answered] spans (window indexes lo..hi): assign each, latest deadline last, to
+ * the earliest window of its span with room. This greedy finds an assignment whenever one
+ * exists, so a failure proves some window admitted more than its quota. Returns the window
+ * that overflowed, or undefined.
+ */
+export function overflowingWindow(spans: { lo: number; hi: number }[], limit: number): number | undefined {
+  const used = new Map<number, number>();
+  for (const s of [...spans].sort((a, b) => a.hi - b.hi || a.lo - b.lo)) {
+    let w = s.lo;
+    while (w <= s.hi && (used.get(w) ?? 0) >= limit) w++;
+    if (w > s.hi) return s.hi;
+    used.set(w, (used.get(w) ?? 0) + 1);
+  }
+  return undefined;
+}
+
+/**
+ * Judged from the agents' side, where every request is seen: each POST /v1/actions answered
+ * with anything but 429 was admitted by every tool and connector limit it names (refused
+ * requests hand their units back), somewhere between its sending and its answer. A request
+ * cut off by a crash is left out (it may or may not have counted): the check can only miss
+ * an excess, never invent one. The receipts agree: actions created never outnumber admissions.
+ */
+export const rateLimitsHold: Invariant = {
+  name: 'rate limits hold',
+  summary: 'per tool/connector limit and window, the POST /v1/actions admitted (answered, not 429) fit its quota; the tight limit was hit',
+  check(obs) {
+    const v: string[] = [];
+    let checked = 0;
+    const admitted = obs.responses.filter((r) => r.method === 'POST' && r.path === '/v1/actions' && r.status !== 429 && r.tools && r.sentAt !== undefined && r.at !== undefined);
+    for (const policy of obs.limits.limits.rateLimits) {
+      if (policy.scope !== 'tool' && policy.scope !== 'connector') continue;
+      const ms = policy.windowSeconds * 1000;
+      const bySubject = new Map<string, { lo: number; hi: number }[]>();
+      for (const r of admitted) {
+        for (const subject of subjectsOf(policy, r.tools!)) {
+          const list = bySubject.get(subject) ?? [];
+          list.push({ lo: Math.floor(r.sentAt! / ms), hi: Math.floor(r.at! / ms) });
+          bySubject.set(subject, list);
+        }
+      }
+      for (const [subject, spans] of bySubject) {
+        checked += spans.length;
+        const w = overflowingWindow(spans, policy.limit);
+        if (w !== undefined) v.push(`${policy.id} ${subject}: more than ${policy.limit} requests admitted in the window starting ${new Date(w * ms).toISOString()}`);
+      }
+    }
+    return result(checked, v);
+  },
+};
+
+const AUDIT = { rateLimited: 'ratelimit.refused', halted: 'halt.refused_new' } as const;
+
+/**
+ * Every refusal an agent saw is in the audit trail. Refusals that record an action (a policy
+ * or spend-cap denial: 403 with an action id) have its receipt (`receipts and audit`); those
+ * that record nothing leave an audit line: `ratelimit.refused` for a 429, `halt.refused_new`
+ * for a 403 halted (per principal, at least as many lines as answers: a request cut off by a
+ * crash may have been refused unseen). A 403 on POST /v1/actions with neither is a violation.
+ */
+export const refusalsAudited: Invariant = {
+  name: 'refusals audited',
+  summary: 'every 429 and 403-halted an agent got has its audit line (by principal); every other refused POST has an action and its receipt',
+  check(obs) {
+    const v: string[] = [];
+    const lines = (type: string) => {
+      const count = new Map<string, number>();
+      for (const l of obs.auditLines) if (l.audit === type && typeof l.principal === 'string') count.set(l.principal, (count.get(l.principal) ?? 0) + 1);
+      return count;
+    };
+    const seen = (pick: (r: HttpRecord) => boolean) => {
+      const count = new Map<string, number>();
+      for (const r of obs.responses) if (pick(r) && r.sub) count.set(r.sub, (count.get(r.sub) ?? 0) + 1);
+      return count;
+    };
+    let checked = 0;
+    const kinds = [
+      { name: '429', audit: AUDIT.rateLimited, pick: (r: HttpRecord) => r.status === 429 },
+      { name: '403 halted', audit: AUDIT.halted, pick: (r: HttpRecord) => r.status === 403 && r.method === 'POST' && r.path === '/v1/actions' && r.haltId !== undefined },
+    ];
+    for (const k of kinds) {
+      const audited = lines(k.audit);
+      for (const [sub, n] of seen(k.pick)) {
+        checked += n;
+        const m = audited.get(sub) ?? 0;
+        if (m < n) v.push(`${sub} got ${n} × ${k.name}, the audit trail has ${m} ${k.audit} line(s) for them`);
+      }
+    }
+    for (const r of obs.runs) {
+      if (r.answer?.status === 403 && r.ids.length === 0 && !obs.responses.some((x) => x.sub === r.spec.requester && x.haltId !== undefined)) {
+        v.push(`#${r.spec.index}: refused 403 with no action id and no halt to audit it`);
+      }
+    }
+    return result(checked, v);
+  },
+};
+
+/**
+ * Cancels (the cancels injector): an action cancelled before it started ends `cancelled` with
+ * no vendor effect at all; one cancelled while running stops (or had just completed); every
+ * action that ended `cancelled` left nothing in effect at the vendors (what its steps made was
+ * compensated or consumed).
+ */
+export const cancelsHold: Invariant = {
+  name: 'cancels hold',
+  summary: 'a cancel answered 200 ends cancelled with no vendor effect; 202 ends cancelled (or had completed); a cancelled action leaves no orphan',
+  check(obs) {
+    const v: string[] = [];
+    const byAction = effectsByAction(obs);
+    const liveKeys = new Set(Object.values(obs.live).flatMap((l) => l.map((x) => x.clientReference).filter((k): k is string => typeof k === 'string')));
+    let checked = 0;
+    for (const r of obs.runs) {
+      if (!r.id || !r.cancels?.length) continue;
+      const view = obs.views.get(r.id);
+      if (!view) continue;
+      checked++;
+      const label = `${r.id} (#${r.spec.index}, ${view.status})`;
+      const effects = (byAction.get(r.id) ?? []).filter((e) => !e.undo);
+      if (r.cancels.some((c) => c.status === 200)) {
+        if (view.status !== 'cancelled') v.push(`${label}: cancelled before it started (200), yet it ended ${view.status}`);
+        if (effects.length > 0) v.push(`${label}: cancelled before it started, yet ${effects.length} vendor effect(s) exist`);
+      } else if (r.cancels.some((c) => c.status === 202) && !['cancelled', 'completed', 'compensated', 'failed'].includes(view.status)) {
+        v.push(`${label}: a running cancel was accepted (202), yet it ended ${view.status}`);
+      }
+      for (const c of r.cancels) if (![200, 202, 409].includes(c.status)) v.push(`${label}: its requester's cancel was answered ${c.status}`);
+    }
+    for (const [id, view] of obs.views) {
+      if (view.status !== 'cancelled') continue;
+      checked++;
+      for (const e of (byAction.get(id) ?? []).filter((x) => !x.undo)) {
+        if (liveKeys.has(`${id}.${e.stepId}`)) v.push(`orphan: cancelled ${id}: step ${e.stepId} (${e.vendor} ${e.operation}) is still in effect`);
+      }
+    }
+    return result(checked, v);
   },
 };
 
@@ -349,19 +500,18 @@ export const noUndeclared5xx: Invariant = {
   },
 };
 
-/**
- * Every invariant, in table order. Issue 15 adds, when it lands: `rate limits hold` (429s vs
- * each policy's quota), `halts stop work` (nothing ran for a halted scope after
- * propagationSeconds) and the limits.json spend caps in `spend within caps` (see README "Chaos").
- */
+/** Every invariant, in table order (README "Chaos" lists what each checks). */
 export const INVARIANTS: readonly Invariant[] = [
   terminalWithinBound,
   idempotentRetries,
   sideEffectsMatchOutcomes,
   compensationsOnceInReverse,
   approvalsDecide,
+  cancelsHold,
   spendWithinCaps,
+  rateLimitsHold,
   receiptsAndAudit,
+  refusalsAudited,
   noSecretsInLogs,
   noUndeclared5xx,
 ];

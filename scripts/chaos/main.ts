@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { INJECTORS } from './injectors';
+import { chaosLimits, chaosRateLimit, chaosSpendCaps } from './limits';
 import { checkAll, formatTable } from './invariants';
 import { actionAt, sliceSchedule, type Schedule } from './schedule';
 import { runStorm, type RunOptions } from './storm';
@@ -73,8 +74,10 @@ if (values.slice) {
 }
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
+const limits = chaosLimits(actions);
 const runOptions: RunOptions = {
   agents,
+  limits,
   approvalTimeoutSeconds,
   settleBoundMs: (approvalTimeoutSeconds + 90) * 1000,
   ...(values.keep ? { keepHome: true } : {}),
@@ -95,6 +98,10 @@ async function runOnce(s: Schedule) {
 
 const { first, last } = describe(schedule);
 out(`chaos: seed ${seed}, actions ${schedule.actions.length} (#${first}..#${last - 1}), crashes ${schedule.events.filter((e) => e.injector === 'sigkill').length}, agents ${agents}, injectors: ${INJECTORS.map((i) => i.name).join(', ')}`);
+{
+  const r = chaosRateLimit(actions);
+  out(`limits: shipped policies/limits.json + ${r.id} (${r.limit} ${r.only!.join(', ')} per ${r.windowSeconds} s), ${chaosSpendCaps(actions).map((c) => `${c.id} (${c.amount} per ${c.period})`).join(', ')}`);
+}
 const first_ = await runOnce(schedule);
 const o = first_.obs;
 const rate = schedule.actions.length / (o.durationMs / 1000);

@@ -18,6 +18,8 @@ export const MANAGERS = ['m0', 'm1', 'm2', 'm3'];
 export const SECURITY_ADMINS = ['sa0', 'sa1', 'sa2', 'sa3'];
 export const BUYERS = ['pb0', 'pb1', 'pb2'];
 export const FINANCE_ADMINS = ['fa0', 'fa1', 'fa2'];
+/** The operator who halts and resumes (limits.json `killSwitch.role`). */
+export const KILL_SWITCH_OPERATOR = 'ks0';
 /** How many requesters share the storm (each acts through several actions). */
 export const REQUESTERS = 64;
 
@@ -27,6 +29,7 @@ export function person(sub: string): Person {
   if (SECURITY_ADMINS.includes(sub)) return { sub, roles: ['Employee', 'SecurityAdmin'], department: 'security' };
   if (BUYERS.includes(sub)) return { sub, roles: ['Employee', 'Procurement'], department: 'procurement' };
   if (FINANCE_ADMINS.includes(sub)) return { sub, roles: ['Employee', 'FinanceAdmin'], department: 'finance' };
+  if (sub === KILL_SWITCH_OPERATOR) return { sub, roles: ['Employee', 'KillSwitch'], department: 'operations' };
   const n = Number(sub.slice(1));
   return { sub, roles: ['Employee'], manager: MANAGERS[n % MANAGERS.length]!, department: 'sales' };
 }

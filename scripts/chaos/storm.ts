@@ -1,16 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import type { LoadedLimits } from '../../lambdas/limits/config';
 import { approvalIdFor } from '../../lambdas/shared/ids';
 import { loadOrCreateIssuer } from '../../local/dev-issuer';
 import type { LiveEffect, VendorEffect } from '../../local/vendors/index';
 import { INJECTORS, type World } from './injectors';
 import { derive, int } from './rng';
-import { envelopeOf, person, type ActionSpec, type Schedule } from './schedule';
+import { BUYERS, envelopeOf, FINANCE_ADMINS, KILL_SWITCH_OPERATOR, person, SECURITY_ADMINS, type ActionSpec, type Schedule } from './schedule';
 
 /**
  * One run of a schedule: the vendors in their own process, the control plane in another
@@ -28,6 +29,15 @@ export interface HttpRecord {
   status: number;
   retryAfter: string | null;
   type: string | undefined;
+  /** Who sent it. */
+  sub?: string;
+  /** When it was sent and when its answer came (epoch ms): the server acted in between. */
+  sentAt?: number;
+  at?: number;
+  /** POST /v1/actions: the tools it names (what tool and connector rate limits count). */
+  tools?: string[];
+  /** A 403 halted: the halt that refused it. */
+  haltId?: string;
 }
 
 export interface VoteRecord {
@@ -54,6 +64,10 @@ export interface ActionRun {
   votes: VoteRecord[];
   /** Things the agent could not do (gave up after the deadline, an unexpected answer). */
   problems: string[];
+  /** Answers to the cancels the storm sent for this action (the cancels injector). */
+  cancels?: { status: number }[];
+  /** Votes a halt refused (403 halted) before they could count. */
+  haltedVotes?: number;
 }
 
 export interface StepView {
@@ -99,10 +113,18 @@ export interface Observations {
   /** CPU seconds spent by each part of the storm (Linux; zero where /proc is missing). */
   cpu: { harness: number; controlPlane: number; vendors: number };
   home: string;
+  /** The limits the control plane ran under (scripts/chaos/limits.ts). */
+  limits: LoadedLimits;
+  /** The audit records written as log lines (`audit` field: ratelimit.refused, halt.refused_new…). */
+  auditLines: Record<string, unknown>[];
+  /** The halts the storm made: id, scope, target, and when (epoch ms) they were made and resumed. */
+  halts: { key: string; id: string; scope: string; target: string; at: number; resumedAt?: number }[];
 }
 
 export interface RunOptions {
   agents: number;
+  /** The storm's limits file (scripts/chaos/limits.ts), written beside its state. */
+  limits: { text: string; loaded: LoadedLimits };
   /** How long after the last restart every action must be terminal. */
   settleBoundMs: number;
   approvalTimeoutSeconds: number;
@@ -162,6 +184,14 @@ function startProc(script: string, args: string[], logFile: string, env: Record<
   });
 }
 
+/** The tools a POST /v1/actions body names (a single call or a plan's steps). */
+function toolsOf(body: unknown): string[] | undefined {
+  const b = body as { tool?: unknown; plan?: Array<{ tool?: unknown }> } | undefined;
+  if (typeof b?.tool === 'string') return [b.tool];
+  if (Array.isArray(b?.plan)) return b.plan.map((s) => String(s.tool));
+  return undefined;
+}
+
 const ProblemType = z.object({ type: z.string() }).partial().passthrough();
 const typeOf = (body: unknown) => {
   const p = ProblemType.safeParse(body);
@@ -188,7 +218,9 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     const info = z
       .object({ baseUrls: z.record(z.string(), z.string()), adminTokens: z.record(z.string(), z.string()) })
       .parse(JSON.parse(await readFile(vendorsInfo, 'utf8')));
-    const cpEnv = { CHAOS_APPROVAL_TIMEOUT_SECONDS: String(options.approvalTimeoutSeconds), LOG_LEVEL: 'info' };
+    const limitsFile = join(home, 'chaos-limits.json');
+    await writeFile(limitsFile, options.limits.text);
+    const cpEnv = { CHAOS_APPROVAL_TIMEOUT_SECONDS: String(options.approvalTimeoutSeconds), LOG_LEVEL: 'info', CHAOS_LIMITS_FILE: limitsFile };
     let generation = 0;
     const startCp = async () => {
       generation++;
@@ -224,7 +256,27 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         restartMs.push(lastRestart - t0);
         release();
       },
+      async halt(key, body) {
+        const res = await call('POST', '/v1/halts', KILL_SWITCH_OPERATOR, body);
+        if (res?.status !== 201 && res?.status !== 200) throw new Error(`halting ${body.scope} ${body.target}: ${res?.status} ${JSON.stringify(res?.body).slice(0, 300)}`);
+        halts.push({ key, id: String(res.body.id), scope: body.scope, target: body.target, at: Date.now() });
+        log(`  halt ${key}: ${body.scope} ${body.target}`);
+      },
+      async resume(key, reason) {
+        const halt = halts.find((h) => h.key === key && h.resumedAt === undefined);
+        if (!halt) return;
+        const res = await call('DELETE', `/v1/halts/${halt.id}`, KILL_SWITCH_OPERATOR, { reason });
+        if (res?.status !== 200) throw new Error(`resuming ${halt.id}: ${res?.status} ${JSON.stringify(res?.body).slice(0, 300)}`);
+        halt.resumedAt = Date.now();
+      },
+      async cancel(index) {
+        const run = runs.find((r) => r.spec.index === index);
+        if (!run?.ids[0]) return; // not accepted (yet, or ever): nothing to cancel
+        const res = await call('POST', `/v1/actions/${run.ids[0]}/cancel`, run.spec.requester, { reason: 'chaos: the agent changed its mind' });
+        if (res) (run.cancels ??= []).push({ status: res.status });
+      },
     };
+    const halts: Observations['halts'] = [];
 
     const issuer = await loadOrCreateIssuer(home);
     const tokens = new Map<string, Promise<string>>();
@@ -251,6 +303,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       for (;;) {
         await up;
         const url = cp.url;
+        const sentAt = Date.now();
         try {
           const res = await fetch(`${url}${path}`, {
             method,
@@ -265,7 +318,20 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
           } catch {
             parsed = text;
           }
-          responses.push({ method, path: path.replace(/act_[0-9A-Za-z]+|apr_[0-9A-Za-z]+/g, ':id'), status: res.status, retryAfter: res.headers.get('retry-after'), type: typeOf(parsed) });
+          const tools = method === 'POST' && path === '/v1/actions' ? toolsOf(body) : undefined;
+          const haltId = res.status === 403 && typeOf(parsed)?.endsWith(':halted') ? String((parsed as { haltId?: unknown }).haltId) : undefined;
+          responses.push({
+            method,
+            path: path.replace(/act_[0-9A-Za-z]+|apr_[0-9A-Za-z]+|hlt_[0-9A-Za-z]+/g, ':id'),
+            status: res.status,
+            retryAfter: res.headers.get('retry-after'),
+            type: typeOf(parsed),
+            sub,
+            sentAt,
+            at: Date.now(),
+            ...(tools ? { tools } : {}),
+            ...(haltId ? { haltId } : {}),
+          });
           return { status: res.status, headers: res.headers, body: parsed };
         } catch (error) {
           // Cut short on purpose (an agent's own timeout): the caller decides what to do.
@@ -344,9 +410,40 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         if (voter !== run.spec.requester && preview?.status !== 409) run.problems.push(`${voter} could not read ${approvalId}: ${preview?.status}`);
       }
       const planHash = preview?.status === 200 ? (preview.body?.planHash as string) : '0'.repeat(64);
-      const res = await call('POST', `/v1/approvals/${approvalId}/decision`, voter, { decision, planHash, comment: `chaos ${decision}` });
+      let res = await call('POST', `/v1/approvals/${approvalId}/decision`, voter, { decision, planHash, comment: `chaos ${decision}` });
+      // A halt refuses votes on the work it covers (recorded as a refused vote): a person tries again later.
+      for (let wait = 250; res?.status === 403 && typeOf(res.body)?.endsWith(':halted'); wait = Math.min(2_000, wait * 2)) {
+        run.haltedVotes = (run.haltedVotes ?? 0) + 1;
+        if (Date.now() > lastRestart + options.settleBoundMs || TERMINAL.has((await view(run))?.status ?? '')) break;
+        await sleep(wait);
+        res = await call('POST', `/v1/approvals/${approvalId}/decision`, voter, { decision, planHash, comment: `chaos ${decision}` });
+      }
       if (!res) return;
       run.votes.push({ voter, decision, status: res.status, type: typeOf(res.body), counted: res.status === 200 && res.body?.recorded === true, outcome: res.status === 200 ? String(res.body?.status) : undefined });
+    };
+
+    /**
+     * Who may decide the action's approval. Usually the spec's approvers; but policy may ask
+     * others (the tight caps make `exposure.cap-near` ask each connector's approvers), so when
+     * the first of them cannot see the approval, every plausible approver is asked in turn, as
+     * a requester would find out who to turn to (GET /v1/approvals/{id} is 404 to the ineligible).
+     */
+    const approversFor = async (run: ActionRun): Promise<string[]> => {
+      const spec = run.spec;
+      const approvalId = approvalIdFor(run.id!);
+      // The requester may read the approval once it is stored.
+      for (let wait = 25; ; wait = Math.min(500, wait * 2)) {
+        if ((await call('GET', `/v1/approvals/${approvalId}`, spec.requester))?.status === 200) break;
+        if (Date.now() > lastRestart + options.settleBoundMs || TERMINAL.has((await view(run))?.status ?? '')) return spec.approvers;
+        await sleep(wait);
+      }
+      const first = spec.approvers[0];
+      if (first && (await call('GET', `/v1/approvals/${approvalId}`, first))?.status === 200) return spec.approvers;
+      const byConnector: Record<string, readonly string[]> = { travel: [person(spec.requester).manager ?? ''], payments: FINANCE_ADMINS, procurement: BUYERS, iam: SECURITY_ADMINS };
+      const pool = [...new Set([...spec.approvers, ...spec.steps.filter((s) => s.commit).flatMap((s) => byConnector[s.tool.slice(0, s.tool.indexOf('.'))] ?? [])])].filter((s) => s && s !== first);
+      const eligible: string[] = [];
+      for (const candidate of pool) if ((await call('GET', `/v1/approvals/${approvalId}`, candidate))?.status === 200) eligible.push(candidate);
+      return eligible.length > 0 ? eligible : spec.approvers;
     };
 
     const runAction = async (run: ActionRun) => {
@@ -380,7 +477,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       if (v?.status === 'awaiting_approval') {
         run.waitedForApproval = true;
         const quorum = Math.max(1, v.decision?.quorum ?? 1);
-        const approvers = spec.approvers;
+        const approvers = await approversFor(run);
         const approveAll = async () => {
           for (const a of approvers.slice(0, quorum)) await vote(run, a, 'approve');
         };
@@ -441,6 +538,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       }
     };
     await Promise.all(Array.from({ length: options.agents }, agent));
+    // Halts whose resume fell outside the schedule (a shrunk slice) end here, before the settle.
+    for (const h of halts) if (h.resumedAt === undefined) await world.resume(h.key, 'chaos: the storm is over');
 
     // Settle: every action terminal within the bound after the last restart.
     const t0 = Date.now();
@@ -498,7 +597,21 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         receipts.set(id, [...(receipts.get(id) ?? []), JSON.parse(text) as unknown]);
       }
     }
-    for (const file of await readdir(logs)) texts.push({ name: `log ${file}`, text: await readFile(join(logs, file), 'utf8') });
+    const auditLines: Record<string, unknown>[] = [];
+    for (const file of await readdir(logs)) {
+      const text = await readFile(join(logs, file), 'utf8');
+      texts.push({ name: `log ${file}`, text });
+      if (!file.startsWith('control-plane')) continue;
+      for (const line of text.split('\n')) {
+        if (!line.includes('"audit"')) continue;
+        try {
+          const record = JSON.parse(line) as Record<string, unknown>;
+          if (typeof record.audit === 'string') auditLines.push(record);
+        } catch {
+          /* not a log record */
+        }
+      }
+    }
     const events = await readFile(join(home, 'events.log'), 'utf8').catch(() => '');
     texts.push({ name: 'events.log', text: events });
 
@@ -536,6 +649,9 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       durationMs: Date.now() - started,
       cpu,
       home,
+      limits: options.limits.loaded,
+      auditLines,
+      halts,
     };
   } finally {
     for (const p of procs) {

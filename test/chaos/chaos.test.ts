@@ -6,12 +6,17 @@ import {
   checkAll,
   compensationsOnceInReverse,
   noSecretsInLogs,
+  cancelsHold,
   noUndeclared5xx,
+  overflowingWindow,
   parseEffectKey,
+  rateLimitsHold,
+  refusalsAudited,
   receiptsAndAudit,
   sideEffectsMatchOutcomes,
   spendWithinCaps,
 } from '../../scripts/chaos/invariants';
+import { chaosLimits } from '../../scripts/chaos/limits';
 import { derive } from '../../scripts/chaos/rng';
 import { actionAt, envelopeOf, sliceSchedule, type ActionSpec, type Schedule } from '../../scripts/chaos/schedule';
 import type { ActionRun, FinalView, Observations } from '../../scripts/chaos/storm';
@@ -56,6 +61,15 @@ describe('the seeded schedule', () => {
     expect(s.actions.some((a) => a.dryRun)).toBe(true);
     const kinds = new Set(s.events.filter((e) => e.injector === 'vendor-faults').map((e) => e.data.kind));
     expect(kinds).toEqual(new Set(['transient-5xx', 'exhausting-5xx', 'refusal', 'timeout', 'commit-then-drop', 'compensation-5xx']));
+    // Halts, each resumed later in the storm, over several scopes; cancels of earlier actions.
+    const halts = s.events.filter((e) => e.injector === 'halts');
+    const made = halts.filter((e) => e.data.op === 'halt');
+    expect(made.length).toBeGreaterThan(2);
+    for (const h of made) expect(halts.find((e) => e.data.op === 'resume' && e.data.key === h.data.key)!.at).toBeGreaterThan(h.at);
+    expect(new Set(made.map((e) => e.data.scope)).size).toBeGreaterThan(1);
+    const cancels = s.events.filter((e) => e.injector === 'cancels');
+    expect(cancels.length).toBeGreaterThan(3);
+    for (const c of cancels) expect(Number(c.data.target)).toBeLessThan(c.at);
   });
 
   it('derives independent streams and fills flight dates from the clock it is given', () => {
@@ -139,6 +153,9 @@ function obs(over: Partial<Observations> = {}): Observations {
     durationMs: 1,
     cpu: { harness: 0, controlPlane: 0, vendors: 0 },
     home: '/tmp/x',
+    limits: chaosLimits(100).loaded,
+    auditLines: [],
+    halts: [],
     ...over,
   };
 }
@@ -278,5 +295,59 @@ describe('the invariants', () => {
     expect(parseEffectKey('act_1.hold')).toEqual({ actionId: 'act_1', stepId: 'hold', undo: false });
     expect(parseEffectKey('act_1.hold.undo')).toEqual({ actionId: 'act_1', stepId: 'hold', undo: true });
     expect(parseEffectKey('free-form')).toBeUndefined();
+  });
+
+  it('name a window that admitted more than its quota, and only when no placement of the spans fits', () => {
+    expect(overflowingWindow([{ lo: 1, hi: 1 }, { lo: 1, hi: 1 }, { lo: 1, hi: 1 }], 2)).toBe(1);
+    // A request answered just after the boundary may have been admitted before it.
+    expect(overflowingWindow([{ lo: 0, hi: 1 }, { lo: 1, hi: 1 }, { lo: 1, hi: 1 }], 2)).toBeUndefined();
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 3 })), { maxLength: 60 }), fc.integer({ min: 1, max: 4 }), (raw, limit) => {
+        const spans = raw.map(([lo, d]) => ({ lo, hi: lo + d }));
+        const w = overflowingWindow(spans, limit);
+        // Spans confined to one window each overflow exactly when a window holds more than the limit.
+        const exact = spans.filter((s) => s.lo === s.hi);
+        const counts = new Map<number, number>();
+        for (const s of exact) counts.set(s.lo, (counts.get(s.lo) ?? 0) + 1);
+        if ([...counts.values()].some((n) => n > limit)) expect(w).toBeDefined();
+        if (spans.length <= limit) expect(w).toBeUndefined();
+      }),
+    );
+    const tight = (at: number, status = 202) => ({ method: 'POST', path: '/v1/actions', status, retryAfter: null, type: undefined, sub: 'u1', sentAt: at, at: at + 5, tools: ['iam.grant_role'] });
+    const over = obs({ responses: [tight(10_100), tight(10_200), tight(10_300), tight(10_400, 429)] });
+    expect(rateLimitsHold.check(over).violations.join('\n')).toMatch(/chaos-grant-burst iam.grant_role: more than 2 requests admitted/);
+    expect(rateLimitsHold.check(obs({ responses: [tight(10_100), tight(10_200), tight(11_300), tight(10_400, 429)] })).violations).toEqual([]);
+  });
+
+  it('name a 429 or a halted 403 without its audit line, and a bare 403', () => {
+    const refused = (status: number, haltId?: string) => ({ method: 'POST', path: '/v1/actions', status, retryAfter: null, type: undefined, sub: 'u1', ...(haltId ? { haltId } : {}) });
+    const missing = obs({ responses: [refused(429), refused(429), refused(403, 'hlt_1')], auditLines: [{ audit: 'ratelimit.refused', principal: 'u1' }] });
+    const found = refusalsAudited.check(missing).violations.join('\n');
+    expect(found).toMatch(/u1 got 2 × 429, the audit trail has 1 ratelimit.refused/);
+    expect(found).toMatch(/u1 got 1 × 403 halted, the audit trail has 0 halt.refused_new/);
+    const audited = obs({
+      responses: [refused(429), refused(403, 'hlt_1')],
+      auditLines: [{ audit: 'ratelimit.refused', principal: 'u1' }, { audit: 'halt.refused_new', principal: 'u1' }],
+    });
+    expect(refusalsAudited.check(audited).violations).toEqual([]);
+    const bare = obs({ runs: [run({ ids: [], id: undefined, answer: { status: 403, type: 'urn:airlock:problem:forbidden' } })] });
+    expect(refusalsAudited.check(bare).violations.join('\n')).toMatch(/refused 403 with no action id and no halt/);
+  });
+
+  it('name a cancel that did not hold: ran after a 200, or left its effects in place', () => {
+    const ranAnyway = obs({ runs: [run({ cancels: [{ status: 200 }] })], views: new Map([['act_A', view('compensated')]]) });
+    const found = cancelsHold.check(ranAnyway).violations.join('\n');
+    expect(found).toMatch(/cancelled before it started \(200\), yet it ended compensated/);
+    expect(found).toMatch(/cancelled before it started, yet 1 vendor effect/);
+    const orphan = obs({
+      runs: [run({ cancels: [{ status: 202 }] })],
+      views: new Map([['act_A', view('cancelled')]]),
+      effects: { travel: [{ seq: 1, operation: 'hold_seat', idempotencyKey: 'act_A.h', status: 201 }], payments: [] },
+      sideEffectCounters: { travel: { hold_seat: 1 }, payments: {} },
+      live: { travel: [{ object: 'hold hold_1', clientReference: 'act_A.h' }], payments: [] },
+    });
+    expect(cancelsHold.check(orphan).violations.join('\n')).toMatch(/orphan: cancelled act_A: step h/);
+    const clean = obs({ runs: [run({ cancels: [{ status: 202 }] })], views: new Map([['act_A', view('cancelled')]]) });
+    expect(cancelsHold.check(clean).violations).toEqual([]);
   });
 });

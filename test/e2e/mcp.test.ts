@@ -2,6 +2,7 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { isoDay } from '../helpers/dates';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approvalIdFor } from '../../lambdas/shared/ids';
+import { CONSOLE_PATH } from '../../local/console-site';
 import { SAFE_TOOL_NAME } from '../../lambdas/tools/names';
 import { bigTrip, startTestControlPlane, type TestControlPlane } from '../helpers/control-plane';
 
@@ -332,5 +333,141 @@ describe('MCP Tasks extension (io.modelcontextprotocol/tasks, 2026-07-28)', () =
   it('tasks/get for an id that is no action is a JSON-RPC error', async () => {
     expect((await modern(alice, 'tasks/get', { taskId: `act_${'0'.repeat(26)}` })).error).toMatchObject({ code: -32602 });
     expect((await modern(alice, 'tasks/get', { taskId: 'nope' })).error).toMatchObject({ code: -32602 });
+  });
+});
+
+describe('URL-mode elicitation: a call that needs approval points at the approval page', () => {
+  async function elicitingClient(token: string, answer: 'accept' | 'decline') {
+    const asked: Array<Record<string, any>> = [];
+    const client = new Client({ name: 'url-agent', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } }, capabilities: { elicitation: { url: {} } } });
+    client.setRequestHandler('elicitation/create', async (request) => {
+      asked.push(request.params as Record<string, any>);
+      return { action: answer };
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${cp.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    return { client, asked };
+  }
+
+  async function countActions(token: string): Promise<number> {
+    return ((await cp.get(token, '/v1/actions?limit=100')).body.items as unknown[]).length;
+  }
+
+  it('the official Client is sent to the console page of the approval, says who approves, and its retry replays the same action', async () => {
+    const dana = await cp.token('dana', { roles: ['Employee'], manager: 'bob' });
+    const { client, asked } = await elicitingClient(dana, 'accept');
+    try {
+      const before = await countActions(dana);
+      const trip = bigTrip();
+      const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
+      const res = await client.callTool({ name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } });
+      // The client fulfilled the URL elicitation and retried: the answer is the action, waiting.
+      expect(res.isError).toBeFalsy();
+      const pending = res.structuredContent as { actionId: string; status: string; approval: Record<string, unknown> };
+      expect(['received', 'awaiting_approval']).toContain(pending.status);
+      expect(pending.approval).toMatchObject({ approverRule: 'manager', quorum: 1 });
+      expect(asked).toHaveLength(1);
+      const approvalId = approvalIdFor(pending.actionId);
+      expect(asked[0]).toMatchObject({ mode: 'url', url: `${cp.url}/console/#/approvals/${approvalId}` });
+      // Someone else approves: the message names the rule and the person, and no URL.
+      expect(asked[0]!.message).toMatch(/approval by manager \(your manager is bob\)/);
+      expect(asked[0]!.message).toMatch(/cannot approve your own action/);
+      expect(asked[0]!.message).not.toMatch(/https?:/);
+      // The console's own page (local/console-site.ts serves it; its hash router selects the approval).
+      expect(new URL(String(asked[0]!.url)).pathname).toBe(`${CONSOLE_PATH}/`);
+      // The retry came on a fresh request id and still made one action, not two.
+      expect(await countActions(dana)).toBe(before + 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a declined elicitation changes nothing: the action still waits, and a read tool never elicits', async () => {
+    const erin = await cp.token('erin', { roles: ['Employee'], manager: 'bob' });
+    const { client, asked } = await elicitingClient(erin, 'decline');
+    try {
+      const trip = bigTrip();
+      const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
+      const res = await client.callTool({ name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } });
+      expect(res.isError).toBeFalsy();
+      expect((res.structuredContent as { approval: unknown }).approval).not.toBeNull();
+      expect(asked).toHaveLength(1);
+      const read = await client.callTool({ name: 'travel-search_flights', arguments: { origin: 'SFO', destination: 'JFK', date: isoDay(30) } });
+      expect(read.isError).toBeFalsy();
+      expect(asked).toHaveLength(1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('on the wire: input_required with a url elicitation and a requestState; the retry on a fresh id replays, whatever its responses', async () => {
+    const frank = await cp.token('frank', { roles: ['Employee'], manager: 'bob' });
+    const trip = bigTrip();
+    const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
+    const send = async (id: string, extra: Record<string, unknown>) => {
+      const res = await fetch(`${cp.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${frank}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'tools/call',
+          'mcp-name': 'airlock-submit_plan',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: {
+            name: 'airlock-submit_plan',
+            arguments: { plan, reason: trip.reason },
+            ...extra,
+            _meta: {
+              'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+              'io.modelcontextprotocol/clientInfo': { name: 'wire-agent', version: '1.0.0' },
+              'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } },
+            },
+          },
+        }),
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { result: Record<string, any> };
+    };
+    const first = await send('first', {});
+    expect(first.result).toMatchObject({ resultType: 'input_required', requestState: expect.stringMatching(/^mcp-/) });
+    const request = first.result.inputRequests['airlock-approval'];
+    expect(request).toMatchObject({ method: 'elicitation/create', params: { mode: 'url', url: expect.stringMatching(/\/console\/#\/approvals\/apr_/) } });
+    const retry = await send('second', { requestState: first.result.requestState, inputResponses: { 'airlock-approval': { action: 'cancel' } } });
+    expect(retry.result).toMatchObject({ isError: false, structuredContent: { replayed: true, actionId: expect.stringMatching(/^act_/) } });
+    expect(request.params.url).toContain(approvalIdFor(retry.result.structuredContent.actionId));
+  });
+
+  it('clients without URL mode (form-only elicitation, none, or the 2025 era) get the plain result, unchanged', async () => {
+    for (const capabilities of [{}, { elicitation: {} }, { elicitation: { form: {} } }] as Array<{ elicitation?: Record<string, Record<string, never>> }>) {
+      const gina = await cp.token('gina', { roles: ['Employee'], manager: 'bob' });
+      const client = new Client({ name: 'plain-agent', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } }, capabilities });
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${cp.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${gina}` } } }));
+      try {
+        const trip = bigTrip();
+        const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
+        const res = await client.callTool({ name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } });
+        expect(res.isError, JSON.stringify(capabilities)).toBeFalsy();
+        expect((res.content as Array<{ text: string }>)[0]!.text).toMatch(/waiting for approval by manager/);
+      } finally {
+        await client.close();
+      }
+    }
+    // 2025-11-25: capabilities were declared in an initialize this stateless server never sees again.
+    const legacy = new Client({ name: 'legacy-agent', version: '1.0.0' }, { supportedProtocolVersions: ['2025-11-25'], capabilities: { elicitation: { url: {} } } });
+    await legacy.connect(new StreamableHTTPClientTransport(new URL(`${cp.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${alice}` } } }));
+    try {
+      const trip = bigTrip();
+      const plan = trip.plan.map((s) => ({ ...s, tool: s.tool.replace('.', '-') }));
+      const res = await legacy.callTool({ name: 'airlock-submit_plan', arguments: { plan, reason: trip.reason } });
+      expect(res.isError).toBeFalsy();
+      expect((res.content as Array<{ text: string }>)[0]!.text).toMatch(/waiting for approval by manager/);
+    } finally {
+      await legacy.close();
+    }
   });
 });

@@ -191,3 +191,28 @@ describe('propagation, resume and restarts', () => {
     expect(await store.markAffected('hlt_A', 'act_1', 'stopped', at)).toBe(true);
   });
 });
+
+describe('refused new work is audited', () => {
+  it('every request a halt refuses leaves an audit line (who, agent, tools, halt), and nothing of its content', async () => {
+    const clock = { t: Date.parse('2026-03-03T00:00:00Z') };
+    const lines: Array<{ message: string; fields: Record<string, unknown> }> = [];
+    const logger = {
+      debug: () => undefined,
+      info: (message: string, fields: Record<string, unknown> = {}) => lines.push({ message, fields }),
+      warn: () => undefined,
+      error: () => undefined,
+      child() {
+        return logger;
+      },
+    };
+    const halt = await createHalt(depsAt(clock), operator, { scope: 'connector', target: 'iam', reason: 'audit test', mode: 'stop' });
+    const guard = new HaltGuard({ ...depsAt(clock), logger });
+    const who = subjectOf(toolRegistry, 'audit-alice', 'audit-bot', ['iam.grant_role']);
+    for (let i = 0; i < 3; i++) await expect(guard.refuseNew(who)).rejects.toBeInstanceOf(ActionHaltedError);
+    await guard.refuseNew(subjectOf(toolRegistry, 'audit-alice', 'audit-bot', ['travel.search_flights'])); // not covered: no line
+    const audited = lines.filter((l) => l.fields.audit === 'halt.refused_new');
+    expect(audited).toHaveLength(3);
+    expect(audited[0]!.fields).toEqual({ audit: 'halt.refused_new', principal: 'audit-alice', agent: 'audit-bot', tools: ['iam.grant_role'], haltId: halt.id, scope: 'connector' });
+    await resumeHalt(depsAt(clock), operator, halt.id, { reason: 'done' });
+  });
+});

@@ -14,6 +14,7 @@ import { ActionSaga } from './constructs/saga';
 import { AirlockSecrets } from './constructs/secrets';
 import { AirlockObservability } from './constructs/observability';
 import { Reconciliation } from './constructs/reconciliation';
+import { bindReadPath } from './constructs/read-path';
 import { DIGEST_INTERVAL } from './constructs/audit-vault';
 import { EnvNames } from '../lambdas/composition/env';
 import { defaultLimitsFile, type LoadedLimits, readLimitsFile } from '../lambdas/limits/config';
@@ -201,6 +202,8 @@ export class AirlockStack extends Stack {
     // The digest looks back as far as an action can live: the saga's execution timeout.
     this.auditVault.bindReceiptWriter(receipts, { lookbackDays: Math.ceil(this.saga.timeouts.executionSeconds / 86_400) + 1 });
     this.saga.bindStarter(intake);
+    // An allowed single read runs without a Standard execution: intake → saga function's RunRead.
+    bindReadPath({ intake, saga, receipts, connectors: [...connectorFunctions.values()], sagaTimeoutSeconds: config.lambda.timeoutSeconds });
     this.saga.bindTaskResponder(approvals);
     // The cancel route (intake, also behind MCP) answers WaitForApproval for an action it cancels.
     this.saga.bindTaskResponder(intake, { failOnly: true });

@@ -31,6 +31,9 @@ export const EnvNames = {
   limitsFile: 'AIRLOCK_LIMITS_FILE',
   jwtIssuer: 'JWT_ISSUER',
   jwtAudience: 'JWT_AUDIENCE',
+  readFunction: 'READ_FUNCTION_ARN',
+  receiptsFunction: 'RECEIPTS_FUNCTION_ARN',
+  readConnectorTimeoutMs: 'READ_CONNECTOR_TIMEOUT_MS',
 } as const;
 
 const N = EnvNames;
@@ -79,6 +82,8 @@ export const IntakeEnv = Table.extend(PolicyDir.shape).extend(CursorKey.shape).e
     }
   }),
   [N.idempotencyRetentionHours]: z.coerce.number().int().min(24).default(24),
+  /** The saga function, whose RunRead serves the read fast path; unset: every action starts the Standard saga. */
+  [N.readFunction]: z.string().startsWith('arn:').optional(),
 });
 
 /** The saga function (EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks). */
@@ -86,6 +91,10 @@ export const SagaEnv = Table.extend(PolicyDir.shape).extend({
   /** `{ "<connector>": "<function arn>" }`: the function IssueGrant names for each step. */
   [N.connectorFunctions]: jsonRecord,
   [N.grantTtlSeconds]: z.coerce.number().int().min(30).max(MAX_GRANT_TTL_SECONDS).default(DEFAULT_GRANT_TTL_SECONDS),
+  /** The receipts function RunRead invokes for the read fast path (unset: RunRead hands every read to the saga). */
+  [N.receiptsFunction]: z.string().startsWith('arn:').optional(),
+  /** How long RunRead waits for a connector: below this function's own timeout, so it can still hand off. */
+  [N.readConnectorTimeoutMs]: z.coerce.number().int().min(500).max(900_000).default(7_000),
 });
 
 /** The approvals function (the saga's RequestApproval task and the approvers' routes). */

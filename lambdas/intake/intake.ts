@@ -231,10 +231,9 @@ async function waitForEnd(
 }
 
 /** The read fast path; false when it handed off (the caller starts the saga, which resumes from the ledger). */
-async function runRead(deps: IntakeDeps, record: ActionRecord, decidedNow: boolean): Promise<boolean> {
-  const actionId = record.id;
+async function runRead(deps: IntakeDeps, actionId: string, waitMs: number): Promise<boolean> {
   try {
-    await deps.readPath!.run(actionId, decidedNow && record.decision ? { action: record, decision: record.decision } : undefined);
+    await deps.readPath!.run(actionId, { timeoutMs: waitMs });
     return true;
   } catch (error) {
     // Not a failure of the request: the saga takes the action from where the ledger has it.
@@ -303,8 +302,6 @@ export async function acceptAction(
   try {
     // A fresh claim names a new action id: only a takeover can find an action already there.
     let record = claim.takenOver ? await deps.actions.getAction(actionId) : undefined;
-    // Whether this request decided and wrote the action (a takeover may find an old decision).
-    let decidedNow = false;
     if (!record) {
       // Refused before anything is recorded: a replay of work accepted earlier is still answered.
       await refuseGuardedNew(deps.guardrails, deps.tools, req.principal, action);
@@ -331,7 +328,6 @@ export async function acceptAction(
       const written = await deps.actions.createAction(fresh);
       // Only a concurrent creator could have written something else under this id.
       record = written === 'created' ? fresh : ((await deps.actions.getAction(actionId)) ?? fresh);
-      decidedNow = written === 'created';
     }
     created = true;
     let outcome: AcceptOutcome;
@@ -345,9 +341,11 @@ export async function acceptAction(
     } else {
       const waitMs = record.decision?.outcome === 'allow' ? preferredWaitMs(req.prefer, deps.config) : 0;
       // A client that asked to wait gets a read without the saga; `respond-async` keeps the saga.
+      // The client's wait covers the read path too: a read that outlived it is answered 202.
+      const deadline = now() + waitMs;
       const fast = deps.readPath && waitMs > 0 && record.status === 'received' && isSingleRead(action, deps.tools);
-      if (!fast || !(await runRead(deps, record, decidedNow))) await deps.workflow.start(actionId, { actionId });
-      const finished = waitMs > 0 ? await waitForEnd(deps, actionId, now() + waitMs, sleep) : undefined;
+      if (!fast || !(await runRead(deps, actionId, waitMs))) await deps.workflow.start(actionId, { actionId });
+      const finished = waitMs > 0 ? await waitForEnd(deps, actionId, deadline, sleep) : undefined;
       outcome = finished
         ? { kind: 'completed', action: finished, steps: deps.steps ? await deps.steps.listSteps(actionId) : undefined, waitedMs: waitMs }
         : { kind: 'accepted', action: record };

@@ -1,5 +1,3 @@
-import type { ActionRecord, StoredDecision } from '../actions/action';
-
 /**
  * Starting the saga for an accepted action. Step Functions in AWS (execution name = action
  * id, so a second start is a no-op); the local ASL runner in local mode.
@@ -21,6 +19,6 @@ export interface SagaInput {
  * the ledger holds, so every path that is not the happy one stays the saga's.
  */
 export interface ReadPath {
-  /** `fresh`: the action and decision intake just recorded (spares reading them back). */
-  run(actionId: string, fresh?: { action: ActionRecord; decision: StoredDecision }): Promise<void>;
+  /** `timeoutMs`: how long the caller waits for the end (the function it calls may run on). */
+  run(actionId: string, options?: { timeoutMs?: number }): Promise<void>;
 }

@@ -365,14 +365,15 @@ export class DynamoLedger implements ActionStore, IdempotencyStore {
     return this.getAction(id);
   }
 
-  async setReceiptKey(id: string, receiptKey: string, now: Date = new Date()): Promise<void> {
-    await this.patchDoc(id, (current) => (current.receiptKey === receiptKey ? undefined : { ...current, receiptKey }), now);
+  async setReceiptKey(id: string, receiptKey: string, now: Date = new Date(), current?: ActionRecord): Promise<void> {
+    await this.patchDoc(id, (doc) => (doc.receiptKey === receiptKey ? undefined : { ...doc, receiptKey }), now, current);
   }
 
   /** Read-modify-write of the action document under a version check; status never changes here. */
-  private async patchDoc(id: string, change: (current: ActionRecord) => ActionRecord | undefined, now: Date): Promise<void> {
+  private async patchDoc(id: string, change: (current: ActionRecord) => ActionRecord | undefined, now: Date, known?: ActionRecord): Promise<void> {
     for (let attempt = 0; attempt < 10; attempt++) {
-      const current = await this.getAction(id);
+      // A caller's copy serves the first attempt; the version check refuses it if it is stale.
+      const current = attempt === 0 && known?.id === id ? known : await this.getAction(id);
       if (!current) throw new StatusTransitionError(id, 'received', undefined);
       const changed = change(current);
       if (!changed) return;

@@ -230,11 +230,13 @@ async function waitForEnd(
   }
 }
 
-/** The read fast path; false when it handed off (the caller starts the saga, which resumes from the ledger). */
-async function runRead(deps: IntakeDeps, actionId: string, waitMs: number): Promise<boolean> {
+/**
+ * The read fast path; false when it handed off (the caller starts the saga, which resumes from
+ * the ledger). When it ran to the end it may answer with the ended action and its steps.
+ */
+async function runRead(deps: IntakeDeps, actionId: string, waitMs: number): Promise<false | { action: ActionRecord; steps: StepRecord[] } | undefined> {
   try {
-    await deps.readPath!.run(actionId, { timeoutMs: waitMs });
-    return true;
+    return (await deps.readPath!.run(actionId, { timeoutMs: waitMs })) ?? undefined;
   } catch (error) {
     // Not a failure of the request: the saga takes the action from where the ledger has it.
     deps.logger?.info('read fast path handed off to the saga', { actionId, error: error instanceof Error ? error.name : 'unknown' });
@@ -344,11 +346,17 @@ export async function acceptAction(
       // The client's wait covers the read path too: a read that outlived it is answered 202.
       const deadline = now() + waitMs;
       const fast = deps.readPath && waitMs > 0 && record.status === 'received' && isSingleRead(action, deps.tools);
-      if (!fast || !(await runRead(deps, actionId, waitMs))) await deps.workflow.start(actionId, { actionId });
-      const finished = waitMs > 0 ? await waitForEnd(deps, actionId, deadline, sleep) : undefined;
-      outcome = finished
-        ? { kind: 'completed', action: finished, steps: deps.steps ? await deps.steps.listSteps(actionId) : undefined, waitedMs: waitMs }
-        : { kind: 'accepted', action: record };
+      const read = fast ? await runRead(deps, actionId, waitMs) : false;
+      if (read === false) await deps.workflow.start(actionId, { actionId });
+      if (read) {
+        // The read path ended it and said how: nothing to read back.
+        outcome = { kind: 'completed', action: read.action, steps: read.steps, waitedMs: waitMs };
+      } else {
+        const finished = waitMs > 0 ? await waitForEnd(deps, actionId, deadline, sleep) : undefined;
+        outcome = finished
+          ? { kind: 'completed', action: finished, steps: deps.steps ? await deps.steps.listSteps(actionId) : undefined, waitedMs: waitMs }
+          : { kind: 'accepted', action: record };
+      }
     }
     const response = render(outcome);
     await deps.idempotency.complete({

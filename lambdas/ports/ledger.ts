@@ -130,6 +130,7 @@ export interface ActionStore {
   /**
    * Records where the action's receipt was written (once the audit vault holds it). `current`:
    * the action as the caller last wrote it, which spares reading it when it is still current.
+   * Resolves with the action as written (undefined: it held that key already).
    */
-  setReceiptKey(id: string, receiptKey: string, now?: Date, current?: ActionRecord): Promise<void>;
+  setReceiptKey(id: string, receiptKey: string, now?: Date, current?: ActionRecord): Promise<ActionRecord | undefined>;
 }

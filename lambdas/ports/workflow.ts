@@ -1,3 +1,6 @@
+import type { ActionRecord } from '../actions/action';
+import type { StepRecord } from './steps';
+
 /**
  * Starting the saga for an accepted action. Step Functions in AWS (execution name = action
  * id, so a second start is a no-op); the local ASL runner in local mode.
@@ -19,6 +22,9 @@ export interface SagaInput {
  * the ledger holds, so every path that is not the happy one stays the saga's.
  */
 export interface ReadPath {
-  /** `timeoutMs`: how long the caller waits for the end (the function it calls may run on). */
-  run(actionId: string, options?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * `timeoutMs`: how long the caller waits for the end (the function it calls may run on).
+   * Resolves with the ended action and its steps when the runner answered with them.
+   */
+  run(actionId: string, options?: { timeoutMs?: number }): Promise<{ action: ActionRecord; steps: StepRecord[] } | undefined | void>;
 }

@@ -76,8 +76,9 @@ async function run(deps: SagaFunctionDeps, event: unknown): Promise<unknown> {
       return {};
     case 'RunRead': {
       if (!deps.readPath) throw new ReadPathHandOffError('this deployment has no read fast path');
-      await runReadAction(invokedReadPath(deps, deps.readPath.invoker, deps.readPath), task.actionId);
-      return { status: 'completed' };
+      // Intake's answer to the client: the ended action and its steps (Lambda's 6 MB response
+      // holds them: an action item and its step records fit DynamoDB's 400 KB items).
+      return runReadAction(invokedReadPath(deps, deps.readPath.invoker, deps.readPath), task.actionId);
     }
     case 'SettleAction':
       return settleAction(deps, { actionId: task.actionId, ...(task.state.final ? { final: task.state.final } : {}) });

@@ -1,4 +1,6 @@
+import type { ActionRecord } from '../actions/action';
 import { InvokeTimeoutError, type FunctionInvoker } from '../ports/functions';
+import type { StepRecord } from '../ports/steps';
 import type { ReadPath } from '../ports/workflow';
 import type { RunStep } from '../steps/contract';
 import { evaluate, issueGrant, prepareCompensation, settle, type SagaDeps } from './tasks';
@@ -41,6 +43,12 @@ export const STEP_RETRIED_ERRORS: ReadonlySet<string> = new Set([
   'ActionPausedError',
 ]);
 
+/** How a read ended: the action (completed, its receipt recorded) and its step records, as the ledger holds them. */
+export interface ReadOutcome {
+  action: ActionRecord;
+  steps: StepRecord[];
+}
+
 /** What the fast path needs besides the saga's tasks. */
 export interface ReadPathDeps extends SagaDeps {
   /** Calls a connector function with a RunStep payload (AWS: a synchronous invoke; locally: its handler). */
@@ -63,17 +71,20 @@ export class ReadPathHandOffError extends Error {
  * and carried from task to task as each left it: every write after is conditional on the
  * version it carries, so a writer that moved it meanwhile is found, never overwritten.
  */
-export async function runReadAction(deps: ReadPathDeps, actionId: string): Promise<void> {
+export async function runReadAction(deps: ReadPathDeps, actionId: string): Promise<ReadOutcome> {
   const loaded = await deps.actions.getAction(actionId);
   if (!loaded) throw new ReadPathHandOffError(`no action ${actionId}`);
   if (loaded.status !== 'received') throw new ReadPathHandOffError(`the action is ${loaded.status}, not received`);
   // EvaluatePolicy as the saga's first state runs it: decided again at run time, moved to running.
-  const routed = await evaluate(deps, actionId, loaded);
+  const routed = await evaluate(deps, actionId, loaded, { reuseDecisionWithinMs: FRESH_DECISION_MS });
   if (routed.next !== 'execute' || routed.count !== 1) {
     throw new ReadPathHandOffError(`run-time decision routes the action to ${routed.next} (${routed.count} step(s))`);
   }
   try {
-    const grant = await issueGrant(deps, { actionId, index: 0, kind: 'forward' }, routed.action);
+    // No step records: it was received a moment ago, and steps begin only once it runs. Were
+    // another runner's attempt already there, this grant is one more attempt at the same step,
+    // which the connector's step record and the vendor's idempotency key make one call.
+    const grant = await issueGrant(deps, { actionId, index: 0, kind: 'forward' }, { action: routed.action, records: [] });
     await deps.callConnector(grant.functionName, grant.payload);
   } catch (error) {
     // What the ASL does with it: a transient error is retried (the saga, resuming at
@@ -88,13 +99,21 @@ export async function runReadAction(deps: ReadPathDeps, actionId: string): Promi
     }
     throw new ReadPathHandOffError(`the step failed with ${name}`, { cause: error });
   }
-  const { settled, action } = await settle(deps, { actionId, final: { status: 'completed', reason: 'every step completed' } }, routed.action);
+  const { settled, action, records } = await settle(deps, { actionId, final: { status: 'completed', reason: 'every step completed' } }, routed.action);
   if (settled.status !== 'completed') throw new ReadPathHandOffError(`the action settled as ${settled.status}`);
   const receipt = await deps.writeReceipt(actionId);
   // The ASL's ReportOutcome: a failed receipt fails the execution; the saga retries it.
   if (receipt.status === 'failed') throw new ReadPathHandOffError('the receipt was not written');
-  await deps.actions.setReceiptKey(actionId, receipt.key, deps.now(), action);
+  const recorded = (await deps.actions.setReceiptKey(actionId, receipt.key, deps.now(), action)) ?? (await deps.actions.getAction(actionId));
+  if (!recorded) throw new ReadPathHandOffError(`no action ${actionId}`);
+  return { action: recorded, steps: records ?? (await deps.steps.listSteps(actionId)) };
 }
+
+/**
+ * How old intake's allow may be for RunRead to take it as the run-time decision: RunRead runs
+ * in the same request, milliseconds after it; a read that reaches it later is decided again.
+ */
+export const FRESH_DECISION_MS = 2_000;
 
 /** The saga function's task that runs the read fast path (intake invokes it synchronously). */
 export const RUN_READ_TASK = 'RunRead';
@@ -133,7 +152,23 @@ export function invokedReadPath(
 export function readPathThrough(invoker: FunctionInvoker, sagaFunction: string, defaultTimeoutMs: number): ReadPath {
   return {
     run: async (actionId, options = {}) => {
-      await invoker.invoke(sagaFunction, { task: RUN_READ_TASK, actionId }, { timeoutMs: options.timeoutMs ?? defaultTimeoutMs });
+      const answer = await invoker.invoke(sagaFunction, { task: RUN_READ_TASK, actionId }, { timeoutMs: options.timeoutMs ?? defaultTimeoutMs });
+      return readOutcomeOf(answer, actionId);
     },
   };
+}
+
+/**
+ * RunRead's answer, checked before intake answers the client with it: this action, completed,
+ * its receipt recorded, its step records. Anything else is undefined, and intake reads the
+ * ledger instead (an answer from an older deployment, or a bug: never trusted blindly).
+ */
+export function readOutcomeOf(answer: unknown, actionId: string): ReadOutcome | undefined {
+  if (answer === null || typeof answer !== 'object') return undefined;
+  const { action, steps } = answer as { action?: unknown; steps?: unknown };
+  if (action === null || typeof action !== 'object' || !Array.isArray(steps)) return undefined;
+  const a = action as Partial<ActionRecord>;
+  if (a.id !== actionId || a.status !== 'completed' || typeof a.receiptKey !== 'string' || typeof a.version !== 'number') return undefined;
+  const ours = steps.every((s: unknown) => s !== null && typeof s === 'object' && (s as Partial<StepRecord>).actionId === actionId);
+  return ours ? { action: action as ActionRecord, steps: steps as StepRecord[] } : undefined;
 }

@@ -115,6 +115,7 @@ export async function evaluate(
   deps: SagaDeps,
   actionId: string,
   known?: ActionRecord,
+  options: { reuseDecisionWithinMs?: number } = {},
 ): Promise<{ next: SagaNext; count: number; action: ActionRecord }> {
   let action = known?.id === actionId ? known : await load(deps, actionId);
   const plan = planOf(action, deps.tools);
@@ -130,7 +131,7 @@ export async function evaluate(
     return { next: 'settle', count, action };
   }
 
-  const decision = await deps.decider.decide(action.principal, plan, deps.now());
+  const decision = reusable(action.decision, deps.now(), options.reuseDecisionWithinMs) ?? (await deps.decider.decide(action.principal, plan, deps.now()));
   recordDecision(deps.metrics, decision, 'run');
   // Intake records no audit event: a received action's chain is empty, and the first append
   // need not read its head (a wrong hint costs one refused put, then the head is read).
@@ -151,6 +152,17 @@ export async function evaluate(
   }
   action = await move(deps, action, 'running', undefined, { decision });
   return { next: 'execute', count, action };
+}
+
+/**
+ * Intake's allow, when it was made within `withinMs` of now (the read fast path: the same
+ * request, milliseconds ago, under the same policies and the same cap counters); undefined
+ * otherwise, and the decision is made again.
+ */
+function reusable(decision: StoredDecision | undefined, now: Date, withinMs: number | undefined): StoredDecision | undefined {
+  if (withinMs === undefined || decision?.outcome !== 'allow') return undefined;
+  const age = now.getTime() - Date.parse(decision.decidedAt);
+  return age >= 0 && age <= withinMs ? decision : undefined;
 }
 
 /** BeginExecution: after approval, re-checks that no forbid applies now and starts running. */
@@ -281,15 +293,15 @@ async function holdStepSpend(
 export async function issueGrant(
   deps: SagaDeps,
   input: { actionId: string; index: number; kind: StepKind },
-  known?: ActionRecord,
+  known?: { action: ActionRecord; records?: StepRecord[] },
 ): Promise<{ functionName: string; payload: RunStep }> {
-  // `known`: the action as the caller last wrote it (the read fast path); its status and
-  // version are what the ledger holds unless another writer moved it since, which the
-  // conditional writes after this catch.
-  const action = known?.id === input.actionId ? known : await load(deps, input.actionId);
+  // `known`: the action as the caller last wrote it and, when the caller knows them, its step
+  // records (the read fast path); another writer's move since is caught by the conditional
+  // writes that follow, as it is after a read.
+  const action = known?.action.id === input.actionId ? known.action : await load(deps, input.actionId);
   const plan = planOf(action, deps.tools);
   const dryRun = plan.mode === 'dry_run';
-  const records = await deps.steps.listSteps(action.id);
+  const records = known?.action.id === input.actionId && known.records ? known.records : await deps.steps.listSteps(action.id);
   let stepId: string;
   let registered: RegisteredTool | undefined;
   let callInput: unknown;
@@ -454,7 +466,7 @@ export async function settle(
   deps: SagaDeps,
   input: { actionId: string; final?: { status?: unknown; reason?: unknown } },
   known?: ActionRecord,
-): Promise<{ settled: { status: ActionStatus }; action: ActionRecord }> {
+): Promise<{ settled: { status: ActionStatus }; action: ActionRecord; records: StepRecord[] | undefined }> {
   let action = known?.id === input.actionId ? known : await load(deps, input.actionId);
   const wanted = input.final?.status;
   const reason = typeof input.final?.reason === 'string' ? input.final.reason : undefined;
@@ -505,6 +517,6 @@ export async function settle(
       await deps.events.append(action.id, { type: 'spend.settled', actor: 'airlock', data: { final: settled.final, released: settled.released } }, deps.now());
     }
   }
-  return { settled: { status: action.status }, action };
+  return { settled: { status: action.status }, action, records: records && (await records) };
 }
 

@@ -142,7 +142,7 @@ async function scenario(kind: string, body: (i: number) => unknown, expect: stri
       totals.invocations += Object.values(report.invocations).reduce((a, b) => a + b, 0);
       totals.lambdaMs += Object.values(report.invocationMs).reduce((a, b) => a + b, 0);
     }
-    // The read fast path's synchronous invocations (connector, receipts): no execution holds them.
+    // The read fast path's synchronous invocations (the saga function's RunRead, the connector, receipts): no execution holds them.
     const after = control.runner.directInvocations();
     const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
     totals.invocations += sum(after.invocations) - sum(direct.invocations);
@@ -180,7 +180,7 @@ await control.runner.idle();
 const rows: { name: string; c: Counted; cost: ReturnType<typeof dollarsPer1000> }[] = [];
 const add = (name: string, c: Counted) => rows.push({ name, c, cost: dollarsPer1000(c) });
 const echo = (i: number) => ({ tool: 'echo.say', arguments: { message: `m${i}` }, agent: { name: 'bench' } });
-add('read, fast path (local)', await scenario('read-fast', echo, 'completed', undefined, false, 'wait=20'));
+add('read, fast path (RunRead)', await scenario('read-fast', echo, 'completed', undefined, false, 'wait=20'));
 add('read through the saga', await scenario('read', echo, 'completed'));
 add('4-step plan, unattended', await scenario('plan', (i) => travel(i), 'completed'));
 add('4-step plan, approved', await scenario('approved', (i) => travel(i + 7, 4), 'completed', undefined, true));

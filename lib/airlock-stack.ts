@@ -15,6 +15,7 @@ import { AirlockSecrets } from './constructs/secrets';
 import { AirlockObservability } from './constructs/observability';
 import { Reconciliation } from './constructs/reconciliation';
 import { APPROVAL_GAUGE_INTERVAL, ApprovalGauge } from './constructs/approval-gauge';
+import { bindReadPath } from './constructs/read-path';
 import { DIGEST_INTERVAL } from './constructs/audit-vault';
 import { EnvNames } from '../lambdas/composition/env';
 import { defaultLimitsFile, type LoadedLimits, readLimitsFile } from '../lambdas/limits/config';
@@ -210,6 +211,8 @@ export class AirlockStack extends Stack {
     // The digest looks back as far as an action can live: the saga's execution timeout.
     this.auditVault.bindReceiptWriter(receipts, { lookbackDays: Math.ceil(this.saga.timeouts.executionSeconds / 86_400) + 1 });
     this.saga.bindStarter(intake);
+    // An allowed single read runs without a Standard execution: intake → saga function's RunRead.
+    bindReadPath({ intake, saga, receipts, connectors: [...connectorFunctions.values()], sagaTimeoutSeconds: config.lambda.timeoutSeconds });
     this.saga.bindTaskResponder(approvals);
     // The cancel route (intake, also behind MCP) answers WaitForApproval for an action it cancels.
     this.saga.bindTaskResponder(intake, { failOnly: true });

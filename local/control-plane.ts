@@ -232,7 +232,13 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           connectorFunction: (connector: string) => localFunctionArn(`connector-${connector}`),
           ...(options.readFastPath === false
             ? {}
-            : { invoke: { call: (fn: string, payload: unknown) => runner.invokeFunction(fn, payload), receiptsFunction: localFunctionArn('receipts') } }),
+            : {
+                invoke: {
+                  call: (fn: string, payload: unknown) => runner.invokeFunction(fn, payload),
+                  receiptsFunction: localFunctionArn('receipts'),
+                  sagaFunction: localFunctionArn('saga'),
+                },
+              }),
           vendorBaseUrls: vendors.baseUrls,
           vendorFetch: stoppableFetch(stopping.signal),
           ...(options.limits ? { limits: options.limits } : {}),

@@ -3,6 +3,9 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { LambdaInvoker } from '../adapters/aws/lambda-invoker';
+import { readPathThrough } from '../saga/read-path';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
 import { DynamoRateCounters } from '../adapters/aws/dynamo-rate-counters';
@@ -65,6 +68,12 @@ const secretsManager = /* @__PURE__ */ client(() => new SecretsManagerClient({})
 const stepFunctions = /* @__PURE__ */ client(() => new SFNClient({}));
 const eventBridge = /* @__PURE__ */ client(() => new EventBridgeClient({}));
 const s3 = /* @__PURE__ */ client(() => new S3Client({}));
+// One attempt: a retried synchronous invoke would run the callee twice; the read path's
+// fallback (the Standard saga) is what answers a failed one.
+const lambda = /* @__PURE__ */ client(() => new LambdaClient({ maxAttempts: 1 }));
+
+/** A synchronous invoke's safety net when the caller names no bound (Lambda's own timeout ends the callee first). */
+const INVOKE_TIMEOUT_MS = 10_000;
 const secrets = /* @__PURE__ */ once(async () => new SecretsManagerSecrets({ client: await secretsManager() }));
 
 /**
@@ -114,6 +123,7 @@ function cursorCodec(secretName: string): Lazy<CursorCodec> {
 /** The intake function's dependencies. */
 export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async () => {
   const env = readEnv(IntakeEnv);
+  const readFunction = env[N.readFunction];
   const db = await dynamo();
   const ledger = new DynamoLedger({ client: db, tableName: env[N.ledgerTable] });
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
@@ -142,6 +152,9 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     steps: store,
     idempotency: ledger,
     workflow: new StepFunctionsWorkflow({ stateMachineArn: env[N.stateMachineArn], client: await stepFunctions() }),
+    ...(readFunction
+      ? { readPath: readPathThrough(new LambdaInvoker({ client: await lambda(), defaultTimeoutMs: INVOKE_TIMEOUT_MS }), readFunction, INVOKE_TIMEOUT_MS) }
+      : {}),
     decider: spendAwareDecider(engine, SpendCaps.from(limits.limits.spendCaps, engine.money), capStore, toolRegistry, limits.version),
     tools: toolRegistry,
     intake: { ...defaultIntakeConfig, idempotencyRetentionMs: env[N.idempotencyRetentionHours] * 3_600_000 },
@@ -173,6 +186,7 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
 /** The saga function's dependencies. */
 export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () => {
   const env = readEnv(SagaEnv);
+  const receiptsFunction = env[N.receiptsFunction];
   const db = await dynamo();
   const ledger = new DynamoLedger({ client: db, tableName: env[N.ledgerTable] });
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
@@ -204,6 +218,16 @@ export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () =>
     grantTtlSeconds: env[N.grantTtlSeconds],
     now: () => new Date(),
     logger,
+    ...(receiptsFunction
+      ? {
+          readPath: {
+            invoker: new LambdaInvoker({ client: await lambda(), defaultTimeoutMs: INVOKE_TIMEOUT_MS }),
+            receiptsFunction,
+            connectorTimeoutMs: env[N.readConnectorTimeoutMs],
+            receiptTimeoutMs: INVOKE_TIMEOUT_MS,
+          },
+        }
+      : {}),
   };
 });
 

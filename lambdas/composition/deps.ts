@@ -5,6 +5,7 @@ import type { StepStore } from '../ports/steps';
 import type { TokenVerifier } from '../ports/tokens';
 import type { ToolRegistry } from '../ports/tools';
 import type { ReadPath, WorkflowStarter } from '../ports/workflow';
+import type { FunctionInvoker } from '../ports/functions';
 import type { ReceiptsDeps, WriteReceiptResult } from '../receipts/vault';
 import type { SagaDeps } from '../saga/tasks';
 import type { CursorCodec } from '../shared/cursor';
@@ -93,8 +94,17 @@ export interface IntakeFunctionDeps {
   delegationRoutes: RevocationDeps;
 }
 
-/** The saga function: EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks. */
-export type SagaFunctionDeps = SagaDeps & { limits: LoadedLimits; metrics: Metrics };
+/** How the saga function's RunRead reaches the connector and receipts functions (synchronous invokes). */
+export interface ReadPathCalls {
+  invoker: FunctionInvoker;
+  receiptsFunction: string;
+  /** A connector that has not answered by then leaves its step in doubt (the Standard saga takes over). */
+  connectorTimeoutMs: number;
+  receiptTimeoutMs: number;
+}
+
+/** The saga function: EvaluatePolicy, IssueGrant, the saga's bookkeeping tasks, and RunRead (issue 17). */
+export type SagaFunctionDeps = SagaDeps & { limits: LoadedLimits; metrics: Metrics; readPath?: ReadPathCalls };
 
 /** The approvals function: the saga's RequestApproval task and the approvers' routes. */
 export interface ApprovalsFunctionDeps extends ApprovalsDeps {

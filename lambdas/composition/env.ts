@@ -33,6 +33,9 @@ export const EnvNames = {
   jwtAudience: 'JWT_AUDIENCE',
   requireDelegation: 'REQUIRE_DELEGATION',
   consoleUrl: 'CONSOLE_URL',
+  readFunction: 'READ_FUNCTION_ARN',
+  receiptsFunction: 'RECEIPTS_FUNCTION_ARN',
+  readConnectorTimeoutMs: 'READ_CONNECTOR_TIMEOUT_MS',
 } as const;
 
 const N = EnvNames;
@@ -87,6 +90,8 @@ export const IntakeEnv = Table.extend(PolicyDir.shape).extend(CursorKey.shape).e
   /** Consent and revocation receipts go to the audit vault (receipts/dt=…/dlg_… only). */
   [N.auditBucket]: z.string().min(3),
   [N.auditRetentionDays]: z.coerce.number().int().min(1).max(36_500),
+  /** The saga function, whose RunRead serves the read fast path; unset: every action starts the Standard saga. */
+  [N.readFunction]: z.string().startsWith('arn:').optional(),
 });
 
 /** The saga function (EvaluatePolicy, IssueGrant and the saga's bookkeeping tasks). */
@@ -94,6 +99,10 @@ export const SagaEnv = Table.extend(PolicyDir.shape).extend({
   /** `{ "<connector>": "<function arn>" }`: the function IssueGrant names for each step. */
   [N.connectorFunctions]: jsonRecord,
   [N.grantTtlSeconds]: z.coerce.number().int().min(30).max(MAX_GRANT_TTL_SECONDS).default(DEFAULT_GRANT_TTL_SECONDS),
+  /** The receipts function RunRead invokes for the read fast path (unset: RunRead hands every read to the saga). */
+  [N.receiptsFunction]: z.string().startsWith('arn:').optional(),
+  /** How long RunRead waits for a connector: below this function's own timeout, so it can still hand off. */
+  [N.readConnectorTimeoutMs]: z.coerce.number().int().min(500).max(900_000).default(7_000),
 });
 
 /** The approvals function (the saga's RequestApproval task and the approvers' routes). */

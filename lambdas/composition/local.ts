@@ -30,8 +30,9 @@ import { CursorCodec } from '../shared/cursor';
 import type { Logger } from '../shared/logger';
 import { DEFAULT_GRANT_TTL_SECONDS, GrantKeyring } from '../steps/grants';
 import type { RunStepDeps } from '../steps/run-step';
-import { runReadAction, type ReadPathDeps } from '../saga/read-path';
+import { readPathThrough } from '../saga/read-path';
 import type { ReadPath } from '../ports/workflow';
+import { InvokeTimeoutError, type FunctionInvoker } from '../ports/functions';
 import { toolRegistry } from '../tools/registry';
 import type { ReconcileDeps } from '../reconcile/reconcile';
 import { AnomalyGuard } from '../guardrails/anomaly';
@@ -63,7 +64,7 @@ export interface LocalInfrastructure {
    * with the receipts function's name: the read fast path calls the connector and receipts
    * functions through it. Absent: every action goes through the saga.
    */
-  invoke?: { call: (functionName: string, payload: unknown) => Promise<unknown>; receiptsFunction: string };
+  invoke?: { call: (functionName: string, payload: unknown) => Promise<unknown>; receiptsFunction: string; sagaFunction: string };
   /** Each connector's vendor API (the sandbox vendors). */
   vendorBaseUrls: Record<string, string>;
   /** HTTP for vendor calls (cut short when the runtime stops). */
@@ -96,6 +97,8 @@ export interface LocalSettings {
   vendorTimeoutMs?: number;
   /** The digest timer's period: declared in each digest as its heartbeat (unset: digests promise nothing). */
   digestIntervalMs?: number;
+  /** How long the read fast path waits for a connector before the Standard saga takes the step over. */
+  readPathConnectorTimeoutMs?: number;
   /** Write a digest after every receipt (default false: the control plane writes them on a timer). */
   digestAfterEachReceipt?: boolean;
   /**
@@ -143,12 +146,28 @@ export const refuseAllTokens: TokenVerifier = {
   },
 };
 
-/** The receipts function's WriteReceipt answer, checked: it crosses a function boundary. */
-function receiptResult(value: unknown): { key: string; status: string } {
-  const v = (value ?? {}) as { key?: unknown; status?: unknown };
-  if (typeof v.key !== 'string' || typeof v.status !== 'string') throw new Error('WriteReceipt answered without a key and status');
-  return { key: v.key, status: v.status };
+/**
+ * Lambda's synchronous invoke over the local functions: past `timeoutMs` the caller stops
+ * waiting, and the callee runs on to its own end, as an invoked Lambda function does.
+ */
+export function localInvoker(call: (functionName: string, payload: unknown) => Promise<unknown>, defaultTimeoutMs: number): FunctionInvoker {
+  return {
+    invoke(functionName, payload, options = {}) {
+      const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+      const work = call(functionName, payload);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new InvokeTimeoutError(functionName, timeoutMs)), timeoutMs);
+      });
+      // The callee's own failure after the caller gave up is the callee's to record, not unhandled.
+      work.catch(() => undefined);
+      return Promise.race([work, late]).finally(() => clearTimeout(timer));
+    },
+  };
 }
+
+/** The local saga function's own timeout (what bounds a synchronous call to it, as in Lambda). */
+const READ_PATH_TIMEOUT_MS = 10_000;
 
 /** Builds every function's dependencies for the local runtime. */
 export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings = {}): LocalComposition {
@@ -290,17 +309,18 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     metrics,
   };
   const invoke = infra.invoke;
-  // The read fast path calls the same connector and receipts functions the saga's Task states call.
-  const readPath: ReadPath | undefined = invoke && {
-    run: (actionId, fresh) => {
-      const deps: ReadPathDeps = {
-        ...saga,
-        callConnector: (functionName, payload) => invoke.call(functionName, payload),
-        writeReceipt: async (id) => receiptResult(await invoke.call(invoke.receiptsFunction, { task: 'WriteReceipt', actionId: id })),
-      };
-      return runReadAction(deps, actionId, fresh);
-    },
-  };
+  // As in AWS: intake invokes the saga function's RunRead, which invokes the same connector and
+  // receipts functions the saga's Task states call.
+  const invoker = invoke && localInvoker(invoke.call, READ_PATH_TIMEOUT_MS);
+  if (invoke && invoker) {
+    saga.readPath = {
+      invoker,
+      receiptsFunction: invoke.receiptsFunction,
+      connectorTimeoutMs: settings.readPathConnectorTimeoutMs ?? (settings.vendorTimeoutMs ?? 8_000) + 2_000,
+      receiptTimeoutMs: READ_PATH_TIMEOUT_MS,
+    };
+  }
+  const readPath: ReadPath | undefined = invoke && invoker && readPathThrough(invoker, invoke.sagaFunction, READ_PATH_TIMEOUT_MS);
 
   return {
     intake: {

@@ -233,12 +233,13 @@ async function waitForEnd(
   }
 }
 
-/** The read fast path; false when it handed off (the caller starts the saga, which resumes from the ledger). */
-async function runRead(deps: IntakeDeps, record: ActionRecord, decidedNow: boolean): Promise<boolean> {
-  const actionId = record.id;
+/**
+ * The read fast path; false when it handed off (the caller starts the saga, which resumes from
+ * the ledger). When it ran to the end it may answer with the ended action and its steps.
+ */
+async function runRead(deps: IntakeDeps, actionId: string, waitMs: number): Promise<false | { action: ActionRecord; steps: StepRecord[] } | undefined> {
   try {
-    await deps.readPath!.run(actionId, decidedNow && record.decision ? { action: record, decision: record.decision } : undefined);
-    return true;
+    return (await deps.readPath!.run(actionId, { timeoutMs: waitMs })) ?? undefined;
   } catch (error) {
     // Not a failure of the request: the saga takes the action from where the ledger has it.
     deps.logger?.info('read fast path handed off to the saga', { actionId, error: error instanceof Error ? error.name : 'unknown' });
@@ -306,8 +307,6 @@ export async function acceptAction(
   try {
     // A fresh claim names a new action id: only a takeover can find an action already there.
     let record = claim.takenOver ? await deps.actions.getAction(actionId) : undefined;
-    // Whether this request decided and wrote the action (a takeover may find an old decision).
-    let decidedNow = false;
     if (!record) {
       // Refused before anything is recorded: a replay of work accepted earlier is still answered.
       await refuseGuardedNew(deps.guardrails, deps.tools, req.principal, action);
@@ -337,7 +336,6 @@ export async function acceptAction(
       const written = await deps.actions.createAction(fresh);
       // Only a concurrent creator could have written something else under this id.
       record = written === 'created' ? fresh : ((await deps.actions.getAction(actionId)) ?? fresh);
-      decidedNow = written === 'created';
     }
     created = true;
     let outcome: AcceptOutcome;
@@ -351,12 +349,20 @@ export async function acceptAction(
     } else {
       const waitMs = record.decision?.outcome === 'allow' ? preferredWaitMs(req.prefer, deps.config) : 0;
       // A client that asked to wait gets a read without the saga; `respond-async` keeps the saga.
+      // The client's wait covers the read path too: a read that outlived it is answered 202.
+      const deadline = now() + waitMs;
       const fast = deps.readPath && waitMs > 0 && record.status === 'received' && isSingleRead(action, deps.tools);
-      if (!fast || !(await runRead(deps, record, decidedNow))) await deps.workflow.start(actionId, { actionId });
-      const finished = waitMs > 0 ? await waitForEnd(deps, actionId, now() + waitMs, sleep) : undefined;
-      outcome = finished
-        ? { kind: 'completed', action: finished, steps: deps.steps ? await deps.steps.listSteps(actionId) : undefined, waitedMs: waitMs }
-        : { kind: 'accepted', action: record };
+      const read = fast ? await runRead(deps, actionId, waitMs) : false;
+      if (read === false) await deps.workflow.start(actionId, { actionId });
+      if (read) {
+        // The read path ended it and said how: nothing to read back.
+        outcome = { kind: 'completed', action: read.action, steps: read.steps, waitedMs: waitMs };
+      } else {
+        const finished = waitMs > 0 ? await waitForEnd(deps, actionId, deadline, sleep) : undefined;
+        outcome = finished
+          ? { kind: 'completed', action: finished, steps: deps.steps ? await deps.steps.listSteps(actionId) : undefined, waitedMs: waitMs }
+          : { kind: 'accepted', action: record };
+      }
     }
     const response = render(outcome);
     await deps.idempotency.complete({

@@ -166,6 +166,10 @@ export interface ActionStore {
    * written to an action that has ended. Returns the action as it now stands (undefined: none).
    */
   requestCancel(id: string, cancel: CancelRequest, now?: Date): Promise<ActionRecord | undefined>;
-  /** Records where the action's receipt was written (once the audit vault holds it). */
-  setReceiptKey(id: string, receiptKey: string, now?: Date): Promise<void>;
+  /**
+   * Records where the action's receipt was written (once the audit vault holds it). `current`:
+   * the action as the caller last wrote it, which spares reading it when it is still current.
+   * Resolves with the action as written (undefined: it held that key already).
+   */
+  setReceiptKey(id: string, receiptKey: string, now?: Date, current?: ActionRecord): Promise<ActionRecord | undefined>;
 }

@@ -103,6 +103,11 @@ export interface EventLog {
     now?: Date,
   ): Promise<{ event: AuditEvent; appended: boolean }>;
   list(actionId: string): Promise<AuditEvent[]>;
+  /**
+   * A hint that the action's chain is empty (nothing appended yet): the next append may skip
+   * reading the head. Only a hint: a wrong one costs a refused conditional put, never a fork.
+   */
+  hintEmpty?(actionId: string): void;
 }
 
 /**

@@ -1,4 +1,5 @@
-import type { ActionRecord, StoredDecision } from '../actions/action';
+import type { ActionRecord } from '../actions/action';
+import type { StepRecord } from './steps';
 
 /**
  * Starting the saga for an accepted action. Step Functions in AWS (execution name = action
@@ -21,6 +22,9 @@ export interface SagaInput {
  * the ledger holds, so every path that is not the happy one stays the saga's.
  */
 export interface ReadPath {
-  /** `fresh`: the action and decision intake just recorded (spares reading them back). */
-  run(actionId: string, fresh?: { action: ActionRecord; decision: StoredDecision }): Promise<void>;
+  /**
+   * `timeoutMs`: how long the caller waits for the end (the function it calls may run on).
+   * Resolves with the ended action and its steps when the runner answered with them.
+   */
+  run(actionId: string, options?: { timeoutMs?: number }): Promise<{ action: ActionRecord; steps: StepRecord[] } | undefined | void>;
 }

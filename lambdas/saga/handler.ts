@@ -9,6 +9,7 @@ import {
   recordCompensationFailure,
   settleAction,
 } from './tasks';
+import { invokedReadPath, ReadPathHandOffError, RUN_READ_TASK, runReadAction } from './read-path';
 import { sagaDeps } from '../composition/aws';
 import type { Lazy, SagaFunctionDeps } from '../composition/deps';
 import { annotate } from '../middleware/powertools';
@@ -18,7 +19,8 @@ import { taskHandler } from '../middleware/task';
  * The saga function: the saga's decision and bookkeeping tasks (EvaluatePolicy,
  * BeginExecution, IssueGrant, PrepareCompensation, RecordCompensationFailure,
  * FinishCompensation, SettleAction, RecordReceipt). Each Task state names its task; errors
- * are thrown by name and caught by the ASL.
+ * are thrown by name and caught by the ASL. Intake alone invokes RunRead (the read fast path,
+ * saga/read-path.ts): no state of the ASL names it.
  */
 
 const ActionId = ActionIdSchema;
@@ -31,6 +33,7 @@ export const SagaTaskSchema = z.discriminatedUnion('task', [
   z.object({ task: z.literal('PrepareCompensation'), actionId: ActionId, state: z.object({ error: z.unknown().optional() }).passthrough() }),
   z.object({ task: z.literal('RecordCompensationFailure'), actionId: ActionId, index: Index, error: z.unknown().optional() }),
   z.object({ task: z.literal('FinishCompensation'), actionId: ActionId }),
+  z.object({ task: z.literal(RUN_READ_TASK), actionId: ActionId }),
   z.object({ task: z.literal('RecordReceipt'), actionId: ActionId, key: z.string().min(1).max(1024) }),
   z.object({
     task: z.literal('SettleAction'),
@@ -71,6 +74,12 @@ async function run(deps: SagaFunctionDeps, event: unknown): Promise<unknown> {
     case 'RecordReceipt':
       await deps.actions.setReceiptKey(task.actionId, task.key, deps.now());
       return {};
+    case 'RunRead': {
+      if (!deps.readPath) throw new ReadPathHandOffError('this deployment has no read fast path');
+      // Intake's answer to the client: the ended action and its steps (Lambda's 6 MB response
+      // holds them: an action item and its step records fit DynamoDB's 400 KB items).
+      return runReadAction(invokedReadPath(deps, deps.readPath.invoker, deps.readPath), task.actionId);
+    }
     case 'SettleAction':
       return settleAction(deps, { actionId: task.actionId, ...(task.state.final ? { final: task.state.final } : {}) });
   }

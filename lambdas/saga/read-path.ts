@@ -1,6 +1,9 @@
-import type { ActionRecord, StoredDecision } from '../actions/action';
+import type { ActionRecord } from '../actions/action';
+import { InvokeTimeoutError, type FunctionInvoker } from '../ports/functions';
+import type { StepRecord } from '../ports/steps';
+import type { ReadPath } from '../ports/workflow';
 import type { RunStep } from '../steps/contract';
-import { evaluatePolicy, issueGrant, prepareCompensation, settleAction, type SagaDeps } from './tasks';
+import { evaluate, issueGrant, prepareCompensation, settle, type SagaDeps } from './tasks';
 
 /**
  * The read fast path (issue 17): an allowed single read-tier call runs intake → decision →
@@ -14,6 +17,13 @@ import { evaluatePolicy, issueGrant, prepareCompensation, settleAction, type Sag
  * Anything off the happy path throws {@link ReadPathHandOffError} or the task's own error,
  * and the caller starts the saga, which resumes from the ledger (a run-time decision that
  * is no longer allow, a refused grant, a failed vendor call, a receipt that did not land).
+ *
+ * Where it runs: in the saga function, as its RunRead task, in AWS and locally alike. Intake
+ * invokes it synchronously ({@link readPathThrough}); RunRead invokes the connector function
+ * and the receipts function synchronously ({@link invokedReadPath}). A Standard execution
+ * would cost ~15 state transitions per read; an Express synchronous execution of a read-only
+ * definition would cost five Task invocations where this costs three, and its at-most-once
+ * start buys nothing the ledger does not already give.
  */
 
 /**
@@ -33,6 +43,12 @@ export const STEP_RETRIED_ERRORS: ReadonlySet<string> = new Set([
   'ActionPausedError',
 ]);
 
+/** How a read ended: the action (completed, its receipt recorded) and its step records, as the ledger holds them. */
+export interface ReadOutcome {
+  action: ActionRecord;
+  steps: StepRecord[];
+}
+
 /** What the fast path needs besides the saga's tasks. */
 export interface ReadPathDeps extends SagaDeps {
   /** Calls a connector function with a RunStep payload (AWS: a synchronous invoke; locally: its handler). */
@@ -51,21 +67,24 @@ export class ReadPathHandOffError extends Error {
 
 /**
  * Runs the action's one read call to its receipt. Resolves once the action is completed and
- * its receipt recorded; throws otherwise (see the module comment).
+ * its receipt recorded; throws otherwise (see the module comment). The action is read once
+ * and carried from task to task as each left it: every write after is conditional on the
+ * version it carries, so a writer that moved it meanwhile is found, never overwritten.
  */
-export async function runReadAction(
-  deps: ReadPathDeps,
-  actionId: string,
-  fresh?: { action: ActionRecord; decision: StoredDecision },
-): Promise<void> {
-  // EvaluatePolicy as the saga's first state runs it (it moves the action to running); intake's
-  // decision of a moment ago, in the same request, is the run-time decision.
-  const routed = await evaluatePolicy(deps, actionId, fresh);
+export async function runReadAction(deps: ReadPathDeps, actionId: string): Promise<ReadOutcome> {
+  const loaded = await deps.actions.getAction(actionId);
+  if (!loaded) throw new ReadPathHandOffError(`no action ${actionId}`);
+  if (loaded.status !== 'received') throw new ReadPathHandOffError(`the action is ${loaded.status}, not received`);
+  // EvaluatePolicy as the saga's first state runs it: decided again at run time, moved to running.
+  const routed = await evaluate(deps, actionId, loaded, { reuseDecisionWithinMs: FRESH_DECISION_MS });
   if (routed.next !== 'execute' || routed.count !== 1) {
     throw new ReadPathHandOffError(`run-time decision routes the action to ${routed.next} (${routed.count} step(s))`);
   }
   try {
-    const grant = await issueGrant(deps, { actionId, index: 0, kind: 'forward' });
+    // No step records: it was received a moment ago, and steps begin only once it runs. Were
+    // another runner's attempt already there, this grant is one more attempt at the same step,
+    // which the connector's step record and the vendor's idempotency key make one call.
+    const grant = await issueGrant(deps, { actionId, index: 0, kind: 'forward' }, { action: routed.action, records: [] });
     await deps.callConnector(grant.functionName, grant.payload);
   } catch (error) {
     // What the ASL does with it: a transient error is retried (the saga, resuming at
@@ -73,15 +92,83 @@ export async function runReadAction(
     // PrepareCompensation, which records the failure and moves the action to compensating, so
     // the saga takes it from there exactly as a Standard execution would have.
     const name = error instanceof Error ? error.name : 'Error';
-    if (!STEP_RETRIED_ERRORS.has(name)) {
+    // A connector that did not answer in time may still be calling the vendor: in doubt, like
+    // the ASL's States.Timeout, never a failure to compensate.
+    if (!STEP_RETRIED_ERRORS.has(name) && !(error instanceof InvokeTimeoutError)) {
       await prepareCompensation(deps, { actionId, error: { Error: name, Cause: error instanceof Error ? error.message : String(error) } });
     }
     throw new ReadPathHandOffError(`the step failed with ${name}`, { cause: error });
   }
-  const settled = await settleAction(deps, { actionId, final: { status: 'completed', reason: 'every step completed' } });
+  const { settled, action, records } = await settle(deps, { actionId, final: { status: 'completed', reason: 'every step completed' } }, routed.action);
   if (settled.status !== 'completed') throw new ReadPathHandOffError(`the action settled as ${settled.status}`);
   const receipt = await deps.writeReceipt(actionId);
   // The ASL's ReportOutcome: a failed receipt fails the execution; the saga retries it.
   if (receipt.status === 'failed') throw new ReadPathHandOffError('the receipt was not written');
-  await deps.actions.setReceiptKey(actionId, receipt.key, deps.now());
+  const recorded = (await deps.actions.setReceiptKey(actionId, receipt.key, deps.now(), action)) ?? (await deps.actions.getAction(actionId));
+  if (!recorded) throw new ReadPathHandOffError(`no action ${actionId}`);
+  return { action: recorded, steps: records ?? (await deps.steps.listSteps(actionId)) };
+}
+
+/**
+ * How old intake's allow may be for RunRead to take it as the run-time decision: RunRead runs
+ * in the same request, milliseconds after it; a read that reaches it later is decided again.
+ */
+export const FRESH_DECISION_MS = 2_000;
+
+/** The saga function's task that runs the read fast path (intake invokes it synchronously). */
+export const RUN_READ_TASK = 'RunRead';
+
+/** The receipts function's WriteReceipt answer, checked: it crosses a function boundary. */
+export function receiptAnswer(value: unknown): { key: string; status: string } {
+  const v = (value ?? {}) as { key?: unknown; status?: unknown };
+  if (typeof v.key !== 'string' || typeof v.status !== 'string') throw new ReadPathHandOffError('WriteReceipt answered without a key and status');
+  return { key: v.key, status: v.status };
+}
+
+/**
+ * The read path's calls out of the saga function: the connector function (with its own
+ * timeout: a connector that does not answer leaves the step in doubt) and the receipts function.
+ */
+export function invokedReadPath(
+  saga: SagaDeps,
+  invoker: FunctionInvoker,
+  options: { receiptsFunction: string; connectorTimeoutMs: number; receiptTimeoutMs: number },
+): ReadPathDeps {
+  return {
+    ...saga,
+    callConnector: (functionName, payload) => invoker.invoke(functionName, payload, { timeoutMs: options.connectorTimeoutMs }),
+    writeReceipt: async (actionId) =>
+      receiptAnswer(await invoker.invoke(options.receiptsFunction, { task: 'WriteReceipt', actionId }, { timeoutMs: options.receiptTimeoutMs })),
+  };
+}
+
+/**
+ * Intake's side of the read path: a synchronous invoke of the saga function's RunRead, bounded
+ * by how long the client agreed to wait. Any error, a timeout included, hands the action to
+ * the Standard saga: if RunRead is still running, both meet in the ledger (conditional status
+ * moves, the step record, the single-use grant, the write-once receipt), so the read is
+ * neither lost nor done twice.
+ */
+export function readPathThrough(invoker: FunctionInvoker, sagaFunction: string, defaultTimeoutMs: number): ReadPath {
+  return {
+    run: async (actionId, options = {}) => {
+      const answer = await invoker.invoke(sagaFunction, { task: RUN_READ_TASK, actionId }, { timeoutMs: options.timeoutMs ?? defaultTimeoutMs });
+      return readOutcomeOf(answer, actionId);
+    },
+  };
+}
+
+/**
+ * RunRead's answer, checked before intake answers the client with it: this action, completed,
+ * its receipt recorded, its step records. Anything else is undefined, and intake reads the
+ * ledger instead (an answer from an older deployment, or a bug: never trusted blindly).
+ */
+export function readOutcomeOf(answer: unknown, actionId: string): ReadOutcome | undefined {
+  if (answer === null || typeof answer !== 'object') return undefined;
+  const { action, steps } = answer as { action?: unknown; steps?: unknown };
+  if (action === null || typeof action !== 'object' || !Array.isArray(steps)) return undefined;
+  const a = action as Partial<ActionRecord>;
+  if (a.id !== actionId || a.status !== 'completed' || typeof a.receiptKey !== 'string' || typeof a.version !== 'number') return undefined;
+  const ours = steps.every((s: unknown) => s !== null && typeof s === 'object' && (s as Partial<StepRecord>).actionId === actionId);
+  return ours ? { action: action as ActionRecord, steps: steps as StepRecord[] } : undefined;
 }

@@ -102,32 +102,40 @@ async function move(
 }
 
 /**
- * EvaluatePolicy: re-decides at run time and routes the saga. `fresh`: the action as intake
- * just wrote it and the decision it made in the same request (the read fast path), which is
- * the run-time decision already: reading the action back and deciding twice would only add
- * two ledger round trips.
+ * EvaluatePolicy: re-decides at run time and routes the saga. `known`: the action as this
+ * caller just read it (the read fast path), which spares reading it again.
  */
-export async function evaluatePolicy(
+export async function evaluatePolicy(deps: SagaDeps, actionId: string, known?: ActionRecord): Promise<{ next: SagaNext; count: number }> {
+  const { next, count } = await evaluate(deps, actionId, known);
+  return { next, count };
+}
+
+/** EvaluatePolicy, answering also with the action as it left it (never in a state: it may be large). */
+export async function evaluate(
   deps: SagaDeps,
   actionId: string,
-  fresh?: { action: ActionRecord; decision: StoredDecision },
-): Promise<{ next: SagaNext; count: number }> {
-  const action = fresh?.action.id === actionId ? fresh.action : await load(deps, actionId);
+  known?: ActionRecord,
+  options: { reuseDecisionWithinMs?: number } = {},
+): Promise<{ next: SagaNext; count: number; action: ActionRecord }> {
+  let action = known?.id === actionId ? known : await load(deps, actionId);
   const plan = planOf(action, deps.tools);
   const count = plan.steps.length;
   // Resuming after a restart or a retried task: continue where the ledger says we are.
-  if (TerminalStatuses.has(action.status)) return { next: 'settle', count };
-  if (action.status === 'compensating') return { next: 'compensate', count };
-  if (action.status === 'running') return { next: 'execute', count };
-  if (action.status === 'awaiting_approval') return { next: 'approve', count };
+  if (TerminalStatuses.has(action.status)) return { next: 'settle', count, action };
+  if (action.status === 'compensating') return { next: 'compensate', count, action };
+  if (action.status === 'running') return { next: 'execute', count, action };
+  if (action.status === 'awaiting_approval') return { next: 'approve', count, action };
   if (action.cancel) {
     // Cancelled before policy ran (the cancel API usually ends it itself; this covers a lost race).
-    await move(deps, action, 'cancelled', `cancelled by ${action.cancel.by}: ${action.cancel.reason}`);
-    return { next: 'settle', count };
+    action = await move(deps, action, 'cancelled', `cancelled by ${action.cancel.by}: ${action.cancel.reason}`);
+    return { next: 'settle', count, action };
   }
 
-  const decision = fresh?.action.id === actionId ? fresh.decision : await deps.decider.decide(action.principal, plan, deps.now());
+  const decision = reusable(action.decision, deps.now(), options.reuseDecisionWithinMs) ?? (await deps.decider.decide(action.principal, plan, deps.now()));
   recordDecision(deps.metrics, decision, 'run');
+  // Intake records no audit event: a received action's chain is empty, and the first append
+  // need not read its head (a wrong hint costs one refused put, then the head is read).
+  if (action.status === 'received') deps.events.hintEmpty?.(actionId);
   await deps.events.append(actionId, {
     type: 'policy.evaluated',
     actor: 'airlock',
@@ -136,14 +144,25 @@ export async function evaluatePolicy(
   // The run-time decision is stored with the move it causes: one conditional write.
   if (decision.outcome === 'deny') {
     await deps.actions.setDecision(actionId, decision, deps.now());
-    return { next: 'deny', count };
+    return { next: 'deny', count, action };
   }
   if (decision.outcome === 'require_approval') {
-    await move(deps, action, 'awaiting_approval', undefined, { decision });
-    return { next: 'approve', count };
+    action = await move(deps, action, 'awaiting_approval', undefined, { decision });
+    return { next: 'approve', count, action };
   }
-  await move(deps, action, 'running', undefined, { decision });
-  return { next: 'execute', count };
+  action = await move(deps, action, 'running', undefined, { decision });
+  return { next: 'execute', count, action };
+}
+
+/**
+ * Intake's allow, when it was made within `withinMs` of now (the read fast path: the same
+ * request, milliseconds ago, under the same policies and the same cap counters); undefined
+ * otherwise, and the decision is made again.
+ */
+function reusable(decision: StoredDecision | undefined, now: Date, withinMs: number | undefined): StoredDecision | undefined {
+  if (withinMs === undefined || decision?.outcome !== 'allow') return undefined;
+  const age = now.getTime() - Date.parse(decision.decidedAt);
+  return age >= 0 && age <= withinMs ? decision : undefined;
 }
 
 /** BeginExecution: after approval, re-checks that no forbid applies now and starts running. */
@@ -274,11 +293,15 @@ async function holdStepSpend(
 export async function issueGrant(
   deps: SagaDeps,
   input: { actionId: string; index: number; kind: StepKind },
+  known?: { action: ActionRecord; records?: StepRecord[] },
 ): Promise<{ functionName: string; payload: RunStep }> {
-  const action = await load(deps, input.actionId);
+  // `known`: the action as the caller last wrote it and, when the caller knows them, its step
+  // records (the read fast path); another writer's move since is caught by the conditional
+  // writes that follow, as it is after a read.
+  const action = known?.action.id === input.actionId ? known.action : await load(deps, input.actionId);
   const plan = planOf(action, deps.tools);
   const dryRun = plan.mode === 'dry_run';
-  const records = await deps.steps.listSteps(action.id);
+  const records = known?.action.id === input.actionId && known.records ? known.records : await deps.steps.listSteps(action.id);
   let stepId: string;
   let registered: RegisteredTool | undefined;
   let callInput: unknown;
@@ -433,8 +456,18 @@ export async function finishCompensation(deps: SagaDeps, actionId: string): Prom
 export async function settleAction(
   deps: SagaDeps,
   input: { actionId: string; final?: { status?: unknown; reason?: unknown } },
+  known?: ActionRecord,
 ): Promise<{ status: ActionStatus }> {
-  let action = await load(deps, input.actionId);
+  return (await settle(deps, input, known)).settled;
+}
+
+/** SettleAction, answering also with the action as it left it (`known`: as the caller last wrote it; a stale one fails the conditional move and is read again). */
+export async function settle(
+  deps: SagaDeps,
+  input: { actionId: string; final?: { status?: unknown; reason?: unknown } },
+  known?: ActionRecord,
+): Promise<{ settled: { status: ActionStatus }; action: ActionRecord; records: StepRecord[] | undefined }> {
+  let action = known?.id === input.actionId ? known : await load(deps, input.actionId);
   const wanted = input.final?.status;
   const reason = typeof input.final?.reason === 'string' ? input.final.reason : undefined;
   const target: ActionStatus =
@@ -484,6 +517,6 @@ export async function settleAction(
       await deps.events.append(action.id, { type: 'spend.settled', actor: 'airlock', data: { final: settled.final, released: settled.released } }, deps.now());
     }
   }
-  return { status: action.status };
+  return { settled: { status: action.status }, action, records: records && (await records) };
 }
 

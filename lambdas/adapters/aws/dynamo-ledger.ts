@@ -535,17 +535,21 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
     return this.getAction(id);
   }
 
-  async setReceiptKey(id: string, receiptKey: string, now: Date = new Date()): Promise<void> {
-    await this.patchDoc(id, (current) => (current.receiptKey === receiptKey ? undefined : { ...current, receiptKey }), now);
+  async setReceiptKey(id: string, receiptKey: string, now: Date = new Date(), current?: ActionRecord): Promise<ActionRecord | undefined> {
+    return this.patchDoc(id, (doc) => (doc.receiptKey === receiptKey ? undefined : { ...doc, receiptKey }), now, current);
   }
 
-  /** Read-modify-write of the action document under a version check; status never changes here. */
-  private async patchDoc(id: string, change: (current: ActionRecord) => ActionRecord | undefined, now: Date): Promise<void> {
+  /**
+   * Read-modify-write of the action document under a version check; status never changes here.
+   * Resolves with the document written, or undefined when there was nothing to change.
+   */
+  private async patchDoc(id: string, change: (current: ActionRecord) => ActionRecord | undefined, now: Date, known?: ActionRecord): Promise<ActionRecord | undefined> {
     for (let attempt = 0; attempt < 10; attempt++) {
-      const current = await this.getAction(id);
+      // A caller's copy serves the first attempt; the version check refuses it if it is stale.
+      const current = attempt === 0 && known?.id === id ? known : await this.getAction(id);
       if (!current) throw new StatusTransitionError(id, 'received', undefined);
       const changed = change(current);
-      if (!changed) return;
+      if (!changed) return undefined;
       const next = { ...changed, status: current.status, updatedAt: now.toISOString(), version: current.version + 1 };
       try {
         await guard(() =>
@@ -564,7 +568,7 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
             }),
           ),
         );
-        return;
+        return next;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
       }

@@ -229,6 +229,10 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
     return { seq: prev ? Number(prev.seq?.N ?? 0) : 0, hash: prev?.hash?.S ?? GENESIS };
   }
 
+  hintEmpty(actionId: string): void {
+    if (!this.heads.has(actionId)) this.heads.set(actionId, { seq: 0, hash: GENESIS });
+  }
+
   async append(actionId: string, event: { type: string; actor: string; data?: Record<string, unknown> }, now = new Date()): Promise<AuditEvent> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const cached = this.heads.get(actionId);

@@ -73,6 +73,7 @@ export interface ControlPlaneOptions {
    * minute unless given, and once at start. 0 turns the timer off.
    */
   approvalGaugeIntervalMs?: number;
+  /**
    * `requireDelegation` (the deployed stack's default): an action without a matching, live
    * delegation is refused. Off unless asked for (`airlock dev --require-delegation`, or
    * AIRLOCK_REQUIRE_DELEGATION=1), so a newcomer's first calls work.

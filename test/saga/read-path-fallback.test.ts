@@ -41,7 +41,7 @@ async function ended(id: string) {
 const statusPath = (events: { type: string; data: Record<string, unknown> }[]) =>
   events.filter((e) => e.type === 'action.status').map((e) => `${String(e.data.from)}>${String(e.data.to)}`);
 
-describe('the read fast path when RunRead cannot answer', () => {
+describe('the read fast path when RunRead cannot answer, and its run-time decision', () => {
   it('hands the read to the Standard saga when the invoke fails before RunRead ran (throttled), which completes it once', async () => {
     const readPath = cp.cp.composition.intake.readPath!;
     let calls = 0;
@@ -102,5 +102,27 @@ describe('the read fast path when RunRead cannot answer', () => {
     const { steps, receipts } = await ended(first.body.id as string);
     expect(steps.filter((s) => s.kind === 'forward')).toHaveLength(1);
     expect(receipts).toHaveLength(1);
+  });
+
+  it("takes intake's allow of the same request as the run-time decision, and decides again once it is older than 2 s", async () => {
+    const saga = cp.cp.composition.saga;
+    const decide = saga.decider.decide.bind(saga.decider);
+    const now = saga.now;
+    let decided = 0;
+    saga.decider = { decide: (...args) => (decided++, decide(...args)) };
+    try {
+      const fresh = await cp.post(alice, search(isoDay(23)), { key: 'fresh-decision' });
+      expect(fresh.body.status).toBe('completed');
+      expect(decided).toBe(0);
+      // The saga function's clock says intake decided 3 s ago: RunRead asks policy again.
+      saga.now = () => new Date(Date.now() + 3_000);
+      const stale = await cp.post(alice, search(isoDay(24)), { key: 'stale-decision' });
+      expect(stale.body.status).toBe('completed');
+      expect(decided).toBe(1);
+      expect(cp.cp.runner.reportOf(stale.body.id as string)).toBeUndefined();
+    } finally {
+      saga.decider = { decide };
+      saga.now = now;
+    }
   });
 });

@@ -193,10 +193,10 @@ describe('the OpenAPI document', () => {
     const schemaOf = (path: string, method: string, status: string) =>
       ((paths[path]![method]!.responses as Record<string, JsonObject>)[status]!.content as Record<string, { schema: JsonObject }>)['application/problem+json']!.schema;
     const statusOf = (path: string, method: string, status: string) => (schemaOf(path, method, status).allOf as JsonObject[])[1]!;
-    // A denial is checked against its own schema; a halt (nothing recorded) against the plain one.
+    // A denial is checked against its own schema; a halt or a missing delegation (nothing recorded) against the plain one.
     expect(schemaOf('/v1/actions', 'post', '403').oneOf).toEqual([
       { allOf: [{ $ref: '#/components/schemas/PolicyDeniedProblem' }, { type: 'object', properties: { type: { enum: [ProblemType.policyDenied, ProblemType.spendCapExceeded] }, status: { const: 403 } } }] },
-      { allOf: [{ $ref: '#/components/schemas/Problem' }, { type: 'object', properties: { type: { enum: [ProblemType.halted] }, status: { const: 403 } } }] },
+      { allOf: [{ $ref: '#/components/schemas/Problem' }, { type: 'object', properties: { type: { enum: [ProblemType.halted, ProblemType.delegationRequired, ProblemType.delegationBudgetExceeded] }, status: { const: 403 } } }] },
     ]);
     expect(statusOf('/v1/approvals/{id}/decision', 'post', '409').properties).toEqual({
       type: { enum: [ProblemType.approvalClosed, ProblemType.approvalExpired, ProblemType.planMismatch, ProblemType.voteConflict] },
@@ -241,6 +241,9 @@ const EXPECTED_4XX: Record<string, number[]> = {
   'POST /v1/halts': [400, 401, 403, 413, 415, 429],
   'POST /v1/reconciliations': [400, 401, 403, 413, 415, 429],
   'DELETE /v1/halts/{id}': [400, 401, 403, 404, 409, 413, 415, 429],
+  'GET /v1/delegations': [401, 413, 429],
+  'POST /v1/delegations': [400, 401, 403, 413, 415, 429],
+  'DELETE /v1/delegations/{id}': [400, 401, 403, 404, 413, 415, 429],
   'GET /v1/metrics': [400, 401, 403, 413, 429],
   'POST /mcp': [400, 401, 403, 406, 413, 415],
   'GET /.well-known/oauth-protected-resource': [413],

@@ -41,7 +41,10 @@ describe('DynamoLedger commands', () => {
     ];
     expect(writes.length).toBeGreaterThanOrEqual(3);
     for (const call of writes) expect(call.args[0].input.ConditionExpression).toMatch(/\S/);
-    const [claim, create] = ddb.commandCalls(PutItemCommand);
+    const puts = ddb.commandCalls(PutItemCommand);
+    const [claim] = puts;
+    // The action itself (the day index's entry, written just before it, is conditional too).
+    const create = puts.find((c) => c.args[0].input.Item?.pk?.S?.startsWith('ACTION#'));
     expect(claim!.args[0].input.ConditionExpression).toContain('attribute_not_exists(pk)');
     expect(create!.args[0].input.ConditionExpression).toBe('attribute_not_exists(pk)');
     // The raw Idempotency-Key never becomes a key: it is hashed.

@@ -287,19 +287,20 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
    * index; an entry whose action was never written is skipped by the listing.
    */
   private async putActionRef(action: ActionRecord): Promise<void> {
-    await guard(() =>
-      this.client.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: {
-            ...Keys.actionRef(action.id),
-            gsi1pk: S(Keys.actionsOfDay(dayOfAction(action.id))),
-            gsi1sk: S(action.id),
-            principal: S(action.principal.sub),
-            tools: { L: toolsOf(action.envelope).map((t) => S(t)) },
-          },
-        }),
-      ),
+    // Conditional like every ledger write: a retried create finds its entry there and keeps it.
+    await conditionalWrite(
+      this.client,
+      new PutItemCommand({
+        TableName: this.table,
+        Item: {
+          ...Keys.actionRef(action.id),
+          gsi1pk: S(Keys.actionsOfDay(dayOfAction(action.id))),
+          gsi1sk: S(action.id),
+          principal: S(action.principal.sub),
+          tools: { L: toolsOf(action.envelope).map((t) => S(t)) },
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
     );
   }
 
@@ -450,6 +451,8 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
           TableName: this.table,
           // One partition per day keeps each small; the sort key orders the day's refusals.
           Item: { pk: S(Keys.accessLog(at.slice(0, 10))), sk: S(`EVENT#${at}#${randomUUID()}`), doc: S(JSON.stringify(refusal)) },
+          // Never overwrites: every refusal is its own record.
+          ConditionExpression: 'attribute_not_exists(pk)',
         }),
       ),
     );

@@ -121,6 +121,7 @@ export class HaltGuard {
     const halts = (await this.deps.halts.listHalts()).filter((h) => h.status === 'active');
     this.cached = { halts, readAt: now };
     this.metrics.observe('HaltsActive', halts.length, 'Count');
+    this.metrics.observe('HaltsEverythingActive', halts.filter((h) => h.scope === 'all').length, 'Count');
     return halts;
   }
 

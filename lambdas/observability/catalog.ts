@@ -101,6 +101,7 @@ export const MetricCatalog = {
   ReconcileFixed: { unit: 'Count', group: 'vendors', dimensions: { connector: 'connector', outcome: ['compensated', 'failed'] }, description: 'A missing compensation run by `airlock reconcile --fix`.' },
   AnomalyDetected: { unit: 'Count', group: 'guardrails', dimensions: { signal: ['requests', 'denials', 'retries', 'spend'], action: ['alert', 'halt'] }, description: 'An agent departed sharply from its rolling baseline (alarmed); action says whether the guard halted it.', guardrail: true },
   HaltsActive: { unit: 'Count', group: 'guardrails', dimensions: {}, description: 'Kill-switch halts in force, as a function last read them (sampled on each read).', guardrail: true, gauge: true },
+  HaltsEverythingActive: { unit: 'Count', group: 'guardrails', dimensions: {}, description: 'Kill-switch halts on everything (scope all) in force, as a function last read them (alarmed: nothing new runs).', guardrail: true, gauge: true },
   HaltRefused: { unit: 'Count', group: 'guardrails', dimensions: { scope: HaltScopes }, description: 'Work refused or stopped by a kill-switch halt.', guardrail: true },
 } as const satisfies Record<string, MetricDefinition>;
 

@@ -199,7 +199,7 @@ export class AirlockObservability extends Construct {
       }),
       { threshold: 1 },
     );
-    alarm('HaltEverything', 'A kill-switch halt on everything is in force: no new action runs.', Runbooks.haltActive, m('HaltsActive', { scope: 'everything' }, 'Maximum'), { threshold: 1 });
+    alarm('HaltEverything', 'A kill-switch halt on everything is in force: no new action runs.', Runbooks.haltActive, m('HaltsEverythingActive', {}, 'Maximum'), { threshold: 1 });
 
     // ── dashboard ──
     const graph = (title: string, left: IMetric[], extra: Partial<ConstructorParameters<typeof GraphWidget>[0]> = {}) =>
@@ -262,6 +262,7 @@ export class AirlockObservability extends Construct {
           ...props.connectorNames.flatMap((c) => [m('BreakerTransition', { connector: c, to: 'open' }, 'Sum', `${c} opened`), m('BreakerRejected', { connector: c }, 'Sum', `${c} rejected`)]),
           ...(['all', 'connector', 'tool', 'agent', 'principal'] as const).map((s) => m('HaltRefused', { scope: s }, 'Sum', `halt refused (${s})`)),
           m('HaltsActive', {}, 'Maximum', 'halts active'),
+          m('HaltsEverythingActive', {}, 'Maximum', 'halts on everything'),
         ]),
       ],
       [graph('Anomalies by signal and action', [search('AnomalyDetected', 'action,signal', 'anomaly')])],

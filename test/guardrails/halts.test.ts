@@ -192,6 +192,23 @@ describe('propagation, resume and restarts', () => {
   });
 });
 
+describe('gauges', () => {
+  it('samples the halts in force and, apart, those on everything (the alarmed one), on each read', async () => {
+    const at = (scope: Halt['scope'], status: Halt['status'] = 'active') => ({ id: `hlt_${scope}_${status}`, scope, status }) as unknown as Halt;
+    const observed: [string, number][] = [];
+    const guard = new HaltGuard({
+      ...depsAt({ t: 0 }),
+      halts: { listHalts: async () => [at('all'), at('agent'), at('all', 'resumed'), at('tool')] } as unknown as HaltDeps['halts'],
+      metrics: { count: () => undefined, observe: (name, value) => void observed.push([name, value]) },
+    });
+    await guard.active();
+    expect(observed).toEqual([
+      ['HaltsActive', 3],
+      ['HaltsEverythingActive', 1],
+    ]);
+  });
+});
+
 describe('refused new work is audited', () => {
   it('every request a halt refuses leaves an audit line (who, agent, tools, halt), and nothing of its content', async () => {
     const clock = { t: Date.parse('2026-03-03T00:00:00Z') };

@@ -58,6 +58,21 @@ describe('alarms', () => {
     for (const a of Object.values(Runbooks)) expect(sections.has(a), a).toBe(true);
   });
 
+  it('read their metrics exactly as the code emits them: a catalog name with its own dimensions and the service', () => {
+    // CloudWatch matches a metric by its full dimension set: an alarm naming a dimension the
+    // code never emits (or missing one it does) watches a metric that never exists.
+    const catalog = MetricCatalog as Record<string, { dimensions: Record<string, unknown> }>;
+    const watched = alarms().flatMap(({ id, props }) => {
+      const stats = props.MetricName ? [{ MetricName: props.MetricName, Namespace: props.Namespace, Dimensions: props.Dimensions }] : ((props.Metrics as { MetricStat?: { Metric: Record<string, unknown> } }[] | undefined) ?? []).flatMap((q) => (q.MetricStat ? [q.MetricStat.Metric] : []));
+      return stats.filter((m) => m.Namespace === 'Airlock').map((m) => ({ id, name: String(m.MetricName), dims: ((m.Dimensions as { Name: string }[] | undefined) ?? []).map((d) => d.Name).sort() }));
+    });
+    expect(watched.length).toBeGreaterThan(10);
+    for (const { id, name, dims } of watched) {
+      expect(catalog[name], `${id} watches ${name}, which no code emits`).toBeDefined();
+      expect(dims, `${id} watches ${name} by ${dims.join(',')}`).toEqual(['service', ...Object.keys(catalog[name]!.dimensions)].sort());
+    }
+  });
+
   it('page on the first compensation failure and on a stale digest (missing data breaches)', () => {
     const byId = (prefix: string) => alarms().find((a) => a.id.startsWith(`Observability${prefix}`))!.props;
     expect(byId('CompensationFailedtravel')).toMatchObject({
@@ -97,6 +112,17 @@ describe('alarms', () => {
   it('subscribe nobody when no email is configured', () => {
     const plain = synthAirlock();
     plain.template.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+});
+
+describe('the runbooks\' metric table', () => {
+  it('lists every metric of the catalog with exactly the dimensions the code emits', () => {
+    const rows = new Map([...runbook.matchAll(/^\| `(\w+)` \| \w+ \| ([^|]*) \|/gm)].map((m) => [m[1]!, [...m[2]!.replace(/\([^)]*\)/g, '').matchAll(/`(\w+)`/g)].map((d) => d[1]!).sort()]));
+    for (const [name, def] of Object.entries(MetricCatalog as Record<string, { dimensions: Record<string, unknown> }>)) {
+      expect(rows.get(name), `docs/runbooks.md has no row for ${name}`).toBeDefined();
+      expect(rows.get(name), name).toEqual(Object.keys(def.dimensions).sort());
+    }
+    for (const name of rows.keys()) expect(Object.keys(MetricCatalog), `${name} is in the table, not in the catalog`).toContain(name);
   });
 });
 

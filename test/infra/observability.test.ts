@@ -139,6 +139,21 @@ describe('dashboard', () => {
     expect([...headers].sort((a, b) => a - b)).toEqual(headers);
   });
 
+  it('graphs each metric by exactly the dimensions the code emits (the service among them)', () => {
+    const [dash] = Object.values(s.template.findResources('AWS::CloudWatch::Dashboard'));
+    const join = dash!.Properties.DashboardBody['Fn::Join'] as [string, unknown[]];
+    const parsed = JSON.parse(join[1].map((p) => (typeof p === 'string' ? p : 'token')).join('')) as { widgets: { properties?: { metrics?: unknown[][] } }[] };
+    const catalog = MetricCatalog as Record<string, { dimensions: Record<string, unknown> }>;
+    const lines = parsed.widgets.flatMap((w) => w.properties?.metrics ?? []).filter((line) => line[0] === 'Airlock');
+    expect(lines.length).toBeGreaterThan(20);
+    for (const line of lines) {
+      const [, name, ...rest] = line as string[];
+      const keys = rest.filter((_, i) => i % 2 === 0 && typeof rest[i] === 'string' && i + 1 < rest.length && typeof rest[i + 1] === 'string').sort();
+      expect(catalog[name!], `the dashboard graphs ${name}, which no code emits`).toBeDefined();
+      expect(keys, `${name} by ${keys.join(',')}`).toEqual(['service', ...Object.keys(catalog[name!]!.dimensions)].sort());
+    }
+  });
+
   it('shows every metric of the catalog', () => {
     const text = body();
     for (const name of Object.keys(MetricCatalog)) expect(text, name).toContain(name);

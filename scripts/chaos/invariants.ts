@@ -237,7 +237,8 @@ export const approvalsDecide: Invariant = {
       const ran = view.steps.some((s) => s.status !== 'pending');
       if (told.has('rejected') && view.status !== 'rejected') v.push(`${label}: a voter was told rejected, the action ended ${view.status}`);
       // Approved, then stopped before its first step by a guardrail (an open breaker, a spend cap, a halt, a cancel): ran nothing, legitimately.
-      const guarded = /CircuitOpenError|SpendCapExceededError|ActionHaltedError|ActionCancelledError/.test(view.statusReason ?? '');
+      // Or denied when the saga re-evaluated policy before running (the tight caps had filled meanwhile): only that re-check ends an approved action `denied`.
+      const guarded = /CircuitOpenError|SpendCapExceededError|ActionHaltedError|ActionCancelledError/.test(view.statusReason ?? '') || view.status === 'denied';
       if (told.has('approved') && !ran && !guarded && !(overruled && view.status === 'cancelled')) v.push(`${label}: a voter was told approved, the action ended ${view.status}`);
       if (view.status === 'rejected' && !rejected) v.push(`${label}: rejected without a rejection in its receipt`);
       if (approval.outcome === 'granted' && approvers.size < quorum) v.push(`${label}: its receipt says granted with ${approvers.size} of ${quorum} approvals`);

@@ -224,6 +224,66 @@ export type DecisionPreview = {
   planHash: PlanHash;
 };
 
+export type Delegation = {
+  /** `dlg_` + ULID. */
+  id: string;
+  /** The agent it was granted to: its tokens' act.sub, else azp, else client_id. */
+  agent: string;
+  tools: string[];
+  connectors: string[];
+  /** What commit steps under it may spend per period (major units); null: no budget of its own. */
+  budget: {
+    amount: number;
+    currency: string;
+    period: "day" | "month" | "total";
+  } | null;
+  rules: {
+    askForCommit: boolean;
+  };
+  purpose: string | null;
+  createdAt: Timestamp;
+  expiresAt: Timestamp;
+  state: "active" | "expired" | "revoked";
+  revokedAt: Timestamp | null;
+  revokeReason: string | null;
+  /** The policy set in force when it was granted (named in the consent receipt). */
+  policySetVersion: string;
+  /** The limits file in force when it was granted. */
+  limitsVersion: string;
+  /** Vault key of the consent receipt (`receipts/dt=YYYY-MM-DD/<id>.consent.json`). */
+  consentReceiptKey: string;
+  /** Vault key of the revocation receipt, once revoked. */
+  revocationReceiptKey: string | null;
+};
+
+export type DelegationList = {
+  items: Delegation[];
+};
+
+export type DelegationRequest = {
+  /** The agent: the value its tokens carry in act.sub, else azp, else client_id. */
+  agent: string;
+  /** Full tool names (`travel.book_flight`) from GET /v1/tools. */
+  tools?: string[];
+  /** Connectors whose every tool is covered (`travel`). */
+  connectors?: string[];
+  /** What commit steps under this delegation may spend per period; none: no budget of its own (spend caps still apply). */
+  budget?: {
+    /** Major units (dollars), ≥ 0. */
+    amount: number;
+    currency: string;
+    /** The budget starts over each UTC day or month, or holds for the whole delegation (`total`). */
+    period: "day" | "month" | "total";
+  };
+  /** When it ends; in the future, at most 366 days ahead. */
+  expiresAt: string;
+  rules?: {
+    /** "Always ask me for commit steps": every commit-tier step needs approval. */
+    askForCommit?: boolean;
+  };
+  purpose?: string;
+};
+
 export type FunctionToolExport = {
   format: "openai" | "anthropic" | "gemini";
   /** The value of the vendor request's `tools` field, as is. Names are the safe names (`travel-hold_seat`); a call maps to POST /v1/actions `{"tool": name, "arguments": args}` (for OpenAI, `null` arguments mean absent). */
@@ -348,7 +408,7 @@ export type PolicyDeniedProblem = {
   /** Correlates a 5xx with the server logs (`internal`, `unavailable`). */
   requestId?: string;
   policyIds: string[];
-  /** The body size limit in bytes (`payload-too-large`). */
+  /** The body size limit in bytes (`payload-too-large`); the delegation's budget for the period, minor units of `currency` (`delegation-budget-exceeded`). */
   limit?: number;
   /** The methods the path accepts (`method-not-allowed`). */
   allow?: string[];
@@ -378,6 +438,20 @@ export type PolicyDeniedProblem = {
   vote?: Vote;
   /** The cap the plan would cross (`spend-cap-exceeded`). */
   spendCap?: SpendCapExceeded;
+  /** What is missing (`delegation-required`): the token names no agent, the agent holds no live delegation from the principal, or its live delegations do not cover every tool. */
+  missing?: "no-agent" | "no-delegation" | "tools-not-covered";
+  /** The verified agent (act.sub, else azp, else client_id); null when the token names none (`delegation-required`). */
+  agent?: string | null;
+  /** The tools no live delegation of the agent covers (`delegation-required`). */
+  tools?: string[];
+  /** The delegation whose budget would be passed (`delegation-budget-exceeded`). */
+  delegationId?: string;
+  /** Reserved or spent under the delegation this period, minor units of `currency` (`delegation-budget-exceeded`). */
+  used?: number;
+  /** What the action's known commit steps need, minor units of `currency` (`delegation-budget-exceeded`). */
+  requested?: number;
+  /** ISO 4217 code of `limit`, `used` and `requested` (`delegation-budget-exceeded`). */
+  currency?: string;
   /** The rate-limit policies the request would exceed (`quota-exceeded`). */
   "violated-policies"?: string[];
   actionId: ActionId;
@@ -423,7 +497,7 @@ export type Problem = {
   requestId?: string;
   /** The Cedar policies behind a refusal (`approval-forbidden`). */
   policyIds?: string[];
-  /** The body size limit in bytes (`payload-too-large`). */
+  /** The body size limit in bytes (`payload-too-large`); the delegation's budget for the period, minor units of `currency` (`delegation-budget-exceeded`). */
   limit?: number;
   /** The methods the path accepts (`method-not-allowed`). */
   allow?: string[];
@@ -453,6 +527,20 @@ export type Problem = {
   vote?: Vote;
   /** The cap the plan would cross (`spend-cap-exceeded`). */
   spendCap?: SpendCapExceeded;
+  /** What is missing (`delegation-required`): the token names no agent, the agent holds no live delegation from the principal, or its live delegations do not cover every tool. */
+  missing?: "no-agent" | "no-delegation" | "tools-not-covered";
+  /** The verified agent (act.sub, else azp, else client_id); null when the token names none (`delegation-required`). */
+  agent?: string | null;
+  /** The tools no live delegation of the agent covers (`delegation-required`). */
+  tools?: string[];
+  /** The delegation whose budget would be passed (`delegation-budget-exceeded`). */
+  delegationId?: string;
+  /** Reserved or spent under the delegation this period, minor units of `currency` (`delegation-budget-exceeded`). */
+  used?: number;
+  /** What the action's known commit steps need, minor units of `currency` (`delegation-budget-exceeded`). */
+  requested?: number;
+  /** ISO 4217 code of `limit`, `used` and `requested` (`delegation-budget-exceeded`). */
+  currency?: string;
   /** The rate-limit policies the request would exceed (`quota-exceeded`). */
   "violated-policies"?: string[];
 };
@@ -554,6 +642,48 @@ export type ReconciliationReport = {
   }>;
   /** Where the report is in the audit vault (`reconciliations/dt=<day>/<runId>.json`). */
   receiptKey: string;
+};
+
+export type RevokeDelegationRequest = {
+  reason?: string;
+};
+
+export type RevokedDelegation = {
+  /** `dlg_` + ULID. */
+  id: string;
+  /** The agent it was granted to: its tokens' act.sub, else azp, else client_id. */
+  agent: string;
+  tools: string[];
+  connectors: string[];
+  /** What commit steps under it may spend per period (major units); null: no budget of its own. */
+  budget: {
+    amount: number;
+    currency: string;
+    period: "day" | "month" | "total";
+  } | null;
+  rules: {
+    askForCommit: boolean;
+  };
+  purpose: string | null;
+  createdAt: Timestamp;
+  expiresAt: Timestamp;
+  state: "active" | "expired" | "revoked";
+  revokedAt: Timestamp | null;
+  revokeReason: string | null;
+  /** The policy set in force when it was granted (named in the consent receipt). */
+  policySetVersion: string;
+  /** The limits file in force when it was granted. */
+  limitsVersion: string;
+  /** Vault key of the consent receipt (`receipts/dt=YYYY-MM-DD/<id>.consent.json`). */
+  consentReceiptKey: string;
+  /** Vault key of the revocation receipt, once revoked. */
+  revocationReceiptKey: string | null;
+  stopped: {
+    /** Actions ended `cancelled` at once (not started, or waiting for approval: the approval is closed). */
+    cancelled: string[];
+    /** Running actions: each stops before its next step, compensates, and ends `cancelled`. */
+    stopping: string[];
+  };
 };
 
 /** What a shadow-mode policy file would have decided, had it been enforced; never changes the outcome. */

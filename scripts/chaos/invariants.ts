@@ -245,8 +245,9 @@ export const approvalsDecide: Invariant = {
       if (view.status === 'expired' && approvers.size >= quorum) v.push(`${label}: expired although its receipt holds a quorum of approvals`);
       if (ran && approvers.size < quorum) v.push(`${label}: ran (${view.status}) with ${approvers.size} of ${quorum} approvals in its receipt`);
       if (r.spec.approval === 'expire' && view.status !== 'expired' && !overruled) v.push(`${label}: nobody voted, yet it ended ${view.status}`);
-      // The rejection arrived after the approval had expired (a restart held it back): expired is the right end.
-      const tooLate = view.status === 'expired' && r.votes.some((x) => x.decision === 'reject' && x.status === 409);
+      // The rejection arrived after the approval had expired (a restart held it back; answered 409,
+      // or 200 with the approval closed as expired by that very request, vote not recorded): expired is the right end.
+      const tooLate = view.status === 'expired' && r.votes.some((x) => x.decision === 'reject' && (x.status === 409 || (x.status === 200 && !x.counted && x.outcome === 'expired')));
       if (r.spec.approval === 'reject' && view.status !== 'rejected' && !overruled && !tooLate) v.push(`${label}: rejected by ${r.spec.approvers[0]}, yet it ended ${view.status}`);
     }
     return result(checked, v);

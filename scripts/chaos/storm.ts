@@ -68,6 +68,8 @@ export interface ActionRun {
   cancels?: { status: number }[];
   /** Votes a halt refused (403 halted) before they could count. */
   haltedVotes?: number;
+  /** Found after the storm: a request the agent abandoned landed after the answer it kept (see the settle). */
+  landedLate?: boolean;
 }
 
 export interface StepView {
@@ -540,6 +542,31 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     await Promise.all(Array.from({ length: options.agents }, agent));
     // Halts whose resume fell outside the schedule (a shrunk slice) end here, before the settle.
     for (const h of halts) if (h.resumedAt === undefined) await world.resume(h.key, 'chaos: the storm is over');
+
+    // A request an agent abandoned (cut short, or a duplicate it stopped waiting for) may still
+    // land after the answer the agent kept, e.g. a 403 halted to its retry while the halt was
+    // in force, the abandoned copy accepted once it was lifted: one action under the same key,
+    // which the agent never learned of. As a careful agent would, look for it among the
+    // requester's actions (by the envelope's reason) and follow it like every other action;
+    // it is not held to the agent's intent (no id of the run), only to every other invariant.
+    for (const run of runs) {
+      if (run.ids.length > 0 || (run.spec.retry !== 'abort-retry' && run.spec.retry !== 'duplicate')) continue;
+      let cursor: string | undefined;
+      for (let page = 0; page < 20; page++) {
+        const res = await call('GET', `/v1/actions?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, run.spec.requester);
+        const body = res?.body as { items?: { id: string; reason?: string | null }[]; nextCursor?: string | null } | undefined;
+        const found = body?.items?.find((a) => a.reason === envelopeOf(run.spec, today).reason);
+        if (found) {
+          run.ids.push(found.id);
+          run.landedLate = true;
+          break;
+        }
+        if (!body?.nextCursor) break;
+        cursor = body.nextCursor;
+      }
+    }
+    const late = runs.filter((r) => r.landedLate).map((r) => `#${r.spec.index}`);
+    if (late.length > 0) log(`  abandoned requests that landed after the agent's answer: ${late.join(', ')}`);
 
     // Settle: every action terminal within the bound after the last restart.
     const t0 = Date.now();

@@ -95,7 +95,8 @@ describe('the agent rate-limit tier and the verified agent', () => {
   it('at the edge: an agent at its quota is refused 429 whatever name it sends next', async () => {
     const limiter = new RateLimiter({ policies: [agentBurst], counters: new MemoryCounters(), now: () => new Date(Date.UTC(2030, 0, 1, 12)) });
     const gate = { limiter, tools: toolRegistry };
-    const logger = { info: () => undefined } as unknown as Logger;
+    const lines: unknown[] = [];
+    const logger = { info: (_m: string, data: unknown) => lines.push(data) } as unknown as Logger;
     const principal = { sub: 'alice', roles: [], agent: 'trip-bot' };
     const send = (name: string) =>
       admitRequest(gate, { routeKey: 'POST /v1/actions', principal, body: { agent: { name }, tool: 'travel.search_flights' }, logger });
@@ -103,6 +104,7 @@ describe('the agent rate-limit tier and the verified agent', () => {
     const refused = await send('d').catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ProblemError);
     expect((refused as ProblemError).problem.status).toBe(429);
+    expect(lines).toEqual([expect.objectContaining({ audit: 'ratelimit.refused', principal: 'alice', agent: 'trip-bot', agentVerified: true, policies: ['agent-burst'] })]);
     // Another verified agent of the same principal has its own quota.
     await expect(admitRequest(gate, { routeKey: 'POST /v1/actions', principal: { ...principal, agent: 'other-bot' }, body: { agent: { name: 'd' } }, logger })).resolves.toBeDefined();
   });
@@ -184,6 +186,12 @@ describe('halts on a verified agent, end to end', () => {
       await send('DELETE', `/v1/halts/${halt.body.id}`, operator, { reason: 'fixed' });
     }
     expect((await cp.post(bot, search('renamed-bot'))).status).toBe(200);
+  });
+
+  it('GET /v1/limits shows a verified agent its own quota, whatever agent name it asks about', async () => {
+    const seen = await cp.get(await agentToken('quota-bot'), '/v1/limits?agent=anything-else');
+    expect(seen.status).toBe(200);
+    expect(seen.body.policies.filter((p: { scope: string }) => p.scope === 'agent').map((p: { subject: string }) => p.subject)).toEqual(['quota-bot']);
   });
 
   it('saga: a running plan of the halted agent stops before its next step though it declared another name', async () => {

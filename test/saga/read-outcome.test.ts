@@ -4,6 +4,7 @@ import { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import type { ActionRecord } from '../../lambdas/actions/action';
 import { readOutcomeOf } from '../../lambdas/saga/read-path';
+import { newActionId } from '../../lambdas/shared/ids';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynamo';
 
 /**
@@ -76,8 +77,10 @@ describe('ledger writes the read path saves a read for (dynalite)', () => {
   it('records a receipt key from a stale copy onto the current action, keeping what changed meanwhile', async () => {
     const ledger = new DynamoLedger({ client: db.client, tableName: db.tableName });
     const now = new Date();
+    // A real action id: the ledger files each action under the day its id was minted.
+    const id = newActionId(now.getTime());
     const action = {
-      id: 'act_stale',
+      id,
       principal: { sub: 'alice', roles: [] },
       actor: { name: 'reader' },
       envelope: {},
@@ -90,15 +93,15 @@ describe('ledger writes the read path saves a read for (dynalite)', () => {
       version: 1,
     } as unknown as ActionRecord;
     await ledger.createAction(action);
-    const moved = await ledger.transition('act_stale', 'running', {}, now, action);
+    const moved = await ledger.transition(id, 'running', {}, now, action);
     // Meanwhile another writer asks to cancel: the copy the caller holds is now stale.
-    await ledger.requestCancel('act_stale', { by: 'bob', reason: 'changed my mind', at: now.toISOString() } as never, now);
-    const written = await ledger.setReceiptKey('act_stale', 'receipts/k.json', now, moved);
-    const stored = await ledger.getAction('act_stale');
+    await ledger.requestCancel(id, { by: 'bob', reason: 'changed my mind', at: now.toISOString() } as never, now);
+    const written = await ledger.setReceiptKey(id, 'receipts/k.json', now, moved);
+    const stored = await ledger.getAction(id);
     expect(stored?.receiptKey).toBe('receipts/k.json');
     expect(stored?.cancel).toBeDefined();
     expect(written).toEqual(stored);
     // Already recorded: nothing to write.
-    expect(await ledger.setReceiptKey('act_stale', 'receipts/k.json', now, stored)).toBeUndefined();
+    expect(await ledger.setReceiptKey(id, 'receipts/k.json', now, stored)).toBeUndefined();
   });
 });

@@ -301,7 +301,7 @@ export type Halt = {
   /** `hlt_` + ULID. */
   id: string;
   scope: "all" | "connector" | "tool" | "agent" | "principal";
-  /** The connector, tool, agent name or principal `sub`; null for `all`. */
+  /** The connector, tool, agent or principal `sub`; null for `all`. An agent target covers actions whose token names that verified agent (act.sub, azp, client_id) and those whose envelope declares that `agent.name`. */
   target: string | null;
   /** `stop`: running sagas stop before their next step and compensate; `pause`: they wait until resumed. */
   mode: "stop" | "pause";

@@ -437,7 +437,7 @@ export type ReceiptViewBody = z.infer<typeof ReceiptViewSchema>;
 /** GET /v1/limits query string: the agent and tool an action would name, to see their quotas too. */
 export const LimitsQuerySchema = z
   .object({
-    agent: z.string().min(1).max(128).optional().meta({ description: 'An agent name (`agent.name` of an envelope): adds the agent policies for it.' }),
+    agent: z.string().min(1).max(128).optional().meta({ description: 'An agent name (`agent.name` of an envelope): adds the agent policies for it. A token that names a verified agent sees that agent\'s quota whatever name is given.' }),
     tool: z.string().min(1).max(200).optional().meta({ description: 'A tool name (`<connector>.<tool>`, from GET /v1/tools): adds the tool and connector policies for it.' }),
   })
   .strict();
@@ -472,7 +472,7 @@ export const HaltViewSchema = z
   .object({
     id: z.string().meta({ description: '`hlt_` + ULID.' }),
     scope: z.enum(['all', 'connector', 'tool', 'agent', 'principal']),
-    target: z.string().nullable().meta({ description: 'The connector, tool, agent name or principal `sub`; null for `all`.' }),
+    target: z.string().nullable().meta({ description: 'The connector, tool, agent or principal `sub`; null for `all`. An agent target covers actions whose token names that verified agent (act.sub, azp, client_id) and those whose envelope declares that `agent.name`.' }),
     mode: z.enum(['stop', 'pause']).meta({ description: '`stop`: running sagas stop before their next step and compensate; `pause`: they wait until resumed.' }),
     reason: z.string(),
     status: z.enum(['active', 'resumed']),

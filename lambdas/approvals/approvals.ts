@@ -639,7 +639,7 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
     throw refusal;
   }
   const halt = deps.halts
-    ? await deps.halts.covering(subjectOf(deps.tools, action.principal.sub, action.actor.name, planOf(action, deps.tools).steps.map((s) => s.tool)))
+    ? await deps.halts.covering(subjectOf(deps.tools, action.principal, action.actor.name, planOf(action, deps.tools).steps.map((s) => s.tool)))
     : undefined;
   if (halt) {
     const notice = noticeOf(halt);

@@ -7,7 +7,9 @@ import type { Principal } from '../shared/principal';
 import { createHalt, type HaltDeps } from './halts';
 
 /**
- * The anomaly guard: per agent, a rolling baseline of four signals — requests, denials,
+ * The anomaly guard: per agent (the verified agent the token names, `act.sub`/`azp`/`client_id`,
+ * when there is one, so renaming itself in the body never resets an agent's baseline; else
+ * the name the body declares), a rolling baseline of four signals — requests, denials,
  * retries (replayed Idempotency-Keys) and spend velocity (money at stake, base minor units) —
  * kept in memory per function instance, in fixed buckets of `bucketSeconds`. The baseline is
  * an exponentially weighted mean of past buckets (about `baselineBuckets` of them); a bucket
@@ -29,7 +31,14 @@ export type AnomalySignal = (typeof AnomalySignals)[number];
 
 /** One request as the guard counts it. */
 export interface AnomalyObservation {
+  /** The verified agent the token names when there is one, else the name the body declares. */
   agent: string;
+  /**
+   * Whether `agent` is the token's verified agent. A verified agent keeps one baseline whatever
+   * names it declares, apart from any declared name's baseline (so traffic merely claiming its
+   * name never shapes it).
+   */
+  verified?: boolean;
   /** The principal the agent acts for (named in the audit event, never a metric dimension). */
   principal: string;
   denied: boolean;
@@ -41,6 +50,8 @@ export interface AnomalyObservation {
 /** A sharp departure, with the figures that triggered it. */
 export interface Anomaly {
   agent: string;
+  /** Whether `agent` is a verified agent id (else a declared name). */
+  verified: boolean;
   principal: string;
   signal: AnomalySignal;
   /** The current bucket's count (or spend in base minor units). */
@@ -102,13 +113,15 @@ export class AnomalyGuard {
     const now = this.deps.now().getTime();
     const bucketMs = s.bucketSeconds * 1000;
     const start = Math.floor(now / bucketMs) * bucketMs;
-    let track = this.tracks.get(obs.agent);
-    if (track) this.tracks.delete(obs.agent);
+    // Distinct prefixes: a name merely declared never shares (or shapes) a verified agent's baseline.
+    const key = obs.verified ? `verified\u0000${obs.agent}` : `declared\u0000${obs.agent}`;
+    let track = this.tracks.get(key);
+    if (track) this.tracks.delete(key);
     else {
       if (this.tracks.size >= MAX_AGENTS) this.tracks.delete(this.tracks.keys().next().value!);
       track = { bucketStart: start, current: zero(), baseline: zero(), history: 0, lastAlertAt: -Infinity };
     }
-    this.tracks.set(obs.agent, track);
+    this.tracks.set(key, track);
     this.roll(track, start);
     track.current.requests += 1;
     if (obs.denied) track.current.denials += 1;
@@ -126,6 +139,7 @@ export class AnomalyGuard {
       track.lastAlertAt = now;
       return {
         agent: obs.agent,
+        verified: obs.verified === true,
         principal: obs.principal,
         signal,
         observed,

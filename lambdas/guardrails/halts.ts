@@ -31,7 +31,7 @@ export const HaltIdPattern = /^hlt_[0-9A-HJKMNP-TV-Z]{26}$/;
 export const HaltRequestSchema = z
   .object({
     scope: z.enum(HaltScopes),
-    /** The connector, tool, agent name or principal `sub`; omitted for `all`. */
+    /** The connector, tool, agent (verified id or declared name: both are matched) or principal `sub`; omitted for `all`. */
     target: z.string().min(1).max(256).optional(),
     reason: z.string().trim().min(1).max(500),
     mode: z.enum(HaltModes).default('stop'),
@@ -62,7 +62,14 @@ export const HaltAuditTypes = { refusedNew: 'halt.refused_new' } as const;
 /** What an action touches, for matching halts. */
 export interface HaltSubject {
   principal: string;
+  /** The agent name the request declares (`agent.name`): the agent's own claim. */
   agent: string;
+  /**
+   * The agent the verified token names (Principal.agent: `act.sub`, `azp` or `client_id`),
+   * when it names one. An agent halt covers the subject when its target equals either this or
+   * the declared name, so renaming itself in the body never takes an agent out of a halt.
+   */
+  verifiedAgent?: string;
   tools: readonly string[];
   connectors: readonly string[];
 }
@@ -78,7 +85,7 @@ export function haltCovers(halt: Halt, subject: HaltSubject): boolean {
     case 'tool':
       return halt.target !== null && subject.tools.includes(halt.target);
     case 'agent':
-      return halt.target === subject.agent;
+      return halt.target !== null && (halt.target === subject.agent || halt.target === subject.verifiedAgent);
     case 'principal':
       return halt.target === subject.principal;
   }
@@ -88,14 +95,24 @@ export function noticeOf(halt: Halt): HaltNotice {
   return { haltId: halt.id, scope: halt.scope, target: halt.target, mode: halt.mode, reason: halt.reason };
 }
 
-/** The subject of a plan: its principal, agent, tools and their connectors. */
-export function subjectOf(tools: ToolRegistry, principal: string, agent: string, toolNames: readonly string[]): HaltSubject {
+/**
+ * The subject of a plan: its principal (with the verified agent its token names, if any), the
+ * agent name it declares, its tools and their connectors. Taking the principal whole is what
+ * keeps every caller (intake, the saga, approvals) matching the verified agent too.
+ */
+export function subjectOf(tools: ToolRegistry, principal: Pick<Principal, 'sub' | 'agent'>, agent: string, toolNames: readonly string[]): HaltSubject {
   const connectors = new Set<string>();
   for (const name of toolNames) {
     const found = tools.find(name);
     connectors.add(found ? found.connector.name : name.split('.')[0]!);
   }
-  return { principal, agent, tools: [...new Set(toolNames)], connectors: [...connectors] };
+  return {
+    principal: principal.sub,
+    agent,
+    ...(principal.agent !== undefined ? { verifiedAgent: principal.agent } : {}),
+    tools: [...new Set(toolNames)],
+    connectors: [...connectors],
+  };
 }
 
 /**
@@ -149,6 +166,7 @@ export class HaltGuard {
       audit: HaltAuditTypes.refusedNew,
       principal: subject.principal,
       agent: subject.agent,
+      ...(subject.verifiedAgent !== undefined ? { verifiedAgent: subject.verifiedAgent } : {}),
       tools: subject.tools,
       haltId: halt.id,
       scope: halt.scope,

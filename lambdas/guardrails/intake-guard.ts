@@ -11,8 +11,8 @@ export interface IntakeGuardrails {
 }
 
 /**
- * New work meets the guardrails before it is recorded: a halt covering its principal, agent,
- * tools or connectors refuses it (ActionHaltedError), then an open breaker on any connector it
+ * New work meets the guardrails before it is recorded: a halt covering its principal, agent
+ * (the token's verified agent or the name the body declares), * tools or connectors refuses it (ActionHaltedError), then an open breaker on any connector it
  * needs does (CircuitOpenError). Both read through their caches: no write on the hot path.
  */
 export async function refuseGuardedNew(
@@ -22,7 +22,7 @@ export async function refuseGuardedNew(
   action: NormalizedAction,
 ): Promise<void> {
   if (!guardrails) return;
-  const subject = subjectOf(tools, principal.sub, action.agent.name, action.steps.map((s) => s.tool));
+  const subject = subjectOf(tools, principal, action.agent.name, action.steps.map((s) => s.tool));
   await guardrails.halts.refuseNew(subject);
   for (const connector of subject.connectors) await guardrails.breakers.check(connector);
 }

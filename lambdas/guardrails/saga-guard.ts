@@ -58,7 +58,7 @@ export async function guardForwardStep(
       throw new DelegationEndedError(action.id, action.delegation.id, why);
     }
   }
-  const halt = await g.halts.checkRunning(subjectOf(deps.tools, action.principal.sub, action.actor.name, plannedTools));
+  const halt = await g.halts.checkRunning(subjectOf(deps.tools, action.principal, action.actor.name, plannedTools));
   if (halt) {
     const effect = halt.mode === 'stop' ? 'stopped' : 'paused';
     // Once per halt and action: a paused step is retried many times.

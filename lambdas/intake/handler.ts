@@ -66,17 +66,21 @@ async function listAll(rt: IntakeFunctionDeps, principal: Principal, query: z.in
   };
 }
 
-/** The agent a request names (self-declared: a baseline key, never an identity), bounded. */
-function agentOf(body: unknown): string {
+/**
+ * The agent a request is tracked as: the verified agent its token names, else the name the
+ * body declares (self-declared: a baseline key, never an identity), bounded.
+ */
+function agentOf(principal: Principal, body: unknown): { agent: string; verified: boolean } {
+  if (principal.agent !== undefined) return { agent: principal.agent, verified: true };
   const name = (body as { agent?: { name?: unknown } } | null)?.agent?.name;
-  return typeof name === 'string' && name.length > 0 && name.length <= 128 ? name : 'unnamed';
+  return { agent: typeof name === 'string' && name.length > 0 && name.length <= 128 ? name : 'unnamed', verified: false };
 }
 
 /** Counts one POST /v1/actions for the anomaly guard: in memory; I/O only on an anomaly. */
 async function observeAgent(rt: IntakeFunctionDeps, req: HttpRequest, outcome: { denied: boolean; retry: boolean; spend: boolean }): Promise<void> {
   if (!rt.anomaly || !req.principal) return;
   await rt.anomaly.record({
-    agent: agentOf(req.body),
+    ...agentOf(req.principal, req.body),
     principal: req.principal.sub,
     denied: outcome.denied,
     retry: outcome.retry,
@@ -178,7 +182,13 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
             throw badRequest(`Unknown tool "${tool.slice(0, 100)}".`, [{ path: 'query:tool', message: 'not a tool GET /v1/tools lists' }]);
           }
           // The quotas an action with this agent and tool would be counted by.
-          const request = rateRequestOf(principalOf(req).sub, { ...(agent ? { agent: { name: agent } } : {}), ...(tool ? { tool } : {}) }, { countsTools: true, isTool: () => true });
+          // A token naming a verified agent is counted as that agent whatever `agent` says.
+          const principal = principalOf(req);
+          const request = rateRequestOf(principal.sub, { ...(agent ? { agent: { name: agent } } : {}), ...(tool ? { tool } : {}) }, {
+            countsTools: true,
+            isTool: () => true,
+            verifiedAgent: principal.agent,
+          });
           return { status: 200, body: { policies: await rt.rateLimiter.quotas(request) } };
         },
       },

@@ -45,6 +45,7 @@ export async function admitRequest(gate: RateGate, req: CountedRequest): Promise
   const request = rateRequestOf(req.principal.sub, NAMING_AN_AGENT.has(req.routeKey) ? req.body : undefined, {
     countsTools: req.routeKey === ACTION_CREATING,
     isTool: (name) => gate.tools.find(name) !== undefined,
+    verifiedAgent: req.principal.agent,
   });
   try {
     const admission = await gate.limiter.admit(request, req.logger);

@@ -241,6 +241,7 @@ export class RateLimiter {
       audit: 'ratelimit.refused',
       principal: request.principal,
       ...(request.agent !== undefined ? { agent: request.agent } : {}),
+      ...(request.agentVerified ? { agentVerified: true } : {}),
       tools: request.tools,
       policies: violated.map((v) => v.policy.id),
     });

@@ -21,8 +21,13 @@ const MAX_TOOLS = 20;
 export interface RateRequest {
   /** The verified principal's `sub`. */
   principal: string;
-  /** The agent (actor) the request names, when it names one (`agent.name` of an envelope). */
+  /**
+   * The agent counted: the verified agent the token names (Principal.agent) when there is one,
+   * else the name the request declares (`agent.name` of an envelope).
+   */
   agent?: string;
+  /** Whether `agent` is the token's verified agent (counted apart from any declared name). */
+  agentVerified?: boolean;
   /** Registered tools the request would call; only for requests that create an action. */
   tools: string[];
 }
@@ -55,8 +60,10 @@ function matchesOnly(policy: RateLimit, tool: string, connector: string): boolea
 /**
  * The policies that count `request`, each with its subject: global and principal policies
  * count every request; agent policies every request that names an agent (per principal and
- * agent name: the name is the agent's claim, so one principal's agents can never use up
- * another's quota); tool and connector policies each tool and connector an action would call.
+ * agent, so one principal's agents can never use up another's quota: the verified agent the
+ * token names when there is one, so renaming itself in the body never buys an agent a fresh
+ * quota; else the declared name, the agent's own claim); tool and connector policies each
+ * tool and connector an action would call.
  */
 export function applicablePolicies(policies: readonly RateLimit[], request: RateRequest): AppliedPolicy[] {
   const applied: AppliedPolicy[] = [];
@@ -71,7 +78,10 @@ export function applicablePolicies(policies: readonly RateLimit[], request: Rate
         break;
       case 'agent':
         if (request.agent !== undefined) {
-          applied.push({ policy, subject: subjectKey('agent', `${request.principal}\n${request.agent}`), label: request.agent });
+          // A declared name's key always holds a raw newline; a verified agent's is JSON (which
+          // escapes newlines), so no name an agent declares can share a verified agent's counter.
+          const who = request.agentVerified ? JSON.stringify(['verified', request.principal, request.agent]) : `${request.principal}\n${request.agent}`;
+          applied.push({ policy, subject: subjectKey('agent', who), label: request.agent });
         }
         break;
       case 'tool':
@@ -90,14 +100,23 @@ export function applicablePolicies(policies: readonly RateLimit[], request: Rate
 /**
  * The agent and tools of a request body, read defensively (the body is untrusted and not yet
  * validated: anything unexpected is ignored, and validation answers it afterwards). `isTool`
- * keeps only registered tools, so a made-up name never creates a counter.
+ * keeps only registered tools, so a made-up name never creates a counter. `verifiedAgent` is
+ * the token's agent (Principal.agent): when given, the request is counted for it whatever name
+ * (or none) the body declares.
  */
-export function rateRequestOf(principal: string, body: unknown, options: { countsTools: boolean; isTool: (name: string) => boolean }): RateRequest {
+export function rateRequestOf(
+  principal: string,
+  body: unknown,
+  options: { countsTools: boolean; isTool: (name: string) => boolean; verifiedAgent?: string | undefined },
+): RateRequest {
   const request: RateRequest = { principal, tools: [] };
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return request;
   const envelope = body as { agent?: unknown; tool?: unknown; plan?: unknown };
   const agent = typeof envelope.agent === 'object' && envelope.agent !== null ? (envelope.agent as { name?: unknown }).name : undefined;
-  if (typeof agent === 'string' && agent.length > 0 && agent.length <= MAX_AGENT_CHARS) request.agent = agent;
+  if (options.verifiedAgent !== undefined) {
+    request.agent = options.verifiedAgent;
+    request.agentVerified = true;
+  } else if (typeof agent === 'string' && agent.length > 0 && agent.length <= MAX_AGENT_CHARS) request.agent = agent;
   if (!options.countsTools) return request;
   const names: unknown[] = [envelope.tool];
   if (Array.isArray(envelope.plan)) for (const step of envelope.plan.slice(0, MAX_TOOLS)) names.push(typeof step === 'object' && step !== null ? (step as { tool?: unknown }).tool : undefined);

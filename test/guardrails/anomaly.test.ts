@@ -94,9 +94,9 @@ describe('the anomaly guard', () => {
     const trail = (await store.listHaltEvents()).filter((e) => e.type === 'anomaly.detected' && e.data.haltId === anomaly.haltId);
     expect(trail).toHaveLength(1);
     expect(trail[0]!.data).toMatchObject({ observed: 20, baseline: 3, ratio: expect.any(Number), floor: 20, factor: 5 });
-    await expect(new HaltGuard(halts).refuseNew(subjectOf(toolRegistry, 'alice', 'loop-bot', ['travel.hold_seat']))).rejects.toBeInstanceOf(ActionHaltedError);
+    await expect(new HaltGuard(halts).refuseNew(subjectOf(toolRegistry, { sub: 'alice' }, 'loop-bot', ['travel.hold_seat']))).rejects.toBeInstanceOf(ActionHaltedError);
     // Other agents are not touched.
-    await expect(new HaltGuard(halts).refuseNew(subjectOf(toolRegistry, 'alice', 'trip-bot', ['travel.hold_seat']))).resolves.toBeUndefined();
+    await expect(new HaltGuard(halts).refuseNew(subjectOf(toolRegistry, { sub: 'alice' }, 'trip-bot', ['travel.hold_seat']))).resolves.toBeUndefined();
   });
 
   it('watches denials, retries and spend velocity, each against its own baseline; alert mode halts nothing', async () => {

@@ -43,7 +43,7 @@ function depsAt(clock: { t: number }): HaltDeps {
 }
 
 const subject = (over: Partial<{ principal: string; agent: string; tools: string[] }> = {}) =>
-  subjectOf(toolRegistry, over.principal ?? 'alice', over.agent ?? 'trip-bot', over.tools ?? ['travel.hold_seat', 'payments.authorize']);
+  subjectOf(toolRegistry, { sub: over.principal ?? 'alice' }, over.agent ?? 'trip-bot', over.tools ?? ['travel.hold_seat', 'payments.authorize']);
 
 describe('who may halt and resume', () => {
   it('refuses a principal without the role (403 forbidden), and audits who tried and with which roles', async () => {
@@ -224,9 +224,9 @@ describe('refused new work is audited', () => {
     };
     const halt = await createHalt(depsAt(clock), operator, { scope: 'connector', target: 'iam', reason: 'audit test', mode: 'stop' });
     const guard = new HaltGuard({ ...depsAt(clock), logger });
-    const who = subjectOf(toolRegistry, 'audit-alice', 'audit-bot', ['iam.grant_role']);
+    const who = subjectOf(toolRegistry, { sub: 'audit-alice' }, 'audit-bot', ['iam.grant_role']);
     for (let i = 0; i < 3; i++) await expect(guard.refuseNew(who)).rejects.toBeInstanceOf(ActionHaltedError);
-    await guard.refuseNew(subjectOf(toolRegistry, 'audit-alice', 'audit-bot', ['travel.search_flights'])); // not covered: no line
+    await guard.refuseNew(subjectOf(toolRegistry, { sub: 'audit-alice' }, 'audit-bot', ['travel.search_flights'])); // not covered: no line
     const audited = lines.filter((l) => l.fields.audit === 'halt.refused_new');
     expect(audited).toHaveLength(3);
     expect(audited[0]!.fields).toEqual({ audit: 'halt.refused_new', principal: 'audit-alice', agent: 'audit-bot', tools: ['iam.grant_role'], haltId: halt.id, scope: 'connector' });

@@ -79,6 +79,12 @@ export interface ControlPlaneOptions {
    * AIRLOCK_REQUIRE_DELEGATION=1), so a newcomer's first calls work.
    */
   requireDelegation?: boolean;
+  /**
+   * MCP also serves the official conformance suite's `test_*` fixture tools
+   * (lambdas/mcp/conformance-fixtures.ts): only `npm run test:mcp-conformance` turns this on
+   * (AIRLOCK_MCP_CONFORMANCE_FIXTURES=1); off for `npm start`, absent from the deployed stack.
+   */
+  mcpConformanceFixtures?: boolean;
 }
 
 /** What the control plane service exposes once started. */
@@ -258,6 +264,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           // in AWS, digests are written on a timer here (and on demand, and at shutdown).
           digestIntervalMs,
           ...(options.requireDelegation ? { requireDelegation: true } : {}),
+          ...(options.mcpConformanceFixtures ? { mcpConformanceFixtures: true } : {}),
         },
       );
       const receipts = composition.vault;

@@ -287,6 +287,22 @@ export class ContractChecker {
       problems.push(`content-type ${JSON.stringify(contentType)} is not documented (documented: ${[...response.content.keys()].join(', ')})`);
       return problems;
     }
+    if (mediaType === 'text/event-stream') {
+      // Each event's data is one message, held to the documented schema (POST /mcp's SSE answers).
+      const events = observed.body.split('\n').filter((line) => line.startsWith('data:'));
+      if (events.length === 0) problems.push('the event stream carries no data event');
+      for (const line of events) {
+        let message: unknown;
+        try {
+          message = JSON.parse(line.slice(5));
+        } catch {
+          problems.push(`an event's data is not JSON: ${JSON.stringify(line.slice(0, 80))}`);
+          continue;
+        }
+        if (!validate(message)) problems.push(...describeErrors('event data', validate.errors));
+      }
+      return problems;
+    }
     let body: unknown;
     try {
       body = JSON.parse(observed.body);

@@ -1,3 +1,4 @@
+import { mcpPushFixtures } from './mcp-push-fixtures';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -330,7 +331,9 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           if (!options.externalVendors) await vendors.close();
         },
         handlers,
+        ...(options.mcpConformanceFixtures ? { mcpInterceptor: mcpPushFixtures((token) => ctx.issuer.verify(token)) } : {}),
         info: {
+          ...(options.mcpConformanceFixtures ? { 'MCP fixtures': 'the conformance suite\'s test_* tools are served (conformance run only)' } : {}),
           ...Object.fromEntries(Object.entries(vendors.baseUrls).map(([name, url]) => [`${name} vendor`, url])),
           delegations: options.requireDelegation
             ? 'required (requireDelegation on: an agent needs a live delegation, POST /v1/delegations)'

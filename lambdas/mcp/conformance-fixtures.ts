@@ -30,6 +30,8 @@ export const ConformanceFixtureNames = [
   'test_logging_tool',
   'test_missing_capability',
   'test_streaming_elicitation',
+  'test_sampling',
+  'test_elicitation',
 ] as const;
 
 /** One fixture tool's name. */
@@ -56,6 +58,8 @@ const DESCRIPTIONS: Record<ConformanceFixtureName, string> = {
   test_logging_tool: 'Conformance fixture: logs only when the request set a log level.',
   test_missing_capability: 'Conformance fixture: needs the client\'s sampling capability and refuses without it (-32021).',
   test_streaming_elicitation: 'Conformance fixture: asks the client for input with an input-required result (never a request on the stream).',
+  test_sampling: 'Conformance fixture (2025-11-25): asks the client to sample an LLM for `prompt` (a request on the call\'s stream).',
+  test_elicitation: 'Conformance fixture (2025-11-25): asks the client for a username and email (a request on the call\'s stream).',
 };
 
 /** The fixture tools as tools/list entries. */
@@ -64,7 +68,7 @@ export function conformanceFixtureTools(): Array<{ name: string; title: string; 
     name,
     title: name,
     description: DESCRIPTIONS[name],
-    inputSchema: { ...NO_ARGS },
+    inputSchema: name === 'test_sampling' ? { type: 'object', properties: { prompt: { type: 'string' } }, required: ['prompt'] } : name === 'test_elicitation' ? { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] } : { ...NO_ARGS },
     annotations: { title: name, readOnlyHint: name !== 'test_error_handling', destructiveHint: false, idempotentHint: true, openWorldHint: false },
   }));
 }
@@ -145,6 +149,11 @@ export async function callConformanceFixture(name: ConformanceFixtureName, ctx: 
       }
       return { content: [text('The client declared sampling.')] };
     }
+    case 'test_sampling':
+    case 'test_elicitation':
+      // A push needs a streamed answer and the client's next POST routed back to this call: the
+      // local runtime serves these before they reach this buffered path (local/mcp-push-fixtures.ts).
+      return { isError: true, content: [text(`${name} pushes a request to the client mid-call, which only the local runtime's streaming path serves (2025-11-25 clients).`)] };
     case 'test_streaming_elicitation': {
       const answer = ctx.mcpReq.inputResponses?.['conformance-name'];
       if (answer !== undefined) return { content: [text(`Input received: ${JSON.stringify(answer).slice(0, 200)}`)] };

@@ -122,6 +122,41 @@ describe('conformance fixtures when the runtime is started for the conformance r
     });
   });
 
+  it('pushes sampling and elicitation requests to a 2025-11-25 client mid-call and answers with what it sent', async () => {
+    await withClient(
+      fixtures,
+      '2025-11-25',
+      async (client) => {
+        const asked: string[] = [];
+        client.setRequestHandler('sampling/createMessage', async (request) => {
+          asked.push(JSON.stringify(request.params.messages[0]?.content));
+          return { role: 'assistant', content: { type: 'text', text: 'sampled reply' }, model: 'test-model', stopReason: 'endTurn' };
+        });
+        client.setRequestHandler('elicitation/create', async (request) => {
+          asked.push(String(request.params.message));
+          return { action: 'accept', content: { username: 'ann', email: 'ann@example.com' } };
+        });
+        const sampled = await client.callTool({ name: 'test_sampling', arguments: { prompt: 'the prompt' } });
+        expect(sampled.content).toEqual([{ type: 'text', text: 'LLM response: sampled reply' }]);
+        const elicited = await client.callTool({ name: 'test_elicitation', arguments: { message: 'who are you?' } });
+        expect((elicited.content as Array<{ text: string }>)[0]!.text).toContain('ann@example.com');
+        expect(asked).toEqual([JSON.stringify({ type: 'text', text: 'the prompt' }), 'who are you?']);
+      },
+      { sampling: {}, elicitation: {} },
+    );
+  });
+
+  it('the push path needs a verified token like every route', async () => {
+    const res = await fetch(`${fixtures.url}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', authorization: 'Bearer not.a.token' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'test_sampling', arguments: { prompt: 'x' } } }),
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer resource_metadata=/);
+    await res.arrayBuffer();
+  });
+
   it('refuses test_missing_capability with -32021 naming sampling unless the request declares it', async () => {
     await withClient(fixtures, '2026-07-28', async (client) => {
       await expect(client.callTool({ name: 'test_missing_capability', arguments: {} })).rejects.toMatchObject({ code: -32021 });

@@ -409,6 +409,26 @@ export function contractFetch(inner: typeof fetch): typeof fetch {
     if (!isContractOrigin(url)) return res;
     const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
     const target = new URL(url);
+    if (res.body && (res.headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream')) {
+      // A stream may wait for the caller (a server's request mid-call): the caller reads it as it
+      // comes, and the whole of it is validated when it ends; a violation errors the caller's read.
+      const decoder = new TextDecoder();
+      let text = '';
+      const checked = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          text += decoder.decode(chunk, { stream: true });
+          controller.enqueue(chunk);
+        },
+        flush(controller) {
+          try {
+            validateResponse({ method, path: target.pathname, status: res.status, headers: res.headers, body: text + decoder.decode() });
+          } catch (error) {
+            controller.error(error);
+          }
+        },
+      });
+      return new Response(res.body.pipeThrough(checked), { status: res.status, statusText: res.statusText, headers: res.headers });
+    }
     validateResponse({ method, path: target.pathname, status: res.status, headers: res.headers, body: await res.clone().text() });
     return res;
   };

@@ -1,3 +1,4 @@
+import { mcpPushFixtures } from './mcp-push-fixtures';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -79,6 +80,12 @@ export interface ControlPlaneOptions {
    * AIRLOCK_REQUIRE_DELEGATION=1), so a newcomer's first calls work.
    */
   requireDelegation?: boolean;
+  /**
+   * MCP also serves the official conformance suite's `test_*` fixture tools
+   * (lambdas/mcp/conformance-fixtures.ts): only `npm run test:mcp-conformance` turns this on
+   * (AIRLOCK_MCP_CONFORMANCE_FIXTURES=1); off for `npm start`, absent from the deployed stack.
+   */
+  mcpConformanceFixtures?: boolean;
 }
 
 /** What the control plane service exposes once started. */
@@ -258,6 +265,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           // in AWS, digests are written on a timer here (and on demand, and at shutdown).
           digestIntervalMs,
           ...(options.requireDelegation ? { requireDelegation: true } : {}),
+          ...(options.mcpConformanceFixtures ? { mcpConformanceFixtures: true } : {}),
         },
       );
       const receipts = composition.vault;
@@ -323,7 +331,9 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           if (!options.externalVendors) await vendors.close();
         },
         handlers,
+        ...(options.mcpConformanceFixtures ? { mcpInterceptor: mcpPushFixtures((token) => ctx.issuer.verify(token)) } : {}),
         info: {
+          ...(options.mcpConformanceFixtures ? { 'MCP fixtures': 'the conformance suite\'s test_* tools are served (conformance run only)' } : {}),
           ...Object.fromEntries(Object.entries(vendors.baseUrls).map(([name, url]) => [`${name} vendor`, url])),
           delegations: options.requireDelegation
             ? 'required (requireDelegation on: an agent needs a live delegation, POST /v1/delegations)'

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { McpInterceptor } from './mcp-push-fixtures';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
@@ -125,6 +126,8 @@ export interface LocalServiceHandle {
   info?: Record<string, string>;
   /** The handlers of the API functions this service composed, by the route table's `fn`. */
   handlers?: Record<string, LambdaHandler>;
+  /** Serves some POST /mcp messages itself, streaming (the conformance run's push fixtures only: local/mcp-push-fixtures.ts). */
+  mcpInterceptor?: McpInterceptor;
 }
 
 /**
@@ -419,6 +422,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     return handler;
   };
   const loadHandler = cachingLoader(options.loadHandler ?? fromServices);
+  const mcpInterceptors: McpInterceptor[] = [];
   const cleanups: Cleanup[] = [];
 
   let markReady!: (ok: boolean) => void;
@@ -440,7 +444,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     const reqLog = log.child({ requestId });
     let response: LocalResponse;
     try {
-      response = await route(req, method, requestId, reqLog);
+      let preread: BodyResult | undefined;
+      if (mcpInterceptors.length > 0 && method === 'POST' && rawPath === '/mcp' && (await ready)) {
+        preread = await readBody(req, MAX_BODY_BYTES);
+        const text = preread.ok ? (preread.body?.toString('utf8') ?? '') : undefined;
+        for (const intercept of mcpInterceptors) {
+          if (text !== undefined && (await intercept(req, res, text))) {
+            reqLog.info('request', { method, path: rawPath, status: res.statusCode, ms: Date.now() - started, streamed: true });
+            return;
+          }
+        }
+      }
+      response = await route(req, method, requestId, reqLog, preread);
     } catch (error) {
       reqLog.error('local runtime failed a request', { error });
       response = resultOf(internalProblem(requestId));
@@ -450,7 +465,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     reqLog.info('request', { method, path: rawPath.slice(0, 200), status: response.statusCode, ms: Date.now() - started });
   };
 
-  const route = async (req: IncomingMessage, method: string, requestId: string, reqLog: Logger): Promise<LocalResponse> => {
+  const route = async (req: IncomingMessage, method: string, requestId: string, reqLog: Logger, preread?: BodyResult): Promise<LocalResponse> => {
     if (draining || !(await ready) || !issuer) return problemResponse(serviceUnavailable('The local runtime is shutting down.', 1));
     const url = req.url ?? '/';
     const { rawPath, rawQueryString } = splitTarget(url);
@@ -486,7 +501,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       }
     }
 
-    const body = await readBody(req, MAX_BODY_BYTES);
+    const body = preread ?? (await readBody(req, MAX_BODY_BYTES));
     if (!body.ok) return problemResponse(body.reason === 'too-large' ? payloadTooLarge(MAX_BODY_BYTES) : malformedRequest());
 
     const headers: Record<string, string[]> = {};
@@ -597,6 +612,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         cleanups.push(() => handle.stop());
         if (handle.env) Object.assign(env, handle.env);
         for (const [fn, handler] of Object.entries(handle.handlers ?? {})) provided.set(fn, handler);
+        if (handle.mcpInterceptor) mcpInterceptors.push(handle.mcpInterceptor);
       }
       started.push({ name: service.name, info: { ...(handle?.info ?? {}) } });
     }

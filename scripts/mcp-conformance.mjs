@@ -68,7 +68,8 @@ async function main() {
   const runtimePort = await freePort();
   runtime = spawn(process.execPath, ['bin/airlock.mjs', 'dev'], {
     cwd: repo,
-    env: { ...env, AIRLOCK_PORT: String(runtimePort) },
+    // The suite's test_* fixture tools (lambdas/mcp/conformance-fixtures.ts): this run only, never `npm start`.
+    env: { ...env, AIRLOCK_PORT: String(runtimePort), AIRLOCK_MCP_CONFORMANCE_FIXTURES: '1' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitReady(`http://127.0.0.1:${runtimePort}/healthz`);

@@ -110,7 +110,13 @@ export async function run(argv: string[]): Promise<number> {
   let runtime: LocalRuntime;
   try {
     const requireDelegation = values['require-delegation'] === true || requireDelegationFromEnv(process.env.AIRLOCK_REQUIRE_DELEGATION);
-    runtime = await startControlPlane(requireDelegation ? { controlPlane: { requireDelegation: true } } : {});
+    // Only the conformance run (scripts/mcp-conformance.mjs) sets this: the suite's test_* tools are no part of Airlock.
+    const mcpConformanceFixtures = requireDelegationFromEnv(process.env.AIRLOCK_MCP_CONFORMANCE_FIXTURES);
+    runtime = await startControlPlane(
+      requireDelegation || mcpConformanceFixtures
+        ? { controlPlane: { ...(requireDelegation ? { requireDelegation: true } : {}), ...(mcpConformanceFixtures ? { mcpConformanceFixtures: true } : {}) } }
+        : {},
+    );
   } catch (error) {
     if (
       error instanceof PortInUseError ||

@@ -487,7 +487,7 @@ const operations: Record<string, OperationSpec> = {
     tag: 'mcp',
     summary: 'MCP server (Streamable HTTP, stateless)',
     description: [
-      'The Model Context Protocol endpoint: one JSON-RPC message per POST, answered with one JSON body. Serves the 2026-07-28 revision (stateless: every request carries its `_meta` envelope; `server/discover`) and 2025-era clients (`initialize`, served without a session). No GET stream and no session id.',
+      'The Model Context Protocol endpoint: one JSON-RPC message per POST, answered with one JSON body (an event stream only for the conformance run\'s fixture tools, below). Serves the 2026-07-28 revision (stateless: every request carries its `_meta` envelope; `server/discover`) and 2025-era clients (`initialize`, served without a session). No GET stream and no session id.',
       '`tools/list` lists every catalog tool under a name every function-calling API accepts (`travel.hold_seat` → `travel-hold_seat`) with `inputSchema`, `outputSchema` and truthful annotations, plus `airlock-submit_plan`, `airlock-get_action`, `airlock-approvals_status` and `airlock-cancel_action` (not supported yet: always an error result).',
       '`tools/call` runs exactly POST /v1/actions (validation, policy, limits, saga, receipt). Idempotency: `_meta["io.airlock/idempotency-key"]` has the Idempotency-Key header\'s semantics; without it the key is derived from the client, the JSON-RPC id, the tool and the arguments, so a retried request is answered from the first. Problems (denials, violations, halts, limits) are `isError` results carrying the problem document. An action that needs approval returns at once with `status: awaiting_approval`, who approves and how to follow it.',
       'Tasks (2026-07-28 extension `io.modelcontextprotocol/tasks`, declared in the request\'s client capabilities): a call whose action has not ended answers a task (`resultType: "task"`) whose `taskId` is the action id; `tasks/get` follows the action, `tasks/update` is acknowledged, `tasks/cancel` is a JSON-RPC error (no cancel API yet).',
@@ -500,6 +500,14 @@ const operations: Record<string, OperationSpec> = {
       { status: 401, types: ['unauthorized'], when: 'the bearer token is missing, invalid or expired; `WWW-Authenticate` names the protected resource metadata', headers: ['WWWAuthenticateResourceMetadata'] },
     ],
     otherResponses: Object.fromEntries([
+      [
+        '200',
+        {
+          description:
+            'As a Server-Sent Events stream instead, only when a call sends notifications before its result: the conformance run\'s fixture tools (progress, log messages; `npm run test:mcp-conformance` only). Each event\'s data is one JSON-RPC message (the schema below); the last is the response. Airlock\'s own tools always answer JSON.',
+          content: { 'text/event-stream': { schema: { $ref: '#/components/schemas/JsonRpcMessage' } } },
+        },
+      ],
       ['202', { description: 'A notification (or a client\'s response) was accepted; no body.' }],
       ...[
         [400, 'A JSON-RPC error: the body is not JSON (-32700), a batch or not a JSON-RPC message (-32600), an unsupported protocol version or a bad `_meta` envelope.'],

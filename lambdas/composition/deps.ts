@@ -80,6 +80,8 @@ export interface IntakeFunctionDeps {
   tokens: TokenVerifier;
   /** Host names MCP accepts in the Host header (the local runtime: loopback only); unset in AWS. */
   mcpAllowedHosts?: readonly string[];
+  /** MCP also serves the conformance suite's `test_*` fixture tools: the local runtime of `npm run test:mcp-conformance` only; never set in AWS. */
+  mcpConformanceFixtures?: boolean;
   /** The web console (absolute, or a path on the API's origin): MCP points approvers at its approval pages. */
   consoleUrl?: string;
   /** Per-agent baselines of this instance (absent when limits.json has no `anomaly`). */

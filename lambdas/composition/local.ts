@@ -106,6 +106,8 @@ export interface LocalSettings {
    * default locally (a newcomer's first calls work); the deployed stack turns it on.
    */
   requireDelegation?: boolean;
+  /** MCP also serves the conformance suite's `test_*` fixture tools (`npm run test:mcp-conformance` only). Default off. */
+  mcpConformanceFixtures?: boolean;
 }
 
 /** The local vault's writer: digests on demand, serialized so two never chain onto one head. */
@@ -345,6 +347,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
       mcpAllowedHosts: ['127.0.0.1', 'localhost', '[::1]'],
       // Served by the runtime itself (local/console-site.ts), on the API's origin.
       consoleUrl: '/console/',
+      ...(settings.mcpConformanceFixtures ? { mcpConformanceFixtures: true } : {}),
       ...(limits.limits.anomaly
         ? {
             anomaly: new AnomalyGuard({

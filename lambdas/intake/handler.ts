@@ -329,7 +329,7 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
       const { serveMcp } = await mcpHttp();
       return serveMcp(
         req,
-        { tools: rt.tools, tokens: rt.tokens, ...(rt.mcpAllowedHosts ? { allowedHosts: rt.mcpAllowedHosts } : {}), ...(rt.consoleUrl ? { consoleUrl: rt.consoleUrl } : {}) },
+        { tools: rt.tools, tokens: rt.tokens, ...(rt.mcpAllowedHosts ? { allowedHosts: rt.mcpAllowedHosts } : {}), ...(rt.consoleUrl ? { consoleUrl: rt.consoleUrl } : {}), ...(rt.mcpConformanceFixtures ? { conformanceFixtures: true } : {}) },
         backend(req),
       );
     },

@@ -5,6 +5,7 @@ import type { ToolRegistry } from '../ports/tools';
 import { InvalidClaimsError, principalFromVerifiedClaims, type Principal } from '../shared/principal';
 import { unauthorized } from '../shared/problem';
 import { createAirlockMcpServer, type McpBackend, type McpSession } from './server';
+import { isConformanceFixture } from './conformance-fixtures';
 import { mcpToolsJson } from './tools';
 
 /**
@@ -41,6 +42,11 @@ export interface McpEdgeDeps {
    * approval pages are `<console>#/approvals/<id>`. Undefined: no URL elicitation is offered.
    */
   consoleUrl?: string;
+  /**
+   * Serve the conformance suite's `test_*` fixture tools (conformance-fixtures.ts): set only
+   * by the local runtime started for `npm run test:mcp-conformance`, never in AWS.
+   */
+  conformanceFixtures?: boolean;
 }
 
 const sessions = new WeakMap<AuthInfo, McpSession>();
@@ -63,9 +69,9 @@ const modern = createMcpHandler((ctx) => createAirlockMcpServer(sessionOf(ctx.au
  * The 2025-era leg, stateless (no session id) like the SDK's own fallback, but answering
  * plain JSON rather than a one-event SSE stream: a Lambda response is buffered anyway.
  */
-async function serveLegacy(request: Request, authInfo: AuthInfo, parsedBody: unknown): Promise<Response> {
+async function serveLegacy(request: Request, authInfo: AuthInfo, parsedBody: unknown, stream: boolean): Promise<Response> {
   const server = createAirlockMcpServer(sessionOf(authInfo));
-  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !stream });
   await server.connect(transport);
   try {
     const response = await transport.handleRequest(request, { authInfo, parsedBody });
@@ -191,9 +197,12 @@ export async function serveMcp(req: HttpRequest, deps: McpEdgeDeps, backend: (pr
     modernEra: !legacy,
     ...(consolePage ? { approvalPageUrl: (approvalId: string) => `${consolePage}#/approvals/${encodeURIComponent(approvalId)}` } : {}),
     spliceToolsList: true,
+    ...(deps.conformanceFixtures ? { conformanceFixtures: true } : {}),
   };
   sessions.set(authInfo, session);
-  const response = legacy ? await serveLegacy(request, authInfo, parsed) : await modern.fetch(request, { authInfo, parsedBody: parsed });
+  // A fixture that notifies mid-call (progress, logs) needs the SSE answer to carry them; the buffered stream holds them all.
+  const stream = session.conformanceFixtures === true && isFixtureCall(parsed);
+  const response = legacy ? await serveLegacy(request, authInfo, parsed, stream) : await modern.fetch(request, { authInfo, parsedBody: parsed });
   const out: Record<string, string> = {};
   response.headers.forEach((value, key) => {
     out[key] = value;
@@ -231,6 +240,11 @@ export function spliceToolsList(body: string, toolsJson: string): string {
       return spliced === undefined ? line : `data: ${spliced}`;
     })
     .join('\n');
+}
+
+function isFixtureCall(message: unknown): boolean {
+  const m = message as { method?: unknown; params?: { name?: unknown } } | null;
+  return m?.method === 'tools/call' && typeof m.params?.name === 'string' && isConformanceFixture(m.params.name);
 }
 
 function originAllowed(origin: string, hosts: readonly string[]): boolean {

@@ -4,6 +4,7 @@ import type { ToolRegistry } from '../ports/tools';
 import { canonicalJson, sha256Hex } from '../shared/canonical-json';
 import type { ProblemDocument } from '../shared/problem';
 import { approvalIdFor } from '../shared/ids';
+import { callConformanceFixture, conformanceFixtureTools, envelopeCapabilities, isConformanceFixture } from './conformance-fixtures';
 import { mcpToolset, MetaKeys, type McpToolTarget } from './tools';
 
 /**
@@ -63,6 +64,11 @@ export interface McpSession {
   spliceToolsList?: boolean;
   /** Whether this request's tools/list answer awaits the splice. */
   toolsListed?: boolean;
+  /**
+   * Also serve the conformance suite's `test_*` fixture tools (conformance-fixtures.ts), and
+   * the logging capability they exercise: only for `npm run test:mcp-conformance`.
+   */
+  conformanceFixtures?: boolean;
 }
 
 /** The server's name and version, as `initialize` and `server/discover` report them. */
@@ -329,20 +335,32 @@ async function actionOfTask(session: McpSession, taskId: string): Promise<Action
 
 /** Builds the MCP server instance for one request of `session`'s principal. */
 export function createAirlockMcpServer(session: McpSession): Server {
-  const server = new Server(SERVER_INFO, { capabilities: { tools: {}, extensions: { [TASKS_EXTENSION]: {} } }, instructions: INSTRUCTIONS });
+  const fixtures = session.conformanceFixtures === true;
+  const capabilities = { tools: {}, extensions: { [TASKS_EXTENSION]: {} }, ...(fixtures ? { logging: {} } : {}) };
+  const server = new Server(SERVER_INFO, { capabilities, instructions: INSTRUCTIONS });
   const toolset = mcpToolset(session.tools);
 
   server.setRequestHandler('tools/list', async () => {
-    if (session.spliceToolsList) {
+    if (session.spliceToolsList && !fixtures) {
       session.toolsListed = true;
       return { tools: [] };
     }
-    return { tools: toolset.tools.map((t) => ({ ...t }) as Tool) };
+    const extra = fixtures ? (conformanceFixtureTools() as Tool[]) : [];
+    return { tools: [...toolset.tools.map((t) => ({ ...t }) as Tool), ...extra] };
   });
 
   server.setRequestHandler('tools/call', async (request, ctx) => {
     const { name } = request.params;
     const target = toolset.resolve(name);
+    if (!target && fixtures && isConformanceFixture(name)) {
+      const envelope = ctx.mcpReq.envelope as Record<string, unknown> | undefined;
+      const fixtureAgent = { name: agentName(typeof (envelope?.[CLIENT_INFO_META_KEY] as { name?: unknown } | undefined)?.name === 'string' ? String((envelope?.[CLIENT_INFO_META_KEY] as { name: string }).name) : server.getClientVersion()?.name) };
+      return callConformanceFixture(name, ctx, {
+        clientCapabilities: session.modernEra ? envelopeCapabilities(envelope) : (server.getClientCapabilities() as Record<string, unknown> | undefined),
+        callCatalog: (catalogName, args) =>
+          call(session, { kind: 'catalog', catalogName }, args, () => derivedIdempotencyKey({ client: fixtureAgent.name, requestId: ctx.mcpReq.id, tool: name, arguments: args }), {}, fixtureAgent),
+      });
+    }
     if (!target) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name.slice(0, 100)}. tools/list names every tool.`);
     const args = request.params.arguments ?? {};
     if (!isObject(args)) throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'arguments must be a JSON object.');

@@ -287,6 +287,22 @@ export class ContractChecker {
       problems.push(`content-type ${JSON.stringify(contentType)} is not documented (documented: ${[...response.content.keys()].join(', ')})`);
       return problems;
     }
+    if (mediaType === 'text/event-stream') {
+      // Each event's data is one message, held to the documented schema (POST /mcp's SSE answers).
+      const events = observed.body.split('\n').filter((line) => line.startsWith('data:'));
+      if (events.length === 0) problems.push('the event stream carries no data event');
+      for (const line of events) {
+        let message: unknown;
+        try {
+          message = JSON.parse(line.slice(5));
+        } catch {
+          problems.push(`an event's data is not JSON: ${JSON.stringify(line.slice(0, 80))}`);
+          continue;
+        }
+        if (!validate(message)) problems.push(...describeErrors('event data', validate.errors));
+      }
+      return problems;
+    }
     let body: unknown;
     try {
       body = JSON.parse(observed.body);
@@ -393,6 +409,26 @@ export function contractFetch(inner: typeof fetch): typeof fetch {
     if (!isContractOrigin(url)) return res;
     const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
     const target = new URL(url);
+    if (res.body && (res.headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream')) {
+      // A stream may wait for the caller (a server's request mid-call): the caller reads it as it
+      // comes, and the whole of it is validated when it ends; a violation errors the caller's read.
+      const decoder = new TextDecoder();
+      let text = '';
+      const checked = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          text += decoder.decode(chunk, { stream: true });
+          controller.enqueue(chunk);
+        },
+        flush(controller) {
+          try {
+            validateResponse({ method, path: target.pathname, status: res.status, headers: res.headers, body: text + decoder.decode() });
+          } catch (error) {
+            controller.error(error);
+          }
+        },
+      });
+      return new Response(res.body.pipeThrough(checked), { status: res.status, statusText: res.statusText, headers: res.headers });
+    }
     validateResponse({ method, path: target.pathname, status: res.status, headers: res.headers, body: await res.clone().text() });
     return res;
   };

@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { loadOrCreateIssuer } from '../../local/dev-issuer';
-import { resolveStateDir } from '../../local/state-dir';
+import { cliApiCall } from './api-client';
 
 /** `airlock delegations`: grant, list and revoke delegations from a terminal, over the HTTP API. */
 export const summary = 'Delegations: create <agent> --tool|--connector ... --expires <ttl|iso> [--budget 500 USD/day] | list | revoke <id>';
@@ -29,8 +28,6 @@ Options:
   --json             print the API's JSON instead of a summary
 `;
 
-const DEFAULT_URL = 'http://127.0.0.1:8787';
-
 const DelegationSchema = z.object({
   id: z.string(),
   agent: z.string(),
@@ -43,12 +40,6 @@ const DelegationSchema = z.object({
   stopped: z.object({ cancelled: z.array(z.string()), stopping: z.array(z.string()) }).optional(),
 });
 type DelegationLine = z.infer<typeof DelegationSchema>;
-const ProblemSchema = z.object({
-  title: z.string(),
-  status: z.number(),
-  detail: z.string(),
-  violations: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-});
 
 /** The API refused, could not be reached, or the arguments do not make a request. */
 export class DelegationsCliError extends Error {
@@ -100,45 +91,9 @@ export function parseExpiry(text: string, now: Date): string {
   return text.trim();
 }
 
-async function bearer(values: Values): Promise<string> {
-  if (values.token) return values.token;
-  if (values.as) {
-    const issuer = await loadOrCreateIssuer(resolveStateDir());
-    return issuer.sign({ sub: values.as, roles: [...new Set(values.role ?? [])] }, '15m');
-  }
-  const env = process.env.AIRLOCK_TOKEN;
-  if (env) return env;
-  throw new DelegationsCliError('no credentials: pass --token, set AIRLOCK_TOKEN, or use --as <sub> in local mode');
-}
-
-/** One call to /v1/delegations; a problem answer becomes a DelegationsCliError with its title, detail and violations. */
-export async function delegationsApi(values: Values, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
-  const url = (values.url ?? process.env.AIRLOCK_URL ?? DEFAULT_URL).replace(/\/+$/, '');
-  const token = await bearer(values);
-  let res: Response;
-  try {
-    res = await fetch(`${url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  } catch (cause) {
-    throw new DelegationsCliError(`cannot reach ${url} (is \`airlock dev\` running? set --url or AIRLOCK_URL)`, { cause });
-  }
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = text ? (JSON.parse(text) as unknown) : undefined;
-  } catch (cause) {
-    throw new DelegationsCliError(`the API answered ${res.status} with a body that is not JSON`, { cause });
-  }
-  if (!res.ok) {
-    const problem = ProblemSchema.safeParse(json);
-    if (!problem.success) throw new DelegationsCliError(`the API answered ${res.status}`);
-    const violations = (problem.data.violations ?? []).map((v) => `\n  ${v.path}: ${v.message}`).join('');
-    throw new DelegationsCliError(`${problem.data.title} (${res.status}): ${problem.data.detail}${violations}`);
-  }
-  return json;
+/** One call to the API as this command; a problem answer becomes a DelegationsCliError with its title, detail and violations. */
+export function delegationsApi(values: Values, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
+  return cliApiCall(values, (message, options) => new DelegationsCliError(message, options), method, path, body);
 }
 
 /** One delegation, one line (and what a revocation stopped). */

@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { loadOrCreateIssuer } from '../../local/dev-issuer';
-import { resolveStateDir } from '../../local/state-dir';
+import { cliApiCall } from './api-client';
 import { HaltScopes } from '../../lambdas/ports/guardrails';
 
 /** `airlock halt`: the kill switch from a terminal, over the HTTP API (`airlock resume` ends a halt). */
@@ -25,8 +24,6 @@ Options:
   --json             print the API's JSON instead of a summary
 `;
 
-const DEFAULT_URL = 'http://127.0.0.1:8787';
-
 const HaltSchema = z.object({
   id: z.string(),
   scope: z.string(),
@@ -41,12 +38,6 @@ const HaltSchema = z.object({
   resumeReason: z.string().nullable(),
 });
 type HaltLine = z.infer<typeof HaltSchema>;
-const ProblemSchema = z.object({
-  title: z.string(),
-  status: z.number(),
-  detail: z.string(),
-  violations: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-});
 
 /** The API refused or could not be reached. */
 export class HaltCliError extends Error {
@@ -75,45 +66,9 @@ export function parseHaltArgs(argv: string[]) {
 }
 type Values = ReturnType<typeof parseHaltArgs>['values'];
 
-async function bearer(values: Values): Promise<string> {
-  if (values.token) return values.token;
-  if (values.as) {
-    const issuer = await loadOrCreateIssuer(resolveStateDir());
-    return issuer.sign({ sub: values.as, roles: [...new Set(values.role ?? [])] }, '15m');
-  }
-  const env = process.env.AIRLOCK_TOKEN;
-  if (env) return env;
-  throw new HaltCliError('no credentials: pass --token, set AIRLOCK_TOKEN, or use --as <sub> --role KillSwitch in local mode');
-}
-
-/** One call to /v1/halts; a problem answer becomes a HaltCliError with its title and detail. */
-export async function haltApi(values: Values, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
-  const url = (values.url ?? process.env.AIRLOCK_URL ?? DEFAULT_URL).replace(/\/+$/, '');
-  const token = await bearer(values);
-  let res: Response;
-  try {
-    res = await fetch(`${url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  } catch (cause) {
-    throw new HaltCliError(`cannot reach ${url} (is \`airlock dev\` running? set --url or AIRLOCK_URL)`, { cause });
-  }
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = text ? (JSON.parse(text) as unknown) : undefined;
-  } catch (cause) {
-    throw new HaltCliError(`the API answered ${res.status} with a body that is not JSON`, { cause });
-  }
-  if (!res.ok) {
-    const problem = ProblemSchema.safeParse(json);
-    if (!problem.success) throw new HaltCliError(`the API answered ${res.status}`);
-    const violations = (problem.data.violations ?? []).map((v) => `\n  ${v.path}: ${v.message}`).join('');
-    throw new HaltCliError(`${problem.data.title} (${res.status}): ${problem.data.detail}${violations}`);
-  }
-  return json;
+/** One call to the API as this command; a problem answer becomes a HaltCliError with its title, detail and violations. */
+export function haltApi(values: Values, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
+  return cliApiCall(values, (message, options) => new HaltCliError(message, options), method, path, body, '--as <sub> --role KillSwitch in local mode');
 }
 
 /** One halt, one line. */

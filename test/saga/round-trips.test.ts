@@ -65,7 +65,12 @@ describe('DynamoDB round trips', () => {
     const bookkeeping = one.calls - perStep;
     expect(perStep).toBeGreaterThan(0);
     expect(perStep).toBeLessThanOrEqual(15);
-    expect(bookkeeping).toBeLessThanOrEqual(14);
+    // Derived: a one-step plan less one step. With transactions (DynamoDB Local) the spend
+    // reservation is one TransactWriteItems, so a step costs ~9 calls instead of ~14 and the
+    // same one-step total (~27 on both engines) leaves ~18 to bookkeeping; dynalite, without
+    // transactions, ~13.
+    expect(bookkeeping).toBeLessThanOrEqual(18);
+    expect(one.calls).toBeLessThanOrEqual(28);
   });
 
   it('the counter leaves responses as the callers asked for them', async () => {

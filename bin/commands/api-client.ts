@@ -13,6 +13,14 @@ export interface ApiCliOptions {
   role?: string[] | undefined;
 }
 
+/** The `parseArgs` options behind {@link ApiCliOptions}, shared by every API command. */
+export const API_CLI_ARGS = {
+  url: { type: 'string' },
+  token: { type: 'string' },
+  as: { type: 'string' },
+  role: { type: 'string', multiple: true, short: 'r' },
+} as const;
+
 /** How a command names its own failures (each command has its error class). */
 export type CliErrorFactory = (message: string, options?: { cause?: unknown }) => Error;
 

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { cliApiCall } from './api-client';
+import { API_CLI_ARGS, cliApiCall } from './api-client';
 
 /** `airlock delegations`: grant, list and revoke delegations from a terminal, over the HTTP API. */
 export const summary = 'Delegations: create <agent> --tool|--connector ... --expires <ttl|iso> [--budget 500 USD/day] | list | revoke <id>';
@@ -55,10 +55,7 @@ export function parseDelegationsArgs(argv: string[]) {
     allowPositionals: true,
     strict: true,
     options: {
-      url: { type: 'string' },
-      token: { type: 'string' },
-      as: { type: 'string' },
-      role: { type: 'string', multiple: true, short: 'r' },
+      ...API_CLI_ARGS,
       tool: { type: 'string', multiple: true },
       connector: { type: 'string', multiple: true },
       budget: { type: 'string' },

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { cliApiCall } from './api-client';
+import { API_CLI_ARGS, cliApiCall } from './api-client';
 import { HaltScopes } from '../../lambdas/ports/guardrails';
 
 /** `airlock halt`: the kill switch from a terminal, over the HTTP API (`airlock resume` ends a halt). */
@@ -53,10 +53,7 @@ export function parseHaltArgs(argv: string[]) {
     allowPositionals: true,
     strict: true,
     options: {
-      url: { type: 'string' },
-      token: { type: 'string' },
-      as: { type: 'string' },
-      role: { type: 'string', multiple: true, short: 'r' },
+      ...API_CLI_ARGS,
       reason: { type: 'string' },
       pause: { type: 'boolean' },
       json: { type: 'boolean' },

@@ -15,6 +15,7 @@ import { AirlockSecrets } from './constructs/secrets';
 import { AirlockObservability } from './constructs/observability';
 import { Reconciliation } from './constructs/reconciliation';
 import { APPROVAL_GAUGE_INTERVAL, ApprovalGauge } from './constructs/approval-gauge';
+import { DelegationExpiry } from './constructs/delegation-expiry';
 import { bindReadPath } from './constructs/read-path';
 import { DIGEST_INTERVAL } from './constructs/audit-vault';
 import { EnvNames } from '../lambdas/composition/env';
@@ -90,6 +91,8 @@ export class AirlockStack extends Stack {
   readonly reconciler: AirlockFunction;
   /** The live pending-approvals gauge: its function (Query on the status index only) and schedule. */
   readonly approvalGauge: { fn: AirlockFunction; schedule: ApprovalGauge };
+  /** The delegation expiry sweep: its function (expiry queue, delegations, the actions it cancels) and schedule. */
+  readonly delegationExpiry: { fn: AirlockFunction; schedule: DelegationExpiry };
 
   constructor(scope: Construct, id: string, props: AirlockStackProps) {
     super(scope, id, props);
@@ -155,6 +158,11 @@ export class AirlockStack extends Stack {
     this.approvalGauge = { fn: gaugeFn, schedule: new ApprovalGauge(this, 'ApprovalGaugeSchedule', { fn: gaugeFn }) };
     // Granting and revoking delegations writes consent and revocation receipts (nothing else in the vault).
     this.auditVault.bindConsentWriter(intake);
+    // Expired delegations: pending approvals cancelled, an expiry receipt each (receipts/dt=*/dlg_* only).
+    const expiryFn = make('DelegationExpiry', 'lambdas/delegations/handler.ts', 'Airlock delegation expiry: cancel pending work, write expiry receipts');
+    this.ledger.bindDelegationExpiry(expiryFn);
+    this.auditVault.bindConsentWriter(expiryFn);
+    this.delegationExpiry = { fn: expiryFn, schedule: new DelegationExpiry(this, 'DelegationExpirySchedule', { fn: expiryFn }) };
 
     const connectorFunctions = new Map<string, AirlockFunction>();
     for (const name of connectorNames) {
@@ -216,6 +224,8 @@ export class AirlockStack extends Stack {
     this.saga.bindTaskResponder(approvals);
     // The cancel route (intake, also behind MCP) answers WaitForApproval for an action it cancels.
     this.saga.bindTaskResponder(intake, { failOnly: true });
+    // So does the expiry sweep, for the approvals it cancels.
+    this.saga.bindTaskResponder(this.delegationExpiry.fn, { failOnly: true });
     bindApprovalEvents(approvals, { approvalTimeoutSeconds: config.approvalTimeoutSeconds });
 
 

@@ -23,6 +23,7 @@ import { connectors } from '../lambdas/tools/registry';
 import { reconcile } from '../lambdas/reconcile/reconcile';
 import { createReconcileHandler } from '../lambdas/reconcile/handler';
 import { LOCAL_PENDING_APPROVALS_SAMPLE_MS, measurePendingApprovals } from '../lambdas/observability/pending-approvals';
+import { sweepExpiredDelegations } from '../lambdas/delegations/expiry';
 import type { LambdaHandler } from './handler-loader';
 import { LocalSagaRunner, localFunctionArn, type LocalFunction } from './saga-runner';
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions, type LocalService, type LocalServiceContext } from './server';
@@ -74,6 +75,13 @@ export interface ControlPlaneOptions {
    * minute unless given, and once at start. 0 turns the timer off.
    */
   approvalGaugeIntervalMs?: number;
+  /**
+   * How often expired delegations are swept (the stack's one-minute schedule): every minute
+   * unless given, and once at start. 0 turns the timer off.
+   */
+  delegationExpiryIntervalMs?: number;
+  /** The delegation expiry sweep's clock; the system clock by default. */
+  delegationExpiryClock?: () => Date;
   /**
    * `requireDelegation` (the deployed stack's default): an action without a matching, live
    * delegation is refused. Off unless asked for (`airlock dev --require-delegation`, or
@@ -253,6 +261,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           ...(options.random ? { random: options.random } : {}),
           ...(options.rateLimitClock ? { rateLimitClock: options.rateLimitClock } : {}),
           ...(options.anomalyClock ? { anomalyClock: options.anomalyClock } : {}),
+          ...(options.delegationExpiryClock ? { delegationExpiryClock: options.delegationExpiryClock } : {}),
           metrics,
           ...(options.onMetricRefused ? { onMetricRefused: options.onMetricRefused } : {}),
         },
@@ -296,6 +305,19 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       const gaugeTimer = gaugeIntervalMs > 0 ? setInterval(sampleApprovals, gaugeIntervalMs) : undefined;
       gaugeTimer?.unref();
       if (gaugeTimer) sampleApprovals();
+      const expiryIntervalMs = options.delegationExpiryIntervalMs ?? 60_000;
+      let sweeping: Promise<unknown> = Promise.resolve();
+      const sweepExpiries = () => {
+        // One sweep at a time here (in AWS concurrent ones are safe too: expiry.ts says why).
+        sweeping = sweeping.then(() =>
+          sweepExpiredDelegations(composition!.delegationExpiry).catch((error: unknown) =>
+            ctx.logger.error('delegation expiry sweep failed', { error: error instanceof Error ? error.name : 'unknown' }),
+          ),
+        );
+      };
+      const expiryTimer = expiryIntervalMs > 0 ? setInterval(sweepExpiries, expiryIntervalMs) : undefined;
+      expiryTimer?.unref();
+      if (expiryTimer) sweepExpiries();
       const handlers: Record<string, LambdaHandler> = {
         intake: createIntakeHandler(part('intake')) as LambdaHandler,
         approvals: createApprovalsHandler(part('approvals')) as LambdaHandler,
@@ -319,8 +341,10 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           clearInterval(digestTimer);
           if (reconcileTimer) clearInterval(reconcileTimer);
           if (gaugeTimer) clearInterval(gaugeTimer);
+          if (expiryTimer) clearInterval(expiryTimer);
           await reconciling;
           await gauging;
+          await sweeping;
           // Vendor calls in flight end now (their steps are retried on the next start, with
           // the same idempotency keys); close() then waits for their handlers to record that.
           stopping.abort(new RuntimeStoppingError());

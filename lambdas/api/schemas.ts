@@ -514,6 +514,10 @@ export const DelegationViewSchema = z
     limitsVersion: z.string().meta({ description: 'The limits file in force when it was granted.' }),
     consentReceiptKey: z.string().meta({ description: 'Vault key of the consent receipt (`receipts/dt=YYYY-MM-DD/<id>.consent.json`).' }),
     revocationReceiptKey: z.string().nullable().meta({ description: 'Vault key of the revocation receipt, once revoked.' }),
+    expiryReceiptKey: z
+      .string()
+      .nullable()
+      .meta({ description: 'Vault key of the expiry receipt (`receipts/dt=<day it expired>/<id>.expiry.json`), once the expiry sweep has ended it: pending approvals under it cancelled, running work stopped.' }),
   })
   .strict()
   .meta({ id: 'Delegation' });

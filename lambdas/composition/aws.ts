@@ -39,6 +39,7 @@ import {
   once,
   type ApprovalGaugeFunctionDeps,
   type ApprovalsFunctionDeps,
+  type DelegationExpiryFunctionDeps,
   type IntakeFunctionDeps,
   type Lazy,
   type ReceiptsFunctionDeps,
@@ -46,7 +47,7 @@ import {
   type StepsFunctionDeps,
   type ReconcileFunctionDeps,
 } from './deps';
-import { ApprovalGaugeEnv, ApprovalsEnv, EnvNames as N, IntakeEnv, readEnv, ReceiptsEnv, ReconcileEnv, SagaEnv, StepsEnv } from './env';
+import { ApprovalGaugeEnv, ApprovalsEnv, DelegationExpiryEnv, EnvNames as N, IntakeEnv, readEnv, ReceiptsEnv, ReconcileEnv, SagaEnv, StepsEnv } from './env';
 
 /**
  * The composition root in Lambda: every function's dependencies, built from its environment
@@ -337,6 +338,30 @@ export const reconcileDeps: Lazy<ReconcileFunctionDeps> = /* @__PURE__ */ once(a
       now: () => new Date(),
       timeoutMs: env[N.vendorTimeoutMs],
     },
+  };
+});
+
+/** The delegation expiry function's dependencies: delegations, the cancel path, and the vault for expiry receipts. */
+export const delegationExpiryDeps: Lazy<DelegationExpiryFunctionDeps> = /* @__PURE__ */ once(async () => {
+  const env = readEnv(DelegationExpiryEnv);
+  const db = await dynamo();
+  const ledger = new DynamoLedger({ client: db, tableName: env[N.ledgerTable] });
+  const limits = limitsIn(env[N.limitsFile]);
+  return {
+    store: new DynamoDelegationStore({ client: db, tableName: env[N.ledgerTable] }),
+    actions: ledger,
+    cancel: {
+      actions: ledger,
+      approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
+      events: new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] }),
+      callbacks: new StepFunctionsCallbacks({ client: await stepFunctions() }),
+      now: () => new Date(),
+      logger,
+      adminRole: limits.limits.killSwitch.role,
+    },
+    vault: new S3AuditStore({ bucket: env[N.auditBucket], retentionDays: env[N.auditRetentionDays], client: await s3() }),
+    now: () => new Date(),
+    logger,
   };
 });
 

@@ -24,6 +24,7 @@ import type { CancelDeps } from '../actions/cancel';
 import type { PendingApprovalsGaugeDeps } from '../observability/pending-approvals';
 import type { DelegationGate } from '../delegations/gate';
 import type { RevocationDeps } from '../delegations/delegations';
+import type { ExpirySweepDeps } from '../delegations/expiry';
 
 /**
  * What each function receives from the composition root (aws.ts in Lambda, local.ts in the
@@ -133,6 +134,9 @@ export interface ReceiptsFunctionDeps {
 
 /** The approvals gauge function: the pending partition of the status index, and the metrics it emits. */
 export type ApprovalGaugeFunctionDeps = PendingApprovalsGaugeDeps;
+
+/** The delegation expiry function (the schedule's target): ends expired delegations, with their receipts. */
+export type DelegationExpiryFunctionDeps = ExpirySweepDeps;
 
 /** The reconcile function: the scheduled run's dependencies, and what `POST /v1/reconciliations` adds. */
 export interface ReconcileFunctionDeps extends OperatorReconcileDeps {

@@ -137,6 +137,15 @@ export const ReceiptsEnv = Table.extend({
 /** The approvals gauge function (a schedule's target): only the ledger's status index. */
 export const ApprovalGaugeEnv = Table;
 
+/**
+ * The delegation expiry sweep (a schedule's target): the ledger (delegations, the actions it
+ * cancels), the saga's task tokens, and expiry receipts in the vault.
+ */
+export const DelegationExpiryEnv = Table.extend({
+  [N.auditBucket]: z.string().min(3),
+  [N.auditRetentionDays]: z.coerce.number().int().min(1).max(36_500),
+});
+
 /** The reconcile function (the schedule's target): every reconciled vendor, the ledger, the vault. */
 export const ReconcileEnv = Table.extend({
   [N.auditBucket]: z.string().min(3),

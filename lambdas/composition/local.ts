@@ -36,7 +36,7 @@ import { InvokeTimeoutError, type FunctionInvoker } from '../ports/functions';
 import { toolRegistry } from '../tools/registry';
 import type { ReconcileDeps } from '../reconcile/reconcile';
 import { AnomalyGuard } from '../guardrails/anomaly';
-import { functionGuardrails, once, type ApprovalGaugeFunctionDeps, type ApprovalsFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type ReconcileFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
+import { functionGuardrails, once, type ApprovalGaugeFunctionDeps, type ApprovalsFunctionDeps, type DelegationExpiryFunctionDeps, type IntakeFunctionDeps, type ReceiptsFunctionDeps, type ReconcileFunctionDeps, type SagaFunctionDeps, type StepsFunctionDeps } from './deps';
 
 /**
  * The composition root of the local runtime: the same functions' dependencies as aws.ts, over
@@ -81,6 +81,8 @@ export interface LocalInfrastructure {
   rateLimitClock?: () => Date;
   /** The anomaly guard's clock (its buckets); the composition's clock by default. */
   anomalyClock?: () => Date;
+  /** The delegation expiry sweep's clock (what "expired" means to it); the system clock by default. */
+  delegationExpiryClock?: () => Date;
   /** The metrics recorder every function shares (and `GET /v1/metrics` reads); none when absent. */
   metrics?: Metrics & MetricsReader;
   /** Hears of every sample the metric catalog refused (default: a warning in the log). */
@@ -138,6 +140,8 @@ export interface LocalComposition {
   reconciler: ReconcileFunctionDeps;
   /** The approvals gauge (the control plane's timer; the stack's schedule in AWS). */
   approvalGauge: ApprovalGaugeFunctionDeps;
+  /** The delegation expiry sweep (the control plane's timer; the stack's schedule in AWS). */
+  delegationExpiry: DelegationExpiryFunctionDeps;
 }
 
 /** A verifier for compositions without an issuer (tests of other capabilities): no token passes. */
@@ -409,5 +413,6 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     delegations: delegationStore,
     reconciler: { reconcile, limits, halts: guardrailStore, rateLimiter },
     approvalGauge: { approvals, metrics, now },
+    delegationExpiry: { store: delegationStore, actions: ledger, cancel, vault: receiptsDeps.store, now: infra.delegationExpiryClock ?? now, logger: infra.logger },
   };
 }

@@ -226,9 +226,25 @@ export async function revokeDelegation(
       deps.logger?.info('delegation revoked', { delegationId: id, principal: caller.sub, agent: delegation.agent });
     }
   }
-  const stopped = await stopWorkInFlight(deps, delegation);
+  const stopped = delegation.status === 'revoked' ? await stopWorkInFlight(deps, delegation, revocationEnd(delegation, deps.now())) : { cancelled: [], stopping: [] };
   await writeRevocationReceipt(deps, delegation);
   return { delegation, stopped };
+}
+
+/** Who ended a revoked delegation's work in flight, when and why (as the cancel records it). */
+function revocationEnd(delegation: Delegation, now: Date): WorkEnd {
+  return {
+    by: delegation.revokedBy ?? delegation.principal,
+    at: delegation.revokedAt ?? now.toISOString(),
+    reason: `delegation ${delegation.id} revoked: ${delegation.revokeReason ?? 'revoked by the principal'}`.slice(0, 500),
+  };
+}
+
+/** Who ended a delegation's work in flight, when and why: each stopped action's cancel names it. */
+export interface WorkEnd {
+  by: string;
+  at: string;
+  reason: string;
 }
 
 async function writeRevocationReceipt(deps: Pick<DelegationDeps, 'vault'>, delegation: Delegation): Promise<void> {
@@ -257,10 +273,9 @@ const SWEEP_MAX_PAGES = 200;
  * next step and compensated). Actions are listed newest first and the sweep stops at the
  * first one older than the delegation: nothing before it can run under it.
  */
-export async function stopWorkInFlight(deps: RevocationDeps, delegation: Delegation): Promise<StoppedWork> {
+export async function stopWorkInFlight(deps: Pick<RevocationDeps, 'actions' | 'cancel'>, delegation: Delegation, end: WorkEnd): Promise<StoppedWork> {
   const out: StoppedWork = { cancelled: [], stopping: [] };
   const since = Date.parse(delegation.createdAt);
-  const reason = `delegation ${delegation.id} revoked: ${delegation.revokeReason ?? 'revoked by the principal'}`.slice(0, 500);
   let startAfter: string | undefined;
   for (let page = 0; page < SWEEP_MAX_PAGES; page++) {
     const listed = await deps.actions.listActions({ principalSub: delegation.principal, limit: SWEEP_PAGE, ...(startAfter !== undefined ? { startAfter } : {}) });
@@ -271,7 +286,7 @@ export async function stopWorkInFlight(deps: RevocationDeps, delegation: Delegat
         break;
       }
       if (action.delegation?.id !== delegation.id || isTerminal(action.status)) continue;
-      const outcome = await cancelQuietly(deps.cancel, action, { by: delegation.revokedBy ?? delegation.principal, at: delegation.revokedAt ?? deps.now().toISOString(), reason });
+      const outcome = await cancelQuietly(deps.cancel, action, end);
       if (outcome) out[outcome.state === 'cancelled' ? 'cancelled' : 'stopping'].push(action.id);
     }
     if (older || !listed.lastEvaluated) break;
@@ -309,6 +324,7 @@ export function delegationView(d: Delegation, now: Date) {
     limitsVersion: d.limitsVersion,
     consentReceiptKey: d.consentReceiptKey,
     revocationReceiptKey: d.revocationReceiptKey ?? null,
+    expiryReceiptKey: d.expiryReceiptKey ?? null,
   };
 }
 export type DelegationView = ReturnType<typeof delegationView>;

@@ -48,7 +48,7 @@ export async function guardForwardStep(
   if (!g) return;
   if (action.delegation && g.delegations) {
     const d = await g.delegations.getDelegation(action.delegation.principal, action.delegation.id);
-    const why = !d || d.status !== 'active' ? 'revoked' : Date.parse(d.expiresAt) <= deps.now().getTime() ? 'expired' : undefined;
+    const why = d?.status === 'expired' ? 'expired' : !d || d.status !== 'active' ? 'revoked' : Date.parse(d.expiresAt) <= deps.now().getTime() ? 'expired' : undefined;
     if (why) {
       await deps.events.append(
         action.id,

@@ -24,7 +24,8 @@ export interface Delegation {
   purpose: string | null;
   createdAt: string;
   expiresAt: string;
-  status: 'active' | 'revoked';
+  /** `expired` once the expiry sweep has ended it (before that, an active one past `expiresAt` is refused all the same). */
+  status: 'active' | 'revoked' | 'expired';
   revokedAt?: string;
   revokedBy?: string;
   revokeReason?: string;
@@ -35,11 +36,22 @@ export interface Delegation {
   consentReceiptKey: string;
   /** Where its revocation receipt is, once revoked. */
   revocationReceiptKey?: string;
+  /** When the expiry sweep that ended it ran (the winner of the active→expired write). */
+  sweptAt?: string;
+  /** Where its expiry receipt is, once the sweep has ended it. */
+  expiryReceiptKey?: string;
+}
+
+/** A delegation the expiry sweep has yet to end: its principal, id and expiry. */
+export interface DueExpiry {
+  principal: string;
+  id: string;
+  expiresAt: string;
 }
 
 /** An entry of a principal's delegation audit trail (grants, revocations, refusals). */
 export interface DelegationAuditEvent {
-  type: 'delegation.created' | 'delegation.revoked' | 'delegation.refused';
+  type: 'delegation.created' | 'delegation.revoked' | 'delegation.expired' | 'delegation.refused';
   at: string;
   /** The verified `sub` of whoever acted (or tried to). */
   actor: string;
@@ -58,6 +70,18 @@ export interface DelegationStore {
    * absent). Conditional on its status, so two revocations have one winner.
    */
   revokeDelegation(principal: string, id: string, patch: { revokedAt: string; revokedBy: string; revokeReason: string; revocationReceiptKey: string }): Promise<Delegation | undefined>;
+  /**
+   * Marks an active delegation expired; undefined when it is not active. Conditional on its
+   * status, so of concurrent sweepers exactly one ends it (and names the receipt's fields).
+   */
+  expireDelegation(principal: string, id: string, patch: { sweptAt: string; expiryReceiptKey: string }): Promise<Delegation | undefined>;
+  /**
+   * Delegations whose expiry is at or before `now` and that the sweep has not yet let go of,
+   * oldest expiry first, at most `limit` (every principal's: the sweep is the deployment's).
+   */
+  listDueExpiries(now: Date, limit: number): Promise<DueExpiry[]>;
+  /** Lets go of a due expiry once its delegation is ended (or revoked, or gone); idempotent. */
+  clearDueExpiry(entry: DueExpiry): Promise<void>;
   /** Appends to the principal's delegation audit trail. */
   recordDelegationEvent(principal: string, event: DelegationAuditEvent): Promise<void>;
   listDelegationEvents(principal: string): Promise<DelegationAuditEvent[]>;

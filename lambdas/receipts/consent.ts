@@ -2,9 +2,10 @@ import { z } from 'zod';
 import { RECEIPT_SCHEMA_VERSION } from './schema';
 
 /**
- * Consent and revocation receipts: what a principal granted an agent (a delegation) and when
- * it was withdrawn, written once to the audit vault beside the action receipts
- * (`receipts/dt=YYYY-MM-DD/<delegationId>.consent.json` and `….revocation.json`), so the same
+ * Consent, revocation and expiry receipts: what a principal granted an agent (a delegation),
+ * when it was withdrawn and when it ran out, written once to the audit vault beside the action
+ * receipts (`receipts/dt=YYYY-MM-DD/<delegationId>.consent.json`, `….revocation.json` and
+ * `….expiry.json`), so the same
  * signed digests list them and `airlock audit verify` checks them like any receipt.
  */
 
@@ -23,9 +24,14 @@ export function revocationReceiptKey(id: string, revokedAt: string): string {
   return `receipts/dt=${revokedAt.slice(0, 10)}/${id}.revocation.json`;
 }
 
-/** Whether a vault key is a consent or revocation receipt (not an action receipt). */
+/** `receipts/dt=<day of expiry>/<id>.expiry.json`: the day it expired, not the day it was swept, so every sweeper names one key. */
+export function expiryReceiptKey(id: string, expiresAt: string): string {
+  return `receipts/dt=${expiresAt.slice(0, 10)}/${id}.expiry.json`;
+}
+
+/** Whether a vault key is a consent, revocation or expiry receipt (not an action receipt). */
 export function isDelegationReceiptKey(key: string): boolean {
-  return /\/dlg_[0-9A-HJKMNP-TV-Z]{26}\.(consent|revocation)\.json$/.test(key);
+  return /\/dlg_[0-9A-HJKMNP-TV-Z]{26}\.(consent|revocation|expiry)\.json$/.test(key);
 }
 
 export const ConsentReceiptSchema = z
@@ -68,14 +74,36 @@ export const RevocationReceiptSchema = z
   .meta({ id: 'AirlockRevocationReceipt', description: 'The withdrawal of a delegation, stored at receipts/dt=YYYY-MM-DD/<delegationId>.revocation.json.' });
 export type RevocationReceipt = z.infer<typeof RevocationReceiptSchema>;
 
-/** Checks a consent or revocation receipt's bytes (already canonical JSON) against its schema and key; a sentence when it fails. */
+export const ExpiryReceiptSchema = z
+  .object({
+    schemaVersion: z.literal(RECEIPT_SCHEMA_VERSION),
+    kind: z.literal('airlock.expiry'),
+    delegationId: DelegationId,
+    principal: z.string(),
+    agent: z.string(),
+    /** When consent ran out (the delegation's expiresAt). */
+    expiredAt: IsoTime,
+    /** When the expiry sweep ended it: pending approvals cancelled, running work stopped from then on. */
+    sweptAt: IsoTime,
+    /** The consent that ran out. */
+    consentReceiptKey: z.string(),
+  })
+  .strict()
+  .meta({ id: 'AirlockExpiryReceipt', description: 'The end of a delegation at its expiry, stored at receipts/dt=YYYY-MM-DD/<delegationId>.expiry.json (the day it expired).' });
+export type ExpiryReceipt = z.infer<typeof ExpiryReceiptSchema>;
+
+/** Checks a consent, revocation or expiry receipt's bytes (already canonical JSON) against its schema and key; a sentence when it fails. */
 export function checkDelegationReceipt(key: string, value: unknown): string | undefined {
-  const kind = key.endsWith('.consent.json') ? 'consent' : 'revocation';
-  const parsed = kind === 'consent' ? ConsentReceiptSchema.safeParse(value) : RevocationReceiptSchema.safeParse(value);
+  const kind = key.endsWith('.consent.json') ? 'consent' : key.endsWith('.expiry.json') ? 'expiry' : 'revocation';
+  const parsed =
+    kind === 'consent' ? ConsentReceiptSchema.safeParse(value) : kind === 'expiry' ? ExpiryReceiptSchema.safeParse(value) : RevocationReceiptSchema.safeParse(value);
   if (!parsed.success) return `the ${kind} receipt does not match its schema`;
+  const d = parsed.data;
   const expected =
-    parsed.data.kind === 'airlock.consent'
-      ? consentReceiptKey(parsed.data.delegationId, parsed.data.grantedAt)
-      : revocationReceiptKey(parsed.data.delegationId, parsed.data.revokedAt);
+    d.kind === 'airlock.consent'
+      ? consentReceiptKey(d.delegationId, d.grantedAt)
+      : d.kind === 'airlock.expiry'
+        ? expiryReceiptKey(d.delegationId, d.expiredAt)
+        : revocationReceiptKey(d.delegationId, d.revokedAt);
   return expected === key ? undefined : `the ${kind} receipt belongs at ${expected}`;
 }

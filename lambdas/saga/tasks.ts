@@ -289,6 +289,15 @@ async function holdStepSpend(
   }
 }
 
+/**
+ * Who a step's grant names as its actor (RFC 8693 `act.sub`), as the connector and the vendor
+ * see it: the agent the verified token named, else the principal (a person calling without an
+ * agent acts for themself). Never the envelope's `agent.name`: a body cannot rename the actor.
+ */
+export function grantActor(action: Pick<ActionRecord, 'principal'>): string {
+  return action.principal.agent ?? action.principal.sub;
+}
+
 /** IssueGrant: resolves one call's input and mints the single-use grant that covers it. */
 export async function issueGrant(
   deps: SagaDeps,
@@ -354,7 +363,9 @@ export async function issueGrant(
     deps.keyring,
     {
       principal: action.principal.sub,
-      agent: action.actor.name,
+      // The verified agent (the token's act.sub, azp or client_id), never the body's self-declared
+      // name; a person calling without an agent acts for themself.
+      agent: grantActor(action),
       connector: registered.connector.name,
       tool: registered.fullName,
       actionId: action.id,

@@ -25,6 +25,11 @@ export const connectorBreakerKey = (connector: string) => `BREAKER#${connector}`
  * (one reservation across every applicable cap) needs nothing more: IAM authorizes each Put
  * and Update inside a transaction as PutItem and UpdateItem.
  */
+/** Single-item operations and queries of the delegation expiry sweep (no Scan, no batch, no transaction). */
+export const DELEGATION_EXPIRY_ACTIONS = ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'] as const;
+/** The partitions the sweep reaches (see lambdas/adapters/aws/ledger.md). */
+export const DELEGATION_EXPIRY_KEY_PREFIXES = ['DLGEXPIRY', 'DELEGATIONS#*', 'DLGLOG#*', 'ACTION#*', 'APPROVAL#*'];
+
 export const LEDGER_READ_WRITE_ACTIONS = [
   'dynamodb:GetItem',
   'dynamodb:BatchGetItem',
@@ -196,6 +201,33 @@ export class Ledger extends Construct {
         conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com` } },
       }),
     );
+  }
+
+  /**
+   * Sets LEDGER_TABLE and grants the delegation expiry sweep only the items it reads and
+   * writes: the expiry queue, delegations and their audit trail, and the actions and approvals
+   * it cancels (`dynamodb:LeadingKeys`), plus the principal partitions of `gsi1` where it lists a
+   * principal's actions. No idempotency keys, spend counters, halts, steps or grants.
+   */
+  bindDelegationExpiry(fn: AirlockFunction): void {
+    fn.addEnvironment(LEDGER_TABLE_ENV, this.table.tableName);
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerDelegationExpiryItems',
+        actions: [...DELEGATION_EXPIRY_ACTIONS],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': DELEGATION_EXPIRY_KEY_PREFIXES } },
+      }),
+    );
+    fn.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LedgerDelegationExpiryActionList',
+        actions: ['dynamodb:Query'],
+        resources: [`${this.table.tableArn}/index/${LEDGER_GSI1}`],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['PRINCIPAL#*'] } },
+      }),
+    );
+    this.grantKey(fn);
   }
 
   /**

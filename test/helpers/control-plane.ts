@@ -52,9 +52,18 @@ export async function startTestControlPlane(
       ...options,
       port: 0,
       stateDir,
-      // Timers that read the ledger on their own clock (the approvals gauge, reconciliation) are off
-      // unless a test asks: they would land in call counts and in timing-sensitive tests at random.
-      controlPlane: { retryIntervalMs: 5, vendorTimeoutMs: 1_000, limits: quietBreakers(), approvalGaugeIntervalMs: 0, reconcileIntervalMs: 0, ...options.controlPlane },
+      // Timers that read the ledger on their own clock (the approvals gauge, reconciliation, the
+      // delegation expiry sweep) are off unless a test asks: they would land in call counts and
+      // in timing-sensitive tests at random.
+      controlPlane: {
+        retryIntervalMs: 5,
+        vendorTimeoutMs: 1_000,
+        limits: quietBreakers(),
+        approvalGaugeIntervalMs: 0,
+        reconcileIntervalMs: 0,
+        delegationExpiryIntervalMs: 0,
+        ...options.controlPlane,
+      },
     });
   } catch (error) {
     await table.cleanup();

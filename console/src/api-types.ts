@@ -254,6 +254,8 @@ export type Delegation = {
   consentReceiptKey: string;
   /** Vault key of the revocation receipt, once revoked. */
   revocationReceiptKey: string | null;
+  /** Vault key of the expiry receipt (`receipts/dt=<day it expired>/<id>.expiry.json`), once the expiry sweep has ended it: pending approvals under it cancelled, running work stopped. */
+  expiryReceiptKey: string | null;
 };
 
 export type DelegationList = {
@@ -678,6 +680,8 @@ export type RevokedDelegation = {
   consentReceiptKey: string;
   /** Vault key of the revocation receipt, once revoked. */
   revocationReceiptKey: string | null;
+  /** Vault key of the expiry receipt (`receipts/dt=<day it expired>/<id>.expiry.json`), once the expiry sweep has ended it: pending approvals under it cancelled, running work stopped. */
+  expiryReceiptKey: string | null;
   stopped: {
     /** Actions ended `cancelled` at once (not started, or waiting for approval: the approval is closed). */
     cancelled: string[];

@@ -77,6 +77,12 @@ describe('a delegated action before its next step', () => {
     expect(at.events[0]).toMatchObject({ actor: 'airlock', data: { cause: 'delegation.expired' } });
   });
 
+  it('stops as expired once the expiry sweep has ended it, whatever the saga\'s own clock says', async () => {
+    const { deps, events } = setup({ status: 'expired', sweptAt: snapshot.expiresAt }, new Date(Date.parse(snapshot.expiresAt) - 60_000));
+    await expect(guardForwardStep(deps, action, ['travel.book_flight'], step)).rejects.toMatchObject({ why: 'expired', delegationId: snapshot.id });
+    expect(events).toEqual([{ type: 'action.stopped', actor: 'airlock', data: { cause: 'delegation.expired', delegationId: snapshot.id, stepId: 'book' } }]);
+  });
+
   it('stops when the delegation cannot be found at all', async () => {
     const { deps } = setup(undefined);
     await expect(guardForwardStep(deps, action, ['travel.book_flight'], step)).rejects.toMatchObject({ why: 'revoked' });

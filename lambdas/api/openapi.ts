@@ -330,10 +330,14 @@ const operations: Record<string, OperationSpec> = {
     tag: 'actions',
     summary: 'What policy would decide, without acting',
     description:
-      'Validates an envelope exactly as POST /v1/actions does and returns the Cedar decision (outcome, policy ids, reasons, quorum, approver rule, policy-set version, shadow outcomes) and the plan hash. Nothing is recorded and no Idempotency-Key is needed: a preview for agents and policy authors.',
+      'Validates an envelope exactly as POST /v1/actions does and returns the Cedar decision (outcome, policy ids, reasons, quorum, approver rule, policy-set version, shadow outcomes) and the plan hash. The delegation is matched as POST /v1/actions matches it (the token\'s verified agent): Cedar sees the same `context.delegation` (its rules, budget and what is spent of it so far), and an action that POST /v1/actions would refuse for its delegation is refused here with the same problem. Nothing is recorded (refusals included) and no Idempotency-Key is needed: a preview for agents and policy authors.',
     body: 'ActionEnvelope',
     success: [{ status: 200, description: 'The decision policy would make now.', schema: 'DecisionPreview' }],
-    errors: [{ status: 400, types: ['validation'], when: 'the envelope is invalid; `violations` lists every problem' }],
+    errors: [
+      { status: 400, types: ['validation'], when: 'the envelope is invalid; `violations` lists every problem' },
+      { status: 403, types: ['delegationRequired'], when: 'the deployment requires a delegation (`requireDelegation`) and the token\'s agent holds no live delegation from this principal covering every tool (as POST /v1/actions would refuse it); `missing`, `agent` and `tools` say what is missing; nothing is recorded' },
+      { status: 403, types: ['delegationBudgetExceeded'], when: 'the plan\'s known commit-tier money would take its delegation past its budget for the period (as POST /v1/actions would refuse it); nothing is recorded' },
+    ],
   },
   'GET /v1/limits': {
     operationId: 'getLimits',

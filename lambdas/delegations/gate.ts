@@ -79,8 +79,13 @@ export async function delegationForAction(
   principal: Principal,
   action: NormalizedAction,
   now: Date,
+  options: {
+    /** false for a preview (`POST /v1/decisions`), which records nothing: the same refusal, unaudited. */
+    record?: boolean;
+  } = {},
 ): Promise<DelegationSnapshot | undefined> {
   if (!gate) return undefined;
+  const record = options.record ?? true;
   const agent = principal.agent;
   const steps = action.steps.map((s) => {
     const found = gate.tools.find(s.tool);
@@ -88,7 +93,7 @@ export async function delegationForAction(
   });
   const toolNames = [...new Set(steps.map((s) => s.tool))];
   const refuse = async (missing: MissingDelegation, tools: string[]): Promise<never> => {
-    await gate.store.recordDelegationEvent(principal.sub, {
+    if (record) await gate.store.recordDelegationEvent(principal.sub, {
       type: 'delegation.refused',
       at: now.toISOString(),
       actor: agent ?? principal.sub,
@@ -119,7 +124,7 @@ export async function delegationForAction(
       const key = delegationCounterKey(snapshot, now);
       const used = (await gate.spend.usage([key])).get(key)?.used ?? 0;
       if (used + requested > snapshot.budget.limit) {
-        await gate.store.recordDelegationEvent(principal.sub, {
+        if (record) await gate.store.recordDelegationEvent(principal.sub, {
           type: 'delegation.refused',
           at: now.toISOString(),
           actor: agent,

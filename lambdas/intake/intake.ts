@@ -204,14 +204,21 @@ export function parseEnvelope(body: unknown, tools: ToolRegistry, retryHint = 'a
 
 /**
  * POST /v1/decisions: what policy would decide for this envelope now, without creating an
- * action (a preview for agents and policy authors). Nothing is written.
+ * action (a preview for agents and policy authors). Nothing is written. The delegation is
+ * found as intake finds it (same gate, same clock), so Cedar sees the same
+ * `context.delegation` (budget spent so far included), and an action intake would refuse for
+ * its delegation (none matching while required, or over its budget) is refused here with the
+ * same problem: a preview never says allow where the action would be refused for that.
  */
 export async function previewDecision(
   req: { principal: Principal; body: unknown },
-  deps: { decider: Decider; tools: ToolRegistry; now?: () => number },
+  deps: { decider: Decider; tools: ToolRegistry; now?: () => number; delegations?: DelegationGate },
 ): Promise<{ decision: StoredDecision; planHash: string }> {
   const action = parseEnvelope(normalizeEnvelope(req.body, deps.tools), deps.tools);
-  const decision = await deps.decider.decide(req.principal, action, new Date((deps.now ?? Date.now)()));
+  const at = new Date((deps.now ?? Date.now)());
+  const delegation = await delegationForAction(deps.delegations, req.principal, action, at, { record: false });
+  if (delegation) action.delegation = delegation;
+  const decision = await deps.decider.decide(req.principal, action, at);
   return { decision, planHash: planHash(action) };
 }
 

@@ -24,8 +24,8 @@ const allowing = (prefix: string) => statements.filter((st) => actionsOf(st).som
 describe('scheduled reconciliation', () => {
   it('is an EventBridge Scheduler schedule invoking the reconcile function with {"task":"Reconcile"}', () => {
     expect(reconciled.length).toBeGreaterThan(0);
-    // Two schedules: this one and the approvals gauge's (test/infra/approval-gauge.test.ts).
-    s.template.resourceCountIs('AWS::Scheduler::Schedule', 2);
+    // Three schedules: this one, the approvals gauge's (test/infra/approval-gauge.test.ts) and the delegation expiry sweep's (test/infra/delegation-expiry.test.ts).
+    s.template.resourceCountIs('AWS::Scheduler::Schedule', 3);
     s.template.hasResourceProperties('AWS::Scheduler::Schedule', {
       ScheduleExpression: `rate(${RECONCILE_INTERVAL.toMinutes()} minutes)`,
       State: 'ENABLED',

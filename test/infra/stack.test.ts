@@ -33,6 +33,7 @@ beforeAll(() => {
   byRole = statementsByRole(s.template);
   roles = Object.fromEntries(Object.entries(s.stack.functions).map(([name, fn]) => [name, logicalId(fn.role)]));
   for (const [name, fn] of s.stack.connectorFunctions) roles[`connector-${name}`] = logicalId(fn.role);
+  roles.delegationExpiry = logicalId(s.stack.delegationExpiry.fn.role);
 });
 
 describe('audit vault', () => {
@@ -104,8 +105,8 @@ describe('audit vault', () => {
     for (const [role, statements] of byRole) {
       const allowed = statements.filter((st) => st.Effect === 'Allow').flatMap(actionsOf);
       expect(allowed.filter((a) => forbidden.test(a)), role).toEqual([]);
-      // Receipts, reconciliation reports and consent receipts (intake) name COMPLIANCE retention on every PUT (it can only be lengthened in that mode).
-      if (role !== roles.receipts && role !== roles.intake && role !== logicalId(s.stack.reconciler.role)) expect(allowed.filter((a) => a === 's3:PutObjectRetention'), role).toEqual([]);
+      // Receipts, reconciliation reports, consent receipts (intake) and expiry receipts (the sweep) name COMPLIANCE retention on every PUT (it can only be lengthened in that mode).
+      if (![roles.receipts, roles.intake, roles.delegationExpiry, logicalId(s.stack.reconciler.role)].includes(role)) expect(allowed.filter((a) => a === 's3:PutObjectRetention'), role).toEqual([]);
     }
   });
 
@@ -121,8 +122,8 @@ describe('audit vault', () => {
     expect(suffixes.some((r) => r.includes('/digests/*'))).toBe(true);
   });
 
-  it('gives connectors and the other functions nothing on S3 (the reconciler: its reports only, test/infra/reconcile.test.ts; intake: consent receipts only, test/infra/delegations.test.ts)', () => {
-    for (const name of Object.keys(roles).filter((n) => n !== 'receipts' && n !== 'reconcile' && n !== 'intake')) {
+  it('gives connectors and the other functions nothing on S3 (the reconciler: its reports only, test/infra/reconcile.test.ts; intake: consent receipts only, test/infra/delegations.test.ts; the expiry sweep: delegation receipts only, test/infra/delegation-expiry.test.ts)', () => {
+    for (const name of Object.keys(roles).filter((n) => !['receipts', 'reconcile', 'intake', 'delegationExpiry'].includes(n))) {
       const s3 = allows(roles[name]!).flatMap(actionsOf).filter((a) => a.startsWith('s3:'));
       expect(s3, name).toEqual([]);
     }
@@ -388,8 +389,8 @@ describe('http api', () => {
 describe('functions', () => {
   it('share the base construct defaults', () => {
     const fns = Object.values(s.template.findResources('AWS::Lambda::Function')).map((f) => f.Properties);
-    // intake, policy, approvals, receipts, the grant-key rotator, the reconciler, the approvals gauge, one per connector.
-    expect(fns).toHaveLength(7 + connectors.length);
+    // intake, policy, approvals, receipts, the grant-key rotator, the reconciler, the approvals gauge, the delegation expiry sweep, one per connector.
+    expect(fns).toHaveLength(8 + connectors.length);
     for (const fn of fns) {
       expect(fn.Runtime).toBe('nodejs24.x');
       expect(fn.Architectures).toEqual(['arm64']);
@@ -543,12 +544,14 @@ describe('saga', () => {
     });
   });
 
-  it('lets intake start it (and fail a wait it cancels) and approvals answer it, and nobody else', () => {
+  it('lets intake start it (and fail a wait it cancels), approvals answer it, the expiry sweep fail a wait it cancels, and nobody else', () => {
     const sm = logicalId(s.stack.saga.stateMachine);
     for (const [name, role] of Object.entries(roles)) {
       const actions = allows(role).flatMap(actionsOf).filter((a) => a.startsWith('states:'));
       if (name === 'intake') expect(actions.sort()).toEqual(['states:SendTaskFailure', 'states:StartExecution']);
       else if (name === 'approvals') expect(actions.sort()).toEqual(['states:SendTaskFailure', 'states:SendTaskSuccess']);
+      // The expiry sweep fails the approval waits it cancels, like a cancel.
+      else if (name === 'delegationExpiry') expect(actions).toEqual(['states:SendTaskFailure']);
       else expect(actions, name).toEqual([]);
     }
     const start = allows(roles.intake!).find((st) => actionsOf(st).includes('states:StartExecution'))!;

@@ -13,7 +13,8 @@ import { startTestControlPlane, travelPlan, type TestControlPlane } from '../hel
  * ends the delegation, cancels its agent's pending approval (out of the approver's inbox), and
  * writes an expiry receipt that the digests list and the verifier checks. Also: the grant each
  * connector receives names the verified agent, never the body's agent name, on the read fast
- * path and in the saga.
+ * path and in the saga; and `POST /v1/decisions` previews what intake would do with the
+ * delegation (test/delegations/preview.property.test.ts shows they agree in general).
  */
 
 let cp: TestControlPlane;
@@ -130,5 +131,26 @@ describe('the grant a connector receives', () => {
   it('names the principal when the token names no agent (a person acting for themself), never the body\'s name', () => {
     expect(grantActor({ principal: { sub: 'alice', roles: [], agent: 'trip-bot' } })).toBe('trip-bot');
     expect(grantActor({ principal: { sub: 'alice', roles: [] } })).toBe('alice');
+  });
+});
+
+describe('a decision preview', () => {
+  it('refuses as intake would (no live delegation, while required), recording nothing, and shows the delegation\'s rule at work', async () => {
+    const stranger = await agentToken('preview-stranger');
+    const refused = await send('POST', '/v1/decisions', stranger, travelPlan());
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ type: 'urn:airlock:problem:delegation-required', missing: 'no-delegation', agent: 'preview-stranger' });
+    const trail = await cp.cp.composition.delegations.listDelegationEvents('alice');
+    expect(trail.filter((e) => e.data.agent === 'preview-stranger')).toEqual([]);
+    // Intake refuses the same, and audits it.
+    expect((await cp.post(stranger, travelPlan())).body).toMatchObject({ type: 'urn:airlock:problem:delegation-required', missing: 'no-delegation' });
+    expect((await cp.cp.composition.delegations.listDelegationEvents('alice')).filter((e) => e.data.agent === 'preview-stranger')).toHaveLength(1);
+
+    await send('POST', '/v1/delegations', alice, { agent: 'preview-bot', connectors: ['travel', 'payments'], rules: { askForCommit: true }, expiresAt: inHours(2) });
+    const bot = await agentToken('preview-bot');
+    const preview = await send('POST', '/v1/decisions', bot, travelPlan());
+    expect(preview.status).toBe(200);
+    expect(preview.body.decision).toMatchObject({ outcome: 'require_approval' });
+    expect(preview.body.decision.policyIds).toContain('delegation.ask-for-commit');
   });
 });

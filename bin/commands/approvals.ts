@@ -38,7 +38,12 @@ export const PreviewSchema = z.object({
   approverRule: z.string().nullable(),
   approvalsSoFar: z.number(),
   expiresAt: z.string(),
-  requestedBy: z.object({ principal: z.string(), agent: z.object({ name: z.string(), model: z.string().optional() }) }),
+  requestedBy: z.object({
+    principal: z.string(),
+    agent: z.object({ name: z.string(), model: z.string().optional() }),
+    verifiedAgent: z.string().nullable().optional(),
+    delegationId: z.string().nullable().optional(),
+  }),
   reason: z.string().nullable(),
   mode: z.string().optional(),
   steps: z.array(
@@ -94,6 +99,10 @@ export function formatPreview(p: Preview): string {
   const lines = [
     `Approval ${p.id}  (${p.status}, ${p.approvalsSoFar}/${p.quorum} approvals, expires ${p.expiresAt})`,
     `  Asked by   ${p.requestedBy.principal}, through agent ${p.requestedBy.agent.name}${p.requestedBy.agent.model ? ` (${p.requestedBy.agent.model})` : ''}`,
+    // The body's agent name is a claim; the verified agent and its delegation are what was checked.
+    ...(p.requestedBy.verifiedAgent || p.requestedBy.delegationId
+      ? [`  Verified   agent ${p.requestedBy.verifiedAgent ?? '(none)'}${p.requestedBy.delegationId ? `, under delegation ${p.requestedBy.delegationId}` : ''}`]
+      : []),
     `  Why        ${p.reason ?? '(no reason given)'}`,
     `  At stake   ${p.amountAtStake.length ? p.amountAtStake.map(money).join(' + ') : 'no money'}`,
     `  Policies   ${p.policies.policyIds.join(', ') || '(none)'}`,

@@ -123,10 +123,15 @@ export type ApprovalListItem = {
   };
   requestedBy: {
     principal: string;
+    /** The agent as the request body named itself (not verified). */
     agent: {
       name: string;
       model?: string;
     };
+    /** The agent the verified token named (act.sub, else azp, else client_id); null when it named none. This is the agent grants and delegations name. */
+    verifiedAgent: string | null;
+    /** The delegation the action runs under (its consent receipt is in the vault); null when none. */
+    delegationId: string | null;
   };
   reason: string | null;
   tools: string[];
@@ -164,10 +169,15 @@ export type ApprovalPreview = {
   };
   requestedBy: {
     principal: string;
+    /** The agent as the request body named itself (not verified). */
     agent: {
       name: string;
       model?: string;
     };
+    /** The agent the verified token named (act.sub, else azp, else client_id); null when it named none. This is the agent grants and delegations name. */
+    verifiedAgent: string | null;
+    /** The delegation the action runs under (its consent receipt is in the vault); null when none. */
+    delegationId: string | null;
   };
   reason: string | null;
   mode: "execute" | "dry_run";

@@ -79,6 +79,9 @@ function previewSection(p: ApprovalPreview): Child[] {
       ['Status', statusBadge(p.expired ? 'expired' : p.status)],
       ['Asked by', p.requestedBy.principal],
       ['Agent', agentName(p.requestedBy.agent)],
+      // The body's agent name is a claim; the verified agent and its delegation are what was checked.
+      ...(p.requestedBy.verifiedAgent ? [['Verified agent', p.requestedBy.verifiedAgent] as [string, Child]] : []),
+      ...(p.requestedBy.delegationId ? [['Delegation', h('code', {}, p.requestedBy.delegationId)] as [string, Child]] : []),
       ['Why', p.reason ?? 'No reason given'],
       ['Mode', p.mode === 'dry_run' ? 'dry run (nothing will be changed)' : 'execute'],
       ['Money at stake', p.amountAtStake.length > 0 ? p.amountAtStake.map(money).join(' + ') : 'none'],

@@ -318,7 +318,12 @@ export const ApprovalSummarySchema = z.object(approvalSummaryShape);
 export type ApprovalSummary = z.infer<typeof ApprovalSummarySchema>;
 
 const requestedByShape = {
-  requestedBy: z.object({ principal: z.string(), agent: ActorSchema }),
+  requestedBy: z.object({
+    principal: z.string(),
+    agent: ActorSchema.meta({ description: 'The agent as the request body named itself (not verified).' }),
+    verifiedAgent: z.string().nullable().meta({ description: 'The agent the verified token named (act.sub, else azp, else client_id); null when it named none. This is the agent grants and delegations name.' }),
+    delegationId: z.string().nullable().meta({ description: 'The delegation the action runs under (its consent receipt is in the vault); null when none.' }),
+  }),
   reason: z.string().nullable(),
 };
 

@@ -1,6 +1,6 @@
 import { TerminalStatuses, type ActionRecord } from '../actions/action';
 import { AUDITOR_ROLE } from '../actions/view';
-import { approvalPreview, approvalSummary, voteView } from './preview';
+import { approvalPreview, approvalSummary, requestedBy, voteView } from './preview';
 import { toolFacts } from '../policy/decider';
 import type { ApprovalPage } from '../api/schemas';
 import type { Logger } from '../shared/logger';
@@ -425,7 +425,7 @@ export async function listApprovals(
 function listItem(tools: ToolRegistry, approval: ApprovalRecord, action: ActionRecord, votes: VoteRecord[], canDecide: boolean, now: Date) {
   return {
     ...approvalSummary(approval, votes, now),
-    requestedBy: { principal: action.principal.sub, agent: action.actor },
+    requestedBy: requestedBy(action),
     reason: action.reason ?? null,
     tools: planOf(action, tools).steps.map((s) => s.tool),
     canDecide,

@@ -143,6 +143,15 @@ export function approvalSummary(approval: ApprovalRecord, votes: readonly VoteRe
   };
 }
 
+/**
+ * Who asked: the principal, the agent as the body named itself, and the agent the verified
+ * token named with the delegation it acts under, so an approver never takes a body's
+ * self-declared name for the agent's identity.
+ */
+export function requestedBy(action: Pick<ActionRecord, 'principal' | 'actor' | 'delegation'>) {
+  return { principal: action.principal.sub, agent: action.actor, verifiedAgent: action.principal.agent ?? null, delegationId: action.delegation?.id ?? null };
+}
+
 /** The full preview (GET /v1/approvals/{id}). */
 export function approvalPreview(
   tools: ToolRegistry,
@@ -155,7 +164,7 @@ export function approvalPreview(
   const steps = previewSteps(tools, action, viewer.canDecide);
   return {
     ...approvalSummary(approval, votes, now),
-    requestedBy: { principal: action.principal.sub, agent: action.actor },
+    requestedBy: requestedBy(action),
     reason: action.reason ?? null,
     mode: action.mode,
     steps,

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatPreview, PreviewSchema } from '../../bin/commands/approvals';
 import { sweepExpiredDelegations } from '../../lambdas/delegations/expiry';
 import type { RegisteredTool, ToolRegistry } from '../../lambdas/ports/tools';
 import { ExpiryReceiptSchema } from '../../lambdas/receipts/consent';
@@ -72,11 +73,17 @@ describe('a delegation reaching its expiry', () => {
     const d = (await send('POST', '/v1/delegations', alice, { agent: 'expiring-bot', connectors: ['travel'], rules: { askForCommit: true }, expiresAt: inHours(2) })).body;
     const bot = await agentToken('expiring-bot');
     const [search, hold] = travelPlan().plan;
-    const res = await cp.post(bot, { agent: { name: 'expiring-bot' }, plan: [search!, hold!] }, { prefer: 'respond-async' });
+    const res = await cp.post(bot, { agent: { name: 'declared-bot' }, plan: [search!, hold!] }, { prefer: 'respond-async' });
     expect(res.status).toBe(202);
     const id = res.body.id as string;
     await expect.poll(async () => (await cp.cp.ledger.getAction(id))?.status, { timeout: 10_000 }).toBe('awaiting_approval');
     await expect.poll(async () => (await send('GET', `/v1/approvals/${approvalIdFor(id)}`, bob)).body.status, { timeout: 10_000 }).toBe('pending');
+    // The approver sees the verified agent and its delegation beside the body's claimed name.
+    const preview = (await send('GET', `/v1/approvals/${approvalIdFor(id)}`, bob)).body;
+    expect(preview.requestedBy).toEqual({ principal: 'alice', agent: { name: 'declared-bot' }, verifiedAgent: 'expiring-bot', delegationId: d.id });
+    expect(formatPreview(PreviewSchema.parse(preview))).toContain(`Verified   agent expiring-bot, under delegation ${d.id}`);
+    const inbox = (await send('GET', '/v1/approvals?status=pending', bob)).body.items.find((a: { id: string }) => a.id === approvalIdFor(id));
+    expect(inbox.requestedBy).toMatchObject({ verifiedAgent: 'expiring-bot', delegationId: d.id });
 
     // Before the expiry the sweep leaves it alone (a sweep run here, on the same clock, ends nothing).
     expect((await sweepExpiredDelegations(cp.cp.composition.delegationExpiry)).expired).not.toContain(d.id);

@@ -95,17 +95,25 @@ describe('a delegation reaching its expiry', () => {
     expect(listed).toMatchObject({ state: 'expired', expiryReceiptKey: `receipts/dt=${d.expiresAt.slice(0, 10)}/${d.id}.expiry.json` });
 
     await expect.poll(async () => (await cp.cp.ledger.getAction(id))?.status, { timeout: 10_000 }).toBe('cancelled');
-    expect((await send('GET', `/v1/approvals/${approvalIdFor(id)}`, bob)).body).toMatchObject({ status: 'cancelled' });
+    // The approval is closed just after the action ends (the cancel path's order).
+    await expect.poll(async () => (await send('GET', `/v1/approvals/${approvalIdFor(id)}`, bob)).body.status, { timeout: 10_000 }).toBe('cancelled');
     expect((await send('GET', '/v1/approvals?status=pending', bob)).body.items.map((a: { id: string }) => a.id)).not.toContain(approvalIdFor(id));
     const events = await cp.cp.store.list(id);
     expect(events.find((e) => e.type === 'action.cancelled')).toMatchObject({ actor: 'airlock', data: { reason: expect.stringContaining(`${d.id} expired`) } });
     await expect.poll(async () => (await cp.cp.ledger.getAction(id))?.receiptKey, { timeout: 20_000 }).toBeTruthy();
 
+    // The receipt is the sweep's last write for this delegation.
+    await expect.poll(async () => (await cp.cp.receipts.store.get(listed.expiryReceiptKey)) !== undefined, { timeout: 10_000 }).toBe(true);
     const bytes = await cp.cp.receipts.store.get(listed.expiryReceiptKey);
     const receipt = ExpiryReceiptSchema.parse(JSON.parse(Buffer.from(bytes!).toString('utf8')));
     expect(receipt).toMatchObject({ delegationId: d.id, principal: 'alice', agent: 'expiring-bot', expiredAt: d.expiresAt, consentReceiptKey: d.consentReceiptKey });
     const trail = await cp.cp.composition.delegations.listDelegationEvents('alice');
     expect(trail.filter((e) => e.type === 'delegation.expired' && e.data.delegationId === d.id)).toHaveLength(1);
+
+    // Revoking it now answers it as it is: expired, nothing written.
+    const late = await send('DELETE', `/v1/delegations/${d.id}`, alice, { reason: 'too late' });
+    expect(late.status).toBe(200);
+    expect(late.body).toMatchObject({ state: 'expired', revocationReceiptKey: null, stopped: { cancelled: [], stopping: [] } });
 
     // The agent is refused (its only delegation is gone) and the sweep, running on, writes nothing more.
     expect((await cp.post(bot, { agent: { name: 'expiring-bot' }, plan: [search!] })).body).toMatchObject({ missing: 'no-delegation' });

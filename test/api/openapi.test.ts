@@ -232,7 +232,7 @@ const EXPECTED_4XX: Record<string, number[]> = {
   'GET /v1/actions/{id}': [401, 404, 413, 429],
   'POST /v1/actions/{id}/cancel': [400, 401, 403, 404, 409, 413, 415, 429],
   'GET /v1/actions/{id}/receipt': [401, 404, 413, 429],
-  'POST /v1/decisions': [400, 401, 413, 415, 429],
+  'POST /v1/decisions': [400, 401, 403, 413, 415, 429],
   'GET /v1/limits': [400, 401, 413, 429],
   'GET /v1/approvals': [400, 401, 413, 429],
   'GET /v1/approvals/{id}': [401, 404, 413, 429],

@@ -125,9 +125,37 @@ describe('a delegation reaching its expiry', () => {
   });
 });
 
+describe('a delegation expiring under a running plan', () => {
+  it('stops the plan before its next step; what it did is compensated and it ends cancelled', async () => {
+    // Past the first test's expiry on the sweep's clock, well before every other test's.
+    const d = (await send('POST', '/v1/delegations', alice, { agent: 'running-bot', connectors: ['travel', 'payments'], expiresAt: inHours(6) })).body;
+    const bot = await agentToken('running-bot');
+    // Travel answers in 0.8 s (under the test's 1 s vendor timeout): the sweep marks the plan cancelled while the hold is still running.
+    cp.cp.vendors.admin.setFaults('travel', { latencyMs: 800 });
+    try {
+      const running = await cp.post(bot, travelPlan(), { prefer: 'respond-async' });
+      expect(running.status).toBe(202);
+      const id = running.body.id as string;
+      await expect.poll(async () => (await cp.cp.store.listSteps(id)).some((st) => st.stepId === 'hold'), { timeout: 10_000, interval: 20 }).toBe(true);
+      clock.t = Date.parse(d.expiresAt) + 1_000;
+      await expect.poll(async () => (await cp.cp.ledger.getAction(id))?.cancel?.by, { timeout: 10_000, interval: 20 }).toBe('airlock');
+      cp.cp.vendors.admin.setFaults('travel', {});
+      await expect.poll(async () => (await cp.cp.ledger.getAction(id))?.receiptKey, { timeout: 20_000 }).toBeTruthy();
+      const action = (await cp.cp.ledger.getAction(id))!;
+      expect(action.status).toBe('cancelled');
+      expect(action.statusReason).toContain(`${d.id} expired`);
+      const steps = await cp.cp.store.listSteps(id);
+      expect(steps.find((st) => st.kind === 'compensate' && st.stepId === 'hold')).toMatchObject({ status: 'complete' });
+      expect(steps.some((st) => st.kind === 'forward' && st.stepId === 'book')).toBe(false);
+    } finally {
+      cp.cp.vendors.admin.setFaults('travel', {});
+    }
+  });
+});
+
 describe('the grant a connector receives', () => {
   it('names the verified agent, however the body names it, on the read fast path and in the saga', async () => {
-    await send('POST', '/v1/delegations', alice, { agent: 'honest-bot', connectors: ['echo', 'travel', 'payments'], expiresAt: inHours(2) });
+    await send('POST', '/v1/delegations', alice, { agent: 'honest-bot', connectors: ['echo', 'travel', 'payments'], expiresAt: inHours(48) });
     const bot = await agentToken('honest-bot');
     seen.length = 0;
     // A single read: the fast path (no saga).
@@ -161,7 +189,7 @@ describe('a decision preview', () => {
     expect((await cp.post(stranger, travelPlan())).body).toMatchObject({ type: 'urn:airlock:problem:delegation-required', missing: 'no-delegation' });
     expect((await cp.cp.composition.delegations.listDelegationEvents('alice')).filter((e) => e.data.agent === 'preview-stranger')).toHaveLength(1);
 
-    await send('POST', '/v1/delegations', alice, { agent: 'preview-bot', connectors: ['travel', 'payments'], rules: { askForCommit: true }, expiresAt: inHours(2) });
+    await send('POST', '/v1/delegations', alice, { agent: 'preview-bot', connectors: ['travel', 'payments'], rules: { askForCommit: true }, expiresAt: inHours(48) });
     const bot = await agentToken('preview-bot');
     const preview = await send('POST', '/v1/decisions', bot, travelPlan());
     expect(preview.status).toBe(200);

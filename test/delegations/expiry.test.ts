@@ -1,4 +1,6 @@
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, DynamoDBClient, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import type { Context } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../lambdas/adapters/aws/dynamo-approvals';
 import { DynamoDelegationStore } from '../../lambdas/adapters/aws/dynamo-delegations';
@@ -6,6 +8,7 @@ import { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import type { ActionRecord } from '../../lambdas/actions/action';
 import { sweepExpiredDelegations, type ExpirySweepDeps } from '../../lambdas/delegations/expiry';
+import { createDelegationExpiryHandler } from '../../lambdas/delegations/handler';
 import { snapshotOf } from '../../lambdas/delegations/gate';
 import type { Delegation } from '../../lambdas/ports/delegations';
 import { checkDelegationReceipt, expiryReceiptKey, ExpiryReceiptSchema, isDelegationReceiptKey } from '../../lambdas/receipts/consent';
@@ -244,3 +247,64 @@ describe('sweepExpiredDelegations', () => {
     expect(order).toEqual([ds[1]!.id, ds[2]!.id, ds[0]!.id]);
   });
 });
+
+describe('the expiry queue\'s requests (aws-sdk-client-mock)', () => {
+  it('puts the queue entry before the delegation, asks one consistent, bounded range of the queue, and deletes entries by key', async () => {
+    const client = new DynamoDBClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
+    const mock = mockClient(client);
+    mock.on(PutItemCommand).resolves({});
+    mock.on(QueryCommand).resolves({ Items: [{ pk: { S: 'DLGEXPIRY' }, sk: { S: 'EXP#x' }, principal: { S: 'alice' }, id: { S: 'dlg_1' }, expiresAt: { S: '2031-05-06T08:00:00.000Z' } }, { pk: { S: 'DLGEXPIRY' }, sk: { S: 'EXP#y' } }] });
+    mock.on(DeleteItemCommand).resolves({});
+    const mocked = new DynamoDelegationStore({ client, tableName: 't' });
+    const d = delegation('mocked');
+    await mocked.createDelegation(d);
+    const puts = mock.commandCalls(PutItemCommand).map((c) => c.args[0].input);
+    expect(puts).toHaveLength(2);
+    expect(puts[0]).toMatchObject({ Item: { pk: { S: 'DLGEXPIRY' }, sk: { S: `EXP#${d.expiresAt}#${d.id}` }, principal: { S: 'mocked' }, id: { S: d.id } } });
+    expect(puts[1]).toMatchObject({ Item: { pk: { S: 'DELEGATIONS#mocked' } }, ConditionExpression: 'attribute_not_exists(sk)' });
+
+    const now = new Date('2031-05-06T09:00:00.000Z');
+    // An entry without its attributes is skipped, never guessed at.
+    expect(await mocked.listDueExpiries(now, 5_000)).toEqual([{ principal: 'alice', id: 'dlg_1', expiresAt: '2031-05-06T08:00:00.000Z' }]);
+    expect(mock.commandCalls(QueryCommand).map((c) => c.args[0].input)).toEqual([{
+      TableName: 't',
+      KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+      ExpressionAttributeValues: { ':pk': { S: 'DLGEXPIRY' }, ':from': { S: 'EXP#' }, ':to': { S: `EXP#${now.toISOString()}$` } },
+      Limit: 1000,
+      ConsistentRead: true,
+    }]);
+    await mocked.clearDueExpiry({ principal: 'alice', id: 'dlg_1', expiresAt: '2031-05-06T08:00:00.000Z' });
+    expect(mock.commandCalls(DeleteItemCommand).map((c) => c.args[0].input)).toEqual([{ TableName: 't', Key: { pk: { S: 'DLGEXPIRY' }, sk: { S: 'EXP#2031-05-06T08:00:00.000Z#dlg_1' } } }]);
+    mock.restore();
+  });
+});
+
+describe('the scheduled function', () => {
+  it('parses its task and sweeps; anything else is refused before any read', async () => {
+    const d = delegation('handler');
+    await store.createDelegation(d);
+    const vault = new MemoryAuditStore(() => new Date());
+    let reads = 0;
+    const deps = sweepDeps({ t: T0 + HOUR }, vault);
+    const counted = { ...deps, store: { ...pick(store), listDueExpiries: (now: Date, limit: number) => (reads++, store.listDueExpiries(now, limit)) } };
+    const handler = createDelegationExpiryHandler(async () => counted);
+    const context = { functionName: 'DelegationExpiry', awsRequestId: 'r1' } as Context;
+    await expect(handler({ task: 'Reconcile' }, context)).rejects.toThrow();
+    await expect(handler({ task: 'SweepExpiredDelegations', extra: 1 }, context)).rejects.toThrow();
+    expect(reads).toBe(0);
+    const result = (await handler({ task: 'SweepExpiredDelegations' }, context)) as { expired: string[] };
+    expect(result.expired).toContain(d.id);
+    expect(reads).toBe(1);
+  });
+});
+
+/** The store's methods bound to it (a spread of a class instance copies none). */
+function pick(s: DynamoDelegationStore): ExpirySweepDeps['store'] {
+  return {
+    getDelegation: s.getDelegation.bind(s),
+    expireDelegation: s.expireDelegation.bind(s),
+    listDueExpiries: s.listDueExpiries.bind(s),
+    clearDueExpiry: s.clearDueExpiry.bind(s),
+    recordDelegationEvent: s.recordDelegationEvent.bind(s),
+  };
+}

@@ -47,6 +47,8 @@ export interface ControlPlaneOptions {
   externalVendors?: SandboxVendors;
   /** Shortens saga Retry intervals to this many ms (tests). */
   retryIntervalMs?: number;
+  /** With retryIntervalMs: the interval of the retriers that wait out a pause halt (LocalSagaRunnerOptions). */
+  pauseRetryIntervalMs?: number;
   intake?: Partial<IntakeConfig>;
   grantTtlSeconds?: number;
   /** How often a receipts digest is written (the stack's schedule is hourly). */
@@ -228,6 +230,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         },
         logger: ctx.logger,
         ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        ...(options.pauseRetryIntervalMs !== undefined ? { pauseRetryIntervalMs: options.pauseRetryIntervalMs } : {}),
         // The same derivation as the stack's: WaitForApproval waits as long as the approval lives.
         ...(options.approvalTimeoutSeconds !== undefined ? { timeouts: { approvalTimeoutSeconds: options.approvalTimeoutSeconds } } : {}),
       });

@@ -44,6 +44,9 @@ export function localFunctionArn(name: string): string {
   return `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:airlock-${name}`;
 }
 
+/** The error a paused step fails with (guardrails/errors.ts), which ExecuteStep retries until the resume. */
+const PAUSED_ERROR = 'ActionPausedError';
+
 const DEFAULT_ASL = join(import.meta.dirname, '..', 'statemachines', 'action-saga.asl.json');
 
 export interface LocalSagaRunnerOptions {
@@ -58,6 +61,12 @@ export interface LocalSagaRunnerOptions {
    * (seconds, with backoff and jitter) apply otherwise.
    */
   retryIntervalMs?: number;
+  /**
+   * With `retryIntervalMs`: the interval of the retriers that wait out a `pause` halt
+   * (ActionPausedError) instead, so a paused saga waits `MaxAttempts` times this for the
+   * resume (the chaos storm) rather than giving up within milliseconds.
+   */
+  pauseRetryIntervalMs?: number;
   /** What the TimeoutSeconds are derived from (the stack uses its config); the config defaults otherwise. */
   timeouts?: Partial<SagaTimeoutConfig>;
   /**
@@ -162,7 +171,7 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
   private readonly config: SagaTimeoutConfig;
   private readonly machine: StateMachine;
   private readonly tasks: Map<string, TaskState>;
-  private readonly retryStates: string[];
+  private readonly retryStates: [string, { ErrorEquals?: string[] }[]][];
   private readonly running = new Map<string, Promise<void>>();
   private readonly executions = new Map<string, Execution>();
   private readonly reports = new Map<string, ExecutionReport>();
@@ -201,7 +210,14 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     this.machine = new StateMachine(definition, { validationOptions: { checkPaths: true, checkArn: true } });
     const states = [...statesOf(definition)];
     this.tasks = new Map(states.filter(([, state]) => state.Type === 'Task'));
-    this.retryStates = states.filter(([, state]) => Array.isArray(state.Retry)).map(([name]) => name);
+    this.retryStates = states.filter(([, state]) => Array.isArray(state.Retry)).map(([name, state]) => [name, state.Retry as { ErrorEquals?: string[] }[]]);
+  }
+
+  /** Per retrier of a state: the pause retriers' interval, or the shortened one. */
+  private retryIntervals(retry: { ErrorEquals?: string[] }[]): number[] {
+    const short = this.options.retryIntervalMs!;
+    const pause = this.options.pauseRetryIntervalMs ?? short;
+    return retry.map((r) => (r.ErrorEquals?.includes(PAUSED_ERROR) ? pause : short));
   }
 
   /** Starts the saga for an action; a second start while one runs is a no-op (like an execution name). */
@@ -216,7 +232,7 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
           [...this.tasks].map(([name, state]) => [name, (taskInput: unknown) => this.guardedTask(exec, name, state, taskInput)]),
         ),
         ...(this.options.retryIntervalMs !== undefined
-          ? { retryIntervalOverrides: Object.fromEntries(this.retryStates.map((n) => [n, this.options.retryIntervalMs!])) }
+          ? { retryIntervalOverrides: Object.fromEntries(this.retryStates.map(([n, retry]) => [n, this.retryIntervals(retry)])) }
           : {}),
       } as RunOverrides,
       context: {

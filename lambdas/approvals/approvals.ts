@@ -11,7 +11,7 @@ import { planOf } from '../actions/plan';
 import { ACTION_CANCELLED_TASK_ERROR } from '../actions/cancel';
 import type { ToolRegistry } from '../ports/tools';
 import type { ActionStore } from '../ports/ledger';
-import { type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type VoteDecision, type VoteRecord, type VoteRefusalReason } from '../ports/approvals';
+import { type AcceptedVote, type AcceptVotes, type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type VoteDecision, type VoteRecord, type VoteRefusalReason } from '../ports/approvals';
 import { approvalIdFor, actionIdOf } from '../shared/ids';
 import type { EventPublisher } from '../ports/events';
 import type { AuditEvent, EventLog } from '../ports/steps';
@@ -26,6 +26,13 @@ import { countKpi, recordApprovalDecided } from '../observability/kpis';
  * grantee) approve, and answers the waiting saga exactly once: every outcome is a
  * conditional `pending → <outcome>` write, and only its winner calls SendTaskSuccess /
  * SendTaskFailure. The task token lives in the ledger and goes only to TaskCallbacks.
+ *
+ * The deadline is the single judge of a vote against the expiry: a cast vote counts only once
+ * a conditional write on the approval accepted it while pending and before `expiresAt`, and
+ * the vote that decides the approval writes the outcome in that same write. The expiry is a
+ * `pending → expired` write on the same item, so whichever lands first wins and the other
+ * loses whole: a quorum accepted is never followed by `expired`, and a vote the expiry beat is
+ * refused (`approval.vote_refused`, reason `expired`) and never reaches the receipt as a vote.
  */
 
 /** The ASL's default WaitForApproval TimeoutSeconds (72 h); the stack sets both from one config value. */
@@ -193,7 +200,7 @@ const MAX_ANSWER_VOTES = 100;
 /** Answers the saga for an approval that already has its outcome (a lost answer, or a resumed saga). */
 async function answer(deps: ApprovalsDeps, approval: ApprovalRecord, taskToken: string): Promise<void> {
   if (approval.status === 'approved') {
-    await deps.callbacks.sendTaskSuccess(taskToken, successOutput(approval, await deps.approvals.listVotes(approval.id)));
+    await deps.callbacks.sendTaskSuccess(taskToken, successOutput(approval, acceptedVotes(approval, await deps.approvals.listVotes(approval.id))));
   } else if (approval.status === 'rejected') {
     await deps.callbacks.sendTaskFailure(taskToken, ApprovalErrors.rejected, approval.outcome?.reason ?? 'rejected by an approver');
   } else if (approval.status === 'expired') {
@@ -272,6 +279,8 @@ export async function requestApproval(
       createdAt: now.toISOString(),
       updatedAt: now.toISOString(),
       expiresAt: new Date(now.getTime() + deps.timeoutSeconds * 1000).toISOString(),
+      accepted: [],
+      revision: 0,
     };
     const created = await deps.approvals.createApproval(record, input.taskToken);
     if (created === 'created') countKpi(deps.metrics, 'ApprovalRequested');
@@ -300,15 +309,18 @@ export async function requestApproval(
   }
 
   if (approval.status === 'pending' && Date.parse(approval.expiresAt) <= now.getTime()) {
-    await expireApproval(deps, id);
+    // Expired while nobody decided it. If another write settled it first (a cancel), answer that.
+    if (!(await expireApproval(deps, id)) && (await deps.approvals.getApproval(id))?.status !== 'pending') await answerStored(deps, id);
   } else if (approval.status !== 'pending') {
-    // Quorum (or a rejection) happened but the answer was lost, or the runner resumed.
+    // Decided but the answer was lost (a timed-out wait asked again, or the runner resumed):
+    // the ledger decides, and its votes and outcome go on the chain before the saga moves on.
+    if (!TerminalStatuses.has(action.status)) await chainOutcome(deps, approval, action);
     await answerStored(deps, id);
   } else if (resumed) {
-    // Votes may be stored whose request died before deciding the outcome (a crash between
-    // the vote write and the quorum count): a resumed saga decides it rather than wait for
-    // a click that may never come.
-    await finishVotes(deps, approval, action, 'airlock', now);
+    // Votes may be cast whose request died before the approval accepted them (a crash between
+    // the vote write and the accepting write): a resumed saga takes them, while the deadline
+    // allows, rather than wait for a click that may never come.
+    await finishVotes(deps, id, action, 'airlock');
   }
   const latest = (await deps.approvals.getApproval(id)) ?? approval;
   deps.logger.info('approval requested', { approvalId: id, actionId: action.id, status: latest.status });
@@ -355,7 +367,7 @@ async function load(deps: ApprovalsDeps, approvalId: string): Promise<{ approval
 export async function getApprovalPreview(deps: ApprovalsDeps, viewer: Principal, approvalId: string) {
   const { approval, action } = await load(deps, approvalId);
   const now = deps.now();
-  const votes = await deps.approvals.listVotes(approval.id);
+  const votes = acceptedVotes(approval, await deps.approvals.listVotes(approval.id));
   const mine = votes.find((v) => v.voter === viewer.sub);
   const check = eligibility(deps.engine, deps.tools, viewer, action, approval, now);
   const mayView = check.allowed || viewer.sub === approval.requester || viewer.roles.includes(AUDITOR_ROLE) || mine !== undefined;
@@ -411,7 +423,7 @@ export async function listApprovals(
           ? check.allowed
           : check.allowed || viewer.sub === approval.requester || viewer.roles.includes(AUDITOR_ROLE);
       if (!visible) continue;
-      items.push(listItem(deps.tools, approval, action, await deps.approvals.listVotes(approval.id), check.allowed, now));
+      items.push(listItem(deps.tools, approval, action, acceptedVotes(approval, await deps.approvals.listVotes(approval.id)), check.allowed, now));
     }
     // The page is full before this batch ran out: the next page starts after the last one examined.
     if (examined < res.items.length) return { items, startAfter: position! };
@@ -459,7 +471,7 @@ const tokenGone = (approvalId: string, cause: TaskTokenInvalidError) => new Appr
 
 async function result(deps: ApprovalsDeps, approvalId: string, vote: VoteRecord, recorded: boolean): Promise<DecisionResult> {
   const approval = await deps.approvals.getApproval(approvalId);
-  const votes = await deps.approvals.listVotes(approvalId);
+  const votes = approval ? acceptedVotes(approval, await deps.approvals.listVotes(approvalId)) : [];
   return {
     approvalId,
     status: approval?.status ?? 'pending',
@@ -552,19 +564,18 @@ async function repeatVote(deps: ApprovalsDeps, ctx: VoteContext, existing: VoteR
       new VoteRefusedError({ kind: 'vote-changed', vote: voteView(existing) }, `You already voted to ${existing.decision} approval ${approval.id}; a vote cannot be changed.`),
     );
   }
-  const latest = (await deps.approvals.getApproval(approval.id)) ?? approval;
-  if (latest.status === 'pending' && Date.parse(latest.expiresAt) > ctx.now.getTime() && !TerminalStatuses.has(ctx.action.status)) {
-    // The first request may have died after writing the vote (a crash, a timeout) and before
-    // its audit event or the outcome: finish its work. Every step is idempotent, so a repeat
-    // racing a live first request is harmless.
-    try {
-      await finishVotes(deps, latest, ctx.action, ctx.input.voter.sub, ctx.now);
-    } catch (error) {
-      if (error instanceof TaskTokenInvalidError) throw tokenGone(approval.id, error);
-      throw error;
-    }
-    return result(deps, approval.id, existing, false);
+  let latest = (await deps.approvals.getApproval(approval.id)) ?? approval;
+  const live = !TerminalStatuses.has(ctx.action.status);
+  if (latest.status === 'pending' && Date.parse(latest.expiresAt) > deps.now().getTime() && live) {
+    // The first request may have died after casting the vote (a crash, a timeout) and before
+    // the approval accepted it, or before its audit event: finish its work. Every step is
+    // idempotent, so a repeat racing a live first request is harmless.
+    latest = await finishVotesAnswering(deps, approval.id, ctx.action, ctx.input.voter.sub);
+  } else if (latest.status !== 'pending' && live) {
+    // A winner that died after its deciding write leaves its votes and outcome off the chain.
+    await chainOutcome(deps, latest, ctx.action);
   }
+  if (!isAccepted(latest, existing.voter)) throw await lateVote(deps, ctx, latest);
   // Finish an answer only when its winner must have died: within the grace period the winner
   // may still be calling, and a second SendTaskSuccess on one token is what we never send.
   const settledAt = latest.outcome ? Date.parse(latest.outcome.at) : Number.NaN;
@@ -572,6 +583,26 @@ async function repeatVote(deps: ApprovalsDeps, ctx: VoteContext, existing: VoteR
     await answerStored(deps, latest.id);
   }
   return result(deps, approval.id, existing, false);
+}
+
+/**
+ * The refusal of a vote cast but not accepted: the expiry came first (the deadline judged it
+ * late), or another vote or a cancel decided the approval first. Recorded before the saga
+ * hears of the expiry, so it lands in the receipt.
+ */
+async function lateVote(deps: ApprovalsDeps, ctx: VoteContext, latest: ApprovalRecord): Promise<VoteRefusedError> {
+  const now = deps.now();
+  const expired = latest.status === 'expired' || (latest.status === 'pending' && Date.parse(latest.expiresAt) <= now.getTime());
+  if (!expired) return refuse(deps, { ...ctx, now }, 'closed', [], closed(latest));
+  const refusal = await refuse(
+    deps,
+    { ...ctx, now },
+    'expired',
+    [],
+    new VoteRefusedError({ kind: 'expired', expiresAt: latest.expiresAt }, `Approval ${latest.id} expired at ${latest.expiresAt} before your vote was accepted; the action will not run.`),
+  );
+  if (latest.status === 'pending') await expireApproval(deps, latest.id);
+  return refusal;
 }
 
 /** Loads the approval voted on; a vote on one that does not exist (404) is logged, since there is no action to record it on. */
@@ -677,19 +708,17 @@ export async function decideApproval(deps: ApprovalsDeps, input: DecisionInput):
   };
   const put = await deps.approvals.putVote(vote);
   if (put.outcome === 'exists') return repeatVote(deps, ctx, put.vote);
-  try {
-    // This vote goes on the chain with any a dead request left off it, then the outcome.
-    await finishVotes(deps, approval, action, voter, now);
-  } catch (error) {
-    if (error instanceof TaskTokenInvalidError) throw tokenGone(approval.id, error);
-    throw error;
-  }
+  // The vote is cast; it counts only if the approval accepts it before the deadline.
+  const latest = await finishVotesAnswering(deps, approval.id, action, voter);
+  if (!isAccepted(latest, voter)) throw await lateVote(deps, ctx, latest);
   deps.logger.info('approval vote recorded', { approvalId: approval.id, voter, decision: input.decision });
   return result(deps, approval.id, vote, true);
 }
 
 const isVoteEvent = (approvalId: string, voter: string) => (e: AuditEvent) =>
   e.type === ApprovalEventTypes.vote && e.data.approvalId === approvalId && e.data.voter === voter;
+
+const isOutcomeEvent = (type: string, approvalId: string) => (e: AuditEvent) => e.type === type && e.data.approvalId === approvalId;
 
 function voteEvent(vote: VoteRecord) {
   return {
@@ -699,61 +728,128 @@ function voteEvent(vote: VoteRecord) {
   };
 }
 
-/** Puts a stored vote on the action's audit chain, exactly once however many requests race. */
-async function chainVote(deps: ApprovalsDeps, actionId: string, vote: VoteRecord, now: Date): Promise<void> {
-  await deps.events.appendOnce(actionId, voteEvent(vote), isVoteEvent(vote.approvalId, vote.voter), now);
-}
+/** Whether the approval accepted `voter`'s vote. */
+const isAccepted = (approval: ApprovalRecord, voter: string) => (approval.accepted ?? []).some((a) => a.voter === voter);
 
 /**
- * Brings a pending approval to the outcome its stored votes decide. First every stored vote
- * goes on the audit chain: a request that died between its vote write and its event must not
- * leave a vote that counts toward the quorum out of the receipt (the receipt is how anyone
- * proves the quorum). Then a rejection rejects, or a quorum of distinct approvers approves.
- * Each outcome is one conditional `pending → <outcome>` write whose winner answers the saga,
- * so a voter, a repeated click and a resumed saga may all call this at once. `by` names who
- * caused the call (a voter, or `airlock` for a resumed saga).
+ * The votes the approval accepted, in the order it took them, as their voters cast them
+ * (comments included). A cast vote the approval never took (its request died, or the expiry
+ * or another outcome came first) is not among them: it counts for nothing and shows nowhere.
  */
-async function finishVotes(deps: ApprovalsDeps, approval: ApprovalRecord, action: ActionRecord, by: string, now: Date): Promise<void> {
-  const votes = await deps.approvals.listVotes(approval.id);
-  const chained = await deps.events.list(action.id);
-  for (const v of votes) if (!chained.some(isVoteEvent(approval.id, v.voter))) await chainVote(deps, action.id, v, now);
-  const rejection = votes.filter((v) => v.decision === 'reject').sort((a, b) => a.at.localeCompare(b.at))[0];
-  if (rejection) await settleRejected(deps, approval, action, rejection, now);
-  else await completeIfQuorum(deps, approval, action, votes, by, now);
-}
-
-async function settleRejected(deps: ApprovalsDeps, approval: ApprovalRecord, action: ActionRecord, rejection: VoteRecord, now: Date): Promise<void> {
-  const reason = rejection.comment ?? `rejected by ${rejection.voter}`;
-  if (!(await deps.approvals.settle(approval.id, 'rejected', { by: rejection.voter, reason }, now))) return;
-  recordApprovalDecided(deps.metrics, 'rejected', approval.createdAt, now);
-  await deps.events.append(action.id, { type: ApprovalEventTypes.rejected, actor: rejection.voter, data: { approvalId: approval.id, voter: rejection.voter, reason } }, now);
-  const token = await deps.approvals.getTaskToken(approval.id);
-  if (!token) throw new Error(`Approval ${approval.id} has no task token`);
-  await deps.callbacks.sendTaskFailure(token, ApprovalErrors.rejected, reason);
-  await deps.approvals.markAnswered(approval.id, deps.now());
-}
-
-/**
- * Counts distinct approvers who approved this plan (votes from the requester or a grantee
- * never count, even if one slipped in). Every voter counts after writing their own vote with
- * a consistent read, so whoever votes last always sees the quorum; of two who both see it,
- * the conditional write picks one to answer the saga.
- */
-async function completeIfQuorum(deps: ApprovalsDeps, approval: ApprovalRecord, action: ActionRecord, votes: readonly VoteRecord[], by: string, now: Date): Promise<void> {
-  const excluded = new Set([approval.requester, action.principal.sub, ...approval.grantees]);
-  const approvers = votes.filter((v) => v.decision === 'approve' && v.planHash === approval.planHash && !excluded.has(v.voter));
-  const distinct = [...new Map(approvers.map((v) => [v.voter, v])).values()];
-  if (distinct.length < approval.quorum) return;
-  if (!(await deps.approvals.settle(approval.id, 'approved', { by, reason: 'quorum reached' }, now))) return;
-  recordApprovalDecided(deps.metrics, 'approved', approval.createdAt, now);
-  await deps.events.append(
-    action.id,
-    { type: ApprovalEventTypes.granted, actor: by, data: { approvalId: approval.id, votes: distinct.map((v) => ({ voter: v.voter, at: v.at })) } },
-    now,
+export function acceptedVotes(approval: ApprovalRecord, cast: readonly VoteRecord[]): VoteRecord[] {
+  const byVoter = new Map(cast.map((v) => [v.voter, v]));
+  return (approval.accepted ?? []).map(
+    (a) => byVoter.get(a.voter) ?? { approvalId: approval.id, voter: a.voter, decision: a.decision, planHash: approval.planHash, at: a.at },
   );
-  const settled = (await deps.approvals.getApproval(approval.id)) ?? approval;
-  const token = await deps.approvals.getTaskToken(approval.id);
-  if (!token) throw new Error(`Approval ${approval.id} has no task token`);
-  await deps.callbacks.sendTaskSuccess(token, successOutput(settled, distinct));
-  await deps.approvals.markAnswered(approval.id, deps.now());
+}
+
+/** Distinct approving voters among the accepted votes (the requester or a grantee never count, even if one slipped in). */
+function approversOf(approval: ApprovalRecord, action: ActionRecord, accepted: readonly AcceptedVote[]): AcceptedVote[] {
+  const excluded = new Set([approval.requester, action.principal.sub, ...approval.grantees]);
+  return [...new Map(accepted.filter((v) => v.decision === 'approve' && !excluded.has(v.voter)).map((v) => [v.voter, v])).values()];
+}
+
+/** What accepted votes decide: the earliest rejection rejects; otherwise a quorum of distinct approvers approves. */
+function outcomeOf(approval: ApprovalRecord, action: ActionRecord, accepted: readonly AcceptedVote[], cast: readonly VoteRecord[], by: string): AcceptVotes['settle'] {
+  const rejection = accepted.filter((v) => v.decision === 'reject').sort((a, b) => a.at.localeCompare(b.at))[0];
+  if (rejection) {
+    const comment = cast.find((v) => v.voter === rejection.voter)?.comment;
+    return { to: 'rejected', outcome: { by: rejection.voter, reason: comment ?? `rejected by ${rejection.voter}` } };
+  }
+  if (approversOf(approval, action, accepted).length >= approval.quorum) return { to: 'approved', outcome: { by, reason: 'quorum reached' } };
+  return undefined;
+}
+
+/** Accepting writes that lose to another accepting write are tried again; each loss is someone else's progress. */
+const MAX_ACCEPT_ATTEMPTS = 64;
+
+/**
+ * Accepts every cast vote the approval has not taken yet (this request's, and any a dead
+ * request cast), in one conditional write per attempt: only while the approval is pending and
+ * only before its `expiresAt`, judged at the write. When the votes decide the approval, the
+ * outcome is in that same write. Returns the approval as it stands after, and whether this
+ * call's write decided it (its caller answers the saga).
+ */
+async function admitVotes(deps: ApprovalsDeps, approvalId: string, action: ActionRecord, by: string): Promise<{ approval: ApprovalRecord; decidedHere: boolean }> {
+  const excluded = new Set([action.principal.sub]);
+  for (let attempt = 0; attempt < MAX_ACCEPT_ATTEMPTS; attempt++) {
+    const approval = await deps.approvals.getApproval(approvalId);
+    if (!approval) throw new Error(`Approval ${approvalId} vanished`);
+    if (approval.status !== 'pending') return { approval, decidedHere: false };
+    const cast = await deps.approvals.listVotes(approvalId);
+    const taken = new Set((approval.accepted ?? []).map((a) => a.voter));
+    for (const sub of [approval.requester, ...approval.grantees]) excluded.add(sub);
+    const fresh = cast.filter((v) => !taken.has(v.voter) && v.planHash === approval.planHash && !excluded.has(v.voter));
+    if (fresh.length === 0) return { approval, decidedHere: false };
+    // Read the clock at the write, not when the request began: a vote is judged by when it lands.
+    const now = deps.now();
+    if (Date.parse(approval.expiresAt) <= now.getTime()) return { approval, decidedHere: false };
+    const accepted = [...(approval.accepted ?? []), ...fresh.map((v) => ({ voter: v.voter, decision: v.decision, at: v.at, acceptedAt: now.toISOString() }))];
+    const settle = outcomeOf(approval, action, accepted, cast, by);
+    const change: AcceptVotes = { accepted, revision: approval.revision ?? 0, ...(settle ? { settle } : {}) };
+    if (!(await deps.approvals.acceptVotes(approvalId, change, now))) continue;
+    if (settle) recordApprovalDecided(deps.metrics, settle.to, approval.createdAt, now);
+    const after = (await deps.approvals.getApproval(approvalId)) ?? approval;
+    return { approval: after, decidedHere: settle !== undefined };
+  }
+  throw new Error(`Approval ${approvalId}: votes not accepted after ${MAX_ACCEPT_ATTEMPTS} attempts`);
+}
+
+/**
+ * Puts the approval's accepted votes on the action's audit chain, each exactly once however
+ * many requests race, and then its outcome (granted or rejected) once: the receipt is how
+ * anyone proves the quorum, so it holds exactly the votes the approval accepted.
+ */
+async function chainOutcome(deps: ApprovalsDeps, approval: ApprovalRecord, action: ActionRecord): Promise<void> {
+  const votes = acceptedVotes(approval, await deps.approvals.listVotes(approval.id));
+  const chained = await deps.events.list(action.id);
+  const now = deps.now();
+  for (const v of votes) {
+    if (!chained.some(isVoteEvent(approval.id, v.voter))) await deps.events.appendOnce(action.id, voteEvent(v), isVoteEvent(approval.id, v.voter), now);
+  }
+  if (approval.status === 'approved') {
+    const approvers = approversOf(approval, action, approval.accepted ?? []);
+    await deps.events.appendOnce(
+      action.id,
+      { type: ApprovalEventTypes.granted, actor: approval.outcome?.by ?? 'airlock', data: { approvalId: approval.id, votes: approvers.map((v) => ({ voter: v.voter, at: v.at })) } },
+      isOutcomeEvent(ApprovalEventTypes.granted, approval.id),
+      now,
+    );
+  } else if (approval.status === 'rejected') {
+    const rejecter = approval.outcome?.by ?? 'airlock';
+    const reason = approval.outcome?.reason ?? 'rejected by an approver';
+    await deps.events.appendOnce(
+      action.id,
+      { type: ApprovalEventTypes.rejected, actor: rejecter, data: { approvalId: approval.id, voter: rejecter, reason } },
+      isOutcomeEvent(ApprovalEventTypes.rejected, approval.id),
+      now,
+    );
+  }
+}
+
+/**
+ * Brings a pending approval to what its cast votes decide: accepts them (see {@link admitVotes}),
+ * puts the accepted votes and any outcome on the chain, and, when this call's write decided
+ * the approval, answers the saga. A voter, a repeated click and a resumed saga may all call
+ * this at once. `by` names who caused the call (a voter, or `airlock` for a resumed saga).
+ */
+async function finishVotes(deps: ApprovalsDeps, approvalId: string, action: ActionRecord, by: string): Promise<ApprovalRecord> {
+  const { approval, decidedHere } = await admitVotes(deps, approvalId, action, by);
+  await chainOutcome(deps, approval, action);
+  if (decidedHere) {
+    const token = await deps.approvals.getTaskToken(approval.id);
+    if (!token) throw new Error(`Approval ${approval.id} has no task token`);
+    await answer(deps, approval, token);
+  }
+  return approval;
+}
+
+/** {@link finishVotes} for a voter's request: a saga that no longer waits becomes a 409 problem. */
+async function finishVotesAnswering(deps: ApprovalsDeps, approvalId: string, action: ActionRecord, by: string): Promise<ApprovalRecord> {
+  try {
+    return await finishVotes(deps, approvalId, action, by);
+  } catch (error) {
+    if (error instanceof TaskTokenInvalidError) throw tokenGone(approvalId, error);
+    throw error;
+  }
 }

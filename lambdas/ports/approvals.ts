@@ -31,6 +31,34 @@ export interface ApprovalRecord {
   outcome?: { by: string; reason: string; at: string };
   /** When the saga was told the outcome (SendTaskSuccess / SendTaskFailure succeeded). */
   answeredAt?: string;
+  /**
+   * The votes this approval accepted, in the order it took them. A cast vote (a vote item)
+   * counts for nothing until a conditional write on the approval took it, while the approval
+   * was pending and before `expiresAt`. Absent only on approvals stored before votes were
+   * accepted this way, whose cast votes all counted.
+   */
+  accepted?: AcceptedVote[];
+  /** Bumped by every accepting write: the optimistic check that keeps two acceptances from overwriting each other. */
+  revision?: number;
+}
+
+/** A vote the approval took: who, what, when it was cast and when the approval accepted it (before `expiresAt`). */
+export interface AcceptedVote {
+  voter: string;
+  decision: VoteDecision;
+  at: string;
+  acceptedAt: string;
+}
+
+/**
+ * One accepting write: the whole accepted list after it, the revision it was computed from,
+ * and, when these votes decide the approval (a rejection, or the quorum), its outcome in the
+ * same write, so no expiry can come between the deciding vote and its outcome.
+ */
+export interface AcceptVotes {
+  accepted: AcceptedVote[];
+  revision: number;
+  settle?: { to: 'approved' | 'rejected'; outcome: { by: string; reason: string } };
 }
 
 export type VoteDecision = 'approve' | 'reject';
@@ -82,7 +110,10 @@ export interface ApprovalStore {
   getTaskToken(id: string): Promise<string | undefined>;
   /** Replaces the task token (a resumed saga waits on a new one). */
   replaceTaskToken(id: string, taskToken: string, now: Date): Promise<void>;
-  /** Records a vote once per voter (conditional put); `exists` returns the earlier vote. */
+  /**
+   * Records a cast vote once per voter (conditional put); `exists` returns the earlier vote. A
+   * cast vote counts only once {@link ApprovalStore.acceptVotes} took it.
+   */
   putVote(vote: VoteRecord): Promise<PutVoteResult>;
   getVote(approvalId: string, voter: string): Promise<VoteRecord | undefined>;
   listVotes(approvalId: string): Promise<VoteRecord[]>;
@@ -91,6 +122,13 @@ export interface ApprovalStore {
    * racing callers exactly one gets `true` and answers the saga.
    */
   settle(id: string, to: Exclude<ApprovalStatus, 'pending'>, outcome: { by: string; reason: string }, now: Date): Promise<boolean>;
+  /**
+   * Accepts cast votes: one conditional write on the approval, taken only while it is
+   * `pending`, its revision is still `change.revision`, and `now` is before its `expiresAt`
+   * (the deadline judges both the votes and the expiry, which is a `pending → expired` write on
+   * the same item). `false` when any condition failed: read the approval again.
+   */
+  acceptVotes(id: string, change: AcceptVotes, now: Date): Promise<boolean>;
   /**
    * Claims the right to record one refused vote: once per (voter, reason) and at most
    * `limit` per approval, each a conditional write, so a voter hammering the API cannot grow

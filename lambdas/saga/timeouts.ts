@@ -169,7 +169,9 @@ function runSeconds(definition: JsonObject, config: SagaTimeoutConfig, tasks: Re
       tasks[name] = timeout;
       if (value.Resource === CALLBACK) {
         // Retried errors (Lambda.*, LedgerThrottledError) come from the invoke, never from the
-        // answer: a failed attempt lasts at most the approvals function's own Task timeout.
+        // answer: a failed attempt lasts at most the approvals function's own Task timeout. The
+        // one retry of States.Timeout comes after the stored expiry, so RequestApproval answers
+        // it at once from the ledger (decided, or expired now): it too lasts one function time.
         const invoke = config.functionTimeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS;
         worst = retries * invoke + timeout - (countWait ? 0 : config.approvalTimeoutSeconds) + delaySeconds;
       } else {

@@ -139,6 +139,8 @@ export interface VendorEffect {
   /** The Idempotency-Key the call carried (the step's key), null when it carried none. */
   idempotencyKey: string | null;
   status: number;
+  /** Wall-clock epoch ms the vendor performed it (the real clock, not the vendor's test clock): when, against halts and breakers. */
+  at?: number;
 }
 
 /** A sequence shared by vendors started together; `seen` moves it past numbers restored from disk. */
@@ -331,7 +333,7 @@ const SavedVendorSchema = z
     idempotency: z.array(z.tuple([z.string(), z.object({ fingerprint: z.string(), reply: z.object({ status: z.number().int(), body: z.unknown() }) })])),
     // Absent in files written before the log existed.
     effects: z
-      .array(z.object({ seq: z.number().int().positive(), operation: z.string(), idempotencyKey: z.string().nullable(), status: z.number().int() }).strict())
+      .array(z.object({ seq: z.number().int().positive(), operation: z.string(), idempotencyKey: z.string().nullable(), status: z.number().int(), at: z.number().optional() }).strict())
       .optional(),
     state: z.unknown(),
   })
@@ -642,7 +644,7 @@ export async function startSandboxVendor<S>(spec: SandboxVendorSpec<S>, options:
     if (record) record.reply = reply;
     if (route.sideEffect && reply.status >= 200 && reply.status < 300) {
       sideEffects[route.operation] = (sideEffects[route.operation] ?? 0) + 1;
-      effects.push({ seq: sequence.next(), operation: route.operation, idempotencyKey: typeof idemKey === 'string' ? idemKey : null, status: reply.status });
+      effects.push({ seq: sequence.next(), operation: route.operation, idempotencyKey: typeof idemKey === 'string' ? idemKey : null, status: reply.status, at: Date.now() });
     }
     if (route.sideEffect) changed();
     // Nothing is answered before it is on disk, reads included: a read must not show a change

@@ -33,6 +33,9 @@ const runtime = await startControlPlane({
   controlPlane: {
     externalVendors,
     retryIntervalMs: num('CHAOS_RETRY_INTERVAL_MS', 50),
+    // A paused saga waits 6 × this for the resume (ExecuteStep's pause retrier), longer than
+    // the storm's pauses last, so a lifted pause resumes the saga rather than compensating it.
+    pauseRetryIntervalMs: num('CHAOS_PAUSE_RETRY_INTERVAL_MS', 4_000),
     vendorTimeoutMs: num('CHAOS_VENDOR_TIMEOUT_MS', 1_500),
     approvalTimeoutSeconds: num('CHAOS_APPROVAL_TIMEOUT_SECONDS', 20),
     // The storm's own limits file (scripts/chaos/limits.ts): tight enough to be hit.

@@ -144,14 +144,16 @@ const HALT_TARGETS = {
 
 /**
  * Halts and resumes mid-storm through the kill-switch API: a connector, a tool, an agent or a
- * principal is halted (`stop`: new work refused with 403 halted, running sagas stop before
- * their next step and compensate) and resumed a few actions later. `pause` is left out: a
- * paused saga backs off for minutes, longer than a storm's settle bound. Whatever is still
- * halted when the agents finish is resumed before the storm settles (storm.ts).
+ * principal is halted and resumed a few actions later. Most halts `stop` (new work refused
+ * with 403 halted, running sagas stop before their next step and compensate); about one in
+ * three `pause`s (new work refused the same way, running sagas hold before their next step and
+ * go on once it is resumed, 2–6 actions later: the chaos control plane's pause retries wait
+ * 6 × 4 s, longer than that). Whatever is still halted when the agents finish is resumed before
+ * the storm settles (storm.ts).
  */
 export const haltsAndResumes: Injector = {
   name: 'halts',
-  summary: 'kill-switch halts (stop) of a connector, tool, agent or principal, resumed 3–15 actions later',
+  summary: 'kill-switch halts of a connector, tool, agent or principal: stops resumed 3–15 actions later, pauses 2–6',
   plan(options) {
     const rng = derive(options.seed, 6);
     const events: ChaosEvent[] = [];
@@ -166,15 +168,19 @@ export const haltsAndResumes: Injector = {
       const target =
         scope === 'agent' ? `chaos-agent-${int(rng, 0, 15)}` : scope === 'principal' ? `u${int(rng, 0, REQUESTERS - 1)}` : pick(rng, HALT_TARGETS[scope]);
       const key = `halt-${++n}`;
-      events.push({ at, injector: 'halts', data: { op: 'halt', key, scope, target } });
-      events.push({ at: Math.min(options.actions - 1, at + int(rng, 3, 15)), injector: 'halts', data: { op: 'resume', key } });
+      const stopFor = int(rng, 3, 15);
+      // A draw of its own, so adding pauses left every other draw of a seed where it was.
+      const own = derive(options.seed, 6, n);
+      const mode = chance(own, 0.35) ? 'pause' : 'stop';
+      events.push({ at, injector: 'halts', data: { op: 'halt', key, scope, target, mode } });
+      events.push({ at: Math.min(options.actions - 1, at + (mode === 'pause' ? int(own, 2, 6) : stopFor)), injector: 'halts', data: { op: 'resume', key } });
     }
     return events;
   },
   async apply(event, world) {
     const key = String(event.data.key);
     if (event.data.op === 'halt') {
-      await world.halt(key, { scope: String(event.data.scope), target: String(event.data.target), reason: `chaos ${key}`, mode: 'stop' });
+      await world.halt(key, { scope: String(event.data.scope), target: String(event.data.target), reason: `chaos ${key}`, mode: event.data.mode === 'pause' ? 'pause' : 'stop' });
     } else {
       await world.resume(key, `chaos ${key} over`);
     }

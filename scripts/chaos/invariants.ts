@@ -503,6 +503,71 @@ export const noUndeclared5xx: Invariant = {
 };
 
 /** Every invariant, in table order (README "Chaos" lists what each checks). */
+/**
+ * Halt and saga read halts through a 2 s cache, and a step that passed its guard just before a
+ * halt may still be on its way to the vendor (latency phases, a vendor timeout): no forward
+ * step of covered work may reach its vendor from this long after the halt was answered until
+ * its resume was sent.
+ */
+export const PAUSE_GRACE_MS = 6_000;
+/** A pause held at least this long may outlast the saga's pause retries (6 × 4 s in the storm): compensating then is the rule, not a violation. */
+export const PAUSE_OUTLASTS_RETRIES_MS = 20_000;
+
+/** Whether a halt covers one step of a run: by connector, tool, agent or principal. */
+function haltCovers(h: Observations['halts'][number], run: ActionRun, tool: string): boolean {
+  if (h.scope === 'all') return true;
+  if (h.scope === 'connector') return tool.split('.')[0] === h.target;
+  if (h.scope === 'tool') return tool === h.target;
+  if (h.scope === 'agent') return `chaos-agent-${run.spec.index % 16}` === h.target;
+  return h.scope === 'principal' && run.spec.requester === h.target;
+}
+
+/**
+ * `pause` halts: no forward step of covered work reaches its vendor while the pause is in force
+ * (vendor effect times against the halt's answer, with {@link PAUSE_GRACE_MS}; a step already
+ * retried is left out, since an in-doubt retry runs past any halt by design), and a paused
+ * action goes on after the resume: it does not end on ActionPausedError unless its pause outlasted
+ * the retries. That nothing ran twice is `side effects = outcomes`.
+ */
+export const pausesHold: Invariant = {
+  name: 'pauses hold',
+  summary: 'no forward step of paused work reaches its vendor while the pause is in force; a paused saga goes on after the resume',
+  check(obs) {
+    const v: string[] = [];
+    const runs = runsById(obs);
+    const pauses = obs.halts.filter((h) => h.mode === 'pause');
+    let checked = 0;
+    for (const [vendor, list] of Object.entries(obs.effects)) {
+      for (const e of list) {
+        const k = e.idempotencyKey ? parseEffectKey(e.idempotencyKey) : undefined;
+        const run = k ? runs.get(k.actionId) : undefined;
+        if (!k || k.undo || !run || e.at === undefined) continue;
+        const step = run.spec.steps.find((s) => s.id === k.stepId) ?? (run.spec.single ? run.spec.steps[0] : undefined);
+        if (!step) continue;
+        const receipt = (obs.receipts.get(k.actionId) ?? [])[0] as { steps?: { stepId?: string; kind?: string; attempts?: number }[] } | undefined;
+        const attempts = receipt?.steps?.find((s) => s.stepId === k.stepId && s.kind !== 'compensate')?.attempts ?? (run.spec.single ? receipt?.steps?.[0]?.attempts : undefined) ?? 1;
+        for (const h of pauses) {
+          if (!haltCovers(h, run, step.tool)) continue;
+          checked++;
+          const until = h.resumeSentAt ?? Number.POSITIVE_INFINITY;
+          if (e.at > h.at + PAUSE_GRACE_MS && e.at < until && attempts <= 1) {
+            v.push(`${k.actionId} (#${run.spec.index}): ${vendor}.${e.operation} of step ${k.stepId} ran ${Math.round((e.at - h.at) / 100) / 10} s into pause ${h.id} (${h.scope} ${h.target})`);
+          }
+        }
+      }
+    }
+    for (const [id, view] of obs.views) {
+      const run = runs.get(id);
+      if (!run || !/ActionPausedError/.test(view.statusReason ?? '')) continue;
+      checked++;
+      const covering = pauses.filter((h) => run.spec.steps.some((s) => haltCovers(h, run, s.tool)));
+      const long = covering.some((h) => (h.resumeSentAt ?? Number.POSITIVE_INFINITY) - h.at >= PAUSE_OUTLASTS_RETRIES_MS);
+      if (!long) v.push(`${id} (#${run.spec.index}): ended ${view.status} on a pause that was lifted in time (${covering.map((h) => h.id).join(', ') || 'no pause of the storm covers it'})`);
+    }
+    return result(checked, v);
+  },
+};
+
 export const INVARIANTS: readonly Invariant[] = [
   terminalWithinBound,
   idempotentRetries,
@@ -510,6 +575,7 @@ export const INVARIANTS: readonly Invariant[] = [
   compensationsOnceInReverse,
   approvalsDecide,
   cancelsHold,
+  pausesHold,
   spendWithinCaps,
   rateLimitsHold,
   receiptsAndAudit,

@@ -120,7 +120,7 @@ export interface Observations {
   /** The audit records written as log lines (`audit` field: ratelimit.refused, halt.refused_new…). */
   auditLines: Record<string, unknown>[];
   /** The halts the storm made: id, scope, target, and when (epoch ms) they were made and resumed. */
-  halts: { key: string; id: string; scope: string; target: string; at: number; resumedAt?: number }[];
+  halts: { key: string; id: string; scope: string; target: string; mode: 'stop' | 'pause'; at: number; resumeSentAt?: number; resumedAt?: number }[];
 }
 
 export interface RunOptions {
@@ -261,12 +261,13 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       async halt(key, body) {
         const res = await call('POST', '/v1/halts', KILL_SWITCH_OPERATOR, body);
         if (res?.status !== 201 && res?.status !== 200) throw new Error(`halting ${body.scope} ${body.target}: ${res?.status} ${JSON.stringify(res?.body).slice(0, 300)}`);
-        halts.push({ key, id: String(res.body.id), scope: body.scope, target: body.target, at: Date.now() });
-        log(`  halt ${key}: ${body.scope} ${body.target}`);
+        halts.push({ key, id: String(res.body.id), scope: body.scope, target: body.target, mode: body.mode, at: Date.now() });
+        log(`  halt ${key}: ${body.scope} ${body.target}${body.mode === 'pause' ? ' (pause)' : ''}`);
       },
       async resume(key, reason) {
         const halt = halts.find((h) => h.key === key && h.resumedAt === undefined);
         if (!halt) return;
+        halt.resumeSentAt = Date.now();
         const res = await call('DELETE', `/v1/halts/${halt.id}`, KILL_SWITCH_OPERATOR, { reason });
         if (res?.status !== 200) throw new Error(`resuming ${halt.id}: ${res?.status} ${JSON.stringify(res?.body).slice(0, 300)}`);
         halt.resumedAt = Date.now();

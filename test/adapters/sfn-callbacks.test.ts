@@ -12,7 +12,7 @@ import type { PolicyEngine } from '../../lambdas/policy/index';
 import { ProblemError, ProblemType } from '../../lambdas/shared/problem';
 import { approvalsProblem } from '../../lambdas/approvals/http';
 import { ApprovalNoLongerWaitingError } from '../../lambdas/approvals/errors';
-import type { ApprovalRecord, ApprovalStatus, ApprovalStore, VoteRecord } from '../../lambdas/ports/approvals';
+import type { AcceptVotes, ApprovalRecord, ApprovalStatus, ApprovalStore, VoteRecord } from '../../lambdas/ports/approvals';
 import { EventPublishError } from '../../lambdas/ports/events';
 import type { ActionStore } from '../../lambdas/ports/ledger';
 import type { AuditEvent, EventLog } from '../../lambdas/ports/steps';
@@ -108,6 +108,13 @@ class MemoryApprovals implements ApprovalStore {
     const r = this.records.get(id);
     if (!r || r.status !== 'pending') return false;
     this.records.set(id, { ...r, status: to, outcome: { ...outcome, at: now.toISOString() } });
+    return true;
+  }
+  async acceptVotes(id: string, change: AcceptVotes, now: Date) {
+    const r = this.records.get(id);
+    if (!r || r.status !== 'pending' || (r.revision ?? 0) !== change.revision || Date.parse(r.expiresAt) <= now.getTime()) return false;
+    const settled = change.settle ? { status: change.settle.to, outcome: { ...change.settle.outcome, at: now.toISOString() } } : {};
+    this.records.set(id, { ...r, accepted: change.accepted, revision: change.revision + 1, ...settled });
     return true;
   }
   async claimRefusal() {

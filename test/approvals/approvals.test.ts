@@ -11,6 +11,7 @@ import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import type { ActionRecord } from '../../lambdas/actions/action';
 import { AUDITOR_ROLE } from '../../lambdas/actions/view';
 import {
+  ANSWER_GRACE_MS,
   ApprovalEventTypes,
   decideApproval,
   expireApproval,
@@ -514,15 +515,21 @@ describe('a request that dies mid-vote', () => {
     expect(await receiptVotes(action.id)).toEqual({ outcome: 'rejected', voters: ['fiona:approve', 'frank:reject'] });
   });
 
-  it('after the vote event, before the outcome: the retried click approves', async () => {
+  it('after the vote event, before the answer: the vote decided the approval in its own write; the retried click completes the chain, and answers once the winner must be dead', async () => {
     const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bookFlight);
     const dying = { ...deps, events: dyingAfter(store, 'appendOnce') };
     await expect(decideApproval(dying, { approvalId, voter: maria, decision: 'approve', planHash: hash })).rejects.toThrow(ProcessKilledError);
-    expect((await approvals.getApproval(approvalId))?.status).toBe('pending');
+    // The accepting write carried the outcome: no expiry can come between the quorum and it.
+    expect((await approvals.getApproval(approvalId))?.status).toBe('approved');
 
     expect(await decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash })).toMatchObject({ status: 'approved' });
     expect(await receiptVotes(action.id)).toEqual({ outcome: 'granted', voters: ['maria:approve'] });
+    // Within the grace the winner may still be answering: a second answer on its token is never sent.
+    expect(callbacks.calls).toEqual([]);
+    clock = new Date(clock.getTime() + ANSWER_GRACE_MS + 1);
+    expect(await decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash })).toMatchObject({ status: 'approved', recorded: false });
     expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'success', token })]);
+    expect(await receiptVotes(action.id)).toEqual({ outcome: 'granted', voters: ['maria:approve'] });
   });
 
   it('(races) double clicks and racing approvers: every vote on the chain exactly once, one answer, and the receipt holds the quorum', async () => {
@@ -929,4 +936,189 @@ describe('refused votes are audited', () => {
       { numRuns: 12 },
     );
   }, 60_000);
+});
+
+// ── a quorum vote at the expiry instant ─────────────────────────────────────
+// Found by the chaos storm with a 10 s approval timeout under load: the last approver's vote
+// passed the expiry check a moment before expiresAt, put its vote on the chain, and the
+// expiry won the `pending → expired` write before the vote's outcome write: the action ended
+// expired with a quorum of approvals in its receipt. The deadline now judges both sides in one
+// conditional write on the approval: a vote is accepted (and decides) only while pending and
+// before expiresAt; the expiry only wins a pending approval; the loser loses whole.
+
+/** `target` whose first call matching `when` waits, before running, until released. */
+function pausing<T extends object>(target: T, when: (method: string, args: unknown[]) => boolean) {
+  let reach!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((r) => (reach = r));
+  const released = new Promise<void>((r) => (release = r));
+  let paused = false;
+  const store = new Proxy(target, {
+    get(t, p) {
+      const value = Reflect.get(t, p, t) as unknown;
+      if (typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        if (!paused && when(String(p), args)) {
+          paused = true;
+          reach();
+          await released;
+        }
+        return (value as (...a: unknown[]) => Promise<unknown>).apply(t, args);
+      };
+    },
+  });
+  return { store, reached, release };
+}
+
+/** The vote's deciding write on the approval (today one accepting write; before the fix, the outcome write after the vote). */
+const decidingWrite = (method: string, args: unknown[]) => method === 'acceptVotes' || (method === 'settle' && args[1] === 'approved');
+
+async function outcomeOf<T>(work: Promise<T>): Promise<{ ok: T } | { problem: ProblemError['problem'] }> {
+  try {
+    return { ok: await work };
+  } catch (error) {
+    const problem = approvalsProblem(error);
+    if (problem) return { problem: problem.problem };
+    throw error;
+  }
+}
+
+const refusalsOf = async (actionId: string) =>
+  (await store.list(actionId)).filter((e) => e.type === ApprovalEventTypes.voteRefused).map((e) => `${String(e.data.voter)}:${String(e.data.reason)}`);
+
+describe('a quorum vote at the expiry instant', () => {
+  it('the expiry lands between the vote\'s checks and its deciding write: the vote is refused as expired and is not in the receipt', async () => {
+    const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bookFlight);
+    const expiresAt = (await approvals.getApproval(approvalId))!.expiresAt;
+    clock = new Date(Date.parse(expiresAt) - 1);
+    const gate = pausing(approvals, decidingWrite);
+    const voting = outcomeOf(decideApproval({ ...deps, approvals: gate.store }, { approvalId, voter: maria, decision: 'approve', planHash: hash }));
+    await gate.reached;
+    // The vote passed every check 1 ms before the deadline; now the deadline passes and the
+    // expiry (the saga's wait ending, or any late request) writes first.
+    clock = new Date(Date.parse(expiresAt));
+    expect(await expireApproval(deps, approvalId)).toBe(true);
+    gate.release();
+
+    const answer = await voting;
+    expect(answer).toEqual({ problem: expect.objectContaining({ status: 409, type: ProblemType.approvalExpired }) });
+    expect((await approvals.getApproval(approvalId))?.status).toBe('expired');
+    expect(await receiptVotes(action.id)).toEqual({ outcome: 'expired', voters: [] });
+    expect(await refusalsOf(action.id)).toEqual(['maria:expired']);
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'failure', token, error: 'ApprovalExpired' })]);
+  });
+
+  it('the vote\'s deciding write lands first, just before the deadline: the expiry finds nothing to expire and the approval is granted', async () => {
+    const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bookFlight);
+    const expiresAt = (await approvals.getApproval(approvalId))!.expiresAt;
+    clock = new Date(Date.parse(expiresAt) - 1);
+    expect(await decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash })).toMatchObject({ status: 'approved', recorded: true });
+    clock = new Date(Date.parse(expiresAt));
+    expect(await expireApproval(deps, approvalId)).toBe(false);
+    expect(await receiptVotes(action.id)).toEqual({ outcome: 'granted', voters: ['maria:approve'] });
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'success', token })]);
+  });
+
+  it('the deadline passes between casting the vote and the accepting write: the write judges it late, even with nobody else expiring the approval', async () => {
+    const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bookFlight);
+    const expiresAt = (await approvals.getApproval(approvalId))!.expiresAt;
+    clock = new Date(Date.parse(expiresAt) - 1);
+    // Paused as the vote's request reads the approval back after casting its vote.
+    let cast = false;
+    const gate = pausing(approvals, (method) => {
+      if (method === 'putVote') cast = true;
+      return cast && method !== 'putVote';
+    });
+    const voting = outcomeOf(decideApproval({ ...deps, approvals: gate.store }, { approvalId, voter: maria, decision: 'approve', planHash: hash }));
+    await gate.reached;
+    clock = new Date(Date.parse(expiresAt));
+    gate.release();
+
+    expect(await voting).toEqual({ problem: expect.objectContaining({ status: 409, type: ProblemType.approvalExpired }) });
+    expect((await approvals.getApproval(approvalId))?.status).toBe('expired');
+    expect(await receiptVotes(action.id)).toEqual({ outcome: 'expired', voters: [] });
+    expect(await refusalsOf(action.id)).toEqual(['maria:expired']);
+    expect(callbacks.calls).toEqual([expect.objectContaining({ kind: 'failure', token, error: 'ApprovalExpired' })]);
+    // The cast vote counts for nothing: a retried click is refused the same way, and nothing shows it as a vote.
+    expect(await outcomeOf(decideApproval(deps, { approvalId, voter: maria, decision: 'approve', planHash: hash }))).toEqual({
+      problem: expect.objectContaining({ status: 409 }),
+    });
+    expect((await getApprovalPreview(deps, maria, approvalId)).votes).toEqual([]);
+  });
+
+  it('(property) any interleaving of racing votes, the deadline passing and the expiry: outcome and receipt agree, no quorum ends expired, no vote after the deadline counts', async () => {
+    const voters = [fiona, frank, fern];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.scheduler(),
+        fc.subarray(voters, { minLength: 1 }),
+        fc.array(fc.constantFrom<'approve' | 'reject'>('approve', 'approve', 'reject'), { minLength: 3, maxLength: 3 }),
+        fc.boolean(),
+        fc.nat({ max: 48 }),
+        async (s, who, decisions, doubleClick, deadlineAfter) => {
+          callbacks.calls = [];
+          const { approvalId, planHash: hash, action } = await awaitingApproval(alice, bigPayment);
+          const expiresAt = Date.parse((await approvals.getApproval(approvalId))!.expiresAt);
+          clock = new Date(expiresAt - 1000);
+          // Every ledger call waits for the scheduler, then runs alone: the scheduler picks the
+          // order of the reads and conditional writes of every request. The deadline passes
+          // before the `deadlineAfter`-th of them, and the expiry starts racing the votes then.
+          let queue: Promise<unknown> = Promise.resolve();
+          let calls = 0;
+          let expiry: Promise<boolean> | undefined;
+          const passDeadline = () => {
+            clock = new Date(expiresAt);
+            expiry = expireApproval(raced, approvalId);
+          };
+          const scheduled = <T extends object>(target: T): T =>
+            new Proxy(target, {
+              get(t, p) {
+                const value = Reflect.get(t, p, t) as unknown;
+                if (typeof value !== 'function') return value;
+                return async (...args: unknown[]) => {
+                  await s.schedule(Promise.resolve(), String(p));
+                  if (++calls === deadlineAfter) passDeadline();
+                  const run = queue.then(() => (value as (...a: unknown[]) => Promise<unknown>).apply(t, args));
+                  queue = run.catch(() => undefined);
+                  return run;
+                };
+              },
+            });
+          const raced: ApprovalsDeps = { ...deps, approvals: scheduled(approvals), events: scheduled(store) };
+          const requests = [...who, ...(doubleClick ? [who[0]!] : [])].map((voter, i) =>
+            outcomeOf(decideApproval(raced, { approvalId, voter, decision: decisions[voters.indexOf(voter)] ?? 'approve', planHash: hash })).then((r) => ({ voter: voter.sub, i, r })),
+          );
+          const answers = await s.waitFor(Promise.all(requests));
+          if (expiry) await s.waitFor(expiry);
+          // Whatever is still pending after its deadline is expired by the saga's wait.
+          clock = new Date(expiresAt);
+          await expireApproval(deps, approvalId);
+
+          const approval = (await approvals.getApproval(approvalId))!;
+          const receipt = await receiptVotes(action.id);
+          const expected = { approved: 'granted', rejected: 'rejected', expired: 'expired' } as Record<string, string>;
+          expect(receipt.outcome).toBe(expected[approval.status]);
+          // No quorum (and no rejection) in a receipt that says expired; a granted one proves its quorum.
+          const approvers = new Set(receipt.voters.filter((v) => v.endsWith(':approve')).map((v) => v.split(':')[0]));
+          const rejecters = new Set(receipt.voters.filter((v) => v.endsWith(':reject')).map((v) => v.split(':')[0]));
+          if (receipt.outcome === 'expired') expect(approvers.size < approval.quorum && rejecters.size === 0).toBe(true);
+          if (receipt.outcome === 'granted') expect(approvers.size).toBeGreaterThanOrEqual(approval.quorum);
+          if (receipt.outcome === 'rejected') expect(rejecters.size).toBeGreaterThan(0);
+          // The receipt holds exactly the votes the approval accepted, none at or after the deadline.
+          expect(receipt.voters).toEqual((approval.accepted ?? []).map((v) => `${v.voter}:${v.decision}`).sort());
+          for (const v of approval.accepted ?? []) expect(Date.parse(v.acceptedAt)).toBeLessThan(expiresAt);
+          // Exactly one answer, the one the ledger holds.
+          expect(callbacks.calls).toHaveLength(1);
+          expect(callbacks.calls[0]).toMatchObject(approval.status === 'approved' ? { kind: 'success' } : { kind: 'failure' });
+          // Every voter was told the truth: a vote answered as recorded was accepted; one the expiry beat is refused and audited.
+          const refused = await refusalsOf(action.id);
+          for (const { voter, r } of answers) {
+            if ('ok' in r) expect(approvers.has(voter) || rejecters.has(voter)).toBe(true);
+            else if (r.problem.type === ProblemType.approvalExpired) expect(refused).toContain(`${voter}:expired`);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
 });

@@ -7,6 +7,9 @@ import {
   compensationsOnceInReverse,
   noSecretsInLogs,
   cancelsHold,
+  PAUSE_GRACE_MS,
+  PAUSE_OUTLASTS_RETRIES_MS,
+  pausesHold,
   noUndeclared5xx,
   overflowingWindow,
   parseEffectKey,
@@ -349,5 +352,32 @@ describe('the invariants', () => {
     expect(cancelsHold.check(orphan).violations.join('\n')).toMatch(/orphan: cancelled act_A: step h/);
     const clean = obs({ runs: [run({ cancels: [{ status: 202 }] })], views: new Map([['act_A', view('cancelled')]]) });
     expect(cancelsHold.check(clean).violations).toEqual([]);
+  });
+
+  it('name a step that reached its vendor while its pause was in force, and a paused action that gave up on a pause lifted in time', () => {
+    const pause = { key: 'halt-1', id: 'hlt_1', scope: 'connector', target: 'payments', mode: 'pause' as const, at: 10_000, resumeSentAt: 30_000, resumedAt: 30_100 };
+    const effects = (paymentAt: number, attempts = 1) =>
+      obs({
+        halts: [pause],
+        views: new Map([['act_A', view('completed')]]),
+        effects: {
+          travel: [{ seq: 1, operation: 'hold_seat', idempotencyKey: 'act_A.h', status: 201, at: 12_000 }],
+          payments: [{ seq: 2, operation: 'authorize', idempotencyKey: 'act_A.p', status: 201, at: paymentAt }],
+        },
+        receipts: new Map([['act_A', [{ outcome: { status: 'completed' }, steps: [{ stepId: 'p', kind: 'forward', attempts }] }]]]),
+      });
+    // The travel step is not covered (the pause is on payments); the payment 12 s into the pause is.
+    expect(pausesHold.check(effects(22_000)).violations).toEqual([expect.stringMatching(/payments\.authorize of step p ran 12 s into pause hlt_1/)]);
+    // Within the grace after the halt, after the resume, or an in-doubt retry: allowed.
+    expect(pausesHold.check(effects(10_000 + PAUSE_GRACE_MS - 1)).violations).toEqual([]);
+    expect(pausesHold.check(effects(30_001)).violations).toEqual([]);
+    expect(pausesHold.check(effects(22_000, 2)).violations).toEqual([]);
+    // Stops are not pauses.
+    expect(pausesHold.check({ ...effects(22_000), halts: [{ ...pause, mode: 'stop' }] }).violations).toEqual([]);
+
+    const gaveUp = (resumeSentAt: number) =>
+      obs({ halts: [{ ...pause, resumeSentAt }], views: new Map([['act_A', view('compensated', { statusReason: 'step p failed: ActionPausedError: paused by hlt_1' })]]) });
+    expect(pausesHold.check(gaveUp(25_000)).violations).toEqual([expect.stringMatching(/ended compensated on a pause that was lifted in time \(hlt_1\)/)]);
+    expect(pausesHold.check(gaveUp(10_000 + PAUSE_OUTLASTS_RETRIES_MS)).violations).toEqual([]);
   });
 });

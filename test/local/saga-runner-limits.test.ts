@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -168,5 +168,92 @@ describe('local saga runner: the approval wait outlasts the stored expiry as the
     await runner.idle();
     await runner.close();
     expect(ran).toEqual(['approved']);
+  });
+});
+
+describe('local saga runner: a timed-out approval wait asks the ledger once more, as the deployed Task does', () => {
+  // The wait's timer is not the judge: a quorum the approvals function accepted before the
+  // expiry but whose answer never reached the saga (its function died after the deciding write,
+  // or answered after the timeout) must still run, and the receipt and the outcome must agree.
+  // The shipped WaitForApproval retries States.Timeout once; RequestApproval then answers at
+  // once from the ledger. The retrier is read from the shipped ASL, not copied.
+  const shipped = JSON.parse(readFileSync(join(__dirname, '../../statemachines/action-saga.asl.json'), 'utf8')) as {
+    States: { WaitForApproval: { Retry: { ErrorEquals: string[] }[] } };
+  };
+  const retryPath = join(dir, 'wait-retry.asl.json');
+  writeFileSync(
+    retryPath,
+    JSON.stringify({
+      StartAt: 'WaitForApproval',
+      States: {
+        WaitForApproval: {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken',
+          Parameters: { FunctionName: '${ApprovalsFunctionArn}', Payload: { 'taskToken.$': '$$.Task.Token' } },
+          ResultPath: '$.approval',
+          Retry: shipped.States.WaitForApproval.Retry,
+          Catch: catchAll,
+          Next: 'Approved',
+        },
+        Approved: recordTask('approved'),
+        Caught: recordTask('caught'),
+      },
+    }),
+  );
+
+  it('retries States.Timeout once', () => {
+    expect(shipped.States.WaitForApproval.Retry).toEqual(expect.arrayContaining([expect.objectContaining({ ErrorEquals: ['States.Timeout'], MaxAttempts: 1 })]));
+  });
+
+  it('a quorum whose answer was lost: the retried RequestApproval answers from the ledger and the action runs', async () => {
+    const tokens: string[] = [];
+    const expiresAt = Date.now() + 50;
+    const ran: string[] = [];
+    let runner!: LocalSagaRunner;
+    const functions = new Map<string, LocalFunction>([
+      [
+        localFunctionArn('approvals'),
+        async (event) => {
+          const token = (event as { taskToken: string }).taskToken;
+          tokens.push(token);
+          // The second request finds the approval decided in the ledger and answers at once.
+          if (tokens.length === 2) await runner.sendTaskSuccess(token, { approvalId: 'apr_1' });
+          return { approvalId: 'apr_1', status: tokens.length === 2 ? 'approved' : 'pending', expiresAt: new Date(expiresAt).toISOString() };
+        },
+      ],
+      [localFunctionArn('receipts'), async (event) => void ran.push((event as { task: string }).task)],
+    ]);
+    runner = new LocalSagaRunner({ functions, substitutions, logger, definitionPath: retryPath, retryIntervalMs: 1, timeouts: { approvalTimeoutSeconds: 1, functionTimeoutSeconds: 1 } });
+    await runner.start('act_retry', { actionId: 'act_retry' } as never);
+    await expect.poll(() => ran.length, { timeout: 15_000, interval: 20 }).toBe(1);
+    await runner.idle();
+    await runner.close();
+    expect(ran).toEqual(['approved']);
+    expect(tokens).toHaveLength(2);
+  });
+
+  it('an approval nobody decided: the retried RequestApproval answers ApprovalExpired and the action ends caught, once', async () => {
+    let calls = 0;
+    const expiresAt = Date.now() + 50;
+    const ran: string[] = [];
+    let runner!: LocalSagaRunner;
+    const functions = new Map<string, LocalFunction>([
+      [
+        localFunctionArn('approvals'),
+        async (event) => {
+          calls++;
+          if (calls === 2) await runner.sendTaskFailure((event as { taskToken: string }).taskToken, 'ApprovalExpired', 'no quorum');
+          return { approvalId: 'apr_2', status: calls === 2 ? 'expired' : 'pending', expiresAt: new Date(expiresAt).toISOString() };
+        },
+      ],
+      [localFunctionArn('receipts'), async (event) => void ran.push((event as { task: string }).task)],
+    ]);
+    runner = new LocalSagaRunner({ functions, substitutions, logger, definitionPath: retryPath, retryIntervalMs: 1, timeouts: { approvalTimeoutSeconds: 1, functionTimeoutSeconds: 1 } });
+    await runner.start('act_expired', { actionId: 'act_expired' } as never);
+    await expect.poll(() => ran.length, { timeout: 15_000, interval: 20 }).toBe(1);
+    await runner.idle();
+    await runner.close();
+    expect(ran).toEqual(['caught']);
+    expect(calls).toBe(2);
   });
 });

@@ -35,8 +35,13 @@ describe('sandbox vendor effect log, live objects and key-aimed faults', () => {
     // A retry with the same key is replayed, not performed again.
     await first.call('travel.hold_seat', { flightId: `SB102-${date}`, seats: 1 }, { idempotencyKey: 'act_X.hold' });
     await first.call('payments.authorize', { amount: 10, currency: 'USD', payee: 'sandbox-air', paymentMethod: 'pm_card_visa' }, { idempotencyKey: 'act_X.pay' });
-    expect(first.vendors.admin.effects('travel')).toEqual([{ seq: 1, operation: 'hold_seat', idempotencyKey: 'act_X.hold', status: 201 }]);
-    expect(first.vendors.admin.effects('payments')).toEqual([{ seq: 2, operation: 'authorize', idempotencyKey: 'act_X.pay', status: 201 }]);
+    // Each effect carries the wall-clock time it was performed (halt and breaker invariants judge by it).
+    const before = Date.now();
+    expect(first.vendors.admin.effects('travel')).toEqual([{ seq: 1, operation: 'hold_seat', idempotencyKey: 'act_X.hold', status: 201, at: expect.any(Number) }]);
+    expect(first.vendors.admin.effects('payments')).toEqual([{ seq: 2, operation: 'authorize', idempotencyKey: 'act_X.pay', status: 201, at: expect.any(Number) }]);
+    const heldAt = first.vendors.admin.effects('travel')[0]!.at!;
+    expect(heldAt).toBeLessThanOrEqual(before);
+    expect(first.vendors.admin.effects('payments')[0]!.at!).toBeGreaterThanOrEqual(heldAt);
     expect(first.vendors.admin.live('travel')).toEqual([{ object: `hold ${hold.holdId}`, clientReference: 'act_X.hold' }]);
 
     await first.vendors.close();
@@ -48,6 +53,8 @@ describe('sandbox vendor effect log, live objects and key-aimed faults', () => {
       [1, 'act_X.hold'],
       [3, 'act_X.hold.undo'],
     ]);
+    // Kept across the restart, with its time.
+    expect(second.vendors.admin.effects('travel')[0]!.at).toBe(heldAt);
     expect(second.vendors.admin.live('travel')).toEqual([]);
     expect(second.vendors.admin.live('payments')).toHaveLength(1);
   });

@@ -106,4 +106,28 @@ describe('approval through the local saga runner', () => {
     await second.cp.runner.idle();
     expect((await second.cp.ledger.getAction(id))?.status).toBe('completed');
   });
+
+  it('an approval that expired while the control plane was down ends expired after the restart, with its receipt', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'airlock-approval-expired-restart-'));
+    cleanup.push(() => rm(stateDir, { recursive: true, force: true }));
+    const first = await startTestControlPlane({ stateDir, controlPlane: { approvalTimeoutSeconds: 1 } });
+    const alice = await first.token('alice', { roles: ['Employee'], manager: 'bob' });
+    const id = (await first.post(alice, bigTrip(isoDay(24)))).body.id as string;
+    const bob1 = await first.token('bob', { roles: ['Manager'] });
+    const preview = await until(async () => {
+      const r = await first.get(bob1, `/v1/approvals/${approvalIdFor(id)}`);
+      return r.status === 200 ? r.body : undefined;
+    });
+    await first.close();
+    // Down past the expiry: the resumed saga finds the approval pending and out of time.
+    await expect.poll(() => Date.now() > Date.parse(String(preview.expiresAt)) + 200, { timeout: 5_000, interval: 50 }).toBe(true);
+
+    const second = await startTestControlPlane({ stateDir, controlPlane: { approvalTimeoutSeconds: 1 } });
+    cleanup.push(() => second.close());
+    await until(async () => ((await second.cp.ledger.getAction(id))?.receiptKey ? true : undefined), 30_000);
+    await second.cp.runner.idle();
+    expect((await second.cp.ledger.getAction(id))).toMatchObject({ status: 'expired' });
+    const bob = await second.token('bob', { roles: ['Manager'] });
+    expect((await second.get(bob, `/v1/approvals/${approvalIdFor(id)}`)).body.status).toBe('expired');
+  }, 60_000);
 });

@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
 import { InvalidCursorError } from '../../ports/ledger';
-import { ApprovalStatuses, type ApprovalPage, type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type ClaimRefusalResult, type CreateApprovalResult, type PendingApprovalsReader, type PendingApprovalsSummary, type PutVoteResult, type VoteRecord, type VoteRefusalReason } from '../../ports/approvals';
+import { ApprovalStatuses, type AcceptVotes, type AcceptedVote, type ApprovalPage, type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type ClaimRefusalResult, type CreateApprovalResult, type PendingApprovalsReader, type PendingApprovalsSummary, type PutVoteResult, type VoteRecord, type VoteRefusalReason } from '../../ports/approvals';
 import { ApprovalIdPattern } from '../../shared/ids';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
@@ -26,7 +26,7 @@ export const ApprovalKeys = {
 };
 
 /** What a record is read from: everything but the task token, which is read on its own. */
-const RECORD_ATTRIBUTES = 'pk, sk, gsi1pk, gsi1sk, #status, updatedAt, doc, outcome, answeredAt';
+const RECORD_ATTRIBUTES = 'pk, sk, gsi1pk, gsi1sk, #status, updatedAt, doc, outcome, answeredAt, accepted, revision';
 
 /** Kept after the outcome so the approval (and its votes) can still be shown and audited. */
 const RETENTION_SECONDS = 400 * 24 * 3600;
@@ -46,6 +46,10 @@ const RecordSchema = z.object({
   outcome: z.object({ by: z.string(), reason: z.string(), at: z.string() }).optional(),
   answeredAt: z.string().optional(),
 });
+
+const AcceptedSchema = z.array(
+  z.object({ voter: z.string(), decision: z.enum(['approve', 'reject']), at: z.string(), acceptedAt: z.string() }),
+);
 
 const VoteSchema = z.object({
   approvalId: z.string(),
@@ -70,6 +74,9 @@ function toRecord(item: Item | undefined): ApprovalRecord | undefined {
   const outcome = item.outcome?.S;
   if (outcome) record.outcome = RecordSchema.shape.outcome.unwrap().parse(JSON.parse(outcome));
   if (item.answeredAt?.S) record.answeredAt = item.answeredAt.S;
+  // Approvals stored before votes were accepted on the item have neither attribute.
+  if (item.accepted?.S) record.accepted = AcceptedSchema.parse(JSON.parse(item.accepted.S)) as AcceptedVote[];
+  if (item.revision?.N) record.revision = Number(item.revision.N);
   return record;
 }
 
@@ -93,7 +100,7 @@ export class DynamoApprovalStore implements ApprovalStore, PendingApprovalsReade
   }
 
   async createApproval(record: ApprovalRecord, taskToken: string): Promise<CreateApprovalResult> {
-    const { outcome: _o, answeredAt: _a, ...doc } = record;
+    const { outcome: _o, answeredAt: _a, accepted: _v, revision: _r, ...doc } = record;
     return (await conditionalWrite(
       this.client,
       new PutItemCommand({
@@ -107,6 +114,10 @@ export class DynamoApprovalStore implements ApprovalStore, PendingApprovalsReade
           updatedAt: S(record.updatedAt),
           taskToken: S(taskToken),
           doc: S(JSON.stringify(doc)),
+          // What acceptVotes' condition compares `now` with: ISO strings of one format sort as times.
+          voteDeadline: S(new Date(record.expiresAt).toISOString()),
+          accepted: S(JSON.stringify(record.accepted ?? [])),
+          revision: N(record.revision ?? 0),
           expiresAt: N(Math.ceil(Date.parse(record.expiresAt) / 1000) + RETENTION_SECONDS),
         },
         ConditionExpression: 'attribute_not_exists(pk)',
@@ -205,6 +216,34 @@ export class DynamoApprovalStore implements ApprovalStore, PendingApprovalsReade
           ':at': S(now.toISOString()),
           ':outcome': S(JSON.stringify({ ...outcome, at: now.toISOString() })),
         },
+      }),
+    );
+  }
+
+  async acceptVotes(id: string, change: AcceptVotes, now: Date): Promise<boolean> {
+    const at = now.toISOString();
+    const set = ['accepted = :accepted', 'revision = :next', 'updatedAt = :at'];
+    const values: Item = { ':accepted': S(JSON.stringify(change.accepted)), ':next': N(change.revision + 1), ':at': S(at), ':pending': S('pending'), ':now': S(at) };
+    if (change.settle) {
+      set.push('#status = :to', 'gsi1pk = :g', 'outcome = :outcome');
+      values[':to'] = S(change.settle.to);
+      values[':g'] = S(ApprovalKeys.byStatus(change.settle.to));
+      values[':outcome'] = S(JSON.stringify({ ...change.settle.outcome, at }));
+    }
+    // An approval stored before this attribute existed has no revision yet: it counts as 0.
+    const revision = change.revision === 0 ? '(attribute_not_exists(revision) OR revision = :rev)' : 'revision = :rev';
+    values[':rev'] = N(change.revision);
+    return conditionalWrite(
+      this.client,
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: ApprovalKeys.approval(id),
+        UpdateExpression: `SET ${set.join(', ')}`,
+        // The deadline is judged here, in the same write as the status: an expiry that landed
+        // first fails `#status = :pending`, a vote that lands first leaves the expiry nothing.
+        ConditionExpression: `#status = :pending AND ${revision} AND (attribute_not_exists(voteDeadline) OR voteDeadline > :now)`,
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: values,
       }),
     );
   }

@@ -279,6 +279,15 @@ describe('the contract, operation by operation', () => {
     expect((await postJson('/v1/delegations', agent, { agent: 'contract-bot', tools: ['echo.say'], expiresAt })).body).toMatchObject({ status: 403, type: 'urn:airlock:problem:forbidden' });
     expect((await call('POST', '/v1/delegations', { token: alice, headers: { 'content-type': 'text/plain' }, body: 'x' })).status).toBe(415);
     expect((await call('GET', '/v1/delegations', { token: alice })).body!.items.map((d: { id: string }) => d.id)).toContain(id);
+    // A preview refuses what intake would refuse for the delegation: here its budget (10 USD a day).
+    expect((await postJson('/v1/delegations', alice, { agent: 'contract-bot', connectors: ['travel'], budget: { amount: 10, currency: 'USD', period: 'day' }, expiresAt })).status).toBe(201);
+    const book = {
+      agent: { name: 'contract-bot' },
+      tool: 'travel.book_flight',
+      arguments: { holdId: 'hold_1', travelers: [{ firstName: 'A', lastName: 'B' }], contact: { email: 'a@example.com' }, price: { amount: 50, currency: 'USD' } },
+    };
+    const aliceBot = await cp.token('contract-alice', { roles: ['Employee'], manager: 'contract-bob', claims: { act: { sub: 'contract-bot' } } });
+    expect((await postJson('/v1/decisions', aliceBot, book)).body).toMatchObject({ status: 403, type: 'urn:airlock:problem:delegation-budget-exceeded', limit: 1000, requested: 5000 });
 
     const del = (path: string, token: string, body: unknown, type = 'application/json') =>
       call('DELETE', path, { token, headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body) });

@@ -151,7 +151,11 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     accessLog: ledger,
     steps: store,
     idempotency: ledger,
-    workflow: new StepFunctionsWorkflow({ stateMachineArn: env[N.stateMachineArn], client: await stepFunctions() }),
+    workflow: new StepFunctionsWorkflow({
+      stateMachineArn: env[N.stateMachineArn],
+      ...(env[N.runStateMachineArn] ? { runStateMachineArn: env[N.runStateMachineArn] } : {}),
+      client: await stepFunctions(),
+    }),
     ...(readFunction
       ? { readPath: readPathThrough(new LambdaInvoker({ client: await lambda(), defaultTimeoutMs: INVOKE_TIMEOUT_MS }), readFunction, INVOKE_TIMEOUT_MS) }
       : {}),

@@ -20,6 +20,8 @@ import { EnvNames } from '../../lambdas/composition/env';
 export const STATE_MACHINE_ARN_ENV = EnvNames.stateMachineArn;
 /** The saga's ASL file, relative to the repository root. */
 export const ACTION_SAGA_ASL = 'statemachines/action-saga.asl.json';
+/** The Express run's ASL file (steps, compensation, receipt), relative to the repository root. */
+export const ACTION_RUN_ASL = 'statemachines/action-run.asl.json';
 /** The Task that waits for a human; its TimeoutSeconds is `approvalTimeoutSeconds`. */
 export const APPROVAL_STATE = 'WaitForApproval';
 
@@ -48,10 +50,11 @@ export interface RenderedAsl {
  * definitionSubstitutions, which can only insert strings. Throws SagaTimeoutError when the
  * config cannot be honoured (lib/config.ts refuses such configs first).
  */
-export function renderAsl(config: SagaTimeoutConfig, relativePath: string = ACTION_SAGA_ASL): RenderedAsl {
+export function renderAsl(config: SagaTimeoutConfig, relativePath: string = ACTION_SAGA_ASL, options: { express?: boolean } = {}): RenderedAsl {
   const definition = readAsl(relativePath);
-  const timeouts = deriveSagaTimeouts(definition, config);
-  const problems = sagaTimeoutProblems(timeouts, config);
+  const express = options.express ?? relativePath === ACTION_RUN_ASL;
+  const timeouts = deriveSagaTimeouts(definition, config, { express });
+  const problems = sagaTimeoutProblems(timeouts, config, { express });
   if (problems.length > 0) throw new SagaTimeoutError(`${relativePath}: ${problems.join('; ')}`);
   return { text: JSON.stringify(applySagaTimeouts(definition, timeouts), null, 2), timeouts };
 }

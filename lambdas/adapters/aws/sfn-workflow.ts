@@ -1,21 +1,26 @@
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import type { SagaInput, WorkflowStarter } from '../../ports/workflow';
+import type { SagaInput, WorkflowKind, WorkflowStarter } from '../../ports/workflow';
 
 /**
- * Starts the saga on Step Functions. The execution name is the action id, which makes the
- * start itself idempotent: a retried intake that starts it again gets ExecutionAlreadyExists,
- * which means the saga is already on its way.
+ * Starts an action's workflow on Step Functions. The Standard saga's execution name is the
+ * action id, which makes its start idempotent: a retried intake that starts it again gets
+ * ExecutionAlreadyExists, which means the saga is already on its way. An unattended action
+ * starts the Express run instead (when the stack has one): Express names are not unique, so a
+ * retried start may run it twice, which is safe because every task it runs is idempotent
+ * (exactly-once step records, single-use grants, conditional status moves).
  */
 export class StepFunctionsWorkflow implements WorkflowStarter {
   constructor(
-    private readonly options: { stateMachineArn: string; client: SFNClient },
+    private readonly options: { stateMachineArn: string; runStateMachineArn?: string; client: SFNClient },
   ) {}
 
-  async start(actionId: string, input: SagaInput): Promise<void> {
+  async start(actionId: string, input: SagaInput, kind: WorkflowKind = 'attended'): Promise<void> {
+    const express = kind === 'unattended' && this.options.runStateMachineArn !== undefined;
     try {
       await this.options.client.send(
         new StartExecutionCommand({
-          stateMachineArn: this.options.stateMachineArn,
+          stateMachineArn: express ? this.options.runStateMachineArn : this.options.stateMachineArn,
+          // The same name: its history (CloudWatch Logs for Express) is found by the action id.
           name: actionId,
           input: JSON.stringify(input),
         }),

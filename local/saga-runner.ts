@@ -278,6 +278,7 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
    * runs is a no-op (like an execution name).
    */
   async start(actionId: string, input: SagaInput, kind: WorkflowKind = 'attended'): Promise<void> {
+    // `resumed` is the saga too; here nothing has ended under the action's name that a new start would clash with.
     if (this.closed) throw new Error('The local saga runner is closed');
     const machine = kind === 'unattended' && this.run ? this.run : this.saga;
     if (this.running.has(`${machine.kind}:${actionId}`)) return;

@@ -319,6 +319,7 @@ export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = /* @__PURE__ */ once(asy
 export const reconcileDeps: Lazy<ReconcileFunctionDeps> = /* @__PURE__ */ once(async () => {
   const env = readEnv(ReconcileEnv);
   const db = await dynamo();
+  const sagaArn = env[N.stateMachineArn];
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   const limits = limitsIn(env[N.limitsFile]);
   const metrics = metricsFor(limits);
@@ -341,6 +342,16 @@ export const reconcileDeps: Lazy<ReconcileFunctionDeps> = /* @__PURE__ */ once(a
       now: () => new Date(),
       timeoutMs: env[N.vendorTimeoutMs],
     },
+    ...(sagaArn
+      ? {
+          resume: {
+            actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
+            workflow: new StepFunctionsWorkflow({ stateMachineArn: sagaArn, client: await stepFunctions() }),
+            now: () => new Date(),
+            logger,
+          },
+        }
+      : {}),
   };
 });
 

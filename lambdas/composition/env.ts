@@ -157,4 +157,6 @@ export const ReconcileEnv = Table.extend({
       return parsed.data;
     }),
   [N.vendorTimeoutMs]: z.coerce.number().int().min(100).max(60_000).default(8_000),
+  /** The saga, to which the schedule hands actions a dead workflow left unfinished (saga/resume.ts). */
+  [N.stateMachineArn]: z.string().startsWith('arn:').optional(),
 });

@@ -5,9 +5,11 @@ import type { StepRecord } from './steps';
  * Which workflow an action starts in, chosen at intake: `unattended` (policy allowed it, no
  * human to wait for: the Express run, statemachines/action-run.asl.json) or `attended` (an
  * approval or another wait may come: the Standard saga, statemachines/action-saga.asl.json,
- * which runs the same Express run once it is cleared).
+ * which runs the same Express run once it is cleared). `resumed`: the saga again, for an action
+ * a dead workflow left unfinished (saga/resume.ts); in AWS under a fresh execution name, since
+ * the action's first saga may have ended.
  */
-export type WorkflowKind = 'unattended' | 'attended';
+export type WorkflowKind = 'unattended' | 'attended' | 'resumed';
 
 /**
  * Starting the workflow for an accepted action. Step Functions in AWS (the Standard saga's

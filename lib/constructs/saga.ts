@@ -241,6 +241,15 @@ export class ActionSaga extends Construct {
   }
 
   /**
+   * Lets a function hand actions a dead workflow left unfinished to the saga (saga/resume.ts):
+   * StartExecution on the saga only, and STATE_MACHINE_ARN.
+   */
+  bindResumer(fn: AirlockFunction): void {
+    fn.addEnvironment(STATE_MACHINE_ARN_ENV, this.stateMachine.stateMachineArn);
+    this.stateMachine.grantStartExecution(fn.role);
+  }
+
+  /**
    * Lets a function answer WaitForApproval with SendTaskSuccess / SendTaskFailure. The
    * service authorization reference lists no resource types for these actions, so the
    * statement must name "*"; the task token itself is the capability, and it is never

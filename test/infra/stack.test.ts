@@ -596,12 +596,21 @@ describe('saga', () => {
     });
   });
 
-  it('lets intake start it (and fail a wait it cancels) and approvals answer it, and nobody else', () => {
+  it('lets intake start it (and fail a wait it cancels), approvals answer it, the reconciler resume it, and nobody else', () => {
     const sm = logicalId(s.stack.saga.stateMachine);
     for (const [name, role] of Object.entries(roles)) {
       const actions = allows(role).flatMap(actionsOf).filter((a) => a.startsWith('states:'));
       if (name === 'intake') expect(actions.sort()).toEqual(['states:SendTaskFailure', 'states:StartExecution']);
       else if (name === 'approvals') expect(actions.sort()).toEqual(['states:SendTaskFailure', 'states:SendTaskSuccess']);
+      else if (name === 'reconcile') {
+        // The schedule hands actions a dead workflow left unfinished to the saga: that one state machine only.
+        expect(actions).toEqual(['states:StartExecution']);
+        expect(allows(role).filter((st) => actionsOf(st).includes('states:StartExecution')).flatMap(resourcesOf)).toEqual([{ Ref: sm }]);
+        s.template.hasResourceProperties('AWS::Lambda::Function', {
+          Role: { 'Fn::GetAtt': [role, 'Arn'] },
+          Environment: { Variables: Match.objectLike({ STATE_MACHINE_ARN: { Ref: sm } }) },
+        });
+      }
       else expect(actions, name).toEqual([]);
     }
     // Exactly the two workflows: the saga, and the Express run for unattended actions.

@@ -20,8 +20,9 @@ export class StepFunctionsWorkflow implements WorkflowStarter {
       await this.options.client.send(
         new StartExecutionCommand({
           stateMachineArn: express ? this.options.runStateMachineArn : this.options.stateMachineArn,
-          // The same name: its history (CloudWatch Logs for Express) is found by the action id.
-          name: actionId,
+          // The action id: its history (CloudWatch Logs for Express) is found by it. A resumed
+          // action's earlier saga may have ended under that name, which stays taken for 90 days.
+          name: kind === 'resumed' ? `${actionId}-resumed-${Date.now().toString(36)}` : actionId,
           input: JSON.stringify(input),
         }),
       );

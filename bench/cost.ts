@@ -199,7 +199,7 @@ const rows: { name: string; c: Counted; cost: ReturnType<typeof dollarsPer1000> 
 const add = (name: string, c: Counted) => rows.push({ name, c, cost: dollarsPer1000(c) });
 const echo = (i: number) => ({ tool: 'echo.say', arguments: { message: `m${i}` }, agent: { name: 'bench' } });
 add('read, fast path (RunRead)', await scenario('read-fast', echo, 'completed', undefined, false, 'wait=20'));
-add('read through the saga', await scenario('read', echo, 'completed'));
+add('read, not waiting (Express run)', await scenario('read', echo, 'completed'));
 add('4-step plan, unattended', await scenario('plan', (i) => travel(i), 'completed'));
 add('4-step plan, approved', await scenario('approved', (i) => travel(i + 7, 4), 'completed', undefined, true));
 add(

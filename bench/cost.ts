@@ -26,6 +26,8 @@ export const PRICES = {
   readOn: '2025-11 (recorded then; not re-checked here, no network)',
   stepFunctionsStandardPerTransition: 0.025 / 1_000,
   stepFunctionsExpressPerRequest: 1.0 / 1_000_000,
+  /** First 1,000 GB-hours a month; billed in 64 MB memory steps and 100 ms of duration. */
+  stepFunctionsExpressPerGbSecond: 0.00001667,
   lambdaPerRequest: 0.2 / 1_000_000,
   lambdaArmPerGbSecond: 0.0000133334,
   dynamoPerWriteUnit: 0.625 / 1_000_000,
@@ -36,13 +38,21 @@ export const PRICES = {
   httpApiPerRequest: 1.0 / 1_000_000,
 } as const;
 
+/** What an Express execution of this size is billed for memory: the smallest step (it carries ids and counters, well under 64 MB). */
+const EXPRESS_MEMORY_GB = 64 / 1024;
 /** The stack's default function memory (lib/config.ts `lambda.memoryMiB`). */
 const MEMORY_GB = 1024 / 1024;
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
 interface Counted {
+  /** States entered in Standard executions (billed per transition). */
   transitions: number;
+  /** States entered in Express executions (free: Express bills requests and duration). */
+  expressTransitions: number;
   standardExecutions: number;
+  expressExecutions: number;
+  /** Express duration billed: each execution rounded up to 100 ms. */
+  expressBilledMs: number;
   invocations: number;
   lambdaMs: number;
   readUnits: number;
@@ -113,7 +123,7 @@ async function approve(id: string): Promise<number> {
 
 /** Runs one kind of action RUNS times; returns its counts per action. */
 async function scenario(kind: string, body: (i: number) => unknown, expect: string, before?: () => void, approved = false, prefer = 'respond-async'): Promise<Counted> {
-  const totals: Counted = { transitions: 0, standardExecutions: 0, invocations: 0, lambdaMs: 0, readUnits: 0, writeUnits: 0, dynamoCalls: 0, s3Puts: 0, secretReads: 0, apiRequests: 0 };
+  const totals: Counted = { transitions: 0, expressTransitions: 0, standardExecutions: 0, expressExecutions: 0, expressBilledMs: 0, invocations: 0, lambdaMs: 0, readUnits: 0, writeUnits: 0, dynamoCalls: 0, s3Puts: 0, secretReads: 0, apiRequests: 0 };
   for (let i = 0; i < RUNS; i++) {
     before?.();
     const start = counter.snapshot();
@@ -137,8 +147,13 @@ async function scenario(kind: string, body: (i: number) => unknown, expect: stri
     if (action?.status !== expect) throw new Error(`${kind} ended ${action?.status}, not ${expect}`);
     const report = control.runner.reportOf(id);
     if (report) {
-      totals.transitions += report.transitions;
-      totals.standardExecutions++;
+      totals.transitions += report.standardTransitions;
+      totals.expressTransitions += report.transitions - report.standardTransitions;
+      totals.standardExecutions += report.standardExecutions;
+      totals.expressExecutions += report.express.executions;
+      // Measured here (one process, local calls): an upper bound of a run's wall time in AWS per
+      // call, rounded up per execution as billed.
+      totals.expressBilledMs += Math.ceil(report.express.ms / Math.max(1, report.express.executions) / 100) * 100 * report.express.executions;
       totals.invocations += Object.values(report.invocations).reduce((a, b) => a + b, 0);
       totals.lambdaMs += Object.values(report.invocationMs).reduce((a, b) => a + b, 0);
     }
@@ -160,7 +175,10 @@ async function scenario(kind: string, body: (i: number) => unknown, expect: stri
 function dollarsPer1000(c: Counted) {
   const p = PRICES;
   const parts = {
-    stepFunctions: c.transitions * p.stepFunctionsStandardPerTransition,
+    stepFunctions:
+      c.transitions * p.stepFunctionsStandardPerTransition +
+      c.expressExecutions * p.stepFunctionsExpressPerRequest +
+      (c.expressBilledMs / 1000) * EXPRESS_MEMORY_GB * p.stepFunctionsExpressPerGbSecond,
     lambda: c.invocations * p.lambdaPerRequest + (c.lambdaMs / 1000) * MEMORY_GB * p.lambdaArmPerGbSecond,
     dynamodb: c.readUnits * p.dynamoPerReadUnit + c.writeUnits * p.dynamoPerWriteUnit,
     s3: c.s3Puts * p.s3PerPut,
@@ -181,7 +199,7 @@ const rows: { name: string; c: Counted; cost: ReturnType<typeof dollarsPer1000> 
 const add = (name: string, c: Counted) => rows.push({ name, c, cost: dollarsPer1000(c) });
 const echo = (i: number) => ({ tool: 'echo.say', arguments: { message: `m${i}` }, agent: { name: 'bench' } });
 add('read, fast path (RunRead)', await scenario('read-fast', echo, 'completed', undefined, false, 'wait=20'));
-add('read through the saga', await scenario('read', echo, 'completed'));
+add('read, not waiting (Express run)', await scenario('read', echo, 'completed'));
 add('4-step plan, unattended', await scenario('plan', (i) => travel(i), 'completed'));
 add('4-step plan, approved', await scenario('approved', (i) => travel(i + 7, 4), 'completed', undefined, true));
 add(
@@ -196,11 +214,11 @@ await cp.close();
 const f = (n: number, d = 1) => n.toFixed(d);
 const usd = (n: number) => `$${n < 0.01 ? n.toFixed(4) : n.toFixed(3)}`;
 const table = [
-  '| per action | Step Functions transitions | Lambda invocations (GB-s) | DynamoDB calls (RRU / WRU) | S3 PUTs | API requests | $ per 1,000 actions | of which Step Functions / DynamoDB / Lambda |',
+  '| per action | Step Functions Standard transitions (Express executions) | Lambda invocations (GB-s) | DynamoDB calls (RRU / WRU) | S3 PUTs | API requests | $ per 1,000 actions | of which Step Functions / DynamoDB / Lambda |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ...rows.map(
     ({ name, c, cost }) =>
-      `| ${name} | ${f(c.transitions, 0)} | ${f(c.invocations, 0)} (${f((c.lambdaMs / 1000) * MEMORY_GB, 2)}) | ${f(c.dynamoCalls)} (${f(c.readUnits)} / ${f(c.writeUnits)}) | ${f(c.s3Puts, 0)} | ${f(c.apiRequests, 0)} | **${usd(cost.total)}** | ${usd(cost.parts.stepFunctions)} / ${usd(cost.parts.dynamodb)} / ${usd(cost.parts.lambda)} |`,
+      `| ${name} | ${f(c.transitions, 0)}${c.expressExecutions > 0 ? ` (${f(c.expressExecutions, 0)} Express, ${f(c.expressTransitions, 0)} states, ${f(c.expressBilledMs / Math.max(1, c.expressExecutions), 0)} ms)` : ''} | ${f(c.invocations, 0)} (${f((c.lambdaMs / 1000) * MEMORY_GB, 2)}) | ${f(c.dynamoCalls)} (${f(c.readUnits)} / ${f(c.writeUnits)}) | ${f(c.s3Puts, 0)} | ${f(c.apiRequests, 0)} | **${usd(cost.total)}** | ${usd(cost.parts.stepFunctions)} / ${usd(cost.parts.dynamodb)} / ${usd(cost.parts.lambda)} |`,
   ),
 ];
 const section = [
@@ -208,13 +226,13 @@ const section = [
   '',
   ...table,
   '',
-  `Prices used: Step Functions Standard $0.025 per 1,000 transitions; Lambda $0.20 per million requests + $0.0000133334 per GB-s; DynamoDB on-demand $0.625 per million write and $0.125 per million read request units; S3 $0.005 per 1,000 PUTs; Secrets Manager $0.05 per 10,000 calls (the adapter caches each secret 5 minutes per instance, so reads per action round to 0); HTTP API $1.00 per million requests (the table is \`PRICES\` in bench/cost.ts). KMS requests are amortized to ~0 per action (S3 bucket keys; DynamoDB caches its table key). Fixed monthly costs are not in the table: the KMS keys ($1 each), the secrets ($0.40 each), CloudWatch Logs ingestion and retention.`,
+  `Prices used: Step Functions Standard $0.025 per 1,000 transitions, Express $1.00 per million requests + $0.00001667 per GB-s (billed at 64 MB and per 100 ms; its state transitions are free); Lambda $0.20 per million requests + $0.0000133334 per GB-s; DynamoDB on-demand $0.625 per million write and $0.125 per million read request units; S3 $0.005 per 1,000 PUTs; Secrets Manager $0.05 per 10,000 calls (the adapter caches each secret 5 minutes per instance, so reads per action round to 0); HTTP API $1.00 per million requests (the table is \`PRICES\` in bench/cost.ts). KMS requests are amortized to ~0 per action (S3 bucket keys; DynamoDB caches its table key). Fixed monthly costs are not in the table: the KMS keys ($1 each), the secrets ($0.40 each), CloudWatch Logs ingestion and retention.`,
 ].join('\n');
 
 console.log(`cost per action, local runtime with counting adapters, ${RUNS} runs each (prices recorded ${PRICES.readOn})`);
 for (const { name, c, cost } of rows) {
   console.log(
-    `${name.padEnd(26)} ${usd(cost.total).padStart(8)} per 1,000  (SFN ${f(c.transitions, 0)} transitions, λ ${f(c.invocations, 0)} × ${f(c.lambdaMs / Math.max(1, c.invocations), 0)} ms, DynamoDB ${f(c.dynamoCalls)} calls ${f(c.readUnits)} RRU ${f(c.writeUnits)} WRU, S3 ${f(c.s3Puts, 0)}, secrets ${f(c.secretReads, 1)}, API ${f(c.apiRequests, 0)})`,
+    `${name.padEnd(26)} ${usd(cost.total).padStart(8)} per 1,000  (SFN ${f(c.transitions, 0)} Standard transitions + ${f(c.expressExecutions, 1)} Express × ${f(c.expressBilledMs / Math.max(1, c.expressExecutions), 0)} ms (${f(c.expressTransitions, 0)} states), λ ${f(c.invocations, 0)} × ${f(c.lambdaMs / Math.max(1, c.invocations), 0)} ms, DynamoDB ${f(c.dynamoCalls)} calls ${f(c.readUnits)} RRU ${f(c.writeUnits)} WRU, S3 ${f(c.s3Puts, 0)}, secrets ${f(c.secretReads, 1)}, API ${f(c.apiRequests, 0)})`,
   );
 }
 if (process.argv.includes('--write-readme')) {

@@ -219,6 +219,8 @@ export class AirlockStack extends Stack {
     // The digest looks back as far as an action can live: the saga's execution timeout.
     this.auditVault.bindReceiptWriter(receipts, { lookbackDays: Math.ceil(this.saga.timeouts.executionSeconds / 86_400) + 1 });
     this.saga.bindStarter(intake);
+    // The schedule finds actions whose workflow died (an Express run is never retried) and resumes them in the saga.
+    this.saga.bindResumer(this.reconciler);
     // An allowed single read runs without a Standard execution: intake → saga function's RunRead.
     bindReadPath({ intake, saga, receipts, connectors: [...connectorFunctions.values()], sagaTimeoutSeconds: config.lambda.timeoutSeconds });
     this.saga.bindTaskResponder(approvals);

@@ -5,7 +5,7 @@ import type { Construct } from 'constructs';
 import { z } from 'zod';
 import { MAX_PLAN_STEPS } from '../lambdas/intake/envelope';
 import { DEFAULT_SAGA_TIMEOUTS, deriveSagaTimeouts, sagaTimeoutProblems, type SagaTimeoutConfig } from '../lambdas/saga/timeouts';
-import { readAsl } from './constructs/saga';
+import { ACTION_RUN_ASL, readAsl } from './constructs/saga';
 
 /**
  * The one typed configuration of the Airlock stack. Every value has a default that is safe
@@ -44,6 +44,7 @@ const retentionDays = z
 
 /** The saga's ASL, read once: every config is checked against it. */
 let sagaDefinition: unknown;
+let runDefinition: unknown;
 
 /** The zod schema of the configuration; `AirlockConfig` is its output type. */
 export const AirlockConfigSchema = z
@@ -164,12 +165,17 @@ export const AirlockConfigSchema = z
     // so the execution must outlast the approval wait plus the worst-case run of the saga.
     const inputs = sagaTimeoutConfig(config);
     let problems: string[];
+    let runProblems: string[];
     try {
       problems = sagaTimeoutProblems(deriveSagaTimeouts((sagaDefinition ??= readAsl()), inputs), inputs);
+      // One step attempt must fit in an Express run (5 minutes at most).
+      runProblems = sagaTimeoutProblems(deriveSagaTimeouts((runDefinition ??= readAsl(ACTION_RUN_ASL)), inputs, { express: true }), inputs, { express: true });
     } catch (error) {
       problems = [error instanceof Error ? error.message : String(error)];
+      runProblems = [];
     }
     for (const message of problems) ctx.addIssue({ code: 'custom', path: ['approvalTimeoutSeconds'], message });
+    for (const message of runProblems) ctx.addIssue({ code: 'custom', path: ['lambda'], message });
   });
 
 /** The parsed configuration. */

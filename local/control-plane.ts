@@ -21,6 +21,7 @@ import { createSagaHandler } from '../lambdas/saga/handler';
 import { createStepsHandler } from '../lambdas/steps/handler';
 import { connectors } from '../lambdas/tools/registry';
 import { reconcile } from '../lambdas/reconcile/reconcile';
+import { resumeStalledActions } from '../lambdas/saga/resume';
 import { createReconcileHandler } from '../lambdas/reconcile/handler';
 import { LOCAL_PENDING_APPROVALS_SAMPLE_MS, measurePendingApprovals } from '../lambdas/observability/pending-approvals';
 import { sweepExpiredDelegations } from '../lambdas/delegations/expiry';
@@ -291,8 +292,11 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         reconcileIntervalMs > 0
           ? setInterval(() => {
               // One run at a time: a slow vendor never stacks runs up.
+              // Like the scheduled function: actions a dead workflow left unfinished first.
               reconciling = reconciling.then(() =>
-                reconcile(composition!.reconcile).catch((error: unknown) => ctx.logger.error('reconcile failed', { error: error instanceof Error ? error.name : 'unknown' })),
+                resumeStalledActions(composition!.reconciler.resume!)
+                  .then(() => reconcile(composition!.reconcile))
+                  .catch((error: unknown) => ctx.logger.error('reconcile failed', { error: error instanceof Error ? error.name : 'unknown' })),
               );
             }, reconcileIntervalMs)
           : undefined;

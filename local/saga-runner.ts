@@ -17,12 +17,16 @@ import {
   type SagaTimeouts,
 } from '../lambdas/saga/timeouts';
 import { TaskTokenInvalidError, type TaskCallbacks } from '../lambdas/ports/task-callbacks';
-import type { SagaInput, WorkflowStarter } from '../lambdas/ports/workflow';
+import type { SagaInput, WorkflowKind, WorkflowStarter } from '../lambdas/ports/workflow';
 
 /**
- * The local stand-in for Step Functions: runs statemachines/action-saga.asl.json with
- * aws-local-stepfunctions, every Task mapped to the same handler functions the stack
- * deploys, in-process. It mints the task tokens that library never generates and answers
+ * The local stand-in for Step Functions: runs the two workflows with aws-local-stepfunctions,
+ * statemachines/action-saga.asl.json (the Standard saga: decisions and waits) and
+ * statemachines/action-run.asl.json (the Express run: steps, compensation, receipt), every
+ * Task mapped to the same handler functions the stack deploys, in-process. The saga's
+ * `states:startExecution.sync:2` Task runs the run here and waits for it; the run's
+ * `states:startExecution` hands an action to the saga (a no-op while the saga has it, as an
+ * execution name makes it in AWS). It mints the task tokens that library never generates and answers
  * `.waitForTaskToken` states through a callback registry behind the same TaskCallbacks port
  * the approvals function uses with SendTaskSuccess / SendTaskFailure in AWS.
  *
@@ -44,10 +48,13 @@ export function localFunctionArn(name: string): string {
   return `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:airlock-${name}`;
 }
 
-/** The error a paused step fails with (guardrails/errors.ts), which ExecuteStep retries until the resume. */
-const PAUSED_ERROR = 'ActionPausedError';
-
 const DEFAULT_ASL = join(import.meta.dirname, '..', 'statemachines', 'action-saga.asl.json');
+const DEFAULT_RUN_ASL = join(import.meta.dirname, '..', 'statemachines', 'action-run.asl.json');
+/** The local ARNs of the two state machines (the ASL's `${SagaWorkflowArn}` and `${RunWorkflowArn}`). */
+export const LOCAL_SAGA_ARN = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:airlock-action-saga`;
+export const LOCAL_RUN_ARN = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:airlock-action-run`;
+const RUN_SYNC = 'arn:aws:states:::states:startExecution.sync:2';
+const START_EXECUTION = 'arn:aws:states:::states:startExecution';
 
 export interface LocalSagaRunnerOptions {
   /** Functions by local ARN (see localFunctionArn). */
@@ -55,16 +62,23 @@ export interface LocalSagaRunnerOptions {
   /** `${SagaFunctionArn}` → local ARN, as the stack's definitionSubstitutions do. */
   substitutions: Readonly<Record<string, string>>;
   logger: Logger;
+  /** The Standard saga's ASL (default statemachines/action-saga.asl.json). */
   definitionPath?: string;
+  /**
+   * The Express run's ASL: default statemachines/action-run.asl.json, or none when a custom
+   * `definitionPath` is given without one (a single-machine test definition).
+   */
+  runDefinitionPath?: string;
   /**
    * Shortens every Retry interval to this many milliseconds (tests). The ASL's own intervals
    * (seconds, with backoff and jitter) apply otherwise.
    */
   retryIntervalMs?: number;
   /**
-   * With `retryIntervalMs`: the interval of the retriers that wait out a `pause` halt
-   * (ActionPausedError) instead, so a paused saga waits `MaxAttempts` times this for the
-   * resume (the chaos storm) rather than giving up within milliseconds.
+   * With `retryIntervalMs`: the length of the Wait states that wait out a `pause` halt
+   * (`WaitWhilePaused`, at most six in a row before the saga compensates) instead, so a
+   * paused saga waits six times this for the resume (the chaos storm) rather than giving up
+   * within milliseconds.
    */
   pauseRetryIntervalMs?: number;
   /** What the TimeoutSeconds are derived from (the stack uses its config); the config defaults otherwise. */
@@ -93,10 +107,16 @@ export interface ExecutionReport {
   /** Largest state input or output, task input or result (UTF-8 bytes of its JSON), and where. */
   largestPayload: { bytes: number; state: string; what: string };
   /**
-   * States entered (what Step Functions Standard bills as state transitions), Parallel
-   * branches and Map iterations included: the cost model counts them instead of guessing.
+   * States entered in every execution of the action, both workflows, Parallel branches and
+   * Map iterations included.
    */
   transitions: number;
+  /** Of those, the ones entered in Standard executions: what Step Functions bills per transition. */
+  standardTransitions: number;
+  /** Standard executions started for the action. */
+  standardExecutions: number;
+  /** Express executions started for the action (billed per request) and how long they ran (billed per GB-second). */
+  express: { executions: number; ms: number };
   /** Lambda invocations by local function name (Task states run, retries included). */
   invocations: Record<string, number>;
   /** Milliseconds those invocations ran, by function (a waitForTaskToken Task: until its handler returned). */
@@ -116,6 +136,11 @@ interface Waiter {
 }
 
 const LambdaInvokeSchema = z.object({ FunctionName: z.string(), Payload: z.unknown() });
+const StartExecutionSchema = z.object({ StateMachineArn: z.string(), Name: z.string().optional(), Input: z.record(z.string(), z.unknown()) });
+
+function emptyReport(): ExecutionReport {
+  return { largestPayload: { bytes: 0, state: '', what: '' }, transitions: 0, standardTransitions: 0, standardExecutions: 0, express: { executions: 0, ms: 0 }, invocations: {}, invocationMs: {} };
+}
 const ApprovalRequestResult = z.object({ expiresAt: z.string().datetime({ offset: true }) }).partial().passthrough();
 
 /** An error with a Step Functions name (`States.Timeout`, `ApprovalRejected`, a handler's error name). */
@@ -132,9 +157,22 @@ interface TaskState {
   Retry?: unknown[];
 }
 
+/** One of the two state machines, compiled. */
+interface LocalMachine {
+  kind: WorkflowKind;
+  arn: string;
+  definition: Record<string, unknown>;
+  timeouts: SagaTimeouts;
+  machine: StateMachine;
+  tasks: Map<string, TaskState>;
+  retryStates: string[];
+  waitStates: string[];
+}
+
 /** One running execution. */
 interface Execution {
   actionId: string;
+  machine: LocalMachine;
   token: string;
   abort: () => void;
   report: ExecutionReport;
@@ -164,14 +202,19 @@ function statesOf(definition: unknown): Map<string, TaskState> {
 
 /** The local Step Functions: see the module comment. */
 export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
-  /** The definition as run here: the ASL with placeholders substituted and derived TimeoutSeconds. */
+  /** The Standard saga as run here: the ASL with placeholders substituted and derived TimeoutSeconds. */
   readonly definition: Record<string, unknown>;
-  /** The derived TimeoutSeconds, the same numbers the stack deploys for the same config. */
+  /** The saga's derived TimeoutSeconds, the same numbers the stack deploys for the same config. */
   readonly timeouts: SagaTimeouts;
+  /** The Express run as run here (absent for a single-machine test definition). */
+  readonly runDefinition?: Record<string, unknown>;
+  /** The run's derived TimeoutSeconds (its execution's: the Express cap). */
+  readonly runTimeouts?: SagaTimeouts;
   private readonly config: SagaTimeoutConfig;
-  private readonly machine: StateMachine;
-  private readonly tasks: Map<string, TaskState>;
-  private readonly retryStates: [string, { ErrorEquals?: string[] }[]][];
+  private readonly saga: LocalMachine;
+  /** The Express run (absent for a single-machine test definition). */
+  private readonly run?: LocalMachine;
+  /** Top-level executions by `kind:actionId` (a second start of the same is a no-op); nested runs by execution id. */
   private readonly running = new Map<string, Promise<void>>();
   private readonly executions = new Map<string, Execution>();
   private readonly reports = new Map<string, ExecutionReport>();
@@ -183,92 +226,154 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
   private readonly direct: { invocations: Record<string, number>; invocationMs: Record<string, number> } = { invocations: {}, invocationMs: {} };
 
   constructor(private readonly options: LocalSagaRunnerOptions) {
-    const source = readFileSync(options.definitionPath ?? DEFAULT_ASL, 'utf8');
-    let text = source;
-    for (const [placeholder, arn] of Object.entries(options.substitutions)) {
-      text = text.replaceAll(`\${${placeholder}}`, arn);
-    }
     const config: SagaTimeoutConfig = { ...DEFAULT_SAGA_TIMEOUTS, ...options.timeouts };
     this.config = config;
+    this.saga = this.compile('attended', options.definitionPath ?? DEFAULT_ASL);
+    const runPath = options.runDefinitionPath ?? (options.definitionPath ? undefined : DEFAULT_RUN_ASL);
+    if (runPath) this.run = this.compile('unattended', runPath);
+    this.definition = this.saga.definition;
+    this.timeouts = this.saga.timeouts;
+    if (this.run) {
+      this.runDefinition = this.run.definition;
+      this.runTimeouts = this.run.timeouts;
+    }
+  }
+
+  /** Reads, substitutes, times and compiles one ASL file. */
+  private compile(kind: WorkflowKind, path: string): LocalMachine {
+    const { options, config } = this;
+    const express = kind === 'unattended';
+    const source = readFileSync(path, 'utf8');
+    let text = source;
+    for (const [placeholder, arn] of Object.entries({ SagaWorkflowArn: LOCAL_SAGA_ARN, RunWorkflowArn: LOCAL_RUN_ARN, ...options.substitutions })) {
+      text = text.replaceAll(`\${${placeholder}}`, arn);
+    }
     // Derived from the file as the stack reads it (placeholders tell a Task's function apart).
-    this.timeouts = deriveSagaTimeouts(JSON.parse(source) as unknown, config);
+    const timeouts = deriveSagaTimeouts(JSON.parse(source) as unknown, config, { express });
     const parsed = JSON.parse(text) as Record<string, unknown>;
-    const problems = sagaTimeoutProblems(this.timeouts, config);
-    const tooLong = Object.entries(this.timeouts.tasks).filter(([, seconds]) => seconds > MAX_TIMER_SECONDS);
+    const problems = sagaTimeoutProblems(timeouts, config, { express });
+    const tooLong = Object.entries(timeouts.tasks).filter(([, seconds]) => seconds > MAX_TIMER_SECONDS);
     if (tooLong.length > 0) {
       problems.push(
         `the local runner waits at most ${MAX_TIMER_SECONDS} s in one Task (a Node.js timer limit), and ${tooLong.map(([n, sec]) => `${n} would wait ${sec} s`).join(', ')}: lower approvalTimeoutSeconds`,
       );
     }
     if (problems.length > 0) throw new SagaTimeoutError(`Cannot run the saga locally: ${problems.join('; ')}`);
-    this.definition = applySagaTimeouts(parsed, this.timeouts);
+    const definition = applySagaTimeouts(parsed, timeouts);
     // The library gets a copy (it annotates what it validates) without the execution timeout,
-    // which start() keeps instead: the library would arm one Node timer for it, and a Node
+    // which launch() keeps instead: the library would arm one Node timer for it, and a Node
     // timer fires at once past ~24.8 days.
-    const { TimeoutSeconds: _executionTimeout, ...forLibrary } = structuredClone(this.definition);
-    const definition = forLibrary as unknown as ConstructorParameters<typeof StateMachine>[0];
-    this.machine = new StateMachine(definition, { validationOptions: { checkPaths: true, checkArn: true } });
-    const states = [...statesOf(definition)];
-    this.tasks = new Map(states.filter(([, state]) => state.Type === 'Task'));
-    this.retryStates = states.filter(([, state]) => Array.isArray(state.Retry)).map(([name, state]) => [name, state.Retry as { ErrorEquals?: string[] }[]]);
+    const { TimeoutSeconds: _executionTimeout, ...forLibrary } = structuredClone(definition);
+    const forRun = forLibrary as unknown as ConstructorParameters<typeof StateMachine>[0];
+    const machine = new StateMachine(forRun, { validationOptions: { checkPaths: true, checkArn: true } });
+    const states = [...statesOf(forRun)];
+    return {
+      kind,
+      arn: express ? LOCAL_RUN_ARN : LOCAL_SAGA_ARN,
+      definition,
+      timeouts,
+      machine,
+      tasks: new Map(states.filter(([, state]) => state.Type === 'Task')),
+      retryStates: states.filter(([, state]) => Array.isArray(state.Retry)).map(([name]) => name),
+      waitStates: states.filter(([, state]) => state.Type === 'Wait').map(([name]) => name),
+    };
   }
 
-  /** Per retrier of a state: the pause retriers' interval, or the shortened one. */
-  private retryIntervals(retry: { ErrorEquals?: string[] }[]): number[] {
-    const short = this.options.retryIntervalMs!;
-    const pause = this.options.pauseRetryIntervalMs ?? short;
-    return retry.map((r) => (r.ErrorEquals?.includes(PAUSED_ERROR) ? pause : short));
-  }
-
-  /** Starts the saga for an action; a second start while one runs is a no-op (like an execution name). */
-  async start(actionId: string, input: SagaInput): Promise<void> {
+  /**
+   * Starts the workflow for an action: the Express run for an `unattended` one (when this
+   * runner has it), the Standard saga otherwise. A second start of the same workflow while one
+   * runs is a no-op (like an execution name).
+   */
+  async start(actionId: string, input: SagaInput, kind: WorkflowKind = 'attended'): Promise<void> {
+    // `resumed` is the saga too; here nothing has ended under the action's name that a new start would clash with.
     if (this.closed) throw new Error('The local saga runner is closed');
-    if (this.running.has(actionId)) return;
+    const machine = kind === 'unattended' && this.run ? this.run : this.saga;
+    if (this.running.has(`${machine.kind}:${actionId}`)) return;
+    this.reports.set(actionId, emptyReport());
+    while (this.reports.size > MAX_REPORTS) this.reports.delete(this.reports.keys().next().value!);
+    this.launch(machine, actionId, input, `${machine.kind}:${actionId}`);
+  }
+
+  /**
+   * Runs one execution; its report is the action's (nested and handed-over executions add to
+   * it). Resolves with its output; rejects with its failure (a Fail state, or the runner's stop).
+   */
+  /** A shortened Wait state's length: the pause waits' own interval, or the retry interval. */
+  private waitInterval(state: string): number {
+    const short = this.options.retryIntervalMs!;
+    return state === 'WaitWhilePaused' ? (this.options.pauseRetryIntervalMs ?? short) : short;
+  }
+
+  private launch(machine: LocalMachine, actionId: string, input: unknown, key: string): Promise<unknown> {
     const token = `local-${randomUUID()}`;
-    const exec: Execution = { actionId, token, abort: () => undefined, report: { largestPayload: { bytes: 0, state: '', what: '' }, transitions: 0, invocations: {}, invocationMs: {} } };
-    const execution = this.machine.run(input as unknown as Parameters<StateMachine['run']>[0], {
+    let report = this.reports.get(actionId);
+    if (!report) {
+      report = emptyReport();
+      this.reports.set(actionId, report);
+    }
+    const express = machine.kind === 'unattended';
+    if (express) report.express.executions++;
+    else report.standardExecutions++;
+    const exec: Execution = { actionId, machine, token, abort: () => undefined, report };
+    const name = express ? randomUUID() : actionId;
+    const execution = machine.machine.run(input as Parameters<StateMachine['run']>[0], {
       overrides: {
         taskResourceLocalHandlers: Object.fromEntries(
-          [...this.tasks].map(([name, state]) => [name, (taskInput: unknown) => this.guardedTask(exec, name, state, taskInput)]),
+          [...machine.tasks].map(([state, definition]) => [state, (taskInput: unknown) => this.guardedTask(exec, state, definition, taskInput)]),
         ),
         ...(this.options.retryIntervalMs !== undefined
-          ? { retryIntervalOverrides: Object.fromEntries(this.retryStates.map(([n, retry]) => [n, this.retryIntervals(retry)])) }
+          ? {
+              retryIntervalOverrides: Object.fromEntries(machine.retryStates.map((n) => [n, this.options.retryIntervalMs!])),
+              waitTimeOverrides: Object.fromEntries(machine.waitStates.map((n) => [n, this.waitInterval(n)])),
+            }
           : {}),
       } as RunOverrides,
       context: {
-        Execution: { Id: `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:airlock-action-saga:${actionId}`, Name: actionId },
+        Execution: { Id: `${machine.arn.replace(':stateMachine:', ':execution:')}:${name}`, Name: name },
         Task: { Token: token },
       },
       noThrowOnAbort: true,
     });
     exec.abort = execution.abort;
-    this.executions.set(actionId, exec);
-    this.reports.set(actionId, exec.report);
-    while (this.reports.size > MAX_REPORTS) this.reports.delete(this.reports.keys().next().value!);
+    this.executions.set(key, exec);
+    const started = performance.now();
     // Ends with the execution: the library dispatches its terminal event before it settles.
     const watching = this.watchPayloads(exec, execution.eventLogs).catch((error: unknown) =>
       this.options.logger.error('payload watch failed', { actionId, error }),
     );
-    exec.cancelTimeout = this.after(Date.now() + this.timeouts.executionSeconds * 1000, () =>
-      this.stop(exec, 'States.Timeout', `The execution ran longer than its TimeoutSeconds (${this.timeouts.executionSeconds} s)`),
+    const seconds = machine.timeouts.executionSeconds;
+    exec.cancelTimeout = this.after(Date.now() + seconds * 1000, () =>
+      this.stop(exec, 'States.Timeout', `The execution ran longer than its TimeoutSeconds (${seconds} s)`),
     );
-    const done = execution.result.then(
+    const outcome = execution.result.then(
       (output) => {
-        if (!exec.stopped) this.options.logger.debug('saga finished', { actionId, output });
+        if (exec.stopped) throw exec.stopped;
+        this.options.logger.debug('workflow finished', { actionId, workflow: machine.kind });
+        return output as unknown;
       },
       (error: unknown) => {
         const e = error instanceof Error ? error : new Error(String(error));
         const cause = (e as { cause?: unknown }).cause;
         const failed = cause instanceof Error ? cause : e;
         exec.report.failure ??= { error: failed.name, cause: failed.message };
-        this.options.logger.warn('saga ended in a Fail state', { actionId, error: failed.name });
+        this.options.logger.warn('workflow ended in a Fail state', { actionId, workflow: machine.kind, error: failed.name });
+        throw failed;
       },
-    ).then(() => watching).finally(() => {
-      exec.cancelTimeout?.();
-      this.running.delete(actionId);
-      this.executions.delete(actionId);
-    });
-    this.running.set(actionId, done);
+    );
+    const done = outcome
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => watching)
+      .finally(() => {
+        exec.cancelTimeout?.();
+        if (express) exec.report.express.ms += performance.now() - started;
+        this.running.delete(key);
+        this.executions.delete(key);
+      });
+    this.running.set(key, done);
+    return outcome;
   }
 
   /** What the runner saw of the latest execution for an action (kept after it ends). */
@@ -305,6 +410,7 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     for await (const event of events) {
       if (event.type === 'StateEntered') {
         exec.report.transitions++;
+        if (exec.machine.kind === 'attended') exec.report.standardTransitions++;
         this.measure(exec, event.state.name, 'input', event.state.input);
       }
       else if (event.type === 'StateExited') this.measure(exec, event.state.name, 'output', event.state.output);
@@ -354,7 +460,16 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
   private async runTask(exec: Execution, name: string, state: TaskState, input: unknown): Promise<unknown> {
     const resource = state.Resource ?? '';
     // The function's own timeout: its Task's, less the margin the Task adds for a cold start.
-    const functionTimeout = (this.timeouts.tasks[name] ?? 0) - TASK_TIMEOUT_MARGIN_SECONDS;
+    const functionTimeout = (exec.machine.timeouts.tasks[name] ?? 0) - TASK_TIMEOUT_MARGIN_SECONDS;
+    if (resource === RUN_SYNC) return this.runNested(exec, StartExecutionSchema.parse(input));
+    if (resource === START_EXECUTION) {
+      const call = StartExecutionSchema.parse(input);
+      if (call.StateMachineArn !== LOCAL_SAGA_ARN || !call.Name) throw new NamedStateError('States.Runtime', `${name}: only the saga is started by name`);
+      // Handing over: the saga's name is the action id; while it runs, StartExecution is a no-op.
+      const key = `attended:${call.Name}`;
+      if (!this.running.has(key) && !this.closed) void this.launch(this.saga, call.Name, call.Input, key).catch(() => undefined);
+      return { ExecutionArn: `${LOCAL_SAGA_ARN.replace(':stateMachine:', ':execution:')}:${call.Name}`, StartDate: new Date().toISOString() };
+    }
     if (resource === 'arn:aws:states:::lambda:invoke') {
       const call = LambdaInvokeSchema.parse(input);
       const payload = await this.invoke(exec, call.FunctionName, call.Payload, functionTimeout);
@@ -384,6 +499,20 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     }
     if (resource.startsWith('arn:aws:lambda:')) return this.invoke(exec, resource, input, functionTimeout);
     throw new NamedStateError('States.Runtime', `${name}: unsupported resource ${resource}`);
+  }
+
+  /** `startExecution.sync:2` of the Express run: runs it to its end and answers as Step Functions does (Output parsed). */
+  private async runNested(exec: Execution, call: z.infer<typeof StartExecutionSchema>): Promise<unknown> {
+    if (call.StateMachineArn !== LOCAL_RUN_ARN || !this.run) throw new NamedStateError('States.Runtime', `No local state machine ${call.StateMachineArn}`);
+    if (this.closed) throw new NamedStateError('States.Runtime', 'runner closed');
+    try {
+      const output = await this.launch(this.run, exec.actionId, call.Input, `nested:${randomUUID()}`);
+      return { Output: output ?? null, Status: 'SUCCEEDED', StateMachineArn: call.StateMachineArn };
+    } catch (error) {
+      const e = error instanceof Error ? error : new Error(String(error));
+      // Like Step Functions: the parent sees States.TaskFailed, the child's error in the cause.
+      throw new NamedStateError('States.TaskFailed', JSON.stringify({ Error: e.name, Cause: e.message }).slice(0, 32_768));
+    }
   }
 
   private expireAt(token: string, at: number): void {
@@ -458,9 +587,9 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     return structuredClone(this.direct);
   }
 
-  /** Whether a saga for this action is running in this process. */
+  /** Whether a workflow for this action is running in this process. */
   isRunning(actionId: string): boolean {
-    return this.running.has(actionId);
+    return this.running.has(`attended:${actionId}`) || this.running.has(`unattended:${actionId}`) || [...this.executions.values()].some((e) => e.actionId === actionId);
   }
 
   /** Resolves when every saga started so far has ended (tests, shutdown). */

@@ -152,7 +152,11 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     accessLog: ledger,
     steps: store,
     idempotency: ledger,
-    workflow: new StepFunctionsWorkflow({ stateMachineArn: env[N.stateMachineArn], client: await stepFunctions() }),
+    workflow: new StepFunctionsWorkflow({
+      stateMachineArn: env[N.stateMachineArn],
+      ...(env[N.runStateMachineArn] ? { runStateMachineArn: env[N.runStateMachineArn] } : {}),
+      client: await stepFunctions(),
+    }),
     ...(readFunction
       ? { readPath: readPathThrough(new LambdaInvoker({ client: await lambda(), defaultTimeoutMs: INVOKE_TIMEOUT_MS }), readFunction, INVOKE_TIMEOUT_MS) }
       : {}),
@@ -316,6 +320,7 @@ export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = /* @__PURE__ */ once(asy
 export const reconcileDeps: Lazy<ReconcileFunctionDeps> = /* @__PURE__ */ once(async () => {
   const env = readEnv(ReconcileEnv);
   const db = await dynamo();
+  const sagaArn = env[N.stateMachineArn];
   const store = new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] });
   const limits = limitsIn(env[N.limitsFile]);
   const metrics = metricsFor(limits);
@@ -338,6 +343,16 @@ export const reconcileDeps: Lazy<ReconcileFunctionDeps> = /* @__PURE__ */ once(a
       now: () => new Date(),
       timeoutMs: env[N.vendorTimeoutMs],
     },
+    ...(sagaArn
+      ? {
+          resume: {
+            actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
+            workflow: new StepFunctionsWorkflow({ stateMachineArn: sagaArn, client: await stepFunctions() }),
+            now: () => new Date(),
+            logger,
+          },
+        }
+      : {}),
   };
 });
 

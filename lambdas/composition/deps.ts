@@ -5,6 +5,7 @@ import type { StepStore } from '../ports/steps';
 import type { TokenVerifier } from '../ports/tokens';
 import type { ToolRegistry } from '../ports/tools';
 import type { ReadPath, WorkflowStarter } from '../ports/workflow';
+import type { ResumeDeps } from '../saga/resume';
 import type { FunctionInvoker } from '../ports/functions';
 import type { ReceiptsDeps, WriteReceiptResult } from '../receipts/vault';
 import type { SagaDeps } from '../saga/tasks';
@@ -142,6 +143,8 @@ export type DelegationExpiryFunctionDeps = ExpirySweepDeps;
 export interface ReconcileFunctionDeps extends OperatorReconcileDeps {
   /** This instance's rate limiter: the route counts like every /v1 route. */
   rateLimiter: RateLimiter;
+  /** The schedule's other job: hand actions a dead workflow left unfinished to the saga (absent: not this deployment's). */
+  resume?: ResumeDeps;
 }
 
 /** One function's guardrails: its breaker view, its halt cache and the kill switch's use cases. */

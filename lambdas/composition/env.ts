@@ -11,6 +11,7 @@ import { DEFAULT_GRANT_TTL_SECONDS, MAX_GRANT_TTL_SECONDS } from '../steps/grant
 export const EnvNames = {
   ledgerTable: 'LEDGER_TABLE',
   stateMachineArn: 'STATE_MACHINE_ARN',
+  runStateMachineArn: 'RUN_STATE_MACHINE_ARN',
   idempotencyRetentionHours: 'IDEMPOTENCY_RETENTION_HOURS',
   connectorFunctions: 'CONNECTOR_FUNCTIONS',
   connectorName: 'CONNECTOR_NAME',
@@ -73,6 +74,8 @@ const jsonRecord = z.string().transform((s, ctx) => {
 /** The intake function (front door: tools, actions, decisions). */
 export const IntakeEnv = Table.extend(PolicyDir.shape).extend(CursorKey.shape).extend({
   [N.stateMachineArn]: z.string().startsWith('arn:'),
+  /** The Express run, for actions policy allowed with no approval (absent: every action starts in the saga). */
+  [N.runStateMachineArn]: z.string().startsWith('arn:').optional(),
   // The authorizer's issuer and audiences (JSON array), for the routes that verify their own tokens (MCP).
   [N.jwtIssuer]: z.string().min(1),
   [N.consoleUrl]: z.string().url().optional(),
@@ -163,4 +166,6 @@ export const ReconcileEnv = Table.extend({
       return parsed.data;
     }),
   [N.vendorTimeoutMs]: z.coerce.number().int().min(100).max(60_000).default(8_000),
+  /** The saga, to which the schedule hands actions a dead workflow left unfinished (saga/resume.ts). */
+  [N.stateMachineArn]: z.string().startsWith('arn:').optional(),
 });

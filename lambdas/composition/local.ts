@@ -411,7 +411,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
     guardrails: guardrailStore,
     reconcile,
     delegations: delegationStore,
-    reconciler: { reconcile, limits, halts: guardrailStore, rateLimiter },
+    reconciler: { reconcile, limits, halts: guardrailStore, rateLimiter, resume: { actions: ledger, workflow: infra.workflow, now, logger: infra.logger } },
     approvalGauge: { approvals, metrics, now },
     delegationExpiry: { store: delegationStore, actions: ledger, cancel, vault: receiptsDeps.store, now: infra.delegationExpiryClock ?? now, logger: infra.logger },
   };

@@ -3,7 +3,7 @@ import type { Violation } from '../shared/problem';
 
 /**
  * Why a guardrail refuses, as domain errors. The names of the ones the saga throws are the
- * ASL's `ErrorEquals` contract (statemachines/action-saga.asl.json): never rename them.
+ * ASL's `ErrorEquals` contract (statemachines/action-run.asl.json): never rename them.
  * The capability's http.ts maps the others to problem documents.
  */
 

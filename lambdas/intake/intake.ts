@@ -350,8 +350,8 @@ export async function acceptAction(
       if (record.status === 'received') {
         record = await deps.actions.transition(actionId, 'denied', { statusReason: 'denied by policy' }, new Date(now()), record);
       }
-      // The saga sees a terminal action and only writes its receipt: denials are audited too.
-      await deps.workflow.start(actionId, { actionId });
+      // The run sees a terminal action and only writes its receipt: denials are audited too.
+      await deps.workflow.start(actionId, { actionId }, 'unattended');
       outcome = { kind: 'denied', action: record };
     } else {
       const waitMs = record.decision?.outcome === 'allow' ? preferredWaitMs(req.prefer, deps.config) : 0;
@@ -360,7 +360,9 @@ export async function acceptAction(
       const deadline = now() + waitMs;
       const fast = deps.readPath && waitMs > 0 && record.status === 'received' && isSingleRead(action, deps.tools);
       const read = fast ? await runRead(deps, actionId, waitMs) : false;
-      if (read === false) await deps.workflow.start(actionId, { actionId });
+      // Allowed with no approval: the Express run (nothing to wait for; it hands the action to
+      // the Standard saga if the run-time decision asks for an approver). Otherwise the saga.
+      if (read === false) await deps.workflow.start(actionId, { actionId }, record.decision?.outcome === 'allow' ? 'unattended' : 'attended');
       if (read) {
         // The read path ended it and said how: nothing to read back.
         outcome = { kind: 'completed', action: read.action, steps: read.steps, waitedMs: waitMs };

@@ -2,11 +2,23 @@ import type { ActionRecord } from '../actions/action';
 import type { StepRecord } from './steps';
 
 /**
- * Starting the saga for an accepted action. Step Functions in AWS (execution name = action
- * id, so a second start is a no-op); the local ASL runner in local mode.
+ * Which workflow an action starts in, chosen at intake: `unattended` (policy allowed it, no
+ * human to wait for: the Express run, statemachines/action-run.asl.json) or `attended` (an
+ * approval or another wait may come: the Standard saga, statemachines/action-saga.asl.json,
+ * which runs the same Express run once it is cleared). `resumed`: the saga again, for an action
+ * a dead workflow left unfinished (saga/resume.ts); in AWS under a fresh execution name, since
+ * the action's first saga may have ended.
+ */
+export type WorkflowKind = 'unattended' | 'attended' | 'resumed';
+
+/**
+ * Starting the workflow for an accepted action. Step Functions in AWS (the Standard saga's
+ * execution name = action id, so a second start is a no-op; an Express run may run twice,
+ * which its idempotent tasks make safe); the local ASL runner in local mode. `kind` defaults
+ * to `attended`: the saga resumes any action from what the ledger holds.
  */
 export interface WorkflowStarter {
-  start(actionId: string, input: SagaInput): Promise<void>;
+  start(actionId: string, input: SagaInput, kind?: WorkflowKind): Promise<void>;
 }
 
 /** The saga's input: only ids; every task reads the ledger for the rest. */

@@ -8,6 +8,7 @@ import { taskHandler } from '../middleware/task';
 import { reconcileProblem } from './http';
 import { runReconciliation } from './operator';
 import { reconcile } from './reconcile';
+import { resumeStalledActions } from '../saga/resume';
 
 /**
  * The reconcile function: the target of the EventBridge Scheduler schedule, which reports
@@ -49,8 +50,12 @@ export function createReconcileHandler(deps: Lazy<ReconcileFunctionDeps>) {
   return taskHandler(async (event: unknown, context: Context): Promise<HttpResult | unknown> => {
     if (isHttpEvent(event)) return http(event, context);
     const run = ScheduledRun.parse(event);
-    const report = await reconcile((await deps()).reconcile, { ...(run.days ? { days: run.days } : {}), actor: 'airlock' });
-    return { runId: report.runId, findings: report.findings.length, unreachable: report.unreachable.length, receiptKey: report.receiptKey };
+    const rt = await deps();
+    // First the actions a dead workflow left unfinished (an Express run is never retried by Step
+    // Functions): the saga resumes them, and the reconciliation below compares what they did.
+    const resumed = rt.resume ? await resumeStalledActions(rt.resume) : { resumed: [] };
+    const report = await reconcile(rt.reconcile, { ...(run.days ? { days: run.days } : {}), actor: 'airlock' });
+    return { runId: report.runId, findings: report.findings.length, unreachable: report.unreachable.length, receiptKey: report.receiptKey, resumed: resumed.resumed.length };
   });
 }
 

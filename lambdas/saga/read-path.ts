@@ -27,7 +27,7 @@ import { evaluate, issueGrant, prepareCompensation, settle, type SagaDeps } from
  */
 
 /**
- * The errors statemachines/action-saga.asl.json retries on IssueGrant, RunStep or their
+ * The errors statemachines/action-run.asl.json retries (or waits out) on IssueGrant, RunStep or their
  * ExecuteStep rather than catching into compensation (test/saga/read-path.test.ts holds this list to the ASL's).
  */
 export const STEP_RETRIED_ERRORS: ReadonlySet<string> = new Set([

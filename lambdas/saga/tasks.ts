@@ -22,7 +22,7 @@ import { SpendCapExceededError } from '../spend/caps';
 import { guardForwardStep, type SagaGuardrails } from '../guardrails/saga-guard';
 
 /**
- * The saga's tasks: what each Task state of statemachines/action-saga.asl.json asks the
+ * The saga's tasks: what each Task state of statemachines/action-saga.asl.json and action-run.asl.json asks the
  * policy function to do. Every task is idempotent: Step Functions may run it again, and the
  * local runner re-runs a whole execution after a restart.
  */

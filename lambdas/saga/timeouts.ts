@@ -28,6 +28,14 @@ import { MAX_PLAN_STEPS } from '../intake/envelope';
 /** Step Functions Standard workflows run at most one year. */
 export const STANDARD_MAX_EXECUTION_SECONDS = 31_536_000;
 /**
+ * Express workflows run at most five minutes. The Express run's derived worst case (every
+ * retry of every step of a 20-step plan) is far longer: its TimeoutSeconds is this cap, and a
+ * run that reaches it is resumed by the Standard saga (see statemachines/action-run.asl.json).
+ */
+export const EXPRESS_MAX_EXECUTION_SECONDS = 300;
+/** Longest Task timeout the Express run accepts: one step attempt must fit in a run with room for the rest. */
+export const EXPRESS_TASK_MAX_SECONDS = 240;
+/**
  * Added to a Lambda's timeout for its Task: the function's own timeout must fire first (a
  * named, retryable error) rather than States.Timeout, and a cold start's init phase (up to
  * 10 s) is not part of the function timeout.
@@ -87,6 +95,10 @@ interface Retrier {
 const isObject = (value: Json | undefined): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 const CALLBACK = 'arn:aws:states:::lambda:invoke.waitForTaskToken';
+/** Runs the Express run and waits for it: bounded by the Express cap. */
+const RUN_SYNC = 'arn:aws:states:::states:startExecution.sync:2';
+/** Starts the Standard saga and returns: one API call. */
+const START = 'arn:aws:states:::states:startExecution';
 const INVOKE = 'arn:aws:states:::lambda:invoke';
 const FIXED_FUNCTION = /^\$\{[A-Za-z][A-Za-z0-9]*FunctionArn\}$/;
 
@@ -143,6 +155,8 @@ function taskTimeout(name: string, state: JsonObject, config: SagaTimeoutConfig)
   // expiry, approvalTimeoutSeconds later): the function's own Task time on top keeps the
   // stored expiry first, so a vote the ledger accepts is never answered to a timed-out task.
   if (state.Resource === CALLBACK) return config.approvalTimeoutSeconds + config.functionTimeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS;
+  if (state.Resource === RUN_SYNC) return EXPRESS_MAX_EXECUTION_SECONDS + TASK_TIMEOUT_MARGIN_SECONDS;
+  if (state.Resource === START) return config.functionTimeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS;
   if (state.Resource === INVOKE) {
     if (typeof params.FunctionName === 'string' && FIXED_FUNCTION.test(params.FunctionName)) {
       return config.functionTimeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS;
@@ -183,6 +197,8 @@ function runSeconds(definition: JsonObject, config: SagaTimeoutConfig, tasks: Re
       // A Map in this saga would run its items one after another (MaxConcurrency 1) at worst.
       const items = value.Type === 'Map' ? config.maxSteps : 1;
       worst = (1 + retries) * branch * items + delaySeconds;
+    } else if (value.Type === 'Wait') {
+      worst = typeof value.Seconds === 'number' ? value.Seconds : 0;
     }
     total += (loops.has(name) ? config.maxSteps : 1) * (worst + TRANSITION_ALLOWANCE_SECONDS);
   }
@@ -193,11 +209,13 @@ function runSeconds(definition: JsonObject, config: SagaTimeoutConfig, tasks: Re
  * Derives the execution's and every Task's TimeoutSeconds from the definition and the config.
  * Throws SagaTimeoutError for a Task whose timeout cannot be derived.
  */
-export function deriveSagaTimeouts(definition: unknown, config: SagaTimeoutConfig): SagaTimeouts {
+export function deriveSagaTimeouts(definition: unknown, config: SagaTimeoutConfig, options: { express?: boolean } = {}): SagaTimeouts {
   if (!isObject(definition as Json)) throw new SagaTimeoutError('The saga definition is not a JSON object');
   const tasks: Record<string, number> = {};
-  const executionSeconds = runSeconds(definition as JsonObject, config, tasks, true);
+  const derived = runSeconds(definition as JsonObject, config, tasks, true);
   const run = runSeconds(definition as JsonObject, config, {}, false);
+  // An Express execution cannot be given its worst case: the cap, and the Standard saga resumes it.
+  const executionSeconds = options.express ? Math.min(derived, EXPRESS_MAX_EXECUTION_SECONDS) : derived;
   return { executionSeconds, tasks, runSeconds: run };
 }
 
@@ -205,8 +223,19 @@ export function deriveSagaTimeouts(definition: unknown, config: SagaTimeoutConfi
  * Problems that make the timeouts impossible to honour on Step Functions, each naming the
  * config fields to change (empty when the config is fine).
  */
-export function sagaTimeoutProblems(timeouts: SagaTimeouts, config: SagaTimeoutConfig): string[] {
+export function sagaTimeoutProblems(timeouts: SagaTimeouts, config: SagaTimeoutConfig, options: { express?: boolean } = {}): string[] {
   const problems: string[] = [];
+  if (options.express) {
+    // A Task that outlasts the run's cap could never finish inside it: resuming would cut it again.
+    const tooLong = Object.entries(timeouts.tasks).filter(([, seconds]) => seconds > EXPRESS_TASK_MAX_SECONDS);
+    if (tooLong.length > 0) {
+      problems.push(
+        `${tooLong.map(([name, seconds]) => `${name} may take ${seconds} s`).join(', ')}, more than the ${EXPRESS_TASK_MAX_SECONDS} s one Task may take in the Express run ` +
+          `(its ${EXPRESS_MAX_EXECUTION_SECONDS} s cap less room for the run's bookkeeping): lower lambda.connectorTimeoutSeconds (at most ${EXPRESS_TASK_MAX_SECONDS - TASK_TIMEOUT_MARGIN_SECONDS}) or lambda.timeoutSeconds`,
+      );
+    }
+    return problems;
+  }
   if (timeouts.executionSeconds > STANDARD_MAX_EXECUTION_SECONDS) {
     const room = STANDARD_MAX_EXECUTION_SECONDS - timeouts.runSeconds;
     problems.push(

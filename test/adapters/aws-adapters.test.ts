@@ -63,6 +63,31 @@ describe('StepFunctionsWorkflow', () => {
     });
   });
 
+  it('starts an unattended action in the Express run, an attended one in the saga, a resumed one in the saga under a fresh name', async () => {
+    // Prepare
+    const runArn = 'arn:aws:states:us-east-1:123456789012:stateMachine:airlock-action-run';
+    sfn.on(StartExecutionCommand).resolves({ executionArn: 'x' });
+    const workflow = new StepFunctionsWorkflow({ stateMachineArn: arn, runStateMachineArn: runArn, client: new SFNClient({ region: 'us-east-1' }) });
+    const id = 'act_01J00000000000000000000000';
+    // Act
+    await workflow.start(id, { actionId: id }, 'unattended');
+    await workflow.start(id, { actionId: id }, 'attended');
+    await workflow.start(id, { actionId: id }, 'resumed');
+    await workflow.start(id, { actionId: id });
+    // Assess
+    const calls = sfn.commandCalls(StartExecutionCommand).map((c) => c.args[0].input);
+    expect(calls.map((c) => c.stateMachineArn)).toEqual([runArn, arn, arn, arn]);
+    expect(calls.map((c) => c.name)).toEqual([id, id, expect.stringMatching(new RegExp(`^${id}-resumed-[0-9a-z]+$`)), id]);
+    // A valid execution name: [A-Za-z0-9_-], at most 80.
+    expect(calls[2]!.name).toMatch(/^[A-Za-z0-9_-]{1,80}$/);
+  });
+
+  it('starts an unattended action in the saga when the stack has no Express run', async () => {
+    sfn.on(StartExecutionCommand).resolves({ executionArn: 'x' });
+    await new StepFunctionsWorkflow({ stateMachineArn: arn, client: new SFNClient({ region: 'us-east-1' }) }).start('act_x', { actionId: 'act_x' }, 'unattended');
+    expect(sfn.commandCalls(StartExecutionCommand)[0]!.args[0].input.stateMachineArn).toBe(arn);
+  });
+
   it('treats ExecutionAlreadyExists as success (the start is idempotent)', async () => {
     sfn.on(StartExecutionCommand).rejects(new ExecutionAlreadyExists({ message: 'exists', $metadata: {} }));
     await expect(

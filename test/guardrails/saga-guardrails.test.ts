@@ -196,6 +196,10 @@ describe('the kill switch on running work', () => {
     expect(action.status).toBe('completed');
     // Paused once, recorded once, however many times the step was retried.
     expect((await eventTypes(id)).filter((t) => t === 'action.paused')).toHaveLength(1);
+    // The Express run cannot wait: it handed the action to the Standard saga, which waited and ran it again.
+    const report = cp.cp.runner.reportOf(id)!;
+    expect(report.standardExecutions).toBe(1);
+    expect(report.express.executions).toBeGreaterThanOrEqual(2);
   });
 
   it('pause: a plan held past its retries compensates instead of waiting forever', async () => {

@@ -25,6 +25,12 @@ describe('approvals function', () => {
     for (const policy of Object.values(policies) as { Properties: { Roles: { Ref: string }[]; PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } } }[]) {
       for (const st of policy.Properties.PolicyDocument.Statement) {
         const actions = Array.isArray(st.Action) ? st.Action : [st.Action];
+        // The saga's .sync run of the Express run: Step Functions' own managed rule, nothing else.
+        if (JSON.stringify(st.Resource).includes('rule/StepFunctionsGetEventsForStepFunctionsExecutionRule')) {
+          expect(actions.sort()).toEqual(['events:DescribeRule', 'events:PutRule', 'events:PutTargets']);
+          expect(policy.Properties.Roles).toEqual([{ Ref: logicalId(s.stack.saga.stateMachine.role) }]);
+          continue;
+        }
         if (actions.some((a) => a.startsWith('events:'))) {
           for (const r of policy.Properties.Roles) putEvents.push({ role: r.Ref, resource: st.Resource });
           expect(actions).toEqual(['events:PutEvents']);

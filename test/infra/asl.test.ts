@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import aslValidator from 'asl-validator';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../lib/constructs/airlock-function';
-import { APPROVAL_STATE, aslPlaceholders, renderAsl } from '../../lib/constructs/saga';
-import { DEFAULT_SAGA_TIMEOUTS, SagaTimeoutError, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/saga/timeouts';
+import { ACTION_RUN_ASL, APPROVAL_STATE, aslPlaceholders, renderAsl } from '../../lib/constructs/saga';
+import { DEFAULT_SAGA_TIMEOUTS, EXPRESS_MAX_EXECUTION_SECONDS, EXPRESS_TASK_MAX_SECONDS, SagaTimeoutError, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/saga/timeouts';
 
 interface State {
   Type: string;
@@ -50,8 +50,9 @@ function allDefinitions(definition: Definition): Definition[] {
 const read = (file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as Definition;
 
 describe('statemachines/*.asl.json', () => {
-  it('includes the action saga', () => {
+  it('includes the action saga and the action run', () => {
     expect(files).toContain('action-saga.asl.json');
+    expect(files).toContain('action-run.asl.json');
   });
 
   describe.each(files)('%s', (file) => {
@@ -92,12 +93,13 @@ describe('statemachines/*.asl.json', () => {
       for (const [name] of allStates(definition)) expect(name).toMatch(/^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+$/);
     });
 
-    it('uses only ${...FunctionArn} substitutions', () => {
+    it('uses only ${...FunctionArn} and the two workflows\' ${...WorkflowArn} substitutions', () => {
       const text = readFileSync(join(dir, file), 'utf8');
       const all = [...text.matchAll(/\$\{([^}]*)\}/g)].map((m) => m[1]);
       expect(all.length).toBeGreaterThan(0);
-      expect(all.every((name) => /^[A-Za-z][A-Za-z0-9]*FunctionArn$/.test(name ?? ''))).toBe(true);
-      expect(aslPlaceholders(text).length).toBe(new Set(all).size);
+      const workflows: string[] = all.filter((name) => name === 'SagaWorkflowArn' || name === 'RunWorkflowArn').map(String);
+      expect(all.every((name) => /^[A-Za-z][A-Za-z0-9]*FunctionArn$/.test(name ?? '') || workflows.includes(name ?? ''))).toBe(true);
+      expect(aslPlaceholders(text).length).toBe(new Set(all).size - new Set(workflows).size);
     });
 
     it('passes the task token to every callback task', () => {
@@ -108,24 +110,53 @@ describe('statemachines/*.asl.json', () => {
   });
 });
 
-describe('action saga', () => {
+describe('action saga (Standard: the waits)', () => {
   const definition = read('action-saga.asl.json');
+  const states = definition.States as Record<string, State & { Default?: string; Choices?: { Variable?: string; StringEquals?: string; Next: string }[]; Result?: { next?: string } }>;
 
-  it('re-checks policy, waits for approval with a callback, and writes the receipt', () => {
+  it('re-checks policy, waits for approval with a callback, then runs the action in the Express run and waits for it', () => {
     expect(definition.StartAt).toBe('EvaluatePolicy');
-    expect(definition.States.EvaluatePolicy).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::lambda:invoke' });
-    expect(definition.States.EvaluatePolicy?.Parameters?.FunctionName).toBe('${SagaFunctionArn}');
-    expect(definition.States[APPROVAL_STATE]).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken' });
-    expect(definition.States.WriteReceipt?.Parameters?.FunctionName).toBe('${ReceiptsFunctionArn}');
-    const types = new Set(Object.values(definition.States).map((s) => s.Type));
-    expect([...types]).toEqual(expect.arrayContaining(['Task', 'Choice', 'Succeed', 'Fail']));
+    expect(states.EvaluatePolicy).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::lambda:invoke' });
+    expect(states.EvaluatePolicy?.Parameters?.FunctionName).toBe('${SagaFunctionArn}');
+    expect(states.RouteDecision?.Choices).toEqual([expect.objectContaining({ StringEquals: 'approve', Next: APPROVAL_STATE })]);
+    expect(states.RouteDecision?.Default).toBe('RunAction');
+    expect(states[APPROVAL_STATE]).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken' });
+    expect(states.BeginExecution?.Next).toBe('RunAction');
+    expect(states.RunAction).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::states:startExecution.sync:2' });
+    expect(states.RunAction?.Parameters).toMatchObject({ StateMachineArn: '${RunWorkflowArn}', Input: { 'actionId.$': '$.actionId', 'run.$': '$.run', 'parent.$': '$$.Execution.Id' } });
+    // No step, compensation or receipt logic of its own: those are the run's, defined once.
+    const tasks = allStates(definition).filter(([, s]) => s.Type === 'Task').map(([n]) => n).sort();
+    expect(tasks).toEqual(['BeginExecution', 'EvaluatePolicy', 'RunAction', APPROVAL_STATE].sort());
   });
 
-  it('ends an approval timeout as expired, a rejection as rejected', () => {
-    const catches = definition.States[APPROVAL_STATE]?.Catch ?? [];
-    const target = (error: string) => definition.States[catches.find((c) => c.ErrorEquals.includes(error))?.Next ?? ''] as State & { Result?: { status?: string } };
-    expect(target('States.Timeout').Result?.status).toBe('expired');
-    expect(target('ApprovalRejected').Result?.status).toBe('rejected');
+  it('hands every other outcome to the run by name: an approval timeout as expired, a rejection as rejected, a denial, a failure', () => {
+    const catches = [...(states[APPROVAL_STATE]?.Catch ?? []), ...(states.BeginExecution?.Catch ?? []), ...(states.EvaluatePolicy?.Catch ?? [])];
+    const target = (error: string) => states[catches.find((c) => c.ErrorEquals.includes(error))?.Next ?? '']!;
+    expect(target('States.Timeout').Result?.next).toBe('expire');
+    expect(target('ApprovalRejected').Result?.next).toBe('reject');
+    expect(target('PolicyDeniedError').Result?.next).toBe('deny');
+    expect(target('States.ALL').Result?.next).toBe('fail');
+    for (const error of ['States.Timeout', 'ApprovalRejected', 'PolicyDeniedError', 'States.ALL']) expect(target(error).Next).toBe('RunAction');
+    // …and the run routes each of them to its Mark state, so the receipt says what happened.
+    const run = read('action-run.asl.json').States as typeof states;
+    const routes = Object.fromEntries((run.RouteDecision?.Choices ?? []).map((c) => [c.StringEquals, c.Next]));
+    expect(routes).toMatchObject({ expire: 'MarkExpired', reject: 'MarkRejected', deny: 'MarkDenied', approve: 'HandToSaga', execute: 'HasNextStep' });
+    expect(run.RouteDecision?.Default).toBe('MarkFailed');
+    expect((run.MarkExpired as { Result?: { status?: string } }).Result?.status).toBe('expired');
+    expect((run.MarkRejected as { Result?: { status?: string } }).Result?.status).toBe('rejected');
+  });
+
+  it('waits out a paused halt between runs, a bounded number of times, and fails by name when a run fails', () => {
+    expect(states.AfterRun?.Choices).toEqual(
+      expect.arrayContaining([expect.objectContaining({ Variable: '$.outcome.paused', Next: 'CountPause' }), expect.objectContaining({ StringEquals: 'failed', Next: 'ActionFailed' })]),
+    );
+    expect(states.CountPause?.Next).toBe('WaitWhilePaused');
+    expect(states.WaitWhilePaused).toMatchObject({ Type: 'Wait', Next: 'RunAction' });
+    const run = read('action-run.asl.json').States as Record<string, State & { Choices?: { And?: { Variable: string; NumericLessThan?: number }[]; Next: string }[] }>;
+    const bound = run.WhilePaused?.Choices?.[0]?.And?.find((c) => c.Variable === '$.run.pauses')?.NumericLessThan;
+    expect(bound).toBeGreaterThan(0);
+    expect(states.RunAction?.Retry?.[0]?.ErrorEquals).toContain('States.TaskFailed');
+    expect(states.RunAction?.Catch?.[0]?.Next).toBe('RunFailed');
   });
 
   it('is deployed with the configured timeouts, still valid ASL', () => {
@@ -136,22 +167,34 @@ describe('action saga', () => {
     expect(deployed.States[APPROVAL_STATE]?.TimeoutSeconds).toBe(3600 + 12 + TASK_TIMEOUT_MARGIN_SECONDS);
     expect(deployed.TimeoutSeconds).toBe(timeouts.executionSeconds);
     expect(deployed.TimeoutSeconds).toBe(3600 + timeouts.runSeconds);
-    // Each Task outlasts the Lambda it invokes: the function's own timeout fires first.
     for (const [name, task] of allStates(deployed).filter(([, s]) => s.Type === 'Task')) {
-      const params = task.Parameters ?? {};
       const expected =
         task.Resource?.endsWith('.waitForTaskToken') ? 3600 + 12 + TASK_TIMEOUT_MARGIN_SECONDS
-        : 'FunctionName.$' in params ? 45 + TASK_TIMEOUT_MARGIN_SECONDS
+        : task.Resource?.endsWith('.sync:2') ? EXPRESS_MAX_EXECUTION_SECONDS + TASK_TIMEOUT_MARGIN_SECONDS
         : 12 + TASK_TIMEOUT_MARGIN_SECONDS;
       expect(task.TimeoutSeconds, name).toBe(expected);
     }
     expect(aslValidator(deployed).isValid).toBe(true);
+    // The run: each Task outlasts the Lambda it invokes (the function's own timeout fires first), the execution the Express cap.
+    const run = JSON.parse(renderAsl(config, ACTION_RUN_ASL).text) as Definition & { TimeoutSeconds: number };
+    expect(run.TimeoutSeconds).toBe(EXPRESS_MAX_EXECUTION_SECONDS);
+    for (const [name, task] of allStates(run).filter(([, s]) => s.Type === 'Task')) {
+      const params = task.Parameters ?? {};
+      expect(task.TimeoutSeconds, name).toBe('FunctionName.$' in params ? 45 + TASK_TIMEOUT_MARGIN_SECONDS : 12 + TASK_TIMEOUT_MARGIN_SECONDS);
+    }
+    expect(aslValidator(run).isValid).toBe(true);
   });
 
   it('refuses a config whose execution would outlast a Standard workflow, naming the fields', () => {
     const config = { ...DEFAULT_SAGA_TIMEOUTS, approvalTimeoutSeconds: 31_536_000 };
     expect(() => renderAsl(config)).toThrow(SagaTimeoutError);
     expect(() => renderAsl(config)).toThrow(/approvalTimeoutSeconds.*lambda\.timeoutSeconds.*lambda\.connectorTimeoutSeconds/);
+  });
+
+  it('refuses a connector timeout one step attempt of the Express run could not hold', () => {
+    const config = { ...DEFAULT_SAGA_TIMEOUTS, connectorTimeoutSeconds: EXPRESS_TASK_MAX_SECONDS };
+    expect(() => renderAsl(config, ACTION_RUN_ASL)).toThrow(/RunStep.*lambda\.connectorTimeoutSeconds/);
+    expect(() => renderAsl({ ...config, connectorTimeoutSeconds: EXPRESS_TASK_MAX_SECONDS - TASK_TIMEOUT_MARGIN_SECONDS }, ACTION_RUN_ASL)).not.toThrow();
   });
 });
 
@@ -164,31 +207,35 @@ describe('asl-validator itself', () => {
   });
 });
 
-describe('action saga structure', () => {
-  const definition = read('action-saga.asl.json');
-  const states = definition.States as Record<string, State & { Default?: string; Choices?: { Next: string }[]; Branches?: Definition[]; Retry?: { ErrorEquals: string[]; JitterStrategy?: string; MaxDelaySeconds?: number; MaxAttempts?: number }[] }>;
+describe('action run structure (Express: the steps, defined once)', () => {
+  const definition = read('action-run.asl.json');
+  const states = definition.States as Record<string, State & { Default?: string; Choices?: { Next: string }[]; Branches?: Definition[]; ResultSelector?: Record<string, unknown>; Retry?: { ErrorEquals: string[]; JitterStrategy?: string; MaxDelaySeconds?: number; MaxAttempts?: number }[] }>;
   const successors = (name: string): string[] => {
     const s = states[name]!;
     return [s.Next, s.Default, ...(s.Choices ?? []).map((c) => c.Next), ...(s.Catch ?? []).map((c) => c.Next)].filter((n): n is string => typeof n === 'string');
   };
 
-  it('ends every path in WriteReceipt before any terminal state', () => {
-    const afterReceipt = new Set(['WriteReceipt', 'RecordReceipt', 'ReportOutcome', 'ActionFailed', 'SagaComplete', 'ReceiptFailed']);
-    for (const start of Object.keys(states).filter((n) => !afterReceipt.has(n))) {
+  it('ends every path in WriteReceipt before any terminal state, unless it hands the action to the saga', () => {
+    const afterReceipt = new Set(['WriteReceipt', 'RecordReceipt', 'ReportOutcome', 'ActionFailed', 'ReportResult', 'ReceiptFailed']);
+    // The saga runs the action again (and writes its receipt); a paused run is run again by the saga that is waiting for it.
+    const handOver = new Set(['HandToSaga', 'HandedOver', 'ReportPaused']);
+    for (const start of Object.keys(states).filter((n) => !afterReceipt.has(n) && !handOver.has(n))) {
       const seen = new Set<string>();
       const queue = [start];
       while (queue.length > 0) {
         const name = queue.pop()!;
-        if (seen.has(name) || name === 'WriteReceipt') continue;
+        if (seen.has(name) || name === 'WriteReceipt' || handOver.has(name)) continue;
         seen.add(name);
-        const type = states[name]!.Type;
-        expect(['Succeed', 'Fail'].includes(type) ? `${start} reaches ${name} without a receipt` : 'ok').toBe('ok');
+        const s = states[name]!;
+        const ends = ['Succeed', 'Fail'].includes(s.Type) || s.End === true;
+        expect(ends ? `${start} reaches ${name} without a receipt` : 'ok').toBe('ok');
         queue.push(...successors(name));
       }
     }
+    expect(states.HandToSaga).toMatchObject({ Resource: 'arn:aws:states:::states:startExecution', Parameters: { StateMachineArn: '${SagaWorkflowArn}', 'Name.$': '$.actionId' } });
   });
 
-  it('retries a step attempt on retryable named errors with capped, jittered backoff, and compensates on anything else', () => {
+  it('retries a step attempt on retryable named errors with capped, jittered backoff, waits out a pause, and compensates on anything else', () => {
     const step = states.ExecuteStep!;
     expect(step.Type).toBe('Parallel');
     const retry = step.Retry![0]!;
@@ -197,13 +244,16 @@ describe('action saga structure', () => {
     expect(retry.ErrorEquals).not.toContain('States.ALL');
     expect(retry.JitterStrategy).toBe('FULL');
     expect(retry.MaxDelaySeconds).toBeGreaterThan(0);
-    expect(step.Catch).toEqual([expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: 'PrepareCompensation' })]);
-    // A halt in mode pause holds the step with its own, longer back-off; a stop or an open
-    // breaker is not retried at all (compensation follows at once).
-    expect(step.Retry![1]).toMatchObject({ ErrorEquals: ['ActionPausedError'], JitterStrategy: 'FULL' });
+    // A halt in mode pause is waited out by the Standard saga (an Express run lasts 5 minutes at
+    // most); a stop or an open breaker is not retried at all (compensation follows at once).
+    expect(step.Catch).toEqual([
+      expect.objectContaining({ ErrorEquals: ['ActionPausedError'], Next: 'WhilePaused' }),
+      expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: 'PrepareCompensation' }),
+    ]);
     const retried = step.Retry!.flatMap((r) => r.ErrorEquals);
     expect(retried).not.toContain('ActionHaltedError');
     expect(retried).not.toContain('CircuitOpenError');
+    expect(retried).not.toContain('ActionPausedError');
     // One attempt = a fresh grant + one connector call.
     const branch = step.Branches![0]!;
     expect(branch.StartAt).toBe('IssueGrant');
@@ -211,13 +261,16 @@ describe('action saga structure', () => {
     expect(branch.States.RunStep?.Parameters).toMatchObject({ 'FunctionName.$': '$.grant.functionName' });
   });
 
-  it('runs steps one at a time in plan order and compensates in a loop that never stops early', () => {
-    expect(successors('StartSteps')).toEqual(['HasNextStep']);
+  it('runs steps one at a time in plan order, advancing in the step\'s own output, and compensates in a loop that never stops early', () => {
+    expect(states.EvaluatePolicy?.Next).toBe('RouteDecision');
+    expect(states.EvaluatePolicy?.ResultSelector).toMatchObject({ index: 0 });
     expect(states.HasNextStep?.Default).toBe('MarkCompleted');
-    expect(states.AdvanceStep?.Next).toBe('HasNextStep');
-    expect(JSON.stringify(states.AdvanceStep?.Parameters)).toContain('States.MathAdd($.run.index, 1)');
-    expect(states.PrepareCompensation?.Next).toBe('StartCompensation');
+    // Per step: HasNextStep, ExecuteStep and its two Tasks; no Pass state advances the index.
+    expect(states.ExecuteStep?.Next).toBe('HasNextStep');
+    expect(JSON.stringify(states.ExecuteStep?.ResultSelector)).toContain('States.MathAdd($[0].index, 1)');
+    expect(states.PrepareCompensation?.Next).toBe('HasNextCompensation');
     const comp = states.CompensateStep!;
+    expect(comp.Next).toBe('HasNextCompensation');
     expect(comp.Retry![0]!.MaxAttempts).toBeGreaterThan(states.ExecuteStep!.Retry![0]!.MaxAttempts!);
     expect(comp.Catch![0]!.Next).toBe('RecordCompensationFailure');
     expect(states.RecordCompensationFailure?.Next).toBe('AdvanceCompensation');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deriveSagaTimeouts, STANDARD_MAX_EXECUTION_SECONDS } from '../../lambdas/saga/timeouts';
+import { deriveSagaTimeouts, EXPRESS_TASK_MAX_SECONDS, STANDARD_MAX_EXECUTION_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/saga/timeouts';
 import { readAsl } from '../../lib/constructs/saga';
 import {
   type AirlockConfig,
@@ -100,11 +100,15 @@ describe('parseConfig: timeouts the saga can honour', () => {
   });
 
   it('counts the Lambda timeouts: the longest functions leave less room for the approval', () => {
-    const slow = { lambda: { timeoutSeconds: 900, connectorTimeoutSeconds: 900 } };
+    // The slowest functions one step attempt of the Express run can hold.
+    const longest = EXPRESS_TASK_MAX_SECONDS - TASK_TIMEOUT_MARGIN_SECONDS;
+    const slow = { lambda: { timeoutSeconds: longest, connectorTimeoutSeconds: longest } };
     const room = STANDARD_MAX_EXECUTION_SECONDS - executionOf(slow).runSeconds;
     expect(room).toBeLessThan(STANDARD_MAX_EXECUTION_SECONDS - executionOf({}).runSeconds);
     expect(() => parseConfig({ ...slow, approvalTimeoutSeconds: room })).not.toThrow();
-    expect(() => parseConfig({ ...slow, approvalTimeoutSeconds: room + 1 })).toThrow(/lambda\.connectorTimeoutSeconds = 900/);
+    expect(() => parseConfig({ ...slow, approvalTimeoutSeconds: room + 1 })).toThrow(new RegExp(`lambda\\.connectorTimeoutSeconds = ${longest}`));
+    // One more second and a step attempt no longer fits in an Express run: refused, naming the field.
+    expect(() => parseConfig({ lambda: { connectorTimeoutSeconds: longest + 1 } })).toThrow(/RunStep.*lambda\.connectorTimeoutSeconds/);
   });
 
   it('accepts a config exactly when its derived execution fits in a year (property)', () => {
@@ -116,8 +120,9 @@ describe('parseConfig: timeouts the saga can honour', () => {
         (approvalTimeoutSeconds, timeoutSeconds, connectorTimeoutSeconds) => {
           const input = { approvalTimeoutSeconds, lambda: { timeoutSeconds, connectorTimeoutSeconds } };
           const fits = executionOf(input).executionSeconds <= STANDARD_MAX_EXECUTION_SECONDS;
-          if (fits) expect(parseConfig(input).approvalTimeoutSeconds).toBe(approvalTimeoutSeconds);
-          else expect(() => parseConfig(input)).toThrow(/approvalTimeoutSeconds/);
+          const stepFits = Math.max(timeoutSeconds, connectorTimeoutSeconds) + TASK_TIMEOUT_MARGIN_SECONDS <= EXPRESS_TASK_MAX_SECONDS;
+          if (fits && stepFits) expect(parseConfig(input).approvalTimeoutSeconds).toBe(approvalTimeoutSeconds);
+          else expect(() => parseConfig(input)).toThrow(fits ? /connectorTimeoutSeconds/ : /approvalTimeoutSeconds/);
         },
       ),
       { numRuns: 100 },

@@ -6,9 +6,9 @@ import { routeKey, routes } from '../../lambdas/api/routes';
 import { SecretNames } from '../../lambdas/ports/secrets';
 import { routes as apiRoutes } from '../../lambdas/api/routes';
 import { CONNECTOR_KEY_PREFIXES, connectorBreakerKey, LEDGER_CONNECTOR_ACTIONS, LEDGER_READ_WRITE_ACTIONS } from '../../lib/constructs/ledger';
-import { deriveSagaTimeouts, STANDARD_MAX_EXECUTION_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/saga/timeouts';
+import { deriveSagaTimeouts, EXPRESS_MAX_EXECUTION_SECONDS, STANDARD_MAX_EXECUTION_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS } from '../../lambdas/saga/timeouts';
 import { sagaTimeoutConfig } from '../../lib/config';
-import { APPROVAL_STATE, readAsl } from '../../lib/constructs/saga';
+import { ACTION_RUN_ASL, APPROVAL_STATE, readAsl } from '../../lib/constructs/saga';
 import {
   actionsOf,
   logicalId,
@@ -468,7 +468,9 @@ describe('functions', () => {
 });
 
 describe('saga', () => {
-  const stateMachine = () => Object.values(s.template.findResources('AWS::StepFunctions::StateMachine'))[0]!.Properties;
+  const machines = () => Object.values(s.template.findResources('AWS::StepFunctions::StateMachine')).map((r) => r.Properties as Record<string, unknown>);
+  const stateMachine = () => machines().find((p) => p.StateMachineType === 'STANDARD')!;
+  const runMachine = () => machines().find((p) => p.StateMachineType === 'EXPRESS')!;
 
   it('is STANDARD with ALL logging (no execution data) and tracing', () => {
     expect(stateMachine()).toMatchObject({
@@ -480,6 +482,47 @@ describe('saga', () => {
       },
       TracingConfiguration: { Enabled: true },
     });
+  });
+
+  it('has an EXPRESS run beside it, logged (its only history: ALL, no execution data) and traced, under a fixed name the saga reaches it by', () => {
+    expect(machines()).toHaveLength(2);
+    expect(runMachine()).toMatchObject({
+      StateMachineType: 'EXPRESS',
+      StateMachineName: `${s.stack.stackName}-action-run`,
+      LoggingConfiguration: {
+        Level: 'ALL',
+        IncludeExecutionData: false,
+        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [logicalId(s.stack.saga.runLogGroup), 'Arn'] } } }],
+      },
+      TracingConfiguration: { Enabled: true },
+    });
+    const definition = JSON.parse(runMachine().DefinitionString as string) as { TimeoutSeconds: number; States: Record<string, unknown> };
+    expect(definition.TimeoutSeconds).toBe(EXPRESS_MAX_EXECUTION_SECONDS);
+    expect(Object.keys(definition.States)).toEqual(expect.arrayContaining(['ExecuteStep', 'CompensateStep', 'WriteReceipt', 'HandToSaga']));
+    // The run reaches the saga by reference; the saga the run by its name (no cycle).
+    const runSubs = runMachine().DefinitionSubstitutions as Record<string, unknown>;
+    expect(runSubs.SagaWorkflowArn).toEqual({ Ref: logicalId(s.stack.saga.stateMachine) });
+    const sagaSubs = stateMachine().DefinitionSubstitutions as Record<string, unknown>;
+    expect(JSON.stringify(sagaSubs.RunWorkflowArn)).toContain(`:stateMachine:${s.stack.stackName}-action-run`);
+  });
+
+  it('lets the saga run the run and watch it (.sync), and the run hand an action to the saga, and nothing more on either', () => {
+    const sagaRole = logicalId(s.stack.saga.stateMachine.role);
+    const runRole = logicalId(s.stack.saga.runStateMachine.role);
+    const sagaStates = allows(sagaRole).filter((st) => actionsOf(st).some((a) => a.startsWith('states:') || a.startsWith('events:')));
+    expect(sagaStates.flatMap(actionsOf).sort()).toEqual(['events:DescribeRule', 'events:PutRule', 'events:PutTargets', 'states:DescribeExecution', 'states:StartExecution', 'states:StopExecution']);
+    for (const st of sagaStates) {
+      const text = JSON.stringify(st.Resource);
+      if (actionsOf(st).some((a) => a.startsWith('events:'))) expect(text).toContain('rule/StepFunctionsGetEventsForStepFunctionsExecutionRule');
+      else expect(text).toContain(`${s.stack.stackName}-action-run`);
+    }
+    const runStates = allows(runRole).filter((st) => actionsOf(st).some((a) => a.startsWith('states:') || a.startsWith('events:')));
+    expect(runStates.flatMap(actionsOf)).toEqual(['states:StartExecution']);
+    expect(runStates[0]!.Resource).toEqual({ Ref: logicalId(s.stack.saga.stateMachine) });
+    // Functions: the run invokes the saga function, receipts and the connectors, never approvals.
+    const invokes = allows(runRole).filter((st) => actionsOf(st).includes('lambda:InvokeFunction')).flatMap((st) => resourcesOf(st).map((r) => JSON.stringify(r)));
+    expect(invokes.join()).not.toContain(logicalId(s.stack.functions.approvals.function));
+    expect(invokes.join()).toContain(logicalId(s.stack.functions.saga.function));
   });
 
   it('keeps the states in the template, with the configured approval timeout', () => {
@@ -520,23 +563,33 @@ describe('saga', () => {
       const connectorCall = task.Parameters !== undefined && 'FunctionName.$' in task.Parameters;
       const seconds =
         name === APPROVAL_STATE ? s.config.approvalTimeoutSeconds + lambdaTimeout(s.stack.functions.approvals) + TASK_TIMEOUT_MARGIN_SECONDS
+        : task.Resource === 'arn:aws:states:::states:startExecution.sync:2' ? EXPRESS_MAX_EXECUTION_SECONDS + TASK_TIMEOUT_MARGIN_SECONDS
         : connectorCall ? lambdaTimeout([...s.stack.connectorFunctions.values()][0]!) + TASK_TIMEOUT_MARGIN_SECONDS
         : lambdaTimeout(s.stack.functions.saga) + TASK_TIMEOUT_MARGIN_SECONDS;
       expect(task.TimeoutSeconds, name).toBe(seconds);
     }
-    expect(Object.values(expected.tasks)).toEqual(expect.arrayContaining([12 + TASK_TIMEOUT_MARGIN_SECONDS, 20 + TASK_TIMEOUT_MARGIN_SECONDS]));
+    expect(Object.values(expected.tasks)).toEqual(expect.arrayContaining([12 + TASK_TIMEOUT_MARGIN_SECONDS]));
+    // The run's Tasks, each outlasting its Lambda (the connector's 20 s here).
+    const run = deriveSagaTimeouts(readAsl(ACTION_RUN_ASL), sagaTimeoutConfig(s.config), { express: true });
+    expect(s.stack.saga.runTimeouts).toEqual(run);
+    expect(Object.values(run.tasks)).toEqual(expect.arrayContaining([12 + TASK_TIMEOUT_MARGIN_SECONDS, 20 + TASK_TIMEOUT_MARGIN_SECONDS]));
   });
 
   it('substitutes the functions the ASL names and may invoke exactly those and the connectors', () => {
     const subs = stateMachine().DefinitionSubstitutions as Record<string, unknown>;
-    const invoked = [...s.stack.saga.invoked.values(), ...s.stack.connectorFunctions.values()].map((fn) => logicalId(fn.function));
-    expect(Object.keys(subs).sort()).toEqual([...s.stack.saga.invoked.keys()].sort());
-    expect(Object.keys(subs)).toEqual(expect.arrayContaining(['SagaFunctionArn', 'ApprovalsFunctionArn', 'ReceiptsFunctionArn']));
-    const smRole = logicalId(s.stack.saga.stateMachine.role);
-    const invokes = allows(smRole).filter((st) => actionsOf(st).includes('lambda:InvokeFunction'));
-    expect(invokes).toHaveLength(1);
+    expect(Object.keys(subs).sort()).toEqual([...s.stack.saga.invoked.keys(), 'RunWorkflowArn'].sort());
+    expect(Object.keys(subs)).toEqual(expect.arrayContaining(['SagaFunctionArn', 'ApprovalsFunctionArn']));
+    const runSubs = runMachine().DefinitionSubstitutions as Record<string, unknown>;
+    expect(Object.keys(runSubs).sort()).toEqual([...s.stack.saga.runInvoked.keys(), 'SagaWorkflowArn'].sort());
+    expect(Object.keys(runSubs)).toEqual(expect.arrayContaining(['SagaFunctionArn', 'ReceiptsFunctionArn']));
     const key = (r: unknown) => JSON.stringify(r);
-    expect(resourcesOf(invokes[0]!).map(key).sort()).toEqual(invoked.map((id) => key({ 'Fn::GetAtt': [id, 'Arn'] })).sort());
+    const check = (role: string, fns: { function: unknown }[]) => {
+      const invokes = allows(role).filter((st) => actionsOf(st).includes('lambda:InvokeFunction'));
+      expect(invokes).toHaveLength(1);
+      expect(resourcesOf(invokes[0]!).map(key).sort()).toEqual([...new Set(fns.map((fn) => logicalId(fn.function as never)))].map((id) => key({ 'Fn::GetAtt': [id, 'Arn'] })).sort());
+    };
+    check(logicalId(s.stack.saga.stateMachine.role), [...s.stack.saga.invoked.values()]);
+    check(logicalId(s.stack.saga.runStateMachine.role), [...s.stack.saga.runInvoked.values(), ...s.stack.connectorFunctions.values()]);
     // IssueGrant picks each step's connector function from this map.
     s.template.hasResourceProperties('AWS::Lambda::Function', {
       Role: { 'Fn::GetAtt': [roles.saga, 'Arn'] },
@@ -544,7 +597,7 @@ describe('saga', () => {
     });
   });
 
-  it('lets intake start it (and fail a wait it cancels), approvals answer it, the expiry sweep fail a wait it cancels, and nobody else', () => {
+  it('lets intake start it (and fail a wait it cancels), approvals answer it, the expiry sweep fail a wait it cancels, the reconciler resume it, and nobody else', () => {
     const sm = logicalId(s.stack.saga.stateMachine);
     for (const [name, role] of Object.entries(roles)) {
       const actions = allows(role).flatMap(actionsOf).filter((a) => a.startsWith('states:'));
@@ -552,13 +605,24 @@ describe('saga', () => {
       else if (name === 'approvals') expect(actions.sort()).toEqual(['states:SendTaskFailure', 'states:SendTaskSuccess']);
       // The expiry sweep fails the approval waits it cancels, like a cancel.
       else if (name === 'delegationExpiry') expect(actions).toEqual(['states:SendTaskFailure']);
+      else if (name === 'reconcile') {
+        // The schedule hands actions a dead workflow left unfinished to the saga: that one state machine only.
+        expect(actions).toEqual(['states:StartExecution']);
+        expect(allows(role).filter((st) => actionsOf(st).includes('states:StartExecution')).flatMap(resourcesOf)).toEqual([{ Ref: sm }]);
+        s.template.hasResourceProperties('AWS::Lambda::Function', {
+          Role: { 'Fn::GetAtt': [role, 'Arn'] },
+          Environment: { Variables: Match.objectLike({ STATE_MACHINE_ARN: { Ref: sm } }) },
+        });
+      }
       else expect(actions, name).toEqual([]);
     }
-    const start = allows(roles.intake!).find((st) => actionsOf(st).includes('states:StartExecution'))!;
-    expect(start.Resource).toEqual({ Ref: sm });
+    // Exactly the two workflows: the saga, and the Express run for unattended actions.
+    const run = logicalId(s.stack.saga.runStateMachine);
+    const starts = allows(roles.intake!).filter((st) => actionsOf(st).includes('states:StartExecution')).flatMap(resourcesOf);
+    expect(starts.map((r) => JSON.stringify(r)).sort()).toEqual([{ Ref: sm }, { Ref: run }].map((r) => JSON.stringify(r)).sort());
     s.template.hasResourceProperties('AWS::Lambda::Function', {
       Role: { 'Fn::GetAtt': [roles.intake, 'Arn'] },
-      Environment: { Variables: Match.objectLike({ STATE_MACHINE_ARN: { Ref: sm } }) },
+      Environment: { Variables: Match.objectLike({ STATE_MACHINE_ARN: { Ref: sm }, RUN_STATE_MACHINE_ARN: { Ref: run } }) },
     });
   });
 });
@@ -582,9 +646,13 @@ describe('audit vault: receipts function', () => {
     s.template.hasResourceProperties('AWS::Lambda::Function', {
       Description: Match.stringLikeRegexp('receipts'),
       Environment: {
-        // The saga's worst case is a little over a day here (a step held by a paused halt is
-        // retried for ~10 minutes, counted for each of 20 steps): ceil(1.3 days) + 1.
-        Variables: Match.objectLike({ AUDIT_BUCKET: Match.anyValue(), AUDIT_RETENTION_DAYS: '400', AUDIT_DIGEST_LOOKBACK_DAYS: '3', LEDGER_TABLE: Match.anyValue() }),
+        // As far back as an action can live: the saga's execution timeout, rounded up, plus a day.
+        Variables: Match.objectLike({
+          AUDIT_BUCKET: Match.anyValue(),
+          AUDIT_RETENTION_DAYS: '400',
+          AUDIT_DIGEST_LOOKBACK_DAYS: String(Math.ceil(s.stack.saga.timeouts.executionSeconds / 86_400) + 1),
+          LEDGER_TABLE: Match.anyValue(),
+        }),
       },
     });
   });

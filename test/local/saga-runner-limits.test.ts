@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../lambdas/middleware/powertools';
 import { STATE_PAYLOAD_MAX_BYTES } from '../../lambdas/saga/limits';
-import { DEFAULT_SAGA_TIMEOUTS, SagaTimeoutError } from '../../lambdas/saga/timeouts';
-import { LocalSagaRunner, localFunctionArn, MAX_TIMER_SECONDS, type LocalFunction } from '../../local/saga-runner';
-import { renderAsl } from '../../lib/constructs/saga';
+import { DEFAULT_SAGA_TIMEOUTS, EXPRESS_MAX_EXECUTION_SECONDS, SagaTimeoutError } from '../../lambdas/saga/timeouts';
+import { LOCAL_RUN_ARN, LOCAL_SAGA_ARN, LocalSagaRunner, localFunctionArn, MAX_TIMER_SECONDS, type LocalFunction } from '../../local/saga-runner';
+import { ACTION_RUN_ASL, renderAsl } from '../../lib/constructs/saga';
 
 const dir = mkdtempSync(join(tmpdir(), 'airlock-runner-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,12 +102,18 @@ describe('local saga runner: the same TimeoutSeconds as the stack', () => {
   it('derives exactly what the stack deploys for the same config', () => {
     for (const config of [DEFAULT_SAGA_TIMEOUTS, { ...DEFAULT_SAGA_TIMEOUTS, approvalTimeoutSeconds: 90, functionTimeoutSeconds: 7, connectorTimeoutSeconds: 45 }]) {
       const local = runnerWith(config);
-      const deployed = JSON.parse(renderAsl(config).text) as Record<string, unknown>;
       // Only the ARNs differ: the stack's come from definitionSubstitutions.
-      let text = JSON.stringify(deployed);
-      for (const [name, arn] of Object.entries(substitutions)) text = text.replaceAll(`\${${name}}`, arn);
-      expect(local.definition).toEqual(JSON.parse(text));
+      const localText = (deployed: Record<string, unknown>) => {
+        let text = JSON.stringify(deployed);
+        for (const [name, arn] of Object.entries({ ...substitutions, SagaWorkflowArn: LOCAL_SAGA_ARN, RunWorkflowArn: LOCAL_RUN_ARN })) text = text.replaceAll(`\${${name}}`, arn);
+        return JSON.parse(text) as unknown;
+      };
+      expect(local.definition).toEqual(localText(JSON.parse(renderAsl(config).text) as Record<string, unknown>));
       expect(local.definition.TimeoutSeconds).toBe(local.timeouts.executionSeconds);
+      // The Express run too, its execution capped at what Express allows.
+      expect(local.runDefinition).toEqual(localText(JSON.parse(renderAsl(config, ACTION_RUN_ASL).text) as Record<string, unknown>));
+      expect(local.runDefinition?.TimeoutSeconds).toBe(EXPRESS_MAX_EXECUTION_SECONDS);
+      expect(local.runTimeouts?.executionSeconds).toBe(EXPRESS_MAX_EXECUTION_SECONDS);
     }
   });
 

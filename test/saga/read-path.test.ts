@@ -113,14 +113,16 @@ describe('the read fast path', () => {
     expect(a.steps.filter((s) => s.kind === 'forward')).toHaveLength(1);
   });
 
-  it('hands off without compensating exactly the errors the ASL retries on IssueGrant, RunStep and ExecuteStep', () => {
-    type Retrying = { Retry?: { ErrorEquals: string[] }[] };
-    const asl = JSON.parse(readFileSync(join(import.meta.dirname, '../../statemachines/action-saga.asl.json'), 'utf8')) as {
+  it('hands off without compensating exactly the errors the ASL retries on IssueGrant, RunStep and ExecuteStep, or waits out', () => {
+    type Retrying = { Retry?: { ErrorEquals: string[] }[]; Catch?: { ErrorEquals: string[]; Next: string }[] };
+    const asl = JSON.parse(readFileSync(join(import.meta.dirname, '../../statemachines/action-run.asl.json'), 'utf8')) as {
       States: { ExecuteStep: Retrying & { Branches: { States: Record<string, Retrying> }[] } };
     };
     const branch = asl.States.ExecuteStep.Branches[0]!.States;
     const states = [branch.IssueGrant, branch.RunStep, asl.States.ExecuteStep];
     const retried = new Set(states.flatMap((s) => (s?.Retry ?? []).flatMap((r) => r.ErrorEquals)));
+    // A paused halt is waited out (by the Standard saga), not compensated.
+    for (const c of asl.States.ExecuteStep.Catch ?? []) if (c.Next === 'WhilePaused') c.ErrorEquals.forEach((e) => retried.add(e));
     expect([...STEP_RETRIED_ERRORS].sort()).toEqual([...retried].sort());
   });
 

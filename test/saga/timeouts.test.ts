@@ -7,6 +7,8 @@ import {
   applySagaTimeouts,
   DEFAULT_SAGA_TIMEOUTS,
   deriveSagaTimeouts,
+  EXPRESS_MAX_EXECUTION_SECONDS,
+  EXPRESS_TASK_MAX_SECONDS,
   SagaTimeoutError,
   sagaTimeoutProblems,
   STANDARD_MAX_EXECUTION_SECONDS,
@@ -14,6 +16,7 @@ import {
 } from '../../lambdas/saga/timeouts';
 
 const saga = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'statemachines', 'action-saga.asl.json'), 'utf8')) as unknown;
+const run = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'statemachines', 'action-run.asl.json'), 'utf8')) as unknown;
 
 /** A small saga whose bound is worked out by hand below. */
 const sample = {
@@ -106,12 +109,25 @@ describe('deriveSagaTimeouts', () => {
           const config = { approvalTimeoutSeconds: approval, functionTimeoutSeconds: fn, connectorTimeoutSeconds: connector, maxSteps };
           const t = deriveSagaTimeouts(saga, config);
           expect(t.executionSeconds).toBe(approval + t.runSeconds);
-          // At least every step once at its connector's timeout, on top of the wait.
-          expect(t.runSeconds).toBeGreaterThan(maxSteps * (connector + fn));
-          for (const [name, seconds] of Object.entries(t.tasks)) {
+          // The steps run in the Express run: its worst case is at least every step once at its
+          // connector's timeout (what the cap cuts short, the saga resumes).
+          const r = deriveSagaTimeouts(run, config, { express: true });
+          expect(r.runSeconds).toBeGreaterThan(maxSteps * (connector + fn));
+          expect(r.executionSeconds).toBe(EXPRESS_MAX_EXECUTION_SECONDS);
+          for (const [name, seconds] of Object.entries(r.tasks)) {
             expect(seconds, name).toBeGreaterThanOrEqual(Math.min(fn, connector) + TASK_TIMEOUT_MARGIN_SECONDS);
+          }
+          // The saga waits for whole runs, each at most the Express cap.
+          expect(t.tasks.RunAction).toBe(EXPRESS_MAX_EXECUTION_SECONDS + TASK_TIMEOUT_MARGIN_SECONDS);
+          expect(t.runSeconds).toBeGreaterThan(t.tasks.RunAction!);
+          for (const [name, seconds] of Object.entries(t.tasks)) {
+            if (name !== 'RunAction') expect(seconds, name).toBeGreaterThanOrEqual(fn + TASK_TIMEOUT_MARGIN_SECONDS);
             expect(seconds, name).toBeLessThan(t.executionSeconds);
           }
+          // A step that cannot fit in one run is refused by name.
+          const runProblems = sagaTimeoutProblems(r, config, { express: true });
+          expect(runProblems.length > 0).toBe(Math.max(fn, connector) + TASK_TIMEOUT_MARGIN_SECONDS > EXPRESS_TASK_MAX_SECONDS);
+          for (const p of runProblems) expect(p).toMatch(/lambda\.connectorTimeoutSeconds/);
           const problems = sagaTimeoutProblems(t, config);
           expect(problems.length > 0).toBe(t.executionSeconds > STANDARD_MAX_EXECUTION_SECONDS);
           for (const p of problems) expect(p).toMatch(/approvalTimeoutSeconds.*lambda\.timeoutSeconds.*lambda\.connectorTimeoutSeconds/);
@@ -122,9 +138,9 @@ describe('deriveSagaTimeouts', () => {
   });
 
   it('grows with every input it depends on', () => {
-    const base = deriveSagaTimeouts(saga, DEFAULT_SAGA_TIMEOUTS);
+    const base = deriveSagaTimeouts(run, DEFAULT_SAGA_TIMEOUTS, { express: true });
     for (const key of ['functionTimeoutSeconds', 'connectorTimeoutSeconds', 'maxSteps'] as const) {
-      const more = deriveSagaTimeouts(saga, { ...DEFAULT_SAGA_TIMEOUTS, [key]: DEFAULT_SAGA_TIMEOUTS[key] + 1 });
+      const more = deriveSagaTimeouts(run, { ...DEFAULT_SAGA_TIMEOUTS, [key]: DEFAULT_SAGA_TIMEOUTS[key] + 1 }, { express: true });
       expect(more.runSeconds, key).toBeGreaterThan(base.runSeconds);
     }
   });

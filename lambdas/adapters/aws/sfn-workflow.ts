@@ -1,22 +1,28 @@
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import type { SagaInput, WorkflowStarter } from '../../ports/workflow';
+import type { SagaInput, WorkflowKind, WorkflowStarter } from '../../ports/workflow';
 
 /**
- * Starts the saga on Step Functions. The execution name is the action id, which makes the
- * start itself idempotent: a retried intake that starts it again gets ExecutionAlreadyExists,
- * which means the saga is already on its way.
+ * Starts an action's workflow on Step Functions. The Standard saga's execution name is the
+ * action id, which makes its start idempotent: a retried intake that starts it again gets
+ * ExecutionAlreadyExists, which means the saga is already on its way. An unattended action
+ * starts the Express run instead (when the stack has one): Express names are not unique, so a
+ * retried start may run it twice, which is safe because every task it runs is idempotent
+ * (exactly-once step records, single-use grants, conditional status moves).
  */
 export class StepFunctionsWorkflow implements WorkflowStarter {
   constructor(
-    private readonly options: { stateMachineArn: string; client: SFNClient },
+    private readonly options: { stateMachineArn: string; runStateMachineArn?: string; client: SFNClient },
   ) {}
 
-  async start(actionId: string, input: SagaInput): Promise<void> {
+  async start(actionId: string, input: SagaInput, kind: WorkflowKind = 'attended'): Promise<void> {
+    const express = kind === 'unattended' && this.options.runStateMachineArn !== undefined;
     try {
       await this.options.client.send(
         new StartExecutionCommand({
-          stateMachineArn: this.options.stateMachineArn,
-          name: actionId,
+          stateMachineArn: express ? this.options.runStateMachineArn : this.options.stateMachineArn,
+          // The action id: its history (CloudWatch Logs for Express) is found by it. A resumed
+          // action's earlier saga may have ended under that name, which stays taken for 90 days.
+          name: kind === 'resumed' ? `${actionId}-resumed-${Date.now().toString(36)}` : actionId,
           input: JSON.stringify(input),
         }),
       );

@@ -124,8 +124,9 @@ export class AirlockFunction extends Construct implements IGrantable {
       role: this.role,
       logGroup: this.logGroup,
       loggingFormat: LoggingFormat.JSON,
+      // No NODE_OPTIONS=--enable-source-maps: Node would read and parse the map at every cold
+      // start. Stacks are mapped on the first error instead (lambdas/middleware/source-maps.ts).
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
         [EnvNames.limitsFile]: `${LAMBDA_TASK_ROOT}/policies/${LIMITS_FILE}`,
         ...(props.cedar ? { [POLICY_DIR_ENV]: `${LAMBDA_TASK_ROOT}/policies` } : {}),
         ...props.environment,
@@ -139,7 +140,7 @@ export class AirlockFunction extends Construct implements IGrantable {
         keepNames: true,
         sourceMap: true,
         // Stack traces still map to file:line:col; without the sources' text inside, the map
-        // Node reads and parses at every cold start (--enable-source-maps) is a third the size.
+        // read on the first error (middleware/source-maps.ts) is a third the size.
         sourcesContent: false,
         banner: ESM_REQUIRE_BANNER,
         // The SDK is bundled so the deployed version is the pinned one the tests ran with,

@@ -75,12 +75,15 @@ describe('AirlockFunction bundling', () => {
       `const loaded = Object.keys(require.cache).some((k) => k.includes('cedar_wasm'));`,
       // What the bundle's own require resolves on first use: the copy shipped beside it.
       `const cedar = require('${CEDAR_WASM_PACKAGE}/nodejs');`,
-      `console.log(JSON.stringify({ loaded, resolved: require.resolve('${CEDAR_WASM_PACKAGE}/nodejs'), works: typeof cedar.statefulIsAuthorized }));`,
+      `const mapsOnError = typeof Error.prepareStackTrace === 'function';`,
+      `console.log(JSON.stringify({ loaded, mapsOnError, resolved: require.resolve('${CEDAR_WASM_PACKAGE}/nodejs'), works: typeof cedar.statefulIsAuthorized }));`,
     ].join('\n');
     const run = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { ...process.env, AWS_REGION: 'us-east-1' } });
     expect(run.stderr).toBe('');
-    const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { loaded: boolean; resolved: string; works: string };
+    const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { loaded: boolean; mapsOnError: boolean; resolved: string; works: string };
     expect(out.loaded).toBe(false);
+    // Without --enable-source-maps the bundle maps its own stacks, reading the map on the first error.
+    expect(out.mapsOnError).toBe(true);
     expect(out.resolved.startsWith(assetDir)).toBe(true);
     expect(out.works).toBe('function');
   });

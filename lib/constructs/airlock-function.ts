@@ -8,6 +8,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { EnvNames } from '../../lambdas/composition/env';
 import { defaultLimitsFile, LIMITS_FILE } from '../../lambdas/limits/config';
+import { COMPILED_POLICY_SET_FILE, compilePolicySet, defaultPolicyDir, readPolicyDir } from '../../lambdas/policy/index';
 
 /** The repository root: NodejsFunction bundles from here, with package-lock.json as the lock file. */
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -34,10 +35,21 @@ const LAMBDA_TASK_ROOT = '/var/task';
 export const POLICY_DIR_ENV = EnvNames.policyDir;
 
 /**
+ * The shipped policy set analysed once per synth (policy/compiled.ts), base64 for the shell:
+ * a cold start reads it instead of running Cedar's validator.
+ */
+let compiledPolicySet: string | undefined;
+function compiledPolicySetBase64(): string {
+  compiledPolicySet ??= Buffer.from(JSON.stringify(compilePolicySet(readPolicyDir(defaultPolicyDir())))).toString('base64');
+  return compiledPolicySet;
+}
+
+/**
  * Puts the limits file beside every bundle, and beside those that evaluate policy what the
  * policy engine loads at run time: Cedar's Node.js entry
  * (with its package.json, for the `exports` map), copied from the local node_modules, and
- * the policy set (top-level *.cedar, schema.cedarschema, config.json; not the fixtures).
+ * the policy set (top-level *.cedar, schema.cedarschema, config.json; not the fixtures) with
+ * its analysis compiled at synth.
  * Chosen over `nodeModules: [...]`, which runs `npm install` inside the asset and so needs
  * the network.
  */
@@ -57,6 +69,7 @@ function commandHooks(cedar: boolean, limitsFile: string): ICommandHooks {
         `cp "${from}/package.json" "${to}/package.json"`,
         `cp -R "${from}/nodejs" "${to}/nodejs"`,
         `cp "${inputDir}"/policies/*.cedar "${inputDir}/policies/schema.cedarschema" "${inputDir}/policies/config.json" "${outputDir}/policies/"`,
+        `node -e "require('node:fs').writeFileSync(process.argv[1], Buffer.from(process.argv[2], 'base64'))" "${outputDir}/policies/${COMPILED_POLICY_SET_FILE}" ${compiledPolicySetBase64()}`,
       ];
     },
   };

@@ -7,6 +7,7 @@ import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AirlockFunction, CEDAR_WASM_PACKAGE } from '../../lib/constructs/airlock-function';
+import { COMPILED_POLICY_SET_FILE, loadPolicyEngine, policySetVersion, readPolicyDir } from '../../lambdas/policy/index';
 
 /**
  * One real bundle (local esbuild, no Docker) of a function that evaluates policy: what
@@ -92,5 +93,13 @@ describe('AirlockFunction bundling', () => {
     expect(existsSync(join(assetDir, 'policies', 'schema.cedarschema'))).toBe(true);
     expect(existsSync(join(assetDir, 'policies', 'config.json'))).toBe(true);
     expect(existsSync(join(assetDir, 'policies', 'tests'))).toBe(false);
+  });
+
+  it('ships the policy set compiled at synth, bound to the files beside it (no validation at cold start)', () => {
+    const dir = join(assetDir, 'policies');
+    const compiled = JSON.parse(readFileSync(join(dir, COMPILED_POLICY_SET_FILE), 'utf8')) as { version: string; analysis: { validation: { ok: boolean } } };
+    expect(compiled.version).toBe(policySetVersion(readPolicyDir(dir)));
+    expect(compiled.analysis.validation.ok).toBe(true);
+    expect(loadPolicyEngine(dir).version).toBe(compiled.version);
   });
 });

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -84,4 +84,51 @@ describe('source maps on demand', () => {
     expect(mapStacksOnDemand('node:internal')).toBe(false);
     expect(Error.prepareStackTrace).toBe(before);
   });
+});
+
+describe('the source map decoder', () => {
+  it('finds the same origin as Node for any position of a real bundle', async () => {
+    // Prepare: a function's bundle (thousands of segments over few, long lines).
+    const { BundleMap } = await import('../../lambdas/middleware/source-maps');
+    const { SourceMap } = await import('node:module');
+    const fc = (await import('fast-check')).default;
+    const file = join(dir, 'keys.mjs');
+    await build({
+      entryPoints: [join(ROOT, 'lambdas', 'keys', 'handler.ts')],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      minify: true,
+      keepNames: true,
+      sourcemap: true,
+      sourcesContent: false,
+      outfile: file,
+      logLevel: 'silent',
+    });
+    const payload = JSON.parse(readFileSync(`${file}.map`, 'utf8')) as ConstructorParameters<typeof SourceMap>[0];
+    const node = new SourceMap(payload);
+    const ours = new BundleMap(`${file}.map`);
+    const lines = readFileSync(file, 'utf8').split('\n');
+    // Act + Assess
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: lines.length }).chain((line) => fc.tuple(fc.constant(line), fc.integer({ min: 1, max: Math.max(1, lines[line - 1]!.length) }))),
+        ([line, column]) => {
+          // findEntry (0-based), the segment's own position: what Node prints in a mapped stack.
+          const expected = node.findEntry(line - 1, column - 1) as { generatedLine?: number; originalSource?: string; originalLine?: number; originalColumn?: number };
+          const got = ours.origin(line, column);
+          // Node answers a line without segments with the last segment of an earlier line
+          // (columns come out negative); ours leaves such a frame unmapped.
+          if (expected.originalSource === undefined || expected.generatedLine !== line - 1) return got === undefined;
+          return (
+            got !== undefined &&
+            got.lineNumber === expected.originalLine! + 1 &&
+            got.columnNumber === expected.originalColumn! + 1 &&
+            got.fileName.endsWith(expected.originalSource.replace(/^(\.\.\/)+/, ''))
+          );
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  }, 60_000);
 });

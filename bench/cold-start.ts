@@ -27,7 +27,6 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
-import { COMPILED_POLICY_SET_FILE, compilePolicySet, readPolicyDir } from '../lambdas/policy/index';
 
 const ROOT = join(import.meta.dirname, '..');
 const OUT = join(ROOT, '.bench', 'cold-start');
@@ -163,7 +162,10 @@ async function bundle(fn: Fn): Promise<string> {
       if (file.endsWith('.cedar') || file === 'schema.cedarschema' || file === 'config.json') cpSync(join(ROOT, 'policies', file), join(dir, 'policies', file));
     }
     // Compiled at synth (policy/compiled.ts); BENCH_NO_COMPILED=1 measures a cold start without it.
-    if (!process.env.BENCH_NO_COMPILED) writeFileSync(join(dir, 'policies', COMPILED_POLICY_SET_FILE), JSON.stringify(compilePolicySet(readPolicyDir(join(dir, 'policies')))));
+    if (!process.env.BENCH_NO_COMPILED) {
+      const { COMPILED_POLICY_SET_FILE, compilePolicySet, readPolicyDir } = await import('../lambdas/policy/index');
+      writeFileSync(join(dir, 'policies', COMPILED_POLICY_SET_FILE), JSON.stringify(compilePolicySet(readPolicyDir(join(dir, 'policies')))));
+    }
   }
   return outfile;
 }
@@ -263,7 +265,8 @@ try {
     const file = await bundle(fn);
     const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)}`;
     const size = `${kib(statSync(file).size).padStart(5)} KiB (${kib(gzipSync(readFileSync(file)).byteLength)}, ${kib(statSync(`${file}.map`).size)})`;
-    const served = await runs(RUNS, () => runOnce(file, { fn, stub: stub.url }));
+    // BENCH_SERVED_WITH_MAPS=1: serve with --enable-source-maps (the stack's setting before maps were read on error).
+    const served = await runs(RUNS, () => runOnce(file, { fn, stub: stub.url, sourceMaps: process.env.BENCH_SERVED_WITH_MAPS === '1' }));
     const withMaps = await runs(RUNS, () => runOnce(file, { sourceMaps: true }));
     const init = median(served.map((r) => r.init));
     const first = median(served.map((r) => r.first!));

@@ -1,5 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { type IGrantable, type IPrincipal, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
@@ -35,12 +36,21 @@ const LAMBDA_TASK_ROOT = '/var/task';
 export const POLICY_DIR_ENV = EnvNames.policyDir;
 
 /**
- * The shipped policy set analysed once per synth (policy/compiled.ts), base64 for the shell:
- * a cold start reads it instead of running Cedar's validator.
+ * Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN), and NodejsFunction hands
+ * esbuild's command and every hook to `bash -c` as one: the compiled set must stay well under.
+ */
+const MAX_COMPILED_ARGUMENT_CHARS = 64 * 1024;
+
+/**
+ * The shipped policy set analysed once per synth (policy/compiled.ts), gzipped and base64
+ * for the shell: a cold start reads it instead of running Cedar's validator.
  */
 let compiledPolicySet: string | undefined;
-function compiledPolicySetBase64(): string {
-  compiledPolicySet ??= Buffer.from(JSON.stringify(compilePolicySet(readPolicyDir(defaultPolicyDir())))).toString('base64');
+function compiledPolicySetArgument(): string {
+  compiledPolicySet ??= gzipSync(JSON.stringify(compilePolicySet(readPolicyDir(defaultPolicyDir())))).toString('base64');
+  if (compiledPolicySet.length > MAX_COMPILED_ARGUMENT_CHARS) {
+    throw new Error(`The compiled policy set is ${compiledPolicySet.length} characters gzipped; ship it as a file instead (lib/constructs/airlock-function.ts).`);
+  }
   return compiledPolicySet;
 }
 
@@ -69,7 +79,7 @@ function commandHooks(cedar: boolean, limitsFile: string): ICommandHooks {
         `cp "${from}/package.json" "${to}/package.json"`,
         `cp -R "${from}/nodejs" "${to}/nodejs"`,
         `cp "${inputDir}"/policies/*.cedar "${inputDir}/policies/schema.cedarschema" "${inputDir}/policies/config.json" "${outputDir}/policies/"`,
-        `node -e "require('node:fs').writeFileSync(process.argv[1], Buffer.from(process.argv[2], 'base64'))" "${outputDir}/policies/${COMPILED_POLICY_SET_FILE}" ${compiledPolicySetBase64()}`,
+        `node -e "require('node:fs').writeFileSync(process.argv[1], require('node:zlib').gunzipSync(Buffer.from(process.argv[2], 'base64')))" "${outputDir}/policies/${COMPILED_POLICY_SET_FILE}" ${compiledPolicySetArgument()}`,
       ];
     },
   };

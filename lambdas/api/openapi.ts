@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { MAX_BODY_BYTES } from '../middleware/http';
 import { routes as routeTable, routeKey, type RouteSpec } from './routes';
 import { ApprovalIdPattern } from '../shared/ids';

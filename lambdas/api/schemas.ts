@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { FunctionCallingFormats } from '../tools/function-calling';
 import { ActionStatuses } from '../actions/action';
 import { ActionIdPattern } from '../shared/ids';

@@ -1,5 +1,5 @@
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ApprovalListQuerySchema, DecisionBodySchema } from '../api/schemas';
 import type { CursorScope } from '../shared/cursor';
 import { decideApproval, getApprovalPreview, listApprovals, requestApproval } from './approvals';

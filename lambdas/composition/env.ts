@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEFAULT_APPROVAL_TIMEOUT_SECONDS } from '../approvals/approvals';
 import { DEFAULT_GRANT_TTL_SECONDS, MAX_GRANT_TTL_SECONDS } from '../steps/grants';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { BudgetPeriods } from './model';
 
 /** The wire shapes of `/v1/delegations` requests (published in the OpenAPI document). */

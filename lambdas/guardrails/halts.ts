@@ -1,5 +1,5 @@
 import { monotonicFactory } from 'ulid';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { LoadedLimits } from '../limits/config';
 import { HaltModes, HaltScopes, type Halt, type HaltStore } from '../ports/guardrails';
 import { noMetrics, type Metrics } from '../ports/metrics';

@@ -1,6 +1,6 @@
 import { inputSchemaOf, withoutNullOptionals } from '../tools/function-calling';
 import { canonicalToolName } from '../tools/names';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ActorSchema, type Actor } from '../shared/principal';
 import type { RegisteredTool, ToolRegistry } from '../ports/tools';
 import type { DelegationSnapshot } from '../delegations/model';

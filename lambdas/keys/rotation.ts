@@ -1,5 +1,5 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod';
 import { SecretNames, type SecretsPort } from '../ports/secrets';
 import { GrantKeyring, MAX_GRANT_TTL_SECONDS, mintGrant, verifyGrant, type GrantSubject } from '../steps/grants';
 

@@ -1,5 +1,5 @@
 import { CLIENT_CAPABILITIES_META_KEY, inputRequired, MissingRequiredClientCapabilityError, type CallToolResult, type ServerContext } from '@modelcontextprotocol/server';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * The diagnostic `test_*` tools the official MCP conformance suite calls

@@ -5,12 +5,17 @@ import type middy from '@middy/core';
 import { EmfMetrics } from '../adapters/aws/emf-metrics';
 import { METRICS_NAMESPACE, METRICS_SERVICE } from '../observability/catalog';
 import { maskSecrets, type Logger, type LogLevel } from '../shared/logger';
+import { mapStacksOnDemand } from './source-maps';
 
 /**
  * The Powertools for AWS Lambda instances every function shares (one of each per process, as
  * in the Powertools examples' `commons/powertools`), and the adapter that gives domain code
  * its small Logger interface over Powertools Logger.
  */
+
+// Every function's bundle holds this module, so `import.meta.url` here is the bundle's own
+// URL: its stacks map to the sources through the map beside it, read on the first error.
+mapStacksOnDemand(import.meta.url);
 
 /** The service name on every log line and trace segment. */
 export const SERVICE_NAME = METRICS_SERVICE;

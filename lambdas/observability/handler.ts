@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { approvalGaugeDeps } from '../composition/aws';
 import type { ApprovalGaugeFunctionDeps, Lazy } from '../composition/deps';
 import { taskHandler } from '../middleware/task';

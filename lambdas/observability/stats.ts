@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { MetricSample } from '../ports/metrics';
 import { definitionOf, isMetricName, MetricGroups, type MetricGroup } from './catalog';
 

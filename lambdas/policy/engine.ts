@@ -2,7 +2,8 @@ import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { cedarWasm } from './cedar-wasm';
 import type { MoneyConfig } from '../shared/money';
 import type { Principal } from '../shared/principal';
-import { analyzePolicyFiles, type ParsedPolicy } from './analyze';
+import type { ParsedPolicy } from './analyze';
+import { analysisOf } from './compiled';
 import { policySetVersion, type PolicyConfig, type PolicyFiles } from './files';
 import {
   ACTION,
@@ -57,6 +58,11 @@ export interface PolicyEngineOptions {
    * which fails closed. The fixture tests turn it on to prove the contexts fit the schema.
    */
   validateRequests?: boolean;
+  /**
+   * The set as the synth analysed it (policy/compiled.ts): used when it was compiled from
+   * exactly these files, which spares the cold start Cedar's validation.
+   */
+  compiled?: unknown;
 }
 
 /** The pool of policies that decides; shadow pools are named after their file. */
@@ -122,7 +128,7 @@ function combine(outcomes: Outcome[]): Outcome {
  * start instead of deciding with half a policy set.
  */
 export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOptions = {}): PolicyEngine {
-  const analysis = analyzePolicyFiles(files);
+  const analysis = analysisOf(files, options.compiled);
   if (!analysis.validation.ok || !analysis.config) throw new PolicySetInvalidError(analysis.validation.errors);
   const config: PolicyConfig = analysis.config;
   const version = policySetVersion(files);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** The file names the engine reads from a policy directory besides the `*.cedar` files. */
 export const SCHEMA_FILE = 'schema.cedarschema';

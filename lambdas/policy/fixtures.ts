@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { majorToBaseMinor } from '../shared/money';
 import type { ApprovalCheck, Decision, Outcome, PolicyEngine } from './types';
 import { NO_CAP } from './request';

@@ -1,6 +1,9 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { analyzePolicyFiles } from './analyze';
-import { createPolicyEngine } from './engine';
+import { COMPILED_POLICY_SET_FILE, COMPILED_POLICY_SET_FORMAT, type CompiledPolicySet } from './compiled';
+import { createPolicyEngine, PolicySetInvalidError } from './engine';
+import { policySetVersion } from './files';
 import { defaultPolicyDir, readPolicyDir, type PolicyFiles } from './files';
 import type { PolicyEngine, PolicyProblem, PolicyValidation } from './types';
 
@@ -8,6 +11,7 @@ export type * from './types';
 export { createPolicyEngine, PolicySetInvalidError, type PolicyEngineOptions } from './engine';
 export { defaultPolicyDir, policySetVersion, readPolicyDir, PolicyConfigSchema } from './files';
 export type { PolicyConfig, PolicyFiles } from './files';
+export { COMPILED_POLICY_SET_FILE, type CompiledPolicySet } from './compiled';
 
 const engines = new Map<string, PolicyEngine>();
 
@@ -21,10 +25,34 @@ export function loadPolicyEngine(dir: string | undefined = undefined): PolicyEng
   const key = resolve(dir);
   let engine = engines.get(key);
   if (!engine) {
-    engine = createPolicyEngine(readPolicyDir(key));
+    engine = createPolicyEngine(readPolicyDir(key), { compiled: readCompiled(key) });
     engines.set(key, engine);
   }
   return engine;
+}
+
+/**
+ * The compiled set beside the policies (the synth writes it into every bundle that evaluates
+ * policy), or undefined: absent or unreadable, the engine analyses the files itself.
+ */
+function readCompiled(dir: string): unknown {
+  const file = join(dir, COMPILED_POLICY_SET_FILE);
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Analyses policy files for shipping beside a bundle (the synth, lib/constructs/airlock-function.ts).
+ * Throws PolicySetInvalidError when the set is invalid: an invalid set is never compiled.
+ */
+export function compilePolicySet(files: PolicyFiles): CompiledPolicySet {
+  const analysis = analyzePolicyFiles(files);
+  if (!analysis.validation.ok || !analysis.config) throw new PolicySetInvalidError(analysis.validation.errors);
+  return { format: COMPILED_POLICY_SET_FORMAT, version: policySetVersion(files), analysis };
 }
 
 /** Validates policy files already in memory (strict mode, plus Airlock's annotation rules). */

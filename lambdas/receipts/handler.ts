@@ -1,5 +1,5 @@
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ActionIdPattern, ActionIdSchema } from '../shared/ids';
 import { notFound } from '../shared/problem';
 import { writeDigest, writeReceipt } from './vault';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { TERMINAL_STATUSES } from '../actions/action';
 import { ActionIdSchema } from '../shared/ids';
 

@@ -1,5 +1,5 @@
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { reconcileDeps } from '../composition/aws';
 import type { Lazy, ReconcileFunctionDeps } from '../composition/deps';
 import { admitRequest } from '../limits/http';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { LoadedLimits } from '../limits/config';
 import type { HaltStore } from '../ports/guardrails';
 import type { Principal } from '../shared/principal';

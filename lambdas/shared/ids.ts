@@ -1,5 +1,5 @@
 import { decodeTime, encodeTime, monotonicFactory } from 'ulid';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { StepKey } from '../ports/steps';
 
 const nextUlid = monotonicFactory();

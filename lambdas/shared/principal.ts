@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * The human an agent acts for. Built only from verified token claims, never from anything

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { GRANT_TOKEN_MAX_CHARS } from '../saga/limits';
 import { canonicalJson, sha256Hex } from '../shared/canonical-json';
 import { ActionIdSchema } from '../shared/ids';

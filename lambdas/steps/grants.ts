@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { errors as joseErrors, importJWK, jwtVerify, SignJWT, type JWK } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { VerifiedGrant } from '../tools/sdk';
 import { SecretNames, type SecretsPort } from '../ports/secrets';
 import type { StepKind } from '../ports/steps';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { SecretNames, type SecretsPort } from '../ports/secrets';
 import type { RegisteredTool, ToolRegistry } from '../ports/tools';
 import type { ConnectorDefinition, DryRunResult, ToolContext, ToolLogger, VerifiedGrant } from './sdk';

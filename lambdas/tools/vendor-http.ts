@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { currencyFits } from '../shared/money';
 import type { ToolContext } from './sdk';
 import {

@@ -1,5 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { type IGrantable, type IPrincipal, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
@@ -8,6 +9,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { EnvNames } from '../../lambdas/composition/env';
 import { defaultLimitsFile, LIMITS_FILE } from '../../lambdas/limits/config';
+import { COMPILED_POLICY_SET_FILE, compilePolicySet, defaultPolicyDir, readPolicyDir } from '../../lambdas/policy/index';
 
 /** The repository root: NodejsFunction bundles from here, with package-lock.json as the lock file. */
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -34,10 +36,30 @@ const LAMBDA_TASK_ROOT = '/var/task';
 export const POLICY_DIR_ENV = EnvNames.policyDir;
 
 /**
+ * Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN), and NodejsFunction hands
+ * esbuild's command and every hook to `bash -c` as one: the compiled set must stay well under.
+ */
+const MAX_COMPILED_ARGUMENT_CHARS = 64 * 1024;
+
+/**
+ * The shipped policy set analysed once per synth (policy/compiled.ts), gzipped and base64
+ * for the shell: a cold start reads it instead of running Cedar's validator.
+ */
+let compiledPolicySet: string | undefined;
+function compiledPolicySetArgument(): string {
+  compiledPolicySet ??= gzipSync(JSON.stringify(compilePolicySet(readPolicyDir(defaultPolicyDir())))).toString('base64');
+  if (compiledPolicySet.length > MAX_COMPILED_ARGUMENT_CHARS) {
+    throw new Error(`The compiled policy set is ${compiledPolicySet.length} characters gzipped; ship it as a file instead (lib/constructs/airlock-function.ts).`);
+  }
+  return compiledPolicySet;
+}
+
+/**
  * Puts the limits file beside every bundle, and beside those that evaluate policy what the
  * policy engine loads at run time: Cedar's Node.js entry
  * (with its package.json, for the `exports` map), copied from the local node_modules, and
- * the policy set (top-level *.cedar, schema.cedarschema, config.json; not the fixtures).
+ * the policy set (top-level *.cedar, schema.cedarschema, config.json; not the fixtures) with
+ * its analysis compiled at synth.
  * Chosen over `nodeModules: [...]`, which runs `npm install` inside the asset and so needs
  * the network.
  */
@@ -57,6 +79,7 @@ function commandHooks(cedar: boolean, limitsFile: string): ICommandHooks {
         `cp "${from}/package.json" "${to}/package.json"`,
         `cp -R "${from}/nodejs" "${to}/nodejs"`,
         `cp "${inputDir}"/policies/*.cedar "${inputDir}/policies/schema.cedarschema" "${inputDir}/policies/config.json" "${outputDir}/policies/"`,
+        `node -e "require('node:fs').writeFileSync(process.argv[1], require('node:zlib').gunzipSync(Buffer.from(process.argv[2], 'base64')))" "${outputDir}/policies/${COMPILED_POLICY_SET_FILE}" ${compiledPolicySetArgument()}`,
       ];
     },
   };
@@ -124,8 +147,9 @@ export class AirlockFunction extends Construct implements IGrantable {
       role: this.role,
       logGroup: this.logGroup,
       loggingFormat: LoggingFormat.JSON,
+      // No NODE_OPTIONS=--enable-source-maps: Node would read and parse the map at every cold
+      // start. Stacks are mapped on the first error instead (lambdas/middleware/source-maps.ts).
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
         [EnvNames.limitsFile]: `${LAMBDA_TASK_ROOT}/policies/${LIMITS_FILE}`,
         ...(props.cedar ? { [POLICY_DIR_ENV]: `${LAMBDA_TASK_ROOT}/policies` } : {}),
         ...props.environment,
@@ -139,7 +163,7 @@ export class AirlockFunction extends Construct implements IGrantable {
         keepNames: true,
         sourceMap: true,
         // Stack traces still map to file:line:col; without the sources' text inside, the map
-        // Node reads and parses at every cold start (--enable-source-maps) is a third the size.
+        // read on the first error (middleware/source-maps.ts) is a third the size.
         sourcesContent: false,
         banner: ESM_REQUIRE_BANNER,
         // The SDK is bundled so the deployed version is the pinned one the tests ran with,

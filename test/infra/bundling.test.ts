@@ -7,6 +7,7 @@ import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AirlockFunction, CEDAR_WASM_PACKAGE } from '../../lib/constructs/airlock-function';
+import { COMPILED_POLICY_SET_FILE, loadPolicyEngine, policySetVersion, readPolicyDir } from '../../lambdas/policy/index';
 
 /**
  * One real bundle (local esbuild, no Docker) of a function that evaluates policy: what
@@ -75,12 +76,15 @@ describe('AirlockFunction bundling', () => {
       `const loaded = Object.keys(require.cache).some((k) => k.includes('cedar_wasm'));`,
       // What the bundle's own require resolves on first use: the copy shipped beside it.
       `const cedar = require('${CEDAR_WASM_PACKAGE}/nodejs');`,
-      `console.log(JSON.stringify({ loaded, resolved: require.resolve('${CEDAR_WASM_PACKAGE}/nodejs'), works: typeof cedar.statefulIsAuthorized }));`,
+      `const mapsOnError = typeof Error.prepareStackTrace === 'function';`,
+      `console.log(JSON.stringify({ loaded, mapsOnError, resolved: require.resolve('${CEDAR_WASM_PACKAGE}/nodejs'), works: typeof cedar.statefulIsAuthorized }));`,
     ].join('\n');
     const run = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', env: { ...process.env, AWS_REGION: 'us-east-1' } });
     expect(run.stderr).toBe('');
-    const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { loaded: boolean; resolved: string; works: string };
+    const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { loaded: boolean; mapsOnError: boolean; resolved: string; works: string };
     expect(out.loaded).toBe(false);
+    // Without --enable-source-maps the bundle maps its own stacks, reading the map on the first error.
+    expect(out.mapsOnError).toBe(true);
     expect(out.resolved.startsWith(assetDir)).toBe(true);
     expect(out.works).toBe('function');
   });
@@ -89,5 +93,13 @@ describe('AirlockFunction bundling', () => {
     expect(existsSync(join(assetDir, 'policies', 'schema.cedarschema'))).toBe(true);
     expect(existsSync(join(assetDir, 'policies', 'config.json'))).toBe(true);
     expect(existsSync(join(assetDir, 'policies', 'tests'))).toBe(false);
+  });
+
+  it('ships the policy set compiled at synth, bound to the files beside it (no validation at cold start)', () => {
+    const dir = join(assetDir, 'policies');
+    const compiled = JSON.parse(readFileSync(join(dir, COMPILED_POLICY_SET_FILE), 'utf8')) as { version: string; analysis: { validation: { ok: boolean } } };
+    expect(compiled.version).toBe(policySetVersion(readPolicyDir(dir)));
+    expect(compiled.analysis.validation.ok).toBe(true);
+    expect(loadPolicyEngine(dir).version).toBe(compiled.version);
   });
 });

@@ -5,7 +5,7 @@ import {
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidCursorError } from '../../ports/ledger';
 import { ApprovalStatuses, type AcceptVotes, type AcceptedVote, type ApprovalPage, type ApprovalRecord, type ApprovalStatus, type ApprovalStore, type ClaimRefusalResult, type CreateApprovalResult, type PendingApprovalsReader, type PendingApprovalsSummary, type PutVoteResult, type VoteRecord, type VoteRefusalReason } from '../../ports/approvals';
 import { ApprovalIdPattern } from '../../shared/ids';

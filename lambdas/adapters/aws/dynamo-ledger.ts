@@ -8,7 +8,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { isTerminal, predecessorsOf, type ActionRecord, type ActionStatus, type CancelRequest, type StoredDecision } from '../../actions/action';
 import { sha256Hex } from '../../shared/canonical-json';
 import { toolsOf } from '../../actions/view';

@@ -6,7 +6,7 @@ import {
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
+import * as z from 'zod';
 import { rotateGrantKeySet, testPendingValue } from '../../keys/rotation';
 import type { Logger } from '../../shared/logger';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineConnector, defineTool } from '../sdk';
 
 /** A built-in connector with one read tool: proves the catalog and the plumbing end to end. */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineConnector, defineTool } from '../sdk';
 import { callOptions, commitOnce, reachGoalState } from '../vendor-http';
 import { createIamClient, type IamClient, type VendorRoleChange } from './client';

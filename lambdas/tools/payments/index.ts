@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineConnector, defineTool, type VendorRecord } from '../sdk';
 import { callOptions, commitOnce, currencyFits, fromMinor, moneyOutputSchema, reachGoalState, toMinor } from '../vendor-http';
 import { createPaymentsClient, type PaymentsClient, type VendorAuthorization, type VendorCapture, type VendorRefund } from './client';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineConnector, defineTool } from '../sdk';
 import { callOptions, commitOnce, fromMinor, moneyOutputSchema, moneySchema, reachGoalState, toMinor } from '../vendor-http';
 import { createProcurementClient, type ProcurementClient, type VendorOrder } from './client';

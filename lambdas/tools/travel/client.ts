@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { VendorClientConfig } from '../sdk';
 import { VendorHttp, vendorMoneySchema, type CallOptions } from '../vendor-http';
 

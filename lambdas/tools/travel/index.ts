@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineConnector, defineTool, type VendorRecord } from '../sdk';
 import { callOptions, commitOnce, fromMinor, moneyOutputSchema, moneySchema, reachGoalState, toMinor } from '../vendor-http';
 import { createTravelClient, type TravelClient, type VendorBooking, type VendorBookingChange, type VendorHold } from './client';

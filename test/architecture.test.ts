@@ -45,3 +45,15 @@ describe('domain code', () => {
     expect(offenders).toEqual([]);
   });
 });
+
+describe('bundled code', () => {
+  it('imports zod as a namespace (a named `{ z }` import makes esbuild keep all of zod, locales included, in every bundle)', () => {
+    // Prepare: every runtime file under lambdas/, handlers and adapters included.
+    const runtime = files(join(ROOT, 'lambdas')).map((path) => relative(ROOT, path));
+    // Act
+    const offenders = runtime.filter((path) => /import\s*\{[^}]*\bz\b[^}]*\}\s*from\s*'zod'/.test(readFileSync(join(ROOT, path), 'utf8')));
+    // Assess
+    expect(runtime.length).toBeGreaterThan(100);
+    expect(offenders).toEqual([]);
+  });
+});

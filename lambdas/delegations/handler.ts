@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { delegationExpiryDeps } from '../composition/aws';
 import type { DelegationExpiryFunctionDeps, Lazy } from '../composition/deps';
 import { taskHandler } from '../middleware/task';

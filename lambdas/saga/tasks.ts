@@ -413,12 +413,16 @@ function safeError(error: unknown): { name: string; message: string } {
   return { name, message: message.slice(0, 300) };
 }
 
+/** Why an action ends failed when its saga failed before any step ran, or around the steps (the ASL's MarkFailed). */
+export const OUTSIDE_A_STEP = 'the saga failed outside a step';
+
 /** PrepareCompensation: records why the run failed and lists what must be undone. */
 export async function prepareCompensation(deps: SagaDeps, input: { actionId: string; error?: unknown }): Promise<{ count: number }> {
   let action = await load(deps, input.actionId);
   const plan = planOf(action, deps.tools);
   if (action.status === 'running') {
-    const failure = safeError(input.error);
+    // No error: the Standard saga passed its own failure (PassFailure) without one.
+    const failure = input.error === undefined ? { name: 'SagaFailed', message: OUTSIDE_A_STEP } : safeError(input.error);
     await deps.events.append(action.id, { type: 'step.failed', actor: 'airlock', data: { error: failure } }, deps.now());
     action = await move(deps, action, 'compensating', `${failure.name}: ${failure.message}`.slice(0, 300));
   }
@@ -446,9 +450,14 @@ export async function recordCompensationFailure(
   deps.logger.error('ALARM compensation failed', { actionId: action.id, stepId, tool: item?.tool.fullName, error: failure.name });
 }
 
-/** FinishCompensation: compensated when everything was undone, failed (naming the steps) otherwise. */
+/**
+ * FinishCompensation: compensated when everything was undone, failed (naming the steps)
+ * otherwise. An action no step ran for (received, awaiting approval: the run came here from
+ * MarkFailed) had nothing to undo and ends failed.
+ */
 export async function finishCompensation(deps: SagaDeps, actionId: string): Promise<{ status: 'compensated' | 'failed'; reason: string }> {
   const action = await load(deps, actionId);
+  if (action.status === 'received' || action.status === 'awaiting_approval') return { status: 'failed', reason: OUTSIDE_A_STEP };
   const records = await deps.steps.listSteps(actionId);
   const items = compensationsOf(deps.tools, planOf(action, deps.tools), records);
   const undone = new Set(records.filter((r) => r.kind === 'compensate' && r.status === 'complete').map((r) => r.stepId));

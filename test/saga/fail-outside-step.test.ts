@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localFunctionArn, type LocalFunction } from '../../local/saga-runner';
+import { startTestControlPlane, travelPlan, type TestControlPlane } from '../helpers/control-plane';
+import { isoDay } from '../helpers/dates';
+
+/**
+ * Issue 21 (chaos storm under load): a saga task that fails outside every step (PrepareCompensation,
+ * or the run-time EvaluatePolicy of an action already running) sent the run to MarkFailed, which
+ * settled the action `failed` at once: a seat hold completed before the failure stayed in place,
+ * a side effect without its compensation. Now MarkFailed first compensates the completed commit
+ * steps (once more through PrepareCompensation); only what cannot be undone leaves an action failed.
+ *
+ * The faults are injected where Lambda would fail: the saga function the runner invokes throws
+ * for one named task, once.
+ */
+
+let cp: TestControlPlane;
+let alice: string;
+let saga: LocalFunction;
+/** One injected failure: the saga function throws `error` for `task` (matching `index`/`kind` when given) after letting `skip` such calls pass. */
+const faults: { task: string; index?: number; kind?: string; skip?: number; error: string; left: number }[] = [];
+
+beforeAll(async () => {
+  cp = await startTestControlPlane();
+  alice = await cp.token('alice', { roles: ['employee'], manager: 'bob' });
+  // The runner's function table (what Step Functions would invoke): the test wraps the saga function.
+  const functions = (cp.cp.runner as unknown as { options: { functions: Map<string, LocalFunction> } }).options.functions;
+  saga = functions.get(localFunctionArn('saga'))!;
+  functions.set(localFunctionArn('saga'), async (event, context) => {
+    const e = event as { task?: string; index?: number; kind?: string };
+    const fault = faults.find((f) => f.left > 0 && f.task === e.task && (f.index === undefined || f.index === e.index) && (f.kind === undefined || f.kind === e.kind));
+    if (fault && (fault.skip ?? 0) > 0) fault.skip!--;
+    else if (fault) {
+      fault.left--;
+      const error = new Error(`injected ${fault.error} in ${fault.task}`);
+      error.name = fault.error;
+      throw error;
+    }
+    return saga(event, context);
+  });
+});
+afterAll(async () => cp?.close());
+
+async function ended(id: string) {
+  await expect.poll(async () => (await cp.cp.ledger.getAction(id))?.receiptKey, { timeout: 30_000, interval: 20 }).toBeDefined();
+  await cp.cp.runner.idle();
+  return (await cp.cp.ledger.getAction(id))!;
+}
+
+/** The travel vendor's holds this action placed, and what became of them. */
+function holdsOf(id: string) {
+  const effects = cp.cp.vendors.admin.effects('travel').filter((e) => e.idempotencyKey?.startsWith(id));
+  return { held: effects.filter((e) => e.operation === 'hold_seat').length, released: effects.filter((e) => e.operation === 'release_hold').length };
+}
+
+const holdThenDeclinedPay = (date: string) => {
+  const plan = travelPlan({ date }).plan;
+  return {
+    ...travelPlan({ date }),
+    plan: [plan[1]!, { ...plan[2]!, arguments: { ...(plan[2]!.arguments as object), paymentMethod: 'pm_card_declined' } }],
+  };
+};
+
+describe('a saga failure outside a step after a commit step completed', () => {
+  it('PrepareCompensation failing once: the hold is still released and the action ends compensated, not failed', async () => {
+    faults.push({ task: 'PrepareCompensation', error: 'TimeoutError', left: 1 });
+    const res = await cp.post(alice, holdThenDeclinedPay(isoDay(41)), { prefer: 'respond-async' });
+    expect(res.status).toBe(202);
+    const id = res.body.id as string;
+    const action = await ended(id);
+    expect(faults.at(-1)!.left).toBe(0);
+    expect(holdsOf(id)).toEqual({ held: 1, released: 1 });
+    expect(action.status).toBe('compensated');
+    const steps = await cp.cp.store.listSteps(id);
+    expect(steps.find((s) => s.kind === 'compensate' && s.stepId === 'hold')?.status).toBe('complete');
+  }, 60_000);
+
+  it('the run-time decision failing for a running action (a resumed saga): the hold is released, not left', async () => {
+    // The pay step's grant reports a pause, so the Express run hands the action (running, hold
+    // done) to the Standard saga, whose EvaluatePolicy (the action's second) then fails once:
+    // PassFailure, and the run it starts goes to MarkFailed.
+    faults.push({ task: 'IssueGrant', index: 1, kind: 'forward', error: 'ActionPausedError', left: 1 });
+    faults.push({ task: 'EvaluatePolicy', skip: 1, error: 'TimeoutError', left: 1 });
+    const res = await cp.post(alice, holdThenDeclinedPay(isoDay(42)), { prefer: 'respond-async' });
+    expect(res.status).toBe(202);
+    const id = res.body.id as string;
+    const action = await ended(id);
+    expect(faults.every((f) => f.left === 0)).toBe(true);
+    expect(cp.cp.runner.reportOf(id)?.standardExecutions).toBe(1);
+    expect(holdsOf(id)).toEqual({ held: 1, released: 1 });
+    expect(action.status).toBe('compensated');
+    // The pay step never ran: nothing was charged, so nothing was undone there.
+    expect(cp.cp.vendors.admin.effects('payments').filter((e) => e.idempotencyKey?.startsWith(id))).toEqual([]);
+  }, 60_000);
+  it('an action no step ran for still ends failed (nothing to undo), with the reason it always had', async () => {
+    faults.push({ task: 'EvaluatePolicy', error: 'TimeoutError', left: 1 });
+    const res = await cp.post(alice, holdThenDeclinedPay(isoDay(43)), { prefer: 'respond-async' });
+    expect(res.status).toBe(202);
+    const id = res.body.id as string;
+    const action = await ended(id);
+    expect(faults.every((f) => f.left === 0)).toBe(true);
+    expect(action.status).toBe('failed');
+    expect(action.statusReason).toBe('the saga failed outside a step');
+    expect(holdsOf(id)).toEqual({ held: 0, released: 0 });
+  }, 60_000);
+});

@@ -81,7 +81,11 @@ async function run(deps: SagaFunctionDeps, event: unknown): Promise<unknown> {
       return runReadAction(invokedReadPath(deps, deps.readPath.invoker, deps.readPath), task.actionId);
     }
     case 'SettleAction':
-      return settleAction(deps, { actionId: task.actionId, ...(task.state.final ? { final: task.state.final } : {}) });
+      return settleAction(deps, {
+        actionId: task.actionId,
+        ...(task.state.final ? { final: task.state.final } : {}),
+        compensationRan: task.state.undo !== undefined,
+      });
   }
 }
 

@@ -73,6 +73,18 @@ export class StepInputInvalidError extends Error {
   }
 }
 
+/**
+ * SettleAction was asked to end an action `failed` while a completed commit step of it was
+ * never undone nor tried (the run failed around its steps and could not compensate). The ASL
+ * fails the run instead: the action stays unfinished, and the saga that resumes it compensates.
+ */
+export class CompensationOwedError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CompensationOwedError';
+  }
+}
+
 /** The saga only acts on actions it can read; anything else is a bug or tampering. */
 async function load(deps: SagaDeps, actionId: string): Promise<ActionRecord> {
   const action = await deps.actions.getAction(actionId);
@@ -475,16 +487,24 @@ export async function finishCompensation(deps: SagaDeps, actionId: string): Prom
 /** SettleAction: the terminal status, forward-only; spend-cap reservations made final or released. */
 export async function settleAction(
   deps: SagaDeps,
-  input: { actionId: string; final?: { status?: unknown; reason?: unknown } },
+  input: SettleInput,
   known?: ActionRecord,
 ): Promise<{ status: ActionStatus }> {
   return (await settle(deps, input, known)).settled;
 }
 
+/** What SettleAction is told: the ending the run chose, and whether its compensation loop ran. */
+export interface SettleInput {
+  actionId: string;
+  final?: { status?: unknown; reason?: unknown };
+  /** The run went through PrepareCompensation (its state has `undo`): what could be undone was tried. */
+  compensationRan?: boolean;
+}
+
 /** SettleAction, answering also with the action as it left it (`known`: as the caller last wrote it; a stale one fails the conditional move and is read again). */
 export async function settle(
   deps: SagaDeps,
-  input: { actionId: string; final?: { status?: unknown; reason?: unknown } },
+  input: SettleInput,
   known?: ActionRecord,
 ): Promise<{ settled: { status: ActionStatus }; action: ActionRecord; records: StepRecord[] | undefined }> {
   let action = known?.id === input.actionId ? known : await load(deps, input.actionId);
@@ -500,6 +520,12 @@ export async function settle(
       : 'failed';
   let records: Promise<StepRecord[]> | undefined;
   const stepRecords = () => (records ??= deps.steps.listSteps(input.actionId));
+  if (target === 'failed' && !input.compensationRan && (action.status === 'running' || action.status === 'compensating')) {
+    const all = await stepRecords();
+    const tried = new Set(all.filter((r) => r.kind === 'compensate' && r.status !== 'in_progress').map((r) => r.stepId));
+    const owed = compensationsOf(deps.tools, planOf(action, deps.tools), all).filter((i) => !tried.has(i.stepId));
+    if (owed.length > 0) throw new CompensationOwedError(`Action ${action.id} cannot end failed: ${owed.map((i) => i.stepId).join(', ')} not undone yet`);
+  }
   if (!TerminalStatuses.has(action.status)) {
     if (target === 'completed') {
       const result = resultFromSteps(action, await stepRecords());

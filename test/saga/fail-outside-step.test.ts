@@ -103,4 +103,23 @@ describe('a saga failure outside a step after a commit step completed', () => {
     expect(action.statusReason).toBe('the saga failed outside a step');
     expect(holdsOf(id)).toEqual({ held: 0, released: 0 });
   }, 60_000);
+  it('PrepareCompensation failing twice: the run gives the action back unfinished (hold still held), and the resumed saga undoes it', async () => {
+    faults.push({ task: 'PrepareCompensation', error: 'TimeoutError', left: 2 });
+    const res = await cp.post(alice, holdThenDeclinedPay(isoDay(44)), { prefer: 'respond-async' });
+    expect(res.status).toBe(202);
+    const id = res.body.id as string;
+    await expect.poll(() => cp.cp.runner.reportOf(id)?.failure?.error, { timeout: 30_000, interval: 20 }).toBe('CompensationOwed');
+    await cp.cp.runner.idle();
+    // Not settled failed with the hold in place: left running, with no receipt, for whoever resumes it.
+    const left = (await cp.cp.ledger.getAction(id))!;
+    expect(left.status).toBe('running');
+    expect(left.receiptKey).toBeUndefined();
+    expect(holdsOf(id)).toEqual({ held: 1, released: 0 });
+
+    // What the reconciler does with an action left unfinished (saga/resume.ts).
+    await cp.cp.runner.start(id, { actionId: id }, 'resumed');
+    const action = await ended(id);
+    expect(action.status).toBe('compensated');
+    expect(holdsOf(id)).toEqual({ held: 1, released: 1 });
+  }, 60_000);
 });

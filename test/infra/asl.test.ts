@@ -217,8 +217,9 @@ describe('action run structure (Express: the steps, defined once)', () => {
 
   it('ends every path in WriteReceipt before any terminal state, unless it hands the action to the saga', () => {
     const afterReceipt = new Set(['WriteReceipt', 'RecordReceipt', 'ReportOutcome', 'ActionFailed', 'ReportResult', 'ReceiptFailed']);
-    // The saga runs the action again (and writes its receipt); a paused run is run again by the saga that is waiting for it.
-    const handOver = new Set(['HandToSaga', 'HandedOver', 'ReportPaused']);
+    // The saga runs the action again (and writes its receipt); a paused run is run again by the saga that is waiting for it;
+    // a run that could not compensate (CompensationOwed) leaves the action unfinished, not settled, for the saga that resumes it.
+    const handOver = new Set(['HandToSaga', 'HandedOver', 'ReportPaused', 'CompensationOwed']);
     for (const start of Object.keys(states).filter((n) => !afterReceipt.has(n) && !handOver.has(n))) {
       const seen = new Set<string>();
       const queue = [start];
@@ -259,6 +260,17 @@ describe('action run structure (Express: the steps, defined once)', () => {
     expect(branch.StartAt).toBe('IssueGrant');
     expect(branch.States.IssueGrant?.Next).toBe('RunStep');
     expect(branch.States.RunStep?.Parameters).toMatchObject({ 'FunctionName.$': '$.grant.functionName' });
+  });
+
+  it('a failure outside every step compensates before it settles failed, and never settles failed with a step owed', () => {
+    // Found by the chaos storm: MarkFailed settled at once and left completed commit steps in place.
+    expect(states.MarkFailed?.Next).toBe('CompensateBeforeFailing');
+    expect(states.CompensateBeforeFailing?.Default).toBe('NoteFailing');
+    expect(states.CompensateBeforeFailing?.Choices?.map((c) => c.Next)).toEqual(['SettleAction']);
+    expect(states.NoteFailing?.Next).toBe('PrepareCompensation');
+    expect(states.PrepareCompensation?.Catch?.[0]?.Next).toBe('MarkFailed');
+    expect(states.SettleAction?.Catch?.[0]).toEqual(expect.objectContaining({ ErrorEquals: ['CompensationOwedError'], Next: 'CompensationOwed' }));
+    expect(states.CompensationOwed?.Type).toBe('Fail');
   });
 
   it('runs steps one at a time in plan order, advancing in the step\'s own output, and compensates in a loop that never stops early', () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localFunctionArn, type LocalFunction } from '../../local/saga-runner';
-import { startTestControlPlane, travelPlan, type TestControlPlane } from '../helpers/control-plane';
+import { approvalIdFor } from '../../lambdas/shared/ids';
+import { bigTrip, startTestControlPlane, travelPlan, type TestControlPlane } from '../helpers/control-plane';
 import { isoDay } from '../helpers/dates';
 
 /**
@@ -10,13 +11,13 @@ import { isoDay } from '../helpers/dates';
  * a side effect without its compensation. Now MarkFailed first compensates the completed commit
  * steps (once more through PrepareCompensation); only what cannot be undone leaves an action failed.
  *
- * The faults are injected where Lambda would fail: the saga function the runner invokes throws
- * for one named task, once.
+ * The faults are injected where Lambda would fail: the saga (or approvals) function the runner
+ * invokes throws for one named task. A plain `Error` is what no Retry names; a `TimeoutError`
+ * (the function's own timeout, what the storm met under load) is retried, since every task is idempotent.
  */
 
 let cp: TestControlPlane;
 let alice: string;
-let saga: LocalFunction;
 /** One injected failure: the saga function throws `error` for `task` (matching `index`/`kind` when given) after letting `skip` such calls pass. */
 const faults: { task: string; index?: number; kind?: string; skip?: number; error: string; left: number }[] = [];
 
@@ -25,8 +26,9 @@ beforeAll(async () => {
   alice = await cp.token('alice', { roles: ['employee'], manager: 'bob' });
   // The runner's function table (what Step Functions would invoke): the test wraps the saga function.
   const functions = (cp.cp.runner as unknown as { options: { functions: Map<string, LocalFunction> } }).options.functions;
-  saga = functions.get(localFunctionArn('saga'))!;
-  functions.set(localFunctionArn('saga'), async (event, context) => {
+  for (const name of ['saga', 'approvals']) {
+    const original = functions.get(localFunctionArn(name))!;
+    functions.set(localFunctionArn(name), async (event, context) => {
     const e = event as { task?: string; index?: number; kind?: string };
     const fault = faults.find((f) => f.left > 0 && f.task === e.task && (f.index === undefined || f.index === e.index) && (f.kind === undefined || f.kind === e.kind));
     if (fault && (fault.skip ?? 0) > 0) fault.skip!--;
@@ -36,8 +38,9 @@ beforeAll(async () => {
       error.name = fault.error;
       throw error;
     }
-    return saga(event, context);
-  });
+    return original(event, context);
+    });
+  }
 });
 afterAll(async () => cp?.close());
 
@@ -63,7 +66,7 @@ const holdThenDeclinedPay = (date: string) => {
 
 describe('a saga failure outside a step after a commit step completed', () => {
   it('PrepareCompensation failing once: the hold is still released and the action ends compensated, not failed', async () => {
-    faults.push({ task: 'PrepareCompensation', error: 'TimeoutError', left: 1 });
+    faults.push({ task: 'PrepareCompensation', error: 'Error', left: 1 });
     const res = await cp.post(alice, holdThenDeclinedPay(isoDay(41)), { prefer: 'respond-async' });
     expect(res.status).toBe(202);
     const id = res.body.id as string;
@@ -80,7 +83,7 @@ describe('a saga failure outside a step after a commit step completed', () => {
     // done) to the Standard saga, whose EvaluatePolicy (the action's second) then fails once:
     // PassFailure, and the run it starts goes to MarkFailed.
     faults.push({ task: 'IssueGrant', index: 1, kind: 'forward', error: 'ActionPausedError', left: 1 });
-    faults.push({ task: 'EvaluatePolicy', skip: 1, error: 'TimeoutError', left: 1 });
+    faults.push({ task: 'EvaluatePolicy', skip: 1, error: 'Error', left: 1 });
     const res = await cp.post(alice, holdThenDeclinedPay(isoDay(42)), { prefer: 'respond-async' });
     expect(res.status).toBe(202);
     const id = res.body.id as string;
@@ -93,7 +96,7 @@ describe('a saga failure outside a step after a commit step completed', () => {
     expect(cp.cp.vendors.admin.effects('payments').filter((e) => e.idempotencyKey?.startsWith(id))).toEqual([]);
   }, 60_000);
   it('an action no step ran for still ends failed (nothing to undo), with the reason it always had', async () => {
-    faults.push({ task: 'EvaluatePolicy', error: 'TimeoutError', left: 1 });
+    faults.push({ task: 'EvaluatePolicy', error: 'Error', left: 1 });
     const res = await cp.post(alice, holdThenDeclinedPay(isoDay(43)), { prefer: 'respond-async' });
     expect(res.status).toBe(202);
     const id = res.body.id as string;
@@ -104,7 +107,7 @@ describe('a saga failure outside a step after a commit step completed', () => {
     expect(holdsOf(id)).toEqual({ held: 0, released: 0 });
   }, 60_000);
   it('PrepareCompensation failing twice: the run gives the action back unfinished (hold still held), and the resumed saga undoes it', async () => {
-    faults.push({ task: 'PrepareCompensation', error: 'TimeoutError', left: 2 });
+    faults.push({ task: 'PrepareCompensation', error: 'Error', left: 2 });
     const res = await cp.post(alice, holdThenDeclinedPay(isoDay(44)), { prefer: 'respond-async' });
     expect(res.status).toBe(202);
     const id = res.body.id as string;
@@ -121,5 +124,25 @@ describe('a saga failure outside a step after a commit step completed', () => {
     const action = await ended(id);
     expect(action.status).toBe('compensated');
     expect(holdsOf(id)).toEqual({ held: 1, released: 1 });
+  }, 60_000);
+  it('a bookkeeping task past its function timeout (TimeoutError) is retried: RequestApproval timing out still lets the rejection decide', async () => {
+    faults.push({ task: 'RequestApproval', error: 'TimeoutError', left: 1 });
+    const bob = await cp.token('bob', { roles: ['employee', 'manager'] });
+    const asked = await cp.post(alice, bigTrip(isoDay(45)), { prefer: 'respond-async' });
+    expect(asked.status).toBe(202);
+    const id = asked.body.id as string;
+    const approvalId = approvalIdFor(id);
+    const get = async () => fetch(`${cp.url}/v1/approvals/${approvalId}`, { headers: { authorization: `Bearer ${bob}` } });
+    await expect.poll(async () => (await get()).status, { timeout: 20_000 }).toBe(200);
+    const { planHash } = (await (await get()).json()) as { planHash: string };
+    const voted = await fetch(`${cp.url}/v1/approvals/${approvalId}/decision`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bob}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ decision: 'reject', planHash }),
+    });
+    expect(voted.status).toBe(200);
+    const action = await ended(id);
+    expect(faults.find((f) => f.task === 'RequestApproval')?.left).toBe(0);
+    expect(action.status).toBe('rejected');
   }, 60_000);
 });

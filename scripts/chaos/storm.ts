@@ -569,16 +569,18 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     const late = runs.filter((r) => r.landedLate).map((r) => `#${r.spec.index}`);
     if (late.length > 0) log(`  abandoned requests that landed after the agent's answer: ${late.join(', ')}`);
 
-    // Settle: every action terminal within the bound after the last restart.
+    // Settle: every action terminal within the bound after the last restart, or after its own
+    // creation when later (an approval asked for near the end cannot expire sooner than its timeout).
     const t0 = Date.now();
     const views = new Map<string, FinalView>();
+    const boundFrom = (id: string) => Math.max(lastRestart, Date.parse(views.get(id)?.createdAt ?? '') || 0);
     const ids = [...new Set(runs.flatMap((r) => r.ids))];
     let pending = ids;
     for (;;) {
       const got = await Promise.all(pending.map(async (id) => [id, (await call('GET', `/v1/actions/${id}`, runs.find((r) => r.ids.includes(id))!.spec.requester))?.body] as const));
       for (const [id, body] of got) if (body?.id) views.set(id, body as FinalView);
       pending = pending.filter((id) => !TERMINAL.has(views.get(id)?.status ?? ''));
-      if (pending.length === 0 || Date.now() > lastRestart + options.settleBoundMs) break;
+      if (pending.every((id) => Date.now() > boundFrom(id) + options.settleBoundMs)) break;
       await sleep(500);
     }
     const settle = { boundMs: options.settleBoundMs, tookMs: Date.now() - t0, unsettled: pending };

@@ -353,8 +353,12 @@ export async function issueGrant(
   if (!registered) throw new ActionStateError(`Action ${action.id} names an unknown tool`);
   // A step whose earlier attempt may have acted at the vendor is retried to the end (see
   // attemptInDoubt); halts, cancels and breakers stop every other step before it begins.
-  const inDoubt = input.kind === 'forward' && attemptInDoubt(records.find((r) => r.kind === 'forward' && r.stepId === stepId));
-  if (input.kind === 'forward' && !inDoubt) {
+  const record = records.find((r) => r.kind === 'forward' && r.stepId === stepId);
+  const inDoubt = input.kind === 'forward' && attemptInDoubt(record);
+  // A completed step is not called again (its record answers), so no guardrail stands in its
+  // way: a resumed run replays it to reach the step it stopped at, which may be in doubt.
+  const done = input.kind === 'forward' && record?.status === 'complete';
+  if (input.kind === 'forward' && !inDoubt && !done) {
     await guardForwardStep(deps, action, plan.steps.map((s) => s.tool), { stepId, connector: registered.connector.name });
   }
   // The input rides in the state to the connector function; Step Functions caps a state at 256 KiB.

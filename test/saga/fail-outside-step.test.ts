@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localFunctionArn, type LocalFunction } from '../../local/saga-runner';
 import { approvalIdFor } from '../../lambdas/shared/ids';
+import { CircuitOpenError } from '../../lambdas/guardrails/errors';
 import { bigTrip, startTestControlPlane, travelPlan, type TestControlPlane } from '../helpers/control-plane';
 import { isoDay } from '../helpers/dates';
 
@@ -19,7 +20,7 @@ import { isoDay } from '../helpers/dates';
 let cp: TestControlPlane;
 let alice: string;
 /** One injected failure: the saga function throws `error` for `task` (matching `index`/`kind` when given) after letting `skip` such calls pass. */
-const faults: { task: string; index?: number; kind?: string; skip?: number; error: string; left: number }[] = [];
+const faults: { task: string; index?: number; kind?: string; skip?: number; error: string; left: number; then?: () => void }[] = [];
 
 beforeAll(async () => {
   cp = await startTestControlPlane();
@@ -34,6 +35,7 @@ beforeAll(async () => {
     if (fault && (fault.skip ?? 0) > 0) fault.skip!--;
     else if (fault) {
       fault.left--;
+      fault.then?.();
       const error = new Error(`injected ${fault.error} in ${fault.task}`);
       error.name = fault.error;
       throw error;
@@ -144,5 +146,44 @@ describe('a saga failure outside a step after a commit step completed', () => {
     const action = await ended(id);
     expect(faults.find((f) => f.task === 'RequestApproval')?.left).toBe(0);
     expect(action.status).toBe('rejected');
+  }, 60_000);
+});
+
+describe('a resumed run replays completed steps', () => {
+  // Found by the chaos storm (seed 23, 100 actions, under load): after a restart the resumed run
+  // started again at the plan's first step, whose grant checked the travel breaker (open by
+  // then) although the step was complete and would not call the vendor; the run compensated
+  // before it reached the next step, which was in doubt (its hold committed at the vendor, its
+  // answer lost), so that hold was left in effect. A completed step meets no guardrail now.
+  it('a breaker open on a completed step\'s connector does not stop the run before the step it stopped at', async () => {
+    const g = cp.cp.composition.saga.guardrails!;
+    const breakers = g.breakers;
+    let travelOpen = false;
+    g.breakers = Object.assign(Object.create(breakers) as typeof breakers, {
+      check: async (connector: string) => {
+        if (travelOpen && connector === 'travel') throw new CircuitOpenError('travel', 30);
+        return breakers.check(connector);
+      },
+    });
+    try {
+      // The pay step's grant reports a pause (the Express run hands the action to the Standard
+      // saga, which runs it again from the first step), and from then on travel's breaker is open.
+      faults.push({ task: 'IssueGrant', index: 1, kind: 'forward', error: 'ActionPausedError', left: 1, then: () => (travelOpen = true) });
+      const res = await cp.post(alice, holdThenDeclinedPay(isoDay(46)), { prefer: 'respond-async' });
+      expect(res.status).toBe(202);
+      const id = res.body.id as string;
+      const action = await ended(id);
+      expect(travelOpen).toBe(true);
+      expect(cp.cp.runner.reportOf(id)?.standardExecutions).toBe(1);
+      // The resumed run went past the completed hold to the pay step, which the vendor declined.
+      const pay = (await cp.cp.store.listSteps(id)).find((r) => r.kind === 'forward' && r.stepId === 'pay');
+      expect(pay?.error?.name).toBe('VendorRejectedError');
+      const events = await cp.cp.store.list(id);
+      expect(events.filter((e) => e.type === 'breaker.rejected')).toEqual([]);
+      expect(action.status).toBe('compensated');
+      expect(holdsOf(id)).toEqual({ held: 1, released: 1 });
+    } finally {
+      g.breakers = breakers;
+    }
   }, 60_000);
 });

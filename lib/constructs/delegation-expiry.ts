@@ -1,10 +1,8 @@
-import { Duration, Stack, Validations } from 'aws-cdk-lib';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
-import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
-import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import { Duration } from 'aws-cdk-lib';
+import type { Schedule } from 'aws-cdk-lib/aws-scheduler';
 import { Construct } from 'constructs';
 import type { AirlockFunction } from './airlock-function';
+import { scheduleInvocations } from './scheduled-invoke';
 
 /**
  * How often expired delegations are swept. Intake and the saga refuse an expired delegation by
@@ -35,26 +33,15 @@ export class DelegationExpiry extends Construct {
 
   constructor(scope: Construct, id: string, props: DelegationExpiryProps) {
     super(scope, id);
-    // Its own role, so invoking the sweep function is all the schedule can do.
-    const role = new Role(this, 'SchedulerRole', {
-      assumedBy: new ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } } }),
-      description: 'Airlock: EventBridge Scheduler invokes the delegation expiry sweep',
-    });
-    this.schedule = new Schedule(this, 'Schedule', {
+    // The next run sweeps whatever this one missed: no retries past it.
+    this.schedule = scheduleInvocations(this, {
+      fn: props.fn,
+      rate: props.interval ?? DELEGATION_EXPIRY_INTERVAL,
+      task: DELEGATION_EXPIRY_TASK,
+      what: 'the delegation expiry function',
       description: 'Airlock: end expired delegations (cancel their pending approvals, write expiry receipts)',
-      schedule: ScheduleExpression.rate(props.interval ?? DELEGATION_EXPIRY_INTERVAL),
-      // The next run sweeps whatever this one missed: no retries past it.
-      target: new LambdaInvoke(props.fn.function, {
-        input: ScheduleTargetInput.fromObject(DELEGATION_EXPIRY_TASK),
-        role,
-        retryAttempts: 0,
-        maxEventAge: Duration.minutes(1),
-      }),
-    });
-    const fnLogicalId = Stack.of(this).resolve(Stack.of(this).getLogicalId(props.fn.function.node.defaultChild as CfnFunction));
-    Validations.of(role).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${String(fnLogicalId)}.Arn>:*]`,
-      reason: 'lambda:InvokeFunction on the delegation expiry function and its versions/aliases (`<arn>:*`, what grantInvoke emits); one function, one action.',
+      retryAttempts: 0,
+      maxEventAge: Duration.minutes(1),
     });
   }
 }

@@ -36,6 +36,13 @@ export interface StepRecord extends StepKey {
   startedAt: string;
   finishedAt?: string;
   durationMs?: number;
+  /**
+   * Some attempt of this forward step began and the vendor never told how it ended (set when
+   * an attempt begins; cleared when the step ends, or when a vendor's answer tells that the
+   * only attempt in doubt did nothing). A later attempt's own 5xx tells nothing of an earlier
+   * attempt whose answer was lost.
+   */
+  inDoubt?: boolean;
 }
 
 /**
@@ -49,7 +56,9 @@ export interface StepRecord extends StepKey {
  */
 export function attemptInDoubt(record: StepRecord | undefined): boolean {
   if (!record || record.kind !== 'forward' || record.status !== 'in_progress' || record.dryRun) return false;
-  return record.error === undefined || record.error.name === 'VendorTimeoutError';
+  // `inDoubt` is kept by the store across attempts; records written before it existed are
+  // judged by their last attempt alone.
+  return record.inDoubt === true || record.error === undefined || record.error.name === 'VendorTimeoutError';
 }
 
 export type BeginStepResult = { state: 'started'; record: StepRecord } | { state: 'complete'; record: StepRecord };
@@ -69,8 +78,12 @@ export interface StepStore {
   ): Promise<BeginStepResult>;
   /** Records the output; a step completes once (a second completion keeps the first output). */
   completeStep(key: StepKey, output: unknown, now: Date): Promise<StepRecord>;
-  /** Records a failed attempt; `final` marks the step failed for good. Never touches a completed step. */
-  failStep(key: StepKey, error: StepError, final: boolean, now: Date): Promise<void>;
+  /**
+   * Records a failed attempt; `final` marks the step failed for good. Never touches a completed
+   * step. `told`: the vendor's answer shows that attempt number `told` did nothing (a 5xx
+   * before acting); the step stops being in doubt only if no earlier attempt was.
+   */
+  failStep(key: StepKey, error: StepError, final: boolean, now: Date, told?: number): Promise<void>;
   listSteps(actionId: string): Promise<StepRecord[]>;
   /** Consumes a grant id; false when it was used before (a replayed grant). */
   useGrant(jti: string, expiresAtSeconds: number, use: StepKey): Promise<boolean>;

@@ -29,7 +29,7 @@ const Index = z.number().int().min(0).max(100);
 export const SagaTaskSchema = z.discriminatedUnion('task', [
   z.object({ task: z.literal('EvaluatePolicy'), actionId: ActionId }),
   z.object({ task: z.literal('BeginExecution'), actionId: ActionId }),
-  z.object({ task: z.literal('IssueGrant'), actionId: ActionId, index: Index, kind: z.enum(['forward', 'compensate']) }),
+  z.object({ task: z.literal('IssueGrant'), actionId: ActionId, index: Index, kind: z.enum(['forward', 'compensate']), resolve: z.literal(true).optional() }),
   z.object({ task: z.literal('PrepareCompensation'), actionId: ActionId, state: z.object({ error: z.unknown().optional() }).passthrough() }),
   z.object({ task: z.literal('RecordCompensationFailure'), actionId: ActionId, index: Index, error: z.unknown().optional() }),
   z.object({ task: z.literal('FinishCompensation'), actionId: ActionId }),
@@ -65,7 +65,8 @@ async function run(deps: SagaFunctionDeps, event: unknown): Promise<unknown> {
     case 'IssueGrant':
       return issueGrant(deps, task);
     case 'PrepareCompensation':
-      return prepareCompensation(deps, { actionId: task.actionId, error: task.state.error });
+      // A state that already has `undo` is the recount after the in-doubt steps were retried.
+      return prepareCompensation(deps, { actionId: task.actionId, error: task.state.error, recount: task.state.undo !== undefined });
     case 'RecordCompensationFailure':
       await recordCompensationFailure(deps, task);
       return {};

@@ -260,6 +260,33 @@ function compensationsOf(tools: ToolRegistry, plan: NormalizedAction, records: S
 }
 
 /**
+ * Plan indices of the forward commit steps (with an undo) whose outcome at the vendor is
+ * unknown (attemptInDoubt), last first. Compensation cannot undo what it does not know of,
+ * and skipping them would leave in place whatever the lost attempt did: the run retries each
+ * to its end (same idempotency key, so the vendor answers with what it did, or does it now)
+ * before it lists what to undo.
+ */
+function inDoubtOf(tools: ToolRegistry, plan: NormalizedAction, records: StepRecord[]): number[] {
+  const forward = new Map(records.filter((r) => r.kind === 'forward').map((r) => [r.stepId, r]));
+  const indices: number[] = [];
+  for (let i = plan.steps.length - 1; i >= 0; i--) {
+    const step = plan.steps[i]!;
+    const registered = tools.find(step.tool);
+    if (!registered || registered.tool.tier !== 'commit' || !registered.tool.compensation) continue;
+    if (attemptInDoubt(forward.get(step.id))) indices.push(i);
+  }
+  return indices;
+}
+
+/** IssueGrant was asked to retry an in-doubt step (`resolve`) that is not in doubt (any more). */
+export class StepNotInDoubtError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StepNotInDoubtError';
+  }
+}
+
+/**
  * Reserves a commit step's money against its spend caps before the grant that lets the
  * vendor be called exists. A refusal is audited and thrown by name (SpendCapExceededError):
  * the ASL sends it to PrepareCompensation, which undoes the steps before it.
@@ -313,7 +340,7 @@ export function grantActor(action: Pick<ActionRecord, 'principal'>): string {
 /** IssueGrant: resolves one call's input and mints the single-use grant that covers it. */
 export async function issueGrant(
   deps: SagaDeps,
-  input: { actionId: string; index: number; kind: StepKind },
+  input: { actionId: string; index: number; kind: StepKind; resolve?: boolean },
   known?: { action: ActionRecord; records?: StepRecord[] },
 ): Promise<{ functionName: string; payload: RunStep }> {
   // `known`: the action as the caller last wrote it and, when the caller knows them, its step
@@ -329,7 +356,9 @@ export async function issueGrant(
   let skipReason: string | undefined;
 
   if (input.kind === 'forward') {
-    if (action.status !== 'running') throw new ActionStateError(`Action ${action.id} is ${action.status}; steps run only while running`);
+    // `resolve`: the compensation loop retries a step in doubt to its end before undoing anything.
+    const runsIn = input.resolve ? 'compensating' : 'running';
+    if (action.status !== runsIn) throw new ActionStateError(`Action ${action.id} is ${action.status}; ${input.resolve ? 'in-doubt steps are retried only while compensating' : 'steps run only while running'}`);
     const step: PlannedStep | undefined = plan.steps[input.index];
     if (!step) throw new ActionStateError(`Action ${action.id} has no step ${input.index}`);
     stepId = step.id;
@@ -358,6 +387,7 @@ export async function issueGrant(
   // A completed step is not called again (its record answers), so no guardrail stands in its
   // way: a resumed run replays it to reach the step it stopped at, which may be in doubt.
   const done = input.kind === 'forward' && record?.status === 'complete';
+  if (input.resolve && !inDoubt && !done) throw new StepNotInDoubtError(`Step ${stepId} of ${action.id} is not in doubt`);
   if (input.kind === 'forward' && !inDoubt && !done) {
     await guardForwardStep(deps, action, plan.steps.map((s) => s.tool), { stepId, connector: registered.connector.name });
   }
@@ -433,7 +463,10 @@ function safeError(error: unknown): { name: string; message: string } {
 export const OUTSIDE_A_STEP = 'the saga failed outside a step';
 
 /** PrepareCompensation: records why the run failed and lists what must be undone. */
-export async function prepareCompensation(deps: SagaDeps, input: { actionId: string; error?: unknown }): Promise<{ count: number }> {
+export async function prepareCompensation(
+  deps: SagaDeps,
+  input: { actionId: string; error?: unknown; recount?: boolean },
+): Promise<{ count: number; inDoubt: number[] }> {
   let action = await load(deps, input.actionId);
   const plan = planOf(action, deps.tools);
   if (action.status === 'running') {
@@ -442,8 +475,11 @@ export async function prepareCompensation(deps: SagaDeps, input: { actionId: str
     await deps.events.append(action.id, { type: 'step.failed', actor: 'airlock', data: { error: failure } }, deps.now());
     action = await move(deps, action, 'compensating', `${failure.name}: ${failure.message}`.slice(0, 300));
   }
-  if (action.status !== 'compensating') return { count: 0 };
-  return { count: compensationsOf(deps.tools, plan, await deps.steps.listSteps(action.id)).length };
+  if (action.status !== 'compensating') return { count: 0, inDoubt: [] };
+  const records = await deps.steps.listSteps(action.id);
+  // The recount, after the in-doubt steps were retried, never asks again: what is still in
+  // doubt stays so, and FinishCompensation says it.
+  return { count: compensationsOf(deps.tools, plan, records).length, inDoubt: input.recount ? [] : inDoubtOf(deps.tools, plan, records) };
 }
 
 /** RecordCompensationFailure: a compensation that still fails is an alarm, never silent. */
@@ -475,15 +511,23 @@ export async function finishCompensation(deps: SagaDeps, actionId: string): Prom
   const action = await load(deps, actionId);
   if (action.status === 'received' || action.status === 'awaiting_approval') return { status: 'failed', reason: OUTSIDE_A_STEP };
   const records = await deps.steps.listSteps(actionId);
-  const items = compensationsOf(deps.tools, planOf(action, deps.tools), records);
+  const plan = planOf(action, deps.tools);
+  const items = compensationsOf(deps.tools, plan, records);
   const undone = new Set(records.filter((r) => r.kind === 'compensate' && r.status === 'complete').map((r) => r.stepId));
   const stuck = items.filter((i) => !undone.has(i.stepId));
+  const unknown = inDoubtOf(deps.tools, plan, records).map((i) => plan.steps[i]!);
   const why = action.statusReason ?? 'a step failed';
-  if (stuck.length > 0) {
-    return {
-      status: 'failed',
-      reason: `${why}; compensation failed for ${stuck.map((s) => `${s.stepId} (${s.tool.fullName})`).join(', ')}`,
-    };
+  if (unknown.length > 0) {
+    // Retried with compensation's patience and still not told: it may be in force at the
+    // vendor. Never `compensated`; reconciliation asks the vendor again and can undo it.
+    deps.logger.error('ALARM step outcome unknown after compensation', { actionId, stepIds: unknown.map((s) => s.id) });
+  }
+  if (stuck.length > 0 || unknown.length > 0) {
+    const parts = [
+      ...(stuck.length > 0 ? [`compensation failed for ${stuck.map((s) => `${s.stepId} (${s.tool.fullName})`).join(', ')}`] : []),
+      ...(unknown.length > 0 ? [`outcome unknown at the vendor for ${unknown.map((s) => `${s.id} (${s.tool})`).join(', ')}`] : []),
+    ];
+    return { status: 'failed', reason: `${why}; ${parts.join('; ')}` };
   }
   return { status: 'compensated', reason: `${why}; ${items.length} completed step(s) undone` };
 }
@@ -527,8 +571,13 @@ export async function settle(
   if (target === 'failed' && !input.compensationRan && (action.status === 'running' || action.status === 'compensating')) {
     const all = await stepRecords();
     const tried = new Set(all.filter((r) => r.kind === 'compensate' && r.status !== 'in_progress').map((r) => r.stepId));
-    const owed = compensationsOf(deps.tools, planOf(action, deps.tools), all).filter((i) => !tried.has(i.stepId));
-    if (owed.length > 0) throw new CompensationOwedError(`Action ${action.id} cannot end failed: ${owed.map((i) => i.stepId).join(', ')} not undone yet`);
+    const plan = planOf(action, deps.tools);
+    const owed = [
+      ...compensationsOf(deps.tools, plan, all).filter((i) => !tried.has(i.stepId)).map((i) => i.stepId),
+      // A step in doubt may be in force at the vendor: the resumed run retries it, then undoes it.
+      ...inDoubtOf(deps.tools, plan, all).map((i) => plan.steps[i]!.id),
+    ];
+    if (owed.length > 0) throw new CompensationOwedError(`Action ${action.id} cannot end failed: ${owed.join(', ')} not undone yet`);
   }
   if (!TerminalStatuses.has(action.status)) {
     if (target === 'completed') {

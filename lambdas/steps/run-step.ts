@@ -159,7 +159,11 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
     if (vendorCalled && !vendorAnswered) recordVendorCall(deps, connector, calledAt, true);
     const err = error instanceof Error ? error : new Error('unknown failure');
     const retryable = (err as { retryable?: unknown }).retryable === true;
-    await deps.steps.failStep(key, { name: err.name, message: err.message }, !retryable, deps.now()).catch(() => undefined);
+    // Only the vendor's own refusal to act (a 5xx answer, before anything it answered was
+    // lost) tells that this attempt did nothing; a timeout, or a failure after it answered,
+    // leaves the step in doubt.
+    const told = !vendorAnswered && err.name === 'VendorUnavailableError' ? begun.record.attempts : undefined;
+    await deps.steps.failStep(key, { name: err.name, message: err.message }, !retryable, deps.now(), told).catch(() => undefined);
     log.warn('step failed', { error: err.name, retryable });
     throw err;
   }

@@ -235,7 +235,17 @@ export async function commitOnce<T>(
       return existing;
     }
     ctx.logger.info('reconciled: the vendor had not applied the operation; retrying once');
-    return steps.send();
+    try {
+      return await steps.send();
+    } catch (retryErr) {
+      // The lost first request may still land (the lookup only saw the vendor's state at that
+      // moment): a 5xx to the retry tells nothing of it, so the outcome stays unknown.
+      if (!(retryErr instanceof VendorUnavailableError)) throw retryErr;
+      throw new VendorTimeoutError(`${err.message}; retry failed (${retryErr.message.slice(0, 200)}), outcome still unknown`, {
+        cause: retryErr,
+        ...(err.vendorCode ? { vendorCode: err.vendorCode } : {}),
+      });
+    }
   }
 }
 

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore } from '../../lambdas/adapters/aws/dynamo-approvals';
 import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
-import type { AuditEvent } from '../../lambdas/ports/steps';
+import { attemptInDoubt, type AuditEvent } from '../../lambdas/ports/steps';
 import { eventChainIntact } from '../../lambdas/receipts/build';
 import type { ActionRecord } from '../../lambdas/actions/action';
 import { InvalidCursorError } from '../../lambdas/ports/ledger';
@@ -152,4 +152,33 @@ describe('the cancel mark on an action', () => {
     expect((await env.ledger.requestCancel(ended, { by: 'alice', at: '2026-01-01T00:00:00.000Z', reason: 'late' }))?.cancel).toBeUndefined();
     expect(await env.ledger.requestCancel('act_01J0000000000000000000CNC3', { by: 'alice', at: '2026-01-01T00:00:00.000Z', reason: 'none' })).toBeUndefined();
   });
+});
+
+describe('a forward step stays in doubt until the vendor tells', () => {
+  // Found by CI's chaos storm: a 5xx to a retry cleared the doubt an earlier attempt's lost
+  // answer had left, so compensation skipped a step that had committed. Whatever the sequence
+  // of attempts, the step is in doubt exactly when some attempt's outcome was never told (a
+  // timeout, or a crash before its end was recorded); a 5xx tells only of its own attempt.
+  it('whatever the attempts: in doubt iff one of them timed out or never ended (property)', async () => {
+    const store = new DynamoSagaStore({ client: env.dynamo.client, tableName: env.tableName });
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.constantFrom('unavailable', 'timeout', 'crash'), { minLength: 1, maxLength: 5 }), async (outcomes) => {
+        const key = { actionId: `act_01J00000000000000000DBT${String(n++).padStart(3, '0')}`, stepId: 'hold', kind: 'forward' as const };
+        for (const outcome of outcomes) {
+          const begun = await store.beginStep(key, { tool: 'travel.hold_seat', input: {}, idempotencyKey: 'k', grant: { jti: `j${n}`, scope: 's', exp: 1 }, dryRun: false }, new Date());
+          if (outcome === 'crash') continue;
+          const name = outcome === 'timeout' ? 'VendorTimeoutError' : 'VendorUnavailableError';
+          await store.failStep(key, { name, message: 'injected' }, false, new Date(), outcome === 'unavailable' ? begun.record.attempts : undefined);
+        }
+        const record = await store.getStep(key);
+        expect(record?.attempts).toBe(outcomes.length);
+        expect(attemptInDoubt(record)).toBe(outcomes.some((o) => o !== 'unavailable'));
+        // Completing ends the doubt; the record no longer says it.
+        await store.completeStep(key, { ok: true }, new Date());
+        expect((await store.getStep(key))?.inDoubt).toBeUndefined();
+      }),
+      { numRuns: 40 },
+    );
+  }, 60_000);
 });

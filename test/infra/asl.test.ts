@@ -280,7 +280,24 @@ describe('action run structure (Express: the steps, defined once)', () => {
     // Per step: HasNextStep, ExecuteStep and its two Tasks; no Pass state advances the index.
     expect(states.ExecuteStep?.Next).toBe('HasNextStep');
     expect(JSON.stringify(states.ExecuteStep?.ResultSelector)).toContain('States.MathAdd($[0].index, 1)');
-    expect(states.PrepareCompensation?.Next).toBe('HasNextCompensation');
+    // A forward step still in doubt is retried to its end before anything is undone, then the
+    // compensations are listed again; a step that cannot be told never stops the loop.
+    expect(states.PrepareCompensation?.Next).toBe('AnyStepInDoubt');
+    const anyInDoubt = states.AnyStepInDoubt as unknown as { Choices: { Variable: string; Next: string }[]; Default: string };
+    expect(anyInDoubt.Choices).toEqual([expect.objectContaining({ Variable: '$.undo.inDoubt[0]', Next: 'ResolveInDoubt' })]);
+    expect(anyInDoubt.Default).toBe('HasNextCompensation');
+    const resolve = states.ResolveInDoubt as unknown as {
+      Type: string; ItemsPath: string; MaxConcurrency: number; Next: string; Catch: { Next: string }[];
+      ItemProcessor: { States: Record<string, { Type: string; Retry?: { MaxAttempts: number }[]; Catch?: { ErrorEquals: string[]; Next: string }[]; Branches?: { States: Record<string, { Parameters?: { Payload?: unknown } }> }[] }> };
+    };
+    expect(resolve).toMatchObject({ Type: 'Map', ItemsPath: '$.undo.inDoubt', MaxConcurrency: 1, Next: 'RecountCompensation' });
+    expect(resolve.Catch[0]!.Next).toBe('RecountCompensation');
+    const item = resolve.ItemProcessor.States.ResolveStep!;
+    expect(item.Retry![0]!.MaxAttempts).toBe(states.CompensateStep!.Retry![0]!.MaxAttempts);
+    expect(item.Catch).toEqual([expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: 'StillInDoubt' })]);
+    expect(item.Branches![0]!.States.IssueResolveGrant!.Parameters!.Payload).toMatchObject({ task: 'IssueGrant', kind: 'forward', resolve: true });
+    expect(states.RecountCompensation?.Next).toBe('HasNextCompensation');
+    expect(states.RecountCompensation?.Catch?.[0]?.Next).toBe('MarkFailed');
     const comp = states.CompensateStep!;
     expect(comp.Next).toBe('HasNextCompensation');
     expect(comp.Retry![0]!.MaxAttempts).toBeGreaterThan(states.ExecuteStep!.Retry![0]!.MaxAttempts!);

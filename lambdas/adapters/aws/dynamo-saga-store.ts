@@ -41,6 +41,7 @@ function toStep(item: Item): StepRecord {
     ...(error ? { error } : {}),
     grants: (parseJson(item.grantsJson) as GrantSummary[] | undefined) ?? [],
     dryRun: item.dryRun?.BOOL ?? false,
+    ...(item.doubt?.N !== undefined ? { inDoubt: true } : {}),
     startedAt,
     ...(finishedAt ? { finishedAt, durationMs: Date.parse(finishedAt) - Date.parse(startedAt) } : {}),
   };
@@ -79,7 +80,9 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
             Key: stepKey(key),
             UpdateExpression:
               'SET #status = :inprog, attempts = if_not_exists(attempts, :zero) + :one, tool = :tool, idem = :idem, dryRun = :dry, startedAt = if_not_exists(startedAt, :now), inputJson = :input, grantsJson = :grants' +
-              (indexed ? ', gsi1pk = if_not_exists(gsi1pk, :g1pk), gsi1sk = if_not_exists(gsi1sk, :g1sk)' : ''),
+              (indexed ? ', gsi1pk = if_not_exists(gsi1pk, :g1pk), gsi1sk = if_not_exists(gsi1sk, :g1sk)' : '') +
+              // The earliest attempt whose outcome is not known yet: this one, unless one before it is.
+              (indexed ? ', doubt = if_not_exists(doubt, :attempt)' : ''),
             // Never reopen a completed step; `attempts` guards against a concurrent starter.
             ConditionExpression: '(attribute_not_exists(pk) OR #status <> :complete) AND (attribute_not_exists(attempts) OR attempts = :seen)',
             ExpressionAttributeNames: { '#status': 'status' },
@@ -95,7 +98,13 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
               ':now': S(now.toISOString()),
               ':input': S(JSON.stringify(attempt.input ?? null)),
               ':grants': S(JSON.stringify(grants)),
-              ...(indexed ? { ':g1pk': S(`${STEPDAY}${(current?.startedAt ?? now.toISOString()).slice(0, 10)}`), ':g1sk': S(`${key.actionId}#${key.stepId}`) } : {}),
+              ...(indexed
+                ? {
+                    ':g1pk': S(`${STEPDAY}${(current?.startedAt ?? now.toISOString()).slice(0, 10)}`),
+                    ':g1sk': S(`${key.actionId}#${key.stepId}`),
+                    ':attempt': N((current?.attempts ?? 0) + 1),
+                  }
+                : {}),
             },
             ReturnValues: 'ALL_NEW',
           }),
@@ -118,7 +127,7 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
           new UpdateItemCommand({
             TableName: this.table,
             Key: stepKey(key),
-            UpdateExpression: 'SET #status = :complete, outputJson = :output, finishedAt = :now REMOVE lastError',
+            UpdateExpression: 'SET #status = :complete, outputJson = :output, finishedAt = :now REMOVE lastError, doubt',
             ConditionExpression: '#status = :inprog',
             ExpressionAttributeNames: { '#status': 'status' },
             ExpressionAttributeValues: {
@@ -140,7 +149,26 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
     }
   }
 
-  async failStep(key: StepKey, error: StepError, final: boolean, now: Date): Promise<void> {
+  async failStep(key: StepKey, error: StepError, final: boolean, now: Date, told?: number): Promise<void> {
+    if (!final && told !== undefined) {
+      // Clears the doubt only when the attempt the vendor answered is the earliest in doubt.
+      const cleared = await conditionalWrite(
+        this.client,
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: stepKey(key),
+          UpdateExpression: 'SET lastError = :err REMOVE doubt',
+          ConditionExpression: 'attribute_exists(pk) AND #status <> :complete AND doubt = :told',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':complete': S('complete'),
+            ':err': S(JSON.stringify({ name: error.name, message: error.message.slice(0, 500) })),
+            ':told': N(told),
+          },
+        }),
+      );
+      if (cleared) return;
+    }
     await conditionalWrite(
       this.client,
       new UpdateItemCommand({

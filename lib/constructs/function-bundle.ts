@@ -57,6 +57,28 @@ const requireBuiltins: Plugin = {
   },
 };
 
+const LAMBDAS = join(ROOT, 'lambdas') + '/';
+
+/**
+ * Airlock's own modules are marked free of side effects (as a package's `"sideEffects": false`
+ * would): a module none of whose exports a function uses is left out whole, with the schemas
+ * it builds at load. Every function's composition module imports the builders of all of them
+ * (lambdas/composition/aws.ts); esbuild keeps a module's top-level calls (`z.object(…)`) even
+ * when nothing uses the result, unless told the module has no side effects. No module under
+ * lambdas/ is imported for its effects alone (none is imported bare).
+ */
+const ownModulesPure: Plugin = {
+  name: 'own-modules-pure',
+  setup(b) {
+    b.onResolve({ filter: /^\./ }, async (args) => {
+      if (args.kind === 'entry-point' || args.pluginData === 'own-modules-pure') return undefined;
+      const resolved = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'own-modules-pure' });
+      if (resolved.errors.length > 0 || !resolved.path.startsWith(LAMBDAS)) return resolved;
+      return { ...resolved, sideEffects: false };
+    });
+  },
+};
+
 /** What to bundle and ship for one function. */
 export interface FunctionBundleInput {
   /** Handler file, relative to the repository root (`lambdas/intake/handler.ts`). */
@@ -89,7 +111,7 @@ export function functionBuildOptions(input: Pick<FunctionBundleInput, 'entry' | 
     sourcesContent: false,
     external: input.cedar ? [CEDAR_WASM_PACKAGE] : [],
     banner: { js: ESM_REQUIRE_BANNER },
-    plugins: [requireBuiltins],
+    plugins: [requireBuiltins, ownModulesPure],
     metafile: true,
     logLevel: 'warning',
   };

@@ -244,7 +244,9 @@ try {
   console.log(`cold start, fresh Node ${process.version} process per run, median of ${RUNS}, milliseconds since the process started`);
   console.log(`floor: a process importing nothing ${floor.toFixed(1)} ms (CPU ${floorCpu.toFixed(1)} ms)`);
   console.log(`function   index.mjs KiB (gzip, +chunks, map)   init   CPU  CPU−floor ×floor  +maps   first  warm  init+first−warm (CPU, −floor)`);
-  for (const fn of FUNCTIONS) {
+  // BENCH_ONLY=intake,keys: only those functions (profiling one with BENCH_PROFILE=1).
+  const only = process.env.BENCH_ONLY?.split(',');
+  for (const fn of FUNCTIONS.filter((f) => !only || only.includes(f.name))) {
     const file = await bundle(fn);
     const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)}`;
     const all = sizes(join(file, '..'));

@@ -34,13 +34,18 @@ export const POLICY_DIR_ENV = EnvNames.policyDir;
  * is only named because CDK's bundling options require one.
  */
 function functionCode(input: Omit<FunctionBundleInput, 'outdir'>): Code {
+  const script = join('lib', 'constructs', 'function-bundle.ts');
   return Code.fromAsset(PROJECT_ROOT, {
     assetHashType: AssetHashType.OUTPUT,
     bundling: {
       image: DockerImage.fromRegistry('scratch'),
+      // What the bundling runs, per function. CDK keys its bundling cache on these options
+      // (not on the local bundler, a function): without the entry here every function of a
+      // stack would get the first one's asset.
+      command: ['node', '--import', 'tsx', script, JSON.stringify({ ...input, outdir: '/asset-output' })],
       local: {
         tryBundle(outdir: string): boolean {
-          const run = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'lib', 'constructs', 'function-bundle.ts'), JSON.stringify({ ...input, outdir })], {
+          const run = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, script), JSON.stringify({ ...input, outdir })], {
             cwd: PROJECT_ROOT,
             stdio: ['ignore', 'inherit', 'inherit'],
           });

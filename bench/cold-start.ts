@@ -140,6 +140,21 @@ async function bundle(fn: Fn): Promise<string> {
   return join(dir, BUNDLE_ENTRY_FILE);
 }
 
+/**
+ * Bytes an import of `entry` loads: the file and the chunks it imports statically (a chunk
+ * reached through `import()` loads on first use, if ever).
+ */
+function loadedAtImport(entry: string): number {
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const m of readFileSync(file, 'utf8').matchAll(/(?:^|[;}\n])\s*import\s*[^;()]*?from\s*["'](\.[^"']+)["']/g)) visit(join(file, '..', m[1]!));
+  };
+  visit(entry);
+  return [...seen].reduce((sum, file) => sum + statSync(file).size, 0);
+}
+
 /** Bytes of the JavaScript files under `dir` (chunks included), and of their maps. */
 function sizes(dir: string): { js: number; maps: number } {
   const out = { js: 0, maps: 0 };
@@ -243,14 +258,14 @@ try {
   const floorCpu = median(floorRuns.map((r) => r.initCpu));
   console.log(`cold start, fresh Node ${process.version} process per run, median of ${RUNS}, milliseconds since the process started`);
   console.log(`floor: a process importing nothing ${floor.toFixed(1)} ms (CPU ${floorCpu.toFixed(1)} ms)`);
-  console.log(`function   index.mjs KiB (gzip, +chunks, map)   init   CPU  CPU−floor ×floor  +maps   first  warm  init+first−warm (CPU, −floor)`);
+  console.log(`function   KiB at import (index.mjs, gzip, all, maps) init   CPU  CPU−floor ×floor  +maps   first  warm  init+first−warm (CPU, −floor)`);
   // BENCH_ONLY=intake,keys: only those functions (profiling one with BENCH_PROFILE=1).
   const only = process.env.BENCH_ONLY?.split(',');
   for (const fn of FUNCTIONS.filter((f) => !only || only.includes(f.name))) {
     const file = await bundle(fn);
     const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)}`;
     const all = sizes(join(file, '..'));
-    const size = `${kib(statSync(file).size).padStart(5)} (${kib(gzipSync(readFileSync(file)).byteLength)}, ${kib(all.js)}, ${kib(statSync(`${file}.map`).size)})`;
+    const size = `${kib(loadedAtImport(file)).padStart(5)} (${kib(statSync(file).size)}, ${kib(gzipSync(readFileSync(file)).byteLength)}, ${kib(all.js)}, ${kib(all.maps)})`;
     // BENCH_SERVED_WITH_MAPS=1: serve with --enable-source-maps (the stack's setting before maps were read on error).
     const served = await runs(RUNS, () => runOnce(file, { fn, stub: stub.url, sourceMaps: process.env.BENCH_SERVED_WITH_MAPS === '1' }));
     const withMaps = await runs(RUNS, () => runOnce(file, { sourceMaps: true }));
@@ -261,10 +276,10 @@ try {
     // Composition included: what the first request pays once, beyond a warm one.
     const coldCpu = median(served.map((r) => r.initCpu + r.firstCpu! - r.warmCpu!));
     console.log(
-      `${fn.name.padEnd(10)} ${size.padEnd(27)} ${ms(init)} ${ms(initCpu)}    ${ms(initCpu - floorCpu)}   ×${(initCpu / floorCpu).toFixed(1).padEnd(4)} ${ms(median(withMaps.map((r) => r.init)))}   ${ms(first)} ${ms(warm)}  ${ms(init + first - warm)} (${ms(coldCpu)}, ${ms(coldCpu - floorCpu)})`,
+      `${fn.name.padEnd(10)} ${size.padEnd(34)} ${ms(init)} ${ms(initCpu)}    ${ms(initCpu - floorCpu)}   ×${(initCpu / floorCpu).toFixed(1).padEnd(4)} ${ms(median(withMaps.map((r) => r.init)))}   ${ms(first)} ${ms(warm)}  ${ms(init + first - warm)} (${ms(coldCpu)}, ${ms(coldCpu - floorCpu)})`,
     );
   }
-  console.log(`index.mjs: what an import compiles (gzipped; with every chunk, loaded or not; its map).`);
+  console.log(`KiB at import: index.mjs and the chunks it imports statically, what V8 compiles at init (index.mjs alone, gzipped; every chunk, loaded or not; all maps).`);
   console.log(`init: the bundle imported, as deployed (no --enable-source-maps), wall and CPU ms; ×floor: its CPU over the floor's; +maps: wall with --enable-source-maps.`);
   console.log(`first/warm: the first and second invocation in that process (composition built on the first; every AWS call answered by a stub, ${stub.calls()} calls).`);
 } finally {

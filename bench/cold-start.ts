@@ -1,9 +1,9 @@
 /**
  * Cold start of every function as deployed (`npm run bench:cold-start`). Not a test. Each
- * handler is bundled the way lib/constructs/airlock-function.ts has NodejsFunction bundle it
- * (ESM, minified, names kept, a source map without the sources' text, the SDK inside; the
- * limits file beside it, and for the functions that evaluate policy Cedar's wasm and the
- * policy set), then, in a fresh Node process per run, as Lambda does:
+ * handler is bundled by lib/constructs/function-bundle.ts, as the stack bundles it (ESM split
+ * into chunks, built-ins required, minified, names kept, source maps without the sources'
+ * text, the SDK inside; the limits file beside it, and for the functions that evaluate policy
+ * Cedar's wasm and the policy set compiled), then, in a fresh Node process per run, as Lambda does:
  *
  * - init: the bundle imported (Lambda's init phase), wall and CPU milliseconds since the
  *   process started, as deployed (no NODE_OPTIONS) and with `--enable-source-maps` (what the
@@ -20,18 +20,18 @@
  * of init to it. No AWS account or credentials: the stub's fake keys only.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { build } from 'esbuild';
+import { COMPILED_POLICY_SET_FILE } from '../lambdas/policy/index';
+import { BUNDLE_ENTRY_FILE, bundleFunction } from '../lib/constructs/function-bundle';
 
 const ROOT = join(import.meta.dirname, '..');
 const OUT = join(ROOT, '.bench', 'cold-start');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const CEDAR = '@cedar-policy/cedar-wasm';
 const ACTION = 'act_01J0000000000000000000BENC';
 
 /** A token API Gateway's authorizer has verified: its claims, and the header they came from. */
@@ -131,43 +131,40 @@ async function startAwsStub(): Promise<{ url: string; close: () => Promise<void>
   return { url: `http://127.0.0.1:${port}`, calls: () => calls, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-/** The bundle and what the stack ships beside it (lib/constructs/airlock-function.ts, commandHooks). */
+/** The bundle and what the stack ships beside it, built as the stack builds it (lib/constructs/function-bundle.ts). */
 async function bundle(fn: Fn): Promise<string> {
   const dir = join(OUT, fn.name);
-  mkdirSync(join(dir, 'policies'), { recursive: true });
-  const outfile = join(dir, 'index.mjs');
-  await build({
-    entryPoints: [join(ROOT, fn.entry)],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node24',
-    mainFields: ['module', 'main'],
-    minify: true,
-    keepNames: true,
-    sourcemap: true,
-    sourcesContent: false,
-    outfile,
-    logLevel: 'silent',
-    external: fn.cedar ? [CEDAR] : [],
-    banner: { js: "import { createRequire as __airlockCreateRequire } from 'node:module'; const require = __airlockCreateRequire(import.meta.url);" },
-  });
-  cpSync(join(ROOT, 'policies', 'limits.json'), join(dir, 'policies', 'limits.json'));
-  if (fn.cedar) {
-    const from = join(ROOT, 'node_modules', CEDAR);
-    const to = join(dir, 'node_modules', CEDAR);
-    cpSync(join(from, 'package.json'), join(to, 'package.json'));
-    cpSync(join(from, 'nodejs'), join(to, 'nodejs'), { recursive: true });
-    for (const file of readdirSync(join(ROOT, 'policies'))) {
-      if (file.endsWith('.cedar') || file === 'schema.cedarschema' || file === 'config.json') cpSync(join(ROOT, 'policies', file), join(dir, 'policies', file));
-    }
-    // Compiled at synth (policy/compiled.ts); BENCH_NO_COMPILED=1 measures a cold start without it.
-    if (!process.env.BENCH_NO_COMPILED) {
-      const { COMPILED_POLICY_SET_FILE, compilePolicySet, readPolicyDir } = await import('../lambdas/policy/index');
-      writeFileSync(join(dir, 'policies', COMPILED_POLICY_SET_FILE), JSON.stringify(compilePolicySet(readPolicyDir(join(dir, 'policies')))));
-    }
+  await bundleFunction({ entry: fn.entry, outdir: dir, cedar: fn.cedar });
+  // BENCH_NO_COMPILED=1 measures a cold start without the policy set compiled at synth.
+  if (process.env.BENCH_NO_COMPILED && fn.cedar) rmSync(join(dir, 'policies', COMPILED_POLICY_SET_FILE));
+  return join(dir, BUNDLE_ENTRY_FILE);
+}
+
+/**
+ * Bytes an import of `entry` loads: the file and the chunks it imports statically (a chunk
+ * reached through `import()` loads on first use, if ever).
+ */
+function loadedAtImport(entry: string): number {
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const m of readFileSync(file, 'utf8').matchAll(/(?:^|[;}\n])\s*import\s*[^;()]*?from\s*["'](\.[^"']+)["']/g)) visit(join(file, '..', m[1]!));
+  };
+  visit(entry);
+  return [...seen].reduce((sum, file) => sum + statSync(file).size, 0);
+}
+
+/** Bytes of the JavaScript files under `dir` (chunks included), and of their maps. */
+function sizes(dir: string): { js: number; maps: number } {
+  const out = { js: 0, maps: 0 };
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = join(entry.parentPath, entry.name);
+    if (entry.name.endsWith('.mjs')) out.js += statSync(file).size;
+    else if (entry.name.endsWith('.mjs.map')) out.maps += statSync(file).size;
   }
-  return outfile;
+  return out;
 }
 
 interface Run {
@@ -176,6 +173,7 @@ interface Run {
   first?: number;
   firstCpu?: number;
   warm?: number;
+  warmCpu?: number;
 }
 
 /** One fresh process: import `file` (if any), then optionally serve the event twice. */
@@ -196,7 +194,7 @@ function runOnce(file: string | undefined, options: { sourceMaps?: boolean; fn?:
             return { ms, cpu: (c.user + c.system) / 1000 };
           };`,
           "const first = await invoke('bench-1'); const warm = await invoke('bench-2');",
-          'Object.assign(out, { first: first.ms, firstCpu: first.cpu, warm: warm.ms });',
+          'Object.assign(out, { first: first.ms, firstCpu: first.cpu, warm: warm.ms, warmCpu: warm.cpu });',
         ]
       : []),
     "process.stdout.write('\\n@@bench ' + JSON.stringify(out) + '\\n');",
@@ -260,22 +258,29 @@ try {
   const floorCpu = median(floorRuns.map((r) => r.initCpu));
   console.log(`cold start, fresh Node ${process.version} process per run, median of ${RUNS}, milliseconds since the process started`);
   console.log(`floor: a process importing nothing ${floor.toFixed(1)} ms (CPU ${floorCpu.toFixed(1)} ms)`);
-  console.log(`function     bundle (gzip, map)       init  CPU  ×floor  +maps    first  warm  init+first−warm`);
-  for (const fn of FUNCTIONS) {
+  console.log(`function   KiB at import (index.mjs, gzip, all, maps) init   CPU  CPU−floor ×floor  +maps   first  warm  init+first−warm (CPU, −floor)`);
+  // BENCH_ONLY=intake,keys: only those functions (profiling one with BENCH_PROFILE=1).
+  const only = process.env.BENCH_ONLY?.split(',');
+  for (const fn of FUNCTIONS.filter((f) => !only || only.includes(f.name))) {
     const file = await bundle(fn);
     const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)}`;
-    const size = `${kib(statSync(file).size).padStart(5)} KiB (${kib(gzipSync(readFileSync(file)).byteLength)}, ${kib(statSync(`${file}.map`).size)})`;
+    const all = sizes(join(file, '..'));
+    const size = `${kib(loadedAtImport(file)).padStart(5)} (${kib(statSync(file).size)}, ${kib(gzipSync(readFileSync(file)).byteLength)}, ${kib(all.js)}, ${kib(all.maps)})`;
     // BENCH_SERVED_WITH_MAPS=1: serve with --enable-source-maps (the stack's setting before maps were read on error).
     const served = await runs(RUNS, () => runOnce(file, { fn, stub: stub.url, sourceMaps: process.env.BENCH_SERVED_WITH_MAPS === '1' }));
     const withMaps = await runs(RUNS, () => runOnce(file, { sourceMaps: true }));
     const init = median(served.map((r) => r.init));
+    const initCpu = median(served.map((r) => r.initCpu));
     const first = median(served.map((r) => r.first!));
     const warm = median(served.map((r) => r.warm!));
+    // Composition included: what the first request pays once, beyond a warm one.
+    const coldCpu = median(served.map((r) => r.initCpu + r.firstCpu! - r.warmCpu!));
     console.log(
-      `${fn.name.padEnd(10)} ${size.padEnd(24)} ${ms(init)} ${ms(median(served.map((r) => r.initCpu)))}  ×${(init / floor).toFixed(1).padEnd(4)} ${ms(median(withMaps.map((r) => r.init)))}   ${ms(first)} ${ms(warm)}  ${ms(init + first - warm)}`,
+      `${fn.name.padEnd(10)} ${size.padEnd(34)} ${ms(init)} ${ms(initCpu)}    ${ms(initCpu - floorCpu)}   ×${(initCpu / floorCpu).toFixed(1).padEnd(4)} ${ms(median(withMaps.map((r) => r.init)))}   ${ms(first)} ${ms(warm)}  ${ms(init + first - warm)} (${ms(coldCpu)}, ${ms(coldCpu - floorCpu)})`,
     );
   }
-  console.log(`init: the bundle imported, as deployed (no --enable-source-maps); +maps: the same with --enable-source-maps.`);
+  console.log(`KiB at import: index.mjs and the chunks it imports statically, what V8 compiles at init (index.mjs alone, gzipped; every chunk, loaded or not; all maps).`);
+  console.log(`init: the bundle imported, as deployed (no --enable-source-maps), wall and CPU ms; ×floor: its CPU over the floor's; +maps: wall with --enable-source-maps.`);
   console.log(`first/warm: the first and second invocation in that process (composition built on the first; every AWS call answered by a stub, ${stub.calls()} calls).`);
 } finally {
   await stub.close();

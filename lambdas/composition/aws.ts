@@ -1,6 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { LambdaClient } from '@aws-sdk/client-lambda';
@@ -15,7 +14,6 @@ import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
 import { DynamoDelegationStore } from '../adapters/aws/dynamo-delegations';
 import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
 import { JwksTokenVerifier } from '../adapters/aws/jwks-token-verifier';
-import { S3AuditStore } from '../adapters/aws/s3-audit-store';
 import type { SecretRotationDeps } from '../adapters/aws/secret-rotation';
 import { SecretsManagerSecrets } from '../adapters/aws/secrets-manager';
 import { StepFunctionsCallbacks } from '../adapters/aws/sfn-callbacks';
@@ -24,6 +22,7 @@ import { defaultIntakeConfig } from '../intake/intake';
 import { logger, metrics as emfMetrics, tracer } from '../middleware/powertools';
 import { AnomalyGuard } from '../guardrails/anomaly';
 import { boundedMetrics, vocabularyOf } from '../observability/catalog';
+import type { AuditStore } from '../ports/audit-store';
 import type { Metrics } from '../ports/metrics';
 import type { PolicyEngine } from '../policy/index';
 import { readLimitsFile, type LoadedLimits } from '../limits/config';
@@ -68,10 +67,29 @@ const dynamo = /* @__PURE__ */ client(() => new DynamoDBClient({}));
 const secretsManager = /* @__PURE__ */ client(() => new SecretsManagerClient({}));
 const stepFunctions = /* @__PURE__ */ client(() => new SFNClient({}));
 const eventBridge = /* @__PURE__ */ client(() => new EventBridgeClient({}));
-const s3 = /* @__PURE__ */ client(() => new S3Client({}));
 // One attempt: a retried synchronous invoke would run the callee twice; the read path's
 // fallback (the Standard saga) is what answers a failed one.
 const lambda = /* @__PURE__ */ client(() => new LambdaClient({ maxAttempts: 1 }));
+
+/** The S3 client, one per process, loaded with the vault (below). */
+const s3 = /* @__PURE__ */ once(async () => tracer.captureAWSv3Client(new (await import('@aws-sdk/client-s3')).S3Client({})));
+
+/**
+ * The audit vault (S3, Object Lock) with its client and adapter loaded on the first call, not
+ * at cold start: the S3 SDK is the largest client, and intake writes to the vault only when a
+ * delegation is granted or revoked (the receipts and reconcile functions on their first write).
+ */
+function auditVault(bucket: string, retentionDays: number): AuditStore {
+  const store = once(async () => {
+    const [{ S3AuditStore }, client] = await Promise.all([import('../adapters/aws/s3-audit-store'), s3()]);
+    return new S3AuditStore({ bucket, retentionDays, client });
+  });
+  return {
+    putIfAbsent: async (key, body, sha256) => (await store()).putIfAbsent(key, body, sha256),
+    get: async (key) => (await store()).get(key),
+    list: async (prefix) => (await store()).list(prefix),
+  };
+}
 
 /** A synchronous invoke's safety net when the caller names no bound (Lambda's own timeout ends the callee first). */
 const INVOKE_TIMEOUT_MS = 10_000;
@@ -177,7 +195,7 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
       store: delegationStore,
       tools: toolRegistry,
       money: engine.money,
-      vault: new S3AuditStore({ bucket: env[N.auditBucket], retentionDays: env[N.auditRetentionDays], client: await s3() }),
+      vault: auditVault(env[N.auditBucket], env[N.auditRetentionDays]),
       now: () => new Date(),
       policySetVersion: engine.version,
       limitsVersion: limits.version,
@@ -305,7 +323,7 @@ export const receiptsDeps: Lazy<ReceiptsFunctionDeps> = /* @__PURE__ */ once(asy
       actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
       steps: store,
       events: store,
-      store: new S3AuditStore({ bucket: env[N.auditBucket], retentionDays: env[N.auditRetentionDays], client: await s3() }),
+      store: auditVault(env[N.auditBucket], env[N.auditRetentionDays]),
       secrets: await secrets(),
       tools: toolRegistry,
       logger,
@@ -335,7 +353,7 @@ export const reconcileDeps: Lazy<ReconcileFunctionDeps> = /* @__PURE__ */ once(a
       steps: store,
       index: store,
       events: store,
-      vault: new S3AuditStore({ bucket: env[N.auditBucket], retentionDays: env[N.auditRetentionDays], client: await s3() }),
+      vault: auditVault(env[N.auditBucket], env[N.auditRetentionDays]),
       secrets: await secrets(),
       baseUrls: env[N.vendorBaseUrls],
       logger,
@@ -374,7 +392,7 @@ export const delegationExpiryDeps: Lazy<DelegationExpiryFunctionDeps> = /* @__PU
       logger,
       adminRole: limits.limits.killSwitch.role,
     },
-    vault: new S3AuditStore({ bucket: env[N.auditBucket], retentionDays: env[N.auditRetentionDays], client: await s3() }),
+    vault: auditVault(env[N.auditBucket], env[N.auditRetentionDays]),
     now: () => new Date(),
     logger,
   };

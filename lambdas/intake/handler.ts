@@ -1,7 +1,6 @@
 import type { z } from 'zod';
 import { actionDetailView, actionView, canView } from '../actions/view';
 import { listAllActions, listedActionView } from '../actions/list-all';
-import { openApiDocument } from '../api/openapi';
 import { ActionListQuerySchema, CancelBodySchema, LimitsQuerySchema, MetricsQuerySchema, ToolsQuerySchema } from '../api/schemas';
 import { cancelAction } from '../actions/cancel';
 import { actionsProblem } from '../actions/http';
@@ -33,6 +32,9 @@ import { createDelegation, delegationView, listDelegations, revokeDelegation } f
  * cold start: most instances only serve /v1 (bench/cold-start.ts measures the difference).
  */
 const mcpHttp = () => import('../mcp/http');
+
+/** The OpenAPI document's builder (and the response schemas only it uses), loaded when a client fetches it. */
+const openApi = () => import('../api/openapi');
 
 function principalOf(req: HttpRequest) {
   // The edge guarantees a principal on authenticated routes; this narrows the type.
@@ -94,7 +96,7 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
       'GET /healthz': { auth: false, handle: async () => ({ status: 200, body: { status: 'ok' } }) },
 
       // Public like the health check: the contract is no secret and clients fetch it before they have a token.
-      'GET /openapi.json': { auth: false, handle: async () => ({ status: 200, body: openApiDocument() }) },
+      'GET /openapi.json': { auth: false, handle: async () => ({ status: 200, body: (await openApi()).openApiDocument() }) },
 
       'GET /v1/tools': {
         auth: true,

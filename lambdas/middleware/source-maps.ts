@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
@@ -8,6 +9,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
  * or not (bench/cold-start.ts measures both). V8 formats `error.stack` lazily, on first
  * access, through `Error.prepareStackTrace`: the map is loaded there, once per instance.
  */
+
+/** Where code splitting puts the chunks beside a function's `index.mjs` (lib/constructs/function-bundle.ts). */
+const CHUNKS_DIR = 'chunks';
 
 /** A V8 call site, as `Error.prepareStackTrace` receives it. */
 type CallSite = NodeJS.CallSite;
@@ -149,11 +153,12 @@ export class BundleMap {
 }
 
 /** One frame as Node prints it (`at name (file:line:col)`), with the bundle's positions mapped. */
-function formatFrame(frame: CallSite, bundleFiles: ReadonlySet<string>, map: BundleMap): string {
+function formatFrame(frame: CallSite, mapOf: (file: string) => BundleMap | undefined): string {
   const file = frame.getFileName();
   const line = frame.getLineNumber();
   const column = frame.getColumnNumber();
-  if (!file || !bundleFiles.has(file) || line === null || column === null) return frame.toString();
+  const map = file ? mapOf(file) : undefined;
+  if (!map || line === null || column === null) return frame.toString();
   const origin = map.origin(line, column);
   if (!origin) return frame.toString();
   const where = `${origin.fileName}:${origin.lineNumber}:${origin.columnNumber}`;
@@ -177,22 +182,34 @@ function header(error: Error): string {
 
 /**
  * Maps the stacks of errors raised in the bundle at `bundleUrl` (pass `import.meta.url` from
- * inside it) through `<bundle>.map`, loading the map on the first formatted stack. Does
- * nothing, and returns false, when there is no map beside the module (unbundled: tsx, tests,
- * the local runtime) or when Node already maps stacks (`--enable-source-maps`).
+ * inside it) through the maps beside its files, each read when a stack first has a frame in
+ * its file. A function's bundle is split (lib/constructs/function-bundle.ts): `index.mjs` and
+ * `chunks/*.mjs`, so every `.mjs` file of the bundle's directory (and of its `chunks/`) is
+ * mapped, whichever of them holds this module. Does nothing, and returns false, when there is
+ * no map beside the module (unbundled: tsx, tests, the local runtime) or when Node already
+ * maps stacks (`--enable-source-maps`).
  */
 export function mapStacksOnDemand(bundleUrl: string): boolean {
   if (process.sourceMapsEnabled || !bundleUrl.startsWith('file:')) return false;
   const bundleFile = fileURLToPath(bundleUrl);
-  const mapFile = `${bundleFile}.map`;
-  if (!existsSync(mapFile)) return false;
-  const map = new BundleMap(mapFile);
-  // ESM frames carry the URL, CommonJS ones the path: the bundle is known by both.
-  const bundleFiles = new Set([bundleFile, bundleUrl]);
+  if (!existsSync(`${bundleFile}.map`)) return false;
+  const here = dirname(bundleFile);
+  const root = basename(here) === CHUNKS_DIR ? dirname(here) : here;
+  const maps = new Map<string, BundleMap | undefined>();
+  /** The map of a frame's file when the file is one of the bundle's (ESM frames carry URLs, CommonJS ones paths). */
+  const mapOf = (file: string): BundleMap | undefined => {
+    let map = maps.get(file);
+    if (map !== undefined || maps.has(file)) return map;
+    const path = file.startsWith('file:') ? fileURLToPath(file) : file;
+    const dir = dirname(path);
+    if (path.endsWith('.mjs') && (dir === root || dir === join(root, CHUNKS_DIR)) && existsSync(`${path}.map`)) map = new BundleMap(`${path}.map`);
+    maps.set(file, map);
+    return map;
+  };
   const previous = Error.prepareStackTrace;
   Error.prepareStackTrace = (error: Error, frames: CallSite[]) => {
     try {
-      return header(error) + frames.map((frame) => `\n    at ${formatFrame(frame, bundleFiles, map)}`).join('');
+      return header(error) + frames.map((frame) => `\n    at ${formatFrame(frame, mapOf)}`).join('');
     } catch {
       return previous ? previous(error, frames) : header(error) + frames.map((frame) => `\n    at ${String(frame)}`).join('');
     }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
+import { functionBuildOptions } from '../../lib/constructs/function-bundle';
 
 /**
  * The functions that ship without Cedar's wasm (connectors: steps/, receipts) must still load:
@@ -15,26 +16,39 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe('cold start of functions without Cedar', () => {
   it.each(['steps', 'receipts'])('the %s bundle loads and exports its handler', async (name) => {
-    // Prepare: an ESM bundle like NodejsFunction's (format esm, require banner).
-    const outfile = join(out, `${name}.mjs`);
-    await build({
-      entryPoints: [join(import.meta.dirname, '..', '..', 'lambdas', name, 'handler.ts')],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node22',
-      outfile,
-      logLevel: 'silent',
-      banner: { js: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);" },
-    });
+    // Prepare: the bundle the stack ships (lib/constructs/function-bundle.ts: split ESM, require banner).
+    const outdir = join(out, name);
+    await build(functionBuildOptions({ entry: `lambdas/${name}/handler.ts`, outdir, cedar: false }));
     // Act: import it as Lambda would at cold start (config is read later, on first use).
-    const mod = (await import(pathToFileURL(outfile).href)) as { handler?: unknown };
+    const mod = (await import(pathToFileURL(join(outdir, 'index.mjs')).href)) as { handler?: unknown };
     // Assess
     expect(typeof mod.handler).toBe('function');
   }, 60_000);
 });
 
 describe('what a bundle carries into every cold start', () => {
+  it('leaves out the modules of ours a function never uses, with the schemas they build at load', async () => {
+    // Prepare: the grant-key rotator's composition module also builds the other functions'
+    // dependencies (tool registry, policy, receipts); none of it is the rotator's.
+    const result = await build({ ...functionBuildOptions({ entry: 'lambdas/keys/handler.ts', outdir: join(out, 'keys-meta'), cedar: false }), write: false });
+    // Act: every module of ours with code in what an import loads: index.mjs and the chunks it
+    // imports statically (a chunk reached through import() loads on first use, if ever).
+    const outputs = result.metafile!.outputs;
+    const loaded = new Set<string>();
+    const visit = (file: string) => {
+      if (loaded.has(file) || !outputs[file]) return;
+      loaded.add(file);
+      for (const i of outputs[file].imports) if (i.kind === 'import-statement' && !i.external) visit(i.path);
+    };
+    visit(Object.keys(outputs).find((file) => file.endsWith('keys-meta/index.mjs'))!);
+    const ours = new Set(
+      [...loaded].flatMap((file) => Object.entries(outputs[file]!.inputs).filter(([path, use]) => path.startsWith('lambdas/') && use.bytesInOutput > 0).map(([path]) => path)),
+    );
+    // Assess: the rotation is there; the tool registry, the receipts schemas and the API schemas are not.
+    expect(ours.has('lambdas/keys/rotation.ts')).toBe(true);
+    expect([...ours].filter((path) => /^lambdas\/(tools|receipts|api|policy|intake)\//.test(path))).toEqual([]);
+  }, 60_000);
+
   it.each(['keys', 'saga', 'intake'])('the %s bundle holds zod without its locales (it is imported as a namespace)', async (name) => {
     // Prepare: `import { z } from 'zod'` makes esbuild keep zod's whole namespace, with ~50
     // locales and the JSON Schema import (~350 KiB parsed at every cold start);

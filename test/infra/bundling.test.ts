@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
@@ -14,6 +15,7 @@ import { COMPILED_POLICY_SET_FILE, loadPolicyEngine, policySetVersion, readPolic
  * `cdk synth` ships must hold the ESM bundle, its source map, Cedar's wasm and the policy set.
  */
 let assetDir: string;
+let keysAssetDir: string;
 let outdir: string;
 
 beforeAll(() => {
@@ -29,29 +31,66 @@ beforeAll(() => {
     removalPolicy: RemovalPolicy.DESTROY,
     cedar: true,
   });
+  // A second function: each gets its own bundle (CDK caches bundling by its options).
+  const keys = new AirlockFunction(stack, 'Keys', {
+    entry: 'lambdas/keys/handler.ts',
+    description: 'bundle probe',
+    memoryMiB: 256,
+    timeout: Duration.seconds(5),
+    logRetention: RetentionDays.ONE_DAY,
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
   // Act
   const assembly = app.synth();
   outdir = assembly.directory;
-  const code: unknown = stack.resolve((fn.function.node.defaultChild as CfnFunction).code);
-  const hash = JSON.stringify(code).match(/([0-9a-f]{64})\.zip/)?.[1];
-  expect(hash).toBeDefined();
-  assetDir = join(outdir, `asset.${hash}`);
-}, 60_000);
+  const assetOf = (f: AirlockFunction) => {
+    const code: unknown = stack.resolve((f.function.node.defaultChild as CfnFunction).code);
+    const hash = JSON.stringify(code).match(/([0-9a-f]{64})\.zip/)?.[1];
+    expect(hash).toBeDefined();
+    return join(outdir, `asset.${hash}`);
+  };
+  assetDir = assetOf(fn);
+  keysAssetDir = assetOf(keys);
+}, 120_000);
 
 afterAll(() => {
   if (outdir?.startsWith(tmpdir())) rmSync(outdir, { recursive: true, force: true });
 });
 
 describe('AirlockFunction bundling', () => {
+  it('bundles each function from its own entry', () => {
+    expect(keysAssetDir).not.toBe(assetDir);
+    const map = JSON.parse(readFileSync(join(keysAssetDir, 'index.mjs.map'), 'utf8')) as { sources: string[] };
+    expect(map.sources.some((s) => s.endsWith('lambdas/keys/handler.ts'))).toBe(true);
+    expect(map.sources.some((s) => s.endsWith('lambdas/intake/handler.ts'))).toBe(false);
+    // Only the functions that evaluate policy ship Cedar.
+    expect(existsSync(join(keysAssetDir, 'node_modules'))).toBe(false);
+    expect(existsSync(join(keysAssetDir, 'policies', 'limits.json'))).toBe(true);
+  });
+
+  it('loads no Node built-in as ESM (its facade would read every export; node:http\'s load undici)', () => {
+    for (const dir of [assetDir, keysAssetDir]) {
+      const files = [join(dir, 'index.mjs'), ...readdirSync(join(dir, 'chunks')).filter((f) => f.endsWith('.mjs')).map((f) => join(dir, 'chunks', f))];
+      for (const file of files) {
+        const imports = [...readFileSync(file, 'utf8').matchAll(/(?:^|[;}\n])\s*import\s*[^;()]*?from\s*["']([^"']+)["']/g)].map((m) => m[1]);
+        // The banner's node:module is the one built-in imported, for createRequire.
+        expect(imports.filter((m) => builtinModules.includes(m!.replace(/^node:/, '')) && m !== 'node:module')).toEqual([]);
+      }
+    }
+  });
+
   it('emits an ESM bundle with the require banner and a source map', () => {
     const bundle = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
     expect(bundle.startsWith("import { createRequire as __airlockCreateRequire } from 'node:module';")).toBe(true);
     expect(existsSync(join(assetDir, 'index.mjs.map'))).toBe(true);
   });
 
-  it('keeps Cedar external and ships its Node.js entry beside the bundle', () => {
-    const bundle = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
-    expect(bundle).toContain(`${CEDAR_WASM_PACKAGE}/nodejs`);
+  it('keeps Cedar external, in a chunk loaded on demand, and ships its Node.js entry beside the bundle', () => {
+    // Code splitting (lib/constructs/function-bundle.ts): the engine is reached through import().
+    const entry = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
+    expect(entry).not.toContain(`${CEDAR_WASM_PACKAGE}/nodejs`);
+    const chunks = readdirSync(join(assetDir, 'chunks')).filter((f) => f.endsWith('.mjs'));
+    expect(chunks.some((f) => readFileSync(join(assetDir, 'chunks', f), 'utf8').includes(`${CEDAR_WASM_PACKAGE}/nodejs`))).toBe(true);
     expect(existsSync(join(assetDir, 'node_modules', CEDAR_WASM_PACKAGE, 'package.json'))).toBe(true);
     expect(existsSync(join(assetDir, 'node_modules', CEDAR_WASM_PACKAGE, 'nodejs', 'cedar_wasm_bg.wasm'))).toBe(true);
     // Only the Node.js build: the esm/ and web/ copies would triple the asset.
@@ -65,9 +104,10 @@ describe('AirlockFunction bundling', () => {
   });
 
   it('loads Cedar on first use, not when the bundle is imported (cold start)', () => {
-    const bundle = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
-    // A static import of an external is hoisted: it would load the wasm at every cold start.
-    expect(bundle).not.toMatch(/import[^;]{0,200}from\s*["']@cedar-policy\/cedar-wasm/);
+    // A static import of an external is hoisted: it would load the wasm at every cold start
+    // (in the entry, or in a chunk the entry imports statically).
+    const files = [join(assetDir, 'index.mjs'), ...readdirSync(join(assetDir, 'chunks')).filter((f) => f.endsWith('.mjs')).map((f) => join(assetDir, 'chunks', f))];
+    for (const file of files) expect(readFileSync(file, 'utf8')).not.toMatch(/import[^;]{0,200}from\s*["']@cedar-policy\/cedar-wasm/);
     const file = join(assetDir, 'index.mjs');
     const probe = [
       `import { createRequire } from 'node:module';`,

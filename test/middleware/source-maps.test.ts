@@ -86,6 +86,50 @@ describe('source maps on demand', () => {
   });
 });
 
+describe('source maps of a split bundle', () => {
+  it('maps frames in the chunks beside index.mjs, whichever file installs the hook', async () => {
+    // Prepare: a bundle split like the stack's (lib/constructs/function-bundle.ts): the hook is
+    // installed from a chunk shared by two entries, and the error is thrown in a lazily loaded one.
+    const split = join(dir, 'split');
+    const source = (name: string, lines: string[]) => {
+      writeFileSync(join(dir, name), lines.join('\n'));
+      return join(dir, name);
+    };
+    source('install.ts', [`import { mapStacksOnDemand } from ${JSON.stringify(join(ROOT, 'lambdas', 'middleware', 'source-maps.ts'))};`, `export const installed = mapStacksOnDemand(import.meta.url);`, '']);
+    source('thrower.ts', [`export function boom(): never {`, `  throw new TypeError('boom from a chunk');`, `}`, '']);
+    const index = source('split-entry.ts', [`export { installed } from './install';`, `export const handler = async () => (await import('./thrower')).boom();`, '']);
+    const other = source('other-entry.ts', [`export { installed } from './install';`, '']);
+    await build({
+      entryPoints: { index, other },
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      splitting: true,
+      outdir: split,
+      outExtension: { '.js': '.mjs' },
+      chunkNames: 'chunks/[name]-[hash]',
+      minify: true,
+      keepNames: true,
+      sourcemap: true,
+      sourcesContent: false,
+      logLevel: 'silent',
+    });
+    const script = [
+      `const m = await import(${JSON.stringify(pathToFileURL(join(split, 'index.mjs')).href)});`,
+      `try { await m.handler(); } catch (e) { console.log(JSON.stringify({ installed: m.installed, stack: e.stack })); }`,
+    ].join('\n');
+    // Act
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    // Assess: the hook came from a chunk, the throwing frame is thrower.ts line 2, no bundle position left.
+    expect(run.stderr).toBe('');
+    const { installed, stack } = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { installed: boolean; stack: string };
+    expect(installed).toBe(true);
+    expect(stack.split('\n')[0]).toBe('TypeError: boom from a chunk');
+    expect(stack).toMatch(/at boom \(.*thrower\.ts:2:\d+\)/);
+    expect(stack).not.toMatch(/\.mjs:\d+/);
+  }, 60_000);
+});
+
 describe('the source map decoder', () => {
   it('finds the same origin as Node for any position of a real bundle', async () => {
     // Prepare: a function's bundle (thousands of segments over few, long lines).

@@ -1,5 +1,7 @@
+import type { ActionRecord } from '../actions/action';
+
 /**
- * Step records, grant uses and audit events: the rest of the ledger.
+ * Step records (each with the grants it consumed) and audit events: the rest of the ledger.
  * Every write is a single-item conditional write, so retries and replays converge.
  */
 
@@ -52,19 +54,26 @@ export function attemptInDoubt(record: StepRecord | undefined): boolean {
   return record.error === undefined || record.error.name === 'VendorTimeoutError';
 }
 
-export type BeginStepResult = { state: 'started'; record: StepRecord } | { state: 'complete'; record: StepRecord };
+export type BeginStepResult =
+  | { state: 'started'; record: StepRecord }
+  | { state: 'complete'; record: StepRecord }
+  /** The attempt's grant was used before on this step: a replay, refused; nothing was written. */
+  | { state: 'replayed'; record: StepRecord };
 
 export interface StepStore {
   getStep(key: StepKey): Promise<StepRecord | undefined>;
   /**
-   * Marks a step attempt as started (attempts + 1). If the step already completed, returns
-   * the recorded output instead: the caller must not call the vendor again.
+   * Marks a step attempt as started (attempts + 1) and consumes the attempt's grant in the
+   * same conditional write: a grant names exactly one step, so its id recorded on that step's
+   * record is its single use (a second attempt with it answers `replayed`). If the step
+   * already completed, returns the recorded output instead: the caller must not call the
+   * vendor again.
    */
   beginStep(
     key: StepKey,
     attempt: { tool: string; input: unknown; idempotencyKey: string; grant: GrantSummary; dryRun: boolean },
     now: Date,
-    /** The record the caller just read (`null`: none); saves a read, a stale copy only costs a retry. */
+    /** The record the caller just read, or `null` to assume none (the usual first attempt); saves a read, a wrong guess only costs a retry. */
     known?: StepRecord | null,
   ): Promise<BeginStepResult>;
   /** Records the output; a step completes once (a second completion keeps the first output). */
@@ -72,8 +81,6 @@ export interface StepStore {
   /** Records a failed attempt; `final` marks the step failed for good. Never touches a completed step. */
   failStep(key: StepKey, error: StepError, final: boolean, now: Date): Promise<void>;
   listSteps(actionId: string): Promise<StepRecord[]>;
-  /** Consumes a grant id; false when it was used before (a replayed grant). */
-  useGrant(jti: string, expiresAtSeconds: number, use: StepKey): Promise<boolean>;
 }
 
 export interface AuditEvent {
@@ -103,6 +110,11 @@ export interface EventLog {
     now?: Date,
   ): Promise<{ event: AuditEvent; appended: boolean }>;
   list(actionId: string): Promise<AuditEvent[]>;
+  /**
+   * The action record and its whole chain, read together and consistently where the store
+   * keeps them side by side (one request instead of two); absent: read them apart.
+   */
+  listWithAction?(actionId: string): Promise<{ action: ActionRecord | undefined; events: AuditEvent[] }>;
   /**
    * A hint that the action's chain is empty (nothing appended yet): the next append may skip
    * reading the head. Only a hint: a wrong one costs a refused conditional put, never a fork.

@@ -81,6 +81,17 @@ export interface StepStore {
   /** Records a failed attempt; `final` marks the step failed for good. Never touches a completed step. */
   failStep(key: StepKey, error: StepError, final: boolean, now: Date): Promise<void>;
   listSteps(actionId: string): Promise<StepRecord[]>;
+  /**
+   * The action and its step records of `kinds` for `stepIds` (its plan's step ids, as the
+   * caller remembers them), read consistently in one request; the caller checks them against
+   * the action it gets. Undefined when the store cannot answer in one request (the caller then
+   * reads them apart).
+   */
+  getActionWithSteps?(
+    actionId: string,
+    stepIds: readonly string[],
+    kinds: readonly StepKind[],
+  ): Promise<{ action: ActionRecord | undefined; records: StepRecord[] } | undefined>;
 }
 
 export interface AuditEvent {

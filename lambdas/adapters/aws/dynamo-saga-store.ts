@@ -1,4 +1,5 @@
 import {
+  BatchGetItemCommand,
   DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
@@ -6,7 +7,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { canonicalJson, sha256Hex } from '../../shared/canonical-json';
-import type { AuditEvent, BeginStepResult, EventLog, GrantSummary, StepError, StepIndex, StepKey, StepRecord, StepStore } from '../../ports/steps';
+import type { AuditEvent, BeginStepResult, EventLog, GrantSummary, StepError, StepIndex, StepKey, StepKind, StepRecord, StepStore } from '../../ports/steps';
 import type { ActionRecord } from '../../actions/action';
 import { toAction } from './dynamo-ledger';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
@@ -188,6 +189,28 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
       ExpressionAttributeValues: { ':pk': S(`STEP#${actionId}`) },
     });
     return items.map(toStep);
+  }
+
+  async getActionWithSteps(
+    actionId: string,
+    stepIds: readonly string[],
+    kinds: readonly StepKind[],
+  ): Promise<{ action: ActionRecord | undefined; records: StepRecord[] } | undefined> {
+    // BatchGetItem takes 100 keys; a longer plan is read the usual way.
+    if (stepIds.length * kinds.length + 1 > 100) return undefined;
+    const Keys = [
+      { pk: S(`ACTION#${actionId}`), sk: S(ACTION_SK) },
+      ...kinds.flatMap((kind) => stepIds.map((stepId) => stepKey({ actionId, stepId, kind }))),
+    ];
+    const out = await guard(() => this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys, ConsistentRead: true } } })));
+    // Keys left unread (throttling): the caller reads the usual way rather than wait here.
+    if ((out.UnprocessedKeys?.[this.table]?.Keys?.length ?? 0) > 0) return undefined;
+    const items = out.Responses?.[this.table] ?? [];
+    const action = toAction(items.find((item) => item.pk?.S === `ACTION#${actionId}` && item.sk?.S === ACTION_SK));
+    const records = items.filter((item) => item.pk?.S === `STEP#${actionId}`).map(toStep);
+    // In the order a query of the partition answers (by sort key), so callers see the same list either way.
+    records.sort((a, b) => (`${a.kind}#${a.stepId}` < `${b.kind}#${b.stepId}` ? -1 : 1));
+    return { action, records };
   }
 
   async listForwardSteps(day: string): Promise<StepKey[]> {

@@ -57,7 +57,7 @@ function record(client: DynamoDBClient, calls: { list?: Call[] }) {
       const out = await next({ ...args, input: { ...input, ReturnConsumedCapacity: 'TOTAL' } });
       const consumed = (out.output as { ConsumedCapacity?: { CapacityUnits?: number } | { CapacityUnits?: number }[] }).ConsumedCapacity;
       const units = (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []).reduce((a, c) => a + (c.CapacityUnits ?? 0), 0);
-      delete (out.output as Record<string, unknown>).ConsumedCapacity;
+      delete (out.output as unknown as Record<string, unknown>).ConsumedCapacity;
       const item = itemOf(input);
       calls.list?.push({ command, item, units, caller: callerOf(stack), timed: TIMED_KINDS.includes(item.split(/[ /(]/)[0]!) });
       return out;

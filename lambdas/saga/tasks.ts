@@ -598,8 +598,12 @@ export async function settle(
       await deps.events.append(action.id, { type: 'approval.expired', actor: 'airlock', data: { approvalId } }, deps.now());
     }
   }
-  // Only commit steps reserve spend (holdStepSpend): an action without one has nothing to settle.
-  const commits = planOf(action, deps.tools).steps.some((step) => deps.tools.find(step.tool)?.tool.tier === 'commit');
+  // Only commit steps whose tool declares money reserve spend (holdStepSpend: any other step
+  // adds nothing to the plan's total): an action without one has nothing to settle.
+  const commits = planOf(action, deps.tools).steps.some((step) => {
+    const tool = deps.tools.find(step.tool)?.tool;
+    return tool?.tier === 'commit' && tool.money !== undefined;
+  });
   if (deps.spendCaps && commits && TerminalStatuses.has(action.status)) {
     // Completed spend becomes final; what was undone or never ran gives its room back.
     const settled = await settleActionSpend(deps.spendCaps, action.id, await stepRecords(), deps.now());

@@ -28,7 +28,9 @@ afterAll(async () => {
 
 let n = 0;
 const key = (): StepKey => ({ actionId: `act_RT${String(n++).padStart(6, '0')}`, stepId: 'hold', kind: 'forward' });
-const grant = (jti: string) => ({ jti, scope: 'travel.hold_seat#hold', exp: Math.floor(Date.now() / 1000) + 300 });
+/** One expiry for every grant here (computed once: records compare equal whatever second a test runs in). */
+const EXP = Math.floor(Date.now() / 1000) + 300;
+const grant = (jti: string) => ({ jti, scope: 'travel.hold_seat#hold', exp: EXP });
 const attempt = (jti: string) => ({ tool: 'travel.hold_seat', input: { seats: 1 }, idempotencyKey: 'idem', grant: grant(jti), dryRun: false });
 
 /** Runs `work` and answers with the commands it sent. */

@@ -87,7 +87,8 @@ describe('DynamoDB round trips', () => {
     // first audit event of a received action no longer reads the chain's head; 20 since a
     // step's begin consumes its grant and the saga's tasks read the action with the steps.
     expect(calls).toBeLessThanOrEqual(20);
-    expect(counts.writeUnits / 10).toBeLessThanOrEqual(24);
+    // ~18 on dynalite, ~29 as DynamoDB Local reports them.
+    expect(counts.writeUnits / 10).toBeLessThanOrEqual(30);
     // Every read still leaves exactly one step record and one receipt.
     for (const id of ids) expect((await cp.cp.store.listSteps(id)).filter((s) => s.kind === 'forward')).toHaveLength(1);
   });
@@ -103,8 +104,9 @@ describe('DynamoDB round trips', () => {
     // with transactions (DynamoDB Local), where a reservation is one TransactWriteItems.
     expect(perStep).toBeLessThanOrEqual(12);
     // A one-step plan less one step: intake, the run-time decision, settling and the receipt
-    // (~27 per one-step plan before issue 17's ledger cuts, 20 after).
-    expect(bookkeeping).toBeLessThanOrEqual(12);
+    // (~27 per one-step plan before issue 17's ledger cuts, 20 after): ~9 on dynalite, ~14 with
+    // transactions, where the longer plan's steps cost less and so leave more to this.
+    expect(bookkeeping).toBeLessThanOrEqual(15);
     expect(one.calls).toBeLessThanOrEqual(21);
   });
 

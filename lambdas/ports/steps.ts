@@ -1,5 +1,7 @@
+import type { ActionRecord } from '../actions/action';
+
 /**
- * Step records, grant uses and audit events: the rest of the ledger.
+ * Step records (each with the grants it consumed) and audit events: the rest of the ledger.
  * Every write is a single-item conditional write, so retries and replays converge.
  */
 
@@ -61,19 +63,26 @@ export function attemptInDoubt(record: StepRecord | undefined): boolean {
   return record.inDoubt === true || record.error === undefined || record.error.name === 'VendorTimeoutError';
 }
 
-export type BeginStepResult = { state: 'started'; record: StepRecord } | { state: 'complete'; record: StepRecord };
+export type BeginStepResult =
+  | { state: 'started'; record: StepRecord }
+  | { state: 'complete'; record: StepRecord }
+  /** The attempt's grant was used before on this step: a replay, refused; nothing was written. */
+  | { state: 'replayed'; record: StepRecord };
 
 export interface StepStore {
   getStep(key: StepKey): Promise<StepRecord | undefined>;
   /**
-   * Marks a step attempt as started (attempts + 1). If the step already completed, returns
-   * the recorded output instead: the caller must not call the vendor again.
+   * Marks a step attempt as started (attempts + 1) and consumes the attempt's grant in the
+   * same conditional write: a grant names exactly one step, so its id recorded on that step's
+   * record is its single use (a second attempt with it answers `replayed`). If the step
+   * already completed, returns the recorded output instead: the caller must not call the
+   * vendor again.
    */
   beginStep(
     key: StepKey,
     attempt: { tool: string; input: unknown; idempotencyKey: string; grant: GrantSummary; dryRun: boolean },
     now: Date,
-    /** The record the caller just read (`null`: none); saves a read, a stale copy only costs a retry. */
+    /** The record the caller just read, or `null` to assume none (the usual first attempt); saves a read, a wrong guess only costs a retry. */
     known?: StepRecord | null,
   ): Promise<BeginStepResult>;
   /** Records the output; a step completes once (a second completion keeps the first output). */
@@ -85,8 +94,17 @@ export interface StepStore {
    */
   failStep(key: StepKey, error: StepError, final: boolean, now: Date, told?: number): Promise<void>;
   listSteps(actionId: string): Promise<StepRecord[]>;
-  /** Consumes a grant id; false when it was used before (a replayed grant). */
-  useGrant(jti: string, expiresAtSeconds: number, use: StepKey): Promise<boolean>;
+  /**
+   * The action and its step records of `kinds` for `stepIds` (its plan's step ids, as the
+   * caller remembers them), read consistently in one request; the caller checks them against
+   * the action it gets. Undefined when the store cannot answer in one request (the caller then
+   * reads them apart).
+   */
+  getActionWithSteps?(
+    actionId: string,
+    stepIds: readonly string[],
+    kinds: readonly StepKind[],
+  ): Promise<{ action: ActionRecord | undefined; records: StepRecord[] } | undefined>;
 }
 
 export interface AuditEvent {
@@ -116,6 +134,11 @@ export interface EventLog {
     now?: Date,
   ): Promise<{ event: AuditEvent; appended: boolean }>;
   list(actionId: string): Promise<AuditEvent[]>;
+  /**
+   * The action record and its whole chain, read together and consistently where the store
+   * keeps them side by side (one request instead of two); absent: read them apart.
+   */
+  listWithAction?(actionId: string): Promise<{ action: ActionRecord | undefined; events: AuditEvent[] }>;
   /**
    * A hint that the action's chain is empty (nothing appended yet): the next append may skip
    * reading the head. Only a hint: a wrong one costs a refused conditional put, never a fork.

@@ -36,7 +36,7 @@ export class ActionNotFoundError extends Error {
 export interface ReceiptsDeps {
   actions: Pick<ActionStore, 'getAction'>;
   steps: Pick<StepStore, 'listSteps'>;
-  events: Pick<EventLog, 'list'>;
+  events: Pick<EventLog, 'list' | 'listWithAction'>;
   store: AuditStore;
   secrets: SecretsPort;
   /** The tools' declarations (which fields are PII). */
@@ -112,13 +112,16 @@ export async function writeReceipt(deps: ReceiptsDeps, actionId: string, options
 }
 
 async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: { traceId?: string | null }): Promise<WriteReceiptResult & { createdAtMs: number }> {
-  const action = await deps.actions.getAction(actionId);
-  if (!action) throw new ActionNotFoundError(actionId);
-  const [steps, events, key] = await Promise.all([
+  // The action and its events in one request where the store allows it; the steps beside them.
+  const [history, steps, key] = await Promise.all([
+    deps.events.listWithAction
+      ? deps.events.listWithAction(actionId)
+      : Promise.all([deps.actions.getAction(actionId), deps.events.list(actionId)]).then(([action, events]) => ({ action, events })),
     deps.steps.listSteps(actionId),
-    deps.events.list(actionId),
     deps.secrets.getSecret(AuditSecretNames.redactionKey),
   ]);
+  const { action, events } = history;
+  if (!action) throw new ActionNotFoundError(actionId);
   // An action-level trace id wins when intake records one; else the saga's X-Ray trace.
   const traceId = action.traceId ?? options.traceId;
   const receipt = buildReceipt({ action, steps, events, redactor: new Redactor(key), tools: deps.tools, traceId: traceId ?? null });

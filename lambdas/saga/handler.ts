@@ -7,6 +7,7 @@ import {
   issueGrant,
   prepareCompensation,
   recordCompensationFailure,
+  recordReceipt,
   settleAction,
 } from './tasks';
 import { invokedReadPath, ReadPathHandOffError, RUN_READ_TASK, runReadAction } from './read-path';
@@ -73,7 +74,7 @@ async function run(deps: SagaFunctionDeps, event: unknown): Promise<unknown> {
     case 'FinishCompensation':
       return finishCompensation(deps, task.actionId);
     case 'RecordReceipt':
-      await deps.actions.setReceiptKey(task.actionId, task.key, deps.now());
+      await recordReceipt(deps, task);
       return {};
     case 'RunRead': {
       if (!deps.readPath) throw new ReadPathHandOffError('this deployment has no read fast path');

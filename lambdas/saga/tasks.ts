@@ -131,6 +131,7 @@ export async function evaluate(
 ): Promise<{ next: SagaNext; count: number; action: ActionRecord }> {
   let action = known?.id === actionId ? known : await load(deps, actionId);
   const plan = planOf(action, deps.tools);
+  rememberStepIds(actionId, plan);
   const count = plan.steps.length;
   // Resuming after a restart or a retried task: continue where the ledger says we are.
   if (TerminalStatuses.has(action.status)) return { next: 'settle', count, action };
@@ -337,6 +338,39 @@ export function grantActor(action: Pick<ActionRecord, 'principal'>): string {
   return action.principal.agent ?? action.principal.sub;
 }
 
+/**
+ * The step ids of plans this function instance has read, by action id: a plan never changes
+ * once accepted, so the next IssueGrant of the same action can read the action and its step
+ * records in one request. A hint only, checked against the action it reads with.
+ */
+const planStepIds = new Map<string, readonly string[]>();
+const PLAN_HINTS_MAX = 1_000;
+
+function rememberStepIds(actionId: string, plan: NormalizedAction): void {
+  if (planStepIds.has(actionId)) return;
+  planStepIds.set(actionId, plan.steps.map((s) => s.id));
+  if (planStepIds.size > PLAN_HINTS_MAX) planStepIds.delete(planStepIds.keys().next().value!);
+}
+
+/**
+ * The action and its step records of `kinds`, in one request when this instance knows the
+ * plan's step ids; undefined otherwise, or when the action read does not carry exactly those
+ * steps (then both are read apart, as without a hint).
+ */
+async function actionWithSteps(
+  deps: SagaDeps,
+  actionId: string,
+  kinds: readonly StepKind[],
+): Promise<{ action: ActionRecord; records: StepRecord[] } | undefined> {
+  const ids = planStepIds.get(actionId);
+  if (!ids || !deps.steps.getActionWithSteps) return undefined;
+  const both = await deps.steps.getActionWithSteps(actionId, ids, kinds);
+  if (!both?.action) return undefined;
+  const steps = planOf(both.action, deps.tools).steps;
+  const same = steps.length === ids.length && steps.every((s, i) => s.id === ids[i]);
+  return same ? { action: both.action, records: both.records } : undefined;
+}
+
 /** IssueGrant: resolves one call's input and mints the single-use grant that covers it. */
 export async function issueGrant(
   deps: SagaDeps,
@@ -346,10 +380,13 @@ export async function issueGrant(
   // `known`: the action as the caller last wrote it and, when the caller knows them, its step
   // records (the read fast path); another writer's move since is caught by the conditional
   // writes that follow, as it is after a read.
-  const action = known?.action.id === input.actionId ? known.action : await load(deps, input.actionId);
+  // Only forward records are looked at here (outputs, inputs, what can be undone).
+  const both = known?.action.id === input.actionId ? undefined : await actionWithSteps(deps, input.actionId, ['forward']);
+  const action = known?.action.id === input.actionId ? known.action : (both?.action ?? (await load(deps, input.actionId)));
   const plan = planOf(action, deps.tools);
+  rememberStepIds(action.id, plan);
   const dryRun = plan.mode === 'dry_run';
-  const records = known?.action.id === input.actionId && known.records ? known.records : await deps.steps.listSteps(action.id);
+  const records = known?.action.id === input.actionId && known.records ? known.records : (both?.records ?? (await deps.steps.listSteps(action.id)));
   let stepId: string;
   let registered: RegisteredTool | undefined;
   let callInput: unknown;
@@ -555,7 +592,10 @@ export async function settle(
   input: SettleInput,
   known?: ActionRecord,
 ): Promise<{ settled: { status: ActionStatus }; action: ActionRecord; records: StepRecord[] | undefined }> {
-  let action = known?.id === input.actionId ? known : await load(deps, input.actionId);
+  // Fresh, never a remembered copy: the ending depends on it (a cancel asked meanwhile). With
+  // the plan known here, the action and every step record come in one request.
+  const both = known?.id === input.actionId ? undefined : await actionWithSteps(deps, input.actionId, ['forward', 'compensate']);
+  let action = known?.id === input.actionId ? known : (both?.action ?? (await load(deps, input.actionId)));
   const wanted = input.final?.status;
   const reason = typeof input.final?.reason === 'string' ? input.final.reason : undefined;
   const target: ActionStatus =
@@ -566,7 +606,7 @@ export async function settle(
         ? 'cancelled'
         : wanted
       : 'failed';
-  let records: Promise<StepRecord[]> | undefined;
+  let records: Promise<StepRecord[]> | undefined = both && Promise.resolve(both.records);
   const stepRecords = () => (records ??= deps.steps.listSteps(input.actionId));
   if (target === 'failed' && !input.compensationRan && (action.status === 'running' || action.status === 'compensating')) {
     const all = await stepRecords();
@@ -607,8 +647,12 @@ export async function settle(
       await deps.events.append(action.id, { type: 'approval.expired', actor: 'airlock', data: { approvalId } }, deps.now());
     }
   }
-  // Only commit steps reserve spend (holdStepSpend): an action without one has nothing to settle.
-  const commits = planOf(action, deps.tools).steps.some((step) => deps.tools.find(step.tool)?.tool.tier === 'commit');
+  // Only commit steps whose tool declares money reserve spend (holdStepSpend: any other step
+  // adds nothing to the plan's total): an action without one has nothing to settle.
+  const commits = planOf(action, deps.tools).steps.some((step) => {
+    const tool = deps.tools.find(step.tool)?.tool;
+    return tool?.tier === 'commit' && tool.money !== undefined;
+  });
   if (deps.spendCaps && commits && TerminalStatuses.has(action.status)) {
     // Completed spend becomes final; what was undone or never ran gives its room back.
     const settled = await settleActionSpend(deps.spendCaps, action.id, await stepRecords(), deps.now());
@@ -616,6 +660,22 @@ export async function settle(
       await deps.events.append(action.id, { type: 'spend.settled', actor: 'airlock', data: { final: settled.final, released: settled.released } }, deps.now());
     }
   }
+  settledActions.set(action.id, action);
+  if (settledActions.size > PLAN_HINTS_MAX) settledActions.delete(settledActions.keys().next().value!);
   return { settled: { status: action.status }, action, records: records && (await records) };
+}
+
+/**
+ * Actions as SettleAction last left them in this instance, for RecordReceipt: nothing but
+ * reads (WriteReceipt) comes between the two, so the copy is almost always current, and the
+ * version check of the write refuses it when it is not (the action is then read again).
+ */
+const settledActions = new Map<string, ActionRecord>();
+
+/** RecordReceipt: the receipt's key on the action (once; a retry finds it there). */
+export async function recordReceipt(deps: SagaDeps, input: { actionId: string; key: string }): Promise<void> {
+  const known = settledActions.get(input.actionId);
+  settledActions.delete(input.actionId);
+  await deps.actions.setReceiptKey(input.actionId, input.key, deps.now(), known);
 }
 

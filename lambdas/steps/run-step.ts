@@ -13,8 +13,9 @@ import { countKpi } from '../observability/kpis';
 
 /**
  * Running one step call inside a connector function: verify the grant against exactly this
- * call, return the recorded output if the step already completed, consume the grant once,
- * then call the vendor with the step's deterministic idempotency key and record the result.
+ * call, return the recorded output if the step already completed, consume the grant once
+ * (in the same write that begins the attempt), then call the vendor with the step's
+ * deterministic idempotency key and record the result.
  */
 
 export interface RunStepDeps {
@@ -75,37 +76,45 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
     throw error;
   }
 
-  const existing = await deps.steps.getStep(key);
-  if (existing?.status === 'complete') {
-    log.info('step already complete; returning the recorded output');
-    return existing.output;
-  }
-  if (deps.breakers && payload.kind === 'forward' && !payload.skipReason && !attemptInDoubt(existing)) {
+  if (deps.breakers && payload.kind === 'forward' && !payload.skipReason) {
     // The saga checked too, through its own short cache; this function may have just opened
     // the breaker itself, so a retry it serves fails here, before the vendor is called.
     // Compensations are never refused: they are how money comes back. Nor is a step whose
     // earlier attempt may have acted (attemptInDoubt): only this call, which reconciles by the
-    // step's idempotency key, can tell, and refusing it would leave that effect undone.
+    // step's idempotency key, can tell, and refusing it would leave that effect undone. Nor a
+    // completed one: its record answers. The record is read only when the breaker refuses.
     try {
       await deps.breakers.check(deps.connector);
     } catch (error) {
-      log.warn('step refused: circuit breaker open', { connector: deps.connector });
-      throw error;
+      const existing = await deps.steps.getStep(key);
+      if (existing?.status === 'complete') {
+        log.info('step already complete; returning the recorded output');
+        return existing.output;
+      }
+      if (!attemptInDoubt(existing)) {
+        log.warn('step refused: circuit breaker open', { connector: deps.connector });
+        throw error;
+      }
     }
   }
-  if (!(await deps.steps.useGrant(grant.jti, grant.exp, key))) {
-    log.warn('grant refused', { reason: 'replayed jti', jti: grant.jti });
-    countKpi(deps.metrics, 'GrantRefused', { reason: 'replayed' });
-    throw new GrantInvalidError('the grant was already used');
-  }
   const idempotencyKey = stepIdempotencyKey(key);
+  // One conditional write begins the attempt and consumes the grant; it assumes no record yet
+  // (the usual first attempt) and reads the record only when that guess is wrong.
   const begun = await deps.steps.beginStep(
     key,
     { tool: payload.tool, input: payload.input, idempotencyKey, grant: { jti: grant.jti, scope: grant.scope, exp: grant.exp }, dryRun: payload.dryRun },
     deps.now(),
-    existing ?? null,
+    null,
   );
-  if (begun.state === 'complete') return begun.record.output;
+  if (begun.state === 'complete') {
+    log.info('step already complete; returning the recorded output');
+    return begun.record.output;
+  }
+  if (begun.state === 'replayed') {
+    log.warn('grant refused', { reason: 'replayed jti', jti: grant.jti });
+    countKpi(deps.metrics, 'GrantRefused', { reason: 'replayed' });
+    throw new GrantInvalidError('the grant was already used');
+  }
   const connector = { connector: deps.connector };
   if (begun.record.attempts > 1) countKpi(deps.metrics, 'StepRetried', { ...connector, kind: key.kind });
 

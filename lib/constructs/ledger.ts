@@ -10,13 +10,13 @@ import { EnvNames } from '../../lambdas/composition/env';
 export const LEDGER_TABLE_ENV = EnvNames.ledgerTable;
 /** Name of the one global secondary index (`gsi1pk` / `gsi1sk`). */
 export const LEDGER_GSI1 = 'gsi1';
-/** Key prefixes a connector may touch: its step records and single-use grant ids (jti). */
-export const CONNECTOR_KEY_PREFIXES = ['STEP#', 'GRANT#'] as const;
+/** Key prefixes a connector may touch: its step records (which also hold the single-use grant ids it consumed). */
+export const CONNECTOR_KEY_PREFIXES = ['STEP#'] as const;
 
 /** The kill switch's audit trail partition (adapters/aws/dynamo-guardrails.ts). */
 export const HALT_LOG_KEY = 'HALTLOG';
 
-/** The one partition a connector's function may touch besides STEP# and GRANT#: its own breaker. */
+/** The one partition a connector's function may touch besides STEP#: its own breaker. */
 export const connectorBreakerKey = (connector: string) => `BREAKER#${connector}`;
 
 /**
@@ -233,8 +233,8 @@ export class Ledger extends Construct {
   /**
    * Sets LEDGER_TABLE and grants a connector only its own kind of items. A connector runs
    * vendor code paths with vendor data, so it is the function most likely to be tricked;
-   * `dynamodb:LeadingKeys` keeps it to partition keys starting with STEP# or GRANT#, so it
-   * can record steps and burn grant ids, and count outcomes on its own BREAKER#<connector>
+   * `dynamodb:LeadingKeys` keeps it to partition keys starting with STEP#, so it can record
+   * steps (and burn grant ids on them), and count outcomes on its own BREAKER#<connector>
    * item, but never read or forge APPROVAL# (or any other) items nor trip another breaker.
    * ForAllValues is vacuously true when the key is absent (Scan), which is why the action
    * list holds only single-item operations that always carry the partition key.

@@ -15,6 +15,13 @@ export interface DynamoCounts {
   calls: Record<string, number>;
   /** Commands sent, by the item kind they address (the partition key's prefix: `ACTION`, `STEP`, `BREAKER`, …; `batch` for batch and transact calls). */
   byKind: Record<string, number>;
+  /**
+   * Commands sent, by the phase of the action that sent them: the innermost function on the
+   * call's stack that the counter was told a phase of (see {@link countDynamo}); `other` when
+   * none is on it, `timed` for every call on {@link TIMED_KINDS} (cached or leased: not a
+   * phase's own cost).
+   */
+  byPhase: Record<string, number>;
   /** Read request units and write request units, as the engine reported them. */
   readUnits: number;
   writeUnits: number;
@@ -52,7 +59,16 @@ export interface DynamoCounter {
   detach(): void;
 }
 
-const empty = (): DynamoCounts => ({ calls: {}, byKind: {}, readUnits: 0, writeUnits: 0 });
+const empty = (): DynamoCounts => ({ calls: {}, byKind: {}, byPhase: {}, readUnits: 0, writeUnits: 0 });
+
+/** The phase of the innermost function on `stack` that `phases` names (V8 keeps the awaiting callers on it). */
+function phaseOf(stack: string, phases: Readonly<Record<string, string>>): string {
+  for (const line of stack.split('\n')) {
+    const name = /^\s*at (?:async )?([\w$.]+) \(/.exec(line)?.[1]?.split('.').pop();
+    if (name && Object.hasOwn(phases, name)) return phases[name]!;
+  }
+  return 'other';
+}
 
 type Attr = { S?: string } | undefined;
 /** The partition key's prefix (`ACTION#…` → `ACTION`) of the item a single-item command or query addresses. */
@@ -63,8 +79,12 @@ function kindOf(input: Record<string, unknown>): string {
   return pk ? pk.split('#')[0]! : 'batch';
 }
 
-/** Attaches a counting middleware to `client` (every adapter sharing the client is counted). */
-export function countDynamo(client: DynamoDBClient): DynamoCounter {
+/**
+ * Attaches a counting middleware to `client` (every adapter sharing the client is counted).
+ * `phases`: function names (`issueGrant`, `settle`, …) and the phase each stands for, to
+ * count calls by the part of the action that made them (`byPhase`).
+ */
+export function countDynamo(client: DynamoDBClient, options: { phases?: Readonly<Record<string, string>> } = {}): DynamoCounter {
   let counts = empty();
   const name = `airlock-counting-${Math.random().toString(36).slice(2)}`;
   client.middlewareStack.add(
@@ -74,6 +94,10 @@ export function countDynamo(client: DynamoDBClient): DynamoCounter {
       const input = args.input as Record<string, unknown>;
       const kind = kindOf(input);
       counts.byKind[kind] = (counts.byKind[kind] ?? 0) + 1;
+      if (options.phases) {
+        const phase = TIMED_KINDS.includes(kind) ? 'timed' : phaseOf(new Error().stack ?? '', options.phases);
+        counts.byPhase[phase] = (counts.byPhase[phase] ?? 0) + 1;
+      }
       const asked = REPORTS_CAPACITY.has(command) && input.ReturnConsumedCapacity === undefined;
       const out = await next(asked ? { ...args, input: { ...input, ReturnConsumedCapacity: 'TOTAL' } } : args);
       const output = out.output as { ConsumedCapacity?: Capacity | Capacity[] };
@@ -109,7 +133,12 @@ export function diffCounts(after: DynamoCounts, before: DynamoCounts): DynamoCou
     const d = v - (before.byKind[k] ?? 0);
     if (d !== 0) byKind[k] = d;
   }
-  return { calls, byKind, readUnits: after.readUnits - before.readUnits, writeUnits: after.writeUnits - before.writeUnits };
+  const byPhase: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after.byPhase)) {
+    const d = v - (before.byPhase[k] ?? 0);
+    if (d !== 0) byPhase[k] = d;
+  }
+  return { calls, byKind, byPhase, readUnits: after.readUnits - before.readUnits, writeUnits: after.writeUnits - before.writeUnits };
 }
 
 /** Total commands in a tally. */

@@ -188,7 +188,7 @@ describe('ledger', () => {
     for (const prefix of ['SPENDCAP#', 'RESERVE#']) expect(CONNECTOR_KEY_PREFIXES.some((p) => prefix.startsWith(p))).toBe(false);
   });
 
-  it('keeps connectors to STEP# and GRANT# partition keys, and their own BREAKER#<name>, with dynamodb:LeadingKeys', () => {
+  it('keeps connectors to STEP# partition keys (grant uses live on the step records), and their own BREAKER#<name>, with dynamodb:LeadingKeys', () => {
     expect(s.stack.connectorFunctions.size).toBe(connectors.length);
     for (const name of s.stack.connectorFunctions.keys()) {
       const ddb = allows(roles[`connector-${name}`]!).filter((st) => actionsOf(st).some((a) => a.startsWith('dynamodb:')));

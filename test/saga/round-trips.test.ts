@@ -1,6 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countDynamo, diffCounts, untimedCalls, type DynamoCounter, type DynamoCounts } from '../helpers/counting-dynamo';
 import { startTestControlPlane, travelPlan, type TestControlPlane } from '../helpers/control-plane';
+import { isoDay } from '../helpers/dates';
+
+/** The parts of an action, by the function that makes their calls (the innermost on the stack wins). */
+const PHASES = {
+  acceptAction: 'intake',
+  evaluate: 'decide',
+  issueGrant: 'step',
+  runStep: 'step',
+  settle: 'bookkeeping',
+  storeReceipt: 'bookkeeping',
+  recordReceipt: 'bookkeeping',
+  runReadAction: 'read',
+  // The test's own check of how each action ended.
+  runCounted: 'test',
+} as const;
 
 /**
  * DynamoDB round trips per read action and per saga step, counted on the real SDK client the
@@ -18,9 +33,9 @@ let counter: DynamoCounter;
 beforeAll(async () => {
   cp = await startTestControlPlane();
   alice = await cp.token('alice', { roles: ['employee'], manager: 'bob', department: 'sales' });
-  counter = countDynamo(cp.runtime.dynamo.client);
+  counter = countDynamo(cp.runtime.dynamo.client, { phases: PHASES });
   // Warm: the rate limiter's first lease and the first spend-cap items are one-off costs.
-  await run({ tool: 'echo.say', arguments: { message: 'warm' }, agent: { name: 'counting-bot' } });
+  await runCounted({ tool: 'echo.say', arguments: { message: 'warm' }, agent: { name: 'counting-bot' } });
 });
 afterAll(async () => {
   counter?.detach();
@@ -28,8 +43,8 @@ afterAll(async () => {
 });
 
 let n = 0;
-async function run(body: unknown): Promise<string> {
-  const res = await cp.post(alice, body, { prefer: 'respond-async', key: `rt-${n++}` });
+async function runCounted(body: unknown, prefer = 'respond-async'): Promise<string> {
+  const res = await cp.post(alice, body, { prefer, key: `rt-${n++}` });
   expect([200, 202]).toContain(res.status);
   await cp.cp.runner.idle();
   const action = await cp.cp.ledger.getAction(res.body.id as string);
@@ -39,21 +54,41 @@ async function run(body: unknown): Promise<string> {
 }
 
 /** Runs `times` actions built by `body(i)` and returns the DynamoDB calls they made, per action. */
-async function perAction(times: number, body: (i: number) => unknown): Promise<{ calls: number; counts: DynamoCounts; ids: string[] }> {
+async function perAction(
+  times: number,
+  body: (i: number) => unknown,
+  prefer?: string,
+): Promise<{ calls: number; counts: DynamoCounts; ids: string[]; phase: (name: string) => number }> {
   const before = counter.snapshot();
   const ids: string[] = [];
-  for (let i = 0; i < times; i++) ids.push(await run(body(i)));
+  for (let i = 0; i < times; i++) ids.push(await runCounted(body(i), prefer));
   const counts = diffCounts(counter.snapshot(), before);
-  return { calls: untimedCalls(counts) / times, counts, ids };
+  return { calls: (untimedCalls(counts) - (counts.byPhase.test ?? 0)) / times, counts, ids, phase: (name) => (counts.byPhase[name] ?? 0) / times };
+}
+
+/** A 4-step plan with no money at stake: two searches and two holds (nothing to reserve or settle). */
+function plainPlan(i: number) {
+  const [a, b] = [isoDay(3 + (i % 20)), isoDay(4 + (i % 20))];
+  return {
+    agent: { name: 'counting-bot' },
+    plan: [
+      { id: 'search1', tool: 'travel.search_flights', arguments: { origin: 'SFO', destination: 'JFK', date: a } },
+      { id: 'hold1', tool: 'travel.hold_seat', arguments: { flightId: `SB102-${a}`, seats: 1 } },
+      { id: 'search2', tool: 'travel.search_flights', arguments: { origin: 'JFK', destination: 'SFO', date: b } },
+      { id: 'hold2', tool: 'travel.hold_seat', arguments: { flightId: `SB102-${b}`, seats: 1 } },
+    ],
+  };
 }
 
 describe('DynamoDB round trips', () => {
   it('a read action (echo.say, allowed) stays within its ledger budget, receipt included', async () => {
     const { calls, counts, ids } = await perAction(10, (i) => ({ tool: 'echo.say', arguments: { message: `m${i}` }, agent: { name: 'counting-bot' } }));
     // Before issue 17's fast path: ~36 calls and ~15 state transitions per read; ~25 since the
-    // first audit event of a received action no longer reads the chain's head.
-    expect(calls).toBeLessThanOrEqual(27);
-    expect(counts.writeUnits / 10).toBeLessThanOrEqual(45);
+    // first audit event of a received action no longer reads the chain's head; 20 since a
+    // step's begin consumes its grant and the saga's tasks read the action with the steps.
+    expect(calls).toBeLessThanOrEqual(20);
+    // ~18 on dynalite, ~29 as DynamoDB Local reports them.
+    expect(counts.writeUnits / 10).toBeLessThanOrEqual(30);
     // Every read still leaves exactly one step record and one receipt.
     for (const id of ids) expect((await cp.cp.store.listSteps(id)).filter((s) => s.kind === 'forward')).toHaveLength(1);
   });
@@ -64,17 +99,63 @@ describe('DynamoDB round trips', () => {
     const perStep = (four.calls - one.calls) / 3;
     const bookkeeping = one.calls - perStep;
     expect(perStep).toBeGreaterThan(0);
-    expect(perStep).toBeLessThanOrEqual(15);
-    // Derived: a one-step plan less one step. With transactions (DynamoDB Local) the spend
-    // reservation is one TransactWriteItems, so a step costs ~9 calls instead of ~14 and the
-    // same one-step total (~27 on both engines) leaves ~18 to bookkeeping; dynalite, without
-    // transactions, ~13.
-    expect(bookkeeping).toBeLessThanOrEqual(18);
-    expect(one.calls).toBeLessThanOrEqual(28);
+    // Derived, and so coarse: the spend the longer plan settles counts as its steps' here (the
+    // per-phase tests below count each part by the code that makes it). ~11 on dynalite, less
+    // with transactions (DynamoDB Local), where a reservation is one TransactWriteItems.
+    expect(perStep).toBeLessThanOrEqual(12);
+    // A one-step plan less one step: intake, the run-time decision, settling and the receipt
+    // (~27 per one-step plan before issue 17's ledger cuts, 20 after): ~9 on dynalite, ~14 with
+    // transactions, where the longer plan's steps cost less and so leave more to this.
+    expect(bookkeeping).toBeLessThanOrEqual(15);
+    expect(one.calls).toBeLessThanOrEqual(21);
+  });
+
+  // Issue 17's targets, per phase (the calls each part of an action makes, counted by the code
+  // that makes them; cached or leased guardrail reads apart). Where a figure is above the
+  // issue's target, the target and the gap are named; every figure is a ceiling.
+  it('a read on the fast path: intake 5, its one step 3, settle and receipt 5, the path itself 2', async () => {
+    const read = await perAction(10, (i) => ({ tool: 'echo.say', arguments: { message: `fast ${i}` }, agent: { name: 'counting-bot' } }), 'wait=5');
+    // Idempotency claim and completion, the spend counters policy sees, the day index, the action.
+    expect(read.phase('intake')).toBeLessThanOrEqual(5);
+    // The grant's audit event; the step's begin (which consumes the grant) and completion.
+    expect(read.phase('step')).toBeLessThanOrEqual(3);
+    // RunRead: the run-time decision's event and the move to running, taking intake's allow.
+    expect(read.phase('decide')).toBeLessThanOrEqual(3);
+    // SettleAction (step records, the move, its event) and the receipt (action with events, steps).
+    expect(read.phase('bookkeeping')).toBeLessThanOrEqual(5);
+    // Reading the action once, and the receipt key.
+    expect(read.phase('read')).toBeLessThanOrEqual(2);
+    expect(read.phase('other')).toBe(0);
+    // Issue 17 asks ≤ 4 per read; 18 is what single-item conditional writes (no transactions on
+    // dynalite) and a per-action hash chain of audit events leave: see README, cost.
+    expect(read.calls).toBeLessThanOrEqual(18);
+  });
+
+  it('a step of an allowed plan: at most 4 calls without money, 6 on average with the travel plan’s two reservations', async () => {
+    const plain = await perAction(3, plainPlan);
+    // IssueGrant's one read (the action and the step records together), the grant's event, the
+    // step's begin (consuming the grant) and completion.
+    expect(plain.phase('step') / 4).toBeLessThanOrEqual(4);
+    const travel = await perAction(3, () => travelPlan());
+    // Two commit steps reserve spend before their vendor call: one TransactWriteItems each where
+    // the engine has transactions (DynamoDB, DynamoDB Local), the stepwise writes on dynalite.
+    expect(travel.phase('step') / 4).toBeLessThanOrEqual(6);
+  });
+
+  it('settling a plan and recording its receipt: 6 calls without money; the reservations add their settlement', async () => {
+    const plain = await perAction(3, plainPlan);
+    // SettleAction: the action and every step record in one read, the move, its event; the
+    // receipt: the action with its events, the steps; RecordReceipt: one write.
+    expect(plain.phase('bookkeeping')).toBeLessThanOrEqual(6);
+    const travel = await perAction(3, () => travelPlan());
+    // Plus the reservations' query, each reservation made final and the spend.settled event:
+    // with transactions one call per reservation (10 in all), on dynalite the flip and each of
+    // its counters (book: 2 caps, pay: 3), 15.
+    expect(travel.phase('bookkeeping')).toBeLessThanOrEqual(15);
   });
 
   it('the counter leaves responses as the callers asked for them', async () => {
-    const id = await run({ tool: 'echo.say', arguments: { message: 'plain' }, agent: { name: 'counting-bot' } });
+    const id = await runCounted({ tool: 'echo.say', arguments: { message: 'plain' }, agent: { name: 'counting-bot' } });
     const { GetItemCommand } = await import('@aws-sdk/client-dynamodb');
     const out = await cp.runtime.dynamo.client.send(
       new GetItemCommand({ TableName: cp.runtime.dynamo.tableName, Key: { pk: { S: `ACTION#${id}` }, sk: { S: 'ACTION' } } }),

@@ -138,6 +138,25 @@ describe('grants: a connector refuses anything but exactly this call', () => {
     expect(vendors.admin.stats('travel').sideEffects).toEqual({ hold_seat: 1 });
   });
 
+  it('refuses a grant replayed after its attempt failed, and takes a fresh grant for the retry', async () => {
+    const d = deps();
+    const stepId = fresh();
+    const first = (await mintGrant(d.keyring, subject({ stepId }))).token;
+    vendors.admin.setFaults('travel', { failNext: [{ operation: 'hold_seat', count: 1, status: 503 }] });
+    await expect(runStep(d, payload(first, stepId))).rejects.toThrow();
+    const requests = { ...vendors.admin.stats('travel').requests };
+    // The failed attempt still consumed its grant: the step record keeps its id.
+    const replay = await runStep(d, payload(first, stepId)).catch((e: unknown) => e);
+    expect(replay).toBeInstanceOf(GrantInvalidError);
+    expect(vendors.admin.stats('travel').requests).toEqual(requests);
+    // The saga's retry mints a new grant: one more attempt on the same record.
+    await expect(runStep(d, payload((await mintGrant(d.keyring, subject({ stepId }))).token, stepId))).resolves.toMatchObject({ status: 'held' });
+    const record = await store.getStep({ actionId, stepId, kind: 'forward' });
+    expect(record).toMatchObject({ status: 'complete', attempts: 2 });
+    expect(record?.grants).toHaveLength(2);
+    expect(vendors.admin.stats('travel').sideEffects).toEqual({ hold_seat: 1 });
+  });
+
   it('returns the recorded output for a completed step without calling the vendor', async () => {
     const d = deps();
     const stepId = fresh();

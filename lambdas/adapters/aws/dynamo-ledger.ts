@@ -93,7 +93,8 @@ const StoredResponseSchema = z.object({
   body: z.unknown(),
 });
 
-function toAction(item: Item | undefined): ActionRecord | undefined {
+/** The action record an `ACTION#<id>` / `ACTION` item holds (undefined: no item). */
+export function toAction(item: Item | undefined): ActionRecord | undefined {
   const doc = item?.doc?.S;
   if (!doc) return undefined;
   const record = JSON.parse(doc) as ActionRecord;

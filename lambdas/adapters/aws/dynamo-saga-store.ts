@@ -1,4 +1,5 @@
 import {
+  BatchGetItemCommand,
   DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
@@ -6,7 +7,9 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { canonicalJson, sha256Hex } from '../../shared/canonical-json';
-import type { AuditEvent, BeginStepResult, EventLog, GrantSummary, StepError, StepIndex, StepKey, StepRecord, StepStore } from '../../ports/steps';
+import type { AuditEvent, BeginStepResult, EventLog, GrantSummary, StepError, StepIndex, StepKey, StepKind, StepRecord, StepStore } from '../../ports/steps';
+import type { ActionRecord } from '../../actions/action';
+import { toAction } from './dynamo-ledger';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
 
 /**
@@ -18,6 +21,13 @@ const stepKey = (key: StepKey) => ({ pk: S(`STEP#${key.actionId}`), sk: S(`${key
 const EVENT_PREFIX = 'EVENT#';
 const STEPDAY = 'STEPDAY#';
 const GENESIS = '0'.repeat(64);
+
+const ACTION_SK = 'ACTION';
+
+function toEvent(item: Item): AuditEvent {
+  const body = JSON.parse(item.doc?.S ?? '{}') as Omit<AuditEvent, 'hash' | 'prevHash'>;
+  return { ...body, hash: item.hash?.S ?? '', prevHash: item.prevHash?.S ?? '' };
+}
 
 function parseJson(value: Item[string] | undefined): unknown {
   return value?.S === undefined ? undefined : (JSON.parse(value.S) as unknown);
@@ -57,8 +67,13 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
   }
 
   async getStep(key: StepKey): Promise<StepRecord | undefined> {
+    const item = await this.getStepItem(key);
+    return item ? toStep(item) : undefined;
+  }
+
+  private async getStepItem(key: StepKey): Promise<Item | undefined> {
     const out = await guard(() => this.client.send(new GetItemCommand({ TableName: this.table, Key: stepKey(key), ConsistentRead: true })));
-    return out.Item ? toStep(out.Item) : undefined;
+    return out.Item;
   }
 
   async beginStep(
@@ -82,9 +97,12 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
               'SET #status = :inprog, attempts = if_not_exists(attempts, :zero) + :one, tool = :tool, idem = :idem, dryRun = :dry, startedAt = if_not_exists(startedAt, :now), inputJson = :input, grantsJson = :grants' +
               (indexed ? ', gsi1pk = if_not_exists(gsi1pk, :g1pk), gsi1sk = if_not_exists(gsi1sk, :g1sk)' : '') +
               // The earliest attempt whose outcome is not known yet: this one, unless one before it is.
-              (indexed ? ', doubt = if_not_exists(doubt, :attempt)' : ''),
-            // Never reopen a completed step; `attempts` guards against a concurrent starter.
-            ConditionExpression: '(attribute_not_exists(pk) OR #status <> :complete) AND (attribute_not_exists(attempts) OR attempts = :seen)',
+              (indexed ? ', doubt = if_not_exists(doubt, :attempt)' : '') +
+              ' ADD usedGrants :jtis',
+            // Never reopen a completed step; `attempts` guards against a concurrent starter; a
+            // grant names exactly this step, so its id in this record's set is its single use.
+            ConditionExpression:
+              '(attribute_not_exists(pk) OR #status <> :complete) AND (attribute_not_exists(attempts) OR attempts = :seen) AND NOT contains(usedGrants, :jti)',
             ExpressionAttributeNames: { '#status': 'status' },
             ExpressionAttributeValues: {
               ':inprog': S('in_progress'),
@@ -98,6 +116,8 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
               ':now': S(now.toISOString()),
               ':input': S(JSON.stringify(attempt.input ?? null)),
               ':grants': S(JSON.stringify(grants)),
+              ':jtis': { SS: [attempt.grant.jti] },
+              ':jti': S(attempt.grant.jti),
               ...(indexed
                 ? {
                     ':g1pk': S(`${STEPDAY}${(current?.startedAt ?? now.toISOString()).slice(0, 10)}`),
@@ -113,10 +133,12 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
       return { state: 'started', record: toStep(out.Attributes ?? {}) };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      const latest = await this.getStep(key);
+      const item = await this.getStepItem(key);
+      const latest = item ? toStep(item) : undefined;
       if (latest?.status === 'complete') return { state: 'complete', record: latest };
+      if (latest && item?.usedGrants?.SS?.includes(attempt.grant.jti)) return { state: 'replayed', record: latest };
       // Another attempt started at the same moment; retrying is safe (same idempotency key).
-      return this.beginStep(key, attempt, now);
+      return this.beginStep(key, attempt, now, latest ?? null);
     }
   }
 
@@ -197,6 +219,28 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
     return items.map(toStep);
   }
 
+  async getActionWithSteps(
+    actionId: string,
+    stepIds: readonly string[],
+    kinds: readonly StepKind[],
+  ): Promise<{ action: ActionRecord | undefined; records: StepRecord[] } | undefined> {
+    // BatchGetItem takes 100 keys; a longer plan is read the usual way.
+    if (stepIds.length * kinds.length + 1 > 100) return undefined;
+    const Keys = [
+      { pk: S(`ACTION#${actionId}`), sk: S(ACTION_SK) },
+      ...kinds.flatMap((kind) => stepIds.map((stepId) => stepKey({ actionId, stepId, kind }))),
+    ];
+    const out = await guard(() => this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys, ConsistentRead: true } } })));
+    // Keys left unread (throttling): the caller reads the usual way rather than wait here.
+    if ((out.UnprocessedKeys?.[this.table]?.Keys?.length ?? 0) > 0) return undefined;
+    const items = out.Responses?.[this.table] ?? [];
+    const action = toAction(items.find((item) => item.pk?.S === `ACTION#${actionId}` && item.sk?.S === ACTION_SK));
+    const records = items.filter((item) => item.pk?.S === `STEP#${actionId}`).map(toStep);
+    // In the order a query of the partition answers (by sort key), so callers see the same list either way.
+    records.sort((a, b) => (`${a.kind}#${a.stepId}` < `${b.kind}#${b.stepId}` ? -1 : 1));
+    return { action, records };
+  }
+
   async listForwardSteps(day: string): Promise<StepKey[]> {
     const items = await queryAll(this.client, {
       TableName: this.table,
@@ -211,24 +255,6 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
       const step = toStep(item);
       return { actionId: step.actionId, stepId: step.stepId, kind: step.kind };
     });
-  }
-
-  async useGrant(jti: string, expiresAtSeconds: number, use: StepKey): Promise<boolean> {
-    return conditionalWrite(
-      this.client,
-      new PutItemCommand({
-        TableName: this.table,
-        Item: {
-          pk: S(`GRANT#${jti}`),
-          sk: S('GRANT'),
-          // Kept a day past expiry: long enough that an expired grant is refused by its
-          // exp check before its record can disappear.
-          expiresAt: N(expiresAtSeconds + 86_400),
-          use: S(JSON.stringify(use)),
-        },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
   }
 
   // ── audit events ───────────────────────────────────────────────────────────
@@ -335,9 +361,19 @@ export class DynamoSagaStore implements StepStore, StepIndex, EventLog {
       KeyConditionExpression: 'pk = :pk AND begins_with(sk, :ev)',
       ExpressionAttributeValues: { ':pk': S(`ACTION#${actionId}`), ':ev': S(EVENT_PREFIX) },
     });
-    return items.map((item) => {
-      const body = JSON.parse(item.doc?.S ?? '{}') as Omit<AuditEvent, 'hash' | 'prevHash'>;
-      return { ...body, hash: item.hash?.S ?? '', prevHash: item.prevHash?.S ?? '' };
+    return items.map(toEvent);
+  }
+
+  async listWithAction(actionId: string): Promise<{ action: ActionRecord | undefined; events: AuditEvent[] }> {
+    // The action item (sk `ACTION`) sorts before its events (`EVENT#…`) in the same partition:
+    // one consistent query reads both, as the receipt needs them, at one point in time.
+    const items = await queryAll(this.client, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND sk BETWEEN :action AND :last',
+      ExpressionAttributeValues: { ':pk': S(`ACTION#${actionId}`), ':action': S(ACTION_SK), ':last': S(`${EVENT_PREFIX}\uffff`) },
+      ConsistentRead: true,
     });
+    const action = toAction(items.find((item) => item.sk?.S === ACTION_SK));
+    return { action, events: items.filter((item) => item.sk?.S?.startsWith(EVENT_PREFIX)).map(toEvent) };
   }
 }

@@ -165,9 +165,10 @@ describe('a forward step stays in doubt until the vendor tells', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.constantFrom('unavailable', 'timeout', 'crash'), { minLength: 1, maxLength: 5 }), async (outcomes) => {
         const key = { actionId: `act_01J00000000000000000DBT${String(n++).padStart(3, '0')}`, stepId: 'hold', kind: 'forward' as const };
-        for (const outcome of outcomes) {
-          const begun = await store.beginStep(key, { tool: 'travel.hold_seat', input: {}, idempotencyKey: 'k', grant: { jti: `j${n}`, scope: 's', exp: 1 }, dryRun: false }, new Date());
-          if (outcome === 'crash') continue;
+        for (const [i, outcome] of outcomes.entries()) {
+          const begun = await store.beginStep(key, { tool: 'travel.hold_seat', input: {}, idempotencyKey: 'k', grant: { jti: `j${n}-${i}`, scope: 's', exp: 1 }, dryRun: false }, new Date());
+          expect(begun.state).toBe('started');
+          if (outcome === 'crash' || begun.state !== 'started') continue;
           const name = outcome === 'timeout' ? 'VendorTimeoutError' : 'VendorUnavailableError';
           await store.failStep(key, { name, message: 'injected' }, false, new Date(), outcome === 'unavailable' ? begun.record.attempts : undefined);
         }

@@ -39,6 +39,8 @@ export const STEP_RETRIED_ERRORS: ReadonlySet<string> = new Set([
   'VendorUnavailableError',
   'VendorTimeoutError',
   'States.Timeout',
+  // The connector function's own timeout (middy): the step may have acted, so it is retried.
+  'TimeoutError',
   // A paused halt (the kill switch's `pause`): the saga waits it out, retrying with back-off.
   'ActionPausedError',
 ]);

@@ -383,11 +383,19 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       return res?.status === 200 ? (res.body as FinalView) : undefined;
     };
 
-    /** Polls the action until `done(status)`; gives up at the deadline (counted from the last restart). */
-    const until = async (run: ActionRun, done: (s: string) => boolean, boundMs: number) => {
+    /**
+     * Polls the action until `done(status)`; gives up at the deadline (counted from the last
+     * restart). `fresh`: the action was just accepted and cannot have moved yet, so the first
+     * look waits (a real agent backs off from its first answer too).
+     */
+    const until = async (run: ActionRun, done: (s: string) => boolean, boundMs: number, fresh = false) => {
       // Every poll costs the control plane a token check and several ledger reads, and its CPU
       // is what bounds the storm: poll sparsely and let more agents cover the latency.
       let wait = 200;
+      if (fresh) {
+        await sleep(400);
+        wait = 800;
+      }
       for (;;) {
         const v = await view(run);
         if (v && done(v.status)) return v;
@@ -476,7 +484,13 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         if (res.status !== 403) run.problems.push(`POST answered ${res.status} ${typeOf(res.body) ?? ''} without an action id`);
         return;
       }
-      let v = await until(run, (s) => s === 'awaiting_approval' || TERMINAL.has(s), options.settleBoundMs);
+      // An answer that is already final (a `Prefer: wait` that saw the end) needs no polling.
+      const answered = typeof res.body?.status === 'string' ? (res.body.status as string) : '';
+      if (TERMINAL.has(answered)) {
+        if (spec.retry === 'late-retry') await post(run); // an out-of-order retry, long after
+        return;
+      }
+      let v = await until(run, (s) => s === 'awaiting_approval' || TERMINAL.has(s), options.settleBoundMs, true);
       if (v?.status === 'awaiting_approval') {
         run.waitedForApproval = true;
         const quorum = Math.max(1, v.decision?.quorum ?? 1);

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import { installTableCache } from './dynalite-table-cache';
 
 /**
  * Embedded DynamoDB: dynalite on a loopback port, reached through the real SDK client, so
@@ -107,6 +108,7 @@ export function inProcessHandler(listener: RequestListener): RequestHandler {
  * CREATING delay), which keeps tests fast and start-up deterministic.
  */
 export async function startDynalite(options: DynaliteOptions = {}): Promise<RunningDynalite> {
+  installTableCache();
   const server = dynalite({
     ...(options.path ? { path: options.path } : {}),
     createTableMs: 0,

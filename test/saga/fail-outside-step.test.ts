@@ -211,6 +211,13 @@ describe('the local resume timer (resumeIntervalMs)', () => {
     const own = await startTestControlPlane({ logger: recorder, controlPlane: { resumeIntervalMs: 100, resumeStalledAfterMs: 300 } });
     try {
       injectFaults(own);
+      // Every resumed start the runner is asked for, and whether a run of that action was live then.
+      const starts: { id: string; live: boolean }[] = [];
+      const start = own.cp.runner.start.bind(own.cp.runner);
+      own.cp.runner.start = async (actionId, input, kind) => {
+        if (kind === 'resumed') starts.push({ id: actionId, live: own.cp.runner.isRunning(actionId) });
+        return start(actionId, input, kind);
+      };
       const carol = await own.token('carol', { roles: ['employee'], manager: 'bob' });
       faults.push({ task: 'PrepareCompensation', error: 'Error', left: 2 });
       // Act: the run fails twice to prepare the compensation and stops, the hold in place.
@@ -222,8 +229,11 @@ describe('the local resume timer (resumeIntervalMs)', () => {
       expect(faults.every((f) => f.left === 0)).toBe(true);
       expect(action.status).toBe('compensated');
       expect(holdsOf(id, own)).toEqual({ held: 1, released: 1 });
-      // Handed over once: not while its first run was live, nor on every tick while the resumed one ran.
-      expect(resumedIds.filter((x) => x === id)).toEqual([id]);
+      // Handed over by the timer, and never while a run of it was live (under load a resumed run
+      // may itself stop short and be handed over again: that is the design, not a double run).
+      expect(resumedIds).toContain(id);
+      expect(starts.filter((x) => x.id === id).length).toBeGreaterThan(0);
+      expect(starts.filter((x) => x.live)).toEqual([]);
     } finally {
       await own.close();
     }

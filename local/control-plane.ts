@@ -26,6 +26,7 @@ import { createReconcileHandler } from '../lambdas/reconcile/handler';
 import { LOCAL_PENDING_APPROVALS_SAMPLE_MS, measurePendingApprovals } from '../lambdas/observability/pending-approvals';
 import { sweepExpiredDelegations } from '../lambdas/delegations/expiry';
 import type { LambdaHandler } from './handler-loader';
+import type { WorkflowKind } from '../lambdas/ports/workflow';
 import { LocalSagaRunner, localFunctionArn, type LocalFunction } from './saga-runner';
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions, type LocalService, type LocalServiceContext } from './server';
 import { SANDBOX_CONNECTORS, startSandboxVendors, type SandboxVendors, type StartSandboxVendorsOptions } from './vendors/index';
@@ -73,6 +74,15 @@ export interface ControlPlaneOptions {
    * 15 minutes unless given, 0 turns the timer off (`airlock reconcile` still runs it).
    */
   reconcileIntervalMs?: number;
+  /**
+   * How often actions a dead workflow left unfinished are handed to the saga again
+   * (saga/resume.ts), on a timer of their own: without it they are resumed with each
+   * reconcile run and at start. The chaos storm sets it, so a run that stopped at
+   * CompensationOwed settles within its bound. 0 or absent: no timer of its own.
+   */
+  resumeIntervalMs?: number;
+  /** With resumeIntervalMs: how long an action must not have moved to count as stalled (default STALLED_AFTER_MS). */
+  resumeStalledAfterMs?: number;
   /**
    * How often the pending approvals are sampled (the stack's 5-minute schedule); every
    * minute unless given, and once at start. 0 turns the timer off.
@@ -288,19 +298,37 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
       digestTimer.unref();
       const reconcileIntervalMs = options.reconcileIntervalMs ?? 15 * 60_000;
       let reconciling: Promise<unknown> = Promise.resolve();
+      // A workflow still running in this process is not stalled, however long its action has
+      // not moved (a pause being waited out): only runs that died are started again.
+      const resumeDeps = () => ({
+        ...composition!.reconciler.resume!,
+        workflow: { start: async (id: string, input: { actionId: string }, kind?: WorkflowKind) => (runner.isRunning(id) ? undefined : runner.start(id, input, kind)) },
+      });
       const reconcileTimer =
         reconcileIntervalMs > 0
           ? setInterval(() => {
               // One run at a time: a slow vendor never stacks runs up.
               // Like the scheduled function: actions a dead workflow left unfinished first.
               reconciling = reconciling.then(() =>
-                resumeStalledActions(composition!.reconciler.resume!)
+                resumeStalledActions(resumeDeps())
                   .then(() => reconcile(composition!.reconcile))
                   .catch((error: unknown) => ctx.logger.error('reconcile failed', { error: error instanceof Error ? error.name : 'unknown' })),
               );
             }, reconcileIntervalMs)
           : undefined;
       reconcileTimer?.unref();
+      const resumeTimer =
+        options.resumeIntervalMs && options.resumeIntervalMs > 0
+          ? setInterval(() => {
+              // On the reconcile chain: one resume or reconcile at a time.
+              reconciling = reconciling.then(() =>
+                resumeStalledActions(resumeDeps(), options.resumeStalledAfterMs !== undefined ? { stalledAfterMs: options.resumeStalledAfterMs } : {}).catch((error: unknown) =>
+                  ctx.logger.error('resume of stalled actions failed', { error: error instanceof Error ? error.name : 'unknown' }),
+                ),
+              );
+            }, options.resumeIntervalMs)
+          : undefined;
+      resumeTimer?.unref();
       const gaugeIntervalMs = options.approvalGaugeIntervalMs ?? LOCAL_PENDING_APPROVALS_SAMPLE_MS;
       let gauging: Promise<unknown> = Promise.resolve();
       const sampleApprovals = () => {
@@ -347,6 +375,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
           await rm(vendorsFile, { force: true });
           clearInterval(digestTimer);
           if (reconcileTimer) clearInterval(reconcileTimer);
+          if (resumeTimer) clearInterval(resumeTimer);
           if (gaugeTimer) clearInterval(gaugeTimer);
           if (expiryTimer) clearInterval(expiryTimer);
           await reconciling;

@@ -38,6 +38,13 @@ const runtime = await startControlPlane({
     pauseRetryIntervalMs: num('CHAOS_PAUSE_RETRY_INTERVAL_MS', 4_000),
     vendorTimeoutMs: num('CHAOS_VENDOR_TIMEOUT_MS', 1_500),
     approvalTimeoutSeconds: num('CHAOS_APPROVAL_TIMEOUT_SECONDS', 20),
+    // The reconcile schedule resumes what a dead run left unfinished every 15 minutes (in AWS,
+    // after 10 minutes still): the storm's bound is shorter, so its own timer does it often.
+    // Runs still live in this process are never resumed; 30 s still outlasts any quiet spell
+    // of a healthy run (a pause waited out, a vendor timeout) that a restart did not end.
+    // Each sweep lists the actions of the last days: every 20 s keeps it cheap at 10,000.
+    resumeIntervalMs: num('CHAOS_RESUME_INTERVAL_MS', 20_000),
+    resumeStalledAfterMs: num('CHAOS_RESUME_STALLED_AFTER_MS', 30_000),
     // The storm's own limits file (scripts/chaos/limits.ts): tight enough to be hit.
     ...(process.env.CHAOS_LIMITS_FILE ? { limits: readLimitsFile(process.env.CHAOS_LIMITS_FILE) } : {}),
   },

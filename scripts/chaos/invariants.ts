@@ -568,6 +568,64 @@ export const pausesHold: Invariant = {
   },
 };
 
+/**
+ * A breaker's state is read through a 2 s cache by each function, and a step that passed its
+ * check just before the breaker opened may still be on its way to the vendor (latency phases,
+ * a vendor timeout): from this long after a move to open, until its reset, nothing new may pass.
+ */
+export const BREAKER_GRACE_MS = 6_000;
+
+/** The spans (epoch ms) each connector's breaker was open: from a move to open until its reset or the next move. */
+export function openSpans(moves: Observations['breakerMoves']): Map<string, { from: number; until: number }[]> {
+  const spans = new Map<string, { from: number; until: number }[]>();
+  const sorted = [...moves].sort((a, b) => a.at - b.at);
+  sorted.forEach((m, i) => {
+    if (m.to !== 'open') return;
+    const next = sorted.slice(i + 1).find((n) => n.connector === m.connector);
+    // Past retryAt the breaker lets trial calls through (half-open is only recorded by the first of them).
+    const until = Math.min(m.retryAt ?? Number.POSITIVE_INFINITY, next?.at ?? Number.POSITIVE_INFINITY);
+    spans.set(m.connector, [...(spans.get(m.connector) ?? []), { from: m.at, until }]);
+  });
+  return spans;
+}
+
+/**
+ * Breakers hold: while a connector's breaker is open (by its `circuit breaker moved` lines, with
+ * {@link BREAKER_GRACE_MS}), no forward step of a new or running action reaches that vendor (by
+ * the vendors' effect times). Compensations may run; a step already retried is left out, since
+ * an attempt in doubt is retried to the end past an open breaker by design.
+ */
+export const breakersHold: Invariant = {
+  name: 'breakers hold',
+  summary: 'no forward step reaches a vendor while its circuit breaker is open',
+  check(obs) {
+    const v: string[] = [];
+    const runs = runsById(obs);
+    const spans = openSpans(obs.breakerMoves);
+    let checked = 0;
+    for (const [vendor, list] of Object.entries(obs.effects)) {
+      for (const e of list) {
+        const k = e.idempotencyKey ? parseEffectKey(e.idempotencyKey) : undefined;
+        const run = k ? runs.get(k.actionId) : undefined;
+        if (!k || k.undo || !run || e.at === undefined) continue;
+        const step = run.spec.steps.find((s) => s.id === k.stepId) ?? (run.spec.single ? run.spec.steps[0] : undefined);
+        if (!step) continue;
+        const connector = step.tool.slice(0, step.tool.indexOf('.'));
+        const receipt = (obs.receipts.get(k.actionId) ?? [])[0] as { steps?: { stepId?: string; kind?: string; attempts?: number }[] } | undefined;
+        const attempts = receipt?.steps?.find((s) => s.stepId === k.stepId && s.kind !== 'compensate')?.attempts ?? (run.spec.single ? receipt?.steps?.[0]?.attempts : undefined) ?? 1;
+        checked++;
+        if (attempts > 1) continue;
+        for (const span of spans.get(connector) ?? []) {
+          if (e.at > span.from + BREAKER_GRACE_MS && e.at < span.until) {
+            v.push(`${k.actionId} (#${run.spec.index}): ${vendor}.${e.operation} of step ${k.stepId} ran ${Math.round((e.at - span.from) / 100) / 10} s after the ${connector} breaker opened (open until ${new Date(span.until).toISOString()})`);
+          }
+        }
+      }
+    }
+    return result(checked, v);
+  },
+};
+
 export const INVARIANTS: readonly Invariant[] = [
   terminalWithinBound,
   idempotentRetries,
@@ -576,6 +634,7 @@ export const INVARIANTS: readonly Invariant[] = [
   approvalsDecide,
   cancelsHold,
   pausesHold,
+  breakersHold,
   spendWithinCaps,
   rateLimitsHold,
   receiptsAndAudit,

@@ -119,8 +119,36 @@ export interface Observations {
   limits: LoadedLimits;
   /** The audit records written as log lines (`audit` field: ratelimit.refused, halt.refused_new…). */
   auditLines: Record<string, unknown>[];
+  /** Circuit-breaker moves, from the control plane's `circuit breaker moved` log lines, in time order. */
+  breakerMoves: BreakerMove[];
   /** The halts the storm made: id, scope, target, and when (epoch ms) they were made and resumed. */
   halts: { key: string; id: string; scope: string; target: string; mode: 'stop' | 'pause'; at: number; resumeSentAt?: number; resumedAt?: number }[];
+}
+
+/** One breaker transition as logged: when (epoch ms), and, for a move to open, when trial calls may begin. */
+export interface BreakerMove {
+  connector: string;
+  from: string;
+  to: string;
+  at: number;
+  retryAt?: number;
+}
+
+/** The breaker moves in a control plane log (`circuit breaker moved` lines), in time order. */
+export function breakerMovesIn(text: string): BreakerMove[] {
+  const moves: BreakerMove[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.includes('"circuit breaker moved"')) continue;
+    try {
+      const r = JSON.parse(line) as Record<string, unknown>;
+      const at = Date.parse(String(r.time));
+      if (r.message !== 'circuit breaker moved' || typeof r.connector !== 'string' || typeof r.to !== 'string' || !Number.isFinite(at)) continue;
+      moves.push({ connector: r.connector, from: String(r.from), to: r.to, at, ...(typeof r.retryAt === 'number' ? { retryAt: r.retryAt } : {}) });
+    } catch {
+      /* not a log record */
+    }
+  }
+  return moves.sort((a, b) => a.at - b.at);
 }
 
 export interface RunOptions {
@@ -383,11 +411,19 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       return res?.status === 200 ? (res.body as FinalView) : undefined;
     };
 
-    /** Polls the action until `done(status)`; gives up at the deadline (counted from the last restart). */
-    const until = async (run: ActionRun, done: (s: string) => boolean, boundMs: number) => {
+    /**
+     * Polls the action until `done(status)`; gives up at the deadline (counted from the last
+     * restart). `fresh`: the action was just accepted and cannot have moved yet, so the first
+     * look waits (a real agent backs off from its first answer too).
+     */
+    const until = async (run: ActionRun, done: (s: string) => boolean, boundMs: number, fresh = false) => {
       // Every poll costs the control plane a token check and several ledger reads, and its CPU
       // is what bounds the storm: poll sparsely and let more agents cover the latency.
       let wait = 200;
+      if (fresh) {
+        await sleep(400);
+        wait = 800;
+      }
       for (;;) {
         const v = await view(run);
         if (v && done(v.status)) return v;
@@ -476,7 +512,13 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         if (res.status !== 403) run.problems.push(`POST answered ${res.status} ${typeOf(res.body) ?? ''} without an action id`);
         return;
       }
-      let v = await until(run, (s) => s === 'awaiting_approval' || TERMINAL.has(s), options.settleBoundMs);
+      // An answer that is already final (a `Prefer: wait` that saw the end) needs no polling.
+      const answered = typeof res.body?.status === 'string' ? (res.body.status as string) : '';
+      if (TERMINAL.has(answered)) {
+        if (spec.retry === 'late-retry') await post(run); // an out-of-order retry, long after
+        return;
+      }
+      let v = await until(run, (s) => s === 'awaiting_approval' || TERMINAL.has(s), options.settleBoundMs, true);
       if (v?.status === 'awaiting_approval') {
         run.waitedForApproval = true;
         const quorum = Math.max(1, v.decision?.quorum ?? 1);
@@ -628,10 +670,12 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       }
     }
     const auditLines: Record<string, unknown>[] = [];
+    const breakerMoves: BreakerMove[] = [];
     for (const file of await readdir(logs)) {
       const text = await readFile(join(logs, file), 'utf8');
       texts.push({ name: `log ${file}`, text });
       if (!file.startsWith('control-plane')) continue;
+      breakerMoves.push(...breakerMovesIn(text));
       for (const line of text.split('\n')) {
         if (!line.includes('"audit"')) continue;
         try {
@@ -681,6 +725,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       home,
       limits: options.limits.loaded,
       auditLines,
+      breakerMoves: breakerMoves.sort((a, b) => a.at - b.at),
       halts,
     };
   } finally {

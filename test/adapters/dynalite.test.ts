@@ -4,13 +4,16 @@ import { join } from 'node:path';
 import {
   ConditionalCheckFailedException,
   DescribeTableCommand,
+  DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { localDynamoClient, startDynalite, type RunningDynalite } from '../../lambdas/adapters/local/dynalite';
+import { inProcessHandler, LOCAL_AWS_CREDENTIALS, LOCAL_AWS_REGION, localDynamoClient, startDynalite, type RunningDynalite } from '../../lambdas/adapters/local/dynalite';
 import { DEFAULT_LEDGER_TABLE, ensureTables, ledgerTableDefinition } from '../../lambdas/adapters/local/dynamo-tables';
 import { silentLogger, startLocalRuntime } from '../../local/server';
 import { deleteTestTable, testDynamoEndpoint, uniqueTableName } from '../helpers/dynamo';
@@ -116,6 +119,62 @@ describe('ledger table', () => {
       new GetItemCommand({ TableName: DEFAULT_LEDGER_TABLE, Key: { pk: { S: 'k' }, sk: { S: 's' } } }),
     );
     expect(got.Item?.pk?.S).toBe('k');
+  });
+});
+
+describe('the embedded dynalite client (in process)', () => {
+  it('shares one database with clients over the port, with the same answers and errors', async () => {
+    // Prepare: the runtime's client (in process) and an ordinary one over HTTP.
+    const d = await start();
+    const overHttp = localDynamoClient(d.endpoint);
+    try {
+      await ensureTables(d.client, 'ledger-inproc');
+      // Act: write in process, read over the port, and meet both kinds of refusal in process.
+      await d.client.send(new PutItemCommand({ TableName: 'ledger-inproc', Item: { pk: { S: 'A#1' }, sk: { S: 'META' }, n: { N: '1' } }, ConditionExpression: 'attribute_not_exists(pk)' }));
+      const seen = await overHttp.send(new GetItemCommand({ TableName: 'ledger-inproc', Key: { pk: { S: 'A#1' }, sk: { S: 'META' } } }));
+      const again = await d.client.send(new PutItemCommand({ TableName: 'ledger-inproc', Item: { pk: { S: 'A#1' }, sk: { S: 'META' } }, ConditionExpression: 'attribute_not_exists(pk)' })).catch((e: unknown) => e);
+      for (const sk of ['S#1', 'S#2', 'S#3']) await d.client.send(new PutItemCommand({ TableName: 'ledger-inproc', Item: { pk: { S: 'A#1' }, sk: { S: sk } } }));
+      const page = (start?: Record<string, AttributeValue>) =>
+        d.client.send(new QueryCommand({ TableName: 'ledger-inproc', KeyConditionExpression: 'pk = :p AND begins_with(sk, :s)', ExpressionAttributeValues: { ':p': { S: 'A#1' }, ':s': { S: 'S#' } }, Limit: 2, ...(start ? { ExclusiveStartKey: start } : {}) }));
+      const first = await page();
+      const second = await page(first.LastEvaluatedKey);
+      // Assess
+      expect(seen.Item?.n?.N).toBe('1');
+      expect(again).toBeInstanceOf(ConditionalCheckFailedException);
+      expect([...(first.Items ?? []), ...(second.Items ?? [])].map((i) => i.sk?.S)).toEqual(['S#1', 'S#2', 'S#3']);
+      expect(second.LastEvaluatedKey).toBeUndefined();
+    } finally {
+      overHttp.destroy();
+    }
+  });
+
+  it('hands the listener the request after it subscribes, with a signature shape and no socket', async () => {
+    // Prepare: a listener standing in for dynalite's, recording what it is given.
+    const got: { headers?: Record<string, string>; body?: string; url?: string } = {};
+    const listener = (req: IncomingMessage, res: ServerResponse) => {
+      got.headers = req.headers as Record<string, string>;
+      got.url = req.url;
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        got.body = body;
+        res.statusCode = 400;
+        res.setHeader('Content-Type', 'application/x-amz-json-1.0');
+        res.end(JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#ResourceNotFoundException', message: 'no such table' }));
+      });
+    };
+    const client = new DynamoDBClient({ endpoint: 'http://127.0.0.1:9', region: LOCAL_AWS_REGION, credentials: LOCAL_AWS_CREDENTIALS, maxAttempts: 1, requestHandler: inProcessHandler(listener) });
+    client.middlewareStack.remove('httpSigningMiddleware');
+    // Act: port 9 (discard) would refuse a connection; only the listener can answer.
+    const error = await client.send(new GetItemCommand({ TableName: 'missing', Key: { pk: { S: 'x' } } })).catch((e: unknown) => e);
+    // Assess
+    expect((error as Error).name).toBe('ResourceNotFoundException');
+    expect(got.headers?.['x-amz-target']).toBe('DynamoDB_20120810.GetItem');
+    expect(got.headers?.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=\S+, SignedHeaders=\S+, Signature=\S+$/);
+    expect(got.headers?.['x-amz-date']).toMatch(/^\d{8}T\d{6}Z$/);
+    expect(got.url).toBe('/');
+    expect(JSON.parse(got.body ?? '')).toEqual({ TableName: 'missing', Key: { pk: { S: 'x' } } });
+    client.destroy();
   });
 });
 

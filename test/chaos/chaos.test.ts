@@ -7,6 +7,9 @@ import {
   compensationsOnceInReverse,
   noSecretsInLogs,
   cancelsHold,
+  BREAKER_GRACE_MS,
+  breakersHold,
+  openSpans,
   PAUSE_GRACE_MS,
   PAUSE_OUTLASTS_RETRIES_MS,
   pausesHold,
@@ -22,7 +25,7 @@ import {
 import { chaosLimits } from '../../scripts/chaos/limits';
 import { derive } from '../../scripts/chaos/rng';
 import { actionAt, envelopeOf, sliceSchedule, type ActionSpec, type Schedule } from '../../scripts/chaos/schedule';
-import type { ActionRun, FinalView, Observations } from '../../scripts/chaos/storm';
+import { breakerMovesIn, type ActionRun, type FinalView, type Observations } from '../../scripts/chaos/storm';
 
 /**
  * The storm's own machinery: the schedule is a function of the seed, slices are the same
@@ -158,6 +161,7 @@ function obs(over: Partial<Observations> = {}): Observations {
     home: '/tmp/x',
     limits: chaosLimits(100).loaded,
     auditLines: [],
+    breakerMoves: [],
     halts: [],
     ...over,
   };
@@ -379,5 +383,58 @@ describe('the invariants', () => {
       obs({ halts: [{ ...pause, resumeSentAt }], views: new Map([['act_A', view('compensated', { statusReason: 'step p failed: ActionPausedError: paused by hlt_1' })]]) });
     expect(pausesHold.check(gaveUp(25_000)).violations).toEqual([expect.stringMatching(/ended compensated on a pause that was lifted in time \(hlt_1\)/)]);
     expect(pausesHold.check(gaveUp(10_000 + PAUSE_OUTLASTS_RETRIES_MS)).violations).toEqual([]);
+  });
+  it('name a forward step that reached its vendor while its breaker was open, not a compensation, a retry or a trial call', () => {
+    // Payments opened at 10 s until 40 s (retryAt); travel never opened.
+    const moves = [
+      { connector: 'payments', from: 'closed', to: 'open', at: 10_000, retryAt: 40_000 },
+      { connector: 'payments', from: 'open', to: 'half_open', at: 41_000 },
+      { connector: 'payments', from: 'half_open', to: 'closed', at: 42_000 },
+    ];
+    const effects = (paymentAt: number, attempts = 1, key = 'act_A.p') =>
+      obs({
+        breakerMoves: moves,
+        views: new Map([['act_A', view('completed')]]),
+        effects: {
+          travel: [{ seq: 1, operation: 'hold_seat', idempotencyKey: 'act_A.h', status: 201, at: 20_000 }],
+          payments: [{ seq: 2, operation: key.endsWith('.undo') ? 'void' : 'authorize', idempotencyKey: key, status: 201, at: paymentAt }],
+        },
+        receipts: new Map([['act_A', [{ outcome: { status: 'completed' }, steps: [{ stepId: 'p', kind: 'forward', attempts }] }]]]),
+      });
+    expect(breakersHold.check(effects(25_000)).violations).toEqual([expect.stringMatching(/payments\.authorize of step p ran 15 s after the payments breaker opened/)]);
+    // Within the grace, past the reset (a trial call), a retried step, a compensation: allowed.
+    expect(breakersHold.check(effects(10_000 + BREAKER_GRACE_MS - 1)).violations).toEqual([]);
+    expect(breakersHold.check(effects(40_500)).violations).toEqual([]);
+    expect(breakersHold.check(effects(25_000, 2)).violations).toEqual([]);
+    expect(breakersHold.check(effects(25_000, 1, 'act_A.p.undo')).violations).toEqual([]);
+    // A trial call failing reopens it: the new span counts from its own move.
+    const reopened = [...moves.slice(0, 2), { connector: 'payments', from: 'half_open', to: 'open', at: 41_500, retryAt: 70_000 }];
+    expect(breakersHold.check({ ...effects(50_000), breakerMoves: reopened }).violations).toEqual([expect.stringMatching(/ran 8\.5 s after the payments breaker opened/)]);
+  });
+
+  it('read open spans that end at the reset or the next move, whichever is first, per connector', () => {
+    const spans = openSpans([
+      { connector: 'iam', from: 'closed', to: 'open', at: 5_000, retryAt: 30_000 },
+      { connector: 'travel', from: 'closed', to: 'open', at: 1_000, retryAt: 20_000 },
+      // A crash lost the half-open line: the reset still ends the span.
+      { connector: 'travel', from: 'half_open', to: 'closed', at: 60_000 },
+      { connector: 'iam', from: 'open', to: 'half_open', at: 9_000 },
+    ]);
+    expect(spans.get('travel')).toEqual([{ from: 1_000, until: 20_000 }]);
+    expect(spans.get('iam')).toEqual([{ from: 5_000, until: 9_000 }]);
+  });
+
+  it('read breaker moves from control plane log lines, and nothing else', () => {
+    const line = (fields: Record<string, unknown>) => JSON.stringify({ level: 'warn', time: '2030-01-01T00:00:01.000Z', message: 'circuit breaker moved', service: 'airlock', ...fields });
+    const text = [
+      line({ connector: 'payments', from: 'closed', to: 'open', retryAt: 1_893_456_031_000 }),
+      'not json "circuit breaker moved"',
+      JSON.stringify({ level: 'info', time: '2030-01-01T00:00:00.000Z', message: 'request', note: 'circuit breaker moved' }),
+      line({ connector: 'payments', from: 'open', to: 'half_open', time: '2030-01-01T00:00:00.500Z' }),
+    ].join('\n');
+    expect(breakerMovesIn(text)).toEqual([
+      { connector: 'payments', from: 'open', to: 'half_open', at: Date.parse('2030-01-01T00:00:00.500Z') },
+      { connector: 'payments', from: 'closed', to: 'open', at: Date.parse('2030-01-01T00:00:01.000Z'), retryAt: 1_893_456_031_000 },
+    ]);
   });
 });

@@ -1,6 +1,9 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import { installTableCache } from './dynalite-table-cache';
 
 /**
  * Embedded DynamoDB: dynalite on a loopback port, reached through the real SDK client, so
@@ -42,11 +45,70 @@ export function localDynamoClient(endpoint: string): DynamoDBClient {
   });
 }
 
+type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+type RequestHandler = Extract<NonNullable<DynamoDBClientConfig['requestHandler']>, { handle: unknown }>;
+type HandlerRequest = Parameters<RequestHandler['handle']>[0];
+
+/**
+ * dynalite ignores signatures but wants their shape (AWS4- Authorization with these three
+ * parameters and a date); what the SDK would have signed, minus the cost of signing.
+ */
+const UNSIGNED_AUTHORIZATION = 'AWS4-HMAC-SHA256 Credential=airlocklocal/20000101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0';
+
+/**
+ * An SDK request handler that hands each request to dynalite's own HTTP request listener in
+ * this process: the same bytes in and out (dynalite parses, validates and answers exactly as
+ * over a socket), without a loopback connection, HTTP parsing on both sides, or SigV4 signing
+ * that dynalite never checks. Those were over a third of the local control plane's CPU per
+ * DynamoDB call (profiled under the chaos storm), and every local action makes dozens.
+ */
+export function inProcessHandler(listener: RequestListener): RequestHandler {
+  return {
+    handle(request: HandlerRequest) {
+      return new Promise((resolve, reject) => {
+        const headers: Record<string, string> = { 'x-amz-date': '20000101T000000Z', authorization: UNSIGNED_AUTHORIZATION };
+        for (const [name, value] of Object.entries(request.headers)) headers[name.toLowerCase()] = String(value);
+        const req = Object.assign(new EventEmitter(), { method: request.method, url: request.path || '/', headers });
+        const answer: Record<string, string> = {};
+        const res = {
+          statusCode: 200,
+          contentType: undefined as string | undefined,
+          setHeader(name: string, value: string | number) {
+            answer[name.toLowerCase()] = String(value);
+          },
+          end(body?: string) {
+            resolve({ response: { statusCode: res.statusCode, headers: answer, body: Buffer.from(body ?? '', 'utf8') } });
+          },
+        };
+        const body = request.body as unknown;
+        if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) {
+          reject(new TypeError('the in-process DynamoDB handler takes string or byte bodies only'));
+          return;
+        }
+        try {
+          listener(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+          return;
+        }
+        // As a socket would: the body arrives after the listener has subscribed.
+        process.nextTick(() => {
+          if (body !== undefined && body.length > 0) req.emit('data', typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+          req.emit('end');
+        });
+      });
+    },
+    updateHttpClientConfig() {},
+    httpHandlerConfigs: () => ({}),
+  } as RequestHandler;
+}
+
 /**
  * Starts dynalite in-process on 127.0.0.1. Tables become ACTIVE at once (no simulated
  * CREATING delay), which keeps tests fast and start-up deterministic.
  */
 export async function startDynalite(options: DynaliteOptions = {}): Promise<RunningDynalite> {
+  installTableCache();
   const server = dynalite({
     ...(options.path ? { path: options.path } : {}),
     createTableMs: 0,
@@ -63,7 +125,20 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Runn
   });
   const { port } = server.address() as AddressInfo;
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = localDynamoClient(endpoint);
+  // The runtime's own client reaches dynalite in process; the port serves everything else
+  // (`airlock` commands, other clients) over HTTP as before.
+  const listener = server.listeners('request')[0] as RequestListener | undefined;
+  if (!listener) throw new Error('dynalite registered no request listener');
+  const client = new DynamoDBClient({
+    endpoint,
+    region: LOCAL_AWS_REGION,
+    credentials: LOCAL_AWS_CREDENTIALS,
+    maxAttempts: 3,
+    requestHandler: inProcessHandler(listener),
+  });
+  // Work per call that only a remote service would use: the signature, the user agent, and
+  // the SDK's log filtering (it filters every input and output even for its no-op logger).
+  for (const name of ['httpSigningMiddleware', 'getUserAgentMiddleware', 'loggerMiddleware']) client.middlewareStack.remove(name);
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {

@@ -11,8 +11,7 @@
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { TIMED_KINDS } from '../test/helpers/counting-dynamo';
-import { isoDay } from '../test/helpers/dates';
-import { benchControlPlane } from './support';
+import { benchControlPlane, travelPlan as plan } from './support';
 
 interface Call {
   command: string;
@@ -71,22 +70,6 @@ const cp = await benchControlPlane();
 const calls: { list?: Call[] } = {};
 record(cp.rt.dynamo.client, calls);
 const read = (i: number) => ({ tool: 'echo.say', arguments: { message: `hello ${i}` }, agent: { name: 'bench' } });
-function plan(i: number) {
-  const date = isoDay(1 + (i % 28));
-  return {
-    agent: { name: 'bench' },
-    plan: [
-      { id: 'search', tool: 'travel.search_flights', arguments: { origin: 'SFO', destination: 'JFK', date } },
-      { id: 'hold', tool: 'travel.hold_seat', arguments: { flightId: `SB102-${date}`, seats: 1 } },
-      { id: 'pay', tool: 'payments.authorize', arguments: { amount: 274.5, currency: 'USD', payee: 'sandbox-air', paymentMethod: 'pm_card_visa' } },
-      {
-        id: 'book',
-        tool: 'travel.book_flight',
-        arguments: { holdId: { $ref: 'steps.hold.output.holdId' }, travelers: [{ firstName: 'Ada', lastName: 'Lovelace' }], contact: { email: 'ada@example.com' }, price: { amount: 274.5, currency: 'USD' } },
-      },
-    ],
-  };
-}
 // Warm-up: first leases, first cap counters, the policy set, both paths once.
 for (let i = 0; i < 2; i++) {
   await cp.post(read(-i - 1), `warm-read-${i}`, 'wait=20');

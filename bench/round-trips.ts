@@ -15,8 +15,7 @@ import { PutItemCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { startDynalite } from '../lambdas/adapters/local/dynalite';
 import { ensureTables } from '../lambdas/adapters/local/dynamo-tables';
 import { countDynamo, diffCounts, totalCalls } from '../test/helpers/counting-dynamo';
-import { isoDay } from '../test/helpers/dates';
-import { benchControlPlane, limitsWith, ms, pool, scaled, summarize } from './support';
+import { benchControlPlane, limitsWith, ms, pool, scaled, summarize, travelPlan as plan } from './support';
 
 const N = Number(process.env.BENCH_ACTIONS ?? 400);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -47,22 +46,6 @@ async function ceiling() {
 }
 
 const read = (i: number) => ({ tool: 'echo.say', arguments: { message: `hello ${i}` }, agent: { name: 'bench' } });
-function plan(i: number, steps = 4) {
-  const date = isoDay(1 + (i % 28));
-  return {
-    agent: { name: 'bench' },
-    plan: [
-      { id: 'search', tool: 'travel.search_flights', arguments: { origin: 'SFO', destination: 'JFK', date } },
-      { id: 'hold', tool: 'travel.hold_seat', arguments: { flightId: `SB102-${date}`, seats: 1 } },
-      { id: 'pay', tool: 'payments.authorize', arguments: { amount: 274.5, currency: 'USD', payee: 'sandbox-air', paymentMethod: 'pm_card_visa' } },
-      {
-        id: 'book',
-        tool: 'travel.book_flight',
-        arguments: { holdId: { $ref: 'steps.hold.output.holdId' }, travelers: [{ firstName: 'Ada', lastName: 'Lovelace' }], contact: { email: 'ada@example.com' }, price: { amount: 274.5, currency: 'USD' } },
-      },
-    ].slice(0, steps),
-  };
-}
 
 const floor = await ceiling();
 const cp = await benchControlPlane({ limits: limitsWith(scaled(100)) });

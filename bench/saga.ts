@@ -3,28 +3,10 @@
  * travel plan end to end (POST until completed, synchronous answer) and the time to
  * compensate after the vendor refuses the 4th step (from the failure event to `compensated`).
  */
-import { isoDay } from '../test/helpers/dates';
-import { benchControlPlane, ms, summarize } from './support';
+import { benchControlPlane, ms, summarize, travelPlan as plan } from './support';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 
-function plan(i: number) {
-  // Days 1 to 28 ahead, so runs spread over 28 flights and none has departed.
-  const date = isoDay(1 + (i % 28));
-  return {
-    agent: { name: 'bench' },
-    plan: [
-      { id: 'search', tool: 'travel.search_flights', arguments: { origin: 'SFO', destination: 'JFK', date } },
-      { id: 'hold', tool: 'travel.hold_seat', arguments: { flightId: `SB102-${date}`, seats: 1 } },
-      { id: 'pay', tool: 'payments.authorize', arguments: { amount: 274.5, currency: 'USD', payee: 'sandbox-air', paymentMethod: 'pm_card_visa' } },
-      {
-        id: 'book',
-        tool: 'travel.book_flight',
-        arguments: { holdId: { $ref: 'steps.hold.output.holdId' }, travelers: [{ firstName: 'Ada', lastName: 'Lovelace' }], contact: { email: 'ada@example.com' }, price: { amount: 274.5, currency: 'USD' } },
-      },
-    ],
-  };
-}
 
 const cp = await benchControlPlane();
 await cp.post(plan(999), 'warm', 'wait=20');

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type ControlPlaneOptions } from '../local/control-plane';
 import { silentLogger } from '../local/server';
+import { isoDay } from '../test/helpers/dates';
 import { parseLimits, readLimitsFile, type LoadedLimits, type RateLimit } from '../lambdas/limits/config';
 
 /**
@@ -69,4 +70,25 @@ export async function pool(n: number, concurrency: number, task: (i: number) => 
       while (next < n) await task(next++);
     }),
   );
+}
+
+/**
+ * The benches' 4-step travel plan (search, hold, authorize, book; $274.50), or its first `steps`
+ * steps. Days 1 to 28 ahead, so runs spread over 28 flights and none has departed.
+ */
+export function travelPlan(i: number, steps = 4) {
+  const date = isoDay(1 + (i % 28));
+  return {
+    agent: { name: 'bench' },
+    plan: [
+      { id: 'search', tool: 'travel.search_flights', arguments: { origin: 'SFO', destination: 'JFK', date } },
+      { id: 'hold', tool: 'travel.hold_seat', arguments: { flightId: `SB102-${date}`, seats: 1 } },
+      { id: 'pay', tool: 'payments.authorize', arguments: { amount: 274.5, currency: 'USD', payee: 'sandbox-air', paymentMethod: 'pm_card_visa' } },
+      {
+        id: 'book',
+        tool: 'travel.book_flight',
+        arguments: { holdId: { $ref: 'steps.hold.output.holdId' }, travelers: [{ firstName: 'Ada', lastName: 'Lovelace' }], contact: { email: 'ada@example.com' }, price: { amount: 274.5, currency: 'USD' } },
+      },
+    ].slice(0, steps),
+  };
 }

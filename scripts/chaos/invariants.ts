@@ -523,6 +523,25 @@ function haltCovers(h: Observations['halts'][number], run: ActionRun, tool: stri
 }
 
 /**
+ * Every vendor effect of a forward step of a storm action, with its planned step and how many
+ * attempts its receipt counts (1 when unknown): what `pauses hold` and `breakers hold` judge.
+ */
+function* forwardEffects(obs: Observations, runs: ReturnType<typeof runsById>) {
+  for (const [vendor, list] of Object.entries(obs.effects)) {
+    for (const e of list) {
+      const k = e.idempotencyKey ? parseEffectKey(e.idempotencyKey) : undefined;
+      const run = k ? runs.get(k.actionId) : undefined;
+      if (!k || k.undo || !run || e.at === undefined) continue;
+      const step = run.spec.steps.find((s) => s.id === k.stepId) ?? (run.spec.single ? run.spec.steps[0] : undefined);
+      if (!step) continue;
+      const receipt = (obs.receipts.get(k.actionId) ?? [])[0] as { steps?: { stepId?: string; kind?: string; attempts?: number }[] } | undefined;
+      const attempts = receipt?.steps?.find((s) => s.stepId === k.stepId && s.kind !== 'compensate')?.attempts ?? (run.spec.single ? receipt?.steps?.[0]?.attempts : undefined) ?? 1;
+      yield { vendor, e: { ...e, at: e.at }, k, run, step, attempts };
+    }
+  }
+}
+
+/**
  * `pause` halts: no forward step of covered work reaches its vendor while the pause is in force
  * (vendor effect times against the halt's answer, with {@link PAUSE_GRACE_MS}; a step already
  * retried is left out, since an in-doubt retry runs past any halt by design), and a paused
@@ -537,22 +556,13 @@ export const pausesHold: Invariant = {
     const runs = runsById(obs);
     const pauses = obs.halts.filter((h) => h.mode === 'pause');
     let checked = 0;
-    for (const [vendor, list] of Object.entries(obs.effects)) {
-      for (const e of list) {
-        const k = e.idempotencyKey ? parseEffectKey(e.idempotencyKey) : undefined;
-        const run = k ? runs.get(k.actionId) : undefined;
-        if (!k || k.undo || !run || e.at === undefined) continue;
-        const step = run.spec.steps.find((s) => s.id === k.stepId) ?? (run.spec.single ? run.spec.steps[0] : undefined);
-        if (!step) continue;
-        const receipt = (obs.receipts.get(k.actionId) ?? [])[0] as { steps?: { stepId?: string; kind?: string; attempts?: number }[] } | undefined;
-        const attempts = receipt?.steps?.find((s) => s.stepId === k.stepId && s.kind !== 'compensate')?.attempts ?? (run.spec.single ? receipt?.steps?.[0]?.attempts : undefined) ?? 1;
-        for (const h of pauses) {
-          if (!haltCovers(h, run, step.tool)) continue;
-          checked++;
-          const until = h.resumeSentAt ?? Number.POSITIVE_INFINITY;
-          if (e.at > h.at + PAUSE_GRACE_MS && e.at < until && attempts <= 1) {
-            v.push(`${k.actionId} (#${run.spec.index}): ${vendor}.${e.operation} of step ${k.stepId} ran ${Math.round((e.at - h.at) / 100) / 10} s into pause ${h.id} (${h.scope} ${h.target})`);
-          }
+    for (const { vendor, e, k, run, step, attempts } of forwardEffects(obs, runs)) {
+      for (const h of pauses) {
+        if (!haltCovers(h, run, step.tool)) continue;
+        checked++;
+        const until = h.resumeSentAt ?? Number.POSITIVE_INFINITY;
+        if (e.at > h.at + PAUSE_GRACE_MS && e.at < until && attempts <= 1) {
+          v.push(`${k.actionId} (#${run.spec.index}): ${vendor}.${e.operation} of step ${k.stepId} ran ${Math.round((e.at - h.at) / 100) / 10} s into pause ${h.id} (${h.scope} ${h.target})`);
         }
       }
     }
@@ -603,22 +613,13 @@ export const breakersHold: Invariant = {
     const runs = runsById(obs);
     const spans = openSpans(obs.breakerMoves);
     let checked = 0;
-    for (const [vendor, list] of Object.entries(obs.effects)) {
-      for (const e of list) {
-        const k = e.idempotencyKey ? parseEffectKey(e.idempotencyKey) : undefined;
-        const run = k ? runs.get(k.actionId) : undefined;
-        if (!k || k.undo || !run || e.at === undefined) continue;
-        const step = run.spec.steps.find((s) => s.id === k.stepId) ?? (run.spec.single ? run.spec.steps[0] : undefined);
-        if (!step) continue;
-        const connector = step.tool.slice(0, step.tool.indexOf('.'));
-        const receipt = (obs.receipts.get(k.actionId) ?? [])[0] as { steps?: { stepId?: string; kind?: string; attempts?: number }[] } | undefined;
-        const attempts = receipt?.steps?.find((s) => s.stepId === k.stepId && s.kind !== 'compensate')?.attempts ?? (run.spec.single ? receipt?.steps?.[0]?.attempts : undefined) ?? 1;
-        checked++;
-        if (attempts > 1) continue;
-        for (const span of spans.get(connector) ?? []) {
-          if (e.at > span.from + BREAKER_GRACE_MS && e.at < span.until) {
-            v.push(`${k.actionId} (#${run.spec.index}): ${vendor}.${e.operation} of step ${k.stepId} ran ${Math.round((e.at - span.from) / 100) / 10} s after the ${connector} breaker opened (open until ${new Date(span.until).toISOString()})`);
-          }
+    for (const { vendor, e, k, run, step, attempts } of forwardEffects(obs, runs)) {
+      const connector = step.tool.slice(0, step.tool.indexOf('.'));
+      checked++;
+      if (attempts > 1) continue;
+      for (const span of spans.get(connector) ?? []) {
+        if (e.at > span.from + BREAKER_GRACE_MS && e.at < span.until) {
+          v.push(`${k.actionId} (#${run.spec.index}): ${vendor}.${e.operation} of step ${k.stepId} ran ${Math.round((e.at - span.from) / 100) / 10} s after the ${connector} breaker opened (open until ${new Date(span.until).toISOString()})`);
         }
       }
     }

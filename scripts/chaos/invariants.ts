@@ -248,7 +248,9 @@ export const approvalsDecide: Invariant = {
       // The rejection arrived after the approval had expired (a restart held it back; answered 409,
       // or 200 with the approval closed as expired by that very request, vote not recorded): expired is the right end.
       const tooLate = view.status === 'expired' && r.votes.some((x) => x.decision === 'reject' && (x.status === 409 || (x.status === 200 && !x.counted && x.outcome === 'expired')));
-      if (r.spec.approval === 'reject' && view.status !== 'rejected' && !overruled && !tooLate) v.push(`${label}: rejected by ${r.spec.approvers[0]}, yet it ended ${view.status}`);
+      // Nobody could decide it (every vote refused as ineligible): it can only expire.
+      const undecidable = r.noEligibleApprover === true && view.status === 'expired' && r.votes.every((x) => !x.counted);
+      if (r.spec.approval === 'reject' && view.status !== 'rejected' && !overruled && !tooLate && !undecidable) v.push(`${label}: rejected by ${r.spec.approvers[0]}, yet it ended ${view.status}`);
     }
     return result(checked, v);
   },

@@ -68,6 +68,12 @@ export interface ActionRun {
   cancels?: { status: number }[];
   /** Votes a halt refused (403 halted) before they could count. */
   haltedVotes?: number;
+  /**
+   * Nobody the storm knows may decide its approval (policy asks for an approver who may
+   * approve every connector of a mixed plan, and no such person exists): its votes are refused
+   * as ineligible and expiry is its right end.
+   */
+  noEligibleApprover?: boolean;
   /** Found after the storm: a request the agent abandoned landed after the answer it kept (see the settle). */
   landedLate?: boolean;
 }
@@ -446,7 +452,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       }
       if (preview?.status !== 200) {
         // Not allowed to see it (a refused self-vote) or already closed: vote anyway, as a person clicking would.
-        if (voter !== run.spec.requester && preview?.status !== 409) run.problems.push(`${voter} could not read ${approvalId}: ${preview?.status}`);
+        if (voter !== run.spec.requester && preview?.status !== 409 && !run.noEligibleApprover) run.problems.push(`${voter} could not read ${approvalId}: ${preview?.status}`);
       }
       const planHash = preview?.status === 200 ? (preview.body?.planHash as string) : '0'.repeat(64);
       let res = await call('POST', `/v1/approvals/${approvalId}/decision`, voter, { decision, planHash, comment: `chaos ${decision}` });
@@ -482,7 +488,9 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       const pool = [...new Set([...spec.approvers, ...spec.steps.filter((s) => s.commit).flatMap((s) => byConnector[s.tool.slice(0, s.tool.indexOf('.'))] ?? [])])].filter((s) => s && s !== first);
       const eligible: string[] = [];
       for (const candidate of pool) if ((await call('GET', `/v1/approvals/${approvalId}`, candidate))?.status === 200) eligible.push(candidate);
-      return eligible.length > 0 ? eligible : spec.approvers;
+      if (eligible.length > 0) return eligible;
+      run.noEligibleApprover = true;
+      return spec.approvers;
     };
 
     const runAction = async (run: ActionRun) => {

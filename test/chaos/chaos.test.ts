@@ -274,6 +274,25 @@ describe('the invariants', () => {
     expect(approvalsDecide.check(understated).violations.join('\n')).toMatch(/ran \(completed\) with 1 of 2 approvals/);
   });
 
+  // Seed 21, #178 (CI, stop 26): a plan over iam and payments asks for approvers who may approve
+  // both; nobody may, so sa0's rejection is refused as ineligible and expiry is the right end.
+  // A rejection that counted, or one the storm could have placed, still has to reject.
+  it('accept the expiry of an approval nobody may decide, and nothing else in place of a rejection', () => {
+    const refused = { voter: 'sa0', decision: 'reject' as const, status: 403, type: 'urn:airlock:problem:approval-refused', counted: false, outcome: undefined };
+    const undecidable = (over: Partial<ActionRun>) =>
+      obs({
+        runs: [run({ waitedForApproval: true, spec: spec({ approval: 'reject', approvers: ['sa0'] }), votes: [refused], ...over })],
+        views: new Map([
+          ['act_A', view('expired', { decision: { outcome: 'require_approval', quorum: 2 }, steps: [{ id: 'h', tool: 'travel.hold_seat', status: 'pending' }] })],
+        ]),
+        receipts: new Map([['act_A', [receiptWith([], 'expired')]]]),
+      });
+    expect(approvalsDecide.check(undecidable({ noEligibleApprover: true })).violations).toEqual([]);
+    expect(approvalsDecide.check(undecidable({})).violations.join('\n')).toMatch(/rejected by sa0, yet it ended expired/);
+    const counted = { ...refused, status: 200, counted: true, outcome: 'rejected' };
+    expect(approvalsDecide.check(undecidable({ noEligibleApprover: true, votes: [counted] })).violations.join('\n')).toMatch(/told rejected, the action ended expired/);
+  });
+
   it('name the requester\'s vote in a receipt, and an approval missing from the receipt', () => {
     const self = twoOfTwo([], [vote('u1', 'approve'), vote('sa0', 'approve')]);
     const found = approvalsDecide.check(self).violations.join('\n');

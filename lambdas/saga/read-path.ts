@@ -69,9 +69,12 @@ export class ReadPathHandOffError extends Error {
 
 /**
  * Runs the action's one read call to its receipt. Resolves once the action is completed and
- * its receipt recorded; throws otherwise (see the module comment). The action is read once
- * and carried from task to task as each left it: every write after is conditional on the
- * version it carries, so a writer that moved it meanwhile is found, never overwritten.
+ * its receipt recorded; throws otherwise (see the module comment). The action is intake's
+ * record (`handed`; read only when absent) carried from task to task as each left it: every
+ * write after is conditional on the version it carries, so a writer that moved it meanwhile
+ * is found, never overwritten. The step record comes back from the connector and the audit
+ * events are the ones this run appended, so on the happy path nothing is read back: settling
+ * and the receipt are built from what the path wrote (each falls back to reading the ledger).
  */
 export async function runReadAction(readDeps: ReadPathDeps, actionId: string, handed?: unknown): Promise<ReadOutcome> {
   // Every audit event this run appends, as written: when they are the action's whole chain, the

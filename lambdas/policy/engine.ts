@@ -427,8 +427,11 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
   return { decide, canApprove, version, policies, money, capsObservable: capsObservableIn(analysis.policies) };
 }
 
-/** The context attributes that show the spend caps' standing (policy/request.ts tightestCap). */
-const CAP_ATTRS = ['capId', 'capSpent', 'capLimit', 'capPlan'];
+/**
+ * The context attributes that show what has been spent: the spend caps' standing
+ * (policy/request.ts tightestCap) and the delegation, whose record carries its budget's.
+ */
+const CAP_ATTRS = ['capId', 'capSpent', 'capLimit', 'capPlan', 'delegation'];
 
 /** PolicyEngine.capsObservable over a set's policies; each policy is parsed once, on first need. */
 function capsObservableIn(all: readonly ParsedPolicy[]): (tiers: ReadonlySet<string>) => boolean {

@@ -139,6 +139,25 @@ describe('deciding with spend caps', () => {
       expect(d.policyIds).toContain('exposure.cap-near');
     });
 
+    it("treats a delegation's budget counter the same: skipped for reads, read for a commit step", async () => {
+      const delegation = {
+        id: 'dlg_1',
+        agent: 'trip-bot',
+        principal: 'alice',
+        expiresAt: '2031-06-03T00:00:00Z',
+        rules: { askForCommit: true },
+        budget: { limit: 50_000, period: 'day', declared: { amount: 500, currency: 'USD' } },
+      } as unknown as NonNullable<ReturnType<typeof envelope>['delegation']>;
+      const delegated = (steps: unknown[]) => ({ ...envelope(steps), delegation });
+      const read = counting();
+      expect((await read.decider.decide(alice, delegated([say]), NOW)).outcome).toBe('allow');
+      expect(read.reads).toEqual([]);
+      const commit = counting();
+      const d = await commit.decider.decide(alice, delegated([pay(10)]), NOW);
+      expect(commit.reads.flat()).toContain('delegation#dlg_1#2031-06-02');
+      expect(d.policyIds).toContain('delegation.ask-for-commit');
+    });
+
     it('reads them for reads when a policy reads the caps without starting with a test for another tier', async () => {
       const rule = (when: string) =>
         createPolicyEngine(

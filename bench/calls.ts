@@ -40,7 +40,8 @@ function itemOf(input: Record<string, unknown>): string {
 
 /** The first frame in domain code (not an adapter, not the SDK): who asked for the call. */
 function callerOf(stack: string): string {
-  const frames = stack.split('\n').filter((l) => l.includes('/lambdas/') && !l.includes('/adapters/'));
+  // RecordingEventLog (the read path's) only passes appends on: the caller is the frame below it.
+  const frames = stack.split('\n').filter((l) => l.includes('/lambdas/') && !l.includes('/adapters/') && !l.includes('RecordingEventLog.'));
   const frame = frames[0]?.trim().replace(/^at (async )?/, '') ?? '';
   const m = /^(\S+) \(.*\/lambdas\/(.+?):(\d+):\d+\)$/.exec(frame) ?? /^.*\/lambdas\/(.+?):(\d+):\d+$/.exec(frame);
   if (!m) return frame;

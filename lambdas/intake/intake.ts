@@ -244,9 +244,11 @@ async function waitForEnd(
  * The read fast path; false when it handed off (the caller starts the saga, which resumes from
  * the ledger). When it ran to the end it may answer with the ended action and its steps.
  */
-async function runRead(deps: IntakeDeps, actionId: string, waitMs: number): Promise<false | { action: ActionRecord; steps: StepRecord[] } | undefined> {
+async function runRead(deps: IntakeDeps, action: ActionRecord, waitMs: number): Promise<false | { action: ActionRecord; steps: StepRecord[] } | undefined> {
+  const actionId = action.id;
   try {
-    return (await deps.readPath!.run(actionId, { timeoutMs: waitMs })) ?? undefined;
+    // The record intake just wrote (or read back): RunRead starts from it instead of reading it again.
+    return (await deps.readPath!.run(actionId, { timeoutMs: waitMs, action })) ?? undefined;
   } catch (error) {
     // Not a failure of the request: the saga takes the action from where the ledger has it.
     deps.logger?.info('read fast path handed off to the saga', { actionId, error: error instanceof Error ? error.name : 'unknown' });
@@ -359,7 +361,7 @@ export async function acceptAction(
       // The client's wait covers the read path too: a read that outlived it is answered 202.
       const deadline = now() + waitMs;
       const fast = deps.readPath && waitMs > 0 && record.status === 'received' && isSingleRead(action, deps.tools);
-      const read = fast ? await runRead(deps, actionId, waitMs) : false;
+      const read = fast ? await runRead(deps, record, waitMs) : false;
       // Allowed with no approval: the Express run (nothing to wait for; it hands the action to
       // the Standard saga if the run-time decision asks for an approver). Otherwise the saga.
       if (read === false) await deps.workflow.start(actionId, { actionId }, record.decision?.outcome === 'allow' ? 'unattended' : 'attended');

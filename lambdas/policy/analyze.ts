@@ -104,6 +104,33 @@ function connectorOf(json: cedar.PolicyJson): string | null {
   return null;
 }
 
+/**
+ * The tier a policy's first test limits it to: `resource.tier == "<tier>"` as the leftmost
+ * conjunct of its first condition, a `when`. Cedar evaluates a policy's scope, then its
+ * conditions in order, left to right, stopping at the first false conjunct, so for a step of
+ * any other tier nothing else in the policy is ever evaluated (not even an expression that
+ * would error). Null when the policy does not start so: it may read anything for any step.
+ * Parses the policy (Cedar's wasm): called on first need, never at load.
+ */
+export function leadingTierOf(policyText: string): string | null {
+  const parsed = cedarWasm().policyToJson(policyText);
+  if (parsed.type === 'failure') return null;
+  const first = parsed.json.conditions[0];
+  if (first?.kind !== 'when') return null;
+  const lead = conjuncts(first.body)[0];
+  if (!isRecord(lead) || !isRecord(lead['=='])) return null;
+  const { left, right } = lead['=='];
+  const tier = isResourceAttr(left, 'tier') ? stringLiteral(right) : isResourceAttr(right, 'tier') ? stringLiteral(left) : undefined;
+  return tier ?? null;
+}
+
+/** `resource.<attr>` as a policy-JSON expression. */
+function isResourceAttr(e: unknown, attr: string): boolean {
+  if (!isRecord(e) || !isRecord(e['.'])) return false;
+  const dot = e['.'];
+  return dot.attr === attr && isRecord(dot.left) && dot.left.Var === 'resource';
+}
+
 /** What a policy reads: see ParsedPolicy.contextAttrs and ParsedPolicy.entityAttrs. */
 function readsOf(json: cedar.PolicyJson): Pick<ParsedPolicy, 'contextAttrs' | 'entityAttrs'> {
   const reads = { context: new Set<string>(), principal: new Set<string>(), resource: new Set<string>() };

@@ -67,8 +67,16 @@ export function deciderFor(engine: PolicyEngine, tools: ToolRegistry, spend?: Ca
   return {
     async decide(principal: Principal, action: NormalizedAction, now: Date): Promise<StoredDecision> {
       const steps = action.steps.map((s) => ({ id: s.id, facts: toolFacts(tools, s.tool, s.arguments) }));
-      const standings = spend ? await spend.caps.standings(principal, now, spend.usage) : [];
-      const delegation = action.delegation ? await delegationContext(action.delegation, now, spend?.usage) : undefined;
+      // The cap counters are read only when a decision can depend on them: a plan with a commit
+      // step (its money is held to the caps below, and a moneyless commit meets exposure.cap-near),
+      // or one whose tiers some policy reads the caps (or the delegation) for. A plan of reads and
+      // drafts, under a policy set whose rules on them all start with `resource.tier == "commit"`,
+      // is decided the same with or without them: nothing it can do is counted against a cap.
+      const tiers = new Set(steps.map((s) => s.facts.tier));
+      const capsMatter = tiers.has('commit') || (engine.capsObservable?.(tiers) ?? true);
+      const standings = spend && capsMatter ? await spend.caps.standings(principal, now, spend.usage) : [];
+      // The delegation's budget counter likewise (a budget holds only commit-tier money).
+      const delegation = action.delegation ? await delegationContext(action.delegation, now, capsMatter ? spend?.usage : undefined) : undefined;
       const decision = engine.decide({
         principal,
         steps,

@@ -2,7 +2,7 @@ import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { cedarWasm } from './cedar-wasm';
 import type { MoneyConfig } from '../shared/money';
 import type { Principal } from '../shared/principal';
-import type { ParsedPolicy } from './analyze';
+import { leadingTierOf, type ParsedPolicy } from './analyze';
 import { analysisOf } from './compiled';
 import { policySetVersion, type PolicyConfig, type PolicyFiles } from './files';
 import {
@@ -424,5 +424,21 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
     approvers,
     shadow,
   }));
-  return { decide, canApprove, version, policies, money };
+  return { decide, canApprove, version, policies, money, capsObservable: capsObservableIn(analysis.policies) };
+}
+
+/**
+ * The context attributes that show what has been spent: the spend caps' standing
+ * (policy/request.ts tightestCap) and the delegation, whose record carries its budget's.
+ */
+const CAP_ATTRS = ['capId', 'capSpent', 'capLimit', 'capPlan', 'delegation'];
+
+/** PolicyEngine.capsObservable over a set's policies; each policy is parsed once, on first need. */
+function capsObservableIn(all: readonly ParsedPolicy[]): (tiers: ReadonlySet<string>) => boolean {
+  const readers = all.filter((p) => p.contextAttrs === null || p.contextAttrs.some((a) => CAP_ATTRS.includes(a)));
+  let leads: (string | null)[] | undefined;
+  return (tiers) => {
+    leads ??= readers.map((p) => leadingTierOf(p.text));
+    return leads.some((tier) => tier === null || tiers.has(tier));
+  };
 }

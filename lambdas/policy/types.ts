@@ -137,6 +137,14 @@ export interface PolicyEngine {
   readonly policies: readonly PolicyInfo[];
   /** The base currency and rate table of the set's config.json: how every amount is counted. */
   readonly money: MoneyConfig;
+  /**
+   * Whether a decision on steps of these tiers can depend on what has been spent: the spend
+   * caps' standing (the `capId`, `capSpent`, `capLimit`, `capPlan` context) or the delegation's
+   * (`delegation`, whose `budgetSpent` is a counter). False only when every policy that reads
+   * them (shadow ones included) starts by testing for another tier (`resource.tier == "commit"
+   * && …`). Absent: assume it can.
+   */
+  capsObservable?(tiers: ReadonlySet<string>): boolean;
 }
 
 /** What the engine knows about one policy, from its annotations. */

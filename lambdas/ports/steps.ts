@@ -147,6 +147,18 @@ export interface EventLog {
 }
 
 /**
+ * An action's ledger records as a writer holds them after settling it: the action, its whole
+ * audit event chain (from the first event) and every step record. The read fast path hands it
+ * to WriteReceipt, which then need not read them back (it checks them, and reads the ledger
+ * when they do not hold together).
+ */
+export interface LedgerSnapshot {
+  action: ActionRecord;
+  events: AuditEvent[];
+  steps: StepRecord[];
+}
+
+/**
  * Forward steps by the UTC day they first started (a GSI on the step records): how
  * reconciliation finds recent commit steps without scanning the table.
  */

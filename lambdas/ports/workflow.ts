@@ -36,7 +36,10 @@ export interface SagaInput {
 export interface ReadPath {
   /**
    * `timeoutMs`: how long the caller waits for the end (the function it calls may run on).
+   * `action`: the record the caller (intake) just wrote, which spares the runner reading it
+   * back; the runner reads the ledger when it is absent. Every write after is conditional on
+   * its version, so a copy another writer has since moved is found, never written over.
    * Resolves with the ended action and its steps when the runner answered with them.
    */
-  run(actionId: string, options?: { timeoutMs?: number }): Promise<{ action: ActionRecord; steps: StepRecord[] } | undefined | void>;
+  run(actionId: string, options?: { timeoutMs?: number; action?: ActionRecord }): Promise<{ action: ActionRecord; steps: StepRecord[] } | undefined | void>;
 }

@@ -22,7 +22,8 @@ import { taskHandler } from '../middleware/task';
 const ActionId = ActionIdSchema;
 
 export const ReceiptsTaskSchema = z.discriminatedUnion('task', [
-  z.object({ task: z.literal('WriteReceipt'), actionId: ActionId }).strict(),
+  // `held`: the action's records as the read fast path holds them (vault.ts heldRecordsOf checks them).
+  z.object({ task: z.literal('WriteReceipt'), actionId: ActionId, held: z.unknown().optional() }).strict(),
   z.object({ task: z.literal('WriteDigest') }).strict(),
 ]);
 export type ReceiptsTask = z.infer<typeof ReceiptsTaskSchema>;
@@ -48,7 +49,7 @@ async function run(runtime: ReceiptsFunctionDeps, event: ReceiptsEvent): Promise
   }
   annotate({ actionId: parsed.data.actionId });
   // The X-Ray root of this invocation, the same for every retry within one execution.
-  const result = await writeReceipt(runtime.deps, parsed.data.actionId, { traceId: tracer.getRootXrayTraceId() ?? null });
+  const result = await writeReceipt(runtime.deps, parsed.data.actionId, { traceId: tracer.getRootXrayTraceId() ?? null, held: parsed.data.held });
   // The receipt is stored; a failed local digest must not make the saga write it again.
   await runtime.afterReceipt?.(result).catch((error: unknown) => runtime.deps.logger.warn('digest after receipt failed', { error }));
   return { key: result.key, status: result.status };

@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { canonicalJson } from '../shared/canonical-json';
 import type { Logger } from '../shared/logger';
 import type { ToolRegistry } from '../ports/tools';
-import type { ActionStatus } from '../actions/action';
+import { TerminalStatuses, type ActionRecord, type ActionStatus } from '../actions/action';
 import type { ActionStore } from '../ports/ledger';
-import type { EventLog, StepStore } from '../ports/steps';
+import type { AuditEvent, EventLog, LedgerSnapshot, StepRecord, StepStore } from '../ports/steps';
 import { AuditObjectConflictError, type AuditStore, type PutResult } from '../ports/audit-store';
 import { SecretNames, type SecretsPort } from '../ports/secrets';
-import { buildReceipt, receiptKey, serializeReceipt } from './build';
+import { buildReceipt, eventChainIntact, receiptKey, serializeReceipt } from './build';
 import { Redactor } from './redact';
 import { DigestSchema, RECEIPT_SCHEMA_VERSION, type Digest, type DigestEntry } from './schema';
 import { digestSignerFromSecret, type DigestSigner } from './signing';
@@ -94,7 +94,7 @@ const sha256Hex = (data: Uint8Array | string) => createHash('sha256').update(dat
  * finds the same bytes is a no-op; different bytes are an alarm (logged with ALARM and
  * thrown as AuditObjectConflictError).
  */
-export async function writeReceipt(deps: ReceiptsDeps, actionId: string, options: { traceId?: string | null } = {}): Promise<WriteReceiptResult> {
+export async function writeReceipt(deps: ReceiptsDeps, actionId: string, options: ReceiptOptions = {}): Promise<WriteReceiptResult> {
   try {
     const result = await storeReceipt(deps, actionId, options);
     if (result.write === 'created') {
@@ -111,13 +111,43 @@ export async function writeReceipt(deps: ReceiptsDeps, actionId: string, options
   }
 }
 
-async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: { traceId?: string | null }): Promise<WriteReceiptResult & { createdAtMs: number }> {
+/** Options of one {@link writeReceipt} call. */
+export interface ReceiptOptions {
+  traceId?: string | null;
+  /**
+   * The action's records as its caller holds them (the read fast path, which wrote them all):
+   * used when {@link heldRecordsOf} accepts them, and the ledger is read otherwise.
+   */
+  held?: unknown;
+}
+
+/**
+ * The held records, when they are this action's and hold together: the action settled, the
+ * events a whole chain from sequence 1 that verifies, every step record this action's.
+ * Undefined otherwise. Not a trust boundary (only the saga function, which wrote them, hands
+ * them over); it keeps a mistake from becoming a receipt: the ledger is read instead.
+ */
+export function heldRecordsOf(value: unknown, actionId: string): LedgerSnapshot | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const { action, events, steps } = value as Partial<Record<keyof LedgerSnapshot, unknown>>;
+  if (action === null || typeof action !== 'object' || !Array.isArray(events) || !Array.isArray(steps)) return undefined;
+  const a = action as Partial<ActionRecord>;
+  if (a.id !== actionId || typeof a.status !== 'string' || !TerminalStatuses.has(a.status as ActionStatus)) return undefined;
+  const chain = events as AuditEvent[];
+  const whole = chain.every((e, i) => e !== null && typeof e === 'object' && e.actionId === actionId && e.seq === i + 1) && eventChainIntact(chain);
+  const ours = (steps as StepRecord[]).every((r) => r !== null && typeof r === 'object' && r.actionId === actionId);
+  return whole && ours ? { action: a as ActionRecord, events: chain, steps: steps as StepRecord[] } : undefined;
+}
+
+async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: ReceiptOptions): Promise<WriteReceiptResult & { createdAtMs: number }> {
+  const held = heldRecordsOf(options.held, actionId);
   // The action and its events in one request where the store allows it; the steps beside them.
   const [history, steps, key] = await Promise.all([
-    deps.events.listWithAction
-      ? deps.events.listWithAction(actionId)
-      : Promise.all([deps.actions.getAction(actionId), deps.events.list(actionId)]).then(([action, events]) => ({ action, events })),
-    deps.steps.listSteps(actionId),
+    held ??
+      (deps.events.listWithAction
+        ? deps.events.listWithAction(actionId)
+        : Promise.all([deps.actions.getAction(actionId), deps.events.list(actionId)]).then(([action, events]) => ({ action, events }))),
+    held?.steps ?? deps.steps.listSteps(actionId),
     deps.secrets.getSecret(AuditSecretNames.redactionKey),
   ]);
   const { action, events } = history;

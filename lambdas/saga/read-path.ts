@@ -1,6 +1,6 @@
 import type { ActionRecord } from '../actions/action';
 import { InvokeTimeoutError, type FunctionInvoker } from '../ports/functions';
-import type { StepRecord } from '../ports/steps';
+import type { AuditEvent, EventLog, LedgerSnapshot, StepRecord } from '../ports/steps';
 import type { ReadPath } from '../ports/workflow';
 import type { RunStep } from '../steps/contract';
 import { evaluate, issueGrant, prepareCompensation, settle, type SagaDeps } from './tasks';
@@ -55,8 +55,8 @@ export interface ReadOutcome {
 export interface ReadPathDeps extends SagaDeps {
   /** Calls a connector function with a RunStep payload (AWS: a synchronous invoke; locally: its handler). */
   callConnector(functionName: string, payload: RunStep): Promise<unknown>;
-  /** The receipts function's WriteReceipt. */
-  writeReceipt(actionId: string): Promise<{ key: string; status: string }>;
+  /** The receipts function's WriteReceipt; `held`: the action's records as the path holds them (the receipt is built from them). */
+  writeReceipt(actionId: string, held?: LedgerSnapshot): Promise<{ key: string; status: string }>;
 }
 
 /** The fast path stopped before the end; the saga takes the action over from the ledger. */
@@ -69,12 +69,21 @@ export class ReadPathHandOffError extends Error {
 
 /**
  * Runs the action's one read call to its receipt. Resolves once the action is completed and
- * its receipt recorded; throws otherwise (see the module comment). The action is read once
- * and carried from task to task as each left it: every write after is conditional on the
- * version it carries, so a writer that moved it meanwhile is found, never overwritten.
+ * its receipt recorded; throws otherwise (see the module comment). The action is intake's
+ * record (`handed`; read only when absent) carried from task to task as each left it: every
+ * write after is conditional on the version it carries, so a writer that moved it meanwhile
+ * is found, never overwritten. The step record comes back from the connector and the audit
+ * events are the ones this run appended, so on the happy path nothing is read back: settling
+ * and the receipt are built from what the path wrote (each falls back to reading the ledger).
  */
-export async function runReadAction(deps: ReadPathDeps, actionId: string): Promise<ReadOutcome> {
-  const loaded = await deps.actions.getAction(actionId);
+export async function runReadAction(readDeps: ReadPathDeps, actionId: string, handed?: unknown): Promise<ReadOutcome> {
+  // Every audit event this run appends, as written: when they are the action's whole chain, the
+  // receipt is built from them rather than from reading the chain back.
+  const events = new RecordingEventLog(readDeps.events);
+  const deps: ReadPathDeps = { ...readDeps, events };
+  // Intake hands over the record it has just written (only intake invokes RunRead, and it is
+  // intake's own record): no read. Without one, or with one that is not this received action, the ledger's.
+  const loaded = handedAction(handed, actionId) ?? (await deps.actions.getAction(actionId));
   if (!loaded) throw new ReadPathHandOffError(`no action ${actionId}`);
   if (loaded.status !== 'received') throw new ReadPathHandOffError(`the action is ${loaded.status}, not received`);
   // EvaluatePolicy as the saga's first state runs it: decided again at run time, moved to running.
@@ -82,12 +91,13 @@ export async function runReadAction(deps: ReadPathDeps, actionId: string): Promi
   if (routed.next !== 'execute' || routed.count !== 1) {
     throw new ReadPathHandOffError(`run-time decision routes the action to ${routed.next} (${routed.count} step(s))`);
   }
+  let stepRecord: StepRecord | undefined;
   try {
     // No step records: it was received a moment ago, and steps begin only once it runs. Were
     // another runner's attempt already there, this grant is one more attempt at the same step,
     // which the connector's step record and the vendor's idempotency key make one call.
     const grant = await issueGrant(deps, { actionId, index: 0, kind: 'forward' }, { action: routed.action, records: [] });
-    await deps.callConnector(grant.functionName, grant.payload);
+    stepRecord = completedRecordOf(await deps.callConnector(grant.functionName, { ...grant.payload, answer: 'record' }), grant.payload);
   } catch (error) {
     // What the ASL does with it: a transient error is retried (the saga, resuming at
     // EvaluatePolicy, issues a fresh grant: the same as a retry); anything else is caught into
@@ -101,14 +111,94 @@ export async function runReadAction(deps: ReadPathDeps, actionId: string): Promi
     }
     throw new ReadPathHandOffError(`the step failed with ${name}`, { cause: error });
   }
-  const { settled, action, records } = await settle(deps, { actionId, final: { status: 'completed', reason: 'every step completed' } }, routed.action);
+  // The plan's one step, completed, as the connector recorded it: every step record the action
+  // has (a compensation record needs the action compensating, which the settle's conditional
+  // move from running would find). Without it, settle queries them.
+  const { settled, action, records } = await settle(
+    deps,
+    { actionId, final: { status: 'completed', reason: 'every step completed' } },
+    routed.action,
+    stepRecord && [stepRecord],
+  );
   if (settled.status !== 'completed') throw new ReadPathHandOffError(`the action settled as ${settled.status}`);
-  const receipt = await deps.writeReceipt(actionId);
+  // What the receipt is built from, when this run holds all of it: the action as settle wrote
+  // it, the chain it appended from its first event (each append a conditional put of the next
+  // sequence number, so no other writer's event lies between them), and the one step record.
+  // Events another writer appends after the last of these are after the receipt's point in
+  // time, as they would be after a read. JSON, as the ledger returns them and Lambda carries them.
+  const chain = wholeChain(events.appended);
+  const held: LedgerSnapshot | undefined =
+    chain && records && records.length === 1 ? (JSON.parse(JSON.stringify({ action, events: chain, steps: records })) as LedgerSnapshot) : undefined;
+  const receipt = await deps.writeReceipt(actionId, held);
   // The ASL's ReportOutcome: a failed receipt fails the execution; the saga retries it.
   if (receipt.status === 'failed') throw new ReadPathHandOffError('the receipt was not written');
   const recorded = (await deps.actions.setReceiptKey(actionId, receipt.key, deps.now(), action)) ?? (await deps.actions.getAction(actionId));
   if (!recorded) throw new ReadPathHandOffError(`no action ${actionId}`);
   return { action: recorded, steps: records ?? (await deps.steps.listSteps(actionId)) };
+}
+
+/** The event log, recording in `appended` every event it appends (never one it found already there). */
+class RecordingEventLog implements EventLog {
+  readonly appended: AuditEvent[] = [];
+  readonly listWithAction?: EventLog['listWithAction'];
+  readonly hintEmpty?: EventLog['hintEmpty'];
+
+  constructor(private readonly events: EventLog) {
+    if (events.listWithAction) this.listWithAction = (actionId) => events.listWithAction!(actionId);
+    if (events.hintEmpty) this.hintEmpty = (actionId) => events.hintEmpty!(actionId);
+  }
+
+  async append(...args: Parameters<EventLog['append']>): Promise<AuditEvent> {
+    const written = await this.events.append(...args);
+    this.appended.push(written);
+    return written;
+  }
+
+  async appendOnce(...args: Parameters<EventLog['appendOnce']>): ReturnType<EventLog['appendOnce']> {
+    const answer = await this.events.appendOnce(...args);
+    // An event found in the chain was another writer's: the chain is no longer all this run's.
+    this.appended.push(answer.appended ? answer.event : { ...answer.event, seq: -1 });
+    return answer;
+  }
+
+  list(actionId: string): Promise<AuditEvent[]> {
+    return this.events.list(actionId);
+  }
+}
+
+/** `appended` when it is a whole chain from its first event (sequence 1, 2, … in order, each linked to the one before); undefined otherwise. */
+function wholeChain(appended: readonly AuditEvent[]): AuditEvent[] | undefined {
+  const whole = appended.every((e, i) => e.seq === i + 1 && (i === 0 || e.prevHash === appended[i - 1]!.hash));
+  return whole && appended.length > 0 ? [...appended] : undefined;
+}
+
+/**
+ * The completed step record in a connector's answer to a RunStep asking for it (`answer:
+ * 'record'`), when it is the record of exactly this call's step; undefined otherwise (an
+ * answer without one: the step records are read instead).
+ */
+export function completedRecordOf(answer: unknown, call: Pick<RunStep, 'actionId' | 'stepId' | 'kind'>): StepRecord | undefined {
+  if (answer === null || typeof answer !== 'object') return undefined;
+  const record = (answer as { record?: unknown }).record;
+  if (record === null || typeof record !== 'object') return undefined;
+  const r = record as Partial<StepRecord>;
+  const same = r.actionId === call.actionId && r.stepId === call.stepId && r.kind === call.kind;
+  return same && r.status === 'complete' && typeof r.attempts === 'number' && Array.isArray(r.grants) ? (r as StepRecord) : undefined;
+}
+
+/**
+ * The action intake handed RunRead, when it is this action as intake wrote it (received,
+ * versioned, decided); undefined otherwise, and RunRead reads the ledger. Not a trust check:
+ * only intake may invoke RunRead, and it hands over the record it wrote. What keeps a stale copy
+ * harmless is the version every later write is conditional on.
+ */
+export function handedAction(value: unknown, actionId: string): ActionRecord | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const a = value as Partial<ActionRecord>;
+  const decided = a.decision !== null && typeof a.decision === 'object';
+  const principal = a.principal !== null && typeof a.principal === 'object' && typeof a.principal.sub === 'string';
+  if (a.id !== actionId || a.status !== 'received' || typeof a.version !== 'number' || typeof a.planHash !== 'string' || !decided || !principal) return undefined;
+  return a as ActionRecord;
 }
 
 /**
@@ -139,8 +229,10 @@ export function invokedReadPath(
   return {
     ...saga,
     callConnector: (functionName, payload) => invoker.invoke(functionName, payload, { timeoutMs: options.connectorTimeoutMs }),
-    writeReceipt: async (actionId) =>
-      receiptAnswer(await invoker.invoke(options.receiptsFunction, { task: 'WriteReceipt', actionId }, { timeoutMs: options.receiptTimeoutMs })),
+    writeReceipt: async (actionId, held) =>
+      receiptAnswer(
+        await invoker.invoke(options.receiptsFunction, { task: 'WriteReceipt', actionId, ...(held ? { held } : {}) }, { timeoutMs: options.receiptTimeoutMs }),
+      ),
   };
 }
 
@@ -154,7 +246,8 @@ export function invokedReadPath(
 export function readPathThrough(invoker: FunctionInvoker, sagaFunction: string, defaultTimeoutMs: number): ReadPath {
   return {
     run: async (actionId, options = {}) => {
-      const answer = await invoker.invoke(sagaFunction, { task: RUN_READ_TASK, actionId }, { timeoutMs: options.timeoutMs ?? defaultTimeoutMs });
+      const payload = { task: RUN_READ_TASK, actionId, ...(options.action ? { action: options.action } : {}) };
+      const answer = await invoker.invoke(sagaFunction, payload, { timeoutMs: options.timeoutMs ?? defaultTimeoutMs });
       return readOutcomeOf(answer, actionId);
     },
   };

@@ -586,11 +586,17 @@ export interface SettleInput {
   compensationRan?: boolean;
 }
 
-/** SettleAction, answering also with the action as it left it (`known`: as the caller last wrote it; a stale one fails the conditional move and is read again). */
+/**
+ * SettleAction, answering also with the action as it left it (`known`: as the caller last
+ * wrote it; a stale one fails the conditional move and is read again). `knownRecords`: every
+ * step record of the action, when the caller holds them all (the read fast path: its one step,
+ * completed, as the connector recorded it); otherwise they are read.
+ */
 export async function settle(
   deps: SagaDeps,
   input: SettleInput,
   known?: ActionRecord,
+  knownRecords?: StepRecord[],
 ): Promise<{ settled: { status: ActionStatus }; action: ActionRecord; records: StepRecord[] | undefined }> {
   // Fresh, never a remembered copy: the ending depends on it (a cancel asked meanwhile). With
   // the plan known here, the action and every step record come in one request.
@@ -606,7 +612,7 @@ export async function settle(
         ? 'cancelled'
         : wanted
       : 'failed';
-  let records: Promise<StepRecord[]> | undefined = both && Promise.resolve(both.records);
+  let records: Promise<StepRecord[]> | undefined = both ? Promise.resolve(both.records) : knownRecords && Promise.resolve(knownRecords);
   const stepRecords = () => (records ??= deps.steps.listSteps(input.actionId));
   if (target === 'failed' && !input.compensationRan && (action.status === 'running' || action.status === 'compensating')) {
     const all = await stepRecords();

@@ -21,6 +21,11 @@ export const RunStepSchema = z.object({
   grant: z.string().min(10).max(GRANT_TOKEN_MAX_CHARS),
   /** Set in a dry run when the input depends on an earlier step's simulated output. */
   skipReason: z.string().max(500).optional(),
+  /**
+   * `record`: answer with the completed step record too (the read fast path, which invokes the
+   * function directly and settles from it). Never set by the ASL: a state must stay small.
+   */
+  answer: z.literal('record').optional(),
 });
 export type RunStep = z.infer<typeof RunStepSchema>;
 

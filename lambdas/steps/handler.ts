@@ -3,8 +3,9 @@ import type { Lazy, StepsFunctionDeps } from '../composition/deps';
 import { annotate } from '../middleware/powertools';
 import { taskHandler } from '../middleware/task';
 import { jsonBytes, type StepSummary } from '../saga/limits';
+import type { StepRecord } from '../ports/steps';
 import { RunStepSchema } from './contract';
-import { runStep } from './run-step';
+import { runStepRecorded } from './run-step';
 
 /**
  * A connector function (one per connector, named by CONNECTOR_NAME): runs one step call
@@ -25,7 +26,7 @@ export class StepPayloadInvalidError extends Error {
  * record, and a state over 256 KiB would fail the execution beyond any Catch.
  */
 export function createStepsHandler(deps: Lazy<StepsFunctionDeps>, connector?: string) {
-  return taskHandler<unknown, StepSummary>(async (event) => {
+  return taskHandler<unknown, StepSummary & { record?: StepRecord }>(async (event) => {
     const parsed = RunStepSchema.safeParse(event);
     if (!parsed.success) {
       throw new StepPayloadInvalidError(`Invalid step payload at ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
@@ -34,8 +35,10 @@ export function createStepsHandler(deps: Lazy<StepsFunctionDeps>, connector?: st
     annotate({ actionId, tool });
     const forConnector = await deps();
     // The function's own connector: a step of any other is refused by the grant check.
-    const output = await runStep(forConnector(connector), parsed.data);
-    return { stepId, kind, outputBytes: jsonBytes(output) };
+    const record = await runStepRecorded(forConnector(connector), parsed.data);
+    const summary = { stepId, kind, outputBytes: jsonBytes(record.output) };
+    // Only the read fast path asks (a direct invoke, whose answer may be as large as a Lambda response).
+    return parsed.data.answer === 'record' ? { ...summary, record } : summary;
   });
 }
 

@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger';
 import { inputHash, type RunStep } from './contract';
 import { jsonBytes, STEP_OUTPUT_MAX_BYTES, StepOutputTooLargeError } from '../saga/limits';
 import type { SecretsPort } from '../ports/secrets';
-import { attemptInDoubt, type StepKey, type StepStore } from '../ports/steps';
+import { attemptInDoubt, type StepKey, type StepRecord, type StepStore } from '../ports/steps';
 import { stepIdempotencyKey } from '../shared/ids';
 import { isBreakerFailure, type Breakers } from '../guardrails/breakers';
 import type { Metrics } from '../ports/metrics';
@@ -50,6 +50,15 @@ async function countOutcome(deps: RunStepDeps, error: unknown, log: RunStepDeps[
 }
 
 export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> & { task?: 'RunStep' }): Promise<unknown> {
+  return (await runStepRecorded(deps, payload)).output;
+}
+
+/**
+ * {@link runStep}, answering with the step's completed record as the ledger holds it (the
+ * write that completed it, or the read that found it complete) rather than its output alone.
+ * A completed record never changes again.
+ */
+export async function runStepRecorded(deps: RunStepDeps, payload: Omit<RunStep, 'task'> & { task?: 'RunStep' }): Promise<StepRecord> {
   const key: StepKey = { actionId: payload.actionId, stepId: payload.stepId, kind: payload.kind };
   const log = deps.logger.child({ actionId: key.actionId, stepId: key.stepId, kind: key.kind, tool: payload.tool });
   const registered = deps.tools.find(payload.tool);
@@ -89,7 +98,7 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
       const existing = await deps.steps.getStep(key);
       if (existing?.status === 'complete') {
         log.info('step already complete; returning the recorded output');
-        return existing.output;
+        return existing;
       }
       if (!attemptInDoubt(existing)) {
         log.warn('step refused: circuit breaker open', { connector: deps.connector });
@@ -108,7 +117,7 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
   );
   if (begun.state === 'complete') {
     log.info('step already complete; returning the recorded output');
-    return begun.record.output;
+    return begun.record;
   }
   if (begun.state === 'replayed') {
     log.warn('grant refused', { reason: 'replayed jti', jti: grant.jti });
@@ -163,7 +172,7 @@ export async function runStep(deps: RunStepDeps, payload: Omit<RunStep, 'task'> 
     const done = await deps.steps.completeStep(key, output, deps.now());
     log.info('step complete', { attempts: done.attempts });
     if (key.kind === 'compensate' && !payload.dryRun) countKpi(deps.metrics, 'CompensationExecuted', connector);
-    return done.output;
+    return done;
   } catch (error) {
     if (vendorCalled && !vendorAnswered) recordVendorCall(deps, connector, calledAt, true);
     const err = error instanceof Error ? error : new Error('unknown failure');

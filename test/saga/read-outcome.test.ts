@@ -4,7 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import type { ActionRecord } from '../../lambdas/actions/action';
-import { readOutcomeOf } from '../../lambdas/saga/read-path';
+import { completedRecordOf, handedAction, readOutcomeOf } from '../../lambdas/saga/read-path';
+import { heldRecordsOf } from '../../lambdas/receipts/vault';
+import { canonicalJson, sha256Hex } from '../../lambdas/shared/canonical-json';
+import type { AuditEvent } from '../../lambdas/ports/steps';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynamo';
 
 /**
@@ -47,6 +50,71 @@ describe("intake's check of RunRead's answer", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('what the read path takes instead of a read', () => {
+  const received = { id: ID, status: 'received', version: 1, planHash: 'h'.repeat(64), principal: { sub: 'alice', roles: [] }, decision: { outcome: 'allow' } };
+
+  it("takes intake's record only when it is this action, received, decided", () => {
+    expect(handedAction(received, ID)).toBe(received);
+    for (const wrong of [
+      { ...received, id: 'act_other' },
+      { ...received, status: 'running' },
+      { ...received, version: '1' },
+      { ...received, decision: undefined },
+      { ...received, principal: {} },
+      null,
+      'act',
+    ]) {
+      expect(handedAction(wrong, ID)).toBeUndefined();
+    }
+  });
+
+  it("takes the connector's step record only when it is this call's step, completed", () => {
+    const call = { actionId: ID, stepId: 'call', kind: 'forward' as const };
+    const record = { ...call, status: 'complete', attempts: 1, grants: [], output: { ok: true } };
+    expect(completedRecordOf({ stepId: 'call', kind: 'forward', outputBytes: 11, record }, call)).toBe(record);
+    expect(completedRecordOf({ stepId: 'call', kind: 'forward', outputBytes: 11 }, call)).toBeUndefined();
+    expect(completedRecordOf({ record: { ...record, status: 'in_progress' } }, call)).toBeUndefined();
+    expect(completedRecordOf({ record: { ...record, stepId: 'other' } }, call)).toBeUndefined();
+    expect(completedRecordOf({ record: { ...record, kind: 'compensate' } }, call)).toBeUndefined();
+    expect(completedRecordOf({ record: { ...record, actionId: 'act_other' } }, call)).toBeUndefined();
+  });
+
+  /** A chain of `types` as the ledger writes it (dynamo-saga-store.ts putAfter). */
+  function chain(actionId: string, types: string[]): AuditEvent[] {
+    const out: AuditEvent[] = [];
+    let prevHash = '0'.repeat(64);
+    types.forEach((type, i) => {
+      const body = { actionId, seq: i + 1, type, at: '2031-01-01T00:00:00.000Z', actor: 'airlock', data: {} };
+      const hash = sha256Hex(`${prevHash}\n${canonicalJson(body)}`);
+      out.push({ ...body, hash, prevHash });
+      prevHash = hash;
+    });
+    return out;
+  }
+
+  it('builds a receipt from held records only when they are this settled action, a whole intact chain and its own steps', () => {
+    const events = chain(ID, ['policy.evaluated', 'action.status', 'grant.issued', 'action.status']);
+    const held = { action: { ...received, status: 'completed' }, events, steps: [{ actionId: ID, stepId: 'call' }] };
+    expect(heldRecordsOf(held, ID)).toEqual(held);
+    const tampered = events.map((e, i) => (i === 2 ? { ...e, actor: 'mallory' } : e));
+    for (const wrong of [
+      { ...held, action: { ...held.action, status: 'running' } },
+      { ...held, action: { ...held.action, id: 'act_other' } },
+      // Not from the first event, a gap, another order, an event changed, another action's chain.
+      { ...held, events: events.slice(1) },
+      { ...held, events: [events[0], events[2], events[3]] },
+      { ...held, events: [events[1], events[0], events[2], events[3]] },
+      { ...held, events: tampered },
+      { ...held, events: chain('act_other', ['a']) },
+      { ...held, steps: [{ actionId: 'act_other', stepId: 'call' }] },
+      { ...held, steps: undefined },
+      undefined,
+    ]) {
+      expect(heldRecordsOf(wrong, ID)).toBeUndefined();
+    }
   });
 });
 

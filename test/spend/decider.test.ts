@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { parseEnvelope } from '../../lambdas/intake/intake';
 import { readLimitsFile } from '../../lambdas/limits/config';
 import { deciderFor } from '../../lambdas/policy/decider';
-import { loadPolicyEngine } from '../../lambdas/policy/index';
+import { createPolicyEngine, loadPolicyEngine } from '../../lambdas/policy/index';
+import { shippedWith } from '../policy/helpers';
 import type { CapUsage } from '../../lambdas/ports/spend-caps';
 import { committedSpend, type SpendItem } from '../../lambdas/shared/money';
 import { amountTowardCap, SpendCaps } from '../../lambdas/spend/caps';
@@ -100,5 +101,83 @@ describe('deciding with spend caps', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  describe('reading the cap counters only when a decision can depend on them', () => {
+    /** The decider over `policyEngine`, counting the counter reads; every counter reads as 45,000 of 50,000 used. */
+    function counting(policyEngine = engine) {
+      const reads: string[][] = [];
+      const usage = async (keys: readonly string[]) => {
+        reads.push([...keys]);
+        return new Map<string, CapUsage>(keys.map((k) => [k, { used: 4_500_000, reserved: 0, committed: 0 }]));
+      };
+      return { reads, decider: deciderFor(policyEngine, toolRegistry, { caps, usage }, 'limits-v') };
+    }
+    const say = { id: 'say', tool: 'echo.say', arguments: { message: 'hi' } };
+    const grant = { id: 'g', tool: 'iam.grant_role', arguments: { principalId: 'bob', role: 'viewer', reason: 'on call rota this week' } };
+
+    it('skips them for a plan of reads under the shipped policies (their cap rule starts with resource.tier == "commit")', async () => {
+      const { reads, decider: d } = counting();
+      const decided = await d.decide(alice, envelope([say]), NOW);
+      expect(decided.outcome).toBe('allow');
+      expect(reads).toEqual([]);
+      // The same decision the counters would have given: nothing a read does is counted against a cap.
+      const { capsObservable: _unused, ...always } = engine;
+      const withCounters = counting(always);
+      const full = await withCounters.decider.decide(alice, envelope([say]), NOW);
+      expect(withCounters.reads).toHaveLength(1);
+      expect({ ...decided, evaluationMicros: 0, decidedAt: '' }).toEqual({ ...full, evaluationMicros: 0, decidedAt: '' });
+    });
+
+    it('reads them for any commit step, with or without money (exposure.cap-near sees the standing)', async () => {
+      const money = counting();
+      expect((await money.decider.decide(alice, envelope([pay(10)]), NOW)).outcome).toBe('require_approval');
+      expect(money.reads).toHaveLength(1);
+      const moneyless = counting();
+      const d = await moneyless.decider.decide(alice, envelope([grant]), NOW);
+      expect(moneyless.reads).toHaveLength(1);
+      expect(d.policyIds).toContain('exposure.cap-near');
+    });
+
+    it("treats a delegation's budget counter the same: skipped for reads, read for a commit step", async () => {
+      const delegation = {
+        id: 'dlg_1',
+        agent: 'trip-bot',
+        principal: 'alice',
+        expiresAt: '2031-06-03T00:00:00Z',
+        rules: { askForCommit: true },
+        budget: { limit: 50_000, period: 'day', declared: { amount: 500, currency: 'USD' } },
+      } as unknown as NonNullable<ReturnType<typeof envelope>['delegation']>;
+      const delegated = (steps: unknown[]) => ({ ...envelope(steps), delegation });
+      const read = counting();
+      expect((await read.decider.decide(alice, delegated([say]), NOW)).outcome).toBe('allow');
+      expect(read.reads).toEqual([]);
+      const commit = counting();
+      const d = await commit.decider.decide(alice, delegated([pay(10)]), NOW);
+      expect(commit.reads.flat()).toContain('delegation#dlg_1#2031-06-02');
+      expect(d.policyIds).toContain('delegation.ask-for-commit');
+    });
+
+    it('reads them for reads when a policy reads the caps without starting with a test for another tier', async () => {
+      const rule = (when: string) =>
+        createPolicyEngine(
+          shippedWith({
+            'reads-cap.cedar': `@id("reads.cap-full")\n@reason("No reads once the cap is nearly spent.")\nforbid (principal, action == Airlock::Action::"request", resource)\nwhen { ${when} };\n`,
+          }),
+        );
+      for (const when of [
+        'context.capSpent * 10 > context.capLimit * 8',
+        // The tier test comes second: the cap expression is evaluated first, and could fail (overflow) for a read.
+        'context.capSpent * 10 > context.capLimit * 8 && resource.tier == "commit"',
+      ]) {
+        const c = counting(rule(when));
+        const d = await c.decider.decide(alice, envelope([say]), NOW);
+        expect(c.reads).toHaveLength(1);
+        if (!when.includes('tier')) expect(d).toMatchObject({ outcome: 'deny', policyIds: ['reads.cap-full'] });
+      }
+      const guarded = counting(rule('resource.tier == "draft" && context.capSpent * 10 > context.capLimit * 8'));
+      await guarded.decider.decide(alice, envelope([say]), NOW);
+      expect(guarded.reads).toEqual([]);
+    });
   });
 });

@@ -2,7 +2,7 @@ import { mcpPushFixtures } from './mcp-push-fixtures';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DynamoLedger } from '../lambdas/adapters/aws/dynamo-ledger';
+import { DynamoLedger, toAction } from '../lambdas/adapters/aws/dynamo-ledger';
 import { DynamoSagaStore } from '../lambdas/adapters/aws/dynamo-saga-store';
 import { FileMetrics } from '../lambdas/adapters/local/file-metrics';
 import type { MetricRefusal } from '../lambdas/observability/catalog';
@@ -163,11 +163,11 @@ function stoppableFetch(signal: AbortSignal): typeof fetch {
   return (input, init) => fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
 }
 
-/** Whether a stored action document names its receipt (set once the receipt is in the vault). */
-function hasReceipt(doc: string | undefined): boolean {
-  if (!doc) return false;
+/** Whether a stored action item names its receipt (set once the receipt is in the vault). */
+function hasReceipt(item: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue>): boolean {
   try {
-    return typeof (JSON.parse(doc) as { receiptKey?: unknown }).receiptKey === 'string';
+    // The record is in `body` (compressed) or, on items no write touched since, `doc` (JSON).
+    return typeof toAction(item)?.receiptKey === 'string';
   } catch {
     return false;
   }
@@ -178,16 +178,16 @@ function hasReceipt(doc: string | undefined): boolean {
  * settled without their receipt (a crash between SettleAction and the receipt write), whose
  * saga run again only writes the receipt.
  */
-async function unfinishedActions(ctx: LocalServiceContext): Promise<string[]> {
+export async function unfinishedActions(dynamo: Pick<LocalServiceContext['dynamo'], 'client' | 'tableName'>): Promise<string[]> {
   const ids: string[] = [];
   let start: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
   do {
-    const out = await ctx.dynamo.client.send(
+    const out = await dynamo.client.send(
       new ScanCommand({
-        TableName: ctx.dynamo.tableName,
+        TableName: dynamo.tableName,
         FilterExpression: 'sk = :action',
         ExpressionAttributeValues: { ':action': { S: 'ACTION' } },
-        ProjectionExpression: 'pk, #status, doc',
+        ProjectionExpression: 'pk, #status, body, doc',
         ExpressionAttributeNames: { '#status': 'status' },
         ...(start ? { ExclusiveStartKey: start } : {}),
       }),
@@ -195,7 +195,7 @@ async function unfinishedActions(ctx: LocalServiceContext): Promise<string[]> {
     for (const item of out.Items ?? []) {
       const status = item.status?.S as ActionStatus | undefined;
       const pk = item.pk?.S ?? '';
-      const unfinished = status !== undefined && (!TerminalStatuses.has(status) || !hasReceipt(item.doc?.S));
+      const unfinished = status !== undefined && (!TerminalStatuses.has(status) || !hasReceipt(item));
       if (unfinished && pk.startsWith('ACTION#')) ids.push(pk.slice('ACTION#'.length));
     }
     start = out.LastEvaluatedKey;
@@ -362,7 +362,7 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
 
       // Everything a previous run left unfinished: every step is idempotent, so running the
       // saga again either resumes it, compensates it or just writes its receipt.
-      const unfinished = await unfinishedActions(ctx);
+      const unfinished = await unfinishedActions(ctx.dynamo);
       for (const id of unfinished) await runner.start(id, { actionId: id });
       if (unfinished.length > 0) ctx.logger.info('resumed unfinished actions', { count: unfinished.length });
 

@@ -1,6 +1,6 @@
-import { QueryCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ActionRecord } from '../../lambdas/actions/action';
+import type { ActionRecord, StoredDecision } from '../../lambdas/actions/action';
 import { defaultIntakeConfig } from '../../lambdas/intake/intake';
 import { postAction, type IntakeResponse } from '../../lambdas/intake/http';
 import { ProblemError } from '../../lambdas/shared/problem';
@@ -157,6 +157,17 @@ describe('POST /v1/actions idempotency against dynalite', () => {
 });
 
 describe('the action ledger', () => {
+  /** The decision the shipped policies give an echo.say read (as bench:calls' read stores it). */
+  function readDecision(): StoredDecision {
+    const reasons = ['Read-tier tools have no side effects; any authenticated principal may use them.', 'Read-tier tools run without approval.'];
+    const policyIds = ['read.request', 'read.unattended'];
+    return {
+      outcome: 'allow', policyIds, reasons, quorum: 0, approverRule: null,
+      steps: [{ id: 'call', quorum: 0, approverRule: null, outcome: 'allow', policyIds, reasons }],
+      policySetVersion: 'b'.repeat(64), evaluationMicros: 30472, shadow: [], limitsVersion: 'c'.repeat(64), decidedAt: '2030-01-01T00:00:00.000Z',
+    };
+  }
+
   function record(id: string, sub: string): ActionRecord {
     const at = new Date().toISOString();
     return {
@@ -204,6 +215,79 @@ describe('the action ledger', () => {
     // Anything but an action id is refused before DynamoDB is asked.
     for (const startAfter of ['garbage!!', '', 'ACTION#act_01J00000000000000000000010', 'act_01J0000000000000000000001']) {
       await expect(env.ledger.listActions({ principalSub: 'lister', limit: 2, startAfter })).rejects.toBeInstanceOf(InvalidCursorError);
+    }
+  });
+
+  it('reads an action item written before the body existed (JSON doc) and moves it to the body on its next write', async () => {
+    const id = 'act_01J00000000000000000000020';
+    const old: ActionRecord = { ...record(id, 'legacy'), decision: readDecision(), traceId: 't-1' };
+    // The layout every action item had before action-body.ts: the record as JSON in `doc`.
+    await env.dynamo.client.send(
+      new PutItemCommand({
+        TableName: env.tableName,
+        Item: {
+          pk: { S: `ACTION#${id}` }, sk: { S: 'ACTION' }, gsi1pk: { S: 'PRINCIPAL#legacy' }, gsi1sk: { S: `ACTION#${id}` },
+          status: { S: old.status }, version: { N: String(old.version) }, updatedAt: { S: old.updatedAt }, doc: { S: JSON.stringify(old) },
+        },
+      }),
+    );
+    expect(await env.ledger.getAction(id)).toStrictEqual(old);
+    expect((await env.ledger.listActions({ principalSub: 'legacy', limit: 5 })).items).toStrictEqual([old]);
+    const at = new Date('2030-01-01T00:00:00.000Z');
+    const running = await env.ledger.transition(id, 'running', { statusReason: 'go' }, at);
+    expect(running).toStrictEqual({ ...old, status: 'running', statusReason: 'go', updatedAt: at.toISOString(), version: 2 });
+    const raw = (await env.dynamo.client.send(new GetItemCommand({ TableName: env.tableName, Key: { pk: { S: `ACTION#${id}` }, sk: { S: 'ACTION' } }, ConsistentRead: true }))).Item!;
+    expect(raw.doc).toBeUndefined();
+    expect(raw.body?.B?.[0]).toBe(1);
+    expect(await env.ledger.getAction(id)).toStrictEqual(running);
+    // A document-only change (patchDoc) of an old item moves it too.
+    const id2 = 'act_01J00000000000000000000021';
+    const old2 = record(id2, 'legacy');
+    await env.dynamo.client.send(
+      new PutItemCommand({
+        TableName: env.tableName,
+        Item: { pk: { S: `ACTION#${id2}` }, sk: { S: 'ACTION' }, status: { S: old2.status }, version: { N: '1' }, updatedAt: { S: old2.updatedAt }, doc: { S: JSON.stringify(old2) } },
+      }),
+    );
+    const patched = await env.ledger.setReceiptKey(id2, 'receipts/x.json', at);
+    expect(patched).toStrictEqual({ ...old2, receiptKey: 'receipts/x.json', updatedAt: at.toISOString(), version: 2 });
+    expect(await env.ledger.getAction(id2)).toStrictEqual(patched);
+  });
+
+  it('a typical read action’s item stays under 1 KB: each of its writes is one write unit, in the table and in gsi1', async () => {
+    const id = 'act_01J00000000000000000000030';
+    // Units per write of the action item, table and index apart (INDEXES: DynamoDB Local reports
+    // gsi1's share, dynalite only the table's).
+    const units: { table: number; gsi1: number | undefined }[] = [];
+    const client = env.dynamo.client;
+    const name = 'action-item-units';
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { Item?: { pk?: { S?: string }; sk?: { S?: string } }; Key?: { pk?: { S?: string }; sk?: { S?: string } }; ReturnConsumedCapacity?: string };
+        const key = input.Item ?? input.Key;
+        const isWrite = 'UpdateExpression' in input || ('Item' in input && 'ConditionExpression' in input);
+        if (!isWrite || key?.pk?.S !== `ACTION#${id}` || key.sk?.S !== 'ACTION') return next(args);
+        const out = await next({ ...args, input: { ...input, ReturnConsumedCapacity: 'INDEXES' } });
+        const consumed = (out.output as { ConsumedCapacity?: { CapacityUnits?: number; Table?: { CapacityUnits?: number }; GlobalSecondaryIndexes?: Record<string, { CapacityUnits?: number }> } }).ConsumedCapacity;
+        units.push({ table: consumed?.Table?.CapacityUnits ?? consumed?.CapacityUnits ?? NaN, gsi1: consumed?.GlobalSecondaryIndexes?.gsi1?.CapacityUnits });
+        return out;
+      },
+      { step: 'initialize', name },
+    );
+    try {
+      const action: ActionRecord = { ...record(id, 'bench'), principal: { sub: 'bench', roles: ['Employee'], manager: 'boss' }, traceId: 'V9+Jg3Fo7hSdWA==', planHash: 'a'.repeat(64) };
+      await env.ledger.createAction(action);
+      await env.ledger.setDecision(id, readDecision());
+      await env.ledger.transition(id, 'running');
+      await env.ledger.transition(id, 'completed', { statusReason: 'every step completed', result: { message: 'hello 0', length: 7 } });
+      await env.ledger.setReceiptKey(id, `receipts/dt=2030-01-01/${id}.json`);
+    } finally {
+      client.middlewareStack.remove(name);
+    }
+    expect(units).toHaveLength(5);
+    for (const u of units) {
+      expect(u.table).toBe(1);
+      if (u.gsi1 !== undefined) expect(u.gsi1).toBeLessThanOrEqual(1);
     }
   });
 });

@@ -3,6 +3,8 @@ import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeActionBody } from '../../lambdas/adapters/aws/action-body';
+import { toAction } from '../../lambdas/adapters/aws/dynamo-ledger';
 import { FileSecrets } from '../../lambdas/adapters/local/file-secrets';
 import { connectors } from '../../lambdas/tools/registry';
 import { SecretNames } from '../../lambdas/ports/secrets';
@@ -87,9 +89,9 @@ describe('restarting the local control plane mid-saga', () => {
     const receiptFile = join(stateDir, 'audit', action.receiptKey!);
     const { tableName, client } = first.runtime.dynamo;
     const item = await client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: `ACTION#${id}` }, sk: { S: 'ACTION' } } }));
-    const { receiptKey: _dropped, ...doc } = JSON.parse(item.Item!.doc!.S!) as Record<string, unknown>;
+    const { receiptKey: _dropped, ...doc } = toAction(item.Item)!;
     await client.send(
-      new UpdateItemCommand({ TableName: tableName, Key: { pk: { S: `ACTION#${id}` }, sk: { S: 'ACTION' } }, UpdateExpression: 'SET doc = :doc', ExpressionAttributeValues: { ':doc': { S: JSON.stringify(doc) } } }),
+      new UpdateItemCommand({ TableName: tableName, Key: { pk: { S: `ACTION#${id}` }, sk: { S: 'ACTION' } }, UpdateExpression: 'SET body = :body', ExpressionAttributeValues: { ':body': { B: encodeActionBody(doc) } } }),
     );
     await rm(receiptFile);
     await first.close();

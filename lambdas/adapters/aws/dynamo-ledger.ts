@@ -29,6 +29,7 @@ import {
   type StoredResponse,
 } from '../../ports/ledger';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
+import { decodeActionBody, encodeActionBody } from './action-body';
 
 /** The UTC day before `day` (`YYYY-MM-DD`). */
 function previousDay(day: string): string {
@@ -95,9 +96,12 @@ const StoredResponseSchema = z.object({
 
 /** The action record an `ACTION#<id>` / `ACTION` item holds (undefined: no item). */
 export function toAction(item: Item | undefined): ActionRecord | undefined {
+  // `body` (B, action-body.ts) since the body was compressed; `doc` (S, plain JSON) on items
+  // no write has touched since: both read the same.
+  const body = item?.body?.B;
   const doc = item?.doc?.S;
-  if (!doc) return undefined;
-  const record = JSON.parse(doc) as ActionRecord;
+  if (!item || (!body && !doc)) return undefined;
+  const record = body ? decodeActionBody(body) : (JSON.parse(doc!) as ActionRecord);
   // Status and version live in their own attributes (conditions read them); they win.
   record.status = (item.status?.S ?? record.status) as ActionStatus;
   record.version = Number(item.version?.N ?? record.version);
@@ -278,7 +282,7 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
       status: S(action.status),
       version: N(action.version),
       updatedAt: S(action.updatedAt),
-      doc: S(JSON.stringify(action)),
+      body: { B: encodeActionBody(action) },
     };
   }
 
@@ -506,7 +510,8 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
             new UpdateItemCommand({
               TableName: this.table,
               Key: Keys.action(id),
-              UpdateExpression: 'SET #status = :to, version = :next, updatedAt = :at, doc = :doc',
+              // REMOVE doc: an item written before the body existed moves to it on its next write.
+              UpdateExpression: 'SET #status = :to, version = :next, updatedAt = :at, body = :body REMOVE doc',
               ConditionExpression: '#status = :from AND version = :v',
               ExpressionAttributeNames: { '#status': 'status' },
               ExpressionAttributeValues: {
@@ -515,7 +520,7 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
                 ':v': N(current.version),
                 ':next': N(next.version),
                 ':at': S(next.updatedAt),
-                ':doc': S(JSON.stringify(next)),
+                ':body': { B: encodeActionBody(next) },
               },
             }),
           ),
@@ -561,13 +566,13 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
             new UpdateItemCommand({
               TableName: this.table,
               Key: Keys.action(id),
-              UpdateExpression: 'SET version = :next, updatedAt = :at, doc = :doc',
+              UpdateExpression: 'SET version = :next, updatedAt = :at, body = :body REMOVE doc',
               ConditionExpression: 'version = :v',
               ExpressionAttributeValues: {
                 ':v': N(current.version),
                 ':next': N(next.version),
                 ':at': S(next.updatedAt),
-                ':doc': S(JSON.stringify(next)),
+                ':body': { B: encodeActionBody(next) },
               },
             }),
           ),

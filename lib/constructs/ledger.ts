@@ -87,6 +87,9 @@ export class Ledger extends Construct {
       indexName: LEDGER_GSI1,
       partitionKey: { name: 'gsi1pk', type: AttributeType.STRING },
       sortKey: { name: 'gsi1sk', type: AttributeType.STRING },
+      // ALL: listing a principal's actions reads whole records from the index. The action's
+      // record is one compressed attribute (ledger.md, "Action body"), so each copy stays
+      // under 1 KB for a read: one write unit. Keep in step with ledgerTableDefinition.
       projectionType: ProjectionType.ALL,
     });
   }

@@ -89,8 +89,9 @@ describe('DynamoDB round trips', () => {
     // step's begin consumes its grant and the saga's tasks read the action with the steps; 19
     // since a plan of reads is decided without the spend counters.
     expect(calls).toBeLessThanOrEqual(19);
-    // ~18 on dynalite, ~29 as DynamoDB Local reports them.
-    expect(counts.writeUnits / 10).toBeLessThanOrEqual(30);
+    // ~14.3 on dynalite, ~21.7 as DynamoDB Local reports them (gsi1's copies of the action
+    // item included); ~18 and ~29 while the action item was JSON over 1 KB (two units a write).
+    expect(counts.writeUnits / 10).toBeLessThanOrEqual(23);
     // Every read still leaves exactly one step record and one receipt.
     for (const id of ids) expect((await cp.cp.store.listSteps(id)).filter((s) => s.kind === 'forward')).toHaveLength(1);
   });

@@ -36,6 +36,7 @@ export function ledgerTableDefinition(tableName: string = DEFAULT_LEDGER_TABLE):
           { AttributeName: 'gsi1pk', KeyType: 'HASH' },
           { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
         ],
+        // As the CDK construct: ALL, the action's record being one compressed attribute (ledger.md).
         Projection: { ProjectionType: 'ALL' },
       },
     ],

@@ -631,15 +631,20 @@ export async function settle(
       // The action record is one DynamoDB item: outputs too large for it stay in the step
       // records, from which the action view and the receipt put the result together.
       const patch = jsonBytes(result) <= ACTION_RESULT_MAX_BYTES ? { result } : {};
-      action = await move(deps, action, 'completed', reason, patch).catch(async (error: unknown) => {
-        if (error instanceof StatusTransitionError) return load(deps, input.actionId);
-        throw error;
-      });
+      // try/await, not .catch(): an awaited call keeps its callers on async stack traces.
+      try {
+        action = await move(deps, action, 'completed', reason, patch);
+      } catch (error) {
+        if (!(error instanceof StatusTransitionError)) throw error;
+        action = await load(deps, input.actionId);
+      }
     } else {
-      action = await move(deps, action, target, reason).catch(async (error: unknown) => {
-        if (error instanceof StatusTransitionError) return move(deps, await load(deps, input.actionId), 'failed', reason);
-        throw error;
-      });
+      try {
+        action = await move(deps, action, target, reason);
+      } catch (error) {
+        if (!(error instanceof StatusTransitionError)) throw error;
+        action = await move(deps, await load(deps, input.actionId), 'failed', reason);
+      }
     }
   }
   if (target === 'expired' && deps.approvals) {

@@ -130,7 +130,10 @@ describe('DynamoDB round trips', () => {
     expect(read.phase('bookkeeping')).toBeLessThanOrEqual(2);
     // The receipt key; the action itself is intake's record, handed over, not read.
     expect(read.phase('read')).toBeLessThanOrEqual(1);
-    expect(read.phase('other')).toBe(0);
+    // Every call is attributed on dynalite. Against DynamoDB Local (a socket away) V8's async
+    // stack loses the caller of the two status moves' audit events, so they count as `other`
+    // there: still in the total below, which is the ceiling that matters.
+    expect(read.phase('other')).toBeLessThanOrEqual(process.env.AIRLOCK_DYNAMODB_ENDPOINT ? 2 : 0);
     // No reads at all: only the cached or leased guardrail items and this test's own check read.
     const reads = (read.counts.calls.GetItemCommand ?? 0) + (read.counts.calls.QueryCommand ?? 0) + (read.counts.calls.BatchGetItemCommand ?? 0);
     expect(reads).toBeLessThanOrEqual((read.counts.byPhase.test ?? 0) + (read.counts.byPhase.timed ?? 0));

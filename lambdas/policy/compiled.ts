@@ -29,8 +29,12 @@ export interface CompiledPolicySet {
  * this format, otherwise analysed now.
  */
 export function analysisOf(files: PolicyFiles, compiled?: unknown): Analysis {
-  if (isCompiledFor(compiled, policySetVersion(files))) return compiled.analysis;
-  return analyzePolicyFiles(files);
+  return compiledAnalysisOf(files, compiled) ?? analyzePolicyFiles(files);
+}
+
+/** The compiled analysis when it was compiled from exactly `files` by this format, else undefined. */
+export function compiledAnalysisOf(files: PolicyFiles, compiled: unknown): Analysis | undefined {
+  return isCompiledFor(compiled, policySetVersion(files)) ? compiled.analysis : undefined;
 }
 
 function isCompiledFor(compiled: unknown, version: string): compiled is CompiledPolicySet {

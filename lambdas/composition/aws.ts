@@ -67,12 +67,14 @@ import { ApprovalGaugeEnv, ApprovalsEnv, DelegationExpiryEnv, EnvNames as N, Int
  */
 const client = <T extends object>(make: () => T | Promise<T>) => once(async () => tracer.captureAWSv3Client(await make()));
 const dynamo = /* @__PURE__ */ client(() => new DynamoDBClient({}));
-const secretsManager = /* @__PURE__ */ client(async () => new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient({}));
-const stepFunctions = /* @__PURE__ */ client(async () => new (await import('@aws-sdk/client-sfn')).SFNClient({}));
-const eventBridge = /* @__PURE__ */ client(async () => new (await import('@aws-sdk/client-eventbridge')).EventBridgeClient({}));
+// Each made by its adapter's module: `import()` of an SDK package itself would keep every
+// command of it in the chunk, where the adapter's static imports keep only those it sends.
+const secretsManager = /* @__PURE__ */ client(async () => (await import('../adapters/aws/secrets-manager')).secretsManagerClient());
+const stepFunctions = /* @__PURE__ */ client(async () => (await import('../adapters/aws/sfn-workflow')).sfnClient());
+const eventBridge = /* @__PURE__ */ client(async () => (await import('../adapters/aws/eventbridge-publisher')).eventBridgeClient());
 // One attempt: a retried synchronous invoke would run the callee twice; the read path's
-// fallback (the Standard saga) is what answers a failed one.
-const lambda = /* @__PURE__ */ client(async () => new (await import('@aws-sdk/client-lambda')).LambdaClient({ maxAttempts: 1 }));
+// fallback (the Standard saga) is what answers a failed one (lambda-invoker.ts).
+const lambda = /* @__PURE__ */ client(async () => (await import('../adapters/aws/lambda-invoker')).lambdaClient());
 
 /** Starts workflows on Step Functions; the SFN client and adapter load on the first start. */
 function workflowOn(options: { stateMachineArn: string; runStateMachineArn?: string }): WorkflowStarter {

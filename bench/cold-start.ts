@@ -17,10 +17,12 @@
  *   request pays once (composition, lazily loaded modules, the SDK's first call).
  *
  * Prints bundle sizes, medians, the floor (a fresh process importing nothing) and the ratio
- * of init to it. No AWS account or credentials: the stub's fake keys only.
+ * of init to it. BENCH_BASELINE=<dir> (a copy of .bench/cold-start from another commit) then
+ * runs those bundles interleaved with these, so a before/after meets the same machine load.
+ * No AWS account or credentials: the stub's fake keys only.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -278,6 +280,29 @@ try {
     console.log(
       `${fn.name.padEnd(10)} ${size.padEnd(34)} ${ms(init)} ${ms(initCpu)}    ${ms(initCpu - floorCpu)}   ×${(initCpu / floorCpu).toFixed(1).padEnd(4)} ${ms(median(withMaps.map((r) => r.init)))}   ${ms(first)} ${ms(warm)}  ${ms(init + first - warm)} (${ms(coldCpu)}, ${ms(coldCpu - floorCpu)})`,
     );
+  }
+  // BENCH_BASELINE=<dir>: bundles built earlier (a copy of .bench/cold-start from another
+  // commit) run interleaved with these, baseline then current, so both meet the same load.
+  const baseline = process.env.BENCH_BASELINE;
+  if (baseline) {
+    console.log(`\nagainst ${baseline}, interleaved (baseline, current) ×${RUNS}, CPU ms (×floor): init, init+first−warm`);
+    for (const fn of FUNCTIONS.filter((f) => (!only || only.includes(f.name)) && existsSync(join(baseline, f.name, BUNDLE_ENTRY_FILE)))) {
+      const pair = [join(baseline, fn.name, BUNDLE_ENTRY_FILE), join(OUT, fn.name, BUNDLE_ENTRY_FILE)] as const;
+      const before: Run[] = [];
+      const after: Run[] = [];
+      const floors: Run[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        floors.push(await runOnce(undefined, {}));
+        before.push(await runOnce(pair[0], { fn, stub: stub.url }));
+        after.push(await runOnce(pair[1], { fn, stub: stub.url }));
+      }
+      const f = median(floors.map((r) => r.initCpu));
+      const init = (rs: Run[]) => median(rs.map((r) => r.initCpu));
+      const cold = (rs: Run[]) => median(rs.map((r) => r.initCpu + r.firstCpu! - r.warmCpu!));
+      const both = (v: (rs: Run[]) => number) => `${ms(v(before))} → ${ms(v(after))} (×${(v(before) / f).toFixed(1)} → ×${(v(after) / f).toFixed(1)})`;
+      const kib = (file: string) => (loadedAtImport(file) / 1024).toFixed(0);
+      console.log(`${fn.name.padEnd(10)} KiB ${kib(pair[0])} → ${kib(pair[1])}  init ${both(init)}  init+first−warm ${both(cold)}  floor ${f.toFixed(0)}`);
+    }
   }
   console.log(`KiB at import: index.mjs and the chunks it imports statically, what V8 compiles at init (index.mjs alone, gzipped; every chunk, loaded or not; all maps).`);
   console.log(`init: the bundle imported, as deployed (no --enable-source-maps), wall and CPU ms; ×floor: its CPU over the floor's; +maps: wall with --enable-source-maps.`);

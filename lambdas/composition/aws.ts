@@ -1,9 +1,4 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { LambdaClient } from '@aws-sdk/client-lambda';
-import { LambdaInvoker } from '../adapters/aws/lambda-invoker';
 import { readPathThrough } from '../saga/read-path';
 import { DynamoApprovalStore } from '../adapters/aws/dynamo-approvals';
 import { DynamoLedger } from '../adapters/aws/dynamo-ledger';
@@ -12,17 +7,18 @@ import { DynamoSagaStore } from '../adapters/aws/dynamo-saga-store';
 import { DynamoGuardrailStore } from '../adapters/aws/dynamo-guardrails';
 import { DynamoSpendCapStore } from '../adapters/aws/dynamo-spend-caps';
 import { DynamoDelegationStore } from '../adapters/aws/dynamo-delegations';
-import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
 import { JwksTokenVerifier } from '../adapters/aws/jwks-token-verifier';
 import type { SecretRotationDeps } from '../adapters/aws/secret-rotation';
-import { SecretsManagerSecrets } from '../adapters/aws/secrets-manager';
-import { StepFunctionsCallbacks } from '../adapters/aws/sfn-callbacks';
-import { StepFunctionsWorkflow } from '../adapters/aws/sfn-workflow';
 import { defaultIntakeConfig } from '../intake/intake';
 import { logger, metrics as emfMetrics, tracer } from '../middleware/powertools';
 import { AnomalyGuard } from '../guardrails/anomaly';
 import { boundedMetrics, vocabularyOf } from '../observability/catalog';
 import type { AuditStore } from '../ports/audit-store';
+import type { EventPublisher } from '../ports/events';
+import type { FunctionInvoker } from '../ports/functions';
+import type { SecretsPort } from '../ports/secrets';
+import type { TaskCallbacks } from '../ports/task-callbacks';
+import type { WorkflowStarter } from '../ports/workflow';
 import type { Metrics } from '../ports/metrics';
 import type { PolicyEngine } from '../policy/index';
 import { readLimitsFile, type LoadedLimits } from '../limits/config';
@@ -61,15 +57,54 @@ import { ApprovalGaugeEnv, ApprovalsEnv, DelegationExpiryEnv, EnvNames as N, Int
  * a connector function ships no S3, EventBridge or Step Functions client.
  */
 
-/** One traced SDK client per process, made when a function first needs it. */
-const client = <T extends object>(make: () => T) => once(() => tracer.captureAWSv3Client(make()));
+/**
+ * One traced SDK client per process, made when a function first needs it. DynamoDB's is in
+ * the bundle's entry (nearly every request reads the ledger); every other client is imported
+ * on its first call with the adapter that uses it (the ports below), in a chunk of its own:
+ * an import of the bundle does not compile or evaluate them, and a request that does not
+ * start a workflow, invoke a function, publish an event or read a secret never loads them
+ * (test/infra/bundle-cold-start.test.ts).
+ */
+const client = <T extends object>(make: () => T | Promise<T>) => once(async () => tracer.captureAWSv3Client(await make()));
 const dynamo = /* @__PURE__ */ client(() => new DynamoDBClient({}));
-const secretsManager = /* @__PURE__ */ client(() => new SecretsManagerClient({}));
-const stepFunctions = /* @__PURE__ */ client(() => new SFNClient({}));
-const eventBridge = /* @__PURE__ */ client(() => new EventBridgeClient({}));
+// Each made by its adapter's module: `import()` of an SDK package itself would keep every
+// command of it in the chunk, where the adapter's static imports keep only those it sends.
+const secretsManager = /* @__PURE__ */ client(async () => (await import('../adapters/aws/secrets-manager')).secretsManagerClient());
+const stepFunctions = /* @__PURE__ */ client(async () => (await import('../adapters/aws/sfn-workflow')).sfnClient());
+const eventBridge = /* @__PURE__ */ client(async () => (await import('../adapters/aws/eventbridge-publisher')).eventBridgeClient());
 // One attempt: a retried synchronous invoke would run the callee twice; the read path's
-// fallback (the Standard saga) is what answers a failed one.
-const lambda = /* @__PURE__ */ client(() => new LambdaClient({ maxAttempts: 1 }));
+// fallback (the Standard saga) is what answers a failed one (lambda-invoker.ts).
+const lambda = /* @__PURE__ */ client(async () => (await import('../adapters/aws/lambda-invoker')).lambdaClient());
+
+/** Starts workflows on Step Functions; the SFN client and adapter load on the first start. */
+function workflowOn(options: { stateMachineArn: string; runStateMachineArn?: string }): WorkflowStarter {
+  const port = once(async () => new (await import('../adapters/aws/sfn-workflow')).StepFunctionsWorkflow({ ...options, client: await stepFunctions() }));
+  return { start: async (actionId, input, kind) => (await port()).start(actionId, input, kind) };
+}
+
+/** Task-token callbacks to Step Functions; loaded on the first callback. */
+function taskCallbacks(): TaskCallbacks {
+  const port = once(async () => new (await import('../adapters/aws/sfn-callbacks')).StepFunctionsCallbacks({ client: await stepFunctions() }));
+  return {
+    sendTaskSuccess: async (taskToken, output) => (await port()).sendTaskSuccess(taskToken, output),
+    sendTaskFailure: async (taskToken, error, cause) => (await port()).sendTaskFailure(taskToken, error, cause),
+  };
+}
+
+/** Events on the approvals bus; loaded on the first publish. */
+function eventPublisher(eventBusName: string): EventPublisher {
+  const port = once(async () => new (await import('../adapters/aws/eventbridge-publisher')).EventBridgePublisher({ eventBusName, client: await eventBridge() }));
+  return { publish: async (event) => (await port()).publish(event) };
+}
+
+/** A synchronous invoke's safety net when the caller names no bound (Lambda's own timeout ends the callee first). */
+const INVOKE_TIMEOUT_MS = 10_000;
+
+/** Synchronous Lambda invokes (the read path); loaded on the first invoke. */
+function functionInvoker(): FunctionInvoker {
+  const port = once(async () => new (await import('../adapters/aws/lambda-invoker')).LambdaInvoker({ client: await lambda(), defaultTimeoutMs: INVOKE_TIMEOUT_MS }));
+  return { invoke: async (functionName, payload, options) => (await port()).invoke(functionName, payload, options) };
+}
 
 /** The S3 client, one per process, loaded with the vault (below). */
 const s3 = /* @__PURE__ */ once(async () => tracer.captureAWSv3Client(new (await import('@aws-sdk/client-s3')).S3Client({})));
@@ -91,9 +126,11 @@ function auditVault(bucket: string, retentionDays: number): AuditStore {
   };
 }
 
-/** A synchronous invoke's safety net when the caller names no bound (Lambda's own timeout ends the callee first). */
-const INVOKE_TIMEOUT_MS = 10_000;
-const secrets = /* @__PURE__ */ once(async () => new SecretsManagerSecrets({ client: await secretsManager() }));
+/** Secrets Manager, one cache per process; the client and adapter load on the first read. */
+const secrets = /* @__PURE__ */ once((): SecretsPort => {
+  const port = once(async () => new (await import('../adapters/aws/secrets-manager')).SecretsManagerSecrets({ client: await secretsManager() }));
+  return { getSecret: async (name) => (await port()).getSecret(name) };
+});
 
 /**
  * The Cedar engine, loaded on first use. Never imported statically: the connector and receipts
@@ -156,7 +193,7 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     actions: ledger,
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
     events: store,
-    callbacks: new StepFunctionsCallbacks({ client: await stepFunctions() }),
+    callbacks: taskCallbacks(),
     now: () => new Date(),
     logger,
     adminRole: limits.limits.killSwitch.role,
@@ -170,14 +207,11 @@ export const intakeDeps: Lazy<IntakeFunctionDeps> = /* @__PURE__ */ once(async (
     accessLog: ledger,
     steps: store,
     idempotency: ledger,
-    workflow: new StepFunctionsWorkflow({
+    workflow: workflowOn({
       stateMachineArn: env[N.stateMachineArn],
       ...(env[N.runStateMachineArn] ? { runStateMachineArn: env[N.runStateMachineArn] } : {}),
-      client: await stepFunctions(),
     }),
-    ...(readFunction
-      ? { readPath: readPathThrough(new LambdaInvoker({ client: await lambda(), defaultTimeoutMs: INVOKE_TIMEOUT_MS }), readFunction, INVOKE_TIMEOUT_MS) }
-      : {}),
+    ...(readFunction ? { readPath: readPathThrough(functionInvoker(), readFunction, INVOKE_TIMEOUT_MS) } : {}),
     decider: spendAwareDecider(engine, SpendCaps.from(limits.limits.spendCaps, engine.money), capStore, toolRegistry, limits.version),
     tools: toolRegistry,
     intake: { ...defaultIntakeConfig, idempotencyRetentionMs: env[N.idempotencyRetentionHours] * 3_600_000 },
@@ -244,7 +278,7 @@ export const sagaDeps: Lazy<SagaFunctionDeps> = /* @__PURE__ */ once(async () =>
     ...(receiptsFunction
       ? {
           readPath: {
-            invoker: new LambdaInvoker({ client: await lambda(), defaultTimeoutMs: INVOKE_TIMEOUT_MS }),
+            invoker: functionInvoker(),
             receiptsFunction,
             connectorTimeoutMs: env[N.readConnectorTimeoutMs],
             receiptTimeoutMs: INVOKE_TIMEOUT_MS,
@@ -270,8 +304,8 @@ export const approvalsDeps: Lazy<ApprovalsFunctionDeps> = /* @__PURE__ */ once(a
     actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
     approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
     events: store,
-    callbacks: new StepFunctionsCallbacks({ client: await stepFunctions() }),
-    publisher: new EventBridgePublisher({ eventBusName: env[N.approvalEventBus], client: await eventBridge() }),
+    callbacks: taskCallbacks(),
+    publisher: eventPublisher(env[N.approvalEventBus]),
     engine,
     tools: toolRegistry,
     timeoutSeconds: env[N.approvalTimeoutSeconds],
@@ -365,7 +399,7 @@ export const reconcileDeps: Lazy<ReconcileFunctionDeps> = /* @__PURE__ */ once(a
       ? {
           resume: {
             actions: new DynamoLedger({ client: db, tableName: env[N.ledgerTable] }),
-            workflow: new StepFunctionsWorkflow({ stateMachineArn: sagaArn, client: await stepFunctions() }),
+            workflow: workflowOn({ stateMachineArn: sagaArn }),
             now: () => new Date(),
             logger,
           },
@@ -387,7 +421,7 @@ export const delegationExpiryDeps: Lazy<DelegationExpiryFunctionDeps> = /* @__PU
       actions: ledger,
       approvals: new DynamoApprovalStore({ client: db, tableName: env[N.ledgerTable] }),
       events: new DynamoSagaStore({ client: db, tableName: env[N.ledgerTable] }),
-      callbacks: new StepFunctionsCallbacks({ client: await stepFunctions() }),
+      callbacks: taskCallbacks(),
       now: () => new Date(),
       logger,
       adminRole: limits.limits.killSwitch.role,

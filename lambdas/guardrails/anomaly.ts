@@ -99,12 +99,21 @@ export interface AnomalyGuardDeps {
 /** Rolling per-agent baselines for one function instance. */
 export class AnomalyGuard {
   private readonly tracks = new Map<string, Track>();
-  /** The floors as compared: spend in base minor units. */
-  private readonly floors: Partial<Record<AnomalySignal, number>>;
+  #floors: Partial<Record<AnomalySignal, number>> | undefined;
 
-  constructor(private readonly deps: AnomalyGuardDeps) {
-    const { spend, ...counts } = deps.settings.floors;
-    this.floors = { ...counts, ...(spend !== undefined ? { spend: majorToBaseMinor(spend, deps.money) } : {}) };
+  constructor(private readonly deps: AnomalyGuardDeps) {}
+
+  /**
+   * The floors as compared: spend in base minor units. Converted when first compared, not when
+   * the guard is built: the base currency's minor unit comes from ICU, whose first use
+   * costs a cold start ~35 ms CPU that a function instance serving no action never needs.
+   */
+  private get floors(): Partial<Record<AnomalySignal, number>> {
+    if (this.#floors === undefined) {
+      const { spend, ...counts } = this.deps.settings.floors;
+      this.#floors = { ...counts, ...(spend !== undefined ? { spend: majorToBaseMinor(spend, this.deps.money) } : {}) };
+    }
+    return this.#floors;
   }
 
   /** Counts one request; returns the anomaly it completes, if any (at most one per call). */

@@ -20,3 +20,8 @@ export function cedarWasm(): CedarWasm {
   loaded ??= load('@cedar-policy/cedar-wasm/nodejs') as CedarWasm;
   return loaded;
 }
+
+/** Whether this process has loaded Cedar's wasm yet (tests: a cold start that decides nothing never does). */
+export function cedarWasmLoaded(): boolean {
+  return loaded !== undefined;
+}

@@ -1,4 +1,4 @@
-import { analyzePolicyFiles, type Analysis } from './analyze';
+import type { Analysis } from './analyze';
 import { policySetVersion, type PolicyFiles } from './files';
 
 /**
@@ -24,13 +24,9 @@ export interface CompiledPolicySet {
   analysis: Analysis;
 }
 
-/**
- * The analysis of `files`: the compiled one when it was compiled from exactly these files by
- * this format, otherwise analysed now.
- */
-export function analysisOf(files: PolicyFiles, compiled?: unknown): Analysis {
-  if (isCompiledFor(compiled, policySetVersion(files))) return compiled.analysis;
-  return analyzePolicyFiles(files);
+/** The compiled analysis when it was compiled from exactly `files` by this format, else undefined. */
+export function compiledAnalysisOf(files: PolicyFiles, compiled: unknown): Analysis | undefined {
+  return isCompiledFor(compiled, policySetVersion(files)) ? compiled.analysis : undefined;
 }
 
 function isCompiledFor(compiled: unknown, version: string): compiled is CompiledPolicySet {

@@ -2,8 +2,8 @@ import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { cedarWasm } from './cedar-wasm';
 import type { MoneyConfig } from '../shared/money';
 import type { Principal } from '../shared/principal';
-import { leadingTierOf, type ParsedPolicy } from './analyze';
-import { analysisOf } from './compiled';
+import { analyzePolicyFiles, leadingTierOf, type ParsedPolicy } from './analyze';
+import { compiledAnalysisOf } from './compiled';
 import { policySetVersion, type PolicyConfig, type PolicyFiles } from './files';
 import {
   ACTION,
@@ -122,13 +122,15 @@ function combine(outcomes: Outcome[]): Outcome {
 }
 
 /**
- * Builds an engine from the raw text of a policy directory: validates it (strict), preparses
- * the schema and the policy sets into Cedar's cache once, and answers every request from that
- * cache. Throws PolicySetInvalidError when the set is invalid, so a bad deploy fails at cold
- * start instead of deciding with half a policy set.
+ * Builds an engine from the raw text of a policy directory: validates it (strict; or takes the
+ * analysis the synth compiled from exactly these files), preparses the policy sets into
+ * Cedar's cache (at once, or each on first use when compiled: see below), and answers every
+ * request from that cache. Throws PolicySetInvalidError when the set is invalid, so a bad
+ * deploy fails at cold start instead of deciding with half a policy set.
  */
 export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOptions = {}): PolicyEngine {
-  const analysis = analysisOf(files, options.compiled);
+  const compiled = compiledAnalysisOf(files, options.compiled);
+  const analysis = compiled ?? analyzePolicyFiles(files);
   if (!analysis.validation.ok || !analysis.config) throw new PolicySetInvalidError(analysis.validation.errors);
   const config: PolicyConfig = analysis.config;
   const version = policySetVersion(files);
@@ -188,11 +190,18 @@ export function createPolicyEngine(files: PolicyFiles, options: PolicyEngineOpti
     return ref;
   }
 
-  // Build the common sets now, so the first request does not pay for them.
-  for (const pool of pools.keys()) {
-    for (const connector of named) {
-      setFor(pool, 'request', connector);
-      setFor(pool, 'run_unattended', connector);
+  // A set analysed just now (Cedar loaded to validate it): build the common sets now, so the
+  // first request does not pay for them. A set compiled at synth (Cedar parsed and validated
+  // these very files, bound to them by their hash) is preparsed set by set on first use, so
+  // a cold start whose requests decide nothing (a listing, a status read, a saga's bookkeeping)
+  // never loads Cedar's wasm, and one that decides preparses only the sets it asks. A preparse
+  // that failed then would throw from the decision: the request fails, nothing is allowed.
+  if (compiled === undefined) {
+    for (const pool of pools.keys()) {
+      for (const connector of named) {
+        setFor(pool, 'request', connector);
+        setFor(pool, 'run_unattended', connector);
+      }
     }
   }
 

@@ -127,7 +127,7 @@ export interface ApprovalCheck {
   reasons: string[];
 }
 
-/** A loaded, preparsed policy set. Build one per process and reuse it. */
+/** A loaded policy set, its Cedar sets preparsed once each (on first use when compiled at synth). Build one per process and reuse it. */
 export interface PolicyEngine {
   decide(req: DecisionRequest): Decision;
   canApprove(req: ApprovalCheckRequest): ApprovalCheck;

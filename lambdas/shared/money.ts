@@ -75,6 +75,12 @@ export function currencyFits(amount: number, currency: string): boolean {
   return Math.abs(scaled - Math.round(scaled)) <= Math.max(1e-6, Math.abs(scaled) * Number.EPSILON * 8);
 }
 
+/** Whether `currency` (any case) is an ISO 4217 code the rate table converts; reads no currency data. */
+export function hasRate(currency: string, config: MoneyConfig): boolean {
+  const code = currency.toUpperCase();
+  return CURRENCY_CODE.test(code) && config.rates[code] !== undefined;
+}
+
 /** Major units of the base currency to its minor units (rounded). */
 function baseMinor(major: number, config: MoneyConfig): number {
   return Math.round(major * 10 ** currencyExponent(config.baseCurrency));
@@ -88,11 +94,10 @@ function baseMinor(major: number, config: MoneyConfig): number {
 export function toBaseMinor(money: Money | undefined, config: MoneyConfig): BaseMoney {
   if (money === undefined) return { minor: 0, currency: '', valid: true };
   const currency = typeof money.currency === 'string' ? money.currency.toUpperCase() : '';
-  const rate = config.rates[currency];
-  if (rate === undefined || !CURRENCY_CODE.test(currency) || typeof money.amount !== 'number' || !Number.isFinite(money.amount) || money.amount < 0) {
+  if (!hasRate(currency, config) || typeof money.amount !== 'number' || !Number.isFinite(money.amount) || money.amount < 0) {
     return { minor: 0, currency, valid: false };
   }
-  const minor = baseMinor(money.amount * rate, config);
+  const minor = baseMinor(money.amount * config.rates[currency]!, config);
   return minor <= MAX_MINOR ? { minor, currency, valid: true } : { minor: 0, currency, valid: false };
 }
 

@@ -1,6 +1,6 @@
 import type { SpendCap } from '../limits/config';
 import type { CapCharge, CapUsage } from '../ports/spend-caps';
-import { baseMinorToMajor, committedSpend, toBaseMinor, type MoneyConfig, type SpendItem } from '../shared/money';
+import { baseMinorToMajor, committedSpend, hasRate, toBaseMinor, type MoneyConfig, type SpendItem } from '../shared/money';
 import type { Principal } from '../shared/principal';
 
 /**
@@ -153,14 +153,34 @@ export function fits(standing: Pick<CapStanding, 'used' | 'cap'>, requested: num
 
 /** The caps of a deployment, in base minor units: what applies to whom, and what fits. */
 export class SpendCaps {
-  constructor(
-    readonly caps: readonly ResolvedCap[],
-    readonly money: MoneyConfig,
-  ) {}
+  #caps: readonly ResolvedCap[] | (() => readonly ResolvedCap[]);
 
-  /** From the limits file's `spendCaps` and the policy set's money config. */
+  constructor(
+    caps: readonly ResolvedCap[] | (() => readonly ResolvedCap[]),
+    readonly money: MoneyConfig,
+  ) {
+    this.#caps = caps;
+  }
+
+  /** The caps, converted to base minor units (on first use when built by {@link SpendCaps.from}). */
+  get caps(): readonly ResolvedCap[] {
+    if (typeof this.#caps === 'function') this.#caps = this.#caps();
+    return this.#caps;
+  }
+
+  /**
+   * From the limits file's `spendCaps` and the policy set's money config. A cap whose currency
+   * has no rate is refused here (SpendCapCurrencyError: the composition, so the cold start,
+   * fails); the amounts are converted when the caps are first read. Converting reads the base
+   * currency's minor unit from the runtime's ICU data, whose first use costs ~35 ms of CPU: a
+   * cold start whose requests never count spend (a listing, a status read) does not pay it.
+   */
   static from(caps: readonly SpendCap[], money: MoneyConfig): SpendCaps {
-    return new SpendCaps(resolveCaps(caps, money), money);
+    for (const cap of caps) {
+      const currency = cap.currency ?? money.baseCurrency;
+      if (!hasRate(currency, money)) throw new SpendCapCurrencyError(cap.id, currency);
+    }
+    return new SpendCaps(() => resolveCaps(caps, money), money);
   }
 
   /** Every cap that counts this principal's spend now, with its counter's key. */

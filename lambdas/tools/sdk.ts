@@ -159,8 +159,42 @@ export interface ConnectorDefinition<C = unknown> {
   reconcile?: ReconcileOperation<C>;
 }
 
-/** Identity helpers that keep the tool's input and output types inferred from the zod schemas. */
-export function defineTool<I, O, C>(tool: ToolDefinition<I, O, C>): ToolDefinition<I, O, C> {
+/**
+ * A zod schema, or a function that builds it. Building zod schemas is the largest part of
+ * importing the connectors (every function but the key rotator imports them all, through the
+ * registry): a schema given as a function is built the first time it is read, once, so a cold
+ * start builds only the schemas of the tools its requests touch. Validation is the same schema
+ * either way.
+ */
+export type SchemaSource<T> = z.ZodType<T> | (() => z.ZodType<T>);
+
+/** A tool as its connector writes it: {@link ToolDefinition} with schemas that may be built on first use. */
+export interface ToolSpec<I = unknown, O = unknown, C = unknown> extends Omit<ToolDefinition<I, O, C>, 'input' | 'output'> {
+  input: SchemaSource<I>;
+  output: SchemaSource<O>;
+}
+
+/**
+ * A schema shared by several tools or schemas of a connector, built the first time it is
+ * called and the same instance after (pass it where a {@link SchemaSource} goes, or call it).
+ */
+export function lazySchema<S extends z.ZodType>(build: () => S): () => S {
+  let built: S | undefined;
+  return () => (built ??= build());
+}
+
+/**
+ * A tool, its input and output types inferred from the zod schemas; a schema given as a
+ * function is built on first read of `input` / `output` (then kept).
+ */
+export function defineTool<I, O, C>(spec: ToolSpec<I, O, C>): ToolDefinition<I, O, C> {
+  const tool = { ...spec } as ToolDefinition<I, O, C>;
+  for (const key of ['input', 'output'] as const) {
+    const source = spec[key];
+    if (typeof source !== 'function') continue;
+    let built: z.ZodType | undefined;
+    Object.defineProperty(tool, key, { enumerable: true, configurable: false, get: () => (built ??= source()) });
+  }
   return tool;
 }
 

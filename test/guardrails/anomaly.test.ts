@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DynamoGuardrailStore } from '../../lambdas/adapters/aws/dynamo-guardrails';
 import { ANOMALY_GUARD_ACTOR, AnomalyGuard } from '../../lambdas/guardrails/anomaly';
 import { HaltGuard, subjectOf, type HaltDeps } from '../../lambdas/guardrails/halts';
@@ -167,6 +167,29 @@ describe('the anomaly guard', () => {
       expect((error as InvalidLimitsError).problems.map((p) => p.path), path).toContain(path);
     }
     expect(readLimitsFile().limits.anomaly).toBeDefined();
+  });
+});
+
+describe('the anomaly guard at cold start', () => {
+  it('converts its spend floor when first compared, not when built (no currency data for an instance that serves no action)', async () => {
+    // Prepare: fresh modules, so the money module's cache of minor units is empty.
+    vi.resetModules();
+    const { AnomalyGuard: FreshGuard } = await import('../../lambdas/guardrails/anomaly');
+    const formats = vi.spyOn(Intl, 'NumberFormat');
+    try {
+      const clock = { t: Date.parse('2031-01-01T00:00:00Z') };
+      const limits = limitsWith(settings);
+      // Act
+      const guard = new FreshGuard({ settings: limits.limits.anomaly!, now: () => new Date(clock.t), halts: { halts: store, tools: toolRegistry, limits, now: () => new Date(clock.t) }, tools: toolRegistry, money });
+      const readAtBuild = formats.mock.calls.length;
+      const anomaly = guard.observe(request('spender', { spendMinor: 1000 }));
+      // Assess: built without ICU; the floor is converted when first compared (the spend test
+      // above holds that it still stops a spender).
+      expect(readAtBuild).toBe(0);
+      expect(anomaly).toBeUndefined();
+    } finally {
+      formats.mockRestore();
+    }
   });
 });
 

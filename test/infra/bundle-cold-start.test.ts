@@ -26,7 +26,36 @@ describe('cold start of functions without Cedar', () => {
   }, 60_000);
 });
 
+/** The inputs with code in what an import of `name`'s bundle loads: index.mjs and the chunks it imports statically. */
+async function loadedAtImport(name: string): Promise<Set<string>> {
+  const result = await build({ ...functionBuildOptions({ entry: `lambdas/${name}/handler.ts`, outdir: join(out, `${name}-static`), cedar: false }), write: false });
+  const outputs = result.metafile!.outputs;
+  const files = new Set<string>();
+  const visit = (file: string) => {
+    if (files.has(file) || !outputs[file]) return;
+    files.add(file);
+    for (const i of outputs[file].imports) if (i.kind === 'import-statement' && !i.external) visit(i.path);
+  };
+  visit(Object.keys(outputs).find((file) => file.endsWith(`${name}-static/index.mjs`))!);
+  return new Set([...files].flatMap((file) => Object.entries(outputs[file]!.inputs).filter(([, use]) => use.bytesInOutput > 0).map(([path]) => path)));
+}
+
 describe('what a bundle carries into every cold start', () => {
+  it.each(['intake', 'saga', 'approvals', 'reconcile', 'receipts', 'steps'])(
+    'the %s bundle loads no AWS SDK client but DynamoDB at import (the others load with their adapter on first use)',
+    async (name) => {
+      // Act
+      const loaded = await loadedAtImport(name);
+      const clients = new Set([...loaded].map((path) => /node_modules\/@aws-sdk\/(client-[a-z0-9-]+)\//.exec(path)?.[1]).filter((c) => c !== undefined));
+      // Assess: Step Functions, Lambda, EventBridge, Secrets Manager and S3 clients (and their
+      // adapters) are in chunks reached through import() only.
+      expect([...clients]).toEqual(['client-dynamodb']);
+      expect([...loaded].filter((path) => /^lambdas\/adapters\/aws\/(sfn-|lambda-invoker|eventbridge|secrets-manager|s3-)/.test(path))).toEqual([]);
+    },
+    60_000,
+  );
+
+
   it('leaves out the modules of ours a function never uses, with the schemas they build at load', async () => {
     // Prepare: the grant-key rotator's composition module also builds the other functions'
     // dependencies (tool registry, policy, receipts); none of it is the rotator's.

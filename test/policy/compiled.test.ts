@@ -1,7 +1,7 @@
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   COMPILED_POLICY_SET_FILE,
   compilePolicySet,
@@ -99,5 +99,38 @@ describe('the compiled policy set', () => {
     expect(used.outcome).not.toBe('allow');
     expect(broken.outcome).toBe('allow');
     expect(absent.outcome).toBe('allow');
+  });
+});
+
+describe('a cold start from the compiled set', () => {
+  it('loads Cedar only when a request is decided, not when the engine is built', async () => {
+    // Prepare: fresh instances of the policy modules, so this process counts as not having loaded Cedar.
+    const files = readPolicyDir(POLICY_DIR);
+    const compiled = JSON.parse(JSON.stringify(compilePolicySet(files))) as CompiledPolicySet;
+    vi.resetModules();
+    const fresh = await import('../../lambdas/policy/index');
+    const wasm = await import('../../lambdas/policy/cedar-wasm');
+    // Act
+    const engine = fresh.createPolicyEngine(files, { compiled });
+    const loadedWhenBuilt = wasm.cedarWasmLoaded();
+    const decision = engine.decide({ principal: alice, steps: steps(book(200)), dryRun: false, now: NOW });
+    // Assess: built without Cedar (a listing or a status read never pays for its wasm); the
+    // first decision loads it and decides as the analysed set does.
+    expect(loadedWhenBuilt).toBe(false);
+    expect(wasm.cedarWasmLoaded()).toBe(true);
+    const { evaluationMicros: _a, ...lazy } = decision;
+    const { evaluationMicros: _b, ...analysed } = createPolicyEngine(files).decide({ principal: alice, steps: steps(book(200)), dryRun: false, now: NOW });
+    expect(lazy).toEqual(analysed);
+  });
+
+  it('validates a set it has to analyse when the engine is built, loading Cedar then', async () => {
+    // Prepare
+    vi.resetModules();
+    const fresh = await import('../../lambdas/policy/index');
+    const wasm = await import('../../lambdas/policy/cedar-wasm');
+    // Act
+    fresh.createPolicyEngine(readPolicyDir(POLICY_DIR));
+    // Assess
+    expect(wasm.cedarWasmLoaded()).toBe(true);
   });
 });

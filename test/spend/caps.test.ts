@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseLimits, readLimitsFile } from '../../lambdas/limits/config';
 import type { MoneyConfig } from '../../lambdas/shared/money';
 import {
@@ -72,6 +72,28 @@ describe('conversion through the money module', () => {
   it('refuses a cap in a currency with no rate, naming the cap', () => {
     expect(() => resolveCaps([{ id: 'gbp-cap', scope: 'tenant', period: 'day', amount: 5, currency: 'GBP' }], money)).toThrow(SpendCapCurrencyError);
     expect(() => resolveCaps([{ id: 'gbp-cap', scope: 'tenant', period: 'day', amount: 5, currency: 'GBP' }], money)).toThrow(/gbp-cap.*GBP/);
+  });
+
+  it('SpendCaps.from refuses a cap with no rate at once, and converts the others when first read (no currency data at cold start)', async () => {
+    // Prepare: a fresh money module, whose cache of minor units is empty.
+    vi.resetModules();
+    const fresh = await import('../../lambdas/spend/caps');
+    const formats = vi.spyOn(Intl, 'NumberFormat');
+    try {
+      // Act
+      const caps = fresh.SpendCaps.from([{ id: 'a', scope: 'principal', period: 'day', amount: 1000 }, { id: 'b', scope: 'tenant', period: 'month', amount: 1000, currency: 'eur' }], money);
+      const readAtBuild = formats.mock.calls.length;
+      const limits = caps.caps.map((c) => c.limit);
+      // Assess: the ICU lookup waits for the first read; the amounts are what resolveCaps gives.
+      expect(readAtBuild).toBe(0);
+      expect(formats.mock.calls.length).toBeGreaterThan(0);
+      expect(limits).toEqual([100_000, 110_000]);
+      expect(caps.caps).toBe(caps.caps);
+      expect(() => fresh.SpendCaps.from([{ id: 'gbp-cap', scope: 'tenant', period: 'day', amount: 5, currency: 'GBP' }], money)).toThrow(/gbp-cap.*GBP/);
+      expect(() => fresh.SpendCaps.from([{ id: 'bad', scope: 'tenant', period: 'day', amount: 5, currency: 'E1R' }], { ...money, rates: { ...money.rates, E1R: 1 } })).toThrow(/bad.*E1R/);
+    } finally {
+      formats.mockRestore();
+    }
   });
 
   it('the shipped limits file converts with the shipped rates (every cap currency has a rate)', () => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { toolCatalog } from '../../lambdas/tools/catalog';
 import { toolRegistry } from '../../lambdas/tools/registry';
 
@@ -58,6 +58,26 @@ describe('toolCatalog', () => {
     const terminal = new Set(['travel.cancel_booking', 'travel.release_hold', 'payments.void_authorization', 'payments.refund', 'procurement.cancel_order', 'iam.revoke_role']);
     for (const entry of toolCatalog(toolRegistry).filter((e) => e.name in expected && e.tier === 'commit')) {
       expect(entry.compensation !== null || terminal.has(entry.name), entry.name).toBe(true);
+    }
+  });
+});
+
+describe('the schemas of the registry', () => {
+  it('are built on first read, once, for every tool (a cold start builds only those its requests touch)', async () => {
+    // Prepare: fresh connector modules, none of whose tool schemas has been read.
+    vi.resetModules();
+    const { connectors } = await import('../../lambdas/tools/registry');
+    for (const connector of connectors) {
+      for (const tool of connector.tools) {
+        // Act
+        const accessors = (['input', 'output'] as const).map((key) => typeof Object.getOwnPropertyDescriptor(tool, key)?.get);
+        const first = tool.input;
+        // Assess: accessors, not schemas built at import; the same schema on every read.
+        expect(accessors, `${connector.name}.${tool.name}`).toEqual(['function', 'function']);
+        expect(tool.input).toBe(first);
+        expect(tool.output).toBe(tool.output);
+        expect(typeof first.safeParse).toBe('function');
+      }
     }
   });
 });

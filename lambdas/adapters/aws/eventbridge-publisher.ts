@@ -1,6 +1,11 @@
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { EventPublishError, type EventPublisher, type PublishedEvent } from '../../ports/events';
 
+/** An EventBridge client, made with the adapter (the composition loads both on first use, with only the commands used). */
+export function eventBridgeClient(): EventBridgeClient {
+  return new EventBridgeClient({});
+}
+
 /**
  * Publishes Airlock notifications with EventBridge PutEvents. PutEvents reports per-entry
  * failures in a 200 response (`FailedEntryCount`, `ErrorCode`), so a success status alone

@@ -1,4 +1,4 @@
-import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { InvokedFunctionError, InvokeTimeoutError, type FunctionInvoker } from '../../ports/functions';
 
 /** Lambda's own errors, named as Step Functions names them, so callers classify both alike. */
@@ -7,6 +7,14 @@ const LAMBDA_ERRORS = new Set(['ServiceException', 'AWSLambdaException', 'SdkCli
 /** How much of an error's name and message crosses into our errors (a payload is the callee's text). */
 const MAX_NAME = 100;
 const MAX_MESSAGE = 300;
+
+/**
+ * The client {@link LambdaInvoker} needs (one attempt, see below). Made here, with the adapter,
+ * so the composition loads both in one chunk on the first invoke, with only the commands used.
+ */
+export function lambdaClient(): LambdaClient {
+  return new LambdaClient({ maxAttempts: 1 });
+}
 
 /**
  * Synchronous invocations of the stack's own functions (InvocationType RequestResponse). The

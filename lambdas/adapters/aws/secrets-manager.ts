@@ -1,6 +1,11 @@
 import { GetSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SecretNotFoundError, type SecretsPort } from '../../ports/secrets';
 
+/** A Secrets Manager client, made with the adapter (the composition loads both on first use, with only the commands used). */
+export function secretsManagerClient(): SecretsManagerClient {
+  return new SecretsManagerClient({});
+}
+
 /**
  * Secrets Manager behind the secrets port, with a bounded in-memory cache: a warm function
  * reads each secret at most once per `cacheMs`, and a rotation reaches it within that time.

@@ -2,6 +2,14 @@ import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-s
 import type { SagaInput, WorkflowKind, WorkflowStarter } from '../../ports/workflow';
 
 /**
+ * A Step Functions client, made here (the workflow and the task callbacks share one), so the
+ * composition loads it on first use with only the commands used.
+ */
+export function sfnClient(): SFNClient {
+  return new SFNClient({});
+}
+
+/**
  * Starts an action's workflow on Step Functions. The Standard saga's execution name is the
  * action id, which makes its start idempotent: a retried intake that starts it again gets
  * ExecutionAlreadyExists, which means the saga is already on its way. An unattended action

@@ -10,8 +10,8 @@ const say = defineTool({
   name: 'say',
   description: 'Returns the message it is given. No side effects; useful to test connectivity and policy.',
   tier: 'read',
-  input: z.object({ message: z.string().min(1).max(1000) }).strict(),
-  output: z.object({ message: z.string(), length: z.number().int() }),
+  input: () => z.object({ message: z.string().min(1).max(1000) }).strict(),
+  output: () => z.object({ message: z.string(), length: z.number().int() }),
   async execute(client: EchoClient, input) {
     return client.say(input.message);
   },

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { defineConnector, defineTool } from '../sdk';
+import { defineConnector, defineTool, lazySchema } from '../sdk';
 import { callOptions, commitOnce, reachGoalState } from '../vendor-http';
 import { createIamClient, type IamClient, type VendorRoleChange } from './client';
 
@@ -8,7 +8,7 @@ import { createIamClient, type IamClient, type VendorRoleChange } from './client
 const principalId = z.string().regex(/^[a-z0-9][a-z0-9._@-]{0,127}$/, 'a principal id such as alice');
 const role = z.string().regex(/^[a-z][a-z0-9-]{1,63}$/, 'a role name such as editor');
 
-const changeOutput = z.object({
+const changeOutput = lazySchema(() => z.object({
   changeId: z.string().nullable(),
   principalId: z.string(),
   role: z.string(),
@@ -16,9 +16,9 @@ const changeOutput = z.object({
   before: z.array(z.string()),
   /** The principal's roles after the change (post-snapshot). */
   after: z.array(z.string()),
-});
+}));
 
-const changeOut = (c: VendorRoleChange): z.infer<typeof changeOutput> => ({
+const changeOut = (c: VendorRoleChange): z.infer<ReturnType<typeof changeOutput>> => ({
   changeId: c.changeId,
   principalId: c.principalId,
   role: c.role,
@@ -30,8 +30,8 @@ const getRoleAssignments = defineTool({
   name: 'get_role_assignments',
   description: "Lists a principal's current role assignments with when they were granted and when they expire.",
   tier: 'read',
-  input: z.object({ principalId }).strict(),
-  output: z.object({
+  input: () => z.object({ principalId }).strict(),
+  output: () => z.object({
     principalId: z.string(),
     roles: z.array(z.object({ role: z.string(), assignmentId: z.string(), grantedAt: z.string(), expiresAt: z.string().nullable() })),
   }),
@@ -48,7 +48,7 @@ const grantRole = defineTool({
   name: 'grant_role',
   description: 'Grants a role to a principal, optionally until an expiry. Refused if the principal already has it. Output records roles before and after. Revoke to undo.',
   tier: 'commit',
-  input: z
+  input: () => z
     .object({ principalId, role, reason: z.string().min(3).max(500), expiresAt: z.string().datetime({ offset: true }).optional() })
     .strict(),
   output: changeOutput,
@@ -73,7 +73,7 @@ const revokeRole = defineTool({
   name: 'revoke_role',
   description: 'Removes a role from a principal. Succeeds (with no change) if the principal does not have it. Output records roles before and after.',
   tier: 'commit',
-  input: z.object({ principalId, role, reason: z.string().max(500).optional() }).strict(),
+  input: () => z.object({ principalId, role, reason: z.string().max(500).optional() }).strict(),
   output: changeOutput,
   async preview(client: IamClient, input, ctx) {
     const res = await client.getAssignments(input.principalId, callOptions(ctx));

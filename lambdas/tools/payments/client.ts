@@ -1,27 +1,27 @@
 import * as z from 'zod';
-import type { VendorClientConfig } from '../sdk';
+import { lazySchema, type VendorClientConfig } from '../sdk';
 import { VendorHttp, vendorMoneySchema, type CallOptions } from '../vendor-http';
 
 /** Response shapes of the payments vendor, parsed because the vendor is untrusted. */
-export const vendorCapture = z.object({
+export const vendorCapture = lazySchema(() => z.object({
   captureId: z.string(),
   authorizationId: z.string(),
   amountMinor: z.number().int().nonnegative(),
   currency: z.string(),
   refundedMinor: z.number().int().nonnegative(),
   clientReference: z.string().nullable(),
-});
+}));
 
-export const vendorRefund = z.object({
+export const vendorRefund = lazySchema(() => z.object({
   refundId: z.string(),
   captureId: z.string(),
   amountMinor: z.number().int().nonnegative(),
   currency: z.string(),
   reason: z.string().nullable(),
   clientReference: z.string().nullable(),
-});
+}));
 
-export const vendorAuthorization = z.object({
+export const vendorAuthorization = lazySchema(() => z.object({
   authorizationId: z.string(),
   amountMinor: z.number().int().nonnegative(),
   currency: z.string(),
@@ -30,15 +30,15 @@ export const vendorAuthorization = z.object({
   customerEmail: z.string().nullable(),
   status: z.enum(['authorized', 'captured', 'voided']),
   clientReference: z.string().nullable(),
-  captures: z.array(vendorCapture),
-  refunds: z.array(vendorRefund),
-});
+  captures: z.array(vendorCapture()),
+  refunds: z.array(vendorRefund()),
+}));
 
-const vendorQuote = z.object({ valid: z.literal(true), quote: vendorMoneySchema });
+const vendorQuote = lazySchema(() => z.object({ valid: z.literal(true), quote: vendorMoneySchema }));
 
-export type VendorAuthorization = z.infer<typeof vendorAuthorization>;
-export type VendorCapture = z.infer<typeof vendorCapture>;
-export type VendorRefund = z.infer<typeof vendorRefund>;
+export type VendorAuthorization = z.infer<ReturnType<typeof vendorAuthorization>>;
+export type VendorCapture = z.infer<ReturnType<typeof vendorCapture>>;
+export type VendorRefund = z.infer<ReturnType<typeof vendorRefund>>;
 
 export interface NewAuthorization {
   amountMinor: number;
@@ -63,41 +63,41 @@ export class PaymentsClient {
   constructor(private readonly http: VendorHttp) {}
 
   validateAuthorization(body: NewAuthorization, o: CallOptions) {
-    return this.http.check('/v1/authorizations/validate', body, vendorQuote, o);
+    return this.http.check('/v1/authorizations/validate', body, vendorQuote(), o);
   }
   authorize(body: NewAuthorization, o: CallOptions) {
-    return this.http.mutate('POST', '/v1/authorizations', { ...body, clientReference: o.idempotencyKey }, vendorAuthorization, o);
+    return this.http.mutate('POST', '/v1/authorizations', { ...body, clientReference: o.idempotencyKey }, vendorAuthorization(), o);
   }
   findAuthorizations(clientReference: string, o: CallOptions) {
-    return this.http.get('/v1/authorizations', list(vendorAuthorization), o, { clientReference });
+    return this.http.get('/v1/authorizations', list(vendorAuthorization()), o, { clientReference });
   }
   getAuthorization(id: string, o: CallOptions) {
-    return this.http.get(`/v1/authorizations/${seg(id)}`, vendorAuthorization, o);
+    return this.http.get(`/v1/authorizations/${seg(id)}`, vendorAuthorization(), o);
   }
   void(id: string, o: CallOptions) {
-    return this.http.mutate('POST', `/v1/authorizations/${seg(id)}/void`, {}, vendorAuthorization, o);
+    return this.http.mutate('POST', `/v1/authorizations/${seg(id)}/void`, {}, vendorAuthorization(), o);
   }
   validateCapture(id: string, body: AmountRequest, o: CallOptions) {
-    return this.http.check(`/v1/authorizations/${seg(id)}/captures/validate`, body, vendorQuote, o);
+    return this.http.check(`/v1/authorizations/${seg(id)}/captures/validate`, body, vendorQuote(), o);
   }
   capture(id: string, body: AmountRequest, o: CallOptions) {
-    return this.http.mutate('POST', `/v1/authorizations/${seg(id)}/captures`, { ...body, clientReference: o.idempotencyKey }, vendorCapture, o);
+    return this.http.mutate('POST', `/v1/authorizations/${seg(id)}/captures`, { ...body, clientReference: o.idempotencyKey }, vendorCapture(), o);
   }
   /** Every capture this credential made at the vendor (reconciliation). */
   listCaptures(o: CallOptions) {
-    return this.http.get('/v1/captures', list(vendorCapture), o);
+    return this.http.get('/v1/captures', list(vendorCapture()), o);
   }
   findCaptures(clientReference: string, o: CallOptions) {
-    return this.http.get('/v1/captures', list(vendorCapture), o, { clientReference });
+    return this.http.get('/v1/captures', list(vendorCapture()), o, { clientReference });
   }
   validateRefund(captureId: string, body: AmountRequest, o: CallOptions) {
-    return this.http.check(`/v1/captures/${seg(captureId)}/refunds/validate`, body, vendorQuote, o);
+    return this.http.check(`/v1/captures/${seg(captureId)}/refunds/validate`, body, vendorQuote(), o);
   }
   refund(captureId: string, body: AmountRequest, o: CallOptions) {
-    return this.http.mutate('POST', `/v1/captures/${seg(captureId)}/refunds`, { ...body, clientReference: o.idempotencyKey }, vendorRefund, o);
+    return this.http.mutate('POST', `/v1/captures/${seg(captureId)}/refunds`, { ...body, clientReference: o.idempotencyKey }, vendorRefund(), o);
   }
   findRefunds(clientReference: string, o: CallOptions) {
-    return this.http.get('/v1/refunds', list(vendorRefund), o, { clientReference });
+    return this.http.get('/v1/refunds', list(vendorRefund()), o, { clientReference });
   }
 }
 

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { defineConnector, defineTool, type VendorRecord } from '../sdk';
+import { defineConnector, defineTool, lazySchema, type VendorRecord } from '../sdk';
 import { callOptions, commitOnce, currencyFits, fromMinor, moneyOutputSchema, reachGoalState, toMinor } from '../vendor-http';
 import { createPaymentsClient, type PaymentsClient, type VendorAuthorization, type VendorCapture, type VendorRefund } from './client';
 
@@ -10,7 +10,7 @@ const amount = z.number().positive().max(100_000);
 const currency = z.string().regex(/^[A-Z]{3}$/, 'ISO 4217 code, upper case');
 const decimals = { message: 'amount has more decimals than the currency allows', path: ['amount'] };
 
-const authorizationOutput = z.object({
+const authorizationOutput = lazySchema(() => z.object({
   authorizationId: z.string(),
   status: z.enum(['authorized', 'captured', 'voided']),
   amount: moneyOutputSchema,
@@ -19,23 +19,23 @@ const authorizationOutput = z.object({
   customerEmail: z.string().nullable(),
   captures: z.array(z.object({ captureId: z.string(), amount: moneyOutputSchema, refunded: moneyOutputSchema })),
   refunds: z.array(z.object({ refundId: z.string(), captureId: z.string(), amount: moneyOutputSchema })),
-});
-const captureOutput = z.object({ captureId: z.string(), authorizationId: z.string(), amount: moneyOutputSchema, refunded: moneyOutputSchema });
-const refundOutput = z.object({ refundId: z.string(), captureId: z.string(), amount: moneyOutputSchema, reason: z.string().nullable() });
+}));
+const captureOutput = lazySchema(() => z.object({ captureId: z.string(), authorizationId: z.string(), amount: moneyOutputSchema, refunded: moneyOutputSchema }));
+const refundOutput = lazySchema(() => z.object({ refundId: z.string(), captureId: z.string(), amount: moneyOutputSchema, reason: z.string().nullable() }));
 
-const captureOut = (c: VendorCapture): z.infer<typeof captureOutput> => ({
+const captureOut = (c: VendorCapture): z.infer<ReturnType<typeof captureOutput>> => ({
   captureId: c.captureId,
   authorizationId: c.authorizationId,
   amount: fromMinor(c.amountMinor, c.currency),
   refunded: fromMinor(c.refundedMinor, c.currency),
 });
-const refundOut = (r: VendorRefund): z.infer<typeof refundOutput> => ({
+const refundOut = (r: VendorRefund): z.infer<ReturnType<typeof refundOutput>> => ({
   refundId: r.refundId,
   captureId: r.captureId,
   amount: fromMinor(r.amountMinor, r.currency),
   reason: r.reason,
 });
-const authorizationOut = (a: VendorAuthorization): z.infer<typeof authorizationOutput> => ({
+const authorizationOut = (a: VendorAuthorization): z.infer<ReturnType<typeof authorizationOutput>> => ({
   authorizationId: a.authorizationId,
   status: a.status,
   amount: fromMinor(a.amountMinor, a.currency),
@@ -46,7 +46,7 @@ const authorizationOut = (a: VendorAuthorization): z.infer<typeof authorizationO
   refunds: a.refunds.map(refundOut),
 });
 
-const authorizeInput = z
+const authorizeInput = lazySchema(() => z
   .object({
     amount,
     currency,
@@ -57,7 +57,7 @@ const authorizeInput = z
     customerEmail: z.string().email().max(254).optional(),
   })
   .strict()
-  .refine((i) => currencyFits(i.amount, i.currency), decimals);
+  .refine((i) => currencyFits(i.amount, i.currency), decimals));
 
 const authorize = defineTool({
   name: 'authorize',
@@ -83,7 +83,7 @@ const authorize = defineTool({
   },
 });
 
-function newAuthorization(input: z.infer<typeof authorizeInput>) {
+function newAuthorization(input: z.infer<ReturnType<typeof authorizeInput>>) {
   return {
     amountMinor: toMinor({ amount: input.amount, currency: input.currency }),
     currency: input.currency,
@@ -98,7 +98,7 @@ const voidAuthorization = defineTool({
   name: 'void_authorization',
   description: 'Releases an uncaptured authorization. Succeeds if it is already voided; a captured payment must be refunded instead.',
   tier: 'commit',
-  input: z.object({ authorizationId: id }).strict(),
+  input: () => z.object({ authorizationId: id }).strict(),
   output: authorizationOutput,
   pii: { output: ['customerEmail'] },
   async preview(client: PaymentsClient, input, ctx) {
@@ -115,7 +115,7 @@ const voidAuthorization = defineTool({
   },
 });
 
-const captureInput = z.object({ authorizationId: id, amount, currency }).strict().refine((i) => currencyFits(i.amount, i.currency), decimals);
+const captureInput = lazySchema(() => z.object({ authorizationId: id, amount, currency }).strict().refine((i) => currencyFits(i.amount, i.currency), decimals));
 
 const capture = defineTool({
   name: 'capture',
@@ -142,10 +142,10 @@ const capture = defineTool({
   },
 });
 
-const refundInput = z
+const refundInput = lazySchema(() => z
   .object({ captureId: id, amount, currency, reason: z.string().max(500).optional() })
   .strict()
-  .refine((i) => currencyFits(i.amount, i.currency), decimals);
+  .refine((i) => currencyFits(i.amount, i.currency), decimals));
 
 const refund = defineTool({
   name: 'refund',
@@ -172,7 +172,7 @@ const getPayment = defineTool({
   name: 'get_payment',
   description: 'Reads an authorization with its captures and refunds.',
   tier: 'read',
-  input: z.object({ authorizationId: id }).strict(),
+  input: () => z.object({ authorizationId: id }).strict(),
   output: authorizationOutput,
   pii: { output: ['customerEmail'] },
   async execute(client: PaymentsClient, input, ctx) {

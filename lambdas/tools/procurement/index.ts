@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { defineConnector, defineTool } from '../sdk';
+import { defineConnector, defineTool, lazySchema } from '../sdk';
 import { callOptions, commitOnce, fromMinor, moneyOutputSchema, moneySchema, reachGoalState, toMinor } from '../vendor-http';
 import { createProcurementClient, type ProcurementClient, type VendorOrder } from './client';
 
@@ -18,19 +18,19 @@ const shipTo = z
   })
   .strict();
 
-const orderLineOutput = z.object({ sku: z.string(), quantity: z.number().int(), unitPrice: moneyOutputSchema });
-const orderOutput = z.object({
+const orderLineOutput = lazySchema(() => z.object({ sku: z.string(), quantity: z.number().int(), unitPrice: moneyOutputSchema }));
+const orderOutput = lazySchema(() => z.object({
   orderId: z.string(),
   supplierId: z.string(),
   status: z.enum(['placed', 'cancelled']),
-  lines: z.array(orderLineOutput),
+  lines: z.array(orderLineOutput()),
   total: moneyOutputSchema,
   shipTo: z.object({ name: z.string(), street: z.string(), city: z.string(), postalCode: z.string(), country: z.string() }),
   note: z.string().nullable(),
-});
+}));
 const shipToPii = ['shipTo.name', 'shipTo.street', 'shipTo.city', 'shipTo.postalCode'];
 
-function orderOut(o: VendorOrder): z.infer<typeof orderOutput> {
+function orderOut(o: VendorOrder): z.infer<ReturnType<typeof orderOutput>> {
   return {
     orderId: o.orderId,
     supplierId: o.supplierId,
@@ -46,8 +46,8 @@ const searchCatalog = defineTool({
   name: 'search_catalog',
   description: 'Searches the supplier catalog by text and/or supplier; returns SKUs with unit price and stock.',
   tier: 'read',
-  input: z.object({ query: z.string().max(100).optional(), supplierId: supplierId.optional() }).strict(),
-  output: z.object({
+  input: () => z.object({ query: z.string().max(100).optional(), supplierId: supplierId.optional() }).strict(),
+  output: () => z.object({
     items: z.array(z.object({ sku: z.string(), name: z.string(), supplierId: z.string(), unitPrice: moneyOutputSchema, inStock: z.number().int() })),
   }),
   async execute(client: ProcurementClient, input, ctx) {
@@ -58,7 +58,7 @@ const searchCatalog = defineTool({
   },
 });
 
-const placeOrderInput = z
+const placeOrderInput = lazySchema(() => z
   .object({
     supplierId,
     lines: z.array(line).min(1).max(50),
@@ -67,7 +67,7 @@ const placeOrderInput = z
     maxTotal: moneySchema,
     note: z.string().max(1000).optional(),
   })
-  .strict();
+  .strict());
 
 const placeOrder = defineTool({
   name: 'place_order',
@@ -93,7 +93,7 @@ const placeOrder = defineTool({
   },
 });
 
-function newOrder(input: z.infer<typeof placeOrderInput>) {
+function newOrder(input: z.infer<ReturnType<typeof placeOrderInput>>) {
   return {
     supplierId: input.supplierId,
     lines: input.lines,
@@ -107,9 +107,9 @@ const updateOrder = defineTool({
   name: 'update_order',
   description: 'Changes quantities of lines already on an order. Refused if the new total would exceed maxTotal. The output keeps the previous lines so the change can be undone.',
   tier: 'commit',
-  input: z.object({ orderId, lines: z.array(line).min(1).max(50), maxTotal: moneySchema }).strict(),
-  output: z.object({
-    order: orderOutput,
+  input: () => z.object({ orderId, lines: z.array(line).min(1).max(50), maxTotal: moneySchema }).strict(),
+  output: () => z.object({
+    order: orderOutput(),
     previous: z.object({ lines: z.array(z.object({ sku: z.string(), quantity: z.number().int() })), total: moneyOutputSchema }),
   }),
   compensation: {
@@ -142,7 +142,7 @@ const cancelOrder = defineTool({
   name: 'cancel_order',
   description: 'Cancels a purchase order and returns its stock. Succeeds if the order is already cancelled. Cannot be undone.',
   tier: 'commit',
-  input: z.object({ orderId }).strict(),
+  input: () => z.object({ orderId }).strict(),
   output: orderOutput,
   pii: { output: shipToPii },
   async preview(client: ProcurementClient, input, ctx) {
@@ -163,7 +163,7 @@ const getOrder = defineTool({
   name: 'get_order',
   description: 'Reads a purchase order: supplier, lines, total, status and shipping address.',
   tier: 'read',
-  input: z.object({ orderId }).strict(),
+  input: () => z.object({ orderId }).strict(),
   output: orderOutput,
   pii: { output: shipToPii },
   async execute(client: ProcurementClient, input, ctx) {

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { defineConnector, defineTool, type VendorRecord } from '../sdk';
+import { defineConnector, defineTool, lazySchema, type VendorRecord } from '../sdk';
 import { callOptions, commitOnce, fromMinor, moneyOutputSchema, moneySchema, reachGoalState, toMinor } from '../vendor-http';
 import { createTravelClient, type TravelClient, type VendorBooking, type VendorBookingChange, type VendorHold } from './client';
 
@@ -13,16 +13,16 @@ const contact = z
   .object({ email: z.string().email().max(254), phone: z.string().regex(/^\+?[0-9 ()-]{5,20}$/).optional() })
   .strict();
 
-const holdOutput = z.object({
+const holdOutput = lazySchema(() => z.object({
   holdId: z.string(),
   flightId: z.string(),
   seats: z.number().int(),
   status: z.enum(['held', 'released', 'booked', 'expired']),
   expiresAt: z.string(),
   total: moneyOutputSchema,
-});
+}));
 
-const bookingOutput = z.object({
+const bookingOutput = lazySchema(() => z.object({
   bookingId: z.string(),
   holdId: z.string(),
   flightId: z.string(),
@@ -31,9 +31,9 @@ const bookingOutput = z.object({
   price: moneyOutputSchema,
   travelers: z.array(z.object({ firstName: z.string(), lastName: z.string() })),
   contact: z.object({ email: z.string(), phone: z.string().optional() }),
-});
+}));
 
-function holdOut(h: VendorHold): z.infer<typeof holdOutput> {
+function holdOut(h: VendorHold): z.infer<ReturnType<typeof holdOutput>> {
   return {
     holdId: h.holdId,
     flightId: h.flightId,
@@ -44,7 +44,7 @@ function holdOut(h: VendorHold): z.infer<typeof holdOutput> {
   };
 }
 
-function bookingOut(b: VendorBooking): z.infer<typeof bookingOutput> {
+function bookingOut(b: VendorBooking): z.infer<ReturnType<typeof bookingOutput>> {
   return {
     bookingId: b.bookingId,
     holdId: b.holdId,
@@ -61,8 +61,8 @@ const searchFlights = defineTool({
   name: 'search_flights',
   description: 'Lists flights between two airports on a date, with the fare per seat and the seats still available.',
   tier: 'read',
-  input: z.object({ origin: iata, destination: iata, date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'YYYY-MM-DD') }).strict(),
-  output: z.object({
+  input: () => z.object({ origin: iata, destination: iata, date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'YYYY-MM-DD') }).strict(),
+  output: () => z.object({
     flights: z.array(
       z.object({
         flightId: z.string(),
@@ -97,7 +97,7 @@ const holdSeat = defineTool({
   name: 'hold_seat',
   description: 'Holds seats on a flight for a limited time (the vendor sets the expiry) so they can be booked. Release the hold to undo.',
   tier: 'commit',
-  input: z.object({ flightId, seats: z.number().int().min(1).max(9) }).strict(),
+  input: () => z.object({ flightId, seats: z.number().int().min(1).max(9) }).strict(),
   output: holdOutput,
   compensation: { tool: 'release_hold', input: (_input, output) => ({ holdId: output.holdId }) },
   async preview(client: TravelClient, input, ctx) {
@@ -119,7 +119,7 @@ const releaseHold = defineTool({
   description: 'Releases a seat hold so the seats return to sale. Succeeds if the hold is already released or expired.',
   tier: 'commit',
   compensationOnly: true,
-  input: z.object({ holdId }).strict(),
+  input: () => z.object({ holdId }).strict(),
   output: holdOutput,
   async preview(client: TravelClient, input, ctx) {
     const hold = await client.getHold(input.holdId, callOptions(ctx));
@@ -144,7 +144,7 @@ const traveler = z
   })
   .strict();
 
-const bookFlightInput = z
+const bookFlightInput = lazySchema(() => z
   .object({
     holdId,
     travelers: z.array(traveler).min(1).max(9),
@@ -152,9 +152,9 @@ const bookFlightInput = z
     /** The total the traveler agreed to; the vendor refuses the booking if its price differs. */
     price: moneySchema,
   })
-  .strict();
+  .strict());
 
-function newBooking(input: z.infer<typeof bookFlightInput>) {
+function newBooking(input: z.infer<ReturnType<typeof bookFlightInput>>) {
   return { holdId: input.holdId, travelers: input.travelers, contact: input.contact, price: { amountMinor: toMinor(input.price), currency: input.price.currency } };
 }
 
@@ -188,8 +188,8 @@ const changeBooking = defineTool({
   name: 'change_booking',
   description: "Changes a confirmed booking's contact details. The output keeps the previous contact so the change can be undone.",
   tier: 'commit',
-  input: z.object({ bookingId, contact }).strict(),
-  output: z.object({ booking: bookingOutput, previousContact: z.object({ email: z.string(), phone: z.string().optional() }) }),
+  input: () => z.object({ bookingId, contact }).strict(),
+  output: () => z.object({ booking: bookingOutput(), previousContact: z.object({ email: z.string(), phone: z.string().optional() }) }),
   compensation: {
     tool: 'change_booking',
     input: (input, output) => ({ bookingId: input.bookingId, contact: output.previousContact }),
@@ -217,7 +217,7 @@ const cancelBooking = defineTool({
   name: 'cancel_booking',
   description: 'Cancels a booking and returns its seats. Succeeds if the booking is already cancelled. Cannot be undone.',
   tier: 'commit',
-  input: z.object({ bookingId }).strict(),
+  input: () => z.object({ bookingId }).strict(),
   output: bookingOutput,
   pii: { output: ['travelers.*.firstName', 'travelers.*.lastName', 'contact.email', 'contact.phone'] },
   async preview(client: TravelClient, input, ctx) {
@@ -238,7 +238,7 @@ const getBooking = defineTool({
   name: 'get_booking',
   description: 'Reads a booking: flight, seats, status, price, travelers and contact.',
   tier: 'read',
-  input: z.object({ bookingId }).strict(),
+  input: () => z.object({ bookingId }).strict(),
   output: bookingOutput,
   pii: { output: ['travelers.*.firstName', 'travelers.*.lastName', 'contact.email', 'contact.phone'] },
   async execute(client: TravelClient, input, ctx) {

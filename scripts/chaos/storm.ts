@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { LoadedLimits } from '../../lambdas/limits/config';
+import type { Digest } from '../../lambdas/receipts/schema';
+import type { Finding } from '../../lambdas/receipts/verify';
 import { approvalIdFor } from '../../lambdas/shared/ids';
 import { loadOrCreateIssuer } from '../../local/dev-issuer';
 import type { LiveEffect, VendorEffect } from '../../local/vendors/index';
@@ -97,6 +99,14 @@ export interface FinalView {
   createdAt: string;
 }
 
+/** What the invariants read of a digest: where it sits in the chain and what it promised. */
+export interface DigestLink {
+  key: string;
+  endTime: string;
+  previous: string | null;
+  heartbeat: Digest['heartbeat'];
+}
+
 export interface Observations {
   schedule: Schedule;
   runs: ActionRun[];
@@ -108,7 +118,16 @@ export interface Observations {
   /** Receipts by action id (parsed), and files that name no action of the run. */
   receipts: Map<string, unknown[]>;
   strayReceipts: string[];
-  audit: { code: number | null; output: string };
+  /**
+   * `airlock audit verify --json` over the vault after the clean stop, with every digest the
+   * writers logged as stored passed as `--expect-head` (a digest removed is MISSING HEAD).
+   * `findings` is undefined when its output was not the JSON report.
+   */
+  audit: { code: number | null; output: string; findings?: Finding[] };
+  /** The vault's digests, in key order (what a GAP finding is judged against). */
+  digests?: DigestLink[];
+  /** Each SIGKILL: when it was sent, and when the restarted control plane said READY (epoch ms). */
+  crashTimes?: { killedAt: number; readyAt: number }[];
   /** Logs, events and receipts, for the secret scan. */
   texts: { name: string; text: string }[];
   /** Values that must appear in none of the texts. */
@@ -245,6 +264,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
   const procs: Proc[] = [];
   const responses: HttpRecord[] = [];
   const restartMs: number[] = [];
+  const crashTimes: { killedAt: number; readyAt: number }[] = [];
   let crashes = 0;
   const cpu = { harness: 0, controlPlane: 0, vendors: 0 };
   const harnessCpu = process.cpuUsage();
@@ -284,12 +304,14 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         let release!: () => void;
         up = new Promise((r) => (release = r));
         cpu.controlPlane += await cpuSeconds(cp.proc);
+        const killedAt = Date.now();
         cp.proc.child.kill('SIGKILL');
         await cp.proc.exited;
         log(`  crash ${crashes}: SIGKILL, restarting`);
         cp = await startCp();
         lastRestart = Date.now();
         restartMs.push(lastRestart - t0);
+        crashTimes.push({ killedAt, readyAt: lastRestart });
         release();
       },
       async halt(key, body) {
@@ -655,13 +677,50 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     await cp.proc.exited;
     vendors.child.kill('SIGTERM');
     await vendors.exited;
-    const audit = await new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(process.execPath, [join(repo, 'bin', 'airlock.mjs'), 'audit', 'verify', '--dir', join(home, 'audit')], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
-      let output = '';
-      child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-      child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-      child.once('exit', (code) => resolve({ code, output }));
+    // Every digest a writer logged as stored must still be in the vault (--expect-head).
+    const heads = new Set<string>();
+    for (const file of await readdir(logs)) {
+      if (!file.startsWith('control-plane')) continue;
+      for (const line of (await readFile(join(logs, file), 'utf8')).split('\n')) {
+        if (!line.includes('"digest stored"')) continue;
+        try {
+          const sha = (JSON.parse(line) as { sha256?: unknown }).sha256;
+          if (typeof sha === 'string') heads.add(sha);
+        } catch {
+          /* not a log record */
+        }
+      }
+    }
+    const verifyArgs = ['audit', 'verify', '--json', '--dir', join(home, 'audit'), ...[...heads].flatMap((h) => ['--expect-head', h])];
+    const audit = await new Promise<Observations['audit']>((resolve) => {
+      const child = spawn(process.execPath, [join(repo, 'bin', 'airlock.mjs'), ...verifyArgs], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.once('exit', (code) => {
+        let findings: Finding[] | undefined;
+        try {
+          const report = JSON.parse(stdout) as { findings?: unknown };
+          if (Array.isArray(report.findings)) findings = report.findings as Finding[];
+        } catch {
+          /* not the JSON report: the output says why */
+        }
+        resolve({ code, output: `${stdout}${stderr}`, ...(findings ? { findings } : {}) });
+      });
     });
+    const digests: DigestLink[] = [];
+    const digestRoot = join(home, 'audit', 'digests');
+    for (const day of (await readdir(digestRoot).catch(() => [] as string[])).filter((d) => d.startsWith('dt=')).sort()) {
+      for (const file of (await readdir(join(digestRoot, day))).filter((f) => f.endsWith('.json')).sort()) {
+        try {
+          const d = JSON.parse(await readFile(join(digestRoot, day, file), 'utf8')) as Digest;
+          digests.push({ key: d.key, endTime: d.endTime, previous: d.previous?.key ?? null, heartbeat: d.heartbeat });
+        } catch {
+          /* unreadable: audit verify names it */
+        }
+      }
+    }
 
     const receipts = new Map<string, unknown[]>();
     const strayReceipts: string[] = [];
@@ -728,6 +787,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       settle,
       crashes,
       restartMs,
+      crashTimes,
+      digests,
       durationMs: Date.now() - started,
       cpu,
       home,

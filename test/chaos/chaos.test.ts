@@ -23,6 +23,7 @@ import {
   spendWithinCaps,
 } from '../../scripts/chaos/invariants';
 import { chaosLimits } from '../../scripts/chaos/limits';
+import type { Finding } from '../../lambdas/receipts/verify';
 import { derive } from '../../scripts/chaos/rng';
 import { actionAt, envelopeOf, sliceSchedule, type ActionSpec, type Schedule } from '../../scripts/chaos/schedule';
 import { breakerMovesIn, type ActionRun, type FinalView, type Observations } from '../../scripts/chaos/storm';
@@ -315,6 +316,35 @@ describe('the invariants', () => {
     expect(noSecretsInLogs.check(leaked).violations).toEqual(['secret vendor-travel appears in log control-plane-1.log']);
     const fivexx = obs({ responses: [{ method: 'GET', path: '/v1/actions/:id', status: 500, retryAfter: null, type: 'urn:airlock:problem:internal' }, { method: 'POST', path: '/v1/actions', status: 503, retryAfter: '1', type: undefined }] });
     expect(noUndeclared5xx.check(fivexx).violations).toEqual(['GET /v1/actions/:id → 500 urn:airlock:problem:internal (no Retry-After)']);
+  });
+
+  it('excuse a GAP only for the outage of a SIGKILL the storm sent, and name every other verify finding', () => {
+    // Seed 7 at 1,000 actions: the control plane was killed 31 s after its last digest, was
+    // up again 6 s later, and wrote its next digest a whole interval (60 s) after that: a 97 s GAP.
+    const t0 = Date.parse('2030-01-01T00:00:00.000Z');
+    const at = (s: number) => new Date(t0 + s * 1000).toISOString();
+    const before = { key: 'digests/dt=2030-01-01/A.json', endTime: at(0), previous: null, heartbeat: { intervalSeconds: 60 } };
+    const gapAt = (afterSeconds: number, crashTimes: Observations['crashTimes'], extra: Finding[] = []) =>
+      receiptsAndAudit.check(
+        obs({
+          audit: { code: 1, output: '{}', findings: [{ kind: 'digest-gap', key: 'digests/dt=2030-01-01/B.json', detail: 'no digest for 97 s' }, ...extra] },
+          digests: [before, { key: 'digests/dt=2030-01-01/B.json', endTime: at(afterSeconds), previous: before.key, heartbeat: { intervalSeconds: 60 } }],
+          crashTimes,
+        }),
+      ).violations;
+    const crash = [{ killedAt: t0 + 31_000, readyAt: t0 + 37_000 }];
+    // The restarted writer waited an interval: the gap is wider than the outage.
+    expect(gapAt(97, crash)).toEqual(['airlock audit verify: digest-gap digests/dt=2030-01-01/B.json: no digest for 97 s']);
+    // It caught up before READY: the GAP marks the outage (docs/audit.md), no violation.
+    expect(gapAt(36, crash)).toEqual([]);
+    // No crash, or a kill after the heartbeat was already overdue (60 s + 10 s): a real gap.
+    expect(gapAt(36, [])).toHaveLength(1);
+    expect(gapAt(80, [{ killedAt: t0 + 75_000, readyAt: t0 + 81_000 }])).toHaveLength(1);
+    // Any other finding beside an explained GAP is named.
+    const missing: Finding = { kind: 'missing-anchor', key: 'ab'.repeat(32), detail: 'no digest in the vault has this SHA-256' };
+    expect(gapAt(36, crash, [missing])).toEqual([`airlock audit verify: missing-anchor ${'ab'.repeat(32)}: no digest in the vault has this SHA-256`]);
+    // A failing verify without its JSON report is named as before.
+    expect(receiptsAndAudit.check(obs({ audit: { code: 1, output: 'crashed' } })).violations).toEqual(['airlock audit verify exited 1: crashed']);
   });
 
   it('read effect keys as the connectors write them', () => {

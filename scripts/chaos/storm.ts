@@ -12,7 +12,8 @@ import { approvalIdFor } from '../../lambdas/shared/ids';
 import { loadOrCreateIssuer } from '../../local/dev-issuer';
 import type { LiveEffect, VendorEffect } from '../../local/vendors/index';
 import { INJECTORS, type World } from './injectors';
-import { derive, int } from './rng';
+import { AGENT_RETRY, isRetryable, retryDelayMs, serverDelayMs } from './agent-retry';
+import { derive, int, type Rng } from './rng';
 import { BUYERS, envelopeOf, FINANCE_ADMINS, KILL_SWITCH_OPERATOR, person, SECURITY_ADMINS, type ActionSpec, type Schedule } from './schedule';
 
 /**
@@ -78,6 +79,13 @@ export interface ActionRun {
   noEligibleApprover?: boolean;
   /** Found after the storm: a request the agent abandoned landed after the answer it kept (see the settle). */
   landedLate?: boolean;
+  /** Retries of its POSTs (429, 503, 409 in progress), all copies together. */
+  retries?: number;
+  /**
+   * A POST whose retries ran out (agent-retry.ts: count or time budget): its last answer, the
+   * policies a 429 named, the retries and how long it kept trying.
+   */
+  gaveUp?: { status: number; type: string | undefined; policies?: string[]; retries: number; waitedMs: number };
 }
 
 export interface StepView {
@@ -413,24 +421,38 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     }));
     const today = Date.now();
 
+    // Each action's retry jitter comes from the seed (scripts/chaos/agent-retry.ts).
+    const retryRngs = new Map<number, Rng>();
+    const retryRngOf = (run: ActionRun) => {
+      let rng = retryRngs.get(run.spec.index);
+      if (!rng) retryRngs.set(run.spec.index, (rng = derive(schedule.seed, 8, run.spec.index)));
+      return rng;
+    };
+    /**
+     * One POST of the action's envelope, retried as a well-behaved agent does (agent-retry.ts):
+     * the same Idempotency-Key, Retry-After honoured, jittered exponential backoff, a bounded
+     * budget. Giving up is recorded on the run (the storm reports it).
+     */
     const post = async (run: ActionRun, abortAfterMs?: number) => {
-      for (let attempt = 0; ; attempt++) {
+      const first = Date.now();
+      for (let retry = 1; ; retry++) {
         const res = await call('POST', '/v1/actions', run.spec.requester, envelopeOf(run.spec, today), { 'idempotency-key': run.key, prefer: run.spec.prefer }, abortAfterMs === undefined ? {} : { abortAfterMs });
         if (!res) return undefined;
         const id = (res.body?.id ?? res.body?.actionId) as string | undefined;
         if (typeof id === 'string' && !run.ids.includes(id)) run.ids.push(id);
-        // Retryable answers: the first request with this key is still being accepted, or the service asked to come back.
-        // An open breaker (503) or a rate limit (429) says when: a well-behaved agent waits that long.
-        if ((res.status === 409 && typeOf(res.body)?.includes('in-progress')) || res.status === 503 || res.status === 429 || (res.status === 409 && res.headers.get('retry-after'))) {
-          if (attempt > 200) {
-            run.problems.push(`POST still ${res.status} after 200 retries`);
-            return res;
-          }
-          const retryAfter = Number(res.headers.get('retry-after'));
-          await sleep(res.status !== 409 && retryAfter > 0 ? Math.min(retryAfter * 1000, 30_000) : Math.min(500, 50 * (attempt + 1)));
-          continue;
+        const answer = { status: res.status, type: typeOf(res.body), headers: res.headers };
+        if (!isRetryable(answer)) return res;
+        const now = Date.now();
+        const wait = retryDelayMs(AGENT_RETRY, retry, serverDelayMs(res.headers, now), now - first, retryRngOf(run));
+        if (wait === undefined) {
+          const policies = (res.body as { 'violated-policies'?: unknown } | undefined)?.['violated-policies'];
+          run.gaveUp = { status: res.status, type: answer.type, retries: retry - 1, waitedMs: now - first, ...(Array.isArray(policies) ? { policies: policies.map(String) } : {}) };
+          // The first request with this key never finished being accepted, past the lock that frees it: not the agent's patience.
+          if (res.status === 409) run.problems.push(`POST still 409 ${answer.type ?? ''} after ${retry - 1} retries over ${((now - first) / 1000).toFixed(0)} s`);
+          return res;
         }
-        return res;
+        run.retries = (run.retries ?? 0) + 1;
+        await sleep(wait);
       }
     };
 
@@ -539,7 +561,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       run.answer = { status: res.status, type: typeOf(res.body) };
       run.id = run.ids[0];
       if (!run.id) {
-        if (res.status !== 403) run.problems.push(`POST answered ${res.status} ${typeOf(res.body) ?? ''} without an action id`);
+        // 403: refused (a halt, policy); a give-up after 429/503 is reported apart (`gave up`).
+        if (res.status !== 403 && !(run.gaveUp && res.status !== 409)) run.problems.push(`POST answered ${res.status} ${typeOf(res.body) ?? ''} without an action id`);
         return;
       }
       // An answer that is already final (a `Prefer: wait` that saw the end) needs no polling.
@@ -623,7 +646,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     // requester's actions (by the envelope's reason) and follow it like every other action;
     // it is not held to the agent's intent (no id of the run), only to every other invariant.
     for (const run of runs) {
-      if (run.ids.length > 0 || (run.spec.retry !== 'abort-retry' && run.spec.retry !== 'duplicate')) continue;
+      // And an agent that gave up: a 503 (the ledger busy) may come after its action was created.
+      if (run.ids.length > 0 || (run.spec.retry !== 'abort-retry' && run.spec.retry !== 'duplicate' && !run.gaveUp)) continue;
       let cursor: string | undefined;
       for (let page = 0; page < 20; page++) {
         const res = await call('GET', `/v1/actions?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, run.spec.requester);

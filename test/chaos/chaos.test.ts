@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { AGENT_RETRY, isRetryable, retryDelayMs, serverDelayMs } from '../../scripts/chaos/agent-retry';
 import { INJECTORS } from '../../scripts/chaos/injectors';
 import {
   approvalsDecide,
@@ -85,6 +86,45 @@ describe('the seeded schedule', () => {
     const body = JSON.stringify(envelopeOf(travel, Date.UTC(2030, 0, 1)));
     expect(body).not.toContain('@DAY');
     expect(body).toContain(new Date(Date.UTC(2030, 0, 1) + travel.day * 86_400_000).toISOString().slice(0, 10));
+  });
+});
+
+// ── how simulated agents retry ───────────────────────────────────────────────
+
+describe('a simulated agent retrying POST /v1/actions', () => {
+  const headers = (h: Record<string, string>) => new Headers(h);
+
+  it('waits at least what the server asks: Retry-After (seconds or a date), else the RateLimit reset', () => {
+    const now = Date.parse('2030-01-01T00:00:00.000Z');
+    expect(serverDelayMs(headers({ 'retry-after': '3' }), now)).toBe(3_000);
+    expect(serverDelayMs(headers({ 'retry-after': 'Tue, 01 Jan 2030 00:00:05 GMT' }), now)).toBe(5_000);
+    expect(serverDelayMs(headers({ ratelimit: '"chaos-grant-burst";r=0;t=1, "agent-burst";r=0;t=17' }), now)).toBe(17_000);
+    expect(serverDelayMs(headers({}), now)).toBeUndefined();
+  });
+
+  it('retries 429, 503 and a 409 in progress, nothing else', () => {
+    const a = (status: number, type?: string, h: Record<string, string> = {}) => ({ status, type, headers: headers(h) });
+    expect(isRetryable(a(429, 'https://iana.org/assignments/http-problem-types#quota-exceeded'))).toBe(true);
+    expect(isRetryable(a(503, 'urn:airlock:problem:circuit-open', { 'retry-after': '20' }))).toBe(true);
+    expect(isRetryable(a(409, 'urn:airlock:problem:idempotency-in-progress'))).toBe(true);
+    for (const s of [200, 202, 403, 409, 422, 500]) expect(isRetryable(a(s, 'urn:airlock:problem:other'))).toBe(false);
+  });
+
+  it('never comes back sooner than asked, spreads a refused cohort over the backoff, and gives up within its bounds', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 31 }), fc.integer({ min: 1, max: AGENT_RETRY.maxRetries }), fc.integer({ min: 0, max: 30_000 }), (seed, retry, server) => {
+        const wait = retryDelayMs(AGENT_RETRY, retry, server, 0, derive(seed, 8))!;
+        expect(wait).toBeGreaterThanOrEqual(server);
+        expect(wait).toBeLessThan(server + Math.min(AGENT_RETRY.capMs, AGENT_RETRY.baseMs * 2 ** (retry - 1)));
+      }),
+      { numRuns: 200 },
+    );
+    // Twenty agents refused in one 1 s window do not all return at its reset.
+    const third = Array.from({ length: 20 }, (_, i) => retryDelayMs(AGENT_RETRY, 3, 1_000, 0, derive(7, 8, i))!);
+    expect(new Set(third.map((w) => Math.floor(w / 250))).size).toBeGreaterThan(4);
+    // Out of retries, or out of time: give up.
+    expect(retryDelayMs(AGENT_RETRY, AGENT_RETRY.maxRetries + 1, 0, 0, derive(1, 8))).toBeUndefined();
+    expect(retryDelayMs(AGENT_RETRY, 2, 30_000, AGENT_RETRY.budgetMs - 10_000, derive(1, 8))).toBeUndefined();
   });
 });
 

@@ -298,6 +298,39 @@ export const spendWithinCaps: Invariant = {
 };
 
 /**
+ * The control plane's ALARMs that say the audit trail disagrees with itself: a receipt that
+ * would differ from the one stored, an event chain that does not verify, digests gone from
+ * under the writer, a refused vote missing from its action. None is chaos; each is a bug.
+ */
+export const INTEGRITY_ALARMS = [
+  'ALARM receipt differs from the one already in the vault',
+  'ALARM audit event chain does not verify',
+  'ALARM the newest digest in the vault is not the one this writer wrote last: digests were removed',
+  'ALARM refused vote claimed but not recorded on the action',
+] as const;
+
+/** Integrity ALARMs in the control plane's logs, one violation per message and action. */
+export function integrityAlarms(obs: Observations): string[] {
+  const seen = new Map<string, number>();
+  for (const t of obs.texts) {
+    if (!t.name.startsWith('log control-plane')) continue;
+    for (const line of t.text.split('\n')) {
+      if (!line.includes('ALARM')) continue;
+      let record: { message?: unknown; actionId?: unknown };
+      try {
+        record = JSON.parse(line) as typeof record;
+      } catch {
+        continue;
+      }
+      if (!INTEGRITY_ALARMS.includes(record.message as (typeof INTEGRITY_ALARMS)[number])) continue;
+      const key = `${String(record.message)}${typeof record.actionId === 'string' ? ` (${record.actionId})` : ''}`;
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+    }
+  }
+  return [...seen].map(([key, n]) => `logged ${key}${n > 1 ? ` ×${n}` : ''}`);
+}
+
+/**
  * A GAP that a SIGKILL of the storm explains, and nothing else (docs/audit.md: a crashed
  * writer's outage is marked by a GAP): the digest before the gap still kept its heartbeat when
  * the control plane was killed (killed after it ended, within its interval plus tolerance),
@@ -320,7 +353,7 @@ export function crashExplainsGap(obs: Observations, finding: Finding): boolean {
 
 export const receiptsAndAudit: Invariant = {
   name: 'receipts and audit',
-  summary: 'exactly one receipt per action, matching its outcome; `airlock audit verify` passes (every logged digest still there; a GAP only for a SIGKILL\'s outage); denials and refused self-approvals are in the trail',
+  summary: 'exactly one receipt per action, matching its outcome; `airlock audit verify` passes (every logged digest still there; a GAP only for a SIGKILL\'s outage); no integrity ALARM logged; denials and refused self-approvals are in the trail',
   check(obs) {
     const v: string[] = [];
     for (const [id, view] of obs.views) {
@@ -343,6 +376,7 @@ export const receiptsAndAudit: Invariant = {
       }
     }
     for (const s of obs.strayReceipts) v.push(`receipt ${s} belongs to no action of the storm`);
+    for (const alarm of integrityAlarms(obs)) v.push(alarm);
     if (obs.audit.code !== 0) {
       const findings = obs.audit.findings;
       const unexplained = findings?.filter((f) => !crashExplainsGap(obs, f));

@@ -387,6 +387,16 @@ describe('the invariants', () => {
     expect(receiptsAndAudit.check(obs({ audit: { code: 1, output: 'crashed' } })).violations).toEqual(['airlock audit verify exited 1: crashed']);
   });
 
+  it('name an integrity ALARM in the control plane\'s log (a receipt that would differ), not a failing compensation', () => {
+    const line = (message: string, actionId: string) => JSON.stringify({ level: 'error', message, actionId, key: `receipts/dt=2030-01-01/${actionId}.json` });
+    const logged = obs({
+      texts: [
+        { name: 'log control-plane-2.log', text: [line('ALARM receipt differs from the one already in the vault', 'act_A'), line('ALARM receipt differs from the one already in the vault', 'act_A'), line('ALARM compensation failed', 'act_A')].join('\n') },
+      ],
+    });
+    expect(receiptsAndAudit.check(logged).violations).toEqual(['logged ALARM receipt differs from the one already in the vault (act_A) ×2']);
+  });
+
   it('read effect keys as the connectors write them', () => {
     expect(parseEffectKey('act_1.hold')).toEqual({ actionId: 'act_1', stepId: 'hold', undo: false });
     expect(parseEffectKey('act_1.hold.undo')).toEqual({ actionId: 'act_1', stepId: 'hold', undo: true });

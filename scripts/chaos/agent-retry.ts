@@ -70,3 +70,14 @@ export function retryDelayMs(policy: RetryPolicy, retry: number, serverMs: numbe
   if (elapsedMs + wait > policy.budgetMs) return undefined;
   return wait;
 }
+
+/**
+ * Whether an agent's wait (polling its action, looking for its approval, voting through a
+ * halt) that began at `startedAt` is over: it lasts `boundMs` from its own start or from the
+ * last restart, whichever is later. Counting from the last restart alone ended every wait
+ * begun more than the bound after it at its first look (seed 7 at 1,000 actions: agents
+ * stopped following their actions, and approvers voted on approvals they had not yet seen).
+ */
+export function waitIsOver(now: number, startedAt: number, lastRestart: number, boundMs: number): boolean {
+  return now > Math.max(startedAt, lastRestart) + boundMs;
+}

@@ -12,7 +12,7 @@ import { approvalIdFor } from '../../lambdas/shared/ids';
 import { loadOrCreateIssuer } from '../../local/dev-issuer';
 import type { LiveEffect, VendorEffect } from '../../local/vendors/index';
 import { INJECTORS, type World } from './injectors';
-import { AGENT_RETRY, isRetryable, retryDelayMs, serverDelayMs } from './agent-retry';
+import { AGENT_RETRY, isRetryable, retryDelayMs, serverDelayMs, waitIsOver } from './agent-retry';
 import { derive, int, type Rng } from './rng';
 import { BUYERS, envelopeOf, FINANCE_ADMINS, KILL_SWITCH_OPERATOR, person, SECURITY_ADMINS, type ActionSpec, type Schedule } from './schedule';
 
@@ -461,12 +461,17 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       return res?.status === 200 ? (res.body as FinalView) : undefined;
     };
 
+    /** Whether a wait the agent began at `startedAt` is over (agent-retry.ts waitIsOver). */
+    const over = (startedAt: number, boundMs = options.settleBoundMs) => waitIsOver(Date.now(), startedAt, lastRestart, boundMs);
+
     /**
-     * Polls the action until `done(status)`; gives up at the deadline (counted from the last
-     * restart). `fresh`: the action was just accepted and cannot have moved yet, so the first
-     * look waits (a real agent backs off from its first answer too).
+     * Polls the action until `done(status)`; gives up at the deadline (the bound, counted from
+     * the wait's start or the last restart, whichever is later). `fresh`: the action was just
+     * accepted and cannot have moved yet, so the first look waits (a real agent backs off from
+     * its first answer too).
      */
     const until = async (run: ActionRun, done: (s: string) => boolean, boundMs: number, fresh = false) => {
+      const startedAt = Date.now();
       // Every poll costs the control plane a token check and several ledger reads, and its CPU
       // is what bounds the storm: poll sparsely and let more agents cover the latency.
       let wait = 200;
@@ -477,7 +482,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       for (;;) {
         const v = await view(run);
         if (v && done(v.status)) return v;
-        if (Date.now() > lastRestart + boundMs) return v;
+        if (over(startedAt, boundMs)) return v;
         await sleep(wait);
         wait = Math.min(2_000, wait * 2);
       }
@@ -487,9 +492,10 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       const approvalId = approvalIdFor(run.id!);
       // The action shows awaiting_approval a moment before its approval is stored: look until it is there.
       let preview;
+      const startedAt = Date.now();
       for (let wait = 25; ; wait = Math.min(500, wait * 2)) {
         preview = await call('GET', `/v1/approvals/${approvalId}`, voter);
-        if (preview?.status !== 404 || Date.now() > lastRestart + options.settleBoundMs) break;
+        if (preview?.status !== 404 || over(startedAt)) break;
         // Ended meanwhile (expired, failed): nothing left to vote on; the invariants judge the ending.
         if (TERMINAL.has((await view(run))?.status ?? '')) return;
         await sleep(wait);
@@ -503,7 +509,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       // A halt refuses votes on the work it covers (recorded as a refused vote): a person tries again later.
       for (let wait = 250; res?.status === 403 && typeOf(res.body)?.endsWith(':halted'); wait = Math.min(2_000, wait * 2)) {
         run.haltedVotes = (run.haltedVotes ?? 0) + 1;
-        if (Date.now() > lastRestart + options.settleBoundMs || TERMINAL.has((await view(run))?.status ?? '')) break;
+        if (over(startedAt) || TERMINAL.has((await view(run))?.status ?? '')) break;
         await sleep(wait);
         res = await call('POST', `/v1/approvals/${approvalId}/decision`, voter, { decision, planHash, comment: `chaos ${decision}` });
       }
@@ -521,9 +527,10 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       const spec = run.spec;
       const approvalId = approvalIdFor(run.id!);
       // The requester may read the approval once it is stored.
+      const startedAt = Date.now();
       for (let wait = 25; ; wait = Math.min(500, wait * 2)) {
         if ((await call('GET', `/v1/approvals/${approvalId}`, spec.requester))?.status === 200) break;
-        if (Date.now() > lastRestart + options.settleBoundMs || TERMINAL.has((await view(run))?.status ?? '')) return spec.approvers;
+        if (over(startedAt) || TERMINAL.has((await view(run))?.status ?? '')) return spec.approvers;
         await sleep(wait);
       }
       const first = spec.approvers[0];
@@ -607,6 +614,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         }
       }
       v = await until(run, (s) => TERMINAL.has(s), options.settleBoundMs);
+      // Not settled within the bound of the agent's wait (the settle phase follows it further).
+      if (!v || !TERMINAL.has(v.status)) run.problems.push(`still ${v?.status ?? 'unreadable'} ${options.settleBoundMs / 1000} s after its agent began waiting for the end`);
       if (spec.retry === 'late-retry' && v && TERMINAL.has(v.status)) await post(run); // an out-of-order retry, long after
     };
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AGENT_RETRY, isRetryable, retryDelayMs, serverDelayMs } from '../../scripts/chaos/agent-retry';
+import { AGENT_RETRY, isRetryable, retryDelayMs, serverDelayMs, waitIsOver } from '../../scripts/chaos/agent-retry';
 import { INJECTORS } from '../../scripts/chaos/injectors';
 import {
   approvalsDecide,
@@ -125,6 +125,17 @@ describe('a simulated agent retrying POST /v1/actions', () => {
     // Out of retries, or out of time: give up.
     expect(retryDelayMs(AGENT_RETRY, AGENT_RETRY.maxRetries + 1, 0, 0, derive(1, 8))).toBeUndefined();
     expect(retryDelayMs(AGENT_RETRY, 2, 30_000, AGENT_RETRY.budgetMs - 10_000, derive(1, 8))).toBeUndefined();
+  });
+
+  it('waits the whole bound from when it began, however long ago the last restart was', () => {
+    const restart = 1_000_000;
+    const bound = 110_000;
+    // Seed 7 at 1,000 actions: a wait begun 200 s after the last restart ended at its first look.
+    const began = restart + 200_000;
+    expect(waitIsOver(began + 1_000, began, restart, bound)).toBe(false);
+    expect(waitIsOver(began + bound + 1, began, restart, bound)).toBe(true);
+    // A restart during the wait gives it the bound again.
+    expect(waitIsOver(began + bound + 1, began, began + 50_000, bound)).toBe(false);
   });
 });
 

@@ -131,7 +131,8 @@ out(`outcomes: ${Object.entries(statuses).sort().map(([k, n]) => `${k} ${n}`).jo
   out(`agents: ${retries} POST retries (same key, Retry-After + jittered backoff, at most ${AGENT_RETRY.maxRetries} and ${AGENT_RETRY.budgetMs / 1000} s); ${gaveUp.length} gave up without an action`);
   for (const r of gaveUp) {
     const g = r.gaveUp!;
-    out(`  gave up: #${r.spec.index} (${r.spec.scenario}, ${r.spec.retry}) by ${r.spec.requester}: last ${g.status} ${g.type ?? ''}${g.policies ? ` (${g.policies.join(', ')})` : ''} after ${g.retries} retries over ${(g.waitedMs / 1000).toFixed(0)} s`);
+    const tally = Object.entries(g.answers ?? {}).map(([k, n]) => `${n} × ${k}`).join(', ');
+    out(`  gave up: #${r.spec.index} (${r.spec.scenario}, ${r.spec.retry}) by ${r.spec.requester}: last ${g.status} ${g.type ?? ''}${g.policies ? ` (${g.policies.join(', ')})` : ''} after ${g.retries} retries over ${(g.waitedMs / 1000).toFixed(0)} s (${tally})`);
   }
 }
 out('');

@@ -85,7 +85,7 @@ export interface ActionRun {
    * A POST whose retries ran out (agent-retry.ts: count or time budget): its last answer, the
    * policies a 429 named, the retries and how long it kept trying.
    */
-  gaveUp?: { status: number; type: string | undefined; policies?: string[]; retries: number; waitedMs: number };
+  gaveUp?: { status: number; type: string | undefined; policies?: string[]; retries: number; waitedMs: number; answers?: Record<string, number> };
 }
 
 export interface StepView {
@@ -435,6 +435,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
      */
     const post = async (run: ActionRun, abortAfterMs?: number) => {
       const first = Date.now();
+      // What the retried answers were, for the report should the agent give up.
+      const answers = new Map<string, number>();
       for (let retry = 1; ; retry++) {
         const res = await call('POST', '/v1/actions', run.spec.requester, envelopeOf(run.spec, today), { 'idempotency-key': run.key, prefer: run.spec.prefer }, abortAfterMs === undefined ? {} : { abortAfterMs });
         if (!res) return undefined;
@@ -442,11 +444,20 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         if (typeof id === 'string' && !run.ids.includes(id)) run.ids.push(id);
         const answer = { status: res.status, type: typeOf(res.body), headers: res.headers };
         if (!isRetryable(answer)) return res;
+        const label = `${res.status} ${(answer.type ?? '').replace(/^.*[:#]/, '')}`.trim();
+        answers.set(label, (answers.get(label) ?? 0) + 1);
         const now = Date.now();
         const wait = retryDelayMs(AGENT_RETRY, retry, serverDelayMs(res.headers, now), now - first, retryRngOf(run));
         if (wait === undefined) {
           const policies = (res.body as { 'violated-policies'?: unknown } | undefined)?.['violated-policies'];
-          run.gaveUp = { status: res.status, type: answer.type, retries: retry - 1, waitedMs: now - first, ...(Array.isArray(policies) ? { policies: policies.map(String) } : {}) };
+          run.gaveUp = {
+            status: res.status,
+            type: answer.type,
+            retries: retry - 1,
+            waitedMs: now - first,
+            answers: Object.fromEntries(answers),
+            ...(Array.isArray(policies) ? { policies: policies.map(String) } : {}),
+          };
           // The first request with this key never finished being accepted, past the lock that frees it: not the agent's patience.
           if (res.status === 409) run.problems.push(`POST still 409 ${answer.type ?? ''} after ${retry - 1} retries over ${((now - first) / 1000).toFixed(0)} s`);
           return res;

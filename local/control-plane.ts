@@ -17,6 +17,7 @@ import { SecretNames } from '../lambdas/ports/secrets';
 import { TokenRejectedError, type TokenVerifier } from '../lambdas/ports/tokens';
 import { InvalidTokenError, type DevIssuer } from './dev-issuer';
 import { createReceiptsHandler } from '../lambdas/receipts/handler';
+import { latestDigest } from '../lambdas/receipts/vault';
 import { createSagaHandler } from '../lambdas/saga/handler';
 import { createStepsHandler } from '../lambdas/steps/handler';
 import { connectors } from '../lambdas/tools/registry';
@@ -292,6 +293,13 @@ export function controlPlaneService(options: ControlPlaneOptions = {}, onStarted
         },
       );
       const receipts = composition.vault;
+      // A writer that died (SIGKILL, a crash) left a head that still promises a successor: its
+      // successor is written now, not a whole interval after the restart, so the GAP the
+      // verifier reports for the outage spans the outage, not the outage plus an interval.
+      const head = await latestDigest(receipts.store, new Date()).catch((error: unknown) => void ctx.logger.error('digest failed', { error }));
+      if (head?.digest.heartbeat && !head.digest.heartbeat.stopped) {
+        await receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
+      }
       const digestTimer = setInterval(() => {
         receipts.writeDigestNow().catch((error: unknown) => ctx.logger.error('digest failed', { error }));
       }, digestIntervalMs);

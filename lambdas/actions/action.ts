@@ -102,7 +102,13 @@ export interface ActionRecord {
   /** Correlates the action across services: the X-Ray trace root in AWS, the request id locally. */
   traceId?: string;
   createdAt: string;
+  /** The last write to the record (a receipt key recorded after the end moves it too). */
   updatedAt: string;
+  /**
+   * When it reached its terminal status: written by that move alone, so the receipt built
+   * from it is the same bytes whenever a run builds it (absent on actions settled before it existed).
+   */
+  settledAt?: string;
   /**
    * Set once by `POST /v1/actions/{id}/cancel` (or a revoked delegation): who asked and when.
    * The saga reads it with the action it already loads before each forward step, so a running

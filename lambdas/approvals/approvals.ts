@@ -517,13 +517,15 @@ async function refuse(
     return refusal;
   }
   const claim = await deps.approvals.claimRefusal(approval.id, voter, reason, MAX_REFUSED_VOTES, now);
-  if (claim.outcome !== 'recorded') {
-    deps.logger.warn(claim.outcome === 'duplicate' ? 'vote refused again (recorded once)' : 'vote refused past the cap (logged only)', entry);
+  if (claim.outcome === 'capped') {
+    deps.logger.warn('vote refused past the cap (logged only)', entry);
     return refusal;
   }
   const sent = /^[0-9a-f]{64}$/.test(input.planHash) ? { planHash: input.planHash } : {};
   try {
-    await deps.events.append(
+    // Once per voter and reason, whoever writes it: the claim's own request, or a repeat that
+    // finds the claim but not its event (the request that claimed it died before appending).
+    const { appended } = await deps.events.appendOnce(
       action.id,
       {
         type: ApprovalEventTypes.voteRefused,
@@ -538,17 +540,22 @@ async function refuse(
           detail: refusal.message,
           ...sent,
           at: now.toISOString(),
-          ...(claim.count >= MAX_REFUSED_VOTES ? { capReached: true } : {}),
+          ...(claim.outcome === 'recorded' && claim.count >= MAX_REFUSED_VOTES ? { capReached: true } : {}),
         },
       },
+      (e) => e.type === ApprovalEventTypes.voteRefused && e.data?.approvalId === approval.id && e.data?.voter === voter && e.data?.reason === reason,
       now,
     );
+    if (!appended) {
+      deps.logger.warn('vote refused again (recorded once)', entry);
+      return refusal;
+    }
   } catch (error) {
-    // The claim is spent, so a retry would not record it: the log line is the record.
+    // A repeat of this refusal will try again; until then the log line is the record.
     deps.logger.error('ALARM refused vote claimed but not recorded on the action', entry);
     throw error;
   }
-  deps.logger.info('vote refused', entry);
+  deps.logger.info(claim.outcome === 'recorded' ? 'vote refused' : 'vote refused: recorded by a repeat (the first request died before its event)', entry);
   return refusal;
 }
 

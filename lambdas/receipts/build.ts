@@ -288,8 +288,10 @@ export function buildReceipt(input: ReceiptInput): Receipt {
       ...(action.statusReason ? { reason: action.statusReason } : {}),
       ...(result !== undefined ? { result } : {}),
       createdAt: action.createdAt,
-      settledAt: action.updatedAt,
-      durationMs: Math.max(0, Date.parse(action.updatedAt) - Date.parse(action.createdAt)),
+      // The move to the end, not the last write: RecordReceipt writes the receipt key after the
+      // receipt, and a second run (a resume, an idempotency takeover) must build the same bytes.
+      settledAt: action.settledAt ?? action.updatedAt,
+      durationMs: Math.max(0, Date.parse(action.settledAt ?? action.updatedAt) - Date.parse(action.createdAt)),
       simulated: action.mode === 'dry_run',
     },
     traceId: input.traceId ?? null,

@@ -5,6 +5,7 @@ import { committedSpend, type MoneyConfig } from '../../lambdas/shared/money';
 import type { RateLimit } from '../../lambdas/limits/config';
 import { amountTowardCap, capSubject, periodKey, resolveCaps, type ResolvedCap } from '../../lambdas/spend/caps';
 import type { ReceiptApproval } from '../../lambdas/receipts/schema';
+import { defaultToleranceMs, type Finding } from '../../lambdas/receipts/verify';
 import { toolRegistry } from '../../lambdas/tools/registry';
 import { TERMINAL, type ActionRun, type FinalView, type HttpRecord, type Observations } from './storm';
 
@@ -296,9 +297,63 @@ export const spendWithinCaps: Invariant = {
   },
 };
 
+/**
+ * The control plane's ALARMs that say the audit trail disagrees with itself: a receipt that
+ * would differ from the one stored, an event chain that does not verify, digests gone from
+ * under the writer, a refused vote missing from its action. None is chaos; each is a bug.
+ */
+export const INTEGRITY_ALARMS = [
+  'ALARM receipt differs from the one already in the vault',
+  'ALARM audit event chain does not verify',
+  'ALARM the newest digest in the vault is not the one this writer wrote last: digests were removed',
+  'ALARM refused vote claimed but not recorded on the action',
+] as const;
+
+/** Integrity ALARMs in the control plane's logs, one violation per message and action. */
+export function integrityAlarms(obs: Observations): string[] {
+  const seen = new Map<string, number>();
+  for (const t of obs.texts) {
+    if (!t.name.startsWith('log control-plane')) continue;
+    for (const line of t.text.split('\n')) {
+      if (!line.includes('ALARM')) continue;
+      let record: { message?: unknown; actionId?: unknown };
+      try {
+        record = JSON.parse(line) as typeof record;
+      } catch {
+        continue;
+      }
+      if (!INTEGRITY_ALARMS.includes(record.message as (typeof INTEGRITY_ALARMS)[number])) continue;
+      const key = `${String(record.message)}${typeof record.actionId === 'string' ? ` (${record.actionId})` : ''}`;
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+    }
+  }
+  return [...seen].map(([key, n]) => `logged ${key}${n > 1 ? ` ×${n}` : ''}`);
+}
+
+/**
+ * A GAP that a SIGKILL of the storm explains, and nothing else (docs/audit.md: a crashed
+ * writer's outage is marked by a GAP): the digest before the gap still kept its heartbeat when
+ * the control plane was killed (killed after it ended, within its interval plus tolerance),
+ * and the digest after the gap came from the restarted writer before it said READY (it writes
+ * a dead writer's overdue successor at start). A gap wider than the outage (a writer that waited
+ * before catching up, or a digest removed: the `--expect-head` anchors name that too) is not.
+ */
+export function crashExplainsGap(obs: Observations, finding: Finding): boolean {
+  if (finding.kind !== 'digest-gap') return false;
+  const after = obs.digests?.find((d) => d.key === finding.key);
+  const before = after?.previous ? obs.digests?.find((d) => d.key === after.previous) : undefined;
+  const beat = before?.heartbeat;
+  if (!after || !before || !beat || beat.stopped) return false;
+  const beforeEnd = Date.parse(before.endTime);
+  const afterEnd = Date.parse(after.endTime);
+  const interval = beat.intervalSeconds * 1000;
+  const allowed = interval + defaultToleranceMs(interval);
+  return (obs.crashTimes ?? []).some((c) => c.killedAt >= beforeEnd && c.killedAt <= beforeEnd + allowed && afterEnd >= c.killedAt && afterEnd <= c.readyAt);
+}
+
 export const receiptsAndAudit: Invariant = {
   name: 'receipts and audit',
-  summary: 'exactly one receipt per action, matching its outcome; `airlock audit verify` passes; denials and refused self-approvals are in the trail',
+  summary: 'exactly one receipt per action, matching its outcome; `airlock audit verify` passes (every logged digest still there; a GAP only for a SIGKILL\'s outage); no integrity ALARM logged; denials and refused self-approvals are in the trail',
   check(obs) {
     const v: string[] = [];
     for (const [id, view] of obs.views) {
@@ -321,7 +376,13 @@ export const receiptsAndAudit: Invariant = {
       }
     }
     for (const s of obs.strayReceipts) v.push(`receipt ${s} belongs to no action of the storm`);
-    if (obs.audit.code !== 0) v.push(`airlock audit verify exited ${obs.audit.code}: ${obs.audit.output.trim().split('\n').slice(-5).join(' | ')}`);
+    for (const alarm of integrityAlarms(obs)) v.push(alarm);
+    if (obs.audit.code !== 0) {
+      const findings = obs.audit.findings;
+      const unexplained = findings?.filter((f) => !crashExplainsGap(obs, f));
+      if (!findings || findings.length === 0) v.push(`airlock audit verify exited ${obs.audit.code}: ${obs.audit.output.trim().split('\n').slice(-5).join(' | ')}`);
+      else for (const f of unexplained ?? []) v.push(`airlock audit verify: ${f.kind} ${f.key}: ${f.detail}`);
+    }
     return result(obs.views.size, v);
   },
 };

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { AGENT_RETRY } from './agent-retry';
 import { INJECTORS } from './injectors';
 import { chaosLimits, chaosRateLimit, chaosSpendCaps } from './limits';
 import { checkAll, formatTable } from './invariants';
@@ -112,7 +113,10 @@ out(
   `storm: ${(o.durationMs / 1000).toFixed(1)} s, ${rate.toFixed(1)} actions/s, ${o.responses.length} HTTP answers, ${effects} vendor side effects, ` +
     `${o.crashes} crash(es) (restart ${o.restartMs.map((m) => `${(m / 1000).toFixed(1)} s`).join(', ') || '-'}), settled ${(o.settle.tookMs / 1000).toFixed(1)} s after the agents`,
 );
-out(`cpu: harness ${o.cpu.harness.toFixed(1)} s, control plane ${o.cpu.controlPlane.toFixed(1)} s, vendors ${o.cpu.vendors.toFixed(1)} s (${((o.cpu.harness + o.cpu.controlPlane + o.cpu.vendors) * 1000 / schedule.actions.length).toFixed(0)} ms per action)`);
+out(
+  `cpu: harness ${o.cpu.harness.toFixed(1)} s, control plane ${o.cpu.controlPlane.toFixed(1)} s (${((o.cpu.controlPlane * 1000) / schedule.actions.length).toFixed(0)} ms per action), vendors ${o.cpu.vendors.toFixed(1)} s ` +
+    `(${((o.cpu.harness + o.cpu.controlPlane + o.cpu.vendors) * 1000 / schedule.actions.length).toFixed(0)} ms per action in all)`,
+);
 const byRoute: Record<string, number> = {};
 for (const r of o.responses) {
   const route = `${r.method} ${r.path}`;
@@ -120,6 +124,17 @@ for (const r of o.responses) {
 }
 out(`http: ${Object.entries(byRoute).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
 out(`outcomes: ${Object.entries(statuses).sort().map(([k, n]) => `${k} ${n}`).join(', ')}`);
+{
+  // Agents retry as well-behaved ones do (agent-retry.ts); those whose budget ran out say so here.
+  const retries = o.runs.reduce((n, r) => n + (r.retries ?? 0), 0);
+  const gaveUp = o.runs.filter((r) => r.gaveUp && r.ids.length === 0);
+  out(`agents: ${retries} POST retries (same key, Retry-After + jittered backoff, at most ${AGENT_RETRY.maxRetries} and ${AGENT_RETRY.budgetMs / 1000} s); ${gaveUp.length} gave up without an action`);
+  for (const r of gaveUp) {
+    const g = r.gaveUp!;
+    const tally = Object.entries(g.answers ?? {}).map(([k, n]) => `${n} × ${k}`).join(', ');
+    out(`  gave up: #${r.spec.index} (${r.spec.scenario}, ${r.spec.retry}) by ${r.spec.requester}: last ${g.status} ${g.type ?? ''}${g.policies ? ` (${g.policies.join(', ')})` : ''} after ${g.retries} retries over ${(g.waitedMs / 1000).toFixed(0)} s (${tally})`);
+  }
+}
 out('');
 out(formatTable(first_.rows));
 if (values.keep) out(`state kept in ${o.home}`);

@@ -6,11 +6,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { LoadedLimits } from '../../lambdas/limits/config';
+import type { Digest } from '../../lambdas/receipts/schema';
+import type { Finding } from '../../lambdas/receipts/verify';
 import { approvalIdFor } from '../../lambdas/shared/ids';
 import { loadOrCreateIssuer } from '../../local/dev-issuer';
 import type { LiveEffect, VendorEffect } from '../../local/vendors/index';
 import { INJECTORS, type World } from './injectors';
-import { derive, int } from './rng';
+import { AGENT_RETRY, isRetryable, retryDelayMs, serverDelayMs, waitIsOver } from './agent-retry';
+import { derive, int, type Rng } from './rng';
 import { BUYERS, envelopeOf, FINANCE_ADMINS, KILL_SWITCH_OPERATOR, person, SECURITY_ADMINS, type ActionSpec, type Schedule } from './schedule';
 
 /**
@@ -76,6 +79,13 @@ export interface ActionRun {
   noEligibleApprover?: boolean;
   /** Found after the storm: a request the agent abandoned landed after the answer it kept (see the settle). */
   landedLate?: boolean;
+  /** Retries of its POSTs (429, 503, 409 in progress), all copies together. */
+  retries?: number;
+  /**
+   * A POST whose retries ran out (agent-retry.ts: count or time budget): its last answer, the
+   * policies a 429 named, the retries and how long it kept trying.
+   */
+  gaveUp?: { status: number; type: string | undefined; policies?: string[]; retries: number; waitedMs: number; answers?: Record<string, number> };
 }
 
 export interface StepView {
@@ -97,6 +107,14 @@ export interface FinalView {
   createdAt: string;
 }
 
+/** What the invariants read of a digest: where it sits in the chain and what it promised. */
+export interface DigestLink {
+  key: string;
+  endTime: string;
+  previous: string | null;
+  heartbeat: Digest['heartbeat'];
+}
+
 export interface Observations {
   schedule: Schedule;
   runs: ActionRun[];
@@ -108,7 +126,16 @@ export interface Observations {
   /** Receipts by action id (parsed), and files that name no action of the run. */
   receipts: Map<string, unknown[]>;
   strayReceipts: string[];
-  audit: { code: number | null; output: string };
+  /**
+   * `airlock audit verify --json` over the vault after the clean stop, with every digest the
+   * writers logged as stored passed as `--expect-head` (a digest removed is MISSING HEAD).
+   * `findings` is undefined when its output was not the JSON report.
+   */
+  audit: { code: number | null; output: string; findings?: Finding[] };
+  /** The vault's digests, in key order (what a GAP finding is judged against). */
+  digests?: DigestLink[];
+  /** Each SIGKILL: when it was sent, and when the restarted control plane said READY (epoch ms). */
+  crashTimes?: { killedAt: number; readyAt: number }[];
   /** Logs, events and receipts, for the secret scan. */
   texts: { name: string; text: string }[];
   /** Values that must appear in none of the texts. */
@@ -245,6 +272,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
   const procs: Proc[] = [];
   const responses: HttpRecord[] = [];
   const restartMs: number[] = [];
+  const crashTimes: { killedAt: number; readyAt: number }[] = [];
   let crashes = 0;
   const cpu = { harness: 0, controlPlane: 0, vendors: 0 };
   const harnessCpu = process.cpuUsage();
@@ -284,12 +312,14 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         let release!: () => void;
         up = new Promise((r) => (release = r));
         cpu.controlPlane += await cpuSeconds(cp.proc);
+        const killedAt = Date.now();
         cp.proc.child.kill('SIGKILL');
         await cp.proc.exited;
         log(`  crash ${crashes}: SIGKILL, restarting`);
         cp = await startCp();
         lastRestart = Date.now();
         restartMs.push(lastRestart - t0);
+        crashTimes.push({ killedAt, readyAt: lastRestart });
         release();
       },
       async halt(key, body) {
@@ -391,24 +421,49 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     }));
     const today = Date.now();
 
+    // Each action's retry jitter comes from the seed (scripts/chaos/agent-retry.ts).
+    const retryRngs = new Map<number, Rng>();
+    const retryRngOf = (run: ActionRun) => {
+      let rng = retryRngs.get(run.spec.index);
+      if (!rng) retryRngs.set(run.spec.index, (rng = derive(schedule.seed, 8, run.spec.index)));
+      return rng;
+    };
+    /**
+     * One POST of the action's envelope, retried as a well-behaved agent does (agent-retry.ts):
+     * the same Idempotency-Key, Retry-After honoured, jittered exponential backoff, a bounded
+     * budget. Giving up is recorded on the run (the storm reports it).
+     */
     const post = async (run: ActionRun, abortAfterMs?: number) => {
-      for (let attempt = 0; ; attempt++) {
+      const first = Date.now();
+      // What the retried answers were, for the report should the agent give up.
+      const answers = new Map<string, number>();
+      for (let retry = 1; ; retry++) {
         const res = await call('POST', '/v1/actions', run.spec.requester, envelopeOf(run.spec, today), { 'idempotency-key': run.key, prefer: run.spec.prefer }, abortAfterMs === undefined ? {} : { abortAfterMs });
         if (!res) return undefined;
         const id = (res.body?.id ?? res.body?.actionId) as string | undefined;
         if (typeof id === 'string' && !run.ids.includes(id)) run.ids.push(id);
-        // Retryable answers: the first request with this key is still being accepted, or the service asked to come back.
-        // An open breaker (503) or a rate limit (429) says when: a well-behaved agent waits that long.
-        if ((res.status === 409 && typeOf(res.body)?.includes('in-progress')) || res.status === 503 || res.status === 429 || (res.status === 409 && res.headers.get('retry-after'))) {
-          if (attempt > 200) {
-            run.problems.push(`POST still ${res.status} after 200 retries`);
-            return res;
-          }
-          const retryAfter = Number(res.headers.get('retry-after'));
-          await sleep(res.status !== 409 && retryAfter > 0 ? Math.min(retryAfter * 1000, 30_000) : Math.min(500, 50 * (attempt + 1)));
-          continue;
+        const answer = { status: res.status, type: typeOf(res.body), headers: res.headers };
+        if (!isRetryable(answer)) return res;
+        const label = `${res.status} ${(answer.type ?? '').replace(/^.*[:#]/, '')}`.trim();
+        answers.set(label, (answers.get(label) ?? 0) + 1);
+        const now = Date.now();
+        const wait = retryDelayMs(AGENT_RETRY, retry, serverDelayMs(res.headers, now), now - first, retryRngOf(run));
+        if (wait === undefined) {
+          const policies = (res.body as { 'violated-policies'?: unknown } | undefined)?.['violated-policies'];
+          run.gaveUp = {
+            status: res.status,
+            type: answer.type,
+            retries: retry - 1,
+            waitedMs: now - first,
+            answers: Object.fromEntries(answers),
+            ...(Array.isArray(policies) ? { policies: policies.map(String) } : {}),
+          };
+          // The first request with this key never finished being accepted, past the lock that frees it: not the agent's patience.
+          if (res.status === 409) run.problems.push(`POST still 409 ${answer.type ?? ''} after ${retry - 1} retries over ${((now - first) / 1000).toFixed(0)} s`);
+          return res;
         }
-        return res;
+        run.retries = (run.retries ?? 0) + 1;
+        await sleep(wait);
       }
     };
 
@@ -417,12 +472,17 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       return res?.status === 200 ? (res.body as FinalView) : undefined;
     };
 
+    /** Whether a wait the agent began at `startedAt` is over (agent-retry.ts waitIsOver). */
+    const over = (startedAt: number, boundMs = options.settleBoundMs) => waitIsOver(Date.now(), startedAt, lastRestart, boundMs);
+
     /**
-     * Polls the action until `done(status)`; gives up at the deadline (counted from the last
-     * restart). `fresh`: the action was just accepted and cannot have moved yet, so the first
-     * look waits (a real agent backs off from its first answer too).
+     * Polls the action until `done(status)`; gives up at the deadline (the bound, counted from
+     * the wait's start or the last restart, whichever is later). `fresh`: the action was just
+     * accepted and cannot have moved yet, so the first look waits (a real agent backs off from
+     * its first answer too).
      */
     const until = async (run: ActionRun, done: (s: string) => boolean, boundMs: number, fresh = false) => {
+      const startedAt = Date.now();
       // Every poll costs the control plane a token check and several ledger reads, and its CPU
       // is what bounds the storm: poll sparsely and let more agents cover the latency.
       let wait = 200;
@@ -433,7 +493,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       for (;;) {
         const v = await view(run);
         if (v && done(v.status)) return v;
-        if (Date.now() > lastRestart + boundMs) return v;
+        if (over(startedAt, boundMs)) return v;
         await sleep(wait);
         wait = Math.min(2_000, wait * 2);
       }
@@ -443,9 +503,10 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       const approvalId = approvalIdFor(run.id!);
       // The action shows awaiting_approval a moment before its approval is stored: look until it is there.
       let preview;
+      const startedAt = Date.now();
       for (let wait = 25; ; wait = Math.min(500, wait * 2)) {
         preview = await call('GET', `/v1/approvals/${approvalId}`, voter);
-        if (preview?.status !== 404 || Date.now() > lastRestart + options.settleBoundMs) break;
+        if (preview?.status !== 404 || over(startedAt)) break;
         // Ended meanwhile (expired, failed): nothing left to vote on; the invariants judge the ending.
         if (TERMINAL.has((await view(run))?.status ?? '')) return;
         await sleep(wait);
@@ -459,7 +520,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       // A halt refuses votes on the work it covers (recorded as a refused vote): a person tries again later.
       for (let wait = 250; res?.status === 403 && typeOf(res.body)?.endsWith(':halted'); wait = Math.min(2_000, wait * 2)) {
         run.haltedVotes = (run.haltedVotes ?? 0) + 1;
-        if (Date.now() > lastRestart + options.settleBoundMs || TERMINAL.has((await view(run))?.status ?? '')) break;
+        if (over(startedAt) || TERMINAL.has((await view(run))?.status ?? '')) break;
         await sleep(wait);
         res = await call('POST', `/v1/approvals/${approvalId}/decision`, voter, { decision, planHash, comment: `chaos ${decision}` });
       }
@@ -477,9 +538,10 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       const spec = run.spec;
       const approvalId = approvalIdFor(run.id!);
       // The requester may read the approval once it is stored.
+      const startedAt = Date.now();
       for (let wait = 25; ; wait = Math.min(500, wait * 2)) {
         if ((await call('GET', `/v1/approvals/${approvalId}`, spec.requester))?.status === 200) break;
-        if (Date.now() > lastRestart + options.settleBoundMs || TERMINAL.has((await view(run))?.status ?? '')) return spec.approvers;
+        if (over(startedAt) || TERMINAL.has((await view(run))?.status ?? '')) return spec.approvers;
         await sleep(wait);
       }
       const first = spec.approvers[0];
@@ -517,7 +579,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       run.answer = { status: res.status, type: typeOf(res.body) };
       run.id = run.ids[0];
       if (!run.id) {
-        if (res.status !== 403) run.problems.push(`POST answered ${res.status} ${typeOf(res.body) ?? ''} without an action id`);
+        // 403: refused (a halt, policy); a give-up after 429/503 is reported apart (`gave up`).
+        if (res.status !== 403 && !(run.gaveUp && res.status !== 409)) run.problems.push(`POST answered ${res.status} ${typeOf(res.body) ?? ''} without an action id`);
         return;
       }
       // An answer that is already final (a `Prefer: wait` that saw the end) needs no polling.
@@ -562,6 +625,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         }
       }
       v = await until(run, (s) => TERMINAL.has(s), options.settleBoundMs);
+      // Not settled within the bound of the agent's wait (the settle phase follows it further).
+      if (!v || !TERMINAL.has(v.status)) run.problems.push(`still ${v?.status ?? 'unreadable'} ${options.settleBoundMs / 1000} s after its agent began waiting for the end`);
       if (spec.retry === 'late-retry' && v && TERMINAL.has(v.status)) await post(run); // an out-of-order retry, long after
     };
 
@@ -601,7 +666,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     // requester's actions (by the envelope's reason) and follow it like every other action;
     // it is not held to the agent's intent (no id of the run), only to every other invariant.
     for (const run of runs) {
-      if (run.ids.length > 0 || (run.spec.retry !== 'abort-retry' && run.spec.retry !== 'duplicate')) continue;
+      // And an agent that gave up: a 503 (the ledger busy) may come after its action was created.
+      if (run.ids.length > 0 || (run.spec.retry !== 'abort-retry' && run.spec.retry !== 'duplicate' && !run.gaveUp)) continue;
       let cursor: string | undefined;
       for (let page = 0; page < 20; page++) {
         const res = await call('GET', `/v1/actions?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, run.spec.requester);
@@ -655,13 +721,50 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     await cp.proc.exited;
     vendors.child.kill('SIGTERM');
     await vendors.exited;
-    const audit = await new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(process.execPath, [join(repo, 'bin', 'airlock.mjs'), 'audit', 'verify', '--dir', join(home, 'audit')], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
-      let output = '';
-      child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-      child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-      child.once('exit', (code) => resolve({ code, output }));
+    // Every digest a writer logged as stored must still be in the vault (--expect-head).
+    const heads = new Set<string>();
+    for (const file of await readdir(logs)) {
+      if (!file.startsWith('control-plane')) continue;
+      for (const line of (await readFile(join(logs, file), 'utf8')).split('\n')) {
+        if (!line.includes('"digest stored"')) continue;
+        try {
+          const sha = (JSON.parse(line) as { sha256?: unknown }).sha256;
+          if (typeof sha === 'string') heads.add(sha);
+        } catch {
+          /* not a log record */
+        }
+      }
+    }
+    const verifyArgs = ['audit', 'verify', '--json', '--dir', join(home, 'audit'), ...[...heads].flatMap((h) => ['--expect-head', h])];
+    const audit = await new Promise<Observations['audit']>((resolve) => {
+      const child = spawn(process.execPath, [join(repo, 'bin', 'airlock.mjs'), ...verifyArgs], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.once('exit', (code) => {
+        let findings: Finding[] | undefined;
+        try {
+          const report = JSON.parse(stdout) as { findings?: unknown };
+          if (Array.isArray(report.findings)) findings = report.findings as Finding[];
+        } catch {
+          /* not the JSON report: the output says why */
+        }
+        resolve({ code, output: `${stdout}${stderr}`, ...(findings ? { findings } : {}) });
+      });
     });
+    const digests: DigestLink[] = [];
+    const digestRoot = join(home, 'audit', 'digests');
+    for (const day of (await readdir(digestRoot).catch(() => [] as string[])).filter((d) => d.startsWith('dt=')).sort()) {
+      for (const file of (await readdir(join(digestRoot, day))).filter((f) => f.endsWith('.json')).sort()) {
+        try {
+          const d = JSON.parse(await readFile(join(digestRoot, day, file), 'utf8')) as Digest;
+          digests.push({ key: d.key, endTime: d.endTime, previous: d.previous?.key ?? null, heartbeat: d.heartbeat });
+        } catch {
+          /* unreadable: audit verify names it */
+        }
+      }
+    }
 
     const receipts = new Map<string, unknown[]>();
     const strayReceipts: string[] = [];
@@ -728,6 +831,8 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       settle,
       crashes,
       restartMs,
+      crashTimes,
+      digests,
       durationMs: Date.now() - started,
       cpu,
       home,

@@ -501,6 +501,20 @@ describe('a request that dies mid-vote', () => {
     expect(await receiptVotes(action.id)).toEqual({ outcome: 'granted', voters: ['maria:approve'] });
   });
 
+  it('after claiming a refused vote: the retried click puts the refusal on the chain, once', async () => {
+    // Seed 21 at 200 actions (2 crashes): the requester's own approval was refused, its claim
+    // written, then SIGKILL; the retry after the restart found the claim ("vote refused again")
+    // and recorded nothing, so the receipt lacked the refused self-approval.
+    const { approvalId, planHash: hash, action } = await awaitingApproval(alice, bigPayment);
+    const dying = { ...deps, approvals: dyingAfter(approvals, 'claimRefusal') };
+    await expect(decideApproval(dying, { approvalId, voter: alice, decision: 'approve', planHash: hash })).rejects.toThrow(ProcessKilledError);
+    expect((await store.list(action.id)).filter((e) => e.type === ApprovalEventTypes.voteRefused)).toEqual([]);
+
+    for (let i = 0; i < 2; i++) expect(await problemOf(decideApproval(deps, { approvalId, voter: alice, decision: 'approve', planHash: hash }))).toMatchObject({ status: 403 });
+    const refused = (await store.list(action.id)).filter((e) => e.type === ApprovalEventTypes.voteRefused);
+    expect(refused.map((e) => [e.actor, e.data?.reason])).toEqual([['alice', 'self_approval']]);
+  });
+
   it('after writing a rejection: the retried click rejects, once', async () => {
     const { approvalId, planHash: hash, token, action } = await awaitingApproval(alice, bigPayment);
     await decideApproval(deps, { approvalId, voter: fiona, decision: 'approve', planHash: hash });

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { AGENT_RETRY, isRetryable, retryDelayMs, serverDelayMs, waitIsOver } from '../../scripts/chaos/agent-retry';
 import { INJECTORS } from '../../scripts/chaos/injectors';
 import {
   approvalsDecide,
@@ -23,6 +24,7 @@ import {
   spendWithinCaps,
 } from '../../scripts/chaos/invariants';
 import { chaosLimits } from '../../scripts/chaos/limits';
+import type { Finding } from '../../lambdas/receipts/verify';
 import { derive } from '../../scripts/chaos/rng';
 import { actionAt, envelopeOf, sliceSchedule, type ActionSpec, type Schedule } from '../../scripts/chaos/schedule';
 import { breakerMovesIn, type ActionRun, type FinalView, type Observations } from '../../scripts/chaos/storm';
@@ -84,6 +86,56 @@ describe('the seeded schedule', () => {
     const body = JSON.stringify(envelopeOf(travel, Date.UTC(2030, 0, 1)));
     expect(body).not.toContain('@DAY');
     expect(body).toContain(new Date(Date.UTC(2030, 0, 1) + travel.day * 86_400_000).toISOString().slice(0, 10));
+  });
+});
+
+// ── how simulated agents retry ───────────────────────────────────────────────
+
+describe('a simulated agent retrying POST /v1/actions', () => {
+  const headers = (h: Record<string, string>) => new Headers(h);
+
+  it('waits at least what the server asks: Retry-After (seconds or a date), else the RateLimit reset', () => {
+    const now = Date.parse('2030-01-01T00:00:00.000Z');
+    expect(serverDelayMs(headers({ 'retry-after': '3' }), now)).toBe(3_000);
+    expect(serverDelayMs(headers({ 'retry-after': 'Tue, 01 Jan 2030 00:00:05 GMT' }), now)).toBe(5_000);
+    expect(serverDelayMs(headers({ ratelimit: '"chaos-grant-burst";r=0;t=1, "agent-burst";r=0;t=17' }), now)).toBe(17_000);
+    expect(serverDelayMs(headers({}), now)).toBeUndefined();
+  });
+
+  it('retries 429, 503 and a 409 in progress, nothing else', () => {
+    const a = (status: number, type?: string, h: Record<string, string> = {}) => ({ status, type, headers: headers(h) });
+    expect(isRetryable(a(429, 'https://iana.org/assignments/http-problem-types#quota-exceeded'))).toBe(true);
+    expect(isRetryable(a(503, 'urn:airlock:problem:circuit-open', { 'retry-after': '20' }))).toBe(true);
+    expect(isRetryable(a(409, 'urn:airlock:problem:idempotency-in-progress'))).toBe(true);
+    for (const s of [200, 202, 403, 409, 422, 500]) expect(isRetryable(a(s, 'urn:airlock:problem:other'))).toBe(false);
+  });
+
+  it('never comes back sooner than asked, spreads a refused cohort over the backoff, and gives up within its bounds', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 31 }), fc.integer({ min: 1, max: AGENT_RETRY.maxRetries }), fc.integer({ min: 0, max: 30_000 }), (seed, retry, server) => {
+        const wait = retryDelayMs(AGENT_RETRY, retry, server, 0, derive(seed, 8))!;
+        expect(wait).toBeGreaterThanOrEqual(server);
+        expect(wait).toBeLessThan(server + Math.min(AGENT_RETRY.capMs, AGENT_RETRY.baseMs * 2 ** (retry - 1)));
+      }),
+      { numRuns: 200 },
+    );
+    // Twenty agents refused in one 1 s window do not all return at its reset.
+    const third = Array.from({ length: 20 }, (_, i) => retryDelayMs(AGENT_RETRY, 3, 1_000, 0, derive(7, 8, i))!);
+    expect(new Set(third.map((w) => Math.floor(w / 250))).size).toBeGreaterThan(4);
+    // Out of retries, or out of time: give up.
+    expect(retryDelayMs(AGENT_RETRY, AGENT_RETRY.maxRetries + 1, 0, 0, derive(1, 8))).toBeUndefined();
+    expect(retryDelayMs(AGENT_RETRY, 2, 30_000, AGENT_RETRY.budgetMs - 10_000, derive(1, 8))).toBeUndefined();
+  });
+
+  it('waits the whole bound from when it began, however long ago the last restart was', () => {
+    const restart = 1_000_000;
+    const bound = 110_000;
+    // Seed 7 at 1,000 actions: a wait begun 200 s after the last restart ended at its first look.
+    const began = restart + 200_000;
+    expect(waitIsOver(began + 1_000, began, restart, bound)).toBe(false);
+    expect(waitIsOver(began + bound + 1, began, restart, bound)).toBe(true);
+    // A restart during the wait gives it the bound again.
+    expect(waitIsOver(began + bound + 1, began, began + 50_000, bound)).toBe(false);
   });
 });
 
@@ -315,6 +367,45 @@ describe('the invariants', () => {
     expect(noSecretsInLogs.check(leaked).violations).toEqual(['secret vendor-travel appears in log control-plane-1.log']);
     const fivexx = obs({ responses: [{ method: 'GET', path: '/v1/actions/:id', status: 500, retryAfter: null, type: 'urn:airlock:problem:internal' }, { method: 'POST', path: '/v1/actions', status: 503, retryAfter: '1', type: undefined }] });
     expect(noUndeclared5xx.check(fivexx).violations).toEqual(['GET /v1/actions/:id → 500 urn:airlock:problem:internal (no Retry-After)']);
+  });
+
+  it('excuse a GAP only for the outage of a SIGKILL the storm sent, and name every other verify finding', () => {
+    // Seed 7 at 1,000 actions: the control plane was killed 31 s after its last digest, was
+    // up again 6 s later, and wrote its next digest a whole interval (60 s) after that: a 97 s GAP.
+    const t0 = Date.parse('2030-01-01T00:00:00.000Z');
+    const at = (s: number) => new Date(t0 + s * 1000).toISOString();
+    const before = { key: 'digests/dt=2030-01-01/A.json', endTime: at(0), previous: null, heartbeat: { intervalSeconds: 60 } };
+    const gapAt = (afterSeconds: number, crashTimes: Observations['crashTimes'], extra: Finding[] = []) =>
+      receiptsAndAudit.check(
+        obs({
+          audit: { code: 1, output: '{}', findings: [{ kind: 'digest-gap', key: 'digests/dt=2030-01-01/B.json', detail: 'no digest for 97 s' }, ...extra] },
+          digests: [before, { key: 'digests/dt=2030-01-01/B.json', endTime: at(afterSeconds), previous: before.key, heartbeat: { intervalSeconds: 60 } }],
+          crashTimes,
+        }),
+      ).violations;
+    const crash = [{ killedAt: t0 + 31_000, readyAt: t0 + 37_000 }];
+    // The restarted writer waited an interval: the gap is wider than the outage.
+    expect(gapAt(97, crash)).toEqual(['airlock audit verify: digest-gap digests/dt=2030-01-01/B.json: no digest for 97 s']);
+    // It caught up before READY: the GAP marks the outage (docs/audit.md), no violation.
+    expect(gapAt(36, crash)).toEqual([]);
+    // No crash, or a kill after the heartbeat was already overdue (60 s + 10 s): a real gap.
+    expect(gapAt(36, [])).toHaveLength(1);
+    expect(gapAt(80, [{ killedAt: t0 + 75_000, readyAt: t0 + 81_000 }])).toHaveLength(1);
+    // Any other finding beside an explained GAP is named.
+    const missing: Finding = { kind: 'missing-anchor', key: 'ab'.repeat(32), detail: 'no digest in the vault has this SHA-256' };
+    expect(gapAt(36, crash, [missing])).toEqual([`airlock audit verify: missing-anchor ${'ab'.repeat(32)}: no digest in the vault has this SHA-256`]);
+    // A failing verify without its JSON report is named as before.
+    expect(receiptsAndAudit.check(obs({ audit: { code: 1, output: 'crashed' } })).violations).toEqual(['airlock audit verify exited 1: crashed']);
+  });
+
+  it('name an integrity ALARM in the control plane\'s log (a receipt that would differ), not a failing compensation', () => {
+    const line = (message: string, actionId: string) => JSON.stringify({ level: 'error', message, actionId, key: `receipts/dt=2030-01-01/${actionId}.json` });
+    const logged = obs({
+      texts: [
+        { name: 'log control-plane-2.log', text: [line('ALARM receipt differs from the one already in the vault', 'act_A'), line('ALARM receipt differs from the one already in the vault', 'act_A'), line('ALARM compensation failed', 'act_A')].join('\n') },
+      ],
+    });
+    expect(receiptsAndAudit.check(logged).violations).toEqual(['logged ALARM receipt differs from the one already in the vault (act_A) ×2']);
   });
 
   it('read effect keys as the connectors write them', () => {

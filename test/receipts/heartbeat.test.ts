@@ -3,6 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileAuditStore } from '../../lambdas/adapters/local/file-audit-store';
+import { FileSecrets } from '../../lambdas/adapters/local/file-secrets';
+import { writeDigest } from '../../lambdas/receipts/vault';
+import { silentLogger } from '../../local/server';
 import { DigestSchema, type Digest } from '../../lambdas/receipts/schema';
 import { verifyVault } from '../../lambdas/receipts/verify';
 import { startTestControlPlane } from '../helpers/control-plane';
@@ -60,6 +63,31 @@ describe('the local control plane', () => {
       const resumed = (await digestsIn(store))[afterStop.length]!;
       expect(resumed.previous?.key).toBe(closing.key);
       expect((await verifyVault(store, { graceMs: 60_000 })).findings).toEqual([]);
+    } finally {
+      await second.close();
+    }
+  }, 40_000);
+
+  it('a restart after a crash writes the dead writer\'s overdue successor at once, not an interval later', async () => {
+    // Prepare: a vault whose head promises a successor within 1 s, as a writer killed
+    // (SIGKILL) between two heartbeats leaves it: no closing digest.
+    const stateDir = await mkdtemp(join(tmpdir(), 'airlock-heartbeat-'));
+    dirs.push(stateDir);
+    const store = new FileAuditStore(join(stateDir, 'audit'));
+    const first = await startTestControlPlane({ stateDir, controlPlane: { digestIntervalMs: 200 } });
+    await first.close();
+    const dead = await writeDigest(
+      { store, secrets: new FileSecrets(join(stateDir, 'secrets')), logger: silentLogger, now: () => new Date(), digests: { settleMs: 0, wholeSeconds: false, intervalSeconds: 1 } },
+    );
+    expect(dead?.digest.heartbeat).toEqual({ intervalSeconds: 1 });
+
+    // Act: restart with a timer that would not fire during the test.
+    const second = await startTestControlPlane({ stateDir, controlPlane: { digestIntervalMs: 600_000 } });
+    try {
+      // Assess: the successor is there once the restart is up, chained onto the dead writer's head.
+      const after = await digestsIn(store);
+      const successor = after.find((d) => d.previous?.key === dead!.key);
+      expect(successor?.heartbeat).toEqual({ intervalSeconds: 600 });
     } finally {
       await second.close();
     }

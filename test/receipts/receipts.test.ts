@@ -176,6 +176,21 @@ describe('write once', () => {
     expect(again.sha256).toBeTruthy();
   });
 
+  it('a second run after RecordReceipt writes the same receipt: recording its key does not move settledAt', async () => {
+    // Seed 7 at 1,000 actions: a run resumed after a crash settled a read and recorded its
+    // receipt; the agent's retry took the idempotency claim over 30 s later and started one
+    // more run, whose WriteReceipt read settledAt from updatedAt, which RecordReceipt had moved:
+    // ALARM "receipt differs" seven times, and the run failed ReceiptWriteFailed.
+    const id = ids.get('completed')!;
+    const first = receipts.get('completed')!;
+    await env.ledger.setReceiptKey(id, first.key, new Date('2025-06-01T11:00:00.000Z'));
+    lines.length = 0;
+    const again = await writeReceipt(composition.receipts.deps, id);
+    expect(again.write).toBe('identical');
+    expect(lines.some((l) => l.includes('ALARM'))).toBe(false);
+    expect(first.receipt.outcome.settledAt).toBe((await env.ledger.getAction(id))!.settledAt);
+  });
+
   it('a different receipt for the same action is an alarm', async () => {
     const id = ids.get('cancelled')!;
     await store.append(id, { type: 'late.event', actor: 'mallory' });

@@ -495,6 +495,7 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
         ...current,
         status: to,
         updatedAt: now.toISOString(),
+        ...(isTerminal(to) ? { settledAt: now.toISOString() } : {}),
         version: current.version + 1,
         ...(patch.statusReason !== undefined ? { statusReason: patch.statusReason } : {}),
         ...(patch.decision !== undefined ? { decision: patch.decision } : {}),

@@ -1,0 +1,83 @@
+import type { Rng } from './rng';
+
+/**
+ * How a simulated agent retries `POST /v1/actions`, as a well-behaved real agent would: always
+ * with the same Idempotency-Key; never sooner than the server asked (`Retry-After`, else the
+ * reset `t` of the `RateLimit` field); plus an exponential backoff drawn with full jitter from
+ * the seed, so agents refused in one rate-limit window do not all come back at the start of the
+ * next; and within a bound (retries and total time), after which it gives up and says so.
+ */
+
+export interface RetryPolicy {
+  /** Retries after the first request, at most. */
+  maxRetries: number;
+  /** No retry is sent later than this after the first request. */
+  budgetMs: number;
+  /** The backoff's first ceiling; it doubles with every retry up to `capMs`. */
+  baseMs: number;
+  capMs: number;
+}
+
+export const AGENT_RETRY: RetryPolicy = { maxRetries: 12, budgetMs: 5 * 60_000, baseMs: 500, capMs: 20_000 };
+
+/** What an answer asks of an agent: wait this long at least (ms), or undefined when it is final. */
+export interface RetryableAnswer {
+  status: number;
+  /** The problem type (`urn:airlock:problem:…`), when there is one. */
+  type: string | undefined;
+  headers: { get(name: string): string | null };
+}
+
+/**
+ * Seconds the server asked the client to wait: `Retry-After` (delta-seconds or an HTTP date),
+ * else the largest reset `t` among the `RateLimit` field's policies. Undefined when neither says.
+ */
+export function serverDelayMs(headers: RetryableAnswer['headers'], now: number): number | undefined {
+  const retryAfter = headers.get('retry-after')?.trim();
+  if (retryAfter) {
+    if (/^\d+$/.test(retryAfter)) return Number(retryAfter) * 1000;
+    const date = Date.parse(retryAfter);
+    if (Number.isFinite(date)) return Math.max(0, date - now);
+  }
+  const ratelimit = headers.get('ratelimit');
+  if (ratelimit) {
+    const resets = [...ratelimit.matchAll(/;\s*t=(\d+)/g)].map((m) => Number(m[1]));
+    if (resets.length > 0) return Math.max(...resets) * 1000;
+  }
+  return undefined;
+}
+
+/**
+ * Whether an answer to `POST /v1/actions` is one to retry with the same key: the first request
+ * with the key is still being accepted (409 in progress), or the service asked to come back
+ * (429 over a rate limit, 503 with Retry-After: an open breaker, a busy ledger, a restart).
+ */
+export function isRetryable(answer: RetryableAnswer): boolean {
+  if (answer.status === 429 || answer.status === 503) return true;
+  if (answer.status === 409) return (answer.type ?? '').endsWith('idempotency-in-progress') || answer.headers.get('retry-after') !== null;
+  return false;
+}
+
+/**
+ * The wait before retry number `retry` (1 for the first retry), or undefined to give up: the
+ * server's delay plus a jittered backoff (uniform in [0, min(cap, base·2^(retry−1)))), as long
+ * as the retry is within `maxRetries` and is sent within `budgetMs` of the first request.
+ */
+export function retryDelayMs(policy: RetryPolicy, retry: number, serverMs: number | undefined, elapsedMs: number, rng: Rng): number | undefined {
+  if (retry > policy.maxRetries) return undefined;
+  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** (retry - 1));
+  const wait = (serverMs ?? 0) + Math.floor(rng() * ceiling);
+  if (elapsedMs + wait > policy.budgetMs) return undefined;
+  return wait;
+}
+
+/**
+ * Whether an agent's wait (polling its action, looking for its approval, voting through a
+ * halt) that began at `startedAt` is over: it lasts `boundMs` from its own start or from the
+ * last restart, whichever is later. Counting from the last restart alone ended every wait
+ * begun more than the bound after it at its first look (seed 7 at 1,000 actions: agents
+ * stopped following their actions, and approvers voted on approvals they had not yet seen).
+ */
+export function waitIsOver(now: number, startedAt: number, lastRestart: number, boundMs: number): boolean {
+  return now > Math.max(startedAt, lastRestart) + boundMs;
+}

@@ -154,7 +154,8 @@ async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: Recei
   if (!action) throw new ActionNotFoundError(actionId);
   // An action-level trace id wins when intake records one; else the saga's X-Ray trace.
   const traceId = action.traceId ?? options.traceId;
-  const receipt = buildReceipt({ action, steps, events, redactor: new Redactor(key), tools: deps.tools, traceId: traceId ?? null });
+  const build = (chain: readonly AuditEvent[]) => buildReceipt({ action, steps, events: chain, redactor: new Redactor(key), tools: deps.tools, traceId: traceId ?? null });
+  const receipt = build(events);
   if (!receipt.events.intact) deps.logger.error('ALARM audit event chain does not verify', { actionId, events: receipt.events.count });
   const body = serializeReceipt(receipt);
   const sha256 = sha256Hex(body);
@@ -165,6 +166,21 @@ async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: Recei
     return { key: objectKey, status: action.status, sha256, write, createdAtMs: Date.parse(action.createdAt) };
   } catch (error) {
     if (error instanceof AuditObjectConflictError) {
+      const earlier = await earlierReceipt(deps, objectKey, events, build);
+      if (earlier) {
+        // Stored by another run before the last events were appended (a vote refused as the
+        // action settled, a run racing a resumed one): the vault keeps the first receipt, and
+        // this action's later events stay on its chain in the ledger. Not tampering: the stored
+        // bytes are exactly what the ledger's first events build.
+        deps.logger.warn('receipt in the vault was written before later audit events; they stay on the action chain', {
+          actionId,
+          key: objectKey,
+          receiptEvents: earlier.count,
+          chainEvents: events.length,
+          laterEvents: [...events].sort((a, b) => a.seq - b.seq).slice(earlier.count).map((e) => e.type),
+        });
+        return { key: objectKey, status: action.status, sha256: earlier.sha256, write: 'identical', createdAtMs: Date.parse(action.createdAt) };
+      }
       deps.logger.error('ALARM receipt differs from the one already in the vault', {
         actionId,
         key: objectKey,
@@ -174,6 +190,32 @@ async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: Recei
     }
     throw error;
   }
+}
+
+/**
+ * The stored receipt at `objectKey` when it is exactly what this action's first events build
+ * (its own event count taken from it, everything else from the ledger as it is now): the
+ * receipt another run stored before the chain grew. Undefined for anything else, which stays
+ * an ALARM: a vault or ledger that changed under the receipt.
+ */
+async function earlierReceipt(
+  deps: ReceiptsDeps,
+  objectKey: string,
+  events: readonly AuditEvent[],
+  build: (chain: readonly AuditEvent[]) => ReturnType<typeof buildReceipt>,
+): Promise<{ count: number; sha256: string } | undefined> {
+  const stored = await deps.store.get(objectKey);
+  if (!stored) return undefined;
+  let count: unknown;
+  try {
+    count = (JSON.parse(Buffer.from(stored).toString('utf8')) as { events?: { count?: unknown } }).events?.count;
+  } catch {
+    return undefined;
+  }
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count >= events.length) return undefined;
+  const prefix = [...events].sort((a, b) => a.seq - b.seq).slice(0, count);
+  const sha256 = sha256Hex(stored);
+  return sha256Hex(serializeReceipt(build(prefix))) === sha256 ? { count, sha256 } : undefined;
 }
 
 /** Compact UTC time for digest keys: `20250102T030405.678Z`. */

@@ -191,8 +191,30 @@ describe('write once', () => {
     expect(first.receipt.outcome.settledAt).toBe((await env.ledger.getAction(id))!.settledAt);
   });
 
-  it('a different receipt for the same action is an alarm', async () => {
+  it('an event appended after the receipt was stored leaves the stored receipt as the one of record, without an alarm', async () => {
+    // CI storm (seed 21): a vote refused as the action settled was appended after another run
+    // stored the receipt; every later run built different bytes, failed ReceiptWriteFailed
+    // with an ALARM, and the action never got its receipt key.
+    const id = ids.get('completed')!;
+    const first = receipts.get('completed')!;
+    await store.append(id, { type: 'approval.vote_refused', actor: 'u50', data: { reason: 'closed' } });
+    lines.length = 0;
+    const again = await writeReceipt(composition.receipts.deps, id);
+    expect(again).toMatchObject({ key: first.key, write: 'identical' });
+    expect(lines.some((l) => l.includes('ALARM'))).toBe(false);
+    expect(lines.some((l) => l.includes('written before later audit events') && l.includes('approval.vote_refused'))).toBe(true);
+    expect(Buffer.from((await composition.vault.store.get(first.key))!).toString('utf8')).toBe(first.bytes);
+  });
+
+  it('a receipt the ledger no longer builds is an alarm: an event rewritten, not appended', async () => {
     const id = ids.get('cancelled')!;
+    const events = await store.list(id);
+    // Rewrite the first event's body in place (its chain fields kept): the prefix no longer builds the stored receipt.
+    const { PutItemCommand, GetItemCommand } = await import('@aws-sdk/client-dynamodb');
+    const key = { pk: { S: `ACTION#${id}` }, sk: { S: `EVENT#${String(events[0]!.seq).padStart(8, '0')}` } };
+    const item = (await env.dynamo.client.send(new GetItemCommand({ TableName: env.tableName, Key: key }))).Item!;
+    const doc = JSON.parse(item.doc!.S!) as { actor: string };
+    await env.dynamo.client.send(new PutItemCommand({ TableName: env.tableName, Item: { ...item, doc: { S: JSON.stringify({ ...doc, actor: 'mallory' }) } } }));
     await store.append(id, { type: 'late.event', actor: 'mallory' });
     lines.length = 0;
     await expect(writeReceipt(composition.receipts.deps, id)).rejects.toBeInstanceOf(AuditObjectConflictError);

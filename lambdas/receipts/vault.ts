@@ -166,7 +166,8 @@ async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: Recei
     return { key: objectKey, status: action.status, sha256, write, createdAtMs: Date.parse(action.createdAt) };
   } catch (error) {
     if (error instanceof AuditObjectConflictError) {
-      const earlier = await earlierReceipt(deps, objectKey, events, build);
+      const ordered = [...events].sort((a, b) => a.seq - b.seq);
+      const earlier = await earlierReceipt(deps, objectKey, ordered, build);
       if (earlier) {
         // Stored by another run before the last events were appended (a vote refused as the
         // action settled, a run racing a resumed one): the vault keeps the first receipt, and
@@ -177,7 +178,7 @@ async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: Recei
           key: objectKey,
           receiptEvents: earlier.count,
           chainEvents: events.length,
-          laterEvents: [...events].sort((a, b) => a.seq - b.seq).slice(earlier.count).map((e) => e.type),
+          laterEvents: ordered.slice(earlier.count).map((e) => e.type),
         });
         return { key: objectKey, status: action.status, sha256: earlier.sha256, write: 'identical', createdAtMs: Date.parse(action.createdAt) };
       }
@@ -193,7 +194,8 @@ async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: Recei
 }
 
 /**
- * The stored receipt at `objectKey` when it is exactly what this action's first events build
+ * The stored receipt at `objectKey` when it is exactly what this action's first events
+ * (`ordered` by sequence) build
  * (its own event count taken from it, everything else from the ledger as it is now): the
  * receipt another run stored before the chain grew. Undefined for anything else, which stays
  * an ALARM: a vault or ledger that changed under the receipt.
@@ -201,7 +203,7 @@ async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: Recei
 async function earlierReceipt(
   deps: ReceiptsDeps,
   objectKey: string,
-  events: readonly AuditEvent[],
+  ordered: readonly AuditEvent[],
   build: (chain: readonly AuditEvent[]) => ReturnType<typeof buildReceipt>,
 ): Promise<{ count: number; sha256: string } | undefined> {
   const stored = await deps.store.get(objectKey);
@@ -212,8 +214,8 @@ async function earlierReceipt(
   } catch {
     return undefined;
   }
-  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count >= events.length) return undefined;
-  const prefix = [...events].sort((a, b) => a.seq - b.seq).slice(0, count);
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count >= ordered.length) return undefined;
+  const prefix = ordered.slice(0, count);
   const sha256 = sha256Hex(stored);
   return sha256Hex(serializeReceipt(build(prefix))) === sha256 ? { count, sha256 } : undefined;
 }

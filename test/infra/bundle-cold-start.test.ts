@@ -59,20 +59,9 @@ describe('what a bundle carries into every cold start', () => {
   it('leaves out the modules of ours a function never uses, with the schemas they build at load', async () => {
     // Prepare: the grant-key rotator's composition module also builds the other functions'
     // dependencies (tool registry, policy, receipts); none of it is the rotator's.
-    const result = await build({ ...functionBuildOptions({ entry: 'lambdas/keys/handler.ts', outdir: join(out, 'keys-meta'), cedar: false }), write: false });
     // Act: every module of ours with code in what an import loads: index.mjs and the chunks it
     // imports statically (a chunk reached through import() loads on first use, if ever).
-    const outputs = result.metafile!.outputs;
-    const loaded = new Set<string>();
-    const visit = (file: string) => {
-      if (loaded.has(file) || !outputs[file]) return;
-      loaded.add(file);
-      for (const i of outputs[file].imports) if (i.kind === 'import-statement' && !i.external) visit(i.path);
-    };
-    visit(Object.keys(outputs).find((file) => file.endsWith('keys-meta/index.mjs'))!);
-    const ours = new Set(
-      [...loaded].flatMap((file) => Object.entries(outputs[file]!.inputs).filter(([path, use]) => path.startsWith('lambdas/') && use.bytesInOutput > 0).map(([path]) => path)),
-    );
+    const ours = new Set([...(await loadedAtImport('keys'))].filter((path) => path.startsWith('lambdas/')));
     // Assess: the rotation is there; the tool registry, the receipts schemas and the API schemas are not.
     expect(ours.has('lambdas/keys/rotation.ts')).toBe(true);
     expect([...ours].filter((path) => /^lambdas\/(tools|receipts|api|policy|intake)\//.test(path))).toEqual([]);

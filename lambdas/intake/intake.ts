@@ -12,7 +12,7 @@ import {
   IdempotencyKeyReusedError,
   IntakeBusyError,
 } from './errors';
-import { LedgerThrottledError, type ActionStore, type IdempotencyStore, type StoredResponse } from '../ports/ledger';
+import { LedgerThrottledError, type ActionStore, type IdempotencyStore, type ReadAnswer, type StoredResponse } from '../ports/ledger';
 import type { StepRecord } from '../ports/steps';
 import type { ReadPath, WorkflowStarter } from '../ports/workflow';
 import type { Logger } from '../shared/logger';
@@ -185,6 +185,9 @@ export type AcceptOutcome =
   | { kind: 'accepted'; action: ActionRecord }
   | { kind: 'completed'; action: ActionRecord; steps: StepRecord[] | undefined; waitedMs: number };
 
+/** The wait a completed outcome's answer names (undefined for any other). */
+const waitMsOf = (outcome: AcceptOutcome) => (outcome.kind === 'completed' ? outcome.waitedMs : undefined);
+
 /** The answer to an outcome, stored under the key so that a retry gets the same one back. */
 export type RenderOutcome = (outcome: AcceptOutcome) => StoredResponse;
 
@@ -244,16 +247,46 @@ async function waitForEnd(
  * The read fast path; false when it handed off (the caller starts the saga, which resumes from
  * the ledger). When it ran to the end it may answer with the ended action and its steps.
  */
-async function runRead(deps: IntakeDeps, action: ActionRecord, waitMs: number): Promise<false | { action: ActionRecord; steps: StepRecord[] } | undefined> {
+async function runRead(
+  deps: IntakeDeps,
+  action: ActionRecord,
+  waitMs: number,
+): Promise<false | { action: ActionRecord; steps: StepRecord[]; answered?: ReadAnswer } | undefined> {
   const actionId = action.id;
   try {
-    // The record intake just wrote (or read back): RunRead starts from it instead of reading it again.
-    return (await deps.readPath!.run(actionId, { timeoutMs: waitMs, action })) ?? undefined;
+    // The record intake just wrote (or read back): RunRead starts from it instead of reading it
+    // again. `answer`: RunRead records the answer this request will give with the receipt key,
+    // so that it need not be stored under the Idempotency-Key (answeredRead rebuilds it, which
+    // takes the step records).
+    const answer = deps.steps ? { answer: { waitMs } } : {};
+    return (await deps.readPath!.run(actionId, { timeoutMs: waitMs, action, ...answer })) ?? undefined;
   } catch (error) {
     // Not a failure of the request: the saga takes the action from where the ledger has it.
     deps.logger?.info('read fast path handed off to the saga', { actionId, error: error instanceof Error ? error.name : 'unknown' });
     return false;
   }
+}
+
+/**
+ * The answer the read fast path recorded for this action (ReadAnswer: RunRead wrote it with
+ * the receipt key, and the request that ran it answered with it without storing it under the
+ * key), rebuilt as that request rendered it, and stored under the key now (`pin`): whoever
+ * stores an answer first fixes it for every request with this key, so a request that meanwhile
+ * gave up on the fast path and answers 202 answers this instead (acceptAction's `complete`).
+ * Undefined when the action has no recorded answer.
+ */
+async function answeredRead(
+  deps: IntakeDeps,
+  render: RenderOutcome,
+  claim: { scope: string; key: string; actionId: string },
+): Promise<StoredResponse | undefined> {
+  if (!deps.steps) return undefined;
+  const found = await deps.actions.getReadAnswer(claim.actionId);
+  if (!found) return undefined;
+  const steps = await deps.steps.listSteps(claim.actionId);
+  const response = render({ kind: 'completed', action: found.action, steps, waitedMs: found.answer.waitMs });
+  const now = (deps.now ?? Date.now)();
+  return deps.idempotency.pin({ ...claim, response, now, retentionMs: deps.config.idempotencyRetentionMs });
 }
 
 /**
@@ -302,6 +335,13 @@ export async function acceptAction(
       countKpi(deps.metrics, 'IdempotentReplay');
       return { response: record.response, replayed: true };
     }
+    // In progress under the key, or answered by the read fast path, which records its answer
+    // on the action rather than under the key.
+    const answered = await answeredRead(deps, render, { scope, key, actionId: record.actionId });
+    if (answered) {
+      countKpi(deps.metrics, 'IdempotentReplay');
+      return { response: answered, replayed: true };
+    }
     if (now() >= waitUntil) {
       // The first request usually finishes within a second; a crashed one is taken over
       // once its lock lapses, so a short, honest hint beats the full lock time.
@@ -312,7 +352,17 @@ export async function acceptAction(
   }
 
   const { actionId, owner } = claim;
+  if (claim.takenOver) {
+    // The request that claimed the key ended without storing an answer: the read fast path's
+    // recorded one is the answer, when it has one.
+    const answered = await answeredRead(deps, render, { scope, key, actionId });
+    if (answered) {
+      countKpi(deps.metrics, 'IdempotentReplay');
+      return { response: answered, replayed: true };
+    }
+  }
   let created = false;
+  let read: Awaited<ReturnType<typeof runRead>> = false;
   try {
     // A fresh claim names a new action id: only a takeover can find an action already there.
     let record = claim.takenOver ? await deps.actions.getAction(actionId) : undefined;
@@ -361,7 +411,7 @@ export async function acceptAction(
       // The client's wait covers the read path too: a read that outlived it is answered 202.
       const deadline = now() + waitMs;
       const fast = deps.readPath && waitMs > 0 && record.status === 'received' && isSingleRead(action, deps.tools);
-      const read = fast ? await runRead(deps, record, waitMs) : false;
+      read = fast ? await runRead(deps, record, waitMs) : false;
       // Allowed with no approval: the Express run (nothing to wait for; it hands the action to
       // the Standard saga if the run-time decision asks for an approver). Otherwise the saga.
       if (read === false) await deps.workflow.start(actionId, { actionId }, record.decision?.outcome === 'allow' ? 'unattended' : 'attended');
@@ -376,7 +426,11 @@ export async function acceptAction(
       }
     }
     const response = render(outcome);
-    await deps.idempotency.complete({
+    // The read fast path recorded this very answer with the receipt key (ReadAnswer): nothing
+    // to store under the key; a replay rebuilds it (answeredRead).
+    if (read && read.answered?.waitMs === waitMsOf(outcome)) return { response, replayed: false };
+    // Another request stored an answer first (answeredRead's pin): it is the answer.
+    const stored = await deps.idempotency.complete({
       scope,
       key,
       owner,
@@ -384,7 +438,7 @@ export async function acceptAction(
       now: now(),
       retentionMs: deps.config.idempotencyRetentionMs,
     });
-    return { response, replayed: false };
+    return { response: stored ?? response, replayed: false };
   } catch (error) {
     // Before the action exists nothing was done: free the key so the retry starts clean.
     // After, keep the claim: the retry takes it over once the lock lapses and finishes

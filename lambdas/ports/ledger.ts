@@ -42,8 +42,19 @@ export interface IdempotencyStore {
     lockMs: number;
     retentionMs: number;
   }): Promise<ClaimResult>;
-  /** Stores the final response; only the owner of the claim may complete it. */
-  complete(input: { scope: string; key: string; owner: string; response: StoredResponse; now: number; retentionMs: number }): Promise<void>;
+  /**
+   * Stores the final response; only the owner of the claim may complete it. Resolves with the
+   * response stored under the key when another request completed it first (see `pin`): the
+   * answer every request with this key must give; undefined when ours was stored, or when the
+   * claim was taken over and is still in progress (its new owner stores the answer).
+   */
+  complete(input: { scope: string; key: string; owner: string; response: StoredResponse; now: number; retentionMs: number }): Promise<StoredResponse | undefined>;
+  /**
+   * Stores `response` under an in-progress claim of `actionId`, whoever owns it: the answer a
+   * replay rebuilt from the action's recorded read answer (ActionStore.getReadAnswer). Resolves
+   * with the response the key holds in the end: this one, or one stored before it.
+   */
+  pin(input: { scope: string; key: string; actionId: string; response: StoredResponse; now: number; retentionMs: number }): Promise<StoredResponse>;
   /** Releases an in-progress claim that failed before anything was written (best effort). */
   release(input: { scope: string; key: string; owner: string }): Promise<void>;
   read(scope: string, key: string): Promise<IdempotencyRecord | undefined>;
@@ -171,5 +182,22 @@ export interface ActionStore {
    * the action as the caller last wrote it, which spares reading it when it is still current.
    * Resolves with the action as written (undefined: it held that key already).
    */
-  setReceiptKey(id: string, receiptKey: string, now?: Date, current?: ActionRecord): Promise<ActionRecord | undefined>;
+  setReceiptKey(id: string, receiptKey: string, now?: Date, current?: ActionRecord, answer?: ReadAnswer): Promise<ActionRecord | undefined>;
+  /**
+   * The action with the read answer its receipt-key write recorded (`answer` above); undefined
+   * when it has none (the usual case: every answer but the read fast path's is stored under its
+   * Idempotency-Key).
+   */
+  getReadAnswer(id: string): Promise<{ action: ActionRecord; answer: ReadAnswer } | undefined>;
+}
+
+/**
+ * What the read fast path answered its client with, recorded beside the action (not in its
+ * record) by the write that records its receipt key, instead of a second write of the answer
+ * under the Idempotency-Key: the answer is the completed action's view with its step records
+ * and `Preference-Applied: wait=<waitMs in s>`, all of which a replay reads back unchanged
+ * (a completed action with its receipt key is never written again).
+ */
+export interface ReadAnswer {
+  waitMs: number;
 }

@@ -1,5 +1,6 @@
 import type { ActionRecord } from '../actions/action';
 import type { StepRecord } from './steps';
+import type { ReadAnswer } from './ledger';
 
 /**
  * Which workflow an action starts in, chosen at intake: `unattended` (policy allowed it, no
@@ -39,7 +40,12 @@ export interface ReadPath {
    * `action`: the record the caller (intake) just wrote, which spares the runner reading it
    * back; the runner reads the ledger when it is absent. Every write after is conditional on
    * its version, so a copy another writer has since moved is found, never written over.
+   * `answer`: the answer the caller will give when the read ends (ReadAnswer), for the runner to
+   * record with the receipt key; `answered` in the result says it did.
    * Resolves with the ended action and its steps when the runner answered with them.
    */
-  run(actionId: string, options?: { timeoutMs?: number; action?: ActionRecord }): Promise<{ action: ActionRecord; steps: StepRecord[] } | undefined | void>;
+  run(
+    actionId: string,
+    options?: { timeoutMs?: number; action?: ActionRecord; answer?: ReadAnswer },
+  ): Promise<{ action: ActionRecord; steps: StepRecord[]; answered?: ReadAnswer } | undefined | void>;
 }

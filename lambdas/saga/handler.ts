@@ -35,7 +35,13 @@ export const SagaTaskSchema = z.discriminatedUnion('task', [
   z.object({ task: z.literal('RecordCompensationFailure'), actionId: ActionId, index: Index, error: z.unknown().optional() }),
   z.object({ task: z.literal('FinishCompensation'), actionId: ActionId }),
   // `action`: the record intake just wrote (read-path.ts handedAction checks it is that action, received).
-  z.object({ task: z.literal(RUN_READ_TASK), actionId: ActionId, action: z.unknown().optional() }),
+  // `answer`: the read answer intake will give, recorded with the receipt key (ports/ledger.ts ReadAnswer).
+  z.object({
+    task: z.literal(RUN_READ_TASK),
+    actionId: ActionId,
+    action: z.unknown().optional(),
+    answer: z.object({ waitMs: z.number().int().min(0).max(3_600_000) }).optional(),
+  }),
   z.object({ task: z.literal('RecordReceipt'), actionId: ActionId, key: z.string().min(1).max(1024) }),
   z.object({
     task: z.literal('SettleAction'),
@@ -81,7 +87,7 @@ async function run(deps: SagaFunctionDeps, event: unknown): Promise<unknown> {
       if (!deps.readPath) throw new ReadPathHandOffError('this deployment has no read fast path');
       // Intake's answer to the client: the ended action and its steps (Lambda's 6 MB response
       // holds them: an action item and its step records fit DynamoDB's 400 KB items).
-      return runReadAction(invokedReadPath(deps, deps.readPath.invoker, deps.readPath), task.actionId, task.action);
+      return runReadAction(invokedReadPath(deps, deps.readPath.invoker, deps.readPath), task.actionId, task.action, task.answer);
     }
     case 'SettleAction':
       return settleAction(deps, {

@@ -1,4 +1,5 @@
 import type { ActionRecord } from '../actions/action';
+import type { ReadAnswer } from '../ports/ledger';
 import { InvokeTimeoutError, type FunctionInvoker } from '../ports/functions';
 import type { AuditEvent, EventLog, LedgerSnapshot, StepRecord } from '../ports/steps';
 import type { ReadPath } from '../ports/workflow';
@@ -49,6 +50,11 @@ export const STEP_RETRIED_ERRORS: ReadonlySet<string> = new Set([
 export interface ReadOutcome {
   action: ActionRecord;
   steps: StepRecord[];
+  /**
+   * The read answer the caller asked to record (ReadAnswer) was recorded with the receipt key,
+   * bound to this action's version: a replay of the request rebuilds the answer from it.
+   */
+  answered?: ReadAnswer;
 }
 
 /** What the fast path needs besides the saga's tasks. */
@@ -76,7 +82,7 @@ export class ReadPathHandOffError extends Error {
  * events are the ones this run appended, so on the happy path nothing is read back: settling
  * and the receipt are built from what the path wrote (each falls back to reading the ledger).
  */
-export async function runReadAction(readDeps: ReadPathDeps, actionId: string, handed?: unknown): Promise<ReadOutcome> {
+export async function runReadAction(readDeps: ReadPathDeps, actionId: string, handed?: unknown, answer?: ReadAnswer): Promise<ReadOutcome> {
   // Every audit event this run appends, as written: when they are the action's whole chain, the
   // receipt is built from them rather than from reading the chain back.
   const events = new RecordingEventLog(readDeps.events);
@@ -132,9 +138,13 @@ export async function runReadAction(readDeps: ReadPathDeps, actionId: string, ha
   const receipt = await deps.writeReceipt(actionId, held);
   // The ASL's ReportOutcome: a failed receipt fails the execution; the saga retries it.
   if (receipt.status === 'failed') throw new ReadPathHandOffError('the receipt was not written');
-  const recorded = (await deps.actions.setReceiptKey(actionId, receipt.key, deps.now(), action)) ?? (await deps.actions.getAction(actionId));
+  // With it, the read answer intake will give (`answer`): one write records both, so intake
+  // need not store the answer under the Idempotency-Key (intake.ts, answeredRead).
+  const written = await deps.actions.setReceiptKey(actionId, receipt.key, deps.now(), action, answer);
+  const recorded = written ?? (await deps.actions.getAction(actionId));
   if (!recorded) throw new ReadPathHandOffError(`no action ${actionId}`);
-  return { action: recorded, steps: records ?? (await deps.steps.listSteps(actionId)) };
+  // Recorded only by this write (none when another run had recorded the key already).
+  return { action: recorded, steps: records ?? (await deps.steps.listSteps(actionId)), ...(written && answer ? { answered: answer } : {}) };
 }
 
 /** The event log, recording in `appended` every event it appends (never one it found already there). */
@@ -246,7 +256,12 @@ export function invokedReadPath(
 export function readPathThrough(invoker: FunctionInvoker, sagaFunction: string, defaultTimeoutMs: number): ReadPath {
   return {
     run: async (actionId, options = {}) => {
-      const payload = { task: RUN_READ_TASK, actionId, ...(options.action ? { action: options.action } : {}) };
+      const payload = {
+        task: RUN_READ_TASK,
+        actionId,
+        ...(options.action ? { action: options.action } : {}),
+        ...(options.answer ? { answer: options.answer } : {}),
+      };
       const answer = await invoker.invoke(sagaFunction, payload, { timeoutMs: options.timeoutMs ?? defaultTimeoutMs });
       return readOutcomeOf(answer, actionId);
     },
@@ -260,10 +275,12 @@ export function readPathThrough(invoker: FunctionInvoker, sagaFunction: string, 
  */
 export function readOutcomeOf(answer: unknown, actionId: string): ReadOutcome | undefined {
   if (answer === null || typeof answer !== 'object') return undefined;
-  const { action, steps } = answer as { action?: unknown; steps?: unknown };
+  const { action, steps, answered } = answer as { action?: unknown; steps?: unknown; answered?: unknown };
   if (action === null || typeof action !== 'object' || !Array.isArray(steps)) return undefined;
   const a = action as Partial<ActionRecord>;
   if (a.id !== actionId || a.status !== 'completed' || typeof a.receiptKey !== 'string' || typeof a.version !== 'number') return undefined;
   const ours = steps.every((s: unknown) => s !== null && typeof s === 'object' && (s as Partial<StepRecord>).actionId === actionId);
-  return ours ? { action: action as ActionRecord, steps: steps as StepRecord[] } : undefined;
+  if (!ours) return undefined;
+  const recorded = answered !== null && typeof answered === 'object' && typeof (answered as ReadAnswer).waitMs === 'number';
+  return { action: action as ActionRecord, steps: steps as StepRecord[], ...(recorded ? { answered: { waitMs: (answered as ReadAnswer).waitMs } } : {}) };
 }

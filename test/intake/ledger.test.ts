@@ -4,8 +4,9 @@ import type { ActionRecord, StoredDecision } from '../../lambdas/actions/action'
 import { defaultIntakeConfig } from '../../lambdas/intake/intake';
 import { postAction, type IntakeResponse } from '../../lambdas/intake/http';
 import { ProblemError } from '../../lambdas/shared/problem';
-import { fingerprint } from '../../lambdas/shared/canonical-json';
-import { InvalidCursorError, StatusTransitionError } from '../../lambdas/ports/ledger';
+import { fingerprint, sha256Hex } from '../../lambdas/shared/canonical-json';
+import { InvalidCursorError, StatusTransitionError, type ReadAnswer } from '../../lambdas/ports/ledger';
+import { DynamoSagaStore } from '../../lambdas/adapters/aws/dynamo-saga-store';
 import { startLedger } from '../helpers/ledger';
 import { alice, echoCall, fixedDecider, intakeDeps, mallory, RecordingWorkflow } from '../helpers/intake';
 
@@ -153,6 +154,105 @@ describe('POST /v1/actions idempotency against dynalite', () => {
     const again = await postAction({ principal, idempotencyKey: 'd', body: echoCall() }, deps);
     expect(again.status).toBe(403);
     expect(again.headers['idempotent-replayed']).toBe('true');
+  });
+});
+
+describe('the read fast path’s answer, recorded with the receipt key instead of under the key', () => {
+  /** A read path that ends the action as RunRead does: completed, its receipt key recorded with the answer. */
+  function fakeReadPath(store: DynamoSagaStore, record = true) {
+    return {
+      runs: 0,
+      async run(actionId: string, options: { action?: ActionRecord; answer?: ReadAnswer } = {}) {
+        this.runs++;
+        const at = new Date(clock);
+        const running = await env.ledger.transition(actionId, 'running', {}, at, options.action);
+        const key = { actionId, stepId: 'call', kind: 'forward' as const };
+        await store.beginStep(key, { tool: 'echo.say', input: { message: 'r' }, idempotencyKey: 'i', grant: { jti: `j-${actionId}`, scope: 's', exp: 1 }, dryRun: false }, at, null);
+        const step = await store.completeStep(key, { echoed: 'r' }, at);
+        const completed = await env.ledger.transition(actionId, 'completed', { result: { echoed: 'r' } }, at, running);
+        const answer = record ? options.answer : undefined;
+        const written = await env.ledger.setReceiptKey(actionId, `receipts/dt=2026-03-01/${actionId}.json`, at, completed, answer);
+        return { action: written!, steps: [step], ...(answer ? { answered: answer } : {}) };
+      },
+    };
+  }
+  let clock = Date.parse('2026-03-01T00:00:00Z');
+  const idem = (sub: string, key: string) => env.dynamo.client.send(new GetItemCommand({ TableName: env.tableName, Key: { pk: { S: `IDEMP#${sha256Hex(`${sub}\n${key}`)}` }, sk: { S: 'IDEMP' } }, ConsistentRead: true }));
+
+  it('answers without storing the answer under the key; a duplicate, and a retry after the lock lapsed, get it back byte for byte', async () => {
+    const principal = { ...alice, sub: 'read-answer' };
+    const store = new DynamoSagaStore({ client: env.dynamo.client, tableName: env.tableName });
+    const readPath = fakeReadPath(store);
+    const deps = intakeDeps(env.ledger, { steps: store, readPath, now: () => clock, config: { ...defaultIntakeConfig, syncWaitMs: 3_000, inProgressWaitMs: 0 } });
+    const first = await postAction({ principal, idempotencyKey: 'r1', body: echoCall('r') }, deps);
+    expect(first.status).toBe(200);
+    expect(first.headers['preference-applied']).toBe('wait=3');
+    // Nothing stored under the key: the claim is all there is.
+    expect((await idem(principal.sub, 'r1')).Item?.state?.S).toBe('in_progress');
+    // A duplicate while the claim's lock holds, asking for another wait: the same answer.
+    clock += 1_000;
+    const dup = await postAction({ principal, idempotencyKey: 'r1', body: echoCall('r'), prefer: 'wait=9' }, deps);
+    expect(dup.headers['idempotent-replayed']).toBe('true');
+    const { ['idempotent-replayed']: _, ...dupHeaders } = dup.headers;
+    expect(dupHeaders).toEqual(first.headers);
+    expect(JSON.stringify(dup.body)).toBe(JSON.stringify(first.body));
+    // Now stored under the key, as rebuilt.
+    const pinned = (await idem(principal.sub, 'r1')).Item;
+    expect(pinned?.state?.S).toBe('complete');
+    expect(JSON.parse(pinned!.response!.S!)).toEqual({ status: first.status, headers: first.headers, body: first.body });
+    // A request that never stored its answer and whose claim's lock lapsed (another key here: the
+    // one above is stored now) is not taken over into a second run: the retry gets the answer.
+    const second = await postAction({ principal, idempotencyKey: 'r2', body: echoCall('r') }, deps);
+    clock += 31_000;
+    const retried = await postAction({ principal, idempotencyKey: 'r2', body: echoCall('r') }, deps);
+    expect(retried.headers['idempotent-replayed']).toBe('true');
+    expect(JSON.stringify(retried.body)).toBe(JSON.stringify(second.body));
+    expect(readPath.runs).toBe(2);
+    // Same key, different body: still refused.
+    const other = await answer(() => postAction({ principal, idempotencyKey: 'r2', body: echoCall('other') }, deps));
+    expect(other.status).toBe(422);
+  });
+
+  it('stores the answer under the key as before when the read path did not record it', async () => {
+    const principal = { ...alice, sub: 'read-unrecorded' };
+    const store = new DynamoSagaStore({ client: env.dynamo.client, tableName: env.tableName });
+    const deps = intakeDeps(env.ledger, { steps: store, readPath: fakeReadPath(store, false), now: () => clock, config: { ...defaultIntakeConfig, syncWaitMs: 3_000 } });
+    const first = await postAction({ principal, idempotencyKey: 'u1', body: echoCall('r') }, deps);
+    expect(first.status).toBe(200);
+    expect((await idem(principal.sub, 'u1')).Item?.state?.S).toBe('complete');
+  });
+
+  it('the first answer stored under a key stands: a later completion by the claim’s owner answers it', async () => {
+    const now = Date.parse('2026-03-02T00:00:00Z');
+    const claim = await env.ledger.claim({ scope: 'pin', key: 'k', fingerprint: 'f', proposedActionId: 'act_01J00000000000000000000001', now, lockMs: 30_000, retentionMs: 86_400_000 });
+    expect(claim.outcome).toBe('claimed');
+    if (claim.outcome !== 'claimed') return;
+    const rebuilt = { status: 200, headers: { a: 'b' }, body: { done: true } };
+    // Another action's id never pins this key.
+    const elsewhere = await env.ledger.pin({ scope: 'pin', key: 'k', actionId: 'act_01J00000000000000000000002', response: { status: 500, headers: {}, body: null }, now, retentionMs: 86_400_000 });
+    expect(elsewhere.status).toBe(500);
+    expect((await env.ledger.read('pin', 'k'))?.state).toBe('in_progress');
+    expect(await env.ledger.pin({ scope: 'pin', key: 'k', actionId: claim.actionId, response: rebuilt, now, retentionMs: 86_400_000 })).toEqual(rebuilt);
+    // The owner, which meanwhile gave up on the read and answers 202, answers the stored one.
+    const late = await env.ledger.complete({ scope: 'pin', key: 'k', owner: claim.owner, response: { status: 202, headers: {}, body: {} }, now, retentionMs: 86_400_000 });
+    expect(late).toEqual(rebuilt);
+    expect(await env.ledger.pin({ scope: 'pin', key: 'k', actionId: claim.actionId, response: { status: 201, headers: {}, body: 1 }, now, retentionMs: 86_400_000 })).toEqual(rebuilt);
+  });
+
+  it('a recorded answer holds only for the version its write made', async () => {
+    const at = new Date('2026-03-03T00:00:00Z');
+    const id = 'act_01J00000000000000000000003';
+    const action = { id, principal: { sub: 'v', roles: [] }, actor: { name: 'r' }, envelope: echoCall('v'), kind: 'call', mode: 'live', planHash: 'h', status: 'received', createdAt: at.toISOString(), updatedAt: at.toISOString(), version: 1 } as unknown as ActionRecord;
+    await env.ledger.createAction(action);
+    const completed = await env.ledger.transition(id, 'completed', {}, at, await env.ledger.transition(id, 'running', {}, at, action));
+    expect(await env.ledger.getReadAnswer(id)).toBeUndefined();
+    const written = await env.ledger.setReceiptKey(id, 'receipts/a.json', at, completed, { waitMs: 5_000 });
+    const found = await env.ledger.getReadAnswer(id);
+    expect(found).toEqual({ action: written, answer: { waitMs: 5_000 } });
+    expect(found?.action).toEqual(await env.ledger.getAction(id));
+    // Any later write of the item voids it.
+    await env.ledger.setReceiptKey(id, 'receipts/b.json', at);
+    expect(await env.ledger.getReadAnswer(id)).toBeUndefined();
   });
 });
 

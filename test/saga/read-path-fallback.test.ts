@@ -91,6 +91,11 @@ describe('the read fast path when RunRead cannot answer, and its run-time decisi
     const view = await cp.get(alice, `/v1/actions/${id}`);
     expect(view.status).toBe(200);
     expect(view.body.status).toBe('completed');
+    // A retry gets the 202 it was answered, not the answer RunRead recorded after it (ReadAnswer).
+    const again = await cp.post(alice, search(isoDay(21)), { key: 'slow-read', prefer: 'wait=1' });
+    expect(again.status).toBe(202);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(JSON.stringify(again.body)).toBe(JSON.stringify(res.body));
   });
 
   it('replays the first answer to a retry during the fallback, never a second action', async () => {

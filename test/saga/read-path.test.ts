@@ -120,13 +120,24 @@ describe('the read fast path', () => {
     }
   });
 
-  it('replays a duplicate without running the read again', async () => {
-    const first = await cp.post(alice, search(isoDay(10)), { key: 'dup-read' });
+  it('replays a duplicate without running the read again, byte for byte, from the answer recorded with the receipt key', async () => {
+    const first = await cp.post(alice, search(isoDay(10)), { key: 'dup-read', prefer: 'wait=7' });
+    // The answer is recorded on the action, not under the key (ReadAnswer): the claim is in progress.
+    expect((await cp.cp.ledger.read('alice', 'dup-read'))?.state).toBe('in_progress');
     const again = await cp.post(alice, search(isoDay(10)), { key: 'dup-read' });
     expect(first.status).toBe(200);
     expect(again.status).toBe(200);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
-    expect(again.body).toEqual(first.body);
+    expect(again.headers.get('preference-applied')).toBe('wait=7');
+    expect(again.headers.get('location')).toBe(first.headers.get('location'));
+    expect(JSON.stringify(again.body)).toBe(JSON.stringify(first.body));
+    expect(vendorRequests()).toBe(1);
+    // Rebuilt once, then stored under the key like any other answer.
+    const stored = await cp.cp.ledger.read('alice', 'dup-read');
+    expect(stored?.state === 'complete' && stored.response.body).toEqual(first.body);
+    // Same key, another body: refused as ever.
+    const other = await cp.post(alice, search(isoDay(11)), { key: 'dup-read' });
+    expect(other.status).toBe(422);
     const { steps } = await recordOf(first.body.id as string);
     expect(steps.filter((s) => s.kind === 'forward').map((s) => s.status)).toEqual(['complete']);
   });

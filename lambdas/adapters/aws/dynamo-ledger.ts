@@ -26,6 +26,7 @@ import {
   type IdempotencyRecord,
   type IdempotencyStore,
   type ListActionsQuery,
+  type ReadAnswer,
   type StoredResponse,
 } from '../../ports/ledger';
 import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item } from './dynamo-support';
@@ -215,9 +216,10 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
     response: StoredResponse;
     now: number;
     retentionMs: number;
-  }): Promise<void> {
-    // Another request took the claim over (ours outlived its lock); it will complete it.
-    await conditionalWrite(
+  }): Promise<StoredResponse | undefined> {
+    // A failed condition: another request completed it first (its answer stands: see `pin`), or
+    // took the claim over (ours outlived its lock) and will complete it.
+    const stored = await conditionalWrite(
       this.client,
       new UpdateItemCommand({
         TableName: this.table,
@@ -234,6 +236,33 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
         },
       }),
     );
+    if (stored) return undefined;
+    const record = await this.read(input.scope, input.key);
+    return record?.state === 'complete' ? record.response : undefined;
+  }
+
+  async pin(input: { scope: string; key: string; actionId: string; response: StoredResponse; now: number; retentionMs: number }): Promise<StoredResponse> {
+    const stored = await conditionalWrite(
+      this.client,
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: Keys.idempotency(input.scope, input.key),
+        UpdateExpression: 'SET #state = :complete, #response = :response, expiresAt = :exp REMOVE lockExpiresAt',
+        // Any owner: the answer is the action's, not a request's.
+        ConditionExpression: '#state = :inprog AND actionId = :aid',
+        ExpressionAttributeNames: { '#state': 'state', '#response': 'response' },
+        ExpressionAttributeValues: {
+          ':complete': S('complete'),
+          ':inprog': S('in_progress'),
+          ':aid': S(input.actionId),
+          ':response': S(JSON.stringify(input.response)),
+          ':exp': N(Math.ceil((input.now + input.retentionMs) / 1000)),
+        },
+      }),
+    );
+    if (stored) return input.response;
+    const record = await this.read(input.scope, input.key);
+    return record?.state === 'complete' && record.actionId === input.actionId ? record.response : input.response;
   }
 
   async release(input: { scope: string; key: string; owner: string }): Promise<void> {
@@ -545,15 +574,32 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
     return this.getAction(id);
   }
 
-  async setReceiptKey(id: string, receiptKey: string, now: Date = new Date(), current?: ActionRecord): Promise<ActionRecord | undefined> {
-    return this.patchDoc(id, (doc) => (doc.receiptKey === receiptKey ? undefined : { ...doc, receiptKey }), now, current);
+  async setReceiptKey(id: string, receiptKey: string, now: Date = new Date(), current?: ActionRecord, answer?: ReadAnswer): Promise<ActionRecord | undefined> {
+    return this.patchDoc(id, (doc) => (doc.receiptKey === receiptKey ? undefined : { ...doc, receiptKey }), now, current, answer);
+  }
+
+  async getReadAnswer(id: string): Promise<{ action: ActionRecord; answer: ReadAnswer } | undefined> {
+    const out = await guard(() => this.client.send(new GetItemCommand({ TableName: this.table, Key: Keys.action(id), ConsistentRead: true })));
+    const item = out.Item;
+    const waitMs = item?.answerWaitMs?.N;
+    const action = toAction(item);
+    // The answer holds for the action as that write left it: a later write of the item (none
+    // is expected once it completed) voids it, and the replay takes the usual way.
+    if (!action || waitMs === undefined || item?.answerVersion?.N !== String(action.version)) return undefined;
+    return { action, answer: { waitMs: Number(waitMs) } };
   }
 
   /**
    * Read-modify-write of the action document under a version check; status never changes here.
    * Resolves with the document written, or undefined when there was nothing to change.
    */
-  private async patchDoc(id: string, change: (current: ActionRecord) => ActionRecord | undefined, now: Date, known?: ActionRecord): Promise<ActionRecord | undefined> {
+  private async patchDoc(
+    id: string,
+    change: (current: ActionRecord) => ActionRecord | undefined,
+    now: Date,
+    known?: ActionRecord,
+    answer?: ReadAnswer,
+  ): Promise<ActionRecord | undefined> {
     for (let attempt = 0; attempt < 10; attempt++) {
       // A caller's copy serves the first attempt; the version check refuses it if it is stale.
       const current = attempt === 0 && known?.id === id ? known : await this.getAction(id);
@@ -567,13 +613,15 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
             new UpdateItemCommand({
               TableName: this.table,
               Key: Keys.action(id),
-              UpdateExpression: 'SET version = :next, updatedAt = :at, body = :body REMOVE doc',
+              // The read answer (ReadAnswer) beside the record, bound to the version this write makes.
+              UpdateExpression: `SET version = :next, updatedAt = :at, body = :body${answer ? ', answerWaitMs = :wait, answerVersion = :next' : ''} REMOVE doc`,
               ConditionExpression: 'version = :v',
               ExpressionAttributeValues: {
                 ':v': N(current.version),
                 ':next': N(next.version),
                 ':at': S(next.updatedAt),
                 ':body': { B: encodeActionBody(next) },
+                ...(answer ? { ':wait': N(answer.waitMs) } : {}),
               },
             }),
           ),

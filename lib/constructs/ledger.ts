@@ -8,8 +8,10 @@ import { EnvNames } from '../../lambdas/composition/env';
 
 /** Env var holding the ledger table name in every function bound to it. */
 export const LEDGER_TABLE_ENV = EnvNames.ledgerTable;
-/** Name of the one global secondary index (`gsi1pk` / `gsi1sk`). */
+/** Name of the overloaded global secondary index (`gsi1pk` / `gsi1sk`). */
 export const LEDGER_GSI1 = 'gsi1';
+/** Name of the day index (`gsi2pk` / `gsi2sk`: every principal's actions by UTC day, on action items only). */
+export const LEDGER_DAY_INDEX = 'gsi2';
 /** Key prefixes a connector may touch: its step records (which also hold the single-use grant ids it consumed). */
 export const CONNECTOR_KEY_PREFIXES = ['STEP#'] as const;
 
@@ -92,6 +94,15 @@ export class Ledger extends Construct {
       // under 1 KB for a read: one write unit. Keep in step with ledgerTableDefinition.
       projectionType: ProjectionType.ALL,
     });
+    this.table.addGlobalSecondaryIndex({
+      indexName: LEDGER_DAY_INDEX,
+      partitionKey: { name: 'gsi2pk', type: AttributeType.STRING },
+      sortKey: { name: 'gsi2sk', type: AttributeType.STRING },
+      // Sparse: only action items carry its keys. It projects what the auditors' listing filters
+      // on and nothing that changes, so only an action's creation writes to it (ledger.md).
+      projectionType: ProjectionType.INCLUDE,
+      nonKeyAttributes: ['principal', 'tools'],
+    });
   }
 
   /** Sets LEDGER_TABLE and grants item-level read/write on the table and its GSI. */
@@ -101,7 +112,7 @@ export class Ledger extends Construct {
       new PolicyStatement({
         sid: 'LedgerItemReadWrite',
         actions: [...LEDGER_READ_WRITE_ACTIONS],
-        resources: [this.table.tableArn, `${this.table.tableArn}/index/${LEDGER_GSI1}`],
+        resources: [this.table.tableArn, `${this.table.tableArn}/index/${LEDGER_GSI1}`, `${this.table.tableArn}/index/${LEDGER_DAY_INDEX}`],
       }),
     );
     this.grantKey(fn);

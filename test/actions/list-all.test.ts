@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoLedger } from '../../lambdas/adapters/aws/dynamo-ledger';
+import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoLedger, tablesWithoutDayIndex } from '../../lambdas/adapters/aws/dynamo-ledger';
 import type { ActionRecord, ActionStatus } from '../../lambdas/actions/action';
 import { ActionListForbiddenError, ActionListRangeError, listAllActions, listedActionView, type ListAllActionsRequest } from '../../lambdas/actions/list-all';
 import { PII_MASK } from '../../lambdas/approvals/preview';
@@ -94,9 +95,35 @@ beforeAll(async () => {
           ? { message: `m${i}`, length: 2 }
           : { search: { flights: [] }, pay: { authorizationId: `auth_${i}`, customerEmail: 'ada@example.com' } };
     const a = record(at, subs[i % subs.length]!, envelope, statuses[i % statuses.length]!, result);
-    expect(await ledger.createAction(a)).toBe('created');
+    // Every other action as deployed tables hold those made before the day index was on the
+    // action item (gsi2): a separate day-index entry in gsi1. The listing merges both.
+    const legacy = i % 2 === 0;
+    if (legacy) tablesWithoutDayIndex.add(db.tableName);
+    try {
+      expect(await ledger.createAction(a)).toBe('created');
+    } finally {
+      tablesWithoutDayIndex.delete(db.tableName);
+    }
+    if (i === 12) {
+      // One carries both (taken over across a deployment): listed once.
+      const day = new Date(actionIdTime(a.id)).toISOString().slice(0, 10);
+      await db.client.send(
+        new UpdateItemCommand({
+          TableName: db.tableName,
+          Key: { pk: { S: `ACTION#${a.id}` }, sk: { S: 'ACTION' } },
+          UpdateExpression: 'SET gsi2pk = :p, gsi2sk = :id, principal = :who, tools = :tools',
+          ExpressionAttributeValues: { ':p': { S: `ACTIONS#${day}` }, ':id': { S: a.id }, ':who': { S: a.principal.sub }, ':tools': { L: [{ S: 'payments.authorize' }] } },
+        }),
+      );
+    }
     written.push(a);
   }
+  // Both layouts are there: an old entry, and an action item with its own day keys and none.
+  const item = async (pk: string, sk: string) => (await db.client.send(new GetItemCommand({ TableName: db.tableName, Key: { pk: { S: pk }, sk: { S: sk } } }))).Item;
+  expect(await item(`ACTIONREF#${written[0]!.id}`, 'DAY')).toBeDefined();
+  expect((await item(`ACTION#${written[0]!.id}`, 'ACTION'))?.gsi2pk).toBeUndefined();
+  expect(await item(`ACTIONREF#${written[1]!.id}`, 'DAY')).toBeUndefined();
+  expect((await item(`ACTION#${written[1]!.id}`, 'ACTION'))?.gsi2pk?.S).toMatch(/^ACTIONS#\d{4}-\d{2}-\d{2}$/);
 });
 afterAll(async () => {
   await db?.close();

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ConditionalCheckFailedException,
+  CreateTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
   GetItemCommand,
@@ -15,6 +16,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { inProcessHandler, LOCAL_AWS_CREDENTIALS, LOCAL_AWS_REGION, localDynamoClient, startDynalite, type RunningDynalite } from '../../lambdas/adapters/local/dynalite';
 import { DEFAULT_LEDGER_TABLE, ensureTables, ledgerTableDefinition } from '../../lambdas/adapters/local/dynamo-tables';
+import { DynamoLedger, tablesWithoutDayIndex } from '../../lambdas/adapters/aws/dynamo-ledger';
+import type { ActionRecord } from '../../lambdas/actions/action';
+import { newActionId } from '../../lambdas/shared/ids';
 import { silentLogger, startLocalRuntime } from '../../local/server';
 import { deleteTestTable, testDynamoEndpoint, uniqueTableName } from '../helpers/dynamo';
 
@@ -55,7 +59,7 @@ async function database(): Promise<{ client: RunningDynalite['client']; table: (
 }
 
 describe('ledger table', () => {
-  it('creates the table with pk/sk and gsi1 once', async () => {
+  it('creates the table with pk/sk, gsi1 and the day index once', async () => {
     const { client, table } = await database();
     const name = table(DEFAULT_LEDGER_TABLE);
     expect(await ensureTables(client, name)).toEqual({ created: true });
@@ -71,6 +75,51 @@ describe('ledger table', () => {
       ],
       Projection: { ProjectionType: 'ALL' },
     });
+    expect(Table?.GlobalSecondaryIndexes?.find((i) => i.IndexName === 'gsi2')).toMatchObject({
+      KeySchema: [
+        { AttributeName: 'gsi2pk', KeyType: 'HASH' },
+        { AttributeName: 'gsi2sk', KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['principal', 'tools'] },
+    });
+    expect(tablesWithoutDayIndex.has(name)).toBe(false);
+  });
+
+  it('keeps a table made before the day index GSI working: its actions get the separate day-index entries of before', async () => {
+    const { client, table } = await database();
+    const name = table('ledger-before-gsi2');
+    // The table as ledgerTableDefinition made it before gsi2 (a persisted local table: dynalite cannot add a GSI).
+    const definition = ledgerTableDefinition(name);
+    await client.send(
+      new CreateTableCommand({
+        ...definition,
+        AttributeDefinitions: definition.AttributeDefinitions!.filter((a) => !a.AttributeName!.startsWith('gsi2')),
+        GlobalSecondaryIndexes: definition.GlobalSecondaryIndexes!.filter((i) => i.IndexName === 'gsi1'),
+      }),
+    );
+    expect(await ensureTables(client, name, { timeoutMs: 60_000 })).toEqual({ created: false });
+    expect(tablesWithoutDayIndex.has(name)).toBe(true);
+    const ledger = new DynamoLedger({ client, tableName: name });
+    const at = Date.now();
+    const action = {
+      id: newActionId(at),
+      principal: { sub: 'old-table', roles: [] },
+      actor: { name: 'a' },
+      envelope: { tool: 'echo.say', arguments: { message: 'm' } },
+      kind: 'single',
+      mode: 'execute',
+      planHash: 'h',
+      status: 'received',
+      createdAt: new Date(at).toISOString(),
+      updatedAt: new Date(at).toISOString(),
+      version: 1,
+    } as unknown as ActionRecord;
+    expect(await ledger.createAction(action)).toBe('created');
+    const ref = await client.send(new GetItemCommand({ TableName: name, Key: { pk: { S: `ACTIONREF#${action.id}` }, sk: { S: 'DAY' } } }));
+    expect(ref.Item?.gsi1pk?.S).toMatch(/^ACTIONS#/);
+    const page = await ledger.listAllActions({ since: new Date(at - 60_000), until: new Date(at + 60_000), limit: 10, principalSub: 'old-table' });
+    expect(page.items.map((a) => a.id)).toEqual([action.id]);
+    tablesWithoutDayIndex.delete(name);
   });
 
   it('survives concurrent ensureTables calls', async () => {

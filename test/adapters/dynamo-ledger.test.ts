@@ -43,7 +43,7 @@ describe('DynamoLedger commands', () => {
     for (const call of writes) expect(call.args[0].input.ConditionExpression).toMatch(/\S/);
     const puts = ddb.commandCalls(PutItemCommand);
     const [claim] = puts;
-    // The action itself (the day index's entry, written just before it, is conditional too).
+    // The action itself (it carries its day-index keys: no separate entry).
     const create = puts.find((c) => c.args[0].input.Item?.pk?.S?.startsWith('ACTION#'));
     expect(claim!.args[0].input.ConditionExpression).toContain('attribute_not_exists(pk)');
     expect(create!.args[0].input.ConditionExpression).toBe('attribute_not_exists(pk)');

@@ -131,7 +131,7 @@ describe('audit vault', () => {
 });
 
 describe('ledger', () => {
-  it('is on demand with PITR, deletion protection, TTL, the key schema and gsi1', () => {
+  it('is on demand with PITR, deletion protection, TTL, the key schema, gsi1 and the day index (gsi2)', () => {
     s.template.hasResourceProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
       KeySchema: [
@@ -145,6 +145,16 @@ describe('ledger', () => {
             { AttributeName: 'gsi1pk', KeyType: 'HASH' },
             { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
           ],
+          Projection: { ProjectionType: 'ALL' },
+        }),
+        // As the local table (ledgerTableDefinition): sparse, projecting only what never changes.
+        Match.objectLike({
+          IndexName: 'gsi2',
+          KeySchema: [
+            { AttributeName: 'gsi2pk', KeyType: 'HASH' },
+            { AttributeName: 'gsi2sk', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['principal', 'tools'] },
         }),
       ],
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },

@@ -116,12 +116,13 @@ describe('DynamoDB round trips', () => {
   // Issue 17's targets, per phase (the calls each part of an action makes, counted by the code
   // that makes them; cached or leased guardrail reads apart). Where a figure is above the
   // issue's target, the target and the gap are named; every figure is a ceiling.
-  it('a read on the fast path: intake 3, the decision 3, its one step 3, settling 2, the receipt 0, its key 1: writes only', async () => {
+  it('a read on the fast path: intake 2, the decision 3, its one step 3, settling 2, the receipt 0, its key 1: writes only', async () => {
     const read = await perAction(10, (i) => ({ tool: 'echo.say', arguments: { message: `fast ${i}` }, agent: { name: 'counting-bot' } }), 'wait=5');
-    // Idempotency claim, the day index, the action (a plan of reads is decided without the spend
-    // counters: no cap can count it, and no shipped policy reads them for it). The answer is
-    // recorded with the receipt key, not under the Idempotency-Key (ReadAnswer).
-    expect(read.phase('intake')).toBeLessThanOrEqual(3);
+    // Idempotency claim and the action, which carries its day-index keys (gsi2) (a plan of reads
+    // is decided without the spend counters: no cap can count it, and no shipped policy reads
+    // them for it). The answer is recorded with the receipt key, not under the Idempotency-Key
+    // (ReadAnswer).
+    expect(read.phase('intake')).toBeLessThanOrEqual(2);
     // The grant's audit event; the step's begin (which consumes the grant) and completion.
     expect(read.phase('step')).toBeLessThanOrEqual(3);
     // RunRead: the run-time decision's event and the move to running, taking intake's allow.
@@ -140,11 +141,14 @@ describe('DynamoDB round trips', () => {
     expect(reads).toBeLessThanOrEqual((read.counts.byPhase.test ?? 0) + (read.counts.byPhase.timed ?? 0));
     // Issue 17 asks ≤ 4 per read; 13 single-item conditional writes is what no transactions (on
     // dynalite) and a per-action hash chain of audit events (four events a read) leave: see README, cost.
-    // 13 while intake stored its answer under the Idempotency-Key.
-    expect(read.calls).toBeLessThanOrEqual(12);
-    // Write units: ~13.3 on dynalite, ~20.4 on DynamoDB Local (gsi1's copies included); 2 more
-    // while intake stored its answer under the key.
-    expect(read.counts.writeUnits / 10).toBeLessThanOrEqual(process.env.AIRLOCK_DYNAMODB_ENDPOINT ? 21 : 14);
+    // 13 while intake stored its answer under the Idempotency-Key, 12 while the day index was a
+    // separate entry.
+    expect(read.calls).toBeLessThanOrEqual(11);
+    // Write units: ~12.3 on dynalite, ~19.4 on DynamoDB Local (the indexes' copies included: the
+    // action's creation writes one to gsi2, its later writes none, gsi2 projecting nothing they change);
+    // 2 more while intake stored its answer under the key, 1 (2 with its gsi1 copy) more while the
+    // day index was a separate entry.
+    expect(read.counts.writeUnits / 10).toBeLessThanOrEqual(process.env.AIRLOCK_DYNAMODB_ENDPOINT ? 20 : 13);
   });
 
   it('a step of an allowed plan: at most 4 calls without money; with the travel plan’s two reservations 4.5 on average with transactions, 7 stepwise on dynalite', async () => {

@@ -58,6 +58,17 @@ export const Keys = {
   }),
 };
 
+/** The day index's GSI: `gsi2pk` = `ACTIONS#<day>`, `gsi2sk` = the action id, on action items only (sparse). */
+export const DAY_INDEX = 'gsi2';
+
+/**
+ * Ledger tables with no day index GSI (a local dynalite table persisted before it existed:
+ * dynalite cannot add a GSI to a table). Their actions keep the separate day-index entries of
+ * before (`ACTIONREF#`, in gsi1). Filled by the local runtime's table check (ensureTables),
+ * never in AWS, where the stack declares the index.
+ */
+export const tablesWithoutDayIndex = new Set<string>();
+
 /** The gsi1 sort key of an action in its principal's listing. */
 const actionSortKey = (id: string) => `ACTION#${id}`;
 
@@ -82,7 +93,17 @@ function positionOf(key: Item | undefined): string | undefined {
 /** The UTC day an action id was minted on: its day-index partition. */
 const dayOfAction = (id: string) => new Date(actionIdTime(id)).toISOString().slice(0, 10);
 
-/** Index entries one page may examine: a filter matching little cannot make one request read days of traffic. */
+/**
+ * The day index's two streams: the action items' own keys (gsi2) and the separate entries of
+ * before (gsi1, `ACTIONREF#`), each with the start key of a listing position (an action id
+ * checked first; the item need not exist).
+ */
+const DAY_STREAMS = [
+  { index: DAY_INDEX, pk: 'gsi2pk', sk: 'gsi2sk', startKey: (id: string, day: string): Item => ({ ...Keys.action(id), gsi2pk: S(Keys.actionsOfDay(day)), gsi2sk: S(id) }) },
+  { index: 'gsi1', pk: 'gsi1pk', sk: 'gsi1sk', startKey: (id: string, day: string): Item => ({ ...Keys.actionRef(id), gsi1pk: S(Keys.actionsOfDay(day)), gsi1sk: S(id) }) },
+] as const;
+
+/** Index entries one page may examine in each index: a filter matching little cannot make one request read days of traffic. */
 const MAX_EXAMINED_PER_PAGE = 500;
 /** BatchGetItem's per-request key limit. */
 const BATCH_KEYS = 100;
@@ -303,11 +324,26 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
 
   // ── actions ────────────────────────────────────────────────────────────────
 
+  /** Whether this table has the day index GSI (else actions get separate day-index entries). */
+  private get dayIndexed(): boolean {
+    return !tablesWithoutDayIndex.has(this.table);
+  }
+
   private actionItem(action: ActionRecord): Item {
     return {
       ...Keys.action(action.id),
       gsi1pk: S(Keys.actionByPrincipal(action.principal.sub)),
       gsi1sk: S(actionSortKey(action.id)),
+      // The day index (ledger.md): immutable facts only, projected into gsi2 (the principal and
+      // the tools are what its listing filters on); no later write of the item changes them.
+      ...(this.dayIndexed
+        ? {
+            gsi2pk: S(Keys.actionsOfDay(dayOfAction(action.id))),
+            gsi2sk: S(action.id),
+            principal: S(action.principal.sub),
+            tools: { L: toolsOf(action.envelope).map((t) => S(t)) },
+          }
+        : {}),
       status: S(action.status),
       version: N(action.version),
       updatedAt: S(action.updatedAt),
@@ -316,9 +352,10 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
   }
 
   /**
-   * The action's day-index entry (ledger.md): immutable facts only (principal, tools), so it
-   * never needs updating. Written before the action, so no action is ever missing from the
-   * index; an entry whose action was never written is skipped by the listing.
+   * The action's day-index entry as it was before the day index was on the action item (and
+   * still is on a table without gsi2): immutable facts only (principal, tools), so it never
+   * needs updating. Written before the action, so no action is ever missing from the index; an
+   * entry whose action was never written is skipped by the listing.
    */
   private async putActionRef(action: ActionRecord): Promise<void> {
     // Conditional like every ledger write: a retried create finds its entry there and keeps it.
@@ -339,7 +376,9 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
   }
 
   async createAction(action: ActionRecord): Promise<'created' | 'exists'> {
-    await this.putActionRef(action);
+    // The item itself carries its day-index keys (gsi2): one write, and never an action
+    // missing from the index nor an entry without its action.
+    if (!this.dayIndexed) await this.putActionRef(action);
     return (await conditionalWrite(
       this.client,
       new PutItemCommand({
@@ -394,8 +433,7 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
     // Days newest first, from the cursor's day (or `until`'s) back to `since`'s.
     let day = dayOfAction(query.startAfter ?? to);
     const firstDay = dayOfAction(from);
-    let start: Item | undefined =
-      query.startAfter !== undefined ? { ...Keys.actionRef(query.startAfter), gsi1pk: S(Keys.actionsOfDay(day)), gsi1sk: S(query.startAfter) } : undefined;
+    let after: string | undefined = query.startAfter;
     const filters: string[] = [];
     const values: Item = { ':from': S(from), ':to': S(to) };
     // Names through placeholders: no attribute name can collide with a reserved word.
@@ -410,42 +448,61 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
       names['#tools'] = 'tools';
       values[':tool'] = S(query.tool);
     }
+    const filter = filters.length > 0 ? { FilterExpression: filters.join(' AND '), ExpressionAttributeNames: names } : {};
+    // A day's two streams, merged: the action items' own day keys (gsi2) and the separate
+    // entries actions had before (gsi1), which deployed tables still hold.
+    const streams = this.dayIndexed ? DAY_STREAMS : DAY_STREAMS.filter((d) => d.index === 'gsi1');
     while (day >= firstDay) {
-      const out = await guard(() =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: 'gsi1',
-            KeyConditionExpression: 'gsi1pk = :p AND gsi1sk BETWEEN :from AND :to',
-            ExpressionAttributeValues: { ...values, ':p': S(Keys.actionsOfDay(day)) },
-            ...(filters.length > 0 ? { FilterExpression: filters.join(' AND '), ExpressionAttributeNames: names } : {}),
-            ProjectionExpression: 'gsi1sk',
-            ScanIndexForward: false,
-            Limit: Math.min(query.limit - ids.length, this.maxExamined - examined),
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        ),
+      const limit = Math.min(query.limit - ids.length, this.maxExamined - examined);
+      const pages = await Promise.all(
+        streams.map(async (stream) => {
+          const out = await guard(() =>
+            this.client.send(
+              new QueryCommand({
+                TableName: this.table,
+                IndexName: stream.index,
+                KeyConditionExpression: `${stream.pk} = :p AND ${stream.sk} BETWEEN :from AND :to`,
+                ExpressionAttributeValues: { ...values, ':p': S(Keys.actionsOfDay(day)) },
+                ...filter,
+                ProjectionExpression: stream.sk,
+                ScanIndexForward: false,
+                Limit: limit,
+                ...(after !== undefined ? { ExclusiveStartKey: stream.startKey(after, day) } : {}),
+              }),
+            ),
+          );
+          const lastKey = out.LastEvaluatedKey?.[stream.sk]?.S;
+          if (lastKey !== undefined && !ActionIdPattern.test(lastKey)) throw new Error(`Unexpected listing key ${lastKey.slice(0, 80)}`);
+          const found = (out.Items ?? []).map((item) => item[stream.sk]?.S).filter((id): id is string => id !== undefined && ActionIdPattern.test(id));
+          return { found, lastKey, scanned: out.ScannedCount ?? 0 };
+        }),
       );
-      examined += out.ScannedCount ?? 0;
-      for (const item of out.Items ?? []) {
-        const id = item.gsi1sk?.S;
-        if (id !== undefined && ActionIdPattern.test(id)) ids.push(id);
+      examined = Math.max(examined, ...pages.map((p) => examined + p.scanned));
+      // Each stream has examined every entry down to its last key (all of them when it has
+      // none), so both have down to the larger of those; what lies below waits for the next query.
+      const bound = pages.reduce<string | undefined>((b, p) => (p.lastKey !== undefined && (b === undefined || p.lastKey > b) ? p.lastKey : b), undefined);
+      // An action taken over across a deployment may have both an entry and its own keys: once.
+      const merged = [...new Set(pages.flatMap((p) => p.found))].filter((id) => bound === undefined || id >= bound).sort((a, b) => (a < b ? 1 : -1));
+      const room = query.limit - ids.length;
+      ids.push(...merged.slice(0, room));
+      if (merged.length > room) {
+        // More than the page holds: continue after the last one it took.
+        last = ids[ids.length - 1];
+        break;
       }
-      const lastKey = out.LastEvaluatedKey?.gsi1sk?.S;
-      if (lastKey !== undefined && !ActionIdPattern.test(lastKey)) throw new Error(`Unexpected listing key ${lastKey.slice(0, 80)}`);
-      const finished = lastKey === undefined && day <= firstDay;
+      const finished = bound === undefined && day <= firstDay;
       if (finished) break;
       if (ids.length >= query.limit || examined >= this.maxExamined) {
         // Stopped early: continue after the last entry examined; when this day is done, after
         // the smallest id it could hold, so the next page starts on the day before.
-        last = lastKey ?? actionIdRange(Date.parse(`${day}T00:00:00Z`), 0).from;
+        last = bound ?? actionIdRange(Date.parse(`${day}T00:00:00Z`), 0).from;
         break;
       }
-      if (lastKey !== undefined) {
-        start = { ...Keys.actionRef(lastKey), gsi1pk: S(Keys.actionsOfDay(day)), gsi1sk: S(lastKey) };
+      if (bound !== undefined) {
+        after = bound;
         continue;
       }
-      start = undefined;
+      after = undefined;
       day = previousDay(day);
     }
     const actions = await this.getActions(ids);

@@ -319,7 +319,9 @@ export async function acceptAction(
         proposedActionId: newActionId(now()),
         now: now(),
         lockMs: deps.config.idempotencyLockMs,
-        retentionMs: deps.config.idempotencyRetentionMs,
+        // Past the longest wait: a read fast path's answer is never stored under the key (the
+        // claim's retention is the key's), and is still kept the full retention after it is given.
+        retentionMs: deps.config.idempotencyRetentionMs + deps.config.maxSyncWaitMs,
       });
     } catch (error) {
       if (error instanceof LedgerThrottledError) throw new IntakeBusyError(1, { cause: error });

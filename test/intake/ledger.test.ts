@@ -211,6 +211,14 @@ describe('the read fast path’s answer, recorded with the receipt key instead o
     // Same key, different body: still refused.
     const other = await answer(() => postAction({ principal, idempotencyKey: 'r2', body: echoCall('other') }, deps));
     expect(other.status).toBe(422);
+    // Kept the full retention after the answer, though nothing was stored under the key then:
+    // the claim's own retention reaches past the longest wait.
+    const third = await postAction({ principal, idempotencyKey: 'r3', body: echoCall('r') }, deps);
+    clock += defaultIntakeConfig.idempotencyRetentionMs + 5_000;
+    const late = await postAction({ principal, idempotencyKey: 'r3', body: echoCall('r') }, deps);
+    expect(late.headers['idempotent-replayed']).toBe('true');
+    expect(JSON.stringify(late.body)).toBe(JSON.stringify(third.body));
+    expect(readPath.runs).toBe(3);
   });
 
   it('stores the answer under the key as before when the read path did not record it', async () => {

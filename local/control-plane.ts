@@ -1,3 +1,4 @@
+import './untraced';
 import { mcpPushFixtures } from './mcp-push-fixtures';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { rm, writeFile } from 'node:fs/promises';

@@ -587,6 +587,16 @@ export class LocalSagaRunner implements WorkflowStarter, TaskCallbacks {
     return structuredClone(this.direct);
   }
 
+  /**
+   * Resolves when the workflow running for the action (the Standard saga or the Express run)
+   * has ended; undefined when none is. Intake's wait for a synchronous answer reads the ledger
+   * then rather than at its next poll.
+   */
+  ended(actionId: string): Promise<void> | undefined {
+    const running = this.running.get(`unattended:${actionId}`) ?? this.running.get(`attended:${actionId}`);
+    return running?.then(() => undefined);
+  }
+
   /** Whether a workflow for this action is running in this process. */
   isRunning(actionId: string): boolean {
     return this.running.has(`attended:${actionId}`) || this.running.has(`unattended:${actionId}`) || [...this.executions.values()].some((e) => e.actionId === actionId);

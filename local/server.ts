@@ -1,3 +1,4 @@
+import './untraced';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { McpInterceptor } from './mcp-push-fixtures';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

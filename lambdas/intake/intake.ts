@@ -225,7 +225,15 @@ export async function previewDecision(
   return { decision, planHash: planHash(action) };
 }
 
-/** Polls the action until it reaches a terminal status or the deadline passes. */
+/** With a workflow that says when it ends, how often the ledger is still read meanwhile (a safety net). */
+const WAKE_POLL_MS = 200;
+
+/**
+ * Polls the action until it reaches a terminal status or the deadline passes. Where the
+ * workflow starter says when a workflow ends (the local runner), intake reads the action when
+ * it ends (and every WAKE_POLL_MS meanwhile) instead of on a backoff that can overshoot the end
+ * by its last interval. The ledger alone says what the action is: the end is only a hint.
+ */
 async function waitForEnd(
   deps: IntakeDeps,
   actionId: string,
@@ -233,14 +241,41 @@ async function waitForEnd(
   sleep: (ms: number) => Promise<void>,
 ): Promise<ActionRecord | undefined> {
   const now = deps.now ?? Date.now;
-  for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
+  let wake = deps.workflow.ended?.(actionId);
+  for (let pause = 10; ; ) {
+    if (wake) wake = (await pauseUntil(wake, sleep, Math.max(0, Math.min(WAKE_POLL_MS, deadline - now())), deps, actionId)).next;
     const action = await deps.actions.getAction(actionId);
     const ended = action !== undefined && TerminalStatuses.has(action.status);
     // The receipt is written just after the end; answer with it when it comes in time.
     if (ended && action.receiptKey) return action;
+    if (wake) {
+      if (now() >= deadline) return ended ? action : undefined;
+      continue;
+    }
     if (now() + pause > deadline) return ended ? action : undefined;
     await sleep(pause);
+    pause = Math.min(pause * 2, 200);
   }
+}
+
+/**
+ * Sleeps `pause` ms or until `wake` (the workflow ended), whichever is first. Returns what to
+ * wake on next: the same promise after a full pause; after the end, the workflow that may have
+ * taken over (an Express run hands an approval to the Standard saga), or none.
+ */
+async function pauseUntil(
+  wake: Promise<void>,
+  sleep: (ms: number) => Promise<void>,
+  pause: number,
+  deps: IntakeDeps,
+  actionId: string,
+): Promise<{ next: Promise<void> | undefined }> {
+  const woke = await Promise.race([sleep(pause).then(() => false), wake.then(() => true, () => true)]);
+  if (!woke) return { next: wake };
+  const next = deps.workflow.ended?.(actionId);
+  // Boxed (an async function returning a promise would wait for it); the same, settled promise
+  // again would make a busy loop of the wait: polling takes over then.
+  return { next: next === wake ? undefined : next };
 }
 
 /**

@@ -20,6 +20,15 @@ export type WorkflowKind = 'unattended' | 'attended' | 'resumed';
  */
 export interface WorkflowStarter {
   start(actionId: string, input: SagaInput, kind?: WorkflowKind): Promise<void>;
+  /**
+   * Optional: resolves when the workflow running for the action (in whichever of the two
+   * workflows) has ended; undefined when none is known to be running. Only a hint that the
+   * ledger is worth reading again (intake's wait for a synchronous answer reads the action
+   * then instead of at its next poll): what the action is, is always read from the ledger.
+   * The local runner has it (it runs the executions); Step Functions' StartExecution does not,
+   * and intake polls there.
+   */
+  ended?(actionId: string): Promise<void> | undefined;
 }
 
 /** The saga's input: only ids; every task reads the ledger for the rest. */

@@ -116,9 +116,14 @@ export async function settleActionSpend(guard: SpendGuard, actionId: string, rec
   if (held.length === 0) return out;
   const completed = new Set(records.filter((r) => r.kind === 'forward' && r.status === 'complete').map((r) => r.stepId));
   const undone = new Set(records.filter((r) => r.kind === 'compensate' && r.status === 'complete').map((r) => r.stepId));
-  for (const r of held) {
-    const to = completed.has(r.stepId) && !undone.has(r.stepId) ? 'final' : 'released';
-    if (await guard.store.settle(actionId, r.stepId, to, now, r)) out[to].push(r.stepId);
-  }
+  // Each reservation is its own items (its state flip guards its own counters): settled side
+  // by side, reported in the order they were listed.
+  const settled = await Promise.all(
+    held.map(async (r) => {
+      const to: 'final' | 'released' = completed.has(r.stepId) && !undone.has(r.stepId) ? 'final' : 'released';
+      return { stepId: r.stepId, to, done: await guard.store.settle(actionId, r.stepId, to, now, r) };
+    }),
+  );
+  for (const { stepId, to, done } of settled) if (done) out[to].push(stepId);
   return out;
 }

@@ -264,6 +264,53 @@ describe('the read fast path’s answer, recorded with the receipt key instead o
   });
 });
 
+describe('a synchronous answer (Prefer: wait)', () => {
+  it('is read from the ledger when the workflow says it ended, not at a later poll', async () => {
+    // Prepare: a workflow that ends the action (completed, receipt recorded) and then says so;
+    // intake's sleep never ends, so only that end can bring the answer.
+    const principal = { ...alice, sub: 'sync-wake' };
+    let end: () => void = () => undefined;
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    const workflow = {
+      started: [] as string[],
+      async start(actionId: string) {
+        workflow.started.push(actionId);
+        void (async () => {
+          const running = await env.ledger.transition(actionId, 'running');
+          const done = await env.ledger.transition(actionId, 'completed', {}, undefined, running);
+          await env.ledger.setReceiptKey(actionId, `receipts/${actionId}.json`, undefined, done);
+          end();
+        })();
+      },
+      ended: (actionId: string) => (workflow.started.includes(actionId) ? ended : undefined),
+    };
+    const deps = intakeDeps(env.ledger, { workflow: workflow as never, sleep: () => new Promise<void>(() => undefined), config: { ...defaultIntakeConfig } });
+    // Act
+    const res = await postAction({ principal, idempotencyKey: 'wake', body: echoCall(), prefer: 'wait=5' }, deps);
+    // Assess
+    expect(res.status).toBe(200);
+    expect((res.body as { status: string }).status).toBe('completed');
+    expect(workflow.started).toHaveLength(1);
+  });
+
+  it('without an end from the workflow, polls the ledger as before', async () => {
+    // Prepare: the action ends before the first read; the workflow says nothing about ends.
+    const principal = { ...alice, sub: 'sync-poll' };
+    const workflow = {
+      async start(actionId: string) {
+        const running = await env.ledger.transition(actionId, 'running');
+        const done = await env.ledger.transition(actionId, 'completed', {}, undefined, running);
+        await env.ledger.setReceiptKey(actionId, `receipts/${actionId}.json`, undefined, done);
+      },
+    };
+    const deps = intakeDeps(env.ledger, { workflow: workflow as never, config: { ...defaultIntakeConfig } });
+    // Act
+    const res = await postAction({ principal, idempotencyKey: 'poll', body: echoCall(), prefer: 'wait=5' }, deps);
+    // Assess
+    expect((res.body as { status: string }).status).toBe('completed');
+  });
+});
+
 describe('the action ledger', () => {
   /** The decision the shipped policies give an echo.say read (as bench:calls' read stores it). */
   function readDecision(): StoredDecision {

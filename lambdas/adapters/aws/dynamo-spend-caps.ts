@@ -314,7 +314,9 @@ export class DynamoSpendCapStore implements SpendCapStore {
       if (isConditionFailure(error)) return false;
       throw error;
     }
-    for (const c of found.caps) await guard(() => this.client.send(new UpdateItemCommand(settleUpdate(this.table, c.key, found.amount, to))));
+    // The flip is the guard; the counters are distinct items, each an atomic ADD: side by side.
+    // A crash midway leaves some unsettled, as one by one it would leave a suffix.
+    await Promise.all(found.caps.map((c) => guard(() => this.client.send(new UpdateItemCommand(settleUpdate(this.table, c.key, found.amount, to))))));
     return true;
   }
 

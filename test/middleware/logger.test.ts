@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../lambdas/middleware/powertools';
+
+/** Lines a logger at `level` writes, parsed. */
+function capture(level: 'debug' | 'info' | 'warn' = 'debug') {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ level, sink: (line) => lines.push(JSON.parse(line) as Record<string, unknown>), base: { app: 'airlock' } });
+  return { logger, lines };
+}
+
+describe('child loggers', () => {
+  it('write the parent’s lines with their fields; a line’s own fields win; children of children merge', () => {
+    const { logger, lines } = capture();
+    const child = logger.child({ requestId: 'r1', route: 'POST /v1/actions' });
+    child.info('first', { route: 'overridden', n: 1 });
+    child.child({ actionId: 'act_1', requestId: 'r2' }).warn('second');
+    expect(lines[0]).toMatchObject({ level: 'info', message: 'first', app: 'airlock', requestId: 'r1', route: 'overridden', n: 1 });
+    expect(lines[1]).toMatchObject({ level: 'warn', message: 'second', app: 'airlock', requestId: 'r2', route: 'POST /v1/actions', actionId: 'act_1' });
+    // The child's fields never leak onto the parent's lines.
+    logger.error('third');
+    expect(lines[2]).toMatchObject({ level: 'error', message: 'third' });
+    expect(lines[2]).not.toHaveProperty('requestId');
+  });
+
+  it('keep the parent’s level and mask secrets in their own fields as in the line’s', () => {
+    const { logger, lines } = capture('warn');
+    const child = logger.child({ authorization: 'Bearer abc.def.ghi', tool: 'echo.say' });
+    child.debug('dropped');
+    child.info('dropped too');
+    child.warn('kept', { password: 'hunter2' });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ message: 'kept', tool: 'echo.say', authorization: '[redacted]', password: '[redacted]' });
+    expect(JSON.stringify(lines)).not.toMatch(/abc\.def|hunter2/);
+  });
+});

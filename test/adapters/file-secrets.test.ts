@@ -99,3 +99,18 @@ describe('FileSecrets', () => {
     expect(await secrets.getSecret('airlock/vendor/travel')).toBe(travel);
   });
 });
+
+describe('FileSecrets reads', () => {
+  it('see a rotation at once, by this instance or by another process’s, and a removed secret as gone', async () => {
+    await secrets.ensureSecret('airlock/vendor/echo', () => 'v1');
+    expect(await secrets.getSecret('airlock/vendor/echo')).toBe('v1');
+    expect(await secrets.getSecret('airlock/vendor/echo')).toBe('v1');
+    await secrets.replaceSecret('airlock/vendor/echo', 'v2');
+    expect(await secrets.getSecret('airlock/vendor/echo')).toBe('v2');
+    // Another writer (the `airlock` CLI, another process) on the same folder.
+    await new FileSecrets(join(root, 'secrets')).replaceSecret('airlock/vendor/echo', 'v3-same');
+    expect(await secrets.getSecret('airlock/vendor/echo')).toBe('v3-same');
+    await rm(secrets.pathOf('airlock/vendor/echo'));
+    await expect(secrets.getSecret('airlock/vendor/echo')).rejects.toBeInstanceOf(SecretNotFoundError);
+  });
+});

@@ -1,0 +1,46 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FileAuditStore } from '../../lambdas/adapters/local/file-audit-store';
+import { AuditChecksumMismatchError, AuditObjectConflictError } from '../../lambdas/ports/audit-store';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+let root: string;
+let store: FileAuditStore;
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'airlock-audit-'));
+  store = new FileAuditStore(join(root, 'audit'));
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('FileAuditStore (Object Lock stand-in)', () => {
+  it('writes once, read-only; the same bytes again are identical, other bytes a conflict, a wrong checksum refused', async () => {
+    const key = 'receipts/2026/12/03/act_01.json';
+    const body = bytes('{"receipt":1}');
+    expect(await store.putIfAbsent(key, body, sha(body))).toBe('created');
+    expect(await store.putIfAbsent(key, body, sha(body))).toBe('identical');
+    const other = bytes('{"receipt":2}');
+    await expect(store.putIfAbsent(key, other, sha(other))).rejects.toBeInstanceOf(AuditObjectConflictError);
+    await expect(store.putIfAbsent('receipts/2026/12/03/act_02.json', other, sha(body))).rejects.toBeInstanceOf(AuditChecksumMismatchError);
+    expect(await store.get(key)).toEqual(body);
+    expect(await store.get('receipts/2026/12/03/act_02.json')).toBeUndefined();
+    expect((await stat(join(root, 'audit', ...key.split('/')))).mode & 0o777).toBe(0o444);
+    // No temporary file left behind, whichever way each write ended.
+    expect(await readdir(join(root, 'audit', 'receipts', '2026', '12', '03'))).toEqual(['act_01.json']);
+  });
+
+  it('lets exactly one of many racing writers (two stores on one folder) create the object', async () => {
+    const key = 'receipts/2026/12/03/act_race.json';
+    const body = bytes('{"race":true}');
+    const other = new FileAuditStore(join(root, 'audit'));
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? store : other).putIfAbsent(key, body, sha(body))));
+    expect(results.filter((r) => r === 'created')).toHaveLength(1);
+    expect(results.filter((r) => r === 'identical')).toHaveLength(19);
+  });
+});

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ActionStatuses, type ActionRecord } from '../../lambdas/actions/action';
@@ -79,6 +79,21 @@ describe('the action body (action-body.ts)', () => {
         const fromDoc = toAction({ ...keys, doc: { S: JSON.stringify(record) } });
         expect(fromBody).toStrictEqual(fromDoc);
         expect(fromBody).toStrictEqual({ ...viaJson(record), status, version });
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('reads bodies as earlier writers compressed them, and writes what any inflater with the dictionary reads', () => {
+    fc.assert(
+      fc.property(actionRecord, (record) => {
+        const json = Buffer.from(JSON.stringify(record), 'utf8');
+        const dictionary = Buffer.from(DICTIONARY_V1, 'utf8');
+        // As format 1 was first written: level 9, zlib's default window and memory.
+        const earlier = Uint8Array.from([1, ...deflateRawSync(json, { level: 9, dictionary })]);
+        expect(decodeActionBody(earlier)).toStrictEqual(viaJson(record));
+        // What this version writes, read by a default inflater (an older deployment's reader).
+        expect(inflateRawSync(encodeActionBody(record).subarray(1), { dictionary }).equals(json)).toBe(true);
       }),
       { numRuns: 100 },
     );

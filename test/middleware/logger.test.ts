@@ -33,3 +33,17 @@ describe('child loggers', () => {
     expect(JSON.stringify(lines)).not.toMatch(/abc\.def|hunter2/);
   });
 });
+
+describe('child loggers and the Lambda context', () => {
+  it('keep the function and request they were made in, though the process logger moves on to another invocation', () => {
+    // Locally every function shares one process logger; each invocation sets its context on it.
+    const { logger, lines } = capture();
+    const context = (functionName: string, awsRequestId: string) =>
+      ({ functionName, awsRequestId, invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`, memoryLimitInMB: '256', functionVersion: '$LATEST', callbackWaitsForEmptyEventLoop: false, getRemainingTimeInMillis: () => 1000, done: () => undefined, fail: () => undefined, succeed: () => undefined, logGroupName: 'g', logStreamName: 's' }) as never;
+    logger.powertools.addContext(context('airlock-intake', 'req-intake'));
+    const intakeChild = logger.child({ route: 'POST /v1/actions' });
+    logger.powertools.addContext(context('airlock-saga', 'req-saga'));
+    intakeChild.info('handed off');
+    expect(lines[0]).toMatchObject({ function_name: 'airlock-intake', function_request_id: 'req-intake', route: 'POST /v1/actions' });
+  });
+});

@@ -1,4 +1,5 @@
 import {
+  type AttributeValue,
   BatchGetItemCommand,
   DeleteItemCommand,
   DynamoDBClient,
@@ -240,50 +241,44 @@ export class DynamoLedger implements ActionStore, IdempotencyStore, AccessLog {
   }): Promise<StoredResponse | undefined> {
     // A failed condition: another request completed it first (its answer stands: see `pin`), or
     // took the claim over (ours outlived its lock) and will complete it.
-    const stored = await conditionalWrite(
-      this.client,
-      new UpdateItemCommand({
-        TableName: this.table,
-        Key: Keys.idempotency(input.scope, input.key),
-        UpdateExpression: 'SET #state = :complete, #response = :response, expiresAt = :exp REMOVE lockExpiresAt',
-        ConditionExpression: '#state = :inprog AND #owner = :owner',
-        ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner', '#response': 'response' },
-        ExpressionAttributeValues: {
-          ':complete': S('complete'),
-          ':inprog': S('in_progress'),
-          ':owner': S(input.owner),
-          ':response': S(JSON.stringify(input.response)),
-          ':exp': N(Math.ceil((input.now + input.retentionMs) / 1000)),
-        },
-      }),
-    );
+    const stored = await this.storeAnswer(input, '#owner = :owner', { '#owner': 'owner' }, { ':owner': S(input.owner) });
     if (stored) return undefined;
     const record = await this.read(input.scope, input.key);
     return record?.state === 'complete' ? record.response : undefined;
   }
 
   async pin(input: { scope: string; key: string; actionId: string; response: StoredResponse; now: number; retentionMs: number }): Promise<StoredResponse> {
-    const stored = await conditionalWrite(
+    // Any owner: the answer is the action's, not a request's.
+    const stored = await this.storeAnswer(input, 'actionId = :aid', {}, { ':aid': S(input.actionId) });
+    if (stored) return input.response;
+    const record = await this.read(input.scope, input.key);
+    return record?.state === 'complete' && record.actionId === input.actionId ? record.response : input.response;
+  }
+
+  /** Completes an in-progress claim with `response` where `condition` also holds; false when it does not. */
+  private storeAnswer(
+    input: { scope: string; key: string; response: StoredResponse; now: number; retentionMs: number },
+    condition: string,
+    names: Record<string, string>,
+    values: Record<string, AttributeValue>,
+  ): Promise<boolean> {
+    return conditionalWrite(
       this.client,
       new UpdateItemCommand({
         TableName: this.table,
         Key: Keys.idempotency(input.scope, input.key),
         UpdateExpression: 'SET #state = :complete, #response = :response, expiresAt = :exp REMOVE lockExpiresAt',
-        // Any owner: the answer is the action's, not a request's.
-        ConditionExpression: '#state = :inprog AND actionId = :aid',
-        ExpressionAttributeNames: { '#state': 'state', '#response': 'response' },
+        ConditionExpression: `#state = :inprog AND ${condition}`,
+        ExpressionAttributeNames: { '#state': 'state', '#response': 'response', ...names },
         ExpressionAttributeValues: {
           ':complete': S('complete'),
           ':inprog': S('in_progress'),
-          ':aid': S(input.actionId),
           ':response': S(JSON.stringify(input.response)),
           ':exp': N(Math.ceil((input.now + input.retentionMs) / 1000)),
+          ...values,
         },
       }),
     );
-    if (stored) return input.response;
-    const record = await this.read(input.scope, input.key);
-    return record?.state === 'complete' && record.actionId === input.actionId ? record.response : input.response;
   }
 
   async release(input: { scope: string; key: string; owner: string }): Promise<void> {

@@ -92,3 +92,55 @@ export function travelPlan(i: number, steps = 4) {
     ].slice(0, steps),
   };
 }
+
+/** What {@link agentsInWorker} reports: each request's milliseconds, and the statuses seen. */
+export interface WorkerLoad {
+  latencies: number[];
+  statuses: Record<string, number>;
+  seconds: number;
+}
+
+/**
+ * `n` POST /v1/actions from `concurrency` simulated agents in a worker thread, as agents are
+ * other processes: their HTTP client (fetch, JSON) runs on the other core instead of taking
+ * the control plane's event loop, which a load generator in the same thread does (about a
+ * millisecond a request here). Bodies are `body(i)` for i in [0, n); each key `${tag}-${i}`.
+ */
+export async function agentsInWorker(
+  cp: { rt: { url: string }; token: string },
+  options: { n: number; concurrency: number; tag: string; prefer?: string; body: (i: number) => unknown },
+): Promise<WorkerLoad> {
+  const { Worker } = await import('node:worker_threads');
+  const bodies = Array.from({ length: options.n }, (_, i) => JSON.stringify(options.body(i)));
+  // Plain JavaScript (no loader in the worker): fetch, a pool, the latencies.
+  const source = `
+    const { parentPort, workerData: w } = require('node:worker_threads');
+    (async () => {
+      const latencies = [], statuses = {};
+      let next = 0;
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: Math.min(w.concurrency, w.bodies.length) }, async () => {
+        while (next < w.bodies.length) {
+          const i = next++;
+          const s = performance.now();
+          const res = await fetch(w.url + '/v1/actions', { method: 'POST', body: w.bodies[i], headers: {
+            authorization: 'Bearer ' + w.token, 'content-type': 'application/json', 'idempotency-key': w.tag + '-' + i, ...(w.prefer ? { prefer: w.prefer } : {}) } });
+          const json = await res.json();
+          latencies.push(performance.now() - s);
+          const k = res.status + ' ' + json.status;
+          statuses[k] = (statuses[k] ?? 0) + 1;
+        }
+      }));
+      parentPort.postMessage({ latencies, statuses, seconds: (performance.now() - t0) / 1000 });
+    })().catch((e) => { throw e; });`;
+  const worker = new Worker(source, { eval: true, workerData: { url: cp.rt.url, token: cp.token, bodies, concurrency: options.concurrency, tag: options.tag, prefer: options.prefer } });
+  try {
+    return await new Promise<WorkerLoad>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`load worker exited ${code}`)));
+    });
+  } finally {
+    await worker.terminate();
+  }
+}

@@ -136,9 +136,12 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Runn
     maxAttempts: 3,
     requestHandler: inProcessHandler(listener),
   });
-  // Work per call that only a remote service would use: the signature, the user agent, and
-  // the SDK's log filtering (it filters every input and output even for its no-op logger).
-  for (const name of ['httpSigningMiddleware', 'getUserAgentMiddleware', 'loggerMiddleware']) client.middlewareStack.remove(name);
+  // Work per call that only a remote service would use: the signature, the user agent, the
+  // SDK's log filtering (it filters every input and output even for its no-op logger), the
+  // X-Ray trace header, and retries: a function call in this process has no transient failure
+  // to retry (dynalite neither throttles nor drops; a condition or validation error is final),
+  // and each call paid for a retry token and an invocation id.
+  for (const name of ['httpSigningMiddleware', 'getUserAgentMiddleware', 'loggerMiddleware', 'retryMiddleware', 'recursionDetectionMiddleware']) client.middlewareStack.remove(name);
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as z from 'zod';
 import { canonicalJson } from '../shared/canonical-json';
@@ -201,7 +202,50 @@ export function defaultLimitsFile(): string {
   return fileURLToPath(new URL(`../../policies/${LIMITS_FILE}`, import.meta.url));
 }
 
-/** Reads and validates a limits file (the shipped one by default). */
+/**
+ * The limits file as validated at synth (lib/constructs/function-bundle.ts writes it beside
+ * limits.json in every function's asset): the parsed limits, their version, and the SHA-256
+ * of the exact text they were parsed from. A cold start that finds it, for that very text,
+ * skips the schema's first parse (zod compiles a validator per object schema on its first
+ * use: ~10 ms of every function's first request, bench/cold-start.ts).
+ */
+export const COMPILED_LIMITS_FILE = 'limits.compiled.json';
+
+/** What {@link COMPILED_LIMITS_FILE} holds. */
+export interface CompiledLimits extends LoadedLimits {
+  /** SHA-256 (hex) of the limits file's text these were parsed from. */
+  source: string;
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** Validates a limits file's text (throws InvalidLimitsError as parseLimits does) into its compiled form. */
+export function compileLimits(text: string, file = LIMITS_FILE): CompiledLimits {
+  return { source: sha256(text), ...parseLimits(text, file) };
+}
+
+/**
+ * The compiled limits beside `file` when they were compiled from `text` exactly; otherwise
+ * undefined (no compiled file, another text, unreadable), and the caller parses the text.
+ */
+function compiledFor(file: string, text: string): LoadedLimits | undefined {
+  const compiledFile = join(dirname(file), COMPILED_LIMITS_FILE);
+  if (!existsSync(compiledFile)) return undefined;
+  try {
+    const compiled = JSON.parse(readFileSync(compiledFile, 'utf8')) as Partial<CompiledLimits>;
+    if (compiled.source !== sha256(text) || typeof compiled.version !== 'string' || typeof compiled.limits !== 'object' || compiled.limits === null) return undefined;
+    return { limits: compiled.limits, version: compiled.version };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads and validates a limits file (the shipped one by default). When the limits compiled
+ * at synth sit beside it, for this very text, they are used as they are: validated by the
+ * same schema when the asset was built (a synth never ships an invalid file).
+ */
 export function readLimitsFile(file: string = defaultLimitsFile()): LoadedLimits {
-  return parseLimits(readFileSync(file, 'utf8'), file);
+  const text = readFileSync(file, 'utf8');
+  return compiledFor(file, text) ?? parseLimits(text, file);
 }

@@ -1,9 +1,10 @@
-import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
-import { defaultLimitsFile, LIMITS_FILE } from '../../lambdas/limits/config';
+import { encodeMapIndex, MAP_INDEX_SUFFIX } from '../../lambdas/middleware/source-maps';
+import { COMPILED_LIMITS_FILE, compileLimits, defaultLimitsFile, LIMITS_FILE } from '../../lambdas/limits/config';
 import { COMPILED_POLICY_SET_FILE, compilePolicySet, defaultPolicyDir, readPolicyDir } from '../../lambdas/policy/index';
 
 /**
@@ -126,9 +127,21 @@ export function functionBuildOptions(input: Pick<FunctionBundleInput, 'entry' | 
  */
 export async function bundleFunction(input: FunctionBundleInput): Promise<Metafile> {
   const result = await build(functionBuildOptions(input));
+  // Each map's mappings decoded now, beside it: the first error of an instance reads them
+  // instead of decoding the map (lambdas/middleware/source-maps.ts).
+  for (const file of Object.keys(result.metafile!.outputs)) {
+    if (!file.endsWith('.mjs.map')) continue;
+    const path = join(ROOT, file);
+    const index = encodeMapIndex(readFileSync(path, 'utf8'));
+    if (index) writeFileSync(path + MAP_INDEX_SUFFIX, index);
+  }
   const policies = join(input.outdir, 'policies');
   mkdirSync(policies, { recursive: true });
-  cpSync(input.limitsFile ?? defaultLimitsFile(), join(policies, LIMITS_FILE));
+  const limitsFile = input.limitsFile ?? defaultLimitsFile();
+  cpSync(limitsFile, join(policies, LIMITS_FILE));
+  // Validated here (throws on an invalid file: a synth never ships one) and shipped parsed,
+  // bound to the text's hash: a cold start reads it instead of running the schema.
+  writeFileSync(join(policies, COMPILED_LIMITS_FILE), JSON.stringify(compileLimits(readFileSync(limitsFile, 'utf8'), limitsFile)));
   if (input.cedar) {
     const from = join(ROOT, 'node_modules', CEDAR_WASM_PACKAGE);
     const to = join(input.outdir, 'node_modules', CEDAR_WASM_PACKAGE);

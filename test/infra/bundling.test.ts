@@ -66,6 +66,9 @@ describe('AirlockFunction bundling', () => {
     // Only the functions that evaluate policy ship Cedar.
     expect(existsSync(join(keysAssetDir, 'node_modules'))).toBe(false);
     expect(existsSync(join(keysAssetDir, 'policies', 'limits.json'))).toBe(true);
+    // The limits validated at synth, and each map's index, ship beside them (read at cold start, on the first error).
+    expect(existsSync(join(keysAssetDir, 'policies', 'limits.compiled.json'))).toBe(true);
+    expect(existsSync(join(keysAssetDir, 'index.mjs.map.idx'))).toBe(true);
   });
 
   it('loads no Node built-in as ESM (its facade would read every export; node:http\'s load undici)', () => {

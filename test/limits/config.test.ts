@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultLimitsFile, InvalidLimitsError, parseLimits, readLimitsFile } from '../../lambdas/limits/config';
+import { COMPILED_LIMITS_FILE, compileLimits, defaultLimitsFile, InvalidLimitsError, LIMITS_FILE, parseLimits, readLimitsFile } from '../../lambdas/limits/config';
 import { addAirlock } from '../../lib/airlock-app';
 import { parseConfig } from '../../lib/config';
 import { TEST_CONFIG_INPUT, testApp } from '../infra/support';
@@ -33,6 +33,30 @@ describe('the limits file', () => {
     const changed = structuredClone(shipped) as { killSwitch: { propagationSeconds: number } };
     changed.killSwitch.propagationSeconds = 4;
     expect(parseLimits(JSON.stringify(changed)).version).not.toBe(a.version);
+  });
+
+  it('reads the limits compiled at synth for that very text, and parses any other text', () => {
+    // Prepare: a function's asset: the file and its compiled form beside it.
+    const asset = mkdtempSync(join(dir, 'asset-'));
+    const file = join(asset, LIMITS_FILE);
+    const text = readFileSync(defaultLimitsFile(), 'utf8');
+    writeFileSync(file, text);
+    writeFileSync(join(asset, COMPILED_LIMITS_FILE), JSON.stringify(compileLimits(text)));
+    // Act + Assess: the compiled form is the parse of the text.
+    expect(readLimitsFile(file)).toEqual(parseLimits(text));
+    // A compiled form whose limits differ from its text's parse shows which one was read.
+    const marked = { ...compileLimits(text), version: 'compiled' };
+    writeFileSync(join(asset, COMPILED_LIMITS_FILE), JSON.stringify(marked));
+    expect(readLimitsFile(file).version).toBe('compiled');
+    // Another text beside it (edited after synth): parsed and validated, the compiled form ignored.
+    const changed = structuredClone(shipped) as { killSwitch: { propagationSeconds: number } };
+    changed.killSwitch.propagationSeconds = 4;
+    writeFileSync(file, JSON.stringify(changed));
+    expect(readLimitsFile(file)).toEqual(parseLimits(JSON.stringify(changed)));
+    writeFileSync(file, JSON.stringify({ ...shipped, rateLimit: [] }));
+    expect(() => readLimitsFile(file)).toThrow(InvalidLimitsError);
+    // compileLimits refuses what parseLimits refuses.
+    expect(() => compileLimits(JSON.stringify({ ...shipped, rateLimit: [] }))).toThrow(InvalidLimitsError);
   });
 
   it.each([

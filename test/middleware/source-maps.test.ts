@@ -175,4 +175,35 @@ describe('the source map decoder', () => {
       { numRuns: 2_000 },
     );
   }, 60_000);
+
+  it('reads the index built beside a map as the map itself, and ignores one that does not fit it', async () => {
+    // Prepare: a function's bundle and the index the bundler writes beside its map.
+    const { BundleMap, encodeMapIndex, MAP_INDEX_SUFFIX } = await import('../../lambdas/middleware/source-maps');
+    const fc = (await import('fast-check')).default;
+    const file = join(dir, 'indexed.mjs');
+    await build({ entryPoints: [join(ROOT, 'lambdas', 'keys', 'handler.ts')], bundle: true, platform: 'node', format: 'esm', minify: true, keepNames: true, sourcemap: true, sourcesContent: false, outfile: file, logLevel: 'silent' });
+    const mapFile = `${file}.map`;
+    const mapText = readFileSync(mapFile, 'utf8');
+    const decoded = new BundleMap(mapFile);
+    // Maps positions from the map alone, read before any index exists.
+    decoded.origin(1, 1);
+    writeFileSync(mapFile + MAP_INDEX_SUFFIX, encodeMapIndex(mapText)!);
+    const indexed = new BundleMap(mapFile);
+    const lines = readFileSync(file, 'utf8').split('\n');
+    // Act + Assess: every position maps alike.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: lines.length }).chain((line) => fc.tuple(fc.constant(line), fc.integer({ min: 1, max: Math.max(1, lines[line - 1]!.length) }))),
+        ([line, column]) => {
+          expect(indexed.origin(line, column)).toEqual(decoded.origin(line, column));
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+    // An index of another map (here: the map changed after it was built) is not used.
+    const other = JSON.parse(mapText) as { sources: string[] };
+    writeFileSync(mapFile + MAP_INDEX_SUFFIX, encodeMapIndex(JSON.stringify({ ...other, sources: other.sources.map((s) => `${s}.stale`) }))!);
+    const stale = new BundleMap(mapFile);
+    for (let column = 1; column < Math.min(lines[0]!.length, 5_000); column += 97) expect(stale.origin(1, column)).toEqual(decoded.origin(1, column));
+  }, 60_000);
 });

@@ -62,10 +62,16 @@ export function isRetryable(answer: RetryableAnswer): boolean {
  * The wait before retry number `retry` (1 for the first retry), or undefined to give up: the
  * server's delay plus a jittered backoff (uniform in [0, min(cap, base·2^(retry−1)))), as long
  * as the retry is within `maxRetries` and is sent within `budgetMs` of the first request.
+ * When the server named a delay, the jitter spreads a refused cohort over at most that delay
+ * once more (0.5 s at least): the server knows when it will have room (a 1 s rate-limit window,
+ * a breaker's reset), and a backoff grown to 20 s on top of a 1 s `Retry-After` left agents
+ * idle long after the window had room (seed 7 at 1,000 actions: 2,579 retries, 32 agents
+ * retrying for 2–5 minutes before giving up).
  */
 export function retryDelayMs(policy: RetryPolicy, retry: number, serverMs: number | undefined, elapsedMs: number, rng: Rng): number | undefined {
   if (retry > policy.maxRetries) return undefined;
-  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** (retry - 1));
+  const backoff = Math.min(policy.capMs, policy.baseMs * 2 ** (retry - 1));
+  const ceiling = serverMs ? Math.min(backoff, Math.max(policy.baseMs, serverMs)) : backoff;
   const wait = (serverMs ?? 0) + Math.floor(rng() * ceiling);
   if (elapsedMs + wait > policy.budgetMs) return undefined;
   return wait;

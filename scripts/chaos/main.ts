@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { AGENT_RETRY } from './agent-retry';
 import { INJECTORS } from './injectors';
-import { chaosLimits, chaosRateLimit, chaosSpendCaps } from './limits';
+import { CHAOS_BREAKER_RESET_SECONDS, chaosLimits, chaosRateLimit, chaosSpendCaps } from './limits';
 import { checkAll, formatTable } from './invariants';
 import { actionAt, sliceSchedule, type Schedule } from './schedule';
 import { runStorm, type RunOptions } from './storm';
@@ -101,7 +101,7 @@ const { first, last } = describe(schedule);
 out(`chaos: seed ${seed}, actions ${schedule.actions.length} (#${first}..#${last - 1}), crashes ${schedule.events.filter((e) => e.injector === 'sigkill').length}, agents ${agents}, injectors: ${INJECTORS.map((i) => i.name).join(', ')}`);
 {
   const r = chaosRateLimit(actions);
-  out(`limits: shipped policies/limits.json + ${r.id} (${r.limit} ${r.only!.join(', ')} per ${r.windowSeconds} s), ${chaosSpendCaps(actions).map((c) => `${c.id} (${c.amount} per ${c.period})`).join(', ')}`);
+  out(`limits: shipped policies/limits.json + ${r.id} (${r.limit} ${r.only!.join(', ')} per ${r.windowSeconds} s), ${chaosSpendCaps(actions).map((c) => `${c.id} (${c.amount} per ${c.period})`).join(', ')}; breakers reset after ${CHAOS_BREAKER_RESET_SECONDS} s`);
 }
 const first_ = await runOnce(schedule);
 const o = first_.obs;

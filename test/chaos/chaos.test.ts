@@ -23,7 +23,8 @@ import {
   sideEffectsMatchOutcomes,
   spendWithinCaps,
 } from '../../scripts/chaos/invariants';
-import { chaosLimits } from '../../scripts/chaos/limits';
+import { CHAOS_BREAKER_RESET_SECONDS, chaosLimits } from '../../scripts/chaos/limits';
+import { readLimitsFile } from '../../lambdas/limits/config';
 import type { Finding } from '../../lambdas/receipts/verify';
 import { derive } from '../../scripts/chaos/rng';
 import { actionAt, envelopeOf, sliceSchedule, type ActionSpec, type Schedule } from '../../scripts/chaos/schedule';
@@ -115,16 +116,28 @@ describe('a simulated agent retrying POST /v1/actions', () => {
       fc.property(fc.integer({ min: 0, max: 2 ** 31 }), fc.integer({ min: 1, max: AGENT_RETRY.maxRetries }), fc.integer({ min: 0, max: 30_000 }), (seed, retry, server) => {
         const wait = retryDelayMs(AGENT_RETRY, retry, server, 0, derive(seed, 8))!;
         expect(wait).toBeGreaterThanOrEqual(server);
-        expect(wait).toBeLessThan(server + Math.min(AGENT_RETRY.capMs, AGENT_RETRY.baseMs * 2 ** (retry - 1)));
+        const backoff = Math.min(AGENT_RETRY.capMs, AGENT_RETRY.baseMs * 2 ** (retry - 1));
+        expect(wait).toBeLessThan(server + (server > 0 ? Math.min(backoff, Math.max(AGENT_RETRY.baseMs, server)) : backoff));
       }),
       { numRuns: 200 },
     );
     // Twenty agents refused in one 1 s window do not all return at its reset.
     const third = Array.from({ length: 20 }, (_, i) => retryDelayMs(AGENT_RETRY, 3, 1_000, 0, derive(7, 8, i))!);
-    expect(new Set(third.map((w) => Math.floor(w / 250))).size).toBeGreaterThan(4);
+    expect(new Set(third.map((w) => Math.floor(w / 100))).size).toBeGreaterThan(4);
+    // Nor, asked to come back in 1 s, does one wait 20 s more once its backoff has grown.
+    const late = Array.from({ length: 20 }, (_, i) => retryDelayMs(AGENT_RETRY, 10, 1_000, 0, derive(7, 8, i))!);
+    expect(Math.max(...late)).toBeLessThan(2_000);
+    expect(new Set(late.map((w) => Math.floor(w / 100))).size).toBeGreaterThan(4);
     // Out of retries, or out of time: give up.
     expect(retryDelayMs(AGENT_RETRY, AGENT_RETRY.maxRetries + 1, 0, 0, derive(1, 8))).toBeUndefined();
     expect(retryDelayMs(AGENT_RETRY, 2, 30_000, AGENT_RETRY.budgetMs - 10_000, derive(1, 8))).toBeUndefined();
+  });
+
+  it('meets breakers that open, refuse and half-open as shipped, only resetting sooner', () => {
+    const shipped = readLimitsFile().limits.breakers;
+    const storm = chaosLimits(1_000).loaded.limits.breakers;
+    expect(storm.default).toEqual({ ...shipped.default, resetSeconds: Math.min(shipped.default.resetSeconds, CHAOS_BREAKER_RESET_SECONDS) });
+    expect(Object.keys(storm.connectors)).toEqual(Object.keys(shipped.connectors));
   });
 
   it('waits the whole bound from when it began, however long ago the last restart was', () => {

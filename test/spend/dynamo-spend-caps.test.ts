@@ -1,3 +1,4 @@
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoSpendCapStore } from '../../lambdas/adapters/aws/dynamo-spend-caps';
 import type { CapCharge, ReserveResult } from '../../lambdas/ports/spend-caps';
@@ -84,6 +85,60 @@ describe('DynamoSpendCapStore', () => {
     expect(await store.listReservations(`act_${p}`)).toEqual([
       { actionId: `act_${p}`, stepId: 'book', connector: 'travel', amount: 2_500, caps: charges.map((c) => ({ key: c.key, capId: c.capId })), state: 'held' },
     ]);
+  }, 60_000);
+
+  it('concurrent first attempts at the same step, racing other steps for the last room, never leave a counter below what its held reservations charged', async () => {
+    // The stepwise path's races (dynalite): one attempt refused and giving back what the step
+    // had charged while another attempt of the same step goes on charging and holds it. Every
+    // counter must still carry every held reservation (over-counting is the safe side).
+    for (let trial = 0; trial < 40; trial++) {
+      const p = fresh();
+      // Room for one or two of the three steps on the binding cap (charged second).
+      const charges = caps(p, trial % 2 === 0 ? 1_000 : 1_500);
+      const ask = (action: string) => store.reserve({ actionId: action, stepId: 'order', connector: 'procurement', amount: 700, caps: charges }, NOW);
+      const actions = [`act_${p}_a`, `act_${p}_b`, `act_${p}_c`];
+      // Attempts start staggered by event-loop turns, so a later one finds an earlier one mid-way.
+      const after = async (turns: number) => {
+        for (let t = 0; t < turns; t++) await new Promise((resolve) => setImmediate(resolve));
+      };
+      await Promise.all(actions.flatMap((a, i) => Array.from({ length: 6 }, (_, k) => after(((trial + i) * 7 + k * 5) % 40).then(() => ask(a)))));
+      const held = (await Promise.all(actions.map((a) => store.listReservations(a)))).flat().filter((r) => r.state === 'held');
+      const usage = await store.usage(charges.map((c) => c.key));
+      for (const c of charges) {
+        const carried = held.reduce((sum, r) => sum + r.amount, 0);
+        expect(usage.get(c.key)?.used ?? 0, `trial ${trial}, ${c.capId}`).toBeGreaterThanOrEqual(carried);
+        expect(usage.get(c.key)?.used ?? 0, `trial ${trial}, ${c.capId}`).toBeLessThanOrEqual(c.limit);
+      }
+    }
+  }, 120_000);
+
+  it('a reservation a crash left half given back is started afresh, never continued on counters already returned', async () => {
+    const p = fresh();
+    const charges = caps(p, 1_000);
+    const request = { actionId: `act_${p}`, stepId: 'order', connector: 'procurement', amount: 700, caps: charges };
+    // What a refused attempt leaves when killed while giving back: the reservation marked, the
+    // first counter already returned.
+    await db.client.send(
+      new PutItemCommand({
+        TableName: db.tableName,
+        Item: {
+          pk: { S: `RESERVE#act_${p}` },
+          sk: { S: 'order' },
+          connector: { S: 'procurement' },
+          amount: { N: '700' },
+          caps: { S: JSON.stringify(charges.map((c) => ({ key: c.key, capId: c.capId }))) },
+          state: { S: 'aborted' },
+          applied: { N: '1' },
+          reservedAt: { S: NOW.toISOString() },
+          expiresAt: { N: String(EXPIRES) },
+        },
+      }),
+    );
+    expect(await store.reserve(request, NOW)).toEqual({ outcome: 'reserved' });
+    const usage = await store.usage(charges.map((c) => c.key));
+    expect(usage.get(charges[0]!.key)).toEqual({ used: 700, reserved: 700, committed: 0 });
+    expect(usage.get(charges[1]!.key)).toEqual({ used: 700, reserved: 700, committed: 0 });
+    expect((await store.listReservations(`act_${p}`)).map((r) => r.state)).toEqual(['held']);
   }, 60_000);
 
   it('final moves reserved to committed, release gives the room back, and settling twice changes nothing', async () => {

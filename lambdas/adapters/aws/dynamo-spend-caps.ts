@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import {
+  type AttributeValue,
   BatchGetItemCommand,
   DeleteItemCommand,
   GetItemCommand,
@@ -35,10 +37,13 @@ import { conditionalWrite, guard, isConditionFailure, N, queryAll, S, type Item 
  */
 
 /** A reservation as stored: `pending` while the stepwise path is charging its counters one by one. */
-type StoredReservation = Omit<Reservation, 'state'> & { state: ReservationState | 'pending'; applied: number };
+type StoredReservation = Omit<Reservation, 'state'> & { state: ReservationState | 'pending' | 'aborted'; applied: number; nonce?: string };
 
 const counterKey = (key: string) => ({ pk: S(`SPENDCAP#${key}`), sk: S('SPENDCAP') });
 const reservationKey = (actionId: string, stepId: string) => ({ pk: S(`RESERVE#${actionId}`), sk: S(stepId) });
+
+/** How often the stepwise path starts afresh after losing a race to another attempt at the same step. */
+const STEPWISE_ROUNDS = 20;
 
 /** How often a transaction that lost to a concurrent one on the same counter is tried again. */
 const CONFLICT_ATTEMPTS = 40;
@@ -200,67 +205,112 @@ export class DynamoSpendCapStore implements SpendCapStore {
     }
   }
 
+  /**
+   * The stepwise path (no transactions). Attempts at the same step may run side by side (a
+   * retried IssueGrant while the first is still running, two runs of one action) or resume one
+   * a crash cut off, so every write that moves a reservation on is conditional on its state:
+   *
+   * - progress (`applied`) and the final `held` are written only while it is `pending`;
+   * - a refused attempt first marks it `aborted` (only from `pending`), then gives back the
+   *   counters its progress says were charged, then deletes it. The mark is what keeps two
+   *   attempts apart: one that finds it aborted, or loses a conditional write, never goes on
+   *   charging counters that are being given back, and never gives back counters another
+   *   attempt has built on. It starts afresh instead.
+   *
+   * What a lost attempt or a crash leaves charged stays charged: a counter may over-count (it
+   * fails closed) but never holds less than its held reservations (test/spend/dynamo-spend-caps.test.ts).
+   */
   private async reserveStepwise(request: ReservationRequest, now: Date): Promise<ReserveResult> {
-    const created = await conditionalWrite(
+    for (let round = 0; round < STEPWISE_ROUNDS; round++) {
+      // Which reservation this is: one deleted and created again is another, and progress
+      // written for the first must never land on the second.
+      const nonce = randomUUID();
+      const created = await conditionalWrite(
+        this.client,
+        new PutItemCommand({
+          TableName: this.table,
+          Item: { ...this.reservationItem(request, 'pending', now), applied: N(0), nonce: S(nonce) },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      const existing = created ? undefined : await this.getReservation(request.actionId, request.stepId);
+      const instance = created ? nonce : existing?.nonce;
+      // Deleted between the two: start afresh.
+      if (!created && !existing) continue;
+      if (existing?.state === 'aborted') {
+        // A refused attempt is giving its counters back (or a crash stopped it doing so: what it
+        // did not give back stays counted). Once it is gone, this one starts afresh.
+        await this.deleteIn(request, 'aborted');
+        continue;
+      }
+      if (existing && existing.state !== 'pending') return { outcome: 'replayed' };
+      let applied = existing?.applied ?? 0;
+      // Resuming a reservation a crash interrupted: its own list of counters, not the caller's.
+      const caps = existing ? existing.caps.map((c) => request.caps.find((r) => r.key === c.key) ?? { ...c, limit: Number.MAX_SAFE_INTEGER, expiresAt: 0 }) : request.caps;
+      let lost = false;
+      for (; applied < caps.length; applied++) {
+        const charged = await conditionalWrite(this.client, new UpdateItemCommand(chargeUpdate(this.table, caps[applied]!, request.amount)));
+        if (!charged) {
+          // Refused: mark it aborted first, then give back what its progress says was charged.
+          if (await this.moveFrom(request, instance, 'SET #state = :aborted', { ':aborted': S('aborted') })) {
+            for (let i = applied - 1; i >= 0; i--) {
+              await guard(() => this.client.send(new UpdateItemCommand(settleUpdate(this.table, caps[i]!.key, request.amount, 'released'))));
+            }
+            // Nothing is charged any more: drop the reservation, so a later attempt starts afresh.
+            await this.deleteIn(request, 'aborted');
+            return { outcome: 'refused', capId: caps[applied]!.capId };
+          }
+          // Another attempt moved it on (held it, or is giving it back).
+          lost = true;
+          break;
+        }
+        // After the last counter, `held` below records the progress.
+        if (applied + 1 === caps.length) continue;
+        if (!(await this.moveFrom(request, instance, 'SET applied = :n', { ':n': N(applied + 1) }))) {
+          lost = true;
+          break;
+        }
+      }
+      if (!lost && (await this.moveFrom(request, instance, 'SET #state = :held REMOVE applied, nonce', { ':held': S('held') }))) {
+        return { outcome: existing ? 'replayed' : 'reserved' };
+      }
+      // Lost a race: held by the other attempt (a replay), or being given back (start afresh).
+      const now2 = await this.getReservation(request.actionId, request.stepId);
+      if (now2 && now2.state !== 'pending' && now2.state !== 'aborted') return { outcome: 'replayed' };
+    }
+    throw new LedgerThrottledError();
+  }
+
+  /**
+   * Updates the reservation only while it is `pending` and the same one (`instance`, its nonce;
+   * undefined for one written before nonces); false when it is not (moved on, gone, or another).
+   */
+  private moveFrom(request: ReservationRequest, instance: string | undefined, update: string, values: Record<string, AttributeValue>): Promise<boolean> {
+    return conditionalWrite(
       this.client,
-      new PutItemCommand({
+      new UpdateItemCommand({
         TableName: this.table,
-        Item: { ...this.reservationItem(request, 'pending', now), applied: N(0) },
-        ConditionExpression: 'attribute_not_exists(pk)',
+        Key: reservationKey(request.actionId, request.stepId),
+        UpdateExpression: update,
+        ConditionExpression: instance === undefined ? '#state = :pending AND attribute_not_exists(nonce)' : '#state = :pending AND nonce = :nonce',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: { ':pending': S('pending'), ...(instance === undefined ? {} : { ':nonce': S(instance) }), ...values },
       }),
     );
-    const existing = created ? undefined : await this.getReservation(request.actionId, request.stepId);
-    if (existing && existing.state !== 'pending') return { outcome: 'replayed' };
-    let applied = existing?.applied ?? 0;
-    // Resuming a reservation a crash interrupted: its own list of counters, not the caller's.
-    const caps = existing ? existing.caps.map((c) => request.caps.find((r) => r.key === c.key) ?? { ...c, limit: Number.MAX_SAFE_INTEGER, expiresAt: 0 }) : request.caps;
-    for (; applied < caps.length; applied++) {
-      const charged = await conditionalWrite(this.client, new UpdateItemCommand(chargeUpdate(this.table, caps[applied]!, request.amount)));
-      if (!charged) {
-        for (let i = applied - 1; i >= 0; i--) {
-          await guard(() => this.client.send(new UpdateItemCommand(settleUpdate(this.table, caps[i]!.key, request.amount, 'released'))));
-        }
-        // Nothing is charged any more: drop the reservation, so a later attempt starts afresh.
-        await guard(() =>
-          this.client.send(
-            new DeleteItemCommand({
-              TableName: this.table,
-              Key: reservationKey(request.actionId, request.stepId),
-              ConditionExpression: '#state = :pending',
-              ExpressionAttributeNames: { '#state': 'state' },
-              ExpressionAttributeValues: { ':pending': S('pending') },
-            }),
-          ),
-        ).catch((error: unknown) => {
-          if (!isConditionFailure(error)) throw error;
-        });
-        return { outcome: 'refused', capId: caps[applied]!.capId };
-      }
-      // After the last counter, `held` below records the progress.
-      if (applied + 1 === caps.length) continue;
-      await guard(() =>
-        this.client.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: reservationKey(request.actionId, request.stepId),
-            UpdateExpression: 'SET applied = :n',
-            ExpressionAttributeValues: { ':n': N(applied + 1) },
-          }),
-        ),
-      );
-    }
-    await guard(() =>
-      this.client.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: reservationKey(request.actionId, request.stepId),
-          UpdateExpression: 'SET #state = :held REMOVE applied',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':held': S('held') },
-        }),
-      ),
+  }
+
+  /** Deletes the reservation if it is still in state `state`. */
+  private async deleteIn(request: ReservationRequest, state: 'aborted'): Promise<void> {
+    await conditionalWrite(
+      this.client,
+      new DeleteItemCommand({
+        TableName: this.table,
+        Key: reservationKey(request.actionId, request.stepId),
+        ConditionExpression: '#state = :state',
+        ExpressionAttributeNames: { '#state': 'state' },
+        ExpressionAttributeValues: { ':state': S(state) },
+      }),
     );
-    return { outcome: existing ? 'replayed' : 'reserved' };
   }
 
   private async getReservation(actionId: string, stepId: string): Promise<StoredReservation | undefined> {
@@ -268,7 +318,7 @@ export class DynamoSpendCapStore implements SpendCapStore {
       this.client.send(new GetItemCommand({ TableName: this.table, Key: reservationKey(actionId, stepId), ConsistentRead: true })),
     );
     if (!out.Item) return undefined;
-    return { ...toReservation(out.Item), state: (out.Item.state?.S ?? 'held') as ReservationState | 'pending', applied: Number(out.Item.applied?.N ?? 0) };
+    return { ...toReservation(out.Item), state: (out.Item.state?.S ?? 'held') as StoredReservation['state'], applied: Number(out.Item.applied?.N ?? 0), ...(out.Item.nonce?.S ? { nonce: out.Item.nonce.S } : {}) };
   }
 
   async settle(actionId: string, stepId: string, to: 'final' | 'released', now: Date, known?: Reservation): Promise<boolean> {

@@ -692,8 +692,28 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     const boundFrom = (id: string) => Math.max(lastRestart, Date.parse(views.get(id)?.createdAt ?? '') || 0);
     const ids = [...new Set(runs.flatMap((r) => r.ids))];
     let pending = ids;
+    const requesterOf = new Map(runs.flatMap((r) => r.ids.map((id) => [id, r.spec.requester] as const)));
+    // Read as an agent would: a few at a time, and a 429 or 503 waited out as the server says
+    // (all at once, 10,000 reads met the read quota and most came back refused, not read).
+    const readView = async (id: string) => {
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const res = await call('GET', `/v1/actions/${id}`, requesterOf.get(id)!);
+        if (res?.status !== 429 && res?.status !== 503) return res?.body as { id?: string } | undefined;
+        await sleep(Math.min(5_000, serverDelayMs(res.headers, Date.now()) ?? 500));
+      }
+      return undefined;
+    };
     for (;;) {
-      const got = await Promise.all(pending.map(async (id) => [id, (await call('GET', `/v1/actions/${id}`, runs.find((r) => r.ids.includes(id))!.spec.requester))?.body] as const));
+      const got: (readonly [string, { id?: string } | undefined])[] = [];
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(32, pending.length) }, async () => {
+          while (next < pending.length) {
+            const id = pending[next++]!;
+            got.push([id, await readView(id)]);
+          }
+        }),
+      );
       for (const [id, body] of got) if (body?.id) views.set(id, body as FinalView);
       pending = pending.filter((id) => !TERMINAL.has(views.get(id)?.status ?? ''));
       if (pending.every((id) => Date.now() > boundFrom(id) + options.settleBoundMs)) break;

@@ -389,7 +389,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
           const haltId = res.status === 403 && typeOf(parsed)?.endsWith(':halted') ? String((parsed as { haltId?: unknown }).haltId) : undefined;
           responses.push({
             method,
-            path: path.replace(/act_[0-9A-Za-z]+|apr_[0-9A-Za-z]+|hlt_[0-9A-Za-z]+/g, ':id'),
+            path: path.replace(/act_[0-9A-Za-z]+|apr_[0-9A-Za-z]+|hlt_[0-9A-Za-z]+/g, ':id').replace(/cursor=[^&]*/, 'cursor=…'),
             status: res.status,
             retryAfter: res.headers.get('retry-after'),
             type: typeOf(parsed),

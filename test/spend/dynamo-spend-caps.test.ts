@@ -134,7 +134,9 @@ describe('DynamoSpendCapStore', () => {
         },
       }),
     );
-    expect(await store.reserve(request, NOW)).toEqual({ outcome: 'reserved' });
+    // The stepwise path (what dynalite always takes; DynamoDB Local takes it when told to).
+    const stepwise = new DynamoSpendCapStore({ client: db.client, tableName: db.tableName, transactions: false });
+    expect(await stepwise.reserve(request, NOW)).toEqual({ outcome: 'reserved' });
     const usage = await store.usage(charges.map((c) => c.key));
     expect(usage.get(charges[0]!.key)).toEqual({ used: 700, reserved: 700, committed: 0 });
     expect(usage.get(charges[1]!.key)).toEqual({ used: 700, reserved: 700, committed: 0 });

@@ -21,7 +21,7 @@ import type { TaskCallbacks } from '../ports/task-callbacks';
 import type { WorkflowStarter } from '../ports/workflow';
 import type { Metrics } from '../ports/metrics';
 import type { PolicyEngine } from '../policy/index';
-import { readLimitsFile, type LoadedLimits } from '../limits/config';
+import { killSwitchBudget, readLimitsFile, type LoadedLimits } from '../limits/config';
 import { RateLimiter } from '../limits/rate-limiter';
 import { spendAwareDecider } from '../policy/decider';
 import { SpendCaps } from '../spend/caps';
@@ -153,6 +153,7 @@ function guardrailsOn(db: DynamoDBClient, tableName: string, limits: LoadedLimit
 function rateLimiter(limits: LoadedLimits, db: DynamoDBClient, tableName: string, metrics: Metrics): RateLimiter {
   return new RateLimiter({
     policies: limits.limits.rateLimits,
+    killSwitch: { role: limits.limits.killSwitch.role, budget: killSwitchBudget(limits.limits) },
     counters: new DynamoRateCounters({ client: db, tableName }),
     now: () => new Date(),
     metrics,

@@ -12,7 +12,7 @@ import { FileEventPublisher } from '../adapters/local/file-event-publisher';
 import { DEFAULT_APPROVAL_TIMEOUT_SECONDS } from '../approvals/approvals';
 import { defaultIntakeConfig, type IntakeConfig } from '../intake/intake';
 import { loadPolicyEngine } from '../policy/index';
-import { readLimitsFile, type LoadedLimits } from '../limits/config';
+import { killSwitchBudget, readLimitsFile, type LoadedLimits } from '../limits/config';
 import { RateLimiter } from '../limits/rate-limiter';
 import { spendAwareDecider } from '../policy/decider';
 import { SpendCaps } from '../spend/caps';
@@ -202,6 +202,7 @@ export function composeLocal(infra: LocalInfrastructure, settings: LocalSettings
   // One process, one instance: the intake and approvals routes share its leases.
   const rateLimiter = new RateLimiter({
     policies: limits.limits.rateLimits,
+    killSwitch: { role: limits.limits.killSwitch.role, budget: killSwitchBudget(limits.limits) },
     counters: new DynamoRateCounters({ client, tableName }),
     now: infra.rateLimitClock ?? now,
     metrics,

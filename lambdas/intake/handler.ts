@@ -191,7 +191,9 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
             isTool: () => true,
             verifiedAgent: principal.agent,
           });
-          return { status: 200, body: { policies: await rt.rateLimiter.quotas(request) } };
+          // A kill-switch holder also sees the budget their halt calls count against.
+          const killSwitch = rt.rateLimiter.killSwitchRole !== undefined && principal.roles.includes(rt.rateLimiter.killSwitchRole);
+          return { status: 200, body: { policies: await rt.rateLimiter.quotas(request, { killSwitch }) } };
         },
       },
 

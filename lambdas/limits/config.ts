@@ -21,6 +21,9 @@ const Name = z.string().regex(/^[a-z][a-z0-9_]*$/, 'a connector name');
 const ToolName = z.string().regex(/^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$/, 'a tool name `<connector>.<tool>`');
 const CurrencyCode = z.string().regex(/^[A-Z]{3}$/, 'an upper-case ISO 4217 code');
 
+/** The policy id of the kill switch's budget (reserved: no rate limit of the file may take it). */
+export const KILL_SWITCH_BUDGET_ID = 'kill-switch';
+
 /** Who a rate limit counts for: everyone, or each principal / agent / tool / connector on its own. */
 export const RateLimitScopes = ['global', 'principal', 'agent', 'tool', 'connector'] as const;
 
@@ -129,6 +132,19 @@ export const LimitsSchema = z
         role: z.string().min(1).max(256),
         /** How quickly a halt reaches every function (the most any function caches halts). */
         propagationSeconds: z.number().int().min(1).max(5),
+        /**
+         * The kill switch's own rate budget, per principal holding `role`: their calls to list,
+         * halt and resume (GET and POST /v1/halts, DELETE /v1/halts/{id}) count against it alone,
+         * never against the rate limits above, so agents that use up the global quota cannot
+         * lock an operator out of stopping them. Shown as the policy `kill-switch`.
+         */
+        budget: z
+          .object({
+            limit: z.number().int().min(1).max(10_000),
+            windowSeconds: z.number().int().min(1).max(86_400),
+          })
+          .strict()
+          .default({ limit: 60, windowSeconds: 60 }),
       })
       .strict(),
     /** Absent: no anomaly guard. */
@@ -144,6 +160,9 @@ export const LimitsSchema = z
       });
     }
     limits.rateLimits.forEach((r, i) => {
+      if (r.id === KILL_SWITCH_BUDGET_ID) {
+        ctx.addIssue({ code: 'custom', path: ['rateLimits', i, 'id'], message: `"${KILL_SWITCH_BUDGET_ID}" is the kill switch's own budget (\`killSwitch.budget\`)` });
+      }
       if (r.only && r.scope !== 'tool' && r.scope !== 'connector') {
         ctx.addIssue({ code: 'custom', path: ['rateLimits', i, 'only'], message: '`only` applies to tool and connector scopes' });
       }
@@ -154,6 +173,12 @@ export const LimitsSchema = z
     });
   });
 export type Limits = z.infer<typeof LimitsSchema>;
+
+/** The kill switch's budget as a rate limit: per principal, exact to the request (lease 1). */
+export function killSwitchBudget(limits: Limits): RateLimit {
+  const { limit, windowSeconds } = limits.killSwitch.budget;
+  return { id: KILL_SWITCH_BUDGET_ID, scope: 'principal', limit, windowSeconds, lease: 1 };
+}
 export type RateLimit = z.infer<typeof RateLimitSchema>;
 export type SpendCap = z.infer<typeof SpendCapSchema>;
 export type BreakerSettings = z.infer<typeof BreakerSettingsSchema>;

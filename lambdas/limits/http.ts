@@ -20,6 +20,17 @@ const ACTION_CREATING = 'POST /v1/actions';
  * agent (an agent looping on previews is still looping) but not for tools and connectors.
  */
 const NAMING_AN_AGENT = new Set([ACTION_CREATING, 'POST /v1/decisions']);
+/**
+ * The kill switch's routes. Called by a holder of its role, they count against the kill
+ * switch's own budget only: the moment an operator must stop the fleet is the moment the
+ * fleet has used up the global quota.
+ */
+const KILL_SWITCH_ROUTES = new Set(['GET /v1/halts', 'POST /v1/halts', 'DELETE /v1/halts/{id}']);
+
+/** Whether `principal` calling `routeKey` is a kill-switch call (its own budget). */
+export function isKillSwitchCall(routeKey: string, principal: Principal, role: string | undefined): boolean {
+  return role !== undefined && KILL_SWITCH_ROUTES.has(routeKey) && principal.roles.includes(role);
+}
 
 /** A request as the edge sees it when it counts it. */
 export interface CountedRequest {
@@ -47,6 +58,7 @@ export async function admitRequest(gate: RateGate, req: CountedRequest): Promise
     isTool: (name) => gate.tools.find(name) !== undefined,
     verifiedAgent: req.principal.agent,
   });
+  if (isKillSwitchCall(req.routeKey, req.principal, gate.limiter.killSwitchRole)) request.killSwitch = true;
   try {
     const admission = await gate.limiter.admit(request, req.logger);
     return admission.tightest ? rateLimitFields(admission.tightest) : {};

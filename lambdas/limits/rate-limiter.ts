@@ -60,6 +60,11 @@ export interface RateLimiterDeps {
   logger?: Logger;
   /** Picks the first shard to try (random by default; injectable so tests are deterministic). */
   random?: () => number;
+  /**
+   * The kill switch: holders of `role` calling the halt routes are counted against `budget`
+   * alone (limits.json `killSwitch.budget`), whatever the agents have used of the rest.
+   */
+  killSwitch?: { role: string; budget: RateLimit };
 }
 
 /** What an admitted request is told: the tightest applicable policy, if any applies. */
@@ -106,7 +111,7 @@ export class RateLimiter {
    */
   async admit(request: RateRequest, log: Logger | undefined = this.deps.logger): Promise<Admission> {
     const at = this.deps.now();
-    const applied = applicablePolicies(this.deps.policies, request);
+    const applied = applicablePolicies(this.policiesFor(request), request);
     if (applied.length === 0) return { tightest: undefined };
     const states = applied.map((a) => ({ a, window: this.windowState(a, at) }));
 
@@ -126,9 +131,10 @@ export class RateLimiter {
   }
 
   /** The caller's quotas: every policy `request` would be counted by, with what is left of each window. */
-  async quotas(request: RateRequest): Promise<QuotaView[]> {
+  async quotas(request: RateRequest, options: { killSwitch?: boolean } = {}): Promise<QuotaView[]> {
     const at = this.deps.now();
-    const applied = applicablePolicies(this.deps.policies, request);
+    const budget = options.killSwitch ? this.deps.killSwitch?.budget : undefined;
+    const applied = applicablePolicies(budget ? [...this.deps.policies, budget] : this.deps.policies, request);
     const keys = applied.map((a) => {
       const window = windowOf(at, a.policy.windowSeconds);
       return Array.from({ length: shardCount(a.policy) }, (_, shard) => this.key(a, window.start, shard));
@@ -149,6 +155,18 @@ export class RateLimiter {
         resetAt: new Date(window.end * 1000).toISOString(),
       };
     });
+  }
+
+  /** The role whose holders' halt calls count against the kill switch's budget (undefined: none). */
+  get killSwitchRole(): string | undefined {
+    return this.deps.killSwitch?.role;
+  }
+
+  /** The policies that count `request`: the kill switch's budget alone for a kill-switch call. */
+  private policiesFor(request: RateRequest): readonly RateLimit[] {
+    if (!request.killSwitch) return this.deps.policies;
+    // Not configured: a kill-switch call counts as any other request (never for nothing).
+    return this.deps.killSwitch ? [this.deps.killSwitch.budget] : this.deps.policies;
   }
 
   private key(a: AppliedPolicy, window: number, shard: number): CounterKey {

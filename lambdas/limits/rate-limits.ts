@@ -30,6 +30,11 @@ export interface RateRequest {
   agentVerified?: boolean;
   /** Registered tools the request would call; only for requests that create an action. */
   tools: string[];
+  /**
+   * A kill-switch call: a holder of the kill-switch role listing, halting or resuming. Counted
+   * against the kill switch's own budget instead of the rate limits (RateLimiterDeps.killSwitch).
+   */
+  killSwitch?: boolean;
 }
 
 /** One policy counting one subject: the unit a window counter belongs to. */

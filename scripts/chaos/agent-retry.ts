@@ -87,3 +87,35 @@ export function retryDelayMs(policy: RetryPolicy, retry: number, serverMs: numbe
 export function waitIsOver(now: number, startedAt: number, lastRestart: number, boundMs: number): boolean {
   return now > Math.max(startedAt, lastRestart) + boundMs;
 }
+
+/** How long an operator keeps at a halt or resume the service asks them to retry. */
+export const OPERATOR_RETRY_BUDGET_MS = 600_000;
+
+/**
+ * An operator's halt or resume, sent until it is answered with anything but a 429 or a 503
+ * (waiting what the server asks, at least 250 ms, at most 10 s between tries): an operator
+ * keeps at the kill switch. A halt has no Idempotency-Key, so after a 503 (which may come
+ * after the halt was written) `recorded` is asked first whether it took effect; a 429 is
+ * refused before anything is recorded. Undefined when the budget ran out.
+ */
+export async function operatorCall<A extends Pick<RetryableAnswer, 'status' | 'headers'>>(
+  send: () => Promise<A | undefined>,
+  options: {
+    recorded?: () => Promise<A | undefined>;
+    now?: () => number;
+    sleep: (ms: number) => Promise<unknown>;
+    budgetMs?: number;
+  },
+): Promise<A | undefined> {
+  const now = options.now ?? Date.now;
+  const until = now() + (options.budgetMs ?? OPERATOR_RETRY_BUDGET_MS);
+  for (let answer = await send(); ; answer = await send()) {
+    if (answer && answer.status !== 429 && answer.status !== 503) return answer;
+    if (now() >= until) return answer;
+    await options.sleep(Math.min(10_000, Math.max(250, (answer && serverDelayMs(answer.headers, now())) ?? 1_000)));
+    if (answer?.status === 503 && options.recorded) {
+      const found = await options.recorded();
+      if (found) return found;
+    }
+  }
+}

@@ -12,7 +12,7 @@ import { approvalIdFor } from '../../lambdas/shared/ids';
 import { loadOrCreateIssuer } from '../../local/dev-issuer';
 import type { LiveEffect, VendorEffect } from '../../local/vendors/index';
 import { INJECTORS, type World } from './injectors';
-import { AGENT_RETRY, isRetryable, retryDelayMs, serverDelayMs, waitIsOver } from './agent-retry';
+import { AGENT_RETRY, isRetryable, operatorCall, retryDelayMs, serverDelayMs, waitIsOver } from './agent-retry';
 import { derive, int, type Rng } from './rng';
 import { BUYERS, envelopeOf, FINANCE_ADMINS, KILL_SWITCH_OPERATOR, person, SECURITY_ADMINS, type ActionSpec, type Schedule } from './schedule';
 
@@ -323,7 +323,15 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         release();
       },
       async halt(key, body) {
-        const res = await call('POST', '/v1/halts', KILL_SWITCH_OPERATOR, body);
+        const res = await operatorCall(() => call('POST', '/v1/halts', KILL_SWITCH_OPERATOR, body), {
+          sleep,
+          // A halt the 503 came after: the one with this reason, still active.
+          recorded: async () => {
+            const list = await call('GET', '/v1/halts', KILL_SWITCH_OPERATOR);
+            const found = list?.status === 200 ? (list.body.items as { reason: string; status: string }[]).find((h) => h.reason === body.reason && h.status === 'active') : undefined;
+            return found && list ? { ...list, status: 201, body: found } : undefined;
+          },
+        });
         if (res?.status !== 201 && res?.status !== 200) throw new Error(`halting ${body.scope} ${body.target}: ${res?.status} ${JSON.stringify(res?.body).slice(0, 300)}`);
         halts.push({ key, id: String(res.body.id), scope: body.scope, target: body.target, mode: body.mode, at: Date.now() });
         log(`  halt ${key}: ${body.scope} ${body.target}${body.mode === 'pause' ? ' (pause)' : ''}`);
@@ -332,8 +340,10 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         const halt = halts.find((h) => h.key === key && h.resumedAt === undefined);
         if (!halt) return;
         halt.resumeSentAt = Date.now();
-        const res = await call('DELETE', `/v1/halts/${halt.id}`, KILL_SWITCH_OPERATOR, { reason });
-        if (res?.status !== 200) throw new Error(`resuming ${halt.id}: ${res?.status} ${JSON.stringify(res?.body).slice(0, 300)}`);
+        const res = await operatorCall(() => call('DELETE', `/v1/halts/${halt.id}`, KILL_SWITCH_OPERATOR, { reason }), { sleep });
+        // A 409 after a retry: the resume a 503 came after was recorded (only this harness resumes).
+        const resumed = res?.status === 200 || (res?.status === 409 && res.body?.title === 'Already resumed');
+        if (!resumed) throw new Error(`resuming ${halt.id}: ${res?.status} ${JSON.stringify(res?.body).slice(0, 300)}`);
         halt.resumedAt = Date.now();
       },
       async cancel(index) {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AGENT_RETRY, isRetryable, retryDelayMs, serverDelayMs, waitIsOver } from '../../scripts/chaos/agent-retry';
+import { AGENT_RETRY, isRetryable, operatorCall, retryDelayMs, serverDelayMs, waitIsOver } from '../../scripts/chaos/agent-retry';
 import { INJECTORS } from '../../scripts/chaos/injectors';
 import {
   approvalsDecide,
@@ -237,6 +237,50 @@ const vote = (voter: string, decision: 'approve' | 'reject') => ({ voter, decisi
 const receiptWith = (votes: ReturnType<typeof vote>[], outcome: 'granted' | 'rejected' | 'expired' | 'pending') => ({
   outcome: { status: 'completed' },
   approvals: [{ approvalId: 'apr_A', quorum: 2, votes, outcome }],
+});
+
+describe("the storm's operator halting and resuming", () => {
+  const answer = (status: number, headers: Record<string, string> = {}, body: unknown = undefined) => ({ status, type: undefined, body, headers: new Headers(headers) });
+  /** A clock that moves only when the operator waits. */
+  const clock = () => {
+    let ms = Date.UTC(2030, 0, 1);
+    const waits: number[] = [];
+    return { now: () => ms, sleep: async (d: number) => void (waits.push(d), (ms += d)), waits };
+  };
+
+  it('keeps at a halt refused by a rate limit or a busy service, waiting what the server asks', async () => {
+    const c = clock();
+    const answers = [answer(429, { 'retry-after': '31' }), answer(503, { 'retry-after': '2' }), answer(503), answer(201)];
+    let sent = 0;
+    const res = await operatorCall(async () => answers[sent++], { sleep: c.sleep, now: c.now, recorded: async () => undefined });
+    expect(res?.status).toBe(201);
+    expect(sent).toBe(4);
+    expect(c.waits).toEqual([10_000, 2_000, 1_000]);
+  });
+
+  it('after a 503 takes the halt it finds recorded instead of sending another; a 429 recorded nothing, so it is never looked up', async () => {
+    const c = clock();
+    let sent = 0;
+    let looked = 0;
+    const found = answer(201, {}, { id: 'hlt_1' });
+    const res = await operatorCall(async () => (sent++ === 0 ? answer(429, { 'retry-after': '1' }) : answer(503, { 'retry-after': '1' })), {
+      sleep: c.sleep,
+      now: c.now,
+      recorded: async () => (looked++ === 0 ? undefined : found),
+    });
+    expect(res).toBe(found);
+    expect([sent, looked]).toEqual([3, 2]);
+  });
+
+  it('gives up with the last answer when its budget runs out, and never waits for an answer that is final', async () => {
+    const c = clock();
+    let sent = 0;
+    const res = await operatorCall(async () => (sent++, answer(429, { 'retry-after': '5' })), { sleep: c.sleep, now: c.now, budgetMs: 60_000 });
+    expect(res?.status).toBe(429);
+    expect(sent).toBe(13);
+    const final = await operatorCall(async () => answer(403), { sleep: c.sleep, now: c.now });
+    expect(final?.status).toBe(403);
+  });
 });
 
 describe('the invariants', () => {

@@ -158,3 +158,55 @@ describe('over a limit', () => {
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
   });
 });
+
+describe("the kill switch's own budget", () => {
+  let cp: TestControlPlane;
+  let ms = Date.UTC(2030, 0, 1, 0, 30);
+  let alice: string;
+  let operator: string;
+  beforeAll(async () => {
+    const limits = limitsWithRates([{ id: 'global-tiny', scope: 'global', limit: 3, windowSeconds: 3_600, shards: 1, lease: 1 }]);
+    limits.limits.killSwitch.budget = { limit: 2, windowSeconds: 3_600 };
+    cp = await startTestControlPlane({ controlPlane: { limits, rateLimitClock: () => new Date(ms) } });
+    alice = await cp.token('ks-alice', { roles: ['Employee'], manager: 'ks-bob' });
+    operator = await cp.token('ks-ops', { roles: ['KillSwitch'] });
+  });
+  afterAll(async () => {
+    await cp?.close();
+  });
+
+  it('a holder of the role sees it among their quotas; nobody else does', async () => {
+    const ops = await call(cp.url, 'GET', '/v1/limits', operator);
+    expect(ops.body.policies.map((p: { id: string }) => p.id)).toEqual(['global-tiny', 'kill-switch']);
+    expect(ops.body.policies[1]).toMatchObject({ scope: 'principal', subject: null, limit: 2, windowSeconds: 3_600, remaining: 2 });
+    const mine = await call(cp.url, 'GET', '/v1/limits', alice);
+    expect(mine.body.policies.map((p: { id: string }) => p.id)).toEqual(['global-tiny']);
+  });
+
+  it('halts and resumes when the agents have used up the global quota, within its own limit', async () => {
+    ms += 3_600_000; // a fresh window for every counter
+    for (let i = 0; i < 3; i++) expect((await call(cp.url, 'GET', '/v1/tools', alice)).status).toBe(200);
+    const refused = await call(cp.url, 'POST', '/v1/actions', alice, { body: echo('one more'), headers: { 'idempotency-key': 'ks-1' } });
+    expect(refused.status).toBe(429);
+    expect(refused.body['violated-policies']).toEqual(['global-tiny']);
+    // Someone without the role calling the halt routes is counted as any request: refused here.
+    const intruder = await call(cp.url, 'POST', '/v1/halts', alice, { body: { scope: 'agent', target: 'looper', reason: 'not mine to stop' } });
+    expect(intruder.status).toBe(429);
+
+    const halt = await call(cp.url, 'POST', '/v1/halts', operator, { body: { scope: 'agent', target: 'looper', reason: 'runaway agent', mode: 'stop' } });
+    expect(halt.status).toBe(201);
+    expect(halt.headers.get('ratelimit-policy')).toBe('"kill-switch";q=2;w=3600');
+    expect(halt.headers.get('ratelimit')).toBe('"kill-switch";r=1;t=1800');
+    const resumed = await call(cp.url, 'DELETE', `/v1/halts/${halt.body.id}`, operator, { body: { reason: 'fixed' } });
+    expect(resumed.status).toBe(200);
+    expect(resumed.headers.get('ratelimit')).toBe('"kill-switch";r=0;t=1800');
+
+    // The budget is a limit too: past it the operator waits like anyone else, and it is audited.
+    const over = await call(cp.url, 'GET', '/v1/halts', operator);
+    expect(over.status).toBe(429);
+    expect(over.body['violated-policies']).toEqual(['kill-switch']);
+    expect(over.headers.get('retry-after')).toBe('1800');
+    // The operator's other calls still count against the global quota, spent by the agents.
+    expect((await call(cp.url, 'GET', '/v1/tools', operator)).body['violated-policies']).toEqual(['global-tiny']);
+  });
+});

@@ -71,6 +71,8 @@ describe('the limits file', () => {
     ['a breaker jitter over 50 %', { ...shipped, breakers: { default: { failures: 5, windowSeconds: 30, resetSeconds: 30, jitter: 0.9, halfOpenSuccesses: 1 } } }, /^breakers\.default\.jitter: /],
     ['a kill switch slower than 5 s', { ...shipped, killSwitch: { role: 'KillSwitch', propagationSeconds: 60 } }, /^killSwitch\.propagationSeconds: /],
     ['no kill switch', { ...shipped, killSwitch: undefined }, /^killSwitch: /],
+    ['a rate limit taking the kill switch budget\'s id', { ...shipped, rateLimits: [{ id: 'kill-switch', scope: 'principal', limit: 1, windowSeconds: 60 }] }, /^rateLimits\.0\.id: "kill-switch" is the kill switch's own budget/],
+    ['an empty kill-switch budget', { ...shipped, killSwitch: { role: 'KillSwitch', propagationSeconds: 5, budget: { limit: 0, windowSeconds: 60 } } }, /^killSwitch\.budget\.limit: /],
     ['another format version', { ...shipped, version: 2 }, /^version: /],
   ])('refuses %s, naming the field', (_name, value, expected) => {
     const problems = problemsOf(value);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RateLimitSchema, type RateLimit } from '../../lambdas/limits/config';
 import { RateLimiter } from '../../lambdas/limits/rate-limiter';
-import { RateLimitExceededError } from '../../lambdas/limits/rate-limits';
+import { RateLimitExceededError, type RateRequest } from '../../lambdas/limits/rate-limits';
 import { MemoryCounters } from '../helpers/rate-limits';
 import type { Logger } from '../../lambdas/shared/logger';
 
@@ -15,7 +15,7 @@ function clock(start = Date.UTC(2030, 0, 1, 0, 0, 13)) {
   return { now: () => new Date(ms), advance: (s: number) => (ms += s * 1000) };
 }
 
-async function admitted(limiter: RateLimiter, n: number, request = { principal: 'alice', tools: [] as string[] }): Promise<number> {
+async function admitted(limiter: RateLimiter, n: number, request: RateRequest = { principal: 'alice', tools: [] }): Promise<number> {
   let ok = 0;
   for (let i = 0; i < n; i++) {
     try {
@@ -89,7 +89,7 @@ describe('the rate limiter', () => {
       counters,
       now: clock().now,
     });
-    expect(await admitted(limiter, 5, { principal: 'alice', agent: 'loop', tools: [] } as never)).toBe(2);
+    expect(await admitted(limiter, 5, { principal: 'alice', agent: 'loop', tools: [] })).toBe(2);
     // The principal's three refused requests are in this instance's lease, not lost: 98 more fit.
     expect(await admitted(limiter, 200)).toBe(98);
     expect(counters.total('p')).toBe(100);
@@ -110,6 +110,34 @@ describe('the rate limiter', () => {
     await expect(limiter.admit(request, log)).rejects.toBeInstanceOf(RateLimitExceededError);
     expect(counted).toEqual([{ name: 'RateLimitRejected', dims: { policy: 'agent-burst' } }]);
     expect(lines).toEqual([{ msg: 'rate limit refused', data: { audit: 'ratelimit.refused', principal: 'alice', agent: 'loop', tools: ['echo.say'], policies: ['agent-burst'] } }]);
+  });
+
+  it("counts a kill-switch call against the kill switch's budget alone, and audits its refusal", async () => {
+    const lines: { msg: string; data: unknown }[] = [];
+    const log = { info: (msg: string, data: unknown) => lines.push({ msg, data }) } as unknown as Logger;
+    const counters = new MemoryCounters();
+    const budget = policy({ id: 'kill-switch', scope: 'principal', limit: 2, lease: 1 });
+    const limiter = new RateLimiter({
+      policies: [policy({ id: 'global-burst', scope: 'global', limit: 1, lease: 1 })],
+      killSwitch: { role: 'KillSwitch', budget },
+      counters,
+      now: clock().now,
+    });
+    expect(limiter.killSwitchRole).toBe('KillSwitch');
+    expect(await admitted(limiter, 3, { principal: 'agent-owner', tools: [] })).toBe(1);
+    // The global quota is spent; the operator's halts still go through, up to the budget.
+    const ops = { principal: 'ops', tools: [], killSwitch: true };
+    expect((await limiter.admit(ops, log)).tightest).toMatchObject({ policy: budget, remaining: 1 });
+    await limiter.admit(ops, log);
+    const refusal = await limiter.admit(ops, log).catch((e: unknown) => e);
+    expect((refusal as RateLimitExceededError).violated.map((v) => v.policy.id)).toEqual(['kill-switch']);
+    expect(lines).toEqual([{ msg: 'rate limit refused', data: { audit: 'ratelimit.refused', principal: 'ops', tools: [], policies: ['kill-switch'] } }]);
+    expect(counters.total('global-burst')).toBe(1);
+    expect(counters.total('kill-switch')).toBe(2);
+    // Each operator has a budget of their own; without one configured a kill-switch call counts as any other.
+    expect(await admitted(limiter, 3, { principal: 'ops-2', tools: [], killSwitch: true })).toBe(2);
+    const plain = new RateLimiter({ policies: [policy({ id: 'global-burst', scope: 'global', limit: 1, lease: 1 })], counters: new MemoryCounters(), now: clock().now });
+    expect(await admitted(plain, 3, { principal: 'ops', tools: [], killSwitch: true })).toBe(1);
   });
 
   it('shows quotas read from the counters, leased blocks counted as used', async () => {

@@ -290,9 +290,9 @@ const operations: Record<string, OperationSpec> = {
     operationId: 'getAction',
     tag: 'actions',
     summary: 'One action',
-    description: 'Status, steps, decision, approvals, receipt and timestamps. Visible to its principal, its approvers and auditors; anyone else gets 404 (never 403, so ids cannot be probed).',
-    parameters: [ref('parameters', 'ActionId')],
-    success: [{ status: 200, description: 'The action.', schema: 'Action' }],
+    description: `Status, steps, decision, approvals, receipt and timestamps. Visible to its principal, its approvers and auditors; anyone else gets 404 (never 403, so ids cannot be probed). **Waiting for a change** (a long poll): with \`Prefer: wait=N\` (RFC 7240; at most ${defaultIntakeConfig.maxSyncWaitMs / 1000} s) an action that has not finished is answered when its status changes (to \`running\` or \`awaiting_approval\`), when it has ended and its receipt is written (so an end is always answered with its receipt), or after N seconds as it then is; the answer carries \`Preference-Applied\`. One waiting request counts once against the rate limits: wait instead of polling.`,
+    parameters: [ref('parameters', 'ActionId'), ref('parameters', 'PreferWait')],
+    success: [{ status: 200, description: 'The action (after the wait asked for, if any).', schema: 'Action', headers: ['WaitApplied'] }],
     errors: [{ status: 404, types: ['notFound'], when: 'no such action, or the caller may not see it' }],
   },
   'POST /v1/actions/{id}/cancel': {
@@ -640,6 +640,7 @@ function problemResponse(errors: ErrorSpec[]): JsonObject {
 const headerDocs: Record<string, { name: string; description: string; required: boolean; schema: JsonObject }> = {
   Location: { name: 'Location', description: 'Where to read the action.', required: true, schema: { type: 'string', pattern: `^/v1/actions/${ActionIdPattern.source.slice(1)}` } },
   PreferenceApplied: { name: 'Preference-Applied', description: 'The wait that was honoured (RFC 7240), e.g. `wait=5`.', required: true, schema: { type: 'string', pattern: '^wait=\\d+$' } },
+  WaitApplied: { name: 'Preference-Applied', description: 'Sent when the request asked to wait (`Prefer: wait=N`): the wait honoured (RFC 7240), e.g. `wait=20`.', required: false, schema: { type: 'string', pattern: '^wait=\\d+$' } },
   IdempotentReplayed: {
     name: 'Idempotent-Replayed',
     description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key.',
@@ -836,6 +837,14 @@ export function buildOpenApiDocument(table: readonly RouteSpec[] = routeTable): 
           description: `RFC 7240: \`wait=N\` (seconds, at most ${defaultIntakeConfig.maxSyncWaitMs / 1000}) or \`respond-async\`.`,
           schema: { type: 'string' },
           examples: { wait: { value: 'wait=10' }, async: { value: 'respond-async' } },
+        },
+        PreferWait: {
+          name: 'Prefer',
+          in: 'header',
+          required: false,
+          description: `RFC 7240: \`wait=N\` (seconds, at most ${defaultIntakeConfig.maxSyncWaitMs / 1000}): answer when the action's status changes, or after N seconds. Other preferences are ignored.`,
+          schema: { type: 'string' },
+          examples: { wait: { value: 'wait=20' } },
         },
         ActionId: { name: 'id', in: 'path', required: true, description: 'Action id (`act_` + ULID).', schema: { type: 'string', pattern: ActionIdPattern.source } },
         ApprovalId: { name: 'id', in: 'path', required: true, description: 'Approval id (`apr_` + ULID).', schema: { type: 'string', pattern: ApprovalIdPattern.source } },

@@ -20,7 +20,7 @@ import { functionToolExport } from '../tools/function-calling';
 import { admitRequest } from '../limits/http';
 import { rateRequestOf } from '../limits/rate-limits';
 import { intakeProblem, postAction } from './http';
-import { previewDecision } from './intake';
+import { askedWaitMs, awaitChange, previewDecision } from './intake';
 import { createHalt, haltView, listHalts, resumeHalt } from '../guardrails/halts';
 import { guardrailProblem } from '../guardrails/http';
 import { createDelegation, delegationView, listDelegations, revokeDelegation } from '../delegations/delegations';
@@ -166,10 +166,14 @@ export function createIntakeHandler(deps: Lazy<IntakeFunctionDeps>) {
           const id = req.pathParameters.id ?? '';
           if (!ActionIdPattern.test(id)) throw notFound(`No action ${id.slice(0, 40)}.`);
           const rt = await deps();
-          const action = await rt.actions.getAction(id);
+          let action = await rt.actions.getAction(id);
           if (!action || !canView(principalOf(req), action)) throw notFound(`No action ${id}.`);
           annotate({ actionId: id });
-          return { status: 200, body: actionDetailView(action, await rt.steps.listSteps(id)) };
+          // `Prefer: wait=N`: a long poll, answered when the status changes (or the receipt of an end is written).
+          const waitMs = askedWaitMs(req.headers.prefer, rt.intake);
+          if (waitMs === undefined) return { status: 200, body: actionDetailView(action, await rt.steps.listSteps(id)) };
+          action = await awaitChange(rt, action, Date.now() + waitMs);
+          return { status: 200, headers: { 'preference-applied': `wait=${Math.ceil(waitMs / 1000)}` }, body: actionDetailView(action, await rt.steps.listSteps(id)) };
         },
       },
 

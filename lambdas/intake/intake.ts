@@ -229,6 +229,52 @@ export async function previewDecision(
 const WAKE_POLL_MS = 200;
 
 /**
+ * The wait a read asked for with `Prefer: wait=N` (GET /v1/actions/{id}), capped at
+ * `maxSyncWaitMs`; undefined when it asked for none (a read never waits by default).
+ */
+export function askedWaitMs(prefer: string | undefined, config: IntakeConfig): number | undefined {
+  if (!prefer) return undefined;
+  const wait = prefer
+    .toLowerCase()
+    .split(',')
+    .map((p) => /^wait\s*=\s*(\d{1,6})$/.exec(p.trim()))
+    .find((m) => m !== null);
+  return wait ? Math.min(Number(wait[1]) * 1000, config.maxSyncWaitMs) : undefined;
+}
+
+/** Longest pause between two ledger reads of a waiting read (the workflow's end wakes it sooner locally). */
+const CHANGE_POLL_MAX_MS = 1_000;
+
+/**
+ * A long poll (GET /v1/actions/{id} with `Prefer: wait=N`): waits until the action is no longer
+ * as `seen` — another status that is not an end (running, awaiting approval), or an end with its
+ * receipt written — or the deadline passes, and returns it as it then is. An action already finished
+ * with its receipt is returned at once. One request in place of an agent's poll loop: each
+ * look here is a single ledger read, not a request with its token, rate limit and log.
+ */
+export async function awaitChange(
+  deps: Pick<IntakeDeps, 'actions' | 'workflow' | 'now' | 'sleep'>,
+  seen: ActionRecord,
+  deadline: number,
+): Promise<ActionRecord> {
+  const now = deps.now ?? Date.now;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const settled = (a: ActionRecord) => TerminalStatuses.has(a.status) && a.receiptKey !== undefined;
+  // An end is reported with its receipt (written just after it), as a waiting POST reports it.
+  const changed = (a: ActionRecord) => settled(a) || (a.status !== seen.status && !TerminalStatuses.has(a.status));
+  let current = seen;
+  let wake = deps.workflow.ended?.(seen.id);
+  for (let pause = 50; !changed(current); pause = Math.min(pause * 2, CHANGE_POLL_MAX_MS)) {
+    const left = deadline - now();
+    if (left <= 0) break;
+    if (wake) wake = (await pauseUntil(wake, sleep, Math.min(pause, left), deps, seen.id)).next;
+    else await sleep(Math.min(pause, left));
+    current = (await deps.actions.getAction(seen.id)) ?? current;
+  }
+  return current;
+}
+
+/**
  * Polls the action until it reaches a terminal status or the deadline passes. Where the
  * workflow starter says when a workflow ends (the local runner), intake reads the action when
  * it ends (and every WAKE_POLL_MS meanwhile) instead of on a backoff that can overshoot the end
@@ -267,7 +313,7 @@ async function pauseUntil(
   wake: Promise<void>,
   sleep: (ms: number) => Promise<void>,
   pause: number,
-  deps: IntakeDeps,
+  deps: Pick<IntakeDeps, 'workflow'>,
   actionId: string,
 ): Promise<{ next: Promise<void> | undefined }> {
   const woke = await Promise.race([sleep(pause).then(() => false), wake.then(() => true, () => true)]);

@@ -196,6 +196,8 @@ export interface RunOptions {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long an agent's read of its action waits for a change (`Prefer: wait`; the server caps it at 20 s). */
+const ACTION_WAIT_S = 20;
 
 interface Proc {
   child: ChildProcess;
@@ -477,8 +479,9 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       }
     };
 
-    const view = async (run: ActionRun): Promise<FinalView | undefined> => {
-      const res = await call('GET', `/v1/actions/${run.id}`, run.spec.requester);
+    /** The action as its requester reads it; with `waitS`, a long poll (`Prefer: wait`) answered at its next change. */
+    const view = async (run: ActionRun, waitS?: number): Promise<FinalView | undefined> => {
+      const res = await call('GET', `/v1/actions/${run.id}`, run.spec.requester, undefined, waitS ? { prefer: `wait=${waitS}` } : {});
       return res?.status === 200 ? (res.body as FinalView) : undefined;
     };
 
@@ -486,26 +489,20 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     const over = (startedAt: number, boundMs = options.settleBoundMs) => waitIsOver(Date.now(), startedAt, lastRestart, boundMs);
 
     /**
-     * Polls the action until `done(status)`; gives up at the deadline (the bound, counted from
-     * the wait's start or the last restart, whichever is later). `fresh`: the action was just
-     * accepted and cannot have moved yet, so the first look waits (a real agent backs off from
-     * its first answer too).
+     * Follows the action until `done(status)` with waiting reads (each answered when the status
+     * changes, or after 20 s), as an agent that knows the API would; gives up at the deadline (the
+     * bound, counted from the wait's start or the last restart, whichever is later). A refused or
+     * failed read (429, 503, a restart) backs off before the next.
      */
-    const until = async (run: ActionRun, done: (s: string) => boolean, boundMs: number, fresh = false) => {
+    const until = async (run: ActionRun, done: (s: string) => boolean, boundMs: number) => {
       const startedAt = Date.now();
-      // Every poll costs the control plane a token check and several ledger reads, and its CPU
-      // is what bounds the storm: poll sparsely and let more agents cover the latency.
-      let wait = 200;
-      if (fresh) {
-        await sleep(400);
-        wait = 800;
-      }
-      for (;;) {
-        const v = await view(run);
+      for (let pause = 200; ; ) {
+        const v = await view(run, ACTION_WAIT_S);
         if (v && done(v.status)) return v;
         if (over(startedAt, boundMs)) return v;
-        await sleep(wait);
-        wait = Math.min(2_000, wait * 2);
+        if (v) continue; // answered at a change that is not the one awaited: wait again at once
+        await sleep(pause);
+        pause = Math.min(2_000, pause * 2);
       }
     };
 
@@ -599,7 +596,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         if (spec.retry === 'late-retry') await post(run); // an out-of-order retry, long after
         return;
       }
-      let v = await until(run, (s) => s === 'awaiting_approval' || TERMINAL.has(s), options.settleBoundMs, true);
+      let v = await until(run, (s) => s === 'awaiting_approval' || TERMINAL.has(s), options.settleBoundMs);
       if (v?.status === 'awaiting_approval') {
         run.waitedForApproval = true;
         const quorum = Math.max(1, v.decision?.quorum ?? 1);

@@ -251,7 +251,9 @@ export const approvalsDecide: Invariant = {
       const tooLate = view.status === 'expired' && r.votes.some((x) => x.decision === 'reject' && (x.status === 409 || (x.status === 200 && !x.counted && x.outcome === 'expired')));
       // Nobody could decide it (every vote refused as ineligible): it can only expire.
       const undecidable = r.noEligibleApprover === true && view.status === 'expired' && r.votes.every((x) => !x.counted);
-      if (r.spec.approval === 'reject' && view.status !== 'rejected' && !overruled && !tooLate && !undecidable) v.push(`${label}: rejected by ${r.spec.approvers[0]}, yet it ended ${view.status}`);
+      // Every rejection refused by a rate limit to the end of the approver's patience: nothing reached the approval.
+      const throttled = view.status === 'expired' && r.votes.some((x) => x.decision === 'reject') && r.votes.every((x) => x.decision !== 'reject' || x.status === 429);
+      if (r.spec.approval === 'reject' && view.status !== 'rejected' && !overruled && !tooLate && !undecidable && !throttled) v.push(`${label}: rejected by ${r.spec.approvers[0]}, yet it ended ${view.status}`);
     }
     return result(checked, v);
   },
@@ -366,7 +368,8 @@ export const receiptsAndAudit: Invariant = {
       if (receipt.outcome?.status !== view.status) v.push(`${id}: receipt says ${receipt.outcome?.status}, the action is ${view.status}`);
       const run = obs.runs.find((r) => r.ids.includes(id));
       for (const vote of run?.votes ?? []) {
-        if (vote.voter !== run!.spec.requester || vote.counted) continue;
+        // A 429 is refused before the approval is looked at (audited as `ratelimit.refused`, see `refusals audited`).
+        if (vote.voter !== run!.spec.requester || vote.counted || vote.status === 429) continue;
         const approval = receipt.approvals?.[0];
         // Refused after the action settled (a crash held the vote back past the expiry): the receipt is final, the audit line is the record.
         const lateLine = obs.auditLines.some((l) => l.audit === 'approval.vote_refused' && l.actionId === id && l.voter === vote.voter);

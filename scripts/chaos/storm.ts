@@ -196,6 +196,8 @@ export interface RunOptions {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How much longer the settle check tries to read an action it never managed to read (429s, 503s). */
+const UNREAD_GRACE_MS = 300_000;
 /** How long an agent's read of its action waits for a change (`Prefer: wait`; the server caps it at 20 s). */
 const ACTION_WAIT_S = 20;
 
@@ -489,6 +491,21 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
     const over = (startedAt: number, boundMs = options.settleBoundMs) => waitIsOver(Date.now(), startedAt, lastRestart, boundMs);
 
     /**
+     * A person's call (reading an approval, voting, reading an action): a 429 or 503 is waited
+     * out as the server says (250 ms to 10 s), as a person clicks again, within the bound of the
+     * wait it belongs to. A 429 is refused before the route runs, so sending again is safe. At
+     * 10,000 actions a few approvers decide thousands of approvals and meet their own
+     * `principal-burst`; taking that 429 as the answer made votes look refused.
+     */
+    const patiently = async <A extends { status: number; headers: Headers }>(send: () => Promise<A | undefined>, startedAt: number): Promise<A | undefined> => {
+      for (;;) {
+        const res = await send();
+        if (!res || (res.status !== 429 && res.status !== 503) || over(startedAt)) return res;
+        await sleep(Math.min(10_000, Math.max(250, serverDelayMs(res.headers, Date.now()) ?? 1_000)));
+      }
+    };
+
+    /**
      * Follows the action until `done(status)` with waiting reads (each answered when the status
      * changes, or after 20 s), as an agent that knows the API would; gives up at the deadline (the
      * bound, counted from the wait's start or the last restart, whichever is later). A refused or
@@ -512,7 +529,7 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       let preview;
       const startedAt = Date.now();
       for (let wait = 25; ; wait = Math.min(500, wait * 2)) {
-        preview = await call('GET', `/v1/approvals/${approvalId}`, voter);
+        preview = await patiently(() => call('GET', `/v1/approvals/${approvalId}`, voter), startedAt);
         if (preview?.status !== 404 || over(startedAt)) break;
         // Ended meanwhile (expired, failed): nothing left to vote on; the invariants judge the ending.
         if (TERMINAL.has((await view(run))?.status ?? '')) return;
@@ -523,13 +540,14 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
         if (voter !== run.spec.requester && preview?.status !== 409 && !run.noEligibleApprover) run.problems.push(`${voter} could not read ${approvalId}: ${preview?.status}`);
       }
       const planHash = preview?.status === 200 ? (preview.body?.planHash as string) : '0'.repeat(64);
-      let res = await call('POST', `/v1/approvals/${approvalId}/decision`, voter, { decision, planHash, comment: `chaos ${decision}` });
+      const send = () => patiently(() => call('POST', `/v1/approvals/${approvalId}/decision`, voter, { decision, planHash, comment: `chaos ${decision}` }), startedAt);
+      let res = await send();
       // A halt refuses votes on the work it covers (recorded as a refused vote): a person tries again later.
       for (let wait = 250; res?.status === 403 && typeOf(res.body)?.endsWith(':halted'); wait = Math.min(2_000, wait * 2)) {
         run.haltedVotes = (run.haltedVotes ?? 0) + 1;
         if (over(startedAt) || TERMINAL.has((await view(run))?.status ?? '')) break;
         await sleep(wait);
-        res = await call('POST', `/v1/approvals/${approvalId}/decision`, voter, { decision, planHash, comment: `chaos ${decision}` });
+        res = await send();
       }
       if (!res) return;
       run.votes.push({ voter, decision, status: res.status, type: typeOf(res.body), counted: res.status === 200 && res.body?.recorded === true, outcome: res.status === 200 ? String(res.body?.status) : undefined });
@@ -547,16 +565,17 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       // The requester may read the approval once it is stored.
       const startedAt = Date.now();
       for (let wait = 25; ; wait = Math.min(500, wait * 2)) {
-        if ((await call('GET', `/v1/approvals/${approvalId}`, spec.requester))?.status === 200) break;
+        if ((await patiently(() => call('GET', `/v1/approvals/${approvalId}`, spec.requester), startedAt))?.status === 200) break;
         if (over(startedAt) || TERMINAL.has((await view(run))?.status ?? '')) return spec.approvers;
         await sleep(wait);
       }
       const first = spec.approvers[0];
-      if (first && (await call('GET', `/v1/approvals/${approvalId}`, first))?.status === 200) return spec.approvers;
+      const readable = async (who: string) => (await patiently(() => call('GET', `/v1/approvals/${approvalId}`, who), startedAt))?.status === 200;
+      if (first && (await readable(first))) return spec.approvers;
       const byConnector: Record<string, readonly string[]> = { travel: [person(spec.requester).manager ?? ''], payments: FINANCE_ADMINS, procurement: BUYERS, iam: SECURITY_ADMINS };
       const pool = [...new Set([...spec.approvers, ...spec.steps.filter((s) => s.commit).flatMap((s) => byConnector[s.tool.slice(0, s.tool.indexOf('.'))] ?? [])])].filter((s) => s && s !== first);
       const eligible: string[] = [];
-      for (const candidate of pool) if ((await call('GET', `/v1/approvals/${approvalId}`, candidate))?.status === 200) eligible.push(candidate);
+      for (const candidate of pool) if (await readable(candidate)) eligible.push(candidate);
       if (eligible.length > 0) return eligible;
       run.noEligibleApprover = true;
       return spec.approvers;
@@ -723,7 +742,11 @@ export async function runStorm(schedule: Schedule, options: RunOptions): Promise
       );
       for (const [id, body] of got) if (body?.id) views.set(id, body as FinalView);
       pending = pending.filter((id) => !TERMINAL.has(views.get(id)?.status ?? ''));
-      if (pending.every((id) => Date.now() > boundFrom(id) + options.settleBoundMs)) break;
+      // Past the bound, an action read at least once is judged as last read; one never read yet
+      // (the reads themselves met 429s: 10,000 of them meet the global quota) is read a while
+      // longer, since how fast the harness reads says nothing of when the action ended.
+      const now = Date.now();
+      if (pending.every((id) => now > boundFrom(id) + options.settleBoundMs && (views.has(id) || now > boundFrom(id) + options.settleBoundMs + UNREAD_GRACE_MS))) break;
       await sleep(500);
     }
     const settle = { boundMs: options.settleBoundMs, tookMs: Date.now() - t0, unsettled: pending };

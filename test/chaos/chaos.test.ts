@@ -402,6 +402,23 @@ describe('the invariants', () => {
     expect(approvalsDecide.check(undecidable({ noEligibleApprover: true, votes: [counted] })).violations.join('\n')).toMatch(/told rejected, the action ended expired/);
   });
 
+  it('accept the expiry of an approval whose rejections were all refused by a rate limit, and name a self-approval refused by the rule, not by a limit, missing from the receipt', () => {
+    const throttled = { voter: 'sa0', decision: 'reject' as const, status: 429, type: 'https://iana.org/assignments/http-problem-types#quota-exceeded', counted: false, outcome: undefined };
+    const expired = (votes: ActionRun['votes']) =>
+      obs({
+        runs: [run({ waitedForApproval: true, spec: spec({ approval: 'reject', approvers: ['sa0'] }), votes })],
+        views: new Map([['act_A', view('expired', { decision: { outcome: 'require_approval', quorum: 1 }, steps: [{ id: 'h', tool: 'travel.hold_seat', status: 'pending' }] })]]),
+        receipts: new Map([['act_A', [receiptWith([], 'expired')]]]),
+      });
+    expect(approvalsDecide.check(expired([throttled])).violations).toEqual([]);
+    expect(approvalsDecide.check(expired([throttled, { ...throttled, status: 403, type: 'urn:airlock:problem:forbidden' }])).violations.join('\n')).toMatch(/rejected by sa0, yet it ended expired/);
+    // u1 is the requester: a self-vote answered 429 never reached the approval; one answered 403 did.
+    const selfVote = { voter: 'u1', decision: 'approve' as const, counted: false, outcome: undefined };
+    const receipts = (status: number) => receiptsAndAudit.check(expired([{ ...selfVote, status, type: undefined }])).violations.join('\n');
+    expect(receipts(429)).not.toMatch(/refused self-approval/);
+    expect(receipts(403)).toMatch(/u1's refused self-approval \(403\) is not in the receipt/);
+  });
+
   it('name the requester\'s vote in a receipt, and an approval missing from the receipt', () => {
     const self = twoOfTwo([], [vote('u1', 'approve'), vote('sa0', 'approve')]);
     const found = approvalsDecide.check(self).violations.join('\n');

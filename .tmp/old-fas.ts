@@ -1,0 +1,128 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, linkSync, mkdirSync, readFileSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import {
+  AuditChecksumMismatchError,
+  AuditObjectConflictError,
+  assertAuditKey,
+  ObjectLockedError,
+  type AuditObjectInfo,
+  type AuditStore,
+  type PutResult,
+} from '../lambdas/ports/audit-store';
+import { isErrno } from '../lambdas/adapters/local/private-file';
+
+/**
+ * S3 Object Lock's local stand-in: a write-once file store with the vault's key layout
+ * under `<AIRLOCK_HOME>/audit/`. Objects are created atomically (written to a temporary
+ * name, then hard-linked into place: `link` fails when the target exists, so exactly one of
+ * two racing writers wins and nobody sees half a file) and made read-only (0444). The API
+ * has no overwrite and refuses deletes. A user with shell access can still chmod and edit;
+ * that is what `airlock audit verify` is for.
+ */
+export class FileAuditStore implements AuditStore {
+  /** @param root the audit folder, normally `<stateDir>/audit`. */
+  constructor(readonly root: string) {}
+
+  private pathOf(key: string): string {
+    assertAuditKey(key);
+    return join(this.root, ...key.split('/'));
+  }
+
+  /**
+   * Synchronous file calls: a receipt is a few KiB on a local disk, and the eight calls of a
+   * write cost less blocking the event loop than as promises through libuv's thread pool (the
+   * local control plane makes one per action; profiled under load).
+   */
+  async putIfAbsent(key: string, body: Uint8Array, sha256: string): Promise<PutResult> {
+    const path = this.pathOf(key);
+    if (sha256Hex(body) !== sha256) throw new AuditChecksumMismatchError(key);
+    const existing = readIfPresent(path);
+    if (existing) return this.compare(key, existing, sha256);
+    mkdirSync(join(path, '..'), { recursive: true });
+    const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    writeFileSync(temp, body, { flag: 'wx', mode: 0o444 });
+    try {
+      linkSync(temp, path);
+      // The object's time is when it became visible, not when its temp file was written, so a
+      // digest that listed the folder in between still finds it in its next period.
+      const visible = new Date();
+      utimesSync(path, visible, visible);
+      chmodSync(path, 0o444);
+      return 'created';
+    } catch (error) {
+      if (!isErrno(error, 'EEXIST')) throw error;
+      const winner = readIfPresent(path);
+      if (!winner) throw error;
+      return this.compare(key, winner, sha256);
+    } finally {
+      try {
+        unlinkSync(temp);
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  private compare(key: string, stored: Uint8Array, sha256: string): PutResult {
+    const storedSha = sha256Hex(stored);
+    if (storedSha === sha256) return 'identical';
+    throw new AuditObjectConflictError(key, storedSha, sha256);
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    try {
+      return new Uint8Array(await readFile(this.pathOf(key)));
+    } catch (error) {
+      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return undefined;
+      throw error;
+    }
+  }
+
+  /** Always refuses: the vault has no delete. */
+  async delete(key: string): Promise<never> {
+    assertAuditKey(key);
+    throw new ObjectLockedError(key);
+  }
+
+  async list(prefix: string): Promise<AuditObjectInfo[]> {
+    let entries: string[];
+    try {
+      entries = (await readdir(this.root, { recursive: true })) as string[];
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return [];
+      throw error;
+    }
+    const out: AuditObjectInfo[] = [];
+    for (const entry of entries) {
+      const key = entry.split(sep).join('/');
+      if (!key.startsWith(prefix) || key.endsWith('.tmp')) continue;
+      const info = await stat(join(this.root, entry)).catch(() => undefined);
+      if (!info?.isFile()) continue;
+      out.push({ key, size: info.size, lastModified: info.mtime });
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** The file behind a key (tests and the CLI print it). */
+  fileOf(key: string): string {
+    const path = this.pathOf(key);
+    if (relative(this.root, path).startsWith('..')) throw new ObjectLockedError(key);
+    return path;
+  }
+}
+
+function sha256Hex(body: Uint8Array): string {
+  return createHash('sha256').update(body).digest('hex');
+}
+
+/** The file's bytes; undefined when there is none (ENOENT, or a path through a file). */
+function readIfPresent(path: string): Uint8Array | undefined {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (error) {
+    if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return undefined;
+    throw error;
+  }
+}

@@ -70,6 +70,18 @@ export class ActionFinishedError extends Error {
 }
 
 /**
+ * The action still awaits its approval, but the approval was decided first (a rejecting vote,
+ * or its expiry, won the race with the cancel): the action ends as the approval says.
+ */
+export class ApprovalDecidedError extends ActionFinishedError {
+  constructor(actionId: string, outcome: 'rejected' | 'expired') {
+    super(actionId, outcome);
+    this.message = `Action ${actionId}'s approval was ${outcome} before the cancel arrived; the action ends ${outcome}, with nothing done.`;
+    this.name = 'ApprovalDecidedError';
+  }
+}
+
+/**
  * Thrown by the saga before a forward step of an action whose cancel was requested. Not
  * retried by the ASL: compensation follows, and the action ends `cancelled`.
  */
@@ -132,6 +144,12 @@ export async function requestCancel(deps: CancelDeps, action: ActionRecord, canc
     );
   }
   if (marked.status !== 'received' && marked.status !== 'awaiting_approval') return { state: 'stopping', action: marked };
+  // An approval decides before the action ends: the cancel must first close it. Closed
+  // otherwise already (a vote or its expiry won the race), the approvers' decision stands.
+  const claim = marked.status === 'awaiting_approval' ? await claimApproval(deps, marked, marked.cancel) : 'absent';
+  if (claim === 'rejected' || claim === 'expired') throw new ApprovalDecidedError(action.id, claim);
+  // Approved: the saga reads the cancel mark before the first step, and ends `cancelled`.
+  if (claim === 'approved') return { state: 'stopping', action: marked };
   let done: ActionRecord;
   try {
     done = await deps.actions.transition(action.id, 'cancelled', { statusReason: `cancelled by ${marked.cancel.by}: ${marked.cancel.reason}`.slice(0, 600) }, deps.now(), marked);
@@ -139,10 +157,12 @@ export async function requestCancel(deps: CancelDeps, action: ActionRecord, canc
     if (!(error instanceof StatusTransitionError)) throw error;
     // The saga moved first (the approval was granted, or policy ran): it stops before its next step.
     const latest = (await deps.actions.getAction(action.id)) ?? marked;
+    // Its approval is closed all the same: the saga, if it still waits, must hear so.
+    if (claim === 'closed') await answerClosed(deps, latest, marked.cancel);
     return isTerminal(latest.status) ? ended(latest) : { state: 'stopping', action: latest };
   }
   await deps.events.append(action.id, { type: 'action.status', actor: cancel.by, data: { from: marked.status, to: 'cancelled', reason: done.statusReason } }, deps.now());
-  if (marked.status === 'awaiting_approval') await closeApproval(deps, done, marked.cancel);
+  if (claim === 'closed') await answerClosed(deps, done, marked.cancel);
   return { state: 'cancelled', action: done };
 }
 
@@ -153,15 +173,26 @@ function ended(action: ActionRecord): CancelOutcome {
 }
 
 /**
- * Closes the action's pending approval (so no one votes on it and it leaves the inbox) and
- * answers the saga waiting on it. Only the winner of the conditional settle answers.
+ * Closes the action's pending approval for the cancel (so no one votes on it and it leaves the
+ * inbox), by the same conditional settle a deciding vote or an expiry makes, so exactly one of
+ * them decides. `closed`: this cancel closed it; `absent`: no approval yet (RequestApproval
+ * finds the action ended and the saga settles it) or another cancel closed it; otherwise the
+ * outcome that won the race.
  */
-async function closeApproval(deps: CancelDeps, action: ActionRecord, cancel: CancelRequest): Promise<void> {
+async function claimApproval(deps: CancelDeps, action: ActionRecord, cancel: CancelRequest): Promise<'closed' | 'absent' | 'approved' | 'rejected' | 'expired'> {
   const approvalId = approvalIdFor(action.id);
-  const approval = await deps.approvals.getApproval(approvalId);
-  // No approval yet: RequestApproval finds the action ended and the saga settles it.
-  if (!approval || approval.status !== 'pending') return;
-  if (!(await deps.approvals.settle(approvalId, 'cancelled', { by: cancel.by, reason: cancel.reason }, deps.now()))) return;
+  let approval = await deps.approvals.getApproval(approvalId);
+  if (approval?.status === 'pending') {
+    if (await deps.approvals.settle(approvalId, 'cancelled', { by: cancel.by, reason: cancel.reason }, deps.now())) return 'closed';
+    approval = await deps.approvals.getApproval(approvalId);
+  }
+  if (!approval || approval.status === 'cancelled' || approval.status === 'pending') return 'absent';
+  return approval.status;
+}
+
+/** Audits the approval this cancel closed and answers the saga waiting on it. */
+async function answerClosed(deps: CancelDeps, action: ActionRecord, cancel: CancelRequest): Promise<void> {
+  const approvalId = approvalIdFor(action.id);
   await deps.events.append(action.id, { type: CancelEventTypes.approvalCancelled, actor: cancel.by, data: { approvalId, reason: cancel.reason } }, deps.now());
   const token = await deps.approvals.getTaskToken(approvalId);
   if (!token) return;

@@ -2,6 +2,7 @@ import { LogFormatter, LogItem, Logger as PowertoolsLogger } from '@aws-lambda-p
 import type { ConstructorOptions, LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { EmfMetrics } from '../adapters/aws/emf-metrics';
 import { METRICS_NAMESPACE, METRICS_SERVICE } from '../observability/catalog';
 import { maskSecrets, type Logger, type LogLevel } from '../shared/logger';
@@ -20,20 +21,31 @@ mapStacksOnDemand(import.meta.url);
 /** The service name on every log line and trace segment. */
 export const SERVICE_NAME = METRICS_SERVICE;
 
+/** The field a cheap child logger passes its Lambda context in (see childOf); never written as is. */
+const CHILD_CONTEXT = '__airlockChildContext';
+
 /**
  * Log lines as Airlock has always written them (`level`, `time`, `message`, then fields),
  * plus the Lambda context and X-Ray trace id Powertools adds, with every field passed through
  * {@link maskSecrets}: the secret masking lives in the formatter, so no call site can skip it.
  */
 export class MaskingLogFormatter extends LogFormatter {
-  formatAttributes(attributes: UnformattedAttributes, additional: LogAttributes): LogItem {
+  formatAttributes(attributes: UnformattedAttributes, all: LogAttributes): LogItem {
     const context = attributes.lambdaContext;
+    // A child's line carries the context it was made in (false: none), not the logger's current one.
+    const { [CHILD_CONTEXT]: childContext, ...additional } = all;
+    const contextFields =
+      childContext !== undefined
+        ? ((childContext || {}) as LogAttributes)
+        : context
+          ? { function_name: context.functionName, function_request_id: context.awsRequestId, cold_start: context.coldStart }
+          : {};
     const base: LogAttributes = {
       level: attributes.logLevel.toLowerCase(),
       time: attributes.timestamp.toISOString(),
       message: attributes.message,
       service: attributes.serviceName,
-      ...(context ? { function_name: context.functionName, function_request_id: context.awsRequestId, cold_start: context.coldStart } : {}),
+      ...contextFields,
       ...(attributes.xRayTraceId ? { xray_trace_id: attributes.xRayTraceId } : {}),
     };
     return new LogItem({ attributes: { ...base, ...(maskSecrets(additional) as LogAttributes) } });
@@ -46,9 +58,19 @@ class SinkLogger extends PowertoolsLogger {
   // any field of this class exists (those early lines go to stdout).
   declare private sink: ((line: string) => void) | undefined;
 
+  /** The Lambda context last added, as the formatter writes it: cheap children keep the one they were made in. */
+  declare contextFields: LogAttributes | undefined;
+
   constructor(options: ConstructorOptions, sink?: (line: string) => void) {
     super(options);
     this.sink = sink;
+  }
+
+  override addContext(context: Context): void {
+    // What super() records as cold_start (it flips the flag as it reads it).
+    const coldStart = this.coldStart;
+    super.addContext(context);
+    this.contextFields = { function_name: context.functionName, function_request_id: context.awsRequestId, cold_start: coldStart };
   }
 
   protected override printLog(logLevel: number, log: LogItem): void {
@@ -70,14 +92,34 @@ const LEVELS: Record<LogLevel, ConstructorOptions['logLevel']> = {
 };
 
 /** Domain-facing view of a Powertools logger. */
-function wrap(pt: PowertoolsLogger): Logger & { powertools: PowertoolsLogger } {
+function wrap(pt: SinkLogger): Logger & { powertools: PowertoolsLogger } {
   return {
     powertools: pt,
     debug: (message, fields) => (fields ? pt.debug(message, fields) : pt.debug(message)),
     info: (message, fields) => (fields ? pt.info(message, fields) : pt.info(message)),
     warn: (message, fields) => (fields ? pt.warn(message, fields) : pt.warn(message)),
     error: (message, fields) => (fields ? pt.error(message, fields) : pt.error(message)),
-    child: (fields) => wrap(pt.createChild({ persistentKeys: fields })),
+    child: (fields) => childOf(pt, fields),
+  };
+}
+
+/**
+ * A child: the parent Powertools logger with `fields` on every line (a line's own fields win).
+ * Not `createChild`, which builds a whole Powertools Logger (options, environment, console)
+ * per call: one per request and per saga step, it was ~3 % of the local control plane's CPU
+ * under the chaos storm. The parent's level, context and formatter (the masking) still apply.
+ */
+function childOf(pt: SinkLogger, own: Record<string, unknown>): Logger {
+  // Locally one process logger serves every invocation: a child keeps the context it was made
+  // in (the formatter lets these fields win over the logger's current context).
+  const fields = CHILD_CONTEXT in own ? own : { [CHILD_CONTEXT]: pt.contextFields ?? false, ...own };
+  const withFields = (extra?: Record<string, unknown>) => (extra ? { ...fields, ...extra } : fields);
+  return {
+    debug: (message, extra) => pt.debug(message, withFields(extra)),
+    info: (message, extra) => pt.info(message, withFields(extra)),
+    warn: (message, extra) => pt.warn(message, withFields(extra)),
+    error: (message, extra) => pt.error(message, withFields(extra)),
+    child: (more) => childOf(pt, { ...fields, ...more }),
   };
 }
 

@@ -45,5 +45,15 @@ describe('child loggers and the Lambda context', () => {
     logger.powertools.addContext(context('airlock-saga', 'req-saga'));
     intakeChild.info('handed off');
     expect(lines[0]).toMatchObject({ function_name: 'airlock-intake', function_request_id: 'req-intake', route: 'POST /v1/actions' });
+    // A child made before any invocation (a local service's) names none, whatever runs when it writes.
+    const early = capture();
+    const serviceLog = early.logger.child({ localService: 'control-plane' });
+    early.logger.powertools.addContext(context('airlock-saga', 'req-saga'));
+    serviceLog.child({ actionId: 'act_1' }).info('settled');
+    early.logger.info('root');
+    expect(early.lines[0]).toMatchObject({ localService: 'control-plane', actionId: 'act_1' });
+    expect(early.lines[0]).not.toHaveProperty('function_name');
+    expect(JSON.stringify(early.lines[0])).not.toContain('ChildContext');
+    expect(early.lines[1]).toMatchObject({ function_name: 'airlock-saga' });
   });
 });

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, importJWK, SignJWT, UnsecuredJWT, type JWK } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   InvalidTokenError,
   ISSUER_KEY_FILE,
@@ -106,6 +106,24 @@ describe('dev issuer', () => {
     const payload = Buffer.from(JSON.stringify({ sub: 'alice', roles: ['admin'], iss: LOCAL_ISSUER, aud: LOCAL_AUDIENCE })).toString('base64url');
     expect(await reason(`${h}.${payload}.${s}`)).toBe('ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
     expect(await reason(await forge({}, { kid: 'other' }))).toBe('kid');
+  });
+
+  it('remembers a verified token only by its exact bytes and within its time window', async () => {
+    const token = await issuer.sign({ sub: 'alice', roles: ['employee'] }, '10s');
+    const first = await issuer.verify(token);
+    (first.roles as string[]).push('admin'); // a caller's changes never reach the next answer
+    expect(await issuer.verify(token)).toMatchObject({ sub: 'alice', roles: ['employee'] });
+    // Any other bytes are checked in full, even after the same token was remembered.
+    const [h, p, s] = token.split('.');
+    const flipped = `${s!.slice(0, -2)}${s!.endsWith('AA') ? 'BB' : 'AA'}`;
+    expect(await reason(`${h}.${p}.${flipped}`)).toBe('ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
+    // Past exp and the clock tolerance, the remembered token is refused as expired.
+    vi.useFakeTimers({ now: Date.now() + 16_000, toFake: ['Date'] });
+    try {
+      expect(await reason(token)).toBe('ERR_JWT_EXPIRED');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses garbage and oversized tokens', async () => {

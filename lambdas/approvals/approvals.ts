@@ -555,6 +555,15 @@ async function refuse(
     deps.logger.error('ALARM refused vote claimed but not recorded on the action', entry);
     throw error;
   }
+  // The action may have settled between the look above and the append: its receipt, built
+  // after it settled, may then hold the trail without this event. The saga settles the action
+  // before it reads the trail, so settled now means the receipt may lack it: the audit line is
+  // written too, as for a refusal after the action settled (a 10,000-action storm met this).
+  const after = await deps.actions.getAction(action.id);
+  if (!after || TerminalStatuses.has(after.status)) {
+    deps.logger.warn('vote refused as the action settled (recorded on the action and logged: its receipt may have been built before the event)', { audit: ApprovalEventTypes.voteRefused, ...entry });
+    return refusal;
+  }
   deps.logger.info(claim.outcome === 'recorded' ? 'vote refused' : 'vote refused: recorded by a repeat (the first request died before its event)', entry);
   return refusal;
 }

@@ -915,6 +915,25 @@ describe('refused votes are audited', () => {
     expect(logged[1]).toContain('"voter":"bob"');
   });
 
+  it('an action that settles while a refusal is being recorded: the refusal is on the chain and logged too (its receipt may be built without it)', async () => {
+    const { action, approvalId, planHash: hash } = await awaitingApproval(alice, bookFlight);
+    // The saga settles the action (and may build its receipt) just before the refusal's event is appended.
+    const settling = {
+      ...deps,
+      events: Object.assign(Object.create(store) as typeof store, {
+        appendOnce: async (...args: Parameters<typeof store.appendOnce>) => {
+          await ledgerEnv.ledger.transition(action.id, 'expired', { statusReason: 'test' }, clock);
+          return store.appendOnce(...args);
+        },
+      }),
+    };
+    expect(await problemOf(decideApproval(settling, { approvalId, voter: alice, decision: 'approve', planHash: hash }))).toMatchObject({ status: 403 });
+    expect((await refusals(action.id)).map((e) => e.actor)).toEqual(['alice']);
+    const logged = logLines.filter((l) => l.includes('vote refused as the action settled'));
+    expect(logged).toHaveLength(1);
+    expect(JSON.parse(logged[0]!)).toMatchObject({ audit: ApprovalEventTypes.voteRefused, voter: 'alice', reason: 'self_approval' });
+  });
+
   it('a vote on an approval that does not exist is a 404, logged with the voter', async () => {
     const ghost = approvalIdFor(newActionId(clock.getTime()));
     expect((await vote(bob, ghost, { decision: 'approve', planHash: 'c'.repeat(64) })).status).toBe(404);

@@ -2,7 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
   ConditionalCheckFailedException,
+  DeleteItemCommand,
+  UpdateItemCommand,
   CreateTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
@@ -192,6 +196,57 @@ describe('the embedded dynalite client (in process)', () => {
       expect(again).toBeInstanceOf(ConditionalCheckFailedException);
       expect([...(first.Items ?? []), ...(second.Items ?? [])].map((i) => i.sk?.S)).toEqual(['S#1', 'S#2', 'S#3']);
       expect(second.LastEvaluatedKey).toBeUndefined();
+    } finally {
+      overHttp.destroy();
+    }
+  });
+
+  it.each([
+    ['as an HTTP request handed to its store', false],
+    ['before the SDK serializes them (the runtime’s client)', true],
+  ])('answers item operations straight from dynalite %s, as its listener answers them over the port', async (_how, bypassSdk) => {
+    // Prepare: an in-process client (item operations go to dynalite's store directly) and one over HTTP.
+    const d = await startDynalite({ bypassSdk });
+    running.push(d);
+    const overHttp = localDynamoClient(d.endpoint);
+    try {
+      await ensureTables(d.client, 'ledger-direct');
+      // Item operations only from here: counted if the SDK serializes them.
+      let serialized = 0;
+      d.client.middlewareStack.add((next) => (args) => (serialized++, next(args)), { step: 'serialize', priority: 'high', name: 'countSerialized' });
+      const key = { pk: { S: 'B#1' }, sk: { S: 'META' } };
+      const blob = new Uint8Array([0, 1, 2, 250, 255]);
+      // Act: the same requests through both clients, refusals included.
+      const both = async <T extends object>(send: (c: RunningDynalite['client']) => Promise<T>) => {
+        // Request ids and attempt counts ($metadata) are the transport's, not the answer's.
+        const settle = (p: Promise<T>) => p.then(({ $metadata: _, ...value }: T & { $metadata?: unknown }) => ({ value }), (error: Error) => ({ error: { name: error.name, message: error.message, status: (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode } }));
+        return [await settle(send(d.client)), await settle(send(overHttp))] as const;
+      };
+      await d.client.send(new PutItemCommand({ TableName: 'ledger-direct', Item: { ...key, blob: { B: blob }, tags: { SS: ['a', 'b'] }, n: { N: '1' } } }));
+      const read = await both((c) => c.send(new GetItemCommand({ TableName: 'ledger-direct', Key: key })));
+      const bumped = await d.client.send(new UpdateItemCommand({ TableName: 'ledger-direct', Key: key, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': { N: '1' } }, ReturnValues: 'ALL_NEW' }));
+      const unusedValue = await both((c) => c.send(new UpdateItemCommand({ TableName: 'ledger-direct', Key: key, UpdateExpression: 'SET m = :m', ExpressionAttributeValues: { ':m': { S: 'x' }, ':unused': { S: 'y' } } })));
+      const badKey = await both((c) => c.send(new GetItemCommand({ TableName: 'ledger-direct', Key: { pk: { S: 'B#1' } } })));
+      const noTable = await both((c) => c.send(new GetItemCommand({ TableName: 'missing-table', Key: key })));
+      const conditioned = await both((c) => c.send(new DeleteItemCommand({ TableName: 'ledger-direct', Key: key, ConditionExpression: 'n = :zero', ExpressionAttributeValues: { ':zero': { N: '0' } } })));
+      await d.client.send(new BatchWriteItemCommand({ RequestItems: { 'ledger-direct': [{ PutRequest: { Item: { pk: { S: 'B#2' }, sk: { S: 'META' } } } }, { PutRequest: { Item: { pk: { S: 'B#3' }, sk: { S: 'META' } } } }] } }));
+      const batch = await both((c) => c.send(new BatchGetItemCommand({ RequestItems: { 'ledger-direct': { Keys: [{ pk: { S: 'B#2' }, sk: { S: 'META' } }, { pk: { S: 'B#3' }, sk: { S: 'META' } }] } } })));
+      // Assess: the same answers and the same refusals (name, message, status) either way.
+      expect(read[0]).toEqual(read[1]);
+      expect(read[0]).toMatchObject({ value: { Item: { blob: { B: blob }, tags: { SS: ['a', 'b'] }, n: { N: '1' } } } });
+      expect(bumped.Attributes?.n?.N).toBe('2');
+      for (const [direct, viaPort] of [unusedValue, badKey, noTable, conditioned]) {
+        expect(direct).toHaveProperty('error');
+        expect(direct).toEqual(viaPort);
+      }
+      expect(unusedValue[0]).toMatchObject({ error: { name: 'ValidationException', status: 400 } });
+      expect(noTable[0]).toMatchObject({ error: { name: 'ResourceNotFoundException' } });
+      expect(conditioned[0]).toMatchObject({ error: { name: 'ConditionalCheckFailedException' } });
+      // BatchGetItem answers in no particular order (as DynamoDB).
+      const got = (answer: (typeof batch)[number]) => ('value' in answer ? (answer.value.Responses?.['ledger-direct'] ?? []).map((i) => i.pk?.S).sort() : answer);
+      expect(got(batch[0])).toEqual(['B#2', 'B#3']);
+      expect(got(batch[1])).toEqual(['B#2', 'B#3']);
+      expect(serialized === 0).toBe(bypassSdk);
     } finally {
       overHttp.destroy();
     }

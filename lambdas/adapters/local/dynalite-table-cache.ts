@@ -57,6 +57,18 @@ export function cacheTableDescriptions(store: Store): void {
   };
 }
 
+let created: Store | undefined;
+
+/**
+ * The store the last dynalite server made since the cache was installed (dynalite() makes it
+ * synchronously), once: the in-process client hands item requests to it directly.
+ */
+export function takeCreatedStore(): unknown {
+  const store = created;
+  created = undefined;
+  return store;
+}
+
 /**
  * Makes every dynalite store created from now on cache its table descriptions. dynalite builds
  * its store through its `db` module's `create` when a server is made, so wrapping that export
@@ -69,6 +81,7 @@ export function installTableCache(): void {
   db.create = (options: unknown) => {
     const store = create(options);
     cacheTableDescriptions(store);
+    created = store;
     return store;
   };
   db[PATCHED] = true;

@@ -1,9 +1,11 @@
 import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import * as DynamoModule from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, DynamoDBServiceException, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import { installTableCache } from './dynalite-table-cache';
+import { installTableCache, takeCreatedStore } from './dynalite-table-cache';
 
 /**
  * Embedded DynamoDB: dynalite on a loopback port, reached through the real SDK client, so
@@ -23,6 +25,11 @@ export interface DynaliteOptions {
   path?: string;
   /** Loopback port; 0 (the default) picks a free one. */
   port?: number;
+  /**
+   * The embedded runtime's client hands item operations to dynalite before the SDK serializes
+   * them ({@link bypassSdkForItems}). Off by default: tests reach dynalite through the real SDK.
+   */
+  bypassSdk?: boolean;
 }
 
 export interface RunningDynalite {
@@ -103,6 +110,155 @@ export function inProcessHandler(listener: RequestListener): RequestHandler {
   } as RequestHandler;
 }
 
+const require = createRequire(import.meta.url);
+
+type DynaliteCallback = (error: { statusCode?: number; body?: unknown } | null, data?: unknown) => void;
+interface DynaliteOperation {
+  action: (store: unknown, data: unknown, cb: DynaliteCallback) => void;
+  validation: { types: unknown; custom?: unknown };
+}
+interface DynaliteValidations {
+  checkTypes(data: unknown, types: unknown): unknown;
+  checkValidations(data: unknown, types: unknown, custom: unknown, store: unknown): void;
+}
+
+/** The item operations handed to dynalite's store directly (everything else goes through its listener). */
+const DIRECT_OPERATIONS = ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'Query', 'Scan', 'BatchGetItem', 'BatchWriteItem'] as const;
+const JSON_1_0 = 'application/x-amz-json-1.0';
+
+/** dynalite's answer to one request: a status and the JSON document its listener would write. */
+type DynaliteAnswer = { statusCode: number; body: unknown };
+
+/**
+ * dynalite's item operations as functions: the request's JSON document goes through dynalite's
+ * own type checks, validations and action, in the order its HTTP listener runs them, and the
+ * answer (or the error document) is what the listener would have written. What is skipped is
+ * only what a socket needs: a request id from 39 random bytes, `url.parse` of the path, the
+ * signature's shape and a CRC32 of every answer. Undefined for any other operation.
+ */
+export function dynaliteOperations(store: unknown): (operation: string, data: unknown) => Promise<DynaliteAnswer> | undefined {
+  const validations = require('dynalite/validations/index.js') as DynaliteValidations;
+  const operations = new Map<string, DynaliteOperation>();
+  for (const name of DIRECT_OPERATIONS) {
+    const file = name.charAt(0).toLowerCase() + name.slice(1);
+    operations.set(name, {
+      action: require(`dynalite/actions/${file}.js`) as DynaliteOperation['action'],
+      validation: require(`dynalite/validations/${file}.js`) as DynaliteOperation['validation'],
+    });
+  }
+  return (name, input) => {
+    const operation = operations.get(name);
+    if (!operation) return undefined;
+    return new Promise((resolve, reject) => {
+      let data = input;
+      try {
+        data = validations.checkTypes(data, operation.validation.types);
+        validations.checkValidations(data, operation.validation.types, operation.validation.custom, store);
+      } catch (error) {
+        const refused = error as { statusCode?: number; body?: unknown };
+        if (refused?.statusCode) resolve({ statusCode: refused.statusCode, body: refused.body });
+        else reject(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      operation.action(store, data, (error, out) => {
+        if (error?.statusCode) resolve({ statusCode: error.statusCode, body: error.body });
+        else if (error) reject(error instanceof Error ? error : new Error(String(error)));
+        else resolve({ statusCode: 200, body: out });
+      });
+    });
+  };
+}
+
+/** An SDK request handler answering item operations through {@link dynaliteOperations}, the rest through the listener. */
+export function directHandler(store: unknown, listener: RequestListener): RequestHandler {
+  const viaListener = inProcessHandler(listener);
+  const run = dynaliteOperations(store);
+  return {
+    async handle(request: HandlerRequest) {
+      const target = String(request.headers['x-amz-target'] ?? '');
+      const body = request.body as unknown;
+      if (!target.startsWith('DynamoDB_20120810.') || request.method !== 'POST' || !(typeof body === 'string' || body instanceof Uint8Array) || body.length === 0) return viaListener.handle(request);
+      let data: unknown;
+      try {
+        data = JSON.parse(typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+      } catch {
+        return viaListener.handle(request);
+      }
+      const answer = run(target.slice('DynamoDB_20120810.'.length), data);
+      if (!answer) return viaListener.handle(request);
+      const { statusCode, body: out } = await answer;
+      return { response: { statusCode, headers: { 'content-type': JSON_1_0 }, body: Buffer.from(JSON.stringify(out), 'utf8') } };
+    },
+    updateHttpClientConfig() {},
+    httpHandlerConfigs: () => ({}),
+  } as RequestHandler;
+}
+
+/** The request as dynalite reads it off the wire: blobs as base64 (everything else is JSON already). */
+function toWire(input: unknown): unknown {
+  return JSON.parse(
+    JSON.stringify(input, function (this: Record<string, unknown>, key: string, value: unknown) {
+      const raw = this[key];
+      return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') : value;
+    }),
+  );
+}
+
+/** An answer as the SDK gives it: every AttributeValue's B and BS as bytes. */
+function fromWire(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = fromWire(value[i]);
+    return value;
+  }
+  if (value === null || typeof value !== 'object') return value;
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    const field = record[key];
+    if (key === 'B' && typeof field === 'string') record[key] = new Uint8Array(Buffer.from(field, 'base64'));
+    else if (key === 'BS' && Array.isArray(field)) record[key] = field.map((b) => (typeof b === 'string' ? new Uint8Array(Buffer.from(b, 'base64')) : b));
+    else record[key] = fromWire(field);
+  }
+  return record;
+}
+
+/** The error the SDK throws for dynalite's error document: the modeled exception class when there is one. */
+function toServiceError(statusCode: number, body: unknown): Error {
+  const doc = (body ?? {}) as Record<string, unknown>;
+  const name = String(doc.__type ?? doc.code ?? 'UnknownError').replace(/^.*#/, '').replace(/:.*$/, '');
+  const message = typeof doc.message === 'string' ? doc.message : typeof doc.Message === 'string' ? doc.Message : name;
+  const $metadata = { httpStatusCode: statusCode, attempts: 1, totalRetryDelay: 0 };
+  const $fault = statusCode >= 500 ? 'server' : 'client';
+  const { __type: _type, message: _m, Message: _M, ...fields } = doc;
+  const Modeled = (DynamoModule as Record<string, unknown>)[name];
+  if (typeof Modeled === 'function' && Modeled.prototype instanceof DynamoDBServiceException) {
+    const Ctor = Modeled as new (options: Record<string, unknown>) => Error;
+    return new Ctor({ message, $metadata, ...(fromWire(fields) as Record<string, unknown>) });
+  }
+  return new DynamoDBServiceException({ name, $fault, $metadata, message });
+}
+
+/**
+ * Hands a client's item operations to dynalite in this process before the SDK serializes them:
+ * the input, as DynamoDB JSON, is exactly the document the SDK would have sent (blobs as
+ * base64), and the answer comes back as the SDK would have parsed it, errors as the SDK's own
+ * exception classes. Skipped is the SDK's serializer, endpoint rules and deserializer, with the
+ * HTTP layer they serve (~10 % of the local control plane's CPU under the chaos storm). Only for
+ * the embedded runtime's client: clients over the port, and DynamoDB Local, go the full way.
+ */
+export function bypassSdkForItems(client: DynamoDBClient, run: ReturnType<typeof dynaliteOperations>): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const name = (context as { commandName?: string }).commandName?.replace(/Command$/, '') ?? '';
+      const answer = run(name, toWire(args.input));
+      if (!answer) return next(args);
+      const { statusCode, body } = await answer;
+      if (statusCode !== 200) throw toServiceError(statusCode, body);
+      return { output: { ...(fromWire(body) as object), $metadata: { httpStatusCode: 200, attempts: 1, totalRetryDelay: 0 } }, response: undefined } as never;
+    },
+    { step: 'initialize', name: 'airlockDynaliteInProcess', priority: 'low' },
+  );
+}
+
 /**
  * Starts dynalite in-process on 127.0.0.1. Tables become ACTIVE at once (no simulated
  * CREATING delay), which keeps tests fast and start-up deterministic.
@@ -115,6 +271,7 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Runn
     deleteTableMs: 0,
     updateTableMs: 0,
   });
+  const store = takeCreatedStore();
   await new Promise<void>((resolve, reject) => {
     const onError = (error: Error) => reject(error);
     server.once('error', onError);
@@ -134,7 +291,7 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Runn
     region: LOCAL_AWS_REGION,
     credentials: LOCAL_AWS_CREDENTIALS,
     maxAttempts: 3,
-    requestHandler: inProcessHandler(listener),
+    requestHandler: store ? directHandler(store, listener) : inProcessHandler(listener),
   });
   // Work per call that only a remote service would use: the signature, the user agent, the
   // SDK's log filtering (it filters every input and output even for its no-op logger), the
@@ -142,6 +299,7 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Runn
   // to retry (dynalite neither throttles nor drops; a condition or validation error is final),
   // and each call paid for a retry token and an invocation id.
   for (const name of ['httpSigningMiddleware', 'getUserAgentMiddleware', 'loggerMiddleware', 'retryMiddleware', 'recursionDetectionMiddleware']) client.middlewareStack.remove(name);
+  if (options.bypassSdk && store) bypassSdkForItems(client, dynaliteOperations(store));
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {

@@ -73,6 +73,8 @@ export async function openLocalDynamo(options: { endpoint?: string | undefined; 
       close: async () => client.destroy(),
     };
   }
-  const dynalite = await startDynalite(options.path ? { path: options.path } : {});
+  // The runtime's own client skips the SDK's serialization for item operations (dynalite.ts);
+  // the SDK's path to dynalite is what the tests and every other client take.
+  const dynalite = await startDynalite({ ...(options.path ? { path: options.path } : {}), bypassSdk: true });
   return { ...dynalite, external: false };
 }

@@ -46,18 +46,18 @@ describe('FileAuditStore (Object Lock stand-in)', () => {
 
   it('lists only under the prefix, whole folders or part of a name, never temporary files or other folders', async () => {
     const put = (key: string) => store.putIfAbsent(key, bytes(key), sha(bytes(key)));
-    for (const key of ['receipts/dt=2026-12-03/act_1.json', 'receipts/dt=2026-12-03/act_2.json', 'receipts/dt=2026-12-04/act_3.json', 'digests/dt=2026-12-03/d1.json']) await put(key);
+    for (const key of ['receipts/dt=2000-01-01/act_1.json', 'receipts/dt=2000-01-01/act_2.json', 'receipts/dt=2000-01-02/act_3.json', 'digests/dt=2000-01-01/d1.json']) await put(key);
     const keys = async (prefix: string) => (await store.list(prefix)).map((o) => o.key);
-    expect(await keys('receipts/')).toEqual(['receipts/dt=2026-12-03/act_1.json', 'receipts/dt=2026-12-03/act_2.json', 'receipts/dt=2026-12-04/act_3.json']);
-    expect(await keys('receipts/dt=2026-12-03/')).toEqual(['receipts/dt=2026-12-03/act_1.json', 'receipts/dt=2026-12-03/act_2.json']);
-    expect(await keys('receipts/dt=2026-12-0')).toHaveLength(3);
-    expect(await keys('receipts/dt=2026-12-03/act_2')).toEqual(['receipts/dt=2026-12-03/act_2.json']);
+    expect(await keys('receipts/')).toEqual(['receipts/dt=2000-01-01/act_1.json', 'receipts/dt=2000-01-01/act_2.json', 'receipts/dt=2000-01-02/act_3.json']);
+    expect(await keys('receipts/dt=2000-01-01/')).toEqual(['receipts/dt=2000-01-01/act_1.json', 'receipts/dt=2000-01-01/act_2.json']);
+    expect(await keys('receipts/dt=2000-01-0')).toHaveLength(3);
+    expect(await keys('receipts/dt=2000-01-01/act_2')).toEqual(['receipts/dt=2000-01-01/act_2.json']);
     expect(await keys('')).toHaveLength(4);
-    expect(await keys('digests/dt=2027-01-01/')).toEqual([]);
-    expect(await keys('receipts/dt=2026-12-03/act_1.json/')).toEqual([]);
+    expect(await keys('digests/dt=2000-02-01/')).toEqual([]);
+    expect(await keys('receipts/dt=2000-01-01/act_1.json/')).toEqual([]);
     expect(await keys('../')).toEqual([]);
-    const [first] = await store.list('receipts/dt=2026-12-03/act_1');
-    expect(first).toMatchObject({ size: bytes('receipts/dt=2026-12-03/act_1.json').length });
+    const [first] = await store.list('receipts/dt=2000-01-01/act_1');
+    expect(first).toMatchObject({ size: bytes('receipts/dt=2000-01-01/act_1.json').length });
     expect(first!.lastModified).toBeInstanceOf(Date);
   });
 });

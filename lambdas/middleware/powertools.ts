@@ -24,6 +24,11 @@ export const SERVICE_NAME = METRICS_SERVICE;
 /** The field a cheap child logger passes its Lambda context in (see childOf); never written as is. */
 const CHILD_CONTEXT = '__airlockChildContext';
 
+/** A Lambda context's fields on a log line. */
+function contextLine(functionName: string, requestId: string, coldStart: boolean): LogAttributes {
+  return { function_name: functionName, function_request_id: requestId, cold_start: coldStart };
+}
+
 /**
  * Log lines as Airlock has always written them (`level`, `time`, `message`, then fields),
  * plus the Lambda context and X-Ray trace id Powertools adds, with every field passed through
@@ -38,7 +43,7 @@ export class MaskingLogFormatter extends LogFormatter {
       childContext !== undefined
         ? ((childContext || {}) as LogAttributes)
         : context
-          ? { function_name: context.functionName, function_request_id: context.awsRequestId, cold_start: context.coldStart }
+          ? contextLine(context.functionName, context.awsRequestId, context.coldStart)
           : {};
     const base: LogAttributes = {
       level: attributes.logLevel.toLowerCase(),
@@ -70,7 +75,7 @@ class SinkLogger extends PowertoolsLogger {
     // What super() records as cold_start (it flips the flag as it reads it).
     const coldStart = this.coldStart;
     super.addContext(context);
-    this.contextFields = { function_name: context.functionName, function_request_id: context.awsRequestId, cold_start: coldStart };
+    this.contextFields = contextLine(context.functionName, context.awsRequestId, coldStart);
   }
 
   protected override printLog(logLevel: number, log: LogItem): void {

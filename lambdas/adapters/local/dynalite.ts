@@ -170,9 +170,8 @@ export function dynaliteOperations(store: unknown): (operation: string, data: un
 }
 
 /** An SDK request handler answering item operations through {@link dynaliteOperations}, the rest through the listener. */
-export function directHandler(store: unknown, listener: RequestListener): RequestHandler {
+export function directHandler(run: ReturnType<typeof dynaliteOperations>, listener: RequestListener): RequestHandler {
   const viaListener = inProcessHandler(listener);
-  const run = dynaliteOperations(store);
   return {
     async handle(request: HandlerRequest) {
       const target = String(request.headers['x-amz-target'] ?? '');
@@ -272,6 +271,8 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Runn
     updateTableMs: 0,
   });
   const store = takeCreatedStore();
+  if (!store) throw new Error('dynalite made no store');
+  const operations = dynaliteOperations(store);
   await new Promise<void>((resolve, reject) => {
     const onError = (error: Error) => reject(error);
     server.once('error', onError);
@@ -291,7 +292,7 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Runn
     region: LOCAL_AWS_REGION,
     credentials: LOCAL_AWS_CREDENTIALS,
     maxAttempts: 3,
-    requestHandler: store ? directHandler(store, listener) : inProcessHandler(listener),
+    requestHandler: directHandler(operations, listener),
   });
   // Work per call that only a remote service would use: the signature, the user agent, the
   // SDK's log filtering (it filters every input and output even for its no-op logger), the
@@ -299,7 +300,7 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Runn
   // to retry (dynalite neither throttles nor drops; a condition or validation error is final),
   // and each call paid for a retry token and an invocation id.
   for (const name of ['httpSigningMiddleware', 'getUserAgentMiddleware', 'loggerMiddleware', 'retryMiddleware', 'recursionDetectionMiddleware']) client.middlewareStack.remove(name);
-  if (options.bypassSdk && store) bypassSdkForItems(client, dynaliteOperations(store));
+  if (options.bypassSdk) bypassSdkForItems(client, operations);
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {

@@ -1,8 +1,28 @@
+import { randomFillSync } from 'node:crypto';
 import { decodeTime, encodeTime, monotonicFactory } from 'ulid';
 import * as z from 'zod';
 import type { StepKey } from '../ports/steps';
 
-const nextUlid = monotonicFactory();
+const POOL_BYTES = 4096;
+let pool: Uint8Array | undefined;
+let next = POOL_BYTES;
+
+/**
+ * A fraction in [0, 1) from one byte of the operating system's CSPRNG, the bytes drawn 4 KiB at
+ * a time. The ulid package's own source asks Web Crypto for one byte per character, 16 calls
+ * per id (about a tenth of a millisecond of every action under load, profiled). A byte over 256
+ * picks one of ULID's 32 characters with equal odds (byte >> 3), as before.
+ */
+export function pooledRandomFraction(): number {
+  if (next >= POOL_BYTES) {
+    pool ??= new Uint8Array(POOL_BYTES);
+    randomFillSync(pool);
+    next = 0;
+  }
+  return pool![next++]! / 256;
+}
+
+const nextUlid = monotonicFactory(pooledRandomFraction);
 
 /**
  * Action ids: `act_` + ULID. Sortable by creation time (newest-first listings), 30 chars, and

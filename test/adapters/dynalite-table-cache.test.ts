@@ -82,4 +82,38 @@ describe('dynalite table descriptions, cached', () => {
     pending.shift()!();
     expect((await fourth).TableStatus).toBe('ACTIVE');
   });
+
+  it('hands item requests (no status flag) one frozen description, table requests a fresh copy each', async () => {
+    // Prepare: a stand-in store with one ACTIVE table, its description cached by a first read.
+    const described = { TableName: 't1', TableStatus: 'ACTIVE', KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }], ProvisionedThroughput: { ReadCapacityUnits: 0 } };
+    const store = {
+      tableDb: { put: (..._args: unknown[]) => undefined, del: (..._args: unknown[]) => undefined, batch: (..._args: unknown[]) => undefined } as Record<string, unknown>,
+      getTable: (_name: string, checkStatus: boolean | ((e: unknown, t?: unknown) => void), cb?: (e: unknown, t?: unknown) => void) => {
+        const done = typeof checkStatus === 'function' ? checkStatus : cb!;
+        process.nextTick(done, null, structuredClone(described));
+      },
+    };
+    cacheTableDescriptions(store);
+    type Table = typeof described;
+    const forItem = () => new Promise<Table>((resolve) => store.getTable('t1', (_e, t) => resolve(t as Table)));
+    const forTable = () => new Promise<Table>((resolve) => store.getTable('t1', false, (_e, t) => resolve(t as Table)));
+    await forItem();
+
+    // Act: two item requests and two table requests from the cache.
+    const [a, b, c, d] = [await forItem(), await forItem(), await forTable(), await forTable()];
+
+    // Assess: item requests share one object, frozen all the way down, so none can change what
+    // the next one reads; table requests (UpdateTable changes its copy) get their own copies.
+    expect(a).toBe(b);
+    expect(Object.isFrozen(a) && Object.isFrozen(a.KeySchema) && Object.isFrozen(a.KeySchema[0]) && Object.isFrozen(a.ProvisionedThroughput)).toBe(true);
+    expect(a).toEqual(described);
+    expect(c).not.toBe(d);
+    expect(Object.isFrozen(c)).toBe(false);
+    c.TableStatus = 'UPDATING';
+    expect((await forTable()).TableStatus).toBe('ACTIVE');
+    // A write forgets the frozen one too.
+    (store.tableDb.put as () => void)();
+    const after = await forItem();
+    expect(after).not.toBe(a);
+  });
 });

@@ -193,14 +193,30 @@ export function directHandler(run: ReturnType<typeof dynaliteOperations>, listen
   } as RequestHandler;
 }
 
-/** The request as dynalite reads it off the wire: blobs as base64 (everything else is JSON already). */
-function toWire(input: unknown): unknown {
-  return JSON.parse(
-    JSON.stringify(input, function (this: Record<string, unknown>, key: string, value: unknown) {
-      const raw = this[key];
-      return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') : value;
-    }),
-  );
+/**
+ * The request as dynalite reads it off the wire: a fresh copy (dynalite annotates what it is
+ * given), blobs as base64, and what JSON would drop or change dropped or changed the same way
+ * (undefined fields left out, undefined in an array and non-finite numbers as null). A direct
+ * copy: the JSON round trip with a replacer cost about three times as much (profiled).
+ */
+export function toWire(input: unknown): unknown {
+  if (input === null || typeof input !== 'object') {
+    if (typeof input === 'number') return Number.isFinite(input) ? input + 0 : null; // + 0: -0 as 0, as JSON writes it
+    return typeof input === 'function' || typeof input === 'symbol' || typeof input === 'bigint' ? undefined : input;
+  }
+  if (input instanceof Uint8Array) return Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('base64');
+  if (Array.isArray(input)) {
+    const out = new Array<unknown>(input.length);
+    for (let i = 0; i < input.length; i++) out[i] = toWire(input[i]) ?? null;
+    return out;
+  }
+  if (typeof (input as { toJSON?: unknown }).toJSON === 'function') return JSON.parse(JSON.stringify(input));
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(input)) {
+    const value = toWire((input as Record<string, unknown>)[key]);
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
 }
 
 /** An answer as the SDK gives it: every AttributeValue's B and BS as bytes. */

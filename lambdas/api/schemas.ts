@@ -1,11 +1,22 @@
 import * as z from 'zod';
 import { FunctionCallingFormats } from '../tools/function-calling';
-import { ActionStatuses } from '../actions/action';
 import { ActionIdPattern } from '../shared/ids';
 import { ActorSchema } from '../shared/principal';
-import { ApprovalStatuses } from '../ports/approvals';
 import { ApprovalIdPattern } from '../shared/ids';
 import { MetricGroups } from '../observability/catalog';
+import { ActionStatusSchema, ApprovalStatusSchema } from './requests';
+
+export {
+  ActionListQuerySchema,
+  ActionStatusSchema,
+  ApprovalListQuerySchema,
+  ApprovalStatusSchema,
+  CancelBodySchema,
+  DecisionBodySchema,
+  LimitsQuerySchema,
+  MetricsQuerySchema,
+  ToolsQuerySchema,
+} from './requests';
 
 /**
  * The wire shapes of the HTTP API as zod schemas: query strings and bodies the handlers
@@ -26,13 +37,6 @@ const PlanHashSchema = z
   .string()
   .regex(/^[0-9a-f]{64}$/)
   .meta({ id: 'PlanHash', description: 'SHA-256 (hex) of the canonical plan: what approvals bind to.' });
-
-export const ActionStatusSchema = z.enum(ActionStatuses).meta({
-  id: 'ActionStatus',
-  description: 'received → awaiting_approval → running → completed, or a terminal denied / rejected / expired / failed / compensated / cancelled.',
-});
-
-export const ApprovalStatusSchema = z.enum(ApprovalStatuses).meta({ id: 'ApprovalStatus' });
 
 export const VoteSchema = z
   .object({ voter: z.string(), decision: z.enum(['approve', 'reject']), comment: z.string().optional(), at: TimestampSchema })
@@ -233,27 +237,6 @@ export const ActionPageSchema = z
 export type ActionPage = z.infer<typeof ActionPageSchema>;
 
 /** GET /v1/actions query string. */
-export const ActionListQuerySchema = z
-  .object({
-    scope: z
-      .enum(['mine', 'all'])
-      .default('mine')
-      .meta({ description: '`mine` (default): your own actions. `all`: every principal\'s, for auditors (role `Auditor`; anyone else gets 403, recorded on the access trail).' }),
-    status: ActionStatusSchema.optional(),
-    tool: z
-      .string()
-      .regex(/^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$/, 'a tool name such as travel.book_flight')
-      .max(129)
-      .optional()
-      .meta({ description: 'Only actions calling this tool (any step of a plan). With `scope=all` only.' }),
-    principal: z.string().min(1).max(256).optional().meta({ description: 'Only actions of this principal (`sub`). With `scope=all` only.' }),
-    since: z.iso.datetime({ offset: true }).optional().meta({ description: 'Created at or after (default: 7 days before `until`). With `scope=all` only; the range spans at most 31 days.' }),
-    until: z.iso.datetime({ offset: true }).optional().meta({ description: 'Created at or before (default: now). With `scope=all` only.' }),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    cursor: z.string().min(1).max(2048).optional(),
-  })
-  .strict();
-
 // ── tools ───────────────────────────────────────────────────────────────────
 
 export const ToolSchema = z
@@ -272,15 +255,6 @@ export const ToolSchema = z
 export const ToolCatalogSchema = z.object({ tools: z.array(ToolSchema) }).meta({ id: 'ToolCatalog' });
 
 /** GET /v1/tools query string: the catalog as is, or rendered for one function-calling API. */
-export const ToolsQuerySchema = z
-  .object({
-    format: z
-      .enum(FunctionCallingFormats)
-      .optional()
-      .meta({ description: 'Render the catalog as this vendor\'s tool definitions (`openai`: Chat Completions `tools` with `strict: true`; `anthropic`: Messages `tools`; `gemini`: `tools` with `functionDeclarations`). Without it: the catalog.' }),
-  })
-  .strict();
-
 export const FunctionToolExportSchema = z
   .object({
     format: z.enum(FunctionCallingFormats),
@@ -377,32 +351,7 @@ export const ApprovalPreviewSchema = z
 export type ApprovalPreview = z.infer<typeof ApprovalPreviewSchema>;
 
 /** GET /v1/approvals query string. */
-export const ApprovalListQuerySchema = z
-  .object({
-    status: ApprovalStatusSchema.default('pending'),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    cursor: z.string().min(1).max(2048).optional(),
-  })
-  .strict();
-
 /** POST /v1/approvals/{id}/decision body. */
-/** `POST /v1/actions/{id}/cancel`: an optional reason, recorded in the audit chain and the receipt. */
-export const CancelBodySchema = z
-  .object({
-    reason: z.string().trim().min(1).max(500).optional(),
-  })
-  .strict()
-  .meta({ id: 'CancelRequest' });
-
-export const DecisionBodySchema = z
-  .object({
-    decision: z.enum(['approve', 'reject']),
-    planHash: z.string().regex(/^[0-9a-f]{64}$/, 'the planHash shown in the preview (64 hex characters)'),
-    comment: z.string().trim().min(1).max(1000).optional(),
-  })
-  .strict()
-  .meta({ id: 'ApprovalDecision' });
-
 export const DecisionResultSchema = z
   .object({
     approvalId: ApprovalIdSchema,
@@ -440,13 +389,6 @@ export type ReceiptViewBody = z.infer<typeof ReceiptViewSchema>;
 // ── limits ──────────────────────────────────────────────────────────────────
 
 /** GET /v1/limits query string: the agent and tool an action would name, to see their quotas too. */
-export const LimitsQuerySchema = z
-  .object({
-    agent: z.string().min(1).max(128).optional().meta({ description: 'An agent name (`agent.name` of an envelope): adds the agent policies for it. A token that names a verified agent sees that agent\'s quota whatever name is given.' }),
-    tool: z.string().min(1).max(200).optional().meta({ description: 'A tool name (`<connector>.<tool>`, from GET /v1/tools): adds the tool and connector policies for it.' }),
-  })
-  .strict();
-
 export const QuotaSchema = z
   .object({
     id: z.string().meta({ description: 'The policy id, as in `RateLimit-Policy` and `violated-policies`.' }),
@@ -582,16 +524,6 @@ export const ReconciliationReportSchema = z
 // ── metrics (local runtime) ─────────────────────────────────────────────────
 
 /** GET /v1/metrics query string. */
-export const MetricsQuerySchema = z
-  .object({
-    since: z
-      .string()
-      .regex(/^[1-9]\d{0,5}[smhd]$/, 'a window such as 30m, 1h or 7d')
-      .default('1h')
-      .meta({ description: 'How far back to look: a number and s, m, h or d (at most 400d).' }),
-  })
-  .strict();
-
 export const KpiRowSchema = z
   .object({
     name: z.string().meta({ description: 'The metric (docs/runbooks.md lists them).' }),

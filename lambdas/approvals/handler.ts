@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
 import * as z from 'zod';
-import { ApprovalListQuerySchema, DecisionBodySchema } from '../api/schemas';
+import { ApprovalListQuerySchema, DecisionBodySchema } from '../api/requests';
 import type { CursorScope } from '../shared/cursor';
 import { decideApproval, getApprovalPreview, listApprovals, requestApproval } from './approvals';
 import { ActionIdSchema, ApprovalIdPattern } from '../shared/ids';

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { actionDetailView, actionView, canView } from '../actions/view';
 import { listAllActions, listedActionView } from '../actions/list-all';
-import { ActionListQuerySchema, CancelBodySchema, LimitsQuerySchema, MetricsQuerySchema, ToolsQuerySchema } from '../api/schemas';
+import { ActionListQuerySchema, CancelBodySchema, LimitsQuerySchema, MetricsQuerySchema, ToolsQuerySchema } from '../api/requests';
 import { cancelAction } from '../actions/cancel';
 import { actionsProblem } from '../actions/http';
 import { observabilityProblem } from '../observability/http';

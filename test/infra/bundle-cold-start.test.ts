@@ -67,6 +67,16 @@ describe('what a bundle carries into every cold start', () => {
     expect([...ours].filter((path) => /^lambdas\/(tools|receipts|api|policy|intake)\//.test(path))).toEqual([]);
   }, 60_000);
 
+  it.each(['intake', 'approvals'])('the %s bundle builds the schemas of the requests it parses at import, not those of the answers', async (name) => {
+    // Act
+    const loaded = await loadedAtImport(name);
+    // Assess: lambdas/api/requests.ts (queries and bodies) is there; lambdas/api/schemas.ts
+    // (~150 answer schemas, ~30 ms of approvals' import CPU) is not: it loads with the OpenAPI
+    // document, in a chunk reached through import().
+    expect(loaded.has('lambdas/api/requests.ts')).toBe(true);
+    expect(loaded.has('lambdas/api/schemas.ts')).toBe(false);
+  }, 60_000);
+
   it.each(['keys', 'saga', 'intake'])('the %s bundle holds zod without its locales (it is imported as a namespace)', async (name) => {
     // Prepare: `import { z } from 'zod'` makes esbuild keep zod's whole namespace, with ~50
     // locales and the JSON Schema import (~350 KiB parsed at every cold start);

@@ -19,6 +19,7 @@ export const ActionStatusSchema = z.enum(ActionStatuses).meta({
 
 export const ApprovalStatusSchema = z.enum(ApprovalStatuses).meta({ id: 'ApprovalStatus' });
 
+/** GET /v1/actions query string. */
 export const ActionListQuerySchema = z
   .object({
     scope: z
@@ -40,6 +41,7 @@ export const ActionListQuerySchema = z
   })
   .strict();
 
+/** GET /v1/tools query string: the catalog as is, or rendered for one function-calling API. */
 export const ToolsQuerySchema = z
   .object({
     format: z
@@ -49,6 +51,7 @@ export const ToolsQuerySchema = z
   })
   .strict();
 
+/** GET /v1/approvals query string. */
 export const ApprovalListQuerySchema = z
   .object({
     status: ApprovalStatusSchema.default('pending'),
@@ -65,6 +68,7 @@ export const CancelBodySchema = z
   .strict()
   .meta({ id: 'CancelRequest' });
 
+/** POST /v1/approvals/{id}/decision body. */
 export const DecisionBodySchema = z
   .object({
     decision: z.enum(['approve', 'reject']),
@@ -74,6 +78,7 @@ export const DecisionBodySchema = z
   .strict()
   .meta({ id: 'ApprovalDecision' });
 
+/** GET /v1/limits query string: the agent and tool an action would name, to see their quotas too. */
 export const LimitsQuerySchema = z
   .object({
     agent: z.string().min(1).max(128).optional().meta({ description: 'An agent name (`agent.name` of an envelope): adds the agent policies for it. A token that names a verified agent sees that agent\'s quota whatever name is given.' }),
@@ -81,6 +86,7 @@ export const LimitsQuerySchema = z
   })
   .strict();
 
+/** GET /v1/metrics query string. */
 export const MetricsQuerySchema = z
   .object({
     since: z

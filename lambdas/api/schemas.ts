@@ -19,8 +19,9 @@ export {
 } from './requests';
 
 /**
- * The wire shapes of the HTTP API as zod schemas: query strings and bodies the handlers
- * parse, and the bodies they answer with. The OpenAPI document (openapi.ts) is generated
+ * The wire shapes of the HTTP API as zod schemas: the bodies the handlers answer with, and
+ * (re-exported from requests.ts, which handlers import directly) the query strings and bodies
+ * they parse. The OpenAPI document (openapi.ts) is generated
  * from these, and the view functions are typed with `z.infer` of them (or checked against
  * them below), so the published contract and the code cannot drift apart silently.
  *
@@ -236,7 +237,6 @@ export const ActionPageSchema = z
   .meta({ id: 'ActionPage', description: 'Newest first; pass nextCursor as `cursor` for the next page (null on the last).' });
 export type ActionPage = z.infer<typeof ActionPageSchema>;
 
-/** GET /v1/actions query string. */
 // ── tools ───────────────────────────────────────────────────────────────────
 
 export const ToolSchema = z
@@ -254,7 +254,6 @@ export const ToolSchema = z
 
 export const ToolCatalogSchema = z.object({ tools: z.array(ToolSchema) }).meta({ id: 'ToolCatalog' });
 
-/** GET /v1/tools query string: the catalog as is, or rendered for one function-calling API. */
 export const FunctionToolExportSchema = z
   .object({
     format: z.enum(FunctionCallingFormats),
@@ -350,8 +349,6 @@ export const ApprovalPreviewSchema = z
   .meta({ id: 'ApprovalPreview', description: 'Everything an approver must see before deciding.' });
 export type ApprovalPreview = z.infer<typeof ApprovalPreviewSchema>;
 
-/** GET /v1/approvals query string. */
-/** POST /v1/approvals/{id}/decision body. */
 export const DecisionResultSchema = z
   .object({
     approvalId: ApprovalIdSchema,
@@ -388,7 +385,6 @@ export const ReceiptViewSchema = z
 export type ReceiptViewBody = z.infer<typeof ReceiptViewSchema>;
 // ── limits ──────────────────────────────────────────────────────────────────
 
-/** GET /v1/limits query string: the agent and tool an action would name, to see their quotas too. */
 export const QuotaSchema = z
   .object({
     id: z.string().meta({ description: 'The policy id, as in `RateLimit-Policy` and `violated-policies`.' }),
@@ -523,7 +519,6 @@ export const ReconciliationReportSchema = z
 
 // ── metrics (local runtime) ─────────────────────────────────────────────────
 
-/** GET /v1/metrics query string. */
 export const KpiRowSchema = z
   .object({
     name: z.string().meta({ description: 'The metric (docs/runbooks.md lists them).' }),

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,24 @@ describe('FileAuditStore (Object Lock stand-in)', () => {
     expect((await stat(join(root, 'audit', ...key.split('/')))).mode & 0o777).toBe(0o444);
     // No temporary file left behind, whichever way each write ended.
     expect(await readdir(join(root, 'audit', 'receipts', '2026', '12', '03'))).toEqual(['act_01.json']);
+  });
+
+  it('stores an object before its call returns, so in one process the first writer called is the one stored', async () => {
+    // Prepare: two receipts for one key, the first built from a shorter chain than the second
+    // (receipts/vault.ts accepts a stored receipt only when it is a prefix of the later chain).
+    const key = 'receipts/dt=2000-01-01/act_order.json';
+    const first = bytes('{"events":1}');
+    const second = bytes('{"events":2}');
+    // Act: both called in the same turn of the event loop, neither awaited yet.
+    const a = store.putIfAbsent(key, first, sha(first));
+    // Assess: the object is in the folder already, before anything was awaited (a write that
+    // yields midway could be overtaken by a receipt built later)...
+    expect(existsSync(join(root, 'audit', ...key.split('/')))).toBe(true);
+    const b = store.putIfAbsent(key, second, sha(second));
+    // ...and the first call's bytes are the ones kept; the second is the one refused.
+    expect(await a).toBe('created');
+    await expect(b).rejects.toBeInstanceOf(AuditObjectConflictError);
+    expect(new Uint8Array((await store.get(key))!)).toEqual(first);
   });
 
   it('lets exactly one of many racing writers (two stores on one folder) create the object', async () => {

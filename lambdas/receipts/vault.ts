@@ -139,36 +139,42 @@ export function heldRecordsOf(value: unknown, actionId: string): LedgerSnapshot 
   return whole && ours ? { action: a as ActionRecord, events: chain, steps: steps as StepRecord[] } : undefined;
 }
 
+/** The action, its events and its steps as the ledger holds them now. */
+async function readHistory(deps: ReceiptsDeps, actionId: string): Promise<{ action: ActionRecord | undefined; events: AuditEvent[]; steps: StepRecord[] }> {
+  // The action and its events in one request where the store allows it; the steps beside them.
+  const [history, steps] = await Promise.all([
+    deps.events.listWithAction
+      ? deps.events.listWithAction(actionId)
+      : Promise.all([deps.actions.getAction(actionId), deps.events.list(actionId)]).then(([action, events]) => ({ action, events })),
+    deps.steps.listSteps(actionId),
+  ]);
+  return { action: history.action ?? undefined, events: [...history.events], steps: [...steps] };
+}
+
 async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: ReceiptOptions): Promise<WriteReceiptResult & { createdAtMs: number }> {
   const held = heldRecordsOf(options.held, actionId);
-  // The action and its events in one request where the store allows it; the steps beside them.
-  const [history, steps, key] = await Promise.all([
-    held ??
-      (deps.events.listWithAction
-        ? deps.events.listWithAction(actionId)
-        : Promise.all([deps.actions.getAction(actionId), deps.events.list(actionId)]).then(([action, events]) => ({ action, events }))),
-    held?.steps ?? deps.steps.listSteps(actionId),
-    deps.secrets.getSecret(AuditSecretNames.redactionKey),
-  ]);
-  const { action, events } = history;
+  const [records, key] = await Promise.all([held ?? readHistory(deps, actionId), deps.secrets.getSecret(AuditSecretNames.redactionKey)]);
+  const { action, events, steps } = records;
   if (!action) throw new ActionNotFoundError(actionId);
-  // An action-level trace id wins when intake records one; else the saga's X-Ray trace.
-  const traceId = action.traceId ?? options.traceId;
-  const build = (chain: readonly AuditEvent[]) => buildReceipt({ action, steps, events: chain, redactor: new Redactor(key), tools: deps.tools, traceId: traceId ?? null });
+  const builder = (from: { action: ActionRecord; steps: readonly StepRecord[] }) => (chain: readonly AuditEvent[]) =>
+    // An action-level trace id wins when intake records one; else the saga's X-Ray trace.
+    buildReceipt({ action: from.action, steps: [...from.steps], events: chain, redactor: new Redactor(key), tools: deps.tools, traceId: from.action.traceId ?? options.traceId ?? null });
+  const build = builder({ action, steps });
   const receipt = build(events);
   if (!receipt.events.intact) deps.logger.error('ALARM audit event chain does not verify', { actionId, events: receipt.events.count });
   const body = serializeReceipt(receipt);
   const sha256 = sha256Hex(body);
   const objectKey = receiptKey(action);
+  const result = (write: PutResult, stored: string) => ({ key: objectKey, status: action.status, sha256: stored, write, createdAtMs: Date.parse(action.createdAt) });
   try {
     const write = await deps.store.putIfAbsent(objectKey, body, sha256);
     deps.logger.info('receipt stored', { actionId, key: objectKey, sha256, write, status: action.status });
-    return { key: objectKey, status: action.status, sha256, write, createdAtMs: Date.parse(action.createdAt) };
+    return result(write, sha256);
   } catch (error) {
     if (error instanceof AuditObjectConflictError) {
-      const ordered = [...events].sort((a, b) => a.seq - b.seq);
-      const earlier = await earlierReceipt(deps, objectKey, ordered, build);
-      if (earlier) {
+      const stored = await storedReceipt(deps, objectKey);
+      const ordered = bySeq(events);
+      if (stored && stored.count < ordered.length && builds(stored, ordered, build)) {
         // Stored by another run before the last events were appended (a vote refused as the
         // action settled, a run racing a resumed one): the vault keeps the first receipt, and
         // this action's later events stay on its chain in the ledger. Not tampering: the stored
@@ -176,11 +182,26 @@ async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: Recei
         deps.logger.warn('receipt in the vault was written before later audit events; they stay on the action chain', {
           actionId,
           key: objectKey,
-          receiptEvents: earlier.count,
+          receiptEvents: stored.count,
           chainEvents: events.length,
-          laterEvents: ordered.slice(earlier.count).map((e) => e.type),
+          laterEvents: ordered.slice(stored.count).map((e) => e.type),
         });
-        return { key: objectKey, status: action.status, sha256: earlier.sha256, write: 'identical', createdAtMs: Date.parse(action.createdAt) };
+        return result('identical', stored.sha256);
+      }
+      // This writer's records may be older than the stored receipt's: the fast path's held
+      // records, or a ledger read that another run's events and receipt overtook (10,000-action
+      // storm: a read handed off to the saga, both writing, the later build stored first). The
+      // same test against the ledger as it is now: the stored bytes must be exactly what its
+      // first events build, with the action and steps as they are now.
+      const now = stored ? await readHistory(deps, actionId) : undefined;
+      if (stored && now?.action && builds(stored, bySeq(now.events), builder({ action: now.action, steps: now.steps }))) {
+        deps.logger.info('receipt in the vault was built from later ledger records than this writer read; it is the receipt of record', {
+          actionId,
+          key: objectKey,
+          receiptEvents: stored.count,
+          readEvents: events.length,
+        });
+        return result('identical', stored.sha256);
       }
       deps.logger.error('ALARM receipt differs from the one already in the vault', {
         actionId,
@@ -193,19 +214,10 @@ async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: Recei
   }
 }
 
-/**
- * The stored receipt at `objectKey` when it is exactly what this action's first events
- * (`ordered` by sequence) build
- * (its own event count taken from it, everything else from the ledger as it is now): the
- * receipt another run stored before the chain grew. Undefined for anything else, which stays
- * an ALARM: a vault or ledger that changed under the receipt.
- */
-async function earlierReceipt(
-  deps: ReceiptsDeps,
-  objectKey: string,
-  ordered: readonly AuditEvent[],
-  build: (chain: readonly AuditEvent[]) => ReturnType<typeof buildReceipt>,
-): Promise<{ count: number; sha256: string } | undefined> {
+const bySeq = (events: readonly AuditEvent[]) => [...events].sort((a, b) => a.seq - b.seq);
+
+/** The receipt stored at `objectKey`: its digest and the event count it states; undefined when it has none. */
+async function storedReceipt(deps: ReceiptsDeps, objectKey: string): Promise<{ count: number; sha256: string } | undefined> {
   const stored = await deps.store.get(objectKey);
   if (!stored) return undefined;
   let count: unknown;
@@ -214,10 +226,17 @@ async function earlierReceipt(
   } catch {
     return undefined;
   }
-  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count >= ordered.length) return undefined;
-  const prefix = ordered.slice(0, count);
-  const sha256 = sha256Hex(stored);
-  return sha256Hex(serializeReceipt(build(prefix))) === sha256 ? { count, sha256 } : undefined;
+  return typeof count === 'number' && Number.isInteger(count) && count >= 1 ? { count, sha256: sha256Hex(stored) } : undefined;
+}
+
+/**
+ * Whether the stored receipt is exactly what the first of `ordered` events (by sequence) build,
+ * its own event count taken from it and everything else from `build`'s records. Anything else
+ * stays an ALARM: a vault or ledger that changed under the receipt.
+ */
+function builds(stored: { count: number; sha256: string }, ordered: readonly AuditEvent[], build: (chain: readonly AuditEvent[]) => ReturnType<typeof buildReceipt>): boolean {
+  if (stored.count > ordered.length) return false;
+  return sha256Hex(serializeReceipt(build(ordered.slice(0, stored.count)))) === stored.sha256;
 }
 
 /** Compact UTC time for digest keys: `20250102T030405.678Z`. */

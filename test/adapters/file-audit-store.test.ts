@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,22 +35,20 @@ describe('FileAuditStore (Object Lock stand-in)', () => {
     expect(await readdir(join(root, 'audit', 'receipts', '2026', '12', '03'))).toEqual(['act_01.json']);
   });
 
-  it('stores an object before its call returns, so in one process the first writer called is the one stored', async () => {
-    // Prepare: two receipts for one key, the first built from a shorter chain than the second
-    // (receipts/vault.ts accepts a stored receipt only when it is a prefix of the later chain).
+  it('keeps exactly one of racing writers with different bytes for a key, and refuses the others as conflicts', async () => {
+    // As with S3, the writer stored is not promised to be the first one called: receipts/vault.ts
+    // accepts a stored receipt when the ledger builds it (test/receipts/receipts.test.ts).
     const key = 'receipts/dt=2000-01-01/act_order.json';
-    const first = bytes('{"events":1}');
-    const second = bytes('{"events":2}');
-    // Act: both called in the same turn of the event loop, neither awaited yet.
-    const a = store.putIfAbsent(key, first, sha(first));
-    // Assess: the object is in the folder already, before anything was awaited (a write that
-    // yields midway could be overtaken by a receipt built later)...
-    expect(existsSync(join(root, 'audit', ...key.split('/')))).toBe(true);
-    const b = store.putIfAbsent(key, second, sha(second));
-    // ...and the first call's bytes are the ones kept; the second is the one refused.
-    expect(await a).toBe('created');
-    await expect(b).rejects.toBeInstanceOf(AuditObjectConflictError);
-    expect(new Uint8Array((await store.get(key))!)).toEqual(first);
+    const bodies = Array.from({ length: 8 }, (_, i) => bytes(`{"events":${i + 1}}`));
+    const results = await Promise.allSettled(bodies.map((body) => store.putIfAbsent(key, body, sha(body))));
+    const created = results.flatMap((r, i) => (r.status === 'fulfilled' && r.value === 'created' ? [i] : []));
+    expect(created).toHaveLength(1);
+    const refused = results.filter((r) => r.status === 'rejected');
+    expect(refused).toHaveLength(bodies.length - 1);
+    for (const r of refused) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(AuditObjectConflictError);
+    expect(new Uint8Array((await store.get(key))!)).toEqual(bodies[created[0]!]);
+    // No temp file is left behind.
+    expect((await readdir(join(root, 'audit', 'receipts', 'dt=2000-01-01'))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('lets exactly one of many racing writers (two stores on one folder) create the object', async () => {

@@ -34,7 +34,7 @@ export class FileAuditStore implements AuditStore {
    * write cost less blocking the event loop than as promises through libuv's thread pool (the
    * local control plane makes one per action; profiled under load). Creating the temp file on
    * the thread pool (~0.3 ms of file-system work here) gave +11 % read actions/s at 16-way,
-   * but each of three 10,000-action storms with it ran 801–830 s, against 709–718 s for two
+   * but each of three 10,000-action storms with it ran 801–830 s, against 709–759 s for three
    * without; so it stays synchronous. Nothing relies on the order that gives (in one process,
    * the first writer called is the one stored): as with S3, receipts/vault.ts accepts a receipt
    * built later and stored first when the ledger builds it. This store promises only that

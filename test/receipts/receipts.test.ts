@@ -62,6 +62,26 @@ beforeAll(async () => {
   }
 });
 
+/** Rewrites one stored event's body in place (its chain fields kept), as someone with table access could. */
+async function rewriteEvent(id: string, seq: number): Promise<void> {
+  const { PutItemCommand, GetItemCommand } = await import('@aws-sdk/client-dynamodb');
+  const key = { pk: { S: `ACTION#${id}` }, sk: { S: `EVENT#${String(seq).padStart(8, '0')}` } };
+  const item = (await env.dynamo.client.send(new GetItemCommand({ TableName: env.tableName, Key: key }))).Item!;
+  const doc = JSON.parse(item.doc!.S!) as { actor: string };
+  await env.dynamo.client.send(new PutItemCommand({ TableName: env.tableName, Item: { ...item, doc: { S: JSON.stringify({ ...doc, actor: 'mallory' }) } } }));
+}
+
+/**
+ * A settled action whose records one writer holds (`held`) while another run appends an event
+ * and stores the receipt of the longer chain first (`later`).
+ */
+async function overtaken(id: string) {
+  await seedAction({ ledger: env.ledger, store }, id, 'completed');
+  const held = { action: await env.ledger.getAction(id), events: await store.list(id), steps: await store.listSteps(id) };
+  await store.append(id, { type: 'approval.vote_refused', actor: 'u51', data: { reason: 'closed' } });
+  return { held, later: await writeReceipt(composition.receipts.deps, id) };
+}
+
 afterAll(async () => {
   await env?.close();
   if (dir) {
@@ -208,13 +228,8 @@ describe('write once', () => {
 
   it('a receipt the ledger no longer builds is an alarm: an event rewritten, not appended', async () => {
     const id = ids.get('cancelled')!;
-    const events = await store.list(id);
     // Rewrite the first event's body in place (its chain fields kept): the prefix no longer builds the stored receipt.
-    const { PutItemCommand, GetItemCommand } = await import('@aws-sdk/client-dynamodb');
-    const key = { pk: { S: `ACTION#${id}` }, sk: { S: `EVENT#${String(events[0]!.seq).padStart(8, '0')}` } };
-    const item = (await env.dynamo.client.send(new GetItemCommand({ TableName: env.tableName, Key: key }))).Item!;
-    const doc = JSON.parse(item.doc!.S!) as { actor: string };
-    await env.dynamo.client.send(new PutItemCommand({ TableName: env.tableName, Item: { ...item, doc: { S: JSON.stringify({ ...doc, actor: 'mallory' }) } } }));
+    await rewriteEvent(id, (await store.list(id))[0]!.seq);
     await store.append(id, { type: 'late.event', actor: 'mallory' });
     lines.length = 0;
     await expect(writeReceipt(composition.receipts.deps, id)).rejects.toBeInstanceOf(AuditObjectConflictError);
@@ -251,10 +266,7 @@ describe('writers racing', () => {
     // the receipt; the one built later, from more events, was stored first, and the earlier
     // writer, holding fewer events, raised "ALARM receipt differs". Two Lambdas can race so in AWS.
     const id = 'act_01JRECE1PT9000000000000001';
-    await seedAction({ ledger: env.ledger, store }, id, 'completed');
-    const held = { action: await env.ledger.getAction(id), events: await store.list(id), steps: await store.listSteps(id) };
-    await store.append(id, { type: 'approval.vote_refused', actor: 'u51', data: { reason: 'closed' } });
-    const later = await writeReceipt(composition.receipts.deps, id);
+    const { held, later } = await overtaken(id);
     expect(later.write).toBe('created');
     lines.length = 0;
     const earlier = await writeReceipt(composition.receipts.deps, id, { held });
@@ -267,17 +279,9 @@ describe('writers racing', () => {
 
   it('a writer whose records are older than a receipt the ledger does not build still raises the alarm', async () => {
     const id = 'act_01JRECE1PT9000000000000002';
-    await seedAction({ ledger: env.ledger, store }, id, 'completed');
-    const held = { action: await env.ledger.getAction(id), events: await store.list(id), steps: await store.listSteps(id) };
-    await store.append(id, { type: 'approval.vote_refused', actor: 'u52', data: { reason: 'closed' } });
-    const later = await writeReceipt(composition.receipts.deps, id);
+    const { held, later } = await overtaken(id);
     // The ledger's newest event rewritten after the receipt was stored: no prefix builds it now.
-    const { PutItemCommand, GetItemCommand } = await import('@aws-sdk/client-dynamodb');
-    const last = (await store.list(id)).at(-1)!;
-    const key = { pk: { S: `ACTION#${id}` }, sk: { S: `EVENT#${String(last.seq).padStart(8, '0')}` } };
-    const item = (await env.dynamo.client.send(new GetItemCommand({ TableName: env.tableName, Key: key }))).Item!;
-    const doc = JSON.parse(item.doc!.S!) as { actor: string };
-    await env.dynamo.client.send(new PutItemCommand({ TableName: env.tableName, Item: { ...item, doc: { S: JSON.stringify({ ...doc, actor: 'mallory' }) } } }));
+    await rewriteEvent(id, (await store.list(id)).at(-1)!.seq);
     lines.length = 0;
     await expect(writeReceipt(composition.receipts.deps, id, { held })).rejects.toBeInstanceOf(AuditObjectConflictError);
     expect(lines.some((l) => l.includes('ALARM') && l.includes(id))).toBe(true);

@@ -140,7 +140,7 @@ export function heldRecordsOf(value: unknown, actionId: string): LedgerSnapshot 
 }
 
 /** The action, its events and its steps as the ledger holds them now. */
-async function readHistory(deps: ReceiptsDeps, actionId: string): Promise<{ action: ActionRecord | undefined; events: AuditEvent[]; steps: StepRecord[] }> {
+async function readHistory(deps: ReceiptsDeps, actionId: string): Promise<{ action: ActionRecord | undefined; events: readonly AuditEvent[]; steps: readonly StepRecord[] }> {
   // The action and its events in one request where the store allows it; the steps beside them.
   const [history, steps] = await Promise.all([
     deps.events.listWithAction
@@ -148,7 +148,7 @@ async function readHistory(deps: ReceiptsDeps, actionId: string): Promise<{ acti
       : Promise.all([deps.actions.getAction(actionId), deps.events.list(actionId)]).then(([action, events]) => ({ action, events })),
     deps.steps.listSteps(actionId),
   ]);
-  return { action: history.action ?? undefined, events: [...history.events], steps: [...steps] };
+  return { action: history.action, events: history.events, steps };
 }
 
 async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: ReceiptOptions): Promise<WriteReceiptResult & { createdAtMs: number }> {
@@ -158,7 +158,7 @@ async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: Recei
   if (!action) throw new ActionNotFoundError(actionId);
   const builder = (from: { action: ActionRecord; steps: readonly StepRecord[] }) => (chain: readonly AuditEvent[]) =>
     // An action-level trace id wins when intake records one; else the saga's X-Ray trace.
-    buildReceipt({ action: from.action, steps: [...from.steps], events: chain, redactor: new Redactor(key), tools: deps.tools, traceId: from.action.traceId ?? options.traceId ?? null });
+    buildReceipt({ action: from.action, steps: from.steps, events: chain, redactor: new Redactor(key), tools: deps.tools, traceId: from.action.traceId ?? options.traceId ?? null });
   const build = builder({ action, steps });
   const receipt = build(events);
   if (!receipt.events.intact) deps.logger.error('ALARM audit event chain does not verify', { actionId, events: receipt.events.count });
@@ -172,35 +172,33 @@ async function storeReceipt(deps: ReceiptsDeps, actionId: string, options: Recei
     return result(write, sha256);
   } catch (error) {
     if (error instanceof AuditObjectConflictError) {
+      // Another run stored this action's receipt first: from fewer events (a vote refused as the
+      // action settled was appended after it), or from more than this writer read (the fast
+      // path's held records, or a ledger read that another run's events and receipt overtook;
+      // 10,000-action storm: a read handed off to the saga, both writing, the later build stored
+      // first). Not tampering when the stored bytes are exactly what the ledger as it is now
+      // builds from its first events (the stored receipt's count), with its action and steps.
       const stored = await storedReceipt(deps, objectKey);
-      const ordered = bySeq(events);
-      if (stored && stored.count < ordered.length && builds(stored, ordered, build)) {
-        // Stored by another run before the last events were appended (a vote refused as the
-        // action settled, a run racing a resumed one): the vault keeps the first receipt, and
-        // this action's later events stay on its chain in the ledger. Not tampering: the stored
-        // bytes are exactly what the ledger's first events build.
-        deps.logger.warn('receipt in the vault was written before later audit events; they stay on the action chain', {
-          actionId,
-          key: objectKey,
-          receiptEvents: stored.count,
-          chainEvents: events.length,
-          laterEvents: ordered.slice(stored.count).map((e) => e.type),
-        });
-        return result('identical', stored.sha256);
-      }
-      // This writer's records may be older than the stored receipt's: the fast path's held
-      // records, or a ledger read that another run's events and receipt overtook (10,000-action
-      // storm: a read handed off to the saga, both writing, the later build stored first). The
-      // same test against the ledger as it is now: the stored bytes must be exactly what its
-      // first events build, with the action and steps as they are now.
       const now = stored ? await readHistory(deps, actionId) : undefined;
-      if (stored && now?.action && builds(stored, bySeq(now.events), builder({ action: now.action, steps: now.steps }))) {
-        deps.logger.info('receipt in the vault was built from later ledger records than this writer read; it is the receipt of record', {
-          actionId,
-          key: objectKey,
-          receiptEvents: stored.count,
-          readEvents: events.length,
-        });
+      const ordered = now ? bySeq(now.events) : [];
+      if (stored && now?.action && builds(stored, ordered, builder({ action: now.action, steps: now.steps }))) {
+        if (stored.count < ordered.length) {
+          // The vault keeps the first receipt; the later events stay on the action's chain in the ledger.
+          deps.logger.warn('receipt in the vault was written before later audit events; they stay on the action chain', {
+            actionId,
+            key: objectKey,
+            receiptEvents: stored.count,
+            chainEvents: ordered.length,
+            laterEvents: ordered.slice(stored.count).map((e) => e.type),
+          });
+        } else {
+          deps.logger.info('receipt in the vault was built from later ledger records than this writer read; it is the receipt of record', {
+            actionId,
+            key: objectKey,
+            receiptEvents: stored.count,
+            readEvents: events.length,
+          });
+        }
         return result('identical', stored.sha256);
       }
       deps.logger.error('ALARM receipt differs from the one already in the vault', {
